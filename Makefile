@@ -1,0 +1,182 @@
+# herd — the one build file. `make` builds libherd.so, the providers, the task
+# plugins, the herd command and the examples into $(BUILD)/.
+#   make demo        run the nino34 flow (sequential, then on a LocalCluster)
+#   make test        build and run every test
+#   make test-asan   the same under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make bench       benchmarks, side by side with Dask
+#   make install     PREFIX=/usr/local DESTDIR=
+#   make deps        install the Debian packages the build needs (as root)
+
+.SECONDEXPANSION:
+PREFIX  ?= /usr/local
+DESTDIR ?=
+BUILD   ?= build
+CC      ?= cc
+SAN     ?=
+
+VERSION     := 0.1.0
+SOVERSION   := 0
+PKGS        := libevent libevent_pthreads libevent_openssl msgpack yaml-0.1 libcurl openssl cmocka
+DEB_PKGS    := build-essential pkg-config libevent-dev libmsgpack-dev libyaml-dev \
+               libcurl4-openssl-dev libssl-dev libcmocka-dev
+
+PKG_CFLAGS  = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS    = $(shell pkg-config --libs libevent libevent_pthreads libevent_openssl msgpack yaml-0.1 libcurl openssl 2>/dev/null)
+CMOCKA_LIBS = $(shell pkg-config --libs cmocka 2>/dev/null)
+
+ifeq ($(SAN),1)
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+OPT      := -O1 -g
+else
+SANFLAGS :=
+OPT      := -O2 -g
+endif
+
+WARN     := -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow -Wstrict-prototypes
+CFLAGS_ALL = -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) $(SANFLAGS) -fPIC -fvisibility=hidden \
+             -Iinclude -Icore $(PKG_CFLAGS) \
+             -DHERD_PREFIX='"$(PREFIX)"' $(CFLAGS)
+LDFLAGS_ALL = $(SANFLAGS) $(LDFLAGS)
+
+CORE_SRC  := $(wildcard core/*.c)
+CLI_SRC   := $(wildcard core/cli/*.c)
+PROVIDERS := $(notdir $(wildcard providers/*))
+PLUGINS   := $(notdir $(wildcard plugins/*))
+EXAMPLES  := $(notdir $(wildcard examples/*))
+UNIT_SRC  := $(wildcard tests/unit/test_*.c)
+INTEG_SRC := $(wildcard tests/integration/test_*.c)
+CONF_SRC  := $(wildcard tests/conformance/test_*.c)
+BENCH_SRC := $(wildcard bench/*.c)
+TEST_HELPERS := $(wildcard tests/support/*.c)
+FIXTURE_SRC  := $(wildcard tests/fixtures/*.c)
+
+CORE_OBJ  := $(CORE_SRC:%.c=$(BUILD)/obj/%.o)
+LIBSO     := $(BUILD)/lib/libherd.so.$(VERSION)
+LIBA      := $(BUILD)/lib/libherd.a
+HERD_BIN  := $(BUILD)/bin/herd
+PROV_SO   := $(PROVIDERS:%=$(BUILD)/providers/%.so)
+PLUG_SO   := $(PLUGINS:%=$(BUILD)/plugins/%.so)
+EX_BIN    := $(foreach e,$(EXAMPLES),$(if $(wildcard examples/$(e)/*.c),$(BUILD)/examples/$(e)))
+UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+INTEG_BIN := $(INTEG_SRC:tests/integration/%.c=$(BUILD)/tests/%)
+CONF_BIN  := $(CONF_SRC:tests/conformance/%.c=$(BUILD)/tests/%)
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+TEST_BINS := $(UNIT_BIN) $(INTEG_BIN) $(CONF_BIN)
+FIXTURE_SO := $(FIXTURE_SRC:tests/fixtures/%.c=$(BUILD)/tests/fixtures/%.so)
+
+RPATH     = -Wl,-rpath,'$$ORIGIN/../lib'
+LINK_HERD = -L$(BUILD)/lib -lherd $(RPATH)
+
+.PHONY: all deps check-deps demo test test-asan bench install uninstall clean tests-build
+all: check-deps $(LIBSO) $(BUILD)/lib/libherd.so $(LIBA) $(HERD_BIN) $(PROV_SO) $(PLUG_SO) $(EX_BIN) $(BUILD)/herd.pc
+
+# ---- dependencies ----
+deps:
+	@missing=""; for p in $(PKGS); do pkg-config --exists $$p 2>/dev/null || missing="$$missing $$p"; done; \
+	command -v pkg-config >/dev/null || missing="pkg-config"; \
+	if [ -n "$$missing" ]; then \
+	  echo "herd: missing build dependencies:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq $(DEB_PKGS) >/dev/null || exit 1; \
+	  else echo "run as root:  apt-get install -y $(DEB_PKGS)"; exit 1; fi; \
+	fi
+
+check-deps:
+	@$(MAKE) --no-print-directory deps
+
+# ---- libherd ----
+$(BUILD)/obj/%.o: %.c $(wildcard include/herd/*.h core/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -c $< -o $@
+
+$(LIBSO): $(CORE_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) -shared -Wl,-soname,libherd.so.$(SOVERSION) -Wl,--no-undefined $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS) -ldl -lpthread -lm
+
+$(BUILD)/lib/libherd.so: $(LIBSO)
+	ln -sf libherd.so.$(VERSION) $(BUILD)/lib/libherd.so.$(SOVERSION)
+	ln -sf libherd.so.$(VERSION) $@
+
+$(LIBA): $(CORE_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@; ar rcs $@ $^
+
+$(HERD_BIN): $(CLI_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/lib/libherd.so
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_ALL) -o $@ $(filter %.o,$^) $(LINK_HERD) $(PKG_LIBS) -lpthread
+
+# Providers and plugins are not linked against libherd: they resolve herd_*
+# from the process that loads them, so one copy of the runtime exists.
+$(BUILD)/providers/%.so: $$(foreach f,$$(wildcard providers/$$*/*.c),$(BUILD)/obj/$$(basename $$(f)).o)
+	@mkdir -p $(dir $@)
+	$(CC) -shared $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS) -lpthread
+
+$(BUILD)/plugins/%.so: $$(foreach f,$$(wildcard plugins/$$*/*.c),$(BUILD)/obj/$$(basename $$(f)).o)
+	@mkdir -p $(dir $@)
+	$(CC) -shared $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS) -lpthread
+
+
+$(BUILD)/examples/%: $$(foreach f,$$(wildcard examples/$$*/*.c),$(BUILD)/obj/$$(basename $$(f)).o) $(BUILD)/lib/libherd.so
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_ALL) -o $@ $(filter %.o,$^) $(LINK_HERD) $(PKG_LIBS) -lpthread -lm
+
+$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(BUILD)/lib/libherd.so
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_ALL) -o $@ $(filter %.o,$^) $(LINK_HERD) $(PKG_LIBS) -lpthread -lm
+
+# Unit tests link the static archive whole (internal functions are reachable)
+# and export it (-rdynamic) to the providers and plugins they load.
+TEST_SUPPORT_OBJ := $(TEST_HELPERS:%.c=$(BUILD)/obj/%.o)
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(TEST_SUPPORT_OBJ) $(LIBA)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_ALL) -rdynamic -o $@ $(filter %.o,$^) -Wl,--whole-archive $(LIBA) -Wl,--no-whole-archive $(PKG_LIBS) $(CMOCKA_LIBS) -ldl -lpthread -lm
+$(BUILD)/tests/%: $(BUILD)/obj/tests/integration/%.o $(TEST_SUPPORT_OBJ) $(BUILD)/lib/libherd.so
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_ALL) -o $@ $(filter %.o,$^) $(LINK_HERD) $(PKG_LIBS) $(CMOCKA_LIBS) -lpthread -lm
+$(BUILD)/tests/%: $(BUILD)/obj/tests/conformance/%.o $(TEST_SUPPORT_OBJ) $(BUILD)/lib/libherd.so
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_ALL) -o $@ $(filter %.o,$^) $(LINK_HERD) $(PKG_LIBS) $(CMOCKA_LIBS) -lpthread -lm
+
+# Test fixtures: deliberately broken or minimal providers/plugins as .so files.
+$(BUILD)/tests/fixtures/%.so: $(BUILD)/obj/tests/fixtures/%.o
+	@mkdir -p $(dir $@)
+	$(CC) -shared $(LDFLAGS_ALL) -o $@ $^
+
+$(BUILD)/herd.pc: Makefile
+	@mkdir -p $(dir $@)
+	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: herd\nDescription: run a program'"'"'s tasks in parallel on a cluster of workers\nVersion: %s\nRequires.private: libevent msgpack yaml-0.1 libcurl openssl\nLibs: -L$${libdir} -lherd\nCflags: -I$${includedir}\n' '$(PREFIX)' '$(VERSION)' > $@
+
+# ---- running ----
+tests-build: all $(TEST_BINS) $(FIXTURE_SO)
+
+test: tests-build
+	@BUILD=$(BUILD) sh tests/run.sh $(TEST_BINS)
+
+test-asan:
+	@$(MAKE) --no-print-directory BUILD=build-asan SAN=1 test
+
+demo: all
+	$(BUILD)/examples/nino34
+
+bench: all $(BENCH_BIN)
+	@BUILD=$(BUILD) sh bench/run.sh
+
+# ---- install ----
+install: all
+	install -d $(DESTDIR)$(PREFIX)/include/herd $(DESTDIR)$(PREFIX)/lib/pkgconfig \
+	           $(DESTDIR)$(PREFIX)/lib/herd/providers $(DESTDIR)$(PREFIX)/lib/herd/plugins $(DESTDIR)$(PREFIX)/bin
+	install -m 644 include/herd/*.h $(DESTDIR)$(PREFIX)/include/herd/
+	install -m 755 $(LIBSO) $(DESTDIR)$(PREFIX)/lib/
+	ln -sf libherd.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libherd.so.$(SOVERSION)
+	ln -sf libherd.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libherd.so
+	$(if $(PROV_SO),install -m 755 $(PROV_SO) $(DESTDIR)$(PREFIX)/lib/herd/providers/)
+	$(if $(PLUG_SO),install -m 755 $(PLUG_SO) $(DESTDIR)$(PREFIX)/lib/herd/plugins/)
+	install -m 755 $(HERD_BIN) $(DESTDIR)$(PREFIX)/bin/herd
+	install -m 644 $(BUILD)/herd.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/herd.pc
+
+uninstall:
+	rm -rf $(DESTDIR)$(PREFIX)/include/herd $(DESTDIR)$(PREFIX)/lib/herd
+	rm -f $(DESTDIR)$(PREFIX)/lib/libherd.so* $(DESTDIR)$(PREFIX)/bin/herd $(DESTDIR)$(PREFIX)/lib/pkgconfig/herd.pc
+
+clean:
+	rm -rf build build-asan

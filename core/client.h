@@ -1,0 +1,110 @@
+/* core/client.h — the client half of the runtime: futures, the submit spec
+ * sent to a scheduler, and the transport a client submits through (directly
+ * into an in-process scheduler, or over a worker's connection for sub-tasks). */
+#ifndef HERD_CLIENT_H
+#define HERD_CLIENT_H
+
+#include "internal.h"
+#include "kmap.h"
+#include <pthread.h>
+#include <stdatomic.h>
+
+typedef struct herd_client herd_client;
+
+typedef struct herd_watch {        /* an as_completed iterator watching a future */
+    struct herd_completed *it;
+    struct herd_watch *next;
+} herd_watch;
+
+struct herd_future {
+    uint64_t key;
+    atomic_int refs;               /* the user's, the scheduler's, the client map's */
+    herd_client *cl;
+    herd_state state;              /* guarded by cl->mu */
+    herd_value *result;
+    char *error;
+    char *run_name;
+    herd_watch *watchers;
+    int user_released;
+};
+
+/* What a client hands its scheduler. Ownership of every pointer passes. */
+typedef struct herd_submit_spec {
+    int op;                        /* OP_SUBMIT, OP_RELEASE, OP_CANCEL */
+    uint64_t key;
+    herd_future *fut;              /* in-process only: a reference the scheduler holds */
+    char *task, *run_name;
+    herd_value *args;
+    int priority;
+    herd_value *resources;         /* map or NULL */
+    int retries;
+    double retry_delay, timeout;
+    struct herd_submit_spec *next;
+} herd_submit_spec;
+
+void herd_spec_free(herd_submit_spec *s);
+
+typedef struct herd_transport {
+    /* Takes ownership of spec. Returns 0 or a negative code (closed). */
+    int  (*send)(void *ud, herd_submit_spec *spec);
+    /* A task thread is about to block on / has returned from waiting on futures. */
+    void (*block)(void *ud, int blocking);
+} herd_transport;
+
+typedef struct herd_annot {
+    unsigned set;                  /* ANN_* bits */
+    int priority;
+    herd_value *resources;
+    int retries;
+    double retry_delay, timeout;
+    herd_value *tags;
+} herd_annot;
+enum { ANN_PRIORITY = 1, ANN_RESOURCES = 2, ANN_RETRIES = 4, ANN_RETRY_DELAY = 8,
+       ANN_TIMEOUT = 16, ANN_TAGS = 32 };
+
+typedef struct runcount { char *name; uint64_t n; struct runcount *next; } runcount;
+
+struct herd_client {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    uint32_t id;                   /* key prefix given by the scheduler */
+    uint64_t seq;
+    kmap futs;                     /* key -> future, while the scheduler may still talk of it */
+    herd_annot *stack;             /* annotation scopes; stack[0] is empty */
+    size_t depth, cap;
+    runcount *counts;
+    const herd_transport *tp;
+    void *tp_ud;
+    int closed;                    /* no more submits */
+    /* resources some worker could ever offer (map), to reject impossible asks */
+    herd_value *cluster_resources;
+    int check_resources;
+    void (*log)(void *ud, int level, const char *line);
+    void *log_ud;
+};
+
+struct herd_runner;                  /* runner.c */
+int  herd_client_init(herd_client *cl, uint32_t id, const herd_transport *tp, void *tp_ud);
+/* Mark every non-final future Cancelled/Crashed with reason, stop submits. */
+void herd_client_shutdown(herd_client *cl, herd_state st, const char *reason);
+void herd_client_destroy(herd_client *cl);
+/* Final (or Running) state arrives. value/error ownership: value taken. */
+void herd_client_deliver(herd_client *cl, herd_future *f, herd_state st, herd_value *value, const char *error);
+void herd_client_deliver_key(herd_client *cl, uint64_t key, herd_state st, herd_value *value, const char *error);
+/* A copy of a completed future's result (NULL if none). */
+herd_value *herd_client_fetch(herd_future *f);
+void herd_future_unref(herd_future *f);
+int  herd_client_submit(herd_client *cl, const char *task, herd_value *args, const char *annotations,
+                        herd_future **out, herd_err *err);
+int  herd_annot_parse(const char *text, herd_annot *a, herd_err *err);
+void herd_annot_clear(herd_annot *a);
+void herd_client_logf(herd_client *cl, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* The object behind herd_runner *: a flow's runner (runner.c) or a task's
+ * sub-task client (worker.c). */
+struct herd_runner {
+    herd_client *cl;
+    int is_task_client;
+};
+
+#endif

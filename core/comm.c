@@ -1,0 +1,380 @@
+/* core/comm.c — framed msgpack messages over libevent bufferevents. A frame
+ * is a 4-byte big-endian length followed by one or more msgpack messages;
+ * everything queued during one loop iteration leaves as one frame, so both
+ * directions are batched. Also: address parsing, listen and dial. */
+#include "comm.h"
+#include "value_int.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+#include <event2/buffer.h>
+
+struct herd_conn {
+    struct bufferevent *bev;
+    struct event *flush_ev;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    herd_conn_msg_fn on_msg;
+    herd_conn_close_fn on_close;
+    void *ud;
+    char peer[128];
+    int in_cb;          /* inside a callback: defer free */
+    int dead;           /* free requested */
+    int closing;        /* close once output drains */
+    int flush_pending;
+};
+
+double herd_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void destroy(herd_conn *c)
+{
+    if (c->flush_ev) event_free(c->flush_ev);
+    if (c->bev) bufferevent_free(c->bev);
+    msgpack_sbuffer_destroy(&c->sb);
+    free(c);
+}
+
+void herd_conn_free(herd_conn *c)
+{
+    if (!c) return;
+    c->on_msg = NULL;
+    c->on_close = NULL;
+    if (c->in_cb) { c->dead = 1; return; }
+    destroy(c);
+}
+
+static void write_frame(herd_conn *c)
+{
+    c->flush_pending = 0;
+    if (c->sb.size == 0 || !c->bev) return;
+    uint32_t be = htonl((uint32_t)c->sb.size);
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    evbuffer_add(out, &be, 4);
+    evbuffer_add(out, c->sb.data, c->sb.size);
+    msgpack_sbuffer_clear(&c->sb);
+}
+
+static void flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+    write_frame(arg);
+}
+
+void herd_conn_flush(herd_conn *c) { if (c) write_frame(c); }
+
+msgpack_packer *herd_conn_packer(herd_conn *c) { return &c->pk; }
+
+void herd_conn_end(herd_conn *c)
+{
+    if (c->sb.size > HERD_MAX_FRAME / 4) { write_frame(c); return; }
+    if (!c->flush_pending) {
+        c->flush_pending = 1;
+        event_active(c->flush_ev, EV_WRITE, 0);
+    }
+}
+
+void herd_conn_append(herd_conn *c, const char *data, size_t len)
+{
+    if (!len) return;
+    msgpack_sbuffer_write(&c->sb, data, len);
+    herd_conn_end(c);
+}
+
+static void fail(herd_conn *c, const char *why)
+{
+    herd_conn_close_fn cb = c->on_close;
+    c->on_close = NULL;
+    c->on_msg = NULL;
+    if (c->bev) bufferevent_disable(c->bev, EV_READ);
+    if (cb) cb(c, why, c->ud);
+}
+
+static void read_cb(struct bufferevent *bev, void *arg)
+{
+    herd_conn *c = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    c->in_cb++;
+    while (!c->dead && c->on_msg) {
+        size_t avail = evbuffer_get_length(in);
+        if (avail < 4) break;
+        uint32_t be;
+        evbuffer_copyout(in, &be, 4);
+        uint32_t len = ntohl(be);
+        if (len == 0 || len > HERD_MAX_FRAME) {
+            char why[96];
+            snprintf(why, sizeof why, "protocol error: frame length %u (expected 1..%u)", len, HERD_MAX_FRAME);
+            fail(c, why);
+            break;
+        }
+        if (avail < 4 + (size_t)len) break;
+        const char *data = (const char *)evbuffer_pullup(in, 4 + (ssize_t)len) + 4;
+        msgpack_unpacked up;
+        msgpack_unpacked_init(&up);
+        size_t off = 0;
+        const char *why = NULL;
+        while (off < len && !c->dead && c->on_msg) {
+            /* msgpack-c allocates a container's declared size before reading
+             * it: validate untrusted bytes first */
+            if (herd_msgpack_check(data + off, len - off, NULL, NULL)) {
+                why = "protocol error: malformed msgpack in frame";
+                break;
+            }
+            msgpack_unpack_return r = msgpack_unpack_next(&up, data, len, &off);
+            if (r != MSGPACK_UNPACK_SUCCESS && r != MSGPACK_UNPACK_EXTRA_BYTES) {
+                why = "protocol error: malformed msgpack in frame";
+                break;
+            }
+            const msgpack_object *m = &up.data;
+            if (m->type != MSGPACK_OBJECT_ARRAY || m->via.array.size < 1 ||
+                m->via.array.ptr[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+                m->via.array.ptr[0].via.u64 == 0 || m->via.array.ptr[0].via.u64 >= OP_MAX) {
+                why = "protocol error: message is not [opcode, ...] with a known opcode";
+                break;
+            }
+            c->on_msg(c, m, c->ud);
+        }
+        msgpack_unpacked_destroy(&up);
+        if (why) { fail(c, why); break; }
+        evbuffer_drain(in, 4 + (size_t)len);
+    }
+    c->in_cb--;
+    if (c->dead && !c->in_cb) destroy(c);
+}
+
+static void write_cb(struct bufferevent *bev, void *arg)
+{
+    herd_conn *c = arg;
+    if (c->closing && evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+        if (c->in_cb) c->dead = 1; else destroy(c);
+    }
+}
+
+static void event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    herd_conn *c = arg;
+    if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))) return;
+    if (c->closing) { if (c->in_cb) c->dead = 1; else destroy(c); return; }
+    char why[160];
+    if (what & BEV_EVENT_EOF) snprintf(why, sizeof why, "connection closed by peer");
+    else if (what & BEV_EVENT_TIMEOUT) snprintf(why, sizeof why, "connection timed out");
+    else snprintf(why, sizeof why, "connection error: %s",
+                  evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+    c->in_cb++;
+    fail(c, why);
+    c->in_cb--;
+    if (c->dead && !c->in_cb) destroy(c);
+}
+
+void herd_conn_close_after_flush(herd_conn *c)
+{
+    write_frame(c);
+    c->on_msg = NULL;
+    c->on_close = NULL;
+    c->closing = 1;
+    bufferevent_disable(c->bev, EV_READ);
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+        if (c->in_cb) c->dead = 1; else destroy(c);
+    }
+}
+
+herd_conn *herd_conn_new(struct bufferevent *bev, const char *peer,
+                         herd_conn_msg_fn on_msg, herd_conn_close_fn on_close, void *ud)
+{
+    herd_conn *c = calloc(1, sizeof *c);
+    if (!c) { bufferevent_free(bev); return NULL; }
+    c->bev = bev;
+    c->on_msg = on_msg;
+    c->on_close = on_close;
+    c->ud = ud;
+    snprintf(c->peer, sizeof c->peer, "%s", peer ? peer : "?");
+    msgpack_sbuffer_init(&c->sb);
+    msgpack_packer_init(&c->pk, &c->sb, msgpack_sbuffer_write);
+    c->flush_ev = event_new(bufferevent_get_base(bev), -1, 0, flush_cb, c);
+    if (!c->flush_ev) { destroy(c); return NULL; }
+    evutil_socket_t fd = bufferevent_getfd(bev);
+    if (fd >= 0) {
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* fails harmlessly on unix */
+    }
+    bufferevent_setcb(bev, read_cb, write_cb, event_cb, c);
+    bufferevent_enable(bev, EV_READ | EV_WRITE);
+    return c;
+}
+
+const char *herd_conn_peer(const herd_conn *c) { return c->peer; }
+void herd_conn_set_ud(herd_conn *c, void *ud) { c->ud = ud; }
+void *herd_conn_ud(const herd_conn *c) { return c->ud; }
+
+/* ---- addresses ---- */
+int herd_addr_parse(const char *s, herd_addr *a, herd_err *err)
+{
+    memset(a, 0, sizeof *a);
+    if (!s || !*s) return herd_err_set(err, HERD_EARG, "address: expected tcp://host:port or unix:///path, got an empty string");
+    if (strncmp(s, "unix://", 7) == 0) {
+        a->is_unix = 1;
+        if (strlen(s + 7) == 0 || strlen(s + 7) >= sizeof a->path)
+            return herd_err_set(err, HERD_EARG, "address \"%s\": unix socket path must be 1..%zu bytes", s, sizeof a->path - 1);
+        snprintf(a->path, sizeof a->path, "%s", s + 7);
+        return 0;
+    }
+    const char *hp = s;
+    if (strncmp(s, "tcp://", 6) == 0) hp = s + 6;
+    else if (strstr(s, "://"))
+        return herd_err_set(err, HERD_EARG, "address \"%s\": unsupported scheme (expected tcp:// or unix://)", s);
+    const char *colon = strrchr(hp, ':');
+    if (!colon || colon == hp)
+        return herd_err_set(err, HERD_EARG, "address \"%s\": expected host:port", s);
+    size_t hl = (size_t)(colon - hp);
+    if (hp[0] == '[' && hl >= 2 && hp[hl - 1] == ']') { hp++; hl -= 2; }
+    if (hl >= sizeof a->host) return herd_err_set(err, HERD_EARG, "address \"%s\": host too long", s);
+    memcpy(a->host, hp, hl);
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (*end || port < 0 || port > 65535 || end == colon + 1)
+        return herd_err_set(err, HERD_EARG, "address \"%s\": port must be 0..65535, got \"%s\"", s, colon + 1);
+    a->port = (int)port;
+    return 0;
+}
+
+static int resolve(const herd_addr *a, struct sockaddr_storage *ss, socklen_t *len, herd_err *err)
+{
+    memset(ss, 0, sizeof *ss);
+    if (a->is_unix) {
+        struct sockaddr_un *un = (struct sockaddr_un *)ss;
+        un->sun_family = AF_UNIX;
+        snprintf(un->sun_path, sizeof un->sun_path, "%s", a->path);
+        *len = sizeof *un;
+        return 0;
+    }
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *res = NULL;
+    char port[16];
+    snprintf(port, sizeof port, "%d", a->port);
+    int rc = getaddrinfo(a->host, port, &hints, &res);
+    if (rc || !res)
+        return herd_err_set(err, HERD_EARG, "address %s:%d: cannot resolve host: %s", a->host, a->port, gai_strerror(rc));
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    *len = res->ai_addrlen;
+    freeaddrinfo(res);
+    return 0;
+}
+
+struct evconnlistener *herd_listen(struct event_base *base, const char *addr,
+                                   evconnlistener_cb cb, void *ud,
+                                   char *bound, size_t cap, herd_err *err)
+{
+    herd_addr a;
+    if (herd_addr_parse(addr, &a, err)) return NULL;
+    struct sockaddr_storage ss;
+    socklen_t len;
+    if (resolve(&a, &ss, &len, err)) return NULL;
+    if (a.is_unix) unlink(a.path);
+    struct evconnlistener *l = evconnlistener_new_bind(base, cb, ud,
+        LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | (a.is_unix ? 0 : LEV_OPT_REUSEABLE),
+        128, (struct sockaddr *)&ss, (int)len);
+    if (!l) {
+        herd_err_set(err, -errno, "cannot listen on %s: %s", addr, strerror(errno));
+        return NULL;
+    }
+    if (a.is_unix) {
+        chmod(a.path, 0600);
+        snprintf(bound, cap, "unix://%s", a.path);
+    } else {
+        struct sockaddr_storage got;
+        socklen_t gl = sizeof got;
+        getsockname(evconnlistener_get_fd(l), (struct sockaddr *)&got, &gl);
+        int port = ntohs(got.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&got)->sin6_port
+                                                   : ((struct sockaddr_in *)&got)->sin_port);
+        const char *host = a.host;
+        if (strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0 || !*host) host = "127.0.0.1";
+        snprintf(bound, cap, strchr(host, ':') ? "tcp://[%s]:%d" : "tcp://%s:%d", host, port);
+    }
+    return l;
+}
+
+int herd_dial(const char *addr, double timeout_s, int *fd_out, herd_err *err)
+{
+    herd_addr a;
+    int rc = herd_addr_parse(addr, &a, err);
+    if (rc) return rc;
+    struct sockaddr_storage ss;
+    socklen_t len;
+    if ((rc = resolve(&a, &ss, &len, err))) return rc;
+    double deadline = herd_now() + (timeout_s > 0 ? timeout_s : 1e9);
+    int last = 0;
+    for (;;) {
+        int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0) return herd_err_set(err, -errno, "connect %s: socket: %s", addr, strerror(errno));
+        rc = connect(fd, (struct sockaddr *)&ss, len);
+        if (rc < 0 && errno == EINPROGRESS) {
+            struct pollfd p = { .fd = fd, .events = POLLOUT };
+            int ms = (int)((deadline - herd_now()) * 1000);
+            if (ms < 0) ms = 0;
+            if (poll(&p, 1, ms) == 1) {
+                int soerr = 0;
+                socklen_t sl = sizeof soerr;
+                getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
+                rc = soerr ? -1 : 0;
+                errno = soerr ? soerr : ETIMEDOUT;
+            } else { rc = -1; errno = ETIMEDOUT; }
+        }
+        if (rc == 0) { *fd_out = fd; return 0; }
+        last = errno;
+        close(fd);
+        /* the scheduler may not be listening yet: retry refused/absent until the deadline */
+        if ((last != ECONNREFUSED && last != ENOENT && last != EAGAIN) || herd_now() >= deadline) break;
+        usleep(20000);
+    }
+    return herd_err_set(err, -last, "cannot connect to scheduler at %s within %.1fs: %s", addr, timeout_s, strerror(last));
+}
+
+/* ---- msgpack_object helpers ---- */
+int64_t herd_obj_int(const msgpack_object *o, int64_t dflt)
+{
+    if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) return o->via.u64 > INT64_MAX ? INT64_MAX : (int64_t)o->via.u64;
+    if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) return o->via.i64;
+    return dflt;
+}
+
+double herd_obj_float(const msgpack_object *o, double dflt)
+{
+    if (o->type == MSGPACK_OBJECT_FLOAT32 || o->type == MSGPACK_OBJECT_FLOAT64) return o->via.f64;
+    if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) return (double)o->via.u64;
+    if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) return (double)o->via.i64;
+    return dflt;
+}
+
+char *herd_obj_strdup(const msgpack_object *o)
+{
+    if (o->type != MSGPACK_OBJECT_STR) return NULL;
+    return strndup(o->via.str.ptr, o->via.str.size);
+}
+
+int herd_obj_streq(const msgpack_object *o, const char *s)
+{
+    size_t n = strlen(s);
+    return o->type == MSGPACK_OBJECT_STR && o->via.str.size == n && memcmp(o->via.str.ptr, s, n) == 0;
+}
+
+void herd_pack_str(msgpack_packer *pk, const char *s)
+{
+    if (!s) { msgpack_pack_nil(pk); return; }
+    size_t n = strlen(s);
+    msgpack_pack_str(pk, n);
+    msgpack_pack_str_body(pk, s, n);
+}

@@ -1,0 +1,28 @@
+/* core/init.c — herd_init: the C form of Python's `if __name__ == "__main__"`
+ * guard. A process the runtime started as a worker (argv[1] is
+ * --herd-worker) runs the worker here and exits; any other returns. */
+#include "worker.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int herd_init(int *argc, char ***argv)
+{
+    if (!argc || !argv || *argc < 2 || strcmp((*argv)[1], "--herd-worker") != 0) return 0;
+    herd_worker_cfg cfg;
+    herd_value *res = NULL;
+    herd_err err = { 0 };
+    int code;
+    if (herd_worker_cfg_from_args(*argc, *argv, &cfg, &res, &err)) {
+        herd_log_default(NULL, HERD_LOG_ERROR, err.msg);
+        code = 2;
+    } else {
+        code = herd_worker_run(&cfg);
+    }
+    herd_value_free(res);
+    fflush(NULL);
+    /* executor threads may still be inside a task: leave without running
+     * the program's destructors under them */
+    _exit(code);
+}

@@ -1,0 +1,31 @@
+/* core/internal.h — declarations shared between core files and hidden from
+ * users (libherd is built with -fvisibility=hidden; only HERD_API is exported). */
+#ifndef HERD_INTERNAL_H
+#define HERD_INTERNAL_H
+
+#include <herd/herd.h>
+#include <stdio.h>
+
+#ifndef HERD_PREFIX
+#define HERD_PREFIX "/usr/local"
+#endif
+
+/* paths.c: directories searched for loadable files of one kind ("providers",
+ * "plugins"): $envvar (colon-separated), the tree libherd.so sits in, the
+ * install prefix. Free with herd_strv_free. */
+char **herd_search_dirs(const char *kind, const char *envvar);
+
+/* tasks.c */
+/* Names of the tasks registered in this process, ", "-separated, malloc'd. */
+char *herd_task_names(void);
+
+/* log.c: the default sink (stderr, level from HERD_LOG_LEVEL). */
+void herd_log_default(void *ud, int level, const char *line);
+const char *herd_level_name(int level);
+/* What herd_cluster_env.core points at. */
+typedef struct herd_env_core {
+    void (*log)(void *ud, int level, const char *line);
+    void *log_ud;
+} herd_env_core;
+
+#endif

@@ -1,0 +1,92 @@
+/* core/kmap.c — open addressing with linear probing and tombstones; grows at
+ * 70% load. Keys are task keys (never 0; UINT64_MAX marks a tombstone). */
+#include "kmap.h"
+#include <errno.h>
+#include <stdlib.h>
+
+#define TOMB UINT64_MAX
+
+static size_t hash(uint64_t k)
+{
+    k ^= k >> 33; k *= 0xff51afd7ed558ccdULL; k ^= k >> 33; k *= 0xc4ceb9fe1a85ec53ULL; k ^= k >> 33;
+    return (size_t)k;
+}
+
+void kmap_init(kmap *m) { m->keys = NULL; m->vals = NULL; m->cap = m->len = m->tomb = 0; }
+
+void kmap_free(kmap *m) { free(m->keys); free(m->vals); kmap_init(m); }
+
+static size_t slot(const kmap *m, uint64_t key)
+{
+    size_t i = hash(key) & (m->cap - 1);
+    while (m->keys[i] && m->keys[i] != key) i = (i + 1) & (m->cap - 1);
+    return i;
+}
+
+void *kmap_get(const kmap *m, uint64_t key)
+{
+    if (!m->cap || !key || key == TOMB) return NULL;
+    size_t i = slot(m, key);
+    return m->keys[i] == key ? m->vals[i] : NULL;
+}
+
+static int grow(kmap *m)
+{
+    size_t ncap = m->cap ? m->cap * 2 : 64;
+    if (m->len * 2 < m->cap) ncap = m->cap;       /* mostly tombstones: rehash in place size */
+    kmap n = { calloc(ncap, sizeof(uint64_t)), calloc(ncap, sizeof(void *)), ncap, 0, 0 };
+    if (!n.keys || !n.vals) { free(n.keys); free(n.vals); return -ENOMEM; }
+    for (size_t i = 0; i < m->cap; i++)
+        if (m->keys[i] && m->keys[i] != TOMB) {
+            size_t j = hash(m->keys[i]) & (ncap - 1);
+            while (n.keys[j]) j = (j + 1) & (ncap - 1);
+            n.keys[j] = m->keys[i];
+            n.vals[j] = m->vals[i];
+            n.len++;
+        }
+    free(m->keys); free(m->vals);
+    *m = n;
+    return 0;
+}
+
+int kmap_put(kmap *m, uint64_t key, void *val)
+{
+    if (!key || key == TOMB) return -EINVAL;
+    if ((m->len + m->tomb + 1) * 10 >= m->cap * 7 && grow(m)) return -ENOMEM;
+    size_t i = hash(key) & (m->cap - 1), t = (size_t)-1;
+    while (m->keys[i] && m->keys[i] != key) {
+        if (m->keys[i] == TOMB && t == (size_t)-1) t = i;
+        i = (i + 1) & (m->cap - 1);
+    }
+    if (m->keys[i] == key) { m->vals[i] = val; return 0; }
+    if (t != (size_t)-1) { i = t; m->tomb--; }
+    m->keys[i] = key;
+    m->vals[i] = val;
+    m->len++;
+    return 0;
+}
+
+void *kmap_del(kmap *m, uint64_t key)
+{
+    if (!m->cap || !key || key == TOMB) return NULL;
+    size_t i = slot(m, key);
+    if (m->keys[i] != key) return NULL;
+    void *v = m->vals[i];
+    m->keys[i] = TOMB;
+    m->vals[i] = NULL;
+    m->len--;
+    m->tomb++;
+    return v;
+}
+
+int kmap_next(const kmap *m, size_t *i, uint64_t *key, void **val)
+{
+    for (; *i < m->cap; (*i)++)
+        if (m->keys[*i] && m->keys[*i] != TOMB) {
+            if (key) *key = m->keys[*i];
+            if (val) *val = m->vals[*i];
+            (*i)++;
+            return 1;
+        }
+    return 0;
+}

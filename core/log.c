@@ -1,0 +1,60 @@
+/* core/log.c — log lines: the default sink (stderr, with time and level,
+ * filtered by HERD_LOG_LEVEL) and herd_log for providers. */
+#include "client.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+const char *herd_level_name(int level)
+{
+    switch (level) {
+    case HERD_LOG_DEBUG: return "DEBUG";
+    case HERD_LOG_INFO: return "INFO";
+    case HERD_LOG_WARN: return "WARNING";
+    default: return "ERROR";
+    }
+}
+
+static int min_level(void)
+{
+    const char *e = getenv("HERD_LOG_LEVEL");
+    if (!e || !*e) return HERD_LOG_INFO;
+    if (!strcasecmp(e, "debug")) return HERD_LOG_DEBUG;
+    if (!strcasecmp(e, "info")) return HERD_LOG_INFO;
+    if (!strcasecmp(e, "warning") || !strcasecmp(e, "warn")) return HERD_LOG_WARN;
+    if (!strcasecmp(e, "error")) return HERD_LOG_ERROR;
+    return HERD_LOG_INFO;
+}
+
+void herd_log_default(void *ud, int level, const char *line)
+{
+    if (level < min_level()) return;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    localtime_r(&ts.tv_sec, &tm);
+    char stamp[32];
+    strftime(stamp, sizeof stamp, "%H:%M:%S", &tm);
+    /* one write per line so lines from several processes do not interleave */
+    char buf[4096];
+    int n = snprintf(buf, sizeof buf, "%s.%03ld | %-7s | %s\n", stamp, ts.tv_nsec / 1000000,
+                     herd_level_name(level), line);
+    if (n > (int)sizeof buf - 1) { n = (int)sizeof buf - 1; buf[n - 1] = '\n'; }
+    if (write(STDERR_FILENO, buf, (size_t)n) < 0) {}
+}
+
+
+void herd_log(const herd_cluster_env *env, int level, const char *fmt, ...)
+{
+    char line[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    const herd_env_core *c = env ? env->core : NULL;
+    if (c && c->log) c->log(c->log_ud, level, line);
+    else herd_log_default(NULL, level, line);
+}

@@ -1,0 +1,71 @@
+/* core/paths.c — where herd looks for loadable files: the directories searched
+ * for providers and task plugins (an environment variable, then the build tree
+ * or install tree next to libherd.so, then the install prefix). */
+#include "internal.h"
+
+#include <dlfcn.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int push(char ***v, size_t *n, const char *s)
+{
+    for (size_t i = 0; i < *n; i++)
+        if (strcmp((*v)[i], s) == 0) return 0;
+    char **nv = realloc(*v, (*n + 2) * sizeof *nv);
+    if (!nv) return -1;
+    *v = nv;
+    if (!(nv[*n] = strdup(s))) return -1;
+    nv[++*n] = NULL;
+    return 0;
+}
+
+/* Directory holding libherd itself (or the executable when linked statically). */
+static int libdir(char *out, size_t cap)
+{
+    Dl_info di;
+    if (!dladdr((void *)&herd_search_dirs, &di) || !di.dli_fname) return -1;
+    char real[PATH_MAX];
+    if (!realpath(di.dli_fname, real)) return -1;
+    char *slash = strrchr(real, '/');
+    if (!slash) return -1;
+    *slash = '\0';
+    snprintf(out, cap, "%s", real);
+    return 0;
+}
+
+char **herd_search_dirs(const char *kind, const char *envvar)
+{
+    char **v = calloc(1, sizeof *v);
+    size_t n = 0;
+    if (!v) return NULL;
+    const char *env = envvar ? getenv(envvar) : NULL;
+    if (env && *env) {
+        char *copy = strdup(env), *save = NULL;
+        for (char *d = copy ? strtok_r(copy, ":", &save) : NULL; d; d = strtok_r(NULL, ":", &save))
+            push(&v, &n, d);
+        free(copy);
+    }
+    char dir[PATH_MAX], buf[PATH_MAX + 64];
+    if (libdir(dir, sizeof dir) == 0) {
+        /* build tree: build/lib/libherd.so -> build/<kind>;
+         * statically linked tests: build/tests/x -> build/<kind> */
+        snprintf(buf, sizeof buf, "%s/../%s", dir, kind);
+        char real[PATH_MAX];
+        if (realpath(buf, real) && access(real, R_OK) == 0) push(&v, &n, real);
+        /* install tree: PREFIX/lib/libherd.so -> PREFIX/lib/herd/<kind> */
+        snprintf(buf, sizeof buf, "%s/herd/%s", dir, kind);
+        if (realpath(buf, real) && access(real, R_OK) == 0) push(&v, &n, real);
+    }
+    snprintf(buf, sizeof buf, "%s/lib/herd/%s", HERD_PREFIX, kind);
+    push(&v, &n, buf);
+    return v;
+}
+
+void herd_strv_free(char **v)
+{
+    if (!v) return;
+    for (char **p = v; *p; p++) free(*p);
+    free(v);
+}

@@ -1,0 +1,428 @@
+/* core/runner.c — the task runner (Prefect's DaskTaskRunner in C): option
+ * validation, the temporary cluster's life (scheduler + provider) for exactly
+ * one flow run, waiting for workers, and teardown — on herd_flow_end, on
+ * herd_runner_free, and on SIGINT/SIGTERM, after which the signal is re-raised.
+ * Signal dispositions are process-wide, so the list of active runners the
+ * handler tears down is the one piece of process-wide state here. */
+#include "client.h"
+#include "comm.h"
+#include "scheduler.h"
+#include "value_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <openssl/rand.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+typedef struct flow_runner {
+    struct herd_runner base;
+    herd_client client;
+    char *address;
+    const herd_provider *prov;
+    herd_cluster_factory factory;
+    char *class_name;
+    herd_value *cluster_kwargs;      /* as given */
+    herd_value *cluster_kwargs_ok;   /* validated, defaults filled */
+    herd_value *adapt_kwargs;
+    herd_value *client_kwargs;       /* validated */
+    void (*log)(void *ud, int level, const char *line);
+    void *log_ud;
+    /* flow run */
+    int active;
+    char *flow_name;
+    double t0;
+    herd_sched *sched;
+    herd_cluster *cluster;
+    const herd_provider *cprov;      /* provider of the running cluster */
+    atomic_int cluster_closed;
+    herd_cluster_env env;
+    herd_env_core envcore;
+    char *wargv[3], *wenvp[3];
+    char addr[512];
+    char tmpdir[64];
+    struct flow_runner *next_active;
+} flow_runner;
+
+static const herd_param client_params[] = {
+    { "connect_timeout", HERD_PARAM_DURATION, "30", "how long to keep trying to reach a scheduler", 0, 0, 1e6 },
+    { "provision_timeout", HERD_PARAM_DURATION, "60", "how long herd_flow_begin waits for the first worker of a temporary cluster", 0, 0, 1e6 },
+    { "heartbeat_interval", HERD_PARAM_DURATION, "1", "seconds between worker heartbeats", 0, 0.001, 3600 },
+    { "heartbeat_timeout", HERD_PARAM_DURATION, "30", "a worker silent this long is declared dead", 0, 0.01, 1e6 },
+    { "allowed_failures", HERD_PARAM_INT, "3", "worker deaths a task survives before it ends Crashed", 0, 0, 1000 },
+    { "listen", HERD_PARAM_STRING, "null", "scheduler address for a temporary cluster (default: a private Unix socket)", HERD_PARAM_NULLABLE, 0, 0 },
+    { "token", HERD_PARAM_STRING, "null", "shared secret workers and clients present (default: random per cluster)", HERD_PARAM_NULLABLE | HERD_PARAM_SECRET, 0, 0 },
+    { NULL, 0, NULL, NULL, 0, 0, 0 }
+};
+
+static const herd_param adapt_params[] = {
+    { "minimum", HERD_PARAM_INT, "0", "fewest workers", HERD_PARAM_NULLABLE, 0, 1e6 },
+    { "maximum", HERD_PARAM_INT, "null", "most workers (null: no maximum)", HERD_PARAM_NULLABLE, 0, 1e6 },
+    { "interval", HERD_PARAM_DURATION, "1", "seconds between scaling decisions", 0, 0.001, 3600 },
+    { "wait_count", HERD_PARAM_INT, "3", "agreeing intervals before scaling down", 0, 1, 1e6 },
+    { "target_duration", HERD_PARAM_DURATION, "5", "how long the queued work should take", 0, 0.001, 1e6 },
+    { NULL, 0, NULL, NULL, 0, 0, 0 }
+};
+
+/* ---- process-wide: runners with a live temporary cluster, for signals ---- */
+static pthread_mutex_t active_mu = PTHREAD_MUTEX_INITIALIZER;
+static flow_runner *active_list;
+static int sig_pipe[2] = { -1, -1 };
+static struct sigaction old_int, old_term;
+static int sig_installed;
+static pthread_t sig_thread;
+
+static void rlog(flow_runner *r, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void rlog(flow_runner *r, int level, const char *fmt, ...)
+{
+    char line[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (r->log) r->log(r->log_ud, level, line);
+    else herd_log_default(NULL, level, line);
+}
+
+static void close_cluster(flow_runner *r)
+{
+    int expected = 0;
+    if (r->cluster && atomic_compare_exchange_strong(&r->cluster_closed, &expected, 1))
+        r->cprov->close(r->cluster);
+}
+
+static void on_signal(int sig)
+{
+    int saved = errno;
+    unsigned char b = (unsigned char)sig;
+    if (write(sig_pipe[1], &b, 1) < 0) {}
+    errno = saved;
+}
+
+static void *sig_main(void *arg)
+{
+    unsigned char b;
+    while (read(sig_pipe[0], &b, 1) == 1) {
+        if (b == 0) continue;
+        pthread_mutex_lock(&active_mu);
+        for (flow_runner *r = active_list; r; r = r->next_active) {
+            rlog(r, HERD_LOG_WARN, "flow run %s: signal %d, tearing down its cluster", r->flow_name, b);
+            close_cluster(r);
+        }
+        pthread_mutex_unlock(&active_mu);
+        sigaction(SIGINT, &old_int, NULL);
+        sigaction(SIGTERM, &old_term, NULL);
+        struct sigaction dfl = { .sa_handler = SIG_DFL };
+        if ((b == SIGINT ? old_int : old_term).sa_handler == SIG_IGN) continue;
+        sigaction(b, &dfl, NULL);
+        raise(b);
+    }
+    return NULL;
+}
+
+static void activate(flow_runner *r)
+{
+    pthread_mutex_lock(&active_mu);
+    if (!sig_installed && pipe2(sig_pipe, O_CLOEXEC) == 0) {
+        struct sigaction sa = { .sa_handler = on_signal };
+        sigemptyset(&sa.sa_mask);
+        sa.sa_flags = SA_RESTART;
+        sigaction(SIGINT, &sa, &old_int);
+        sigaction(SIGTERM, &sa, &old_term);
+        if (pthread_create(&sig_thread, NULL, sig_main, NULL) == 0) sig_installed = 1;
+        else {
+            sigaction(SIGINT, &old_int, NULL);
+            sigaction(SIGTERM, &old_term, NULL);
+        }
+    }
+    r->next_active = active_list;
+    active_list = r;
+    pthread_mutex_unlock(&active_mu);
+}
+
+static void deactivate(flow_runner *r)
+{
+    pthread_mutex_lock(&active_mu);
+    for (flow_runner **pp = &active_list; *pp; pp = &(*pp)->next_active)
+        if (*pp == r) { *pp = r->next_active; break; }
+    if (!active_list && sig_installed) {
+        sigaction(SIGINT, &old_int, NULL);
+        sigaction(SIGTERM, &old_term, NULL);
+        close(sig_pipe[1]);
+        pthread_join(sig_thread, NULL);
+        close(sig_pipe[0]);
+        sig_pipe[0] = sig_pipe[1] = -1;
+        sig_installed = 0;
+    }
+    pthread_mutex_unlock(&active_mu);
+}
+
+/* ---- options ---- */
+static int kwargs_from(const char *text, const herd_value *value, const char *what, herd_value **out, herd_err *err)
+{
+    *out = NULL;
+    if (value) *out = herd_value_copy(value);
+    else if (text && *text) {
+        int rc = herd_value_parse(text, out, err);
+        if (rc) return herd_err_prefix(err, "%s", what);
+    }
+    if (*out && herd_typeof(*out) == HERD_NIL) { herd_value_free(*out); *out = NULL; }
+    if (*out && herd_typeof(*out) != HERD_MAP) {
+        char *s = herd_value_to_string(*out);
+        int rc = herd_err_set(err, HERD_EARG, "%s: expected a map like {key: value}, got %s %s",
+                              what, herd_type_name(herd_typeof(*out)), s ? s : "");
+        free(s);
+        herd_value_free(*out);
+        *out = NULL;
+        return rc;
+    }
+    return 0;
+}
+
+static int no_transport(void *ud, herd_submit_spec *sp) { herd_spec_free(sp); return -HERD_ECLOSED; }
+static const herd_transport closed_tp = { no_transport, NULL };
+
+int herd_runner_new(herd_runner **out, const herd_runner_opts *opts, herd_err *err)
+{
+    herd_runner_opts none = { 0 };
+    if (!out) return herd_err_set(err, HERD_EARG, "herd_runner_new: out is NULL");
+    *out = NULL;
+    if (!opts) opts = &none;
+    flow_runner *r = calloc(1, sizeof *r);
+    if (!r) return herd_err_set(err, -ENOMEM, "out of memory");
+    int rc;
+    herd_err_clear(err);
+    r->log = opts->log;
+    r->log_ud = opts->log_ud;
+    if ((rc = herd_client_init(&r->client, 1, &closed_tp, NULL))) { free(r); return herd_err_set(err, rc, "out of memory"); }
+    r->client.closed = 1;
+    r->client.log = opts->log ? opts->log : herd_log_default;
+    r->client.log_ud = opts->log_ud;
+    r->base.cl = &r->client;
+    int nclass = !!opts->cluster_class + !!opts->cluster_provider + !!opts->cluster_factory;
+    if (nclass > 1) { rc = herd_err_set(err, HERD_EARG, "cluster_class: give one of a name, a provider or a factory, not %d of them", nclass); goto fail; }
+    if ((rc = kwargs_from(opts->cluster_kwargs, opts->cluster_kwargs_value, "cluster_kwargs", &r->cluster_kwargs, err))) goto fail;
+    if ((rc = kwargs_from(opts->adapt_kwargs, opts->adapt_kwargs_value, "adapt_kwargs", &r->adapt_kwargs, err))) goto fail;
+    herd_value *ck = NULL;
+    if ((rc = kwargs_from(opts->client_kwargs, opts->client_kwargs_value, "client_kwargs", &ck, err))) goto fail;
+    rc = herd_kwargs_validate(client_params, ck, "client_kwargs", &r->client_kwargs, err);
+    herd_value_free(ck);
+    if (rc) goto fail;
+    if (opts->address && *opts->address) {
+        const char *with = nclass ? "cluster_class" : r->cluster_kwargs ? "cluster_kwargs" : r->adapt_kwargs ? "adapt_kwargs" : NULL;
+        if (with) {
+            rc = herd_err_set(err, HERD_EARG, "address \"%s\" connects to an existing scheduler; %s only applies to a temporary "
+                              "cluster and cannot be given with it", opts->address, with);
+            goto fail;
+        }
+        r->address = strdup(opts->address);
+        rc = herd_err_set(err, HERD_EARG, "address \"%s\": connecting to an existing scheduler is not available in this "
+                          "build yet (it arrives with `herd scheduler`); use a temporary cluster", opts->address);
+        goto fail;
+    }
+    if (r->adapt_kwargs) {
+        herd_value *ok = NULL;
+        if ((rc = herd_kwargs_validate(adapt_params, r->adapt_kwargs, "adapt_kwargs", &ok, err))) goto fail;
+        herd_value_free(ok);
+        rc = herd_err_set(err, HERD_EARG, "adapt_kwargs: adaptive scaling is not available in this build yet; "
+                          "give cluster_kwargs.n_workers instead");
+        goto fail;
+    }
+    if (opts->cluster_factory) r->factory = opts->cluster_factory;
+    else {
+        if (opts->cluster_provider) {
+            if ((rc = herd_provider_check(opts->cluster_provider, "cluster_provider", err))) goto fail;
+            r->prov = opts->cluster_provider;
+        } else {
+            const char *name = opts->cluster_class && *opts->cluster_class ? opts->cluster_class : "local.LocalCluster";
+            r->class_name = strdup(name);
+            if ((rc = herd_provider_resolve(name, &r->prov, err))) goto fail;
+        }
+        if ((rc = herd_kwargs_validate(r->prov->params, r->cluster_kwargs, "cluster_kwargs", &r->cluster_kwargs_ok, err)))
+            goto fail;
+    }
+    *out = &r->base;
+    return 0;
+fail:
+    herd_runner_free(&r->base);
+    return rc;
+}
+
+/* ---- flow runs ---- */
+static int random_token(char *out, size_t cap)
+{
+    unsigned char b[24];
+    if (RAND_bytes(b, sizeof b) != 1) return -1;
+    for (size_t i = 0; i < sizeof b && 2 * i + 2 < cap; i++) sprintf(out + 2 * i, "%02x", b[i]);
+    return 0;
+}
+
+static void status_text(flow_runner *r, char *buf, size_t cap)
+{
+    herd_worker_info info[16];
+    size_t n = 0, len = 0;
+    buf[0] = '\0';
+    if (!r->cluster || r->cprov->status(r->cluster, info, 16, &n)) return;
+    for (size_t i = 0; i < n && i < 16 && len < cap; i++)
+        len += (size_t)snprintf(buf + len, cap - len, "%s%s: %s%s%s", i ? "; " : "", info[i].name,
+                                info[i].state == HERD_WORKER_FAILED ? "failed" :
+                                info[i].state == HERD_WORKER_STOPPED ? "stopped" :
+                                info[i].state == HERD_WORKER_RUNNING ? "running" : "starting",
+                                info[i].detail[0] ? " " : "", info[i].detail);
+}
+
+static void teardown(flow_runner *r)
+{
+    if (r->sched) herd_sched_close_workers(r->sched, "flow run ended");
+    close_cluster(r);
+    deactivate(r);
+    if (r->sched) { herd_sched_stop(r->sched); r->sched = NULL; }
+    r->cluster = NULL;
+    r->client.tp = &closed_tp;
+    r->client.tp_ud = NULL;
+    if (r->tmpdir[0]) { rmdir(r->tmpdir); r->tmpdir[0] = '\0'; }
+    r->active = 0;
+}
+
+int herd_flow_begin(herd_runner *base, const char *flow_name, herd_err *err)
+{
+    flow_runner *r = (flow_runner *)base;
+    if (!r || r->base.is_task_client) return herd_err_set(err, HERD_EARG, "herd_flow_begin: not a flow runner");
+    if (r->active) return herd_err_set(err, HERD_ESTATE, "herd_flow_begin: flow run %s is still active", r->flow_name);
+    herd_err_clear(err);
+    free(r->flow_name);
+    r->flow_name = strdup(flow_name && *flow_name ? flow_name : "flow");
+    r->t0 = herd_now();
+    char token[64];
+    const char *tok = herd_as_str(herd_map_get(r->client_kwargs, "token"));
+    if (!tok) {
+        if (random_token(token, sizeof token)) return herd_err_set(err, HERD_EPROVIDER, "cannot generate a cluster token");
+        tok = token;
+    }
+    char listen[512];
+    const char *want = herd_as_str(herd_map_get(r->client_kwargs, "listen"));
+    if (want) snprintf(listen, sizeof listen, "%s", want);
+    else {
+        snprintf(r->tmpdir, sizeof r->tmpdir, "/tmp/herd-XXXXXX");
+        if (!mkdtemp(r->tmpdir)) { r->tmpdir[0] = '\0'; return herd_err_set(err, -errno, "cannot create a socket directory: %s", strerror(errno)); }
+        snprintf(listen, sizeof listen, "unix://%s/scheduler.sock", r->tmpdir);
+    }
+    herd_sched_cfg sc = {
+        .listen = listen, .token = tok,
+        .heartbeat_interval = herd_as_float(herd_map_get(r->client_kwargs, "heartbeat_interval")),
+        .heartbeat_timeout = herd_as_float(herd_map_get(r->client_kwargs, "heartbeat_timeout")),
+        .allowed_failures = (int)herd_as_int(herd_map_get(r->client_kwargs, "allowed_failures")),
+        .log = r->log ? r->log : herd_log_default, .log_ud = r->log_ud,
+    };
+    int rc = herd_sched_start(&r->sched, &sc, r->addr, sizeof r->addr, err);
+    if (rc) { if (r->tmpdir[0]) rmdir(r->tmpdir); r->tmpdir[0] = '\0'; return herd_err_prefix(err, "flow run %s", r->flow_name); }
+    herd_sched_attach_local(r->sched, &r->client);
+
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    exe[n > 0 ? n : 0] = '\0';
+    for (int i = 0; i < 3; i++) { free(r->wargv[i]); free(r->wenvp[i]); r->wargv[i] = r->wenvp[i] = NULL; }
+    r->wargv[0] = strdup(exe);
+    r->wargv[1] = strdup("--herd-worker");
+    if (asprintf(&r->wenvp[0], "HERD_SCHEDULER_ADDRESS=%s", r->addr) < 0) r->wenvp[0] = NULL;
+    if (asprintf(&r->wenvp[1], "HERD_TOKEN=%s", tok) < 0) r->wenvp[1] = NULL;
+    char cname[160];
+    snprintf(cname, sizeof cname, "herd-%s-%ld", r->flow_name, (long)getpid());
+    r->envcore.log = r->log ? r->log : herd_log_default;
+    r->envcore.log_ud = r->log_ud;
+    r->env = (herd_cluster_env){ .name = cname, .scheduler_address = r->addr,
+                                 .worker_argv = (const char *const *)r->wargv,
+                                 .worker_envp = (const char *const *)r->wenvp, .core = &r->envcore };
+    r->env.name = strdup(cname);   /* lives with the runner (freed in runner_free) */
+    atomic_store(&r->cluster_closed, 0);
+    r->cluster = NULL;
+    if (r->factory) {
+        rc = r->factory(r->cluster_kwargs, &r->env, &r->cprov, &r->cluster, err);
+        if (!rc && (rc = herd_provider_check(r->cprov, "cluster_factory result", err))) {
+            if (r->cluster) r->cprov->close(r->cluster);
+            r->cluster = NULL;
+        }
+    } else {
+        r->cprov = r->prov;
+        rc = r->prov->create(&r->cluster, r->cluster_kwargs_ok, &r->env, err);
+    }
+    if (rc) { herd_err_prefix(err, "cluster_class %s", r->cprov ? r->cprov->name : "?"); goto fail; }
+    activate(r);
+    r->active = 1;
+    const herd_value *res = r->cprov->worker_resources ? r->cprov->worker_resources(r->cluster) : NULL;
+    pthread_mutex_lock(&r->client.mu);
+    herd_value_free(r->client.cluster_resources);
+    r->client.cluster_resources = res ? herd_value_copy(res) : herd_map();
+    r->client.check_resources = 1;
+    r->client.tp = &herd_sched_local_tp;
+    r->client.tp_ud = r->sched;
+    r->client.closed = 0;
+    pthread_mutex_unlock(&r->client.mu);
+    if ((rc = r->cprov->start(r->cluster, err))) { herd_err_prefix(err, "%s: starting workers", r->cprov->name); goto fail; }
+    double pt = herd_as_float(herd_map_get(r->client_kwargs, "provision_timeout"));
+    if ((rc = herd_sched_wait_workers(r->sched, 1, pt, err))) {
+        char st[1024];
+        status_text(r, st, sizeof st);
+        rc = herd_err_set(err, HERD_ETIMEOUT, "flow run %s: no worker of %s connected within %.3gs (provision_timeout)%s%s",
+                          r->flow_name, r->cprov->name, pt, st[0] ? "; workers: " : "", st);
+        goto fail;
+    }
+    rlog(r, HERD_LOG_INFO, "flow run %s: %s cluster up at %s in %.3fs", r->flow_name, r->cprov->name,
+         r->addr, herd_now() - r->t0);
+    return 0;
+fail:
+    herd_client_shutdown(&r->client, HERD_CANCELLED, "the flow run's cluster could not start");
+    r->active = 1;
+    teardown(r);
+    return rc;
+}
+
+int herd_flow_end(herd_runner *base, bool failed, herd_err *err)
+{
+    flow_runner *r = (flow_runner *)base;
+    if (!r || r->base.is_task_client) return herd_err_set(err, HERD_EARG, "herd_flow_end: not a flow runner");
+    if (!r->active) return herd_err_set(err, HERD_ESTATE, "herd_flow_end: no active flow run");
+    herd_client_shutdown(&r->client, HERD_CANCELLED, "the flow run ended before the task finished");
+    teardown(r);
+    rlog(r, failed ? HERD_LOG_ERROR : HERD_LOG_INFO, "flow run %s %s in %.3fs", r->flow_name,
+         failed ? "failed" : "finished", herd_now() - r->t0);
+    return 0;
+}
+
+int herd_wait_for_workers(herd_runner *base, int n, double timeout_s, herd_err *err)
+{
+    flow_runner *r = (flow_runner *)base;
+    if (!r || r->base.is_task_client || !r->active) return herd_err_set(err, HERD_ESTATE, "herd_wait_for_workers: no active flow run");
+    return herd_sched_wait_workers(r->sched, n, timeout_s, err);
+}
+
+int herd_runner_workers(herd_runner *base, int *nthreads)
+{
+    flow_runner *r = (flow_runner *)base;
+    if (nthreads) *nthreads = 0;
+    if (!r || r->base.is_task_client || !r->active) return 0;
+    return herd_sched_nworkers(r->sched, nthreads);
+}
+
+void herd_runner_free(herd_runner *base)
+{
+    flow_runner *r = (flow_runner *)base;
+    if (!r || r->base.is_task_client) return;
+    if (r->active) herd_flow_end(base, true, NULL);
+    herd_client_destroy(&r->client);
+    for (int i = 0; i < 3; i++) { free(r->wargv[i]); free(r->wenvp[i]); }
+    free((char *)r->env.name);
+    free(r->address);
+    free(r->class_name);
+    free(r->flow_name);
+    herd_value_free(r->cluster_kwargs);
+    herd_value_free(r->cluster_kwargs_ok);
+    herd_value_free(r->adapt_kwargs);
+    herd_value_free(r->client_kwargs);
+    free(r);
+}

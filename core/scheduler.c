@@ -1,0 +1,1147 @@
+/* core/scheduler.c — the scheduler. Everything here but the inbox and the worker
+ * counters runs on the scheduler's own thread, so task state needs no locks.
+ *
+ * Rules (stricter than Dask's where its users complain):
+ *  - priority is a rule: whenever a slot frees, the highest-priority ready
+ *    task that fits it starts; ties go in submission order. Workers get no
+ *    more than their free threads plus a prefetch bounded to ~5 ms of work
+ *    (by the observed mean task duration), so long tasks get none.
+ *  - resources are counted at dispatch and held while the task runs; a task
+ *    with resources needs a real free thread (no prefetch).
+ *  - a worker that closes its connection or misses heartbeats has its tasks
+ *    rescheduled; after allowed_failures deaths they end Crashed.
+ *  - results leave the scheduler once their client holds them and no waiting
+ *    dependent needs them; a task is forgotten when its client releases it. */
+#include "scheduler.h"
+#include "comm.h"
+#include "value_int.h"
+
+#include <errno.h>
+#include <math.h>
+#include <openssl/crypto.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include <string.h>
+#include <event2/thread.h>
+
+enum { T_WAITING, T_READY, T_RUNNING, T_RETRY, T_DONE };
+
+typedef struct sworker sworker;
+
+typedef struct stask {
+    uint64_t key, seq;
+    char *task, *run_name;
+    herd_value *args;
+    int priority;
+    herd_value *resources;
+    int retries_left, attempt, suspicious;
+    double retry_delay, timeout, started;
+    int state;
+    herd_state final;
+    uint64_t *deps;            /* keys this task waits on (registered as dependent) */
+    size_t ndeps, ndeps_waiting;
+    uint64_t *dependents;      /* keys of waiting tasks that need this result */
+    size_t ndependents, capdependents, nwaiting_dependents;
+    sworker *worker;
+    int seceded;
+    herd_value *result;
+    int result_at_client;      /* moved to the in-process future */
+    char *error;
+    herd_future *fut;          /* in-process owner, or NULL */
+    sworker *owner;            /* remote owner (a connection), or NULL */
+    int owner_released;
+    size_t hidx;               /* heap index while T_READY without resources */
+    struct event *timer;
+    struct herd_sched *s;
+} stask;
+
+typedef struct sres { char *name; double total, avail; } sres;
+
+typedef struct stuck { uint64_t key; int attempt; herd_value *resources; struct stuck *next; } stuck;
+
+struct sworker {
+    struct herd_sched *s;
+    herd_conn *conn;
+    char *name;
+    uint32_t id;
+    int role, hello, nthreads, busy, closing;
+    long pid;
+    sres *res;
+    size_t nres;
+    double last_seen;
+    kmap running;              /* key -> stask */
+    stuck *stuck;              /* timed-out attempts still occupying a thread */
+    struct event *hello_timer;
+    sworker *next;
+};
+
+struct herd_sched {
+    herd_sched_cfg cfg;
+    char *token;
+    struct event_base *base;
+    struct evconnlistener *lis;
+    struct event *inbox_ev, *dispatch_ev, *hb_ev, *stop_ev;
+    pthread_t thread;
+    int running;
+    /* inbox: the only state shared with client threads */
+    pthread_mutex_t in_mu;
+    herd_submit_spec *in_head, *in_tail;
+    int in_signalled;
+    /* worker counters for waiters */
+    pthread_mutex_t w_mu;
+    pthread_cond_t w_cv;
+    int nworkers, nthreads;
+    /* scheduler-thread state */
+    herd_client *local;
+    kmap tasks;
+    stask **heap;
+    size_t hlen, hcap;
+    stask **rlist;             /* ready tasks with resources, sorted */
+    size_t rlen, rcap;
+    uint64_t seq;
+    uint32_t next_id;
+    sworker *workers;
+    double avg_dur;            /* EWMA of task durations, s; < 0 unknown */
+    int dispatch_pending;
+    char unix_path[128];
+};
+
+static void finalize(herd_sched *s, stask *t, herd_state st, const char *msg);
+static void kick(herd_sched *s);
+
+static void slog(herd_sched *s, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void slog(herd_sched *s, int level, const char *fmt, ...)
+{
+    char line[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (s->cfg.log) s->cfg.log(s->cfg.log_ud, level, line);
+    else herd_log_default(NULL, level, line);
+}
+
+/* ---- ready heap: priority desc, then seq asc ---- */
+static int before(const stask *a, const stask *b)
+{
+    return a->priority != b->priority ? a->priority > b->priority : a->seq < b->seq;
+}
+
+static void hswap(herd_sched *s, size_t i, size_t j)
+{
+    stask *t = s->heap[i]; s->heap[i] = s->heap[j]; s->heap[j] = t;
+    s->heap[i]->hidx = i; s->heap[j]->hidx = j;
+}
+
+static void hup(herd_sched *s, size_t i)
+{
+    while (i && before(s->heap[i], s->heap[(i - 1) / 2])) { hswap(s, i, (i - 1) / 2); i = (i - 1) / 2; }
+}
+
+static void hdown(herd_sched *s, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < s->hlen && before(s->heap[l], s->heap[m])) m = l;
+        if (r < s->hlen && before(s->heap[r], s->heap[m])) m = r;
+        if (m == i) return;
+        hswap(s, i, m);
+        i = m;
+    }
+}
+
+static void make_ready(herd_sched *s, stask *t)
+{
+    t->state = T_READY;
+    if (t->resources && herd_len(t->resources)) {
+        if (s->rlen == s->rcap) {
+            size_t nc = s->rcap ? 2 * s->rcap : 16;
+            stask **n = realloc(s->rlist, nc * sizeof *n);
+            if (!n) { finalize(s, t, HERD_CRASHED, "scheduler out of memory"); return; }
+            s->rlist = n; s->rcap = nc;
+        }
+        size_t i = s->rlen;
+        while (i > 0 && before(t, s->rlist[i - 1])) { s->rlist[i] = s->rlist[i - 1]; i--; }
+        s->rlist[i] = t;
+        s->rlen++;
+    } else {
+        if (s->hlen == s->hcap) {
+            size_t nc = s->hcap ? 2 * s->hcap : 256;
+            stask **n = realloc(s->heap, nc * sizeof *n);
+            if (!n) { finalize(s, t, HERD_CRASHED, "scheduler out of memory"); return; }
+            s->heap = n; s->hcap = nc;
+        }
+        t->hidx = s->hlen;
+        s->heap[s->hlen++] = t;
+        hup(s, t->hidx);
+    }
+    kick(s);
+}
+
+static void unready(herd_sched *s, stask *t)
+{
+    if (t->state != T_READY) return;
+    if (t->resources && herd_len(t->resources)) {
+        for (size_t i = 0; i < s->rlen; i++)
+            if (s->rlist[i] == t) {
+                memmove(&s->rlist[i], &s->rlist[i + 1], (s->rlen - i - 1) * sizeof *s->rlist);
+                s->rlen--;
+                break;
+            }
+    } else {
+        size_t i = t->hidx;
+        s->hlen--;
+        if (i != s->hlen) {
+            s->heap[i] = s->heap[s->hlen];
+            s->heap[i]->hidx = i;
+            hdown(s, i);
+            hup(s, i);
+        }
+    }
+}
+
+/* ---- tasks ---- */
+static void task_free(stask *t)
+{
+    if (t->timer) event_free(t->timer);
+    free(t->task);
+    free(t->run_name);
+    herd_value_free(t->args);
+    herd_value_free(t->resources);
+    herd_value_free(t->result);
+    free(t->error);
+    free(t->deps);
+    free(t->dependents);
+    if (t->fut) herd_future_unref(t->fut);
+    free(t);
+}
+
+static void forget(herd_sched *s, stask *t)
+{
+    kmap_del(&s->tasks, t->key);
+    unready(s, t);
+    task_free(t);
+}
+
+static int releasable(const stask *t)
+{
+    return t->state == T_DONE && (t->owner_released || (!t->fut && !t->owner)) && t->nwaiting_dependents == 0;
+}
+
+/* A waiting dependent no longer needs dep (it materialized or ended). */
+static void drop_dependent(herd_sched *s, uint64_t depkey)
+{
+    stask *dep = kmap_get(&s->tasks, depkey);
+    if (!dep || !dep->nwaiting_dependents) return;
+    if (--dep->nwaiting_dependents == 0) {
+        if (dep->result_at_client || (!dep->owner && !dep->fut) || dep->owner_released) {
+            herd_value_free(dep->result);
+            dep->result = NULL;
+        }
+        if (releasable(dep)) forget(s, dep);
+    }
+}
+
+static void release_deps(herd_sched *s, stask *t)
+{
+    uint64_t *deps = t->deps;
+    size_t n = t->ndeps;
+    t->deps = NULL;
+    t->ndeps = 0;
+    for (size_t i = 0; i < n; i++) drop_dependent(s, deps[i]);
+    free(deps);
+}
+
+static int fill_dep(void *ud, uint64_t key, herd_value **out)
+{
+    stask *dep = kmap_get(&((stask *)ud)->s->tasks, key);
+    if (!dep || dep->state != T_DONE || dep->final != HERD_COMPLETED) return -HERD_EARG;
+    if (dep->result) *out = herd_value_copy(dep->result);
+    else if (dep->fut) *out = herd_client_fetch(dep->fut);
+    else *out = herd_nil();
+    return *out ? 0 : -ENOMEM;
+}
+
+/* All dependencies are done: put their results into the arguments. */
+static void materialize(herd_sched *s, stask *t)
+{
+    int rc = herd_value_replace_futrefs(t->args, fill_dep, t);
+    release_deps(s, t);
+    if (rc) { finalize(s, t, HERD_FAILED, "a dependency's result is no longer available"); return; }
+    make_ready(s, t);
+}
+
+static void deliver(herd_sched *s, stask *t)
+{
+    if (t->owner_released) return;
+    if (t->fut && s->local) {
+        herd_value *v = NULL;
+        if (t->final == HERD_COMPLETED) {
+            if (t->nwaiting_dependents) v = herd_value_copy(t->result);
+            else { v = t->result; t->result = NULL; }
+            t->result_at_client = 1;
+        }
+        herd_client_deliver(s->local, t->fut, t->final, v, t->error);
+    } else if (t->owner && t->owner->conn) {
+        msgpack_packer *pk = herd_conn_packer(t->owner->conn);
+        msgpack_pack_array(pk, 4);
+        msgpack_pack_int(pk, OP_RESULT);
+        msgpack_pack_uint64(pk, t->key);
+        msgpack_pack_int(pk, t->final);
+        if (t->final == HERD_COMPLETED) herd_value_pack(pk, t->result);
+        else herd_pack_str(pk, t->error ? t->error : "");
+        herd_conn_end(t->owner->conn);
+    }
+}
+
+static void complete(herd_sched *s, stask *t, herd_value *v)
+{
+    t->state = T_DONE;
+    t->final = HERD_COMPLETED;
+    herd_value_free(t->result);
+    t->result = v;
+    /* wake dependents first, so the client can take the value afterwards */
+    for (size_t i = 0; i < t->ndependents; i++) {
+        stask *d = kmap_get(&s->tasks, t->dependents[i]);
+        if (d && d->state == T_WAITING && --d->ndeps_waiting == 0) materialize(s, d);
+    }
+    free(t->dependents);
+    t->dependents = NULL;
+    t->ndependents = t->capdependents = 0;
+    deliver(s, t);
+    if (releasable(t)) forget(s, t);
+    else if (!t->nwaiting_dependents && (t->result_at_client || t->owner_released)) {
+        herd_value_free(t->result);
+        t->result = NULL;
+    }
+}
+
+/* End t (and, transitively, everything waiting on it) in a failed state. */
+static void finalize(herd_sched *s, stask *t, herd_state st, const char *msg)
+{
+    stask **work = NULL;
+    size_t n = 0, cap = 0;
+    char *first = strdup(msg ? msg : "");
+    unready(s, t);
+    t->state = T_DONE;
+    t->final = st;
+    free(t->error);
+    t->error = first;
+    for (;;) {
+        release_deps(s, t);
+        for (size_t i = 0; i < t->ndependents; i++) {
+            stask *d = kmap_get(&s->tasks, t->dependents[i]);
+            if (!d || d->state != T_WAITING) continue;
+            d->state = T_DONE;
+            d->final = st == HERD_CANCELLED ? HERD_CANCELLED : HERD_FAILED;
+            free(d->error);
+            if (asprintf(&d->error, "dependency %s %s: %s", t->run_name, herd_state_name(st), t->error) < 0)
+                d->error = NULL;
+            if (n == cap) {
+                stask **nw = realloc(work, (cap = cap ? 2 * cap : 16) * sizeof *nw);
+                if (!nw) break;
+                work = nw;
+            }
+            work[n++] = d;
+        }
+        free(t->dependents);
+        t->dependents = NULL;
+        t->ndependents = t->capdependents = 0;
+        deliver(s, t);
+        if (releasable(t)) forget(s, t);
+        if (!n) break;
+        t = work[--n];
+    }
+    free(work);
+}
+
+static void retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+    stask *t = arg;
+    if (t->state == T_RETRY) make_ready(t->s, t);
+}
+
+/* An attempt failed (the task's error, or a timeout): retry or fail. */
+static void attempt_failed(herd_sched *s, stask *t, const char *msg)
+{
+    if (t->retries_left > 0) {
+        t->retries_left--;
+        double delay = t->retry_delay * pow(2.0, t->attempt);
+        t->attempt++;
+        slog(s, HERD_LOG_WARN, "%s failed (%s); retry %d in %.3gs", t->run_name, msg, t->attempt, delay);
+        t->state = T_RETRY;
+        if (delay <= 0) { make_ready(s, t); return; }
+        if (!t->timer) t->timer = evtimer_new(s->base, retry_cb, t);
+        else { event_del(t->timer); event_assign(t->timer, s->base, -1, 0, retry_cb, t); }
+        struct timeval tv = { (time_t)delay, (suseconds_t)((delay - floor(delay)) * 1e6) };
+        evtimer_add(t->timer, &tv);
+        return;
+    }
+    finalize(s, t, HERD_FAILED, msg);
+}
+
+/* ---- workers ---- */
+static int fits(const sworker *w, const stask *t)
+{
+    for (size_t i = 0; i < herd_len(t->resources); i++) {
+        const char *name = herd_key_at(t->resources, i);
+        double need = herd_as_float(herd_at(t->resources, i)), avail = -1;
+        for (size_t j = 0; j < w->nres; j++)
+            if (strcmp(w->res[j].name, name) == 0) avail = w->res[j].avail;
+        if (avail < need) return 0;
+    }
+    return 1;
+}
+
+static void res_take(sworker *w, const herd_value *res, double sign)
+{
+    for (size_t j = 0; j < w->nres; j++) {
+        herd_value *v = herd_map_get(res, w->res[j].name);
+        if (v) w->res[j].avail -= sign * herd_as_float(v);
+    }
+}
+
+static int capacity(const herd_sched *s, const sworker *w)
+{
+    int prefetch;
+    if (s->avg_dur < 0) prefetch = w->nthreads;
+    else if (s->avg_dur > 0.005) prefetch = 0;
+    else prefetch = w->nthreads * (int)fmin(256.0, 0.005 / fmax(s->avg_dur, 1e-6));
+    return w->nthreads + prefetch - w->busy;
+}
+
+static stask *best_for(herd_sched *s, sworker *w)
+{
+    stask *a = s->hlen ? s->heap[0] : NULL, *b = NULL;
+    if (w->busy < w->nthreads)
+        for (size_t i = 0; i < s->rlen && !b; i++)
+            if (fits(w, s->rlist[i])) b = s->rlist[i];
+    if (!a) return b;
+    if (!b) return a;
+    return before(a, b) ? a : b;
+}
+
+static void timeout_cb(evutil_socket_t fd, short what, void *arg);
+
+static void assign(herd_sched *s, stask *t, sworker *w)
+{
+    unready(s, t);
+    t->state = T_RUNNING;
+    t->worker = w;
+    t->seceded = 0;
+    t->started = herd_now();
+    w->busy++;
+    if (t->resources) res_take(w, t->resources, 1);
+    kmap_put(&w->running, t->key, t);
+    msgpack_packer *pk = herd_conn_packer(w->conn);
+    msgpack_pack_array(pk, 6);
+    msgpack_pack_int(pk, OP_RUN);
+    msgpack_pack_uint64(pk, t->key);
+    herd_pack_str(pk, t->task);
+    herd_value_pack(pk, t->args);
+    msgpack_pack_int(pk, t->attempt);
+    herd_pack_str(pk, t->run_name);
+    herd_conn_end(w->conn);
+    if (t->timeout > 0) {
+        if (!t->timer) t->timer = evtimer_new(s->base, timeout_cb, t);
+        else { event_del(t->timer); event_assign(t->timer, s->base, -1, 0, timeout_cb, t); }
+        struct timeval tv = { (time_t)t->timeout, (suseconds_t)((t->timeout - floor(t->timeout)) * 1e6) };
+        evtimer_add(t->timer, &tv);
+    }
+    if (t->fut && s->local) herd_client_deliver(s->local, t->fut, HERD_SCHEDULED, NULL, NULL);
+}
+
+static double load(const sworker *w) { return (double)w->busy / w->nthreads; }
+
+static void dispatch_cb(evutil_socket_t fd, short what, void *arg)
+{
+    herd_sched *s = arg;
+    s->dispatch_pending = 0;
+    while (s->hlen || s->rlen) {
+        sworker *bw = NULL;
+        stask *bt = NULL;
+        for (sworker *w = s->workers; w; w = w->next) {
+            if (!w->hello || w->role != ROLE_WORKER || w->closing || capacity(s, w) <= 0) continue;
+            stask *t = best_for(s, w);
+            if (!t) continue;
+            if (!bt || (t != bt && before(t, bt)) || (t == bt && load(w) < load(bw))) { bt = t; bw = w; }
+        }
+        if (!bt) break;
+        assign(s, bt, bw);
+    }
+}
+
+static void kick(herd_sched *s)
+{
+    if (!s->dispatch_pending) {
+        s->dispatch_pending = 1;
+        event_active(s->dispatch_ev, EV_TIMEOUT, 0);
+    }
+}
+
+/* The attempt running on w ends: give back the slot and resources. */
+static void unassign(herd_sched *s, sworker *w, stask *t)
+{
+    kmap_del(&w->running, t->key);
+    if (!t->seceded) w->busy--;
+    if (t->resources) res_take(w, t->resources, -1);
+    t->worker = NULL;
+    if (t->timer && t->state == T_RUNNING) event_del(t->timer);
+    kick(s);
+}
+
+static void timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    stask *t = arg;
+    herd_sched *s = t->s;
+    if (t->state != T_RUNNING || !t->worker) return;
+    sworker *w = t->worker;
+    /* the thread is still busy with it: keep the slot and resources occupied
+     * until the worker reports the attempt done */
+    stuck *st = calloc(1, sizeof *st);
+    if (st) {
+        st->key = t->key;
+        st->attempt = t->attempt;
+        st->resources = t->resources ? herd_value_copy(t->resources) : NULL;
+        st->next = w->stuck;
+        w->stuck = st;
+    }
+    kmap_del(&w->running, t->key);
+    t->worker = NULL;
+    char msg[128];
+    snprintf(msg, sizeof msg, "timed out after %.3gs on worker %s", t->timeout, w->name);
+    attempt_failed(s, t, msg);
+}
+
+static void worker_counts(herd_sched *s)
+{
+    int n = 0, th = 0;
+    for (sworker *w = s->workers; w; w = w->next)
+        if (w->hello && w->role == ROLE_WORKER && !w->closing) { n++; th += w->nthreads; }
+    pthread_mutex_lock(&s->w_mu);
+    s->nworkers = n;
+    s->nthreads = th;
+    pthread_cond_broadcast(&s->w_cv);
+    pthread_mutex_unlock(&s->w_mu);
+}
+
+static void worker_free(sworker *w)
+{
+    if (w->hello_timer) event_free(w->hello_timer);
+    if (w->conn) herd_conn_free(w->conn);
+    for (size_t i = 0; i < w->nres; i++) free(w->res[i].name);
+    free(w->res);
+    for (stuck *st = w->stuck, *n; st; st = n) { n = st->next; herd_value_free(st->resources); free(st); }
+    kmap_free(&w->running);
+    free(w->name);
+    free(w);
+}
+
+/* A connection ends: reschedule what its worker ran; drop what it owned. */
+static void worker_lost(herd_sched *s, sworker *w, const char *why)
+{
+    for (sworker **pp = &s->workers; *pp; pp = &(*pp)->next)
+        if (*pp == w) { *pp = w->next; break; }
+    if (w->hello && w->role == ROLE_WORKER)
+        slog(s, w->closing ? HERD_LOG_INFO : HERD_LOG_WARN, "worker %s (pid %ld) left: %s", w->name, w->pid, why);
+    size_t i = 0;
+    void *v;
+    while (kmap_next(&w->running, &i, NULL, &v)) {
+        stask *t = v;
+        t->worker = NULL;
+        if (t->timer) event_del(t->timer);
+        if (++t->suspicious > s->cfg.allowed_failures) {
+            char msg[512];
+            snprintf(msg, sizeof msg, "worker %s died while running it (%s); it was on %d workers that died "
+                     "(allowed_failures=%d)", w->name, why, t->suspicious, s->cfg.allowed_failures);
+            finalize(s, t, HERD_CRASHED, msg);
+        } else {
+            slog(s, HERD_LOG_WARN, "%s: worker %s died (%s); rescheduling", t->run_name, w->name, why);
+            make_ready(s, t);
+        }
+    }
+    kmap_free(&w->running);
+    /* tasks this connection submitted (sub-tasks of its tasks) lose their owner */
+    i = 0;
+    uint64_t k;
+    stask **gone = NULL;
+    size_t ng = 0, cg = 0;
+    while (kmap_next(&s->tasks, &i, &k, &v)) {
+        stask *t = v;
+        if (t->owner != w) continue;
+        t->owner = NULL;
+        t->owner_released = 1;
+        if (releasable(t) || ((t->state == T_READY || t->state == T_RETRY) && !t->nwaiting_dependents)) {
+            if (ng == cg) { stask **ngone = realloc(gone, (cg = cg ? 2 * cg : 16) * sizeof *ngone); if (!ngone) break; gone = ngone; }
+            gone[ng++] = t;
+        }
+    }
+    for (size_t j = 0; j < ng; j++) forget(s, gone[j]);
+    free(gone);
+    worker_free(w);
+    worker_counts(s);
+    kick(s);
+}
+
+/* ---- messages ---- */
+static void refuse(herd_sched *s, sworker *w, const char *why)
+{
+    slog(s, HERD_LOG_WARN, "refused connection from %s: %s", herd_conn_peer(w->conn), why);
+    msgpack_packer *pk = herd_conn_packer(w->conn);
+    msgpack_pack_array(pk, 2);
+    msgpack_pack_int(pk, OP_REFUSE);
+    herd_pack_str(pk, why);
+    herd_conn_end(w->conn);
+    herd_conn_close_after_flush(w->conn);
+    w->conn = NULL;
+    for (sworker **pp = &s->workers; *pp; pp = &(*pp)->next)
+        if (*pp == w) { *pp = w->next; break; }
+    worker_free(w);
+}
+
+static int on_hello(herd_sched *s, sworker *w, const msgpack_object *a, uint32_t n)
+{
+    if (n < 8) { refuse(s, w, "malformed hello"); return -1; }
+    if (herd_obj_int(&a[1], -1) != HERD_PROTO_VERSION) {
+        char why[96];
+        snprintf(why, sizeof why, "protocol version %lld, this scheduler speaks %d",
+                 (long long)herd_obj_int(&a[1], -1), HERD_PROTO_VERSION);
+        refuse(s, w, why);
+        return -1;
+    }
+    if (s->token) {
+        size_t tl = strlen(s->token);
+        if (a[3].type != MSGPACK_OBJECT_STR || a[3].via.str.size != tl ||
+            CRYPTO_memcmp(a[3].via.str.ptr, s->token, tl) != 0) {
+            refuse(s, w, "wrong or missing token");
+            return -1;
+        }
+    }
+    int role = (int)herd_obj_int(&a[2], -1);
+    int nthreads = (int)herd_obj_int(&a[5], 0);
+    char *name = herd_obj_strdup(&a[4]);
+    if ((role != ROLE_WORKER && role != ROLE_CLIENT) || !name || !*name ||
+        (role == ROLE_WORKER && (nthreads < 1 || nthreads > 65536))) {
+        free(name);
+        refuse(s, w, "malformed hello: role, name or nthreads out of range");
+        return -1;
+    }
+    for (sworker *o = s->workers; o; o = o->next)
+        if (o != w && o->hello && o->name && strcmp(o->name, name) == 0) {
+            char why[256];
+            snprintf(why, sizeof why, "a worker named \"%s\" is already connected", name);
+            free(name);
+            refuse(s, w, why);
+            return -1;
+        }
+    herd_value *res = NULL;
+    if (a[6].type != MSGPACK_OBJECT_NIL && herd_value_from_msgpack(&a[6], &res, NULL) == 0 &&
+        herd_typeof(res) == HERD_MAP) {
+        w->res = calloc(herd_len(res) + 1, sizeof *w->res);
+        for (size_t i = 0; w->res && i < herd_len(res); i++) {
+            w->res[w->nres].name = strdup(herd_key_at(res, i));
+            w->res[w->nres].total = w->res[w->nres].avail = herd_as_float(herd_at(res, i));
+            w->nres++;
+        }
+    }
+    herd_value_free(res);
+    w->name = name;
+    w->role = role;
+    w->nthreads = nthreads > 0 ? nthreads : 1;
+    w->pid = (long)herd_obj_int(&a[7], 0);
+    w->hello = 1;
+    w->id = s->next_id++;
+    if (w->hello_timer) { event_free(w->hello_timer); w->hello_timer = NULL; }
+    msgpack_packer *pk = herd_conn_packer(w->conn);
+    msgpack_pack_array(pk, 3);
+    msgpack_pack_int(pk, OP_WELCOME);
+    msgpack_pack_uint32(pk, w->id);
+    msgpack_pack_double(pk, s->cfg.heartbeat_interval);
+    herd_conn_end(w->conn);
+    if (role == ROLE_WORKER) {
+        slog(s, HERD_LOG_INFO, "worker %s connected (pid %ld, %d threads)", w->name, w->pid, w->nthreads);
+        worker_counts(s);
+        kick(s);
+    }
+    return 0;
+}
+
+static void on_done(herd_sched *s, sworker *w, const msgpack_object *a, uint32_t n)
+{
+    if (n < 6) return;
+    uint64_t key = (uint64_t)herd_obj_int(&a[1], 0);
+    int attempt = (int)herd_obj_int(&a[5], -1);
+    stask *t = kmap_get(&w->running, key);
+    if (!t || t->attempt != attempt) {
+        /* a timed-out attempt finally returned: free its thread */
+        for (stuck **pp = &w->stuck; *pp; pp = &(*pp)->next)
+            if ((*pp)->key == key && (*pp)->attempt == attempt) {
+                stuck *st = *pp;
+                *pp = st->next;
+                w->busy--;
+                if (st->resources) res_take(w, st->resources, -1);
+                herd_value_free(st->resources);
+                free(st);
+                kick(s);
+                break;
+            }
+        return;
+    }
+    double dur = herd_obj_int(&a[4], 0) / 1e6;
+    s->avg_dur = s->avg_dur < 0 ? dur : 0.9 * s->avg_dur + 0.1 * dur;
+    unassign(s, w, t);
+    if (herd_obj_int(&a[2], 0)) {
+        herd_value *v = NULL;
+        herd_err e = { 0 };
+        if (herd_value_from_msgpack(&a[3], &v, &e)) {
+            char msg[1100];
+            snprintf(msg, sizeof msg, "result could not be decoded: %s", e.msg);
+            attempt_failed(s, t, msg);
+            return;
+        }
+        complete(s, t, v);
+    } else {
+        char *msg = herd_obj_strdup(&a[3]);
+        attempt_failed(s, t, msg ? msg : "failed without a message");
+        free(msg);
+    }
+}
+
+static void add_task(herd_sched *s, herd_submit_spec *sp, sworker *owner)
+{
+    stask *t = calloc(1, sizeof *t);
+    if (!t) { herd_spec_free(sp); return; }
+    t->s = s;
+    t->key = sp->key;
+    t->seq = ++s->seq;
+    t->task = sp->task; sp->task = NULL;
+    t->run_name = sp->run_name; sp->run_name = NULL;
+    t->args = sp->args; sp->args = NULL;
+    t->resources = sp->resources; sp->resources = NULL;
+    t->fut = sp->fut; sp->fut = NULL;
+    t->priority = sp->priority;
+    t->retries_left = sp->retries;
+    t->retry_delay = sp->retry_delay;
+    t->timeout = sp->timeout;
+    t->owner = owner;
+    t->state = T_WAITING;
+    herd_spec_free(sp);
+    if (!t->run_name) t->run_name = strdup(t->task ? t->task : "task");
+    if (kmap_get(&s->tasks, t->key) || kmap_put(&s->tasks, t->key, t)) {
+        slog(s, HERD_LOG_ERROR, "duplicate or unstorable task key %llu refused", (unsigned long long)t->key);
+        if (t->fut && s->local) herd_client_deliver(s->local, t->fut, HERD_CRASHED, NULL, "duplicate task key");
+        task_free(t);
+        return;
+    }
+    uint64_t *keys = NULL;
+    size_t nk = 0;
+    herd_value_collect_futrefs(t->args, &keys, &nk);
+    const char *bad = NULL;
+    stask *faileddep = NULL;
+    for (size_t i = 0; i < nk; i++) {
+        stask *dep = kmap_get(&s->tasks, keys[i]);
+        if (!dep) { bad = "a dependency is unknown to the scheduler (released?)"; break; }
+        if (dep->state == T_DONE) {
+            if (dep->final != HERD_COMPLETED) { faileddep = dep; break; }
+            continue;
+        }
+        if (dep->ndependents == dep->capdependents) {
+            size_t nc = dep->capdependents ? 2 * dep->capdependents : 4;
+            uint64_t *nd = realloc(dep->dependents, nc * sizeof *nd);
+            if (!nd) { bad = "out of memory"; break; }
+            dep->dependents = nd;
+            dep->capdependents = nc;
+        }
+        dep->dependents[dep->ndependents++] = t->key;
+        dep->nwaiting_dependents++;
+        t->deps = realloc(t->deps, (t->ndeps + 1) * sizeof *t->deps);
+        t->deps[t->ndeps++] = dep->key;
+        t->ndeps_waiting++;
+    }
+    free(keys);
+    if (bad) { finalize(s, t, HERD_FAILED, bad); return; }
+    if (faileddep) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "dependency %s %s: %s", faileddep->run_name,
+                 herd_state_name(faileddep->final), faileddep->error ? faileddep->error : "");
+        finalize(s, t, faileddep->final == HERD_CANCELLED ? HERD_CANCELLED : HERD_FAILED, msg);
+        return;
+    }
+    if (!t->ndeps_waiting) materialize(s, t);
+}
+
+static void on_release(herd_sched *s, uint64_t key, uint32_t owner_id)
+{
+    stask *t = kmap_get(&s->tasks, key);
+    if (!t || (uint32_t)(key >> 40) != owner_id) return;
+    t->owner_released = 1;
+    if (releasable(t)) { forget(s, t); return; }
+    if ((t->state == T_READY || t->state == T_RETRY) && !t->nwaiting_dependents) { forget(s, t); return; }
+    if (t->state == T_DONE && !t->nwaiting_dependents) { herd_value_free(t->result); t->result = NULL; }
+}
+
+static void on_cancel(herd_sched *s, uint64_t key, uint32_t owner_id)
+{
+    stask *t = kmap_get(&s->tasks, key);
+    if (!t || (uint32_t)(key >> 40) != owner_id || t->state == T_DONE) return;
+    if (t->state == T_RUNNING && t->worker) {
+        /* the thread can't be interrupted: it keeps its slot until it returns */
+        sworker *w = t->worker;
+        stuck *st = calloc(1, sizeof *st);
+        if (st) {
+            st->key = t->key; st->attempt = t->attempt;
+            st->resources = t->resources ? herd_value_copy(t->resources) : NULL;
+            st->next = w->stuck; w->stuck = st;
+        }
+        kmap_del(&w->running, t->key);
+        t->worker = NULL;
+    }
+    if (t->timer) event_del(t->timer);
+    finalize(s, t, HERD_CANCELLED, "cancelled by the client");
+}
+
+static herd_submit_spec *spec_from_msg(const msgpack_object *a, uint32_t n, herd_err *err)
+{
+    if (n < 10) { herd_err_set(err, HERD_EPROTO, "submit: expected 10 fields, got %u", n); return NULL; }
+    herd_submit_spec *sp = calloc(1, sizeof *sp);
+    if (!sp) return NULL;
+    sp->op = OP_SUBMIT;
+    sp->key = (uint64_t)herd_obj_int(&a[1], 0);
+    sp->task = herd_obj_strdup(&a[2]);
+    sp->priority = (int)herd_obj_int(&a[4], 0);
+    sp->retries = (int)herd_obj_int(&a[6], 0);
+    sp->retry_delay = herd_obj_float(&a[7], 0);
+    sp->timeout = herd_obj_float(&a[8], 0);
+    sp->run_name = herd_obj_strdup(&a[9]);
+    if (!sp->task || herd_value_from_msgpack(&a[3], &sp->args, err) ||
+        (a[5].type != MSGPACK_OBJECT_NIL && herd_value_from_msgpack(&a[5], &sp->resources, err))) {
+        herd_spec_free(sp);
+        return NULL;
+    }
+    return sp;
+}
+
+static void on_msg(herd_conn *c, const msgpack_object *m, void *ud)
+{
+    sworker *w = ud;
+    herd_sched *s = w->s;
+    const msgpack_object *a = m->via.array.ptr;
+    uint32_t n = m->via.array.size;
+    int op = (int)a[0].via.u64;
+    w->last_seen = herd_now();
+    if (!w->hello) {
+        if (op != OP_HELLO) { refuse(s, w, "expected hello first"); return; }
+        on_hello(s, w, a, n);
+        return;
+    }
+    switch (op) {
+    case OP_DONE: on_done(s, w, a, n); break;
+    case OP_HEARTBEAT: break;
+    case OP_LOG: {
+        if (n < 4) break;
+        stask *t = kmap_get(&s->tasks, (uint64_t)herd_obj_int(&a[1], 0));
+        char *text = herd_obj_strdup(&a[3]);
+        int level = (int)herd_obj_int(&a[2], HERD_LOG_INFO);
+        if (text) {
+            if (t && t->fut && s->local)
+                herd_client_logf(s->local, level, "%s: %s", t->run_name, text);
+            else
+                slog(s, level, "%s: %s", t ? t->run_name : w->name, text);
+        }
+        free(text);
+        break;
+    }
+    case OP_SECEDE: {
+        stask *t = kmap_get(&w->running, (uint64_t)herd_obj_int(&a[1], 0));
+        if (t && !t->seceded) { t->seceded = 1; w->busy--; kick(s); }
+        break;
+    }
+    case OP_SUBMIT: {
+        herd_err e = { 0 };
+        herd_submit_spec *sp = spec_from_msg(a, n, &e);
+        if (!sp) { slog(s, HERD_LOG_WARN, "bad submit from %s: %s", w->name, e.msg); break; }
+        if ((uint32_t)(sp->key >> 40) != w->id) {
+            slog(s, HERD_LOG_WARN, "submit from %s with a key outside its range refused", w->name);
+            herd_spec_free(sp);
+            break;
+        }
+        add_task(s, sp, w);
+        break;
+    }
+    case OP_RELEASE: on_release(s, (uint64_t)herd_obj_int(&a[1], 0), w->id); break;
+    case OP_CANCEL: on_cancel(s, (uint64_t)herd_obj_int(&a[1], 0), w->id); break;
+    default:
+        slog(s, HERD_LOG_WARN, "unexpected message %d from %s ignored", op, w->name);
+    }
+}
+
+static void on_close(herd_conn *c, const char *why, void *ud)
+{
+    sworker *w = ud;
+    if (!w->hello) {
+        herd_sched *s = w->s;
+        slog(s, HERD_LOG_WARN, "connection from %s dropped before hello: %s", herd_conn_peer(c), why);
+        for (sworker **pp = &s->workers; *pp; pp = &(*pp)->next)
+            if (*pp == w) { *pp = w->next; break; }
+        worker_free(w);
+        return;
+    }
+    worker_lost(w->s, w, why);
+}
+
+static void hello_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    sworker *w = arg;
+    refuse(w->s, w, "no hello within 10s");
+}
+
+static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len, void *arg)
+{
+    herd_sched *s = arg;
+    char peer[128] = "local";
+    if (sa->sa_family == AF_INET || sa->sa_family == AF_INET6) {
+        char host[64] = "?";
+        int port = 0;
+        if (sa->sa_family == AF_INET) {
+            struct sockaddr_in *in = (struct sockaddr_in *)sa;
+            evutil_inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+            port = ntohs(in->sin_port);
+        } else {
+            struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)sa;
+            evutil_inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+            port = ntohs(in6->sin6_port);
+        }
+        snprintf(peer, sizeof peer, "%s:%d", host, port);
+    }
+    sworker *w = calloc(1, sizeof *w);
+    struct bufferevent *bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (!w || !bev) { free(w); if (bev) bufferevent_free(bev); else evutil_closesocket(fd); return; }
+    w->s = s;
+    kmap_init(&w->running);
+    w->last_seen = herd_now();
+    w->conn = herd_conn_new(bev, peer, on_msg, on_close, w);
+    if (!w->conn) { free(w); return; }
+    w->hello_timer = evtimer_new(s->base, hello_timeout, w);
+    struct timeval tv = { 10, 0 };
+    evtimer_add(w->hello_timer, &tv);
+    w->next = s->workers;
+    s->workers = w;
+}
+
+static void heartbeat_cb(evutil_socket_t fd, short what, void *arg)
+{
+    herd_sched *s = arg;
+    double now = herd_now();
+    for (sworker *w = s->workers, *next; w; w = next) {
+        next = w->next;
+        if (w->hello && w->role == ROLE_WORKER && now - w->last_seen > s->cfg.heartbeat_timeout) {
+            char why[96];
+            snprintf(why, sizeof why, "no heartbeat for %.1fs", now - w->last_seen);
+            worker_lost(s, w, why);
+        }
+    }
+}
+
+/* ---- inbox from the in-process client ---- */
+static void inbox_cb(evutil_socket_t fd, short what, void *arg)
+{
+    herd_sched *s = arg;
+    pthread_mutex_lock(&s->in_mu);
+    herd_submit_spec *sp = s->in_head;
+    s->in_head = s->in_tail = NULL;
+    s->in_signalled = 0;
+    pthread_mutex_unlock(&s->in_mu);
+    while (sp) {
+        herd_submit_spec *next = sp->next;
+        sp->next = NULL;
+        switch (sp->op) {
+        case OP_SUBMIT: add_task(s, sp, NULL); break;
+        case OP_RELEASE: on_release(s, sp->key, 1); herd_spec_free(sp); break;
+        case OP_CANCEL: on_cancel(s, sp->key, 1); herd_spec_free(sp); break;
+        default: herd_spec_free(sp);
+        }
+        sp = next;
+    }
+}
+
+int herd_sched_post(herd_sched *s, herd_submit_spec *sp)
+{
+    pthread_mutex_lock(&s->in_mu);
+    if (!s->running) { pthread_mutex_unlock(&s->in_mu); herd_spec_free(sp); return -HERD_ECLOSED; }
+    sp->next = NULL;
+    if (s->in_tail) s->in_tail->next = sp; else s->in_head = sp;
+    s->in_tail = sp;
+    int wake = !s->in_signalled;
+    s->in_signalled = 1;
+    if (wake) event_active(s->inbox_ev, EV_TIMEOUT, 0);
+    pthread_mutex_unlock(&s->in_mu);
+    return 0;
+}
+
+static int local_send(void *ud, herd_submit_spec *spec) { return herd_sched_post(ud, spec); }
+const herd_transport herd_sched_local_tp = { local_send, NULL };
+
+void herd_sched_attach_local(herd_sched *s, herd_client *cl) { s->local = cl; }
+
+/* ---- lifecycle ---- */
+static void *loop_main(void *arg)
+{
+    herd_sched *s = arg;
+    event_base_dispatch(s->base);
+    return NULL;
+}
+
+static void stop_cb(evutil_socket_t fd, short what, void *arg)
+{
+    herd_sched *s = arg;
+    for (sworker *w = s->workers; w; w = w->next)
+        if (w->conn) herd_conn_flush(w->conn);
+    event_base_loopbreak(s->base);
+}
+
+struct closereq { herd_sched *s; char reason[200]; };
+
+static void close_workers_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct closereq *r = arg;
+    herd_sched *s = r->s;
+    for (sworker *w = s->workers; w; w = w->next) {
+        if (!w->hello || w->role != ROLE_WORKER || !w->conn) continue;
+        w->closing = 1;
+        msgpack_packer *pk = herd_conn_packer(w->conn);
+        msgpack_pack_array(pk, 2);
+        msgpack_pack_int(pk, OP_CLOSE);
+        herd_pack_str(pk, r->reason);
+        herd_conn_end(w->conn);
+        herd_conn_flush(w->conn);
+    }
+    worker_counts(s);
+    free(r);
+}
+
+void herd_sched_close_workers(herd_sched *s, const char *reason)
+{
+    struct closereq *r = calloc(1, sizeof *r);
+    if (!r) return;
+    r->s = s;
+    snprintf(r->reason, sizeof r->reason, "%s", reason ? reason : "cluster closing");
+    if (event_base_once(s->base, -1, EV_TIMEOUT, close_workers_cb, r, NULL)) free(r);
+    /* give the loop a moment to write the CLOSE frames */
+    for (int i = 0; i < 50; i++) {
+        pthread_mutex_lock(&s->w_mu);
+        int n = s->nworkers;
+        pthread_mutex_unlock(&s->w_mu);
+        if (!n) break;
+        usleep(2000);
+    }
+}
+
+int herd_sched_start(herd_sched **out, const herd_sched_cfg *cfg, char *addr, size_t cap, herd_err *err)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, (void (*)(void))evthread_use_pthreads);
+    herd_sched *s = calloc(1, sizeof *s);
+    if (!s) return herd_err_set(err, -ENOMEM, "out of memory");
+    s->cfg = *cfg;
+    s->cfg.listen = NULL;
+    if (s->cfg.heartbeat_interval <= 0) s->cfg.heartbeat_interval = 1;
+    if (s->cfg.heartbeat_timeout <= 0) s->cfg.heartbeat_timeout = 30;
+    if (s->cfg.allowed_failures < 0) s->cfg.allowed_failures = 3;
+    s->token = cfg->token ? strdup(cfg->token) : NULL;
+    s->avg_dur = -1;
+    s->next_id = 2;
+    kmap_init(&s->tasks);
+    pthread_mutex_init(&s->in_mu, NULL);
+    pthread_mutex_init(&s->w_mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->w_cv, &ca);
+    pthread_condattr_destroy(&ca);
+    int rc;
+    if (!(s->base = event_base_new())) { rc = herd_err_set(err, -ENOMEM, "cannot create event loop"); goto fail; }
+    s->inbox_ev = event_new(s->base, -1, 0, inbox_cb, s);
+    s->dispatch_ev = event_new(s->base, -1, 0, dispatch_cb, s);
+    s->stop_ev = event_new(s->base, -1, 0, stop_cb, s);
+    s->hb_ev = event_new(s->base, -1, EV_PERSIST, heartbeat_cb, s);
+    if (!s->inbox_ev || !s->dispatch_ev || !s->stop_ev || !s->hb_ev) { rc = herd_err_set(err, -ENOMEM, "out of memory"); goto fail; }
+    /* the dispatch event runs after messages of the same iteration */
+    event_base_priority_init(s->base, 2);
+    event_priority_set(s->dispatch_ev, 1);
+    double iv = s->cfg.heartbeat_interval;
+    struct timeval tv = { (time_t)iv, (suseconds_t)((iv - floor(iv)) * 1e6) };
+    event_add(s->hb_ev, &tv);
+    herd_addr a;
+    if (herd_addr_parse(cfg->listen, &a, NULL) == 0 && a.is_unix) snprintf(s->unix_path, sizeof s->unix_path, "%s", a.path);
+    if (!(s->lis = herd_listen(s->base, cfg->listen, accept_cb, s, addr, cap, err))) { rc = err ? err->code : -HERD_EARG; goto fail; }
+    s->running = 1;
+    if ((rc = pthread_create(&s->thread, NULL, loop_main, s))) {
+        s->running = 0;
+        rc = herd_err_set(err, -rc, "cannot start the scheduler thread: %s", strerror(rc));
+        goto fail;
+    }
+    *out = s;
+    return 0;
+fail:
+    herd_sched_stop(s);
+    return rc;
+}
+
+int herd_sched_nworkers(herd_sched *s, int *nthreads)
+{
+    pthread_mutex_lock(&s->w_mu);
+    int n = s->nworkers;
+    if (nthreads) *nthreads = s->nthreads;
+    pthread_mutex_unlock(&s->w_mu);
+    return n;
+}
+
+int herd_sched_wait_workers(herd_sched *s, int n, double timeout_s, herd_err *err)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    double whole = floor(timeout_s);
+    ts.tv_sec += (time_t)whole;
+    ts.tv_nsec += (long)((timeout_s - whole) * 1e9);
+    if (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
+    pthread_mutex_lock(&s->w_mu);
+    int rc = 0;
+    while (s->nworkers < n && rc == 0)
+        rc = timeout_s < 0 ? pthread_cond_wait(&s->w_cv, &s->w_mu) : pthread_cond_timedwait(&s->w_cv, &s->w_mu, &ts);
+    int have = s->nworkers;
+    pthread_mutex_unlock(&s->w_mu);
+    if (have >= n) return 0;
+    return herd_err_set(err, HERD_ETIMEOUT, "only %d of %d workers connected within %.3gs", have, n, timeout_s);
+}
+
+void herd_sched_stop(herd_sched *s)
+{
+    if (!s) return;
+    if (s->running) {
+        pthread_mutex_lock(&s->in_mu);
+        s->running = 0;
+        pthread_mutex_unlock(&s->in_mu);
+        event_active(s->stop_ev, EV_TIMEOUT, 0);
+        pthread_join(s->thread, NULL);
+    }
+    for (herd_submit_spec *sp = s->in_head, *n; sp; sp = n) { n = sp->next; herd_spec_free(sp); }
+    while (s->workers) { sworker *w = s->workers; s->workers = w->next; worker_free(w); }
+    size_t i = 0;
+    void *v;
+    while (kmap_next(&s->tasks, &i, NULL, &v)) task_free(v);
+    kmap_free(&s->tasks);
+    free(s->heap);
+    free(s->rlist);
+    if (s->lis) evconnlistener_free(s->lis);
+    if (s->unix_path[0]) unlink(s->unix_path);
+    if (s->inbox_ev) event_free(s->inbox_ev);
+    if (s->dispatch_ev) event_free(s->dispatch_ev);
+    if (s->stop_ev) event_free(s->stop_ev);
+    if (s->hb_ev) event_free(s->hb_ev);
+    if (s->base) event_base_free(s->base);
+    pthread_mutex_destroy(&s->in_mu);
+    pthread_mutex_destroy(&s->w_mu);
+    pthread_cond_destroy(&s->w_cv);
+    free(s->token);
+    free(s);
+}

@@ -1,0 +1,145 @@
+/* herd/herd.h — the user's API: herd_init, the task runner (the C form of
+ * Prefect's DaskTaskRunner), flow runs, submitting tasks, futures, and
+ * annotations. Include this one header; it pulls in value.h and task.h.
+ *
+ *   int main(int argc, char **argv) {
+ *       herd_init(&argc, &argv);                 // worker mode returns never
+ *       herd_runner *r; herd_err err;
+ *       herd_runner_opts o = { .cluster_kwargs = "{n_workers: 4, threads_per_worker: 2}" };
+ *       if (herd_runner_new(&r, &o, &err)) { fprintf(stderr, "%s\n", err.msg); return 1; }
+ *       herd_flow_begin(r, "my-flow", &err);
+ *       herd_future *f; herd_submit(r, "download_image", herd_tuple("ii", 2022, 1), &f, &err);
+ *       const herd_value *v; herd_future_result(f, 60, &v, &err);
+ *       herd_flow_end(r, &err); herd_runner_free(r);
+ *   }
+ */
+#ifndef HERD_HERD_H
+#define HERD_HERD_H
+
+#include "common.h"
+#include "value.h"
+#include "task.h"
+#include "provider.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Call first in main(). When the runtime started this process as a worker
+ * (the C form of Python's `if __name__ == "__main__":` guard), it runs the
+ * worker and exits; otherwise it returns 0 with argc/argv untouched. */
+HERD_API int herd_init(int *argc, char ***argv);
+
+/* ---- the task runner ---- */
+/* The seed's parameter table, one for one. Kwargs are YAML text (flow style
+ * "{n_workers: 4}" or block style) or, in the *_value fields, values (which
+ * win when both are set; the runner copies them). Nothing set means a
+ * temporary local.LocalCluster with defaults from the core count. */
+typedef struct herd_runner_opts {
+    const char *address;                  /* existing scheduler: "tcp://host:8786", "unix:///path" */
+    const char *cluster_class;            /* "local.LocalCluster", "dask_jobqueue.SLURMCluster", "x.so:Sym" */
+    const herd_provider *cluster_provider;/* or the provider itself */
+    herd_cluster_factory cluster_factory; /* or a function that creates the cluster */
+    const char *cluster_kwargs;
+    const char *adapt_kwargs;             /* adaptive scaling only when given */
+    const char *client_kwargs;            /* token, timeouts, log_level … (see README) */
+    const herd_value *cluster_kwargs_value;
+    const herd_value *adapt_kwargs_value;
+    const herd_value *client_kwargs_value;
+    /* Where flow and task log lines go (default: stderr). */
+    void (*log)(void *ud, int level, const char *line);
+    void *log_ud;
+} herd_runner_opts;
+
+typedef struct herd_runner herd_runner;
+typedef struct herd_future herd_future;
+
+/* Validate the options (resolve the provider, check every kwargs key) without
+ * starting anything. */
+HERD_API int  herd_runner_new(herd_runner **out, const herd_runner_opts *opts, herd_err *err);
+/* Ends an active flow run (tearing down its cluster) and frees everything,
+ * futures included. */
+HERD_API void herd_runner_free(herd_runner *r);
+
+/* ---- flow runs ---- */
+/* Start a flow run: create the temporary cluster (or connect to `address`).
+ * The cluster lives until herd_flow_end; SIGINT/SIGTERM during the run tear it
+ * down before the process dies. */
+HERD_API int herd_flow_begin(herd_runner *r, const char *flow_name, herd_err *err);
+/* End the flow run: tasks still pending are Cancelled, the temporary cluster
+ * is closed (an existing one is left running). `failed` marks the run failed
+ * in the log. Returns the first error met while closing. */
+HERD_API int herd_flow_end(herd_runner *r, bool failed, herd_err *err);
+/* Wait until n workers are connected. */
+HERD_API int herd_wait_for_workers(herd_runner *r, int n, double timeout_s, herd_err *err);
+/* Number of connected workers, and their total threads. */
+HERD_API int herd_runner_workers(herd_runner *r, int *nthreads);
+
+/* ---- submitting ---- */
+/* Submit task `task` (a HERD_TASK name in this program, "plugin.task", or
+ * "path.so:symbol") with args (an array, ownership taken; NULL = no args).
+ * Futures inside args (herd_future_arg / 'f' in herd_tuple) become
+ * dependencies. Current annotations apply. On success *out is a new future
+ * owned by the runner (release it with herd_future_release when done). */
+HERD_API int herd_submit(herd_runner *r, const char *task, herd_value *args,
+                         herd_future **out, herd_err *err);
+/* Same, with per-submit annotations as YAML text ("{priority: 10, retries: 2}")
+ * on top of the current scope. */
+HERD_API int herd_submit_annotated(herd_runner *r, const char *task, herd_value *args,
+                                   const char *annotations, herd_future **out, herd_err *err);
+/* Submit task once per element of arg_tuples (an array of arrays, taken).
+ * *futs is a malloc'd array of *n futures (free the array, not the futures). */
+HERD_API int herd_submit_map(herd_runner *r, const char *task, herd_value *arg_tuples,
+                             herd_future ***futs, size_t *n, herd_err *err);
+/* A future as a task argument (becomes a dependency). */
+HERD_API herd_value *herd_future_arg(const herd_future *f);
+
+/* ---- annotations (dask.annotate) ----
+ * Keys: priority (int, higher first), resources (map name -> number),
+ * retries (int), retry_delay (duration; doubles after each retry),
+ * timeout (duration), tags (list of strings). push merges over the current
+ * scope; pop restores the previous one. */
+HERD_API int herd_annotate_push(herd_runner *r, const char *annotations, herd_err *err);
+HERD_API int herd_annotate_pop(herd_runner *r);
+
+/* ---- futures ---- */
+typedef enum herd_state {
+    HERD_PENDING,     /* submitted, waiting on dependencies or a slot */
+    HERD_SCHEDULED,   /* sent to a worker */
+    HERD_RUNNING,
+    HERD_COMPLETED,
+    HERD_FAILED,      /* the task's own error (after retries) */
+    HERD_CRASHED,     /* its workers died allowed_failures+1 times, or the cluster went away */
+    HERD_CANCELLED
+} herd_state;
+
+HERD_API const char *herd_state_name(herd_state s);
+HERD_API bool        herd_state_is_final(herd_state s);
+HERD_API herd_state  herd_future_state(herd_future *f);
+/* Wait up to timeout_s (< 0: forever) for the result. 0 and *out (borrowed,
+ * valid until the future is released) when Completed; -HERD_ETIMEOUT;
+ * -HERD_EFAILED / -HERD_ECRASHED / -HERD_ECANCELLED with the reason in err. */
+HERD_API int herd_future_result(herd_future *f, double timeout_s, const herd_value **out,
+                                herd_err *err);
+HERD_API const char *herd_future_error(herd_future *f);      /* NULL unless failed/crashed/cancelled */
+HERD_API const char *herd_future_name(const herd_future *f);  /* task run name "download_image-3" */
+HERD_API uint64_t    herd_future_key(const herd_future *f);
+HERD_API void        herd_future_release(herd_future *f);
+/* Cancel a task that has not finished. */
+HERD_API int herd_future_cancel(herd_future *f);
+/* Wait until every future is final. 0, or -HERD_ETIMEOUT. */
+HERD_API int herd_wait(herd_future *const *fs, size_t n, double timeout_s, herd_err *err);
+
+/* as_completed: futures in the order they finish. */
+typedef struct herd_completed herd_completed;
+HERD_API herd_completed *herd_as_completed(herd_future *const *fs, size_t n);
+/* Next final future, NULL when all were returned or on timeout (check
+ * herd_completed_left). */
+HERD_API herd_future *herd_completed_next(herd_completed *it, double timeout_s);
+HERD_API size_t herd_completed_left(const herd_completed *it);
+HERD_API void   herd_completed_free(herd_completed *it);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

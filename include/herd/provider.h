@@ -1,0 +1,170 @@
+/* herd/provider.h — the provider plugin ABI. A provider starts and stops
+ * workers (and, optionally, a remote scheduler); it never sees tasks. The core
+ * resolves a provider by name ("local.LocalCluster" -> providers/local.so,
+ * symbol LocalCluster), checks the ABI, validates cluster_kwargs against the
+ * provider's typed schema, then drives the hooks in this order:
+ *
+ *   create -> [start_scheduler] -> start -> scale_up/retire/status … -> close
+ *
+ * See docs/providers.md for a walk-through. */
+#ifndef HERD_PROVIDER_H
+#define HERD_PROVIDER_H
+
+#include "common.h"
+#include "value.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define HERD_PROVIDER_ABI_MAJOR 1   /* must match exactly */
+#define HERD_PROVIDER_ABI_MINOR 0   /* grows when hooks are appended */
+
+/* ---- typed cluster_kwargs schema ---- */
+typedef enum herd_param_type {
+    HERD_PARAM_INT,       /* integer */
+    HERD_PARAM_FLOAT,     /* number (ints accepted) */
+    HERD_PARAM_BOOL,
+    HERD_PARAM_STRING,
+    HERD_PARAM_LIST,      /* array */
+    HERD_PARAM_MAP,       /* map with string keys */
+    HERD_PARAM_DURATION,  /* number of seconds or "500ms", "2s", "5m", "1h"; stored as float seconds */
+    HERD_PARAM_SIZE,      /* bytes or "512MiB", "4GB", "auto"; stored as int bytes ("auto" stays "auto") */
+    HERD_PARAM_ANY
+} herd_param_type;
+
+#define HERD_PARAM_REQUIRED 0x1u   /* must be given */
+#define HERD_PARAM_SECRET   0x2u   /* never printed, never logged */
+#define HERD_PARAM_NULLABLE 0x4u   /* null is allowed (means "none"/"unset") */
+
+typedef struct herd_param {
+    const char *name;
+    herd_param_type type;
+    const char *default_yaml;  /* default as YAML text ("4", "{}", "null"); NULL: absent unless given */
+    const char *doc;
+    unsigned flags;
+    double min, max;           /* for INT/FLOAT/DURATION/SIZE when min < max; else unchecked */
+} herd_param;                  /* an array of these ends with { NULL } */
+
+HERD_API const char *herd_param_type_name(herd_param_type t);
+/* Validate kwargs (a map, or NULL for none) against params: unknown keys
+ * (with a did-you-mean), wrong types, values out of range and missing
+ * required keys are errors naming the key, the value and what was expected;
+ * `where` prefixes messages ("cluster_kwargs"). On success *out is a new map
+ * with every default filled in and durations/sizes normalised. */
+HERD_API int herd_kwargs_validate(const herd_param *params, const herd_value *kwargs,
+                                  const char *where, herd_value **out, herd_err *err);
+
+/* ---- what the core gives a cluster ---- */
+enum { HERD_LOG_DEBUG, HERD_LOG_INFO, HERD_LOG_WARN, HERD_LOG_ERROR };
+
+/* How to start one worker. */
+typedef struct herd_worker_spec {
+    const char *name;              /* unique within the cluster, e.g. "local-3" */
+    int nthreads;                  /* >= 1 */
+    const herd_value *resources;   /* map name -> number, or NULL */
+    int64_t memory_limit;          /* bytes, 0 = none */
+} herd_worker_spec;
+
+typedef struct herd_cluster_env {
+    const char *name;                /* cluster name, "herd-<flow>-<pid>" */
+    const char *scheduler_address;   /* what workers dial; set before start() */
+    const char *const *worker_argv;  /* NULL-terminated command that runs a worker
+                                        (program and its worker-mode flags) */
+    const char *const *worker_envp;  /* NULL-terminated KEY=VALUE additions; they hold
+                                        the cluster token: secret, never log them */
+    void *core;                      /* opaque, for the helpers below */
+} herd_cluster_env;
+
+HERD_API void herd_log(const herd_cluster_env *env, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* The full argv for one worker (env->worker_argv plus the spec's flags). Free
+ * with herd_strv_free. */
+HERD_API int herd_worker_argv(const herd_cluster_env *env, const herd_worker_spec *spec,
+                              char ***argv_out, herd_err *err);
+HERD_API void herd_strv_free(char **v);
+/* A worker run as threads of the calling process (LocalCluster processes=false). */
+typedef struct herd_worker_thread herd_worker_thread;
+HERD_API int  herd_worker_thread_start(const herd_cluster_env *env, const herd_worker_spec *spec,
+                                       herd_worker_thread **out, herd_err *err);
+HERD_API bool herd_worker_thread_alive(herd_worker_thread *w);
+/* Stop the worker (abruptly if kill, else after its running tasks) and free it. */
+HERD_API void herd_worker_thread_stop(herd_worker_thread *w, bool kill);
+
+/* ---- the provider ---- */
+typedef struct herd_cluster herd_cluster;   /* defined by each provider */
+
+enum { HERD_WORKER_STARTING, HERD_WORKER_RUNNING, HERD_WORKER_STOPPING,
+       HERD_WORKER_STOPPED, HERD_WORKER_FAILED };
+
+typedef struct herd_worker_info {
+    char name[64];
+    int state;            /* HERD_WORKER_* */
+    long pid;             /* or 0 */
+    char host[64];
+    char detail[160];     /* exit status, error text … */
+} herd_worker_info;
+
+typedef struct herd_provider {
+    char magic[4];                    /* "HRDP": never moves */
+    uint16_t abi_major, abi_minor;
+    uint32_t struct_size;             /* sizeof at build time: hooks past it read as NULL */
+    const char *name;                 /* must equal the exported symbol */
+    const char *summary;
+    const herd_param *params;         /* cluster_kwargs schema */
+
+    /* Build the cluster object from validated kwargs (defaults filled in). No
+     * processes yet. env stays valid until close() returns. */
+    int  (*create)(herd_cluster **out, const herd_value *kwargs,
+                   const herd_cluster_env *env, herd_err *err);
+    /* Optional: run the scheduler remotely, write the address clients and
+     * workers dial. NULL: the core runs it in the client process. */
+    int  (*start_scheduler)(herd_cluster *c, char *address_out, size_t cap, herd_err *err);
+    /* Start the initial workers (env->scheduler_address is set by now). */
+    int  (*start)(herd_cluster *c, herd_err *err);
+    /* Start n more workers. */
+    int  (*scale_up)(herd_cluster *c, int n, herd_err *err);
+    /* Stop the named worker (the core has already drained it when graceful). */
+    int  (*retire)(herd_cluster *c, const char *worker, herd_err *err);
+    /* Fill up to cap entries, set *n to how many workers exist. */
+    int  (*status)(herd_cluster *c, herd_worker_info *out, size_t cap, size_t *n);
+    /* Resources every worker of this cluster offers (map), or NULL. Lets the
+     * core reject impossible resource requests at submit. Optional. */
+    const herd_value *(*worker_resources)(herd_cluster *c);
+    /* Stop every worker for certain and free c. */
+    void (*close)(herd_cluster *c);
+} herd_provider;
+
+/* Fill the header fields. Usage in a provider source file:
+ *     HERD_PROVIDER(LocalCluster) = { HERD_PROVIDER_HEAD(LocalCluster, "summary", params),
+ *                                     .create = …, … };                     */
+#define HERD_PROVIDER(sym) HERD_API const herd_provider sym
+#define HERD_PROVIDER_HEAD(sym, summ, prm)                                     \
+    .magic = { 'H', 'R', 'D', 'P' }, .abi_major = HERD_PROVIDER_ABI_MAJOR,      \
+    .abi_minor = HERD_PROVIDER_ABI_MINOR, .struct_size = sizeof(herd_provider), \
+    .name = #sym, .summary = (summ), .params = (prm)
+
+/* A factory (the seed's "function for creating a custom cluster"): given the
+ * cluster_kwargs as passed (not validated), pick or build a provider and
+ * create its cluster. */
+typedef int (*herd_cluster_factory)(const herd_value *kwargs, const herd_cluster_env *env,
+                                    const herd_provider **prov_out, herd_cluster **out,
+                                    herd_err *err);
+
+/* ---- the registry ---- */
+/* Resolve a cluster_class name (see docs/providers.md): "local.LocalCluster",
+ * "path/to/x.so:Class", or an alias ("distributed.LocalCluster"). The
+ * provider stays loaded for the life of the process. */
+HERD_API int herd_provider_resolve(const char *name, const herd_provider **out, herd_err *err);
+/* Check a provider struct (magic, ABI, size, hooks). */
+HERD_API int herd_provider_check(const herd_provider *p, const char *what, herd_err *err);
+/* Call fn for every provider found on the search path. */
+HERD_API int herd_provider_foreach(void (*fn)(const char *qualified_name, const herd_provider *p,
+                                              const char *path, void *ud), void *ud);
+/* The directories searched, in order, as a malloc'd NULL-terminated vector. */
+HERD_API char **herd_provider_search_path(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

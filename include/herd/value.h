@@ -1,0 +1,89 @@
+/* herd/value.h — herd_value, the dynamically typed value that task arguments,
+ * task results and cluster kwargs are made of: nil, bool, int, float, str,
+ * bytes, array, map (msgpack's model), plus a future reference that stands
+ * for another task's result until the task runs.
+ *
+ * Ownership: every constructor returns a new value the caller owns and frees
+ * with herd_value_free(). Containers take ownership of what is pushed into
+ * them. Accessors return borrowed pointers, valid while the container is. */
+#ifndef HERD_VALUE_H
+#define HERD_VALUE_H
+
+#include "common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum herd_type {
+    HERD_NIL = 0,
+    HERD_BOOL,
+    HERD_INT,
+    HERD_FLOAT,
+    HERD_STR,
+    HERD_BYTES,
+    HERD_ARRAY,
+    HERD_MAP,
+    HERD_FUTREF     /* placeholder for a task's result (see herd_future_arg) */
+} herd_type;
+
+typedef struct herd_value herd_value;
+
+/* Constructors. They return NULL only when memory runs out. */
+HERD_API herd_value *herd_nil(void);
+HERD_API herd_value *herd_bool(bool b);
+HERD_API herd_value *herd_int(int64_t i);
+HERD_API herd_value *herd_float(double d);
+HERD_API herd_value *herd_str(const char *s);                 /* copies s (NUL-terminated) */
+HERD_API herd_value *herd_strn(const char *s, size_t len);    /* copies len bytes */
+HERD_API herd_value *herd_bytes(const void *p, size_t len);   /* copies */
+HERD_API herd_value *herd_array(void);
+HERD_API herd_value *herd_map(void);
+HERD_API herd_value *herd_futref(uint64_t key);               /* used by herd_future_arg */
+
+/* Build an array from a format, one character per element:
+ *   n nil · b bool (int) · i int (int) · I int (int64_t) · d float (double)
+ *   s str (const char *, NULL gives nil) · y bytes (const void *, size_t)
+ *   v herd_value * (ownership taken) · f herd_future * (becomes a dependency)
+ * e.g. herd_tuple("iis", 2022, 5, "data"). Returns NULL on a bad format. */
+HERD_API herd_value *herd_tuple(const char *fmt, ...);
+HERD_API herd_value *herd_vtuple(const char *fmt, va_list ap);
+
+/* Containers. Push/set take ownership of item even on failure. */
+HERD_API int herd_array_push(herd_value *arr, herd_value *item);
+HERD_API int herd_map_set(herd_value *map, const char *key, herd_value *item); /* replaces */
+HERD_API int herd_map_del(herd_value *map, const char *key);   /* 0, or -HERD_EARG if absent */
+
+/* Inspection. Type mismatches return the zero value, never crash. */
+HERD_API herd_type   herd_typeof(const herd_value *v);      /* NULL counts as nil */
+HERD_API const char *herd_type_name(herd_type t);           /* "int", "map", … */
+HERD_API bool        herd_as_bool(const herd_value *v);
+HERD_API int64_t     herd_as_int(const herd_value *v);      /* floats truncate */
+HERD_API double      herd_as_float(const herd_value *v);    /* ints convert */
+HERD_API const char *herd_as_str(const herd_value *v);      /* NUL-terminated; NULL if not str */
+HERD_API const void *herd_as_bytes(const herd_value *v, size_t *len); /* str or bytes */
+HERD_API uint64_t    herd_as_futref(const herd_value *v);
+HERD_API size_t      herd_len(const herd_value *v);         /* array/map items, str/bytes length */
+HERD_API herd_value *herd_at(const herd_value *v, size_t i);          /* array item or map value */
+HERD_API const char *herd_key_at(const herd_value *v, size_t i);      /* map key */
+HERD_API herd_value *herd_map_get(const herd_value *map, const char *key);
+
+/* Whole values. */
+HERD_API herd_value *herd_value_copy(const herd_value *v);
+HERD_API void        herd_value_free(herd_value *v);
+HERD_API bool        herd_value_equal(const herd_value *a, const herd_value *b);
+/* Flow-style YAML text of v ("{n_workers: 4, tags: [a, b]}"), malloc'd. */
+HERD_API char       *herd_value_to_string(const herd_value *v);
+/* Parse YAML (block or flow style, e.g. "{n_workers: 4, threads_per_worker: 2}")
+ * into a value. Plain scalars become int/float/bool/nil where YAML 1.2's core
+ * schema says so, strings otherwise. Errors name line and column. */
+HERD_API int herd_value_parse(const char *text, herd_value **out, herd_err *err);
+
+/* msgpack encoding (the wire format). encode returns a malloc'd buffer. */
+HERD_API int herd_value_encode(const herd_value *v, char **buf, size_t *len, herd_err *err);
+HERD_API int herd_value_decode(const void *buf, size_t len, herd_value **out, herd_err *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
