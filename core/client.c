@@ -325,6 +325,11 @@ int herd_client_submit(herd_client *cl, const char *task, herd_value *args, cons
                           task, herd_type_name(herd_typeof(args)));
         goto fail_nolock;
     }
+    if (herd_value_depth(args) > HERD_VALUE_WIRE_DEPTH) {
+        rc = herd_err_set(err, HERD_EARG, "task \"%s\": args: nested %d levels deep, at most %d can travel to a worker",
+                          task, herd_value_depth(args), HERD_VALUE_WIRE_DEPTH);
+        goto fail_nolock;
+    }
     if ((rc = herd_task_lookup(task, &fn, err))) goto fail_nolock;
     if ((rc = herd_annot_parse(annotations, &extra, err))) goto fail_nolock;
 

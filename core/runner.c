@@ -401,6 +401,12 @@ int herd_wait_for_workers(herd_runner *base, int n, double timeout_s, herd_err *
     return herd_sched_wait_workers(r->sched, n, timeout_s, err);
 }
 
+const char *herd_runner_address(herd_runner *base)
+{
+    flow_runner *r = (flow_runner *)base;
+    return r && !r->base.is_task_client && r->active ? r->addr : NULL;
+}
+
 int herd_runner_workers(herd_runner *base, int *nthreads)
 {
     flow_runner *r = (flow_runner *)base;

@@ -288,8 +288,8 @@ static void deliver(herd_sched *s, stask *t)
         msgpack_pack_int(pk, OP_RESULT);
         msgpack_pack_uint64(pk, t->key);
         msgpack_pack_int(pk, t->final);
-        if (t->final == HERD_COMPLETED) herd_value_pack(pk, t->result);
-        else herd_pack_str(pk, t->error ? t->error : "");
+        if (t->final != HERD_COMPLETED) herd_pack_str(pk, t->error ? t->error : "");
+        else if (herd_value_pack(pk, t->result)) msgpack_pack_nil(pk);   /* checked before writing */
         herd_conn_end(t->owner->conn);
     }
 }
@@ -404,8 +404,8 @@ static void res_take(sworker *w, const herd_value *res, double sign)
 static int capacity(const herd_sched *s, const sworker *w)
 {
     int prefetch;
-    if (s->avg_dur < 0) prefetch = w->nthreads;
-    else if (s->avg_dur > 0.005) prefetch = 0;
+    /* durations unknown yet, or long: no prefetch, so priority order is exact */
+    if (s->avg_dur < 0 || s->avg_dur > 0.005) prefetch = 0;
     else prefetch = w->nthreads * (int)fmin(256.0, 0.005 / fmax(s->avg_dur, 1e-6));
     return w->nthreads + prefetch - w->busy;
 }
@@ -426,6 +426,10 @@ static void timeout_cb(evutil_socket_t fd, short what, void *arg);
 static void assign(herd_sched *s, stask *t, sworker *w)
 {
     unready(s, t);
+    if (herd_value_depth(t->args) > HERD_VALUE_WIRE_DEPTH) {   /* dependency results nested it deeper */
+        finalize(s, t, HERD_FAILED, "arguments nest too deeply to send to a worker");
+        return;
+    }
     t->state = T_RUNNING;
     t->worker = w;
     t->seceded = 0;

@@ -72,6 +72,9 @@ HERD_API int herd_flow_begin(herd_runner *r, const char *flow_name, herd_err *er
 HERD_API int herd_flow_end(herd_runner *r, bool failed, herd_err *err);
 /* Wait until n workers are connected. */
 HERD_API int herd_wait_for_workers(herd_runner *r, int n, double timeout_s, herd_err *err);
+/* The address workers dial during an active flow run ("unix:///tmp/herd-…"
+ * or "tcp://127.0.0.1:PORT"), or NULL. Valid until the flow run ends. */
+HERD_API const char *herd_runner_address(herd_runner *r);
 /* Number of connected workers, and their total threads. */
 HERD_API int herd_runner_workers(herd_runner *r, int *nthreads);
 
