@@ -116,12 +116,18 @@ void herd_task_log(herd_task_ctx *ctx, const char *fmt, ...)
 
 int herd_task_fail(herd_task_ctx *ctx, const char *fmt, ...)
 {
-    if (!ctx) return -HERD_EFAILED;
-    free(ctx->fail_msg);
+    char *msg = NULL;
     va_list ap;
     va_start(ap, fmt);
-    if (vasprintf(&ctx->fail_msg, fmt, ap) < 0) ctx->fail_msg = NULL;
+    if (vasprintf(&msg, fmt, ap) < 0) msg = NULL;
     va_end(ap);
+    if (!ctx) {            /* called outside a worker (a direct call): say why */
+        if (msg) herd_log_default(NULL, HERD_LOG_ERROR, msg);
+        free(msg);
+        return -HERD_EFAILED;
+    }
+    free(ctx->fail_msg);
+    ctx->fail_msg = msg;
     return -HERD_EFAILED;
 }
 

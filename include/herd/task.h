@@ -50,7 +50,8 @@ HERD_API int herd_task_lookup(const char *name, herd_task_fn *fn, herd_err *err)
 /* A log line, forwarded to the flow's log prefixed with the task run's name. */
 HERD_API void herd_task_log(herd_task_ctx *ctx, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-/* Record why the task failed; returns -HERD_EFAILED for `return herd_task_fail(…)`. */
+/* Record why the task failed; returns -HERD_EFAILED for `return herd_task_fail(…)`.
+ * With a NULL ctx (a task called directly, not by a worker) the reason is logged. */
 HERD_API int herd_task_fail(herd_task_ctx *ctx, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 HERD_API const char *herd_task_run_name(const herd_task_ctx *ctx); /* "download_image-3" */
