@@ -1,0 +1,175 @@
+#!/usr/bin/python3
+"""bench/dask_bench.py — the Dask side of herd's benchmarks (bench/run.sh runs it
+with /usr/bin/python3, Debian's python3-distributed). Same cluster as the herd
+side: a temporary LocalCluster of 2 worker processes with 1 thread each.
+
+Measures, and prints as machine-readable lines
+    RESULT dask <metric> <value> <unit>
+  throughput_10k / throughput_100k   no-op tasks submitted with client.map
+                                     (pure=False), then gathered; tasks/s
+  latency_median / latency_p99       submit one no-op task, wait for its result,
+                                     1,000 times on a warm cluster; microseconds
+  start_close                        LocalCluster + Client + wait_for_workers(2)
+                                     + close, median of 5 runs; milliseconds
+  worker_rss_mean (and _0, _1)       VmRSS of each idle worker process; MiB
+  nanny_rss / client_rss             VmRSS of the nanny processes (if separate)
+                                     and of this (client+scheduler) process; MiB
+"""
+import argparse
+import logging
+import math
+import os
+import statistics
+import sys
+import time
+import warnings
+
+
+def noop(x):
+    return x
+
+
+def rss_mib(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return float("nan")
+
+
+def ppid_of(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        s = f.read()
+    return int(s[s.rindex(")") + 2:].split()[1])
+
+
+def result(metric, value, unit):
+    print(f"RESULT dask {metric} {value:.1f} {unit}", flush=True)
+
+
+def note(msg):
+    print(f"# dask: {msg}", flush=True)
+
+
+def pctl(sorted_xs, p):
+    """Nearest-rank percentile (the same definition as bench/herd_bench.c)."""
+    k = max(1, math.ceil(p / 100.0 * len(sorted_xs)))
+    return sorted_xs[k - 1]
+
+
+def new_cluster():
+    from distributed import Client, LocalCluster
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                           dashboard_address=None)
+    client = Client(cluster)
+    client.wait_for_workers(2)
+    return cluster, client
+
+
+def bench_rss(client):
+    time.sleep(1.0)  # let the workers settle after start-up
+    pids = client.run(os.getpid)
+    wpids = sorted(pids.values())
+    rss = [rss_mib(p) for p in wpids]
+    for i, r in enumerate(rss):
+        result(f"worker_rss_{i}", r, "MiB")
+    result("worker_rss_mean", sum(rss) / len(rss), "MiB")
+    me = os.getpid()
+    parents = sorted({ppid_of(p) for p in wpids})
+    nannies = [p for p in parents if p != me]
+    if nannies:
+        nr = [rss_mib(p) for p in nannies]
+        result("nanny_rss", sum(nr) / len(nr), "MiB")
+        note(f"nanny processes {nannies}, separate from this process")
+    else:
+        note("LocalCluster runs its Nanny objects inside the client process "
+             f"(worker ppids = {parents} = this pid): no separate nanny process")
+    result("client_rss", rss_mib(me), "MiB")
+    note(f"worker pids {wpids}")
+
+
+def bench_throughput(client, n, reps):
+    rates = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        futs = client.map(noop, range(n), pure=False)
+        res = client.gather(futs)
+        dt = time.perf_counter() - t0
+        if len(res) != n or res[-1] != n - 1 or sum(res) != n * (n - 1) // 2:
+            sys.exit(f"dask: wrong results for throughput n={n}")
+        del futs, res
+        rates.append(n / dt)
+        time.sleep(0.5)  # let the scheduler forget the released keys
+    return statistics.median(rates)
+
+
+def bench_latency(client, n, warmup):
+    for i in range(warmup):
+        client.submit(noop, i, pure=False).result()
+    xs = []
+    for i in range(n):
+        t0 = time.perf_counter()
+        r = client.submit(noop, i, pure=False).result()
+        xs.append((time.perf_counter() - t0) * 1e6)
+        if r != i:
+            sys.exit("dask: wrong result in latency loop")
+    xs.sort()
+    return statistics.median(xs), pctl(xs, 99)
+
+
+def bench_start_close(runs):
+    ts = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        cluster, client = new_cluster()
+        client.close()
+        cluster.close()
+        ts.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(ts), ts
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--small", type=int, default=10_000)
+    ap.add_argument("--large", type=int, default=100_000)
+    ap.add_argument("--reps-small", type=int, default=1)
+    ap.add_argument("--reps-large", type=int, default=1)
+    ap.add_argument("--latency", type=int, default=1000)
+    ap.add_argument("--start-runs", type=int, default=5)
+    a = ap.parse_args()
+
+    warnings.simplefilter("ignore")
+    logging.getLogger("distributed").setLevel(logging.ERROR)
+    import dask
+    import distributed
+    dask.config.set({"distributed.logging.distributed": "error"})
+    note(f"python {sys.version.split()[0]}, dask {dask.__version__}, "
+         f"distributed {distributed.__version__}")
+
+    cluster, client = new_cluster()
+    try:
+        bench_rss(client)
+        client.map(noop, range(100), pure=False)  # warm up imports
+        client.gather(client.map(noop, range(100), pure=False))
+        for n, reps in ((a.small, a.reps_small), (a.large, a.reps_large)):
+            tag = f"throughput_{n // 1000}k" if n % 1000 == 0 else f"throughput_{n}"
+            note(f"{tag}: n={n}, client.map(pure=False) + gather, median of {reps}")
+            result(tag, bench_throughput(client, n, reps), "tasks/s")
+        med, p99 = bench_latency(client, a.latency, 50)
+        note(f"latency: {a.latency} sequential submit+result after 50 warm-up")
+        result("latency_median", med, "us")
+        result("latency_p99", p99, "us")
+    finally:
+        client.close()
+        cluster.close()
+
+    med, ts = bench_start_close(a.start_runs)
+    note("start_close runs (ms): " + " ".join(f"{t:.0f}" for t in ts))
+    result("start_close", med, "ms")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,410 @@
+/* bench/herd_bench.c — the herd side of the benchmarks (bench/run.sh runs it
+ * beside bench/dask_bench.py). Public API only: herd_init first, a no-op task
+ * registered with HERD_TASK, a temporary local cluster of 2 worker processes
+ * with 1 thread each. Prints one machine-readable line per figure:
+ *
+ *     RESULT herd <metric> <value> <unit>
+ *
+ *   throughput_10k / throughput_100k  N no-op tasks submitted with
+ *                                     herd_submit_map, then every result read;
+ *                                     tasks/s, median of the repetitions
+ *   latency_median / latency_p99      submit one task, wait for its result,
+ *                                     1,000 times on a warm cluster; us
+ *   start_close                       herd_runner_new + herd_flow_begin +
+ *                                     herd_wait_for_workers(2) + herd_flow_end
+ *                                     (+ herd_runner_free), median of 5; ms
+ *   worker_rss_mean (and _0, _1)      VmRSS of each idle worker process; MiB
+ *   client_rss                        VmRSS of this (client+scheduler) process
+ *
+ * Options (the same as dask_bench.py): --small N --large N --reps-small R
+ * --reps-large R --latency N --start-runs N. */
+#include <herd/herd.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CLUSTER_KWARGS "{n_workers: 2, threads_per_worker: 1, processes: true}"
+#define N_WORKERS 2
+
+/* The task: takes an int and returns it. */
+static int noop(herd_task_ctx *ctx, const herd_value *args, herd_value **out)
+{
+    (void)ctx;
+    *out = herd_int(herd_as_int(herd_at(args, 0)));
+    return *out ? 0 : -HERD_EARG;
+}
+HERD_TASK(noop);
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void result(const char *metric, double value, const char *unit)
+{
+    printf("RESULT herd %s %.1f %s\n", metric, value, unit);
+    fflush(stdout);
+}
+
+static void note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void note(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("# herd: ", stdout);
+    vprintf(fmt, ap);
+    fputc('\n', stdout);
+    va_end(ap);
+    fflush(stdout);
+}
+
+static void die(const char *stage, const herd_err *err, int rc)
+{
+    fprintf(stderr, "herd_bench: %s: %s (%s)\n", stage,
+            err && err->msg[0] ? err->msg : "(no message)", herd_strerror(rc));
+    exit(1);
+}
+
+/* Log lines from the runner: keep warnings and errors, drop the chatter. */
+static void quiet_log(void *ud, int level, const char *line)
+{
+    (void)ud;
+    if (level >= HERD_LOG_WARN)
+        fprintf(stderr, "%s\n", line);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *xs, size_t n)
+{
+    qsort(xs, n, sizeof *xs, cmp_double);
+    return n % 2 ? xs[n / 2] : (xs[n / 2 - 1] + xs[n / 2]) / 2.0;
+}
+
+/* Nearest-rank percentile of a sorted array (the same as dask_bench.py). */
+static double pctl(const double *sorted, size_t n, double p)
+{
+    size_t k = (size_t)ceil(p / 100.0 * (double)n);
+    if (k < 1)
+        k = 1;
+    return sorted[k - 1];
+}
+
+/* ---- /proc ---- */
+
+static double rss_mib(long pid)
+{
+    char path[64], line[256];
+    double kib = NAN;
+    snprintf(path, sizeof path, "/proc/%ld/status", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return NAN;
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, "VmRSS:", 6) == 0) {
+            kib = strtod(line + 6, NULL);
+            break;
+        }
+    fclose(f);
+    return kib / 1024.0;
+}
+
+static long ppid_of(long pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')'); /* comm may hold spaces and parentheses */
+    long ppid = -1;
+    if (!p || sscanf(p + 2, "%*c %ld", &ppid) != 1)
+        return -1;
+    return ppid;
+}
+
+static int same_exe(long pid, const char *self_exe)
+{
+    char path[64], exe[4096];
+    snprintf(path, sizeof path, "/proc/%ld/exe", pid);
+    ssize_t n = readlink(path, exe, sizeof exe - 1);
+    if (n < 0)
+        return 0;
+    exe[n] = '\0';
+    return strcmp(exe, self_exe) == 0;
+}
+
+/* Descendants of `root` (children, grandchildren …), up to cap. */
+static size_t descendants(long root, long *out, size_t cap)
+{
+    long all[4096][2];
+    size_t nall = 0, n = 0;
+    DIR *d = opendir("/proc");
+    if (!d)
+        return 0;
+    struct dirent *e;
+    while ((e = readdir(d)) && nall < sizeof all / sizeof all[0]) {
+        char *end;
+        long pid = strtol(e->d_name, &end, 10);
+        if (*end || pid <= 0)
+            continue;
+        long pp = ppid_of(pid);
+        if (pp > 0) {
+            all[nall][0] = pid;
+            all[nall][1] = pp;
+            nall++;
+        }
+    }
+    closedir(d);
+    out[n++] = root;
+    for (size_t i = 0; i < n; i++) /* breadth first over the found set */
+        for (size_t j = 0; j < nall && n < cap; j++)
+            if (all[j][1] == out[i])
+                out[n++] = all[j][0];
+    memmove(out, out + 1, (n - 1) * sizeof *out);
+    return n - 1;
+}
+
+/* Workers are this program re-executed (herd_init's worker mode): among the
+ * descendants, those running our own executable. Others (a shell, a helper)
+ * are reported separately. */
+static void bench_rss(void)
+{
+    char self_exe[4096];
+    ssize_t sn = readlink("/proc/self/exe", self_exe, sizeof self_exe - 1);
+    self_exe[sn > 0 ? sn : 0] = '\0';
+    struct timespec settle = { 1, 0 }; /* as dask_bench.py: let start-up settle */
+    nanosleep(&settle, NULL);
+
+    long pids[256];
+    size_t n = descendants((long)getpid(), pids, 256), nw = 0;
+    double sum = 0;
+    char metric[64];
+    for (size_t i = 0; i < n; i++) {
+        double r = rss_mib(pids[i]);
+        if (same_exe(pids[i], self_exe)) {
+            snprintf(metric, sizeof metric, "worker_rss_%zu", nw++);
+            result(metric, r, "MiB");
+            sum += r;
+            note("worker pid %ld (ppid %ld)", pids[i], ppid_of(pids[i]));
+        } else {
+            note("other descendant pid %ld (ppid %ld): %.1f MiB", pids[i], ppid_of(pids[i]), r);
+        }
+    }
+    if (nw)
+        result("worker_rss_mean", sum / (double)nw, "MiB");
+    else
+        note("no worker process found among %zu descendants", n);
+    if (nw != N_WORKERS)
+        note("expected %d worker processes, found %zu", N_WORKERS, nw);
+    result("client_rss", rss_mib((long)getpid()), "MiB");
+}
+
+/* ---- the cluster ---- */
+
+static herd_runner *cluster_up(herd_err *err, int *rc)
+{
+    herd_runner_opts o = { .cluster_kwargs = CLUSTER_KWARGS, .log = quiet_log };
+    herd_runner *r = NULL;
+    if ((*rc = herd_runner_new(&r, &o, err)) != 0)
+        return NULL;
+    if ((*rc = herd_flow_begin(r, "herd-bench", err)) != 0 ||
+        (*rc = herd_wait_for_workers(r, N_WORKERS, 60, err)) != 0) {
+        herd_runner_free(r);
+        return NULL;
+    }
+    return r;
+}
+
+static void cluster_down(herd_runner *r, const char *stage)
+{
+    herd_err err = { 0 };
+    int rc = herd_flow_end(r, false, &err);
+    herd_runner_free(r);
+    if (rc)
+        die(stage, &err, rc);
+}
+
+/* ---- the benchmarks ---- */
+
+static double bench_throughput(herd_runner *r, size_t n, int reps)
+{
+    double *rates = calloc((size_t)reps, sizeof *rates);
+    if (!rates)
+        die("throughput", NULL, -ENOMEM);
+    for (int k = 0; k < reps; k++) {
+        herd_err err = { 0 };
+        herd_future **futs = NULL;
+        size_t nf = 0;
+        int rc;
+        double t0 = now_s();
+        herd_value *tuples = herd_array();
+        for (size_t i = 0; i < n; i++)
+            herd_array_push(tuples, herd_tuple("I", (int64_t)i));
+        if ((rc = herd_submit_map(r, "noop", tuples, &futs, &nf, &err)) != 0)
+            die("throughput: herd_submit_map", &err, rc);
+        if (nf != n) {
+            fprintf(stderr, "herd_bench: herd_submit_map gave %zu futures for %zu tuples\n", nf, n);
+            exit(1);
+        }
+        int64_t sum = 0;
+        for (size_t i = 0; i < n; i++) {
+            const herd_value *v;
+            if ((rc = herd_future_result(futs[i], 300, &v, &err)) != 0)
+                die("throughput: herd_future_result", &err, rc);
+            sum += herd_as_int(v);
+        }
+        double dt = now_s() - t0;
+        if (sum != (int64_t)n * ((int64_t)n - 1) / 2) {
+            fprintf(stderr, "herd_bench: wrong results for n=%zu: sum %lld\n", n, (long long)sum);
+            exit(1);
+        }
+        for (size_t i = 0; i < n; i++)
+            herd_future_release(futs[i]);
+        free(futs);
+        rates[k] = (double)n / dt;
+    }
+    double m = median(rates, (size_t)reps);
+    free(rates);
+    return m;
+}
+
+static void bench_latency(herd_runner *r, int n, int warmup, double *med, double *p99)
+{
+    double *xs = calloc((size_t)n, sizeof *xs);
+    if (!xs)
+        die("latency", NULL, -ENOMEM);
+    for (int i = -warmup; i < n; i++) {
+        herd_err err = { 0 };
+        herd_future *f;
+        const herd_value *v;
+        int rc;
+        double t0 = now_s();
+        if ((rc = herd_submit(r, "noop", herd_tuple("i", i), &f, &err)) != 0)
+            die("latency: herd_submit", &err, rc);
+        if ((rc = herd_future_result(f, 60, &v, &err)) != 0)
+            die("latency: herd_future_result", &err, rc);
+        double dt = now_s() - t0;
+        if (herd_as_int(v) != i) {
+            fprintf(stderr, "herd_bench: wrong result in latency loop: %lld for %d\n",
+                    (long long)herd_as_int(v), i);
+            exit(1);
+        }
+        herd_future_release(f);
+        if (i >= 0)
+            xs[i] = dt * 1e6;
+    }
+    *med = median(xs, (size_t)n); /* sorts xs */
+    *p99 = pctl(xs, (size_t)n, 99);
+    free(xs);
+}
+
+static double bench_start_close(int runs)
+{
+    double *ts = calloc((size_t)runs, sizeof *ts);
+    char line[512] = "";
+    size_t off = 0;
+    if (!ts)
+        die("start_close", NULL, -ENOMEM);
+    for (int k = 0; k < runs; k++) {
+        herd_err err = { 0 };
+        int rc;
+        double t0 = now_s();
+        herd_runner *r = cluster_up(&err, &rc);
+        if (!r)
+            die("start_close: cluster start", &err, rc);
+        cluster_down(r, "start_close: herd_flow_end");
+        ts[k] = (now_s() - t0) * 1e3;
+        if (off < sizeof line)
+            off += (size_t)snprintf(line + off, sizeof line - off, " %.1f", ts[k]);
+    }
+    note("start_close runs (ms):%s", line);
+    double m = median(ts, (size_t)runs);
+    free(ts);
+    return m;
+}
+
+static const char *throughput_tag(size_t n, char *buf, size_t cap)
+{
+    if (n % 1000 == 0)
+        snprintf(buf, cap, "throughput_%zuk", n / 1000);
+    else
+        snprintf(buf, cap, "throughput_%zu", n);
+    return buf;
+}
+
+int main(int argc, char **argv)
+{
+    herd_init(&argc, &argv); /* worker mode runs the worker and never returns */
+
+    long small = 10000, large = 100000, reps_small = 3, reps_large = 3, lat = 1000, runs = 5;
+    static const struct option longopts[] = {
+        { "small", required_argument, NULL, 's' },
+        { "large", required_argument, NULL, 'l' },
+        { "reps-small", required_argument, NULL, 'r' },
+        { "reps-large", required_argument, NULL, 'R' },
+        { "latency", required_argument, NULL, 'L' },
+        { "start-runs", required_argument, NULL, 'S' },
+        { NULL, 0, NULL, 0 },
+    };
+    int c;
+    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        char *end;
+        long v = optarg ? strtol(optarg, &end, 10) : 0;
+        if (c == '?' || !optarg || *end || v < 1) {
+            fprintf(stderr, "usage: %s [--small N] [--large N] [--reps-small R] "
+                            "[--reps-large R] [--latency N] [--start-runs N] (all >= 1)\n",
+                    argv[0]);
+            return 2;
+        }
+        switch (c) {
+        case 's': small = v; break;
+        case 'l': large = v; break;
+        case 'r': reps_small = v; break;
+        case 'R': reps_large = v; break;
+        case 'L': lat = v; break;
+        case 'S': runs = v; break;
+        }
+    }
+    note("herd %s, cluster_kwargs %s", HERD_VERSION_STRING, CLUSTER_KWARGS);
+
+    herd_err err = { 0 };
+    int rc;
+    herd_runner *r = cluster_up(&err, &rc);
+    if (!r)
+        die("cluster start", &err, rc);
+    bench_rss();
+    bench_throughput(r, 100, 1); /* warm up */
+    char tag[64];
+    note("%s: n=%ld, herd_submit_map + every result, median of %ld",
+         throughput_tag((size_t)small, tag, sizeof tag), small, reps_small);
+    result(tag, bench_throughput(r, (size_t)small, (int)reps_small), "tasks/s");
+    note("%s: n=%ld, herd_submit_map + every result, median of %ld",
+         throughput_tag((size_t)large, tag, sizeof tag), large, reps_large);
+    result(tag, bench_throughput(r, (size_t)large, (int)reps_large), "tasks/s");
+    double med, p99;
+    bench_latency(r, (int)lat, 50, &med, &p99);
+    note("latency: %ld sequential submit+result after 50 warm-up", lat);
+    result("latency_median", med, "us");
+    result("latency_p99", p99, "us");
+    cluster_down(r, "herd_flow_end");
+
+    result("start_close", bench_start_close((int)runs), "ms");
+    return 0;
+}
