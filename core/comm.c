@@ -12,6 +12,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -49,6 +50,14 @@ static void destroy(herd_conn *c)
     if (c->bev) bufferevent_free(c->bev);
     msgpack_sbuffer_destroy(&c->sb);
     free(c);
+}
+
+void herd_block_sigpipe(void)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
 }
 
 void herd_conn_free(herd_conn *c)

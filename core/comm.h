@@ -80,4 +80,8 @@ int         herd_obj_streq(const msgpack_object *o, const char *s);
 void        herd_pack_str(msgpack_packer *pk, const char *s);
 
 double herd_now(void);           /* monotonic seconds */
+/* Block SIGPIPE in the calling thread: a write to a peer that went away then
+ * fails with EPIPE (and closes that connection) instead of killing the
+ * process. Every thread that runs an event loop calls it. */
+void herd_block_sigpipe(void);
 #endif

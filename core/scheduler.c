@@ -991,6 +991,7 @@ void herd_sched_attach_local(herd_sched *s, herd_client *cl) { s->local = cl; }
 static void *loop_main(void *arg)
 {
     herd_sched *s = arg;
+    herd_block_sigpipe();
     event_base_dispatch(s->base);
     return NULL;
 }

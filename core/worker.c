@@ -536,6 +536,7 @@ int herd_worker_run(const herd_worker_cfg *cfg)
         struct timeval tv = { 0, 200000 };
         if (w->mem_ev) event_add(w->mem_ev, &tv);
     }
+    herd_block_sigpipe();
     event_base_dispatch(w->base);
     int code = w->exit_code;
     herd_conn_flush(w->conn);
@@ -549,6 +550,7 @@ struct herd_worker_thread { wk *w; };
 static void *loop_main(void *arg)
 {
     wk *w = arg;
+    herd_block_sigpipe();
     event_base_dispatch(w->base);
     return NULL;
 }
