@@ -142,9 +142,15 @@ $(BUILD)/tests/fixtures/%.so: $(BUILD)/obj/tests/fixtures/%.o
 	@mkdir -p $(dir $@)
 	$(CC) -shared $(LDFLAGS_ALL) -o $@ $^
 
+# herd.pc is written for the PREFIX in force: at build time here, and again by
+# `make install` for the prefix being installed.
+define write_pc
+	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: herd\nDescription: run a program'"'"'s tasks in parallel on a cluster of workers\nVersion: %s\nRequires.private: libevent msgpack yaml-0.1 libcurl openssl\nLibs: -L$${libdir} -lherd\nCflags: -I$${includedir}\n' '$(PREFIX)' '$(VERSION)' > $(1)
+endef
+
 $(BUILD)/herd.pc: Makefile
 	@mkdir -p $(dir $@)
-	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: herd\nDescription: run a program'"'"'s tasks in parallel on a cluster of workers\nVersion: %s\nRequires.private: libevent msgpack yaml-0.1 libcurl openssl\nLibs: -L$${libdir} -lherd\nCflags: -I$${includedir}\n' '$(PREFIX)' '$(VERSION)' > $@
+	$(call write_pc,$@)
 
 # ---- running ----
 tests-build: all $(TEST_BINS) $(FIXTURE_SO)
@@ -172,7 +178,7 @@ install: all
 	$(if $(PROV_SO),install -m 755 $(PROV_SO) $(DESTDIR)$(PREFIX)/lib/herd/providers/)
 	$(if $(PLUG_SO),install -m 755 $(PLUG_SO) $(DESTDIR)$(PREFIX)/lib/herd/plugins/)
 	install -m 755 $(HERD_BIN) $(DESTDIR)$(PREFIX)/bin/herd
-	install -m 644 $(BUILD)/herd.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/herd.pc
+	$(call write_pc,$(DESTDIR)$(PREFIX)/lib/pkgconfig/herd.pc)
 
 uninstall:
 	rm -rf $(DESTDIR)$(PREFIX)/include/herd $(DESTDIR)$(PREFIX)/lib/herd
