@@ -335,9 +335,11 @@ int herd_flow_begin(herd_runner *base, const char *flow_name, herd_err *err)
     snprintf(cname, sizeof cname, "herd-%s-%ld", r->flow_name, (long)getpid());
     r->envcore.log = r->log ? r->log : herd_log_default;
     r->envcore.log_ud = r->log_ud;
-    r->env = (herd_cluster_env){ .name = cname, .scheduler_address = r->addr,
+    char *old_name = (char *)r->env.name;
+    r->env = (herd_cluster_env){ .name = old_name, .scheduler_address = r->addr,
                                  .worker_argv = (const char *const *)r->wargv,
                                  .worker_envp = (const char *const *)r->wenvp, .core = &r->envcore };
+    free((char *)r->env.name);
     r->env.name = strdup(cname);   /* lives with the runner (freed in runner_free) */
     atomic_store(&r->cluster_closed, 0);
     r->cluster = NULL;

@@ -44,6 +44,7 @@ typedef struct stask {
     size_t ndependents, capdependents, nwaiting_dependents;
     sworker *worker;
     int seceded;
+    int pins;                  /* >0 while the scheduler walks it: not to be forgotten */
     herd_value *result;
     int result_at_client;      /* moved to the in-process future */
     char *error;
@@ -225,7 +226,8 @@ static void forget(herd_sched *s, stask *t)
 
 static int releasable(const stask *t)
 {
-    return t->state == T_DONE && (t->owner_released || (!t->fut && !t->owner)) && t->nwaiting_dependents == 0;
+    return t->state == T_DONE && (t->owner_released || (!t->fut && !t->owner)) && t->nwaiting_dependents == 0 &&
+           t->pins == 0;
 }
 
 /* A waiting dependent no longer needs dep (it materialized or ended). */
@@ -300,7 +302,9 @@ static void complete(herd_sched *s, stask *t, herd_value *v)
     t->final = HERD_COMPLETED;
     herd_value_free(t->result);
     t->result = v;
-    /* wake dependents first, so the client can take the value afterwards */
+    /* wake dependents first, so the client can take the value afterwards;
+     * a dependent that materializes may drop the last need of t: pin it */
+    t->pins++;
     for (size_t i = 0; i < t->ndependents; i++) {
         stask *d = kmap_get(&s->tasks, t->dependents[i]);
         if (d && d->state == T_WAITING && --d->ndeps_waiting == 0) materialize(s, d);
@@ -308,6 +312,7 @@ static void complete(herd_sched *s, stask *t, herd_value *v)
     free(t->dependents);
     t->dependents = NULL;
     t->ndependents = t->capdependents = 0;
+    t->pins--;
     deliver(s, t);
     if (releasable(t)) forget(s, t);
     else if (!t->nwaiting_dependents && (t->result_at_client || t->owner_released)) {
@@ -342,6 +347,7 @@ static void finalize(herd_sched *s, stask *t, herd_state st, const char *msg)
                 if (!nw) break;
                 work = nw;
             }
+            d->pins++;             /* queued here: others' release_deps must not free it */
             work[n++] = d;
         }
         free(t->dependents);
@@ -351,6 +357,7 @@ static void finalize(herd_sched *s, stask *t, herd_state st, const char *msg)
         if (releasable(t)) forget(s, t);
         if (!n) break;
         t = work[--n];
+        t->pins--;
     }
     free(work);
 }

@@ -283,10 +283,11 @@ static void *exec_main(void *arg)
     fncache *cache = NULL;
     pthread_mutex_lock(&w->mu);
     for (;;) {
-        while (!w->stop && !w->head) pthread_cond_wait(&w->cv, &w->mu);
         if (w->stop) break;
-        /* an extra executor (started while others block) retires when not needed */
-        if (w->nexec - w->blocked > w->cfg.nthreads) break;
+        /* an extra executor (started while others blocked on sub-tasks) retires
+         * when not needed, handing any wakeup it took to a thread that stays */
+        if (w->nexec - w->blocked > w->cfg.nthreads) { pthread_cond_signal(&w->cv); break; }
+        if (!w->head) { pthread_cond_wait(&w->cv, &w->mu); continue; }
         wtask *t = w->head;
         w->head = t->next;
         if (!w->head) w->tail = NULL;
