@@ -85,7 +85,7 @@ check-deps:
 	@$(MAKE) --no-print-directory deps
 
 # ---- libherd ----
-$(BUILD)/obj/%.o: %.c $(wildcard include/herd/*.h core/*.h)
+$(BUILD)/obj/%.o: %.c $(wildcard include/herd/*.h core/*.h tests/support/*.h tests/conformance/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -c $< -o $@
 

@@ -113,6 +113,12 @@ static void *sig_main(void *arg)
         for (flow_runner *r = active_list; r; r = r->next_active) {
             rlog(r, HERD_LOG_WARN, "flow run %s: signal %d, tearing down its cluster", r->flow_name, b);
             close_cluster(r);
+            if (r->tmpdir[0]) {          /* the scheduler's socket goes with the process */
+                char sock[128];
+                snprintf(sock, sizeof sock, "%s/scheduler.sock", r->tmpdir);
+                unlink(sock);
+                rmdir(r->tmpdir);
+            }
         }
         pthread_mutex_unlock(&active_mu);
         sigaction(SIGINT, &old_int, NULL);

@@ -567,7 +567,8 @@ static void worker_lost(herd_sched *s, sworker *w, const char *why)
                      "(allowed_failures=%d)", w->name, why, t->suspicious, s->cfg.allowed_failures);
             finalize(s, t, HERD_CRASHED, msg);
         } else {
-            slog(s, HERD_LOG_WARN, "%s: worker %s died (%s); rescheduling", t->run_name, w->name, why);
+            if (!w->closing)
+                slog(s, HERD_LOG_WARN, "%s: worker %s died (%s); rescheduling", t->run_name, w->name, why);
             make_ready(s, t);
         }
     }

@@ -49,6 +49,11 @@ typedef struct herd_runner_opts {
     /* Where flow and task log lines go (default: stderr). */
     void (*log)(void *ud, int level, const char *line);
     void *log_ud;
+    /* A named profile of herd.yaml (see README, "Cluster profiles"): its
+     * cluster_class, cluster_kwargs, adapt_kwargs, client_kwargs or address
+     * apply, and the fields set above override it key by key. NULL: the
+     * profile named by $HERD_PROFILE, else none. */
+    const char *profile;
 } herd_runner_opts;
 
 typedef struct herd_runner herd_runner;

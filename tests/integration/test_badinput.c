@@ -1,0 +1,378 @@
+/* tests/integration/test_badinput.c — bad input gives a clear error, and the
+ * runtime keeps working afterwards: runner options (unknown cluster_class,
+ * mistyped or unknown kwargs, malformed YAML, address with adapt_kwargs),
+ * bad submits (unknown task, args that are not an array, bad annotations),
+ * and malformed frames sent to a live scheduler from a raw TCP socket (huge
+ * length, garbage msgpack, wrong token, wrong protocol version, a message
+ * before hello, an unknown opcode after hello): the scheduler closes each
+ * such connection and goes on running the flow's tasks. */
+#include <herd/herd.h>
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+
+#include "comm.h"          /* the wire protocol: opcodes, version */
+#include "../support/testutil.h"
+
+/* ---- tasks ---- */
+static int t_mul(herd_task_ctx *ctx, const herd_value *args, herd_value **out)
+{
+    *out = herd_int(herd_as_int(herd_at(args, 0)) * herd_as_int(herd_at(args, 1)));
+    return 0;
+}
+HERD_TASK(t_mul);
+
+/* The runtime works: a task runs and returns the right value. */
+static void still_works(herd_runner *r, int a, int b)
+{
+    herd_future *f = tu_submit(r, "t_mul", herd_tuple("ii", a, b), NULL);
+    assert_int_equal(tu_int_result(f), a * b);
+    herd_future_release(f);
+}
+
+/* herd_runner_new must fail with code and a message containing every word. */
+static void bad_opts(const herd_runner_opts *o, int code, const char *w1, const char *w2, const char *w3)
+{
+    herd_runner *r = (herd_runner *)1;
+    herd_err err = { 0 };
+    int rc = herd_runner_new(&r, o, &err);
+    if (rc == 0) { herd_runner_free(r); fail_msg("herd_runner_new accepted bad options"); }
+    assert_null(r);
+    if (code) assert_int_equal(rc, code);
+    assert_int_equal(err.code, rc);
+    const char *w[] = { w1, w2, w3 };
+    for (int i = 0; i < 3; i++)
+        if (w[i] && !strstr(err.msg, w[i])) fail_msg("error \"%s\" does not mention \"%s\"", err.msg, w[i]);
+}
+
+/* ---- 10a. runner options ---- */
+static void test_bad_runner_options(void **state)
+{
+    bad_opts(&(herd_runner_opts){ .cluster_class = "nope.Cluster" }, -HERD_ENOPROVIDER,
+             "nope.Cluster", "nope.so", "local.LocalCluster");
+    bad_opts(&(herd_runner_opts){ .cluster_kwargs = "{n_workers: four}" }, 0,
+             "cluster_kwargs.n_workers", "expected int", "got str \"four\"");
+    bad_opts(&(herd_runner_opts){ .cluster_kwargs = "{n_worker: 2}" }, 0,
+             "n_worker", "did you mean \"n_workers\"", NULL);
+    bad_opts(&(herd_runner_opts){ .cluster_kwargs = "{threads_per_worker: 0}" }, 0,
+             "threads_per_worker", "0", NULL);
+    bad_opts(&(herd_runner_opts){ .address = "tcp://127.0.0.1:8786", .adapt_kwargs = "{minimum: 1}" },
+             -HERD_EARG, "address", "adapt_kwargs", NULL);
+    bad_opts(&(herd_runner_opts){ .address = "tcp://127.0.0.1:8786", .cluster_class = "local.LocalCluster" },
+             -HERD_EARG, "address", "cluster_class", NULL);
+    bad_opts(&(herd_runner_opts){ .cluster_kwargs = "{n_workers: [1, 2" }, 0, "cluster_kwargs", "line", NULL);
+    bad_opts(&(herd_runner_opts){ .cluster_kwargs = "[1, 2]" }, -HERD_EARG, "cluster_kwargs", "expected a map", NULL);
+    bad_opts(&(herd_runner_opts){ .client_kwargs = "{allowed_failures: lots}" }, 0, "allowed_failures", "lots", NULL);
+    bad_opts(&(herd_runner_opts){ .client_kwargs = "{heartbeat_intervl: 1}" }, 0,
+             "heartbeat_intervl", "did you mean \"heartbeat_interval\"", NULL);
+    bad_opts(&(herd_runner_opts){ .adapt_kwargs = "{maximum: many}" }, 0, "adapt_kwargs", "maximum", "many");
+
+    /* a flow on a default-configured runner works after all that */
+    herd_runner *r = tu_flow("{n_workers: 1, threads_per_worker: 1}", NULL, 1, NULL);
+    still_works(r, 6, 7);
+    /* flow calls in the wrong state */
+    herd_err err;
+    assert_int_equal(herd_flow_begin(r, "again", &err), -HERD_ESTATE);
+    assert_non_null(strstr(err.msg, "still active"));
+    still_works(r, 3, 5);
+    tu_flow_end(r);
+}
+
+/* ---- 10b. submits ---- */
+static void test_bad_submits(void **state)
+{
+    herd_runner *r = tu_flow("{n_workers: 1, threads_per_worker: 2}", NULL, 1, NULL);
+    herd_err err;
+    herd_future *f = (herd_future *)1;
+
+    assert_int_equal(herd_submit(r, "no_such_task", herd_array(), &f, &err), -HERD_ENOTASK);
+    assert_null(f);
+    assert_non_null(strstr(err.msg, "\"no_such_task\""));
+    assert_non_null(strstr(err.msg, "t_mul"));                  /* lists what is registered */
+
+    f = (herd_future *)1;
+    assert_int_equal(herd_submit(r, "t_mul", herd_int(3), &f, &err), -HERD_EARG);
+    assert_null(f);
+    assert_non_null(strstr(err.msg, "args"));
+    assert_non_null(strstr(err.msg, "expected an array"));
+    assert_non_null(strstr(err.msg, "int"));
+    assert_int_equal(herd_submit(r, "t_mul", herd_str("x"), &f, &err), -HERD_EARG);
+    assert_non_null(strstr(err.msg, "got str"));
+
+    assert_int_not_equal(herd_submit_annotated(r, "t_mul", herd_tuple("ii", 1, 2), "{priority: high}", &f, &err), 0);
+    assert_non_null(strstr(err.msg, "priority"));
+    assert_non_null(strstr(err.msg, "high"));
+    assert_int_not_equal(herd_submit_annotated(r, "t_mul", herd_tuple("ii", 1, 2), "{priorty: 1}", &f, &err), 0);
+    assert_non_null(strstr(err.msg, "did you mean \"priority\""));
+    assert_int_not_equal(herd_submit_annotated(r, "t_mul", herd_tuple("ii", 1, 2), "{resources: {GPU: -1}}", &f, &err), 0);
+    assert_non_null(strstr(err.msg, "resources.GPU"));
+    assert_int_not_equal(herd_submit_annotated(r, "t_mul", herd_tuple("ii", 1, 2), "{retries: [1", &f, &err), 0);
+    assert_non_null(strstr(err.msg, "annotations"));
+    assert_int_not_equal(herd_annotate_push(r, "{timeout: soon}", &err), 0);
+    assert_non_null(strstr(err.msg, "timeout"));
+    assert_int_equal(herd_annotate_pop(r), -HERD_ESTATE);      /* the bad push pushed nothing */
+    assert_int_not_equal(herd_submit(r, NULL, NULL, &f, &err), 0);
+    assert_int_not_equal(herd_submit(r, "t_mul", NULL, NULL, &err), 0);
+
+    /* none of that disturbed the flow */
+    still_works(r, 4, 8);
+    tu_flow_end(r);
+}
+
+/* ---- 10c. malformed frames from a raw socket ---- */
+static int raw_connect(const char *addr)
+{
+    char host[64];
+    int port = 0;
+    if (sscanf(addr, "tcp://%63[^:]:%d", host, &port) != 2) fail_msg("not a tcp address: %s", addr);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+    assert_int_equal(inet_pton(AF_INET, host, &sa.sin_addr), 1);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa)) fail_msg("connect %s: %s", addr, strerror(errno));
+    return fd;
+}
+
+static void send_all(int fd, const void *p, size_t n)
+{
+    assert_int_equal(send(fd, p, n, MSG_NOSIGNAL), (ssize_t)n);
+}
+
+/* One frame: 4-byte big-endian length, then payload. */
+static void send_frame(int fd, const void *payload, size_t n)
+{
+    uint32_t be = htonl((uint32_t)n);
+    char *buf = malloc(4 + n);
+    memcpy(buf, &be, 4);
+    memcpy(buf + 4, payload, n);
+    send_all(fd, buf, 4 + n);
+    free(buf);
+}
+
+static void send_value(int fd, herd_value *v)
+{
+    char *buf = NULL;
+    size_t n = 0;
+    herd_err err;
+    assert_non_null(v);
+    assert_int_equal(herd_value_encode(v, &buf, &n, &err), 0);
+    send_frame(fd, buf, n);
+    free(buf);
+    herd_value_free(v);
+}
+
+/* Read until the peer closes (read returns 0; a reset counts too) or the
+ * bounded wait ends. Returns true if closed; *first gets the first message
+ * received, if any (decoded), else NULL. */
+static bool read_until_closed(int fd, herd_value **first)
+{
+    char buf[65536];
+    size_t len = 0;
+    bool closed = false;
+    double end = tu_now() + 15;
+    if (first) *first = NULL;
+    while (tu_now() < end) {
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        if (poll(&p, 1, 100) <= 0) continue;
+        ssize_t n = recv(fd, buf + len, sizeof buf - len, 0);
+        if (n == 0 || (n < 0 && errno == ECONNRESET)) { closed = true; break; }
+        if (n < 0) { if (errno == EINTR || errno == EAGAIN) continue; break; }
+        len += (size_t)n;
+        if (len == sizeof buf) break;
+    }
+    if (first && len >= 4) {
+        uint32_t be;
+        memcpy(&be, buf, 4);
+        uint32_t flen = ntohl(be);
+        /* a frame may hold several messages: decode the first one alone */
+        herd_err err;
+        if (flen <= len - 4) {
+            for (size_t k = 1; k <= flen && !*first; k++)
+                if (herd_value_decode(buf + 4, k, first, &err)) *first = NULL;
+        }
+    }
+    return closed;
+}
+
+/* Read one frame (bounded wait) and decode its first message. */
+static herd_value *read_message(int fd)
+{
+    char buf[4096];
+    size_t len = 0;
+    double end = tu_now() + 15;
+    while (tu_now() < end) {
+        if (len >= 4) {
+            uint32_t be;
+            memcpy(&be, buf, 4);
+            uint32_t flen = ntohl(be);
+            if (flen > sizeof buf - 4) fail_msg("frame of %u bytes", flen);
+            if (len >= 4 + flen) {
+                herd_value *v = NULL;
+                herd_err err;
+                for (size_t k = 1; k <= flen; k++)
+                    if (herd_value_decode(buf + 4, k, &v, &err) == 0) return v;
+                fail_msg("undecodable frame");
+            }
+        }
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        if (poll(&p, 1, 100) <= 0) continue;
+        ssize_t n = recv(fd, buf + len, sizeof buf - len, 0);
+        if (n <= 0) fail_msg("connection closed before a whole message arrived");
+        len += (size_t)n;
+    }
+    fail_msg("no message within 15s");
+    return NULL;
+}
+
+static herd_value *hello(const char *token, int proto, int role, const char *name)
+{
+    return herd_tuple("iiissinI", OP_HELLO, proto, role, token, name, 1, (int64_t)getpid());
+}
+
+#define TOKEN "integration-token-0123456789"
+
+static void test_malformed_frames(void **state)
+{
+    tu_log log;
+    tu_log_init(&log);
+    log.echo_level = HERD_LOG_ERROR + 1;       /* keep the expected warnings quiet */
+    herd_runner *r = tu_flow("{n_workers: 1, threads_per_worker: 1}",
+                             "{listen: 'tcp://127.0.0.1:0', token: " TOKEN "}", 1, &log);
+    const char *addr = herd_runner_address(r);
+    assert_non_null(addr);
+    assert_ptr_equal(strstr(addr, "tcp://127.0.0.1:"), addr);
+    char address[128];
+    snprintf(address, sizeof address, "%s", addr);
+    still_works(r, 2, 3);
+    herd_value *msg;
+    int fd;
+
+    /* (i) a frame announcing a huge length */
+    fd = raw_connect(address);
+    uint32_t huge = htonl(0xfffffff0u);
+    send_all(fd, &huge, 4);
+    send_all(fd, "abcd", 4);
+    assert_true(read_until_closed(fd, NULL));
+    close(fd);
+    still_works(r, 3, 4);
+
+    /* a zero-length frame */
+    fd = raw_connect(address);
+    uint32_t zero = 0;
+    send_all(fd, &zero, 4);
+    assert_true(read_until_closed(fd, NULL));
+    close(fd);
+
+    /* (ii) garbage msgpack (0xc1 is never used), and msgpack that is no message */
+    fd = raw_connect(address);
+    send_frame(fd, "\xc1\xc1\xc1\xc1", 4);
+    assert_true(read_until_closed(fd, NULL));
+    close(fd);
+    fd = raw_connect(address);
+    send_frame(fd, "\xdd\xff\xff\xff\xff", 5);   /* array32 of 4G items, none sent */
+    assert_true(read_until_closed(fd, NULL));
+    close(fd);
+    fd = raw_connect(address);
+    send_value(fd, herd_str("hello?"));
+    assert_true(read_until_closed(fd, NULL));
+    close(fd);
+    still_works(r, 4, 5);
+
+    /* (iii) a hello with a wrong token: refused (told why), closed, logged */
+    fd = raw_connect(address);
+    send_value(fd, hello("not-the-token", HERD_PROTO_VERSION, ROLE_WORKER, "intruder"));
+    assert_true(read_until_closed(fd, &msg));
+    close(fd);
+    assert_non_null(msg);
+    assert_int_equal(herd_as_int(herd_at(msg, 0)), OP_REFUSE);
+    assert_non_null(herd_as_str(herd_at(msg, 1)));
+    assert_non_null(strstr(herd_as_str(herd_at(msg, 1)), "token"));
+    herd_value_free(msg);
+    assert_true(tu_log_wait_line(&log, "refused", "token", 5));
+    assert_false(tu_log_has_line(&log, TOKEN, NULL));            /* the secret is never logged */
+    still_works(r, 5, 6);
+
+    /* a hello with the right token but another protocol version */
+    fd = raw_connect(address);
+    send_value(fd, hello(TOKEN, HERD_PROTO_VERSION + 98, ROLE_WORKER, "future"));
+    assert_true(read_until_closed(fd, &msg));
+    close(fd);
+    assert_non_null(msg);
+    assert_int_equal(herd_as_int(herd_at(msg, 0)), OP_REFUSE);
+    assert_non_null(strstr(herd_as_str(herd_at(msg, 1)), "protocol version"));
+    herd_value_free(msg);
+
+    /* a hello taking the name of a connected worker */
+    fd = raw_connect(address);
+    send_value(fd, hello(TOKEN, HERD_PROTO_VERSION, ROLE_WORKER, "local-0"));
+    assert_true(read_until_closed(fd, &msg));
+    close(fd);
+    assert_non_null(msg);
+    assert_int_equal(herd_as_int(herd_at(msg, 0)), OP_REFUSE);
+    assert_non_null(strstr(herd_as_str(herd_at(msg, 1)), "local-0"));
+    herd_value_free(msg);
+    assert_int_equal(herd_runner_workers(r, NULL), 1);
+    still_works(r, 6, 7);
+
+    /* (iv) a valid-looking message before hello */
+    fd = raw_connect(address);
+    send_value(fd, herd_tuple("i", OP_HEARTBEAT));
+    assert_true(read_until_closed(fd, &msg));
+    close(fd);
+    if (msg) {
+        assert_int_equal(herd_as_int(herd_at(msg, 0)), OP_REFUSE);
+        assert_non_null(strstr(herd_as_str(herd_at(msg, 1)), "hello"));
+        herd_value_free(msg);
+    }
+    fd = raw_connect(address);
+    send_value(fd, herd_tuple("iIsvinidds", OP_SUBMIT, (int64_t)1 << 40 | 7, "t_mul", herd_tuple("ii", 1, 1),
+                              0, 0, 0.0, 0.0, "sneaky"));
+    assert_true(read_until_closed(fd, NULL));
+    close(fd);
+    still_works(r, 7, 8);
+
+    /* an unknown opcode after a good hello (as a client) */
+    fd = raw_connect(address);
+    send_value(fd, hello(TOKEN, HERD_PROTO_VERSION, ROLE_CLIENT, "raw-client"));
+    msg = read_message(fd);
+    assert_int_equal(herd_as_int(herd_at(msg, 0)), OP_WELCOME);
+    herd_value_free(msg);
+    send_value(fd, herd_tuple("is", 99, "what"));
+    assert_true(read_until_closed(fd, NULL));
+    close(fd);
+
+    /* a connection that sends half a frame and hangs up */
+    fd = raw_connect(address);
+    uint32_t ten = htonl(10);
+    send_all(fd, &ten, 4);
+    send_all(fd, "\x93", 1);
+    close(fd);
+
+    /* the flow is unharmed: its worker is still there and tasks run */
+    assert_int_equal(herd_runner_workers(r, NULL), 1);
+    herd_future *fs[20];
+    for (int i = 0; i < 20; i++) fs[i] = tu_submit(r, "t_mul", herd_tuple("ii", i, i), NULL);
+    for (int i = 0; i < 20; i++) { assert_int_equal(tu_int_result(fs[i]), i * i); herd_future_release(fs[i]); }
+    tu_flow_end(r);
+    tu_log_free(&log);
+}
+
+int main(int argc, char **argv)
+{
+    herd_init(&argc, &argv);
+    const char *only = getenv("HERD_TEST_FILTER");      /* e.g. HERD_TEST_FILTER=test_timeouts */
+    if (only && *only) cmocka_set_test_filter(only);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_bad_runner_options),
+        cmocka_unit_test(test_bad_submits),
+        cmocka_unit_test(test_malformed_frames),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
