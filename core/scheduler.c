@@ -65,11 +65,12 @@ struct sworker {
     herd_conn *conn;
     char *name;
     uint32_t id;
-    int role, hello, nthreads, busy, closing;
+    int role, hello, nthreads, busy, closing, close_sent;
     long pid;
     sres *res;
     size_t nres;
     double last_seen;
+    double idle_since;         /* when busy last dropped to 0 */
     kmap running;              /* key -> stask */
     stuck *stuck;              /* timed-out attempts still occupying a thread */
     struct event *hello_timer;
@@ -490,6 +491,17 @@ static void kick(herd_sched *s)
     }
 }
 
+static void send_close(sworker *w, const char *reason)
+{
+    if (!w->conn || w->close_sent) return;
+    w->close_sent = 1;
+    msgpack_packer *pk = herd_conn_packer(w->conn);
+    msgpack_pack_array(pk, 2);
+    msgpack_pack_int(pk, OP_CLOSE);
+    herd_pack_str(pk, reason);
+    herd_conn_end(w->conn);
+}
+
 /* The attempt running on w ends: give back the slot and resources. */
 static void unassign(herd_sched *s, sworker *w, stask *t)
 {
@@ -498,6 +510,8 @@ static void unassign(herd_sched *s, sworker *w, stask *t)
     if (t->resources) res_take(w, t->resources, -1);
     t->worker = NULL;
     if (t->timer && t->state == T_RUNNING) event_del(t->timer);
+    if (!w->running.len) w->idle_since = herd_now();
+    if (w->closing && !w->running.len && !w->stuck) send_close(w, "retired");
     kick(s);
 }
 
@@ -662,6 +676,7 @@ static int on_hello(herd_sched *s, sworker *w, const msgpack_object *a, uint32_t
     w->nthreads = nthreads > 0 ? nthreads : 1;
     w->pid = (long)herd_obj_int(&a[7], 0);
     w->hello = 1;
+    w->idle_since = herd_now();
     w->id = s->next_id++;
     if (w->hello_timer) { event_free(w->hello_timer); w->hello_timer = NULL; }
     msgpack_packer *pk = herd_conn_packer(w->conn);
@@ -694,6 +709,7 @@ static void on_done(herd_sched *s, sworker *w, const msgpack_object *a, uint32_t
                 if (st->resources) res_take(w, st->resources, -1);
                 herd_value_free(st->resources);
                 free(st);
+                if (w->closing && !w->running.len && !w->stuck) send_close(w, "retired");
                 kick(s);
                 break;
             }
@@ -995,6 +1011,114 @@ const herd_transport herd_sched_local_tp = { local_send, NULL };
 
 void herd_sched_attach_local(herd_sched *s, herd_client *cl) { s->local = cl; }
 
+/* ---- synchronous calls into the loop (for other threads) ---- */
+typedef struct scall {
+    herd_sched *s;
+    void (*fn)(herd_sched *s, void *arg);
+    void *arg;
+    int done;
+} scall;
+
+static void scall_cb(evutil_socket_t fd, short what, void *arg)
+{
+    scall *c = arg;
+    c->fn(c->s, c->arg);
+    pthread_mutex_lock(&c->s->w_mu);
+    c->done = 1;
+    pthread_cond_broadcast(&c->s->w_cv);
+    pthread_mutex_unlock(&c->s->w_mu);
+}
+
+static int sched_call(herd_sched *s, void (*fn)(herd_sched *, void *), void *arg)
+{
+    if (!s->running) return -HERD_ECLOSED;
+    scall c = { s, fn, arg, 0 };
+    if (event_base_once(s->base, -1, EV_TIMEOUT, scall_cb, &c, NULL)) return -HERD_ECLOSED;
+    pthread_mutex_lock(&s->w_mu);
+    while (!c.done) pthread_cond_wait(&s->w_cv, &s->w_mu);
+    pthread_mutex_unlock(&s->w_mu);
+    return 0;
+}
+
+static void load_fn(herd_sched *s, void *arg)
+{
+    herd_sched_load *l = arg;
+    double now = herd_now(), avg = s->avg_dur < 0 ? 0.5 : s->avg_dur;   /* Dask assumes 0.5 s unknown */
+    size_t i = 0;
+    void *v;
+    while (kmap_next(&s->tasks, &i, NULL, &v)) {
+        stask *t = v;
+        if (t->state == T_WAITING) l->waiting++;
+        else if (t->state == T_READY || t->state == T_RETRY) l->ready++;
+        else if (t->state == T_RUNNING) l->running++;
+    }
+    l->avg_duration = s->avg_dur;
+    l->task_seconds = (l->ready + l->running) * avg;
+    size_t n = 0;
+    for (sworker *w = s->workers; w; w = w->next)
+        if (w->hello && w->role == ROLE_WORKER) n++;
+    l->workers = calloc(n ? n : 1, sizeof *l->workers);
+    for (sworker *w = s->workers; w && l->workers; w = w->next) {
+        if (!w->hello || w->role != ROLE_WORKER) continue;
+        herd_sched_wload *x = &l->workers[l->nworkers++];
+        snprintf(x->name, sizeof x->name, "%s", w->name);
+        x->nthreads = w->nthreads;
+        x->busy = w->busy;
+        x->closing = w->closing;
+        x->idle_for = w->running.len ? 0 : now - w->idle_since;
+    }
+}
+
+int herd_sched_get_load(herd_sched *s, herd_sched_load *out)
+{
+    memset(out, 0, sizeof *out);
+    return sched_call(s, load_fn, out);
+}
+
+void herd_sched_load_free(herd_sched_load *l)
+{
+    free(l->workers);
+    memset(l, 0, sizeof *l);
+}
+
+struct drainreq { const char *name; int rc; };
+
+static void drain_fn(herd_sched *s, void *arg)
+{
+    struct drainreq *d = arg;
+    d->rc = -HERD_EARG;
+    for (sworker *w = s->workers; w; w = w->next) {
+        if (!w->hello || w->role != ROLE_WORKER || strcmp(w->name, d->name)) continue;
+        w->closing = 1;
+        if (!w->running.len && !w->stuck) send_close(w, "retired");
+        d->rc = 0;
+        break;
+    }
+    worker_counts(s);
+}
+
+int herd_sched_drain(herd_sched *s, const char *name)
+{
+    struct drainreq d = { name, 0 };
+    int rc = sched_call(s, drain_fn, &d);
+    return rc ? rc : d.rc;
+}
+
+struct hasreq { const char *name; int has; };
+
+static void has_fn(herd_sched *s, void *arg)
+{
+    struct hasreq *h = arg;
+    for (sworker *w = s->workers; w; w = w->next)
+        if (w->hello && w->role == ROLE_WORKER && strcmp(w->name, h->name) == 0) h->has = 1;
+}
+
+int herd_sched_has_worker(herd_sched *s, const char *name)
+{
+    struct hasreq h = { name, 0 };
+    return sched_call(s, has_fn, &h) ? 0 : h.has;
+}
+
 /* ---- lifecycle ---- */
 static void *loop_main(void *arg)
 {
@@ -1021,11 +1145,7 @@ static void close_workers_cb(evutil_socket_t fd, short what, void *arg)
     for (sworker *w = s->workers; w; w = w->next) {
         if (!w->hello || w->role != ROLE_WORKER || !w->conn) continue;
         w->closing = 1;
-        msgpack_packer *pk = herd_conn_packer(w->conn);
-        msgpack_pack_array(pk, 2);
-        msgpack_pack_int(pk, OP_CLOSE);
-        herd_pack_str(pk, r->reason);
-        herd_conn_end(w->conn);
+        send_close(w, r->reason);
         herd_conn_flush(w->conn);
     }
     worker_counts(s);

@@ -31,6 +31,33 @@ int  herd_sched_post(herd_sched *s, herd_submit_spec *spec);
 /* Connected workers and their threads. */
 int  herd_sched_nworkers(herd_sched *s, int *nthreads);
 int  herd_sched_wait_workers(herd_sched *s, int n, double timeout_s, herd_err *err);
+/* ---- for adaptive scaling (any thread) ---- */
+typedef struct herd_sched_wload {
+    char name[64];
+    int nthreads, busy;        /* threads; tasks dispatched and not seceded */
+    int closing;               /* being drained: gets no new work */
+    double idle_for;           /* seconds since it last had nothing to do (0 if busy) */
+} herd_sched_wload;
+
+typedef struct herd_sched_load {
+    int waiting;               /* tasks waiting on dependencies */
+    int ready;                 /* ready, not dispatched (includes retries due) */
+    int running;               /* dispatched to a worker */
+    double avg_duration;       /* observed mean task duration, s; < 0 unknown */
+    double task_seconds;       /* sum of expected seconds of ready + running work */
+    herd_sched_wload *workers; /* connected workers (malloc'd) */
+    size_t nworkers;
+} herd_sched_load;
+
+/* Snapshot the scheduler's load. 0, or a negative code when stopped. */
+int  herd_sched_get_load(herd_sched *s, herd_sched_load *out);
+void herd_sched_load_free(herd_sched_load *l);
+/* Drain worker `name`: no new work; once its running tasks finish it is sent
+ * CLOSE and leaves. 0, or -HERD_EARG if no such worker is connected. */
+int  herd_sched_drain(herd_sched *s, const char *name);
+/* 1 while a worker of that name is connected. */
+int  herd_sched_has_worker(herd_sched *s, const char *name);
+
 /* Transport for an in-process client. */
 extern const herd_transport herd_sched_local_tp;
 #endif
