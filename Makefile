@@ -101,9 +101,12 @@ $(LIBA): $(CORE_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@; ar rcs $@ $^
 
-$(HERD_BIN): $(CLI_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/lib/libherd.so
+# The herd command links the runtime statically (its subcommands use internal
+# functions) and exports the public API (-rdynamic) to the providers and
+# plugins it loads.
+$(HERD_BIN): $(CLI_SRC:%.c=$(BUILD)/obj/%.o) $(LIBA)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS_ALL) -o $@ $(filter %.o,$^) $(LINK_HERD) $(PKG_LIBS) -lpthread
+	$(CC) $(LDFLAGS_ALL) -rdynamic -o $@ $(filter %.o,$^) -Wl,--whole-archive $(LIBA) -Wl,--no-whole-archive $(PKG_LIBS) -ldl -lpthread -lm
 
 # Providers and plugins are not linked against libherd: they resolve herd_*
 # from the process that loads them, so one copy of the runtime exists.

@@ -15,7 +15,7 @@
 /* Message codes: every message is a msgpack array whose first item is one. */
 enum {
     OP_HELLO = 1,      /* c->s [op, proto, role, token, name, nthreads, resources, pid] */
-    OP_WELCOME,        /* s->c [op, id, heartbeat_interval_s] */
+    OP_WELCOME,        /* s->c [op, id, heartbeat_interval_s, nworkers, nthreads] */
     OP_REFUSE,         /* s->c [op, reason] */
     OP_RUN,            /* s->w [op, key, task, args, attempt, run_name] */
     OP_DONE,           /* w->s [op, key, ok, value|error, duration_us] */
@@ -28,6 +28,7 @@ enum {
     OP_CANCEL,         /* c->s [op, key] */
     OP_RESULT,         /* s->c [op, key, state, value|error] */
     OP_CLOSE,          /* s->w [op, reason]: finish and exit */
+    OP_WORKERS,        /* s->c [op, nworkers, nthreads]: the cluster's size changed */
     OP_MAX
 };
 enum { ROLE_WORKER = 0, ROLE_CLIENT = 1 };

@@ -18,7 +18,7 @@ int herd_init(int *argc, char ***argv)
         herd_log_default(NULL, HERD_LOG_ERROR, err.msg);
         code = 2;
     } else {
-        code = herd_worker_run(&cfg);
+        code = herd_worker_main(&cfg);
     }
     herd_value_free(res);
     fflush(NULL);

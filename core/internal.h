@@ -18,6 +18,9 @@ char **herd_search_dirs(const char *kind, const char *envvar);
 /* tasks.c */
 /* Names of the tasks registered in this process, ", "-separated, malloc'd. */
 char *herd_task_names(void);
+/* Load a task plugin by name ("shell": plugins/shell.so on the search path)
+ * or path ("./libmine.so") so its HERD_TASK_NAMED tasks are registered. */
+int herd_plugin_load(const char *name, herd_err *err);
 
 /* log.c: the default sink (stderr, level from HERD_LOG_LEVEL). */
 void herd_log_default(void *ud, int level, const char *line);

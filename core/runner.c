@@ -7,6 +7,7 @@
 #include "client.h"
 #include "comm.h"
 #include "scheduler.h"
+#include "worker.h"
 #include "value_int.h"
 
 #include <errno.h>
@@ -38,6 +39,7 @@ typedef struct flow_runner {
     char *flow_name;
     double t0;
     herd_sched *sched;
+    herd_remote *remote;             /* address mode: the connection to the scheduler */
     herd_cluster *cluster;
     const herd_provider *cprov;      /* provider of the running cluster */
     atomic_int cluster_closed;
@@ -226,10 +228,11 @@ int herd_runner_new(herd_runner **out, const herd_runner_opts *opts, herd_err *e
                               "cluster and cannot be given with it", opts->address, with);
             goto fail;
         }
+        herd_addr a;
+        if ((rc = herd_addr_parse(opts->address, &a, err))) { herd_err_prefix(err, "address"); goto fail; }
         r->address = strdup(opts->address);
-        rc = herd_err_set(err, HERD_EARG, "address \"%s\": connecting to an existing scheduler is not available in this "
-                          "build yet (it arrives with `herd scheduler`); use a temporary cluster", opts->address);
-        goto fail;
+        *out = &r->base;
+        return 0;
     }
     if (r->adapt_kwargs) {
         herd_value *ok = NULL;
@@ -284,6 +287,14 @@ static void status_text(flow_runner *r, char *buf, size_t cap)
 
 static void teardown(flow_runner *r)
 {
+    if (r->remote) {                 /* an existing cluster is left running */
+        herd_remote_close(r->remote);
+        r->remote = NULL;
+        r->client.tp = &closed_tp;
+        r->client.tp_ud = NULL;
+        r->active = 0;
+        return;
+    }
     if (r->sched) herd_sched_close_workers(r->sched, "flow run ended");
     close_cluster(r);
     deactivate(r);
@@ -295,6 +306,29 @@ static void teardown(flow_runner *r)
     r->active = 0;
 }
 
+/* address mode: connect to an existing scheduler as a client */
+static int begin_remote(flow_runner *r, herd_err *err)
+{
+    const char *tok = herd_as_str(herd_map_get(r->client_kwargs, "token"));
+    if (!tok) tok = getenv("HERD_TOKEN");
+    char name[256];
+    snprintf(name, sizeof name, "%s-%ld", r->flow_name, (long)getpid());
+    double ct = herd_as_float(herd_map_get(r->client_kwargs, "connect_timeout"));
+    int rc = herd_remote_connect(r->address, tok, name, ct, &r->client, &r->remote, err);
+    if (rc) return herd_err_prefix(err, "flow run %s", r->flow_name);
+    pthread_mutex_lock(&r->client.mu);
+    r->client.check_resources = 0;
+    r->client.tp = &herd_remote_tp;
+    r->client.tp_ud = r->remote;
+    r->client.closed = 0;
+    pthread_mutex_unlock(&r->client.mu);
+    r->active = 1;
+    int nt = 0, nw = herd_remote_workers(r->remote, &nt);
+    rlog(r, HERD_LOG_INFO, "flow run %s: connected to the scheduler at %s (%d workers, %d threads)",
+         r->flow_name, r->address, nw, nt);
+    return 0;
+}
+
 int herd_flow_begin(herd_runner *base, const char *flow_name, herd_err *err)
 {
     flow_runner *r = (flow_runner *)base;
@@ -304,6 +338,7 @@ int herd_flow_begin(herd_runner *base, const char *flow_name, herd_err *err)
     free(r->flow_name);
     r->flow_name = strdup(flow_name && *flow_name ? flow_name : "flow");
     r->t0 = herd_now();
+    if (r->address) return begin_remote(r, err);
     char token[64];
     const char *tok = herd_as_str(herd_map_get(r->client_kwargs, "token"));
     if (!tok) {
@@ -406,13 +441,15 @@ int herd_wait_for_workers(herd_runner *base, int n, double timeout_s, herd_err *
 {
     flow_runner *r = (flow_runner *)base;
     if (!r || r->base.is_task_client || !r->active) return herd_err_set(err, HERD_ESTATE, "herd_wait_for_workers: no active flow run");
+    if (r->remote) return herd_remote_wait_workers(r->remote, n, timeout_s, err);
     return herd_sched_wait_workers(r->sched, n, timeout_s, err);
 }
 
 const char *herd_runner_address(herd_runner *base)
 {
     flow_runner *r = (flow_runner *)base;
-    return r && !r->base.is_task_client && r->active ? r->addr : NULL;
+    if (!r || r->base.is_task_client || !r->active) return NULL;
+    return r->remote ? r->address : r->addr;
 }
 
 int herd_runner_workers(herd_runner *base, int *nthreads)
@@ -420,6 +457,7 @@ int herd_runner_workers(herd_runner *base, int *nthreads)
     flow_runner *r = (flow_runner *)base;
     if (nthreads) *nthreads = 0;
     if (!r || r->base.is_task_client || !r->active) return 0;
+    if (r->remote) return herd_remote_workers(r->remote, nthreads);
     return herd_sched_nworkers(r->sched, nthreads);
 }
 

@@ -544,10 +544,21 @@ static void worker_counts(herd_sched *s)
     for (sworker *w = s->workers; w; w = w->next)
         if (w->hello && w->role == ROLE_WORKER && !w->closing) { n++; th += w->nthreads; }
     pthread_mutex_lock(&s->w_mu);
+    int changed = s->nworkers != n || s->nthreads != th;
     s->nworkers = n;
     s->nthreads = th;
     pthread_cond_broadcast(&s->w_cv);
     pthread_mutex_unlock(&s->w_mu);
+    if (!changed) return;
+    for (sworker *c = s->workers; c; c = c->next) {     /* tell remote clients */
+        if (!c->hello || c->role != ROLE_CLIENT || !c->conn) continue;
+        msgpack_packer *pk = herd_conn_packer(c->conn);
+        msgpack_pack_array(pk, 3);
+        msgpack_pack_int(pk, OP_WORKERS);
+        msgpack_pack_int(pk, n);
+        msgpack_pack_int(pk, th);
+        herd_conn_end(c->conn);
+    }
 }
 
 static void worker_free(sworker *w)
@@ -569,6 +580,8 @@ static void worker_lost(herd_sched *s, sworker *w, const char *why)
         if (*pp == w) { *pp = w->next; break; }
     if (w->hello && w->role == ROLE_WORKER)
         slog(s, w->closing ? HERD_LOG_INFO : HERD_LOG_WARN, "worker %s (pid %ld) left: %s", w->name, w->pid, why);
+    else if (w->hello)
+        slog(s, HERD_LOG_INFO, "client %s left (%s); releasing its tasks", w->name, why);
     size_t i = 0;
     void *v;
     while (kmap_next(&w->running, &i, NULL, &v)) {
@@ -597,11 +610,15 @@ static void worker_lost(herd_sched *s, sworker *w, const char *why)
         if (t->owner != w) continue;
         t->owner = NULL;
         t->owner_released = 1;
-        if (releasable(t) || ((t->state == T_READY || t->state == T_RETRY) && !t->nwaiting_dependents)) {
+        if (releasable(t) || ((t->state == T_READY || t->state == T_RETRY || t->state == T_WAITING) &&
+                              !t->nwaiting_dependents)) {
             if (ng == cg) { stask **ngone = realloc(gone, (cg = cg ? 2 * cg : 16) * sizeof *ngone); if (!ngone) break; gone = ngone; }
             gone[ng++] = t;
         }
     }
+    /* one may be another's dependency: pin them all while their links go */
+    for (size_t j = 0; j < ng; j++) gone[j]->pins++;
+    for (size_t j = 0; j < ng; j++) release_deps(s, gone[j]);
     for (size_t j = 0; j < ng; j++) forget(s, gone[j]);
     free(gone);
     worker_free(w);
@@ -679,16 +696,23 @@ static int on_hello(herd_sched *s, sworker *w, const msgpack_object *a, uint32_t
     w->idle_since = herd_now();
     w->id = s->next_id++;
     if (w->hello_timer) { event_free(w->hello_timer); w->hello_timer = NULL; }
+    pthread_mutex_lock(&s->w_mu);
+    int nw = s->nworkers, nt = s->nthreads;
+    pthread_mutex_unlock(&s->w_mu);
     msgpack_packer *pk = herd_conn_packer(w->conn);
-    msgpack_pack_array(pk, 3);
+    msgpack_pack_array(pk, 5);
     msgpack_pack_int(pk, OP_WELCOME);
     msgpack_pack_uint32(pk, w->id);
     msgpack_pack_double(pk, s->cfg.heartbeat_interval);
+    msgpack_pack_int(pk, nw);
+    msgpack_pack_int(pk, nt);
     herd_conn_end(w->conn);
     if (role == ROLE_WORKER) {
         slog(s, HERD_LOG_INFO, "worker %s connected (pid %ld, %d threads)", w->name, w->pid, w->nthreads);
         worker_counts(s);
         kick(s);
+    } else {
+        slog(s, HERD_LOG_INFO, "client %s connected from %s", w->name, herd_conn_peer(w->conn));
     }
     return 0;
 }
@@ -873,7 +897,19 @@ static void on_msg(herd_conn *c, const msgpack_object *m, void *ud)
         if (text) {
             if (t && t->fut && s->local)
                 herd_client_logf(s->local, level, "%s: %s", t->run_name, text);
-            else
+            else if (t && t->owner && t->owner->conn && !t->owner_released) {
+                char *line = NULL;
+                if (asprintf(&line, "%s: %s", t->run_name, text) > 0) {
+                    msgpack_packer *pk = herd_conn_packer(t->owner->conn);
+                    msgpack_pack_array(pk, 4);
+                    msgpack_pack_int(pk, OP_LOG);
+                    msgpack_pack_uint64(pk, t->key);
+                    msgpack_pack_int(pk, level);
+                    herd_pack_str(pk, line);
+                    herd_conn_end(t->owner->conn);
+                }
+                free(line);
+            } else
                 slog(s, level, "%s: %s", t ? t->run_name : w->name, text);
         }
         free(text);

@@ -127,6 +127,27 @@ static int lookup_plugin(const char *name, const char *dot, herd_task_fn *fn, he
     return rc;
 }
 
+int herd_plugin_load(const char *name, herd_err *err)
+{
+    if (!name || !*name) return herd_err_set(err, HERD_EARG, "plugin: expected a name or a path, got nothing");
+    void *h;
+    if (strchr(name, '/')) return load_file(name, name, &h, err);
+    char **dirs = herd_search_dirs("plugins", "HERD_PLUGIN_PATH");
+    char tried[2048] = "";
+    size_t tl = 0;
+    int rc = 1;
+    for (char **d = dirs; d && *d && rc == 1; d++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s.so", *d, name);
+        if (tl < sizeof tried - 1)
+            tl += (size_t)snprintf(tried + tl, sizeof tried - tl, "%s%s", tl ? ", " : "", path);
+        if (access(path, R_OK) == 0) rc = load_file(path, name, &h, err);
+    }
+    herd_strv_free(dirs);
+    if (rc == 1) rc = herd_err_set(err, HERD_EPLUGIN, "plugin \"%s\": not found (tried %s; set HERD_PLUGIN_PATH)", name, tried);
+    return rc;
+}
+
 int herd_task_lookup(const char *name, herd_task_fn *fn, herd_err *err)
 {
     if (!name || !*name || !fn)

@@ -41,6 +41,12 @@ typedef struct wk {
     int nexec, blocked;        /* executor threads, of which blocked on sub-tasks */
     atomic_int refs;           /* loop + each executor thread */
     int welcomed, refused, exit_code;
+    int role;                  /* ROLE_WORKER, or ROLE_CLIENT for a flow's remote client */
+    herd_client *cl;           /* where results go: &subcl, or the flow's client */
+    pthread_cond_t evcv;       /* welcome, refusal, worker counts, loop end */
+    char refuse_msg[512];
+    int nworkers, nthreads;    /* the cluster's size, as the scheduler last said */
+    int loop_done;
     herd_client subcl;
     int subcl_ready;
     struct herd_runner subrunner;
@@ -60,6 +66,8 @@ struct herd_task_ctx {
 };
 
 static _Thread_local herd_task_ctx *current;
+
+struct herd_remote { struct wk *w; };
 
 static void wk_unref(wk *w);
 
@@ -340,10 +348,11 @@ static void on_run(wk *w, const msgpack_object *a, uint32_t n)
 
 static void stop_loop(wk *w, int code)
 {
-    w->exit_code = code;
     pthread_mutex_lock(&w->mu);
+    if (!w->stop) w->exit_code = code;
     w->stop = 1;
     pthread_cond_broadcast(&w->cv);
+    pthread_cond_broadcast(&w->evcv);
     pthread_mutex_unlock(&w->mu);
     event_base_loopbreak(w->base);
 }
@@ -354,42 +363,73 @@ static void on_msg(herd_conn *c, const msgpack_object *m, void *ud)
     const msgpack_object *a = m->via.array.ptr;
     uint32_t n = m->via.array.size;
     switch ((int)a[0].via.u64) {
-    case OP_WELCOME:
+    case OP_WELCOME: {
         if (w->welcomed) break;
-        w->welcomed = 1;
-        if (herd_client_init(&w->subcl, (uint32_t)herd_obj_int(&a[1], 0), &sub_tp, w) == 0) {
-            w->subcl_ready = 1;
-            w->subrunner.cl = &w->subcl;
-            w->subrunner.is_task_client = 1;
-        }
-        if (n >= 3) {
-            double iv = herd_obj_float(&a[2], 1);
+        uint32_t id = (uint32_t)herd_obj_int(&a[1], 0);
+        if (w->role == ROLE_WORKER) {
+            if (herd_client_init(&w->subcl, id, &sub_tp, w) == 0) {
+                w->subcl_ready = 1;
+                w->cl = &w->subcl;
+                w->subrunner.cl = &w->subcl;
+                w->subrunner.is_task_client = 1;
+            }
+            double iv = n >= 3 ? herd_obj_float(&a[2], 1) : 1;
             struct timeval tv = { (time_t)iv, (suseconds_t)((iv - floor(iv)) * 1e6) };
             event_add(w->hb_ev, &tv);
+        } else {
+            pthread_mutex_lock(&w->cl->mu);
+            w->cl->id = id;
+            pthread_mutex_unlock(&w->cl->mu);
+        }
+        pthread_mutex_lock(&w->mu);
+        w->welcomed = 1;
+        if (n >= 5) { w->nworkers = (int)herd_obj_int(&a[3], 0); w->nthreads = (int)herd_obj_int(&a[4], 0); }
+        pthread_cond_broadcast(&w->evcv);
+        pthread_mutex_unlock(&w->mu);
+        break;
+    }
+    case OP_WORKERS:
+        if (n < 3) break;
+        pthread_mutex_lock(&w->mu);
+        w->nworkers = (int)herd_obj_int(&a[1], 0);
+        w->nthreads = (int)herd_obj_int(&a[2], 0);
+        pthread_cond_broadcast(&w->evcv);
+        pthread_mutex_unlock(&w->mu);
+        break;
+    case OP_LOG:
+        if (n >= 4 && w->cl) {
+            char *text = herd_obj_strdup(&a[3]);
+            if (text) herd_client_logf(w->cl, (int)herd_obj_int(&a[2], HERD_LOG_INFO), "%s", text);
+            free(text);
         }
         break;
     case OP_REFUSE: {
         char *why = n >= 2 ? herd_obj_strdup(&a[1]) : NULL;
-        wlog(w, HERD_LOG_ERROR, "the scheduler at %s refused this worker: %s", w->address, why ? why : "?");
-        free(why);
+        if (w->role == ROLE_WORKER)
+            wlog(w, HERD_LOG_ERROR, "the scheduler at %s refused this worker: %s", w->address, why ? why : "?");
+        pthread_mutex_lock(&w->mu);
+        snprintf(w->refuse_msg, sizeof w->refuse_msg, "%s", why ? why : "refused");
         w->refused = 1;
-        stop_loop(w, 3);
+        pthread_cond_broadcast(&w->evcv);
+        pthread_mutex_unlock(&w->mu);
+        free(why);
+        stop_loop(w, HERD_WORKER_EXIT_REFUSED);
         break;
     }
     case OP_RUN: on_run(w, a, n); break;
     case OP_RESULT:
-        if (n >= 4 && w->subcl_ready) {
+        if (n >= 4 && w->cl) {
             herd_state st = (herd_state)herd_obj_int(&a[2], HERD_CRASHED);
             herd_value *v = NULL;
             char *e = NULL;
             if (st == HERD_COMPLETED) herd_value_from_msgpack(&a[3], &v, NULL);
             else e = herd_obj_strdup(&a[3]);
-            herd_client_deliver_key(&w->subcl, (uint64_t)herd_obj_int(&a[1], 0),
+            herd_client_deliver_key(w->cl, (uint64_t)herd_obj_int(&a[1], 0),
                                     herd_state_is_final(st) ? st : HERD_CRASHED, v, e);
             free(e);
         }
         break;
-    case OP_CLOSE: stop_loop(w, 0); break;
+    case OP_CLOSE: stop_loop(w, HERD_WORKER_EXIT_OK); break;
     default: break;
     }
 }
@@ -397,8 +437,17 @@ static void on_msg(herd_conn *c, const msgpack_object *m, void *ud)
 static void on_close(herd_conn *c, const char *why, void *ud)
 {
     wk *w = ud;
-    if (!w->stop) wlog(w, HERD_LOG_INFO, "scheduler connection lost (%s); exiting", why);
-    stop_loop(w, w->welcomed ? 0 : 1);
+    if (w->role == ROLE_CLIENT) {
+        if (!w->stop && w->cl) {
+            char msg[600];
+            snprintf(msg, sizeof msg, "lost the connection to the scheduler at %s: %s", w->address, why);
+            herd_client_logf(w->cl, HERD_LOG_ERROR, "%s", msg);
+            herd_client_shutdown(w->cl, HERD_CRASHED, msg);
+        }
+    } else if (!w->stop) {
+        wlog(w, HERD_LOG_INFO, "scheduler connection lost (%s)%s", why, w->cfg.reconnect ? "" : "; exiting");
+    }
+    stop_loop(w, w->welcomed ? HERD_WORKER_EXIT_LOST : HERD_WORKER_EXIT_ERROR);
 }
 
 static void hb_cb(evutil_socket_t fd, short what, void *arg)
@@ -411,7 +460,7 @@ static void hb_cb(evutil_socket_t fd, short what, void *arg)
     herd_conn_end(w->conn);
 }
 
-static void stop_cb(evutil_socket_t fd, short what, void *arg) { stop_loop(arg, 0); }
+static void stop_cb(evutil_socket_t fd, short what, void *arg) { stop_loop(arg, HERD_WORKER_EXIT_OK); }
 
 static int64_t rss_bytes(void)
 {
@@ -458,6 +507,7 @@ static void wk_free(wk *w)
     free(w->name);
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cv);
+    pthread_cond_destroy(&w->evcv);
     free(w);
 }
 
@@ -466,7 +516,7 @@ static void wk_unref(wk *w)
     if (atomic_fetch_sub(&w->refs, 1) == 1) wk_free(w);
 }
 
-static wk *wk_new(const herd_worker_cfg *cfg, herd_err *err)
+static wk *wk_new(const herd_worker_cfg *cfg, int role, herd_client *cl, herd_err *err)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, (void (*)(void))evthread_use_pthreads);
@@ -478,9 +528,17 @@ static wk *wk_new(const herd_worker_cfg *cfg, herd_err *err)
     w->name = strdup(cfg->name ? cfg->name : "worker");
     w->resources = cfg->resources ? herd_value_copy(cfg->resources) : NULL;
     w->cfg.address = w->address; w->cfg.token = w->token; w->cfg.name = w->name; w->cfg.resources = w->resources;
-    if (w->cfg.nthreads < 1) w->cfg.nthreads = 1;
+    w->role = role;
+    w->cl = cl;
+    if (role == ROLE_CLIENT) w->cfg.nthreads = 0;
+    else if (w->cfg.nthreads < 1) w->cfg.nthreads = 1;
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->evcv, &ca);
+    pthread_condattr_destroy(&ca);
     msgpack_sbuffer_init(&w->out);
     msgpack_packer_init(&w->opk, &w->out, msgpack_sbuffer_write);
     atomic_init(&w->refs, 1);
@@ -499,7 +557,7 @@ static wk *wk_new(const herd_worker_cfg *cfg, herd_err *err)
     msgpack_pack_array(pk, 8);
     msgpack_pack_int(pk, OP_HELLO);
     msgpack_pack_int(pk, HERD_PROTO_VERSION);
-    msgpack_pack_int(pk, ROLE_WORKER);
+    msgpack_pack_int(pk, role);
     herd_pack_str(pk, w->token ? w->token : "");
     herd_pack_str(pk, w->name);
     msgpack_pack_int(pk, w->cfg.nthreads);
@@ -525,12 +583,12 @@ static wk *wk_new(const herd_worker_cfg *cfg, herd_err *err)
 int herd_worker_run(const herd_worker_cfg *cfg)
 {
     herd_err err = { 0 };
-    wk *w = wk_new(cfg, &err);
+    wk *w = wk_new(cfg, ROLE_WORKER, NULL, &err);
     if (!w) {
         char line[1200];
         snprintf(line, sizeof line, "worker %s: %s", cfg->name ? cfg->name : "?", err.msg);
         herd_log_default(NULL, HERD_LOG_ERROR, line);
-        return 1;
+        return HERD_WORKER_EXIT_ERROR;
     }
     if (cfg->memory_limit > 0) {
         w->mem_ev = event_new(w->base, -1, EV_PERSIST, mem_cb, w);
@@ -553,6 +611,10 @@ static void *loop_main(void *arg)
     wk *w = arg;
     herd_block_sigpipe();
     event_base_dispatch(w->base);
+    pthread_mutex_lock(&w->mu);
+    w->loop_done = 1;
+    pthread_cond_broadcast(&w->evcv);
+    pthread_mutex_unlock(&w->mu);
     return NULL;
 }
 
@@ -576,7 +638,7 @@ int herd_worker_thread_start(const herd_cluster_env *env, const herd_worker_spec
     spec_cfg(env, spec, &cfg);
     herd_worker_thread *t = calloc(1, sizeof *t);
     if (!t) return herd_err_set(err, -ENOMEM, "out of memory");
-    if (!(t->w = wk_new(&cfg, err))) { free(t); return err ? err->code : -HERD_EARG; }
+    if (!(t->w = wk_new(&cfg, ROLE_WORKER, NULL, err))) { free(t); return err ? err->code : -HERD_EARG; }
     t->w->thread_mode = 1;
     int rc = pthread_create(&t->w->loop_thread, NULL, loop_main, t->w);
     if (rc) {
@@ -607,6 +669,107 @@ void herd_worker_thread_stop(herd_worker_thread *t, bool kill)
     t->w->conn = NULL;
     wk_unref(t->w);               /* executors still running a task keep it alive */
     free(t);
+}
+
+int herd_worker_main(const herd_worker_cfg *cfg)
+{
+    double backoff = 0.1;
+    for (;;) {
+        double t0 = herd_now();
+        int code = herd_worker_run(cfg);
+        if (!cfg->reconnect || code == HERD_WORKER_EXIT_OK || code == HERD_WORKER_EXIT_REFUSED) return code;
+        if (herd_now() - t0 > 30) backoff = 0.1;          /* it had been up a while */
+        char line[600];
+        snprintf(line, sizeof line, "worker %s: reconnecting to %s in %.1fs", cfg->name ? cfg->name : "?",
+                 cfg->address, backoff);
+        herd_log_default(NULL, HERD_LOG_INFO, line);
+        usleep((useconds_t)(backoff * 1e6));
+        backoff = backoff * 2 > 10 ? 10 : backoff * 2;
+    }
+}
+
+/* ---- a flow's client connection to an existing scheduler ---- */
+
+static int remote_send(void *ud, herd_submit_spec *sp) { return sub_send(((herd_remote *)ud)->w, sp); }
+const herd_transport herd_remote_tp = { remote_send, NULL };
+
+static void deadline_at(double timeout_s, struct timespec *ts)
+{
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    double whole = floor(timeout_s);
+    ts->tv_sec += (time_t)whole;
+    ts->tv_nsec += (long)((timeout_s - whole) * 1e9);
+    if (ts->tv_nsec >= 1000000000L) { ts->tv_sec++; ts->tv_nsec -= 1000000000L; }
+}
+
+int herd_remote_connect(const char *address, const char *token, const char *name, double timeout_s,
+                        herd_client *cl, herd_remote **out, herd_err *err)
+{
+    herd_worker_cfg cfg = { .address = address, .token = token, .name = name, .connect_timeout = timeout_s };
+    herd_remote *r = calloc(1, sizeof *r);
+    if (!r) return herd_err_set(err, -ENOMEM, "out of memory");
+    if (!(r->w = wk_new(&cfg, ROLE_CLIENT, cl, err))) { free(r); return err ? err->code : -HERD_ECLOSED; }
+    wk *w = r->w;
+    int rc = pthread_create(&w->loop_thread, NULL, loop_main, w);
+    if (rc) {
+        wk_unref(w);
+        free(r);
+        return herd_err_set(err, -rc, "cannot start the client thread: %s", strerror(rc));
+    }
+    struct timespec ts;
+    deadline_at(timeout_s > 0 ? timeout_s : 30, &ts);
+    pthread_mutex_lock(&w->mu);
+    while (!w->welcomed && !w->refused && !w->loop_done)
+        if (pthread_cond_timedwait(&w->evcv, &w->mu, &ts) == ETIMEDOUT) break;
+    int welcomed = w->welcomed, refused = w->refused;
+    char why[512];
+    snprintf(why, sizeof why, "%s", w->refuse_msg);
+    pthread_mutex_unlock(&w->mu);
+    if (welcomed) { *out = r; return 0; }
+    herd_remote_close(r);
+    if (refused)
+        return herd_err_set(err, HERD_EAUTH, "address %s: the scheduler refused this client: %s", address, why);
+    return herd_err_set(err, HERD_ETIMEOUT, "address %s: no welcome from the scheduler within %.3gs", address,
+                        timeout_s);
+}
+
+void herd_remote_close(herd_remote *r)
+{
+    if (!r) return;
+    wk *w = r->w;
+    pthread_mutex_lock(&w->mu);
+    w->stop = 1;                 /* a closing client: not a lost connection */
+    pthread_mutex_unlock(&w->mu);
+    event_active(w->stop_ev, EV_TIMEOUT, 0);
+    pthread_join(w->loop_thread, NULL);
+    w->cl = NULL;
+    wk_unref(w);
+    free(r);
+}
+
+int herd_remote_workers(herd_remote *r, int *nthreads)
+{
+    pthread_mutex_lock(&r->w->mu);
+    int n = r->w->nworkers;
+    if (nthreads) *nthreads = r->w->nthreads;
+    pthread_mutex_unlock(&r->w->mu);
+    return n;
+}
+
+int herd_remote_wait_workers(herd_remote *r, int n, double timeout_s, herd_err *err)
+{
+    wk *w = r->w;
+    struct timespec ts;
+    deadline_at(timeout_s, &ts);
+    pthread_mutex_lock(&w->mu);
+    while (w->nworkers < n && !w->loop_done)
+        if ((timeout_s < 0 ? pthread_cond_wait(&w->evcv, &w->mu)
+                           : pthread_cond_timedwait(&w->evcv, &w->mu, &ts)) == ETIMEDOUT) break;
+    int have = w->nworkers, gone = w->loop_done;
+    pthread_mutex_unlock(&w->mu);
+    if (have >= n) return 0;
+    if (gone) return herd_err_set(err, HERD_ECLOSED, "the scheduler connection is closed");
+    return herd_err_set(err, HERD_ETIMEOUT, "only %d of %d workers connected within %.3gs", have, n, timeout_s);
 }
 
 /* ---- command line ---- */
@@ -684,6 +847,7 @@ int herd_worker_cfg_from_args(int argc, char **argv, herd_worker_cfg *cfg, herd_
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--herd-worker") == 0) continue;
+        if (strcmp(a, "--herd-reconnect") == 0) { cfg->reconnect = 1; continue; }
         if (!val) return herd_err_set(err, HERD_EARG, "worker option %s: expected a value", a);
         char *end;
         if (strcmp(a, "--herd-name") == 0) cfg->name = val;

@@ -147,6 +147,38 @@ HERD_API herd_future *herd_completed_next(herd_completed *it, double timeout_s);
 HERD_API size_t herd_completed_left(const herd_completed *it);
 HERD_API void   herd_completed_free(herd_completed *it);
 
+/* ---- long-running clusters (what `herd scheduler` and `herd worker` run) ---- */
+typedef struct herd_scheduler_opts {
+    const char *listen;            /* "tcp://127.0.0.1:8786", "tcp://0.0.0.0:8786", "unix:///path" */
+    const char *token;             /* every worker and client must present it; NULL: none */
+    double heartbeat_interval;     /* s; 0: 1 */
+    double heartbeat_timeout;      /* s; 0: 30 */
+    int allowed_failures;          /* < 0: 3 */
+    void (*log)(void *ud, int level, const char *line);   /* NULL: stderr */
+    void *log_ud;
+} herd_scheduler_opts;
+typedef struct herd_scheduler herd_scheduler;
+/* Start a scheduler on its own thread. */
+HERD_API int  herd_scheduler_start(herd_scheduler **out, const herd_scheduler_opts *opts, herd_err *err);
+HERD_API const char *herd_scheduler_address(const herd_scheduler *s);
+/* Stop it (workers are not told to exit: they reconnect when it is back). */
+HERD_API void herd_scheduler_stop(herd_scheduler *s);
+
+typedef struct herd_worker_opts {
+    const char *address;           /* the scheduler */
+    const char *token;
+    const char *name;              /* unique per scheduler; NULL: "<host>-<pid>" */
+    int nthreads;                  /* <= 0: the number of CPUs */
+    const char *resources;         /* "GPU=1,process=1" */
+    int64_t memory_limit;          /* bytes, 0: none */
+    const char *const *plugins;    /* NULL-terminated task plugins to load first ("shell", "path/x.so") */
+    double connect_timeout;        /* s; 0: 30 */
+    bool reconnect;                /* redial with backoff when the scheduler goes away */
+} herd_worker_opts;
+/* Run a worker in this process until the scheduler closes it (0), refuses it
+ * (3), or — without reconnect — goes away (4). 1 and err on a setup error. */
+HERD_API int herd_worker_serve(const herd_worker_opts *opts, herd_err *err);
+
 #ifdef __cplusplus
 }
 #endif
