@@ -27,7 +27,10 @@ static int libdir(char *out, size_t cap)
     Dl_info di;
     if (!dladdr((void *)&herd_search_dirs, &di) || !di.dli_fname) return -1;
     char real[PATH_MAX];
-    if (!realpath(di.dli_fname, real)) return -1;
+    /* a statically linked program started by a relative path reports that
+     * path, which no longer resolves once it changes directory */
+    const char *file = di.dli_fname[0] == '/' ? di.dli_fname : "/proc/self/exe";
+    if (!realpath(file, real)) return -1;
     char *slash = strrchr(real, '/');
     if (!slash) return -1;
     *slash = '\0';

@@ -5,6 +5,7 @@
  * Signal dispositions are process-wide, so the list of active runners the
  * handler tears down is the one piece of process-wide state here. */
 #include "client.h"
+#include "config.h"
 #include "comm.h"
 #include "scheduler.h"
 #include "worker.h"
@@ -70,6 +71,14 @@ static const herd_param adapt_params[] = {
     { "target_duration", HERD_PARAM_DURATION, "5", "how long the queued work should take", 0, 0.001, 1e6 },
     { NULL, 0, NULL, NULL, 0, 0, 0 }
 };
+
+/* The runner's own schemas, for `herd config check` (config.c). */
+const herd_param *herd_runner_schema(const char *which)
+{
+    if (which && !strcmp(which, "client_kwargs")) return client_params;
+    if (which && !strcmp(which, "adapt_kwargs")) return adapt_params;
+    return NULL;
+}
 
 /* ---- process-wide: runners with a live temporary cluster, for signals ---- */
 static pthread_mutex_t active_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -204,6 +213,8 @@ int herd_runner_new(herd_runner **out, const herd_runner_opts *opts, herd_err *e
     flow_runner *r = calloc(1, sizeof *r);
     if (!r) return herd_err_set(err, -ENOMEM, "out of memory");
     int rc;
+    herd_profile *prof = NULL;
+    const char *cclass = opts->cluster_class, *address = opts->address;
     herd_err_clear(err);
     r->log = opts->log;
     r->log_ud = opts->log_ud;
@@ -218,19 +229,27 @@ int herd_runner_new(herd_runner **out, const herd_runner_opts *opts, herd_err *e
     if ((rc = kwargs_from(opts->adapt_kwargs, opts->adapt_kwargs_value, "adapt_kwargs", &r->adapt_kwargs, err))) goto fail;
     herd_value *ck = NULL;
     if ((rc = kwargs_from(opts->client_kwargs, opts->client_kwargs_value, "client_kwargs", &ck, err))) goto fail;
+    if ((rc = herd_config_load_profile(opts->profile, &prof, err))) { herd_value_free(ck); goto fail; }
+    herd_profile_merge m = { .cluster_class = cclass, .address = address,
+                             .cluster_object = opts->cluster_provider || opts->cluster_factory,
+                             .cluster_kwargs = &r->cluster_kwargs, .adapt_kwargs = &r->adapt_kwargs, .client_kwargs = &ck };
+    if ((rc = herd_profile_apply(prof, &m, err))) { herd_value_free(ck); goto fail; }
+    cclass = m.cluster_class;
+    address = m.address;
     rc = herd_kwargs_validate(client_params, ck, "client_kwargs", &r->client_kwargs, err);
     herd_value_free(ck);
     if (rc) goto fail;
-    if (opts->address && *opts->address) {
+    if (address && *address) {
         const char *with = nclass ? "cluster_class" : r->cluster_kwargs ? "cluster_kwargs" : r->adapt_kwargs ? "adapt_kwargs" : NULL;
         if (with) {
             rc = herd_err_set(err, HERD_EARG, "address \"%s\" connects to an existing scheduler; %s only applies to a temporary "
-                              "cluster and cannot be given with it", opts->address, with);
+                              "cluster and cannot be given with it", address, with);
             goto fail;
         }
         herd_addr a;
-        if ((rc = herd_addr_parse(opts->address, &a, err))) { herd_err_prefix(err, "address"); goto fail; }
-        r->address = strdup(opts->address);
+        if ((rc = herd_addr_parse(address, &a, err))) { herd_err_prefix(err, "address"); goto fail; }
+        r->address = strdup(address);
+        herd_profile_free(prof);
         *out = &r->base;
         return 0;
     }
@@ -248,16 +267,19 @@ int herd_runner_new(herd_runner **out, const herd_runner_opts *opts, herd_err *e
             if ((rc = herd_provider_check(opts->cluster_provider, "cluster_provider", err))) goto fail;
             r->prov = opts->cluster_provider;
         } else {
-            const char *name = opts->cluster_class && *opts->cluster_class ? opts->cluster_class : "local.LocalCluster";
+            const char *name = cclass && *cclass ? cclass : "local.LocalCluster";
             r->class_name = strdup(name);
-            if ((rc = herd_provider_resolve(name, &r->prov, err))) goto fail;
+            if ((rc = herd_provider_resolve(name, &r->prov, err))) { herd_profile_locate_error(prof, "cluster_class", err); goto fail; }
         }
         if ((rc = herd_kwargs_validate(r->prov->params, r->cluster_kwargs, "cluster_kwargs", &r->cluster_kwargs_ok, err)))
             goto fail;
     }
+    herd_profile_free(prof);
     *out = &r->base;
     return 0;
 fail:
+    herd_profile_locate_error(prof, NULL, err);
+    herd_profile_free(prof);
     herd_runner_free(&r->base);
     return rc;
 }

@@ -8,5 +8,8 @@
 #define HERD_CLI_EXIT_USAGE 2
 
 int herd_cli_providers(int argc, char **argv);
+int herd_cli_config(int argc, char **argv);
+int herd_cli_scheduler(int argc, char **argv);
+int herd_cli_worker(int argc, char **argv);
 
 #endif

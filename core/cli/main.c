@@ -14,6 +14,9 @@ static const struct command {
     const char *summary;
 } commands[] = {
     { "providers", herd_cli_providers, "list cluster providers, show one's parameters, print the search path" },
+    { "config",    herd_cli_config,    "herd.yaml cluster profiles: search paths, list, check, show" },
+    { "scheduler", herd_cli_scheduler, "run a long-running scheduler (default 127.0.0.1:8786)" },
+    { "worker",    herd_cli_worker,    "run a long-running worker for a scheduler, reconnecting when it restarts" },
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

@@ -52,7 +52,8 @@ typedef struct herd_runner_opts {
     /* A named profile of herd.yaml (see README, "Cluster profiles"): its
      * cluster_class, cluster_kwargs, adapt_kwargs, client_kwargs or address
      * apply, and the fields set above override it key by key. NULL: the
-     * profile named by $HERD_PROFILE, else none. */
+     * profile named by $HERD_PROFILE, else the file's `default` profile if it
+     * has one, else none. */
     const char *profile;
 } herd_runner_opts;
 
