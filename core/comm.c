@@ -4,6 +4,7 @@
  * directions are batched. Also: address parsing, listen and dial. */
 #include "comm.h"
 #include "value_int.h"
+#include "security.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -179,8 +180,9 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
     herd_conn *c = arg;
     if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))) return;
     if (c->closing) { if (c->in_cb) c->dead = 1; else destroy(c); return; }
-    char why[160];
-    if (what & BEV_EVENT_EOF) snprintf(why, sizeof why, "connection closed by peer");
+    char why[1024], tr[900];
+    if (herd_tls_error(bev, what, tr, sizeof tr)) snprintf(why, sizeof why, "TLS: %s", tr);
+    else if (what & BEV_EVENT_EOF) snprintf(why, sizeof why, "connection closed by peer");
     else if (what & BEV_EVENT_TIMEOUT) snprintf(why, sizeof why, "connection timed out");
     else snprintf(why, sizeof why, "connection error: %s",
                   evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
@@ -244,8 +246,9 @@ int herd_addr_parse(const char *s, herd_addr *a, herd_err *err)
     }
     const char *hp = s;
     if (strncmp(s, "tcp://", 6) == 0) hp = s + 6;
+    else if (strncmp(s, "tls://", 6) == 0) { hp = s + 6; a->is_tls = 1; }
     else if (strstr(s, "://"))
-        return herd_err_set(err, HERD_EARG, "address \"%s\": unsupported scheme (expected tcp:// or unix://)", s);
+        return herd_err_set(err, HERD_EARG, "address \"%s\": unsupported scheme (expected tcp://, tls:// or unix://)", s);
     const char *colon = strrchr(hp, ':');
     if (!colon || colon == hp)
         return herd_err_set(err, HERD_EARG, "address \"%s\": expected host:port", s);
@@ -311,7 +314,7 @@ struct evconnlistener *herd_listen(struct event_base *base, const char *addr,
                                                    : ((struct sockaddr_in *)&got)->sin_port);
         const char *host = a.host;
         if (strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0 || !*host) host = "127.0.0.1";
-        snprintf(bound, cap, strchr(host, ':') ? "tcp://[%s]:%d" : "tcp://%s:%d", host, port);
+        snprintf(bound, cap, strchr(host, ':') ? "%s://[%s]:%d" : "%s://%s:%d", a.is_tls ? "tls" : "tcp", host, port);
     }
     return l;
 }

@@ -56,9 +56,10 @@ const char *herd_conn_peer(const herd_conn *c);
 void  herd_conn_set_ud(herd_conn *c, void *ud);
 void *herd_conn_ud(const herd_conn *c);
 
-/* Addresses: "tcp://host:port", "host:port", "unix:///path". */
+/* Addresses: "tcp://host:port", "tls://host:port", "host:port", "unix:///path". */
 typedef struct herd_addr {
     int is_unix;
+    int is_tls;                    /* tls://host:port */
     char host[256];
     int port;
     char path[108];

@@ -3,6 +3,7 @@
  * --herd-worker) runs the worker here and exits; any other returns. */
 #include "worker.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -18,7 +19,20 @@ int herd_init(int *argc, char ***argv)
         herd_log_default(NULL, HERD_LOG_ERROR, err.msg);
         code = 2;
     } else {
-        code = herd_worker_main(&cfg);
+        herd_tls *tls = NULL;
+        int rc = herd_tls_from_envp(NULL, &tls, &err);
+        /* tasks and the programs they start must not inherit the key */
+        unsetenv("HERD_TLS_KEY");
+        unsetenv("HERD_TLS_CERT");
+        unsetenv("HERD_TLS_CA");
+        if (rc && rc != -ENOENT) {
+            herd_log_default(NULL, HERD_LOG_ERROR, err.msg);
+            code = 1;
+        } else {
+            cfg.tls = tls;
+            code = herd_worker_main(&cfg);
+        }
+        herd_tls_free(tls);
     }
     herd_value_free(res);
     fflush(NULL);

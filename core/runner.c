@@ -9,6 +9,7 @@
 #include "comm.h"
 #include "scheduler.h"
 #include "worker.h"
+#include "security.h"
 #include "value_int.h"
 
 #include <errno.h>
@@ -46,7 +47,8 @@ typedef struct flow_runner {
     atomic_int cluster_closed;
     herd_cluster_env env;
     herd_env_core envcore;
-    char *wargv[3], *wenvp[3];
+    char *wargv[3], *wenvp[6];
+    herd_tls *tls;                   /* TLS of this flow run's cluster or connection, or NULL */
     char addr[512];
     char tmpdir[64];
     struct flow_runner *next_active;
@@ -60,6 +62,10 @@ static const herd_param client_params[] = {
     { "allowed_failures", HERD_PARAM_INT, "3", "worker deaths a task survives before it ends Crashed", 0, 0, 1000 },
     { "listen", HERD_PARAM_STRING, "null", "scheduler address for a temporary cluster (default: a private Unix socket)", HERD_PARAM_NULLABLE, 0, 0 },
     { "token", HERD_PARAM_STRING, "null", "shared secret workers and clients present (default: random per cluster)", HERD_PARAM_NULLABLE | HERD_PARAM_SECRET, 0, 0 },
+    { "security", HERD_PARAM_STRING, "null", "\"temporary\": TLS with a CA and certificates made in memory for this run", HERD_PARAM_NULLABLE, 0, 0 },
+    { "tls_ca_file", HERD_PARAM_STRING, "null", "CA certificates (PEM) the peer must be issued by", HERD_PARAM_NULLABLE, 0, 0 },
+    { "tls_cert", HERD_PARAM_STRING, "null", "this side's certificate (PEM)", HERD_PARAM_NULLABLE, 0, 0 },
+    { "tls_key", HERD_PARAM_STRING, "null", "its unencrypted private key (PEM; default: in tls_cert)", HERD_PARAM_NULLABLE | HERD_PARAM_SECRET, 0, 0 },
     { NULL, 0, NULL, NULL, 0, 0, 0 }
 };
 
@@ -239,6 +245,17 @@ int herd_runner_new(herd_runner **out, const herd_runner_opts *opts, herd_err *e
     rc = herd_kwargs_validate(client_params, ck, "client_kwargs", &r->client_kwargs, err);
     herd_value_free(ck);
     if (rc) goto fail;
+    const char *sec = herd_as_str(herd_map_get(r->client_kwargs, "security"));
+    if (sec && strcmp(sec, "temporary") != 0) {
+        rc = herd_err_set(err, HERD_EARG, "client_kwargs.security: expected \"temporary\" or null, got \"%s\" "
+                          "(for certificates of your own give tls_ca_file, tls_cert, tls_key)", sec);
+        goto fail;
+    }
+    if (sec && address && *address) {
+        rc = herd_err_set(err, HERD_EARG, "client_kwargs.security: \"temporary\" makes certificates for a temporary cluster; "
+                          "with address \"%s\" give tls_ca_file, tls_cert and tls_key instead", address);
+        goto fail;
+    }
     if (address && *address) {
         const char *with = nclass ? "cluster_class" : r->cluster_kwargs ? "cluster_kwargs" : r->adapt_kwargs ? "adapt_kwargs" : NULL;
         if (with) {
@@ -312,6 +329,8 @@ static void teardown(flow_runner *r)
     if (r->remote) {                 /* an existing cluster is left running */
         herd_remote_close(r->remote);
         r->remote = NULL;
+        herd_tls_free(r->tls);
+        r->tls = NULL;
         r->client.tp = &closed_tp;
         r->client.tp_ud = NULL;
         r->active = 0;
@@ -321,6 +340,8 @@ static void teardown(flow_runner *r)
     close_cluster(r);
     deactivate(r);
     if (r->sched) { herd_sched_stop(r->sched); r->sched = NULL; }
+    herd_tls_free(r->tls);
+    r->tls = NULL;
     r->cluster = NULL;
     r->client.tp = &closed_tp;
     r->client.tp_ud = NULL;
@@ -329,6 +350,19 @@ static void teardown(flow_runner *r)
 }
 
 /* address mode: connect to an existing scheduler as a client */
+/* TLS from client_kwargs' tls_* files (NULL when none is given). */
+static int tls_from_kwargs(flow_runner *r, herd_err *err)
+{
+    const char *ca = herd_as_str(herd_map_get(r->client_kwargs, "tls_ca_file"));
+    const char *cert = herd_as_str(herd_map_get(r->client_kwargs, "tls_cert"));
+    const char *key = herd_as_str(herd_map_get(r->client_kwargs, "tls_key"));
+    if (!ca && !cert && !key) return 0;
+    if (!ca || !cert)
+        return herd_err_set(err, HERD_EARG, "client_kwargs: TLS needs tls_ca_file and tls_cert (and tls_key unless the "
+                            "key is in tls_cert); %s is missing", ca ? "tls_cert" : "tls_ca_file");
+    return herd_tls_from_files(ca, cert, key, &r->tls, err);
+}
+
 static int begin_remote(flow_runner *r, herd_err *err)
 {
     const char *tok = herd_as_str(herd_map_get(r->client_kwargs, "token"));
@@ -336,8 +370,13 @@ static int begin_remote(flow_runner *r, herd_err *err)
     char name[256];
     snprintf(name, sizeof name, "%s-%ld", r->flow_name, (long)getpid());
     double ct = herd_as_float(herd_map_get(r->client_kwargs, "connect_timeout"));
-    int rc = herd_remote_connect(r->address, tok, name, ct, &r->client, &r->remote, err);
-    if (rc) return herd_err_prefix(err, "flow run %s", r->flow_name);
+    int rc = tls_from_kwargs(r, err);
+    if (!rc) rc = herd_remote_connect(r->address, tok, r->tls, name, ct, &r->client, &r->remote, err);
+    if (rc) {
+        herd_tls_free(r->tls);
+        r->tls = NULL;
+        return herd_err_prefix(err, "flow run %s", r->flow_name);
+    }
     pthread_mutex_lock(&r->client.mu);
     r->client.check_resources = 0;
     r->client.tp = &herd_remote_tp;
@@ -369,7 +408,18 @@ int herd_flow_begin(herd_runner *base, const char *flow_name, herd_err *err)
     }
     char listen[512];
     const char *want = herd_as_str(herd_map_get(r->client_kwargs, "listen"));
+    int rc;
+    if (herd_map_get(r->client_kwargs, "security") && herd_typeof(herd_map_get(r->client_kwargs, "security")) == HERD_STR) {
+        herd_addr la;
+        const char *hosts[2] = { NULL, NULL };
+        if (want && herd_addr_parse(want, &la, NULL) == 0 && !la.is_unix) hosts[0] = la.host;
+        if ((rc = herd_tls_temporary(r->flow_name, hosts[0] ? hosts : NULL, &r->tls, err)))
+            return herd_err_prefix(err, "flow run %s: security: temporary", r->flow_name);
+    } else if ((rc = tls_from_kwargs(r, err))) {
+        return herd_err_prefix(err, "flow run %s", r->flow_name);
+    }
     if (want) snprintf(listen, sizeof listen, "%s", want);
+    else if (r->tls) snprintf(listen, sizeof listen, "tls://127.0.0.1:0");   /* TLS runs over TCP */
     else {
         snprintf(r->tmpdir, sizeof r->tmpdir, "/tmp/herd-XXXXXX");
         if (!mkdtemp(r->tmpdir)) { r->tmpdir[0] = '\0'; return herd_err_set(err, -errno, "cannot create a socket directory: %s", strerror(errno)); }
@@ -380,20 +430,33 @@ int herd_flow_begin(herd_runner *base, const char *flow_name, herd_err *err)
         .heartbeat_interval = herd_as_float(herd_map_get(r->client_kwargs, "heartbeat_interval")),
         .heartbeat_timeout = herd_as_float(herd_map_get(r->client_kwargs, "heartbeat_timeout")),
         .allowed_failures = (int)herd_as_int(herd_map_get(r->client_kwargs, "allowed_failures")),
-        .log = r->log ? r->log : herd_log_default, .log_ud = r->log_ud,
+        .log = r->log ? r->log : herd_log_default, .log_ud = r->log_ud, .tls = r->tls,
     };
-    int rc = herd_sched_start(&r->sched, &sc, r->addr, sizeof r->addr, err);
-    if (rc) { if (r->tmpdir[0]) rmdir(r->tmpdir); r->tmpdir[0] = '\0'; return herd_err_prefix(err, "flow run %s", r->flow_name); }
+    rc = herd_sched_start(&r->sched, &sc, r->addr, sizeof r->addr, err);
+    if (rc) {
+        if (r->tmpdir[0]) rmdir(r->tmpdir);
+        r->tmpdir[0] = '\0';
+        herd_tls_free(r->tls);
+        r->tls = NULL;
+        return herd_err_prefix(err, "flow run %s", r->flow_name);
+    }
     herd_sched_attach_local(r->sched, &r->client);
 
     char exe[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     exe[n > 0 ? n : 0] = '\0';
-    for (int i = 0; i < 3; i++) { free(r->wargv[i]); free(r->wenvp[i]); r->wargv[i] = r->wenvp[i] = NULL; }
+    for (int i = 0; i < 3; i++) { free(r->wargv[i]); r->wargv[i] = NULL; }
+    for (int i = 0; i < 6; i++) { herd_tls_pem_free(r->wenvp[i]); r->wenvp[i] = NULL; }
     r->wargv[0] = strdup(exe);
     r->wargv[1] = strdup("--herd-worker");
     if (asprintf(&r->wenvp[0], "HERD_SCHEDULER_ADDRESS=%s", r->addr) < 0) r->wenvp[0] = NULL;
     if (asprintf(&r->wenvp[1], "HERD_TOKEN=%s", tok) < 0) r->wenvp[1] = NULL;
+    char **te = NULL;
+    if (r->tls) {                    /* the workers' certificate and key travel in their environment */
+        if ((rc = herd_tls_export_env(r->tls, &te, err))) { herd_err_prefix(err, "flow run %s", r->flow_name); goto fail; }
+        for (int i = 0; i < 3 && te[i]; i++) r->wenvp[2 + i] = te[i];
+        free(te);
+    }
     char cname[160];
     snprintf(cname, sizeof cname, "herd-%s-%ld", r->flow_name, (long)getpid());
     r->envcore.log = r->log ? r->log : herd_log_default;
@@ -489,7 +552,8 @@ void herd_runner_free(herd_runner *base)
     if (!r || r->base.is_task_client) return;
     if (r->active) herd_flow_end(base, true, NULL);
     herd_client_destroy(&r->client);
-    for (int i = 0; i < 3; i++) { free(r->wargv[i]); free(r->wenvp[i]); }
+    for (int i = 0; i < 3; i++) free(r->wargv[i]);
+    for (int i = 0; i < 6; i++) herd_tls_pem_free(r->wenvp[i]);
     free((char *)r->env.name);
     free(r->address);
     free(r->class_name);

@@ -944,7 +944,10 @@ static void on_close(herd_conn *c, const char *why, void *ud)
     sworker *w = ud;
     if (!w->hello) {
         herd_sched *s = w->s;
-        slog(s, HERD_LOG_WARN, "connection from %s dropped before hello: %s", herd_conn_peer(c), why);
+        if (strncmp(why, "TLS: ", 5) == 0)
+            slog(s, HERD_LOG_WARN, "refused connection from %s: %s", herd_conn_peer(c), why + 5);
+        else
+            slog(s, HERD_LOG_WARN, "connection from %s dropped before hello: %s", herd_conn_peer(c), why);
         for (sworker **pp = &s->workers; *pp; pp = &(*pp)->next)
             if (*pp == w) { *pp = w->next; break; }
         worker_free(w);
@@ -978,8 +981,16 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
         snprintf(peer, sizeof peer, "%s:%d", host, port);
     }
     sworker *w = calloc(1, sizeof *w);
-    struct bufferevent *bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
-    if (!w || !bev) { free(w); if (bev) bufferevent_free(bev); else evutil_closesocket(fd); return; }
+    if (!w) { evutil_closesocket(fd); return; }
+    herd_err e = { 0 };
+    struct bufferevent *bev = s->cfg.tls ? herd_tls_accept(s->cfg.tls, s->base, fd, &e)   /* closes fd on failure */
+                                         : bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (!bev) {
+        free(w);
+        if (!s->cfg.tls) evutil_closesocket(fd);
+        else slog(s, HERD_LOG_WARN, "refused connection from %s: %s", peer, e.msg);
+        return;
+    }
     w->s = s;
     kmap_init(&w->running);
     w->last_seen = herd_now();
@@ -1242,6 +1253,7 @@ int herd_sched_start(herd_sched **out, const herd_sched_cfg *cfg, char *addr, si
     event_add(s->hb_ev, &tv);
     herd_addr a;
     if (herd_addr_parse(cfg->listen, &a, NULL) == 0 && a.is_unix) snprintf(s->unix_path, sizeof s->unix_path, "%s", a.path);
+    if ((rc = herd_tls_addr_check(cfg->tls, cfg->listen, err))) goto fail;
     if (!(s->lis = herd_listen(s->base, cfg->listen, accept_cb, s, addr, cap, err))) { rc = err ? err->code : -HERD_EARG; goto fail; }
     s->running = 1;
     if ((rc = pthread_create(&s->thread, NULL, loop_main, s))) {

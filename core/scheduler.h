@@ -5,6 +5,7 @@
 #define HERD_SCHED_H
 
 #include "client.h"
+#include "security.h"
 
 typedef struct herd_sched herd_sched;
 
@@ -14,6 +15,7 @@ typedef struct herd_sched_cfg {
     double heartbeat_interval;     /* seconds between worker heartbeats */
     double heartbeat_timeout;      /* a worker silent this long is dead */
     int allowed_failures;          /* worker deaths a task survives before Crashed */
+    herd_tls *tls;                 /* NULL: plain; else tls:// with mutual auth (borrowed) */
     void (*log)(void *ud, int level, const char *line);
     void *log_ud;
 } herd_sched_cfg;

@@ -444,8 +444,19 @@ static void on_close(herd_conn *c, const char *why, void *ud)
             herd_client_logf(w->cl, HERD_LOG_ERROR, "%s", msg);
             herd_client_shutdown(w->cl, HERD_CRASHED, msg);
         }
+    } else if (!w->stop && strncmp(why, "TLS: ", 5) == 0) {
+        /* the same certificates would be refused again: no reconnecting */
+        wlog(w, HERD_LOG_ERROR, "the scheduler at %s refused this worker: %s", w->address, why);
+        stop_loop(w, HERD_WORKER_EXIT_REFUSED);
+        return;
     } else if (!w->stop) {
         wlog(w, HERD_LOG_INFO, "scheduler connection lost (%s)%s", why, w->cfg.reconnect ? "" : "; exiting");
+    }
+    if (w->role == ROLE_CLIENT && !w->welcomed && strncmp(why, "TLS: ", 5) == 0) {
+        pthread_mutex_lock(&w->mu);
+        snprintf(w->refuse_msg, sizeof w->refuse_msg, "%s", why);
+        w->refused = 1;
+        pthread_mutex_unlock(&w->mu);
     }
     stop_loop(w, w->welcomed ? HERD_WORKER_EXIT_LOST : HERD_WORKER_EXIT_ERROR);
 }
@@ -543,11 +554,20 @@ static wk *wk_new(const herd_worker_cfg *cfg, int role, herd_client *cl, herd_er
     msgpack_packer_init(&w->opk, &w->out, msgpack_sbuffer_write);
     atomic_init(&w->refs, 1);
     int fd = -1;
+    herd_addr a;
+    if (herd_tls_addr_check(cfg->tls, w->address, err) || herd_addr_parse(w->address, &a, err)) { wk_free(w); return NULL; }
     int rc = herd_dial(w->address, cfg->connect_timeout > 0 ? cfg->connect_timeout : 30, &fd, err);
     if (rc) { wk_free(w); return NULL; }
     w->base = event_base_new();
-    struct bufferevent *bev = w->base ? bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE) : NULL;
-    if (!bev) { close(fd); wk_free(w); herd_err_set(err, -ENOMEM, "cannot create event loop"); return NULL; }
+    struct bufferevent *bev = !w->base ? NULL
+                            : cfg->tls ? herd_tls_connect(cfg->tls, w->base, fd, a.host, err)   /* closes fd on failure */
+                                       : bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (!bev) {
+        if (!cfg->tls || !w->base) close(fd);
+        wk_free(w);
+        if (!cfg->tls || !w->base) herd_err_set(err, -ENOMEM, "cannot create event loop");
+        return NULL;
+    }
     w->conn = herd_conn_new(bev, w->address, on_msg, on_close, w);
     w->out_ev = event_new(w->base, -1, 0, out_cb, w);
     w->hb_ev = event_new(w->base, -1, EV_PERSIST, hb_cb, w);
@@ -604,7 +624,7 @@ int herd_worker_run(const herd_worker_cfg *cfg)
 }
 
 /* ---- thread mode (LocalCluster processes=false) ---- */
-struct herd_worker_thread { wk *w; };
+struct herd_worker_thread { wk *w; herd_tls *tls; };
 
 static void *loop_main(void *arg)
 {
@@ -638,7 +658,10 @@ int herd_worker_thread_start(const herd_cluster_env *env, const herd_worker_spec
     spec_cfg(env, spec, &cfg);
     herd_worker_thread *t = calloc(1, sizeof *t);
     if (!t) return herd_err_set(err, -ENOMEM, "out of memory");
-    if (!(t->w = wk_new(&cfg, ROLE_WORKER, NULL, err))) { free(t); return err ? err->code : -HERD_EARG; }
+    int trc = herd_tls_from_envp(env->worker_envp, &t->tls, err);
+    if (trc && trc != -ENOENT) { free(t); return trc; }
+    cfg.tls = t->tls;
+    if (!(t->w = wk_new(&cfg, ROLE_WORKER, NULL, err))) { herd_tls_free(t->tls); free(t); return err ? err->code : -HERD_EARG; }
     t->w->thread_mode = 1;
     int rc = pthread_create(&t->w->loop_thread, NULL, loop_main, t->w);
     if (rc) {
@@ -668,6 +691,7 @@ void herd_worker_thread_stop(herd_worker_thread *t, bool kill)
     herd_conn_free(t->w->conn);   /* the scheduler sees the worker leave */
     t->w->conn = NULL;
     wk_unref(t->w);               /* executors still running a task keep it alive */
+    herd_tls_free(t->tls);        /* the SSL_CTX is reference-counted by live connections */
     free(t);
 }
 
@@ -702,10 +726,11 @@ static void deadline_at(double timeout_s, struct timespec *ts)
     if (ts->tv_nsec >= 1000000000L) { ts->tv_sec++; ts->tv_nsec -= 1000000000L; }
 }
 
-int herd_remote_connect(const char *address, const char *token, const char *name, double timeout_s,
-                        herd_client *cl, herd_remote **out, herd_err *err)
+int herd_remote_connect(const char *address, const char *token, herd_tls *tls, const char *name,
+                        double timeout_s, herd_client *cl, herd_remote **out, herd_err *err)
 {
-    herd_worker_cfg cfg = { .address = address, .token = token, .name = name, .connect_timeout = timeout_s };
+    herd_worker_cfg cfg = { .address = address, .token = token, .tls = tls, .name = name,
+                            .connect_timeout = timeout_s };
     herd_remote *r = calloc(1, sizeof *r);
     if (!r) return herd_err_set(err, -ENOMEM, "out of memory");
     if (!(r->w = wk_new(&cfg, ROLE_CLIENT, cl, err))) { free(r); return err ? err->code : -HERD_ECLOSED; }

@@ -3,6 +3,7 @@
 #ifndef HERD_WORKER_H
 #define HERD_WORKER_H
 #include "client.h"
+#include "security.h"
 
 typedef struct herd_worker_cfg {
     const char *address;       /* scheduler to dial */
@@ -12,6 +13,7 @@ typedef struct herd_worker_cfg {
     const herd_value *resources;
     int64_t memory_limit;      /* bytes, 0 = none (process mode only) */
     double connect_timeout;    /* seconds */
+    herd_tls *tls;             /* NULL: plain; tls:// addresses need it (borrowed) */
     int reconnect;             /* a long-lived worker: redial with backoff when the
                                   scheduler goes away (until CLOSE or a refusal) */
 } herd_worker_cfg;
@@ -33,8 +35,8 @@ typedef struct herd_remote herd_remote;
  * within timeout_s. Results for cl's futures are delivered to cl; cl->id is
  * set to the key prefix the scheduler gave. Set cl->tp = &herd_remote_tp and
  * cl->tp_ud = the herd_remote after this returns. */
-int  herd_remote_connect(const char *address, const char *token, const char *name, double timeout_s,
-                         herd_client *cl, herd_remote **out, herd_err *err);
+int  herd_remote_connect(const char *address, const char *token, herd_tls *tls, const char *name,
+                         double timeout_s, herd_client *cl, herd_remote **out, herd_err *err);
 void herd_remote_close(herd_remote *r);
 int  herd_remote_workers(herd_remote *r, int *nthreads);
 int  herd_remote_wait_workers(herd_remote *r, int n, double timeout_s, herd_err *err);

@@ -26,7 +26,10 @@ static void usage(FILE *out)
         "  --heartbeat-timeout S  declare a silent worker dead after S seconds (default 30)\n"
         "  --allowed-failures N   worker deaths a task survives (default 3)\n"
         "  --pid-file FILE        write the process id to FILE (removed at exit)\n"
-        "  --log-file FILE        append log lines to FILE instead of stderr\n");
+        "  --log-file FILE        append log lines to FILE instead of stderr\n"
+        "  --tls-ca-file FILE     TLS: the CA every worker's and client's certificate must come from\n"
+        "  --tls-cert FILE        TLS: this scheduler's certificate (PEM); listens on tls://\n"
+        "  --tls-key FILE         TLS: its private key (default: in --tls-cert)\n");
 }
 
 static int read_token(const char *file, char *out, size_t cap)
@@ -43,7 +46,7 @@ static int read_token(const char *file, char *out, size_t cap)
 static int is_loopback(const char *listen)
 {
     if (strncmp(listen, "unix://", 7) == 0) return 1;
-    const char *h = strncmp(listen, "tcp://", 6) == 0 ? listen + 6 : listen;
+    const char *h = strncmp(listen, "tcp://", 6) == 0 || strncmp(listen, "tls://", 6) == 0 ? listen + 6 : listen;
     return strncmp(h, "127.", 4) == 0 || strncmp(h, "localhost:", 10) == 0 || strncmp(h, "[::1]:", 6) == 0;
 }
 
@@ -76,15 +79,19 @@ int herd_cli_scheduler(int argc, char **argv)
             o.allowed_failures = (int)n;
         } else if (!strcmp(a, "--pid-file")) pid_file = v;
         else if (!strcmp(a, "--log-file")) log_file = v;
+        else if (!strcmp(a, "--tls-ca-file")) o.tls_ca_file = v;
+        else if (!strcmp(a, "--tls-cert")) o.tls_cert = v;
+        else if (!strcmp(a, "--tls-key")) o.tls_key = v;
         else { fprintf(stderr, "herd scheduler: unknown option \"%s\"\n", a); usage(stderr); return HERD_CLI_EXIT_USAGE; }
         i++;
     }
     if (!listen) {
-        snprintf(lbuf, sizeof lbuf, strchr(host, ':') ? "tcp://[%s]:%ld" : "tcp://%s:%ld", host, port);
+        const char *scheme = o.tls_cert || o.tls_ca_file ? "tls" : "tcp";
+        snprintf(lbuf, sizeof lbuf, strchr(host, ':') ? "%s://[%s]:%ld" : "%s://%s:%ld", scheme, host, port);
         listen = lbuf;
     }
     if (token && !*token) token = NULL;
-    if (!token && !anonymous && !is_loopback(listen)) {
+    if (!token && !anonymous && !o.tls_ca_file && !is_loopback(listen)) {
         fprintf(stderr, "herd scheduler: refusing to listen on %s without a token: anyone who reaches it could run "
                         "tasks. Give --token/--token-file (or $HERD_TOKEN), or --allow-anonymous on a trusted network.\n", listen);
         return 1;

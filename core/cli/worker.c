@@ -26,7 +26,10 @@ static void usage(FILE *out)
         "  --token-file FILE       read the token from FILE\n"
         "  --memory-limit SIZE     exit (so tasks move elsewhere) above SIZE, e.g. 4GiB\n"
         "  --connect-timeout S     seconds to keep dialing on each attempt (default 30)\n"
-        "  --no-reconnect          exit when the scheduler goes away\n");
+        "  --no-reconnect          exit when the scheduler goes away\n"
+        "  --tls-ca-file FILE      TLS (tls:// ADDRESS): the CA the scheduler's certificate comes from\n"
+        "  --tls-cert FILE         this worker's certificate (PEM)\n"
+        "  --tls-key FILE          its private key (default: in --tls-cert)\n");
 }
 
 /* "4GiB", "512MB", "1000" -> bytes */
@@ -68,6 +71,9 @@ int herd_cli_worker(int argc, char **argv)
             if (*end || n < 1 || n > 4096) { fprintf(stderr, "herd worker: --nthreads: expected 1..4096, got \"%s\"\n", v); return HERD_CLI_EXIT_USAGE; }
             o.nthreads = (int)n;
         } else if (!strcmp(a, "--resources")) o.resources = v;
+        else if (!strcmp(a, "--tls-ca-file")) o.tls_ca_file = v;
+        else if (!strcmp(a, "--tls-cert")) o.tls_cert = v;
+        else if (!strcmp(a, "--tls-key")) o.tls_key = v;
         else if (!strcmp(a, "--name")) o.name = v;
         else if (!strcmp(a, "--plugin")) {
             if (np == sizeof plugins / sizeof *plugins - 1) { fprintf(stderr, "herd worker: too many --plugin\n"); return HERD_CLI_EXIT_USAGE; }

@@ -157,6 +157,9 @@ typedef struct herd_scheduler_opts {
     int allowed_failures;          /* < 0: 3 */
     void (*log)(void *ud, int level, const char *line);   /* NULL: stderr */
     void *log_ud;
+    /* TLS (listen must then be tls://): the CA that issued every worker's and
+     * client's certificate, this scheduler's certificate and key (PEM). */
+    const char *tls_ca_file, *tls_cert, *tls_key;
 } herd_scheduler_opts;
 typedef struct herd_scheduler herd_scheduler;
 /* Start a scheduler on its own thread. */
@@ -175,6 +178,7 @@ typedef struct herd_worker_opts {
     const char *const *plugins;    /* NULL-terminated task plugins to load first ("shell", "path/x.so") */
     double connect_timeout;        /* s; 0: 30 */
     bool reconnect;                /* redial with backoff when the scheduler goes away */
+    const char *tls_ca_file, *tls_cert, *tls_key;   /* for a tls:// address (PEM) */
 } herd_worker_opts;
 /* Run a worker in this process until the scheduler closes it (0), refuses it
  * (3), or — without reconnect — goes away (4). 1 and err on a setup error. */
