@@ -29,6 +29,7 @@ enum {
     OP_RESULT,         /* s->c [op, key, state, value|error] */
     OP_CLOSE,          /* s->w [op, reason]: finish and exit */
     OP_WORKERS,        /* s->c [op, nworkers, nthreads]: the cluster's size changed */
+    OP_STARTED,        /* w->s [op, key, attempt]: an executor thread started the task */
     OP_MAX
 };
 enum { ROLE_WORKER = 0, ROLE_CLIENT = 1 };

@@ -42,6 +42,7 @@ static size_t min_size(unsigned minor)
 {
     static const size_t sizes[] = {
         offsetof(herd_provider, close) + sizeof(((herd_provider *)0)->close), /* minor 0 */
+        offsetof(herd_provider, scheduler_listen) + sizeof(((herd_provider *)0)->scheduler_listen), /* 1 */
     };
     size_t n = sizeof sizes / sizeof sizes[0];
     return sizes[minor < n ? minor : n - 1];

@@ -18,10 +18,15 @@
 #include <openssl/rand.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+/* A provider hook, or NULL when the struct (a cluster_provider handed in
+ * directly, built for an older ABI minor) ends before it. */
+#define HOOK(p, h) ((p)->struct_size >= offsetof(herd_provider, h) + sizeof((p)->h) ? (p)->h : NULL)
 
 typedef struct flow_runner {
     struct herd_runner base;
@@ -406,42 +411,10 @@ int herd_flow_begin(herd_runner *base, const char *flow_name, herd_err *err)
         if (random_token(token, sizeof token)) return herd_err_set(err, HERD_EPROVIDER, "cannot generate a cluster token");
         tok = token;
     }
-    char listen[512];
-    const char *want = herd_as_str(herd_map_get(r->client_kwargs, "listen"));
     int rc;
-    if (herd_map_get(r->client_kwargs, "security") && herd_typeof(herd_map_get(r->client_kwargs, "security")) == HERD_STR) {
-        herd_addr la;
-        const char *hosts[2] = { NULL, NULL };
-        if (want && herd_addr_parse(want, &la, NULL) == 0 && !la.is_unix) hosts[0] = la.host;
-        if ((rc = herd_tls_temporary(r->flow_name, hosts[0] ? hosts : NULL, &r->tls, err)))
-            return herd_err_prefix(err, "flow run %s: security: temporary", r->flow_name);
-    } else if ((rc = tls_from_kwargs(r, err))) {
-        return herd_err_prefix(err, "flow run %s", r->flow_name);
-    }
-    if (want) snprintf(listen, sizeof listen, "%s", want);
-    else if (r->tls) snprintf(listen, sizeof listen, "tls://127.0.0.1:0");   /* TLS runs over TCP */
-    else {
-        snprintf(r->tmpdir, sizeof r->tmpdir, "/tmp/herd-XXXXXX");
-        if (!mkdtemp(r->tmpdir)) { r->tmpdir[0] = '\0'; return herd_err_set(err, -errno, "cannot create a socket directory: %s", strerror(errno)); }
-        snprintf(listen, sizeof listen, "unix://%s/scheduler.sock", r->tmpdir);
-    }
-    herd_sched_cfg sc = {
-        .listen = listen, .token = tok,
-        .heartbeat_interval = herd_as_float(herd_map_get(r->client_kwargs, "heartbeat_interval")),
-        .heartbeat_timeout = herd_as_float(herd_map_get(r->client_kwargs, "heartbeat_timeout")),
-        .allowed_failures = (int)herd_as_int(herd_map_get(r->client_kwargs, "allowed_failures")),
-        .log = r->log ? r->log : herd_log_default, .log_ud = r->log_ud, .tls = r->tls,
-    };
-    rc = herd_sched_start(&r->sched, &sc, r->addr, sizeof r->addr, err);
-    if (rc) {
-        if (r->tmpdir[0]) rmdir(r->tmpdir);
-        r->tmpdir[0] = '\0';
-        herd_tls_free(r->tls);
-        r->tls = NULL;
-        return herd_err_prefix(err, "flow run %s", r->flow_name);
-    }
-    herd_sched_attach_local(r->sched, &r->client);
 
+    /* 1. the cluster object (no processes yet): its provider may say where
+     *    the scheduler must listen for its workers to reach it */
     char exe[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     exe[n > 0 ? n : 0] = '\0';
@@ -449,40 +422,93 @@ int herd_flow_begin(herd_runner *base, const char *flow_name, herd_err *err)
     for (int i = 0; i < 6; i++) { herd_tls_pem_free(r->wenvp[i]); r->wenvp[i] = NULL; }
     r->wargv[0] = strdup(exe);
     r->wargv[1] = strdup("--herd-worker");
-    if (asprintf(&r->wenvp[0], "HERD_SCHEDULER_ADDRESS=%s", r->addr) < 0) r->wenvp[0] = NULL;
-    if (asprintf(&r->wenvp[1], "HERD_TOKEN=%s", tok) < 0) r->wenvp[1] = NULL;
-    char **te = NULL;
-    if (r->tls) {                    /* the workers' certificate and key travel in their environment */
-        if ((rc = herd_tls_export_env(r->tls, &te, err))) { herd_err_prefix(err, "flow run %s", r->flow_name); goto fail; }
-        for (int i = 0; i < 3 && te[i]; i++) r->wenvp[2 + i] = te[i];
-        free(te);
-    }
     char cname[160];
     snprintf(cname, sizeof cname, "herd-%s-%ld", r->flow_name, (long)getpid());
     r->envcore.log = r->log ? r->log : herd_log_default;
     r->envcore.log_ud = r->log_ud;
-    char *old_name = (char *)r->env.name;
-    r->env = (herd_cluster_env){ .name = old_name, .scheduler_address = r->addr,
+    free((char *)r->env.name);
+    r->env = (herd_cluster_env){ .name = strdup(cname), .scheduler_address = NULL,
                                  .worker_argv = (const char *const *)r->wargv,
                                  .worker_envp = (const char *const *)r->wenvp, .core = &r->envcore };
-    free((char *)r->env.name);
-    r->env.name = strdup(cname);   /* lives with the runner (freed in runner_free) */
     atomic_store(&r->cluster_closed, 0);
     r->cluster = NULL;
+    r->cprov = NULL;
     if (r->factory) {
         rc = r->factory(r->cluster_kwargs, &r->env, &r->cprov, &r->cluster, err);
         if (!rc && (rc = herd_provider_check(r->cprov, "cluster_factory result", err))) {
-            if (r->cluster) r->cprov->close(r->cluster);
+            if (r->cluster && r->cprov && r->cprov->close) r->cprov->close(r->cluster);
             r->cluster = NULL;
         }
     } else {
         r->cprov = r->prov;
         rc = r->prov->create(&r->cluster, r->cluster_kwargs_ok, &r->env, err);
     }
-    if (rc) { herd_err_prefix(err, "cluster_class %s", r->cprov ? r->cprov->name : "?"); goto fail; }
+    if (rc) { herd_err_prefix(err, "cluster_class %s", r->cprov ? r->cprov->name : "?"); r->cluster = NULL; goto fail; }
+
+    /* 2. where the scheduler listens: client_kwargs.listen, else what the
+     *    provider asks for, else a private Unix socket; TLS only over TCP */
+    char listen[512] = "";
+    const char *want = herd_as_str(herd_map_get(r->client_kwargs, "listen"));
+    int (*listen_hook)(herd_cluster *, char *, size_t, herd_err *) = HOOK(r->cprov, scheduler_listen);
+    if (want) snprintf(listen, sizeof listen, "%s", want);
+    else if (listen_hook && (rc = listen_hook(r->cluster, listen, sizeof listen, err))) {
+        herd_err_prefix(err, "%s: scheduler_listen", r->cprov->name);
+        goto fail;
+    }
+    herd_addr la;
+    int have_tcp = listen[0] && herd_addr_parse(listen, &la, NULL) == 0 && !la.is_unix;
+    if (herd_typeof(herd_map_get(r->client_kwargs, "security")) == HERD_STR) {
+        const char *hosts[2] = { have_tcp ? la.host : NULL, NULL };
+        if ((rc = herd_tls_temporary(r->flow_name, hosts[0] ? hosts : NULL, &r->tls, err))) {
+            herd_err_prefix(err, "flow run %s: security: temporary", r->flow_name);
+            goto fail;
+        }
+    } else if ((rc = tls_from_kwargs(r, err))) {
+        herd_err_prefix(err, "flow run %s", r->flow_name);
+        goto fail;
+    }
+    if (r->tls && !want) {           /* the provider's host and port, over TLS */
+        if (have_tcp) snprintf(listen, sizeof listen, la.host[0] && strchr(la.host, ':') ? "tls://[%s]:%d" : "tls://%s:%d",
+                               la.host, la.port);
+        else snprintf(listen, sizeof listen, "tls://127.0.0.1:0");
+    }
+    if (!listen[0]) {
+        snprintf(r->tmpdir, sizeof r->tmpdir, "/tmp/herd-XXXXXX");
+        if (!mkdtemp(r->tmpdir)) {
+            r->tmpdir[0] = '\0';
+            rc = herd_err_set(err, -errno, "cannot create a socket directory: %s", strerror(errno));
+            goto fail;
+        }
+        snprintf(listen, sizeof listen, "unix://%s/scheduler.sock", r->tmpdir);
+    }
+
+    /* 3. the scheduler, then what workers need to dial it */
+    herd_sched_cfg sc = {
+        .listen = listen, .token = tok,
+        .heartbeat_interval = herd_as_float(herd_map_get(r->client_kwargs, "heartbeat_interval")),
+        .heartbeat_timeout = herd_as_float(herd_map_get(r->client_kwargs, "heartbeat_timeout")),
+        .allowed_failures = (int)herd_as_int(herd_map_get(r->client_kwargs, "allowed_failures")),
+        .log = r->log ? r->log : herd_log_default, .log_ud = r->log_ud, .tls = r->tls,
+    };
+    if ((rc = herd_sched_start(&r->sched, &sc, r->addr, sizeof r->addr, err))) {
+        r->sched = NULL;
+        herd_err_prefix(err, "flow run %s", r->flow_name);
+        goto fail;
+    }
+    herd_sched_attach_local(r->sched, &r->client);
+    r->env.scheduler_address = r->addr;
+    if (asprintf(&r->wenvp[0], "HERD_SCHEDULER_ADDRESS=%s", r->addr) < 0) r->wenvp[0] = NULL;
+    if (asprintf(&r->wenvp[1], "HERD_TOKEN=%s", tok) < 0) r->wenvp[1] = NULL;
+    if (r->tls) {                    /* the workers' certificate and key travel in their environment */
+        char **te = NULL;
+        if ((rc = herd_tls_export_env(r->tls, &te, err))) { herd_err_prefix(err, "flow run %s", r->flow_name); goto fail; }
+        for (int i = 0; i < 3 && te[i]; i++) r->wenvp[2 + i] = te[i];
+        free(te);
+    }
     activate(r);
     r->active = 1;
-    const herd_value *res = r->cprov->worker_resources ? r->cprov->worker_resources(r->cluster) : NULL;
+    const herd_value *(*res_hook)(herd_cluster *) = HOOK(r->cprov, worker_resources);
+    const herd_value *res = res_hook ? res_hook(r->cluster) : NULL;
     pthread_mutex_lock(&r->client.mu);
     herd_value_free(r->client.cluster_resources);
     r->client.cluster_resources = res ? herd_value_copy(res) : herd_map();

@@ -888,6 +888,13 @@ static void on_msg(herd_conn *c, const msgpack_object *m, void *ud)
     }
     switch (op) {
     case OP_DONE: on_done(s, w, a, n); break;
+    case OP_STARTED: {
+        if (n < 3) break;
+        stask *t = kmap_get(&w->running, (uint64_t)herd_obj_int(&a[1], 0));
+        if (t && t->attempt == (int)herd_obj_int(&a[2], -1) && t->fut && s->local)
+            herd_client_deliver(s->local, t->fut, HERD_RUNNING, NULL, NULL);
+        break;
+    }
     case OP_HEARTBEAT: break;
     case OP_LOG: {
         if (n < 4) break;

@@ -235,6 +235,12 @@ static void run_one(wk *w, wtask *t, fncache **cache)
         if (c && (c->name = strdup(t->task))) { c->fn = fn; c->next = *cache; *cache = c; }
         else free(c);
     }
+    pthread_mutex_lock(&w->mu);           /* Running, batched with whatever else is queued */
+    msgpack_pack_array(&w->opk, 3);
+    msgpack_pack_int(&w->opk, OP_STARTED);
+    msgpack_pack_uint64(&w->opk, t->key);
+    msgpack_pack_int(&w->opk, t->attempt);
+    out_lock_wake(w);
     double t0 = herd_now();
     if (fn) {
         current = &ctx;

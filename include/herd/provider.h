@@ -4,7 +4,7 @@
  * symbol LocalCluster), checks the ABI, validates cluster_kwargs against the
  * provider's typed schema, then drives the hooks in this order:
  *
- *   create -> [start_scheduler] -> start -> scale_up/retire/status … -> close
+ *   create -> [scheduler_listen] -> [start_scheduler] -> start -> scale_up/retire/status … -> close
  *
  * See docs/providers.md for a walk-through. */
 #ifndef HERD_PROVIDER_H
@@ -18,7 +18,7 @@ extern "C" {
 #endif
 
 #define HERD_PROVIDER_ABI_MAJOR 1   /* must match exactly */
-#define HERD_PROVIDER_ABI_MINOR 0   /* grows when hooks are appended */
+#define HERD_PROVIDER_ABI_MINOR 1   /* grows when hooks are appended */
 
 /* ---- typed cluster_kwargs schema ---- */
 typedef enum herd_param_type {
@@ -133,6 +133,15 @@ typedef struct herd_provider {
     const herd_value *(*worker_resources)(herd_cluster *c);
     /* Stop every worker for certain and free c. */
     void (*close)(herd_cluster *c);
+
+    /* ---- ABI 1.1 ---- */
+    /* Optional: where the core's in-process scheduler must listen so this
+     * cluster's workers can reach it, e.g. "tcp://0.0.0.0:0" or
+     * "tcp://10.0.0.5:0" (port 0: any). Write it into out and return 0.
+     * NULL (or an empty answer): a private Unix socket, fine for workers on
+     * this machine. client_kwargs.listen, when given, wins. TLS clusters get
+     * tls:// with the same host and port. */
+    int  (*scheduler_listen)(herd_cluster *c, char *out, size_t cap, herd_err *err);
 } herd_provider;
 
 /* Fill the header fields. Usage in a provider source file:
