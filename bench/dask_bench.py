@@ -14,6 +14,11 @@ Measures, and prints as machine-readable lines
   worker_rss_mean (and _0, _1)       VmRSS of each idle worker process; MiB
   nanny_rss / client_rss             VmRSS of the nanny processes (if separate)
                                      and of this (client+scheduler) process; MiB
+  adapt_first_task                   adaptive scaling: on an empty LocalCluster
+                                     with cluster.adapt(minimum=0, maximum=2),
+                                     from the first submit of a burst to the
+                                     first task starting on a new worker; ms,
+                                     median
 """
 import argparse
 import logging
@@ -27,6 +32,18 @@ import warnings
 
 def noop(x):
     return x
+
+
+ADAPT_TASK_MS = 100
+
+
+def stamp(ms):
+    """The adaptive burst's task: when it started (time.monotonic is
+    CLOCK_MONOTONIC, system-wide, so it compares with the client's), then
+    sleep ms."""
+    t = time.monotonic()
+    time.sleep(ms / 1000.0)
+    return t
 
 
 def rss_mib(pid):
@@ -131,6 +148,35 @@ def bench_start_close(runs):
     return statistics.median(ts), ts
 
 
+def bench_adapt(runs, burst):
+    """A fresh empty LocalCluster per run with cluster.adapt(minimum=0,
+    maximum=2) (every other adapt setting at its default: interval 1 s,
+    wait_count 3, target_duration 5 s); the clock starts before the first
+    submit of the burst and stops at the earliest start stamp among its
+    tasks."""
+    from distributed import Client, LocalCluster
+    ts = []
+    for _ in range(runs):
+        cluster = LocalCluster(n_workers=0, threads_per_worker=1, processes=True,
+                               dashboard_address=None)
+        cluster.adapt(minimum=0, maximum=2)
+        client = Client(cluster)
+        try:
+            if client.scheduler_info()["workers"]:
+                note("adapt: workers present before the burst, expected none")
+            t0 = time.monotonic()
+            futs = client.map(stamp, [ADAPT_TASK_MS] * burst, pure=False)
+            first = min(client.gather(futs))
+            if first < t0:
+                sys.exit("dask: adapt: first task stamp before the submit")
+            ts.append((first - t0) * 1e3)
+            del futs
+        finally:
+            client.close()
+            cluster.close()
+    return statistics.median(ts), ts
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--small", type=int, default=10_000)
@@ -139,6 +185,8 @@ def main():
     ap.add_argument("--reps-large", type=int, default=1)
     ap.add_argument("--latency", type=int, default=1000)
     ap.add_argument("--start-runs", type=int, default=5)
+    ap.add_argument("--adapt-runs", type=int, default=5)
+    ap.add_argument("--adapt-burst", type=int, default=20)
     a = ap.parse_args()
 
     warnings.simplefilter("ignore")
@@ -169,6 +217,14 @@ def main():
     med, ts = bench_start_close(a.start_runs)
     note("start_close runs (ms): " + " ".join(f"{t:.0f}" for t in ts))
     result("start_close", med, "ms")
+
+    note(f"adapt_first_task: LocalCluster(n_workers=0, threads_per_worker=1) + "
+         f"adapt(minimum=0, maximum=2), burst of {a.adapt_burst} tasks of "
+         f"{ADAPT_TASK_MS} ms, first submit -> first task started on a new worker, "
+         f"median of {a.adapt_runs}")
+    med, ts = bench_adapt(a.adapt_runs, a.adapt_burst)
+    note("adapt_first_task runs (ms): " + " ".join(f"{t:.0f}" for t in ts))
+    result("adapt_first_task", med, "ms")
 
 
 if __name__ == "__main__":

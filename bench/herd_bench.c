@@ -15,9 +15,13 @@
  *                                     (+ herd_runner_free), median of 5; ms
  *   worker_rss_mean (and _0, _1)      VmRSS of each idle worker process; MiB
  *   client_rss                        VmRSS of this (client+scheduler) process
+ *   adapt_first_task                  adaptive scaling: on an empty cluster with
+ *                                     adapt_kwargs {minimum: 0, maximum: 2}, from
+ *                                     the first submit of a burst to the first
+ *                                     task starting on a new worker; ms, median
  *
  * Options (the same as dask_bench.py): --small N --large N --reps-small R
- * --reps-large R --latency N --start-runs N. */
+ * --reps-large R --latency N --start-runs N --adapt-runs N --adapt-burst N. */
 #include <herd/herd.h>
 
 #include <dirent.h>
@@ -32,6 +36,11 @@
 
 #define CLUSTER_KWARGS "{n_workers: 2, threads_per_worker: 1, processes: true}"
 #define N_WORKERS 2
+/* adaptive: an empty cluster of the same workers, Dask's adapt() defaults
+ * (interval 1 s, wait_count 3, target_duration 5 s) but for the bounds */
+#define ADAPT_CLUSTER_KWARGS "{n_workers: 0, threads_per_worker: 1, processes: true}"
+#define ADAPT_KWARGS "{minimum: 0, maximum: 2}"
+#define ADAPT_TASK_MS 100
 
 /* The task: takes an int and returns it. */
 static int noop(herd_task_ctx *ctx, const herd_value *args, herd_value **out)
@@ -41,6 +50,22 @@ static int noop(herd_task_ctx *ctx, const herd_value *args, herd_value **out)
     return *out ? 0 : -HERD_EARG;
 }
 HERD_TASK(noop);
+
+static double now_s(void);
+
+/* The adaptive burst's task: note when it started (CLOCK_MONOTONIC is
+ * system-wide, so the worker's stamp compares with the client's), sleep ms. */
+static int stamp(herd_task_ctx *ctx, const herd_value *args, herd_value **out)
+{
+    (void)ctx;
+    double t = now_s();
+    long ms = (long)herd_as_int(herd_at(args, 0));
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+    nanosleep(&ts, NULL);
+    *out = herd_float(t);
+    return *out ? 0 : -HERD_EARG;
+}
+HERD_TASK(stamp);
 
 static double now_s(void)
 {
@@ -340,6 +365,65 @@ static double bench_start_close(int runs)
     return m;
 }
 
+/* Adaptive scaling: a fresh flow on an empty cluster per run; the clock
+ * starts before the first submit of a burst of `burst` tasks and stops at the
+ * earliest start stamp among them (every worker is new). NAN when adaptive
+ * scaling is not available. */
+static double bench_adapt(int runs, int burst)
+{
+    double *ts = calloc((size_t)runs, sizeof *ts);
+    char line[512] = "";
+    size_t off = 0;
+    if (!ts)
+        die("adapt", NULL, -ENOMEM);
+    for (int k = 0; k < runs; k++) {
+        herd_err err = { 0 };
+        herd_runner_opts o = { .cluster_kwargs = ADAPT_CLUSTER_KWARGS, .adapt_kwargs = ADAPT_KWARGS,
+                               .log = quiet_log };
+        herd_runner *r = NULL;
+        int rc = herd_runner_new(&r, &o, &err);
+        if (rc) {
+            note("adapt_first_task not measured: %s", err.msg);
+            free(ts);
+            return NAN;
+        }
+        if ((rc = herd_flow_begin(r, "herd-bench-adapt", &err)) != 0)
+            die("adapt: herd_flow_begin", &err, rc);
+        if (herd_runner_workers(r, NULL) != 0)
+            note("adapt: %d workers before the burst, expected 0", herd_runner_workers(r, NULL));
+        herd_value *tuples = herd_array();
+        for (int i = 0; i < burst; i++)
+            herd_array_push(tuples, herd_tuple("i", ADAPT_TASK_MS));
+        herd_future **futs = NULL;
+        size_t nf = 0;
+        double t0 = now_s();
+        if ((rc = herd_submit_map(r, "stamp", tuples, &futs, &nf, &err)) != 0)
+            die("adapt: herd_submit_map", &err, rc);
+        double first = INFINITY;
+        for (size_t i = 0; i < nf; i++) {
+            const herd_value *v;
+            if ((rc = herd_future_result(futs[i], 120, &v, &err)) != 0)
+                die("adapt: herd_future_result", &err, rc);
+            if (herd_as_float(v) < first)
+                first = herd_as_float(v);
+            herd_future_release(futs[i]);
+        }
+        free(futs);
+        if (!(first >= t0)) {
+            fprintf(stderr, "herd_bench: adapt: first task stamp %.6f before the submit at %.6f\n", first, t0);
+            exit(1);
+        }
+        ts[k] = (first - t0) * 1e3;
+        if (off < sizeof line)
+            off += (size_t)snprintf(line + off, sizeof line - off, " %.1f", ts[k]);
+        cluster_down(r, "adapt: herd_flow_end");
+    }
+    note("adapt_first_task runs (ms):%s", line);
+    double m = median(ts, (size_t)runs);
+    free(ts);
+    return m;
+}
+
 static const char *throughput_tag(size_t n, char *buf, size_t cap)
 {
     if (n % 1000 == 0)
@@ -354,6 +438,7 @@ int main(int argc, char **argv)
     herd_init(&argc, &argv); /* worker mode runs the worker and never returns */
 
     long small = 10000, large = 100000, reps_small = 3, reps_large = 3, lat = 1000, runs = 5;
+    long adapt_runs = 5, adapt_burst = 20;
     static const struct option longopts[] = {
         { "small", required_argument, NULL, 's' },
         { "large", required_argument, NULL, 'l' },
@@ -361,6 +446,8 @@ int main(int argc, char **argv)
         { "reps-large", required_argument, NULL, 'R' },
         { "latency", required_argument, NULL, 'L' },
         { "start-runs", required_argument, NULL, 'S' },
+        { "adapt-runs", required_argument, NULL, 'a' },
+        { "adapt-burst", required_argument, NULL, 'b' },
         { NULL, 0, NULL, 0 },
     };
     int c;
@@ -369,7 +456,8 @@ int main(int argc, char **argv)
         long v = optarg ? strtol(optarg, &end, 10) : 0;
         if (c == '?' || !optarg || *end || v < 1) {
             fprintf(stderr, "usage: %s [--small N] [--large N] [--reps-small R] "
-                            "[--reps-large R] [--latency N] [--start-runs N] (all >= 1)\n",
+                            "[--reps-large R] [--latency N] [--start-runs N] [--adapt-runs N] "
+                            "[--adapt-burst N] (all >= 1)\n",
                     argv[0]);
             return 2;
         }
@@ -380,6 +468,8 @@ int main(int argc, char **argv)
         case 'R': reps_large = v; break;
         case 'L': lat = v; break;
         case 'S': runs = v; break;
+        case 'a': adapt_runs = v; break;
+        case 'b': adapt_burst = v; break;
         }
     }
     note("herd %s, cluster_kwargs %s", HERD_VERSION_STRING, CLUSTER_KWARGS);
@@ -406,5 +496,12 @@ int main(int argc, char **argv)
     cluster_down(r, "herd_flow_end");
 
     result("start_close", bench_start_close((int)runs), "ms");
+
+    note("adapt_first_task: cluster_kwargs %s, adapt_kwargs %s, burst of %ld tasks of %d ms, "
+         "first submit -> first task started on a new worker, median of %ld",
+         ADAPT_CLUSTER_KWARGS, ADAPT_KWARGS, adapt_burst, ADAPT_TASK_MS, adapt_runs);
+    double adapt = bench_adapt((int)adapt_runs, (int)adapt_burst);
+    if (!isnan(adapt))
+        result("adapt_first_task", adapt, "ms");
     return 0;
 }

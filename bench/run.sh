@@ -1,6 +1,7 @@
 #!/bin/sh
 # bench/run.sh — run herd's benchmarks and Dask's on this machine with the same
-# settings (a temporary local cluster of 2 worker processes, 1 thread each),
+# settings (a temporary local cluster of 2 worker processes, 1 thread each;
+# for adaptive scaling, an empty one that adapts between 0 and 2 of them),
 # then print them side by side with the ratios and whether each target is met.
 # `make bench` runs it as BUILD=$(BUILD) sh bench/run.sh. Always exits 0: a
 # missed target or a failed side is reported, never a build failure.
@@ -8,7 +9,8 @@
 # Environment:
 #   BUILD            build directory holding bench/herd_bench (default: build)
 #   PYTHON           the Python with dask.distributed (default: /usr/bin/python3)
-#   HERD_BENCH_ARGS  extra options for herd_bench   (e.g. "--large 20000")
+#   HERD_BENCH_ARGS  extra options for herd_bench   (e.g. "--large 20000",
+#                    "--adapt-runs 3 --adapt-burst 20")
 #   DASK_BENCH_ARGS  extra options for dask_bench.py (same option names)
 #   HERD_TIMEOUT / DASK_TIMEOUT   seconds before a side is stopped (240 / 420)
 #
@@ -38,6 +40,7 @@ BEGIN {
     row("latency_median",  "submit->result latency, median", "us",     "lo", 20)
     row("latency_p99",     "submit->result latency, p99",   "us",      "lo", 20)
     row("start_close",     "cluster start + close, median", "ms",      "lo", 50)
+    row("adapt_first_task", "adaptive: burst->1st task, med", "ms",     "lo", 20)
     row("worker_rss_mean", "idle worker RSS (per worker)",  "MiB",     "lo", 20)
     row("nanny_rss",       "Dask nanny process RSS",        "MiB",     "lo", 0)
     row("client_rss",      "client+scheduler process RSS",  "MiB",     "lo", 0)
@@ -82,7 +85,7 @@ fi
 
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
 echo "== herd benchmarks vs Dask: $(nproc) CPUs, ${cpu:-unknown CPU}, $(uname -sr)"
-echo "== cluster: 2 worker processes x 1 thread, temporary, local"
+echo "== cluster: 2 worker processes x 1 thread, temporary, local (adaptive: 0 to 2 of them)"
 
 # ---- herd ----
 if [ -x "$BUILD/bench/herd_bench" ]; then

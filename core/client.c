@@ -238,6 +238,9 @@ void herd_client_destroy(herd_client *cl)
         herd_future *f = v;
         for (herd_watch *w = f->watchers, *n; w; w = n) { n = w->next; free(w); }
         f->watchers = NULL;
+        /* futures in the map were not released by the user: the runner frees
+         * them now, as herd_runner_free promises (the map's and the user's refs) */
+        herd_future_unref(f);
         herd_future_unref(f);
     }
     kmap_free(&cl->futs);

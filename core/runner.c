@@ -10,6 +10,7 @@
 #include "scheduler.h"
 #include "worker.h"
 #include "security.h"
+#include "adaptive.h"
 #include "value_int.h"
 
 #include <errno.h>
@@ -54,6 +55,9 @@ typedef struct flow_runner {
     herd_env_core envcore;
     char *wargv[3], *wenvp[6];
     herd_tls *tls;                   /* TLS of this flow run's cluster or connection, or NULL */
+    int adaptive_on;                 /* adapt_kwargs given */
+    herd_adaptive_cfg adapt_cfg;
+    herd_adaptive *adaptive;
     char addr[512];
     char tmpdir[64];
     struct flow_runner *next_active;
@@ -134,6 +138,7 @@ static void *sig_main(void *arg)
         pthread_mutex_lock(&active_mu);
         for (flow_runner *r = active_list; r; r = r->next_active) {
             rlog(r, HERD_LOG_WARN, "flow run %s: signal %d, tearing down its cluster", r->flow_name, b);
+            herd_adaptive_halt(r->adaptive);
             close_cluster(r);
             if (r->tmpdir[0]) {          /* the scheduler's socket goes with the process */
                 char sock[128];
@@ -278,10 +283,10 @@ int herd_runner_new(herd_runner **out, const herd_runner_opts *opts, herd_err *e
     if (r->adapt_kwargs) {
         herd_value *ok = NULL;
         if ((rc = herd_kwargs_validate(adapt_params, r->adapt_kwargs, "adapt_kwargs", &ok, err))) goto fail;
+        rc = herd_adaptive_cfg_from(ok, &r->adapt_cfg, err);
         herd_value_free(ok);
-        rc = herd_err_set(err, HERD_EARG, "adapt_kwargs: adaptive scaling is not available in this build yet; "
-                          "give cluster_kwargs.n_workers instead");
-        goto fail;
+        if (rc) goto fail;
+        r->adaptive_on = 1;
     }
     if (opts->cluster_factory) r->factory = opts->cluster_factory;
     else {
@@ -341,9 +346,18 @@ static void teardown(flow_runner *r)
         r->active = 0;
         return;
     }
+    herd_adaptive_halt(r->adaptive);  /* no scaling decision on a closing cluster */
     if (r->sched) herd_sched_close_workers(r->sched, "flow run ended");
     close_cluster(r);
     deactivate(r);
+    if (r->adaptive) {
+        pthread_mutex_lock(&r->client.mu);
+        r->client.tp = &closed_tp;
+        r->client.tp_ud = NULL;
+        pthread_mutex_unlock(&r->client.mu);
+        herd_adaptive_stop(r->adaptive);
+        r->adaptive = NULL;
+    }
     if (r->sched) { herd_sched_stop(r->sched); r->sched = NULL; }
     herd_tls_free(r->tls);
     r->tls = NULL;
@@ -518,8 +532,17 @@ int herd_flow_begin(herd_runner *base, const char *flow_name, herd_err *err)
     r->client.closed = 0;
     pthread_mutex_unlock(&r->client.mu);
     if ((rc = r->cprov->start(r->cluster, err))) { herd_err_prefix(err, "%s: starting workers", r->cprov->name); goto fail; }
+    if (r->adaptive_on) {            /* the load decides the size from here on */
+        if ((rc = herd_adaptive_start(&r->adaptive, &r->adapt_cfg, r->sched, r->cprov, r->cluster, &r->env, err)))
+            goto fail;
+        pthread_mutex_lock(&r->client.mu);
+        r->client.tp = &herd_adaptive_tp;
+        r->client.tp_ud = r->adaptive;
+        pthread_mutex_unlock(&r->client.mu);
+    }
     double pt = herd_as_float(herd_map_get(r->client_kwargs, "provision_timeout"));
-    if ((rc = herd_sched_wait_workers(r->sched, 1, pt, err))) {
+    /* an adaptive cluster may rightly have no worker until there is work */
+    if (!r->adaptive_on && (rc = herd_sched_wait_workers(r->sched, 1, pt, err))) {
         char st[1024];
         status_text(r, st, sizeof st);
         rc = herd_err_set(err, HERD_ETIMEOUT, "flow run %s: no worker of %s connected within %.3gs (provision_timeout)%s%s",

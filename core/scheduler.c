@@ -1190,37 +1190,23 @@ static void stop_cb(evutil_socket_t fd, short what, void *arg)
     event_base_loopbreak(s->base);
 }
 
-struct closereq { herd_sched *s; char reason[200]; };
-
-static void close_workers_cb(evutil_socket_t fd, short what, void *arg)
+static void close_fn(herd_sched *s, void *arg)
 {
-    struct closereq *r = arg;
-    herd_sched *s = r->s;
+    const char *reason = arg;
     for (sworker *w = s->workers; w; w = w->next) {
         if (!w->hello || w->role != ROLE_WORKER || !w->conn) continue;
         w->closing = 1;
-        send_close(w, r->reason);
+        send_close(w, reason);
         herd_conn_flush(w->conn);
     }
     worker_counts(s);
-    free(r);
 }
 
 void herd_sched_close_workers(herd_sched *s, const char *reason)
 {
-    struct closereq *r = calloc(1, sizeof *r);
-    if (!r) return;
-    r->s = s;
-    snprintf(r->reason, sizeof r->reason, "%s", reason ? reason : "cluster closing");
-    if (event_base_once(s->base, -1, EV_TIMEOUT, close_workers_cb, r, NULL)) free(r);
-    /* give the loop a moment to write the CLOSE frames */
-    for (int i = 0; i < 50; i++) {
-        pthread_mutex_lock(&s->w_mu);
-        int n = s->nworkers;
-        pthread_mutex_unlock(&s->w_mu);
-        if (!n) break;
-        usleep(2000);
-    }
+    char why[200];
+    snprintf(why, sizeof why, "%s", reason ? reason : "cluster closing");
+    sched_call(s, close_fn, why);
 }
 
 int herd_sched_start(herd_sched **out, const herd_sched_cfg *cfg, char *addr, size_t cap, herd_err *err)

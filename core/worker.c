@@ -314,6 +314,7 @@ static void *exec_main(void *arg)
         pthread_mutex_lock(&w->mu);
     }
     w->nexec--;
+    pthread_cond_broadcast(&w->evcv);
     pthread_mutex_unlock(&w->mu);
     while (cache) { fncache *n = cache->next; free(cache->name); free(cache); cache = n; }
     wk_unref(w);
@@ -625,7 +626,15 @@ int herd_worker_run(const herd_worker_cfg *cfg)
     event_base_dispatch(w->base);
     int code = w->exit_code;
     herd_conn_flush(w->conn);
-    /* process mode: running tasks are abandoned with the process */
+    /* idle executors leave at once; one still inside a task keeps the worker
+     * alive through its own reference and is abandoned with the process */
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += 2;
+    pthread_mutex_lock(&w->mu);
+    while (w->nexec > 0 && pthread_cond_timedwait(&w->evcv, &w->mu, &ts) != ETIMEDOUT) {}
+    pthread_mutex_unlock(&w->mu);
+    wk_unref(w);
     return code;
 }
 

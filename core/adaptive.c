@@ -1,0 +1,487 @@
+/* core/adaptive.c — adaptive scaling: one thread per flow run that sizes the
+ * temporary cluster to the scheduler's load through the provider hooks only
+ * (status to count workers, scale_up to add, retire to remove), so every
+ * provider gets it. The rules are Dask's (distributed/deploy/adaptive_core.py,
+ * adaptive.py and Scheduler.adaptive_target, 2022.12):
+ *
+ *  - target = ceil(expected seconds of ready + running work / target_duration)
+ *    threads, never more than there are such tasks, divided by the threads a
+ *    worker brings; queued work with no worker asks for at least one; then
+ *    clamped to [minimum, maximum]. The scheduler supplies the expected
+ *    seconds (observed mean duration; 0.5 s per task while none has finished,
+ *    Dask's UNKNOWN_TASK_DURATION).
+ *  - the current size counts the workers the provider lists as starting or
+ *    running, so workers that have not connected yet are not asked for
+ *    again, and leaves out workers being retired.
+ *  - up: at once (on the interval, and on submit via herd_adaptive_poke).
+ *  - down: Dask's close_counts: a worker is retired once it was picked for
+ *    closing in wait_count consecutive intervals. Candidates are idle workers,
+ *    longest idle first, then workers that have not connected yet; a busy
+ *    worker is never picked (Dask's workers_to_close keeps them too).
+ *  - retiring is graceful: the scheduler drains the worker (no new work; its
+ *    running tasks finish; then it is told to close), and only once it has
+ *    left does the provider's retire stop it. A worker that dies anyway has
+ *    its tasks rescheduled by the scheduler, so no task is lost.
+ *
+ * Everything but herd_adaptive_poke runs on the adaptive thread, so its
+ * bookkeeping needs no lock; mu and cv only carry stop and poke. */
+#include "adaptive.h"
+#include "comm.h"
+
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define POKE_GAP_S    0.025   /* at most one submit-triggered decision per this */
+#define BACKOFF_MAX_S 60.0    /* scale_up failures: retry after interval, doubling to this */
+#define FLOOR_HOLD_S  5.0     /* workers just asked for count this long, whatever status says */
+
+typedef struct ccount { char name[64]; int n; } ccount;          /* Dask's close_counts */
+typedef struct retiring { char name[64]; double since; } retiring; /* drained, not yet left */
+
+struct herd_adaptive {
+    herd_adaptive_cfg cfg;
+    herd_sched *s;
+    const herd_provider *prov;
+    herd_cluster *cluster;
+    const herd_cluster_env *env;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int stop;
+    pthread_mutex_t join_mu;   /* halt may come from two threads (a signal's, the runner's) */
+    int joined;
+    atomic_int poked;
+    /* the thread's own */
+    ccount *counts;
+    size_t ncounts;
+    retiring *ret;
+    size_t nret, capret;
+    herd_worker_info *info;
+    size_t capinfo;
+    int tpw;                   /* threads per worker, as last seen */
+    double retry_at, backoff;  /* scale_up failures */
+    int floor;                 /* size just asked for, until floor_until */
+    double floor_until;
+};
+
+static double mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ---- configuration ---- */
+int herd_adaptive_cfg_from(const herd_value *kw, herd_adaptive_cfg *cfg, herd_err *err)
+{
+    const herd_value *v;
+    *cfg = (herd_adaptive_cfg){ .minimum = 0, .maximum = -1, .interval = 1, .wait_count = 3,
+                                .target_duration = 5 };
+    if (kw && herd_typeof(kw) != HERD_MAP)
+        return herd_err_set(err, HERD_EARG, "adapt_kwargs: expected a map, got %s", herd_type_name(herd_typeof(kw)));
+    if ((v = herd_map_get(kw, "minimum")) && herd_typeof(v) != HERD_NIL) cfg->minimum = (int)herd_as_int(v);
+    if ((v = herd_map_get(kw, "maximum")) && herd_typeof(v) != HERD_NIL) cfg->maximum = (int)herd_as_int(v);
+    if ((v = herd_map_get(kw, "interval")) && herd_typeof(v) != HERD_NIL) cfg->interval = herd_as_float(v);
+    if ((v = herd_map_get(kw, "wait_count")) && herd_typeof(v) != HERD_NIL) cfg->wait_count = (int)herd_as_int(v);
+    if ((v = herd_map_get(kw, "target_duration")) && herd_typeof(v) != HERD_NIL) cfg->target_duration = herd_as_float(v);
+    if (cfg->minimum < 0)
+        return herd_err_set(err, HERD_EARG, "adapt_kwargs.minimum: %d, expected >= 0", cfg->minimum);
+    if (cfg->maximum < -1)
+        return herd_err_set(err, HERD_EARG, "adapt_kwargs.maximum: %d, expected >= 0 or null", cfg->maximum);
+    if (cfg->maximum >= 0 && cfg->maximum < cfg->minimum)
+        return herd_err_set(err, HERD_EARG, "adapt_kwargs.maximum: %d is less than minimum %d; "
+                            "expected maximum >= minimum (or null for no maximum)", cfg->maximum, cfg->minimum);
+    if (!(cfg->interval > 0))
+        return herd_err_set(err, HERD_EARG, "adapt_kwargs.interval: %g, expected a duration > 0", cfg->interval);
+    if (cfg->wait_count < 1)
+        return herd_err_set(err, HERD_EARG, "adapt_kwargs.wait_count: %d, expected >= 1", cfg->wait_count);
+    if (!(cfg->target_duration > 0))
+        return herd_err_set(err, HERD_EARG, "adapt_kwargs.target_duration: %g, expected a duration > 0",
+                            cfg->target_duration);
+    return 0;
+}
+
+/* ---- the target ---- */
+int herd_adaptive_target(const herd_adaptive_cfg *cfg, const herd_sched_load *l, int threads_per_worker,
+                         char *why, size_t cap)
+{
+    int tpw = threads_per_worker > 0 ? threads_per_worker : 1;
+    long ntasks = (long)l->ready + l->running;
+    double work = l->task_seconds > 0 ? l->task_seconds : 0;
+    /* Scheduler.adaptive_target: cpu = ceil(occupancy / target_duration),
+     * "avoid a few long tasks from asking for many cores": at most one
+     * thread per task; queued work and no worker: at least one */
+    double threads = ntasks ? ceil(work / cfg->target_duration) : 0;
+    if (threads > (double)ntasks) threads = (double)ntasks;
+    if (l->ready > 0 && threads < 1) threads = 1;
+    double want = ceil(threads / tpw);
+    int target = want > 1e6 ? 1000000 : (int)want;
+    const char *clamp = "";
+    if (target < cfg->minimum) { target = cfg->minimum; clamp = "raised to minimum"; }
+    if (cfg->maximum >= 0 && target > cfg->maximum) { target = cfg->maximum; clamp = "capped at maximum"; }
+    if (why && cap) {
+        int n;
+        if (!ntasks)
+            n = snprintf(why, cap, "0 ready + 0 running tasks: no work");
+        else
+            n = snprintf(why, cap, "%d ready + %d running tasks, ~%.3gs of work at %.3gs per task (%s) / "
+                         "target_duration %gs = %.0f threads = %.0f workers of %d thread%s", l->ready, l->running,
+                         work, work / (double)ntasks, l->avg_duration < 0 ? "assumed: none finished yet" : "observed mean",
+                         cfg->target_duration, threads, want, tpw, tpw == 1 ? "" : "s");
+        if (*clamp && n >= 0 && (size_t)n < cap)
+            snprintf(why + n, cap - (size_t)n, ", %s %d", clamp, target);
+    }
+    return target;
+}
+
+/* ---- bookkeeping ---- */
+static const herd_sched_wload *connected(const herd_sched_load *l, const char *name)
+{
+    for (size_t i = 0; i < l->nworkers; i++)
+        if (strcmp(l->workers[i].name, name) == 0) return &l->workers[i];
+    return NULL;
+}
+
+static int is_retiring(const herd_adaptive *a, const char *name)
+{
+    for (size_t i = 0; i < a->nret; i++)
+        if (strcmp(a->ret[i].name, name) == 0) return 1;
+    return 0;
+}
+
+static int close_count(const herd_adaptive *a, const char *name)
+{
+    for (size_t i = 0; i < a->ncounts; i++)
+        if (strcmp(a->counts[i].name, name) == 0) return a->counts[i].n;
+    return 0;
+}
+
+/* The provider's list; *n entries in a->info (0 when status fails). */
+static void provider_status(herd_adaptive *a, size_t *n)
+{
+    *n = 0;
+    for (int tries = 0; tries < 3; tries++) {
+        size_t have = 0;
+        if (a->prov->status(a->cluster, a->info, a->capinfo, &have)) return;
+        if (have <= a->capinfo) { *n = have; return; }
+        herd_worker_info *bigger = realloc(a->info, (have + 16) * sizeof *bigger);
+        if (!bigger) { *n = a->capinfo; return; }
+        a->info = bigger;
+        a->capinfo = have + 16;
+    }
+    *n = a->capinfo;
+}
+
+static void stop_retired(herd_adaptive *a, const char *name, const char *how)
+{
+    herd_err e = { 0 };
+    if (a->prov->retire(a->cluster, name, &e))
+        herd_log(a->env, HERD_LOG_WARN, "adaptive: %s retire(%s) failed: %s", a->prov->name, name, e.msg);
+    else
+        herd_log(a->env, HERD_LOG_INFO, "adaptive: worker %s retired (%s)", name, how);
+}
+
+/* Drained workers that have left the scheduler are stopped by the provider. */
+static void finish_retires(herd_adaptive *a)
+{
+    for (size_t i = 0; i < a->nret;) {
+        if (herd_sched_has_worker(a->s, a->ret[i].name)) { i++; continue; }
+        char how[96];
+        snprintf(how, sizeof how, "drained and left after %.3gs", mono_now() - a->ret[i].since);
+        stop_retired(a, a->ret[i].name, how);
+        a->ret[i] = a->ret[--a->nret];
+    }
+}
+
+static int add_retiring(herd_adaptive *a, const char *name)
+{
+    if (a->nret == a->capret) {
+        size_t cap = a->capret ? 2 * a->capret : 8;
+        retiring *r = realloc(a->ret, cap * sizeof *r);
+        if (!r) return -ENOMEM;
+        a->ret = r;
+        a->capret = cap;
+    }
+    retiring *r = &a->ret[a->nret++];
+    snprintf(r->name, sizeof r->name, "%s", name);
+    r->since = mono_now();
+    return 0;
+}
+
+/* Retire one worker gracefully: drain it if connected; a worker that has not
+ * connected yet runs nothing and is stopped at once. */
+static void retire_one(herd_adaptive *a, const char *name)
+{
+    if (herd_sched_has_worker(a->s, name)) {
+        int rc = herd_sched_drain(a->s, name);
+        if (rc && rc != -HERD_EARG) {     /* scheduler gone: the flow run is ending */
+            herd_log(a->env, HERD_LOG_WARN, "adaptive: cannot drain %s: %s", name, herd_strerror(rc));
+            return;
+        }
+        if (add_retiring(a, name)) stop_retired(a, name, "out of memory to wait for its drain");
+        return;
+    }
+    stop_retired(a, name, "it had not connected yet");
+}
+
+typedef struct cand { const char *name; double idle; } cand;
+
+static int by_idle_desc(const void *x, const void *y)
+{
+    const cand *a = x, *b = y;
+    return (a->idle < b->idle) - (a->idle > b->idle);
+}
+
+/* ---- one decision ---- */
+static void decide(herd_adaptive *a, int full)
+{
+    herd_sched_load l;
+    if (herd_sched_get_load(a->s, &l)) return;   /* scheduler stopping */
+    if (full) finish_retires(a);
+    size_t ninfo;
+    provider_status(a, &ninfo);
+
+    int active = 0, pending = 0, open = 0;
+    for (size_t i = 0; i < ninfo; i++) {
+        herd_worker_info *w = &a->info[i];
+        if ((w->state != HERD_WORKER_STARTING && w->state != HERD_WORKER_RUNNING) || is_retiring(a, w->name)) continue;
+        active++;
+        if (!connected(&l, w->name)) pending++;
+    }
+    for (size_t i = 0; i < l.nworkers; i++) {
+        if (!l.workers[i].closing && !is_retiring(a, l.workers[i].name)) open++;
+        if (l.workers[i].nthreads > a->tpw) a->tpw = l.workers[i].nthreads;
+    }
+    int size = active > open ? active : open;   /* workers the provider does not list still count */
+    /* up counts the workers just asked for even if status does not list them
+     * yet; down goes by what exists */
+    double now = mono_now();
+    int size_up = now < a->floor_until && a->floor > size ? a->floor : size;
+
+    char why[512];
+    int target = herd_adaptive_target(&a->cfg, &l, a->tpw, why, sizeof why);
+
+    if (target >= size) a->ncounts = 0;           /* Dask: close_counts.clear() */
+    if (target > size_up) {
+        if (now < a->retry_at) goto out;
+        int n = target - size_up;
+        herd_log(a->env, HERD_LOG_INFO, "adaptive: scaling up from %d to %d workers (%d starting): %s",
+                 size_up, target, pending + size_up - size, why);
+        herd_err e = { 0 };
+        if (a->prov->scale_up(a->cluster, n, &e)) {
+            a->backoff = a->backoff > 0 ? fmin(2 * a->backoff, BACKOFF_MAX_S) : a->cfg.interval;
+            a->retry_at = mono_now() + a->backoff;
+            herd_log(a->env, HERD_LOG_WARN, "adaptive: %s scale_up(%d) failed: %s; retrying in %.3gs",
+                     a->prov->name, n, e.msg, a->backoff);
+        } else {
+            a->backoff = 0;
+            a->retry_at = 0;
+            a->floor = target;
+            a->floor_until = mono_now() + fmax(FLOOR_HOLD_S, 5 * a->cfg.interval);
+        }
+        goto out;
+    }
+    if (target >= size || !full) goto out;
+
+    /* down: pick size - target candidates, idle longest first, then the not yet
+     * connected; each must be picked wait_count intervals in a row */
+    cand *c = calloc(l.nworkers + ninfo + 1, sizeof *c);
+    if (!c) goto out;
+    size_t nc = 0, need = (size_t)(size - target);
+    for (size_t i = 0; i < l.nworkers; i++) {
+        const herd_sched_wload *w = &l.workers[i];
+        if (!w->closing && w->busy == 0 && w->idle_for > 0 && !is_retiring(a, w->name))
+            c[nc++] = (cand){ w->name, w->idle_for };
+    }
+    qsort(c, nc, sizeof *c, by_idle_desc);
+    for (size_t i = 0; i < ninfo; i++) {
+        herd_worker_info *w = &a->info[i];
+        if ((w->state == HERD_WORKER_STARTING || w->state == HERD_WORKER_RUNNING) &&
+            !is_retiring(a, w->name) && !connected(&l, w->name))
+            c[nc++] = (cand){ w->name, -1 };
+    }
+    if (nc > need) nc = need;
+    ccount *next = calloc(nc + 1, sizeof *next);
+    if (!next) { free(c); goto out; }
+    size_t nnext = 0, nfirm = 0;
+    char names[1024];
+    size_t off = 0;
+    names[0] = '\0';
+    for (size_t i = 0; i < nc; i++) {
+        int k = close_count(a, c[i].name) + 1;
+        if (k < a->cfg.wait_count) {
+            snprintf(next[nnext].name, sizeof next[nnext].name, "%s", c[i].name);
+            next[nnext++].n = k;
+            continue;
+        }
+        c[nfirm++] = c[i];   /* firmly close; nfirm <= i */
+        if (off < sizeof names)
+            off += (size_t)snprintf(names + off, sizeof names - off, "%s%s%s", off ? ", " : "", c[i].name,
+                                    c[i].idle < 0 ? " (not connected yet)" : "");
+    }
+    free(a->counts);
+    a->counts = next;
+    a->ncounts = nnext;
+    if (nfirm) {
+        herd_log(a->env, HERD_LOG_INFO, "adaptive: scaling down from %d to %d workers after %d agreeing "
+                 "intervals: %s; retiring %s", size, size - (int)nfirm, a->cfg.wait_count, why, names);
+        a->floor = 0;
+        for (size_t i = 0; i < nfirm; i++) {
+            char name[64];
+            snprintf(name, sizeof name, "%s", c[i].name);   /* c points into l and a->info */
+            retire_one(a, name);
+        }
+    } else if (nc) {
+        herd_log(a->env, HERD_LOG_DEBUG, "adaptive: target %d < %d workers (%s); %zu to close, waiting "
+                 "for %d agreeing intervals", target, size, why, nc, a->cfg.wait_count);
+    }
+    free(c);
+out:
+    herd_sched_load_free(&l);
+}
+
+/* ---- the thread ---- */
+static void abs_time(double t, struct timespec *ts)
+{
+    double whole = floor(t);
+    ts->tv_sec = (time_t)whole;
+    ts->tv_nsec = (long)((t - whole) * 1e9);
+    if (ts->tv_nsec >= 1000000000L) { ts->tv_sec++; ts->tv_nsec -= 1000000000L; }
+}
+
+static void *adaptive_main(void *arg)
+{
+    herd_adaptive *a = arg;
+    double gap = fmin(POKE_GAP_S, a->cfg.interval);
+    double next = mono_now(), last_poke = -1e9;   /* the first decision at once */
+    pthread_mutex_lock(&a->mu);
+    while (!a->stop) {
+        double now = mono_now();
+        if (now >= next) {
+            pthread_mutex_unlock(&a->mu);
+            atomic_store(&a->poked, 0);
+            decide(a, 1);
+            pthread_mutex_lock(&a->mu);
+            next += a->cfg.interval;
+            if (next < mono_now()) next = mono_now() + a->cfg.interval;   /* no catching up */
+            continue;
+        }
+        int poked = atomic_load(&a->poked);
+        if (poked && now >= last_poke + gap) {
+            pthread_mutex_unlock(&a->mu);
+            atomic_store(&a->poked, 0);
+            /* scale-up only: skip the snapshot when the cluster is at maximum */
+            if (a->cfg.maximum < 0 || herd_sched_nworkers(a->s, NULL) < a->cfg.maximum) decide(a, 0);
+            last_poke = mono_now();
+            pthread_mutex_lock(&a->mu);
+            continue;
+        }
+        struct timespec ts;
+        abs_time(poked && last_poke + gap < next ? last_poke + gap : next, &ts);
+        pthread_cond_timedwait(&a->cv, &a->mu, &ts);
+    }
+    pthread_mutex_unlock(&a->mu);
+    return NULL;
+}
+
+void herd_adaptive_poke(herd_adaptive *a)
+{
+    if (!a || atomic_exchange(&a->poked, 1)) return;
+    pthread_mutex_lock(&a->mu);
+    pthread_cond_signal(&a->cv);
+    pthread_mutex_unlock(&a->mu);
+}
+
+static int atp_send(void *ud, herd_submit_spec *spec)
+{
+    herd_adaptive *a = ud;
+    int submit = spec->op == OP_SUBMIT;
+    int rc = herd_sched_post(a->s, spec);
+    if (!rc && submit) herd_adaptive_poke(a);
+    return rc;
+}
+
+const herd_transport herd_adaptive_tp = { atp_send, NULL };
+
+int herd_adaptive_start(herd_adaptive **out, const herd_adaptive_cfg *cfg, herd_sched *s,
+                        const herd_provider *prov, herd_cluster *cluster,
+                        const herd_cluster_env *env, herd_err *err)
+{
+    *out = NULL;
+    if (!cfg || !s || !prov || !cluster)
+        return herd_err_set(err, HERD_EARG, "adaptive: configuration, scheduler, provider and cluster are required");
+    if (!prov->scale_up || !prov->retire || !prov->status)
+        return herd_err_set(err, HERD_EPROVIDER, "adapt_kwargs: provider %s cannot scale (its %s hook is NULL)",
+                            prov->name, !prov->scale_up ? "scale_up" : !prov->retire ? "retire" : "status");
+    herd_adaptive *a = calloc(1, sizeof *a);
+    if (!a) return herd_err_set(err, -ENOMEM, "adaptive: out of memory");
+    a->cfg = *cfg;
+    a->s = s;
+    a->prov = prov;
+    a->cluster = cluster;
+    a->env = env;
+    a->tpw = 1;
+    atomic_init(&a->poked, 0);
+    if (!(a->info = calloc(64, sizeof *a->info))) { free(a); return herd_err_set(err, -ENOMEM, "adaptive: out of memory"); }
+    a->capinfo = 64;
+    pthread_mutex_init(&a->mu, NULL);
+    pthread_mutex_init(&a->join_mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&a->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    char max[32];
+    if (cfg->maximum < 0) snprintf(max, sizeof max, "none");
+    else snprintf(max, sizeof max, "%d", cfg->maximum);
+    herd_log(env, HERD_LOG_INFO, "adaptive: scaling %s between minimum %d and maximum %s (interval %gs, "
+             "wait_count %d, target_duration %gs)", prov->name, cfg->minimum, max, cfg->interval,
+             cfg->wait_count, cfg->target_duration);
+    int rc = pthread_create(&a->thread, NULL, adaptive_main, a);
+    if (rc) {
+        pthread_cond_destroy(&a->cv);
+        pthread_mutex_destroy(&a->mu);
+        pthread_mutex_destroy(&a->join_mu);
+        free(a->info);
+        free(a);
+        return herd_err_set(err, -rc, "adaptive: cannot start its thread: %s", strerror(rc));
+    }
+    *out = a;
+    return 0;
+}
+
+void herd_adaptive_halt(herd_adaptive *a)
+{
+    if (!a) return;
+    pthread_mutex_lock(&a->mu);
+    a->stop = 1;
+    pthread_cond_signal(&a->cv);
+    pthread_mutex_unlock(&a->mu);
+    pthread_mutex_lock(&a->join_mu);
+    if (!a->joined) {
+        pthread_join(a->thread, NULL);
+        a->joined = 1;
+    }
+    pthread_mutex_unlock(&a->join_mu);
+}
+
+void herd_adaptive_stop(herd_adaptive *a)
+{
+    if (!a) return;
+    herd_adaptive_halt(a);
+    if (a->nret)
+        herd_log(a->env, HERD_LOG_DEBUG, "adaptive: stopped with %zu worker(s) still draining; the cluster's "
+                 "close stops them", a->nret);
+    free(a->counts);
+    free(a->ret);
+    free(a->info);
+    pthread_cond_destroy(&a->cv);
+    pthread_mutex_destroy(&a->mu);
+    pthread_mutex_destroy(&a->join_mu);
+    free(a);
+}
