@@ -71,6 +71,7 @@ struct sworker {
     size_t nres;
     double last_seen;
     double idle_since;         /* when busy last dropped to 0 */
+    double last_done;          /* when it last finished a task */
     kmap running;              /* key -> stask */
     stuck *stuck;              /* timed-out attempts still occupying a thread */
     struct event *hello_timer;
@@ -412,8 +413,11 @@ static void res_take(sworker *w, const herd_value *res, double sign)
 static int capacity(const herd_sched *s, const sworker *w)
 {
     int prefetch;
-    /* durations unknown yet, or long: no prefetch, so priority order is exact */
-    if (s->avg_dur < 0 || s->avg_dur > 0.005) prefetch = 0;
+    /* durations unknown yet, or long: no prefetch, so priority order is exact.
+     * Nor onto a worker that is not streaming results right now (its threads
+     * may be held by long tasks while others sit idle). */
+    if (s->avg_dur < 0 || s->avg_dur > 0.005 || herd_now() - w->last_done > fmax(0.005, 20 * s->avg_dur))
+        prefetch = 0;
     else prefetch = w->nthreads * (int)fmin(256.0, 0.005 / fmax(s->avg_dur, 1e-6));
     return w->nthreads + prefetch - w->busy;
 }
@@ -741,6 +745,7 @@ static void on_done(herd_sched *s, sworker *w, const msgpack_object *a, uint32_t
     }
     double dur = herd_obj_int(&a[4], 0) / 1e6;
     s->avg_dur = s->avg_dur < 0 ? dur : 0.9 * s->avg_dur + 0.1 * dur;
+    w->last_done = herd_now();
     unassign(s, w, t);
     if (herd_obj_int(&a[2], 0)) {
         herd_value *v = NULL;
