@@ -39,6 +39,7 @@ void herd_spec_free(herd_submit_spec *s)
     free(s->run_name);
     herd_value_free(s->args);
     herd_value_free(s->resources);
+    herd_value_free(s->tags);
     if (s->fut) herd_future_unref(s->fut);
     free(s);
 }
@@ -92,9 +93,10 @@ int herd_annot_parse(const char *text, herd_annot *a, herd_err *err)
     if ((x = herd_map_get(ok, "tags"))) {
         for (size_t i = 0; i < herd_len(x); i++)
             if (herd_typeof(herd_at(x, i)) != HERD_STR) {
+                int rc2 = herd_err_set(err, HERD_EARG, "annotations.tags[%zu]: expected str, got %s",
+                                       i, herd_type_name(herd_typeof(herd_at(x, i))));
                 herd_value_free(ok);
-                return herd_err_set(err, HERD_EARG, "annotations.tags[%zu]: expected str, got %s",
-                                    i, herd_type_name(herd_typeof(herd_at(x, i))));
+                return rc2;
             }
         a->set |= ANN_TAGS; a->tags = herd_value_copy(x);
     }
@@ -373,6 +375,8 @@ int herd_client_submit(herd_client *cl, const char *task, herd_value *args, cons
     spec->priority = eff.priority;
     spec->resources = eff.resources;
     eff.resources = NULL;
+    spec->tags = eff.tags;
+    eff.tags = NULL;
     spec->retries = eff.retries;
     spec->retry_delay = eff.retry_delay;
     spec->timeout = eff.timeout;

@@ -37,6 +37,7 @@ typedef struct herd_submit_spec {
     herd_value *args;
     int priority;
     herd_value *resources;         /* map or NULL */
+    herd_value *tags;              /* array of str or NULL */
     int retries;
     double retry_delay, timeout;
     struct herd_submit_spec *next;

@@ -17,13 +17,13 @@ enum {
     OP_HELLO = 1,      /* c->s [op, proto, role, token, name, nthreads, resources, pid] */
     OP_WELCOME,        /* s->c [op, id, heartbeat_interval_s, nworkers, nthreads] */
     OP_REFUSE,         /* s->c [op, reason] */
-    OP_RUN,            /* s->w [op, key, task, args, attempt, run_name] */
+    OP_RUN,            /* s->w [op, key, task, args, attempt, run_name, tags] */
     OP_DONE,           /* w->s [op, key, ok, value|error, duration_us] */
     OP_LOG,            /* w->s [op, key, level, text]; s->c the same */
     OP_HEARTBEAT,      /* w->s [op] */
     OP_SECEDE,         /* w->s [op, key]: the task waits on sub-tasks, its slot is free */
     OP_SUBMIT,         /* c->s [op, key, task, args, priority, resources, retries,
-                                retry_delay, timeout, run_name] */
+                                retry_delay, timeout, run_name, tags] */
     OP_RELEASE,        /* c->s [op, key] */
     OP_CANCEL,         /* c->s [op, key] */
     OP_RESULT,         /* s->c [op, key, state, value|error] */

@@ -34,6 +34,7 @@ typedef struct stask {
     herd_value *args;
     int priority;
     herd_value *resources;
+    herd_value *tags;          /* array of str or NULL */
     int retries_left, attempt, suspicious;
     double retry_delay, timeout, started;
     int state;
@@ -211,6 +212,7 @@ static void task_free(stask *t)
     free(t->run_name);
     herd_value_free(t->args);
     herd_value_free(t->resources);
+    herd_value_free(t->tags);
     herd_value_free(t->result);
     free(t->error);
     free(t->deps);
@@ -450,13 +452,14 @@ static void assign(herd_sched *s, stask *t, sworker *w)
     if (t->resources) res_take(w, t->resources, 1);
     kmap_put(&w->running, t->key, t);
     msgpack_packer *pk = herd_conn_packer(w->conn);
-    msgpack_pack_array(pk, 6);
+    msgpack_pack_array(pk, 7);
     msgpack_pack_int(pk, OP_RUN);
     msgpack_pack_uint64(pk, t->key);
     herd_pack_str(pk, t->task);
     herd_value_pack(pk, t->args);
     msgpack_pack_int(pk, t->attempt);
     herd_pack_str(pk, t->run_name);
+    if (!t->tags || herd_value_pack(pk, t->tags)) msgpack_pack_nil(pk);
     herd_conn_end(w->conn);
     if (t->timeout > 0) {
         if (!t->timer) t->timer = evtimer_new(s->base, timeout_cb, t);
@@ -775,6 +778,7 @@ static void add_task(herd_sched *s, herd_submit_spec *sp, sworker *owner)
     t->run_name = sp->run_name; sp->run_name = NULL;
     t->args = sp->args; sp->args = NULL;
     t->resources = sp->resources; sp->resources = NULL;
+    t->tags = sp->tags; sp->tags = NULL;
     t->fut = sp->fut; sp->fut = NULL;
     t->priority = sp->priority;
     t->retries_left = sp->retries;
@@ -871,7 +875,8 @@ static herd_submit_spec *spec_from_msg(const msgpack_object *a, uint32_t n, herd
     sp->timeout = herd_obj_float(&a[8], 0);
     sp->run_name = herd_obj_strdup(&a[9]);
     if (!sp->task || herd_value_from_msgpack(&a[3], &sp->args, err) ||
-        (a[5].type != MSGPACK_OBJECT_NIL && herd_value_from_msgpack(&a[5], &sp->resources, err))) {
+        (a[5].type != MSGPACK_OBJECT_NIL && herd_value_from_msgpack(&a[5], &sp->resources, err)) ||
+        (n > 10 && a[10].type != MSGPACK_OBJECT_NIL && herd_value_from_msgpack(&a[10], &sp->tags, err))) {
         herd_spec_free(sp);
         return NULL;
     }

@@ -20,6 +20,7 @@ typedef struct wtask {
     uint64_t key;
     char *task, *run_name;
     herd_value *args;
+    herd_value *tags;
     int attempt;
     struct wtask *next;
 } wtask;
@@ -58,6 +59,7 @@ struct herd_task_ctx {
     wk *w;
     uint64_t key;
     const char *run_name;
+    const herd_value *tags;
     int attempt;
     char *fail_msg;
     herd_future **subs;
@@ -142,6 +144,7 @@ int herd_task_fail(herd_task_ctx *ctx, const char *fmt, ...)
 const char *herd_task_run_name(const herd_task_ctx *ctx) { return ctx ? ctx->run_name : NULL; }
 const char *herd_task_worker_name(const herd_task_ctx *ctx) { return ctx ? ctx->w->name : NULL; }
 int herd_task_attempt(const herd_task_ctx *ctx) { return ctx ? ctx->attempt : 0; }
+const herd_value *herd_task_tags(const herd_task_ctx *ctx) { return ctx ? ctx->tags : NULL; }
 
 herd_runner *herd_task_client(herd_task_ctx *ctx)
 {
@@ -157,7 +160,7 @@ static int sub_send(void *ud, herd_submit_spec *sp)
     pthread_mutex_lock(&w->mu);
     msgpack_packer *pk = &w->opk;
     if (sp->op == OP_SUBMIT) {
-        msgpack_pack_array(pk, 10);
+        msgpack_pack_array(pk, 11);
         msgpack_pack_int(pk, OP_SUBMIT);
         msgpack_pack_uint64(pk, sp->key);
         herd_pack_str(pk, sp->task);
@@ -168,6 +171,7 @@ static int sub_send(void *ud, herd_submit_spec *sp)
         msgpack_pack_double(pk, sp->retry_delay);
         msgpack_pack_double(pk, sp->timeout);
         herd_pack_str(pk, sp->run_name);
+        if (!sp->tags || herd_value_pack(pk, sp->tags)) msgpack_pack_nil(pk);
     } else {
         msgpack_pack_array(pk, 2);
         msgpack_pack_int(pk, sp->op);
@@ -223,7 +227,7 @@ typedef struct fncache { char *name; herd_task_fn fn; struct fncache *next; } fn
 
 static void run_one(wk *w, wtask *t, fncache **cache)
 {
-    herd_task_ctx ctx = { .w = w, .key = t->key, .run_name = t->run_name, .attempt = t->attempt };
+    herd_task_ctx ctx = { .w = w, .key = t->key, .run_name = t->run_name, .attempt = t->attempt, .tags = t->tags };
     herd_task_fn fn = NULL;
     herd_value *out = NULL;
     herd_err err = { 0 };
@@ -310,6 +314,7 @@ static void *exec_main(void *arg)
         free(t->task);
         free(t->run_name);
         herd_value_free(t->args);
+        herd_value_free(t->tags);
         free(t);
         pthread_mutex_lock(&w->mu);
     }
@@ -332,6 +337,7 @@ static void on_run(wk *w, const msgpack_object *a, uint32_t n)
     t->task = herd_obj_strdup(&a[2]);
     t->attempt = (int)herd_obj_int(&a[4], 0);
     t->run_name = herd_obj_strdup(&a[5]);
+    if (n >= 7 && a[6].type == MSGPACK_OBJECT_ARRAY) herd_value_from_msgpack(&a[6], &t->tags, NULL);
     if (!t->task || herd_value_from_msgpack(&a[3], &t->args, &err)) {
         /* answer, so the task does not wait forever */
         pthread_mutex_lock(&w->mu);
@@ -343,7 +349,7 @@ static void on_run(wk *w, const msgpack_object *a, uint32_t n)
         msgpack_pack_uint64(&w->opk, 0);
         msgpack_pack_int(&w->opk, t->attempt);
         out_lock_wake(w);
-        free(t->task); free(t->run_name); free(t);
+        free(t->task); free(t->run_name); herd_value_free(t->tags); free(t);
         return;
     }
     pthread_mutex_lock(&w->mu);
@@ -510,7 +516,7 @@ static void wk_free(wk *w)
     while (w->head) {
         wtask *t = w->head;
         w->head = t->next;
-        free(t->task); free(t->run_name); herd_value_free(t->args); free(t);
+        free(t->task); free(t->run_name); herd_value_free(t->args); herd_value_free(t->tags); free(t);
     }
     if (w->conn) herd_conn_free(w->conn);
     if (w->out_ev) event_free(w->out_ev);

@@ -57,6 +57,8 @@ HERD_API int herd_task_fail(herd_task_ctx *ctx, const char *fmt, ...)
 HERD_API const char *herd_task_run_name(const herd_task_ctx *ctx); /* "download_image-3" */
 HERD_API const char *herd_task_worker_name(const herd_task_ctx *ctx);
 HERD_API int herd_task_attempt(const herd_task_ctx *ctx);           /* 0 first, 1 first retry … */
+/* The task run's tags annotation (an array of strings), or NULL. Borrowed. */
+HERD_API const herd_value *herd_task_tags(const herd_task_ctx *ctx);
 /* A client for submitting sub-tasks to the same cluster (the seed's
  * get_dask_client). Use it with herd_submit()/herd_future_result(); while the
  * task waits on its sub-tasks it gives its thread slot back to the worker. The

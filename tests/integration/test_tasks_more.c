@@ -1,0 +1,152 @@
+/* tests/integration/test_tasks_more.c — tasks named "path/lib.so:function",
+ * the tags annotation reaching the task, and a worker that goes silent
+ * (stopped, not dead) being declared dead by heartbeat timeout with its task
+ * completing elsewhere. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <herd/herd.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static char fixture[PATH_MAX];
+
+static int tags_of(herd_task_ctx *ctx, const herd_value *args, herd_value **out)
+{
+    const herd_value *t = herd_task_tags(ctx);
+    *out = t ? herd_value_copy(t) : herd_nil();
+    return 0;
+}
+HERD_TASK(tags_of);
+
+/* (marker path): the first attempt writes its pid to the marker and sleeps
+ * long; a later attempt (elsewhere) returns at once. Returns the pid. */
+static int pid_then_sleep(herd_task_ctx *ctx, const herd_value *args, herd_value **out)
+{
+    const char *marker = herd_as_str(herd_at(args, 0));
+    FILE *f = fopen(marker, "r");
+    int first = f == NULL;
+    if (f) fclose(f);
+    if (first) {
+        char tmp[PATH_MAX + 8];
+        snprintf(tmp, sizeof tmp, "%s.tmp", marker);
+        f = fopen(tmp, "w");
+        if (!f) return herd_task_fail(ctx, "cannot write %s", tmp);
+        fprintf(f, "%ld\n", (long)getpid());
+        fclose(f);
+        rename(tmp, marker);
+        sleep(30);
+    }
+    *out = herd_int(getpid());
+    return 0;
+}
+HERD_TASK(pid_then_sleep);
+
+static herd_runner *flow(const char *ck, const char *client)
+{
+    herd_runner_opts o = { .cluster_kwargs = ck, .client_kwargs = client };
+    herd_runner *r;
+    herd_err err;
+    if (herd_runner_new(&r, &o, &err) || herd_flow_begin(r, "more", &err)) fail_msg("%s", err.msg);
+    return r;
+}
+
+static void end(herd_runner *r)
+{
+    herd_err err;
+    herd_flow_end(r, false, &err);
+    herd_runner_free(r);
+}
+
+static void test_path_so_task(void **state)
+{
+    herd_runner *r = flow("{n_workers: 1, threads_per_worker: 1}", NULL);
+    char name[PATH_MAX + 16];
+    snprintf(name, sizeof name, "%s:triple", fixture);
+    herd_future *f;
+    herd_err err;
+    const herd_value *v;
+    assert_int_equal(herd_submit(r, name, herd_tuple("i", 7), &f, &err), 0);
+    if (herd_future_result(f, 20, &v, &err)) fail_msg("%s", err.msg);
+    assert_int_equal(herd_as_int(v), 21);
+    snprintf(name, sizeof name, "%s:nope", fixture);
+    assert_int_equal(herd_submit(r, name, NULL, &f, &err), -HERD_ENOTASK);
+    assert_non_null(strstr(err.msg, "task_lib.so"));
+    assert_non_null(strstr(err.msg, "\"nope\""));
+    assert_int_equal(herd_submit(r, "/no/such/lib.so:fn", NULL, &f, &err), -HERD_EPLUGIN);
+    assert_non_null(strstr(err.msg, "/no/such/lib.so"));
+    end(r);
+}
+
+static void test_tags_reach_the_task(void **state)
+{
+    herd_runner *r = flow("{n_workers: 1, threads_per_worker: 1}", NULL);
+    herd_err err;
+    assert_int_equal(herd_annotate_push(r, "{tags: [etl]}", &err), 0);
+    herd_future *a, *b;
+    assert_int_equal(herd_submit_annotated(r, "tags_of", NULL, "{tags: [etl, nightly]}", &a, &err), 0);
+    herd_annotate_pop(r);
+    assert_int_equal(herd_submit(r, "tags_of", NULL, &b, &err), 0);
+    const herd_value *v;
+    if (herd_future_result(a, 20, &v, &err)) fail_msg("%s", err.msg);
+    assert_int_equal(herd_len(v), 2);
+    assert_string_equal(herd_as_str(herd_at(v, 0)), "etl");
+    assert_string_equal(herd_as_str(herd_at(v, 1)), "nightly");
+    if (herd_future_result(b, 20, &v, &err)) fail_msg("%s", err.msg);
+    assert_int_equal(herd_typeof(v), HERD_NIL);        /* the scope was popped */
+    assert_int_equal(herd_submit_annotated(r, "tags_of", NULL, "{tags: [1]}", &a, &err), -HERD_EARG);
+    assert_non_null(strstr(err.msg, "annotations.tags[0]"));
+    end(r);
+}
+
+static void test_silent_worker_declared_dead(void **state)
+{
+    herd_runner *r = flow("{n_workers: 2, threads_per_worker: 1}",
+                          "{heartbeat_interval: 0.1, heartbeat_timeout: 1}");
+    herd_err err;
+    if (herd_wait_for_workers(r, 2, 20, &err)) fail_msg("%s", err.msg);
+    char marker[64];
+    snprintf(marker, sizeof marker, "/tmp/herd-silent-%ld", (long)getpid());
+    unlink(marker);
+    herd_future *f;
+    assert_int_equal(herd_submit(r, "pid_then_sleep", herd_tuple("s", marker), &f, &err), 0);
+    long pid = 0;
+    for (int i = 0; i < 2000 && !pid; i++) {
+        FILE *m = fopen(marker, "r");
+        if (m) { if (fscanf(m, "%ld", &pid) != 1) pid = 0; fclose(m); }
+        if (!pid) usleep(10000);
+    }
+    assert_true(pid > 0);
+    assert_int_equal(kill((pid_t)pid, SIGSTOP), 0);     /* alive, but silent */
+    const herd_value *v;
+    int rc = herd_future_result(f, 20, &v, &err);
+    kill((pid_t)pid, SIGCONT);
+    if (rc) fail_msg("%s", err.msg);
+    assert_int_not_equal(herd_as_int(v), pid);          /* it ran again on the other worker */
+    assert_int_equal(herd_runner_workers(r, NULL), 1);  /* the silent one was removed */
+    unlink(marker);
+    end(r);
+}
+
+int main(int argc, char **argv)
+{
+    herd_init(&argc, &argv);
+    char exe[PATH_MAX - 64];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    exe[n > 0 ? n : 0] = '\0';
+    *strrchr(exe, '/') = '\0';
+    snprintf(fixture, sizeof fixture, "%s/fixtures/task_lib.so", exe);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_path_so_task),
+        cmocka_unit_test(test_tags_reach_the_task),
+        cmocka_unit_test(test_silent_worker_declared_dead),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
