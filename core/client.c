@@ -121,13 +121,10 @@ int herd_annot_parse(const char *text, herd_annot *a, herd_err *err)
 
 void herd_client_logf(herd_client *cl, int level, const char *fmt, ...)
 {
-    char line[2048];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
+    herd_vlogf(cl ? cl->log : NULL, cl ? cl->log_ud : NULL, level, fmt, ap);
     va_end(ap);
-    if (cl && cl->log) cl->log(cl->log_ud, level, line);
-    else herd_log_default(NULL, level, line);
 }
 
 int herd_client_init(herd_client *cl, uint32_t id, const herd_transport *tp, void *tp_ud)

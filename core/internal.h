@@ -25,6 +25,9 @@ int herd_plugin_load(const char *name, herd_err *err);
 /* log.c: the default sink (stderr, level from HERD_LOG_LEVEL). */
 void herd_log_default(void *ud, int level, const char *line);
 const char *herd_level_name(int level);
+/* Format a line and hand it to fn (the default sink when fn is NULL). */
+void herd_vlogf(void (*fn)(void *ud, int level, const char *line), void *ud, int level,
+                const char *fmt, va_list ap);
 /* What herd_cluster_env.core points at. */
 typedef struct herd_env_core {
     void (*log)(void *ud, int level, const char *line);

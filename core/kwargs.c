@@ -426,3 +426,17 @@ HERD_API int herd_kwargs_validate(const herd_param *params, const herd_value *kw
     *out = res;
     return 0;
 }
+
+int herd_value_duration(const herd_value *v, double *secs)
+{
+    switch (herd_typeof(v)) {
+    case HERD_INT:
+    case HERD_FLOAT:
+        *secs = herd_as_float(v);
+        return isfinite(*secs) && *secs >= 0 ? 0 : -HERD_EARG;
+    case HERD_STR:
+        return herd_parse_duration(herd_as_str(v), secs);
+    default:
+        return -HERD_EARG;
+    }
+}

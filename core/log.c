@@ -47,14 +47,20 @@ void herd_log_default(void *ud, int level, const char *line)
 }
 
 
-void herd_log(const herd_cluster_env *env, int level, const char *fmt, ...)
+void herd_vlogf(void (*fn)(void *ud, int level, const char *line), void *ud, int level,
+                const char *fmt, va_list ap)
 {
     char line[2048];
+    vsnprintf(line, sizeof line, fmt, ap);
+    if (fn) fn(ud, level, line);
+    else herd_log_default(NULL, level, line);
+}
+
+void herd_log(const herd_cluster_env *env, int level, const char *fmt, ...)
+{
+    const herd_env_core *c = env ? env->core : NULL;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
+    herd_vlogf(c ? c->log : NULL, c ? c->log_ud : NULL, level, fmt, ap);
     va_end(ap);
-    const herd_env_core *c = env ? env->core : NULL;
-    if (c && c->log) c->log(c->log_ud, level, line);
-    else herd_log_default(NULL, level, line);
 }

@@ -106,13 +106,10 @@ static pthread_t sig_thread;
 static void rlog(flow_runner *r, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void rlog(flow_runner *r, int level, const char *fmt, ...)
 {
-    char line[2048];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
+    herd_vlogf(r->log, r->log_ud, level, fmt, ap);
     va_end(ap);
-    if (r->log) r->log(r->log_ud, level, line);
-    else herd_log_default(NULL, level, line);
 }
 
 static void close_cluster(flow_runner *r)

@@ -116,13 +116,10 @@ static void kick(herd_sched *s);
 static void slog(herd_sched *s, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void slog(herd_sched *s, int level, const char *fmt, ...)
 {
-    char line[2048];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
+    herd_vlogf(s->cfg.log, s->cfg.log_ud, level, fmt, ap);
     va_end(ap);
-    if (s->cfg.log) s->cfg.log(s->cfg.log_ud, level, line);
-    else herd_log_default(NULL, level, line);
 }
 
 /* ---- ready heap: priority desc, then seq asc ---- */

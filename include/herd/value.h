@@ -74,6 +74,11 @@ HERD_API void        herd_value_free(herd_value *v);
 HERD_API bool        herd_value_equal(const herd_value *a, const herd_value *b);
 /* Flow-style YAML text of v ("{n_workers: 4, tags: [a, b]}"), malloc'd. */
 HERD_API char       *herd_value_to_string(const herd_value *v);
+/* Seconds from a number or a duration string ("1.5", "500ms", "2s", "5m",
+ * "1h"), as kwargs and annotations read them. 0, or -HERD_EARG if v is
+ * neither, or negative. For plugins reading options. */
+HERD_API int herd_value_duration(const herd_value *v, double *secs);
+
 /* Parse YAML (block or flow style, e.g. "{n_workers: 4, threads_per_worker: 2}")
  * into a value. Plain scalars become int/float/bool/nil where YAML 1.2's core
  * schema says so, strings otherwise. Errors name line and column. */

@@ -58,25 +58,10 @@ static int bad(herd_task_ctx *ctx, const char *task, const char *what, const cha
     return -HERD_EARG;
 }
 
+/* A timeout: seconds or "500ms"/"2s"/"1m"/"1h", and more than zero. */
 static int duration(const herd_value *v, double *out)
 {
-    if (herd_typeof(v) == HERD_INT || herd_typeof(v) == HERD_FLOAT) {
-        *out = herd_as_float(v);
-    } else if (herd_typeof(v) == HERD_STR) {
-        const char *s = herd_as_str(v);
-        char *end;
-        errno = 0;
-        double d = strtod(s, &end);
-        if (end == s || errno) return -1;
-        if (!strcmp(end, "") || !strcmp(end, "s")) *out = d;
-        else if (!strcmp(end, "ms")) *out = d / 1000;
-        else if (!strcmp(end, "m")) *out = d * 60;
-        else if (!strcmp(end, "h")) *out = d * 3600;
-        else return -1;
-    } else {
-        return -1;
-    }
-    return isfinite(*out) && *out > 0 ? 0 : -1;
+    return herd_value_duration(v, out) == 0 && *out > 0 ? 0 : -1;
 }
 
 static int parse_opts(herd_task_ctx *ctx, const char *task, int idx, const herd_value *o, opts *op)
