@@ -217,6 +217,18 @@ static void test_nino34_bad_options(void **state)
 
 /* ---- annotations ---- */
 
+static void test_quickstart(void **state)
+{
+    char exe[PATH_MAX];
+    example(exe, sizeof exe, "quickstart");
+    char *argv[] = { exe, NULL };
+    result r = run(argv);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "sum of the squares of 1..12 = 650"));
+    assert_non_null(strstr(r.out, "square-11: squaring 12"));     /* task logs reach the flow */
+    free(r.out);
+}
+
 static void test_annotations_order(void **state)
 {
     char exe[PATH_MAX];
@@ -261,6 +273,7 @@ int main(void)
         cmocka_unit_test(test_nino34_both_phases),
         cmocka_unit_test(test_nino34_runner_only_with_kwargs),
         cmocka_unit_test(test_annotations_order),
+        cmocka_unit_test(test_quickstart),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
