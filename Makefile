@@ -3,6 +3,7 @@
 #   make demo        run the nino34 flow (sequential, then on a LocalCluster)
 #   make test        build and run every test
 #   make test-asan   the same under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make test-tsan   the same under ThreadSanitizer
 #   make bench       benchmarks, side by side with Dask
 #   make install     PREFIX=/usr/local DESTDIR=
 #   make deps        install the Debian packages the build needs (as root)
@@ -26,6 +27,9 @@ CMOCKA_LIBS = $(shell pkg-config --libs cmocka 2>/dev/null)
 
 ifeq ($(SAN),1)
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+OPT      := -O1 -g
+else ifeq ($(SAN),thread)
+SANFLAGS := -fsanitize=thread
 OPT      := -O1 -g
 else
 SANFLAGS :=
@@ -67,7 +71,7 @@ FIXTURE_SO := $(FIXTURE_SRC:tests/fixtures/%.c=$(BUILD)/tests/fixtures/%.so)
 RPATH     = -Wl,-rpath,'$$ORIGIN/../lib'
 LINK_HERD = -L$(BUILD)/lib -lherd $(RPATH)
 
-.PHONY: all deps check-deps demo test test-asan bench install uninstall clean tests-build
+.PHONY: all deps check-deps demo test test-asan test-tsan bench install uninstall clean tests-build
 all: check-deps $(LIBSO) $(BUILD)/lib/libherd.so $(LIBA) $(HERD_BIN) $(PROV_SO) $(PLUG_SO) $(EX_BIN) $(BUILD)/herd.pc
 
 # ---- dependencies ----
@@ -164,6 +168,9 @@ test: tests-build
 test-asan:
 	@$(MAKE) --no-print-directory BUILD=build-asan SAN=1 test
 
+test-tsan:
+	@TSAN_OPTIONS="report_signal_unsafe=0 $(TSAN_OPTIONS)" $(MAKE) --no-print-directory BUILD=build-tsan SAN=thread test
+
 demo: all
 	$(BUILD)/examples/nino34
 
@@ -188,4 +195,4 @@ uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/lib/libherd.so* $(DESTDIR)$(PREFIX)/bin/herd $(DESTDIR)$(PREFIX)/lib/pkgconfig/herd.pc
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-tsan

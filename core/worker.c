@@ -608,7 +608,9 @@ static wk *wk_new(const herd_worker_cfg *cfg, int role, herd_client *cl, herd_er
             return NULL;
         }
         pthread_detach(th);
+        pthread_mutex_lock(&w->mu);        /* running executors read it */
         w->nexec++;
+        pthread_mutex_unlock(&w->mu);
     }
     return w;
 }
