@@ -229,6 +229,28 @@ void herd_client_shutdown(herd_client *cl, herd_state st, const char *reason)
     pthread_mutex_unlock(&cl->mu);
 }
 
+int herd_client_send(herd_client *cl, herd_submit_spec *spec)
+{
+    pthread_mutex_lock(&cl->mu);
+    const herd_transport *tp = cl->tp;
+    void *ud = cl->tp_ud;
+    cl->sending++;
+    pthread_mutex_unlock(&cl->mu);
+    int rc = tp->send(ud, spec);
+    pthread_mutex_lock(&cl->mu);
+    if (--cl->sending == 0) pthread_cond_broadcast(&cl->cv);
+    pthread_mutex_unlock(&cl->mu);
+    return rc;
+}
+
+void herd_client_quiesce(herd_client *cl)
+{
+    pthread_mutex_lock(&cl->mu);
+    cl->closed = 1;
+    while (cl->sending) pthread_cond_wait(&cl->cv, &cl->mu);
+    pthread_mutex_unlock(&cl->mu);
+}
+
 void herd_client_destroy(herd_client *cl)
 {
     size_t i = 0;
@@ -382,7 +404,7 @@ int herd_client_submit(herd_client *cl, const char *task, herd_value *args, cons
     pthread_mutex_unlock(&cl->mu);
     herd_annot_clear(&eff);
     herd_annot_clear(&extra);
-    if ((rc = cl->tp->send(cl->tp_ud, spec)) != 0) {
+    if ((rc = herd_client_send(cl, spec)) != 0) {
         herd_client_deliver(cl, f, HERD_CRASHED, NULL, "the scheduler connection is closed");
         herd_err_set(err, rc, "task \"%s\": the scheduler connection is closed", task);
     }
@@ -583,7 +605,7 @@ static void send_op(herd_client *cl, int op, uint64_t key)
     if (!s) return;
     s->op = op;
     s->key = key;
-    if (cl->tp->send(cl->tp_ud, s)) {}
+    if (herd_client_send(cl, s)) {}
 }
 
 void herd_future_release(herd_future *f)

@@ -77,6 +77,7 @@ struct herd_client {
     const herd_transport *tp;
     void *tp_ud;
     int closed;                    /* no more submits */
+    int sending;                   /* threads inside tp->send right now */
     /* resources some worker could ever offer (map), to reject impossible asks */
     herd_value *cluster_resources;
     int check_resources;
@@ -89,6 +90,11 @@ int  herd_client_init(herd_client *cl, uint32_t id, const herd_transport *tp, vo
 /* Mark every non-final future Cancelled/Crashed with reason, stop submits. */
 void herd_client_shutdown(herd_client *cl, herd_state st, const char *reason);
 void herd_client_destroy(herd_client *cl);
+/* Send through the current transport, counted so the transport can be
+ * swapped or torn down safely (herd_client_quiesce). Takes spec. */
+int  herd_client_send(herd_client *cl, herd_submit_spec *spec);
+/* Stop submits and wait until no thread is inside the transport. */
+void herd_client_quiesce(herd_client *cl);
 /* Final (or Running) state arrives. value/error ownership: value taken. */
 void herd_client_deliver(herd_client *cl, herd_future *f, herd_state st, herd_value *value, const char *error);
 void herd_client_deliver_key(herd_client *cl, uint64_t key, herd_state st, herd_value *value, const char *error);

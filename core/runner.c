@@ -333,6 +333,7 @@ static void status_text(flow_runner *r, char *buf, size_t cap)
 
 static void teardown(flow_runner *r)
 {
+    herd_client_quiesce(&r->client);   /* no submit is inside the scheduler's inbox now */
     if (r->remote) {                 /* an existing cluster is left running */
         herd_remote_close(r->remote);
         r->remote = NULL;
