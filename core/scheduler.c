@@ -582,8 +582,10 @@ static void worker_lost(herd_sched *s, sworker *w, const char *why)
 {
     for (sworker **pp = &s->workers; *pp; pp = &(*pp)->next)
         if (*pp == w) { *pp = w->next; break; }
-    if (w->hello && w->role == ROLE_WORKER)
-        slog(s, w->closing ? HERD_LOG_INFO : HERD_LOG_WARN, "worker %s (pid %ld) left: %s", w->name, w->pid, why);
+    if (w->hello && w->role == ROLE_WORKER && w->closing)   /* asked to go: how the socket ended is noise */
+        slog(s, HERD_LOG_INFO, "worker %s (pid %ld) closed", w->name, w->pid);
+    else if (w->hello && w->role == ROLE_WORKER)
+        slog(s, HERD_LOG_WARN, "worker %s (pid %ld) left: %s", w->name, w->pid, why);
     else if (w->hello)
         slog(s, HERD_LOG_INFO, "client %s left (%s); releasing its tasks", w->name, why);
     size_t i = 0;
