@@ -177,6 +177,34 @@ def bench_adapt(runs, burst):
     return statistics.median(ts), ts
 
 
+def bench_ssh(hosts, key, known_hosts, runs):
+    """SSHCluster with its scheduler on the first host (Dask has no other
+    way) and 2 workers x 1 thread on each host: start, wait for the 4
+    workers, 1,000 no-op tasks (client.map + gather), close. ms, median."""
+    from distributed import Client, SSHCluster
+    names, opts = [], []
+    for h in [hosts[0]] + hosts:
+        host, port = h.rsplit(":", 1)
+        names.append(host)
+        opts.append({"port": int(port), "client_keys": [key], "known_hosts": known_hosts})
+    ts = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        cluster = SSHCluster(names, connect_options=opts,
+                             worker_options={"nthreads": 1, "n_workers": 2},
+                             scheduler_options={"port": 0, "dashboard_address": ":0"},
+                             remote_python=sys.executable)
+        client = Client(cluster)
+        client.wait_for_workers(2 * len(hosts))
+        out = client.gather(client.map(noop, range(1000), pure=False))
+        assert out == list(range(1000))
+        client.close()
+        cluster.close()
+        ts.append((time.perf_counter() - t0) * 1000)
+    ts.sort()
+    return ts[len(ts) // 2], ts
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--small", type=int, default=10_000)
@@ -187,7 +215,19 @@ def main():
     ap.add_argument("--start-runs", type=int, default=5)
     ap.add_argument("--adapt-runs", type=int, default=5)
     ap.add_argument("--adapt-burst", type=int, default=20)
+    # bench/ssh_bench.sh: Dask's SSHCluster on the same sshd hosts, only
+    ap.add_argument("--ssh-hosts", default=None, help="host:port,host:port")
+    ap.add_argument("--ssh-key", default=None)
+    ap.add_argument("--ssh-known-hosts", default=None)
     a = ap.parse_args()
+    if a.ssh_hosts:
+        warnings.simplefilter("ignore")
+        logging.getLogger("distributed").setLevel(logging.ERROR)
+        logging.getLogger("asyncssh").setLevel(logging.ERROR)
+        med, ts = bench_ssh(a.ssh_hosts.split(","), a.ssh_key, a.ssh_known_hosts, a.start_runs)
+        note("ssh_e2e_1k runs (ms): " + " ".join(f"{t:.0f}" for t in ts))
+        result("ssh_e2e_1k", med, "ms")
+        return
 
     warnings.simplefilter("ignore")
     logging.getLogger("distributed").setLevel(logging.ERROR)

@@ -13,6 +13,7 @@
 #                    "--adapt-runs 3 --adapt-burst 20")
 #   DASK_BENCH_ARGS  extra options for dask_bench.py (same option names)
 #   HERD_TIMEOUT / DASK_TIMEOUT   seconds before a side is stopped (240 / 420)
+#   HERD_BENCH_SSH   0: skip the ssh benchmark (bench/ssh_bench.sh)
 #
 # `sh bench/run.sh --table [FILE]` prints the table again from saved RESULT
 # lines (default $BUILD/bench/results.txt) without running anything.
@@ -123,4 +124,10 @@ cat "$herd_out" "$dask_out" | grep '^RESULT ' >"$all_out"
 
 table "$all_out"
 echo "(RESULT lines in $all_out; logs in $out/)"
+
+# ---- workers over ssh: herd vs Dask's SSHCluster vs GNU parallel --sshlogin,
+# on two sshd it starts itself (HERD_BENCH_SSH=0 skips it) ----
+if [ "${HERD_BENCH_SSH:-1}" != 0 ]; then
+    BUILD="$BUILD" PYTHON="$PYTHON" sh "$here/ssh_bench.sh"
+fi
 exit 0

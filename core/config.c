@@ -560,6 +560,15 @@ static void drop_positions(herd_value *positions, const char *path)
     }
 }
 
+/* Do two cluster_class names (NULL: the default) name the same provider? */
+static bool same_class(const char *a, const char *b)
+{
+    const char *x = a && *a ? a : "local.LocalCluster", *y = b && *b ? b : "local.LocalCluster";
+    if (!strcmp(x, y)) return true;
+    const herd_provider *px = NULL, *py = NULL;
+    return herd_provider_resolve(x, &px, NULL) == 0 && herd_provider_resolve(y, &py, NULL) == 0 && px == py;
+}
+
 int herd_profile_apply(herd_profile *p, herd_profile_merge *m, herd_err *err)
 {
     if (!p || !m) return 0;
@@ -582,9 +591,16 @@ int herd_profile_apply(herd_profile *p, herd_profile_merge *m, herd_err *err)
                             m->address, false, err);
     }
 
-    /* scalars: explicit wins; what it replaced no longer counts as the file's */
+    /* scalars: explicit wins; what it replaced no longer counts as the file's.
+     * A program that picks another provider than the profile's also sets
+     * aside the profile's cluster_kwargs: they are that other provider's. */
     if (m->cluster_class || m->cluster_object) {
         if (p->cluster_class) drop_positions(p->positions, "cluster_class");
+        if (p->cluster_kwargs && (m->cluster_object || !same_class(m->cluster_class, p->cluster_class))) {
+            herd_value_free(p->cluster_kwargs);
+            p->cluster_kwargs = NULL;
+            drop_positions(p->positions, "cluster_kwargs");
+        }
     } else {
         m->cluster_class = p->cluster_class;
     }

@@ -110,6 +110,7 @@ HERD_TASK(download_image);
 typedef struct config {
     int year;
     const char *dir, *kwargs_override;
+    const char *profile;           /* a herd.yaml profile (--profile or $HERD_PROFILE) */
     double delay;
     bool sequential, runner;
 } config;
@@ -186,15 +187,23 @@ static int run_on_cluster(const config *cf, const char *base, double *elapsed)
     herd_future **futs = NULL;
     size_t n = 0;
     int failed = 0;
-    if (cluster_kwargs(cf, &kw, &err)) {
+    herd_runner_opts o = { .cluster_class = "local.LocalCluster" };
+    if (cf->profile) {
+        /* the profile decides the cluster; --cluster-kwargs keys go on top */
+        printf("task runner: the cluster of herd.yaml profile \"%s\"%s%s\n", cf->profile,
+               cf->kwargs_override ? " with cluster_kwargs " : "", cf->kwargs_override ? cf->kwargs_override : "");
+        o = (herd_runner_opts){ .profile = cf->profile, .cluster_kwargs = cf->kwargs_override };
+    } else if (cluster_kwargs(cf, &kw, &err)) {
         fprintf(stderr, "nino34: %s\n", err.msg);
         return -1;
     }
-    char *kws = herd_value_to_string(kw);
-    printf("task runner: a temporary local.LocalCluster with cluster_kwargs %s\n", kws ? kws : "?");
-    free(kws);
+    if (kw) {
+        char *kws = herd_value_to_string(kw);
+        printf("task runner: a temporary local.LocalCluster with cluster_kwargs %s\n", kws ? kws : "?");
+        free(kws);
+        o.cluster_kwargs_value = kw;
+    }
     fflush(stdout);
-    herd_runner_opts o = { .cluster_class = "local.LocalCluster", .cluster_kwargs_value = kw };
     double t0 = now();
     if (herd_runner_new(&r, &o, &err) || herd_flow_begin(r, "download-nino-34-plumes-from-year", &err)) {
         fprintf(stderr, "nino34: %s\n", err.msg);
@@ -253,6 +262,8 @@ static void usage(FILE *f, const char *prog)
             "  --sequential-only        skip the task runner\n"
             "  --runner-only            skip the sequential run\n"
             "  --cluster-kwargs YAML    keys over the default %s\n"
+            "  --profile NAME           run on the cluster of a herd.yaml profile instead\n"
+            "                           (also $HERD_PROFILE; see examples/config, examples/ssh)\n"
             "  --help\n", prog, DEFAULT_KWARGS);
 }
 
@@ -265,6 +276,7 @@ static int parse_args(int argc, char **argv, config *cf)
         { "sequential-only", no_argument, NULL, 's' },
         { "runner-only", no_argument, NULL, 'r' },
         { "cluster-kwargs", required_argument, NULL, 'k' },
+        { "profile", required_argument, NULL, 'p' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -290,6 +302,7 @@ static int parse_args(int argc, char **argv, config *cf)
         case 's': cf->runner = false; break;
         case 'r': cf->sequential = false; break;
         case 'k': cf->kwargs_override = optarg; break;
+        case 'p': cf->profile = optarg; break;
         case 'h': usage(stdout, argv[0]); exit(0);
         default: usage(stderr, argv[0]); return -1;
         }
@@ -312,7 +325,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s: herd_init: %s\n", argv[0], herd_strerror(rc));
         return 1;
     }
-    config cf = { .year = 2022, .dir = "./data", .delay = 1.2, .sequential = true, .runner = true };
+    config cf = { .year = 2022, .dir = "./data", .delay = 1.2, .sequential = true, .runner = true,
+                  .profile = getenv("HERD_PROFILE") && *getenv("HERD_PROFILE") ? getenv("HERD_PROFILE") : NULL };
     if (parse_args(argc, argv, &cf)) return 2;
 
     herd_err err;

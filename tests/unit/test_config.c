@@ -407,13 +407,22 @@ static void test_merge(void **state)
     herd_value_free(cl);
     herd_profile_free(p);
 
-    /* an explicit cluster_class replaces the profile's, which then is not cited */
+    /* an explicit cluster_class of another provider replaces the profile's, which
+     * then is not cited, and sets aside the profile's cluster_kwargs (they are
+     * the other provider's); the same provider by an alias keeps them */
+    p = load(path, "local4");
+    ck = NULL;
+    m = (herd_profile_merge){ .cluster_class = "distributed.LocalCluster", .cluster_kwargs = &ck };
+    assert_int_equal(herd_profile_apply(p, &m, &err), 0);
+    assert_yaml_equal(ck, "{n_workers: 4, threads_per_worker: 1, memory_limit: 2GiB}");
+    herd_value_free(ck);
+    herd_profile_free(p);
     p = load(path, "local4");
     ck = NULL;
     m = (herd_profile_merge){ .cluster_class = "x.so:Other", .cluster_kwargs = &ck };
     assert_int_equal(herd_profile_apply(p, &m, &err), 0);
     assert_string_equal(m.cluster_class, "x.so:Other");
-    assert_yaml_equal(ck, "{n_workers: 4, threads_per_worker: 1, memory_limit: 2GiB}");
+    assert_null(ck);
     err = (herd_err){ -HERD_ENOPROVIDER, "cluster_class: no x.so" };
     herd_profile_locate_error(p, "cluster_class", &err);
     assert_string_equal(err.msg, "cluster_class: no x.so");

@@ -1,0 +1,85 @@
+/* tests/conformance/test_ssh.c — ssh.SSHCluster through the provider
+ * conformance suite (conformance.h), against two real OpenSSH servers this
+ * test starts on 127.0.0.1 high ports (tests/support/sshd.h). The hosts are
+ * this machine, so the workers' pids that status reports are local pids and
+ * the suite's "a worker is killed" and "nothing left after close" steps
+ * apply for real. Skips, loudly, only when sshd or ssh is not installed. */
+#include "conformance.h"
+#include "../support/sshd.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static tssh_keys keys;
+static tsshd hosts[2];
+static char kwargs[2048];
+static bool have_sshd;
+static char skip_why[512];
+
+static int setup(void **state)
+{
+    if (!tssh_available(skip_why, sizeof skip_why)) return 0;
+    if (tssh_keys_make(&keys, skip_why, sizeof skip_why)) { fprintf(stderr, "%s\n", skip_why); return -1; }
+    for (int i = 0; i < 2; i++)
+        if (tsshd_start(&hosts[i], &keys, NULL, "127.0.0.1", 0, true, skip_why, sizeof skip_why)) {
+            fprintf(stderr, "%s\n", skip_why);
+            return -1;
+        }
+    snprintf(kwargs, sizeof kwargs,
+             "{hosts: ['%s', '%s'], n_workers: 2, name: conf,"
+             " connect_options: {identity_file: '%s', known_hosts: '%s', strict_host_key_checking: 'yes'}}",
+             hosts[0].host, hosts[1].host, keys.key, keys.known_hosts);
+    have_sshd = true;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    for (int i = 0; i < 2; i++) tsshd_stop(&hosts[i]);
+    tssh_keys_remove(&keys);
+    return 0;
+}
+
+static void need_sshd(void)
+{
+    if (!have_sshd) {
+        fprintf(stderr, "\n*** SKIPPED: ssh.SSHCluster conformance needs OpenSSH: %s ***\n\n", skip_why);
+        skip();
+    }
+}
+
+static void test_basic(void **state)
+{
+    need_sshd();
+    conf_opts o = { .cluster_class = "ssh.SSHCluster", .kwargs = kwargs, .n_initial = 2,
+                    .local_pids = true, .timeout = 30 };
+    conf_run_basic(&o);
+}
+
+static void test_lifecycle(void **state)
+{
+    need_sshd();
+    conf_opts o = { .cluster_class = "ssh.SSHCluster", .kwargs = kwargs, .n_initial = 2,
+                    .local_pids = true, .timeout = 30 };
+    conf_run_lifecycle(&o);
+}
+
+static void test_alias(void **state)
+{
+    need_sshd();
+    conf_opts o = { .cluster_class = "distributed.SSHCluster", .kwargs = kwargs, .n_initial = 2,
+                    .local_pids = true, .timeout = 30 };
+    conf_run_basic(&o);
+}
+
+int main(int argc, char **argv)
+{
+    herd_init(&argc, &argv);   /* the hosts re-run this binary as a worker */
+    const struct CMUnitTest suite[] = {
+        cmocka_unit_test(test_basic),
+        cmocka_unit_test(test_lifecycle),
+        cmocka_unit_test(test_alias),
+    };
+    return cmocka_run_group_tests_name("ssh.SSHCluster conformance", suite, setup, teardown);
+}

@@ -1,0 +1,566 @@
+/* tests/integration/test_ssh_cluster.c — ssh.SSHCluster against real
+ * OpenSSH servers this test starts itself (tests/support/sshd.h): on
+ * 127.0.0.1 high ports, and — where the machine allows network namespaces —
+ * on namespaces behind a bridge, each host with its own address, so the
+ * workers' traffic really crosses an interface. The workers are this binary
+ * re-run on the "hosts" (remote_command defaults to its own path).
+ *
+ * Cases: tasks spread over every host; a host that refuses auth and a host
+ * that is down (reported with ssh's words, the others keep going); a missing
+ * program; a worker's remote process killed mid-task (its tasks run
+ * elsewhere); close leaves no process behind on any host, even when the
+ * client is killed; the upload is skipped when the sha256 matches; TLS
+ * (security: temporary); adaptive scaling. Whatever the machine cannot do
+ * is skipped with a loud message saying why. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "../support/testutil.h"
+#include "../support/sshd.h"
+
+#include <dirent.h>
+#include <limits.h>
+#include <sys/prctl.h>
+
+/* ---- tasks (run on the hosts) ---- */
+
+/* Which sshd the worker came through: "<server addr> <server port>". */
+static int ssh_where(herd_task_ctx *ctx, const herd_value *args, herd_value **out)
+{
+    tu_sleep_ms(herd_as_int(herd_at(args, 0)));
+    const char *sc = getenv("SSH_CONNECTION");   /* "client_ip client_port server_ip server_port" */
+    if (!sc) return herd_task_fail(ctx, "not started over ssh: no SSH_CONNECTION");
+    const char *p = sc;
+    for (int i = 0; i < 2 && p; i++) { p = strchr(p, ' '); if (p) p++; }
+    *out = herd_str(p ? p : sc);
+    return 0;
+}
+HERD_TASK(ssh_where);
+
+static int ssh_exe(herd_task_ctx *ctx, const herd_value *args, herd_value **out)
+{
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    exe[n > 0 ? n : 0] = '\0';
+    *out = herd_str(exe);
+    return 0;
+}
+HERD_TASK(ssh_exe);
+
+/* ---- fixtures ---- */
+
+static tssh_keys keys;
+static tsshd good[2], refusing;
+static int down_port;
+static bool have_sshd;
+static char skip_why[512];
+static tnet net;
+static tsshd nhost[2];
+static bool have_net;
+static char net_why[512];
+
+static int setup(void **state)
+{
+    if (!tssh_available(skip_why, sizeof skip_why)) return 0;
+    if (tssh_keys_make(&keys, skip_why, sizeof skip_why)) return fprintf(stderr, "%s\n", skip_why), -1;
+    for (int i = 0; i < 2; i++)
+        if (tsshd_start(&good[i], &keys, NULL, "127.0.0.1", 0, true, skip_why, sizeof skip_why))
+            return fprintf(stderr, "%s\n", skip_why), -1;
+    if (tsshd_start(&refusing, &keys, NULL, "127.0.0.1", 0, false, skip_why, sizeof skip_why))
+        return fprintf(stderr, "%s\n", skip_why), -1;
+    down_port = tssh_free_port();   /* nothing listens there */
+    have_sshd = true;
+    if (tnet_setup(&net, 2, net_why, sizeof net_why) == 0) {
+        have_net = true;
+        for (int i = 0; i < 2 && have_net; i++)
+            if (tsshd_start(&nhost[i], &keys, net.ns[i], net.addr[i], 2222, true, net_why, sizeof net_why))
+                have_net = false;
+    }
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    for (int i = 0; i < 2; i++) { tsshd_stop(&good[i]); tsshd_stop(&nhost[i]); }
+    tsshd_stop(&refusing);
+    tnet_teardown(&net);
+    tssh_keys_remove(&keys);
+    return 0;
+}
+
+static void need_sshd(void)
+{
+    if (!have_sshd) {
+        fprintf(stderr, "\n*** SKIPPED: the SSHCluster tests need OpenSSH (server and client): %s ***\n\n", skip_why);
+        skip();
+    }
+}
+
+static void need_net(void)
+{
+    need_sshd();
+    if (!have_net) {
+        fprintf(stderr, "\n*** SKIPPED: no network namespaces on this machine (%s): the multi-host case "
+                        "ran on 127.0.0.1 ports only ***\n\n", net_why);
+        skip();
+    }
+}
+
+/* cluster_kwargs for hosts, with the test's keys */
+static void kw(char *buf, size_t cap, const char *hosts, const char *more)
+{
+    snprintf(buf, cap, "{hosts: [%s], connect_options: {identity_file: '%s', known_hosts: '%s', "
+                       "strict_host_key_checking: 'yes', connect_timeout: 5}%s%s}",
+             hosts, keys.key, keys.known_hosts, more && *more ? ", " : "", more ? more : "");
+}
+
+/* a runner whose cluster the test can see */
+static const herd_provider *cur_prov;
+static herd_cluster *cur_cluster;
+
+static int factory(const herd_value *kwargs, const herd_cluster_env *env, const herd_provider **prov_out,
+                   herd_cluster **out, herd_err *err)
+{
+    const herd_provider *p;
+    int rc = herd_provider_resolve("ssh.SSHCluster", &p, err);
+    if (rc) return rc;
+    herd_value *v = NULL;
+    if ((rc = herd_kwargs_validate(p->params, kwargs, "cluster_kwargs", &v, err))) return rc;
+    rc = p->create(out, v, env, err);
+    herd_value_free(v);
+    if (rc) return rc;
+    *prov_out = cur_prov = p;
+    cur_cluster = *out;
+    return 0;
+}
+
+static herd_runner *runner(const char *ck, const char *client, const char *adapt, tu_log *log, herd_err *err)
+{
+    herd_runner *r = NULL;
+    herd_runner_opts o = { .cluster_factory = factory, .cluster_kwargs = ck, .client_kwargs = client,
+                           .adapt_kwargs = adapt, .log = log ? tu_log_sink : NULL, .log_ud = log };
+    if (herd_runner_new(&r, &o, err)) fail_msg("herd_runner_new: %s", err->msg);
+    return r;
+}
+
+typedef struct st { herd_worker_info w[64]; size_t n; } st;
+
+static void status(st *s)
+{
+    s->n = 0;
+    assert_int_equal(cur_prov->status(cur_cluster, s->w, 64, &s->n), 0);
+}
+
+/* Every process on this machine whose command line names a worker of
+ * prefix (the worker itself, or its wrapper shell). */
+static int procs_named(const char *prefix)
+{
+    char needle[96];
+    snprintf(needle, sizeof needle, "--herd-name %s-", prefix);
+    int n = 0;
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+        char path[300], buf[4096];
+        snprintf(path, sizeof path, "/proc/%s/cmdline", e->d_name);
+        int fd = open(path, O_RDONLY);
+        if (fd < 0) continue;
+        ssize_t k = read(fd, buf, sizeof buf - 1);
+        close(fd);
+        if (k <= 0) continue;
+        for (ssize_t i = 0; i < k; i++) if (!buf[i]) buf[i] = ' ';
+        buf[k] = '\0';
+        if (strstr(buf, needle)) n++;
+    }
+    if (d) closedir(d);
+    return n;
+}
+
+static bool wait_no_procs(const char *prefix, double secs)
+{
+    double end = tu_now() + secs;
+    while (procs_named(prefix) && tu_now() < end) tu_sleep_ms(20);
+    return procs_named(prefix) == 0;
+}
+
+/* Submit n ssh_where tasks and return how many distinct sshds ran them. */
+static int hosts_used(herd_runner *r, int n, int ms, char seen[][64], int maxseen)
+{
+    herd_future *fs[64];
+    herd_err err = { 0 };
+    assert_true(n <= 64);
+    for (int i = 0; i < n; i++)
+        if (herd_submit(r, "ssh_where", herd_tuple("i", ms), &fs[i], &err)) fail_msg("submit: %s", err.msg);
+    int ns = 0;
+    for (int i = 0; i < n; i++) {
+        const herd_value *v;
+        if (herd_future_result(fs[i], TU_WAIT_S, &v, &err)) fail_msg("ssh_where: %s", err.msg);
+        const char *s = herd_as_str(v);
+        bool known = false;
+        for (int j = 0; j < ns; j++) known |= strcmp(seen[j], s) == 0;
+        if (!known && ns < maxseen) snprintf(seen[ns++], 64, "%s", s);
+        herd_future_release(fs[i]);
+    }
+    return ns;
+}
+
+/* ---- cases ---- */
+
+static void test_tasks_spread_over_hosts(void **state)
+{
+    need_sshd();
+    char ck[2048], hosts[256];
+    snprintf(hosts, sizeof hosts, "'%s', '%s'", good[0].host, good[1].host);
+    kw(ck, sizeof ck, hosts, "n_workers: 4, name: spread");
+    herd_err err = { 0 };
+    tu_log log;
+    tu_log_init(&log);
+    herd_runner *r = runner(ck, NULL, NULL, &log, &err);
+    if (herd_flow_begin(r, "spread", &err)) fail_msg("%s", err.msg);
+    if (herd_wait_for_workers(r, 4, TU_WAIT_S, &err)) fail_msg("%s", err.msg);
+    st s;
+    status(&s);
+    int per[2] = { 0, 0 };
+    for (size_t i = 0; i < s.n; i++) {
+        assert_int_equal(s.w[i].state, HERD_WORKER_RUNNING);
+        for (int h = 0; h < 2; h++) per[h] += strcmp(s.w[i].host, good[h].host) == 0;
+    }
+    assert_int_equal(per[0], 2);   /* least loaded first: 2 + 2 */
+    assert_int_equal(per[1], 2);
+    char seen[8][64];
+    int ns = hosts_used(r, 40, 30, seen, 8);
+    assert_int_equal(ns, 2);
+    for (int h = 0; h < 2; h++) {
+        char want[64];
+        snprintf(want, sizeof want, "127.0.0.1 %d", good[h].port);
+        assert_true(strcmp(seen[0], want) == 0 || strcmp(seen[1], want) == 0);
+    }
+    /* scale_up goes to the least loaded host */
+    if (cur_prov->retire(cur_cluster, s.w[0].name, &err)) fail_msg("%s", err.msg);
+    if (cur_prov->scale_up(cur_cluster, 1, &err)) fail_msg("%s", err.msg);
+    status(&s);
+    assert_string_equal(s.w[s.n - 1].host, s.w[0].host);
+    herd_flow_end(r, false, &err);
+    herd_runner_free(r);
+    assert_true(wait_no_procs("spread", 5));
+    tu_log_free(&log);
+}
+
+static void test_bad_hosts_reported_others_keep_going(void **state)
+{
+    need_sshd();
+    char ck[2048], hosts[256];
+    snprintf(hosts, sizeof hosts, "'%s', '%s', '127.0.0.1:%d'", good[0].host, refusing.host, down_port);
+    kw(ck, sizeof ck, hosts, "n_workers: 3, name: bad");
+    herd_err err = { 0 };
+    tu_log log;
+    tu_log_init(&log);
+    log.echo_level = HERD_LOG_ERROR + 1;
+    herd_runner *r = runner(ck, NULL, NULL, &log, &err);
+    if (herd_flow_begin(r, "bad-hosts", &err)) fail_msg("%s", err.msg);
+    /* the three workers all ended up on the host that works */
+    if (herd_wait_for_workers(r, 3, TU_WAIT_S, &err)) fail_msg("%s", err.msg);
+    st s;
+    status(&s);
+    int running = 0;
+    bool saw_auth = false, saw_down = false;
+    for (size_t i = 0; i < s.n; i++) {
+        if (s.w[i].state == HERD_WORKER_RUNNING) {
+            running++;
+            assert_string_equal(s.w[i].host, good[0].host);
+        } else {
+            assert_int_equal(s.w[i].state, HERD_WORKER_FAILED);
+            if (strstr(s.w[i].detail, "Permission denied")) {
+                saw_auth = true;
+                assert_string_equal(s.w[i].host, refusing.host);
+            }
+            if (strstr(s.w[i].detail, "Connection refused")) saw_down = true;
+        }
+    }
+    assert_int_equal(running, 3);
+    assert_true(saw_auth);
+    assert_true(saw_down);
+    assert_true(tu_log_has_line(&log, refusing.host, "Permission denied"));
+    assert_true(tu_log_has_line(&log, "failed hosts", "Connection refused"));
+    char seen[4][64];
+    assert_int_equal(hosts_used(r, 6, 0, seen, 4), 1);
+    herd_flow_end(r, false, &err);
+    herd_runner_free(r);
+    tu_log_free(&log);
+
+    /* no host works: the flow cannot start, and says why for each */
+    snprintf(hosts, sizeof hosts, "'%s', '127.0.0.1:%d'", refusing.host, down_port);
+    kw(ck, sizeof ck, hosts, "name: none");
+    tu_log_init(&log);
+    log.echo_level = HERD_LOG_ERROR + 1;
+    r = runner(ck, NULL, NULL, &log, &err);
+    assert_int_not_equal(herd_flow_begin(r, "no-hosts", &err), 0);
+    if (!strstr(err.msg, "no host could start a worker") || !strstr(err.msg, refusing.host) ||
+        !strstr(err.msg, "Permission denied") || !strstr(err.msg, "Connection refused"))
+        fail_msg("unexpected error: %s", err.msg);
+    herd_runner_free(r);
+    tu_log_free(&log);
+
+    /* a program the hosts do not have */
+    snprintf(hosts, sizeof hosts, "'%s'", good[1].host);
+    kw(ck, sizeof ck, hosts, "name: nobin, remote_command: /nonexistent/herd-prog");
+    tu_log_init(&log);
+    log.echo_level = HERD_LOG_ERROR + 1;
+    r = runner(ck, NULL, NULL, &log, &err);
+    assert_int_not_equal(herd_flow_begin(r, "no-binary", &err), 0);
+    if (!strstr(err.msg, "cannot run /nonexistent/herd-prog") || !strstr(err.msg, good[1].host))
+        fail_msg("unexpected error: %s", err.msg);
+    herd_runner_free(r);
+    tu_log_free(&log);
+}
+
+static void test_worker_killed_mid_task(void **state)
+{
+    need_sshd();
+    char ck[2048], hosts[256];
+    snprintf(hosts, sizeof hosts, "'%s', '%s'", good[0].host, good[1].host);
+    kw(ck, sizeof ck, hosts, "name: kill");
+    herd_err err = { 0 };
+    tu_log log;
+    tu_log_init(&log);
+    log.echo_level = HERD_LOG_ERROR + 1;
+    herd_runner *r = runner(ck, NULL, NULL, &log, &err);
+    if (herd_flow_begin(r, "killed", &err)) fail_msg("%s", err.msg);
+    if (herd_wait_for_workers(r, 2, TU_WAIT_S, &err)) fail_msg("%s", err.msg);
+    herd_future *fs[6];
+    for (int i = 0; i < 6; i++)
+        if (herd_submit(r, "ssh_where", herd_tuple("i", 400), &fs[i], &err)) fail_msg("%s", err.msg);
+    tu_sleep_ms(150);                      /* both are inside a task */
+    st s;
+    status(&s);
+    pid_t victim = (pid_t)s.w[0].pid;
+    char vhost[64];
+    snprintf(vhost, sizeof vhost, "%s", s.w[0].host);
+    assert_true(victim > 0);
+    assert_int_equal(kill(victim, SIGKILL), 0);   /* the host is this machine */
+    for (int i = 0; i < 6; i++) {
+        const herd_value *v;
+        if (herd_future_result(fs[i], TU_WAIT_S, &v, &err)) fail_msg("task %d: %s", i, err.msg);
+        herd_future_release(fs[i]);
+    }
+    double end = tu_now() + 10;
+    do { status(&s); } while (s.w[0].state != HERD_WORKER_FAILED && tu_now() < end && (tu_sleep_ms(20), 1));
+    assert_int_equal(s.w[0].state, HERD_WORKER_FAILED);
+    if (!strstr(s.w[0].detail, "killed by signal 9") || !strstr(s.w[0].detail, vhost))
+        fail_msg("detail: %s", s.w[0].detail);
+    assert_true(tu_log_has_line(&log, "rescheduling", NULL) || tu_log_has_line(&log, "died", NULL));
+    herd_flow_end(r, false, &err);
+    herd_runner_free(r);
+    assert_true(wait_no_procs("kill", 5));
+    tu_log_free(&log);
+}
+
+static void test_close_leaves_nothing(void **state)
+{
+    need_sshd();
+    char ck[2048], hosts[256];
+    snprintf(hosts, sizeof hosts, "'%s', '%s'", good[0].host, good[1].host);
+    kw(ck, sizeof ck, hosts, "workers_per_host: 2, name: gone");
+    herd_err err = { 0 };
+    herd_runner *r = runner(ck, NULL, NULL, NULL, &err);
+    if (herd_flow_begin(r, "close", &err)) fail_msg("%s", err.msg);
+    if (herd_wait_for_workers(r, 4, TU_WAIT_S, &err)) fail_msg("%s", err.msg);
+    assert_true(procs_named("gone") >= 4);   /* workers (and their wrappers) exist */
+    st s;
+    status(&s);
+    double t0 = tu_now();
+    herd_flow_end(r, false, &err);
+    assert_true(tu_now() - t0 < 5);
+    assert_int_equal(procs_named("gone"), 0);   /* right away: close waited for them */
+    for (size_t i = 0; i < s.n; i++) assert_true(tu_pid_gone((pid_t)s.w[i].pid));
+    herd_runner_free(r);
+}
+
+/* The client is killed (SIGKILL: no close): ssh dies with it, the remote
+ * wrapper sees its stdin end and stops the worker. */
+static void test_client_killed_leaves_nothing(void **state)
+{
+    need_sshd();
+    char ck[2048], hosts[256];
+    snprintf(hosts, sizeof hosts, "'%s', '%s'", good[0].host, good[1].host);
+    kw(ck, sizeof ck, hosts, "n_workers: 2, name: orphan");
+    int pfd[2];
+    assert_int_equal(pipe(pfd), 0);
+    pid_t child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        close(pfd[0]);
+        herd_err err = { 0 };
+        herd_runner *r = NULL;
+        herd_runner_opts o = { .cluster_class = "ssh.SSHCluster", .cluster_kwargs = ck, .log = tu_quiet_sink };
+        if (herd_runner_new(&r, &o, &err) || herd_flow_begin(r, "orphan", &err) ||
+            herd_wait_for_workers(r, 2, TU_WAIT_S, &err))
+            _exit(1);
+        if (write(pfd[1], "up", 2) != 2) _exit(1);
+        for (;;) pause();                  /* killed here */
+    }
+    close(pfd[1]);
+    char b[2];
+    bool up = read(pfd[0], b, 2) == 2;
+    close(pfd[0]);
+    assert_true(procs_named("orphan") >= 2 || !up);
+    kill(child, SIGKILL);
+    int stt;
+    waitpid(child, &stt, 0);
+    assert_true(up);
+    if (!wait_no_procs("orphan", 10)) fail_msg("%d worker processes left after the client was killed",
+                                               procs_named("orphan"));
+}
+
+static void test_upload_skipped_when_hash_matches(void **state)
+{
+    need_sshd();
+    char dir[128];
+    tu_mkdtemp(dir, sizeof dir);
+    char ck[2048], hosts[256], more[512];
+    snprintf(hosts, sizeof hosts, "'%s'", good[0].host);
+    snprintf(more, sizeof more, "name: up, upload: true, upload_dir: '%s/up'", dir);
+    kw(ck, sizeof ck, hosts, more);
+    herd_err err = { 0 };
+    struct stat st1, st2;
+    char bin[PATH_MAX];
+    {
+        char exe[PATH_MAX];
+        ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+        exe[n > 0 ? n : 0] = '\0';
+        snprintf(bin, sizeof bin, "%s/up/bin/%s", dir, strrchr(exe, '/') + 1);
+    }
+    for (int round = 0; round < 2; round++) {
+        tu_log log;
+        tu_log_init(&log);
+        log.echo_level = HERD_LOG_ERROR + 1;
+        herd_runner *r = runner(ck, NULL, NULL, &log, &err);
+        if (herd_flow_begin(r, "upload", &err)) fail_msg("round %d: %s", round, err.msg);
+        herd_future *f;
+        if (herd_submit(r, "ssh_exe", herd_tuple(""), &f, &err)) fail_msg("%s", err.msg);
+        const herd_value *v;
+        if (herd_future_result(f, TU_WAIT_S, &v, &err)) fail_msg("%s", err.msg);
+        assert_string_equal(herd_as_str(v), bin);   /* the worker is the uploaded copy */
+        herd_future_release(f);
+        herd_flow_end(r, false, &err);
+        herd_runner_free(r);
+        if (round == 0) {
+            assert_true(tu_log_has_line(&log, "copied", "/up/bin/"));
+            assert_true(tu_log_has_line(&log, "copied", "/up/lib/libherd.so"));
+            assert_false(tu_log_has_line(&log, "is up to date", NULL));
+            assert_true(tu_log_has_line(&log, "2 files copied, 0 up to date", NULL));
+            assert_int_equal(stat(bin, &st1), 0);
+        } else {
+            assert_true(tu_log_has_line(&log, "not copied", "/up/bin/"));
+            assert_true(tu_log_has_line(&log, "0 files copied, 2 up to date", NULL));
+            assert_int_equal(stat(bin, &st2), 0);
+            assert_int_equal(st1.st_ino, st2.st_ino);   /* not replaced */
+            assert_int_equal(st1.st_mtime, st2.st_mtime);
+        }
+        tu_log_free(&log);
+    }
+    tu_rmtree(dir);
+}
+
+static void test_tls_temporary(void **state)
+{
+    need_sshd();
+    char ck[2048], hosts[256];
+    snprintf(hosts, sizeof hosts, "'%s', '%s'", good[0].host, good[1].host);
+    kw(ck, sizeof ck, hosts, "name: tls");
+    herd_err err = { 0 };
+    herd_runner *r = runner(ck, "{security: temporary}", NULL, NULL, &err);
+    if (herd_flow_begin(r, "tls", &err)) fail_msg("%s", err.msg);
+    assert_true(strncmp(herd_runner_address(r), "tls://", 6) == 0);
+    if (herd_wait_for_workers(r, 2, TU_WAIT_S, &err)) fail_msg("%s", err.msg);
+    char seen[4][64];
+    assert_int_equal(hosts_used(r, 20, 20, seen, 4), 2);
+    herd_flow_end(r, false, &err);
+    herd_runner_free(r);
+    assert_true(wait_no_procs("tls", 5));
+}
+
+static void test_adaptive(void **state)
+{
+    need_sshd();
+    char ck[2048], hosts[256];
+    snprintf(hosts, sizeof hosts, "'%s', '%s'", good[0].host, good[1].host);
+    kw(ck, sizeof ck, hosts, "n_workers: 0, name: adapt");
+    herd_err err = { 0 };
+    herd_runner *r = runner(ck, NULL, "{minimum: 1, maximum: 4, interval: 0.1, target_duration: 0.2}", NULL, &err);
+    if (herd_flow_begin(r, "adaptive", &err)) fail_msg("%s", err.msg);
+    herd_future *fs[40];
+    for (int i = 0; i < 40; i++)
+        if (herd_submit(r, "ssh_where", herd_tuple("i", 100), &fs[i], &err)) fail_msg("%s", err.msg);
+    int most = 0;
+    for (int i = 0; i < 40; i++) {
+        const herd_value *v;
+        if (herd_future_result(fs[i], TU_WAIT_S, &v, &err)) fail_msg("%s", err.msg);
+        herd_future_release(fs[i]);
+        int nt, nw = herd_runner_workers(r, &nt);
+        if (nw > most) most = nw;
+    }
+    assert_true(most >= 2);   /* it scaled up over ssh */
+    st s;
+    status(&s);
+    bool h0 = false, h1 = false;
+    for (size_t i = 0; i < s.n; i++) {
+        h0 |= strcmp(s.w[i].host, good[0].host) == 0;
+        h1 |= strcmp(s.w[i].host, good[1].host) == 0;
+    }
+    assert_true(h0 && h1);    /* spread least loaded first */
+    herd_flow_end(r, false, &err);
+    herd_runner_free(r);
+    assert_true(wait_no_procs("adapt", 5));
+}
+
+/* Hosts in their own network namespaces: the scheduler listens on this
+ * side's bridge address, workers dial it across the veth links; with TLS,
+ * whose certificate names that address. */
+static void test_netns_hosts(void **state)
+{
+    need_net();
+    char ck[2048], hosts[256];
+    snprintf(hosts, sizeof hosts, "'%s', '%s'", nhost[0].host, nhost[1].host);
+    kw(ck, sizeof ck, hosts, "workers_per_host: 2, name: ns");
+    for (int tls = 0; tls < 2; tls++) {
+        herd_err err = { 0 };
+        herd_runner *r = runner(ck, tls ? "{security: temporary}" : NULL, NULL, NULL, &err);
+        if (herd_flow_begin(r, "netns", &err)) fail_msg("%s", err.msg);
+        char want[96];
+        snprintf(want, sizeof want, "%s://%s:", tls ? "tls" : "tcp", net.gw);
+        if (strncmp(herd_runner_address(r), want, strlen(want)) != 0)
+            fail_msg("scheduler at %s, expected %s…", herd_runner_address(r), want);
+        if (herd_wait_for_workers(r, 4, TU_WAIT_S, &err)) fail_msg("%s", err.msg);
+        char seen[4][64];
+        assert_int_equal(hosts_used(r, 40, 30, seen, 4), 2);
+        for (int h = 0; h < 2; h++) {
+            char w[64];
+            snprintf(w, sizeof w, "%s 2222", net.addr[h]);
+            assert_true(strcmp(seen[0], w) == 0 || strcmp(seen[1], w) == 0);
+        }
+        herd_flow_end(r, false, &err);
+        herd_runner_free(r);
+        assert_true(wait_no_procs("ns", 5));
+    }
+}
+
+int main(int argc, char **argv)
+{
+    herd_init(&argc, &argv);   /* the hosts re-run this binary as a worker */
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_tasks_spread_over_hosts),
+        cmocka_unit_test(test_bad_hosts_reported_others_keep_going),
+        cmocka_unit_test(test_worker_killed_mid_task),
+        cmocka_unit_test(test_close_leaves_nothing),
+        cmocka_unit_test(test_client_killed_leaves_nothing),
+        cmocka_unit_test(test_upload_skipped_when_hash_matches),
+        cmocka_unit_test(test_tls_temporary),
+        cmocka_unit_test(test_adaptive),
+        cmocka_unit_test(test_netns_hosts),
+    };
+    return cmocka_run_group_tests_name("ssh.SSHCluster on real sshd", tests, setup, teardown);
+}
