@@ -10,7 +10,7 @@
 # Prints "RESULT <side> ssh_e2e_1k <ms> ms" lines and a small table. Run by
 # bench/run.sh; on its own: BUILD=build sh bench/ssh_bench.sh.
 #   SSH_BENCH_RUNS   runs of herd and Dask (default 3)
-#   SSH_BENCH_PARALLEL_RUNS  runs of GNU parallel (default 1: ~2 min each)
+#   SSH_BENCH_PARALLEL_RUNS  runs of GNU parallel (default 1: ~2 min each; 0: skip it)
 BUILD=${BUILD:-build}
 PYTHON=${PYTHON:-/usr/bin/python3}
 RUNS=${SSH_BENCH_RUNS:-3}

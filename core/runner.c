@@ -334,15 +334,9 @@ static void status_text(flow_runner *r, char *buf, size_t cap)
 static void teardown(flow_runner *r)
 {
     herd_client_quiesce(&r->client);   /* no submit is inside the scheduler's inbox now */
-    if (r->remote) {                 /* an existing cluster is left running */
+    if (r->remote) {                 /* our connection; an existing cluster is left running */
         herd_remote_close(r->remote);
         r->remote = NULL;
-        herd_tls_free(r->tls);
-        r->tls = NULL;
-        r->client.tp = &closed_tp;
-        r->client.tp_ud = NULL;
-        r->active = 0;
-        return;
     }
     herd_adaptive_halt(r->adaptive);  /* no scaling decision on a closing cluster */
     if (r->sched) herd_sched_close_workers(r->sched, "flow run ended");
@@ -387,6 +381,7 @@ static int begin_remote(flow_runner *r, herd_err *err)
     char name[256];
     snprintf(name, sizeof name, "%s-%ld", r->flow_name, (long)getpid());
     double ct = herd_as_float(herd_map_get(r->client_kwargs, "connect_timeout"));
+    snprintf(r->addr, sizeof r->addr, "%s", r->address);
     int rc = tls_from_kwargs(r, err);
     if (!rc) rc = herd_remote_connect(r->address, tok, r->tls, name, ct, &r->client, &r->remote, err);
     if (rc) {
@@ -404,6 +399,61 @@ static int begin_remote(flow_runner *r, herd_err *err)
     int nt = 0, nw = herd_remote_workers(r->remote, &nt);
     rlog(r, HERD_LOG_INFO, "flow run %s: connected to the scheduler at %s (%d workers, %d threads)",
          r->flow_name, r->address, nw, nt);
+    return 0;
+}
+
+/* A provider that may run the scheduler itself (start_scheduler): ask it;
+ * when it does, connect to that scheduler as a client, then start the
+ * workers. Returns 1 when the provider declined (an empty address: the
+ * scheduler runs in this process as usual), 0 when the cluster is up, or an
+ * error (the caller's teardown closes the cluster object). */
+static int begin_remote_scheduler(flow_runner *r, const char *tok, herd_err *err)
+{
+    const char *who = r->cprov->name;
+    /* the scheduler it starts must require the cluster's token */
+    herd_tls_pem_free(r->wenvp[0]);
+    if (asprintf(&r->wenvp[0], "HERD_TOKEN=%s", tok) < 0) r->wenvp[0] = NULL;
+    char addr[512] = "";
+    int rc = r->cprov->start_scheduler(r->cluster, addr, sizeof addr, err);
+    if (rc) return herd_err_prefix(err, "%s: start_scheduler", who);
+    if (!addr[0]) return 1;
+    if (r->adaptive_on)
+        return herd_err_set(err, HERD_EARG, "adapt_kwargs: %s runs the scheduler remotely; adaptive scaling needs "
+                            "the scheduler in this process", who);
+    if (herd_typeof(herd_map_get(r->client_kwargs, "security")) == HERD_STR ||
+        herd_typeof(herd_map_get(r->client_kwargs, "tls_ca_file")) == HERD_STR)
+        return herd_err_set(err, HERD_EARG, "client_kwargs: TLS with %s's remote scheduler is not supported yet; "
+                            "drop security/tls_* or let the scheduler run in this process", who);
+    snprintf(r->addr, sizeof r->addr, "%s", addr);
+    char name[256];
+    snprintf(name, sizeof name, "%s-%ld", r->flow_name, (long)getpid());
+    double ct = herd_as_float(herd_map_get(r->client_kwargs, "connect_timeout"));
+    if ((rc = herd_remote_connect(r->addr, tok, NULL, name, ct, &r->client, &r->remote, err)))
+        return herd_err_prefix(err, "%s's scheduler", who);
+    r->env.scheduler_address = r->addr;
+    if (asprintf(&r->wenvp[1], "HERD_SCHEDULER_ADDRESS=%s", r->addr) < 0) r->wenvp[1] = NULL;
+    activate(r);
+    r->active = 1;
+    pthread_mutex_lock(&r->client.mu);
+    herd_value_free(r->client.cluster_resources);
+    const herd_value *(*res_hook)(herd_cluster *) = HOOK(r->cprov, worker_resources);
+    const herd_value *res = res_hook ? res_hook(r->cluster) : NULL;
+    r->client.cluster_resources = res ? herd_value_copy(res) : herd_map();
+    r->client.check_resources = 1;
+    r->client.tp = &herd_remote_tp;
+    r->client.tp_ud = r->remote;
+    r->client.closed = 0;
+    pthread_mutex_unlock(&r->client.mu);
+    if ((rc = r->cprov->start(r->cluster, err))) return herd_err_prefix(err, "%s: starting workers", who);
+    double pt = herd_as_float(herd_map_get(r->client_kwargs, "provision_timeout"));
+    if ((rc = herd_remote_wait_workers(r->remote, 1, pt, err))) {
+        char st[1024];
+        status_text(r, st, sizeof st);
+        return herd_err_set(err, HERD_ETIMEOUT, "flow run %s: no worker of %s connected within %.3gs "
+                            "(provision_timeout)%s%s", r->flow_name, who, pt, st[0] ? "; workers: " : "", st);
+    }
+    rlog(r, HERD_LOG_INFO, "flow run %s: %s cluster up, its scheduler at %s, in %.3fs", r->flow_name, who,
+         r->addr, herd_now() - r->t0);
     return 0;
 }
 
@@ -456,6 +506,12 @@ int herd_flow_begin(herd_runner *base, const char *flow_name, herd_err *err)
         rc = r->prov->create(&r->cluster, r->cluster_kwargs_ok, &r->env, err);
     }
     if (rc) { herd_err_prefix(err, "cluster_class %s", r->cprov ? r->cprov->name : "?"); r->cluster = NULL; goto fail; }
+    if (r->cprov->start_scheduler) {
+        rc = begin_remote_scheduler(r, tok, err);
+        if (rc < 0) goto fail;
+        if (rc == 0) return 0;
+        rc = 0;                      /* declined: the scheduler runs here */
+    }
 
     /* 2. where the scheduler listens: client_kwargs.listen, else what the
      *    provider asks for, else a private Unix socket; TLS only over TCP */
@@ -509,8 +565,9 @@ int herd_flow_begin(herd_runner *base, const char *flow_name, herd_err *err)
     }
     herd_sched_attach_local(r->sched, &r->client);
     r->env.scheduler_address = r->addr;
-    if (asprintf(&r->wenvp[0], "HERD_SCHEDULER_ADDRESS=%s", r->addr) < 0) r->wenvp[0] = NULL;
-    if (asprintf(&r->wenvp[1], "HERD_TOKEN=%s", tok) < 0) r->wenvp[1] = NULL;
+    if (asprintf(&r->wenvp[1], "HERD_SCHEDULER_ADDRESS=%s", r->addr) < 0) r->wenvp[1] = NULL;
+    herd_tls_pem_free(r->wenvp[0]);
+    if (asprintf(&r->wenvp[0], "HERD_TOKEN=%s", tok) < 0) r->wenvp[0] = NULL;
     if (r->tls) {                    /* the workers' certificate and key travel in their environment */
         char **te = NULL;
         if ((rc = herd_tls_export_env(r->tls, &te, err))) { herd_err_prefix(err, "flow run %s", r->flow_name); goto fail; }
@@ -581,7 +638,7 @@ const char *herd_runner_address(herd_runner *base)
 {
     flow_runner *r = (flow_runner *)base;
     if (!r || r->base.is_task_client || !r->active) return NULL;
-    return r->remote ? r->address : r->addr;
+    return r->addr;                  /* in-process, existing or provider-run: the one we use */
 }
 
 int herd_runner_workers(herd_runner *base, int *nthreads)

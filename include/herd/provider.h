@@ -117,8 +117,10 @@ typedef struct herd_provider {
      * processes yet. env stays valid until close() returns. */
     int  (*create)(herd_cluster **out, const herd_value *kwargs,
                    const herd_cluster_env *env, herd_err *err);
-    /* Optional: run the scheduler remotely, write the address clients and
-     * workers dial. NULL: the core runs it in the client process. */
+    /* Optional: run the scheduler remotely and write the address clients and
+     * workers dial (env->worker_envp already holds HERD_TOKEN, which it must
+     * require). Called after create, before start. NULL, or 0 with an empty
+     * address: the core runs the scheduler in the client process. */
     int  (*start_scheduler)(herd_cluster *c, char *address_out, size_t cap, herd_err *err);
     /* Start the initial workers (env->scheduler_address is set by now). */
     int  (*start)(herd_cluster *c, herd_err *err);

@@ -386,6 +386,20 @@ int ssh_mon_spawn(ssh_mon *m, char *const argv[], const char *input, size_t len,
     return r.rc;
 }
 
+int ssh_child_send(ssh_child *ch, const char *line)
+{
+    if (ch->in < 0) return -EPIPE;
+    sigset_t pipe_set, old;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+    int rc = write_all(ch->in, line, strlen(line));
+    struct timespec zero = { 0, 0 };
+    while (sigtimedwait(&pipe_set, NULL, &zero) > 0) {}
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rc;
+}
+
 void ssh_mon_free(ssh_mon *m)
 {
     if (!m) return;

@@ -1,8 +1,8 @@
 /* providers/ssh/remote.c — what an SSHCluster says to the other side: the ssh
  * command line (BatchMode, the user's connect_options), the POSIX sh wrapper
- * that runs one worker (environment read from stdin, so the token and TLS
- * key never appear on a command line; the worker stopped when the session
- * ends), shell quoting, and the upload of the worker program and task
+ * that runs every worker of one session (environment read from stdin, so
+ * the token and TLS key never appear on a command line; a worker stopped on
+ * a "stop I" line, all of them when the session ends), shell quoting, and the upload of the worker program and task
  * plugins, skipped file by file when the remote sha256 already matches. */
 #include "ssh.h"
 
@@ -97,39 +97,75 @@ oom:
     return NULL;
 }
 
-/* The wrapper, run by /bin/sh on the host with the worker's argv as "$@".
- * No single quote inside: it travels single-quoted. */
+/* The wrapper, run by /bin/sh on the host. "$@" holds the workers one after
+ * the other, each as its argument count then its argv. It reads the
+ * environment from stdin up to SSH_GO, checks the program exists, starts
+ * every worker in a subshell of its own that reports "herd-ssh-pid I PID",
+ * forwards a SIGTERM to the worker (SIGKILL 3 s later) and reports
+ * "herd-ssh-exit I STATUS" when the worker ends. Then it reads control lines:
+ * "stop I" stops worker I; the end of stdin (ssh or the client went away, or
+ * a close) stops them all. No single quote inside: it travels single-quoted. */
 static const char wrapper[] =
-    "exec 3<&0\n"
+    "g=\n"
     "acc=\n"
-    "while IFS= read -r l; do [ \"$l\" = " SSH_GO " ] && break; acc=\"$acc$l\n\"; done\n"
+    "while IFS= read -r l; do [ \"$l\" = " SSH_GO " ] && { g=1; break; }; acc=\"$acc$l\n\"; done\n"
+    "[ -n \"$g\" ] || exit 0\n"
     "eval \"$acc\"\n"
-    "case $1 in\n"
-    "*/*) [ -f \"$1\" ] && [ -x \"$1\" ] ;;\n"
-    "*) command -v \"$1\" >/dev/null 2>&1 ;;\n"
-    "esac || { echo \"herd-ssh-error cannot run $1 on $(uname -n): no such executable file\"; exit 127; }\n"
+    "case $2 in\n"
+    "*/*) [ -f \"$2\" ] && [ -x \"$2\" ] ;;\n"
+    "*) command -v \"$2\" >/dev/null 2>&1 ;;\n"
+    "esac || { echo \"herd-ssh-error cannot run $2 on $(uname -n): no such executable file\"; exit 127; }\n"
+    /* in a worker's subshell: p its pid, k the SIGKILL timer (a new sh: its
+     * command line does not name the workers), n SIGTERMs seen */
+    "tm() { n=$((n+1)); [ -z \"$p\" ] || [ -n \"$k\" ] || { kill -TERM $p 2>/dev/null; "
+    "/bin/sh -c \"sleep 3; kill -KILL $p\" >/dev/null 2>&1 & k=$!; }; }\n"
+    "wt() { m=$n; wait $p 2>/dev/null; s=$?; }\n"
+    "run() {\n"
+    "i=$1; shift; p=; k=; n=0\n"
+    "trap tm TERM\n"
     "\"$@\" </dev/null &\n"
     "p=$!\n"
-    "echo \"herd-ssh-pid $p\"\n"
-    /* the session's stdin ends: ssh or the client went away, or a retire */
-    "(while IFS= read -r l; do :; done; kill -TERM $p 2>/dev/null; sleep 3; kill -KILL $p 2>/dev/null) <&3 >/dev/null 2>&1 &\n"
-    "w=$!\n"
-    "exec 3<&-\n"
-    "wait $p 2>/dev/null\n"
-    "s=$?\n"
-    "kill $w 2>/dev/null\n"
-    "echo \"herd-ssh-exit $s\"\n";
+    "echo \"herd-ssh-pid $i $p\"\n"
+    "[ $n = 0 ] || tm\n"
+    /* a SIGTERM interrupts wait: wait again, unless the worker was already reaped */
+    "wt\n"
+    "while [ $m != $n ] && [ $s -gt 128 ]; do l=$s; wt; [ $s = 127 ] && { s=$l; break; }; done\n"
+    "[ -z \"$k\" ] || kill $k 2>/dev/null\n"
+    "echo \"herd-ssh-exit $i $s\"\n"
+    "}\n"
+    "i=0; o=1; a=\n"
+    "while [ $o -le $# ]; do\n"
+    "eval \"c=\\${$o}\"\n"
+    "j=0; x=\n"
+    "while [ $j -lt $c ]; do j=$((j+1)); x=\"$x \\\"\\${$((o+j))}\\\"\"; done\n"
+    "eval \"run $i$x\" &\n"
+    "eval \"s$i=$!\"; a=\"$a $!\"\n"
+    "o=$((o+c+1)); i=$((i+1))\n"
+    "done\n"
+    "while IFS= read -r l; do\n"
+    "case $l in \"stop \"*) x=${l#stop }; case $x in \"\"|*[!0-9]*) ;; "
+    "*) eval \"[ -z \\\"\\${s$x}\\\" ] || kill -TERM \\${s$x} 2>/dev/null\" ;; esac ;; esac\n"
+    "done\n"
+    "kill -TERM $a 2>/dev/null\n"
+    "wait\n";
 
-char *ssh_wrapper_cmd(char *const argv[])
+char *ssh_wrapper_cmd(char **const argvs[], size_t n)
 {
     char *b = NULL;
     size_t len = 0, cap = 0;
     int rc = puts_(&b, &len, &cap, "exec /bin/sh -c ");
     if (!rc) rc = ssh_quote(&b, &len, &cap, wrapper);
     if (!rc) rc = puts_(&b, &len, &cap, " herd-ssh");
-    for (size_t i = 0; !rc && argv[i]; i++) {
-        rc = puts_(&b, &len, &cap, " ");
-        if (!rc) rc = ssh_quote(&b, &len, &cap, argv[i]);
+    for (size_t w = 0; !rc && w < n; w++) {
+        size_t c = 0;
+        while (argvs[w][c]) c++;
+        char num[32];
+        snprintf(num, sizeof num, " %zu", c);
+        rc = puts_(&b, &len, &cap, num);
+        for (size_t i = 0; !rc && i < c; i++) {
+            rc = puts_(&b, &len, &cap, " ");
+            if (!rc) rc = ssh_quote(&b, &len, &cap, argvs[w][i]);
+        }
     }
     if (rc) { free(b); return NULL; }
     return b;

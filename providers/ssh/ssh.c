@@ -5,12 +5,14 @@
  * the hosts can reach it (scheduler_listen). This file owns the schema, the
  * placement of workers (least loaded host first), starting them on all
  * hosts in parallel with per-host failures reported and skipped, status,
- * and stopping them for certain: retire and close end the session's stdin
- * (the remote wrapper stops the worker), then kill ssh, then kill the
- * remote pid over a fresh session when its end was not seen. One ssh child
- * per worker stays up for the worker's life (proc.c); the remote side is
- * remote.c. One mutex per cluster guards the state; the monitor thread's
- * callbacks take it. */
+ * and stopping them for certain. The workers a start or scale_up places on
+ * one host share one ssh session (one login: most of the cost of starting
+ * a worker), which stays up while any of them runs (proc.c); the remote
+ * wrapper (remote.c) reports each worker's pid and exit on its own. Retire
+ * writes "stop I" into the session's stdin; close ends the stdin (the
+ * wrapper stops them all), then kills ssh, then kills the remote pids over
+ * a fresh session when their end was not seen. One mutex per cluster
+ * guards the state; the monitor thread's callbacks take it. */
 #include "ssh.h"
 
 #include <arpa/inet.h>
@@ -116,20 +118,35 @@ typedef struct shost {
     char plugin_dir[4096];     /* uploaded plugins, or "" */
 } shost;
 
+typedef struct ssess ssess;
+
 typedef struct sworker {
     char name[64];
     herd_cluster *c;
     shost *h;
+    ssess *s;                  /* its ssh session, once placed in one */
+    int idx;                   /* its number in that session */
     int state;                 /* HERD_WORKER_* */
     bool busy;                 /* a retire is stopping it */
     bool expected;             /* we are stopping it */
     bool spawned, ended, started, rexit_known, counted;
     int rexit;
     long rpid;                 /* the worker's pid on its host */
-    char error[200];           /* the wrapper's own complaint */
     char detail[160];
-    ssh_child ch;
 } sworker;
+
+/* One ssh session running some workers of one host. */
+struct ssess {
+    herd_cluster *c;
+    shost *h;
+    sworker **w;
+    size_t nw;
+    bool spawned, ended;
+    bool eof;                  /* its stdin was closed: every worker stops */
+    char error[200];           /* the wrapper's own complaint */
+    ssh_child ch;
+    ssess *next;
+};
 
 struct herd_cluster {
     pthread_mutex_t mu;
@@ -151,6 +168,7 @@ struct herd_cluster {
     unsigned long next_id;
     sworker **w;
     size_t nw, capw;
+    ssess *sess;               /* every session ever started */
     ssh_mon *mon;
     int scaling;               /* start/scale_up calls in flight */
     bool closing;
@@ -334,6 +352,13 @@ static int read_env(herd_cluster *c, const herd_value *env, herd_err *err)
 static void cluster_free(herd_cluster *c)
 {
     ssh_mon_free(c->mon);   /* first: its callbacks point at the workers */
+    while (c->sess) {
+        ssess *s = c->sess;
+        c->sess = s->next;
+        if (s->ch.in >= 0) close(s->ch.in);
+        free(s->w);
+        free(s);
+    }
     for (size_t i = 0; i < c->nw; i++) free(c->w[i]);
     free(c->w);
     free(c->hosts);
@@ -544,45 +569,19 @@ static int sc_scheduler_listen(herd_cluster *c, char *out, size_t cap, herd_err 
 
 /* ---- the monitor's callbacks ---- */
 
-static void on_line(void *ud, const char *line, bool is_err)
+/* Worker w has ended (its exit line came, or its session ended): say how,
+ * in its detail. Called with c->mu held. */
+static void worker_end(sworker *w, const char *tail, const char *ssh_st)
 {
-    sworker *w = ud;
     herd_cluster *c = w->c;
-    if (!is_err && strncmp(line, "herd-ssh-", 9) == 0) {
-        pthread_mutex_lock(&c->mu);
-        if (strncmp(line, "herd-ssh-pid ", 13) == 0) {
-            w->rpid = strtol(line + 13, NULL, 10);
-            w->started = true;
-            if (w->state == HERD_WORKER_STARTING) w->state = HERD_WORKER_RUNNING;
-            snprintf(w->detail, sizeof w->detail, "pid %ld on %s, %d threads", w->rpid, w->h->spec, c->nthreads);
-        } else if (strncmp(line, "herd-ssh-exit ", 14) == 0) {
-            w->rexit_known = true;
-            w->rexit = (int)strtol(line + 14, NULL, 10);
-        } else if (strncmp(line, "herd-ssh-error ", 15) == 0) {
-            snprintf(w->error, sizeof w->error, "%s", line + 15);
-        }
-        pthread_cond_broadcast(&c->cv);
-        pthread_mutex_unlock(&c->mu);
-        return;
-    }
-    if (*line) herd_log(c->env, HERD_LOG_INFO, "[%s@%s] %s", w->name, w->h->spec, line);
-}
-
-static void on_exit_(void *ud, int status, const char *tail)
-{
-    sworker *w = ud;
-    herd_cluster *c = w->c;
-    pthread_mutex_lock(&c->mu);
+    if (w->ended) return;
     w->ended = true;
     if (w->counted) { w->h->live--; w->counted = false; }
-    char ssh_st[64];
-    if (WIFEXITED(status)) snprintf(ssh_st, sizeof ssh_st, "ssh exited with status %d", WEXITSTATUS(status));
-    else snprintf(ssh_st, sizeof ssh_st, "ssh killed by signal %d", WTERMSIG(status));
     const char *host = w->h->spec;
     bool failed;
     if (!w->started) {
         failed = !w->expected;
-        const char *why = w->error[0] ? w->error : *tail ? tail : ssh_st;
+        const char *why = w->s->error[0] ? w->s->error : *tail ? tail : ssh_st;
         snprintf(w->detail, sizeof w->detail, "%s: %s", host, why);
         if (failed && !w->h->dead) {
             w->h->dead = true;
@@ -600,8 +599,8 @@ static void on_exit_(void *ud, int status, const char *tail)
                      d ? d : "?", ours ? " (retired)" : "");
         } else {
             failed = s != 0 && !w->expected;
-            snprintf(w->detail, sizeof w->detail, "pid %ld on %s exited with status %d%s%s%s", w->rpid, host, s,
-                     w->expected ? " (retired)" : "", failed && *tail ? ": " : "", failed ? tail : "");
+            snprintf(w->detail, sizeof w->detail, "pid %ld on %s exited with status %d%s", w->rpid, host, s,
+                     w->expected ? " (retired)" : "");
         }
     } else {
         failed = !w->expected;
@@ -611,6 +610,66 @@ static void on_exit_(void *ud, int status, const char *tail)
     w->state = failed ? HERD_WORKER_FAILED : HERD_WORKER_STOPPED;
     if (failed && w->started)
         herd_log(c->env, HERD_LOG_WARN, "SSHCluster: worker %s ended: %s", w->name, w->detail);
+}
+
+/* "I N" of a wrapper line: the worker of index I, N. */
+static sworker *line_worker(ssess *s, const char *p, long *num)
+{
+    char *end;
+    long i = strtol(p, &end, 10);
+    if (end == p || *end != ' ' || i < 0 || (size_t)i >= s->nw) return NULL;
+    *num = strtol(end + 1, NULL, 10);
+    return s->w[i];
+}
+
+static void on_line(void *ud, const char *line, bool is_err)
+{
+    ssess *s = ud;
+    herd_cluster *c = s->c;
+    if (!is_err && strncmp(line, "herd-ssh-", 9) == 0) {
+        pthread_mutex_lock(&c->mu);
+        sworker *w;
+        long num;
+        if (strncmp(line, "herd-ssh-pid ", 13) == 0 && (w = line_worker(s, line + 13, &num))) {
+            w->rpid = num;
+            w->started = true;
+            if (w->state == HERD_WORKER_STARTING) w->state = HERD_WORKER_RUNNING;
+            snprintf(w->detail, sizeof w->detail, "pid %ld on %s, %d threads", w->rpid, w->h->spec, c->nthreads);
+        } else if (strncmp(line, "herd-ssh-exit ", 14) == 0 && (w = line_worker(s, line + 14, &num))) {
+            w->rexit_known = true;
+            w->rexit = (int)num;
+            worker_end(w, "", "");
+            bool all = true;
+            for (size_t i = 0; i < s->nw; i++) all &= s->w[i]->ended;
+            if (all && s->ch.in >= 0) {          /* the wrapper has nothing left to run */
+                close(s->ch.in);
+                s->ch.in = -1;
+                s->eof = true;
+            }
+        } else if (strncmp(line, "herd-ssh-error ", 15) == 0) {
+            snprintf(s->error, sizeof s->error, "%s", line + 15);
+        }
+        pthread_cond_broadcast(&c->cv);
+        pthread_mutex_unlock(&c->mu);
+        return;
+    }
+    if (*line) {
+        if (s->nw == 1) herd_log(c->env, HERD_LOG_INFO, "[%s@%s] %s", s->w[0]->name, s->h->spec, line);
+        else herd_log(c->env, HERD_LOG_INFO, "[%s] %s", s->h->spec, line);
+    }
+}
+
+static void on_exit_(void *ud, int status, const char *tail)
+{
+    ssess *s = ud;
+    herd_cluster *c = s->c;
+    pthread_mutex_lock(&c->mu);
+    s->ended = true;
+    if (s->ch.in >= 0) { close(s->ch.in); s->ch.in = -1; }
+    char ssh_st[64];
+    if (WIFEXITED(status)) snprintf(ssh_st, sizeof ssh_st, "ssh exited with status %d", WEXITSTATUS(status));
+    else snprintf(ssh_st, sizeof ssh_st, "ssh killed by signal %d", WTERMSIG(status));
+    for (size_t i = 0; i < s->nw; i++) worker_end(s->w[i], tail, ssh_st);
     pthread_cond_broadcast(&c->cv);
     pthread_mutex_unlock(&c->mu);
 }
@@ -642,7 +701,6 @@ static sworker *add_worker(herd_cluster *c, shost *h)
     w->h = h;
     w->state = HERD_WORKER_STARTING;
     w->counted = true;
-    w->ch.in = -1;
     h->live++;
     c->w[c->nw++] = w;
     return w;
@@ -791,48 +849,81 @@ static void prepare_hosts(herd_cluster *c)
     free(ps);
 }
 
-/* Start ssh for a worker placed on a host; no lock held. */
-static int spawn_worker(herd_cluster *c, sworker *w, herd_err *err)
+/* Put the workers of batch[from..k) that go to host h (up to
+ * SSH_SESSION_MAX, not yet in a session) into a new session. Lock held. */
+static ssess *new_session(herd_cluster *c, shost *h, sworker **batch, size_t from, size_t k)
 {
-    herd_worker_spec spec = { .name = w->name, .nthreads = c->nthreads, .resources = c->resources,
-                              .memory_limit = c->memory_limit };
-    char **argv = NULL, **sargv = NULL, *cmd = NULL, *script = NULL;
-    int rc = herd_worker_argv(c->env, &spec, &argv, err);
-    if (rc) return rc;
-    free(argv[0]);
-    argv[0] = strdup(w->h->prog);
-    script = env_script(c, w->h);
-    if (argv[0]) cmd = ssh_wrapper_cmd(argv);
-    if (cmd) sargv = ssh_argv(&c->so, w->h->host, w->h->user[0] ? w->h->user : NULL, w->h->port, cmd);
-    if (!argv[0] || !script || !cmd || !sargv) rc = herd_err_set(err, -ENOMEM, "SSHCluster: out of memory");
+    ssess *s = calloc(1, sizeof *s);
+    if (s) s->w = calloc(k - from, sizeof *s->w);
+    if (!s || !s->w) { if (s) free(s); return NULL; }
+    s->c = c;
+    s->h = h;
+    s->ch.in = -1;
+    for (size_t i = from; i < k && s->nw < SSH_SESSION_MAX; i++)
+        if (batch[i]->h == h && !batch[i]->s && !batch[i]->ended) {
+            batch[i]->s = s;
+            batch[i]->idx = (int)s->nw;
+            s->w[s->nw++] = batch[i];
+        }
+    s->next = c->sess;
+    c->sess = s;
+    return s;
+}
+
+/* Start the ssh session of s: one login for all its workers; no lock held. */
+static int spawn_session(herd_cluster *c, ssess *s, herd_err *err)
+{
+    char ***argvs = calloc(s->nw, sizeof *argvs);
+    char **sargv = NULL, *cmd = NULL, *script = NULL;
+    int rc = argvs ? 0 : herd_err_set(err, -ENOMEM, "SSHCluster: out of memory");
+    for (size_t i = 0; !rc && i < s->nw; i++) {
+        herd_worker_spec spec = { .name = s->w[i]->name, .nthreads = c->nthreads, .resources = c->resources,
+                                  .memory_limit = c->memory_limit };
+        if ((rc = herd_worker_argv(c->env, &spec, &argvs[i], err))) break;
+        free(argvs[i][0]);
+        if (!(argvs[i][0] = strdup(s->h->prog))) rc = herd_err_set(err, -ENOMEM, "SSHCluster: out of memory");
+    }
     if (!rc) {
-        w->ch.on_line = on_line;
-        w->ch.on_exit = on_exit_;
-        w->ch.ud = w;
+        script = env_script(c, s->h);
+        cmd = ssh_wrapper_cmd(argvs, s->nw);
+        if (cmd) sargv = ssh_argv(&c->so, s->h->host, s->h->user[0] ? s->h->user : NULL, s->h->port, cmd);
+        if (!script || !cmd || !sargv) rc = herd_err_set(err, -ENOMEM, "SSHCluster: out of memory");
+    }
+    if (!rc) {
+        s->ch.on_line = on_line;
+        s->ch.on_exit = on_exit_;
+        s->ch.ud = s;
         char msg[300];
-        rc = ssh_mon_spawn(c->mon, sargv, script, strlen(script), &w->ch, msg, sizeof msg);
-        if (rc) rc = herd_err_set(err, rc, "SSHCluster: worker %s on %s: %s", w->name, w->h->spec, msg);
+        rc = ssh_mon_spawn(c->mon, sargv, script, strlen(script), &s->ch, msg, sizeof msg);
+        if (rc) rc = herd_err_set(err, rc, "SSHCluster: %zu worker%s on %s: %s", s->nw, s->nw == 1 ? "" : "s",
+                                  s->h->spec, msg);
     }
     pthread_mutex_lock(&c->mu);
     if (rc) {
-        w->state = HERD_WORKER_FAILED;
-        w->ended = true;
-        if (w->counted) { w->h->live--; w->counted = false; }
-        snprintf(w->detail, sizeof w->detail, "%.159s", err ? err->msg : "cannot start ssh");
+        s->ended = true;
+        for (size_t i = 0; i < s->nw; i++) {
+            sworker *w = s->w[i];
+            w->state = HERD_WORKER_FAILED;
+            w->ended = true;
+            if (w->counted) { w->h->live--; w->counted = false; }
+            snprintf(w->detail, sizeof w->detail, "%.159s", err ? err->msg : "cannot start ssh");
+        }
     } else {
-        w->spawned = true;
+        s->spawned = true;
+        for (size_t i = 0; i < s->nw; i++) s->w[i]->spawned = true;
     }
     pthread_mutex_unlock(&c->mu);
     if (script) { memset(script, 0, strlen(script)); free(script); }   /* it holds the token */
     free(cmd);
-    herd_strv_free(argv);
+    for (size_t i = 0; argvs && i < s->nw; i++) herd_strv_free(argvs[i]);
+    free(argvs);
     herd_strv_free(sargv);
     return rc;
 }
 
-/* Start n workers: place them, upload where needed, start them all, wait
- * until each runs or fails. Workers that fail before running mark their
- * host dead and are placed again on the others. */
+/* Start n workers: place them, upload where needed, start them all (one ssh
+ * session per host), wait until each runs or fails. Workers that fail
+ * before running mark their host dead and are placed again on the others. */
 static int scale(herd_cluster *c, int n, herd_err *err)
 {
     pthread_mutex_lock(&c->scale_mu);
@@ -857,15 +948,18 @@ static int scale(herd_cluster *c, int n, herd_err *err)
         prepare_hosts(c);
         for (size_t i = 0; i < k && !rc; i++) {
             pthread_mutex_lock(&c->mu);
-            bool dead = batch[i]->h->dead;
-            if (dead) {
-                batch[i]->state = HERD_WORKER_FAILED;
-                batch[i]->ended = true;
-                if (batch[i]->counted) { batch[i]->h->live--; batch[i]->counted = false; }
-                snprintf(batch[i]->detail, sizeof batch[i]->detail, "%s: %.140s", batch[i]->h->spec, batch[i]->h->why);
+            sworker *w = batch[i];
+            ssess *s = NULL;
+            if (w->h->dead) {
+                w->state = HERD_WORKER_FAILED;
+                w->ended = true;
+                if (w->counted) { w->h->live--; w->counted = false; }
+                snprintf(w->detail, sizeof w->detail, "%s: %.140s", w->h->spec, w->h->why);
+            } else if (!w->s && !w->ended && !(s = new_session(c, w->h, batch, i, k))) {
+                rc = herd_err_set(err, -ENOMEM, "SSHCluster: out of memory");
             }
             pthread_mutex_unlock(&c->mu);
-            if (!dead) rc = spawn_worker(c, batch[i], err);   /* the ssh program itself is missing */
+            if (s) rc = spawn_session(c, s, err);   /* the ssh program itself is missing */
         }
         /* wait for each to run or fail */
         struct timespec ts;
@@ -877,17 +971,20 @@ static int scale(herd_cluster *c, int n, herd_err *err)
                 if (batch[i]->spawned && !batch[i]->started && !batch[i]->ended) waiting = true;
             if (!waiting || c->closing) break;
             if (pthread_cond_timedwait(&c->cv, &c->mu, &ts) == ETIMEDOUT) {
-                for (size_t i = 0; i < k; i++)
-                    if (batch[i]->spawned && !batch[i]->started && !batch[i]->ended) {
-                        snprintf(batch[i]->error, sizeof batch[i]->error, "not running after %.3gs (start_timeout)",
-                                 c->start_timeout);
-                        kill(-batch[i]->ch.pid, SIGKILL);
+                for (size_t i = 0; i < k; i++) {
+                    ssess *s = batch[i]->s;
+                    if (batch[i]->spawned && !batch[i]->started && !batch[i]->ended && !s->ended) {
+                        if (!s->error[0])
+                            snprintf(s->error, sizeof s->error, "not running after %.3gs (start_timeout)",
+                                     c->start_timeout);
+                        kill(-s->ch.pid, SIGKILL);
                     }
+                }
                 deadline_ts(10, &ts);   /* the monitor reaps them now */
             }
         }
         int ok = 0;
-        for (size_t i = 0; i < k; i++) ok += batch[i]->started;
+        for (size_t i = 0; i < k; i++) ok += batch[i]->started && !batch[i]->ended;
         pthread_mutex_unlock(&c->mu);
         running += ok;
         want -= ok;
@@ -955,20 +1052,52 @@ static void wait_ended(herd_cluster *c, sworker **ws, size_t n, double secs)
         if (pthread_cond_timedwait(&c->cv, &c->mu, &ts) == ETIMEDOUT) break;
 }
 
-/* End the sessions' stdin (the wrapper stops its worker: SIGTERM, SIGKILL
- * 3 s later), wait, kill what is left of ssh, and for workers whose end was
- * not reported kill the remote pid over a new session. */
+static bool among(sworker *const *ws, size_t n, const sworker *w)
+{
+    for (size_t i = 0; i < n; i++)
+        if (ws[i] == w) return true;
+    return false;
+}
+
+/* Stop ws: a session all of whose running workers stop gets its stdin
+ * closed (the wrapper stops them all: SIGTERM, SIGKILL 3 s later), one that
+ * keeps others gets "stop I" lines; wait; kill what is left of the sessions
+ * that were ending anyway; and for workers whose end was not reported kill
+ * the remote pid over a new session. */
 static void stop_workers(herd_cluster *c, sworker **ws, size_t n)
 {
     pthread_mutex_lock(&c->mu);
-    for (size_t i = 0; i < n; i++) {
-        ws[i]->expected = true;
-        if (ws[i]->ch.in >= 0) { close(ws[i]->ch.in); ws[i]->ch.in = -1; }
+    for (size_t i = 0; i < n; i++) ws[i]->expected = true;
+    for (ssess *s = c->sess; s; s = s->next) {
+        if (!s->spawned || s->ended) continue;
+        bool mine = false, whole = true;
+        for (size_t i = 0; i < s->nw; i++) {
+            if (s->w[i]->ended) continue;
+            if (among(ws, n, s->w[i])) mine = true;
+            else if (!s->w[i]->expected) whole = false;
+        }
+        if (!mine) continue;
+        if (whole) {
+            if (s->ch.in >= 0) { close(s->ch.in); s->ch.in = -1; }
+            s->eof = true;
+            continue;
+        }
+        for (size_t i = 0; i < s->nw; i++)
+            if (!s->w[i]->ended && among(ws, n, s->w[i])) {
+                char msg[32];
+                snprintf(msg, sizeof msg, "stop %d\n", s->w[i]->idx);
+                if (ssh_child_send(&s->ch, msg) != 0)
+                    herd_log(c->env, HERD_LOG_DEBUG, "SSHCluster: %s: cannot ask the session to stop %s",
+                             s->h->spec, s->w[i]->name);
+            }
     }
     wait_ended(c, ws, n, STOP_GRACE_S);
     for (int sig = 0; sig < 2 && !all_ended(ws, n); sig++) {
-        for (size_t i = 0; i < n; i++)
-            if (ws[i]->spawned && !ws[i]->ended) kill(-ws[i]->ch.pid, sig ? SIGKILL : SIGTERM);
+        for (ssess *s = c->sess; s; s = s->next) {
+            if (!s->spawned || s->ended || !s->eof) continue;
+            for (size_t i = 0; i < s->nw; i++)
+                if (!s->w[i]->ended && among(ws, n, s->w[i])) { kill(-s->ch.pid, sig ? SIGKILL : SIGTERM); break; }
+        }
         wait_ended(c, ws, n, sig ? 10 : 1);
     }
     pthread_mutex_unlock(&c->mu);
@@ -1015,6 +1144,9 @@ static void stop_workers(herd_cluster *c, sworker **ws, size_t n)
             herd_strv_free(argv);
         }
     }
+    pthread_mutex_lock(&c->mu);      /* a session that goes on reports the end it saw */
+    wait_ended(c, ws, n, 2);
+    pthread_mutex_unlock(&c->mu);
 }
 
 static int sc_retire(herd_cluster *c, const char *worker, herd_err *err)

@@ -12,7 +12,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-/* ---- long-running children (one ssh per worker), watched by one thread ---- */
+/* ---- long-running children (one ssh session per host and batch of
+ * workers), watched by one thread ---- */
 
 /* A child's stdout lines and end are reported through these callbacks, from
  * the monitor thread, with no lock of the monitor held. on_exit comes once,
@@ -44,6 +45,9 @@ int  ssh_mon_new(ssh_mon **out);
  * it. Returns 0 once exec succeeded, else -errno with the reason in msg. */
 int  ssh_mon_spawn(ssh_mon *m, char *const argv[], const char *input, size_t len,
                    ssh_child *ch, char *msg, size_t cap);
+/* Write a line (control message) to a child's stdin; SIGPIPE is not raised.
+ * 0 or -errno (-EPIPE: its stdin is closed). */
+int  ssh_child_send(ssh_child *ch, const char *line);
 /* Stop the thread. Every child must have been reaped (on_exit called). */
 void ssh_mon_free(ssh_mon *m);
 
@@ -70,12 +74,16 @@ int  ssh_quote(char **buf, size_t *len, size_t *cap, const char *s);
  * 0/NULL: none) running remote_cmd. Free with herd_strv_free. */
 char **ssh_argv(const ssh_opts *o, const char *host, const char *user, int port,
                 const char *remote_cmd);
-/* The command line that runs argv remotely under the wrapper: it reads
- * "export K='v'" lines from stdin up to SSH_GO, checks argv[0] exists,
- * starts it, prints "herd-ssh-pid N", stops it when stdin reaches EOF (the
- * session or the client went away, or a retire) and prints
- * "herd-ssh-exit STATUS" when it ends. */
-char *ssh_wrapper_cmd(char *const argv[]);
+/* The command line that runs n workers (argvs[i], each NULL-terminated)
+ * remotely under the wrapper: it reads "export K='v'" lines from stdin up to
+ * SSH_GO, checks argvs[0][0] exists, starts every worker and prints
+ * "herd-ssh-pid I PID" for each (I: its index in argvs); then "stop I" on
+ * stdin stops worker I (SIGTERM, SIGKILL 3 s later), the end of stdin (the
+ * session or the client went away, or a close) stops them all, and
+ * "herd-ssh-exit I STATUS" comes when worker I ends. The argvs travel on the
+ * command line: keep n modest (SSH_SESSION_MAX). */
+char *ssh_wrapper_cmd(char **const argvs[], size_t n);
+#define SSH_SESSION_MAX 32
 #define SSH_GO "herd-ssh-go"
 /* Append "export KEY='value'\n" for "KEY=value". -EINVAL for a bad name. */
 int  ssh_env_line(char **buf, size_t *len, size_t *cap, const char *kv);

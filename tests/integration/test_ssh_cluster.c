@@ -7,8 +7,9 @@
  *
  * Cases: tasks spread over every host; a host that refuses auth and a host
  * that is down (reported with ssh's words, the others keep going); a missing
- * program; a worker's remote process killed mid-task (its tasks run
- * elsewhere); close leaves no process behind on any host, even when the
+ * program; one ssh session per host for the workers a start places there;
+ * retiring one worker of a session, and its remote process killed mid-task
+ * (its tasks run elsewhere; the session's other worker runs on); close leaves no process behind on any host, even when the
  * client is killed; the upload is skipped when the sha256 matches; TLS
  * (security: temporary); adaptive scaling. Whatever the machine cannot do
  * is skipped with a loud message saying why. */
@@ -179,6 +180,32 @@ static int procs_named(const char *prefix)
     return n;
 }
 
+/* The ssh clients (on this side) running workers of prefix: one per host
+ * and start, however many workers each runs. */
+static int ssh_sessions_named(const char *prefix)
+{
+    char needle[96];
+    snprintf(needle, sizeof needle, "'--herd-name' '%s-", prefix);   /* quoted for the remote shell */
+    int n = 0;
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+        char path[300], buf[65536];
+        snprintf(path, sizeof path, "/proc/%s/cmdline", e->d_name);
+        int fd = open(path, O_RDONLY);
+        if (fd < 0) continue;
+        ssize_t k = read(fd, buf, sizeof buf - 1);
+        close(fd);
+        if (k <= 0 || strcmp(buf, "ssh") != 0) continue;   /* argv[0] is "ssh" */
+        for (ssize_t i = 0; i < k; i++) if (!buf[i]) buf[i] = ' ';
+        buf[k] = '\0';
+        if (strstr(buf, needle)) n++;
+    }
+    if (d) closedir(d);
+    return n;
+}
+
 static bool wait_no_procs(const char *prefix, double secs)
 {
     double end = tu_now() + secs;
@@ -230,6 +257,7 @@ static void test_tasks_spread_over_hosts(void **state)
     }
     assert_int_equal(per[0], 2);   /* least loaded first: 2 + 2 */
     assert_int_equal(per[1], 2);
+    assert_int_equal(ssh_sessions_named("spread"), 2);   /* one login per host, not per worker */
     char seen[8][64];
     int ns = hosts_used(r, 40, 30, seen, 8);
     assert_int_equal(ns, 2);
@@ -238,11 +266,27 @@ static void test_tasks_spread_over_hosts(void **state)
         snprintf(want, sizeof want, "127.0.0.1 %d", good[h].port);
         assert_true(strcmp(seen[0], want) == 0 || strcmp(seen[1], want) == 0);
     }
-    /* scale_up goes to the least loaded host */
+    /* retire one worker: the other one of its session goes on */
+    size_t mate = s.n;
+    for (size_t i = 1; i < s.n; i++)
+        if (strcmp(s.w[i].host, s.w[0].host) == 0) mate = i;
+    assert_true(mate < s.n);
     if (cur_prov->retire(cur_cluster, s.w[0].name, &err)) fail_msg("%s", err.msg);
+    st s2;
+    status(&s2);
+    assert_int_equal(s2.w[0].state, HERD_WORKER_STOPPED);
+    if (!strstr(s2.w[0].detail, "(retired)")) fail_msg("detail: %s", s2.w[0].detail);
+    assert_true(tu_pid_gone((pid_t)s.w[0].pid));
+    assert_int_equal(s2.w[mate].state, HERD_WORKER_RUNNING);
+    assert_int_equal(kill((pid_t)s.w[mate].pid, 0), 0);
+    assert_int_equal(ssh_sessions_named("spread"), 2);
+    assert_int_equal(hosts_used(r, 12, 20, seen, 8), 2);   /* 3 workers still take tasks */
+    /* scale_up goes to the least loaded host, over a new session */
     if (cur_prov->scale_up(cur_cluster, 1, &err)) fail_msg("%s", err.msg);
     status(&s);
     assert_string_equal(s.w[s.n - 1].host, s.w[0].host);
+    assert_int_equal(s.w[s.n - 1].state, HERD_WORKER_RUNNING);
+    assert_int_equal(ssh_sessions_named("spread"), 3);
     herd_flow_end(r, false, &err);
     herd_runner_free(r);
     assert_true(wait_no_procs("spread", 5));
@@ -322,14 +366,14 @@ static void test_worker_killed_mid_task(void **state)
     need_sshd();
     char ck[2048], hosts[256];
     snprintf(hosts, sizeof hosts, "'%s', '%s'", good[0].host, good[1].host);
-    kw(ck, sizeof ck, hosts, "name: kill");
+    kw(ck, sizeof ck, hosts, "workers_per_host: 2, name: kill");
     herd_err err = { 0 };
     tu_log log;
     tu_log_init(&log);
     log.echo_level = HERD_LOG_ERROR + 1;
     herd_runner *r = runner(ck, NULL, NULL, &log, &err);
     if (herd_flow_begin(r, "killed", &err)) fail_msg("%s", err.msg);
-    if (herd_wait_for_workers(r, 2, TU_WAIT_S, &err)) fail_msg("%s", err.msg);
+    if (herd_wait_for_workers(r, 4, TU_WAIT_S, &err)) fail_msg("%s", err.msg);
     herd_future *fs[6];
     for (int i = 0; i < 6; i++)
         if (herd_submit(r, "ssh_where", herd_tuple("i", 400), &fs[i], &err)) fail_msg("%s", err.msg);
@@ -351,6 +395,12 @@ static void test_worker_killed_mid_task(void **state)
     assert_int_equal(s.w[0].state, HERD_WORKER_FAILED);
     if (!strstr(s.w[0].detail, "killed by signal 9") || !strstr(s.w[0].detail, vhost))
         fail_msg("detail: %s", s.w[0].detail);
+    /* the worker that shares its ssh session runs on */
+    for (size_t i = 1; i < s.n; i++)
+        if (strcmp(s.w[i].host, vhost) == 0) {
+            assert_int_equal(s.w[i].state, HERD_WORKER_RUNNING);
+            assert_int_equal(kill((pid_t)s.w[i].pid, 0), 0);
+        }
     assert_true(tu_log_has_line(&log, "rescheduling", NULL) || tu_log_has_line(&log, "died", NULL));
     herd_flow_end(r, false, &err);
     herd_runner_free(r);

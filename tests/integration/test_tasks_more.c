@@ -16,7 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static char fixture[PATH_MAX];
+static char fixture[PATH_MAX], rsched[PATH_MAX], herd_bin[PATH_MAX];
 
 static int tags_of(herd_task_ctx *ctx, const herd_value *args, herd_value **out)
 {
@@ -135,6 +135,54 @@ static void test_silent_worker_declared_dead(void **state)
     end(r);
 }
 
+static int echo_pid(herd_task_ctx *ctx, const herd_value *args, herd_value **out)
+{
+    *out = herd_int(getpid());
+    return 0;
+}
+HERD_TASK(echo_pid);
+
+/* A provider whose start_scheduler runs the scheduler (a herd scheduler
+ * child): the flow connects to it as a client, workers dial it, and closing
+ * the cluster stops it. */
+static void test_provider_runs_the_scheduler(void **state)
+{
+    char cls[PATH_MAX + 16], ck[PATH_MAX + 64];
+    snprintf(cls, sizeof cls, "%s:RemoteSched", rsched);
+    snprintf(ck, sizeof ck, "{n_workers: 2, herd: '%s'}", herd_bin);
+    herd_runner_opts o = { .cluster_class = cls, .cluster_kwargs = ck };
+    herd_runner *r;
+    herd_err err;
+    if (herd_runner_new(&r, &o, &err) || herd_flow_begin(r, "remote-sched", &err)) fail_msg("%s", err.msg);
+    const char *addr = herd_runner_address(r);
+    assert_non_null(addr);
+    assert_true(strncmp(addr, "tcp://127.0.0.1:", 16) == 0);     /* not our own unix socket */
+    if (herd_wait_for_workers(r, 2, 20, &err)) fail_msg("%s", err.msg);
+    herd_future *f[20];
+    for (int i = 0; i < 20; i++) assert_int_equal(herd_submit(r, "echo_pid", NULL, &f[i], &err), 0);
+    for (int i = 0; i < 20; i++) {
+        const herd_value *v;
+        if (herd_future_result(f[i], 20, &v, &err)) fail_msg("%s", err.msg);
+        assert_int_not_equal(herd_as_int(v), getpid());         /* ran in a worker process */
+    }
+    char port[16];
+    snprintf(port, sizeof port, "%s", strrchr(addr, ':') + 1);
+    end(r);
+    /* the scheduler went with the cluster: nothing listens on its port */
+    char dial[64];
+    snprintf(dial, sizeof dial, "tcp://127.0.0.1:%s", port);
+    herd_runner_opts o2 = { .address = dial, .client_kwargs = "{connect_timeout: 0.3}" };
+    assert_int_equal(herd_runner_new(&r, &o2, &err), 0);
+    assert_int_not_equal(herd_flow_begin(r, "after", &err), 0);
+    herd_runner_free(r);
+    /* adaptive scaling needs the scheduler in this process */
+    herd_runner_opts o3 = { .cluster_class = cls, .cluster_kwargs = ck, .adapt_kwargs = "{maximum: 2}" };
+    assert_int_equal(herd_runner_new(&r, &o3, &err), 0);
+    assert_int_equal(herd_flow_begin(r, "adaptive", &err), -HERD_EARG);
+    assert_non_null(strstr(err.msg, "runs the scheduler remotely"));
+    herd_runner_free(r);
+}
+
 int main(int argc, char **argv)
 {
     herd_init(&argc, &argv);
@@ -143,10 +191,13 @@ int main(int argc, char **argv)
     exe[n > 0 ? n : 0] = '\0';
     *strrchr(exe, '/') = '\0';
     snprintf(fixture, sizeof fixture, "%s/fixtures/task_lib.so", exe);
+    snprintf(rsched, sizeof rsched, "%s/fixtures/remote_sched.so", exe);
+    snprintf(herd_bin, sizeof herd_bin, "%s/../bin/herd", exe);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_path_so_task),
         cmocka_unit_test(test_tags_reach_the_task),
         cmocka_unit_test(test_silent_worker_declared_dead),
+        cmocka_unit_test(test_provider_runs_the_scheduler),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
