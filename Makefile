@@ -40,7 +40,7 @@ WARN     := -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow -Wstrict-protot
 CFLAGS_ALL = -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) $(SANFLAGS) -fPIC -fvisibility=hidden \
              -Iinclude -Icore $(PKG_CFLAGS) \
              -DHERD_PREFIX='"$(PREFIX)"' $(CFLAGS)
-LDFLAGS_ALL = $(SANFLAGS) $(LDFLAGS)
+LDFLAGS_ALL = $(SANFLAGS) -Wl,--as-needed $(LDFLAGS)
 
 CORE_SRC  := $(wildcard core/*.c)
 CLI_SRC   := $(wildcard core/cli/*.c)

@@ -274,7 +274,7 @@ static void decide(herd_adaptive *a, int full)
                  size_up, target, pending + size_up - size, why);
         herd_err e = { 0 };
         if (a->prov->scale_up(a->cluster, n, &e)) {
-            a->backoff = a->backoff > 0 ? fmin(2 * a->backoff, BACKOFF_MAX_S) : a->cfg.interval;
+            a->backoff = a->backoff > 0 ? herd_dmin(2 * a->backoff, BACKOFF_MAX_S) : a->cfg.interval;
             a->retry_at = mono_now() + a->backoff;
             herd_log(a->env, HERD_LOG_WARN, "adaptive: %s scale_up(%d) failed: %s; retrying in %.3gs",
                      a->prov->name, n, e.msg, a->backoff);
@@ -282,7 +282,7 @@ static void decide(herd_adaptive *a, int full)
             a->backoff = 0;
             a->retry_at = 0;
             a->floor = target;
-            a->floor_until = mono_now() + fmax(FLOOR_HOLD_S, 5 * a->cfg.interval);
+            a->floor_until = mono_now() + herd_dmax(FLOOR_HOLD_S, 5 * a->cfg.interval);
         }
         goto out;
     }
@@ -357,7 +357,7 @@ static void abs_time(double t, struct timespec *ts)
 static void *adaptive_main(void *arg)
 {
     herd_adaptive *a = arg;
-    double gap = fmin(POKE_GAP_S, a->cfg.interval);
+    double gap = herd_dmin(POKE_GAP_S, a->cfg.interval);
     double next = mono_now(), last_poke = -1e9;   /* the first decision at once */
     pthread_mutex_lock(&a->mu);
     while (!a->stop) {

@@ -374,7 +374,7 @@ static void attempt_failed(herd_sched *s, stask *t, const char *msg)
 {
     if (t->retries_left > 0) {
         t->retries_left--;
-        double delay = t->retry_delay * pow(2.0, t->attempt);
+        double delay = t->retry_delay * herd_pow2(t->attempt);
         t->attempt++;
         slog(s, HERD_LOG_WARN, "%s failed (%s); retry %d in %.3gs", t->run_name, msg, t->attempt, delay);
         t->state = T_RETRY;
@@ -415,9 +415,9 @@ static int capacity(const herd_sched *s, const sworker *w)
     /* durations unknown yet, or long: no prefetch, so priority order is exact.
      * Nor onto a worker that is not streaming results right now (its threads
      * may be held by long tasks while others sit idle). */
-    if (s->avg_dur < 0 || s->avg_dur > 0.005 || herd_now() - w->last_done > fmax(0.005, 20 * s->avg_dur))
+    if (s->avg_dur < 0 || s->avg_dur > 0.005 || herd_now() - w->last_done > herd_dmax(0.005, 20 * s->avg_dur))
         prefetch = 0;
-    else prefetch = w->nthreads * (int)fmin(256.0, 0.005 / fmax(s->avg_dur, 1e-6));
+    else prefetch = w->nthreads * (int)herd_dmin(256.0, 0.005 / herd_dmax(s->avg_dur, 1e-6));
     return w->nthreads + prefetch - w->busy;
 }
 

@@ -438,6 +438,7 @@ static void stop_procs(herd_cluster *c, lworker **ws, size_t n)
     for (size_t i = 0; i < n; i++) kill(-ws[i]->pid, SIGTERM);
     bool *done = calloc(n ? n : 1, sizeof *done);
     double deadline = now_s() + STOP_GRACE_S;
+    long nap = 500 * 1000;           /* 0.5 ms, doubling to 10 ms: workers usually exit at once */
     for (size_t left = n; left > 0;) {
         bool late = now_s() >= deadline;
         for (size_t i = 0; i < n; i++) {
@@ -457,8 +458,9 @@ static void stop_procs(herd_cluster *c, lworker **ws, size_t n)
             if (!done) left = 0;   /* no memory to track: each was waited for in turn */
         }
         if (left) {
-            struct timespec ts = { 0, 10 * 1000 * 1000 };
+            struct timespec ts = { 0, nap };
             nanosleep(&ts, NULL);
+            if (nap < 10 * 1000 * 1000) nap *= 2;
         }
     }
     free(done);
