@@ -488,18 +488,28 @@ static int select_profile(const cfgfile *c, const char *name, herd_profile **out
     return make_profile(c, name, out, err);
 }
 
+/* Read file and check its structure; the first problem is the error (c is
+ * then freed). */
+static int cfg_open(const char *file, cfgfile *c, herd_err *err)
+{
+    int rc = cfg_read(file, c, err);
+    if (rc) return rc;
+    problems ps = { 0 };
+    check_structure(c, &ps);
+    rc = first_problem(&ps, err);
+    problems_free(&ps);
+    if (rc) cfg_free(c);
+    return rc;
+}
+
 int herd_config_load_profile_from(const char *file, const char *name, herd_profile **out, herd_err *err)
 {
     if (!out) return herd_err_set(err, -HERD_EARG, "herd_config_load_profile: out is NULL");
     *out = NULL;
     cfgfile c;
-    int rc = cfg_read(file, &c, err);
+    int rc = cfg_open(file, &c, err);
     if (rc) return rc;
-    problems ps = { 0 };
-    check_structure(&c, &ps);
-    rc = first_problem(&ps, err);
-    problems_free(&ps);
-    if (!rc) rc = select_profile(&c, name, out, err);
+    rc = select_profile(&c, name, out, err);
     cfg_free(&c);
     return rc;
 }
@@ -772,12 +782,10 @@ int herd_config_show(const char *file, const char *name, herd_value **out, herd_
         file = path;
     }
     cfgfile c;
-    if ((rc = cfg_read(file, &c, err))) return rc;
+    if ((rc = cfg_open(file, &c, err))) return rc;
     problems ps = { 0 };
-    check_structure(&c, &ps);
     herd_profile *p = NULL;
-    if (!(rc = first_problem(&ps, err))) rc = select_profile(&c, name, &p, err);
-    problems_free(&ps);
+    rc = select_profile(&c, name, &p, err);
     if (!rc && !p)
         rc = herd_err_set(err, -HERD_ECONFIG, "%s: no profile selected: name one, set $HERD_PROFILE, "
                           "or add a \"default\" profile", c.file);
@@ -803,12 +811,8 @@ int herd_config_list(const char *file, herd_value **out, herd_err *err)
     if (!out) return herd_err_set(err, -HERD_EARG, "herd_config_list: out is NULL");
     *out = NULL;
     cfgfile c;
-    int rc = cfg_read(file, &c, err);
+    int rc = cfg_open(file, &c, err);
     if (rc) return rc;
-    problems ps = { 0 };
-    check_structure(&c, &ps);
-    rc = first_problem(&ps, err);
-    problems_free(&ps);
     herd_value *arr = NULL;
     if (!rc && !(arr = herd_array())) rc = herd_err_set(err, -ENOMEM, "out of memory");
     const herd_value *profs = cfg_profiles(&c);
