@@ -269,6 +269,7 @@ void herd_client_destroy(herd_client *cl)
     free(cl->stack);
     for (runcount *c = cl->counts, *n; c; c = n) { n = c->next; free(c->name); free(c); }
     herd_value_free(cl->cluster_resources);
+    free(cl->checked_task);
     pthread_mutex_destroy(&cl->mu);
     pthread_cond_destroy(&cl->cv);
 }
@@ -354,7 +355,18 @@ int herd_client_submit(herd_client *cl, const char *task, herd_value *args, cons
                           task, herd_value_depth(args), HERD_VALUE_WIRE_DEPTH);
         goto fail_nolock;
     }
-    if ((rc = herd_task_lookup(task, &fn, err))) goto fail_nolock;
+    /* a flow submits the same task over and over: look a name up once */
+    pthread_mutex_lock(&cl->mu);
+    int known = cl->checked_task && strcmp(cl->checked_task, task) == 0;
+    pthread_mutex_unlock(&cl->mu);
+    if (!known) {
+        if ((rc = herd_task_lookup(task, &fn, err))) goto fail_nolock;
+        char *copy = strdup(task);
+        pthread_mutex_lock(&cl->mu);
+        free(cl->checked_task);
+        cl->checked_task = copy;
+        pthread_mutex_unlock(&cl->mu);
+    }
     if ((rc = herd_annot_parse(annotations, &extra, err))) goto fail_nolock;
 
     pthread_mutex_lock(&cl->mu);

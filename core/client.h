@@ -78,6 +78,7 @@ struct herd_client {
     void *tp_ud;
     int closed;                    /* no more submits */
     int sending;                   /* threads inside tp->send right now */
+    char *checked_task;            /* the last task name found by herd_task_lookup */
     /* resources some worker could ever offer (map), to reject impossible asks */
     herd_value *cluster_resources;
     int check_resources;
