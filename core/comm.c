@@ -229,8 +229,6 @@ herd_conn *herd_conn_new(struct bufferevent *bev, const char *peer,
 }
 
 const char *herd_conn_peer(const herd_conn *c) { return c->peer; }
-void herd_conn_set_ud(herd_conn *c, void *ud) { c->ud = ud; }
-void *herd_conn_ud(const herd_conn *c) { return c->ud; }
 
 /* ---- addresses ---- */
 int herd_addr_parse(const char *s, herd_addr *a, herd_err *err)
@@ -375,12 +373,6 @@ char *herd_obj_strdup(const msgpack_object *o)
 {
     if (o->type != MSGPACK_OBJECT_STR) return NULL;
     return strndup(o->via.str.ptr, o->via.str.size);
-}
-
-int herd_obj_streq(const msgpack_object *o, const char *s)
-{
-    size_t n = strlen(s);
-    return o->type == MSGPACK_OBJECT_STR && o->via.str.size == n && memcmp(o->via.str.ptr, s, n) == 0;
 }
 
 void herd_pack_str(msgpack_packer *pk, const char *s)

@@ -54,8 +54,6 @@ void herd_conn_flush(herd_conn *c);
 /* Flush what is queued, then close once written; on_close is not called. */
 void herd_conn_close_after_flush(herd_conn *c);
 const char *herd_conn_peer(const herd_conn *c);
-void  herd_conn_set_ud(herd_conn *c, void *ud);
-void *herd_conn_ud(const herd_conn *c);
 
 /* Addresses: "tcp://host:port", "tls://host:port", "host:port", "unix:///path". */
 typedef struct herd_addr {
@@ -79,7 +77,6 @@ int64_t     herd_obj_int(const msgpack_object *o, int64_t dflt);
 double      herd_obj_float(const msgpack_object *o, double dflt);
 /* Copy a str/bin object into a NUL-terminated malloc'd string (NULL if not str). */
 char       *herd_obj_strdup(const msgpack_object *o);
-int         herd_obj_streq(const msgpack_object *o, const char *s);
 void        herd_pack_str(msgpack_packer *pk, const char *s);
 
 double herd_now(void);           /* monotonic seconds */
