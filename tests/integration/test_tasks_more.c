@@ -183,6 +183,35 @@ static void test_provider_runs_the_scheduler(void **state)
     herd_runner_free(r);
 }
 
+/* (MiB): touches that much memory, then waits for the memory monitor. */
+static int hog(herd_task_ctx *ctx, const herd_value *args, herd_value **out)
+{
+    size_t n = (size_t)herd_as_int(herd_at(args, 0)) << 20;
+    char *p = malloc(n);
+    if (!p) return herd_task_fail(ctx, "hog: malloc failed");
+    for (size_t i = 0; i < n; i += 4096) p[i] = (char)i;
+    sleep(10);                       /* the worker is stopped before this ends */
+    free(p);
+    *out = herd_nil();
+    return 0;
+}
+HERD_TASK(hog);
+
+/* A worker above its memory_limit exits, and a task that keeps doing that
+ * ends Crashed, naming the worker. */
+static void test_memory_limit(void **state)
+{
+    herd_runner *r = flow("{n_workers: 1, threads_per_worker: 1, memory_limit: 200MiB}",
+                          "{allowed_failures: 0}");
+    herd_err err;
+    herd_future *f;
+    assert_int_equal(herd_submit(r, "hog", herd_tuple("i", 600), &f, &err), 0);
+    const herd_value *v;
+    assert_int_equal(herd_future_result(f, 30, &v, &err), -HERD_ECRASHED);
+    assert_non_null(strstr(err.msg, "local-0"));
+    end(r);
+}
+
 int main(int argc, char **argv)
 {
     herd_init(&argc, &argv);
@@ -198,6 +227,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_tags_reach_the_task),
         cmocka_unit_test(test_silent_worker_declared_dead),
         cmocka_unit_test(test_provider_runs_the_scheduler),
+        cmocka_unit_test(test_memory_limit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
