@@ -1,6 +1,8 @@
 /* core/init.c — herd_init: the C form of Python's `if __name__ == "__main__"`
  * guard. A process the runtime started as a worker (argv[1] is
- * --herd-worker) runs the worker here and exits; any other returns. */
+ * --herd-worker) runs the worker here and exits; one a provider started as
+ * a remote scheduler (--herd-scheduler, see herd_scheduler_argv) serves it
+ * and exits; any other returns. */
 #include "worker.h"
 
 #include <errno.h>
@@ -10,7 +12,13 @@
 
 int herd_init(int *argc, char ***argv)
 {
-    if (!argc || !argv || *argc < 2 || strcmp((*argv)[1], "--herd-worker") != 0) return 0;
+    if (!argc || !argv || *argc < 2) return 0;
+    if (strcmp((*argv)[1], "--herd-scheduler") == 0) {
+        int code = herd_scheduler_serve_args(*argc, *argv);
+        fflush(NULL);
+        _exit(code);
+    }
+    if (strcmp((*argv)[1], "--herd-worker") != 0) return 0;
     herd_worker_cfg cfg;
     herd_value *res = NULL;
     herd_err err = { 0 };

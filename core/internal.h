@@ -38,6 +38,14 @@ void herd_vlogf(void (*fn)(void *ud, int level, const char *line), void *ud, int
 typedef struct herd_env_core {
     void (*log)(void *ud, int level, const char *line);
     void *log_ud;
+    /* for a scheduler the provider runs itself (start_scheduler): the
+     * client's settings it must carry, and, with TLS, a way to issue its
+     * certificate (NULL: no TLS) */
+    double heartbeat_interval, heartbeat_timeout;
+    int allowed_failures;
+    const char *token;
+    int (*sched_tls)(void *ud, const char *const *names, char ***envp_out, herd_err *err);
+    void *sched_tls_ud;
 } herd_env_core;
 
 #endif

@@ -55,6 +55,8 @@ typedef struct flow_runner {
     herd_env_core envcore;
     char *wargv[3], *wenvp[6];
     herd_tls *tls;                   /* TLS of this flow run's cluster or connection, or NULL */
+    herd_tls_ca *tmp_ca;             /* security: temporary with a remote scheduler, during start_scheduler */
+    char token[160];                 /* the cluster's token during herd_flow_begin */
     int adaptive_on;                 /* adapt_kwargs given */
     herd_adaptive_cfg adapt_cfg;
     herd_adaptive *adaptive;
@@ -357,6 +359,7 @@ static void teardown(flow_runner *r)
     r->client.tp = &closed_tp;
     r->client.tp_ud = NULL;
     if (r->tmpdir[0]) { rmdir(r->tmpdir); r->tmpdir[0] = '\0'; }
+    memset(r->token, 0, sizeof r->token);
     r->active = 0;
 }
 
@@ -407,28 +410,61 @@ static int begin_remote(flow_runner *r, herd_err *err)
  * workers. Returns 1 when the provider declined (an empty address: the
  * scheduler runs in this process as usual), 0 when the cluster is up, or an
  * error (the caller's teardown closes the cluster object). */
+/* envcore.sched_tls: the remote scheduler's certificate, from the
+ * temporary CA (only while start_scheduler runs). */
+static int issue_sched_tls(void *ud, const char *const *names, char ***envp_out, herd_err *err)
+{
+    flow_runner *r = ud;
+    return herd_tls_ca_server_env(r->tmp_ca, names, envp_out, err);
+}
+
 static int begin_remote_scheduler(flow_runner *r, const char *tok, herd_err *err)
 {
     const char *who = r->cprov->name;
     /* the scheduler it starts must require the cluster's token */
     herd_tls_pem_free(r->wenvp[0]);
     if (asprintf(&r->wenvp[0], "HERD_TOKEN=%s", tok) < 0) r->wenvp[0] = NULL;
+    int temporary = herd_typeof(herd_map_get(r->client_kwargs, "security")) == HERD_STR;
+    if (!temporary && herd_typeof(herd_map_get(r->client_kwargs, "tls_ca_file")) == HERD_STR)
+        return herd_err_set(err, HERD_EARG, "client_kwargs.tls_ca_file: %s may run the scheduler remotely, which "
+                            "takes TLS from security: temporary only; to use your own certificates run `herd "
+                            "scheduler --tls-*` yourself and give its address", who);
+    int rc;
+    if (temporary) {                 /* the CA now; the scheduler's certificate once its names are known */
+        if ((rc = herd_tls_temporary_remote(r->flow_name, &r->tls, &r->tmp_ca, err))) return rc;
+        char **te = NULL;
+        if ((rc = herd_tls_export_env(r->tls, &te, err))) {
+            herd_tls_ca_free(r->tmp_ca);
+            r->tmp_ca = NULL;
+            return rc;
+        }
+        for (int i = 0; i < 3 && te[i]; i++) r->wenvp[2 + i] = te[i];
+        free(te);
+        r->envcore.sched_tls = issue_sched_tls;
+        r->envcore.sched_tls_ud = r;
+    }
     char addr[512] = "";
-    int rc = r->cprov->start_scheduler(r->cluster, addr, sizeof addr, err);
+    rc = r->cprov->start_scheduler(r->cluster, addr, sizeof addr, err);
+    r->envcore.sched_tls = NULL;
+    herd_tls_ca_free(r->tmp_ca);     /* no certificate is issued after this */
+    r->tmp_ca = NULL;
     if (rc) return herd_err_prefix(err, "%s: start_scheduler", who);
-    if (!addr[0]) return 1;
+    if (!addr[0]) {                  /* declined: the scheduler runs here, TLS made as usual */
+        for (int i = 2; i < 5; i++) { herd_tls_pem_free(r->wenvp[i]); r->wenvp[i] = NULL; }
+        herd_tls_free(r->tls);
+        r->tls = NULL;
+        return 1;
+    }
     if (r->adaptive_on)
         return herd_err_set(err, HERD_EARG, "adapt_kwargs: %s runs the scheduler remotely; adaptive scaling needs "
                             "the scheduler in this process", who);
-    if (herd_typeof(herd_map_get(r->client_kwargs, "security")) == HERD_STR ||
-        herd_typeof(herd_map_get(r->client_kwargs, "tls_ca_file")) == HERD_STR)
-        return herd_err_set(err, HERD_EARG, "client_kwargs: TLS with %s's remote scheduler is not supported yet; "
-                            "drop security/tls_* or let the scheduler run in this process", who);
+    if ((rc = herd_tls_addr_check(r->tls, addr, err)))
+        return herd_err_prefix(err, "%s: start_scheduler gave %s", who, addr);
     snprintf(r->addr, sizeof r->addr, "%s", addr);
     char name[256];
     snprintf(name, sizeof name, "%s-%ld", r->flow_name, (long)getpid());
     double ct = herd_as_float(herd_map_get(r->client_kwargs, "connect_timeout"));
-    if ((rc = herd_remote_connect(r->addr, tok, NULL, name, ct, &r->client, &r->remote, err)))
+    if ((rc = herd_remote_connect(r->addr, tok, r->tls, name, ct, &r->client, &r->remote, err)))
         return herd_err_prefix(err, "%s's scheduler", who);
     r->env.scheduler_address = r->addr;
     if (asprintf(&r->wenvp[1], "HERD_SCHEDULER_ADDRESS=%s", r->addr) < 0) r->wenvp[1] = NULL;
@@ -473,6 +509,7 @@ int herd_flow_begin(herd_runner *base, const char *flow_name, herd_err *err)
         if (random_token(token, sizeof token)) return herd_err_set(err, HERD_EPROVIDER, "cannot generate a cluster token");
         tok = token;
     }
+    snprintf(r->token, sizeof r->token, "%s", tok);
     int rc;
 
     /* 1. the cluster object (no processes yet): its provider may say where
@@ -486,8 +523,13 @@ int herd_flow_begin(herd_runner *base, const char *flow_name, herd_err *err)
     r->wargv[1] = strdup("--herd-worker");
     char cname[160];
     snprintf(cname, sizeof cname, "herd-%s-%ld", r->flow_name, (long)getpid());
-    r->envcore.log = r->log ? r->log : herd_log_default;
-    r->envcore.log_ud = r->log_ud;
+    r->envcore = (herd_env_core){
+        .log = r->log ? r->log : herd_log_default, .log_ud = r->log_ud,
+        .heartbeat_interval = herd_as_float(herd_map_get(r->client_kwargs, "heartbeat_interval")),
+        .heartbeat_timeout = herd_as_float(herd_map_get(r->client_kwargs, "heartbeat_timeout")),
+        .allowed_failures = (int)herd_as_int(herd_map_get(r->client_kwargs, "allowed_failures")),
+        .token = r->token,
+    };
     free((char *)r->env.name);
     r->env = (herd_cluster_env){ .name = strdup(cname), .scheduler_address = NULL,
                                  .worker_argv = (const char *const *)r->wargv,

@@ -566,53 +566,124 @@ done:
     return rc;
 }
 
-int herd_tls_temporary(const char *cluster_name, const char *const *hosts, herd_tls **out, herd_err *err)
+/* The scheduler certificate's names: loopback, this host's name, and hosts. */
+static int sched_names(const char *const *hosts, const char **names, size_t cap, char *self, size_t selfcap,
+                       const char *what, herd_err *err)
 {
-    *out = NULL;
-    /* names for the scheduler certificate */
-    const char *names[64];
     size_t nn = 0;
     names[nn++] = "localhost";
     names[nn++] = "127.0.0.1";
     names[nn++] = "::1";
-    char host[256] = "";
-    if (gethostname(host, sizeof host - 1) == 0 && dns_ok(host) && strcmp(host, "localhost") != 0) names[nn++] = host;
+    if (self && gethostname(self, selfcap - 1) == 0 && (self[selfcap - 1] = '\0', dns_ok(self)) &&
+        strcmp(self, "localhost") != 0)
+        names[nn++] = self;
     for (const char *const *h = hosts; h && *h; h++) {
-        if (nn >= sizeof names / sizeof *names - 1)
-            return herd_err_set(err, HERD_EARG, "TLS temporary: at most %zu extra host names", sizeof names / sizeof *names - 5);
+        if (nn >= cap - 1)
+            return herd_err_set(err, HERD_EARG, "%s: at most %zu extra host names", what, cap - 5);
         if (!is_ip(*h) && !dns_ok(*h))
-            return herd_err_set(err, HERD_EARG, "TLS temporary: host \"%s\" is neither an IP address nor a DNS name", *h);
+            return herd_err_set(err, HERD_EARG, "%s: host \"%s\" is neither an IP address nor a DNS name", what, *h);
         names[nn++] = *h;
     }
     names[nn] = NULL;
+    return 0;
+}
+
+struct herd_tls_ca { char *cert, *key; };
+
+void herd_tls_ca_free(herd_tls_ca *ca)
+{
+    if (!ca) return;
+    free(ca->cert);
+    herd_tls_pem_free(ca->key);
+    free(ca);
+}
+
+/* A CA made in memory and the worker/client identity it issues. */
+static int temp_ca(const char *cluster_name, herd_tls_ca **ca_out, char **wcert, char **wkey, herd_err *err)
+{
     char cn[65];
     size_t cl = (size_t)snprintf(cn, sizeof cn, "herd temporary CA ");
     for (const char *p = cluster_name ? cluster_name : ""; *p && cl < sizeof cn - 1; p++)
         if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || strchr("-_.", *p))
             cn[cl++] = *p;
     cn[cl] = '\0';
-    char *ca = NULL, *cakey = NULL, *scert = NULL, *skey = NULL, *wcert = NULL, *wkey = NULL;
+    herd_tls_ca *ca = calloc(1, sizeof *ca);
+    if (!ca) return herd_err_set(err, -ENOMEM, "out of memory");
     herd_tls_spec cas = { .cn = cn, .is_ca = 1, .not_before = -3600, .not_after = HERD_TLS_TEMP_VALID_S };
-    int rc = herd_tls_issue(&cas, &ca, &cakey, err);
-    if (!rc) {
-        herd_tls_spec ss = { .cn = "herd-scheduler", .server = 1, .client = 1, .names = names,
-                             .not_before = -3600, .not_after = HERD_TLS_TEMP_VALID_S,
-                             .issuer_cert = ca, .issuer_key = cakey };
-        rc = herd_tls_issue(&ss, &scert, &skey, err);
-    }
+    int rc = herd_tls_issue(&cas, &ca->cert, &ca->key, err);
     if (!rc) {
         herd_tls_spec ws = { .cn = "herd-worker", .client = 1, .not_before = -3600, .not_after = HERD_TLS_TEMP_VALID_S,
-                             .issuer_cert = ca, .issuer_key = cakey };
-        rc = herd_tls_issue(&ws, &wcert, &wkey, err);
+                             .issuer_cert = ca->cert, .issuer_key = ca->key };
+        rc = herd_tls_issue(&ws, wcert, wkey, err);
     }
-    if (!rc) rc = build(ca, "temporary CA", wcert, "worker certificate", wkey, "worker key", scert, skey, out, err);
-    free(ca);
+    if (rc) { herd_tls_ca_free(ca); return rc; }
+    *ca_out = ca;
+    return 0;
+}
+
+static int sched_ident(const herd_tls_ca *ca, const char *const *names, char **scert, char **skey, herd_err *err)
+{
+    herd_tls_spec ss = { .cn = "herd-scheduler", .server = 1, .client = 1, .names = names,
+                         .not_before = -3600, .not_after = HERD_TLS_TEMP_VALID_S,
+                         .issuer_cert = ca->cert, .issuer_key = ca->key };
+    return herd_tls_issue(&ss, scert, skey, err);
+}
+
+int herd_tls_temporary(const char *cluster_name, const char *const *hosts, herd_tls **out, herd_err *err)
+{
+    *out = NULL;
+    const char *names[64];
+    char self[256] = "";
+    int rc = sched_names(hosts, names, sizeof names / sizeof *names, self, sizeof self, "TLS temporary", err);
+    if (rc) return rc;
+    herd_tls_ca *ca = NULL;
+    char *scert = NULL, *skey = NULL, *wcert = NULL, *wkey = NULL;
+    rc = temp_ca(cluster_name, &ca, &wcert, &wkey, err);
+    if (!rc) rc = sched_ident(ca, names, &scert, &skey, err);
+    if (!rc) rc = build(ca->cert, "temporary CA", wcert, "worker certificate", wkey, "worker key", scert, skey, out, err);
+    herd_tls_ca_free(ca);    /* the CA key is gone once both are signed */
     free(scert);
     free(wcert);
-    herd_tls_pem_free(cakey);
     herd_tls_pem_free(skey);
     herd_tls_pem_free(wkey);
     return rc ? herd_err_prefix(err, "security: temporary") : 0;
+}
+
+int herd_tls_temporary_remote(const char *cluster_name, herd_tls **client_out, herd_tls_ca **ca_out, herd_err *err)
+{
+    *client_out = NULL;
+    *ca_out = NULL;
+    char *wcert = NULL, *wkey = NULL;
+    int rc = temp_ca(cluster_name, ca_out, &wcert, &wkey, err);
+    if (!rc) rc = build((*ca_out)->cert, "temporary CA", wcert, "worker certificate", wkey, "worker key", NULL, NULL,
+                        client_out, err);
+    free(wcert);
+    herd_tls_pem_free(wkey);
+    if (rc) { herd_tls_ca_free(*ca_out); *ca_out = NULL; }
+    return rc ? herd_err_prefix(err, "security: temporary") : 0;
+}
+
+int herd_tls_ca_server_env(const herd_tls_ca *ca, const char *const *hosts, char ***envp_out, herd_err *err)
+{
+    *envp_out = NULL;
+    if (!ca) return herd_err_set(err, HERD_ESTATE, "TLS: the temporary CA is gone (a scheduler certificate is issued "
+                                 "only while start_scheduler runs)");
+    const char *names[64];
+    int rc = sched_names(hosts, names, sizeof names / sizeof *names, NULL, 0, "scheduler certificate", err);
+    char *scert = NULL, *skey = NULL;
+    if (!rc) rc = sched_ident(ca, names, &scert, &skey, err);
+    char **v = rc ? NULL : calloc(4, sizeof *v);
+    if (!rc && !v) rc = herd_err_set(err, -ENOMEM, "out of memory");
+    if (!rc) {
+        if (asprintf(&v[0], "%s=%s", HERD_TLS_ENV_CA, ca->cert) < 0) v[0] = NULL;
+        if (asprintf(&v[1], "%s=%s", HERD_TLS_ENV_CERT, scert) < 0) v[1] = NULL;
+        if (asprintf(&v[2], "%s=%s", HERD_TLS_ENV_KEY, skey) < 0) v[2] = NULL;
+        if (!v[0] || !v[1] || !v[2]) { herd_tls_envp_free(v); v = NULL; rc = herd_err_set(err, -ENOMEM, "out of memory"); }
+    }
+    free(scert);
+    herd_tls_pem_free(skey);
+    *envp_out = v;
+    return rc;
 }
 
 int herd_tls_addr_check(const herd_tls *t, const char *addr, herd_err *err)

@@ -58,6 +58,18 @@ int herd_tls_from_envp(const char *const *envp, herd_tls **out, herd_err *err);
  * identity. */
 int herd_tls_temporary(const char *cluster_name, const char *const *hosts,
                        herd_tls **out, herd_err *err);
+/* security: temporary for a scheduler that runs elsewhere (a provider's
+ * start_scheduler): the CA is made now, with the client/worker identity
+ * (client_out: serves the client side only), and kept in ca_out to issue the
+ * scheduler's certificate once its host names are known
+ * (herd_tls_ca_server_env); free it right after. */
+typedef struct herd_tls_ca herd_tls_ca;
+int herd_tls_temporary_remote(const char *cluster_name, herd_tls **client_out, herd_tls_ca **ca_out, herd_err *err);
+/* A scheduler identity (serverAuth+clientAuth, names localhost, 127.0.0.1,
+ * ::1 and hosts) as three "K=V" strings HERD_TLS_CA/CERT/KEY; free with
+ * herd_tls_envp_free (wipes the key). */
+int herd_tls_ca_server_env(const herd_tls_ca *ca, const char *const *hosts, char ***envp_out, herd_err *err);
+void herd_tls_ca_free(herd_tls_ca *ca);
 /* The client-side identity as a NULL-terminated array of three "K=V"
  * strings (HERD_TLS_CA, HERD_TLS_CERT, HERD_TLS_KEY) to add to a worker's
  * environment. Free with herd_tls_envp_free (wipes the key). */

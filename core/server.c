@@ -1,11 +1,18 @@
 /* core/server.c — the public face of long-running clusters: a standalone
  * scheduler (herd_scheduler_*) and a standalone worker (herd_worker_serve),
- * which `herd scheduler` and `herd worker` run and programs may embed. */
+ * which `herd scheduler` and `herd worker` run and programs may embed; and
+ * a scheduler that a provider runs on another machine (start_scheduler):
+ * the command and environment it gets (herd_scheduler_argv/envp) and the
+ * --herd-scheduler mode of herd_init that serves it. */
 #include "comm.h"
 #include "scheduler.h"
+#include "security.h"
 #include "worker.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -88,4 +95,118 @@ int herd_worker_serve(const herd_worker_opts *o, herd_err *err)
     herd_value_free(res);
     herd_tls_free(tls);
     return code;
+}
+
+/* ---- a scheduler a provider runs elsewhere (start_scheduler) ---- */
+
+int herd_scheduler_argv(const herd_cluster_env *env, const char *listen, char ***argv_out, herd_err *err)
+{
+    *argv_out = NULL;
+    const herd_env_core *core = env ? env->core : NULL;
+    if (!core || !env->worker_argv || !env->worker_argv[0])
+        return herd_err_set(err, HERD_EARG, "herd_scheduler_argv: not a cluster environment from the core");
+    herd_addr a;
+    if (!listen || herd_addr_parse(listen, &a, err) || a.is_unix)
+        return herd_err_set(err, HERD_EARG, "herd_scheduler_argv: listen \"%s\": expected tcp://HOST:PORT",
+                            listen ? listen : "(null)");
+    char addr[600], hb[40], ht[40], af[16];
+    const char *host = strstr(listen, "://") + 3;
+    snprintf(addr, sizeof addr, "%s://%s", core->sched_tls ? "tls" : "tcp", host);
+    snprintf(hb, sizeof hb, "%.17g", core->heartbeat_interval > 0 ? core->heartbeat_interval : 1);
+    snprintf(ht, sizeof ht, "%.17g", core->heartbeat_timeout > 0 ? core->heartbeat_timeout : 30);
+    snprintf(af, sizeof af, "%d", core->allowed_failures >= 0 ? core->allowed_failures : 3);
+    const char *v[] = { env->worker_argv[0], "--herd-scheduler", "--listen", addr, "--heartbeat-interval", hb,
+                        "--heartbeat-timeout", ht, "--allowed-failures", af, NULL };
+    size_t n = sizeof v / sizeof *v;
+    char **out = calloc(n, sizeof *out);
+    if (!out) return herd_err_set(err, -ENOMEM, "out of memory");
+    for (size_t i = 0; i + 1 < n; i++)
+        if (!(out[i] = strdup(v[i]))) { herd_strv_free(out); return herd_err_set(err, -ENOMEM, "out of memory"); }
+    *argv_out = out;
+    return 0;
+}
+
+void herd_envp_free(char **envp) { herd_tls_envp_free(envp); }
+
+int herd_scheduler_envp(const herd_cluster_env *env, const char *const *names, char ***envp_out, herd_err *err)
+{
+    *envp_out = NULL;
+    const herd_env_core *core = env ? env->core : NULL;
+    if (!core || !core->token)
+        return herd_err_set(err, HERD_EARG, "herd_scheduler_envp: not a cluster environment from the core");
+    char **tls = NULL;
+    if (core->sched_tls) {
+        int rc = core->sched_tls(core->sched_tls_ud, names, &tls, err);
+        if (rc) return herd_err_prefix(err, "the scheduler's TLS certificate");
+    }
+    char **v = calloc(5, sizeof *v);
+    if (!v) { herd_tls_envp_free(tls); return herd_err_set(err, -ENOMEM, "out of memory"); }
+    size_t k = 0;
+    if (asprintf(&v[k], "HERD_TOKEN=%s", core->token) < 0) v[k] = NULL;
+    int oom = !v[k++];
+    for (size_t i = 0; tls && tls[i] && k < 4; i++) { v[k++] = tls[i]; tls[i] = NULL; }
+    herd_tls_envp_free(tls);
+    if (oom) { herd_tls_envp_free(v); return herd_err_set(err, -ENOMEM, "out of memory"); }
+    *envp_out = v;
+    return 0;
+}
+
+/* herd_init's --herd-scheduler mode: argv as herd_scheduler_argv makes it,
+ * the token and TLS identity from the environment. Returns the exit code. */
+int herd_scheduler_serve_args(int argc, char **argv)
+{
+    herd_scheduler_opts o = { .allowed_failures = -1 };
+    for (int i = 2; i < argc; i += 2) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        char *end = NULL;
+        if (!v) { fprintf(stderr, "herd scheduler: %s needs a value\n", a); return 2; }
+        if (!strcmp(a, "--listen")) o.listen = v;
+        else if (!strcmp(a, "--heartbeat-interval")) o.heartbeat_interval = strtod(v, &end);
+        else if (!strcmp(a, "--heartbeat-timeout")) o.heartbeat_timeout = strtod(v, &end);
+        else if (!strcmp(a, "--allowed-failures")) o.allowed_failures = (int)strtol(v, &end, 10);
+        else { fprintf(stderr, "herd scheduler: unknown option \"%s\"\n", a); return 2; }
+        if (end && *end) { fprintf(stderr, "herd scheduler: %s: expected a number, got \"%s\"\n", a, v); return 2; }
+    }
+    const char *tok = getenv("HERD_TOKEN");
+    if (!o.listen || !tok || !*tok) {
+        fprintf(stderr, "herd scheduler: --herd-scheduler needs --listen and HERD_TOKEN in the environment\n");
+        return 2;
+    }
+    char token[512];
+    snprintf(token, sizeof token, "%s", tok);
+    unsetenv("HERD_TOKEN");
+    herd_err err = { 0 };
+    herd_tls *tls = NULL;
+    int rc = herd_tls_from_envp(NULL, &tls, &err);
+    unsetenv("HERD_TLS_KEY");
+    unsetenv("HERD_TLS_CERT");
+    unsetenv("HERD_TLS_CA");
+    if (rc && rc != -ENOENT) { fprintf(stderr, "herd scheduler: %s\n", err.msg); return 1; }
+    if (herd_tls_addr_check(tls, o.listen, &err)) { fprintf(stderr, "herd scheduler: %s\n", err.msg); herd_tls_free(tls); return 1; }
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);   /* before the scheduler's thread exists */
+    herd_sched *s = NULL;
+    char addr[512];
+    herd_sched_cfg cfg = {
+        .tls = tls, .listen = o.listen, .token = token,
+        .heartbeat_interval = o.heartbeat_interval, .heartbeat_timeout = o.heartbeat_timeout,
+        .allowed_failures = o.allowed_failures, .log = herd_log_default,
+    };
+    if (herd_sched_start(&s, &cfg, addr, sizeof addr, &err)) {
+        fprintf(stderr, "herd scheduler: %s\n", err.msg);
+        herd_tls_free(tls);
+        return 1;
+    }
+    memset(token, 0, sizeof token);
+    printf("herd-scheduler-at %s\n", addr);
+    fflush(stdout);
+    int sig = 0;
+    sigwait(&set, &sig);
+    herd_sched_stop(s);
+    herd_tls_free(tls);
+    return 0;
 }

@@ -83,6 +83,25 @@ HERD_API void herd_log(const herd_cluster_env *env, int level, const char *fmt, 
 HERD_API int herd_worker_argv(const herd_cluster_env *env, const herd_worker_spec *spec,
                               char ***argv_out, herd_err *err);
 HERD_API void herd_strv_free(char **v);
+/* For start_scheduler: the command that runs this cluster's scheduler on
+ * another machine — env->worker_argv[0] (any program that calls herd_init,
+ * the herd command included) with --herd-scheduler, listening on `listen`
+ * ("tcp://0.0.0.0:0"; tcp:// becomes tls:// when the cluster uses TLS) and
+ * carrying the client's heartbeat and allowed_failures settings. That
+ * process requires HERD_TOKEN, prints "herd-scheduler-at ADDRESS" as its
+ * first stdout line and runs until SIGTERM, SIGINT or SIGHUP. Replace
+ * argv[0] with the program's path over there. Free with herd_strv_free. */
+HERD_API int herd_scheduler_argv(const herd_cluster_env *env, const char *listen, char ***argv_out,
+                                 herd_err *err);
+/* The environment that scheduler needs, as "K=V" strings: HERD_TOKEN and,
+ * when the cluster uses TLS (security: temporary), its own certificate,
+ * valid for `names` (NULL-terminated: the host names and IP addresses
+ * clients and workers will dial, besides localhost/127.0.0.1/::1). Secret:
+ * send it over a private channel (stdin), never a command line. Only
+ * during start_scheduler. Free with herd_envp_free, which wipes it. */
+HERD_API int herd_scheduler_envp(const herd_cluster_env *env, const char *const *names, char ***envp_out,
+                                 herd_err *err);
+HERD_API void herd_envp_free(char **envp);
 /* A worker run as threads of the calling process (LocalCluster processes=false). */
 typedef struct herd_worker_thread herd_worker_thread;
 HERD_API int  herd_worker_thread_start(const herd_cluster_env *env, const herd_worker_spec *spec,

@@ -2,7 +2,9 @@
  * workers on other machines, started through the system OpenSSH client in
  * BatchMode, so ~/.ssh/config, agents, ProxyJump and known_hosts work as the
  * user expects. The scheduler stays in the client process and listens where
- * the hosts can reach it (scheduler_listen). This file owns the schema, the
+ * the hosts can reach it (scheduler_listen), or, with scheduler_host, runs
+ * on that host in an ssh session of its own (start_scheduler), stopped
+ * after the workers on close. This file owns the schema, the
  * placement of workers (least loaded host first), starting them on all
  * hosts in parallel with per-host failures reported and skipped, status,
  * and stopping them for certain. The workers a start or scale_up places on
@@ -36,12 +38,19 @@
 #pragma GCC diagnostic ignored "-Wformat-truncation"
 
 #define STOP_GRACE_S 4.5   /* the wrapper sends SIGTERM, then SIGKILL 3 s later */
+#define WORKER_EXIT_REFUSED 3   /* a worker's exit status when the scheduler refused it */
+#define SCHED_AT "herd-scheduler-at "
 
 static const herd_param params[] = {
     { "hosts", HERD_PARAM_LIST, NULL,
       "Hosts that run workers: \"host\", \"user@host\", \"host:port\" or \"[v6addr]:port\" "
-      "(names as ssh takes them, ~/.ssh/config aliases included). The scheduler stays in "
-      "this process; every host runs workers.", HERD_PARAM_REQUIRED, 0, 0 },
+      "(names as ssh takes them, ~/.ssh/config aliases included). Every host runs workers; "
+      "the scheduler stays in this process unless scheduler_host is given.", HERD_PARAM_REQUIRED, 0, 0 },
+    { "scheduler_host", HERD_PARAM_STRING, "null",
+      "Run the scheduler on this host (same forms as hosts; it may be one of them) instead of "
+      "in this process, like Dask's first host: this client and the workers dial it at the "
+      "address ssh reaches it by, on the port it picks (or listen_address's). The program "
+      "there is remote_command (or the upload) run with --herd-scheduler.", HERD_PARAM_NULLABLE, 0, 0 },
     { "n_workers", HERD_PARAM_INT, "null",
       "Workers in total, spread over the hosts least loaded first. null: workers_per_host "
       "on every host.", HERD_PARAM_NULLABLE, 0, 100000 },
@@ -74,8 +83,9 @@ static const herd_param params[] = {
     { "listen_address", HERD_PARAM_STRING, "null",
       "Where the scheduler listens and workers dial back, e.g. \"tcp://10.0.0.5:0\". null: "
       "127.0.0.1 when every host is this machine, else this machine's address on the "
-      "route to the hosts (0.0.0.0, each host dialling its own route, when they differ).",
-      HERD_PARAM_NULLABLE, 0, 0 },
+      "route to the hosts (0.0.0.0, each host dialling its own route, when they differ). "
+      "With scheduler_host: where the scheduler listens on that host (null: "
+      "tcp://0.0.0.0:0).", HERD_PARAM_NULLABLE, 0, 0 },
     { "start_timeout", HERD_PARAM_DURATION, "30",
       "How long a worker may take from starting ssh to running on its host.", 0, 0.1, 3600 },
     { "name", HERD_PARAM_STRING, "\"ssh\"",
@@ -120,6 +130,20 @@ typedef struct shost {
 
 typedef struct ssess ssess;
 
+/* The scheduler, when scheduler_host runs it: one ssh session of its own
+ * under the same wrapper as workers (its index there is 0). */
+typedef struct ssched {
+    shost h;
+    char dial[128];            /* the host the client and workers dial */
+    ssh_child ch;
+    bool spawned, ended, eof, rexit_known;
+    int rexit;
+    long rpid;
+    char addr[300];            /* what it printed: herd-scheduler-at ADDRESS */
+    char error[300];           /* the wrapper's complaint */
+    char lasterr[300];         /* its last stderr line */
+} ssched;
+
 typedef struct sworker {
     char name[64];
     herd_cluster *c;
@@ -144,6 +168,7 @@ struct ssess {
     bool spawned, ended;
     bool eof;                  /* its stdin was closed: every worker stops */
     char error[200];           /* the wrapper's own complaint */
+    char refusal[200];         /* a worker's "refused this worker: …" stderr line */
     ssh_child ch;
     ssess *next;
 };
@@ -169,6 +194,7 @@ struct herd_cluster {
     sworker **w;
     size_t nw, capw;
     ssess *sess;               /* every session ever started */
+    ssched *sched;             /* scheduler_host, or NULL */
     ssh_mon *mon;
     int scaling;               /* start/scale_up calls in flight */
     bool closing;
@@ -182,12 +208,12 @@ static char *dup_str(const herd_value *v)
     return s ? strdup(s) : NULL;
 }
 
-static int parse_host(const char *spec, shost *h, size_t i, herd_err *err)
+static int parse_host(const char *spec, shost *h, const char *what, herd_err *err)
 {
     memset(h, 0, sizeof *h);
     if (!spec || !*spec || strlen(spec) >= sizeof h->spec || spec[0] == '-' || strpbrk(spec, " \t\n'\"\\"))
-        return herd_err_set(err, HERD_ECONFIG, "cluster_kwargs.hosts[%zu]: expected a host name such as "
-                            "\"user@host:22\", got \"%s\"", i, spec ? spec : "");
+        return herd_err_set(err, HERD_ECONFIG, "%s: expected a host name such as "
+                            "\"user@host:22\", got \"%s\"", what, spec ? spec : "");
     snprintf(h->spec, sizeof h->spec, "%s", spec);
     const char *at = strrchr(spec, '@'), *rest = at ? at + 1 : spec;
     if (at) snprintf(h->user, sizeof h->user, "%.*s", (int)(at - spec), spec);
@@ -195,7 +221,7 @@ static int parse_host(const char *spec, shost *h, size_t i, herd_err *err)
     if (rest[0] == '[') {
         const char *close = strchr(rest, ']');
         if (!close || (close[1] && close[1] != ':'))
-            return herd_err_set(err, HERD_ECONFIG, "cluster_kwargs.hosts[%zu]: \"%s\": expected [address]:port", i, spec);
+            return herd_err_set(err, HERD_ECONFIG, "%s: \"%s\": expected [address]:port", what, spec);
         snprintf(h->host, sizeof h->host, "%.*s", (int)(close - rest - 1), rest + 1);
         if (close[1] == ':') port = close + 2;
     } else {
@@ -211,12 +237,12 @@ static int parse_host(const char *spec, shost *h, size_t i, herd_err *err)
         char *end;
         long p = strtol(port, &end, 10);
         if (!*port || *end || p < 1 || p > 65535)
-            return herd_err_set(err, HERD_ECONFIG, "cluster_kwargs.hosts[%zu]: \"%s\": expected a port "
-                                "from 1 to 65535 after ':'", i, spec);
+            return herd_err_set(err, HERD_ECONFIG, "%s: \"%s\": expected a port "
+                                "from 1 to 65535 after ':'", what, spec);
         h->port = (int)p;
     }
     if (!h->host[0] || (at && !h->user[0]))
-        return herd_err_set(err, HERD_ECONFIG, "cluster_kwargs.hosts[%zu]: \"%s\": expected [user@]host[:port]", i, spec);
+        return herd_err_set(err, HERD_ECONFIG, "%s: \"%s\": expected [user@]host[:port]", what, spec);
     return 0;
 }
 
@@ -361,6 +387,8 @@ static void cluster_free(herd_cluster *c)
     }
     for (size_t i = 0; i < c->nw; i++) free(c->w[i]);
     free(c->w);
+    if (c->sched && c->sched->ch.in >= 0) close(c->sched->ch.in);
+    free(c->sched);
     free(c->hosts);
     herd_value_free(c->resources);
     herd_strv_free(c->extra_env);
@@ -410,7 +438,9 @@ static int sc_create(herd_cluster **out, const herd_value *kw, const herd_cluste
                               i, txt ? txt : "?");
             free(txt);
         } else {
-            rc = parse_host(herd_as_str(h), &c->hosts[i], i, err);
+            char what[64];
+            snprintf(what, sizeof what, "cluster_kwargs.hosts[%zu]", i);
+            rc = parse_host(herd_as_str(h), &c->hosts[i], what, err);
         }
     }
     const herd_value *v = herd_map_get(kw, "n_workers");
@@ -442,6 +472,14 @@ static int sc_create(herd_cluster **out, const herd_value *kw, const herd_cluste
                               strerror(errno));
     if (!rc && c->remote_command && !*c->remote_command)
         rc = herd_err_set(err, HERD_ECONFIG, "cluster_kwargs.remote_command: expected a program path, got \"\"");
+    v = herd_map_get(kw, "scheduler_host");
+    if (!rc && herd_typeof(v) == HERD_STR) {
+        if (!(c->sched = calloc(1, sizeof *c->sched))) rc = herd_err_set(err, -ENOMEM, "SSHCluster: out of memory");
+        else {
+            c->sched->ch.in = -1;
+            rc = parse_host(herd_as_str(v), &c->sched->h, "cluster_kwargs.scheduler_host", err);
+        }
+    }
     if (!rc && c->listen) {
         if (strncmp(c->listen, "tcp://", 6) != 0 || !strrchr(c->listen + 6, ':'))
             rc = herd_err_set(err, HERD_ECONFIG, "cluster_kwargs.listen_address: expected tcp://HOST:PORT (port 0: "
@@ -601,6 +639,14 @@ static void worker_end(sworker *w, const char *tail, const char *ssh_st)
             failed = s != 0 && !w->expected;
             snprintf(w->detail, sizeof w->detail, "pid %ld on %s exited with status %d%s", w->rpid, host, s,
                      w->expected ? " (retired)" : "");
+            /* the scheduler refused it (another protocol version, a wrong
+             * token or certificate): the host's program will not do */
+            if (s == WORKER_EXIT_REFUSED && failed && !w->h->dead) {
+                w->h->dead = true;
+                snprintf(w->h->why, sizeof w->h->why, "the scheduler refused its worker%s%s",
+                         w->s->refusal[0] ? ": " : " (exit status 3)", w->s->refusal);
+                herd_log(c->env, HERD_LOG_WARN, "SSHCluster: host %s cannot run workers: %s", host, w->h->why);
+            }
         }
     } else {
         failed = !w->expected;
@@ -610,6 +656,23 @@ static void worker_end(sworker *w, const char *tail, const char *ssh_st)
     w->state = failed ? HERD_WORKER_FAILED : HERD_WORKER_STOPPED;
     if (failed && w->started)
         herd_log(c->env, HERD_LOG_WARN, "SSHCluster: worker %s ended: %s", w->name, w->detail);
+}
+
+/* Pass on a line a remote process wrote: a herd log line ("HH:MM:SS.mmm |
+ * LEVEL | text") keeps its level and loses its time stamp (ours is added);
+ * anything else is INFO. */
+static void relay(herd_cluster *c, const char *who, const char *line)
+{
+    static const struct { const char *name; int level; } lv[] = {
+        { "DEBUG", HERD_LOG_DEBUG }, { "INFO", HERD_LOG_INFO }, { "WARNING", HERD_LOG_WARN }, { "ERROR", HERD_LOG_ERROR } };
+    int level = HERD_LOG_INFO;
+    const char *bar = strlen(line) > 15 && line[2] == ':' && line[8] == '.' ? strstr(line, " | ") : NULL;
+    if (bar) {
+        const char *name = bar + 3, *bar2 = strstr(name, " | ");
+        for (size_t i = 0; bar2 && i < sizeof lv / sizeof *lv; i++)
+            if (strncmp(name, lv[i].name, strlen(lv[i].name)) == 0) { level = lv[i].level; line = bar2 + 3; break; }
+    }
+    herd_log(c->env, level, "[%s] %s", who, line);
 }
 
 /* "I N" of a wrapper line: the worker of index I, N. */
@@ -653,9 +716,18 @@ static void on_line(void *ud, const char *line, bool is_err)
         pthread_mutex_unlock(&c->mu);
         return;
     }
+    if (is_err && strstr(line, "refused this worker: ")) {
+        pthread_mutex_lock(&c->mu);
+        snprintf(s->refusal, sizeof s->refusal, "%s", strstr(line, "refused this worker: ") + 21);
+        if (s->h->dead && strncmp(s->h->why, "the scheduler refused its worker", 32) == 0)
+            snprintf(s->h->why, sizeof s->h->why, "the scheduler refused its worker: %s", s->refusal);
+        pthread_mutex_unlock(&c->mu);
+    }
     if (*line) {
-        if (s->nw == 1) herd_log(c->env, HERD_LOG_INFO, "[%s@%s] %s", s->w[0]->name, s->h->spec, line);
-        else herd_log(c->env, HERD_LOG_INFO, "[%s] %s", s->h->spec, line);
+        char who[400];
+        if (s->nw == 1) snprintf(who, sizeof who, "%s@%s", s->w[0]->name, s->h->spec);
+        else snprintf(who, sizeof who, "%s", s->h->spec);
+        relay(c, who, line);
     }
 }
 
@@ -1035,6 +1107,188 @@ static int sc_scale_up(herd_cluster *c, int n, herd_err *err)
 
 static int sc_start(herd_cluster *c, herd_err *err) { return c->n_workers ? scale(c, c->n_workers, err) : 0; }
 
+/* ---- the scheduler on scheduler_host ---- */
+
+static void sched_line(void *ud, const char *line, bool is_err)
+{
+    herd_cluster *c = ud;
+    ssched *s = c->sched;
+    pthread_mutex_lock(&c->mu);
+    if (!is_err && strncmp(line, SCHED_AT, strlen(SCHED_AT)) == 0) {
+        snprintf(s->addr, sizeof s->addr, "%s", line + strlen(SCHED_AT));
+    } else if (!is_err && strncmp(line, "herd-ssh-pid 0 ", 15) == 0) {
+        s->rpid = strtol(line + 15, NULL, 10);
+    } else if (!is_err && strncmp(line, "herd-ssh-exit 0 ", 16) == 0) {
+        s->rexit_known = true;
+        s->rexit = (int)strtol(line + 16, NULL, 10);
+        if (s->ch.in >= 0) { close(s->ch.in); s->ch.in = -1; s->eof = true; }
+    } else if (!is_err && strncmp(line, "herd-ssh-error ", 15) == 0) {
+        snprintf(s->error, sizeof s->error, "%s", line + 15);
+    } else if (is_err && *line) {
+        snprintf(s->lasterr, sizeof s->lasterr, "%s", line);
+    }
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    if (*line && (is_err || strncmp(line, "herd-", 5) != 0)) {
+        char who[300];
+        snprintf(who, sizeof who, "scheduler@%s", s->h.spec);
+        relay(c, who, line);
+    }
+}
+
+static void sched_exit(void *ud, int status, const char *tail)
+{
+    herd_cluster *c = ud;
+    ssched *s = c->sched;
+    pthread_mutex_lock(&c->mu);
+    s->ended = true;
+    if (s->ch.in >= 0) { close(s->ch.in); s->ch.in = -1; }
+    if (*tail && !s->lasterr[0]) snprintf(s->lasterr, sizeof s->lasterr, "%s", tail);
+    if (!s->error[0]) {
+        if (WIFEXITED(status)) snprintf(s->error, sizeof s->error, "ssh exited with status %d", WEXITSTATUS(status));
+        else snprintf(s->error, sizeof s->error, "ssh killed by signal %d", WTERMSIG(status));
+    }
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    if (!c->closing)
+        herd_log(c->env, HERD_LOG_WARN, "SSHCluster: the scheduler on %s ended: %s%s%s", s->h.spec, s->error,
+                 s->lasterr[0] ? ": " : "", s->lasterr);
+}
+
+/* The address of the host as the client dials it: what ssh resolves its
+ * name to (~/.ssh/config's HostName included), else the name itself. */
+static void dial_name(herd_cluster *c, shost *h, char *out, size_t cap)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    char ip[INET6_ADDRSTRLEN];
+    snprintf(out, cap, "%s", h->host);
+    if (resolve_host(c, h, &ss, &len) != 0) return;
+    const void *a = ss.ss_family == AF_INET ? (const void *)&((struct sockaddr_in *)&ss)->sin_addr
+                                            : (const void *)&((struct sockaddr_in6 *)&ss)->sin6_addr;
+    if (inet_ntop(ss.ss_family, a, ip, sizeof ip)) snprintf(out, cap, "%s", ip);
+}
+
+static int sc_start_scheduler(herd_cluster *c, char *out, size_t cap, herd_err *err)
+{
+    out[0] = '\0';
+    ssched *s = c->sched;
+    if (!s) return 0;                   /* the scheduler runs in the client process */
+    shost *h = &s->h;
+    const char *listen = c->listen ? c->listen : "tcp://0.0.0.0:0";
+    dial_name(c, h, s->dial, sizeof s->dial);
+    if (c->upload) {
+        prep p = { .c = c, .h = h };
+        prepare_host(&p);
+        if (p.rc) return herd_err_set(err, HERD_EPROVIDER, "SSHCluster: scheduler_host %s: upload: %s", h->spec, p.msg);
+    } else {
+        snprintf(h->prog, sizeof h->prog, "%s", c->remote_command ? c->remote_command : c->env->worker_argv[0]);
+    }
+    char **argv = NULL, **envp = NULL, **sargv = NULL, *cmd = NULL, *script = NULL;
+    size_t len = 0, scap = 0;
+    const char *names[3] = { s->dial, strcmp(s->dial, h->host) ? h->host : NULL, NULL };
+    int rc = herd_scheduler_argv(c->env, listen, &argv, err);
+    if (!rc) rc = herd_scheduler_envp(c->env, names, &envp, err);
+    if (!rc) {
+        free(argv[0]);
+        if (!(argv[0] = strdup(h->prog))) rc = herd_err_set(err, -ENOMEM, "SSHCluster: out of memory");
+    }
+    for (char **e = envp; !rc && e && *e; e++) rc = ssh_env_line(&script, &len, &scap, *e) ? -ENOMEM : 0;
+    for (char **e = c->extra_env; !rc && e && *e; e++) rc = ssh_env_line(&script, &len, &scap, *e) ? -ENOMEM : 0;
+    if (!rc) {
+        char *nb = realloc(script, len + sizeof SSH_GO + 2);
+        if (!nb) rc = -ENOMEM;
+        else { script = nb; len += (size_t)sprintf(script + len, "%s\n", SSH_GO); }
+    }
+    if (!rc) {
+        char **const one[1] = { argv };
+        cmd = ssh_wrapper_cmd(one, 1);
+        if (cmd) sargv = ssh_argv(&c->so, h->host, h->user[0] ? h->user : NULL, h->port, cmd);
+        if (!cmd || !sargv) rc = -ENOMEM;
+    }
+    if (rc == -ENOMEM) herd_err_set(err, rc, "SSHCluster: out of memory");
+    if (!rc) {
+        s->ch.on_line = sched_line;
+        s->ch.on_exit = sched_exit;
+        s->ch.ud = c;
+        char msg[300];
+        if ((rc = ssh_mon_spawn(c->mon, sargv, script, len, &s->ch, msg, sizeof msg)))
+            herd_err_set(err, rc, "SSHCluster: the scheduler on %s: %s", h->spec, msg);
+        else s->spawned = true;
+    }
+    if (script) { memset(script, 0, len); free(script); }   /* it holds the token and TLS key */
+    herd_envp_free(envp);
+    herd_strv_free(argv);
+    herd_strv_free(sargv);
+    free(cmd);
+    if (rc) return rc;
+
+    /* wait for its address, or its end */
+    struct timespec ts;
+    deadline_ts(c->start_timeout, &ts);
+    pthread_mutex_lock(&c->mu);
+    while (!s->addr[0] && !s->ended)
+        if (pthread_cond_timedwait(&c->cv, &c->mu, &ts) == ETIMEDOUT) {
+            snprintf(s->error, sizeof s->error, "no address after %.3gs (start_timeout)", c->start_timeout);
+            kill(-s->ch.pid, SIGKILL);
+            deadline_ts(10, &ts);       /* the monitor reaps it now */
+            while (!s->ended && pthread_cond_timedwait(&c->cv, &c->mu, &ts) != ETIMEDOUT) {}
+            break;
+        }
+    char got[300], why[700];
+    snprintf(got, sizeof got, "%s", s->addr);
+    snprintf(why, sizeof why, "%s%s%s", s->error, s->lasterr[0] ? ": " : "", s->lasterr);
+    pthread_mutex_unlock(&c->mu);
+    if (!got[0])
+        return herd_err_set(err, HERD_EPROVIDER, "SSHCluster: cannot start the scheduler on %s: %s", h->spec, why);
+    /* scheme://0.0.0.0:PORT -> scheme://<dial>:PORT */
+    const char *sep = strstr(got, "://"), *colon = strrchr(got, ':');
+    if (!sep || !colon || colon < sep + 3)
+        return herd_err_set(err, HERD_EPROVIDER, "SSHCluster: the scheduler on %s printed \"%s\", expected "
+                            "tcp://HOST:PORT", h->spec, got);
+    snprintf(out, cap, strchr(s->dial, ':') ? "%.*s[%s]%s" : "%.*s%s%s", (int)(sep + 3 - got), got, s->dial, colon);
+    herd_log(c->env, HERD_LOG_INFO, "SSHCluster: scheduler running on %s (pid %ld), at %s", h->spec, s->rpid, out);
+    return 0;
+}
+
+/* After the workers: end the scheduler's session (the wrapper stops it),
+ * then kill ssh, then kill the remote pid over a new session when its end
+ * was not seen. */
+static void stop_scheduler(herd_cluster *c)
+{
+    ssched *s = c->sched;
+    if (!s || !s->spawned) return;
+    pthread_mutex_lock(&c->mu);
+    if (s->ch.in >= 0) { close(s->ch.in); s->ch.in = -1; }
+    s->eof = true;
+    struct timespec ts;
+    for (int step = 0; step < 3 && !s->ended; step++) {
+        if (step) kill(-s->ch.pid, step == 1 ? SIGTERM : SIGKILL);
+        deadline_ts(step == 0 ? STOP_GRACE_S : step == 1 ? 1 : 10, &ts);
+        while (!s->ended && pthread_cond_timedwait(&c->cv, &c->mu, &ts) != ETIMEDOUT) {}
+    }
+    bool sure = s->rexit_known || s->rpid <= 0;
+    long pid = s->rpid;
+    pthread_mutex_unlock(&c->mu);
+    if (sure) return;
+    char *cmd = NULL;
+    if (asprintf(&cmd, "c=$(tr '\\000' ' ' < /proc/%ld/cmdline 2>/dev/null) || exit 0; "
+                 "case \"$c \" in *\" --herd-scheduler \"*) kill -KILL %ld && echo \"herd-ssh-killed %ld\";; esac",
+                 pid, pid, pid) < 0) return;
+    char **argv = ssh_argv(&c->so, s->h.host, s->h.user[0] ? s->h.user : NULL, s->h.port, cmd);
+    free(cmd);
+    if (!argv) return;
+    char out[256], tail[320];
+    int st;
+    int rc = ssh_run(argv, -1, NULL, out, sizeof out, tail, sizeof tail, c->so.connect_timeout + 5, &st);
+    if (rc || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        herd_log(c->env, HERD_LOG_WARN, "SSHCluster: %s: could not make sure the scheduler (pid %ld) stopped: %s",
+                 s->h.spec, pid, *tail ? tail : rc ? strerror(-rc) : "ssh failed");
+    else if (out[0])
+        herd_log(c->env, HERD_LOG_INFO, "SSHCluster: %s: killed the scheduler left behind: %s", s->h.spec, out);
+    herd_strv_free(argv);
+}
+
 /* ---- stopping ---- */
 
 static bool all_ended(sworker **ws, size_t n)
@@ -1230,6 +1484,7 @@ static void sc_close(herd_cluster *c)
             if (c->w[i]->spawned && !c->w[i]->ended) stop_workers(c, &c->w[i], 1);
     }
     free(live);
+    stop_scheduler(c);
     herd_log(c->env, HERD_LOG_DEBUG, "SSHCluster: closed (%zu workers ever started)", c->nw);
     cluster_free(c);
 }
@@ -1244,6 +1499,7 @@ HERD_PROVIDER(SSHCluster) = {
     .worker_resources = sc_worker_resources,
     .close = sc_close,
     .scheduler_listen = sc_scheduler_listen,
+    .start_scheduler = sc_start_scheduler,
 };
 
 HERD_API const herd_provider *const herd_providers[] = { &SSHCluster, NULL };

@@ -206,6 +206,48 @@ static int ssh_sessions_named(const char *prefix)
     return n;
 }
 
+/* Remote schedulers (--herd-scheduler) started over ssh on this machine;
+ * port: the sshd it came through (0: any). */
+static int sched_procs(int port)
+{
+    int n = 0;
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+        char path[300], buf[8192];
+        snprintf(path, sizeof path, "/proc/%s/cmdline", e->d_name);
+        int fd = open(path, O_RDONLY);
+        if (fd < 0) continue;
+        ssize_t k = read(fd, buf, sizeof buf - 1);
+        close(fd);
+        if (k <= 0) continue;
+        for (ssize_t i = 0; i < k; i++) if (!buf[i]) buf[i] = ' ';
+        buf[k] = '\0';
+        if (!strstr(buf, " --herd-scheduler ") || strstr(buf, "/bin/sh")) continue;
+        snprintf(path, sizeof path, "/proc/%s/environ", e->d_name);
+        if ((fd = open(path, O_RDONLY)) < 0) continue;
+        k = read(fd, buf, sizeof buf - 1);
+        close(fd);
+        if (k <= 0) continue;
+        buf[k] = '\0';
+        for (char *p = buf; p < buf + k; p += strlen(p) + 1)
+            if (strncmp(p, "SSH_CONNECTION=", 15) == 0) {
+                const char *last = strrchr(p, ' ');
+                if (port == 0 || (last && atoi(last + 1) == port)) n++;
+            }
+    }
+    if (d) closedir(d);
+    return n;
+}
+
+static bool wait_no_sched(double secs)
+{
+    double end = tu_now() + secs;
+    while (sched_procs(0) && tu_now() < end) tu_sleep_ms(20);
+    return sched_procs(0) == 0;
+}
+
 static bool wait_no_procs(const char *prefix, double secs)
 {
     double end = tu_now() + secs;
@@ -567,6 +609,128 @@ static void test_adaptive(void **state)
     assert_true(wait_no_procs("adapt", 5));
 }
 
+/* scheduler_host: the scheduler runs on one of the hosts, in an ssh session
+ * of its own; this client and the workers dial it there. Plain and with
+ * security: temporary (its certificate is issued for the address the
+ * client dials). Close stops it after the workers. */
+static void test_scheduler_host(void **state)
+{
+    need_sshd();
+    char ck[2048], hosts[256], more[256];
+    snprintf(hosts, sizeof hosts, "'%s', '%s'", good[0].host, good[1].host);
+    snprintf(more, sizeof more, "n_workers: 2, name: rsch, scheduler_host: '%s'", good[1].host);
+    kw(ck, sizeof ck, hosts, more);
+    for (int tls = 0; tls < 2; tls++) {
+        herd_err err = { 0 };
+        tu_log log;
+        tu_log_init(&log);
+        log.echo_level = HERD_LOG_ERROR + 1;
+        herd_runner *r = runner(ck, tls ? "{security: temporary}" : NULL, NULL, &log, &err);
+        if (herd_flow_begin(r, "remote-scheduler", &err)) fail_msg("%s", err.msg);
+        char want[64];
+        snprintf(want, sizeof want, "%s://127.0.0.1:", tls ? "tls" : "tcp");
+        if (strncmp(herd_runner_address(r), want, strlen(want)) != 0)
+            fail_msg("scheduler at %s, expected %s…", herd_runner_address(r), want);
+        assert_int_equal(sched_procs(good[1].port), 1);   /* it came through that host's sshd */
+        assert_true(tu_log_has_line(&log, "scheduler running on", good[1].host));
+        if (herd_wait_for_workers(r, 2, TU_WAIT_S, &err)) fail_msg("%s", err.msg);
+        char seen[4][64];
+        assert_int_equal(hosts_used(r, 20, 20, seen, 4), 2);
+        double t0 = tu_now();
+        herd_flow_end(r, false, &err);
+        assert_true(tu_now() - t0 < 6);
+        assert_int_equal(sched_procs(0), 0);               /* close waited for it */
+        assert_int_equal(procs_named("rsch"), 0);
+        herd_runner_free(r);
+        tu_log_free(&log);
+    }
+
+    /* adaptive scaling needs the scheduler in this process: a clear refusal */
+    herd_err err = { 0 };
+    herd_runner *r = runner(ck, NULL, "{minimum: 1, maximum: 2}", NULL, &err);
+    assert_int_not_equal(herd_flow_begin(r, "remote-adaptive", &err), 0);
+    if (!strstr(err.msg, "adapt_kwargs") || !strstr(err.msg, "remotely")) fail_msg("unexpected error: %s", err.msg);
+    herd_runner_free(r);
+    assert_true(wait_no_sched(5));
+}
+
+/* A scheduler_host that is down or refuses us: the flow does not start, and
+ * the error names the host and says ssh's words; no worker was started. */
+static void test_scheduler_host_fails(void **state)
+{
+    need_sshd();
+    char host[3][128];
+    snprintf(host[0], sizeof host[0], "127.0.0.1:%d", down_port);
+    snprintf(host[1], sizeof host[1], "%s", refusing.host);
+    snprintf(host[2], sizeof host[2], "%s", good[0].host);
+    const char *expect[3] = { "Connection refused", "Permission denied", "cannot run /nonexistent/herd-prog" };
+    for (int i = 0; i < 3; i++) {
+        char ck[2048], hosts[160], more[600];
+        snprintf(hosts, sizeof hosts, "'%s'", good[0].host);
+        snprintf(more, sizeof more, "name: schf, scheduler_host: '%s'%s", host[i],
+                 i == 2 ? ", remote_command: /nonexistent/herd-prog" : "");
+        kw(ck, sizeof ck, hosts, more);
+        herd_err err = { 0 };
+        tu_log log;
+        tu_log_init(&log);
+        log.echo_level = HERD_LOG_ERROR + 1;
+        herd_runner *r = runner(ck, NULL, NULL, &log, &err);
+        assert_int_not_equal(herd_flow_begin(r, "sched-fails", &err), 0);
+        if (!strstr(err.msg, "cannot start the scheduler on") || !strstr(err.msg, host[i]) ||
+            !strstr(err.msg, expect[i]))
+            fail_msg("case %d: unexpected error: %s", i, err.msg);
+        assert_int_equal(procs_named("schf"), 0);
+        herd_runner_free(r);
+        tu_log_free(&log);
+    }
+    /* a bad value is named with the key */
+    char ck[2048];
+    kw(ck, sizeof ck, "'127.0.0.1'", "scheduler_host: 'user@'");
+    herd_err err = { 0 };
+    herd_runner *r = NULL;
+    herd_runner_opts o = { .cluster_class = "ssh.SSHCluster", .cluster_kwargs = ck, .log = tu_quiet_sink };
+    int rc = herd_runner_new(&r, &o, &err);
+    if (!rc) rc = herd_flow_begin(r, "bad-sched-host", &err);
+    assert_int_not_equal(rc, 0);
+    if (!strstr(err.msg, "cluster_kwargs.scheduler_host") || !strstr(err.msg, "user@"))
+        fail_msg("unexpected error: %s", err.msg);
+    herd_runner_free(r);
+}
+
+/* A host whose worker the scheduler refuses (here: it presents another
+ * token, as a host with a stale configuration or another herd would): the
+ * host is marked failed with the scheduler's reason and gets no more
+ * workers. */
+static void test_refused_worker_marks_host(void **state)
+{
+    need_sshd();
+    char dir[128], script[256], self[PATH_MAX], text[PATH_MAX + 128];
+    tu_mkdtemp(dir, sizeof dir);
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    self[n > 0 ? n : 0] = '\0';
+    snprintf(script, sizeof script, "%s/stale-worker", dir);
+    snprintf(text, sizeof text, "#!/bin/sh\nHERD_TOKEN=stale-token exec '%s' \"$@\"\n", self);
+    assert_int_equal(tu_write_file(script, text), 0);
+    assert_int_equal(chmod(script, 0755), 0);
+    char ck[2048], hosts[128], more[512];
+    snprintf(hosts, sizeof hosts, "'%s'", good[0].host);
+    snprintf(more, sizeof more, "name: stale, remote_command: '%s'", script);
+    kw(ck, sizeof ck, hosts, more);
+    herd_err err = { 0 };
+    tu_log log;
+    tu_log_init(&log);
+    log.echo_level = HERD_LOG_ERROR + 1;
+    herd_runner *r = runner(ck, "{provision_timeout: 3}", NULL, &log, &err);
+    assert_int_not_equal(herd_flow_begin(r, "stale", &err), 0);
+    if (!strstr(err.msg, "exited with status 3") || !strstr(err.msg, good[0].host))
+        fail_msg("unexpected error: %s", err.msg);
+    assert_true(tu_log_has_line(&log, "cannot run workers: the scheduler refused its worker", good[0].host));
+    assert_true(tu_log_has_line(&log, "refused its worker", "token"));
+    herd_runner_free(r);
+    tu_log_free(&log);
+    tu_rmtree(dir);
+}
+
 /* Hosts in their own network namespaces: the scheduler listens on this
  * side's bridge address, workers dial it across the veth links; with TLS,
  * whose certificate names that address. */
@@ -596,6 +760,25 @@ static void test_netns_hosts(void **state)
         herd_runner_free(r);
         assert_true(wait_no_procs("ns", 5));
     }
+    /* the scheduler on the first namespace, over TLS: this client and the
+     * other host's workers cross the bridge to reach it */
+    char more[256];
+    snprintf(more, sizeof more, "workers_per_host: 1, name: nss, scheduler_host: '%s'", nhost[0].host);
+    kw(ck, sizeof ck, hosts, more);
+    herd_err err = { 0 };
+    herd_runner *r = runner(ck, "{security: temporary}", NULL, NULL, &err);
+    if (herd_flow_begin(r, "netns-sched", &err)) fail_msg("%s", err.msg);
+    char want[96];
+    snprintf(want, sizeof want, "tls://%s:", net.addr[0]);
+    if (strncmp(herd_runner_address(r), want, strlen(want)) != 0)
+        fail_msg("scheduler at %s, expected %s…", herd_runner_address(r), want);
+    if (herd_wait_for_workers(r, 2, TU_WAIT_S, &err)) fail_msg("%s", err.msg);
+    char seen[4][64];
+    assert_int_equal(hosts_used(r, 20, 30, seen, 4), 2);
+    herd_flow_end(r, false, &err);
+    herd_runner_free(r);
+    assert_true(wait_no_procs("nss", 5));
+    assert_true(wait_no_sched(5));
 }
 
 int main(int argc, char **argv)
@@ -610,6 +793,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_upload_skipped_when_hash_matches),
         cmocka_unit_test(test_tls_temporary),
         cmocka_unit_test(test_adaptive),
+        cmocka_unit_test(test_scheduler_host),
+        cmocka_unit_test(test_scheduler_host_fails),
+        cmocka_unit_test(test_refused_worker_marks_host),
         cmocka_unit_test(test_netns_hosts),
     };
     return cmocka_run_group_tests_name("ssh.SSHCluster on real sshd", tests, setup, teardown);
