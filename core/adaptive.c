@@ -45,7 +45,8 @@ typedef struct retiring { char name[64]; double since; } retiring; /* drained, n
 
 struct herd_adaptive {
     herd_adaptive_cfg cfg;
-    herd_sched *s;
+    const herd_sched_ops *ops;
+    void *s;                   /* the ops' ud: a herd_sched or a herd_remote */
     const herd_provider *prov;
     herd_cluster *cluster;
     const herd_cluster_env *env;
@@ -190,7 +191,7 @@ static void stop_retired(herd_adaptive *a, const char *name, const char *how)
 static void finish_retires(herd_adaptive *a)
 {
     for (size_t i = 0; i < a->nret;) {
-        if (herd_sched_has_worker(a->s, a->ret[i].name)) { i++; continue; }
+        if (a->ops->has_worker(a->s, a->ret[i].name)) { i++; continue; }
         char how[96];
         snprintf(how, sizeof how, "drained and left after %.3gs", mono_now() - a->ret[i].since);
         stop_retired(a, a->ret[i].name, how);
@@ -217,8 +218,8 @@ static int add_retiring(herd_adaptive *a, const char *name)
  * connected yet runs nothing and is stopped at once. */
 static void retire_one(herd_adaptive *a, const char *name)
 {
-    if (herd_sched_has_worker(a->s, name)) {
-        int rc = herd_sched_drain(a->s, name);
+    if (a->ops->has_worker(a->s, name)) {
+        int rc = a->ops->drain(a->s, name);
         if (rc && rc != -HERD_EARG) {     /* scheduler gone: the flow run is ending */
             herd_log(a->env, HERD_LOG_WARN, "adaptive: cannot drain %s: %s", name, herd_strerror(rc));
             return;
@@ -241,7 +242,7 @@ static int by_idle_desc(const void *x, const void *y)
 static void decide(herd_adaptive *a, int full)
 {
     herd_sched_load l;
-    if (herd_sched_get_load(a->s, &l)) return;   /* scheduler stopping */
+    if (a->ops->get_load(a->s, &l)) return;   /* scheduler stopping */
     if (full) finish_retires(a);
     size_t ninfo;
     provider_status(a, &ninfo);
@@ -376,7 +377,7 @@ static void *adaptive_main(void *arg)
             pthread_mutex_unlock(&a->mu);
             atomic_store(&a->poked, 0);
             /* scale-up only: skip the snapshot when the cluster is at maximum */
-            if (a->cfg.maximum < 0 || herd_sched_nworkers(a->s, NULL) < a->cfg.maximum) decide(a, 0);
+            if (a->cfg.maximum < 0 || a->ops->nworkers(a->s, NULL) < a->cfg.maximum) decide(a, 0);
             last_poke = mono_now();
             pthread_mutex_lock(&a->mu);
             continue;
@@ -401,19 +402,19 @@ static int atp_send(void *ud, herd_submit_spec *spec)
 {
     herd_adaptive *a = ud;
     int submit = spec->op == OP_SUBMIT;
-    int rc = herd_sched_post(a->s, spec);
+    int rc = a->ops->tp->send(a->s, spec);
     if (!rc && submit) herd_adaptive_poke(a);
     return rc;
 }
 
 const herd_transport herd_adaptive_tp = { atp_send, NULL };
 
-int herd_adaptive_start(herd_adaptive **out, const herd_adaptive_cfg *cfg, herd_sched *s,
+int herd_adaptive_start(herd_adaptive **out, const herd_adaptive_cfg *cfg, const herd_sched_ops *ops, void *s,
                         const herd_provider *prov, herd_cluster *cluster,
                         const herd_cluster_env *env, herd_err *err)
 {
     *out = NULL;
-    if (!cfg || !s || !prov || !cluster)
+    if (!cfg || !ops || !s || !prov || !cluster)
         return herd_err_set(err, HERD_EARG, "adaptive: configuration, scheduler, provider and cluster are required");
     if (!prov->scale_up || !prov->retire || !prov->status)
         return herd_err_set(err, HERD_EPROVIDER, "adapt_kwargs: provider %s cannot scale (its %s hook is NULL)",
@@ -421,6 +422,7 @@ int herd_adaptive_start(herd_adaptive **out, const herd_adaptive_cfg *cfg, herd_
     herd_adaptive *a = calloc(1, sizeof *a);
     if (!a) return herd_err_set(err, -ENOMEM, "adaptive: out of memory");
     a->cfg = *cfg;
+    a->ops = ops;
     a->s = s;
     a->prov = prov;
     a->cluster = cluster;

@@ -23,11 +23,13 @@ typedef struct herd_adaptive_cfg {
  * filled in); checks what a schema cannot (maximum >= minimum). */
 int  herd_adaptive_cfg_from(const herd_value *adapt_kwargs, herd_adaptive_cfg *cfg, herd_err *err);
 
-/* Start the scaling thread; it decides at once, then every interval. The
- * provider must have scale_up, retire and status; s, prov, cluster and env
- * must outlive herd_adaptive_stop. Decisions are logged with their reason
- * through herd_log(env, …). */
-int  herd_adaptive_start(herd_adaptive **out, const herd_adaptive_cfg *cfg, herd_sched *s,
+/* Start the scaling thread; it decides at once, then every interval. ops
+ * and s reach the scheduler (herd_sched_ops_local with a herd_sched, or
+ * herd_remote_ops with a herd_remote). The provider must have scale_up,
+ * retire and status; s, prov, cluster and env must outlive
+ * herd_adaptive_stop. Decisions are logged with their reason through
+ * herd_log(env, …). */
+int  herd_adaptive_start(herd_adaptive **out, const herd_adaptive_cfg *cfg, const herd_sched_ops *ops, void *s,
                          const herd_provider *prov, herd_cluster *cluster,
                          const herd_cluster_env *env, herd_err *err);
 /* Work was submitted: decide now rather than at the next interval (scale-up
@@ -41,8 +43,8 @@ void herd_adaptive_halt(herd_adaptive *a);
  * Workers still draining are left to the cluster's close. */
 void herd_adaptive_stop(herd_adaptive *a);
 
-/* A transport for the in-process client (tp_ud = the herd_adaptive): posts to
- * the scheduler like herd_sched_local_tp, and pokes on every submit. */
+/* A transport for the flow's client (tp_ud = the herd_adaptive): posts to
+ * the scheduler through ops->tp, and pokes on every submit. */
 extern const herd_transport herd_adaptive_tp;
 
 /* The number of workers the load asks for (each bringing threads_per_worker

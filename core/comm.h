@@ -15,7 +15,7 @@
 /* Message codes: every message is a msgpack array whose first item is one. */
 enum {
     OP_HELLO = 1,      /* c->s [op, proto, role, token, name, nthreads, resources, pid] */
-    OP_WELCOME,        /* s->c [op, id, heartbeat_interval_s, nworkers, nthreads] */
+    OP_WELCOME,        /* s->c [op, id, heartbeat_interval_s, nworkers, nthreads, owned] */
     OP_REFUSE,         /* s->c [op, reason] */
     OP_RUN,            /* s->w [op, key, task, args, attempt, run_name, tags] */
     OP_DONE,           /* w->s [op, key, ok, value|error, duration_us] */
@@ -30,6 +30,9 @@ enum {
     OP_CLOSE,          /* s->w [op, reason]: finish and exit */
     OP_WORKERS,        /* s->c [op, nworkers, nthreads]: the cluster's size changed */
     OP_STARTED,        /* w->s [op, key, attempt]: an executor thread started the task */
+    OP_CONTROL,        /* c->s [op, seq, verb, arg]: "load"; "drain" NAME and "close_workers"
+                          REASON only on a scheduler its cluster's provider started (owned) */
+    OP_REPLY,          /* s->c [op, seq, rc, payload]: payload the load, or the error text */
     OP_MAX
 };
 enum { ROLE_WORKER = 0, ROLE_CLIENT = 1 };

@@ -48,6 +48,7 @@ typedef struct flow_runner {
     double t0;
     herd_sched *sched;
     herd_remote *remote;             /* address mode: the connection to the scheduler */
+    int remote_owned;                /* remote is a scheduler this run's provider started */
     herd_cluster *cluster;
     const herd_provider *cprov;      /* provider of the running cluster */
     atomic_int cluster_closed;
@@ -336,11 +337,14 @@ static void status_text(flow_runner *r, char *buf, size_t cap)
 static void teardown(flow_runner *r)
 {
     herd_client_quiesce(&r->client);   /* no submit is inside the scheduler's inbox now */
+    herd_adaptive_halt(r->adaptive);  /* no scaling decision on a closing cluster */
     if (r->remote) {                 /* our connection; an existing cluster is left running */
+        if (r->cluster && r->remote_owned && herd_remote_owned(r->remote))   /* workers leave cleanly */
+            herd_remote_control(r->remote, "close_workers", "flow run ended", 5, NULL, NULL);
         herd_remote_close(r->remote);
         r->remote = NULL;
     }
-    herd_adaptive_halt(r->adaptive);  /* no scaling decision on a closing cluster */
+    r->remote_owned = 0;
     if (r->sched) herd_sched_close_workers(r->sched, "flow run ended");
     close_cluster(r);
     deactivate(r);
@@ -455,9 +459,6 @@ static int begin_remote_scheduler(flow_runner *r, const char *tok, herd_err *err
         r->tls = NULL;
         return 1;
     }
-    if (r->adaptive_on)
-        return herd_err_set(err, HERD_EARG, "adapt_kwargs: %s runs the scheduler remotely; adaptive scaling needs "
-                            "the scheduler in this process", who);
     if ((rc = herd_tls_addr_check(r->tls, addr, err)))
         return herd_err_prefix(err, "%s: start_scheduler gave %s", who, addr);
     snprintf(r->addr, sizeof r->addr, "%s", addr);
@@ -466,6 +467,11 @@ static int begin_remote_scheduler(flow_runner *r, const char *tok, herd_err *err
     double ct = herd_as_float(herd_map_get(r->client_kwargs, "connect_timeout"));
     if ((rc = herd_remote_connect(r->addr, tok, r->tls, name, ct, &r->client, &r->remote, err)))
         return herd_err_prefix(err, "%s's scheduler", who);
+    r->remote_owned = 1;
+    if (r->adaptive_on && !herd_remote_owned(r->remote))
+        return herd_err_set(err, HERD_EARG, "adapt_kwargs: the scheduler %s started at %s is a shared one (`herd "
+                            "scheduler`), which does not let a client drain its workers; adaptive scaling needs "
+                            "one started for this cluster (herd_scheduler_argv: --herd-scheduler)", who, r->addr);
     r->env.scheduler_address = r->addr;
     if (asprintf(&r->wenvp[1], "HERD_SCHEDULER_ADDRESS=%s", r->addr) < 0) r->wenvp[1] = NULL;
     activate(r);
@@ -481,8 +487,17 @@ static int begin_remote_scheduler(flow_runner *r, const char *tok, herd_err *err
     r->client.closed = 0;
     pthread_mutex_unlock(&r->client.mu);
     if ((rc = r->cprov->start(r->cluster, err))) return herd_err_prefix(err, "%s: starting workers", who);
+    if (r->adaptive_on) {            /* the remote scheduler's load decides the size from here on */
+        if ((rc = herd_adaptive_start(&r->adaptive, &r->adapt_cfg, &herd_remote_ops, r->remote, r->cprov,
+                                      r->cluster, &r->env, err)))
+            return rc;
+        pthread_mutex_lock(&r->client.mu);
+        r->client.tp = &herd_adaptive_tp;
+        r->client.tp_ud = r->adaptive;
+        pthread_mutex_unlock(&r->client.mu);
+    }
     double pt = herd_as_float(herd_map_get(r->client_kwargs, "provision_timeout"));
-    if ((rc = herd_remote_wait_workers(r->remote, 1, pt, err))) {
+    if (!r->adaptive_on && (rc = herd_remote_wait_workers(r->remote, 1, pt, err))) {
         char st[1024];
         status_text(r, st, sizeof st);
         return herd_err_set(err, HERD_ETIMEOUT, "flow run %s: no worker of %s connected within %.3gs "
@@ -630,7 +645,8 @@ int herd_flow_begin(herd_runner *base, const char *flow_name, herd_err *err)
     pthread_mutex_unlock(&r->client.mu);
     if ((rc = r->cprov->start(r->cluster, err))) { herd_err_prefix(err, "%s: starting workers", r->cprov->name); goto fail; }
     if (r->adaptive_on) {            /* the load decides the size from here on */
-        if ((rc = herd_adaptive_start(&r->adaptive, &r->adapt_cfg, r->sched, r->cprov, r->cluster, &r->env, err)))
+        if ((rc = herd_adaptive_start(&r->adaptive, &r->adapt_cfg, &herd_sched_ops_local, r->sched, r->cprov, r->cluster,
+                                      &r->env, err)))
             goto fail;
         pthread_mutex_lock(&r->client.mu);
         r->client.tp = &herd_adaptive_tp;

@@ -706,12 +706,13 @@ static int on_hello(herd_sched *s, sworker *w, const msgpack_object *a, uint32_t
     int nw = s->nworkers, nt = s->nthreads;
     pthread_mutex_unlock(&s->w_mu);
     msgpack_packer *pk = herd_conn_packer(w->conn);
-    msgpack_pack_array(pk, 5);
+    msgpack_pack_array(pk, 6);
     msgpack_pack_int(pk, OP_WELCOME);
     msgpack_pack_uint32(pk, w->id);
     msgpack_pack_double(pk, s->cfg.heartbeat_interval);
     msgpack_pack_int(pk, nw);
     msgpack_pack_int(pk, nt);
+    msgpack_pack_int(pk, s->cfg.owned);
     herd_conn_end(w->conn);
     if (role == ROLE_WORKER) {
         slog(s, HERD_LOG_INFO, "worker %s connected (pid %ld, %d threads)", w->name, w->pid, w->nthreads);
@@ -882,6 +883,8 @@ static herd_submit_spec *spec_from_msg(const msgpack_object *a, uint32_t n, herd
     return sp;
 }
 
+static void on_control(herd_sched *s, sworker *c, const msgpack_object *a, uint32_t n);
+
 static void on_msg(herd_conn *c, const msgpack_object *m, void *ud)
 {
     sworker *w = ud;
@@ -950,9 +953,82 @@ static void on_msg(herd_conn *c, const msgpack_object *m, void *ud)
     }
     case OP_RELEASE: on_release(s, (uint64_t)herd_obj_int(&a[1], 0), w->id); break;
     case OP_CANCEL: on_cancel(s, (uint64_t)herd_obj_int(&a[1], 0), w->id); break;
+    case OP_CONTROL: on_control(s, w, a, n); break;
     default:
         slog(s, HERD_LOG_WARN, "unexpected message %d from %s ignored", op, w->name);
     }
+}
+
+static void load_fn(herd_sched *s, void *arg);
+static void close_fn(herd_sched *s, void *arg);
+static int drain_now(herd_sched *s, const char *name);
+
+/* A remote client's OP_CONTROL, answered with OP_REPLY [op, seq, rc, payload].
+ * The action comes first: it may send other messages (worker counts) on the
+ * same connection, which must not land inside the reply. */
+static void on_control(herd_sched *s, sworker *c, const msgpack_object *a, uint32_t n)
+{
+    if (c->role != ROLE_CLIENT || n < 3 || !c->conn) {
+        slog(s, HERD_LOG_WARN, "control message from %s ignored: %s", c->name,
+             c->role != ROLE_CLIENT ? "not a client" : "too short");
+        return;
+    }
+    uint64_t seq = (uint64_t)herd_obj_int(&a[1], 0);
+    char *verb = herd_obj_strdup(&a[2]), *arg = n >= 4 ? herd_obj_strdup(&a[3]) : NULL;
+    const char *v = verb ? verb : "", *error = NULL;
+    int rc = 0, is_load = 0;
+    herd_sched_load l;
+    memset(&l, 0, sizeof l);
+    if (!strcmp(v, "load")) {
+        load_fn(s, &l);
+        is_load = 1;
+    } else if ((!strcmp(v, "drain") || !strcmp(v, "close_workers")) && !s->cfg.owned) {
+        rc = -HERD_EARG;
+        error = "this scheduler is shared (not started for one cluster): a client may not drain or close its workers";
+    } else if (!strcmp(v, "drain")) {
+        if ((rc = drain_now(s, arg ? arg : ""))) error = "no such worker is connected";
+    } else if (!strcmp(v, "close_workers")) {
+        char why[200];
+        snprintf(why, sizeof why, "%s", arg && *arg ? arg : "cluster closing");
+        slog(s, HERD_LOG_INFO, "client %s: closing every worker (%s)", c->name, why);
+        close_fn(s, why);
+    } else {
+        rc = -HERD_EARG;
+        error = "unknown control verb: expected load, drain or close_workers";
+        slog(s, HERD_LOG_WARN, "client %s: unknown control verb \"%s\"", c->name, v);
+    }
+    if (c->conn) {
+        msgpack_packer *pk = herd_conn_packer(c->conn);
+        msgpack_pack_array(pk, 4);
+        msgpack_pack_int(pk, OP_REPLY);
+        msgpack_pack_uint64(pk, seq);
+        msgpack_pack_int(pk, rc);
+        if (is_load) {
+            msgpack_pack_array(pk, 6);
+            msgpack_pack_int(pk, l.waiting);
+            msgpack_pack_int(pk, l.ready);
+            msgpack_pack_int(pk, l.running);
+            msgpack_pack_double(pk, l.avg_duration);
+            msgpack_pack_double(pk, l.task_seconds);
+            msgpack_pack_array(pk, (uint32_t)l.nworkers);
+            for (size_t i = 0; i < l.nworkers; i++) {
+                msgpack_pack_array(pk, 5);
+                herd_pack_str(pk, l.workers[i].name);
+                msgpack_pack_int(pk, l.workers[i].nthreads);
+                msgpack_pack_int(pk, l.workers[i].busy);
+                msgpack_pack_int(pk, l.workers[i].closing);
+                msgpack_pack_double(pk, l.workers[i].idle_for);
+            }
+        } else if (error) {
+            herd_pack_str(pk, error);
+        } else {
+            msgpack_pack_nil(pk);
+        }
+        herd_conn_end(c->conn);
+    }
+    herd_sched_load_free(&l);
+    free(verb);
+    free(arg);
 }
 
 static void on_close(herd_conn *c, const char *why, void *ud)
@@ -1146,18 +1222,24 @@ void herd_sched_load_free(herd_sched_load *l)
 
 struct drainreq { const char *name; int rc; };
 
-static void drain_fn(herd_sched *s, void *arg)
+static int drain_now(herd_sched *s, const char *name)
 {
-    struct drainreq *d = arg;
-    d->rc = -HERD_EARG;
+    int rc = -HERD_EARG;
     for (sworker *w = s->workers; w; w = w->next) {
-        if (!w->hello || w->role != ROLE_WORKER || strcmp(w->name, d->name)) continue;
+        if (!w->hello || w->role != ROLE_WORKER || strcmp(w->name, name)) continue;
         w->closing = 1;
         if (!w->running.len && !w->stuck) send_close(w, "retired");
-        d->rc = 0;
+        rc = 0;
         break;
     }
     worker_counts(s);
+    return rc;
+}
+
+static void drain_fn(herd_sched *s, void *arg)
+{
+    struct drainreq *d = arg;
+    d->rc = drain_now(s, d->name);
 }
 
 int herd_sched_drain(herd_sched *s, const char *name)
@@ -1181,6 +1263,12 @@ int herd_sched_has_worker(herd_sched *s, const char *name)
     struct hasreq h = { name, 0 };
     return sched_call(s, has_fn, &h) ? 0 : h.has;
 }
+
+static int lops_load(void *ud, herd_sched_load *l) { return herd_sched_get_load(ud, l); }
+static int lops_drain(void *ud, const char *name) { return herd_sched_drain(ud, name); }
+static int lops_has(void *ud, const char *name) { return herd_sched_has_worker(ud, name); }
+static int lops_nworkers(void *ud, int *nthreads) { return herd_sched_nworkers(ud, nthreads); }
+const herd_sched_ops herd_sched_ops_local = { lops_load, lops_drain, lops_has, lops_nworkers, &herd_sched_local_tp };
 
 /* ---- lifecycle ---- */
 static void *loop_main(void *arg)

@@ -16,6 +16,9 @@ typedef struct herd_sched_cfg {
     double heartbeat_timeout;      /* a worker silent this long is dead */
     int allowed_failures;          /* worker deaths a task survives before Crashed */
     herd_tls *tls;                 /* NULL: plain; else tls:// with mutual auth (borrowed) */
+    int owned;                     /* started by a cluster's provider for one flow run
+                                      (--herd-scheduler): its client may drain and close
+                                      workers (OP_CONTROL) */
     void (*log)(void *ud, int level, const char *line);
     void *log_ud;
 } herd_sched_cfg;
@@ -62,4 +65,16 @@ int  herd_sched_has_worker(herd_sched *s, const char *name);
 
 /* Transport for an in-process client. */
 extern const herd_transport herd_sched_local_tp;
+
+/* What adaptive scaling needs of a scheduler, wherever it runs: in this
+ * process (herd_sched_ops_local, ud = the herd_sched) or reached over a
+ * connection (herd_remote_ops in worker.h, ud = the herd_remote). */
+typedef struct herd_sched_ops {
+    int (*get_load)(void *ud, herd_sched_load *out);      /* free with herd_sched_load_free */
+    int (*drain)(void *ud, const char *name);             /* as herd_sched_drain */
+    int (*has_worker)(void *ud, const char *name);        /* 1: connected */
+    int (*nworkers)(void *ud, int *nthreads);             /* connected, not closing */
+    const herd_transport *tp;                             /* submits go here (ud the same) */
+} herd_sched_ops;
+extern const herd_sched_ops herd_sched_ops_local;
 #endif

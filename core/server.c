@@ -192,7 +192,7 @@ int herd_scheduler_serve_args(int argc, char **argv)
     herd_sched *s = NULL;
     char addr[512];
     herd_sched_cfg cfg = {
-        .tls = tls, .listen = o.listen, .token = token,
+        .tls = tls, .listen = o.listen, .token = token, .owned = 1,
         .heartbeat_interval = o.heartbeat_interval, .heartbeat_timeout = o.heartbeat_timeout,
         .allowed_failures = o.allowed_failures, .log = herd_log_default,
     };

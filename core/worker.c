@@ -47,6 +47,10 @@ typedef struct wk {
     pthread_cond_t evcv;       /* welcome, refusal, worker counts, loop end */
     char refuse_msg[512];
     int nworkers, nthreads;    /* the cluster's size, as the scheduler last said */
+    uint64_t rpc_seq, rpc_got; /* control calls: the last one sent, the last answered */
+    int sched_owned;           /* the scheduler was started for one cluster (WELCOME) */
+    int rpc_rc;
+    herd_value *rpc_val;       /* its payload (taken by the caller) */
     int loop_done;
     herd_client subcl;
     int subcl_ready;
@@ -69,7 +73,7 @@ struct herd_task_ctx {
 
 static _Thread_local herd_task_ctx *current;
 
-struct herd_remote { struct wk *w; };
+struct herd_remote { struct wk *w; pthread_mutex_t call_mu; };
 
 static void wk_unref(wk *w);
 
@@ -397,6 +401,7 @@ static void on_msg(herd_conn *c, const msgpack_object *m, void *ud)
         pthread_mutex_lock(&w->mu);
         w->welcomed = 1;
         if (n >= 5) { w->nworkers = (int)herd_obj_int(&a[3], 0); w->nthreads = (int)herd_obj_int(&a[4], 0); }
+        w->sched_owned = n >= 6 && herd_obj_int(&a[5], 0) == 1;
         pthread_cond_broadcast(&w->evcv);
         pthread_mutex_unlock(&w->mu);
         break;
@@ -429,6 +434,23 @@ static void on_msg(herd_conn *c, const msgpack_object *m, void *ud)
         stop_loop(w, HERD_WORKER_EXIT_REFUSED);
         break;
     }
+    case OP_REPLY:
+        if (n >= 4) {
+            herd_value *v = NULL;
+            herd_value_from_msgpack(&a[3], &v, NULL);
+            pthread_mutex_lock(&w->mu);
+            if ((uint64_t)herd_obj_int(&a[1], 0) == w->rpc_seq) {
+                herd_value_free(w->rpc_val);
+                w->rpc_val = v;
+                v = NULL;
+                w->rpc_rc = (int)herd_obj_int(&a[2], -HERD_EPROTO);
+                w->rpc_got = w->rpc_seq;
+                pthread_cond_broadcast(&w->evcv);
+            }
+            pthread_mutex_unlock(&w->mu);
+            herd_value_free(v);
+        }
+        break;
     case OP_RUN: on_run(w, a, n); break;
     case OP_RESULT:
         if (n >= 4 && w->cl) {
@@ -525,6 +547,7 @@ static void wk_free(wk *w)
     if (w->mem_ev) event_free(w->mem_ev);
     if (w->base) event_base_free(w->base);
     msgpack_sbuffer_destroy(&w->out);
+    herd_value_free(w->rpc_val);
     herd_value_free(w->resources);
     free(w->address);
     free(w->token);
@@ -756,7 +779,12 @@ int herd_remote_connect(const char *address, const char *token, herd_tls *tls, c
                             .connect_timeout = timeout_s };
     herd_remote *r = calloc(1, sizeof *r);
     if (!r) return herd_err_set(err, -ENOMEM, "out of memory");
-    if (!(r->w = wk_new(&cfg, ROLE_CLIENT, cl, err))) { free(r); return err ? err->code : -HERD_ECLOSED; }
+    pthread_mutex_init(&r->call_mu, NULL);
+    if (!(r->w = wk_new(&cfg, ROLE_CLIENT, cl, err))) {
+        pthread_mutex_destroy(&r->call_mu);
+        free(r);
+        return err ? err->code : -HERD_ECLOSED;
+    }
     wk *w = r->w;
     int rc = pthread_create(&w->loop_thread, NULL, loop_main, w);
     if (rc) {
@@ -792,7 +820,116 @@ void herd_remote_close(herd_remote *r)
     pthread_join(w->loop_thread, NULL);
     w->cl = NULL;
     wk_unref(w);
+    pthread_mutex_destroy(&r->call_mu);
     free(r);
+}
+
+int herd_remote_control(herd_remote *r, const char *verb, const char *arg, double timeout_s, herd_value **out,
+                        herd_err *err)
+{
+    if (out) *out = NULL;
+    wk *w = r->w;
+    pthread_mutex_lock(&r->call_mu);   /* one call at a time */
+    pthread_mutex_lock(&w->mu);
+    if (w->loop_done) {
+        pthread_mutex_unlock(&w->mu);
+        pthread_mutex_unlock(&r->call_mu);
+        return herd_err_set(err, HERD_ECLOSED, "%s: the scheduler connection is closed", verb);
+    }
+    uint64_t seq = ++w->rpc_seq;
+    msgpack_packer *pk = &w->opk;
+    msgpack_pack_array(pk, 4);
+    msgpack_pack_int(pk, OP_CONTROL);
+    msgpack_pack_uint64(pk, seq);
+    herd_pack_str(pk, verb);
+    if (arg) herd_pack_str(pk, arg); else msgpack_pack_nil(pk);
+    out_lock_wake(w);                  /* unlocks w->mu */
+    struct timespec ts;
+    deadline_at(timeout_s, &ts);
+    pthread_mutex_lock(&w->mu);
+    while (w->rpc_got != seq && !w->loop_done)
+        if (pthread_cond_timedwait(&w->evcv, &w->mu, &ts) == ETIMEDOUT) break;
+    int rc;
+    if (w->rpc_got != seq) {
+        rc = w->loop_done ? herd_err_set(err, HERD_ECLOSED, "%s: the scheduler connection closed", verb)
+                          : herd_err_set(err, HERD_ETIMEOUT, "%s: no answer from the scheduler within %.3gs", verb,
+                                         timeout_s);
+    } else {
+        herd_value *v = w->rpc_val;
+        w->rpc_val = NULL;
+        rc = w->rpc_rc;
+        if (rc) {
+            herd_err_set(err, rc, "%s: %s", verb, herd_as_str(v) ? herd_as_str(v) : herd_strerror(rc));
+            herd_value_free(v);
+        } else if (out) {
+            *out = v;
+        } else {
+            herd_value_free(v);
+        }
+    }
+    pthread_mutex_unlock(&w->mu);
+    pthread_mutex_unlock(&r->call_mu);
+    return rc;
+}
+
+/* ---- what adaptive scaling needs, from a remote scheduler ---- */
+#define CONTROL_TIMEOUT_S 10.0
+
+static int rops_load(void *ud, herd_sched_load *l)
+{
+    memset(l, 0, sizeof *l);
+    herd_value *v = NULL;
+    int rc = herd_remote_control(ud, "load", NULL, CONTROL_TIMEOUT_S, &v, NULL);
+    if (rc) return rc;
+    if (herd_typeof(v) != HERD_ARRAY || herd_len(v) < 6) { herd_value_free(v); return -HERD_EPROTO; }
+    l->waiting = (int)herd_as_int(herd_at(v, 0));
+    l->ready = (int)herd_as_int(herd_at(v, 1));
+    l->running = (int)herd_as_int(herd_at(v, 2));
+    l->avg_duration = herd_as_float(herd_at(v, 3));
+    l->task_seconds = herd_as_float(herd_at(v, 4));
+    const herd_value *ws = herd_at(v, 5);
+    size_t n = herd_len(ws);
+    l->workers = calloc(n ? n : 1, sizeof *l->workers);
+    for (size_t i = 0; l->workers && i < n; i++) {
+        const herd_value *x = herd_at(ws, i);
+        if (herd_len(x) < 5) continue;
+        herd_sched_wload *o = &l->workers[l->nworkers++];
+        snprintf(o->name, sizeof o->name, "%s", herd_as_str(herd_at(x, 0)) ? herd_as_str(herd_at(x, 0)) : "");
+        o->nthreads = (int)herd_as_int(herd_at(x, 1));
+        o->busy = (int)herd_as_int(herd_at(x, 2));
+        o->closing = (int)herd_as_int(herd_at(x, 3));
+        o->idle_for = herd_as_float(herd_at(x, 4));
+    }
+    herd_value_free(v);
+    return l->workers ? 0 : -ENOMEM;
+}
+
+static int rops_drain(void *ud, const char *name)
+{
+    return herd_remote_control(ud, "drain", name, CONTROL_TIMEOUT_S, NULL, NULL);
+}
+
+static int rops_has(void *ud, const char *name)
+{
+    herd_sched_load l;
+    int rc = rops_load(ud, &l);
+    if (rc) return rc != -HERD_ECLOSED;   /* unanswered: still draining, as far as we know */
+    int has = 0;
+    for (size_t i = 0; i < l.nworkers; i++) has |= strcmp(l.workers[i].name, name) == 0;
+    herd_sched_load_free(&l);
+    return has;
+}
+
+static int rops_nworkers(void *ud, int *nthreads) { return herd_remote_workers(ud, nthreads); }
+
+const herd_sched_ops herd_remote_ops = { rops_load, rops_drain, rops_has, rops_nworkers, &herd_remote_tp };
+
+int herd_remote_owned(herd_remote *r)
+{
+    pthread_mutex_lock(&r->w->mu);
+    int owned = r->w->sched_owned;
+    pthread_mutex_unlock(&r->w->mu);
+    return owned;
 }
 
 int herd_remote_workers(herd_remote *r, int *nthreads)

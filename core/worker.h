@@ -3,6 +3,7 @@
 #ifndef HERD_WORKER_H
 #define HERD_WORKER_H
 #include "client.h"
+#include "scheduler.h"
 #include "security.h"
 
 typedef struct herd_worker_cfg {
@@ -39,8 +40,19 @@ int  herd_remote_connect(const char *address, const char *token, herd_tls *tls, 
                          double timeout_s, herd_client *cl, herd_remote **out, herd_err *err);
 void herd_remote_close(herd_remote *r);
 int  herd_remote_workers(herd_remote *r, int *nthreads);
+/* 1 when the scheduler was started for one cluster (--herd-scheduler):
+ * its client may drain and close workers. */
+int  herd_remote_owned(herd_remote *r);
 int  herd_remote_wait_workers(herd_remote *r, int n, double timeout_s, herd_err *err);
 extern const herd_transport herd_remote_tp;
+/* A control call (OP_CONTROL): "load" (*out: the load as a list),
+ * "drain" NAME, "close_workers" REASON (the last two only on a scheduler
+ * started for this cluster). Waits for the answer up to timeout_s. */
+int  herd_remote_control(herd_remote *r, const char *verb, const char *arg, double timeout_s, herd_value **out,
+                         herd_err *err);
+/* herd_sched_ops over the connection (ud: the herd_remote), for adaptive
+ * scaling of a cluster whose scheduler a provider runs remotely. */
+extern const herd_sched_ops herd_remote_ops;
 
 /* Parse worker-mode flags (--herd-name …) and the environment into cfg.
  * Strings point into argv/environ; *res is a new map or NULL. */

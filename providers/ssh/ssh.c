@@ -1148,11 +1148,12 @@ static void sched_exit(void *ud, int status, const char *tail)
         if (WIFEXITED(status)) snprintf(s->error, sizeof s->error, "ssh exited with status %d", WEXITSTATUS(status));
         else snprintf(s->error, sizeof s->error, "ssh killed by signal %d", WTERMSIG(status));
     }
+    bool closing = c->closing || !s->addr[0];   /* a failed start is reported by start_scheduler */
+    char why[700];
+    snprintf(why, sizeof why, "%s%s%s", s->error, s->lasterr[0] ? ": " : "", s->lasterr);
     pthread_cond_broadcast(&c->cv);
     pthread_mutex_unlock(&c->mu);
-    if (!c->closing)
-        herd_log(c->env, HERD_LOG_WARN, "SSHCluster: the scheduler on %s ended: %s%s%s", s->h.spec, s->error,
-                 s->lasterr[0] ? ": " : "", s->lasterr);
+    if (!closing) herd_log(c->env, HERD_LOG_WARN, "SSHCluster: the scheduler on %s ended: %s", s->h.spec, why);
 }
 
 /* The address of the host as the client dials it: what ssh resolves its

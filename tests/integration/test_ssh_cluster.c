@@ -641,17 +641,56 @@ static void test_scheduler_host(void **state)
         assert_true(tu_now() - t0 < 6);
         assert_int_equal(sched_procs(0), 0);               /* close waited for it */
         assert_int_equal(procs_named("rsch"), 0);
+        assert_false(tu_log_has_line(&log, "left: connection", NULL));   /* closed, not killed */
         herd_runner_free(r);
         tu_log_free(&log);
     }
 
-    /* adaptive scaling needs the scheduler in this process: a clear refusal */
-    herd_err err = { 0 };
-    herd_runner *r = runner(ck, NULL, "{minimum: 1, maximum: 2}", NULL, &err);
-    assert_int_not_equal(herd_flow_begin(r, "remote-adaptive", &err), 0);
-    if (!strstr(err.msg, "adapt_kwargs") || !strstr(err.msg, "remotely")) fail_msg("unexpected error: %s", err.msg);
-    herd_runner_free(r);
     assert_true(wait_no_sched(5));
+}
+
+/* Adaptive scaling with the scheduler on a host: the decisions read its
+ * load over the connection, scale up over ssh, and drain idle workers there
+ * before retiring them. */
+static void test_scheduler_host_adaptive(void **state)
+{
+    need_sshd();
+    char ck[2048], hosts[256], more[256];
+    snprintf(hosts, sizeof hosts, "'%s', '%s'", good[0].host, good[1].host);
+    snprintf(more, sizeof more, "n_workers: 0, name: radapt, scheduler_host: '%s'", good[0].host);
+    kw(ck, sizeof ck, hosts, more);
+    herd_err err = { 0 };
+    tu_log log;
+    tu_log_init(&log);
+    log.echo_level = HERD_LOG_ERROR + 1;
+    herd_runner *r = runner(ck, NULL, "{minimum: 1, maximum: 4, interval: 0.1, wait_count: 2, target_duration: 0.2}",
+                            &log, &err);
+    if (herd_flow_begin(r, "remote-adaptive", &err)) fail_msg("%s", err.msg);
+    herd_future *fs[40];
+    for (int i = 0; i < 40; i++)
+        if (herd_submit(r, "ssh_where", herd_tuple("i", 100), &fs[i], &err)) fail_msg("%s", err.msg);
+    int most = 0;
+    for (int i = 0; i < 40; i++) {
+        const herd_value *v;
+        if (herd_future_result(fs[i], TU_WAIT_S, &v, &err)) fail_msg("%s", err.msg);
+        herd_future_release(fs[i]);
+        int nt, nw = herd_runner_workers(r, &nt);
+        if (nw > most) most = nw;
+    }
+    assert_true(most >= 2);                              /* it scaled up */
+    assert_true(tu_log_has_line(&log, "adaptive: scaling up", NULL));
+    /* idle now: back to minimum, each worker drained by the remote scheduler */
+    double end = tu_now() + 15;
+    while (herd_runner_workers(r, NULL) > 1 && tu_now() < end) tu_sleep_ms(50);
+    assert_int_equal(herd_runner_workers(r, NULL), 1);
+    assert_true(tu_log_wait_line(&log, "retired (drained and left", NULL, 10));
+    herd_flow_end(r, false, &err);
+    herd_runner_free(r);
+    assert_true(wait_no_procs("radapt", 5));
+    assert_true(wait_no_sched(5));
+    /* the workers were closed by the scheduler, not killed: no warning */
+    assert_false(tu_log_has_line(&log, "left: connection", NULL));
+    tu_log_free(&log);
 }
 
 /* A scheduler_host that is down or refuses us: the flow does not start, and
@@ -794,6 +833,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_tls_temporary),
         cmocka_unit_test(test_adaptive),
         cmocka_unit_test(test_scheduler_host),
+        cmocka_unit_test(test_scheduler_host_adaptive),
         cmocka_unit_test(test_scheduler_host_fails),
         cmocka_unit_test(test_refused_worker_marks_host),
         cmocka_unit_test(test_netns_hosts),

@@ -175,11 +175,27 @@ static void test_provider_runs_the_scheduler(void **state)
     assert_int_equal(herd_runner_new(&r, &o2, &err), 0);
     assert_int_not_equal(herd_flow_begin(r, "after", &err), 0);
     herd_runner_free(r);
-    /* adaptive scaling needs the scheduler in this process */
-    herd_runner_opts o3 = { .cluster_class = cls, .cluster_kwargs = ck, .adapt_kwargs = "{maximum: 2}" };
+    /* adaptive scaling reads that scheduler's load over the connection */
+    snprintf(ck, sizeof ck, "{n_workers: 0, herd: '%s'}", herd_bin);
+    herd_runner_opts o3 = { .cluster_class = cls, .cluster_kwargs = ck,
+                            .adapt_kwargs = "{minimum: 0, maximum: 2, interval: 0.05}" };
     assert_int_equal(herd_runner_new(&r, &o3, &err), 0);
-    assert_int_equal(herd_flow_begin(r, "adaptive", &err), -HERD_EARG);
-    assert_non_null(strstr(err.msg, "runs the scheduler remotely"));
+    if (herd_flow_begin(r, "adaptive", &err)) fail_msg("%s", err.msg);
+    assert_int_equal(herd_runner_workers(r, NULL), 0);
+    herd_future *g[8];
+    for (int i = 0; i < 8; i++) assert_int_equal(herd_submit(r, "echo_pid", NULL, &g[i], &err), 0);
+    for (int i = 0; i < 8; i++) {
+        const herd_value *v;
+        if (herd_future_result(g[i], 20, &v, &err)) fail_msg("%s", err.msg);   /* a worker was started */
+        herd_future_release(g[i]);
+    }
+    end(r);
+    /* … but not a shared `herd scheduler`, which will not drain for a client */
+    snprintf(ck, sizeof ck, "{n_workers: 0, herd: '%s', shared: true}", herd_bin);
+    herd_runner_opts o4 = { .cluster_class = cls, .cluster_kwargs = ck, .adapt_kwargs = "{maximum: 2}" };
+    assert_int_equal(herd_runner_new(&r, &o4, &err), 0);
+    assert_int_equal(herd_flow_begin(r, "adaptive-shared", &err), -HERD_EARG);
+    if (!strstr(err.msg, "adapt_kwargs") || !strstr(err.msg, "shared")) fail_msg("unexpected error: %s", err.msg);
     herd_runner_free(r);
 }
 

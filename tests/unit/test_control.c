@@ -1,0 +1,183 @@
+/* tests/unit/test_control.c — the control calls a flow's client makes to a
+ * scheduler over the wire (OP_CONTROL / OP_REPLY): "load" (what adaptive
+ * scaling reads), "drain" and "close_workers". A shared scheduler (`herd
+ * scheduler`) answers load and refuses the other two; one a provider started
+ * for a single cluster (owned, --herd-scheduler) carries them out. Real
+ * worker processes (this binary re-run) and a real TCP socket. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <herd/herd.h>
+#include "scheduler.h"
+#include "worker.h"
+
+#define TOKEN "control-test-token"
+
+static void quiet(void *ud, int level, const char *line) { (void)ud; (void)level; (void)line; }
+
+typedef struct fixture {
+    herd_sched *s;
+    char addr[256];
+    herd_client cl;
+    herd_remote *r;
+} fixture;
+
+static void up(fixture *f, int owned)
+{
+    memset(f, 0, sizeof *f);
+    herd_err err = { 0 };
+    herd_sched_cfg cfg = { .listen = "tcp://127.0.0.1:0", .token = TOKEN, .heartbeat_interval = 0.2,
+                           .heartbeat_timeout = 10, .allowed_failures = 3, .log = quiet, .owned = owned };
+    if (herd_sched_start(&f->s, &cfg, f->addr, sizeof f->addr, &err)) fail_msg("scheduler: %s", err.msg);
+    assert_int_equal(herd_client_init(&f->cl, 0, &herd_remote_tp, NULL), 0);
+    if (herd_remote_connect(f->addr, TOKEN, NULL, "control-client", 5, &f->cl, &f->r, &err))
+        fail_msg("connect: %s", err.msg);
+    f->cl.tp_ud = f->r;
+}
+
+static void down(fixture *f)
+{
+    herd_remote_close(f->r);
+    herd_client_shutdown(&f->cl, HERD_CANCELLED, "test over");
+    herd_client_destroy(&f->cl);
+    herd_sched_stop(f->s);
+}
+
+/* A worker process: this binary in worker mode (herd_init in main). */
+static pid_t worker(const fixture *f, const char *name, int nthreads)
+{
+    char exe[PATH_MAX], nt[16];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    exe[n > 0 ? n : 0] = '\0';
+    snprintf(nt, sizeof nt, "%d", nthreads);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        setenv("HERD_SCHEDULER_ADDRESS", f->addr, 1);
+        setenv("HERD_TOKEN", TOKEN, 1);
+        setenv("HERD_LOG_LEVEL", "error", 1);
+        execl(exe, exe, "--herd-worker", "--herd-name", name, "--herd-nthreads", nt, (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+/* Wait for pid to exit; its exit status, or -1 after secs. */
+static int exit_of(pid_t pid, double secs)
+{
+    for (int i = 0; i < (int)(secs * 100); i++) {
+        int st;
+        if (waitpid(pid, &st, WNOHANG) == pid) return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        usleep(10000);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    return -1;
+}
+
+static const herd_value *worker_entry(const herd_value *load, const char *name)
+{
+    const herd_value *ws = herd_at(load, 5);
+    for (size_t i = 0; i < herd_len(ws); i++)
+        if (herd_as_str(herd_at(herd_at(ws, i), 0)) && !strcmp(herd_as_str(herd_at(herd_at(ws, i), 0)), name))
+            return herd_at(ws, i);
+    return NULL;
+}
+
+static void test_shared_scheduler_answers_load_only(void **state)
+{
+    fixture f;
+    up(&f, 0);
+    pid_t w = worker(&f, "cw-1", 2);
+    herd_err err = { 0 };
+    if (herd_remote_wait_workers(f.r, 1, 10, &err)) fail_msg("%s", err.msg);
+    herd_value *load = NULL;
+    if (herd_remote_control(f.r, "load", NULL, 5, &load, &err)) fail_msg("load: %s", err.msg);
+    assert_int_equal(herd_typeof(load), HERD_ARRAY);
+    assert_int_equal(herd_len(load), 6);
+    assert_int_equal(herd_as_int(herd_at(load, 1)), 0);       /* nothing ready */
+    const herd_value *e = worker_entry(load, "cw-1");
+    assert_non_null(e);
+    assert_int_equal(herd_as_int(herd_at(e, 1)), 2);          /* its threads */
+    herd_value_free(load);
+
+    /* the same through the ops adaptive scaling uses */
+    herd_sched_load l;
+    assert_int_equal(herd_remote_ops.get_load(f.r, &l), 0);
+    assert_int_equal(l.nworkers, 1);
+    assert_string_equal(l.workers[0].name, "cw-1");
+    herd_sched_load_free(&l);
+    assert_int_equal(herd_remote_ops.has_worker(f.r, "cw-1"), 1);
+    assert_int_equal(herd_remote_ops.has_worker(f.r, "cw-2"), 0);
+
+    /* drain and close_workers are refused, with the reason */
+    assert_int_equal(herd_remote_control(f.r, "drain", "cw-1", 5, NULL, &err), -HERD_EARG);
+    if (!strstr(err.msg, "drain") || !strstr(err.msg, "shared")) fail_msg("unexpected error: %s", err.msg);
+    assert_int_equal(herd_remote_control(f.r, "close_workers", "no", 5, NULL, &err), -HERD_EARG);
+    if (!strstr(err.msg, "shared")) fail_msg("unexpected error: %s", err.msg);
+    assert_int_equal(herd_remote_control(f.r, "reboot", NULL, 5, NULL, &err), -HERD_EARG);
+    if (!strstr(err.msg, "unknown control verb")) fail_msg("unexpected error: %s", err.msg);
+    assert_int_equal(herd_sched_nworkers(f.s, NULL), 1);     /* still there */
+    down(&f);
+    assert_int_not_equal(exit_of(w, 10), -1);
+}
+
+static void test_owned_scheduler_drains_and_closes(void **state)
+{
+    fixture f;
+    up(&f, 1);
+    pid_t w1 = worker(&f, "cw-1", 1), w2 = worker(&f, "cw-2", 1);
+    herd_err err = { 0 };
+    if (herd_remote_wait_workers(f.r, 2, 10, &err)) fail_msg("%s", err.msg);
+    assert_int_equal(herd_remote_control(f.r, "drain", "nobody", 5, NULL, &err), -HERD_EARG);
+    if (!strstr(err.msg, "no such worker")) fail_msg("unexpected error: %s", err.msg);
+    /* an idle worker drained is told to close, and exits cleanly */
+    assert_int_equal(herd_remote_ops.drain(f.r, "cw-1"), 0);
+    assert_int_equal(exit_of(w1, 10), 0);
+    for (int i = 0; i < 500 && herd_remote_ops.has_worker(f.r, "cw-1"); i++) usleep(10000);
+    assert_int_equal(herd_remote_ops.has_worker(f.r, "cw-1"), 0);
+    assert_int_equal(herd_remote_ops.nworkers(f.r, NULL), 1);
+    /* close_workers: every worker leaves with status 0 */
+    assert_int_equal(herd_remote_control(f.r, "close_workers", "test over", 5, NULL, &err), 0);
+    assert_int_equal(exit_of(w2, 10), 0);
+    down(&f);
+}
+
+static void test_closed_connection(void **state)
+{
+    fixture f;
+    up(&f, 1);
+    herd_sched_stop(f.s);             /* the scheduler goes away under the client */
+    herd_err err = { 0 };
+    int rc = herd_remote_control(f.r, "load", NULL, 5, NULL, &err);
+    assert_true(rc == -HERD_ECLOSED);
+    assert_non_null(strstr(err.msg, "load"));
+    herd_remote_close(f.r);
+    herd_client_shutdown(&f.cl, HERD_CANCELLED, "test over");
+    herd_client_destroy(&f.cl);
+}
+
+int main(int argc, char **argv)
+{
+    herd_init(&argc, &argv);          /* re-run as a worker */
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_shared_scheduler_answers_load_only),
+        cmocka_unit_test(test_owned_scheduler_drains_and_closes),
+        cmocka_unit_test(test_closed_connection),
+    };
+    return cmocka_run_group_tests_name("control calls (OP_CONTROL)", tests, NULL, NULL);
+}
