@@ -119,7 +119,7 @@ END {
            v["parallel"] ? v["parallel"] : "-"
     if (v["herd_rs"] > 0)
         printf "%-44s %12s ms%s\n", "herd, scheduler_host = first host (as Dask)", v["herd_rs"],
-               v["dask"] > 0 ? sprintf(" (%.1fx faster than Dask)", v["dask"] / v["herd_rs"]) : ""
+               (v["dask"] > 0 ? sprintf(" (%.1fx faster than Dask)", v["dask"] / v["herd_rs"]) : "")
     if (v["herd"] > 0 && v["dask"] > 0)
         printf "herd vs Dask SSHCluster: %.1fx faster (target >= 10x: %s)\n", v["dask"] / v["herd"],
                ((v["dask"] / v["herd"] >= 10) ? "met" : "NOT met")

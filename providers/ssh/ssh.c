@@ -166,6 +166,8 @@ struct ssess {
     sworker **w;
     size_t nw;
     bool spawned, ended;
+    bool unfed;                /* started before the scheduler's address was known: its
+                                  environment (and SSH_GO) is still to be written */
     bool eof;                  /* its stdin was closed: every worker stops */
     char error[200];           /* the wrapper's own complaint */
     char refusal[200];         /* a worker's "refused this worker: …" stderr line */
@@ -942,8 +944,26 @@ static ssess *new_session(herd_cluster *c, shost *h, sworker **batch, size_t fro
     return s;
 }
 
-/* Start the ssh session of s: one login for all its workers; no lock held. */
-static int spawn_session(herd_cluster *c, ssess *s, herd_err *err)
+/* Write s's environment script (which ends with SSH_GO) into its stdin:
+ * the wrapper starts the workers. A session that died meanwhile reports
+ * its end through on_exit_ as usual. No lock held. */
+static void feed_session(herd_cluster *c, ssess *s)
+{
+    char *script = env_script(c, s->h);
+    pthread_mutex_lock(&c->mu);
+    s->unfed = false;
+    int rc = script ? ssh_child_send(&s->ch, script) : -ENOMEM;
+    pthread_mutex_unlock(&c->mu);
+    if (rc && rc != -EPIPE)
+        herd_log(c->env, HERD_LOG_WARN, "SSHCluster: %s: cannot send the workers' environment: %s", s->h->spec,
+                 strerror(-rc));
+    if (script) { memset(script, 0, strlen(script)); free(script); }   /* it holds the token */
+}
+
+/* Start the ssh session of s: one login for all its workers; no lock held.
+ * feed: write the environment now; else the session waits for feed_session
+ * (the login overlaps the scheduler's start). */
+static int spawn_session(herd_cluster *c, ssess *s, bool feed, herd_err *err)
 {
     char ***argvs = calloc(s->nw, sizeof *argvs);
     char **sargv = NULL, *cmd = NULL, *script = NULL;
@@ -956,17 +976,18 @@ static int spawn_session(herd_cluster *c, ssess *s, herd_err *err)
         if (!(argvs[i][0] = strdup(s->h->prog))) rc = herd_err_set(err, -ENOMEM, "SSHCluster: out of memory");
     }
     if (!rc) {
-        script = env_script(c, s->h);
+        script = feed ? env_script(c, s->h) : NULL;
         cmd = ssh_wrapper_cmd(argvs, s->nw);
         if (cmd) sargv = ssh_argv(&c->so, s->h->host, s->h->user[0] ? s->h->user : NULL, s->h->port, cmd);
-        if (!script || !cmd || !sargv) rc = herd_err_set(err, -ENOMEM, "SSHCluster: out of memory");
+        if ((feed && !script) || !cmd || !sargv) rc = herd_err_set(err, -ENOMEM, "SSHCluster: out of memory");
     }
     if (!rc) {
         s->ch.on_line = on_line;
         s->ch.on_exit = on_exit_;
         s->ch.ud = s;
+        s->unfed = !feed;
         char msg[300];
-        rc = ssh_mon_spawn(c->mon, sargv, script, strlen(script), &s->ch, msg, sizeof msg);
+        rc = ssh_mon_spawn(c->mon, sargv, script, script ? strlen(script) : 0, &s->ch, msg, sizeof msg);
         if (rc) rc = herd_err_set(err, rc, "SSHCluster: %zu worker%s on %s: %s", s->nw, s->nw == 1 ? "" : "s",
                                   s->h->spec, msg);
     }
@@ -1005,11 +1026,16 @@ static int scale(herd_cluster *c, int n, herd_err *err)
     int rc = 0, running = 0, want = n;
     sworker **batch = calloc(n > 0 ? (size_t)n : 1, sizeof *batch);
     if (!batch) rc = herd_err_set(err, -ENOMEM, "SSHCluster: out of memory");
+    bool adopt = true;
     while (!rc && want > 0) {
         size_t k = 0;
         pthread_mutex_lock(&c->mu);
         if (c->closing) { pthread_mutex_unlock(&c->mu); break; }
-        for (int i = 0; i < want; i++) {
+        /* first, the workers prewarm placed and whose sessions are logging in */
+        for (size_t i = 0; adopt && i < c->nw && (int)k < want; i++)
+            if (c->w[i]->s && c->w[i]->s->unfed && !c->w[i]->ended) batch[k++] = c->w[i];
+        adopt = false;
+        for (int i = (int)k; i < want; i++) {
             shost *h = pick_host(c);
             if (!h) break;
             if (!(batch[k] = add_worker(c, h))) { rc = herd_err_set(err, -ENOMEM, "SSHCluster: out of memory"); break; }
@@ -1027,11 +1053,15 @@ static int scale(herd_cluster *c, int n, herd_err *err)
                 w->ended = true;
                 if (w->counted) { w->h->live--; w->counted = false; }
                 snprintf(w->detail, sizeof w->detail, "%s: %.140s", w->h->spec, w->h->why);
+            } else if (w->s && w->s->unfed) {
+                s = w->s;                        /* prewarmed: its login may be done already */
             } else if (!w->s && !w->ended && !(s = new_session(c, w->h, batch, i, k))) {
                 rc = herd_err_set(err, -ENOMEM, "SSHCluster: out of memory");
             }
+            bool prewarmed = s && s->unfed;
             pthread_mutex_unlock(&c->mu);
-            if (s) rc = spawn_session(c, s, err);   /* the ssh program itself is missing */
+            if (prewarmed) feed_session(c, s);
+            else if (s) rc = spawn_session(c, s, true, err);   /* the ssh program itself is missing */
         }
         /* wait for each to run or fail */
         struct timespec ts;
@@ -1170,6 +1200,45 @@ static void dial_name(herd_cluster *c, shost *h, char *out, size_t cap)
     if (inet_ntop(ss.ss_family, a, ip, sizeof ip)) snprintf(out, cap, "%s", ip);
 }
 
+/* While the scheduler starts on its host: place the initial workers and
+ * open their ssh sessions, whose logins then overlap the scheduler's; they
+ * wait for their environment (the scheduler's address), which start's
+ * scale writes. A failure here is left for scale to find and report. */
+static void prewarm(herd_cluster *c)
+{
+    int n = c->n_workers;
+    sworker **batch = n > 0 ? calloc((size_t)n, sizeof *batch) : NULL;
+    if (!batch) return;
+    pthread_mutex_lock(&c->scale_mu);
+    size_t k = 0;
+    pthread_mutex_lock(&c->mu);
+    for (int i = 0; i < n; i++) {
+        shost *h = pick_host(c);
+        if (!h || !(batch[k] = add_worker(c, h))) break;
+        k++;
+    }
+    pthread_mutex_unlock(&c->mu);
+    prepare_hosts(c);
+    for (size_t i = 0; i < k; i++) {
+        pthread_mutex_lock(&c->mu);
+        sworker *w = batch[i];
+        ssess *s = NULL;
+        if (w->h->dead) {                     /* the upload failed: scale reports it */
+            w->state = HERD_WORKER_FAILED;
+            w->ended = true;
+            if (w->counted) { w->h->live--; w->counted = false; }
+            snprintf(w->detail, sizeof w->detail, "%s: %.140s", w->h->spec, w->h->why);
+        } else if (!w->s) {
+            s = new_session(c, w->h, batch, i, k);
+        }
+        pthread_mutex_unlock(&c->mu);
+        herd_err e = { 0 };
+        if (s) spawn_session(c, s, false, &e);
+    }
+    pthread_mutex_unlock(&c->scale_mu);
+    free(batch);
+}
+
 static int sc_start_scheduler(herd_cluster *c, char *out, size_t cap, herd_err *err)
 {
     out[0] = '\0';
@@ -1223,6 +1292,7 @@ static int sc_start_scheduler(herd_cluster *c, char *out, size_t cap, herd_err *
     herd_strv_free(sargv);
     free(cmd);
     if (rc) return rc;
+    prewarm(c);
 
     /* wait for its address, or its end */
     struct timespec ts;
