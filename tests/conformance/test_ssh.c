@@ -3,7 +3,8 @@
  * test starts on 127.0.0.1 high ports (tests/support/sshd.h). The hosts are
  * this machine, so the workers' pids that status reports are local pids and
  * the suite's "a worker is killed" and "nothing left after close" steps
- * apply for real. Skips, loudly, only when sshd or ssh is not installed. */
+ * apply for real. Run twice: the scheduler in this process, and on a host
+ * (scheduler_host). Skips, loudly, only when sshd or ssh is not installed. */
 #include "conformance.h"
 #include "../support/sshd.h"
 
@@ -13,7 +14,7 @@
 
 static tssh_keys keys;
 static tsshd hosts[2];
-static char kwargs[2048];
+static char kwargs[2048], kwargs_rs[2048];   /* scheduler in this process / on hosts[1] */
 static bool have_sshd;
 static char skip_why[512];
 
@@ -30,6 +31,10 @@ static int setup(void **state)
              "{hosts: ['%s', '%s'], n_workers: 2, name: conf,"
              " connect_options: {identity_file: '%s', known_hosts: '%s', strict_host_key_checking: 'yes'}}",
              hosts[0].host, hosts[1].host, keys.key, keys.known_hosts);
+    snprintf(kwargs_rs, sizeof kwargs_rs,
+             "{hosts: ['%s', '%s'], n_workers: 2, name: confrs, scheduler_host: '%s',"
+             " connect_options: {identity_file: '%s', known_hosts: '%s', strict_host_key_checking: 'yes'}}",
+             hosts[0].host, hosts[1].host, hosts[1].host, keys.key, keys.known_hosts);
     have_sshd = true;
     return 0;
 }
@@ -65,6 +70,23 @@ static void test_lifecycle(void **state)
     conf_run_lifecycle(&o);
 }
 
+/* The same suite with the scheduler on a host (scheduler_host). */
+static void test_basic_scheduler_host(void **state)
+{
+    need_sshd();
+    conf_opts o = { .cluster_class = "ssh.SSHCluster", .kwargs = kwargs_rs, .n_initial = 2,
+                    .local_pids = true, .timeout = 30 };
+    conf_run_basic(&o);
+}
+
+static void test_lifecycle_scheduler_host(void **state)
+{
+    need_sshd();
+    conf_opts o = { .cluster_class = "ssh.SSHCluster", .kwargs = kwargs_rs, .n_initial = 2,
+                    .local_pids = true, .timeout = 30 };
+    conf_run_lifecycle(&o);
+}
+
 static void test_alias(void **state)
 {
     need_sshd();
@@ -79,6 +101,8 @@ int main(int argc, char **argv)
     const struct CMUnitTest suite[] = {
         cmocka_unit_test(test_basic),
         cmocka_unit_test(test_lifecycle),
+        cmocka_unit_test(test_basic_scheduler_host),
+        cmocka_unit_test(test_lifecycle_scheduler_host),
         cmocka_unit_test(test_alias),
     };
     return cmocka_run_group_tests_name("ssh.SSHCluster conformance", suite, setup, teardown);
