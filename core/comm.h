@@ -26,7 +26,8 @@ enum {
                                 retry_delay, timeout, run_name, tags] */
     OP_RELEASE,        /* c->s [op, key] */
     OP_CANCEL,         /* c->s [op, key] */
-    OP_RESULT,         /* s->c [op, key, state, value|error] */
+    OP_RESULT,         /* s->c [op, key, state, value|error]; also Scheduled and
+                          Running (payload nil) for a remote client's tasks */
     OP_CLOSE,          /* s->w [op, reason]: finish and exit */
     OP_WORKERS,        /* s->c [op, nworkers, nthreads]: the cluster's size changed */
     OP_STARTED,        /* w->s [op, key, attempt]: an executor thread started the task */

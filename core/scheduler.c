@@ -434,6 +434,20 @@ static stask *best_for(herd_sched *s, sworker *w)
 
 static void timeout_cb(evutil_socket_t fd, short what, void *arg);
 
+/* A remote client's future moves to Scheduled or Running, as an in-process
+ * one does (OP_RESULT with a state that is not final, no payload). */
+static void tell_owner(const stask *t, herd_state st)
+{
+    if (!t->owner || !t->owner->conn || t->owner_released || t->owner->role != ROLE_CLIENT) return;
+    msgpack_packer *pk = herd_conn_packer(t->owner->conn);
+    msgpack_pack_array(pk, 4);
+    msgpack_pack_int(pk, OP_RESULT);
+    msgpack_pack_uint64(pk, t->key);
+    msgpack_pack_int(pk, st);
+    msgpack_pack_nil(pk);
+    herd_conn_end(t->owner->conn);
+}
+
 static void assign(herd_sched *s, stask *t, sworker *w)
 {
     unready(s, t);
@@ -465,6 +479,7 @@ static void assign(herd_sched *s, stask *t, sworker *w)
         evtimer_add(t->timer, &tv);
     }
     if (t->fut && s->local) herd_client_deliver(s->local, t->fut, HERD_SCHEDULED, NULL, NULL);
+    else tell_owner(t, HERD_SCHEDULED);
 }
 
 static double load(const sworker *w) { return (double)w->busy / w->nthreads; }
@@ -903,8 +918,10 @@ static void on_msg(herd_conn *c, const msgpack_object *m, void *ud)
     case OP_STARTED: {
         if (n < 3) break;
         stask *t = kmap_get(&w->running, (uint64_t)herd_obj_int(&a[1], 0));
-        if (t && t->attempt == (int)herd_obj_int(&a[2], -1) && t->fut && s->local)
-            herd_client_deliver(s->local, t->fut, HERD_RUNNING, NULL, NULL);
+        if (t && t->attempt == (int)herd_obj_int(&a[2], -1)) {
+            if (t->fut && s->local) herd_client_deliver(s->local, t->fut, HERD_RUNNING, NULL, NULL);
+            else tell_owner(t, HERD_RUNNING);
+        }
         break;
     }
     case OP_HEARTBEAT: break;

@@ -459,8 +459,9 @@ static void on_msg(herd_conn *c, const msgpack_object *m, void *ud)
             char *e = NULL;
             if (st == HERD_COMPLETED) herd_value_from_msgpack(&a[3], &v, NULL);
             else e = herd_obj_strdup(&a[3]);
-            herd_client_deliver_key(w->cl, (uint64_t)herd_obj_int(&a[1], 0),
-                                    herd_state_is_final(st) ? st : HERD_CRASHED, v, e);
+            /* Scheduled and Running come too (no payload); anything else is bad */
+            if (!herd_state_is_final(st) && st != HERD_SCHEDULED && st != HERD_RUNNING) st = HERD_CRASHED;
+            herd_client_deliver_key(w->cl, (uint64_t)herd_obj_int(&a[1], 0), st, v, e);
             free(e);
         }
         break;

@@ -582,6 +582,16 @@ static void test_cli_cluster_serves_flows(void **state)
         herd_future *g[8];
         for (int i = 0; i < 8; i++) g[i] = tu_submit(r, "shell.run", herd_tuple("s", "echo $PPID"), "{resources: {GPU: 1}}");
         herd_future *sh = tu_submit(r, "shell.run", herd_tuple("s", "echo hi; echo there >&2; exit 3"), NULL);
+        /* a remote client's future goes through Running, as an in-process one does */
+        herd_future *slow = tu_submit(r, "shell.run", herd_tuple("s", "sleep 0.4"), NULL);
+        double until = tu_now() + WAIT_S;
+        while (herd_future_state(slow) != HERD_RUNNING && !herd_state_is_final(herd_future_state(slow)) &&
+               tu_now() < until)
+            tu_sleep_ms(5);
+        assert_int_equal(herd_future_state(slow), HERD_RUNNING);
+        result_of(slow);
+        assert_int_equal(herd_future_state(slow), HERD_COMPLETED);
+        herd_future_release(slow);
 
         for (int i = 0; i < nh; i++) {
             assert_string_equal(str_result(hs[i]), i % 2 ? SHA_ABC : SHA_EMPTY);
