@@ -91,6 +91,7 @@ struct herd_sched {
     pthread_mutex_t in_mu;
     herd_submit_spec *in_head, *in_tail;
     int in_signalled;
+    size_t nstate[5];          /* tasks in each T_* state (for the load snapshot) */
     /* worker counters for waiters */
     pthread_mutex_t w_mu;
     pthread_cond_t w_cv;
@@ -151,9 +152,17 @@ static void hdown(herd_sched *s, size_t i)
     }
 }
 
+/* Every change of a stored task's state goes through here. */
+static void set_state(herd_sched *s, stask *t, int st)
+{
+    s->nstate[t->state]--;
+    s->nstate[st]++;
+    t->state = st;
+}
+
 static void make_ready(herd_sched *s, stask *t)
 {
-    t->state = T_READY;
+    set_state(s, t, T_READY);
     if (t->resources && herd_len(t->resources)) {
         if (s->rlen == s->rcap) {
             size_t nc = s->rcap ? 2 * s->rcap : 16;
@@ -220,6 +229,7 @@ static void task_free(stask *t)
 
 static void forget(herd_sched *s, stask *t)
 {
+    s->nstate[t->state]--;
     kmap_del(&s->tasks, t->key);
     unready(s, t);
     task_free(t);
@@ -299,7 +309,7 @@ static void deliver(herd_sched *s, stask *t)
 
 static void complete(herd_sched *s, stask *t, herd_value *v)
 {
-    t->state = T_DONE;
+    set_state(s, t, T_DONE);
     t->final = HERD_COMPLETED;
     herd_value_free(t->result);
     t->result = v;
@@ -329,7 +339,7 @@ static void finalize(herd_sched *s, stask *t, herd_state st, const char *msg)
     size_t n = 0, cap = 0;
     char *first = strdup(msg ? msg : "");
     unready(s, t);
-    t->state = T_DONE;
+    set_state(s, t, T_DONE);
     t->final = st;
     free(t->error);
     t->error = first;
@@ -338,7 +348,7 @@ static void finalize(herd_sched *s, stask *t, herd_state st, const char *msg)
         for (size_t i = 0; i < t->ndependents; i++) {
             stask *d = kmap_get(&s->tasks, t->dependents[i]);
             if (!d || d->state != T_WAITING) continue;
-            d->state = T_DONE;
+            set_state(s, d, T_DONE);
             d->final = st == HERD_CANCELLED ? HERD_CANCELLED : HERD_FAILED;
             free(d->error);
             if (asprintf(&d->error, "dependency %s %s: %s", t->run_name, herd_state_name(st), t->error) < 0)
@@ -377,7 +387,7 @@ static void attempt_failed(herd_sched *s, stask *t, const char *msg)
         double delay = t->retry_delay * herd_pow2(t->attempt);
         t->attempt++;
         slog(s, HERD_LOG_WARN, "%s failed (%s); retry %d in %.3gs", t->run_name, msg, t->attempt, delay);
-        t->state = T_RETRY;
+        set_state(s, t, T_RETRY);
         if (delay <= 0) { make_ready(s, t); return; }
         if (!t->timer) t->timer = evtimer_new(s->base, retry_cb, t);
         else { event_del(t->timer); event_assign(t->timer, s->base, -1, 0, retry_cb, t); }
@@ -455,7 +465,7 @@ static void assign(herd_sched *s, stask *t, sworker *w)
         finalize(s, t, HERD_FAILED, "arguments nest too deeply to send to a worker");
         return;
     }
-    t->state = T_RUNNING;
+    set_state(s, t, T_RUNNING);
     t->worker = w;
     t->seceded = 0;
     t->started = herd_now();
@@ -809,6 +819,7 @@ static void add_task(herd_sched *s, herd_submit_spec *sp, sworker *owner)
         task_free(t);
         return;
     }
+    s->nstate[T_WAITING]++;
     uint64_t *keys = NULL;
     size_t nk = 0;
     herd_value_collect_futrefs(t->args, &keys, &nk);
@@ -1200,14 +1211,9 @@ static void load_fn(herd_sched *s, void *arg)
 {
     herd_sched_load *l = arg;
     double now = herd_now(), avg = s->avg_dur < 0 ? 0.5 : s->avg_dur;   /* Dask assumes 0.5 s unknown */
-    size_t i = 0;
-    void *v;
-    while (kmap_next(&s->tasks, &i, NULL, &v)) {
-        stask *t = v;
-        if (t->state == T_WAITING) l->waiting++;
-        else if (t->state == T_READY || t->state == T_RETRY) l->ready++;
-        else if (t->state == T_RUNNING) l->running++;
-    }
+    l->waiting = (int)s->nstate[T_WAITING];      /* counted as states change: O(1) */
+    l->ready = (int)(s->nstate[T_READY] + s->nstate[T_RETRY]);
+    l->running = (int)s->nstate[T_RUNNING];
     l->avg_duration = s->avg_dur;
     l->task_seconds = (l->ready + l->running) * avg;
     size_t n = 0;

@@ -2,7 +2,8 @@
  * scheduler over the wire (OP_CONTROL / OP_REPLY): "load" (what adaptive
  * scaling reads), "drain" and "close_workers". A shared scheduler (`herd
  * scheduler`) answers load and refuses the other two; one a provider started
- * for a single cluster (owned, --herd-scheduler) carries them out. Real
+ * for a single cluster (owned, --herd-scheduler) carries them out; the load
+ * counts tasks by state as they move. Real
  * worker processes (this binary re-run) and a real TCP socket. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -157,6 +158,53 @@ static void test_owned_scheduler_drains_and_closes(void **state)
     down(&f);
 }
 
+static int nap(herd_task_ctx *ctx, const herd_value *args, herd_value **out)
+{
+    usleep((useconds_t)herd_as_int(herd_at(args, 0)) * 1000);
+    *out = herd_nil();
+    return 0;
+}
+HERD_TASK(nap);
+
+/* The load counts tasks by state as they move (waiting on a dependency,
+ * ready, running), and is back to zero once they are done. */
+static void test_load_counts_tasks(void **state)
+{
+    fixture f;
+    up(&f, 1);
+    pid_t w = worker(&f, "cw-1", 1);
+    herd_err err = { 0 };
+    if (herd_remote_wait_workers(f.r, 1, 10, &err)) fail_msg("%s", err.msg);
+    herd_future *fs[4];
+    for (int i = 0; i < 3; i++)
+        if (herd_client_submit(&f.cl, "nap", herd_tuple("i", 400), NULL, &fs[i], &err)) fail_msg("%s", err.msg);
+    /* a fourth waits for the first */
+    if (herd_client_submit(&f.cl, "nap", herd_tuple("f", fs[0]), NULL, &fs[3], &err)) fail_msg("%s", err.msg);
+    herd_sched_load l;
+    int ok = 0;
+    for (int i = 0; i < 200 && !ok; i++) {     /* until the scheduler has them all */
+        assert_int_equal(herd_remote_ops.get_load(f.r, &l), 0);
+        ok = l.running == 1 && l.ready == 2 && l.waiting == 1;
+        if (!ok) herd_sched_load_free(&l), usleep(5000);
+    }
+    if (!ok) fail_msg("load: %d waiting, %d ready, %d running", l.waiting, l.ready, l.running);
+    assert_int_equal(l.nworkers, 1);
+    assert_int_equal(l.workers[0].busy, 1);
+    assert_true(l.task_seconds > 0);
+    herd_sched_load_free(&l);
+    for (int i = 0; i < 4; i++) {
+        const herd_value *v;
+        if (herd_future_result(fs[i], 20, &v, &err)) fail_msg("task %d: %s", i, err.msg);
+        herd_future_release(fs[i]);
+    }
+    assert_int_equal(herd_remote_ops.get_load(f.r, &l), 0);
+    assert_int_equal(l.waiting + l.ready + l.running, 0);
+    herd_sched_load_free(&l);
+    assert_int_equal(herd_remote_control(f.r, "close_workers", NULL, 5, NULL, &err), 0);
+    assert_int_equal(exit_of(w, 10), 0);
+    down(&f);
+}
+
 static void test_closed_connection(void **state)
 {
     fixture f;
@@ -177,6 +225,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_shared_scheduler_answers_load_only),
         cmocka_unit_test(test_owned_scheduler_drains_and_closes),
+        cmocka_unit_test(test_load_counts_tasks),
         cmocka_unit_test(test_closed_connection),
     };
     return cmocka_run_group_tests_name("control calls (OP_CONTROL)", tests, NULL, NULL);
