@@ -9,7 +9,7 @@
 #include <event2/listener.h>
 #include <msgpack.h>
 
-#define HERD_PROTO_VERSION 1
+#define HERD_PROTO_VERSION HERD_PROTOCOL_VERSION
 #define HERD_MAX_FRAME (256u << 20)   /* a frame larger than this is a protocol error */
 
 /* Message codes: every message is a msgpack array whose first item is one. */

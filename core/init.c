@@ -2,10 +2,12 @@
  * guard. A process the runtime started as a worker (argv[1] is
  * --herd-worker) runs the worker here and exits; one a provider started as
  * a remote scheduler (--herd-scheduler, see herd_scheduler_argv) serves it
- * and exits; any other returns. */
+ * and exits; --herd-version prints "herd <version> protocol <n>" and exits;
+ * any other returns. */
 #include "worker.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -13,6 +15,11 @@
 int herd_init(int *argc, char ***argv)
 {
     if (!argc || !argv || *argc < 2) return 0;
+    if (strcmp((*argv)[1], "--herd-version") == 0) {   /* what a provider checks before starting one */
+        printf("herd %s protocol %d\n", HERD_VERSION_STRING, HERD_PROTOCOL_VERSION);
+        fflush(stdout);
+        _exit(0);
+    }
     if (strcmp((*argv)[1], "--herd-scheduler") == 0) {
         int code = herd_scheduler_serve_args(*argc, *argv);
         fflush(NULL);

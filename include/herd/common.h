@@ -19,6 +19,10 @@ extern "C" {
 #define HERD_VERSION_MINOR 1
 #define HERD_VERSION_PATCH 0
 #define HERD_VERSION_STRING "0.1.0"
+/* The wire protocol between clients, schedulers and workers: processes with
+ * different numbers refuse each other. `<program> --herd-version` (herd_init)
+ * prints "herd <version> protocol <n>". */
+#define HERD_PROTOCOL_VERSION 1
 
 /* herd's own error codes. Functions return 0 or a negative code: -errno for
  * system errors, -HERD_E... for these. */

@@ -27,7 +27,10 @@ extern "C" {
 
 /* Call first in main(). When the runtime started this process as a worker
  * (the C form of Python's `if __name__ == "__main__":` guard), it runs the
- * worker and exits; otherwise it returns 0 with argc/argv untouched. */
+ * worker and exits; likewise for a scheduler a provider runs on another
+ * machine (--herd-scheduler) and for --herd-version, which prints "herd
+ * <version> protocol <n>" (what SSHCluster checks on each host before
+ * starting). Otherwise it returns 0 with argc/argv untouched. */
 HERD_API int herd_init(int *argc, char ***argv);
 
 /* ---- the task runner ---- */

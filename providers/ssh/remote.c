@@ -99,7 +99,8 @@ oom:
 
 /* The wrapper, run by /bin/sh on the host. "$@" holds the workers one after
  * the other, each as its argument count then its argv. It reads the
- * environment from stdin up to SSH_GO, checks the program exists, starts
+ * environment from stdin up to SSH_GO, checks the program exists and
+ * answers --herd-version with this client's protocol, starts
  * every worker in a subshell of its own that reports "herd-ssh-pid I PID",
  * forwards a SIGTERM to the worker (SIGKILL 3 s later) and reports
  * "herd-ssh-exit I STATUS" when the worker ends. Then it reads control lines:
@@ -115,6 +116,17 @@ static const char wrapper[] =
     "*/*) [ -f \"$2\" ] && [ -x \"$2\" ] ;;\n"
     "*) command -v \"$2\" >/dev/null 2>&1 ;;\n"
     "esac || { echo \"herd-ssh-error cannot run $2 on $(uname -n): no such executable file\"; exit 127; }\n"
+    /* the program must be a herd program speaking our protocol */
+    /* (killed after 5 s: a program that is not herd's may not exit) */
+    "v=$( (\"$2\" --herd-version </dev/null 2>/dev/null & p=$!; /bin/sh -c \"sleep 5; kill -KILL $p\" "
+    ">/dev/null 2>&1 & k=$!; wait $p; kill $k 2>/dev/null) | head -n 1)\n"
+    "case $v in\n"
+    "\"herd \"*\" protocol $HERD_SSH_PROTOCOL\") ;;\n"
+    "\"herd \"*\" protocol \"*) echo \"herd-ssh-error $2 on $(uname -n) is ${v% protocol *}, protocol ${v##* }: "
+    "another version than this client (herd $HERD_SSH_VERSION, protocol $HERD_SSH_PROTOCOL)\"; exit 126 ;;\n"
+    "*) echo \"herd-ssh-error $2 on $(uname -n) is not a herd program: --herd-version answered \\\"$v\\\"\"; exit 126 ;;\n"
+    "esac\n"
+    "unset HERD_SSH_PROTOCOL HERD_SSH_VERSION\n"
     /* in a worker's subshell: p its pid, k the SIGKILL timer (a new sh: its
      * command line does not name the workers), n SIGTERMs seen */
     "tm() { n=$((n+1)); [ -z \"$p\" ] || [ -n \"$k\" ] || { kill -TERM $p 2>/dev/null; "
@@ -169,6 +181,15 @@ char *ssh_wrapper_cmd(char **const argvs[], size_t n)
     }
     if (rc) { free(b); return NULL; }
     return b;
+}
+
+int ssh_expect_lines(char **buf, size_t *len, size_t *cap)
+{
+    char kv[64];
+    snprintf(kv, sizeof kv, "HERD_SSH_PROTOCOL=%d", HERD_PROTOCOL_VERSION);
+    int rc = ssh_env_line(buf, len, cap, kv);
+    if (!rc) rc = ssh_env_line(buf, len, cap, "HERD_SSH_VERSION=" HERD_VERSION_STRING);
+    return rc;
 }
 
 int ssh_env_line(char **buf, size_t *len, size_t *cap, const char *kv)

@@ -818,6 +818,7 @@ static char *env_script(herd_cluster *c, const shost *h)
         }
     }
     for (char **e = c->extra_env; !rc && e && *e; e++) rc = ssh_env_line(&b, &len, &cap, *e);
+    if (!rc) rc = ssh_expect_lines(&b, &len, &cap);
     if (!rc && h->plugin_dir[0]) {
         char *kv = NULL;
         /* relative to the remote home: made absolute there */
@@ -1265,6 +1266,7 @@ static int sc_start_scheduler(herd_cluster *c, char *out, size_t cap, herd_err *
     }
     for (char **e = envp; !rc && e && *e; e++) rc = ssh_env_line(&script, &len, &scap, *e) ? -ENOMEM : 0;
     for (char **e = c->extra_env; !rc && e && *e; e++) rc = ssh_env_line(&script, &len, &scap, *e) ? -ENOMEM : 0;
+    if (!rc) rc = ssh_expect_lines(&script, &len, &scap) ? -ENOMEM : 0;
     if (!rc) {
         char *nb = realloc(script, len + sizeof SSH_GO + 2);
         if (!nb) rc = -ENOMEM;

@@ -87,6 +87,9 @@ char *ssh_wrapper_cmd(char **const argvs[], size_t n);
 #define SSH_GO "herd-ssh-go"
 /* Append "export KEY='value'\n" for "KEY=value". -EINVAL for a bad name. */
 int  ssh_env_line(char **buf, size_t *len, size_t *cap, const char *kv);
+/* Append what the wrapper checks the program's --herd-version against
+ * (this client's herd version and protocol). */
+int  ssh_expect_lines(char **buf, size_t *len, size_t *cap);
 
 /* Upload: make dir/<name> on the host equal to each local file (sha256
  * compared; only differing files are copied, through a temporary name and

@@ -736,6 +736,54 @@ static void test_scheduler_host_fails(void **state)
     herd_runner_free(r);
 }
 
+/* Before starting anything, the wrapper asks the program for its herd
+ * version: another protocol, or a program that is no herd program, fails
+ * the host with what it answered; the other hosts go on. */
+static void test_version_checked_before_start(void **state)
+{
+    need_sshd();
+    char dir[128], other[256], notherd[256];
+    tu_mkdtemp(dir, sizeof dir);
+    snprintf(other, sizeof other, "%s/herd-next", dir);
+    assert_int_equal(tu_write_file(other, "#!/bin/sh\necho 'herd 9.0.0 protocol 99'\n"), 0);
+    snprintf(notherd, sizeof notherd, "%s/not-herd", dir);   /* and it would not stop by itself */
+    assert_int_equal(tu_write_file(notherd, "#!/bin/sh\necho 'usage: not-herd FILE'\nexec sleep 60\n"), 0);
+    assert_int_equal(chmod(other, 0755), 0);
+    assert_int_equal(chmod(notherd, 0755), 0);
+    const char *prog[2] = { other, notherd };
+    const char *want[2] = { "is herd 9.0.0, protocol 99: another version than this client (herd " HERD_VERSION_STRING,
+                            "is not a herd program: --herd-version answered \"usage: not-herd FILE\"" };
+    for (int i = 0; i < 2; i++) {
+        char ck[2048], hosts[160], more[512];
+        snprintf(hosts, sizeof hosts, "'%s'", good[0].host);
+        snprintf(more, sizeof more, "name: vers, remote_command: '%s'", prog[i]);
+        kw(ck, sizeof ck, hosts, more);
+        herd_err err = { 0 };
+        tu_log log;
+        tu_log_init(&log);
+        log.echo_level = HERD_LOG_ERROR + 1;
+        herd_runner *r = runner(ck, NULL, NULL, &log, &err);
+        assert_int_not_equal(herd_flow_begin(r, "version", &err), 0);
+        if (!strstr(err.msg, "no host could start a worker") || !strstr(err.msg, good[0].host) ||
+            !strstr(err.msg, prog[i]) || !strstr(err.msg, want[i]))
+            fail_msg("case %d: unexpected error: %s", i, err.msg);
+        herd_runner_free(r);
+        tu_log_free(&log);
+    }
+    /* the scheduler host is checked the same way */
+    char ck[2048], hosts[160], more[512];
+    snprintf(hosts, sizeof hosts, "'%s'", good[0].host);
+    snprintf(more, sizeof more, "name: vers, remote_command: '%s', scheduler_host: '%s'", other, good[1].host);
+    kw(ck, sizeof ck, hosts, more);
+    herd_err err = { 0 };
+    herd_runner *r = runner(ck, NULL, NULL, NULL, &err);
+    assert_int_not_equal(herd_flow_begin(r, "version-sched", &err), 0);
+    if (!strstr(err.msg, "cannot start the scheduler on") || !strstr(err.msg, want[0]))
+        fail_msg("unexpected error: %s", err.msg);
+    herd_runner_free(r);
+    tu_rmtree(dir);
+}
+
 /* A host whose worker the scheduler refuses (here: it presents another
  * token, as a host with a stale configuration or another herd would): the
  * host is marked failed with the scheduler's reason and gets no more
@@ -835,6 +883,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_scheduler_host),
         cmocka_unit_test(test_scheduler_host_adaptive),
         cmocka_unit_test(test_scheduler_host_fails),
+        cmocka_unit_test(test_version_checked_before_start),
         cmocka_unit_test(test_refused_worker_marks_host),
         cmocka_unit_test(test_netns_hosts),
     };
