@@ -204,6 +204,8 @@ void herd_conn_close_after_flush(herd_conn *c)
     }
 }
 
+#define TCP_TIMEOUT_S 30
+
 herd_conn *herd_conn_new(struct bufferevent *bev, const char *peer,
                          herd_conn_msg_fn on_msg, herd_conn_close_fn on_close, void *ud)
 {
@@ -219,9 +221,19 @@ herd_conn *herd_conn_new(struct bufferevent *bev, const char *peer,
     c->flush_ev = event_new(bufferevent_get_base(bev), -1, 0, flush_cb, c);
     if (!c->flush_ev) { destroy(c); return NULL; }
     evutil_socket_t fd = bufferevent_getfd(bev);
-    if (fd >= 0) {
+    if (fd >= 0) {                     /* each fails harmlessly on a Unix socket */
         int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* fails harmlessly on unix */
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        /* a peer that vanishes (host down, network gone: no FIN, no RST) ends
+         * the connection within TCP_TIMEOUT_S, as Dask's comm.timeouts.tcp:
+         * keepalive probes on an idle connection, TCP_USER_TIMEOUT on one
+         * with unacknowledged data; 10 probes, 10 s idle then every 2 s */
+        int idle = TCP_TIMEOUT_S - 10 * 2, intvl = 2, cnt = 10, ms = TCP_TIMEOUT_S * 1000;
+        setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
+        setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof ms);
     }
     bufferevent_setcb(bev, read_cb, write_cb, event_cb, c);
     bufferevent_enable(bev, EV_READ | EV_WRITE);

@@ -46,6 +46,7 @@ typedef struct herd_env_core {
     const char *token;
     int (*sched_tls)(void *ud, const char *const *names, char ***envp_out, herd_err *err);
     void *sched_tls_ud;
+    char **dial_names;         /* herd_scheduler_names (owned by the runner) */
 } herd_env_core;
 
 #endif

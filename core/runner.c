@@ -364,6 +364,8 @@ static void teardown(flow_runner *r)
     r->client.tp_ud = NULL;
     if (r->tmpdir[0]) { rmdir(r->tmpdir); r->tmpdir[0] = '\0'; }
     memset(r->token, 0, sizeof r->token);
+    herd_strv_free(r->envcore.dial_names);
+    r->envcore.dial_names = NULL;
     r->active = 0;
 }
 
@@ -538,6 +540,7 @@ int herd_flow_begin(herd_runner *base, const char *flow_name, herd_err *err)
     r->wargv[1] = strdup("--herd-worker");
     char cname[160];
     snprintf(cname, sizeof cname, "herd-%s-%ld", r->flow_name, (long)getpid());
+    herd_strv_free(r->envcore.dial_names);
     r->envcore = (herd_env_core){
         .log = r->log ? r->log : herd_log_default, .log_ud = r->log_ud,
         .heartbeat_interval = herd_as_float(herd_map_get(r->client_kwargs, "heartbeat_interval")),
@@ -583,8 +586,14 @@ int herd_flow_begin(herd_runner *base, const char *flow_name, herd_err *err)
     herd_addr la;
     int have_tcp = listen[0] && herd_addr_parse(listen, &la, NULL) == 0 && !la.is_unix;
     if (herd_typeof(herd_map_get(r->client_kwargs, "security")) == HERD_STR) {
-        const char *hosts[2] = { have_tcp ? la.host : NULL, NULL };
-        if ((rc = herd_tls_temporary(r->flow_name, hosts[0] ? hosts : NULL, &r->tls, err))) {
+        /* the certificate names the listen host and what the provider says
+         * its workers dial (herd_scheduler_names) */
+        const char *hosts[40];
+        size_t nh = 0;
+        if (have_tcp && strcmp(la.host, "0.0.0.0") && strcmp(la.host, "::") && la.host[0]) hosts[nh++] = la.host;
+        for (char **d = r->envcore.dial_names; d && *d && nh < 39; d++) hosts[nh++] = *d;
+        hosts[nh] = NULL;
+        if ((rc = herd_tls_temporary(r->flow_name, nh ? hosts : NULL, &r->tls, err))) {
             herd_err_prefix(err, "flow run %s: security: temporary", r->flow_name);
             goto fail;
         }
@@ -714,6 +723,7 @@ void herd_runner_free(herd_runner *base)
     if (!r || r->base.is_task_client) return;
     if (r->active) herd_flow_end(base, true, NULL);
     herd_client_destroy(&r->client);
+    herd_strv_free(r->envcore.dial_names);
     for (int i = 0; i < 3; i++) free(r->wargv[i]);
     for (int i = 0; i < 6; i++) herd_tls_pem_free(r->wenvp[i]);
     free((char *)r->env.name);

@@ -128,6 +128,21 @@ int herd_scheduler_argv(const herd_cluster_env *env, const char *listen, char **
 
 void herd_envp_free(char **envp) { herd_tls_envp_free(envp); }
 
+int herd_scheduler_names(const herd_cluster_env *env, const char *const *names, herd_err *err)
+{
+    herd_env_core *core = env ? env->core : NULL;
+    if (!core) return herd_err_set(err, HERD_EARG, "herd_scheduler_names: not a cluster environment from the core");
+    size_t n = 0;
+    while (names && names[n]) n++;
+    char **v = calloc(n + 1, sizeof *v);
+    if (!v) return herd_err_set(err, -ENOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++)
+        if (!(v[i] = strdup(names[i]))) { herd_strv_free(v); return herd_err_set(err, -ENOMEM, "out of memory"); }
+    herd_strv_free(core->dial_names);
+    core->dial_names = v;
+    return 0;
+}
+
 int herd_scheduler_envp(const herd_cluster_env *env, const char *const *names, char ***envp_out, herd_err *err)
 {
     *envp_out = NULL;

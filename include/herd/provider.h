@@ -83,6 +83,12 @@ HERD_API void herd_log(const herd_cluster_env *env, int level, const char *fmt, 
 HERD_API int herd_worker_argv(const herd_cluster_env *env, const herd_worker_spec *spec,
                               char ***argv_out, herd_err *err);
 HERD_API void herd_strv_free(char **v);
+/* For scheduler_listen: the host names or IP addresses this cluster's
+ * workers will dial the in-process scheduler by, when the listen address
+ * does not say (0.0.0.0, or hosts on different routes each dialling their
+ * own). With `security: temporary` they go into the scheduler's
+ * certificate. NULL-terminated; copied. Replaces an earlier call's list. */
+HERD_API int herd_scheduler_names(const herd_cluster_env *env, const char *const *names, herd_err *err);
 /* For start_scheduler: the command that runs this cluster's scheduler on
  * another machine — env->worker_argv[0] (any program that calls herd_init,
  * the herd command included) with --herd-scheduler, listening on `listen`

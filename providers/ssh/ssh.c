@@ -592,6 +592,21 @@ static int sc_scheduler_listen(herd_cluster *c, char *out, size_t cap, herd_err 
         if (!common[0]) snprintf(common, sizeof common, "%s", h->dial);
         else if (strcmp(common, h->dial) != 0) same = false;
     }
+    /* what the hosts dial, for a TLS certificate (brackets off) */
+    const char *names[65];
+    char bare[64][128];
+    size_t nn = 0;
+    for (size_t i = 0; i < c->nh && nn < 64; i++) {
+        const char *d = c->hosts[i].dial;
+        if (!d[0]) continue;
+        snprintf(bare[nn], sizeof bare[nn], "%.*s", (int)strcspn(d + (d[0] == '['), "]"), d + (d[0] == '['));
+        bool dup = false;
+        for (size_t j = 0; j < nn; j++) dup |= strcmp(bare[j], bare[nn]) == 0;
+        if (!dup) { names[nn] = bare[nn]; nn++; }
+    }
+    names[nn] = NULL;
+    int rc = herd_scheduler_names(c->env, names, err);
+    if (rc) return rc;
     if (given_host) return 0;          /* 0.0.0.0 as asked; each host dials its route */
     if (all_loop) {
         for (size_t i = 0; i < c->nh; i++) c->hosts[i].dial[0] = '\0';
@@ -603,7 +618,6 @@ static int sc_scheduler_listen(herd_cluster *c, char *out, size_t cap, herd_err 
         snprintf(out, cap, "tcp://0.0.0.0:0");
     }
     herd_log(c->env, HERD_LOG_DEBUG, "SSHCluster: scheduler listens on %s", out);
-    (void)err;
     return 0;
 }
 

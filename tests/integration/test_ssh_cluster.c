@@ -847,9 +847,26 @@ static void test_netns_hosts(void **state)
         herd_runner_free(r);
         assert_true(wait_no_procs("ns", 5));
     }
+    /* listening on every interface, over TLS: each host dials its own route
+     * back, and the throw-away certificate names those addresses */
+    char more[256];
+    snprintf(more, sizeof more, "workers_per_host: 1, name: nsany, listen_address: 'tcp://0.0.0.0:0'");
+    kw(ck, sizeof ck, hosts, more);
+    {
+        herd_err err = { 0 };
+        herd_runner *r = runner(ck, "{security: temporary}", NULL, NULL, &err);
+        if (herd_flow_begin(r, "netns-any", &err)) fail_msg("%s", err.msg);
+        if (strncmp(herd_runner_address(r), "tls://", 6) != 0)   /* this process dials it on loopback */
+            fail_msg("scheduler at %s, expected tls://…", herd_runner_address(r));
+        if (herd_wait_for_workers(r, 2, TU_WAIT_S, &err)) fail_msg("%s", err.msg);
+        char seen[4][64];
+        assert_int_equal(hosts_used(r, 20, 30, seen, 4), 2);
+        herd_flow_end(r, false, &err);
+        herd_runner_free(r);
+        assert_true(wait_no_procs("nsany", 5));
+    }
     /* the scheduler on the first namespace, over TLS: this client and the
      * other host's workers cross the bridge to reach it */
-    char more[256];
     snprintf(more, sizeof more, "workers_per_host: 1, name: nss, scheduler_host: '%s'", nhost[0].host);
     kw(ck, sizeof ck, hosts, more);
     herd_err err = { 0 };
@@ -866,6 +883,45 @@ static void test_netns_hosts(void **state)
     herd_runner_free(r);
     assert_true(wait_no_procs("nss", 5));
     assert_true(wait_no_sched(5));
+}
+
+/* A host cut off the network mid-flow (its link down: no FIN, no RST): its
+ * worker notices its scheduler connection is gone and exits by itself
+ * (TCP keepalive and TCP_USER_TIMEOUT, 30 s), instead of lingering. */
+static void test_partitioned_worker_exits(void **state)
+{
+    need_net();
+    char ck[2048], hosts[128];
+    snprintf(hosts, sizeof hosts, "'%s'", nhost[1].host);
+    kw(ck, sizeof ck, hosts, "n_workers: 1, name: part");
+    herd_err err = { 0 };
+    tu_log log;
+    tu_log_init(&log);
+    log.echo_level = HERD_LOG_ERROR + 1;
+    herd_runner *r = runner(ck, "{heartbeat_timeout: 2}", NULL, &log, &err);
+    if (herd_flow_begin(r, "partition", &err)) fail_msg("%s", err.msg);
+    if (herd_wait_for_workers(r, 1, TU_WAIT_S, &err)) fail_msg("%s", err.msg);
+    char seen[2][64];
+    assert_int_equal(hosts_used(r, 2, 0, seen, 2), 1);
+    st s;
+    status(&s);
+    pid_t pid = (pid_t)s.w[0].pid;
+    assert_true(pid > 0);
+    char link[32];
+    snprintf(link, sizeof link, "hv%ld-1", atol(net.br + 2));   /* the host's veth, bridge side */
+    char why[256];
+    assert_int_equal(tssh_sh(why, sizeof why, "ip link set %s down", link), 0);
+    double t0 = tu_now();
+    bool gone = tu_wait_pid_gone(pid, 60);
+    double took = tu_now() - t0;
+    assert_int_equal(tssh_sh(why, sizeof why, "ip link set %s up", link), 0);
+    if (!gone) fail_msg("the cut-off worker (pid %ld) still runs after %.0fs", (long)pid, took);
+    fprintf(stderr, "    the cut-off worker exited after %.1fs\n", took);
+    assert_true(tu_log_has_line(&log, "part-0", "no heartbeat"));   /* the scheduler gave up on it too */
+    herd_flow_end(r, false, &err);
+    herd_runner_free(r);
+    assert_true(wait_no_procs("part", 15));
+    tu_log_free(&log);
 }
 
 int main(int argc, char **argv)
@@ -886,6 +942,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_version_checked_before_start),
         cmocka_unit_test(test_refused_worker_marks_host),
         cmocka_unit_test(test_netns_hosts),
+        cmocka_unit_test(test_partitioned_worker_exits),
     };
     return cmocka_run_group_tests_name("ssh.SSHCluster on real sshd", tests, setup, teardown);
 }
