@@ -747,6 +747,13 @@ static void on_line(void *ud, const char *line, bool is_err)
     }
 }
 
+/* "ssh exited with status 255" / "ssh killed by signal 9" */
+static void ssh_status(int status, char *buf, size_t cap)
+{
+    if (WIFEXITED(status)) snprintf(buf, cap, "ssh exited with status %d", WEXITSTATUS(status));
+    else snprintf(buf, cap, "ssh killed by signal %d", WTERMSIG(status));
+}
+
 static void on_exit_(void *ud, int status, const char *tail)
 {
     ssess *s = ud;
@@ -755,8 +762,7 @@ static void on_exit_(void *ud, int status, const char *tail)
     s->ended = true;
     if (s->ch.in >= 0) { close(s->ch.in); s->ch.in = -1; }
     char ssh_st[64];
-    if (WIFEXITED(status)) snprintf(ssh_st, sizeof ssh_st, "ssh exited with status %d", WEXITSTATUS(status));
-    else snprintf(ssh_st, sizeof ssh_st, "ssh killed by signal %d", WTERMSIG(status));
+    ssh_status(status, ssh_st, sizeof ssh_st);
     for (size_t i = 0; i < s->nw; i++) worker_end(s->w[i], tail, ssh_st);
     pthread_cond_broadcast(&c->cv);
     pthread_mutex_unlock(&c->mu);
@@ -1189,10 +1195,7 @@ static void sched_exit(void *ud, int status, const char *tail)
     s->ended = true;
     if (s->ch.in >= 0) { close(s->ch.in); s->ch.in = -1; }
     if (*tail && !s->lasterr[0]) snprintf(s->lasterr, sizeof s->lasterr, "%s", tail);
-    if (!s->error[0]) {
-        if (WIFEXITED(status)) snprintf(s->error, sizeof s->error, "ssh exited with status %d", WEXITSTATUS(status));
-        else snprintf(s->error, sizeof s->error, "ssh killed by signal %d", WTERMSIG(status));
-    }
+    if (!s->error[0]) ssh_status(status, s->error, sizeof s->error);
     bool closing = c->closing || !s->addr[0];   /* a failed start is reported by start_scheduler */
     char why[700];
     snprintf(why, sizeof why, "%s%s%s", s->error, s->lasterr[0] ? ": " : "", s->lasterr);

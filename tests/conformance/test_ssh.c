@@ -54,44 +54,40 @@ static void need_sshd(void)
     }
 }
 
-static void test_basic(void **state)
+static conf_opts opts(const char *cls, const char *kw)
 {
     need_sshd();
-    conf_opts o = { .cluster_class = "ssh.SSHCluster", .kwargs = kwargs, .n_initial = 2,
-                    .local_pids = true, .timeout = 30 };
+    return (conf_opts){ .cluster_class = cls, .kwargs = kw, .n_initial = 2, .local_pids = true, .timeout = 30 };
+}
+
+static void test_basic(void **state)
+{
+    conf_opts o = opts("ssh.SSHCluster", kwargs);
     conf_run_basic(&o);
 }
 
 static void test_lifecycle(void **state)
 {
-    need_sshd();
-    conf_opts o = { .cluster_class = "ssh.SSHCluster", .kwargs = kwargs, .n_initial = 2,
-                    .local_pids = true, .timeout = 30 };
+    conf_opts o = opts("ssh.SSHCluster", kwargs);
     conf_run_lifecycle(&o);
 }
 
 /* The same suite with the scheduler on a host (scheduler_host). */
 static void test_basic_scheduler_host(void **state)
 {
-    need_sshd();
-    conf_opts o = { .cluster_class = "ssh.SSHCluster", .kwargs = kwargs_rs, .n_initial = 2,
-                    .local_pids = true, .timeout = 30 };
+    conf_opts o = opts("ssh.SSHCluster", kwargs_rs);
     conf_run_basic(&o);
 }
 
 static void test_lifecycle_scheduler_host(void **state)
 {
-    need_sshd();
-    conf_opts o = { .cluster_class = "ssh.SSHCluster", .kwargs = kwargs_rs, .n_initial = 2,
-                    .local_pids = true, .timeout = 30 };
+    conf_opts o = opts("ssh.SSHCluster", kwargs_rs);
     conf_run_lifecycle(&o);
 }
 
 static void test_alias(void **state)
 {
-    need_sshd();
-    conf_opts o = { .cluster_class = "distributed.SSHCluster", .kwargs = kwargs, .n_initial = 2,
-                    .local_pids = true, .timeout = 30 };
+    conf_opts o = opts("distributed.SSHCluster", kwargs);
     conf_run_basic(&o);
 }
 

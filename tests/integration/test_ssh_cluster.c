@@ -154,92 +154,79 @@ static void status(st *s)
     assert_int_equal(cur_prov->status(cur_cluster, s->w, 64, &s->n), 0);
 }
 
-/* Every process on this machine whose command line names a worker of
- * prefix (the worker itself, or its wrapper shell). */
-static int procs_named(const char *prefix)
+/* How many processes on this machine pred accepts, given each one's pid,
+ * argv[0] and whole command line (arguments joined by spaces). */
+typedef bool (*proc_pred)(const char *pid, const char *argv0, const char *cmdline, const void *ud);
+
+static int count_procs(proc_pred pred, const void *ud)
 {
-    char needle[96];
-    snprintf(needle, sizeof needle, "--herd-name %s-", prefix);
+    static char buf[65536], argv0[256];
     int n = 0;
     DIR *d = opendir("/proc");
     struct dirent *e;
     while (d && (e = readdir(d))) {
         if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
-        char path[300], buf[4096];
+        char path[300];
         snprintf(path, sizeof path, "/proc/%s/cmdline", e->d_name);
         int fd = open(path, O_RDONLY);
         if (fd < 0) continue;
         ssize_t k = read(fd, buf, sizeof buf - 1);
         close(fd);
         if (k <= 0) continue;
-        for (ssize_t i = 0; i < k; i++) if (!buf[i]) buf[i] = ' ';
         buf[k] = '\0';
-        if (strstr(buf, needle)) n++;
+        snprintf(argv0, sizeof argv0, "%.255s", buf);
+        for (ssize_t i = 0; i < k; i++) if (!buf[i]) buf[i] = ' ';
+        if (pred(e->d_name, argv0, buf, ud)) n++;
     }
     if (d) closedir(d);
     return n;
+}
+
+static bool names_worker(const char *pid, const char *argv0, const char *cmd, const void *prefix)
+{
+    char needle[96];
+    snprintf(needle, sizeof needle, "--herd-name %s-", (const char *)prefix);
+    return strstr(cmd, needle) != NULL;
+}
+
+/* Every process whose command line names a worker of prefix (the worker
+ * itself, or its wrapper shell). */
+static int procs_named(const char *prefix) { return count_procs(names_worker, prefix); }
+
+static bool ssh_for_workers(const char *pid, const char *argv0, const char *cmd, const void *prefix)
+{
+    char needle[96];
+    snprintf(needle, sizeof needle, "'--herd-name' '%s-", (const char *)prefix);   /* quoted for the remote shell */
+    return strcmp(argv0, "ssh") == 0 && strstr(cmd, needle) != NULL;
 }
 
 /* The ssh clients (on this side) running workers of prefix: one per host
  * and start, however many workers each runs. */
-static int ssh_sessions_named(const char *prefix)
+static int ssh_sessions_named(const char *prefix) { return count_procs(ssh_for_workers, prefix); }
+
+static bool remote_sched(const char *pid, const char *argv0, const char *cmd, const void *ud)
 {
-    char needle[96];
-    snprintf(needle, sizeof needle, "'--herd-name' '%s-", prefix);   /* quoted for the remote shell */
-    int n = 0;
-    DIR *d = opendir("/proc");
-    struct dirent *e;
-    while (d && (e = readdir(d))) {
-        if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
-        char path[300], buf[65536];
-        snprintf(path, sizeof path, "/proc/%s/cmdline", e->d_name);
-        int fd = open(path, O_RDONLY);
-        if (fd < 0) continue;
-        ssize_t k = read(fd, buf, sizeof buf - 1);
-        close(fd);
-        if (k <= 0 || strcmp(buf, "ssh") != 0) continue;   /* argv[0] is "ssh" */
-        for (ssize_t i = 0; i < k; i++) if (!buf[i]) buf[i] = ' ';
-        buf[k] = '\0';
-        if (strstr(buf, needle)) n++;
-    }
-    if (d) closedir(d);
-    return n;
+    int port = *(const int *)ud;
+    if (!strstr(cmd, " --herd-scheduler ") || strstr(cmd, "/bin/sh")) return false;
+    char path[300], env[8192];
+    snprintf(path, sizeof path, "/proc/%s/environ", pid);
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return false;
+    ssize_t k = read(fd, env, sizeof env - 1);
+    close(fd);
+    if (k <= 0) return false;
+    env[k] = '\0';
+    for (char *p = env; p < env + k; p += strlen(p) + 1)
+        if (strncmp(p, "SSH_CONNECTION=", 15) == 0) {
+            const char *last = strrchr(p, ' ');
+            return port == 0 || (last && atoi(last + 1) == port);
+        }
+    return false;
 }
 
 /* Remote schedulers (--herd-scheduler) started over ssh on this machine;
  * port: the sshd it came through (0: any). */
-static int sched_procs(int port)
-{
-    int n = 0;
-    DIR *d = opendir("/proc");
-    struct dirent *e;
-    while (d && (e = readdir(d))) {
-        if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
-        char path[300], buf[8192];
-        snprintf(path, sizeof path, "/proc/%s/cmdline", e->d_name);
-        int fd = open(path, O_RDONLY);
-        if (fd < 0) continue;
-        ssize_t k = read(fd, buf, sizeof buf - 1);
-        close(fd);
-        if (k <= 0) continue;
-        for (ssize_t i = 0; i < k; i++) if (!buf[i]) buf[i] = ' ';
-        buf[k] = '\0';
-        if (!strstr(buf, " --herd-scheduler ") || strstr(buf, "/bin/sh")) continue;
-        snprintf(path, sizeof path, "/proc/%s/environ", e->d_name);
-        if ((fd = open(path, O_RDONLY)) < 0) continue;
-        k = read(fd, buf, sizeof buf - 1);
-        close(fd);
-        if (k <= 0) continue;
-        buf[k] = '\0';
-        for (char *p = buf; p < buf + k; p += strlen(p) + 1)
-            if (strncmp(p, "SSH_CONNECTION=", 15) == 0) {
-                const char *last = strrchr(p, ' ');
-                if (port == 0 || (last && atoi(last + 1) == port)) n++;
-            }
-    }
-    if (d) closedir(d);
-    return n;
-}
+static int sched_procs(int port) { return count_procs(remote_sched, &port); }
 
 static bool wait_no_sched(double secs)
 {
