@@ -103,9 +103,12 @@ oom:
  * answers --herd-version with this client's protocol, starts
  * every worker in a subshell of its own that reports "herd-ssh-pid I PID",
  * forwards a SIGTERM to the worker (SIGKILL 3 s later) and reports
- * "herd-ssh-exit I STATUS" when the worker ends. Then it reads control lines:
- * "stop I" stops worker I; the end of stdin (ssh or the client went away, or
- * a close) stops them all. No single quote inside: it travels single-quoted. */
+ * "herd-ssh-exit I STATUS" when the worker ends. A reader in the background
+ * takes control lines: "stop I" stops worker I; the end of stdin (ssh or the
+ * client went away, or a close) stops them all. The wrapper ends once every
+ * worker has, even when its session is cut off and stdin never ends, so
+ * nothing of it stays on the host. No single quote inside: it travels
+ * single-quoted. */
 static const char wrapper[] =
     "g=\n"
     "acc=\n"
@@ -154,11 +157,17 @@ static const char wrapper[] =
     "eval \"s$i=$!\"; a=\"$a $!\"\n"
     "o=$((o+c+1)); i=$((i+1))\n"
     "done\n"
-    "while IFS= read -r l; do\n"
+    /* a background list's stdin is /dev/null unless redirected: fd 3 keeps ours */
+    "exec 3<&0\n"
+    "( while IFS= read -r l; do\n"
     "case $l in \"stop \"*) x=${l#stop }; case $x in \"\"|*[!0-9]*) ;; "
     "*) eval \"[ -z \\\"\\${s$x}\\\" ] || kill -TERM \\${s$x} 2>/dev/null\" ;; esac ;; esac\n"
     "done\n"
-    "kill -TERM $a 2>/dev/null\n"
+    "kill -TERM $a 2>/dev/null ) <&3 &\n"
+    "exec 3<&-\n"
+    "r=$!\n"
+    "for p in $a; do wait $p; done\n"
+    "kill $r 2>/dev/null\n"
     "wait\n";
 
 char *ssh_wrapper_cmd(char **const argvs[], size_t n)
