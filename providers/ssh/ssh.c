@@ -87,7 +87,8 @@ static const herd_param params[] = {
       "With scheduler_host: where the scheduler listens on that host (null: "
       "tcp://0.0.0.0:0).", HERD_PARAM_NULLABLE, 0, 0 },
     { "start_timeout", HERD_PARAM_DURATION, "30",
-      "How long a worker may take from starting ssh to running on its host.", 0, 0.1, 3600 },
+      "How long a worker (or scheduler_host's scheduler) may take from starting ssh to "
+      "running on its host.", 0, 0.1, 3600 },
     { "name", HERD_PARAM_STRING, "\"ssh\"",
       "Prefix of worker names: <name>-0, <name>-1, … (numbers never reused).",
       HERD_PARAM_NULLABLE, 0, 0 },
