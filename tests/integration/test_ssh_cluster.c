@@ -459,39 +459,46 @@ static void test_close_leaves_nothing(void **state)
 }
 
 /* The client is killed (SIGKILL: no close): ssh dies with it, the remote
- * wrapper sees its stdin end and stops the worker. */
+ * wrapper sees its stdin end and stops the worker — and the scheduler, when
+ * scheduler_host runs it. */
 static void test_client_killed_leaves_nothing(void **state)
 {
     need_sshd();
-    char ck[2048], hosts[256];
-    snprintf(hosts, sizeof hosts, "'%s', '%s'", good[0].host, good[1].host);
-    kw(ck, sizeof ck, hosts, "n_workers: 2, name: orphan");
-    int pfd[2];
-    assert_int_equal(pipe(pfd), 0);
-    pid_t child = fork();
-    assert_true(child >= 0);
-    if (child == 0) {
+    for (int remote = 0; remote < 2; remote++) {
+        char ck[2048], hosts[256], more[256];
+        snprintf(hosts, sizeof hosts, "'%s', '%s'", good[0].host, good[1].host);
+        snprintf(more, sizeof more, "n_workers: 2, name: orphan%s%s%s", remote ? ", scheduler_host: '" : "",
+                 remote ? good[0].host : "", remote ? "'" : "");
+        kw(ck, sizeof ck, hosts, more);
+        int pfd[2];
+        assert_int_equal(pipe(pfd), 0);
+        pid_t child = fork();
+        assert_true(child >= 0);
+        if (child == 0) {
+            close(pfd[0]);
+            herd_err err = { 0 };
+            herd_runner *r = NULL;
+            herd_runner_opts o = { .cluster_class = "ssh.SSHCluster", .cluster_kwargs = ck, .log = tu_quiet_sink };
+            if (herd_runner_new(&r, &o, &err) || herd_flow_begin(r, "orphan", &err) ||
+                herd_wait_for_workers(r, 2, TU_WAIT_S, &err))
+                _exit(1);
+            if (write(pfd[1], "up", 2) != 2) _exit(1);
+            for (;;) pause();                  /* killed here */
+        }
+        close(pfd[1]);
+        char b[2];
+        bool up = read(pfd[0], b, 2) == 2;
         close(pfd[0]);
-        herd_err err = { 0 };
-        herd_runner *r = NULL;
-        herd_runner_opts o = { .cluster_class = "ssh.SSHCluster", .cluster_kwargs = ck, .log = tu_quiet_sink };
-        if (herd_runner_new(&r, &o, &err) || herd_flow_begin(r, "orphan", &err) ||
-            herd_wait_for_workers(r, 2, TU_WAIT_S, &err))
-            _exit(1);
-        if (write(pfd[1], "up", 2) != 2) _exit(1);
-        for (;;) pause();                  /* killed here */
+        assert_true(procs_named("orphan") >= 2 || !up);
+        assert_int_equal(sched_procs(0), remote && up ? 1 : 0);
+        kill(child, SIGKILL);
+        int stt;
+        waitpid(child, &stt, 0);
+        assert_true(up);
+        if (!wait_no_procs("orphan", 10)) fail_msg("%d worker processes left after the client was killed",
+                                                   procs_named("orphan"));
+        if (!wait_no_sched(10)) fail_msg("the remote scheduler is left after the client was killed");
     }
-    close(pfd[1]);
-    char b[2];
-    bool up = read(pfd[0], b, 2) == 2;
-    close(pfd[0]);
-    assert_true(procs_named("orphan") >= 2 || !up);
-    kill(child, SIGKILL);
-    int stt;
-    waitpid(child, &stt, 0);
-    assert_true(up);
-    if (!wait_no_procs("orphan", 10)) fail_msg("%d worker processes left after the client was killed",
-                                               procs_named("orphan"));
 }
 
 static void test_upload_skipped_when_hash_matches(void **state)
