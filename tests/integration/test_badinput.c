@@ -348,6 +348,37 @@ static void test_malformed_frames(void **state)
     assert_true(read_until_closed(fd, NULL));
     close(fd);
 
+    /* control calls that make no sense get an answer naming the problem (a
+     * client), or are ignored (a worker); nothing is drained or closed on
+     * this flow's in-process scheduler, which is not a provider-run one */
+    fd = raw_connect(address);
+    send_value(fd, hello(TOKEN, HERD_PROTO_VERSION, ROLE_CLIENT, "raw-control"));
+    msg = read_message(fd);
+    assert_int_equal(herd_as_int(herd_at(msg, 0)), OP_WELCOME);
+    assert_int_equal(herd_as_int(herd_at(msg, 5)), 0);            /* not owned */
+    herd_value_free(msg);
+    send_value(fd, herd_tuple("iiv", OP_CONTROL, 5, herd_map()));  /* a verb that is no string */
+    msg = read_message(fd);
+    assert_int_equal(herd_as_int(herd_at(msg, 0)), OP_REPLY);
+    assert_int_equal(herd_as_int(herd_at(msg, 1)), 5);
+    assert_int_equal(herd_as_int(herd_at(msg, 2)), -HERD_EARG);
+    assert_non_null(strstr(herd_as_str(herd_at(msg, 3)), "unknown control verb"));
+    herd_value_free(msg);
+    send_value(fd, herd_tuple("iiss", OP_CONTROL, 6, "close_workers", "bye"));
+    msg = read_message(fd);
+    assert_int_equal(herd_as_int(herd_at(msg, 2)), -HERD_EARG);
+    assert_non_null(strstr(herd_as_str(herd_at(msg, 3)), "shared"));
+    herd_value_free(msg);
+    send_value(fd, herd_tuple("ii", OP_CONTROL, 7));               /* too short: ignored */
+    send_value(fd, herd_tuple("iis", OP_CONTROL, 8, "load"));
+    msg = read_message(fd);
+    assert_int_equal(herd_as_int(herd_at(msg, 1)), 8);            /* the next answer is to the next call */
+    assert_int_equal(herd_as_int(herd_at(msg, 2)), 0);
+    assert_int_equal(herd_len(herd_at(msg, 3)), 6);
+    herd_value_free(msg);
+    close(fd);
+    assert_true(tu_log_has_line(&log, "control message from raw-control ignored", "too short"));
+
     /* a connection that sends half a frame and hangs up */
     fd = raw_connect(address);
     uint32_t ten = htonl(10);
