@@ -431,10 +431,7 @@ static int begin_remote_scheduler(flow_runner *r, const char *tok, herd_err *err
     herd_tls_pem_free(r->wenvp[0]);
     if (asprintf(&r->wenvp[0], "HERD_TOKEN=%s", tok) < 0) r->wenvp[0] = NULL;
     int temporary = herd_typeof(herd_map_get(r->client_kwargs, "security")) == HERD_STR;
-    if (!temporary && herd_typeof(herd_map_get(r->client_kwargs, "tls_ca_file")) == HERD_STR)
-        return herd_err_set(err, HERD_EARG, "client_kwargs.tls_ca_file: %s may run the scheduler remotely, which "
-                            "takes TLS from security: temporary only; to use your own certificates run `herd "
-                            "scheduler --tls-*` yourself and give its address", who);
+    int tls_files = !temporary && herd_typeof(herd_map_get(r->client_kwargs, "tls_ca_file")) == HERD_STR;
     int rc;
     if (temporary) {                 /* the CA now; the scheduler's certificate once its names are known */
         if ((rc = herd_tls_temporary_remote(r->flow_name, &r->tls, &r->tmp_ca, err))) return rc;
@@ -461,6 +458,10 @@ static int begin_remote_scheduler(flow_runner *r, const char *tok, herd_err *err
         r->tls = NULL;
         return 1;
     }
+    if (tls_files)                   /* the teardown stops the scheduler it started */
+        return herd_err_set(err, HERD_EARG, "client_kwargs.tls_ca_file: %s runs the scheduler remotely here, "
+                            "which takes TLS from security: temporary only; to use your own certificates run "
+                            "`herd scheduler --tls-*` yourself and give its address", who);
     if ((rc = herd_tls_addr_check(r->tls, addr, err)))
         return herd_err_prefix(err, "%s: start_scheduler gave %s", who, addr);
     snprintf(r->addr, sizeof r->addr, "%s", addr);

@@ -36,7 +36,7 @@
 
 #define SECRET "SECRET-ARG-1234-herd"
 
-static char dir[64], herd_bin[PATH_MAX];
+static char dir[64], herd_bin[PATH_MAX], rsched[PATH_MAX + 32];
 
 /* ---- a task of this binary (it is re-run as the workers) ---- */
 static int echo(herd_task_ctx *ctx, const herd_value *args, herd_value **out)
@@ -122,6 +122,7 @@ static int setup(void **state)
     exe[n > 0 ? n : 0] = '\0';
     *strrchr(exe, '/') = '\0';                 /* $(BUILD)/tests */
     snprintf(herd_bin, sizeof herd_bin, "%s/../bin/herd", exe);
+    snprintf(rsched, sizeof rsched, "%s/fixtures/remote_sched.so", exe);
     char *ca, *cakey, *c, *k, *ca2, *ca2key;
     const char *local[] = { "127.0.0.1", "localhost", NULL };
     herd_tls_spec s_ca = { .cn = "test CA", .is_ca = 1, .not_before = -3600, .not_after = 86400 };
@@ -226,6 +227,37 @@ static void test_flow_over_tls(void **state)
     herd_runner_free(r);
     kill(w, SIGTERM);
     wait_exit(w);
+}
+
+/* ---- TLS files with a provider that may run the scheduler itself ---- */
+static void test_provider_scheduler_with_tls_files(void **state)
+{
+    char cls[PATH_MAX + 64], ck[PATH_MAX + 64], cl[1024];
+    snprintf(cls, sizeof cls, "%s:RemoteSched", rsched);
+    snprintf(cl, sizeof cl, "{tls_ca_file: '%s', tls_cert: '%s', tls_key: '%s'}", P("ca.pem"), P("sched.pem"),
+             P("sched.key"));
+    /* it declines: the scheduler runs in this process, over TLS from the files */
+    snprintf(ck, sizeof ck, "{n_workers: 1, herd: '%s', decline: true}", herd_bin);
+    herd_runner_opts o = { .cluster_class = cls, .cluster_kwargs = ck, .client_kwargs = cl };
+    herd_runner *r;
+    herd_err err;
+    if (herd_runner_new(&r, &o, &err) || herd_flow_begin(r, "tls-files", &err)) fail_msg("%s", err.msg);
+    assert_true(strncmp(herd_runner_address(r), "tls://", 6) == 0);
+    herd_future *f;
+    const herd_value *v;
+    assert_int_equal(herd_submit(r, "echo", herd_tuple("s", "over tls"), &f, &err), 0);
+    if (herd_future_result(f, 20, &v, &err)) fail_msg("%s", err.msg);
+    assert_string_equal(herd_as_str(v), "over tls");
+    herd_flow_end(r, false, &err);
+    herd_runner_free(r);
+    /* it runs the scheduler itself: TLS files cannot reach that one, said plainly */
+    snprintf(ck, sizeof ck, "{n_workers: 1, herd: '%s'}", herd_bin);
+    herd_runner_opts o2 = { .cluster_class = cls, .cluster_kwargs = ck, .client_kwargs = cl };
+    assert_int_equal(herd_runner_new(&r, &o2, &err), 0);
+    assert_int_equal(herd_flow_begin(r, "tls-files-remote", &err), -HERD_EARG);
+    if (!strstr(err.msg, "client_kwargs.tls_ca_file") || !strstr(err.msg, "remotely"))
+        fail_msg("unexpected error: %s", err.msg);
+    herd_runner_free(r);
 }
 
 /* ---- refusals, each logged by the scheduler ---- */
@@ -364,6 +396,7 @@ int main(int argc, char **argv)
     herd_init(&argc, &argv);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_flow_over_tls),
+        cmocka_unit_test(test_provider_scheduler_with_tls_files),
         cmocka_unit_test(test_other_ca_refused),
         cmocka_unit_test(test_expired_refused),
         cmocka_unit_test(test_wrong_token_refused),
