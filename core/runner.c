@@ -421,6 +421,15 @@ static int begin_remote(flow_runner *r, herd_err *err)
 static int issue_sched_tls(void *ud, const char *const *names, char ***envp_out, herd_err *err)
 {
     flow_runner *r = ud;
+    if (!r->tmp_ca) {                /* the first call makes the CA and the workers' identity */
+        int rc = herd_tls_temporary_remote(r->flow_name, &r->tls, &r->tmp_ca, err);
+        char **te = NULL;
+        if (!rc && (rc = herd_tls_export_env(r->tls, &te, err)) == 0) {
+            for (int i = 0; i < 3 && te[i]; i++) r->wenvp[2 + i] = te[i];
+            free(te);
+        }
+        if (rc) return rc;
+    }
     return herd_tls_ca_server_env(r->tmp_ca, names, envp_out, err);
 }
 
@@ -433,16 +442,7 @@ static int begin_remote_scheduler(flow_runner *r, const char *tok, herd_err *err
     int temporary = herd_typeof(herd_map_get(r->client_kwargs, "security")) == HERD_STR;
     int tls_files = !temporary && herd_typeof(herd_map_get(r->client_kwargs, "tls_ca_file")) == HERD_STR;
     int rc;
-    if (temporary) {                 /* the CA now; the scheduler's certificate once its names are known */
-        if ((rc = herd_tls_temporary_remote(r->flow_name, &r->tls, &r->tmp_ca, err))) return rc;
-        char **te = NULL;
-        if ((rc = herd_tls_export_env(r->tls, &te, err))) {
-            herd_tls_ca_free(r->tmp_ca);
-            r->tmp_ca = NULL;
-            return rc;
-        }
-        for (int i = 0; i < 3 && te[i]; i++) r->wenvp[2 + i] = te[i];
-        free(te);
+    if (temporary) {                 /* the CA once the provider asks for the scheduler's certificate */
         r->envcore.sched_tls = issue_sched_tls;
         r->envcore.sched_tls_ud = r;
     }
@@ -462,6 +462,9 @@ static int begin_remote_scheduler(flow_runner *r, const char *tok, herd_err *err
         return herd_err_set(err, HERD_EARG, "client_kwargs.tls_ca_file: %s runs the scheduler remotely here, "
                             "which takes TLS from security: temporary only; to use your own certificates run "
                             "`herd scheduler --tls-*` yourself and give its address", who);
+    if (temporary && !r->tls)        /* never a plain connection when TLS was asked for */
+        return herd_err_set(err, HERD_EPROVIDER, "client_kwargs.security: temporary, but %s started its scheduler "
+                            "at %s without a certificate (it must run what herd_scheduler_envp gives)", who, addr);
     if ((rc = herd_tls_addr_check(r->tls, addr, err)))
         return herd_err_prefix(err, "%s: start_scheduler gave %s", who, addr);
     snprintf(r->addr, sizeof r->addr, "%s", addr);

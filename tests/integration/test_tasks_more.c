@@ -190,6 +190,26 @@ static void test_provider_runs_the_scheduler(void **state)
         herd_future_release(g[i]);
     }
     end(r);
+    /* security: temporary reaches that scheduler too (its certificate comes
+     * from herd_scheduler_envp) … */
+    snprintf(ck, sizeof ck, "{n_workers: 1, herd: '%s'}", herd_bin);
+    herd_runner_opts o5 = { .cluster_class = cls, .cluster_kwargs = ck, .client_kwargs = "{security: temporary}" };
+    assert_int_equal(herd_runner_new(&r, &o5, &err), 0);
+    if (herd_flow_begin(r, "remote-tls", &err)) fail_msg("%s", err.msg);
+    assert_true(strncmp(herd_runner_address(r), "tls://127.0.0.1:", 16) == 0);
+    herd_future *h;
+    const herd_value *hv;
+    assert_int_equal(herd_submit(r, "echo_pid", NULL, &h, &err), 0);
+    if (herd_future_result(h, 20, &hv, &err)) fail_msg("%s", err.msg);
+    herd_future_release(h);
+    end(r);
+    /* … and a provider whose scheduler skipped it is refused, not used in clear */
+    snprintf(ck, sizeof ck, "{n_workers: 1, herd: '%s', no_tls: true}", herd_bin);
+    herd_runner_opts o6 = { .cluster_class = cls, .cluster_kwargs = ck, .client_kwargs = "{security: temporary}" };
+    assert_int_equal(herd_runner_new(&r, &o6, &err), 0);
+    assert_int_not_equal(herd_flow_begin(r, "remote-no-tls", &err), 0);
+    if (!strstr(err.msg, "without a certificate")) fail_msg("unexpected error: %s", err.msg);
+    herd_runner_free(r);
     /* … but not a shared `herd scheduler`, which will not drain for a client */
     snprintf(ck, sizeof ck, "{n_workers: 0, herd: '%s', shared: true}", herd_bin);
     herd_runner_opts o4 = { .cluster_class = cls, .cluster_kwargs = ck, .adapt_kwargs = "{maximum: 2}" };
