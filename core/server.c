@@ -187,8 +187,8 @@ int herd_scheduler_serve_args(int argc, char **argv)
         fprintf(stderr, "herd scheduler: --herd-scheduler needs --listen and HERD_TOKEN in the environment\n");
         return 2;
     }
-    char token[512];
-    snprintf(token, sizeof token, "%s", tok);
+    char *token = strdup(tok);
+    if (!token) { fprintf(stderr, "herd scheduler: out of memory\n"); return 1; }
     unsetenv("HERD_TOKEN");
     herd_err err = { 0 };
     herd_tls *tls = NULL;
@@ -196,8 +196,13 @@ int herd_scheduler_serve_args(int argc, char **argv)
     unsetenv("HERD_TLS_KEY");
     unsetenv("HERD_TLS_CERT");
     unsetenv("HERD_TLS_CA");
-    if (rc && rc != -ENOENT) { fprintf(stderr, "herd scheduler: %s\n", err.msg); return 1; }
-    if (herd_tls_addr_check(tls, o.listen, &err)) { fprintf(stderr, "herd scheduler: %s\n", err.msg); herd_tls_free(tls); return 1; }
+    if (!rc || rc == -ENOENT) rc = herd_tls_addr_check(tls, o.listen, &err);
+    if (rc) {
+        fprintf(stderr, "herd scheduler: %s\n", err.msg);
+        herd_tls_free(tls);
+        free(token);
+        return 1;
+    }
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
@@ -211,12 +216,14 @@ int herd_scheduler_serve_args(int argc, char **argv)
         .heartbeat_interval = o.heartbeat_interval, .heartbeat_timeout = o.heartbeat_timeout,
         .allowed_failures = o.allowed_failures, .log = herd_log_default,
     };
-    if (herd_sched_start(&s, &cfg, addr, sizeof addr, &err)) {
+    rc = herd_sched_start(&s, &cfg, addr, sizeof addr, &err);
+    memset(token, 0, strlen(token));  /* the scheduler keeps its own copy */
+    free(token);
+    if (rc) {
         fprintf(stderr, "herd scheduler: %s\n", err.msg);
         herd_tls_free(tls);
         return 1;
     }
-    memset(token, 0, sizeof token);
     printf("herd-scheduler-at %s\n", addr);
     fflush(stdout);
     int sig = 0;
