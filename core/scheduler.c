@@ -419,13 +419,13 @@ static void res_take(sworker *w, const herd_value *res, double sign)
     }
 }
 
-static int capacity(const herd_sched *s, const sworker *w)
+static int capacity(const herd_sched *s, const sworker *w, double now)
 {
     int prefetch;
     /* durations unknown yet, or long: no prefetch, so priority order is exact.
      * Nor onto a worker that is not streaming results right now (its threads
      * may be held by long tasks while others sit idle). */
-    if (s->avg_dur < 0 || s->avg_dur > 0.005 || herd_now() - w->last_done > herd_dmax(0.005, 20 * s->avg_dur))
+    if (s->avg_dur < 0 || s->avg_dur > 0.005 || now - w->last_done > herd_dmax(0.005, 20 * s->avg_dur))
         prefetch = 0;
     else prefetch = w->nthreads * (int)herd_dmin(256.0, 0.005 / herd_dmax(s->avg_dur, 1e-6));
     return w->nthreads + prefetch - w->busy;
@@ -498,11 +498,12 @@ static void dispatch_cb(evutil_socket_t fd, short what, void *arg)
 {
     herd_sched *s = arg;
     s->dispatch_pending = 0;
+    double now = herd_now();           /* once per pass, not per worker and task */
     while (s->hlen || s->rlen) {
         sworker *bw = NULL;
         stask *bt = NULL;
         for (sworker *w = s->workers; w; w = w->next) {
-            if (!w->hello || w->role != ROLE_WORKER || w->closing || capacity(s, w) <= 0) continue;
+            if (!w->hello || w->role != ROLE_WORKER || w->closing || capacity(s, w, now) <= 0) continue;
             stask *t = best_for(s, w);
             if (!t) continue;
             if (!bt || (t != bt && before(t, bt)) || (t == bt && load(w) < load(bw))) { bt = t; bw = w; }
