@@ -36,6 +36,7 @@ struct herd_conn {
     int dead;           /* free requested */
     int closing;        /* close once output drains */
     int flush_pending;
+    int linger;         /* a TLS failure: let the peer read our alert before the socket goes */
 };
 
 double herd_now(void)
@@ -45,10 +46,36 @@ double herd_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+#define LINGER_S 1
+
+/* A lingering close, for a connection refused in its TLS handshake: the
+ * peer's first message (sent as soon as its side of the handshake ended) is
+ * often still unread here, and closing a socket with unread input sends RST,
+ * which can reach the peer before the alert that says why it was refused —
+ * it would see only "connection reset". So: our side is shut for writing at
+ * once, then, when what the peer sent arrives (or its close, or after
+ * LINGER_S), it is read and dropped and the socket closed. */
+static void linger_cb(evutil_socket_t fd, short what, void *arg)
+{
+    char buf[4096];
+    if (what & EV_READ)
+        while (recv(fd, buf, sizeof buf, MSG_DONTWAIT) > 0) {}
+    close(fd);
+}
+
 static void destroy(herd_conn *c)
 {
     if (c->flush_ev) event_free(c->flush_ev);
+    evutil_socket_t fd = c->bev && c->linger ? bufferevent_getfd(c->bev) : -1;
+    int keep = fd >= 0 ? dup(fd) : -1;   /* the bufferevent closes fd; keep holds the socket */
+    struct event_base *base = c->bev ? bufferevent_get_base(c->bev) : NULL;
     if (c->bev) bufferevent_free(c->bev);
+    if (keep >= 0) {
+        shutdown(keep, SHUT_WR);
+        struct timeval tv = { LINGER_S, 0 };
+        if (!base || event_base_once(base, keep, EV_READ | EV_TIMEOUT, linger_cb, NULL, &tv) != 0)
+            close(keep);
+    }
     msgpack_sbuffer_destroy(&c->sb);
     free(c);
 }
@@ -59,6 +86,14 @@ void herd_block_sigpipe(void)
     sigemptyset(&set);
     sigaddset(&set, SIGPIPE);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
+}
+
+void herd_conn_set_linger(herd_conn *c) { if (c) c->linger = 1; }
+
+void herd_event_base_drain_free(struct event_base *base)
+{
+    for (int i = 0; i < 4; i++) event_base_loop(base, EVLOOP_NONBLOCK);
+    event_base_free(base);
 }
 
 void herd_conn_free(herd_conn *c)

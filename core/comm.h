@@ -39,6 +39,15 @@ enum {
 enum { ROLE_WORKER = 0, ROLE_CLIENT = 1 };
 
 typedef struct herd_conn herd_conn;
+
+/* Free an event base whose loop has ended, once every event of ours is
+ * freed: a bufferevent freed after the loop stopped may still hold a
+ * reference for a callback libevent had queued (and a TLS one its SSL), which
+ * only a pass of the loop releases. Runs such passes, then frees base. */
+void herd_event_base_drain_free(struct event_base *base);
+/* A connection refused in its TLS handshake: close it lingering (see comm.c)
+ * so the peer reads the alert that says why, not a reset. */
+void herd_conn_set_linger(herd_conn *c);
 typedef void (*herd_conn_msg_fn)(herd_conn *c, const msgpack_object *msg, void *ud);
 typedef void (*herd_conn_close_fn)(herd_conn *c, const char *why, void *ud);
 

@@ -1065,8 +1065,10 @@ static void on_close(herd_conn *c, const char *why, void *ud)
     sworker *w = ud;
     if (!w->hello) {
         herd_sched *s = w->s;
-        if (strncmp(why, "TLS: ", 5) == 0)
+        if (strncmp(why, "TLS: ", 5) == 0) {
             slog(s, HERD_LOG_WARN, "refused connection from %s: %s", herd_conn_peer(c), why + 5);
+            herd_conn_set_linger(c);
+        }
         else
             slog(s, HERD_LOG_WARN, "connection from %s dropped before hello: %s", herd_conn_peer(c), why);
         for (sworker **pp = &s->workers; *pp; pp = &(*pp)->next)
@@ -1433,7 +1435,7 @@ void herd_sched_stop(herd_sched *s)
     if (s->dispatch_ev) event_free(s->dispatch_ev);
     if (s->stop_ev) event_free(s->stop_ev);
     if (s->hb_ev) event_free(s->hb_ev);
-    if (s->base) event_base_free(s->base);
+    if (s->base) herd_event_base_drain_free(s->base);
     pthread_mutex_destroy(&s->in_mu);
     pthread_mutex_destroy(&s->w_mu);
     pthread_cond_destroy(&s->w_cv);

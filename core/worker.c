@@ -76,6 +76,7 @@ static _Thread_local herd_task_ctx *current;
 struct herd_remote { struct wk *w; pthread_mutex_t call_mu; };
 
 static void wk_unref(wk *w);
+static void wk_free(wk *w);
 
 static void wlog(wk *w, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void wlog(wk *w, int level, const char *fmt, ...)
@@ -323,10 +324,14 @@ static void *exec_main(void *arg)
         pthread_mutex_lock(&w->mu);
     }
     w->nexec--;
+    /* the reference goes under the lock, so herd_worker_run, waiting for the
+     * executors, frees the worker on its own thread, before the program's
+     * exit handlers (OpenSSL's among them) run */
+    int last = atomic_fetch_sub(&w->refs, 1) == 1;
     pthread_cond_broadcast(&w->evcv);
     pthread_mutex_unlock(&w->mu);
     while (cache) { fncache *n = cache->next; free(cache->name); free(cache); cache = n; }
-    wk_unref(w);
+    if (last) wk_free(w);
     return NULL;
 }
 
@@ -546,7 +551,7 @@ static void wk_free(wk *w)
     if (w->hb_ev) event_free(w->hb_ev);
     if (w->stop_ev) event_free(w->stop_ev);
     if (w->mem_ev) event_free(w->mem_ev);
-    if (w->base) event_base_free(w->base);
+    if (w->base) herd_event_base_drain_free(w->base);
     msgpack_sbuffer_destroy(&w->out);
     herd_value_free(w->rpc_val);
     herd_value_free(w->resources);
@@ -664,7 +669,7 @@ int herd_worker_run(const herd_worker_cfg *cfg)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     ts.tv_sec += 2;
     pthread_mutex_lock(&w->mu);
-    while (w->nexec > 0 && pthread_cond_timedwait(&w->evcv, &w->mu, &ts) != ETIMEDOUT) {}
+    while (atomic_load(&w->refs) > 1 && pthread_cond_timedwait(&w->evcv, &w->mu, &ts) != ETIMEDOUT) {}
     pthread_mutex_unlock(&w->mu);
     wk_unref(w);
     return code;
