@@ -564,9 +564,14 @@ static void wk_free(wk *w)
     free(w);
 }
 
+/* Under the lock: an executor drops its reference holding it too, so the
+ * last one here cannot free w while an executor still uses the lock. */
 static void wk_unref(wk *w)
 {
-    if (atomic_fetch_sub(&w->refs, 1) == 1) wk_free(w);
+    pthread_mutex_lock(&w->mu);
+    int last = atomic_fetch_sub(&w->refs, 1) == 1;
+    pthread_mutex_unlock(&w->mu);
+    if (last) wk_free(w);
 }
 
 static wk *wk_new(const herd_worker_cfg *cfg, int role, herd_client *cl, herd_err *err)

@@ -21,6 +21,7 @@
 #include <openssl/ssl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -306,7 +307,7 @@ static void test_no_certificate_refused(void **state)
 /* ---- a capture on lo ---- */
 typedef struct capture {
     int fd;
-    volatile int stop;
+    atomic_int stop;
     char *buf;
     size_t len, cap;
     pthread_t th;
@@ -316,7 +317,7 @@ static void *cap_main(void *arg)
 {
     capture *c = arg;
     char pkt[65536];
-    while (!c->stop) {
+    while (!atomic_load(&c->stop)) {
         ssize_t n = recv(c->fd, pkt, sizeof pkt, 0);
         if (n <= 0) { usleep(1000); continue; }
         if (c->len + (size_t)n > c->cap) {
@@ -349,7 +350,7 @@ static int cap_start(capture *c)
 static int cap_stop_and_find(capture *c, const char *needle)
 {
     usleep(100000);
-    c->stop = 1;
+    atomic_store(&c->stop, 1);
     pthread_join(c->th, NULL);
     close(c->fd);
     int found = c->buf && memmem(c->buf, c->len, needle, strlen(needle)) != NULL;
