@@ -85,7 +85,8 @@ static const herd_param params[] = {
       "127.0.0.1 when every host is this machine, else this machine's address on the "
       "route to the hosts (0.0.0.0, each host dialling its own route, when they differ). "
       "With scheduler_host: where the scheduler listens on that host (null: "
-      "tcp://0.0.0.0:0).", HERD_PARAM_NULLABLE, 0, 0 },
+      "tcp://0.0.0.0:0, dialled at the host's address; a specific address is dialled as "
+      "given).", HERD_PARAM_NULLABLE, 0, 0 },
     { "start_timeout", HERD_PARAM_DURATION, "30",
       "How long a worker (or scheduler_host's scheduler) may take from starting ssh to "
       "running on its host.", 0, 0.1, 3600 },
@@ -1332,12 +1333,19 @@ static int sc_start_scheduler(herd_cluster *c, char *out, size_t cap, herd_err *
     pthread_mutex_unlock(&c->mu);
     if (!got[0])
         return herd_err_set(err, HERD_EPROVIDER, "SSHCluster: cannot start the scheduler on %s: %s", h->spec, why);
-    /* scheme://0.0.0.0:PORT -> scheme://<dial>:PORT */
+    /* scheme://0.0.0.0:PORT -> scheme://<dial>:PORT; an address of its own
+     * (listen_address named one) stays */
     const char *sep = strstr(got, "://"), *colon = strrchr(got, ':');
     if (!sep || !colon || colon < sep + 3)
         return herd_err_set(err, HERD_EPROVIDER, "SSHCluster: the scheduler on %s printed \"%s\", expected "
                             "tcp://HOST:PORT", h->spec, got);
-    snprintf(out, cap, strchr(s->dial, ':') ? "%.*s[%s]%s" : "%.*s%s%s", (int)(sep + 3 - got), got, s->dial, colon);
+    char ghost[128];
+    snprintf(ghost, sizeof ghost, "%.*s", (int)(colon - sep - 3), sep + 3);
+    if (strcmp(ghost, "0.0.0.0") && strcmp(ghost, "[::]") && strcmp(ghost, "::") && strcmp(ghost, "127.0.0.1"))
+        snprintf(out, cap, "%s", got);
+    else
+        snprintf(out, cap, strchr(s->dial, ':') ? "%.*s[%s]%s" : "%.*s%s%s", (int)(sep + 3 - got), got, s->dial,
+                 colon);
     herd_log(c->env, HERD_LOG_INFO, "SSHCluster: scheduler running on %s (pid %ld), at %s", h->spec, s->rpid, out);
     return 0;
 }
