@@ -13,6 +13,7 @@
 #define HERD_TEST_SSHD_H
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -211,9 +212,32 @@ static inline int tsshd_start(tsshd *s, const tssh_keys *k, const char *ns, cons
     return 0;
 }
 
+/* The per-connection sshd processes of the listener pid (they outlive it,
+ * and one whose client vanished behind a cut link would wait for hours). */
+static inline void tsshd_kill_sessions(pid_t listener)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+        char path[300], buf[512];
+        snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f) continue;
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        const char *rp = strrchr(buf, ')');          /* "pid (comm) state ppid …" */
+        int ppid = 0;
+        if (rp && sscanf(rp + 1, " %*c %d", &ppid) == 1 && ppid == listener) kill(atoi(e->d_name), SIGKILL);
+    }
+    if (d) closedir(d);
+}
+
 static inline void tsshd_stop(tsshd *s)
 {
     if (s->pid > 0) {
+        tsshd_kill_sessions(s->pid);
         kill(s->pid, SIGTERM);
         int st;
         for (int i = 0; i < 100 && waitpid(s->pid, &st, WNOHANG) == 0; i++) {
