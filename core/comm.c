@@ -54,7 +54,9 @@ double herd_now(void)
  * which can reach the peer before the alert that says why it was refused —
  * it would see only "connection reset". So: our side is shut for writing at
  * once, then, when what the peer sent arrives (or its close, or after
- * LINGER_S), it is read and dropped and the socket closed. */
+ * LINGER_S), it is read and dropped and the socket closed. (A loop that
+ * stops before that moment frees the one-shot event but not the socket: one
+ * descriptor, and only when it stops within LINGER_S of such a refusal.) */
 static void linger_cb(evutil_socket_t fd, short what, void *arg)
 {
     char buf[4096];
