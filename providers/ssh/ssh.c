@@ -976,6 +976,12 @@ static void feed_session(herd_cluster *c, ssess *s)
     pthread_mutex_lock(&c->mu);
     s->unfed = false;
     int rc = script ? ssh_child_send(&s->ch, script) : -ENOMEM;
+    if (rc == -ENOMEM && s->ch.in >= 0) {   /* the wrapper ends at once; its workers fail now */
+        snprintf(s->error, sizeof s->error, "out of memory for the workers' environment");
+        close(s->ch.in);
+        s->ch.in = -1;
+        s->eof = true;
+    }
     pthread_mutex_unlock(&c->mu);
     if (rc && rc != -EPIPE)
         herd_log(c->env, HERD_LOG_WARN, "SSHCluster: %s: cannot send the workers' environment: %s", s->h->spec,
