@@ -70,13 +70,6 @@ struct herd_adaptive {
     double floor_until;
 };
 
-static double mono_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* ---- configuration ---- */
 int herd_adaptive_cfg_from(const herd_value *kw, herd_adaptive_cfg *cfg, herd_err *err)
 {
@@ -193,7 +186,7 @@ static void finish_retires(herd_adaptive *a)
     for (size_t i = 0; i < a->nret;) {
         if (a->ops->has_worker(a->s, a->ret[i].name)) { i++; continue; }
         char how[96];
-        snprintf(how, sizeof how, "drained and left after %.3gs", mono_now() - a->ret[i].since);
+        snprintf(how, sizeof how, "drained and left after %.3gs", herd_now() - a->ret[i].since);
         stop_retired(a, a->ret[i].name, how);
         a->ret[i] = a->ret[--a->nret];
     }
@@ -210,7 +203,7 @@ static int add_retiring(herd_adaptive *a, const char *name)
     }
     retiring *r = &a->ret[a->nret++];
     snprintf(r->name, sizeof r->name, "%s", name);
-    r->since = mono_now();
+    r->since = herd_now();
     return 0;
 }
 
@@ -261,7 +254,7 @@ static void decide(herd_adaptive *a, int full)
     int size = active > open ? active : open;   /* workers the provider does not list still count */
     /* up counts the workers just asked for even if status does not list them
      * yet; down goes by what exists */
-    double now = mono_now();
+    double now = herd_now();
     int size_up = now < a->floor_until && a->floor > size ? a->floor : size;
 
     char why[512];
@@ -276,14 +269,14 @@ static void decide(herd_adaptive *a, int full)
         herd_err e = { 0 };
         if (a->prov->scale_up(a->cluster, n, &e)) {
             a->backoff = a->backoff > 0 ? herd_dmin(2 * a->backoff, BACKOFF_MAX_S) : a->cfg.interval;
-            a->retry_at = mono_now() + a->backoff;
+            a->retry_at = herd_now() + a->backoff;
             herd_log(a->env, HERD_LOG_WARN, "adaptive: %s scale_up(%d) failed: %s; retrying in %.3gs",
                      a->prov->name, n, e.msg, a->backoff);
         } else {
             a->backoff = 0;
             a->retry_at = 0;
             a->floor = target;
-            a->floor_until = mono_now() + herd_dmax(FLOOR_HOLD_S, 5 * a->cfg.interval);
+            a->floor_until = herd_now() + herd_dmax(FLOOR_HOLD_S, 5 * a->cfg.interval);
         }
         goto out;
     }
@@ -359,17 +352,17 @@ static void *adaptive_main(void *arg)
 {
     herd_adaptive *a = arg;
     double gap = herd_dmin(POKE_GAP_S, a->cfg.interval);
-    double next = mono_now(), last_poke = -1e9;   /* the first decision at once */
+    double next = herd_now(), last_poke = -1e9;   /* the first decision at once */
     pthread_mutex_lock(&a->mu);
     while (!a->stop) {
-        double now = mono_now();
+        double now = herd_now();
         if (now >= next) {
             pthread_mutex_unlock(&a->mu);
             atomic_store(&a->poked, 0);
             decide(a, 1);
             pthread_mutex_lock(&a->mu);
             next += a->cfg.interval;
-            if (next < mono_now()) next = mono_now() + a->cfg.interval;   /* no catching up */
+            if (next < herd_now()) next = herd_now() + a->cfg.interval;   /* no catching up */
             continue;
         }
         int poked = atomic_load(&a->poked);
@@ -378,7 +371,7 @@ static void *adaptive_main(void *arg)
             atomic_store(&a->poked, 0);
             /* scale-up only: skip the snapshot when the cluster is at maximum */
             if (a->cfg.maximum < 0 || a->ops->nworkers(a->s, NULL) < a->cfg.maximum) decide(a, 0);
-            last_poke = mono_now();
+            last_poke = herd_now();
             pthread_mutex_lock(&a->mu);
             continue;
         }
@@ -433,11 +426,7 @@ int herd_adaptive_start(herd_adaptive **out, const herd_adaptive_cfg *cfg, const
     a->capinfo = 64;
     pthread_mutex_init(&a->mu, NULL);
     pthread_mutex_init(&a->join_mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&a->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    herd_cond_init_monotonic(&a->cv);
     char max[32];
     if (cfg->maximum < 0) snprintf(max, sizeof max, "none");
     else snprintf(max, sizeof max, "%d", cfg->maximum);

@@ -131,11 +131,7 @@ int herd_client_init(herd_client *cl, uint32_t id, const herd_transport *tp, voi
 {
     memset(cl, 0, sizeof *cl);
     pthread_mutex_init(&cl->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&cl->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    herd_cond_init_monotonic(&cl->cv);
     cl->id = id;
     cl->tp = tp;
     cl->tp_ud = tp_ud;
@@ -533,20 +529,11 @@ herd_state herd_future_state(herd_future *f)
     return s;
 }
 
-static void deadline_ts(double timeout_s, struct timespec *ts)
-{
-    clock_gettime(CLOCK_MONOTONIC, ts);
-    double whole = floor(timeout_s);
-    ts->tv_sec += (time_t)whole;
-    ts->tv_nsec += (long)((timeout_s - whole) * 1e9);
-    if (ts->tv_nsec >= 1000000000L) { ts->tv_sec++; ts->tv_nsec -= 1000000000L; }
-}
-
 /* Wait on cl->cv (mu held) until pred() or the deadline. Returns 0 or -HERD_ETIMEOUT. */
 static int wait_until(herd_client *cl, int (*pred)(void *), void *arg, double timeout_s)
 {
     struct timespec ts;
-    if (timeout_s >= 0) deadline_ts(timeout_s, &ts);
+    if (timeout_s >= 0) herd_deadline(timeout_s, &ts);
     int blocked = 0;
     while (!pred(arg)) {
         if (!blocked && cl->tp && cl->tp->block) {

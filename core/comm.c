@@ -39,13 +39,6 @@ struct herd_conn {
     int linger;         /* a TLS failure: let the peer read our alert before the socket goes */
 };
 
-double herd_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 #define LINGER_S 1
 
 /* A lingering close, for a connection refused in its TLS handshake: the

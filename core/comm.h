@@ -92,7 +92,6 @@ double      herd_obj_float(const msgpack_object *o, double dflt);
 char       *herd_obj_strdup(const msgpack_object *o);
 void        herd_pack_str(msgpack_packer *pk, const char *s);
 
-double herd_now(void);           /* monotonic seconds */
 /* Block SIGPIPE in the calling thread: a write to a peer that went away then
  * fails with EPIPE (and closes that connection) instead of killing the
  * process. Every thread that runs an event loop calls it. */

@@ -1349,11 +1349,7 @@ int herd_sched_start(herd_sched **out, const herd_sched_cfg *cfg, char *addr, si
     kmap_init(&s->tasks);
     pthread_mutex_init(&s->in_mu, NULL);
     pthread_mutex_init(&s->w_mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&s->w_cv, &ca);
-    pthread_condattr_destroy(&ca);
+    herd_cond_init_monotonic(&s->w_cv);
     int rc;
     if (!(s->base = event_base_new())) { rc = herd_err_set(err, -ENOMEM, "cannot create event loop"); goto fail; }
     s->inbox_ev = event_new(s->base, -1, 0, inbox_cb, s);
@@ -1396,11 +1392,7 @@ int herd_sched_nworkers(herd_sched *s, int *nthreads)
 int herd_sched_wait_workers(herd_sched *s, int n, double timeout_s, herd_err *err)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    double whole = floor(timeout_s);
-    ts.tv_sec += (time_t)whole;
-    ts.tv_nsec += (long)((timeout_s - whole) * 1e9);
-    if (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
+    herd_deadline(timeout_s, &ts);
     pthread_mutex_lock(&s->w_mu);
     int rc = 0;
     while (s->nworkers < n && rc == 0)

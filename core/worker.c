@@ -592,11 +592,7 @@ static wk *wk_new(const herd_worker_cfg *cfg, int role, herd_client *cl, herd_er
     else if (w->cfg.nthreads < 1) w->cfg.nthreads = 1;
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&w->evcv, &ca);
-    pthread_condattr_destroy(&ca);
+    herd_cond_init_monotonic(&w->evcv);
     msgpack_sbuffer_init(&w->out);
     msgpack_packer_init(&w->opk, &w->out, msgpack_sbuffer_write);
     atomic_init(&w->refs, 1);
@@ -671,8 +667,7 @@ int herd_worker_run(const herd_worker_cfg *cfg)
     /* idle executors leave at once; one still inside a task keeps the worker
      * alive through its own reference and is abandoned with the process */
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += 2;
+    herd_deadline(2, &ts);
     pthread_mutex_lock(&w->mu);
     while (atomic_load(&w->refs) > 1 && pthread_cond_timedwait(&w->evcv, &w->mu, &ts) != ETIMEDOUT) {}
     pthread_mutex_unlock(&w->mu);
@@ -774,15 +769,6 @@ int herd_worker_main(const herd_worker_cfg *cfg)
 static int remote_send(void *ud, herd_submit_spec *sp) { return sub_send(((herd_remote *)ud)->w, sp); }
 const herd_transport herd_remote_tp = { remote_send, NULL };
 
-static void deadline_at(double timeout_s, struct timespec *ts)
-{
-    clock_gettime(CLOCK_MONOTONIC, ts);
-    double whole = floor(timeout_s);
-    ts->tv_sec += (time_t)whole;
-    ts->tv_nsec += (long)((timeout_s - whole) * 1e9);
-    if (ts->tv_nsec >= 1000000000L) { ts->tv_sec++; ts->tv_nsec -= 1000000000L; }
-}
-
 int herd_remote_connect(const char *address, const char *token, herd_tls *tls, const char *name,
                         double timeout_s, herd_client *cl, herd_remote **out, herd_err *err)
 {
@@ -804,7 +790,7 @@ int herd_remote_connect(const char *address, const char *token, herd_tls *tls, c
         return herd_err_set(err, -rc, "cannot start the client thread: %s", strerror(rc));
     }
     struct timespec ts;
-    deadline_at(timeout_s > 0 ? timeout_s : 30, &ts);
+    herd_deadline(timeout_s > 0 ? timeout_s : 30, &ts);
     pthread_mutex_lock(&w->mu);
     while (!w->welcomed && !w->refused && !w->loop_done)
         if (pthread_cond_timedwait(&w->evcv, &w->mu, &ts) == ETIMEDOUT) break;
@@ -856,7 +842,7 @@ int herd_remote_control(herd_remote *r, const char *verb, const char *arg, doubl
     if (arg) herd_pack_str(pk, arg); else msgpack_pack_nil(pk);
     out_lock_wake(w);                  /* unlocks w->mu */
     struct timespec ts;
-    deadline_at(timeout_s, &ts);
+    herd_deadline(timeout_s, &ts);
     pthread_mutex_lock(&w->mu);
     while (w->rpc_got != seq && !w->loop_done)
         if (pthread_cond_timedwait(&w->evcv, &w->mu, &ts) == ETIMEDOUT) break;
@@ -956,7 +942,7 @@ int herd_remote_wait_workers(herd_remote *r, int n, double timeout_s, herd_err *
 {
     wk *w = r->w;
     struct timespec ts;
-    deadline_at(timeout_s, &ts);
+    herd_deadline(timeout_s, &ts);
     pthread_mutex_lock(&w->mu);
     while (w->nworkers < n && !w->loop_done)
         if ((timeout_s < 0 ? pthread_cond_wait(&w->evcv, &w->mu)

@@ -12,6 +12,8 @@
 
 #include "common.h"
 #include "value.h"
+#include <pthread.h>
+#include <time.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -75,6 +77,14 @@ typedef struct herd_cluster_env {
                                         the cluster token: secret, never log them */
     void *core;                      /* opaque, for the helpers below */
 } herd_cluster_env;
+
+/* Monotonic time, for every wait in a provider (and in the core): seconds
+ * since an arbitrary point; an absolute deadline `seconds` from now for
+ * pthread_cond_timedwait on a condition variable made by
+ * herd_cond_init_monotonic (returns 0 or -errno). */
+HERD_API double herd_now(void);
+HERD_API void herd_deadline(double seconds, struct timespec *ts);
+HERD_API int herd_cond_init_monotonic(pthread_cond_t *cv);
 
 HERD_API void herd_log(const herd_cluster_env *env, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -424,23 +424,16 @@ static void finish(lworker *w, int how, const siginfo_t *si, bool expected)
     }
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* SIGTERM the groups of ws[0..n), wait up to STOP_GRACE_S, SIGKILL the rest,
  * reap all. Called without c->mu; results recorded under it. */
 static void stop_procs(herd_cluster *c, lworker **ws, size_t n)
 {
     for (size_t i = 0; i < n; i++) kill(-ws[i]->pid, SIGTERM);
     bool *done = calloc(n ? n : 1, sizeof *done);
-    double deadline = now_s() + STOP_GRACE_S;
+    double deadline = herd_now() + STOP_GRACE_S;
     long nap = 500 * 1000;           /* 0.5 ms, doubling to 10 ms: workers usually exit at once */
     for (size_t left = n; left > 0;) {
-        bool late = now_s() >= deadline;
+        bool late = herd_now() >= deadline;
         for (size_t i = 0; i < n; i++) {
             if (done && done[i]) continue;
             siginfo_t si;

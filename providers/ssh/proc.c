@@ -22,13 +22,6 @@
 
 extern char **environ;
 
-double ssh_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* argv[0] as a path: PATH is searched before fork (execvp may allocate). */
 static int find_program(const char *name, char *out, size_t cap)
 {
@@ -314,7 +307,7 @@ static void *mon_main(void *arg)
         }
         /* reap: when both pipes are closed, or a second after the exit
          * (something ssh started may hold a pipe open) */
-        double now = ssh_now();
+        double now = herd_now();
         for (ssh_child **pp = &m->kids; *pp;) {
             ssh_child *c = *pp;
             if (!c->reaped) {
@@ -452,7 +445,7 @@ int ssh_run(char *const argv[], int in_fd, const char *input, char *out, size_t 
     size_t elen = 0;
     if (ip[1] >= 0) fcntl(ip[1], F_SETFL, O_NONBLOCK);
     if (ip[1] >= 0 && inlen == 0) { close(ip[1]); ip[1] = -1; }
-    double end = ssh_now() + timeout;
+    double end = herd_now() + timeout;
     bool timed_out = false;
     sigset_t pipe_set, old;
     sigemptyset(&pipe_set);
@@ -464,7 +457,7 @@ int ssh_run(char *const argv[], int in_fd, const char *input, char *out, size_t 
         if (op[0] >= 0) pf[n++] = (struct pollfd){ .fd = op[0], .events = POLLIN };
         if (ep[0] >= 0) pf[n++] = (struct pollfd){ .fd = ep[0], .events = POLLIN };
         if (ip[1] >= 0) pf[n++] = (struct pollfd){ .fd = ip[1], .events = POLLOUT };
-        int ms = (int)((end - ssh_now()) * 1000);
+        int ms = (int)((end - herd_now()) * 1000);
         if (ms <= 0) { timed_out = true; break; }
         int r = poll(pf, (nfds_t)n, ms);
         if (r < 0 && errno == EINTR) continue;
@@ -516,10 +509,10 @@ int ssh_run(char *const argv[], int in_fd, const char *input, char *out, size_t 
     }
     if (timed_out) kill(-pid, SIGKILL);
     /* the pipes are closed: ssh ends now, or soon after its last write */
-    double hard = ssh_now() + (timed_out ? 5 : timeout > 0 ? timeout : 5);
+    double hard = herd_now() + (timed_out ? 5 : timeout > 0 ? timeout : 5);
     int st = 0;
     while (reap(pid, &st) == 0) {
-        if (ssh_now() > hard) { kill(-pid, SIGKILL); timed_out = true; hard += 5; }
+        if (herd_now() > hard) { kill(-pid, SIGKILL); timed_out = true; hard += 5; }
         struct timespec ts = { 0, 2 * 1000 * 1000 };
         nanosleep(&ts, NULL);
     }

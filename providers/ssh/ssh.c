@@ -420,11 +420,7 @@ static int sc_create(herd_cluster **out, const herd_value *kw, const herd_cluste
     if (!c) return herd_err_set(err, -ENOMEM, "SSHCluster: out of memory");
     pthread_mutex_init(&c->mu, NULL);
     pthread_mutex_init(&c->scale_mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&c->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    herd_cond_init_monotonic(&c->cv);
     c->env = env;
     int rc = 0;
 
@@ -772,15 +768,6 @@ static void on_exit_(void *ud, int status, const char *tail)
 
 /* ---- starting workers ---- */
 
-static void deadline_ts(double s, struct timespec *ts)
-{
-    clock_gettime(CLOCK_MONOTONIC, ts);
-    long sec = (long)s;
-    ts->tv_sec += sec;
-    ts->tv_nsec += (long)((s - (double)sec) * 1e9);
-    if (ts->tv_nsec >= 1000000000L) { ts->tv_sec++; ts->tv_nsec -= 1000000000L; }
-}
-
 static sworker *add_worker(herd_cluster *c, shost *h)
 {
     if (c->nw == c->capw) {
@@ -1094,7 +1081,7 @@ static int scale(herd_cluster *c, int n, herd_err *err)
         }
         /* wait for each to run or fail */
         struct timespec ts;
-        deadline_ts(c->start_timeout, &ts);
+        herd_deadline(c->start_timeout, &ts);
         pthread_mutex_lock(&c->mu);
         for (;;) {
             bool waiting = false;
@@ -1111,7 +1098,7 @@ static int scale(herd_cluster *c, int n, herd_err *err)
                         kill(-s->ch.pid, SIGKILL);
                     }
                 }
-                deadline_ts(10, &ts);   /* the monitor reaps them now */
+                herd_deadline(10, &ts);   /* the monitor reaps them now */
             }
         }
         int ok = 0;
@@ -1323,13 +1310,13 @@ static int sc_start_scheduler(herd_cluster *c, char *out, size_t cap, herd_err *
 
     /* wait for its address, or its end */
     struct timespec ts;
-    deadline_ts(c->start_timeout, &ts);
+    herd_deadline(c->start_timeout, &ts);
     pthread_mutex_lock(&c->mu);
     while (!s->addr[0] && !s->ended)
         if (pthread_cond_timedwait(&c->cv, &c->mu, &ts) == ETIMEDOUT) {
             snprintf(s->error, sizeof s->error, "no address after %.3gs (start_timeout)", c->start_timeout);
             kill(-s->ch.pid, SIGKILL);
-            deadline_ts(10, &ts);       /* the monitor reaps it now */
+            herd_deadline(10, &ts);       /* the monitor reaps it now */
             while (!s->ended && pthread_cond_timedwait(&c->cv, &c->mu, &ts) != ETIMEDOUT) {}
             break;
         }
@@ -1369,7 +1356,7 @@ static void stop_scheduler(herd_cluster *c)
     struct timespec ts;
     for (int step = 0; step < 3 && !s->ended; step++) {
         if (step) kill(-s->ch.pid, step == 1 ? SIGTERM : SIGKILL);
-        deadline_ts(step == 0 ? STOP_GRACE_S : step == 1 ? 1 : 10, &ts);
+        herd_deadline(step == 0 ? STOP_GRACE_S : step == 1 ? 1 : 10, &ts);
         while (!s->ended && pthread_cond_timedwait(&c->cv, &c->mu, &ts) != ETIMEDOUT) {}
     }
     bool sure = s->rexit_known || s->rpid <= 0;
@@ -1406,7 +1393,7 @@ static bool all_ended(sworker **ws, size_t n)
 static void wait_ended(herd_cluster *c, sworker **ws, size_t n, double secs)
 {
     struct timespec ts;
-    deadline_ts(secs, &ts);
+    herd_deadline(secs, &ts);
     while (!all_ended(ws, n))
         if (pthread_cond_timedwait(&c->cv, &c->mu, &ts) == ETIMEDOUT) break;
 }
@@ -1572,7 +1559,7 @@ static void sc_close(herd_cluster *c)
         for (size_t i = 0; i < c->nw; i++) busy |= c->w[i]->busy;
         if (!busy) break;
         struct timespec ts;
-        deadline_ts(0.02, &ts);
+        herd_deadline(0.02, &ts);
         pthread_cond_timedwait(&c->cv, &c->mu, &ts);
     }
     sworker **live = calloc(c->nw ? c->nw : 1, sizeof *live);

@@ -101,6 +101,5 @@ int  ssh_upload(const ssh_opts *o, const char *host, const char *user, int port,
 /* sha256 of a local file as 64 hex digits. */
 int  ssh_sha256_file(const char *path, char hex[65]);
 
-double ssh_now(void);
 
 #endif
