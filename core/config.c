@@ -10,6 +10,7 @@
  * the first, validate_all re-runs the validator without the offending key. */
 #include "config.h"
 #include "internal.h"
+#include "options.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -712,7 +713,7 @@ static void check_profile(const cfgfile *c, const char *name, problems *ps, herd
         given[i] = herd_map_get(pv, kwargs_keys[i]);
         if (herd_typeof(given[i]) != HERD_MAP) given[i] = NULL;
     }
-    const herd_param *schemas[3] = { NULL, herd_runner_schema("adapt_kwargs"), herd_runner_schema("client_kwargs") };
+    const herd_param *schemas[3] = { NULL, herd_options_schema("adapt_kwargs"), herd_options_schema("client_kwargs") };
     if (shown) {
         herd_map_set(shown, "profile", herd_str(name));
         herd_map_set(shown, "file", herd_str(c->file));

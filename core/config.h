@@ -123,8 +123,4 @@ int herd_config_show(const char *file, const char *name, herd_value **out, herd_
  * cluster_class (the effective one), description?} (`herd config list`). */
 int herd_config_list(const char *file, herd_value **out, herd_err *err);
 
-/* ---- the runner's schemas (defined in runner.c) ---- */
-/* "client_kwargs" or "adapt_kwargs" -> the runner's herd_param table, else NULL. */
-const herd_param *herd_runner_schema(const char *which);
-
 #endif
