@@ -86,11 +86,14 @@ typedef struct herd_profile_merge {
 } herd_profile_merge;
 
 /* Merge: explicit values win key by key (kwargs maps merge shallowly: a key
- * given explicitly replaces the profile's, other profile keys stay). The
- * profile's own entries that explicit ones replaced are dropped from p, so
- * herd_profile_locate_error only cites what the file supplied. address from
- * one source with cluster_class/cluster_kwargs/adapt_kwargs from the other is
- * -HERD_ECONFIG naming both sources. p NULL: nothing to do. */
+ * given explicitly replaces the profile's, other profile keys stay). Where
+ * the run goes is one key: an explicit address sets aside the profile's
+ * cluster_class, cluster_kwargs and adapt_kwargs; an explicit cluster_class,
+ * provider or factory sets aside its address. Explicit cluster_kwargs or
+ * adapt_kwargs without an explicit target, over a profile's address, are
+ * -HERD_ECONFIG naming both. The profile's own entries that explicit ones
+ * replaced are dropped from p, so herd_profile_locate_error only cites what
+ * the file supplied. p NULL: nothing to do. */
 int herd_profile_apply(herd_profile *p, herd_profile_merge *m, herd_err *err);
 
 /* When err's message starts with a key path the profile supplied
@@ -103,13 +106,20 @@ int herd_profile_apply(herd_profile *p, herd_profile_merge *m, herd_err *err);
 int herd_profile_locate_error(const herd_profile *p, const char *path, herd_err *err);
 
 /* ---- checking a whole file (herd config check) ---- */
-/* Validate every profile: structure, cluster_class resolution, cluster_kwargs
- * against its provider's schema, adapt_kwargs and client_kwargs against the
- * runner's. fn gets EVERY problem, in file order, as "FILE:LINE:COL: path:
- * message". Returns the number of problems (>= 0) and *nprofiles, or a
- * negative code when the file cannot be read or parsed (err). */
-int herd_config_check(const char *file, void (*fn)(void *ud, const char *problem), void *ud,
-                      size_t *nprofiles, herd_err *err);
+/* Validate every profile (or only profile `only`, when not NULL), each on
+ * its own: structure, cluster_class resolution, every key of cluster_kwargs
+ * against its provider's schema and of adapt_kwargs and client_kwargs
+ * against the runner's, then — when all keys are right — exactly what
+ * herd_runner_new runs (herd_run_opts_check: minimum <= maximum, log_level,
+ * the provider's ABI …). fn gets EVERY problem, in file order, as
+ * "FILE:LINE:COL: path: message", with the profile it belongs to (NULL for
+ * the file's top level); done (may be NULL) gets each profile checked, in
+ * file order, with its number of problems. Returns the number of problems
+ * (>= 0), or a negative code when the file cannot be read or parsed, or
+ * `only` is not one of its profiles (err). */
+int herd_config_check(const char *file, const char *only,
+                      void (*fn)(void *ud, const char *profile, const char *problem),
+                      void (*done)(void *ud, const char *profile, size_t nproblems), void *ud, herd_err *err);
 
 /* The effective settings of profile `name` of file (NULL: found by the
  * search; name NULL as in herd_config_load_profile, and "default" if none
