@@ -1,8 +1,9 @@
 /* core/config.c — cluster profiles: finding herd.yaml, checking its structure
  * (top-level and profile keys, with did-you-mean and FILE:LINE:COL), loading
  * one profile, merging explicit runner options over it key by key, citing the
- * file in errors about what it supplied, and checking every profile of a file
- * against the provider and runner schemas (`herd config check`/`show`).
+ * file in errors about what it supplied, and checking each profile of a file
+ * on its own: every key against the provider and runner schemas, then the
+ * runtime's own herd_run_opts_check (`herd config check`/`show`).
  *
  * Key checks reuse herd_kwargs_validate with small schemas of their own (the
  * file's top level and a profile's keys), so every message has the same shape

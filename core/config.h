@@ -64,8 +64,10 @@ typedef struct herd_profile {
 /* Load a profile. name NULL: $HERD_PROFILE if set, else the file's profile
  * "default" if it has one, else none (*out = NULL, return 0; also when no
  * file exists). A named profile (argument or $HERD_PROFILE) that cannot be
- * found is an error (did-you-mean over the profile names). The whole file is
- * checked for structure (keys, types); provider schemas are not consulted. */
+ * found is an error (did-you-mean over the profile names). The file's top
+ * level and the selected profile are checked for structure (keys, types);
+ * other profiles are not looked at, nor provider schemas (herd_runner_new
+ * checks those, herd_run_opts_check). */
 int herd_config_load_profile(const char *name, herd_profile **out, herd_err *err);
 /* The same from a given file. */
 int herd_config_load_profile_from(const char *file, const char *name, herd_profile **out,
