@@ -38,7 +38,7 @@ static const herd_param profile_params[] = {
     { "address", HERD_PARAM_STRING, NULL, "", HERD_PARAM_NULLABLE, 0, 0 },
     { NULL, 0, NULL, NULL, 0, 0, 0 }
 };
-static const char *const kwargs_keys[] = { "cluster_kwargs", "adapt_kwargs", "client_kwargs" };
+const char *const herd_profile_kwargs[3] = { "cluster_kwargs", "adapt_kwargs", "client_kwargs" };
 
 /* ---- finding the file ---- */
 
@@ -550,120 +550,6 @@ int herd_config_load_profile(const char *name, herd_profile **out, herd_err *err
     return herd_config_load_profile_from(path, name, out, err);
 }
 
-/* ---- merging explicit options over a profile ---- */
-
-static int conflict(const herd_profile *p, const char *pkey, const char *pval, const char *ekey,
-                    const char *eval, herd_err *err)
-{
-    herd_srcpos k = { 1, 1 };
-    herd_srcpos_get(p->positions, pkey, &k, NULL);
-    char pdesc[600], edesc[600];
-    if (pval) snprintf(pdesc, sizeof pdesc, "%s \"%s\"", pkey, pval);
-    else snprintf(pdesc, sizeof pdesc, "%s", pkey);
-    if (eval) snprintf(edesc, sizeof edesc, "%s \"%s\"", ekey, eval);
-    else snprintf(edesc, sizeof edesc, "%s", ekey);
-    return herd_err_set(err, -HERD_ECONFIG,
-                        "%s:%d:%d: %s of profile \"%s\" connects to an existing scheduler; %s given in the "
-                        "runner options only applies to a temporary cluster (give a cluster_class too, to "
-                        "use one instead)", p->file, k.line, k.col, pdesc, p->name, edesc);
-}
-
-/* Drop path and everything under it from positions. */
-static void drop_positions(herd_value *positions, const char *path)
-{
-    size_t n = strlen(path);
-    for (size_t i = herd_len(positions); i-- > 0;) {
-        const char *k = herd_key_at(positions, i);
-        if (!strncmp(k, path, n) && (k[n] == '\0' || k[n] == '.' || k[n] == '['))
-            herd_map_del(positions, k);
-    }
-}
-
-/* Do two cluster_class names (NULL: the default) name the same provider? */
-static bool same_class(const char *a, const char *b)
-{
-    const char *x = a && *a ? a : "local.LocalCluster", *y = b && *b ? b : "local.LocalCluster";
-    if (!strcmp(x, y)) return true;
-    const herd_provider *px = NULL, *py = NULL;
-    return herd_provider_resolve(x, &px, NULL) == 0 && herd_provider_resolve(y, &py, NULL) == 0 && px == py;
-}
-
-int herd_profile_apply(herd_profile *p, herd_profile_merge *m, herd_err *err)
-{
-    if (!p || !m) return 0;
-    herd_value **kw[3] = { m->cluster_kwargs, m->adapt_kwargs, m->client_kwargs };
-    herd_value **pk[3] = { &p->cluster_kwargs, &p->adapt_kwargs, &p->client_kwargs };
-    bool e_target = m->cluster_class || m->cluster_object;
-    bool e_addr = m->address && *m->address;
-
-    /* Where the run goes is one setting: set in code, it replaces the
-     * profile's. An address in code sets aside the profile's temporary
-     * cluster (cluster_class, cluster_kwargs, adapt_kwargs); a cluster_class,
-     * provider or factory in code sets aside the profile's address. */
-    if (e_addr && !p->address) {
-        const char *keys[3] = { "cluster_class", "cluster_kwargs", "adapt_kwargs" };
-        free(p->cluster_class);
-        p->cluster_class = NULL;
-        herd_value_free(p->cluster_kwargs);
-        herd_value_free(p->adapt_kwargs);
-        p->cluster_kwargs = p->adapt_kwargs = NULL;
-        for (int i = 0; i < 3; i++) drop_positions(p->positions, keys[i]);
-    }
-    if (e_target && !e_addr && p->address) {
-        free(p->address);
-        p->address = NULL;
-        drop_positions(p->positions, "address");
-    }
-    /* kwargs for a temporary cluster in code, with no target of its own,
-     * over a profile that connects to an existing scheduler */
-    if (p->address && !e_addr && ((kw[0] && *kw[0]) || (kw[1] && *kw[1])))
-        return conflict(p, "address", p->address, kw[0] && *kw[0] ? "cluster_kwargs" : "adapt_kwargs", NULL, err);
-
-    /* scalars: explicit wins; what it replaced no longer counts as the file's.
-     * A program that picks another provider than the profile's also sets
-     * aside the profile's cluster_kwargs: they are that other provider's. */
-    if (m->cluster_class || m->cluster_object) {
-        if (p->cluster_class) drop_positions(p->positions, "cluster_class");
-        if (p->cluster_kwargs && (m->cluster_object || !same_class(m->cluster_class, p->cluster_class))) {
-            herd_value_free(p->cluster_kwargs);
-            p->cluster_kwargs = NULL;
-            drop_positions(p->positions, "cluster_kwargs");
-        }
-    } else {
-        m->cluster_class = p->cluster_class;
-    }
-    if (e_addr) {
-        if (p->address) drop_positions(p->positions, "address");
-    } else {
-        m->address = p->address;
-    }
-
-    /* kwargs: shallow merge, explicit keys over the profile's */
-    for (int i = 0; i < 3; i++) {
-        if (!kw[i] || !*pk[i]) continue;
-        herd_value *merged = herd_value_copy(*pk[i]);
-        if (!merged) return herd_err_set(err, -ENOMEM, "out of memory");
-        const herd_value *ex = *kw[i];
-        for (size_t j = 0; j < herd_len(ex); j++) {
-            const char *k = herd_key_at(ex, j);
-            char path[1024];
-            join(path, sizeof path, kwargs_keys[i], k);
-            if (herd_map_get(*pk[i], k)) {
-                herd_map_del(*pk[i], k);
-                drop_positions(p->positions, path);
-            }
-            herd_value *v = herd_value_copy(herd_at(ex, j));
-            if (!v || herd_map_set(merged, k, v)) {
-                herd_value_free(merged);
-                return herd_err_set(err, -ENOMEM, "out of memory");
-            }
-        }
-        herd_value_free(*kw[i]);
-        *kw[i] = merged;
-    }
-    return 0;
-}
-
 /* ---- citing the file in errors ---- */
 
 /* Where in p's file the message msg is about (see herd_profile_locate_error). */
@@ -679,9 +565,9 @@ static bool locate(const herd_profile *p, const char *path, const char *msg, her
         const herd_value *maps[3] = { p->cluster_kwargs, p->adapt_kwargs, p->client_kwargs };
         for (int i = 0; i < 3 && !at_path[0]; i++) {
             char pre[32];
-            snprintf(pre, sizeof pre, "%s.", kwargs_keys[i]);
+            snprintf(pre, sizeof pre, "%s.", herd_profile_kwargs[i]);
             if (strncmp(msg, pre, strlen(pre))) {
-                if (maps[i] && about(msg, "", kwargs_keys[i])) snprintf(at_path, sizeof at_path, "%s", kwargs_keys[i]);
+                if (maps[i] && about(msg, "", herd_profile_kwargs[i])) snprintf(at_path, sizeof at_path, "%s", herd_profile_kwargs[i]);
                 continue;
             }
             const char *best = NULL;
@@ -690,10 +576,10 @@ static bool locate(const herd_profile *p, const char *path, const char *msg, her
                 if (about(msg, pre, k) && (!best || strlen(k) > strlen(best))) best = k;
             }
             if (best) {
-                join(at_path, sizeof at_path, kwargs_keys[i], best);
+                join(at_path, sizeof at_path, herd_profile_kwargs[i], best);
                 want_key = strstr(msg, ": unknown key") != NULL;
             } else if (maps[i] && strstr(msg, ": required key is missing")) {
-                snprintf(at_path, sizeof at_path, "%s", kwargs_keys[i]);
+                snprintf(at_path, sizeof at_path, "%s", herd_profile_kwargs[i]);
                 want_key = true;
             }
         }
@@ -756,7 +642,7 @@ static void check_profile(const cfgfile *c, const char *name, problems *ps, herd
     const char *cls = herd_as_str(herd_map_get(pv, "cluster_class"));
     const herd_value *given[3];
     for (int i = 0; i < 3; i++) {
-        given[i] = herd_map_get(pv, kwargs_keys[i]);
+        given[i] = herd_map_get(pv, herd_profile_kwargs[i]);
         if (herd_typeof(given[i]) != HERD_MAP) given[i] = NULL;
     }
     const herd_param *schemas[3] = { NULL, herd_options_schema("adapt_kwargs"), herd_options_schema("client_kwargs") };
@@ -785,13 +671,13 @@ static void check_profile(const cfgfile *c, const char *name, problems *ps, herd
         if (!schemas[i] || (i == 1 && !given[i])) continue;
         if (i == 0 && addr && *addr) continue;
         herd_value *ok = NULL;
-        join(path, sizeof path, base, kwargs_keys[i]);
-        validate_all(schemas[i], given[i], kwargs_keys[i], c->pos, path, c->file, ps, shown ? &ok : NULL);
+        join(path, sizeof path, base, herd_profile_kwargs[i]);
+        validate_all(schemas[i], given[i], herd_profile_kwargs[i], c->pos, path, c->file, ps, shown ? &ok : NULL);
         if (!ok) continue;
         for (const herd_param *p = schemas[i]; p->name; p++)
             if ((p->flags & HERD_PARAM_SECRET) && herd_typeof(herd_map_get(ok, p->name)) != HERD_NIL)
                 herd_map_set(ok, p->name, herd_str("<secret>"));
-        herd_map_set(shown, kwargs_keys[i], ok);
+        herd_map_set(shown, herd_profile_kwargs[i], ok);
     }
     if (ps->n == before) check_runtime(c, name, ps);   /* every key is right: what is left is the runtime's */
 }

@@ -74,7 +74,11 @@ int herd_config_load_profile_from(const char *file, const char *name, herd_profi
                                   herd_err *err);
 void herd_profile_free(herd_profile *p);
 
-/* Explicit runner options, merged over a profile by herd_profile_apply. */
+/* The profile keys that hold kwargs maps, in this order. */
+extern const char *const herd_profile_kwargs[3];
+
+/* Explicit runner options, merged over a profile by herd_profile_apply
+ * (config_merge.c). */
 typedef struct herd_profile_merge {
     const char *cluster_class;       /* in: explicit or NULL; out: effective (borrowed
                                         from the caller or from the profile) */
