@@ -440,35 +440,24 @@ static int make_profile(const cfgfile *c, const char *name, herd_profile **out, 
     return 0;
 }
 
-/* "no profile "x"; did you mean "y"? profiles: a, b" — the did-you-mean
- * comes from herd_kwargs_validate over the profile names. */
+/* "no profile "x"; did you mean "y"? profiles: a, b" (herd_did_you_mean). */
 static int no_such_profile(const cfgfile *c, const char *name, const char *via, herd_err *err)
 {
     const herd_value *profs = cfg_profiles(c);
-    size_t n = herd_len(profs);
-    herd_param *pc = calloc(n + 1, sizeof *pc);
-    herd_value *probe = herd_map();
-    if (!pc || !probe || herd_map_set(probe, name, herd_nil())) {
-        free(pc);
-        herd_value_free(probe);
-        return herd_err_set(err, -ENOMEM, "out of memory");
+    size_t n = herd_len(profs), len = 0;
+    if (!n) return herd_err_set(err, -HERD_ECONFIG, "%s: no profile \"%s\"%s; the file has no profiles", c->file, name, via);
+    const char **names = calloc(n, sizeof *names);
+    if (!names) return herd_err_set(err, -ENOMEM, "out of memory");
+    char list[600] = "", dym[300] = "";
+    for (size_t i = 0; i < n; i++) {
+        names[i] = herd_key_at(profs, i);
+        if (len < sizeof list) len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", i ? ", " : "", names[i]);
     }
-    for (size_t i = 0; i < n; i++) pc[i] = (herd_param){ herd_key_at(profs, i), HERD_PARAM_ANY, NULL, "", 0, 0, 0 };
-    herd_err e = { 0 };
-    herd_value *ok = NULL;
-    herd_kwargs_validate(pc, probe, "", &ok, &e);
-    herd_value_free(ok);
-    herd_value_free(probe);
-    free(pc);
-    const char *tail = strstr(e.msg, ": unknown key");
-    tail = tail ? tail + strlen(": unknown key") : "";
-    char hint[700];
-    snprintf(hint, sizeof hint, "%s", tail);
-    char *kk = strstr(hint, "known keys:");
-    if (kk) memcpy(kk, "profiles:", 9), memmove(kk + 9, kk + 11, strlen(kk + 11) + 1);
-    char *none = strstr(hint, "; no keys are accepted");
-    if (none) snprintf(none, sizeof hint - (size_t)(none - hint), "; the file has no profiles");
-    return herd_err_set(err, -HERD_ECONFIG, "%s: no profile \"%s\"%s%s", c->file, name, via, hint);
+    long best = herd_did_you_mean(name, names, n, 2);
+    if (best >= 0) snprintf(dym, sizeof dym, "; did you mean \"%.200s\"?", names[best]);
+    free(names);
+    return herd_err_set(err, -HERD_ECONFIG, "%s: no profile \"%s\"%s%s%s profiles: %s", c->file, name, via, dym,
+                        best >= 0 ? "" : ";", list);
 }
 
 static int first_problem(problems *ps, herd_err *err)
