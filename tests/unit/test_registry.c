@@ -556,6 +556,36 @@ static int herd_cmd(const char *args, char *out, size_t cap)
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+/* A module built against ABI 1.1, found by name: its params are read with
+ * their own layout, and kwargs validate against them. */
+static void test_abi11_module(void **state)
+{
+    const herd_provider *p = NULL;
+    herd_err err = { 0 };
+    if (herd_provider_resolve("abi11.Abi11", &p, &err)) fail_msg("%s", err.msg);
+    assert_int_equal(p->struct_size, sizeof(herd_provider));
+    assert_null(p->scheduler_listen);
+    const char *want[] = { "n_workers", "zone", "label", NULL };
+    for (size_t i = 0; i < 4; i++) {
+        if (!want[i]) { assert_null(p->params[i].name); break; }
+        assert_string_equal(p->params[i].name, want[i]);
+        assert_int_equal(p->params[i].size, 0);   /* unbound */
+    }
+    assert_true(p->params[0].max == 8);
+    herd_value *in = NULL, *ok = NULL;
+    assert_int_equal(herd_value_parse("{n_workers: 3}", &in, &err), 0);
+    assert_int_equal(herd_kwargs_validate(p->params, in, "cluster_kwargs", &ok, &err), 0);
+    char *txt = herd_value_to_string(ok);
+    assert_string_equal(txt, "{n_workers: 3, zone: eu, label: null}");
+    free(txt);
+    herd_value_free(ok);
+    herd_value_free(in);
+    char out[4096];
+    assert_int_equal(herd_cmd("providers show abi11.Abi11", out, sizeof out), 0);
+    assert_contains(out, "zone");
+}
+
+
 static void test_cli_providers(void **state)
 {
     static char out[65536];
@@ -627,6 +657,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup(test_foreach_lists_valid_providers, setup),
         cmocka_unit_test_setup(test_check_direct, setup),
         cmocka_unit_test_setup(test_padding_every_path, setup),
+        cmocka_unit_test_setup(test_abi11_module, setup),
         cmocka_unit_test_setup(test_cli_providers, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
