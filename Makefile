@@ -36,7 +36,7 @@ SANFLAGS :=
 OPT      := -O2 -g
 endif
 
-WARN     := -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow -Wstrict-prototypes
+WARN     := -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wshadow -Wstrict-prototypes
 CFLAGS_ALL = -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) $(SANFLAGS) -fPIC -fvisibility=hidden \
              -Iinclude -Icore $(PKG_CFLAGS) \
              -DHERD_PREFIX='"$(PREFIX)"' $(CFLAGS)

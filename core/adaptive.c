@@ -70,35 +70,6 @@ struct herd_adaptive {
     double floor_until;
 };
 
-/* ---- configuration ---- */
-int herd_adaptive_cfg_from(const herd_value *kw, herd_adaptive_cfg *cfg, herd_err *err)
-{
-    const herd_value *v;
-    *cfg = (herd_adaptive_cfg){ .minimum = 0, .maximum = -1, .interval = 1, .wait_count = 3,
-                                .target_duration = 5 };
-    if (kw && herd_typeof(kw) != HERD_MAP)
-        return herd_err_set(err, HERD_EARG, "adapt_kwargs: expected a map, got %s", herd_type_name(herd_typeof(kw)));
-    if ((v = herd_map_get(kw, "minimum")) && herd_typeof(v) != HERD_NIL) cfg->minimum = (int)herd_as_int(v);
-    if ((v = herd_map_get(kw, "maximum")) && herd_typeof(v) != HERD_NIL) cfg->maximum = (int)herd_as_int(v);
-    if ((v = herd_map_get(kw, "interval")) && herd_typeof(v) != HERD_NIL) cfg->interval = herd_as_float(v);
-    if ((v = herd_map_get(kw, "wait_count")) && herd_typeof(v) != HERD_NIL) cfg->wait_count = (int)herd_as_int(v);
-    if ((v = herd_map_get(kw, "target_duration")) && herd_typeof(v) != HERD_NIL) cfg->target_duration = herd_as_float(v);
-    if (cfg->minimum < 0)
-        return herd_err_set(err, HERD_EARG, "adapt_kwargs.minimum: %d, expected >= 0", cfg->minimum);
-    if (cfg->maximum < -1)
-        return herd_err_set(err, HERD_EARG, "adapt_kwargs.maximum: %d, expected >= 0 or null", cfg->maximum);
-    if (cfg->maximum >= 0 && cfg->maximum < cfg->minimum)
-        return herd_err_set(err, HERD_EARG, "adapt_kwargs.maximum: %d is less than minimum %d; "
-                            "expected maximum >= minimum (or null for no maximum)", cfg->maximum, cfg->minimum);
-    if (!(cfg->interval > 0))
-        return herd_err_set(err, HERD_EARG, "adapt_kwargs.interval: %g, expected a duration > 0", cfg->interval);
-    if (cfg->wait_count < 1)
-        return herd_err_set(err, HERD_EARG, "adapt_kwargs.wait_count: %d, expected >= 1", cfg->wait_count);
-    if (!(cfg->target_duration > 0))
-        return herd_err_set(err, HERD_EARG, "adapt_kwargs.target_duration: %g, expected a duration > 0",
-                            cfg->target_duration);
-    return 0;
-}
 
 /* ---- the target ---- */
 int herd_adaptive_target(const herd_adaptive_cfg *cfg, const herd_sched_load *l, int threads_per_worker,

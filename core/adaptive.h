@@ -11,6 +11,8 @@
 
 typedef struct herd_adaptive herd_adaptive;
 
+/* adapt_kwargs, bound (the schema and the checks across keys, such as
+ * maximum >= minimum, are in options.c). */
 typedef struct herd_adaptive_cfg {
     int minimum;              /* fewest workers */
     int maximum;              /* most workers; -1: no maximum */
@@ -18,10 +20,6 @@ typedef struct herd_adaptive_cfg {
     int wait_count;           /* agreeing intervals before a worker is retired */
     double target_duration;   /* seconds the queued work should take */
 } herd_adaptive_cfg;
-
-/* Read the adapt_kwargs map as validated by herd_kwargs_validate (defaults
- * filled in); checks what a schema cannot (maximum >= minimum). */
-int  herd_adaptive_cfg_from(const herd_value *adapt_kwargs, herd_adaptive_cfg *cfg, herd_err *err);
 
 /* Start the scaling thread; it decides at once, then every interval. ops
  * and s reach the scheduler (herd_sched_ops_local with a herd_sched, or

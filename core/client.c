@@ -596,7 +596,7 @@ const char *herd_future_error(herd_future *f)
 }
 
 const char *herd_future_name(const herd_future *f) { return f ? f->run_name : NULL; }
-uint64_t herd_future_key(const herd_future *f) { return f ? f->key : 0; }
+uint64_t herd_future_key(const herd_future *f) { return herd_future_key_of(f); }
 
 static void send_op(herd_client *cl, int op, uint64_t key)
 {

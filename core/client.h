@@ -5,28 +5,10 @@
 #define HERD_CLIENT_H
 
 #include "internal.h"
+#include "future.h"
 #include "kmap.h"
 #include <pthread.h>
 #include <stdatomic.h>
-
-typedef struct herd_client herd_client;
-
-typedef struct herd_watch {        /* an as_completed iterator watching a future */
-    struct herd_completed *it;
-    struct herd_watch *next;
-} herd_watch;
-
-struct herd_future {
-    uint64_t key;
-    atomic_int refs;               /* the user's, the scheduler's, the client map's */
-    herd_client *cl;
-    herd_state state;              /* guarded by cl->mu */
-    herd_value *result;
-    char *error;
-    char *run_name;
-    herd_watch *watchers;
-    int user_released;
-};
 
 /* What a client hands its scheduler. Ownership of every pointer passes. */
 typedef struct herd_submit_spec {

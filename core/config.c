@@ -1,8 +1,9 @@
 /* core/config.c — cluster profiles: finding herd.yaml, checking its structure
  * (top-level and profile keys, with did-you-mean and FILE:LINE:COL), loading
  * one profile, merging explicit runner options over it key by key, citing the
- * file in errors about what it supplied, and checking every profile of a file
- * against the provider and runner schemas (`herd config check`/`show`).
+ * file in errors about what it supplied, and checking each profile of a file
+ * on its own: every key against the provider and runner schemas, then the
+ * runtime's own herd_run_opts_check (`herd config check`/`show`).
  *
  * Key checks reuse herd_kwargs_validate with small schemas of their own (the
  * file's top level and a profile's keys), so every message has the same shape
@@ -10,6 +11,7 @@
  * the first, validate_all re-runs the validator without the offending key. */
 #include "config.h"
 #include "internal.h"
+#include "options.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -36,7 +38,7 @@ static const herd_param profile_params[] = {
     { "address", HERD_PARAM_STRING, NULL, "", HERD_PARAM_NULLABLE, 0, 0 },
     { NULL, 0, NULL, NULL, 0, 0, 0 }
 };
-static const char *const kwargs_keys[] = { "cluster_kwargs", "adapt_kwargs", "client_kwargs" };
+const char *const herd_profile_kwargs[3] = { "cluster_kwargs", "adapt_kwargs", "client_kwargs" };
 
 /* ---- finding the file ---- */
 
@@ -96,8 +98,13 @@ int herd_config_find(char *path_out, size_t cap, herd_err *err)
 
 /* ---- problems, collected in file order ---- */
 
-typedef struct problem { int line, col; size_t seq; char *msg; } problem;
-typedef struct problems { problem *v; size_t n, cap; int oom; } problems;
+typedef struct problem { int line, col; size_t seq; char *msg; const char *profile; } problem;
+typedef struct problems {
+    problem *v;
+    size_t n, cap;
+    int oom;
+    const char *profile;     /* the profile being checked (borrowed), NULL: the top level */
+} problems;
 
 static void add_problem(problems *ps, const char *file, herd_srcpos at, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -116,7 +123,7 @@ static void add_problem(problems *ps, const char *file, herd_srcpos at, const ch
         ps->cap = cap;
     }
     if (asprintf(&msg, "%s:%d:%d: %s", file, at.line, at.col, body) < 0) { ps->oom = 1; return; }
-    ps->v[ps->n] = (problem){ at.line, at.col, ps->n, msg };
+    ps->v[ps->n] = (problem){ at.line, at.col, ps->n, msg, ps->profile };
     ps->n++;
 }
 
@@ -307,9 +314,8 @@ static bool good_name(const char *s)
     return true;
 }
 
-/* Structure of the whole file: top-level keys, profile names, profile keys
- * and their types, address against temporary-cluster keys. */
-static void check_structure(const cfgfile *c, problems *ps)
+/* Structure of the file's top level: a map whose keys are known. */
+static void check_top(const cfgfile *c, problems *ps)
 {
     herd_type t = herd_typeof(c->root);
     if (t != HERD_NIL && t != HERD_MAP) {
@@ -320,46 +326,49 @@ static void check_structure(const cfgfile *c, problems *ps)
         return;
     }
     validate_all(top_params, c->root, "", c->pos, "", c->file, ps, NULL);
-    const herd_value *profs = cfg_profiles(c);
+}
+
+/* Structure of profile `name`: its name, its keys and their types, address
+ * against temporary-cluster keys. Each profile stands alone: one that is
+ * wrong does not stop another from being used. */
+static void check_profile_structure(const cfgfile *c, const char *name, problems *ps)
+{
+    const herd_value *p = herd_map_get(cfg_profiles(c), name);
     char base[1024], path[1200];
-    for (size_t i = 0; i < herd_len(profs); i++) {
-        const char *name = herd_key_at(profs, i);
-        const herd_value *p = herd_at(profs, i);
-        join(base, sizeof base, "profiles", name);
-        if (!good_name(name)) {
-            add_problem(ps, c->file, find_pos(c->pos, base, true),
-                        "profiles.%s: profile names may contain only letters, digits, '_' and '-'", name);
-            continue;
+    join(base, sizeof base, "profiles", name);
+    if (!good_name(name)) {
+        add_problem(ps, c->file, find_pos(c->pos, base, true),
+                    "profiles.%s: profile names may contain only letters, digits, '_' and '-'", name);
+        return;
+    }
+    if (herd_typeof(p) != HERD_MAP && herd_typeof(p) != HERD_NIL) {
+        char *d = herd_value_describe(p, 80);
+        add_problem(ps, c->file, find_pos(c->pos, base, false),
+                    "profiles.%s: expected a map of profile keys (cluster_class, cluster_kwargs, "
+                    "adapt_kwargs, client_kwargs, address, description), got %s", name, d ? d : "?");
+        free(d);
+        return;
+    }
+    validate_all(profile_params, p, "", c->pos, base, c->file, ps, NULL);
+    const char *strs[] = { "cluster_class", "address" };
+    for (int k = 0; k < 2; k++) {
+        const herd_value *s = herd_map_get(p, strs[k]);
+        if (herd_typeof(s) == HERD_STR && !*herd_as_str(s)) {
+            join(path, sizeof path, base, strs[k]);
+            add_problem(ps, c->file, find_pos(c->pos, path, false), "%s: expected a non-empty string", strs[k]);
         }
-        if (herd_typeof(p) != HERD_MAP && herd_typeof(p) != HERD_NIL) {
-            char *d = herd_value_describe(p, 80);
-            add_problem(ps, c->file, find_pos(c->pos, base, false),
-                        "profiles.%s: expected a map of profile keys (cluster_class, cluster_kwargs, "
-                        "adapt_kwargs, client_kwargs, address, description), got %s", name, d ? d : "?");
-            free(d);
-            continue;
-        }
-        validate_all(profile_params, p, "", c->pos, base, c->file, ps, NULL);
-        const char *strs[] = { "cluster_class", "address" };
-        for (int k = 0; k < 2; k++) {
-            const herd_value *s = herd_map_get(p, strs[k]);
-            if (herd_typeof(s) == HERD_STR && !*herd_as_str(s)) {
-                join(path, sizeof path, base, strs[k]);
-                add_problem(ps, c->file, find_pos(c->pos, path, false), "%s: expected a non-empty string", strs[k]);
-            }
-        }
-        const herd_value *addr = herd_map_get(p, "address");
-        if (herd_typeof(addr) != HERD_STR || !*herd_as_str(addr)) continue;
-        const char *with[] = { "cluster_class", "cluster_kwargs", "adapt_kwargs" };
-        for (int k = 0; k < 3; k++) {
-            if (herd_typeof(herd_map_get(p, with[k])) == HERD_NIL) continue;
-            join(path, sizeof path, base, with[k]);
-            herd_srcpos w = find_pos(c->pos, path, true);
-            join(path, sizeof path, base, "address");
-            add_problem(ps, c->file, find_pos(c->pos, path, true),
-                        "address: \"%s\" connects to an existing scheduler; %s (line %d) only applies to a "
-                        "temporary cluster and cannot be given with it", herd_as_str(addr), with[k], w.line);
-        }
+    }
+    const herd_value *addr = herd_map_get(p, "address");
+    if (herd_typeof(addr) != HERD_STR || !*herd_as_str(addr)) return;
+    const char *with[] = { "cluster_class", "cluster_kwargs", "adapt_kwargs" };
+    for (int k = 0; k < 3; k++) {
+        if (herd_typeof(herd_map_get(p, with[k])) == HERD_NIL) continue;
+        join(path, sizeof path, base, with[k]);
+        herd_srcpos w = find_pos(c->pos, path, true);
+        join(path, sizeof path, base, "address");
+        add_problem(ps, c->file, find_pos(c->pos, path, true),
+                    "address: \"%s\" connects to an existing scheduler; %s (line %d) only applies to a "
+                    "temporary cluster and cannot be given with it", herd_as_str(addr), with[k], w.line);
     }
 }
 
@@ -431,35 +440,24 @@ static int make_profile(const cfgfile *c, const char *name, herd_profile **out, 
     return 0;
 }
 
-/* "no profile "x"; did you mean "y"? profiles: a, b" — the did-you-mean
- * comes from herd_kwargs_validate over the profile names. */
+/* "no profile "x"; did you mean "y"? profiles: a, b" (herd_did_you_mean). */
 static int no_such_profile(const cfgfile *c, const char *name, const char *via, herd_err *err)
 {
     const herd_value *profs = cfg_profiles(c);
-    size_t n = herd_len(profs);
-    herd_param *pc = calloc(n + 1, sizeof *pc);
-    herd_value *probe = herd_map();
-    if (!pc || !probe || herd_map_set(probe, name, herd_nil())) {
-        free(pc);
-        herd_value_free(probe);
-        return herd_err_set(err, -ENOMEM, "out of memory");
+    size_t n = herd_len(profs), len = 0;
+    if (!n) return herd_err_set(err, -HERD_ECONFIG, "%s: no profile \"%s\"%s; the file has no profiles", c->file, name, via);
+    const char **names = calloc(n, sizeof *names);
+    if (!names) return herd_err_set(err, -ENOMEM, "out of memory");
+    char list[600] = "", dym[300] = "";
+    for (size_t i = 0; i < n; i++) {
+        names[i] = herd_key_at(profs, i);
+        if (len < sizeof list) len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", i ? ", " : "", names[i]);
     }
-    for (size_t i = 0; i < n; i++) pc[i] = (herd_param){ herd_key_at(profs, i), HERD_PARAM_ANY, NULL, "", 0, 0, 0 };
-    herd_err e = { 0 };
-    herd_value *ok = NULL;
-    herd_kwargs_validate(pc, probe, "", &ok, &e);
-    herd_value_free(ok);
-    herd_value_free(probe);
-    free(pc);
-    const char *tail = strstr(e.msg, ": unknown key");
-    tail = tail ? tail + strlen(": unknown key") : "";
-    char hint[700];
-    snprintf(hint, sizeof hint, "%s", tail);
-    char *kk = strstr(hint, "known keys:");
-    if (kk) memcpy(kk, "profiles:", 9), memmove(kk + 9, kk + 11, strlen(kk + 11) + 1);
-    char *none = strstr(hint, "; no keys are accepted");
-    if (none) snprintf(none, sizeof hint - (size_t)(none - hint), "; the file has no profiles");
-    return herd_err_set(err, -HERD_ECONFIG, "%s: no profile \"%s\"%s%s", c->file, name, via, hint);
+    long best = herd_did_you_mean(name, names, n, 2);
+    if (best >= 0) snprintf(dym, sizeof dym, "; did you mean \"%.200s\"?", names[best]);
+    free(names);
+    return herd_err_set(err, -HERD_ECONFIG, "%s: no profile \"%s\"%s%s%s profiles: %s", c->file, name, via, dym,
+                        best >= 0 ? "" : ";", list);
 }
 
 static int first_problem(problems *ps, herd_err *err)
@@ -485,17 +483,22 @@ static int select_profile(const cfgfile *c, const char *name, herd_profile **out
         name = "default";
     }
     if (!herd_map_get(cfg_profiles(c), name)) return no_such_profile(c, name, via, err);
+    problems ps = { 0 };
+    check_profile_structure(c, name, &ps);
+    int rc = first_problem(&ps, err);
+    problems_free(&ps);
+    if (rc) return rc;
     return make_profile(c, name, out, err);
 }
 
-/* Read file and check its structure; the first problem is the error (c is
- * then freed). */
+/* Read file and check its top level (each profile is checked when it is
+ * used); the first problem is the error (c is then freed). */
 static int cfg_open(const char *file, cfgfile *c, herd_err *err)
 {
     int rc = cfg_read(file, c, err);
     if (rc) return rc;
     problems ps = { 0 };
-    check_structure(c, &ps);
+    check_top(c, &ps);
     rc = first_problem(&ps, err);
     problems_free(&ps);
     if (rc) cfg_free(c);
@@ -536,159 +539,57 @@ int herd_config_load_profile(const char *name, herd_profile **out, herd_err *err
     return herd_config_load_profile_from(path, name, out, err);
 }
 
-/* ---- merging explicit options over a profile ---- */
-
-static int conflict(const herd_profile *p, const char *pkey, const char *pval, const char *ekey,
-                    const char *eval, bool profile_has_address, herd_err *err)
-{
-    herd_srcpos k = { 1, 1 };
-    herd_srcpos_get(p->positions, pkey, &k, NULL);
-    char pdesc[600], edesc[600];
-    if (pval) snprintf(pdesc, sizeof pdesc, "%s \"%s\"", pkey, pval);
-    else snprintf(pdesc, sizeof pdesc, "%s", pkey);
-    if (eval) snprintf(edesc, sizeof edesc, "%s \"%s\"", ekey, eval);
-    else snprintf(edesc, sizeof edesc, "%s", ekey);
-    if (profile_has_address)
-        return herd_err_set(err, -HERD_ECONFIG,
-                            "%s:%d:%d: %s of profile \"%s\" connects to an existing scheduler; %s given in the "
-                            "runner options only applies to a temporary cluster and cannot be combined with it",
-                            p->file, k.line, k.col, pdesc, p->name, edesc);
-    return herd_err_set(err, -HERD_ECONFIG,
-                        "%s given in the runner options connects to an existing scheduler; %s of profile \"%s\" "
-                        "(%s:%d:%d) only applies to a temporary cluster and cannot be combined with it",
-                        edesc, pdesc, p->name, p->file, k.line, k.col);
-}
-
-/* Drop path and everything under it from positions. */
-static void drop_positions(herd_value *positions, const char *path)
-{
-    size_t n = strlen(path);
-    for (size_t i = herd_len(positions); i-- > 0;) {
-        const char *k = herd_key_at(positions, i);
-        if (!strncmp(k, path, n) && (k[n] == '\0' || k[n] == '.' || k[n] == '['))
-            herd_map_del(positions, k);
-    }
-}
-
-/* Do two cluster_class names (NULL: the default) name the same provider? */
-static bool same_class(const char *a, const char *b)
-{
-    const char *x = a && *a ? a : "local.LocalCluster", *y = b && *b ? b : "local.LocalCluster";
-    if (!strcmp(x, y)) return true;
-    const herd_provider *px = NULL, *py = NULL;
-    return herd_provider_resolve(x, &px, NULL) == 0 && herd_provider_resolve(y, &py, NULL) == 0 && px == py;
-}
-
-int herd_profile_apply(herd_profile *p, herd_profile_merge *m, herd_err *err)
-{
-    if (!p || !m) return 0;
-    herd_value **kw[3] = { m->cluster_kwargs, m->adapt_kwargs, m->client_kwargs };
-    herd_value **pk[3] = { &p->cluster_kwargs, &p->adapt_kwargs, &p->client_kwargs };
-    bool e_temp = m->cluster_class || m->cluster_object || (kw[0] && *kw[0]) || (kw[1] && *kw[1]);
-    bool e_addr = m->address && *m->address;
-
-    /* address from one source, a temporary cluster from the other */
-    if (p->address && !e_addr && e_temp) {
-        const char *ek = m->cluster_class ? "cluster_class" : m->cluster_object ? "cluster_provider/cluster_factory"
-                       : kw[0] && *kw[0] ? "cluster_kwargs" : "adapt_kwargs";
-        return conflict(p, "address", p->address, ek, m->cluster_class, true, err);
-    }
-    if (e_addr && !p->address) {
-        if (p->cluster_class)
-            return conflict(p, "cluster_class", p->cluster_class, "address", m->address, false, err);
-        if (p->cluster_kwargs || p->adapt_kwargs)
-            return conflict(p, p->cluster_kwargs ? "cluster_kwargs" : "adapt_kwargs", NULL, "address",
-                            m->address, false, err);
-    }
-
-    /* scalars: explicit wins; what it replaced no longer counts as the file's.
-     * A program that picks another provider than the profile's also sets
-     * aside the profile's cluster_kwargs: they are that other provider's. */
-    if (m->cluster_class || m->cluster_object) {
-        if (p->cluster_class) drop_positions(p->positions, "cluster_class");
-        if (p->cluster_kwargs && (m->cluster_object || !same_class(m->cluster_class, p->cluster_class))) {
-            herd_value_free(p->cluster_kwargs);
-            p->cluster_kwargs = NULL;
-            drop_positions(p->positions, "cluster_kwargs");
-        }
-    } else {
-        m->cluster_class = p->cluster_class;
-    }
-    if (e_addr) {
-        if (p->address) drop_positions(p->positions, "address");
-    } else {
-        m->address = p->address;
-    }
-
-    /* kwargs: shallow merge, explicit keys over the profile's */
-    for (int i = 0; i < 3; i++) {
-        if (!kw[i] || !*pk[i]) continue;
-        herd_value *merged = herd_value_copy(*pk[i]);
-        if (!merged) return herd_err_set(err, -ENOMEM, "out of memory");
-        const herd_value *ex = *kw[i];
-        for (size_t j = 0; j < herd_len(ex); j++) {
-            const char *k = herd_key_at(ex, j);
-            char path[1024];
-            join(path, sizeof path, kwargs_keys[i], k);
-            if (herd_map_get(*pk[i], k)) {
-                herd_map_del(*pk[i], k);
-                drop_positions(p->positions, path);
-            }
-            herd_value *v = herd_value_copy(herd_at(ex, j));
-            if (!v || herd_map_set(merged, k, v)) {
-                herd_value_free(merged);
-                return herd_err_set(err, -ENOMEM, "out of memory");
-            }
-        }
-        herd_value_free(*kw[i]);
-        *kw[i] = merged;
-    }
-    return 0;
-}
-
 /* ---- citing the file in errors ---- */
 
-int herd_profile_locate_error(const herd_profile *p, const char *path, herd_err *err)
+/* Where in p's file the message msg is about (see herd_profile_locate_error). */
+static bool locate(const herd_profile *p, const char *path, const char *msg, herd_srcpos *at)
 {
-    if (!err) return -HERD_EARG;
-    if (!p || !err->msg[0]) return err->code;
+    if (!p || !msg[0]) return false;
     char at_path[1024] = "";
     bool want_key = false;
     if (path && *path) {
-        if (herd_srcpos_get(p->positions, path, NULL, NULL)) return err->code;
+        if (herd_srcpos_get(p->positions, path, NULL, NULL)) return false;
         snprintf(at_path, sizeof at_path, "%s", path);
     } else {
         const herd_value *maps[3] = { p->cluster_kwargs, p->adapt_kwargs, p->client_kwargs };
         for (int i = 0; i < 3 && !at_path[0]; i++) {
             char pre[32];
-            snprintf(pre, sizeof pre, "%s.", kwargs_keys[i]);
-            if (strncmp(err->msg, pre, strlen(pre))) {
-                if (maps[i] && about(err->msg, "", kwargs_keys[i])) snprintf(at_path, sizeof at_path, "%s", kwargs_keys[i]);
+            snprintf(pre, sizeof pre, "%s.", herd_profile_kwargs[i]);
+            if (strncmp(msg, pre, strlen(pre))) {
+                if (maps[i] && about(msg, "", herd_profile_kwargs[i])) snprintf(at_path, sizeof at_path, "%s", herd_profile_kwargs[i]);
                 continue;
             }
             const char *best = NULL;
             for (size_t j = 0; j < herd_len(maps[i]); j++) {
                 const char *k = herd_key_at(maps[i], j);
-                if (about(err->msg, pre, k) && (!best || strlen(k) > strlen(best))) best = k;
+                if (about(msg, pre, k) && (!best || strlen(k) > strlen(best))) best = k;
             }
             if (best) {
-                join(at_path, sizeof at_path, kwargs_keys[i], best);
-                want_key = strstr(err->msg, ": unknown key") != NULL;
-            } else if (maps[i] && strstr(err->msg, ": required key is missing")) {
-                snprintf(at_path, sizeof at_path, "%s", kwargs_keys[i]);
+                join(at_path, sizeof at_path, herd_profile_kwargs[i], best);
+                want_key = strstr(msg, ": unknown key") != NULL;
+            } else if (maps[i] && strstr(msg, ": required key is missing")) {
+                snprintf(at_path, sizeof at_path, "%s", herd_profile_kwargs[i]);
                 want_key = true;
             }
         }
         const char *scalars[2] = { "cluster_class", "address" };
         const char *vals[2] = { p->cluster_class, p->address };
         for (int i = 0; i < 2 && !at_path[0]; i++)
-            if (vals[i] && about(err->msg, "", scalars[i]) &&
+            if (vals[i] && about(msg, "", scalars[i]) &&
                 herd_srcpos_get(p->positions, scalars[i], NULL, NULL) == 0)
                 snprintf(at_path, sizeof at_path, "%s", scalars[i]);
-        if (!at_path[0]) return err->code;
+        if (!at_path[0]) return false;
     }
-    herd_srcpos at = find_pos(p->positions, at_path, want_key);
-    if (at.line == 1 && at.col == 1 && p->at.line) at = p->at;
+    *at = find_pos(p->positions, at_path, want_key);
+    if (at->line == 1 && at->col == 1 && p->at.line) *at = p->at;
+    return true;
+}
+
+int herd_profile_locate_error(const herd_profile *p, const char *path, herd_err *err)
+{
+    if (!err) return -HERD_EARG;
+    herd_srcpos at;
+    if (!locate(p, path, err->msg, &at)) return err->code;
     int code = err->code ? err->code : -HERD_ECONFIG;
     herd_err_prefix(err, "%s:%d:%d", p->file, at.line, at.col);
     err->code = code;
@@ -699,20 +600,41 @@ int herd_profile_locate_error(const herd_profile *p, const char *path, herd_err 
 
 /* Validate profile `name` of c against the schemas; problems to ps. When
  * shown is not NULL, build the effective settings for `herd config show`. */
+/* What herd_runner_new would say of profile `name` given no options of
+ * its own: the runtime's own check (herd_run_opts_check), cited in the file. */
+static void check_runtime(const cfgfile *c, const char *name, problems *ps)
+{
+    herd_profile *prof = NULL;
+    herd_err e = { 0 };
+    if (make_profile(c, name, &prof, &e)) { ps->oom = 1; return; }
+    herd_run_opts o = { .address = prof->address, .cluster_class = prof->cluster_class,
+                        .cluster_kwargs = prof->cluster_kwargs, .adapt_kwargs = prof->adapt_kwargs,
+                        .client_kwargs = prof->client_kwargs };
+    if (herd_run_opts_check(&o, &e)) {
+        herd_srcpos at = prof->at;
+        locate(prof, o.failed_key, e.msg, &at);
+        add_problem(ps, c->file, at, "%s", e.msg);
+    }
+    herd_run_opts_clear(&o);
+    herd_profile_free(prof);
+}
+
 static void check_profile(const cfgfile *c, const char *name, problems *ps, herd_value *shown)
 {
     const herd_value *pv = herd_map_get(cfg_profiles(c), name);
     char base[1024], path[1200];
+    size_t before = ps->n;
     join(base, sizeof base, "profiles", name);
+    check_profile_structure(c, name, ps);
     if (!good_name(name) || (herd_typeof(pv) != HERD_MAP && herd_typeof(pv) != HERD_NIL)) return;
     const char *addr = herd_as_str(herd_map_get(pv, "address"));
     const char *cls = herd_as_str(herd_map_get(pv, "cluster_class"));
     const herd_value *given[3];
     for (int i = 0; i < 3; i++) {
-        given[i] = herd_map_get(pv, kwargs_keys[i]);
+        given[i] = herd_map_get(pv, herd_profile_kwargs[i]);
         if (herd_typeof(given[i]) != HERD_MAP) given[i] = NULL;
     }
-    const herd_param *schemas[3] = { NULL, herd_runner_schema("adapt_kwargs"), herd_runner_schema("client_kwargs") };
+    const herd_param *schemas[3] = { NULL, herd_options_schema("adapt_kwargs"), herd_options_schema("client_kwargs") };
     if (shown) {
         herd_map_set(shown, "profile", herd_str(name));
         herd_map_set(shown, "file", herd_str(c->file));
@@ -738,32 +660,50 @@ static void check_profile(const cfgfile *c, const char *name, problems *ps, herd
         if (!schemas[i] || (i == 1 && !given[i])) continue;
         if (i == 0 && addr && *addr) continue;
         herd_value *ok = NULL;
-        join(path, sizeof path, base, kwargs_keys[i]);
-        validate_all(schemas[i], given[i], kwargs_keys[i], c->pos, path, c->file, ps, shown ? &ok : NULL);
+        join(path, sizeof path, base, herd_profile_kwargs[i]);
+        validate_all(schemas[i], given[i], herd_profile_kwargs[i], c->pos, path, c->file, ps, shown ? &ok : NULL);
         if (!ok) continue;
         for (const herd_param *p = schemas[i]; p->name; p++)
             if ((p->flags & HERD_PARAM_SECRET) && herd_typeof(herd_map_get(ok, p->name)) != HERD_NIL)
                 herd_map_set(ok, p->name, herd_str("<secret>"));
-        herd_map_set(shown, kwargs_keys[i], ok);
+        herd_map_set(shown, herd_profile_kwargs[i], ok);
     }
+    if (ps->n == before) check_runtime(c, name, ps);   /* every key is right: what is left is the runtime's */
 }
 
-int herd_config_check(const char *file, void (*fn)(void *ud, const char *problem), void *ud,
-                      size_t *nprofiles, herd_err *err)
+int herd_config_check(const char *file, const char *only,
+                      void (*fn)(void *ud, const char *profile, const char *problem),
+                      void (*done)(void *ud, const char *profile, size_t nproblems), void *ud, herd_err *err)
 {
     cfgfile c;
     int rc = cfg_read(file, &c, err);
     if (rc) return rc;
     problems ps = { 0 };
-    check_structure(&c, &ps);
+    check_top(&c, &ps);
     const herd_value *profs = cfg_profiles(&c);
-    for (size_t i = 0; i < herd_len(profs); i++) check_profile(&c, herd_key_at(profs, i), &ps, NULL);
-    if (nprofiles) *nprofiles = herd_len(profs);
+    if (only && !herd_map_get(profs, only)) {
+        rc = no_such_profile(&c, only, "", err);
+        problems_free(&ps);
+        cfg_free(&c);
+        return rc;
+    }
+    for (size_t i = 0; i < herd_len(profs); i++) {
+        if (only && strcmp(only, herd_key_at(profs, i))) continue;
+        ps.profile = herd_key_at(profs, i);
+        check_profile(&c, ps.profile, &ps, NULL);
+    }
     if (ps.oom) rc = herd_err_set(err, -ENOMEM, "out of memory");
     else {
         if (ps.n) qsort(ps.v, ps.n, sizeof *ps.v, by_position);
         for (size_t i = 0; i < ps.n; i++)
-            if (fn) fn(ud, ps.v[i].msg);
+            if (fn) fn(ud, ps.v[i].profile, ps.v[i].msg);
+        for (size_t i = 0; done && i < herd_len(profs); i++) {
+            const char *name = herd_key_at(profs, i);
+            if (only && strcmp(only, name)) continue;
+            size_t n = 0;
+            for (size_t j = 0; j < ps.n; j++) n += ps.v[j].profile == name;
+            done(ud, name, n);
+        }
         rc = (int)ps.n;
     }
     problems_free(&ps);

@@ -64,15 +64,21 @@ typedef struct herd_profile {
 /* Load a profile. name NULL: $HERD_PROFILE if set, else the file's profile
  * "default" if it has one, else none (*out = NULL, return 0; also when no
  * file exists). A named profile (argument or $HERD_PROFILE) that cannot be
- * found is an error (did-you-mean over the profile names). The whole file is
- * checked for structure (keys, types); provider schemas are not consulted. */
+ * found is an error (did-you-mean over the profile names). The file's top
+ * level and the selected profile are checked for structure (keys, types);
+ * other profiles are not looked at, nor provider schemas (herd_runner_new
+ * checks those, herd_run_opts_check). */
 int herd_config_load_profile(const char *name, herd_profile **out, herd_err *err);
 /* The same from a given file. */
 int herd_config_load_profile_from(const char *file, const char *name, herd_profile **out,
                                   herd_err *err);
 void herd_profile_free(herd_profile *p);
 
-/* Explicit runner options, merged over a profile by herd_profile_apply. */
+/* The profile keys that hold kwargs maps, in this order. */
+extern const char *const herd_profile_kwargs[3];
+
+/* Explicit runner options, merged over a profile by herd_profile_apply
+ * (config_merge.c). */
 typedef struct herd_profile_merge {
     const char *cluster_class;       /* in: explicit or NULL; out: effective (borrowed
                                         from the caller or from the profile) */
@@ -86,11 +92,14 @@ typedef struct herd_profile_merge {
 } herd_profile_merge;
 
 /* Merge: explicit values win key by key (kwargs maps merge shallowly: a key
- * given explicitly replaces the profile's, other profile keys stay). The
- * profile's own entries that explicit ones replaced are dropped from p, so
- * herd_profile_locate_error only cites what the file supplied. address from
- * one source with cluster_class/cluster_kwargs/adapt_kwargs from the other is
- * -HERD_ECONFIG naming both sources. p NULL: nothing to do. */
+ * given explicitly replaces the profile's, other profile keys stay). Where
+ * the run goes is one key: an explicit address sets aside the profile's
+ * cluster_class, cluster_kwargs and adapt_kwargs; an explicit cluster_class,
+ * provider or factory sets aside its address. Explicit cluster_kwargs or
+ * adapt_kwargs without an explicit target, over a profile's address, are
+ * -HERD_ECONFIG naming both. The profile's own entries that explicit ones
+ * replaced are dropped from p, so herd_profile_locate_error only cites what
+ * the file supplied. p NULL: nothing to do. */
 int herd_profile_apply(herd_profile *p, herd_profile_merge *m, herd_err *err);
 
 /* When err's message starts with a key path the profile supplied
@@ -103,13 +112,20 @@ int herd_profile_apply(herd_profile *p, herd_profile_merge *m, herd_err *err);
 int herd_profile_locate_error(const herd_profile *p, const char *path, herd_err *err);
 
 /* ---- checking a whole file (herd config check) ---- */
-/* Validate every profile: structure, cluster_class resolution, cluster_kwargs
- * against its provider's schema, adapt_kwargs and client_kwargs against the
- * runner's. fn gets EVERY problem, in file order, as "FILE:LINE:COL: path:
- * message". Returns the number of problems (>= 0) and *nprofiles, or a
- * negative code when the file cannot be read or parsed (err). */
-int herd_config_check(const char *file, void (*fn)(void *ud, const char *problem), void *ud,
-                      size_t *nprofiles, herd_err *err);
+/* Validate every profile (or only profile `only`, when not NULL), each on
+ * its own: structure, cluster_class resolution, every key of cluster_kwargs
+ * against its provider's schema and of adapt_kwargs and client_kwargs
+ * against the runner's, then — when all keys are right — exactly what
+ * herd_runner_new runs (herd_run_opts_check: minimum <= maximum, log_level,
+ * the provider's ABI …). fn gets EVERY problem, in file order, as
+ * "FILE:LINE:COL: path: message", with the profile it belongs to (NULL for
+ * the file's top level); done (may be NULL) gets each profile checked, in
+ * file order, with its number of problems. Returns the number of problems
+ * (>= 0), or a negative code when the file cannot be read or parsed, or
+ * `only` is not one of its profiles (err). */
+int herd_config_check(const char *file, const char *only,
+                      void (*fn)(void *ud, const char *profile, const char *problem),
+                      void (*done)(void *ud, const char *profile, size_t nproblems), void *ud, herd_err *err);
 
 /* The effective settings of profile `name` of file (NULL: found by the
  * search; name NULL as in herd_config_load_profile, and "default" if none
@@ -122,9 +138,5 @@ int herd_config_show(const char *file, const char *name, herd_value **out, herd_
 /* The profiles of file in file order, as an array of maps {profile, address |
  * cluster_class (the effective one), description?} (`herd config list`). */
 int herd_config_list(const char *file, herd_value **out, herd_err *err);
-
-/* ---- the runner's schemas (defined in runner.c) ---- */
-/* "client_kwargs" or "adapt_kwargs" -> the runner's herd_param table, else NULL. */
-const herd_param *herd_runner_schema(const char *which);
 
 #endif

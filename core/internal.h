@@ -21,6 +21,25 @@ static inline double herd_pow2(int n) { double p = 1; while (n-- > 0 && p < 1e30
  * install prefix. Free with herd_strv_free. */
 char **herd_search_dirs(const char *kind, const char *envvar);
 
+/* kwargs.c: the did-you-mean every "unknown name" error uses. The edit
+ * distance is case-insensitive optimal string alignment (SIZE_MAX for names
+ * of 64 characters or more). herd_did_you_mean returns the index of the
+ * candidate nearest to word when it is at most max_dist edits away (and
+ * fewer than word is long), else of one that word starts, or that starts
+ * word (3 characters or more), else -1. NULL candidates are skipped. */
+size_t herd_edit_distance(const char *a, const char *b);
+long herd_did_you_mean(const char *word, const char *const *cands, size_t n, size_t max_dist);
+
+/* kwargs.c: is p's binding sane (a field of its type's size, inside a
+ * struct of out_size bytes; 0: size unknown)? 0, or -HERD_EARG with why. */
+int herd_param_binding_check(const herd_param *p, size_t out_size, char *why, size_t cap);
+
+/* registry.c: check p as herd_provider_check does and set *out to the
+ * struct to use from then on: p itself, or its copy padded to this herd's
+ * layout (older ABI minor). Every provider the core drives comes through
+ * here or through herd_provider_resolve, which does the same. */
+int herd_provider_adopt(const herd_provider *p, const char *what, const herd_provider **out, herd_err *err);
+
 /* tasks.c */
 /* Names of the tasks registered in this process, ", "-separated, malloc'd. */
 char *herd_task_names(void);
@@ -28,8 +47,12 @@ char *herd_task_names(void);
  * or path ("./libmine.so") so its HERD_TASK_NAMED tasks are registered. */
 int herd_plugin_load(const char *name, herd_err *err);
 
-/* log.c: the default sink (stderr, level from HERD_LOG_LEVEL). */
+/* log.c: the default sink (stderr, level from HERD_LOG_LEVEL); the same
+ * line unfiltered; a level's name ("debug", "info", "warning" or "warn",
+ * "error", any case) to HERD_LOG_* (0, or -HERD_EARG). */
 void herd_log_default(void *ud, int level, const char *line);
+void herd_log_write(int level, const char *line);
+int herd_log_level_parse(const char *s, int *level);
 const char *herd_level_name(int level);
 /* Format a line and hand it to fn (the default sink when fn is NULL). */
 void herd_vlogf(void (*fn)(void *ud, int level, const char *line), void *ud, int level,

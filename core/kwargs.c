@@ -3,13 +3,16 @@
  * with a did-you-mean, types, ranges, required keys, secrets kept out of
  * messages) and returns it normalised with defaults filled in; plus the unit
  * parsers for durations ("500ms") and sizes ("4GiB") it relies on. */
+#include "internal.h"
 #include "value_int.h"
 
 #include <herd/provider.h>
 
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,13 +122,16 @@ HERD_API const char *herd_param_type_name(herd_param_type t)
     return "unknown";
 }
 
-/* Damerau-Levenshtein (optimal string alignment), case-insensitive; long
- * names count as far apart. */
-static size_t edit_distance(const char *a, const char *b)
+/* ---- did-you-mean (the one copy: kwargs keys here, cluster_class names
+ * in registry.c) ---- */
+
+/* Damerau-Levenshtein (optimal string alignment), case-insensitive; names
+ * of 64 characters or more count as far apart (SIZE_MAX). */
+size_t herd_edit_distance(const char *a, const char *b)
 {
     enum { MAXL = 64 };
     size_t n = strlen(a), m = strlen(b);
-    if (n >= MAXL || m >= MAXL) return (size_t)-1;
+    if (n >= MAXL || m >= MAXL) return SIZE_MAX;
     size_t d[MAXL + 1][MAXL + 1];
     for (size_t i = 0; i <= n; i++) d[i][0] = i;
     for (size_t j = 0; j <= m; j++) d[0][j] = j;
@@ -150,21 +156,30 @@ static bool is_prefix(const char *pre, const char *s)
     return n >= 3 && strlen(s) > n && strncasecmp(pre, s, n) == 0;
 }
 
-static const char *suggest(const herd_param *params, const char *key)
+long herd_did_you_mean(const char *word, const char *const *cands, size_t n, size_t max_dist)
 {
-    const char *best = NULL;
-    size_t bd = 3;
-    for (const herd_param *p = params; p->name; p++) {
-        size_t d = edit_distance(key, p->name);
-        if (d < bd && d < strlen(key)) {
+    long best = -1;
+    size_t bd = max_dist + 1, wl = strlen(word);
+    for (size_t i = 0; i < n; i++) {
+        if (!cands[i]) continue;
+        size_t d = herd_edit_distance(word, cands[i]);
+        if (d < bd && d < wl) {
             bd = d;
-            best = p->name;
+            best = (long)i;
         }
     }
-    if (best) return best;
-    for (const herd_param *p = params; p->name; p++)
-        if (is_prefix(key, p->name) || is_prefix(p->name, key)) return p->name;
-    return NULL;
+    for (size_t i = 0; best < 0 && i < n; i++)
+        if (cands[i] && (is_prefix(word, cands[i]) || is_prefix(cands[i], word))) best = (long)i;
+    return best;
+}
+
+static const char *suggest(const herd_param *params, const char *key)
+{
+    const char *names[1024] = { 0 };
+    size_t n = 0;
+    for (const herd_param *p = params; p->name && n < 1024; p++) names[n++] = p->name;
+    long i = herd_did_you_mean(key, names, n, 2);
+    return i < 0 ? NULL : names[i];
 }
 
 /* ---- checking one value ---- */
@@ -425,6 +440,116 @@ HERD_API int herd_kwargs_validate(const herd_param *params, const herd_value *kw
     }
     *out = res;
     return 0;
+}
+
+/* ---- binding a validated map to a struct ---- */
+
+/* The C field of a bound param: its size must be one of these. */
+static bool field_fits(const herd_param *p, const char **want)
+{
+    switch (p->type) {
+    case HERD_PARAM_INT:
+        *want = "int (4 bytes) or int64_t (8 bytes)";
+        return p->size == sizeof(int) || p->size == sizeof(int64_t);
+    case HERD_PARAM_FLOAT:
+    case HERD_PARAM_DURATION:
+        *want = "double (8 bytes)";
+        return p->size == sizeof(double);
+    case HERD_PARAM_BOOL:
+        *want = "bool (1 byte)";
+        return p->size == sizeof(bool);
+    case HERD_PARAM_SIZE:
+        *want = "int64_t (8 bytes)";
+        return p->size == sizeof(int64_t);
+    default:
+        *want = "a pointer (8 bytes)";
+        return p->size == sizeof(void *);
+    }
+}
+
+int herd_param_binding_check(const herd_param *p, size_t out_size, char *why, size_t cap)
+{
+    const char *want;
+    if (!p->size) return 0;
+    if (!field_fits(p, &want)) {
+        snprintf(why, cap, "%s %s is bound to a field of %zu bytes, expected %s", herd_param_type_name(p->type),
+                 p->name, p->size, want);
+        return -HERD_EARG;
+    }
+    if (out_size && (p->offset > out_size || p->size > out_size - p->offset)) {
+        snprintf(why, cap, "%s is bound at offset %zu (+%zu bytes), outside a struct of %zu bytes", p->name,
+                 p->offset, p->size, out_size);
+        return -HERD_EARG;
+    }
+    return 0;
+}
+
+HERD_API int herd_kwargs_bind(const herd_param *params, const herd_value *validated, void *out,
+                              size_t out_size, herd_err *err)
+{
+    char why[300];
+    if (!params || !out) return herd_err_set(err, -HERD_EARG, "herd_kwargs_bind: %s is NULL", params ? "out" : "params");
+    if (validated && herd_typeof(validated) != HERD_MAP)
+        return herd_err_set(err, -HERD_EARG, "herd_kwargs_bind: expected a validated map, got %s",
+                            herd_type_name(herd_typeof(validated)));
+    /* every field checked before anything is written */
+    for (const herd_param *p = params; p->name; p++) {
+        if (herd_param_binding_check(p, out_size, why, sizeof why))
+            return herd_err_set(err, -HERD_EARG, "herd_kwargs_bind: %s", why);
+        const herd_value *v = herd_map_get(validated, p->name);
+        if (p->size == sizeof(int) && p->type == HERD_PARAM_INT && herd_typeof(v) == HERD_INT &&
+            (herd_as_int(v) < INT_MIN || herd_as_int(v) > INT_MAX))
+            return herd_err_set(err, -HERD_ECONFIG, "%s: %lld does not fit the int it is bound to", p->name,
+                                (long long)herd_as_int(v));
+    }
+    for (const herd_param *p = params; p->name; p++) {
+        if (!p->size) continue;
+        char *f = (char *)out + p->offset;
+        const herd_value *v = herd_map_get(validated, p->name);
+        herd_type t = herd_typeof(v);
+        switch (p->type) {
+        case HERD_PARAM_INT:
+            if (t != HERD_INT) break;
+            if (p->size == sizeof(int)) { int x = (int)herd_as_int(v); memcpy(f, &x, sizeof x); }
+            else { int64_t x = herd_as_int(v); memcpy(f, &x, sizeof x); }
+            break;
+        case HERD_PARAM_FLOAT:
+        case HERD_PARAM_DURATION:
+            if (t == HERD_INT || t == HERD_FLOAT) { double x = herd_as_float(v); memcpy(f, &x, sizeof x); }
+            break;
+        case HERD_PARAM_BOOL:
+            if (t == HERD_BOOL) { bool x = herd_as_bool(v); memcpy(f, &x, sizeof x); }
+            break;
+        case HERD_PARAM_SIZE:
+            if (t == HERD_INT) { int64_t x = herd_as_int(v); memcpy(f, &x, sizeof x); }
+            else if (t == HERD_STR) { int64_t x = HERD_SIZE_AUTO; memcpy(f, &x, sizeof x); }
+            break;
+        case HERD_PARAM_STRING: {
+            const char *x = t == HERD_STR ? herd_as_str(v) : NULL;
+            memcpy(f, &x, sizeof x);
+            break;
+        }
+        default: {
+            const herd_value *x = t == HERD_NIL ? NULL : v;
+            memcpy(f, &x, sizeof x);
+            break;
+        }
+        }
+    }
+    return 0;
+}
+
+HERD_API int herd_kwargs_load(const herd_param *params, const herd_value *kwargs, const char *where,
+                              herd_value **validated, void *out, size_t out_size, herd_err *err)
+{
+    int rc = herd_kwargs_validate(params, kwargs, where, validated, err);
+    if (rc) return rc;
+    if ((rc = herd_kwargs_bind(params, *validated, out, out_size, err))) {
+        herd_value_free(*validated);
+        *validated = NULL;
+        if (where && *where) herd_err_prefix(err, "%s", where);
+    }
+    return rc;
 }
 
 int herd_value_duration(const herd_value *v, double *secs)

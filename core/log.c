@@ -1,5 +1,7 @@
-/* core/log.c — log lines: the default sink (stderr, with time and level,
- * filtered by HERD_LOG_LEVEL) and herd_log for providers. */
+/* core/log.c — log lines: level names, the default sink (stderr, with time
+ * and level, filtered by HERD_LOG_LEVEL; a flow run filters by its own
+ * client_kwargs.log_level and writes with herd_log_write) and herd_log for
+ * providers. */
 #include "client.h"
 
 #include <stdlib.h>
@@ -18,20 +20,31 @@ const char *herd_level_name(int level)
     }
 }
 
-static int min_level(void)
+int herd_log_level_parse(const char *s, int *level)
 {
-    const char *e = getenv("HERD_LOG_LEVEL");
-    if (!e || !*e) return HERD_LOG_INFO;
-    if (!strcasecmp(e, "debug")) return HERD_LOG_DEBUG;
-    if (!strcasecmp(e, "info")) return HERD_LOG_INFO;
-    if (!strcasecmp(e, "warning") || !strcasecmp(e, "warn")) return HERD_LOG_WARN;
-    if (!strcasecmp(e, "error")) return HERD_LOG_ERROR;
-    return HERD_LOG_INFO;
+    static const struct { const char *name; int level; } names[] = {
+        { "debug", HERD_LOG_DEBUG }, { "info", HERD_LOG_INFO }, { "warning", HERD_LOG_WARN },
+        { "warn", HERD_LOG_WARN }, { "error", HERD_LOG_ERROR },
+    };
+    for (size_t i = 0; s && i < sizeof names / sizeof names[0]; i++)
+        if (!strcasecmp(s, names[i].name)) {
+            *level = names[i].level;
+            return 0;
+        }
+    return -HERD_EARG;
 }
 
-void herd_log_default(void *ud, int level, const char *line)
+/* $HERD_LOG_LEVEL, INFO when unset or not a level. */
+static int env_level(void)
 {
-    if (level < min_level()) return;
+    int level = HERD_LOG_INFO;
+    const char *e = getenv("HERD_LOG_LEVEL");
+    if (e && *e) herd_log_level_parse(e, &level);
+    return level;
+}
+
+void herd_log_write(int level, const char *line)
+{
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     struct tm tm;
@@ -46,6 +59,10 @@ void herd_log_default(void *ud, int level, const char *line)
     if (write(STDERR_FILENO, buf, (size_t)n) < 0) {}
 }
 
+void herd_log_default(void *ud, int level, const char *line)
+{
+    if (level >= env_level()) herd_log_write(level, line);
+}
 
 void herd_vlogf(void (*fn)(void *ud, int level, const char *line), void *ud, int level,
                 const char *fmt, va_list ap)

@@ -43,12 +43,15 @@ static size_t min_size(unsigned minor)
     static const size_t sizes[] = {
         offsetof(herd_provider, close) + sizeof(((herd_provider *)0)->close), /* minor 0 */
         offsetof(herd_provider, scheduler_listen) + sizeof(((herd_provider *)0)->scheduler_listen), /* 1 */
+        offsetof(herd_provider, scheduler_listen) + sizeof(((herd_provider *)0)->scheduler_listen), /* 2: params grew */
     };
     size_t n = sizeof sizes / sizeof sizes[0];
     return sizes[minor < n ? minor : n - 1];
 }
 
-/* A hook of p, or NULL when p's struct ends before it (older minor). */
+/* A hook of p, or NULL when p's struct ends before it (older minor). The one
+ * place that reads a raw struct: everything else gets the padded copy
+ * (normalise), whose hooks can all be read. */
 #define HOOK(p, h) ((p)->struct_size >= offsetof(herd_provider, h) + sizeof((p)->h) ? (p)->h : NULL)
 
 /* ---- small string helpers ---- */
@@ -78,28 +81,6 @@ static void sb_add(sbuf *b, const char *fmt, ...)
 
 static const char *sb_str(const sbuf *b) { return b->s ? b->s : ""; }
 
-static size_t edit_distance(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b);
-    if (la > 128 || lb > 128) return SIZE_MAX;
-    size_t row[129];
-    for (size_t j = 0; j <= lb; j++) row[j] = j;
-    for (size_t i = 1; i <= la; i++) {
-        size_t diag = row[0];
-        row[0] = i;
-        for (size_t j = 1; j <= lb; j++) {
-            size_t up = row[j];
-            size_t cost = tolower((unsigned char)a[i - 1]) == tolower((unsigned char)b[j - 1]) ? 0 : 1;
-            size_t best = diag + cost;
-            if (row[j] + 1 < best) best = row[j] + 1;
-            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
-            row[j] = best;
-            diag = up;
-        }
-    }
-    return row[lb];
-}
-
 static bool is_ident(const char *s, size_t n)
 {
     if (n == 0 || isdigit((unsigned char)s[0])) return false;
@@ -123,9 +104,8 @@ static size_t symbol_size(const void *p, bool *is_func)
     return (size_t)sym->st_size;
 }
 
-static int check_params(const herd_provider *p, const char *label, const char *where, herd_err *err)
+static int check_params(const herd_param *ps, const char *label, const char *where, herd_err *err)
 {
-    const herd_param *ps = p->params;
     if (!ps) return 0;
     for (size_t i = 0; ps[i].name; i++) {
         if (i >= 1024)
@@ -146,6 +126,9 @@ static int check_params(const herd_provider *p, const char *label, const char *w
             return herd_err_set(err, HERD_EABI, "provider %s: param \"%s\" is required and has a "
                                 "default (\"%s\"): one or the other%s", label, q->name,
                                 q->flags & HERD_PARAM_SECRET ? "<secret>" : q->default_yaml, where);
+        char why[300];
+        if (herd_param_binding_check(q, 0, why, sizeof why))
+            return herd_err_set(err, HERD_EABI, "provider %s: param \"%s\": %s%s", label, q->name, why, where);
         for (size_t j = 0; j < i; j++)
             if (strcmp(ps[j].name, q->name) == 0)
                 return herd_err_set(err, HERD_EABI, "provider %s: param \"%s\" is declared twice "
@@ -165,8 +148,15 @@ static int check_params(const herd_provider *p, const char *label, const char *w
 
 /* label: how messages name the provider, quoted ("\"aws.FargateCluster\""); symbol: what it must be called (or
  * NULL); file: where it came from (or NULL). */
+typedef struct padded padded;
+static int normalise(const herd_provider *p, const char *label, const char *where, const herd_provider **out,
+                     padded **made, herd_err *err);
+static void padded_keep(padded *q);
+static void padded_free(padded *q);
+
+/* On success *out (if not NULL) is the copy to use (normalise). */
 static int check(const herd_provider *p, const char *label, const char *symbol, const char *file,
-                 herd_err *err)
+                 const herd_provider **out, herd_err *err)
 {
     char where[PATH_MAX + 16] = "";
     if (file) snprintf(where, sizeof where, " (file %s)", file);
@@ -218,39 +208,116 @@ static int check(const herd_provider *p, const char *label, const char *symbol, 
         if (!hooks[i].set)
             return herd_err_set(err, HERD_EABI, "provider %s: required hook %s is NULL%s",
                                 label, hooks[i].name, where);
-    return check_params(p, label, where, err);
+    const herd_provider *np = NULL;
+    padded *made = NULL;
+    int rc = normalise(p, label, where, &np, &made, err);
+    if (rc) return rc;
+    if ((rc = check_params(np->params, label, where, err)) || !out) {
+        padded_free(made);             /* a check alone keeps nothing */
+        return rc;
+    }
+    padded_keep(made);
+    *out = np;
+    return 0;
 }
 
-int herd_provider_check(const herd_provider *p, const char *what, herd_err *err)
+int herd_provider_adopt(const herd_provider *p, const char *what, const herd_provider **out, herd_err *err)
 {
     char label[300];
     snprintf(label, sizeof label, "\"%.280s\"",
              what ? what : (p && memcmp(p->magic, "HRDP", 4) == 0 && p->name ? p->name : "?"));
-    return check(p, label, NULL, NULL, err);
+    return check(p, label, NULL, NULL, out, err);
+}
+
+int herd_provider_check(const herd_provider *p, const char *what, herd_err *err)
+{
+    return herd_provider_adopt(p, what, NULL, err);
 }
 
 /* ---- normalised copies ---- */
 
 /* A struct from an older minor is shorter than ours: hand out a zero-padded
- * copy so that callers may read every hook (absent ones are NULL). */
-typedef struct padded { struct padded *next; const herd_provider *orig; herd_provider copy; } padded;
+ * copy so that callers may read every hook (absent ones are NULL). Before
+ * ABI 1.2 a herd_param had no binding fields: such a provider's params are
+ * read with their own layout and copied into ours (unbound). Every provider
+ * the core uses comes through here: resolved, handed in directly
+ * (cluster_provider) or made by a factory (herd_provider_adopt). */
+typedef struct param_v1 {          /* herd_param of ABI 1.0 and 1.1 */
+    const char *name;
+    herd_param_type type;
+    const char *default_yaml;
+    const char *doc;
+    unsigned flags;
+    double min, max;
+} param_v1;
+
+typedef struct padded {
+    struct padded *next;
+    const herd_provider *orig;
+    herd_provider raw;             /* the original's bytes (up to our size), to match it again */
+    herd_provider copy;
+    herd_param *params;            /* converted params (owned), or NULL */
+} padded;
 
 static pthread_mutex_t lock = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
 static padded *padded_list;
 
-static const herd_provider *normalise(const herd_provider *p)
+static void padded_free(padded *q)
 {
-    if (p->struct_size >= sizeof(herd_provider)) return p;
-    for (padded *q = padded_list; q; q = q->next)
-        if (q->orig == p) return &q->copy;
-    padded *q = calloc(1, sizeof *q);
-    if (!q) return NULL;
-    memcpy(&q->copy, p, p->struct_size);
+    if (q) free(q->params);
+    free(q);
+}
+
+static size_t raw_size(const herd_provider *p)
+{
+    return p->struct_size < sizeof(herd_provider) ? p->struct_size : sizeof(herd_provider);
+}
+
+/* *out: p itself when it has our layout, else a padded copy; *made: the
+ * copy when it is new (the caller keeps or frees it), else NULL. A struct
+ * met before (same address and bytes) gets the same copy. */
+static int normalise(const herd_provider *p, const char *label, const char *where, const herd_provider **out,
+                     padded **made, herd_err *err)
+{
+    *made = NULL;
+    bool old_params = p->abi_minor < 2 && p->params;
+    if (p->struct_size >= sizeof(herd_provider) && !old_params) { *out = p; return 0; }
+    pthread_mutex_lock(&lock);
+    padded *q = padded_list;
+    while (q && !(q->orig == p && !memcmp(&q->raw, p, raw_size(p)))) q = q->next;
+    pthread_mutex_unlock(&lock);
+    if (q) { *out = &q->copy; return 0; }
+    size_t n = 0;
+    const param_v1 *ov = (const param_v1 *)(const void *)p->params;
+    while (old_params && ov[n].name)
+        if (++n > 1024)
+            return herd_err_set(err, HERD_EABI, "provider %s: params has no { NULL } terminator within 1024 "
+                                "entries%s", label, where);
+    if (!(q = calloc(1, sizeof *q)) || (old_params && !(q->params = calloc(n + 1, sizeof *q->params)))) {
+        padded_free(q);
+        return herd_err_set(err, -ENOMEM, "provider %s: out of memory", label);
+    }
+    memcpy(&q->raw, p, raw_size(p));
+    memcpy(&q->copy, p, raw_size(p));
     q->copy.struct_size = sizeof(herd_provider);
+    for (size_t i = 0; i < n; i++)
+        q->params[i] = (herd_param){ ov[i].name, ov[i].type, ov[i].default_yaml, ov[i].doc, ov[i].flags,
+                                     ov[i].min, ov[i].max, 0, 0 };
+    if (old_params) q->copy.params = q->params;
     q->orig = p;
+    *made = q;
+    *out = &q->copy;
+    return 0;
+}
+
+/* Keep a new copy for the life of the process (providers stay loaded). */
+static void padded_keep(padded *q)
+{
+    if (!q) return;
+    pthread_mutex_lock(&lock);
     q->next = padded_list;
     padded_list = q;
-    return &q->copy;
+    pthread_mutex_unlock(&lock);
 }
 
 /* ---- aliases ---- */
@@ -320,10 +387,9 @@ static void module_classes(void *h, const char *mod, const char *path, foundv *o
         int k = snprintf(qname, sizeof qname, "%s.%s", mod, p->name);
         if (k < 0 || (size_t)k >= sizeof qname) continue;
         snprintf(label, sizeof label, "\"%s\"", qname);
-        if (check(p, label, NULL, path, NULL) != 0) continue;
         if (dlsym(h, p->name) != (void *)p) continue;   /* must be exported under its name */
-        const herd_provider *np = normalise(p);
-        if (np) foundv_push(out, qname, path, np);
+        const herd_provider *np = NULL;
+        if (check(p, label, NULL, path, &np, NULL) == 0) foundv_push(out, qname, path, np);
     }
 }
 
@@ -409,17 +475,17 @@ static void available(const char *name, sbuf *list, char *best, size_t cap)
     cls = cls ? cls + 1 : name;
     size_t lim = strlen(name) / 3 > 2 ? strlen(name) / 3 : 2;
     size_t climit = strlen(cls) / 3 > 2 ? strlen(cls) / 3 : 2;
-    size_t bd = SIZE_MAX, bc = SIZE_MAX;
-    const char *by_name = NULL, *by_class = NULL;
+    const char **qnames = calloc(f.n + 1, sizeof *qnames), **classes = calloc(f.n + 1, sizeof *classes);
     for (size_t i = 0; i < f.n; i++) {
         sb_add(list, "%s%s", i ? ", " : "", f.v[i].qname);
-        size_t d = edit_distance(name, f.v[i].qname);
-        size_t dc = edit_distance(cls, f.v[i].p->name);
-        if (d < bd) { bd = d; by_name = f.v[i].qname; }
-        if (dc < bc) { bc = dc; by_class = f.v[i].qname; }
+        if (qnames && classes) qnames[i] = f.v[i].qname, classes[i] = f.v[i].p->name;
     }
-    const char *pick = bd <= lim ? by_name : bc <= climit ? by_class : NULL;
-    snprintf(best, cap, "%s", pick ? pick : "");
+    long pick = -1;
+    if (qnames && classes && (pick = herd_did_you_mean(name, qnames, f.n, lim)) < 0)
+        pick = herd_did_you_mean(cls, classes, f.n, climit);
+    snprintf(best, cap, "%s", pick >= 0 ? f.v[pick].qname : "");
+    free(qnames);
+    free(classes);
     foundv_free(&f);
 }
 
@@ -464,10 +530,7 @@ static int take_symbol(void *h, const char *label, const char *symbol, const cha
         free(classes.s);
         return rc;
     }
-    int rc = check(p, label, symbol, path, err);
-    if (rc) return rc;
-    if (!(*out = normalise(p))) return herd_err_set(err, -ENOMEM, "provider %s: out of memory", label);
-    return 0;
+    return check(p, label, symbol, path, out, err);
 }
 
 static int open_file(const char *path, const char *label, void **h, herd_err *err)

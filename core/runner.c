@@ -11,6 +11,7 @@
 #include "worker.h"
 #include "security.h"
 #include "adaptive.h"
+#include "options.h"
 #include "value_int.h"
 
 #include <errno.h>
@@ -25,9 +26,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* A provider hook, or NULL when the struct (a cluster_provider handed in
- * directly, built for an older ABI minor) ends before it. */
-#define HOOK(p, h) ((p)->struct_size >= offsetof(herd_provider, h) + sizeof((p)->h) ? (p)->h : NULL)
+/* The workers' environment, in order (a NULL entry ends it): the log level
+ * they inherit, the token, the scheduler's address, TLS (up to 3). */
+enum { ENV_LEVEL, ENV_TOKEN, ENV_ADDR, ENV_TLS, ENV_N = ENV_TLS + 3 };
 
 typedef struct flow_runner {
     struct herd_runner base;
@@ -36,12 +37,16 @@ typedef struct flow_runner {
     const herd_provider *prov;
     herd_cluster_factory factory;
     char *class_name;
-    herd_value *cluster_kwargs;      /* as given */
-    herd_value *cluster_kwargs_ok;   /* validated, defaults filled */
+    herd_value *cluster_kwargs;      /* as given (a factory gets these) */
     herd_value *adapt_kwargs;
-    herd_value *client_kwargs;       /* validated */
+    herd_run_opts opts;              /* validated: opts.client, opts.adapt, opts.cluster_ok */
+    /* every log line of the run goes through runner_sink (r), which drops
+     * lines below opts.client.log_level and hands the rest to the user's
+     * sink, else stderr */
     void (*log)(void *ud, int level, const char *line);
     void *log_ud;
+    void (*user_log)(void *ud, int level, const char *line);
+    void *user_log_ud;
     /* flow run */
     int active;
     char *flow_name;
@@ -54,49 +59,15 @@ typedef struct flow_runner {
     atomic_int cluster_closed;
     herd_cluster_env env;
     herd_env_core envcore;
-    char *wargv[3], *wenvp[6];
+    char *wargv[3], *wenvp[ENV_N + 1];
     herd_tls *tls;                   /* TLS of this flow run's cluster or connection, or NULL */
     herd_tls_ca *tmp_ca;             /* security: temporary with a remote scheduler, during start_scheduler */
     char token[160];                 /* the cluster's token during herd_flow_begin */
-    int adaptive_on;                 /* adapt_kwargs given */
-    herd_adaptive_cfg adapt_cfg;
     herd_adaptive *adaptive;
     char addr[512];
     char tmpdir[64];
     struct flow_runner *next_active;
 } flow_runner;
-
-static const herd_param client_params[] = {
-    { "connect_timeout", HERD_PARAM_DURATION, "30", "how long to keep trying to reach a scheduler", 0, 0, 1e6 },
-    { "provision_timeout", HERD_PARAM_DURATION, "60", "how long herd_flow_begin waits for the first worker of a temporary cluster", 0, 0, 1e6 },
-    { "heartbeat_interval", HERD_PARAM_DURATION, "1", "seconds between worker heartbeats", 0, 0.001, 3600 },
-    { "heartbeat_timeout", HERD_PARAM_DURATION, "30", "a worker silent this long is declared dead", 0, 0.01, 1e6 },
-    { "allowed_failures", HERD_PARAM_INT, "3", "worker deaths a task survives before it ends Crashed", 0, 0, 1000 },
-    { "listen", HERD_PARAM_STRING, "null", "scheduler address for a temporary cluster (default: a private Unix socket)", HERD_PARAM_NULLABLE, 0, 0 },
-    { "token", HERD_PARAM_STRING, "null", "shared secret workers and clients present (default: random per cluster)", HERD_PARAM_NULLABLE | HERD_PARAM_SECRET, 0, 0 },
-    { "security", HERD_PARAM_STRING, "null", "\"temporary\": TLS with a CA and certificates made in memory for this run", HERD_PARAM_NULLABLE, 0, 0 },
-    { "tls_ca_file", HERD_PARAM_STRING, "null", "CA certificates (PEM) the peer must be issued by", HERD_PARAM_NULLABLE, 0, 0 },
-    { "tls_cert", HERD_PARAM_STRING, "null", "this side's certificate (PEM)", HERD_PARAM_NULLABLE, 0, 0 },
-    { "tls_key", HERD_PARAM_STRING, "null", "its unencrypted private key (PEM; default: in tls_cert)", HERD_PARAM_NULLABLE | HERD_PARAM_SECRET, 0, 0 },
-    { NULL, 0, NULL, NULL, 0, 0, 0 }
-};
-
-static const herd_param adapt_params[] = {
-    { "minimum", HERD_PARAM_INT, "0", "fewest workers", HERD_PARAM_NULLABLE, 0, 1e6 },
-    { "maximum", HERD_PARAM_INT, "null", "most workers (null: no maximum)", HERD_PARAM_NULLABLE, 0, 1e6 },
-    { "interval", HERD_PARAM_DURATION, "1", "seconds between scaling decisions", 0, 0.001, 3600 },
-    { "wait_count", HERD_PARAM_INT, "3", "agreeing intervals before scaling down", 0, 1, 1e6 },
-    { "target_duration", HERD_PARAM_DURATION, "5", "how long the queued work should take", 0, 0.001, 1e6 },
-    { NULL, 0, NULL, NULL, 0, 0, 0 }
-};
-
-/* The runner's own schemas, for `herd config check` (config.c). */
-const herd_param *herd_runner_schema(const char *which)
-{
-    if (which && !strcmp(which, "client_kwargs")) return client_params;
-    if (which && !strcmp(which, "adapt_kwargs")) return adapt_params;
-    return NULL;
-}
 
 /* ---- process-wide: runners with a live temporary cluster, for signals ---- */
 static pthread_mutex_t active_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -220,6 +191,16 @@ static int kwargs_from(const char *text, const herd_value *value, const char *wh
 static int no_transport(void *ud, herd_submit_spec *sp) { herd_spec_free(sp); return -HERD_ECLOSED; }
 static const herd_transport closed_tp = { no_transport, NULL };
 
+/* Every log line of the run: below the run's level dropped, else to the
+ * user's sink or stderr. */
+static void runner_sink(void *ud, int level, const char *line)
+{
+    flow_runner *r = ud;
+    if (level < r->opts.client.log_level) return;
+    if (r->user_log) r->user_log(r->user_log_ud, level, line);
+    else herd_log_write(level, line);
+}
+
 int herd_runner_new(herd_runner **out, const herd_runner_opts *opts, herd_err *err)
 {
     herd_runner_opts none = { 0 };
@@ -230,81 +211,53 @@ int herd_runner_new(herd_runner **out, const herd_runner_opts *opts, herd_err *e
     if (!r) return herd_err_set(err, -ENOMEM, "out of memory");
     int rc;
     herd_profile *prof = NULL;
-    const char *cclass = opts->cluster_class, *address = opts->address;
+    herd_value *ck = NULL;
     herd_err_clear(err);
-    r->log = opts->log;
-    r->log_ud = opts->log_ud;
+    r->opts.client.log_level = HERD_LOG_INFO;    /* until the options say */
+    r->user_log = opts->log;
+    r->user_log_ud = opts->log_ud;
+    r->log = runner_sink;
+    r->log_ud = r;
     if ((rc = herd_client_init(&r->client, 1, &closed_tp, NULL))) { free(r); return herd_err_set(err, rc, "out of memory"); }
     r->client.closed = 1;
-    r->client.log = opts->log ? opts->log : herd_log_default;
-    r->client.log_ud = opts->log_ud;
+    r->client.log = r->log;
+    r->client.log_ud = r->log_ud;
     r->base.cl = &r->client;
-    int nclass = !!opts->cluster_class + !!opts->cluster_provider + !!opts->cluster_factory;
-    if (nclass > 1) { rc = herd_err_set(err, HERD_EARG, "cluster_class: give one of a name, a provider or a factory, not %d of them", nclass); goto fail; }
     if ((rc = kwargs_from(opts->cluster_kwargs, opts->cluster_kwargs_value, "cluster_kwargs", &r->cluster_kwargs, err))) goto fail;
     if ((rc = kwargs_from(opts->adapt_kwargs, opts->adapt_kwargs_value, "adapt_kwargs", &r->adapt_kwargs, err))) goto fail;
-    herd_value *ck = NULL;
     if ((rc = kwargs_from(opts->client_kwargs, opts->client_kwargs_value, "client_kwargs", &ck, err))) goto fail;
-    if ((rc = herd_config_load_profile(opts->profile, &prof, err))) { herd_value_free(ck); goto fail; }
-    herd_profile_merge m = { .cluster_class = cclass, .address = address,
+    if ((rc = herd_config_load_profile(opts->profile, &prof, err))) goto fail;
+    herd_profile_merge m = { .cluster_class = opts->cluster_class, .address = opts->address,
                              .cluster_object = opts->cluster_provider || opts->cluster_factory,
                              .cluster_kwargs = &r->cluster_kwargs, .adapt_kwargs = &r->adapt_kwargs, .client_kwargs = &ck };
-    if ((rc = herd_profile_apply(prof, &m, err))) { herd_value_free(ck); goto fail; }
-    cclass = m.cluster_class;
-    address = m.address;
-    rc = herd_kwargs_validate(client_params, ck, "client_kwargs", &r->client_kwargs, err);
+    if ((rc = herd_profile_apply(prof, &m, err))) goto fail;
+    r->opts = (herd_run_opts){ .address = m.address, .cluster_class = m.cluster_class,
+                               .cluster_provider = opts->cluster_provider, .cluster_factory = opts->cluster_factory,
+                               .cluster_kwargs = r->cluster_kwargs, .adapt_kwargs = r->adapt_kwargs,
+                               .client_kwargs = ck, .client.log_level = HERD_LOG_INFO };
+    if ((rc = herd_run_opts_check(&r->opts, err))) {
+        herd_profile_locate_error(prof, r->opts.failed_key, err);
+        goto fail;
+    }
+    if (r->opts.address && *r->opts.address && !(r->address = strdup(r->opts.address))) {
+        rc = herd_err_set(err, -ENOMEM, "out of memory");
+        goto fail;
+    }
+    if (m.cluster_class && !(r->class_name = strdup(m.cluster_class))) {
+        rc = herd_err_set(err, -ENOMEM, "out of memory");
+        goto fail;
+    }
+    r->opts.address = r->address;    /* the profile's strings go with it */
+    r->opts.cluster_class = r->class_name;
+    r->opts.client_kwargs = NULL;
+    r->prov = r->opts.prov;
+    r->factory = opts->cluster_factory;
     herd_value_free(ck);
-    if (rc) goto fail;
-    const char *sec = herd_as_str(herd_map_get(r->client_kwargs, "security"));
-    if (sec && strcmp(sec, "temporary") != 0) {
-        rc = herd_err_set(err, HERD_EARG, "client_kwargs.security: expected \"temporary\" or null, got \"%s\" "
-                          "(for certificates of your own give tls_ca_file, tls_cert, tls_key)", sec);
-        goto fail;
-    }
-    if (sec && address && *address) {
-        rc = herd_err_set(err, HERD_EARG, "client_kwargs.security: \"temporary\" makes certificates for a temporary cluster; "
-                          "with address \"%s\" give tls_ca_file, tls_cert and tls_key instead", address);
-        goto fail;
-    }
-    if (address && *address) {
-        const char *with = nclass ? "cluster_class" : r->cluster_kwargs ? "cluster_kwargs" : r->adapt_kwargs ? "adapt_kwargs" : NULL;
-        if (with) {
-            rc = herd_err_set(err, HERD_EARG, "address \"%s\" connects to an existing scheduler; %s only applies to a temporary "
-                              "cluster and cannot be given with it", address, with);
-            goto fail;
-        }
-        herd_addr a;
-        if ((rc = herd_addr_parse(address, &a, err))) { herd_err_prefix(err, "address"); goto fail; }
-        r->address = strdup(address);
-        herd_profile_free(prof);
-        *out = &r->base;
-        return 0;
-    }
-    if (r->adapt_kwargs) {
-        herd_value *ok = NULL;
-        if ((rc = herd_kwargs_validate(adapt_params, r->adapt_kwargs, "adapt_kwargs", &ok, err))) goto fail;
-        rc = herd_adaptive_cfg_from(ok, &r->adapt_cfg, err);
-        herd_value_free(ok);
-        if (rc) goto fail;
-        r->adaptive_on = 1;
-    }
-    if (opts->cluster_factory) r->factory = opts->cluster_factory;
-    else {
-        if (opts->cluster_provider) {
-            if ((rc = herd_provider_check(opts->cluster_provider, "cluster_provider", err))) goto fail;
-            r->prov = opts->cluster_provider;
-        } else {
-            const char *name = cclass && *cclass ? cclass : "local.LocalCluster";
-            r->class_name = strdup(name);
-            if ((rc = herd_provider_resolve(name, &r->prov, err))) { herd_profile_locate_error(prof, "cluster_class", err); goto fail; }
-        }
-        if ((rc = herd_kwargs_validate(r->prov->params, r->cluster_kwargs, "cluster_kwargs", &r->cluster_kwargs_ok, err)))
-            goto fail;
-    }
     herd_profile_free(prof);
     *out = &r->base;
     return 0;
 fail:
+    herd_value_free(ck);
     herd_profile_locate_error(prof, NULL, err);
     herd_profile_free(prof);
     herd_runner_free(&r->base);
@@ -373,23 +326,18 @@ static void teardown(flow_runner *r)
 /* TLS from client_kwargs' tls_* files (NULL when none is given). */
 static int tls_from_kwargs(flow_runner *r, herd_err *err)
 {
-    const char *ca = herd_as_str(herd_map_get(r->client_kwargs, "tls_ca_file"));
-    const char *cert = herd_as_str(herd_map_get(r->client_kwargs, "tls_cert"));
-    const char *key = herd_as_str(herd_map_get(r->client_kwargs, "tls_key"));
-    if (!ca && !cert && !key) return 0;
-    if (!ca || !cert)
-        return herd_err_set(err, HERD_EARG, "client_kwargs: TLS needs tls_ca_file and tls_cert (and tls_key unless the "
-                            "key is in tls_cert); %s is missing", ca ? "tls_cert" : "tls_ca_file");
-    return herd_tls_from_files(ca, cert, key, &r->tls, err);
+    const herd_client_opts *c = &r->opts.client;   /* both files or none: checked with the options */
+    if (!c->tls_ca_file) return 0;
+    return herd_tls_from_files(c->tls_ca_file, c->tls_cert, c->tls_key, &r->tls, err);
 }
 
 static int begin_remote(flow_runner *r, herd_err *err)
 {
-    const char *tok = herd_as_str(herd_map_get(r->client_kwargs, "token"));
+    const char *tok = r->opts.client.token;
     if (!tok) tok = getenv("HERD_TOKEN");
     char name[256];
     snprintf(name, sizeof name, "%s-%ld", r->flow_name, (long)getpid());
-    double ct = herd_as_float(herd_map_get(r->client_kwargs, "connect_timeout"));
+    double ct = r->opts.client.connect_timeout;
     snprintf(r->addr, sizeof r->addr, "%s", r->address);
     int rc = tls_from_kwargs(r, err);
     if (!rc) rc = herd_remote_connect(r->address, tok, r->tls, name, ct, &r->client, &r->remote, err);
@@ -425,7 +373,7 @@ static int issue_sched_tls(void *ud, const char *const *names, char ***envp_out,
         int rc = herd_tls_temporary_remote(r->flow_name, &r->tls, &r->tmp_ca, err);
         char **te = NULL;
         if (!rc && (rc = herd_tls_export_env(r->tls, &te, err)) == 0) {
-            for (int i = 0; i < 3 && te[i]; i++) r->wenvp[2 + i] = te[i];
+            for (int i = 0; i < 3 && te[i]; i++) r->wenvp[ENV_TLS + i] = te[i];
             free(te);
         }
         if (rc) return rc;
@@ -437,10 +385,10 @@ static int begin_remote_scheduler(flow_runner *r, const char *tok, herd_err *err
 {
     const char *who = r->cprov->name;
     /* the scheduler it starts must require the cluster's token */
-    herd_tls_pem_free(r->wenvp[0]);
-    if (asprintf(&r->wenvp[0], "HERD_TOKEN=%s", tok) < 0) r->wenvp[0] = NULL;
-    int temporary = herd_typeof(herd_map_get(r->client_kwargs, "security")) == HERD_STR;
-    int tls_files = !temporary && herd_typeof(herd_map_get(r->client_kwargs, "tls_ca_file")) == HERD_STR;
+    herd_tls_pem_free(r->wenvp[ENV_TOKEN]);
+    if (asprintf(&r->wenvp[ENV_TOKEN], "HERD_TOKEN=%s", tok) < 0) r->wenvp[ENV_TOKEN] = NULL;
+    int temporary = r->opts.client.security != NULL;
+    int tls_files = !temporary && r->opts.client.tls_ca_file;
     int rc;
     if (temporary) {                 /* the CA once the provider asks for the scheduler's certificate */
         r->envcore.sched_tls = issue_sched_tls;
@@ -453,7 +401,7 @@ static int begin_remote_scheduler(flow_runner *r, const char *tok, herd_err *err
     r->tmp_ca = NULL;
     if (rc) return herd_err_prefix(err, "%s: start_scheduler", who);
     if (!addr[0]) {                  /* declined: the scheduler runs here, TLS made as usual */
-        for (int i = 2; i < 5; i++) { herd_tls_pem_free(r->wenvp[i]); r->wenvp[i] = NULL; }
+        for (int i = ENV_TLS; i < ENV_N; i++) { herd_tls_pem_free(r->wenvp[i]); r->wenvp[i] = NULL; }
         herd_tls_free(r->tls);
         r->tls = NULL;
         return 1;
@@ -470,21 +418,21 @@ static int begin_remote_scheduler(flow_runner *r, const char *tok, herd_err *err
     snprintf(r->addr, sizeof r->addr, "%s", addr);
     char name[256];
     snprintf(name, sizeof name, "%s-%ld", r->flow_name, (long)getpid());
-    double ct = herd_as_float(herd_map_get(r->client_kwargs, "connect_timeout"));
+    double ct = r->opts.client.connect_timeout;
     if ((rc = herd_remote_connect(r->addr, tok, r->tls, name, ct, &r->client, &r->remote, err)))
         return herd_err_prefix(err, "%s's scheduler", who);
     r->remote_owned = 1;
-    if (r->adaptive_on && !herd_remote_owned(r->remote))
+    if (r->opts.adaptive && !herd_remote_owned(r->remote))
         return herd_err_set(err, HERD_EARG, "adapt_kwargs: the scheduler %s started at %s is a shared one (`herd "
                             "scheduler`), which does not let a client drain its workers; adaptive scaling needs "
                             "one started for this cluster (herd_scheduler_argv: --herd-scheduler)", who, r->addr);
     r->env.scheduler_address = r->addr;
-    if (asprintf(&r->wenvp[1], "HERD_SCHEDULER_ADDRESS=%s", r->addr) < 0) r->wenvp[1] = NULL;
+    if (asprintf(&r->wenvp[ENV_ADDR], "HERD_SCHEDULER_ADDRESS=%s", r->addr) < 0) r->wenvp[ENV_ADDR] = NULL;
     activate(r);
     r->active = 1;
     pthread_mutex_lock(&r->client.mu);
     herd_value_free(r->client.cluster_resources);
-    const herd_value *(*res_hook)(herd_cluster *) = HOOK(r->cprov, worker_resources);
+    const herd_value *(*res_hook)(herd_cluster *) = r->cprov->worker_resources;
     const herd_value *res = res_hook ? res_hook(r->cluster) : NULL;
     r->client.cluster_resources = res ? herd_value_copy(res) : herd_map();
     r->client.check_resources = 1;
@@ -493,8 +441,8 @@ static int begin_remote_scheduler(flow_runner *r, const char *tok, herd_err *err
     r->client.closed = 0;
     pthread_mutex_unlock(&r->client.mu);
     if ((rc = r->cprov->start(r->cluster, err))) return herd_err_prefix(err, "%s: starting workers", who);
-    if (r->adaptive_on) {            /* the remote scheduler's load decides the size from here on */
-        if ((rc = herd_adaptive_start(&r->adaptive, &r->adapt_cfg, &herd_remote_ops, r->remote, r->cprov,
+    if (r->opts.adaptive) {            /* the remote scheduler's load decides the size from here on */
+        if ((rc = herd_adaptive_start(&r->adaptive, &r->opts.adapt, &herd_remote_ops, r->remote, r->cprov,
                                       r->cluster, &r->env, err)))
             return rc;
         pthread_mutex_lock(&r->client.mu);
@@ -502,8 +450,8 @@ static int begin_remote_scheduler(flow_runner *r, const char *tok, herd_err *err
         r->client.tp_ud = r->adaptive;
         pthread_mutex_unlock(&r->client.mu);
     }
-    double pt = herd_as_float(herd_map_get(r->client_kwargs, "provision_timeout"));
-    if (!r->adaptive_on && (rc = herd_remote_wait_workers(r->remote, 1, pt, err))) {
+    double pt = r->opts.client.provision_timeout;
+    if (!r->opts.adaptive && (rc = herd_remote_wait_workers(r->remote, 1, pt, err))) {
         char st[1024];
         status_text(r, st, sizeof st);
         return herd_err_set(err, HERD_ETIMEOUT, "flow run %s: no worker of %s connected within %.3gs "
@@ -525,7 +473,7 @@ int herd_flow_begin(herd_runner *base, const char *flow_name, herd_err *err)
     r->t0 = herd_now();
     if (r->address) return begin_remote(r, err);
     char token[64];
-    const char *tok = herd_as_str(herd_map_get(r->client_kwargs, "token"));
+    const char *tok = r->opts.client.token;
     if (!tok) {
         if (random_token(token, sizeof token)) return herd_err_set(err, HERD_EPROVIDER, "cannot generate a cluster token");
         tok = token;
@@ -539,17 +487,20 @@ int herd_flow_begin(herd_runner *base, const char *flow_name, herd_err *err)
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     exe[n > 0 ? n : 0] = '\0';
     for (int i = 0; i < 3; i++) { free(r->wargv[i]); r->wargv[i] = NULL; }
-    for (int i = 0; i < 6; i++) { herd_tls_pem_free(r->wenvp[i]); r->wenvp[i] = NULL; }
+    for (int i = 0; i < ENV_N; i++) { herd_tls_pem_free(r->wenvp[i]); r->wenvp[i] = NULL; }
+    /* workers log at the run's level */
+    if (asprintf(&r->wenvp[ENV_LEVEL], "HERD_LOG_LEVEL=%s", herd_level_name(r->opts.client.log_level)) < 0)
+        r->wenvp[ENV_LEVEL] = NULL;
     r->wargv[0] = strdup(exe);
     r->wargv[1] = strdup("--herd-worker");
     char cname[160];
     snprintf(cname, sizeof cname, "herd-%s-%ld", r->flow_name, (long)getpid());
     herd_strv_free(r->envcore.dial_names);
     r->envcore = (herd_env_core){
-        .log = r->log ? r->log : herd_log_default, .log_ud = r->log_ud,
-        .heartbeat_interval = herd_as_float(herd_map_get(r->client_kwargs, "heartbeat_interval")),
-        .heartbeat_timeout = herd_as_float(herd_map_get(r->client_kwargs, "heartbeat_timeout")),
-        .allowed_failures = (int)herd_as_int(herd_map_get(r->client_kwargs, "allowed_failures")),
+        .log = r->log, .log_ud = r->log_ud,
+        .heartbeat_interval = r->opts.client.heartbeat_interval,
+        .heartbeat_timeout = r->opts.client.heartbeat_timeout,
+        .allowed_failures = r->opts.client.allowed_failures,
         .token = r->token,
     };
     free((char *)r->env.name);
@@ -560,14 +511,16 @@ int herd_flow_begin(herd_runner *base, const char *flow_name, herd_err *err)
     r->cluster = NULL;
     r->cprov = NULL;
     if (r->factory) {
-        rc = r->factory(r->cluster_kwargs, &r->env, &r->cprov, &r->cluster, err);
-        if (!rc && (rc = herd_provider_check(r->cprov, "cluster_factory result", err))) {
-            if (r->cluster && r->cprov && r->cprov->close) r->cprov->close(r->cluster);
+        const herd_provider *made = NULL;
+        rc = r->factory(r->cluster_kwargs, &r->env, &made, &r->cluster, err);
+        /* checked and padded like a resolved provider */
+        if (!rc && (rc = herd_provider_adopt(made, "cluster_factory result", &r->cprov, err))) {
+            if (r->cluster && made && memcmp(made->magic, "HRDP", 4) == 0 && made->close) made->close(r->cluster);
             r->cluster = NULL;
         }
     } else {
         r->cprov = r->prov;
-        rc = r->prov->create(&r->cluster, r->cluster_kwargs_ok, &r->env, err);
+        rc = r->prov->create(&r->cluster, r->opts.cluster_ok, &r->env, err);
     }
     if (rc) { herd_err_prefix(err, "cluster_class %s", r->cprov ? r->cprov->name : "?"); r->cluster = NULL; goto fail; }
     if (r->cprov->start_scheduler) {
@@ -580,8 +533,8 @@ int herd_flow_begin(herd_runner *base, const char *flow_name, herd_err *err)
     /* 2. where the scheduler listens: client_kwargs.listen, else what the
      *    provider asks for, else a private Unix socket; TLS only over TCP */
     char listen[512] = "";
-    const char *want = herd_as_str(herd_map_get(r->client_kwargs, "listen"));
-    int (*listen_hook)(herd_cluster *, char *, size_t, herd_err *) = HOOK(r->cprov, scheduler_listen);
+    const char *want = r->opts.client.listen;
+    int (*listen_hook)(herd_cluster *, char *, size_t, herd_err *) = r->cprov->scheduler_listen;
     if (want) snprintf(listen, sizeof listen, "%s", want);
     else if (listen_hook && (rc = listen_hook(r->cluster, listen, sizeof listen, err))) {
         herd_err_prefix(err, "%s: scheduler_listen", r->cprov->name);
@@ -589,7 +542,7 @@ int herd_flow_begin(herd_runner *base, const char *flow_name, herd_err *err)
     }
     herd_addr la;
     int have_tcp = listen[0] && herd_addr_parse(listen, &la, NULL) == 0 && !la.is_unix;
-    if (herd_typeof(herd_map_get(r->client_kwargs, "security")) == HERD_STR) {
+    if (r->opts.client.security) {
         /* the certificate names the listen host and what the provider says
          * its workers dial (herd_scheduler_names) */
         const char *hosts[40];
@@ -623,10 +576,10 @@ int herd_flow_begin(herd_runner *base, const char *flow_name, herd_err *err)
     /* 3. the scheduler, then what workers need to dial it */
     herd_sched_cfg sc = {
         .listen = listen, .token = tok,
-        .heartbeat_interval = herd_as_float(herd_map_get(r->client_kwargs, "heartbeat_interval")),
-        .heartbeat_timeout = herd_as_float(herd_map_get(r->client_kwargs, "heartbeat_timeout")),
-        .allowed_failures = (int)herd_as_int(herd_map_get(r->client_kwargs, "allowed_failures")),
-        .log = r->log ? r->log : herd_log_default, .log_ud = r->log_ud, .tls = r->tls,
+        .heartbeat_interval = r->opts.client.heartbeat_interval,
+        .heartbeat_timeout = r->opts.client.heartbeat_timeout,
+        .allowed_failures = r->opts.client.allowed_failures,
+        .log = r->log, .log_ud = r->log_ud, .tls = r->tls,
     };
     if ((rc = herd_sched_start(&r->sched, &sc, r->addr, sizeof r->addr, err))) {
         r->sched = NULL;
@@ -635,18 +588,18 @@ int herd_flow_begin(herd_runner *base, const char *flow_name, herd_err *err)
     }
     herd_sched_attach_local(r->sched, &r->client);
     r->env.scheduler_address = r->addr;
-    if (asprintf(&r->wenvp[1], "HERD_SCHEDULER_ADDRESS=%s", r->addr) < 0) r->wenvp[1] = NULL;
-    herd_tls_pem_free(r->wenvp[0]);
-    if (asprintf(&r->wenvp[0], "HERD_TOKEN=%s", tok) < 0) r->wenvp[0] = NULL;
+    if (asprintf(&r->wenvp[ENV_ADDR], "HERD_SCHEDULER_ADDRESS=%s", r->addr) < 0) r->wenvp[ENV_ADDR] = NULL;
+    herd_tls_pem_free(r->wenvp[ENV_TOKEN]);
+    if (asprintf(&r->wenvp[ENV_TOKEN], "HERD_TOKEN=%s", tok) < 0) r->wenvp[ENV_TOKEN] = NULL;
     if (r->tls) {                    /* the workers' certificate and key travel in their environment */
         char **te = NULL;
         if ((rc = herd_tls_export_env(r->tls, &te, err))) { herd_err_prefix(err, "flow run %s", r->flow_name); goto fail; }
-        for (int i = 0; i < 3 && te[i]; i++) r->wenvp[2 + i] = te[i];
+        for (int i = 0; i < 3 && te[i]; i++) r->wenvp[ENV_TLS + i] = te[i];
         free(te);
     }
     activate(r);
     r->active = 1;
-    const herd_value *(*res_hook)(herd_cluster *) = HOOK(r->cprov, worker_resources);
+    const herd_value *(*res_hook)(herd_cluster *) = r->cprov->worker_resources;
     const herd_value *res = res_hook ? res_hook(r->cluster) : NULL;
     pthread_mutex_lock(&r->client.mu);
     herd_value_free(r->client.cluster_resources);
@@ -657,8 +610,8 @@ int herd_flow_begin(herd_runner *base, const char *flow_name, herd_err *err)
     r->client.closed = 0;
     pthread_mutex_unlock(&r->client.mu);
     if ((rc = r->cprov->start(r->cluster, err))) { herd_err_prefix(err, "%s: starting workers", r->cprov->name); goto fail; }
-    if (r->adaptive_on) {            /* the load decides the size from here on */
-        if ((rc = herd_adaptive_start(&r->adaptive, &r->adapt_cfg, &herd_sched_ops_local, r->sched, r->cprov, r->cluster,
+    if (r->opts.adaptive) {            /* the load decides the size from here on */
+        if ((rc = herd_adaptive_start(&r->adaptive, &r->opts.adapt, &herd_sched_ops_local, r->sched, r->cprov, r->cluster,
                                       &r->env, err)))
             goto fail;
         pthread_mutex_lock(&r->client.mu);
@@ -666,9 +619,9 @@ int herd_flow_begin(herd_runner *base, const char *flow_name, herd_err *err)
         r->client.tp_ud = r->adaptive;
         pthread_mutex_unlock(&r->client.mu);
     }
-    double pt = herd_as_float(herd_map_get(r->client_kwargs, "provision_timeout"));
+    double pt = r->opts.client.provision_timeout;
     /* an adaptive cluster may rightly have no worker until there is work */
-    if (!r->adaptive_on && (rc = herd_sched_wait_workers(r->sched, 1, pt, err))) {
+    if (!r->opts.adaptive && (rc = herd_sched_wait_workers(r->sched, 1, pt, err))) {
         char st[1024];
         status_text(r, st, sizeof st);
         rc = herd_err_set(err, HERD_ETIMEOUT, "flow run %s: no worker of %s connected within %.3gs (provision_timeout)%s%s",
@@ -729,14 +682,13 @@ void herd_runner_free(herd_runner *base)
     herd_client_destroy(&r->client);
     herd_strv_free(r->envcore.dial_names);
     for (int i = 0; i < 3; i++) free(r->wargv[i]);
-    for (int i = 0; i < 6; i++) herd_tls_pem_free(r->wenvp[i]);
+    for (int i = 0; i < ENV_N; i++) herd_tls_pem_free(r->wenvp[i]);
     free((char *)r->env.name);
     free(r->address);
     free(r->class_name);
     free(r->flow_name);
     herd_value_free(r->cluster_kwargs);
-    herd_value_free(r->cluster_kwargs_ok);
+    herd_run_opts_clear(&r->opts);
     herd_value_free(r->adapt_kwargs);
-    herd_value_free(r->client_kwargs);
     free(r);
 }

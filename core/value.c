@@ -7,6 +7,7 @@
  * and maps grow geometrically; maps keep insertion order and are searched
  * linearly (kwargs and task arguments are small), with a hash index once
  * they grow past MAP_INDEX_MIN entries. */
+#include "future.h"
 #include "value_int.h"
 
 #include <herd/herd.h>
@@ -489,7 +490,7 @@ HERD_API herd_value *herd_vtuple(const char *fmt, va_list ap)
         case 'v': item = va_arg(ap, herd_value *); break;
         case 'f': {
             const herd_future *fu = va_arg(ap, const herd_future *);
-            item = fu ? herd_futref(herd_future_key(fu)) : NULL;
+            item = fu ? herd_futref(herd_future_key_of(fu)) : NULL;
             break;
         }
         default:                 /* bad letter: the remaining arguments are unknown */

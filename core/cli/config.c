@@ -17,8 +17,10 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: herd config paths                  where herd.yaml is looked for, which one is used\n"
             "       herd config list [FILE]            the profiles a file holds\n"
-            "       herd config check [FILE]           check every profile without starting anything;\n"
-            "                                          prints every problem as FILE:LINE:COL: key: message\n"
+            "       herd config check [FILE] [--profile NAME]\n"
+            "                                          check every profile (or one) as a runner would,\n"
+            "                                          without starting anything; prints every problem as\n"
+            "                                          FILE:LINE:COL: key: message, then each profile's count\n"
             "       herd config show [-f FILE] [NAME]  a profile's effective settings (defaults filled in,\n"
             "                                          secrets shown as <secret>)\n"
             "\n"
@@ -67,29 +69,52 @@ static int paths(void)
     return 0;
 }
 
-static void print_problem(void *ud, const char *problem)
+static void print_problem(void *ud, const char *profile, const char *problem)
 {
     (void)ud;
+    (void)profile;
     printf("%s\n", problem);
 }
 
-static int check(const char *given)
+typedef struct tally { size_t profiles, bad; char lines[64][128]; size_t nlines; } tally;
+
+static void profile_done(void *ud, const char *profile, size_t n)
 {
+    tally *t = ud;
+    t->profiles++;
+    t->bad += n > 0;
+    if (t->nlines == 64) return;
+    if (n) snprintf(t->lines[t->nlines++], sizeof t->lines[0], "profile %s: %zu problem%s", profile, n, n == 1 ? "" : "s");
+    else snprintf(t->lines[t->nlines++], sizeof t->lines[0], "profile %s: OK", profile);
+}
+
+static int check(int argc, char **argv)
+{
+    const char *given = NULL, *only = NULL;
+    for (int i = 0; i < argc; i++) {
+        if ((!strcmp(argv[i], "-p") || !strcmp(argv[i], "--profile")) && i + 1 < argc) only = argv[++i];
+        else if (argv[i][0] == '-' || given) {
+            usage(stderr);
+            return HERD_CLI_EXIT_USAGE;
+        } else given = argv[i];
+    }
     char path[PATH_MAX];
     if (file_arg(given, path, sizeof path, "check")) return 1;
     herd_err err = { 0 };
-    size_t nprof = 0;
-    int n = herd_config_check(path, print_problem, NULL, &nprof, &err);
+    tally t = { 0 };
+    int n = herd_config_check(path, only, print_problem, profile_done, &t, &err);
     if (n < 0) {
         fprintf(stderr, "herd config check: %s\n", err.msg);
         return 1;
     }
     if (n > 0) {
+        for (size_t i = 0; i < t.nlines; i++) printf("%s\n", t.lines[i]);
         fflush(stdout);
-        fprintf(stderr, "%s: %d problem%s\n", path, n, n == 1 ? "" : "s");
+        fprintf(stderr, "%s: %d problem%s in %zu of %zu profile%s\n", path, n, n == 1 ? "" : "s", t.bad,
+                t.profiles, t.profiles == 1 ? "" : "s");
         return 1;
     }
-    printf("OK: %zu profile%s\n", nprof, nprof == 1 ? "" : "s");
+    printf("OK: %zu profile%s\n", t.profiles, t.profiles == 1 ? "" : "s");
     return 0;
 }
 
@@ -150,7 +175,7 @@ int herd_cli_config(int argc, char **argv)
     }
     const char *sub = argv[1];
     if (!strcmp(sub, "paths") && argc == 2) return paths();
-    if (!strcmp(sub, "check") && argc <= 3) return check(argc == 3 ? argv[2] : NULL);
+    if (!strcmp(sub, "check")) return check(argc - 2, argv + 2);
     if (!strcmp(sub, "list") && argc <= 3) return list(argc == 3 ? argv[2] : NULL);
     if (!strcmp(sub, "show")) return show(argc - 2, argv + 2);
     usage(stderr);

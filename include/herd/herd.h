@@ -2,15 +2,24 @@
  * Prefect's DaskTaskRunner), flow runs, submitting tasks, futures, and
  * annotations. Include this one header; it pulls in value.h and task.h.
  *
+ *   #include <herd/herd.h>
+ *   #include <stdio.h>
+ *
  *   int main(int argc, char **argv) {
- *       herd_init(&argc, &argv);                 // worker mode returns never
+ *       herd_init(&argc, &argv);                 // worker mode never returns
  *       herd_runner *r; herd_err err;
- *       herd_runner_opts o = { .cluster_kwargs = "{n_workers: 4, threads_per_worker: 2}" };
+ *       herd_runner_opts o = { .cluster_kwargs = "{n_workers: 4, threads_per_worker: 2}",
+ *                              .client_kwargs = "{log_level: warning}" };
  *       if (herd_runner_new(&r, &o, &err)) { fprintf(stderr, "%s\n", err.msg); return 1; }
- *       herd_flow_begin(r, "my-flow", &err);
- *       herd_future *f; herd_submit(r, "download_image", herd_tuple("ii", 2022, 1), &f, &err);
- *       const herd_value *v; herd_future_result(f, 60, &v, &err);
- *       herd_flow_end(r, &err); herd_runner_free(r);
+ *       int rc = herd_flow_begin(r, "my-flow", &err);
+ *       herd_future *f = NULL;
+ *       const herd_value *v = NULL;
+ *       if (!rc) rc = herd_submit(r, "download_image", herd_tuple("ii", 2022, 1), &f, &err);
+ *       if (!rc) rc = herd_future_result(f, 60, &v, &err);
+ *       if (rc) fprintf(stderr, "%s\n", err.msg);
+ *       herd_flow_end(r, rc != 0, NULL);         // futures go with the runner
+ *       herd_runner_free(r);
+ *       return rc != 0;
  *   }
  */
 #ifndef HERD_HERD_H

@@ -13,6 +13,7 @@
 #include "common.h"
 #include "value.h"
 #include <pthread.h>
+#include <stddef.h>
 #include <time.h>
 
 #ifdef __cplusplus
@@ -20,7 +21,7 @@ extern "C" {
 #endif
 
 #define HERD_PROVIDER_ABI_MAJOR 1   /* must match exactly */
-#define HERD_PROVIDER_ABI_MINOR 1   /* grows when hooks are appended */
+#define HERD_PROVIDER_ABI_MINOR 2   /* grows when hooks or fields are appended */
 
 /* ---- typed cluster_kwargs schema ---- */
 typedef enum herd_param_type {
@@ -46,7 +47,17 @@ typedef struct herd_param {
     const char *doc;
     unsigned flags;
     double min, max;           /* for INT/FLOAT/DURATION/SIZE when min < max; else unchecked */
+    /* ABI 1.2: where herd_kwargs_bind stores the value (HERD_PARAM_FIELD);
+     * size 0: not bound. Older providers' arrays lack these two fields (the
+     * registry reads them by their ABI minor). */
+    size_t offset, size;
 } herd_param;                  /* an array of these ends with { NULL } */
+
+/* The binding of a param, as its last initializer:
+ *     { "n_workers", HERD_PARAM_INT, "1", "workers", 0, 0, 1000, HERD_PARAM_FIELD(my_opts, n_workers) } */
+#define HERD_PARAM_FIELD(type, member) offsetof(type, member), sizeof(((type *)0)->member)
+/* What a SIZE field holds for "auto". */
+#define HERD_SIZE_AUTO ((int64_t)-1)
 
 HERD_API const char *herd_param_type_name(herd_param_type t);
 /* Validate kwargs (a map, or NULL for none) against params: unknown keys
@@ -56,6 +67,27 @@ HERD_API const char *herd_param_type_name(herd_param_type t);
  * with every default filled in and durations/sizes normalised. */
 HERD_API int herd_kwargs_validate(const herd_param *params, const herd_value *kwargs,
                                   const char *where, herd_value **out, herd_err *err);
+/* Copy a map validated against params (herd_kwargs_validate's *out) into the
+ * fields of the struct at `out` (out_size bytes) that params bind with
+ * HERD_PARAM_FIELD, Fluent Bit config-map style. The field of each type:
+ *   INT               int or int64_t (by the field's size; an int must fit)
+ *   FLOAT, DURATION   double (seconds for a duration)
+ *   BOOL              bool
+ *   SIZE              int64_t bytes, HERD_SIZE_AUTO for "auto"
+ *   STRING            const char *, borrowed from `validated`
+ *   LIST, MAP, ANY    const herd_value *, borrowed from `validated`
+ * Borrowed pointers are valid while `validated` lives: copy what outlives
+ * it. A key that is absent or null leaves a number or bool field as it was
+ * (set the struct's defaults for those first) and sets a pointer field to
+ * NULL. Nothing is written unless every bound field fits in out_size bytes
+ * and has its type's size: otherwise -HERD_EARG naming the param. */
+HERD_API int herd_kwargs_bind(const herd_param *params, const herd_value *validated, void *out,
+                              size_t out_size, herd_err *err);
+/* Both in one call: validate kwargs as herd_kwargs_validate does (*validated
+ * is the new map, owned by the caller) and bind it into out. On error
+ * *validated is NULL. */
+HERD_API int herd_kwargs_load(const herd_param *params, const herd_value *kwargs, const char *where,
+                              herd_value **validated, void *out, size_t out_size, herd_err *err);
 
 /* ---- what the core gives a cluster ---- */
 enum { HERD_LOG_DEBUG, HERD_LOG_INFO, HERD_LOG_WARN, HERD_LOG_ERROR };

@@ -24,6 +24,19 @@ extern char **environ;
 
 #define STOP_GRACE_S 3.0   /* SIGTERM, then this long, then SIGKILL */
 
+/* cluster_kwargs, bound by herd_kwargs_bind (see lc_create for the nulls).
+ * Pointers are borrowed from the validated map create() is given. */
+typedef struct local_opts {
+    int n_workers;                /* -1: null */
+    int threads_per_worker;       /* -1: null */
+    bool processes;
+    const herd_value *resources;  /* map, or NULL */
+    int64_t memory_limit;         /* bytes; HERD_SIZE_AUTO: "auto"; 0: none (null too) */
+    const herd_value *env;        /* map, or NULL */
+    const char *name;             /* NULL: "local" */
+} local_opts;
+#define LF(m) HERD_PARAM_FIELD(local_opts, m)
+
 /* The cluster_kwargs schema. Defaults follow LocalCluster.__init__ in
  * distributed 2022.12 (see create() for how the nulls are filled in). */
 static const herd_param params[] = {
@@ -32,26 +45,26 @@ static const herd_param params[] = {
       "with processes and no threads_per_worker, nprocesses_nthreads(cpu) "
       "(cpu <= 4: one worker per core, else the smallest factor of cpu >= sqrt(cpu)); "
       "with threads_per_worker, max(1, cpu // threads_per_worker); 1 when processes is false.",
-      HERD_PARAM_NULLABLE, 0, 100000 },
+      HERD_PARAM_NULLABLE, 0, 100000, LF(n_workers) },
     { "threads_per_worker", HERD_PARAM_INT, "null",
       "Threads (task slots) per worker. null: max(1, ceil(cpu / n_workers)) (Dask "
       "overcommits rather than undercommits); cpu when processes is false and n_workers "
       "is not given, or when n_workers is 0.",
-      HERD_PARAM_NULLABLE, 1, 4096 },
+      HERD_PARAM_NULLABLE, 1, 4096, LF(threads_per_worker) },
     { "processes", HERD_PARAM_BOOL, "true",
-      "Run workers as processes (true) or as threads of this process (false).", 0, 0, 0 },
+      "Run workers as processes (true) or as threads of this process (false).", 0, 0, 0, LF(processes) },
     { "resources", HERD_PARAM_MAP, "{}",
-      "Abstract resources every worker offers, name -> amount > 0, e.g. {GPU: 1}.", 0, 0, 0 },
+      "Abstract resources every worker offers, name -> amount > 0, e.g. {GPU: 1}.", 0, 0, 0, LF(resources) },
     { "memory_limit", HERD_PARAM_SIZE, "auto",
       "Memory limit per worker, bytes or \"4GiB\". \"auto\": system memory / n_workers "
       "(cgroup and RLIMIT_RSS limits count); 0 or null: no limit; more than the system "
       "has: the system's memory. Enforced only when processes is true.",
-      HERD_PARAM_NULLABLE, 0, 0 },
+      HERD_PARAM_NULLABLE, 0, 0, LF(memory_limit) },
     { "env", HERD_PARAM_MAP, "{}",
-      "Extra environment variables for worker processes, name -> string.", 0, 0, 0 },
+      "Extra environment variables for worker processes, name -> string.", 0, 0, 0, LF(env) },
     { "name", HERD_PARAM_STRING, "\"local\"",
       "Prefix of worker names: <name>-0, <name>-1, … (numbers never reused). null: \"local\".",
-      HERD_PARAM_NULLABLE, 0, 0 },
+      HERD_PARAM_NULLABLE, 0, 0, LF(name) },
     { NULL }
 };
 
@@ -162,13 +175,12 @@ static int lc_create(herd_cluster **out, const herd_value *kw, const herd_cluste
     pthread_mutex_init(&c->mu, NULL);
     c->env = env;
 
-    const herd_value *v = herd_map_get(kw, "processes");
-    c->processes = herd_typeof(v) == HERD_BOOL ? herd_as_bool(v) : true;
-    v = herd_map_get(kw, "n_workers");
-    int nw = herd_typeof(v) == HERD_INT ? (int)herd_as_int(v) : -1;
-    v = herd_map_get(kw, "threads_per_worker");
-    int tpw = herd_typeof(v) == HERD_INT ? (int)herd_as_int(v) : -1;
-    int rc = 0;
+    /* the nulls (and keys a factory's map leaves out) keep these */
+    local_opts o = { .n_workers = -1, .threads_per_worker = -1, .processes = true, .memory_limit = 0 };
+    int rc = herd_kwargs_bind(params, kw, &o, sizeof o, err);
+    if (rc) { cluster_free(c); return herd_err_prefix(err, "cluster_kwargs"); }
+    c->processes = o.processes;
+    int nw = o.n_workers, tpw = o.threads_per_worker;
     if (nw < -1 || nw > 100000 || tpw == 0 || tpw < -1)
         rc = herd_err_set(err, HERD_ECONFIG, "cluster_kwargs: n_workers %d / threads_per_worker %d: "
                           "expected n_workers >= 0 and threads_per_worker >= 1", nw, tpw);
@@ -192,19 +204,13 @@ static int lc_create(herd_cluster **out, const herd_value *kw, const herd_cluste
     /* memory_limit: parse_memory_limit("auto", 1, n_workers) = total / n_workers
      * (a Worker's own default, for n_workers 0: total * min(1, nthreads / cpu));
      * 0 or None: no limit; above the system's memory: the system's memory. */
-    int64_t total = local_memory_limit();
-    v = herd_map_get(kw, "memory_limit");
-    const char *ms = herd_as_str(v);
-    if (ms && strcmp(ms, "auto") == 0)
+    int64_t total = local_memory_limit(), m = o.memory_limit;
+    if (m == HERD_SIZE_AUTO)
         c->memory_limit = nw > 0 ? total / nw : (tpw >= cpu ? total : total / cpu * tpw);
-    else if (ms && !rc)
-        rc = herd_err_set(err, HERD_ECONFIG, "cluster_kwargs.memory_limit: expected bytes, a size "
-                          "such as \"4GiB\", \"auto\" or 0, got \"%s\"", ms);
-    else if (herd_typeof(v) == HERD_INT || herd_typeof(v) == HERD_FLOAT) {
-        int64_t m = herd_as_int(v);
-        if (m < 0 && !rc)
-            rc = herd_err_set(err, HERD_ECONFIG, "cluster_kwargs.memory_limit: expected >= 0 bytes, "
-                              "got %lld", (long long)m);
+    else if (m < 0 && !rc)
+        rc = herd_err_set(err, HERD_ECONFIG, "cluster_kwargs.memory_limit: expected >= 0 bytes, "
+                          "got %lld", (long long)m);
+    else {
         if (m > total) {
             herd_log(env, HERD_LOG_WARN, "LocalCluster: ignoring memory_limit %lld: the system has "
                      "%lld bytes", (long long)m, (long long)total);
@@ -212,27 +218,20 @@ static int lc_create(herd_cluster **out, const herd_value *kw, const herd_cluste
         }
         c->memory_limit = m > 0 ? m : 0;
     }
-    else if (herd_typeof(v) == HERD_NIL && !herd_map_get(kw, "memory_limit"))
-        c->memory_limit = nw > 0 ? total / nw : total;   /* absent: the default "auto" */
 
-    if (!rc) rc = check_resources(herd_map_get(kw, "resources"), err);
+    if (!rc) rc = check_resources(o.resources, err);
     if (!rc) {
-        v = herd_map_get(kw, "resources");
-        c->resources = herd_typeof(v) == HERD_MAP ? herd_value_copy(v) : herd_map();
+        c->resources = o.resources ? herd_value_copy(o.resources) : herd_map();
         if (!c->resources) rc = herd_err_set(err, -ENOMEM, "LocalCluster: out of memory");
     }
-    if (!rc) rc = build_env(c, herd_map_get(kw, "env"), err);
+    if (!rc) rc = build_env(c, o.env, err);
     if (!rc) {
-        v = herd_map_get(kw, "name");
-        const char *name = herd_typeof(v) == HERD_NIL ? "local" : herd_as_str(v);
-        if (!name || !valid_prefix(name)) {
-            char *txt = herd_value_to_string(v);
+        const char *name = o.name ? o.name : "local";
+        if (!valid_prefix(name))
             rc = herd_err_set(err, HERD_ECONFIG, "cluster_kwargs.name: expected 1 to 40 letters, "
-                              "digits, '_', '.' or '-', got %s", txt ? txt : "?");
-            free(txt);
-        } else {
+                              "digits, '_', '.' or '-', got \"%.60s\"", name);
+        else
             snprintf(c->prefix, sizeof c->prefix, "%s", name);
-        }
     }
     if (rc) { cluster_free(c); return rc; }
     herd_log(env, HERD_LOG_DEBUG, "LocalCluster: %d workers x %d threads, %s, memory_limit %lld "

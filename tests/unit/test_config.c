@@ -429,32 +429,53 @@ static void test_merge(void **state)
     herd_value_free(ck);
     herd_profile_free(p);
 
-    /* address from the program over a profile's temporary cluster: both named */
+    /* where the run goes is one setting: an address from the program sets
+     * aside the profile's temporary cluster (README: options set in code
+     * override the profile key by key), which is then not cited */
     p = load(path, "local4");
-    m = (herd_profile_merge){ .address = "tcp://10.0.0.1:8786" };
-    assert_int_equal(herd_profile_apply(p, &m, &err), -HERD_ECONFIG);
-    snprintf(want, sizeof want, "address \"tcp://10.0.0.1:8786\" given in the runner options connects to an "
-             "existing scheduler; cluster_class \"local.LocalCluster\" of profile \"local4\" (%s:3:5) only "
-             "applies to a temporary cluster and cannot be combined with it", path);
-    assert_string_equal(err.msg, want);
+    ck = NULL;
+    ak = NULL;
+    cl = NULL;
+    m = (herd_profile_merge){ .address = "tcp://10.0.0.1:8786", .cluster_kwargs = &ck, .adapt_kwargs = &ak,
+                              .client_kwargs = &cl };
+    assert_int_equal(herd_profile_apply(p, &m, &err), 0);
+    assert_string_equal(m.address, "tcp://10.0.0.1:8786");
+    assert_null(m.cluster_class);
+    assert_null(ck);
+    assert_null(ak);
+    assert_yaml_equal(cl, "{connect_timeout: 5, heartbeat_interval: 2}");
+    err = (herd_err){ -HERD_ENOPROVIDER, "cluster_class: gone" };
+    herd_profile_locate_error(p, "cluster_class", &err);
+    assert_string_equal(err.msg, "cluster_class: gone");
+    herd_value_free(cl);
     herd_profile_free(p);
 
-    /* a profile's address with the program's cluster settings */
+    /* a profile's address with the program's cluster settings but no
+     * cluster_class of its own: a contradiction, both named */
     p = load(path, "remote");
     ck = yaml("{n_workers: 2}");
     m = (herd_profile_merge){ .cluster_kwargs = &ck };
     assert_int_equal(herd_profile_apply(p, &m, &err), -HERD_ECONFIG);
     snprintf(want, sizeof want, "%s:10:5: address \"tcp://127.0.0.1:8786\" of profile \"remote\" connects to an "
              "existing scheduler; cluster_kwargs given in the runner options only applies to a temporary "
-             "cluster and cannot be combined with it", path);
+             "cluster (give a cluster_class too, to use one instead)", path);
     assert_string_equal(err.msg, want);
-    m = (herd_profile_merge){ .cluster_class = "local.LocalCluster" };
-    assert_int_equal(herd_profile_apply(p, &m, &err), -HERD_ECONFIG);
-    assert_contains(err.msg, "; cluster_class \"local.LocalCluster\" given in the runner options only applies");
+    herd_profile_free(p);
+    /* a cluster_class, provider or factory from the program sets aside the profile's address */
+    p = load(path, "remote");
+    m = (herd_profile_merge){ .cluster_class = "local.LocalCluster", .cluster_kwargs = &ck };
+    assert_int_equal(herd_profile_apply(p, &m, &err), 0);
+    assert_string_equal(m.cluster_class, "local.LocalCluster");
+    assert_null(m.address);
+    assert_yaml_equal(ck, "{n_workers: 2}");
+    herd_profile_free(p);
+    p = load(path, "remote");
     m = (herd_profile_merge){ .cluster_object = true };
-    assert_int_equal(herd_profile_apply(p, &m, &err), -HERD_ECONFIG);
-    assert_contains(err.msg, "; cluster_provider/cluster_factory given in the runner options only applies");
-    /* … but client_kwargs and another address are fine */
+    assert_int_equal(herd_profile_apply(p, &m, &err), 0);
+    assert_null(m.address);
+    herd_profile_free(p);
+    /* … and client_kwargs and another address are fine */
+    p = load(path, "remote");
     herd_value_free(ck);
     cl = yaml("{connect_timeout: 1s, token: abc}");
     m = (herd_profile_merge){ .address = "unix:///tmp/s.sock", .client_kwargs = &cl };
@@ -488,7 +509,7 @@ static void test_errors(void **state)
     load_fails("profiles:\n  default: 4\n", NULL,
                ":2:12: profiles.default: expected a map of profile keys (cluster_class, cluster_kwargs, "
                "adapt_kwargs, client_kwargs, address, description), got int 4");
-    load_fails("profiles:\n  \"my profile\": {}\n", NULL,
+    load_fails("profiles:\n  \"my profile\": {}\n", "my profile",
                ":2:3: profiles.my profile: profile names may contain only letters, digits, '_' and '-'");
     load_fails("profiles:\n  default:\n    cluster_kwarg: {n_workers: 2}\n", NULL,
                ":3:5: cluster_kwarg: unknown key; did you mean \"cluster_kwargs\"? known keys: description, "
@@ -498,16 +519,23 @@ static void test_errors(void **state)
     load_fails("profiles:\n  default:\n    adapt_kwargs: [1]\n", NULL,
                ":3:19: adapt_kwargs: expected map or null, got array [1]");
     load_fails("profiles:\n  default:\n    address: ''\n", NULL, ":3:14: address: expected a non-empty string");
-    load_fails("profiles:\n  r:\n    address: tcp://h:1\n    cluster_kwargs: {n_workers: 1}\n", NULL,
+    load_fails("profiles:\n  r:\n    address: tcp://h:1\n    cluster_kwargs: {n_workers: 1}\n", "r",
                ":3:5: address: \"tcp://h:1\" connects to an existing scheduler; cluster_kwargs (line 4) only "
                "applies to a temporary cluster and cannot be given with it");
     /* several problems: the first, and how many more */
-    load_fails("profiles:\n  a: {cluster_clas: x}\n  b: {adress: y}\nextra: 1\n", NULL,
+    load_fails("profiles:\n  a: {cluster_clas: x, adress: y, description: 1}\n", "a",
                ":2:7: cluster_clas: unknown key; did you mean \"cluster_class\"? known keys: description, cluster_class, "
                "cluster_kwargs, adapt_kwargs, client_kwargs, address (and 2 more problems: run `herd config check`)");
-    /* a problem elsewhere in the file blocks every profile */
-    load_fails("profiles:\n  a: {}\n  b: {cluster_class: 1}\n", "a",
-               ":3:22: cluster_class: expected str or null, got int 1");
+    /* the file's top level is checked whichever profile is used */
+    load_fails("profiles:\n  a: {}\nextra: 1\n", "a", ":3:1: extra: unknown key; known keys: profiles");
+    /* each profile stands alone: a bad one does not stop a good one */
+    const char *two = "profiles:\n  a: {cluster_kwargs: {n_workers: 2}}\n  b: {cluster_class: 1}\n";
+    load_fails(two, "b", ":3:22: cluster_class: expected str or null, got int 1");
+    char path[PATH_MAX];
+    put("two.yaml", two, path, sizeof path);
+    herd_profile *p = load(path, "a");
+    assert_yaml_equal(p->cluster_kwargs, "{n_workers: 2}");
+    herd_profile_free(p);
 }
 
 /* ---- herd config check ---- */
@@ -593,7 +621,7 @@ static void test_check_bad(void **state)
              "%s:10:45: adapt_kwargs.intervl: unknown key; did you mean \"interval\"? known keys: minimum, maximum, "
              "interval, wait_count, target_duration\n"
              "%s:11:21: client_kwargs.tokn: unknown key; did you mean \"token\"? known keys: connect_timeout, "
-             "provision_timeout, heartbeat_interval, heartbeat_timeout, allowed_failures, listen, token, security, tls_ca_file, tls_cert, tls_key\n"
+             "provision_timeout, heartbeat_interval, heartbeat_timeout, allowed_failures, listen, token, security, tls_ca_file, tls_cert, tls_key, log_level\n"
              "%s:11:47: client_kwargs.connect_timeout: expected duration (seconds, or a string like \"500ms\", "
              "\"2s\", \"5m\", \"1h\"), got str \"soon\"\n",
              f, f, f, f, f, f, f, f, f, f, f);
@@ -609,7 +637,8 @@ static void test_check_bad(void **state)
     rest += strlen(line);
     snprintf(line, sizeof line, "%s:16:5: address: \"tcp://127.0.0.1:8786\" connects to an existing scheduler; "
              "adapt_kwargs (line 17) only applies to a temporary cluster and cannot be given with it\n"
-             "%s: 14 problems\n", f, f);
+             "profile default: 3 problems\nprofile custom: 8 problems\nprofile gone: 2 problems\n"
+             "profile remote: 1 problem\n%s: 14 problems in 4 of 4 profiles\n", f, f);
     assert_string_equal(rest, line);
     free(out);
 
@@ -627,6 +656,99 @@ static void test_check_bad(void **state)
     assert_int_equal(herd("config frobnicate", &out), HERD_CLI_EXIT_USAGE);
     assert_contains(out, "usage: herd config paths");
     free(out);
+}
+
+/* ---- herd config check runs the runtime's own validation ---- */
+
+static void test_check_runtime(void **state)
+{
+    (void)state;
+    char path[PATH_MAX], args[BIG], want[BIG * 2];
+    char *out = NULL;
+    /* every key right, but what herd_runner_new refuses across keys or by
+     * value: each profile reported on its own, the good one OK */
+    put("rt.yaml",
+        "profiles:\n"                                                       /* 1 */
+        "  good: {cluster_kwargs: {n_workers: 1}}\n"                        /* 2 */
+        "  minmax:\n"                                                       /* 3 */
+        "    adapt_kwargs: {minimum: 3, maximum: 1}\n"                      /* 4 */
+        "  loud:\n"                                                         /* 5 */
+        "    client_kwargs: {log_level: loud}\n"                            /* 6 */
+        "  tls:\n"                                                          /* 7 */
+        "    client_kwargs: {security: permanent}\n",                       /* 8 */
+        path, sizeof path);
+    snprintf(args, sizeof args, "config check '%s'", path);
+    assert_int_equal(herd(args, &out), 1);
+    snprintf(want, sizeof want,
+             "%s:4:41: adapt_kwargs.maximum: 1 is less than minimum 3; expected maximum >= minimum (or null for "
+             "no maximum)\n"
+             "%s:6:32: client_kwargs.log_level: expected one of debug, info, warning or error, got \"loud\"\n"
+             "%s:8:31: client_kwargs.security: expected \"temporary\" or null, got \"permanent\" (for certificates "
+             "of your own give tls_ca_file, tls_cert, tls_key)\n"
+             "profile good: OK\nprofile minmax: 1 problem\nprofile loud: 1 problem\nprofile tls: 1 problem\n"
+             "%s: 3 problems in 3 of 4 profiles\n", path, path, path, path);
+    assert_string_equal(out, want);
+    free(out);
+
+    /* one profile: a good one is OK whatever the others hold */
+    snprintf(args, sizeof args, "config check '%s' --profile good", path);
+    assert_int_equal(herd(args, &out), 0);
+    assert_string_equal(out, "OK: 1 profile\n");
+    free(out);
+    snprintf(args, sizeof args, "config check '%s' --profile minmax", path);
+    assert_int_equal(herd(args, &out), 1);
+    assert_contains(out, "adapt_kwargs.maximum: 1 is less than minimum 3");
+    assert_contains(out, "1 problem in 1 of 1 profile\n");
+    free(out);
+    snprintf(args, sizeof args, "config check '%s' --profile god", path);
+    assert_int_equal(herd(args, &out), 1);
+    assert_contains(out, "no profile \"god\"; did you mean \"good\"?");
+    free(out);
+
+    /* the runtime says the same, cited in the file, and a good profile of
+     * the same file runs */
+    herd_runner *r = NULL;
+    herd_err err = { 0 };
+    setenv("HERD_CONFIG", path, 1);
+    herd_runner_opts o = { .profile = "minmax" };
+    assert_int_equal(herd_runner_new(&r, &o, &err), -HERD_ECONFIG);
+    snprintf(want, sizeof want, "%s:4:41: adapt_kwargs.maximum: 1 is less than minimum 3", path);
+    assert_int_equal(strncmp(err.msg, want, strlen(want)), 0);
+    o.profile = "loud";
+    assert_int_equal(herd_runner_new(&r, &o, &err), -HERD_ECONFIG);
+    assert_contains(err.msg, "client_kwargs.log_level: expected one of debug, info, warning or error, got \"loud\"");
+    o.profile = "good";
+    assert_int_equal(herd_runner_new(&r, &o, &err), 0);
+    herd_runner_free(r);
+    unsetenv("HERD_CONFIG");
+}
+
+/* An address set in code wins over the default profile's temporary cluster,
+ * a cluster_class set in code over a profile's address (options set in code
+ * override the profile key by key). */
+static void test_code_overrides_profile(void **state)
+{
+    (void)state;
+    put("herd.yaml",
+        "profiles:\n"
+        "  default:\n"
+        "    cluster_class: local.LocalCluster\n"
+        "    cluster_kwargs: {n_workers: 2}\n"
+        "    adapt_kwargs: {maximum: 2}\n"
+        "  remote: {address: tcp://127.0.0.1:8786}\n", NULL, 0);
+    herd_runner *r = NULL;
+    herd_err err = { 0 };
+    herd_runner_opts o = { .address = "tcp://127.0.0.1:1" };
+    if (herd_runner_new(&r, &o, &err)) fail_msg("address over the default profile: %s", err.msg);
+    herd_runner_free(r);
+    o = (herd_runner_opts){ .profile = "remote", .cluster_class = "local.LocalCluster",
+                            .cluster_kwargs = "{n_workers: 1}" };
+    if (herd_runner_new(&r, &o, &err)) fail_msg("cluster_class over a profile's address: %s", err.msg);
+    herd_runner_free(r);
+    /* kwargs alone cannot make a temporary cluster of an existing-cluster profile */
+    o = (herd_runner_opts){ .profile = "remote", .cluster_kwargs = "{n_workers: 1}" };
+    assert_int_equal(herd_runner_new(&r, &o, &err), -HERD_ECONFIG);
+    assert_contains(err.msg, "cluster_kwargs given in the runner options only applies to a temporary cluster");
 }
 
 /* ---- herd config show ---- */
@@ -659,7 +781,7 @@ static void test_show(void **state)
              "cluster_class: %s:GoodCluster\n"
              "cluster_kwargs: {n_workers: 2, token: <secret>, zone: eu, label: null}\n"
              "client_kwargs: {connect_timeout: 60.0, provision_timeout: 60.0, heartbeat_interval: 1.0, "
-             "heartbeat_timeout: 30.0, allowed_failures: 3, listen: null, token: <secret>, security: null, tls_ca_file: null, tls_cert: null, tls_key: null}\n", path, fixture);
+             "heartbeat_timeout: 30.0, allowed_failures: 3, listen: null, token: <secret>, security: null, tls_ca_file: null, tls_cert: null, tls_key: null, log_level: null}\n", path, fixture);
     assert_string_equal(out, want);
     assert_not_contains(out, "s3cret");
     assert_not_contains(out, "hunter2");
@@ -682,7 +804,7 @@ static void test_show(void **state)
                         "memory_limit: 1073741824, env: {}, name: local}\n"
                         "adapt_kwargs: {minimum: 0, maximum: 4, interval: 0.5, wait_count: 3, target_duration: 5.0}\n"
                         "client_kwargs: {connect_timeout: 30.0, provision_timeout: 60.0, heartbeat_interval: 1.0, "
-                        "heartbeat_timeout: 30.0, allowed_failures: 3, listen: null, token: null, security: null, tls_ca_file: null, tls_cert: null, tls_key: null}\n");
+                        "heartbeat_timeout: 30.0, allowed_failures: 3, listen: null, token: null, security: null, tls_ca_file: null, tls_cert: null, tls_key: null, log_level: null}\n");
     free(out);
     assert_int_equal(herd("config show custom dflt", &out), HERD_CLI_EXIT_USAGE);
     free(out);
@@ -793,6 +915,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_check_good, setup, teardown),
         cmocka_unit_test_setup_teardown(test_check_bad, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_check_runtime, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_code_overrides_profile, setup, teardown),
         cmocka_unit_test_setup_teardown(test_show, setup, teardown),
         cmocka_unit_test_setup_teardown(test_paths_and_list, setup, teardown),
     };

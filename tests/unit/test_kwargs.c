@@ -1,6 +1,7 @@
 /* tests/unit/test_kwargs.c — herd_kwargs_validate against a typed schema:
  * every error kind with its exact text, defaults, normalisation of durations
- * and sizes, secrets kept out of messages. */
+ * and sizes, secrets kept out of messages; herd_kwargs_bind/herd_kwargs_load
+ * filling a struct (every type, nullable, defaults, wrong sizes refused). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -273,6 +274,144 @@ static void test_type_names(void **state)
     assert_string_equal(herd_param_type_name(HERD_PARAM_ANY), "any");
 }
 
+/* ---- binding a validated map to a struct ---- */
+
+typedef struct opts {
+    int n;                    /* INT as int */
+    int64_t big;              /* INT as int64_t */
+    double ratio;             /* FLOAT */
+    double wait;              /* DURATION */
+    bool on;                  /* BOOL */
+    int64_t mem;              /* SIZE */
+    const char *name;         /* STRING, nullable */
+    const herd_value *env;    /* MAP */
+    const herd_value *tags;   /* LIST */
+    const herd_value *extra;  /* ANY */
+    int untouched;            /* not in the schema */
+    int opt;                  /* INT without a default: absent leaves it */
+} opts;
+
+#define F(m) HERD_PARAM_FIELD(opts, m)
+static const herd_param bound[] = {
+    { "n", HERD_PARAM_INT, "4", "", 0, 0, 100, F(n) },
+    { "big", HERD_PARAM_INT, "5000000000", "", 0, 0, 0, F(big) },
+    { "ratio", HERD_PARAM_FLOAT, "0.5", "", 0, 0, 1, F(ratio) },
+    { "wait", HERD_PARAM_DURATION, "2m", "", 0, 0, 0, F(wait) },
+    { "on", HERD_PARAM_BOOL, "true", "", 0, 0, 0, F(on) },
+    { "mem", HERD_PARAM_SIZE, "1KiB", "", HERD_PARAM_NULLABLE, 0, 0, F(mem) },
+    { "name", HERD_PARAM_STRING, "\"w\"", "", HERD_PARAM_NULLABLE, 0, 0, F(name) },
+    { "env", HERD_PARAM_MAP, "{}", "", 0, 0, 0, F(env) },
+    { "tags", HERD_PARAM_LIST, "null", "", HERD_PARAM_NULLABLE, 0, 0, F(tags) },
+    { "extra", HERD_PARAM_ANY, NULL, "", 0, 0, 0, F(extra) },
+    { "opt", HERD_PARAM_INT, NULL, "", HERD_PARAM_NULLABLE, 0, 0, F(opt) },
+    { "loose", HERD_PARAM_INT, "1", "validated, not bound", 0, 0, 0 },
+    { NULL },
+};
+
+/* Validate and bind text into a struct pre-set with markers. */
+static herd_value *bind(const char *text, opts *o)
+{
+    *o = (opts){ .n = -1, .big = -1, .ratio = -1, .wait = -1, .on = false, .mem = -7,
+                 .name = "marker", .env = (const herd_value *)1, .tags = (const herd_value *)1,
+                 .extra = (const herd_value *)1, .untouched = 42, .opt = -3 };
+    herd_value *in = text ? yaml(text) : NULL, *ok = NULL;
+    herd_err err;
+    if (herd_kwargs_load(bound, in, "cluster_kwargs", &ok, o, sizeof *o, &err)) fail_msg("<%s>: %s", text, err.msg);
+    herd_value_free(in);
+    return ok;
+}
+
+static void test_bind_defaults(void **state)
+{
+    (void)state;
+    opts o;
+    herd_value *ok = bind(NULL, &o);
+    assert_int_equal(o.n, 4);
+    assert_true(o.big == 5000000000LL);
+    assert_true(o.ratio == 0.5);
+    assert_true(o.wait == 120);
+    assert_true(o.on);
+    assert_true(o.mem == 1024);
+    assert_string_equal(o.name, "w");
+    assert_ptr_equal(o.name, herd_as_str(herd_map_get(ok, "name")));   /* borrowed from the map */
+    assert_int_equal(herd_typeof(o.env), HERD_MAP);
+    assert_int_equal(herd_len(o.env), 0);
+    assert_null(o.tags);                  /* null: a pointer field is NULL */
+    assert_null(o.extra);                 /* absent: likewise */
+    assert_int_equal(o.opt, -3);          /* absent number: as the caller set it */
+    assert_int_equal(o.untouched, 42);
+    herd_value_free(ok);
+}
+
+static void test_bind_given(void **state)
+{
+    (void)state;
+    opts o;
+    herd_value *ok = bind("{n: 7, big: -9000000000, ratio: 1, wait: 250ms, on: false, mem: auto, name: null, "
+                          "env: {A: b}, tags: [x, y], extra: 3, opt: 12, loose: 5}", &o);
+    assert_int_equal(o.n, 7);
+    assert_true(o.big == -9000000000LL);
+    assert_true(o.ratio == 1.0);          /* an int given for a float */
+    assert_true(fabs(o.wait - 0.25) < 1e-12);
+    assert_false(o.on);
+    assert_true(o.mem == HERD_SIZE_AUTO);
+    assert_null(o.name);                  /* nullable string given null */
+    assert_string_equal(herd_as_str(herd_map_get(o.env, "A")), "b");
+    assert_int_equal(herd_len(o.tags), 2);
+    assert_int_equal(herd_as_int(o.extra), 3);
+    assert_int_equal(o.opt, 12);
+    assert_int_equal(o.untouched, 42);
+    herd_value_free(ok);
+    /* a null number leaves the field as it was */
+    ok = bind("{mem: null, opt: null}", &o);
+    assert_true(o.mem == -7);
+    assert_int_equal(o.opt, -3);
+    herd_value_free(ok);
+}
+
+static void test_bind_refused(void **state)
+{
+    (void)state;
+    opts o = { .n = 99 };
+    herd_value *ok = valid(bound, "{n: 3}");
+    herd_err err;
+    /* a struct smaller than the schema's fields: nothing is written */
+    assert_int_equal(herd_kwargs_bind(bound, ok, &o, offsetof(opts, untouched), &err), -HERD_EARG);
+    assert_int_equal(o.n, 99);
+    char want[300];
+    snprintf(want, sizeof want, "herd_kwargs_bind: opt is bound at offset %zu (+%zu bytes), outside a struct of %zu bytes",
+             offsetof(opts, opt), sizeof(int), offsetof(opts, untouched));
+    assert_string_equal(err.msg, want);
+    /* a field of the wrong size for its type */
+    static const herd_param wrong[] = { { "ratio", HERD_PARAM_FLOAT, "1", "", 0, 0, 0, HERD_PARAM_FIELD(opts, n) }, { NULL } };
+    herd_value *r = valid(wrong, NULL);
+    assert_int_equal(herd_kwargs_bind(wrong, r, &o, sizeof o, &err), -HERD_EARG);
+    assert_string_equal(err.msg, "herd_kwargs_bind: float ratio is bound to a field of 4 bytes, expected double (8 bytes)");
+    herd_value_free(r);
+    /* an int64 value that an int field cannot hold */
+    static const herd_param narrow[] = { { "n", HERD_PARAM_INT, "5000000000", "", 0, 0, 0, HERD_PARAM_FIELD(opts, n) }, { NULL } };
+    r = valid(narrow, NULL);
+    assert_int_equal(herd_kwargs_bind(narrow, r, &o, sizeof o, &err), -HERD_ECONFIG);
+    assert_string_equal(err.msg, "n: 5000000000 does not fit the int it is bound to");
+    assert_int_equal(o.n, 99);
+    herd_value_free(r);
+    /* not a map, no struct */
+    r = yaml("[1]");
+    assert_int_equal(herd_kwargs_bind(bound, r, &o, sizeof o, &err), -HERD_EARG);
+    assert_string_equal(err.msg, "herd_kwargs_bind: expected a validated map, got array");
+    herd_value_free(r);
+    assert_int_equal(herd_kwargs_bind(bound, ok, NULL, sizeof o, &err), -HERD_EARG);
+    herd_value_free(ok);
+    /* validate-and-bind: a validation error binds nothing */
+    herd_value *in = yaml("{n: 500}"), *out = (herd_value *)1;
+    o.n = 99;
+    assert_int_equal(herd_kwargs_load(bound, in, "cluster_kwargs", &out, &o, sizeof o, &err), -HERD_ECONFIG);
+    assert_null(out);
+    assert_int_equal(o.n, 99);
+    assert_string_equal(err.msg, "cluster_kwargs.n: expected int >= 0 and <= 100, got 500");
+    herd_value_free(in);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -286,6 +425,9 @@ int main(void)
         cmocka_unit_test(test_secrets),
         cmocka_unit_test(test_bad_schema),
         cmocka_unit_test(test_type_names),
+        cmocka_unit_test(test_bind_defaults),
+        cmocka_unit_test(test_bind_given),
+        cmocka_unit_test(test_bind_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

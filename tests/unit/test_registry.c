@@ -423,6 +423,124 @@ static void test_check_direct(void **state)
     assert_int_equal(herd_provider_check(&q, "x", NULL), -HERD_EABI);   /* err may be NULL */
 }
 
+/* ---- older layouts: padded and converted the same way on every path ---- */
+
+/* herd_param as ABI 1.0 and 1.1 laid it out (no binding fields). */
+typedef struct param_v1 {
+    const char *name;
+    herd_param_type type;
+    const char *default_yaml;
+    const char *doc;
+    unsigned flags;
+    double min, max;
+} param_v1;
+
+static const param_v1 old_params[] = {
+    { "n_workers", HERD_PARAM_INT, "1", "", 0, 0, 4 },
+    { "threads_per_worker", HERD_PARAM_INT, "1", "", 0, 1, 4 },
+    { "processes", HERD_PARAM_BOOL, "false", "", 0, 0, 0 },
+    { NULL },
+};
+
+static int poison_calls;
+static int poison_listen(herd_cluster *c, char *out, size_t cap, herd_err *err)
+{
+    poison_calls++;
+    return herd_err_set(err, HERD_EPROVIDER, "scheduler_listen lies past struct_size and must read as NULL");
+}
+
+/* LocalCluster as a provider built for ABI 1.0 would hand it over: the
+ * struct ends at `close` (scheduler_listen sits past it, poisoned) and its
+ * params have the old layout. */
+static herd_provider old_local;
+
+static void make_old_local(void)
+{
+    const herd_provider *local = NULL;
+    herd_err err = { 0 };
+    if (herd_provider_resolve("local.LocalCluster", &local, &err)) fail_msg("%s", err.msg);
+    old_local = *local;
+    old_local.abi_minor = 0;
+    old_local.struct_size = offsetof(herd_provider, close) + sizeof(void *);
+    old_local.params = (const herd_param *)(const void *)old_params;
+    old_local.scheduler_listen = poison_listen;
+}
+
+static int old_factory(const herd_value *kwargs, const herd_cluster_env *env, const herd_provider **prov_out,
+                       herd_cluster **out, herd_err *err)
+{
+    herd_value *kw = NULL;
+    (void)kwargs;
+    int rc = herd_value_parse("{n_workers: 1, threads_per_worker: 1, processes: false}", &kw, err);
+    if (rc) return rc;
+    *prov_out = &old_local;
+    rc = old_local.create(out, kw, env, err);
+    herd_value_free(kw);
+    return rc;
+}
+
+static void run_flow(const herd_runner_opts *o)
+{
+    herd_runner *r = NULL;
+    herd_err err = { 0 };
+    if (herd_runner_new(&r, o, &err)) fail_msg("herd_runner_new: %s", err.msg);
+    if (herd_flow_begin(r, "padded", &err)) fail_msg("herd_flow_begin: %s", err.msg);
+    int nthreads = 0;
+    int nw = herd_runner_workers(r, &nthreads);
+    if (nw != 1) fail_msg("%s: %d workers, %d threads", o->cluster_factory ? "factory" : "provider", nw, nthreads);
+    assert_int_equal(nthreads, 1);
+    assert_int_equal(herd_flow_end(r, false, &err), 0);
+    herd_runner_free(r);
+}
+
+static void quiet(void *ud, int level, const char *line) { (void)ud; (void)level; (void)line; }
+
+static void test_padding_every_path(void **state)
+{
+    char prov[PATH_MAX + 16];
+    snprintf(prov, sizeof prov, "%s/providers", build_dir);
+    setenv("HERD_PROVIDER_PATH", prov, 1);
+    make_old_local();
+    poison_calls = 0;
+    /* handed in directly: its old params converted (n_workers is known, the
+     * old-layout defaults apply), its struct padded */
+    herd_runner_opts o = { .cluster_provider = &old_local, .cluster_kwargs = "{n_workers: 1}", .log = quiet };
+    run_flow(&o);
+    herd_runner *r = NULL;
+    herd_err err = { 0 };
+    o.cluster_kwargs = "{n_worker: 1}";
+    assert_int_equal(herd_runner_new(&r, &o, &err), -HERD_ECONFIG);
+    assert_string_equal(err.msg, "cluster_kwargs.n_worker: unknown key; did you mean \"n_workers\"? known keys: "
+                        "n_workers, threads_per_worker, processes");
+    /* made by a factory: the same */
+    o = (herd_runner_opts){ .cluster_factory = old_factory, .log = quiet };
+    run_flow(&o);
+    assert_int_equal(poison_calls, 0);
+    /* a check alone accepts it too */
+    assert_int_equal(herd_provider_check(&old_local, "old", &err), 0);
+
+    /* the old layout is read by the struct's minor: a bad name in it is found */
+    static const param_v1 old_bad[] = { { "ok", HERD_PARAM_INT, NULL, "", 0, 0, 0 },
+                                        { "has space", HERD_PARAM_INT, NULL, "", 0, 0, 0 }, { NULL } };
+    herd_provider q = old_local;
+    q.params = (const herd_param *)(const void *)old_bad;
+    assert_int_equal(herd_provider_check(&q, "old", &err), -HERD_EABI);
+    assert_string_equal(err.msg, "provider \"old\": params[1] name \"has space\": expected an identifier "
+                        "(letters, digits, '_')");
+    /* a binding of the wrong size is refused at load */
+    typedef struct mine { double d; int i; } mine;
+    static const herd_param bad_bind[] = {
+        { "d", HERD_PARAM_DURATION, "1", "", 0, 0, 0, HERD_PARAM_FIELD(mine, i) }, { NULL } };
+    q = old_local;
+    q.abi_minor = HERD_PROVIDER_ABI_MINOR;
+    q.struct_size = sizeof q;
+    q.params = bad_bind;
+    assert_int_equal(herd_provider_check(&q, "new", &err), -HERD_EABI);
+    assert_string_equal(err.msg, "provider \"new\": param \"d\": duration d is bound to a field of 4 bytes, "
+                        "expected double (8 bytes)");
+    setenv("HERD_PROVIDER_PATH", fixtures, 1);
+}
+
 /* ---- the `herd providers` command ---- */
 
 /* Run `herd <args>`; stdout+stderr into out; the exit status. */
@@ -437,6 +555,36 @@ static int herd_cmd(const char *args, char *out, size_t cap)
     int st = pclose(p);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
+
+/* A module built against ABI 1.1, found by name: its params are read with
+ * their own layout, and kwargs validate against them. */
+static void test_abi11_module(void **state)
+{
+    const herd_provider *p = NULL;
+    herd_err err = { 0 };
+    if (herd_provider_resolve("abi11.Abi11", &p, &err)) fail_msg("%s", err.msg);
+    assert_int_equal(p->struct_size, sizeof(herd_provider));
+    assert_null(p->scheduler_listen);
+    const char *want[] = { "n_workers", "zone", "label", NULL };
+    for (size_t i = 0; i < 4; i++) {
+        if (!want[i]) { assert_null(p->params[i].name); break; }
+        assert_string_equal(p->params[i].name, want[i]);
+        assert_int_equal(p->params[i].size, 0);   /* unbound */
+    }
+    assert_true(p->params[0].max == 8);
+    herd_value *in = NULL, *ok = NULL;
+    assert_int_equal(herd_value_parse("{n_workers: 3}", &in, &err), 0);
+    assert_int_equal(herd_kwargs_validate(p->params, in, "cluster_kwargs", &ok, &err), 0);
+    char *txt = herd_value_to_string(ok);
+    assert_string_equal(txt, "{n_workers: 3, zone: eu, label: null}");
+    free(txt);
+    herd_value_free(ok);
+    herd_value_free(in);
+    char out[4096];
+    assert_int_equal(herd_cmd("providers show abi11.Abi11", out, sizeof out), 0);
+    assert_contains(out, "zone");
+}
+
 
 static void test_cli_providers(void **state)
 {
@@ -508,6 +656,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup(test_search_order_and_nesting, setup),
         cmocka_unit_test_setup(test_foreach_lists_valid_providers, setup),
         cmocka_unit_test_setup(test_check_direct, setup),
+        cmocka_unit_test_setup(test_padding_every_path, setup),
+        cmocka_unit_test_setup(test_abi11_module, setup),
         cmocka_unit_test_setup(test_cli_providers, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,130 @@
+/* core/options.c — a flow run's settings, checked once (see options.h): the
+ * client_kwargs and adapt_kwargs schemas, each bound to its struct, and
+ * herd_run_opts_check, which herd_runner_new and `herd config check` share. */
+#include "options.h"
+#include "comm.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define CF(m) HERD_PARAM_FIELD(herd_client_opts, m)
+#define AF(m) HERD_PARAM_FIELD(herd_adaptive_cfg, m)
+
+static const herd_param client_params[] = {
+    { "connect_timeout", HERD_PARAM_DURATION, "30", "how long to keep trying to reach a scheduler", 0, 0, 1e6, CF(connect_timeout) },
+    { "provision_timeout", HERD_PARAM_DURATION, "60", "how long herd_flow_begin waits for the first worker of a temporary cluster", 0, 0, 1e6, CF(provision_timeout) },
+    { "heartbeat_interval", HERD_PARAM_DURATION, "1", "seconds between worker heartbeats", 0, 0.001, 3600, CF(heartbeat_interval) },
+    { "heartbeat_timeout", HERD_PARAM_DURATION, "30", "a worker silent this long is declared dead", 0, 0.01, 1e6, CF(heartbeat_timeout) },
+    { "allowed_failures", HERD_PARAM_INT, "3", "worker deaths a task survives before it ends Crashed", 0, 0, 1000, CF(allowed_failures) },
+    { "listen", HERD_PARAM_STRING, "null", "scheduler address for a temporary cluster (default: a private Unix socket)", HERD_PARAM_NULLABLE, 0, 0, CF(listen) },
+    { "token", HERD_PARAM_STRING, "null", "shared secret workers and clients present (default: random per cluster)", HERD_PARAM_NULLABLE | HERD_PARAM_SECRET, 0, 0, CF(token) },
+    { "security", HERD_PARAM_STRING, "null", "\"temporary\": TLS with a CA and certificates made in memory for this run", HERD_PARAM_NULLABLE, 0, 0, CF(security) },
+    { "tls_ca_file", HERD_PARAM_STRING, "null", "CA certificates (PEM) the peer must be issued by", HERD_PARAM_NULLABLE, 0, 0, CF(tls_ca_file) },
+    { "tls_cert", HERD_PARAM_STRING, "null", "this side's certificate (PEM)", HERD_PARAM_NULLABLE, 0, 0, CF(tls_cert) },
+    { "tls_key", HERD_PARAM_STRING, "null", "its unencrypted private key (PEM; default: in tls_cert)", HERD_PARAM_NULLABLE | HERD_PARAM_SECRET, 0, 0, CF(tls_key) },
+    { "log_level", HERD_PARAM_STRING, "null", "least level of the flow's log lines and its workers': debug, info, warning or error (null: $HERD_LOG_LEVEL, else info)", HERD_PARAM_NULLABLE, 0, 0, CF(log_level_name) },
+    { NULL }
+};
+
+static const herd_param adapt_params[] = {
+    { "minimum", HERD_PARAM_INT, "0", "fewest workers", HERD_PARAM_NULLABLE, 0, 1e6, AF(minimum) },
+    { "maximum", HERD_PARAM_INT, "null", "most workers (null: no maximum)", HERD_PARAM_NULLABLE, 0, 1e6, AF(maximum) },
+    { "interval", HERD_PARAM_DURATION, "1", "seconds between scaling decisions", 0, 0.001, 3600, AF(interval) },
+    { "wait_count", HERD_PARAM_INT, "3", "agreeing intervals before scaling down", 0, 1, 1e6, AF(wait_count) },
+    { "target_duration", HERD_PARAM_DURATION, "5", "how long the queued work should take", 0, 0.001, 1e6, AF(target_duration) },
+    { NULL }
+};
+
+const herd_param *herd_options_schema(const char *which)
+{
+    if (which && !strcmp(which, "client_kwargs")) return client_params;
+    if (which && !strcmp(which, "adapt_kwargs")) return adapt_params;
+    return NULL;
+}
+
+#define LEVELS "debug, info, warning or error"
+
+static int check_client(herd_run_opts *o, herd_err *err)
+{
+    herd_client_opts *c = &o->client;
+    *c = (herd_client_opts){ .log_level = HERD_LOG_INFO };
+    int rc = herd_kwargs_load(client_params, o->client_kwargs, "client_kwargs", &o->client_ok, c, sizeof *c, err);
+    if (rc) return rc;
+    if (c->security && strcmp(c->security, "temporary") != 0)
+        return herd_err_set(err, HERD_EARG, "client_kwargs.security: expected \"temporary\" or null, got \"%s\" "
+                            "(for certificates of your own give tls_ca_file, tls_cert, tls_key)", c->security);
+    if (c->security && o->address && *o->address)
+        return herd_err_set(err, HERD_EARG, "client_kwargs.security: \"temporary\" makes certificates for a temporary "
+                            "cluster; with address \"%s\" give tls_ca_file, tls_cert and tls_key instead", o->address);
+    if ((c->tls_ca_file || c->tls_cert || c->tls_key) && (!c->tls_ca_file || !c->tls_cert))
+        return herd_err_set(err, HERD_EARG, "client_kwargs: TLS needs tls_ca_file and tls_cert (and tls_key unless the "
+                            "key is in tls_cert); %s is missing", c->tls_ca_file ? "tls_cert" : "tls_ca_file");
+    const char *env = getenv("HERD_LOG_LEVEL");
+    if (c->log_level_name) {
+        if (herd_log_level_parse(c->log_level_name, &c->log_level))
+            return herd_err_set(err, HERD_ECONFIG, "client_kwargs.log_level: expected one of " LEVELS ", got \"%.100s\"",
+                                c->log_level_name);
+    } else if (env && *env && herd_log_level_parse(env, &c->log_level)) {
+        return herd_err_set(err, HERD_ECONFIG, "HERD_LOG_LEVEL=%.100s: expected one of " LEVELS
+                            " (or set client_kwargs.log_level)", env);
+    }
+    return 0;
+}
+
+static int check_adapt(herd_run_opts *o, herd_err *err)
+{
+    herd_adaptive_cfg *a = &o->adapt;
+    *a = (herd_adaptive_cfg){ .minimum = 0, .maximum = -1, .interval = 1, .wait_count = 3, .target_duration = 5 };
+    herd_value *ok = NULL;
+    int rc = herd_kwargs_load(adapt_params, o->adapt_kwargs, "adapt_kwargs", &ok, a, sizeof *a, err);
+    herd_value_free(ok);              /* nothing bound points into it */
+    if (rc) return rc;
+    if (a->maximum >= 0 && a->maximum < a->minimum)
+        return herd_err_set(err, HERD_ECONFIG, "adapt_kwargs.maximum: %d is less than minimum %d; expected "
+                            "maximum >= minimum (or null for no maximum)", a->maximum, a->minimum);
+    o->adaptive = true;
+    return 0;
+}
+
+int herd_run_opts_check(herd_run_opts *o, herd_err *err)
+{
+    o->prov = NULL;
+    o->cluster_ok = o->client_ok = NULL;
+    o->adaptive = false;
+    o->failed_key = NULL;
+    int nclass = !!o->cluster_class + !!o->cluster_provider + !!o->cluster_factory;
+    if (nclass > 1)
+        return herd_err_set(err, HERD_EARG, "cluster_class: give one of a name, a provider or a factory, not %d of them",
+                            nclass);
+    int rc = check_client(o, err);
+    if (rc) return rc;
+    if (o->address && *o->address) {
+        const char *with = nclass ? "cluster_class" : o->cluster_kwargs ? "cluster_kwargs"
+                         : o->adapt_kwargs ? "adapt_kwargs" : NULL;
+        if (with)
+            return herd_err_set(err, HERD_EARG, "address \"%s\" connects to an existing scheduler; %s only applies to "
+                                "a temporary cluster and cannot be given with it", o->address, with);
+        herd_addr a;
+        if ((rc = herd_addr_parse(o->address, &a, err))) return herd_err_prefix(err, "address");
+        return 0;
+    }
+    if (o->adapt_kwargs && (rc = check_adapt(o, err))) return rc;
+    if (o->cluster_factory) return 0;
+    if (o->cluster_provider) {
+        rc = herd_provider_adopt(o->cluster_provider, "cluster_provider", &o->prov, err);
+    } else {
+        rc = herd_provider_resolve(o->cluster_class && *o->cluster_class ? o->cluster_class : "local.LocalCluster",
+                                   &o->prov, err);
+        if (rc) o->failed_key = "cluster_class";
+    }
+    if (rc) return rc;
+    return herd_kwargs_validate(o->prov->params, o->cluster_kwargs, "cluster_kwargs", &o->cluster_ok, err);
+}
+
+void herd_run_opts_clear(herd_run_opts *o)
+{
+    herd_value_free(o->cluster_ok);
+    herd_value_free(o->client_ok);
+    o->cluster_ok = o->client_ok = NULL;
+    o->prov = NULL;
+}
