@@ -6,9 +6,11 @@
 #   make test-tsan   the same under ThreadSanitizer
 #   make bench       benchmarks, side by side with Dask
 #   make install     PREFIX=/usr/local DESTDIR=
-#   make deps        install the Debian packages the build needs (as root)
+#   make deps        install the Debian packages the build and the tests need (as root)
+#   make print-deb-pkgs   that list (what .ci/run installs)
 
 .SECONDEXPANSION:
+.SECONDARY:          # keep every object (the .d files describe them)
 PREFIX  ?= /usr/local
 DESTDIR ?=
 BUILD   ?= build
@@ -20,6 +22,11 @@ SOVERSION   := 0
 PKGS        := libevent libevent_pthreads libevent_openssl msgpack yaml-0.1 libcurl openssl cmocka
 DEB_PKGS    := build-essential pkg-config libevent-dev libmsgpack-dev libyaml-dev \
                libcurl4-openssl-dev libssl-dev libcmocka-dev
+# What the tests need beyond the build: a real sshd and ssh client (the ssh
+# provider's tests), ip (network namespaces for the multi-host ssh test), ps
+# and pgrep, nm (tests/install/test_exports.sh), Dask (the defaults compared
+# with Dask's in test_local, and bench/).
+DEB_TEST_PKGS := openssh-server openssh-client iproute2 procps binutils python3-distributed
 
 PKG_CFLAGS  = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS    = $(shell pkg-config --libs libevent libevent_pthreads libevent_openssl msgpack yaml-0.1 libcurl openssl 2>/dev/null)
@@ -37,9 +44,14 @@ OPT      := -O2 -g
 endif
 
 WARN     := -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow -Wstrict-prototypes
-CFLAGS_ALL = -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) $(SANFLAGS) -fPIC -fvisibility=hidden \
-             -Iinclude -Icore $(PKG_CFLAGS) \
-             -DHERD_PREFIX='"$(PREFIX)"' $(CFLAGS)
+# Two include sets, chosen by directory (the object rules below): the core,
+# the herd command and the tests see core/ (-Icore); providers, plugins,
+# examples, bench and test fixtures see the public headers only, as an outside
+# author does, so including a private core header there fails to build.
+# -MMD -MP write each object's header dependencies beside it (.d, included below).
+CFLAGS_PUB = -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) $(SANFLAGS) -fPIC -fvisibility=hidden \
+             -MMD -MP -Iinclude $(PKG_CFLAGS) $(CFLAGS)
+CFLAGS_INT = $(CFLAGS_PUB) -Icore
 LDFLAGS_ALL = $(SANFLAGS) -Wl,--as-needed $(LDFLAGS)
 
 CORE_SRC  := $(wildcard core/*.c)
@@ -71,28 +83,52 @@ FIXTURE_SO := $(FIXTURE_SRC:tests/fixtures/%.c=$(BUILD)/tests/fixtures/%.so)
 RPATH     = -Wl,-rpath,'$$ORIGIN/../lib'
 LINK_HERD = -L$(BUILD)/lib -lherd $(RPATH)
 
-.PHONY: all deps check-deps demo test test-asan test-tsan bench install uninstall clean tests-build
+.PHONY: all deps print-deb-pkgs check-deps demo test test-asan test-tsan bench install uninstall clean tests-build
 all: check-deps $(LIBSO) $(BUILD)/lib/libherd.so $(LIBA) $(HERD_BIN) $(PROV_SO) $(PLUG_SO) $(EX_BIN) $(BUILD)/herd.pc
 
 # ---- dependencies ----
+# deps: every Debian package of both lists that is not installed yet.
 deps:
+	@missing=""; for p in $(DEB_PKGS) $(DEB_TEST_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "herd: installing$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq $$missing >/dev/null || exit 1; \
+	  else echo "run as root:  apt-get install -y$$missing"; exit 1; fi; \
+	fi
+
+print-deb-pkgs:
+	@echo $(DEB_PKGS) $(DEB_TEST_PKGS)
+
+# check-deps (before every build): the build's libraries, through pkg-config.
+check-deps:
 	@missing=""; for p in $(PKGS); do pkg-config --exists $$p 2>/dev/null || missing="$$missing $$p"; done; \
 	command -v pkg-config >/dev/null || missing="pkg-config"; \
 	if [ -n "$$missing" ]; then \
 	  echo "herd: missing build dependencies:$$missing"; \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq $(DEB_PKGS) >/dev/null || exit 1; \
-	  else echo "run as root:  apt-get install -y $(DEB_PKGS)"; exit 1; fi; \
+	  else echo "run as root:  apt-get install -y $(DEB_PKGS)   (or: make deps, which adds what the tests need)"; exit 1; fi; \
 	fi
 
-check-deps:
-	@$(MAKE) --no-print-directory deps
+# ---- objects (GNU make picks the rule with the shortest stem) ----
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_PUB) -c $< -o $@
+$(BUILD)/obj/core/%.o: core/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_INT) -c $< -o $@
+$(BUILD)/obj/tests/%.o: tests/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_INT) -c $< -o $@
+$(BUILD)/obj/tests/fixtures/%.o: tests/fixtures/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_PUB) -c $< -o $@
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 
 # ---- libherd ----
-$(BUILD)/obj/%.o: %.c $(wildcard include/herd/*.h core/*.h tests/support/*.h tests/conformance/*.h)
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -c $< -o $@
-
 $(LIBSO): $(CORE_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) -shared -Wl,-soname,libherd.so.$(SOVERSION) -Wl,--no-undefined $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS) -ldl -lpthread -lm
@@ -150,9 +186,12 @@ $(BUILD)/tests/fixtures/%.so: $(BUILD)/obj/tests/fixtures/%.o
 	$(CC) -shared $(LDFLAGS_ALL) -o $@ $^
 
 # herd.pc is written for the PREFIX in force: at build time here, and again by
-# `make install` for the prefix being installed.
+# `make install` for the prefix being installed. Outside /usr, Libs carries
+# -Wl,-rpath,$${libdir}, so that a program built with `pkg-config --libs herd`
+# finds libherd.so.0 at run time without LD_LIBRARY_PATH or ldconfig.
+PC_RPATH = $(if $(filter /usr /usr/,$(PREFIX)),,-Wl,-rpath,$${libdir} )
 define write_pc
-	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: herd\nDescription: run a program'"'"'s tasks in parallel on a cluster of workers\nVersion: %s\nRequires.private: libevent msgpack yaml-0.1 libcurl openssl\nLibs: -L$${libdir} -lherd\nCflags: -I$${includedir}\n' '$(PREFIX)' '$(VERSION)' > $(1)
+	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: herd\nDescription: run a program'"'"'s tasks in parallel on a cluster of workers\nVersion: %s\nRequires.private: libevent msgpack yaml-0.1 libcurl openssl\nLibs: -L$${libdir} %s-lherd\nCflags: -I$${includedir}\n' '$(PREFIX)' '$(VERSION)' '$(PC_RPATH)' > $(1)
 endef
 
 $(BUILD)/herd.pc: Makefile
@@ -162,8 +201,12 @@ $(BUILD)/herd.pc: Makefile
 # ---- running ----
 tests-build: all $(TEST_BINS) $(FIXTURE_SO)
 
+# Test scripts (tests/install/test_*.sh): exported symbols, an install into a
+# temporary prefix used from outside, the headers' own examples.
+TEST_SCRIPTS := $(wildcard tests/install/test_*.sh)
+
 test: tests-build
-	@BUILD=$(BUILD) sh tests/run.sh $(TEST_BINS)
+	@BUILD=$(BUILD) SAN=$(SAN) sh tests/run.sh $(TEST_BINS) $(TEST_SCRIPTS)
 
 test-asan:
 	@$(MAKE) --no-print-directory BUILD=build-asan SAN=1 test
