@@ -10,7 +10,7 @@
  *       herd_flow_begin(r, "my-flow", &err);
  *       herd_future *f; herd_submit(r, "download_image", herd_tuple("ii", 2022, 1), &f, &err);
  *       const herd_value *v; herd_future_result(f, 60, &v, &err);
- *       herd_flow_end(r, &err); herd_runner_free(r);
+ *       herd_flow_end(r, false, &err); herd_runner_free(r);
  *   }
  */
 #ifndef HERD_HERD_H
