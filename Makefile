@@ -176,7 +176,8 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(TEST_SUPPORT_OBJ) $(LIBA)
 $(BUILD)/tests/%: $(BUILD)/obj/tests/integration/%.o $(TEST_SUPPORT_OBJ) $(BUILD)/lib/libherd.so
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $(filter %.o,$^) $(LINK_HERD) $(PKG_LIBS) $(CMOCKA_LIBS) -lpthread -lm
-$(BUILD)/tests/%: $(BUILD)/obj/tests/conformance/%.o $(TEST_SUPPORT_OBJ) $(BUILD)/lib/libherd.so
+# Conformance tests run the suite the herd command has (core/cli/conformance.c).
+$(BUILD)/tests/%: $(BUILD)/obj/tests/conformance/%.o $(TEST_SUPPORT_OBJ) $(BUILD)/obj/core/cli/conformance.o $(BUILD)/lib/libherd.so
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $(filter %.o,$^) $(LINK_HERD) $(PKG_LIBS) $(CMOCKA_LIBS) -lpthread -lm
 
