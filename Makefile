@@ -65,6 +65,8 @@ CONF_SRC  := $(wildcard tests/conformance/test_*.c)
 BENCH_SRC := $(wildcard bench/*.c)
 TEST_HELPERS := $(wildcard tests/support/*.c)
 FIXTURE_SRC  := $(wildcard tests/fixtures/*.c)
+# providers that break a conformance rule on purpose (not test_*.c)
+CONF_PROV_SRC := $(filter-out tests/conformance/test_%.c,$(wildcard tests/conformance/*.c))
 
 CORE_OBJ  := $(CORE_SRC:%.c=$(BUILD)/obj/%.o)
 LIBSO     := $(BUILD)/lib/libherd.so.$(VERSION)
@@ -79,6 +81,7 @@ CONF_BIN  := $(CONF_SRC:tests/conformance/%.c=$(BUILD)/tests/%)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 TEST_BINS := $(UNIT_BIN) $(INTEG_BIN) $(CONF_BIN)
 FIXTURE_SO := $(FIXTURE_SRC:tests/fixtures/%.c=$(BUILD)/tests/fixtures/%.so)
+CONF_PROV_SO := $(CONF_PROV_SRC:tests/conformance/%.c=$(BUILD)/tests/conformance/%.so)
 
 RPATH     = -Wl,-rpath,'$$ORIGIN/../lib'
 LINK_HERD = -L$(BUILD)/lib -lherd $(RPATH)
@@ -123,6 +126,9 @@ $(BUILD)/obj/tests/%.o: tests/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_INT) -c $< -o $@
 $(BUILD)/obj/tests/fixtures/%.o: tests/fixtures/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_PUB) -c $< -o $@
+$(CONF_PROV_SRC:%.c=$(BUILD)/obj/%.o): $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_PUB) -c $< -o $@
 
@@ -185,6 +191,9 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/conformance/%.o $(TEST_SUPPORT_OBJ) $(BUILD
 $(BUILD)/tests/fixtures/%.so: $(BUILD)/obj/tests/fixtures/%.o
 	@mkdir -p $(dir $@)
 	$(CC) -shared $(LDFLAGS_ALL) -o $@ $^
+$(BUILD)/tests/conformance/%.so: $(BUILD)/obj/tests/conformance/%.o
+	@mkdir -p $(dir $@)
+	$(CC) -shared $(LDFLAGS_ALL) -o $@ $^
 
 # herd.pc is written for the PREFIX in force: at build time here, and again by
 # `make install` for the prefix being installed. Outside /usr, Libs carries
@@ -200,7 +209,7 @@ $(BUILD)/herd.pc: Makefile
 	$(call write_pc,$@)
 
 # ---- running ----
-tests-build: all $(TEST_BINS) $(FIXTURE_SO)
+tests-build: all $(TEST_BINS) $(FIXTURE_SO) $(CONF_PROV_SO)
 
 # Test scripts (tests/install/test_*.sh): exported symbols, an install into a
 # temporary prefix used from outside, the headers' own examples.

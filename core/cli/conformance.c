@@ -290,7 +290,8 @@ static int check_status(run *x, status *s, herd_err *err)
     int n = x->o->n_initial, rc;
     if ((rc = get_status(x, s, "status", err)) || (rc = unique_names(s, "status", err))) return rc;
     if (count(s, HERD_WORKER_RUNNING) != (size_t)n)
-        return broken(err, "status", "%zu of %zu listed workers are running, expected %d",
+        return broken(err, "status", "%zu of %zu listed workers are running, expected %d (the number "
+                      "cluster_kwargs start, as the suite was told)",
                       count(s, HERD_WORKER_RUNNING), s->n, n);
     bool local = x->o->pids != HERD_CONF_PIDS_REMOTE;
     for (size_t i = 0; i < s->n && local; i++)

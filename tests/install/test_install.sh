@@ -4,7 +4,8 @@
 # made for), then moved into place, and used from outside the source tree:
 #   - the staged and the final tree each find their own providers and plugins
 #     (herd providers, herd providers path);
-#   - herd worker --help; herd config check on a profile (and a broken one);
+#   - herd worker --help; herd providers test (the conformance suite);
+#     herd config check on a profile (and a broken one);
 #   - a program built in a temporary directory with
 #     `pkg-config --cflags --libs herd` (PKG_CONFIG_PATH=PREFIX/lib/pkgconfig)
 #     starts without LD_LIBRARY_PATH, runs a flow on a LocalCluster (its own
@@ -53,6 +54,11 @@ echo "$out" | grep -q "^local\.LocalCluster .*$prefix/lib/herd/providers/local\.
 step "herd worker --help"
 out=$($T "$prefix/bin/herd" worker --help) || fail "herd worker --help: exit $?"
 echo "$out" | grep -q -- "--plugin" || fail "herd worker --help: no --plugin in: $out"
+
+step "herd providers test local.LocalCluster (the conformance suite, installed)"
+out=$(HERD_LOG_LEVEL=error $T "$prefix/bin/herd" providers test local.LocalCluster --workers 1 \
+      --cluster-kwargs '{n_workers: 1, threads_per_worker: 1}') || fail "herd providers test: $out"
+echo "$out" | grep -q "^local.LocalCluster: conforms" || fail "herd providers test: no 'conforms' in: $out"
 
 step "herd config check"
 cat > "$tmp/herd.yaml" <<'EOF'
