@@ -22,10 +22,11 @@ SOVERSION   := 0
 PKGS        := libevent libevent_pthreads libevent_openssl msgpack yaml-0.1 libcurl openssl cmocka
 DEB_PKGS    := build-essential pkg-config libevent-dev libmsgpack-dev libyaml-dev \
                libcurl4-openssl-dev libssl-dev libcmocka-dev
-# What the tests need beyond the build: a real sshd and ssh client (the ssh
-# provider's tests), ip (network namespaces for the multi-host ssh test), ps
-# and pgrep, nm (tests/install/test_exports.sh), Dask (the defaults compared
-# with Dask's in test_local, and bench/).
+# What the tests need beyond the build (README.md, "Dependencies", says which
+# test needs what): a real sshd and ssh client (the ssh provider's tests), ip
+# (network namespaces for the multi-host ssh test), ps and pgrep (to find what
+# a failed test left), nm (tests/install/test_exports.sh), Dask (the defaults
+# compared with Dask's in test_local, and bench/).
 DEB_TEST_PKGS := openssh-server openssh-client iproute2 procps binutils python3-distributed
 
 PKG_CFLAGS  = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
