@@ -333,7 +333,8 @@ static void test_defaults_match_dask(void **state)
 {
     dask_sizes d;
     if (!ask_dask(&d)) {
-        fprintf(stderr, "python3 (/usr/bin or PATH) with dask and distributed not found: skipping the comparison\n");
+        fprintf(stderr, "\n*** SKIPPED test_defaults_match_dask: python3 (/usr/bin or PATH) with dask and "
+                "distributed not found (apt-get install python3-distributed) ***\n\n");
         skip();
     }
     long nw, th, mem;
