@@ -5,7 +5,7 @@
 #   make test-asan   the same under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make test-tsan   the same under ThreadSanitizer
 #   make bench       benchmarks, side by side with Dask
-#   make install     PREFIX=/usr/local DESTDIR=
+#   make install     PREFIX=/usr/local DESTDIR= (any prefix: nothing built depends on it)
 #   make deps        install the Debian packages the build and the tests need (as root)
 #   make print-deb-pkgs   that list (what .ci/run installs)
 
