@@ -155,8 +155,11 @@ static int squares(run *x, const char *task, int n, herd_err *err)
 static int check_start(run *x, herd_err *err)
 {
     const herd_conformance_opts *o = x->o;
-    if (herd_wait_for_workers(x->r, o->n_initial, o->timeout, err))
-        return broken_call(err, "start", "waiting for the workers");
+    if (herd_wait_for_workers(x->r, o->n_initial, o->timeout, err)) {
+        char what[96];
+        snprintf(what, sizeof what, "waiting for %d workers (as many as cluster_kwargs start)", o->n_initial);
+        return broken_call(err, "start", what);
+    }
     int nthreads = 0, n = herd_runner_workers(x->r, &nthreads);
     if (n != o->n_initial)
         return broken(err, "start", "%d workers connected, expected %d", n, o->n_initial);
