@@ -5,10 +5,12 @@
 #   make test-asan   the same under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make test-tsan   the same under ThreadSanitizer
 #   make bench       benchmarks, side by side with Dask
-#   make install     PREFIX=/usr/local DESTDIR=
-#   make deps        install the Debian packages the build needs (as root)
+#   make install     PREFIX=/usr/local DESTDIR= (any prefix: nothing built depends on it)
+#   make deps        install the Debian packages the build and the tests need (as root)
+#   make print-deb-pkgs   that list (what .ci/run installs)
 
 .SECONDEXPANSION:
+.SECONDARY:          # keep every object (the .d files describe them)
 PREFIX  ?= /usr/local
 DESTDIR ?=
 BUILD   ?= build
@@ -20,6 +22,12 @@ SOVERSION   := 0
 PKGS        := libevent libevent_pthreads libevent_openssl msgpack yaml-0.1 libcurl openssl cmocka
 DEB_PKGS    := build-essential pkg-config libevent-dev libmsgpack-dev libyaml-dev \
                libcurl4-openssl-dev libssl-dev libcmocka-dev
+# What the tests need beyond the build (README.md, "Dependencies", says which
+# test needs what): a real sshd and ssh client (the ssh provider's tests), ip
+# (network namespaces for the multi-host ssh test), ps and pgrep (to find what
+# a failed test left), nm (tests/install/test_exports.sh), Dask (the defaults
+# compared with Dask's in test_local, and bench/).
+DEB_TEST_PKGS := openssh-server openssh-client iproute2 procps binutils python3-distributed
 
 PKG_CFLAGS  = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS    = $(shell pkg-config --libs libevent libevent_pthreads libevent_openssl msgpack yaml-0.1 libcurl openssl 2>/dev/null)
@@ -37,9 +45,14 @@ OPT      := -O2 -g
 endif
 
 WARN     := -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wshadow -Wstrict-prototypes
-CFLAGS_ALL = -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) $(SANFLAGS) -fPIC -fvisibility=hidden \
-             -Iinclude -Icore $(PKG_CFLAGS) \
-             -DHERD_PREFIX='"$(PREFIX)"' $(CFLAGS)
+# Two include sets, chosen by directory (the object rules below): the core,
+# the herd command and the tests see core/ (-Icore); providers, plugins,
+# examples, bench and test fixtures see the public headers only, as an outside
+# author does, so including a private core header there fails to build.
+# -MMD -MP write each object's header dependencies beside it (.d, included below).
+CFLAGS_PUB = -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) $(SANFLAGS) -fPIC -fvisibility=hidden \
+             -MMD -MP -Iinclude $(PKG_CFLAGS) $(CFLAGS)
+CFLAGS_INT = $(CFLAGS_PUB) -Icore
 LDFLAGS_ALL = $(SANFLAGS) -Wl,--as-needed $(LDFLAGS)
 
 CORE_SRC  := $(wildcard core/*.c)
@@ -53,6 +66,8 @@ CONF_SRC  := $(wildcard tests/conformance/test_*.c)
 BENCH_SRC := $(wildcard bench/*.c)
 TEST_HELPERS := $(wildcard tests/support/*.c)
 FIXTURE_SRC  := $(wildcard tests/fixtures/*.c)
+# providers that break a conformance rule on purpose (not test_*.c)
+CONF_PROV_SRC := $(filter-out tests/conformance/test_%.c,$(wildcard tests/conformance/*.c))
 
 CORE_OBJ  := $(CORE_SRC:%.c=$(BUILD)/obj/%.o)
 LIBSO     := $(BUILD)/lib/libherd.so.$(VERSION)
@@ -67,32 +82,60 @@ CONF_BIN  := $(CONF_SRC:tests/conformance/%.c=$(BUILD)/tests/%)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 TEST_BINS := $(UNIT_BIN) $(INTEG_BIN) $(CONF_BIN)
 FIXTURE_SO := $(FIXTURE_SRC:tests/fixtures/%.c=$(BUILD)/tests/fixtures/%.so)
+CONF_PROV_SO := $(CONF_PROV_SRC:tests/conformance/%.c=$(BUILD)/tests/conformance/%.so)
 
 RPATH     = -Wl,-rpath,'$$ORIGIN/../lib'
 LINK_HERD = -L$(BUILD)/lib -lherd $(RPATH)
 
-.PHONY: all deps check-deps demo test test-asan test-tsan bench install uninstall clean tests-build
+.PHONY: all deps print-deb-pkgs check-deps demo test test-asan test-tsan bench install uninstall clean tests-build
 all: check-deps $(LIBSO) $(BUILD)/lib/libherd.so $(LIBA) $(HERD_BIN) $(PROV_SO) $(PLUG_SO) $(EX_BIN) $(BUILD)/herd.pc
 
 # ---- dependencies ----
+# deps: every Debian package of both lists that is not installed yet.
 deps:
+	@missing=""; for p in $(DEB_PKGS) $(DEB_TEST_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "herd: installing$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq $$missing >/dev/null || exit 1; \
+	  else echo "run as root:  apt-get install -y$$missing"; exit 1; fi; \
+	fi
+
+print-deb-pkgs:
+	@echo $(DEB_PKGS) $(DEB_TEST_PKGS)
+
+# check-deps (before every build): the build's libraries, through pkg-config.
+check-deps:
 	@missing=""; for p in $(PKGS); do pkg-config --exists $$p 2>/dev/null || missing="$$missing $$p"; done; \
 	command -v pkg-config >/dev/null || missing="pkg-config"; \
 	if [ -n "$$missing" ]; then \
 	  echo "herd: missing build dependencies:$$missing"; \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq $(DEB_PKGS) >/dev/null || exit 1; \
-	  else echo "run as root:  apt-get install -y $(DEB_PKGS)"; exit 1; fi; \
+	  else echo "run as root:  apt-get install -y $(DEB_PKGS)   (or: make deps, which adds what the tests need)"; exit 1; fi; \
 	fi
 
-check-deps:
-	@$(MAKE) --no-print-directory deps
+# ---- objects (GNU make picks the rule with the shortest stem) ----
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_PUB) -c $< -o $@
+$(BUILD)/obj/core/%.o: core/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_INT) -c $< -o $@
+$(BUILD)/obj/tests/%.o: tests/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_INT) -c $< -o $@
+$(BUILD)/obj/tests/fixtures/%.o: tests/fixtures/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_PUB) -c $< -o $@
+$(CONF_PROV_SRC:%.c=$(BUILD)/obj/%.o): $(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_PUB) -c $< -o $@
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 
 # ---- libherd ----
-$(BUILD)/obj/%.o: %.c $(wildcard include/herd/*.h core/*.h tests/support/*.h tests/conformance/*.h)
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -c $< -o $@
-
 $(LIBSO): $(CORE_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) -shared -Wl,-soname,libherd.so.$(SOVERSION) -Wl,--no-undefined $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS) -ldl -lpthread -lm
@@ -140,7 +183,8 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(TEST_SUPPORT_OBJ) $(LIBA)
 $(BUILD)/tests/%: $(BUILD)/obj/tests/integration/%.o $(TEST_SUPPORT_OBJ) $(BUILD)/lib/libherd.so
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $(filter %.o,$^) $(LINK_HERD) $(PKG_LIBS) $(CMOCKA_LIBS) -lpthread -lm
-$(BUILD)/tests/%: $(BUILD)/obj/tests/conformance/%.o $(TEST_SUPPORT_OBJ) $(BUILD)/lib/libherd.so
+# Conformance tests run the suite the herd command has (core/cli/conformance.c).
+$(BUILD)/tests/%: $(BUILD)/obj/tests/conformance/%.o $(TEST_SUPPORT_OBJ) $(BUILD)/obj/core/cli/conformance.o $(BUILD)/lib/libherd.so
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $(filter %.o,$^) $(LINK_HERD) $(PKG_LIBS) $(CMOCKA_LIBS) -lpthread -lm
 
@@ -148,11 +192,17 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/conformance/%.o $(TEST_SUPPORT_OBJ) $(BUILD
 $(BUILD)/tests/fixtures/%.so: $(BUILD)/obj/tests/fixtures/%.o
 	@mkdir -p $(dir $@)
 	$(CC) -shared $(LDFLAGS_ALL) -o $@ $^
+$(BUILD)/tests/conformance/%.so: $(BUILD)/obj/tests/conformance/%.o
+	@mkdir -p $(dir $@)
+	$(CC) -shared $(LDFLAGS_ALL) -o $@ $^
 
 # herd.pc is written for the PREFIX in force: at build time here, and again by
-# `make install` for the prefix being installed.
+# `make install` for the prefix being installed. Outside /usr, Libs carries
+# -Wl,-rpath,$${libdir}, so that a program built with `pkg-config --libs herd`
+# finds libherd.so.0 at run time without LD_LIBRARY_PATH or ldconfig.
+PC_RPATH = $(if $(filter /usr /usr/,$(PREFIX)),,-Wl,-rpath,$${libdir} )
 define write_pc
-	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: herd\nDescription: run a program'"'"'s tasks in parallel on a cluster of workers\nVersion: %s\nRequires.private: libevent msgpack yaml-0.1 libcurl openssl\nLibs: -L$${libdir} -lherd\nCflags: -I$${includedir}\n' '$(PREFIX)' '$(VERSION)' > $(1)
+	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: herd\nDescription: run a program'"'"'s tasks in parallel on a cluster of workers\nVersion: %s\nRequires.private: libevent msgpack yaml-0.1 libcurl openssl\nLibs: -L$${libdir} %s-lherd\nCflags: -I$${includedir}\n' '$(PREFIX)' '$(VERSION)' '$(PC_RPATH)' > $(1)
 endef
 
 $(BUILD)/herd.pc: Makefile
@@ -160,10 +210,14 @@ $(BUILD)/herd.pc: Makefile
 	$(call write_pc,$@)
 
 # ---- running ----
-tests-build: all $(TEST_BINS) $(FIXTURE_SO)
+tests-build: all $(TEST_BINS) $(FIXTURE_SO) $(CONF_PROV_SO)
+
+# Test scripts (tests/install/test_*.sh): exported symbols, an install into a
+# temporary prefix used from outside, the headers' own examples.
+TEST_SCRIPTS := $(wildcard tests/install/test_*.sh)
 
 test: tests-build
-	@BUILD=$(BUILD) sh tests/run.sh $(TEST_BINS)
+	@BUILD=$(BUILD) SAN=$(SAN) sh tests/run.sh $(TEST_BINS) $(TEST_SCRIPTS)
 
 test-asan:
 	@$(MAKE) --no-print-directory BUILD=build-asan SAN=1 test

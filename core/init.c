@@ -3,7 +3,8 @@
  * --herd-worker) runs the worker here and exits; one a provider started as
  * a remote scheduler (--herd-scheduler, see herd_scheduler_argv) serves it
  * and exits; --herd-version prints "herd <version> protocol <n>" and exits;
- * any other returns. */
+ * any other returns. Either mode answers --help (or -h) with its flags and
+ * environment (docs/providers.md says the same for provider authors). */
 #include "worker.h"
 
 #include <errno.h>
@@ -11,6 +12,56 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+static const char worker_help[] =
+    "usage: %s --herd-worker [options]\n"
+    "Worker mode: how a provider starts this program as a worker of a cluster\n"
+    "(herd_worker_argv); the program's main must call herd_init first.\n"
+    "  --herd-address ADDRESS   the scheduler: tcp://HOST:PORT, tls://HOST:PORT or\n"
+    "                           unix:///path (default: $HERD_SCHEDULER_ADDRESS)\n"
+    "  --herd-name NAME         the worker's name, unique in its cluster (default \"worker\")\n"
+    "  --herd-nthreads N        task slots, 1..4096 (default 1)\n"
+    "  --herd-resources SPEC    abstract resources offered, e.g. \"GPU=1,process=1\"\n"
+    "  --herd-memory-limit B    exit (its tasks then run elsewhere) when the resident\n"
+    "                           memory exceeds B bytes (default 0: no limit)\n"
+    "  --herd-reconnect         redial with backoff when the scheduler goes away\n"
+    "                           (default: exit)\n"
+    "environment:\n"
+    "  HERD_SCHEDULER_ADDRESS   the scheduler, when --herd-address is not given\n"
+    "  HERD_TOKEN               the cluster's token, sent in the first message\n"
+    "  HERD_TLS_CA, HERD_TLS_CERT, HERD_TLS_KEY\n"
+    "                           for tls:// addresses: the CA certificate, this worker's\n"
+    "                           certificate and its private key, as PEM text (not file\n"
+    "                           names); all three or none; removed from the environment\n"
+    "                           before any task runs\n"
+    "  HERD_LOG_LEVEL           debug, info (default), warning or error\n";
+
+static const char scheduler_help[] =
+    "usage: %s --herd-scheduler --listen ADDRESS [options]\n"
+    "Scheduler mode: how a provider runs the scheduler of one cluster on another\n"
+    "machine (start_scheduler, herd_scheduler_argv); prints \"herd-scheduler-at\n"
+    "ADDRESS\" once listening and serves until SIGTERM, SIGINT or SIGHUP.\n"
+    "  --listen ADDRESS            tcp://HOST:PORT (port 0: any), tls://… or unix:///path\n"
+    "  --heartbeat-interval S      how often workers send a heartbeat\n"
+    "  --heartbeat-timeout S       declare a silent worker dead after S seconds\n"
+    "  --allowed-failures N        worker deaths a task survives\n"
+    "environment:\n"
+    "  HERD_TOKEN                  required: the token workers and clients must present\n"
+    "  HERD_TLS_CA, HERD_TLS_CERT, HERD_TLS_KEY\n"
+    "                              for tls://: as for workers (PEM text), this scheduler's\n"
+    "                              certificate and key\n";
+
+/* Is --help or -h among the mode's flags (not the value of one)? Flags
+ * other than these take a value. */
+static bool wants_help(int argc, char **argv)
+{
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) return true;
+        if (strcmp(a, "--herd-worker") && strcmp(a, "--herd-reconnect")) i++;   /* its value */
+    }
+    return false;
+}
 
 int herd_init(int *argc, char ***argv)
 {
@@ -20,12 +71,18 @@ int herd_init(int *argc, char ***argv)
         fflush(stdout);
         _exit(0);
     }
+    bool worker = strcmp((*argv)[1], "--herd-worker") == 0;
+    if ((worker || strcmp((*argv)[1], "--herd-scheduler") == 0) && wants_help(*argc, *argv)) {
+        printf(worker ? worker_help : scheduler_help, (*argv)[0]);
+        fflush(stdout);
+        _exit(0);
+    }
     if (strcmp((*argv)[1], "--herd-scheduler") == 0) {
         int code = herd_scheduler_serve_args(*argc, *argv);
         fflush(NULL);
         _exit(code);
     }
-    if (strcmp((*argv)[1], "--herd-worker") != 0) return 0;
+    if (!worker) return 0;
     herd_worker_cfg cfg;
     herd_value *res = NULL;
     herd_err err = { 0 };

@@ -6,10 +6,6 @@
 #include <herd/herd.h>
 #include <stdio.h>
 
-#ifndef HERD_PREFIX
-#define HERD_PREFIX "/usr/local"
-#endif
-
 /* Small arithmetic, so that libherd (and so every worker process) need not
  * load libm for fmin/fmax/pow. */
 static inline double herd_dmin(double a, double b) { return a < b ? a : b; }
@@ -17,8 +13,8 @@ static inline double herd_dmax(double a, double b) { return a > b ? a : b; }
 static inline double herd_pow2(int n) { double p = 1; while (n-- > 0 && p < 1e300) p *= 2; return p; }
 
 /* paths.c: directories searched for loadable files of one kind ("providers",
- * "plugins"): $envvar (colon-separated), the tree libherd.so sits in, the
- * install prefix. Free with herd_strv_free. */
+ * "plugins"): $envvar (colon-separated), then the build or install tree
+ * the runtime sits in. Free with herd_strv_free. */
 char **herd_search_dirs(const char *kind, const char *envvar);
 
 /* kwargs.c: the did-you-mean every "unknown name" error uses. The edit

@@ -1,6 +1,9 @@
 /* core/paths.c — where herd looks for loadable files: the directories searched
- * for providers and task plugins (an environment variable, then the build tree
- * or install tree next to libherd.so, then the install prefix). */
+ * for providers and task plugins: an environment variable, then the build or
+ * install tree found from where the runtime itself sits (libherd.so, or the
+ * executable that links it statically, such as the herd command). Nothing
+ * depends on the prefix the build was made for, so an installed tree works
+ * wherever it is put (make install PREFIX=any, DESTDIR staging, moved). */
 #include "internal.h"
 
 #include <dlfcn.h>
@@ -50,19 +53,17 @@ char **herd_search_dirs(const char *kind, const char *envvar)
             push(&v, &n, d);
         free(copy);
     }
-    char dir[PATH_MAX], buf[PATH_MAX + 64];
-    if (libdir(dir, sizeof dir) == 0) {
-        /* build tree: build/lib/libherd.so -> build/<kind>;
-         * statically linked tests: build/tests/x -> build/<kind> */
-        snprintf(buf, sizeof buf, "%s/../%s", dir, kind);
-        char real[PATH_MAX];
-        if (realpath(buf, real) && access(real, R_OK) == 0) push(&v, &n, real);
-        /* install tree: PREFIX/lib/libherd.so -> PREFIX/lib/herd/<kind> */
-        snprintf(buf, sizeof buf, "%s/herd/%s", dir, kind);
-        if (realpath(buf, real) && access(real, R_OK) == 0) push(&v, &n, real);
-    }
-    snprintf(buf, sizeof buf, "%s/lib/herd/%s", HERD_PREFIX, kind);
-    push(&v, &n, buf);
+    /* relative to the directory the runtime sits in:
+     *   build/lib/libherd.so, build/bin/herd, build/tests/x -> build/<kind>
+     *   PREFIX/lib/libherd.so                               -> PREFIX/lib/herd/<kind>
+     *   PREFIX/bin/herd (the runtime linked statically)     -> PREFIX/lib/herd/<kind> */
+    static const char *const rel[] = { "../", "herd/", "../lib/herd/" };
+    char dir[PATH_MAX], buf[PATH_MAX + 64], real[PATH_MAX];
+    if (libdir(dir, sizeof dir) == 0)
+        for (size_t i = 0; i < sizeof rel / sizeof *rel; i++) {
+            snprintf(buf, sizeof buf, "%s/%s%s", dir, rel[i], kind);
+            if (realpath(buf, real) && access(real, R_OK) == 0) push(&v, &n, real);
+        }
     return v;
 }
 

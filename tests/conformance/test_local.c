@@ -333,7 +333,8 @@ static void test_defaults_match_dask(void **state)
 {
     dask_sizes d;
     if (!ask_dask(&d)) {
-        fprintf(stderr, "python3 (/usr/bin or PATH) with dask and distributed not found: skipping the comparison\n");
+        fprintf(stderr, "\n*** SKIPPED test_defaults_match_dask: python3 (/usr/bin or PATH) with dask and "
+                "distributed not found (apt-get install python3-distributed) ***\n\n");
         skip();
     }
     long nw, th, mem;
@@ -362,10 +363,10 @@ static void test_defaults_match_dask(void **state)
 
 static const conf_opts procs = { .cluster_class = "local.LocalCluster",
                                  .kwargs = "{n_workers: 2, threads_per_worker: 1}",
-                                 .n_initial = 2, .local_pids = true, .timeout = 30 };
+                                 .n_initial = 2, .pids = HERD_CONF_PIDS_LOCAL, .timeout = 30 };
 static const conf_opts threads = { .cluster_class = "distributed.LocalCluster",
                                    .kwargs = "{n_workers: 2, threads_per_worker: 1, processes: false}",
-                                   .n_initial = 2, .local_pids = false, .timeout = 30 };
+                                   .n_initial = 2, .pids = HERD_CONF_PIDS_REMOTE, .timeout = 30 };
 
 static void test_conformance_processes_basic(void **state) { conf_run_basic(&procs); }
 static void test_conformance_processes_lifecycle(void **state) { conf_run_lifecycle(&procs); }

@@ -57,7 +57,7 @@ static void need_sshd(void)
 static conf_opts opts(const char *cls, const char *kw)
 {
     need_sshd();
-    return (conf_opts){ .cluster_class = cls, .kwargs = kw, .n_initial = 2, .local_pids = true, .timeout = 30 };
+    return (conf_opts){ .cluster_class = cls, .kwargs = kw, .n_initial = 2, .pids = HERD_CONF_PIDS_LOCAL, .timeout = 30 };
 }
 
 static void test_basic(void **state)

@@ -85,7 +85,10 @@ static inline int tssh_sh(char *why, size_t cap, const char *fmt, ...)
 static inline bool tssh_available(char *why, size_t cap)
 {
     if (access(TSSHD_BIN, X_OK) != 0) { tssh_fail(why, cap, "%s: %s (apt-get install openssh-server)", TSSHD_BIN, strerror(errno)); return false; }
-    if (tssh_sh(why, cap, "command -v ssh && command -v ssh-keygen")) return false;
+    if (tssh_sh(why, cap, "command -v ssh && command -v ssh-keygen")) {
+        tssh_fail(why, cap, "ssh or ssh-keygen not found (apt-get install openssh-client)");
+        return false;
+    }
     return true;
 }
 
