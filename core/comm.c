@@ -167,7 +167,7 @@ static void read_cb(struct bufferevent *bev, void *arg)
         const char *data = (const char *)evbuffer_pullup(in, 4 + (ssize_t)len) + 4;
         msgpack_unpacked up;
         msgpack_unpacked_init(&up);
-        herd_err e = { 0 };
+        herd_err e;        /* set by herd_proto_op when it fails */
         size_t off = 0;
         const char *why = NULL;
         char whybuf[sizeof e.msg + 32];

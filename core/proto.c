@@ -65,9 +65,12 @@ static int rd_open(rd *r, const msgpack_object *m, int op, uint32_t n, herd_err 
 {
     r->op = op;
     r->err = err;
-    herd_err e = { 0 };
-    int got = herd_proto_op(m, &e);
-    if (got < 0) return herd_err_set(err, -HERD_EPROTO, "%s: %s", op_names[op], e.msg);
+    int got = herd_proto_op(m, NULL);
+    if (got < 0) {
+        herd_err e;        /* not zeroed on the hot path: 1 KiB per message */
+        herd_proto_op(m, &e);
+        return herd_err_set(err, -HERD_EPROTO, "%s: %s", op_names[op], e.msg);
+    }
     if (got != op) return herd_err_set(err, -HERD_EPROTO, "%s: the message is a %s", op_names[op], op_names[got]);
     if (m->via.array.size != n)
         return herd_err_set(err, -HERD_EPROTO, "%s: %u fields, expected %u", op_names[op],
@@ -160,7 +163,7 @@ static int rd_str(rd *r, int i, const char *field, int flags, herd_pstr *out)
 
 static int rd_value(rd *r, int i, const char *field, herd_value **out)
 {
-    herd_err e = { 0 };
+    herd_err e;            /* set when it fails (not zeroed: 1 KiB per value) */
     if (herd_value_from_msgpack(&r->a[i], out, &e))
         return herd_err_set(r->err, -HERD_EPROTO, "%s: field '%s': %s", op_names[r->op], field, e.msg);
     return 0;

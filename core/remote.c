@@ -72,7 +72,8 @@ static void on_reply(herd_remote *r, herd_msg_reply *m)
 static void on_msg(herd_conn *c, const msgpack_object *m, void *ud)
 {
     herd_remote *r = ud;
-    herd_err e = { 0 };
+    herd_err e;                           /* set by a failing unpack (not zeroed: 1 KiB) */
+    e.msg[0] = '\0';
     int op = herd_proto_op(m, NULL);      /* comm.c checked it */
     switch (op) {
     case OP_WELCOME: {

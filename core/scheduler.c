@@ -879,7 +879,8 @@ static void on_msg(herd_conn *c, const msgpack_object *m, void *ud)
 {
     sworker *w = ud;
     herd_sched *s = w->s;
-    herd_err e = { 0 };
+    herd_err e;                           /* set by a failing unpack (not zeroed: 1 KiB) */
+    e.msg[0] = '\0';
     int op = herd_proto_op(m, NULL);      /* comm.c checked it */
     w->last_seen = herd_now();
     if (!w->hello) {

@@ -320,7 +320,8 @@ static void bad_message(wk *w, herd_conn *c, const herd_err *e)
 static void on_msg(herd_conn *c, const msgpack_object *m, void *ud)
 {
     wk *w = ud;
-    herd_err e = { 0 };
+    herd_err e;                           /* set by a failing unpack (not zeroed: 1 KiB) */
+    e.msg[0] = '\0';
     int op = herd_proto_op(m, NULL);      /* comm.c checked it */
     switch (op) {
     case OP_WELCOME: {
