@@ -1,7 +1,8 @@
 /* core/comm.c — framed msgpack messages over libevent bufferevents. A frame
  * is a 4-byte big-endian length followed by one or more msgpack messages;
  * everything queued during one loop iteration leaves as one frame, so both
- * directions are batched. Also: address parsing, listen and dial. */
+ * directions are batched. Also: address parsing, listen and dial, and the
+ * outbox other threads queue messages in. What messages hold is proto.c's. */
 #include "comm.h"
 #include "value_int.h"
 #include "security.h"

@@ -186,7 +186,7 @@ static void run_one(wk *w, wtask *t, fncache **cache)
     herd_task_ctx ctx = { .w = w, .key = t->key, .run_name = t->run_name, .attempt = t->attempt, .tags = t->tags };
     herd_task_fn fn = NULL;
     herd_value *out = NULL;
-    herd_err err = { 0 };
+    herd_err err;                          /* read only when the lookup failed (not zeroed: 1 KiB) */
     int rc;
     for (fncache *c = *cache; c && !fn; c = c->next)
         if (strcmp(c->name, t->task) == 0) fn = c->fn;
