@@ -7,7 +7,6 @@
 #include "worker.h"
 #include "client.h"
 #include "comm.h"
-#include "value_int.h"
 
 #include <errno.h>
 #include <math.h>
