@@ -1,7 +1,8 @@
 /* core/comm.c — framed msgpack messages over libevent bufferevents. A frame
  * is a 4-byte big-endian length followed by one or more msgpack messages;
  * everything queued during one loop iteration leaves as one frame, so both
- * directions are batched. Also: address parsing, listen and dial. */
+ * directions are batched. Also: address parsing, listen and dial, and the
+ * outbox other threads queue messages in. What messages hold is proto.c's. */
 #include "comm.h"
 #include "value_int.h"
 #include "security.h"
@@ -119,6 +120,7 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 void herd_conn_flush(herd_conn *c) { if (c) write_frame(c); }
 
 msgpack_packer *herd_conn_packer(herd_conn *c) { return &c->pk; }
+msgpack_sbuffer *herd_conn_buf(herd_conn *c) { return &c->sb; }
 
 void herd_conn_end(herd_conn *c)
 {
@@ -166,8 +168,10 @@ static void read_cb(struct bufferevent *bev, void *arg)
         const char *data = (const char *)evbuffer_pullup(in, 4 + (ssize_t)len) + 4;
         msgpack_unpacked up;
         msgpack_unpacked_init(&up);
+        herd_err e;        /* set by herd_proto_op when it fails */
         size_t off = 0;
         const char *why = NULL;
+        char whybuf[sizeof e.msg + 32];
         while (off < len && !c->dead && c->on_msg) {
             /* msgpack-c allocates a container's declared size before reading
              * it: validate untrusted bytes first */
@@ -181,10 +185,9 @@ static void read_cb(struct bufferevent *bev, void *arg)
                 break;
             }
             const msgpack_object *m = &up.data;
-            if (m->type != MSGPACK_OBJECT_ARRAY || m->via.array.size < 1 ||
-                m->via.array.ptr[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
-                m->via.array.ptr[0].via.u64 == 0 || m->via.array.ptr[0].via.u64 >= OP_MAX) {
-                why = "protocol error: message is not [opcode, ...] with a known opcode";
+            if (herd_proto_op(m, &e) < 0) {
+                snprintf(whybuf, sizeof whybuf, "protocol error: %s", e.msg);
+                why = whybuf;
                 break;
             }
             c->on_msg(c, m, c->ud);
@@ -216,6 +219,14 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
     else if (what & BEV_EVENT_TIMEOUT) snprintf(why, sizeof why, "connection timed out");
     else snprintf(why, sizeof why, "connection error: %s",
                   evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+    c->in_cb++;
+    fail(c, why);
+    c->in_cb--;
+    if (c->dead && !c->in_cb) destroy(c);
+}
+
+void herd_conn_fail(herd_conn *c, const char *why)
+{
     c->in_cb++;
     fail(c, why);
     c->in_cb--;
@@ -271,6 +282,66 @@ herd_conn *herd_conn_new(struct bufferevent *bev, const char *peer,
 }
 
 const char *herd_conn_peer(const herd_conn *c) { return c->peer; }
+
+herd_conn *herd_conn_dial(struct event_base *base, const char *address, herd_tls *tls, double timeout_s,
+                          herd_conn_msg_fn on_msg, herd_conn_close_fn on_close, void *ud, herd_err *err)
+{
+    herd_addr a;
+    int fd = -1;
+    if (herd_tls_addr_check(tls, address, err) || herd_addr_parse(address, &a, err) ||
+        herd_dial(address, timeout_s > 0 ? timeout_s : 30, &fd, err))
+        return NULL;
+    struct bufferevent *bev = tls ? herd_tls_connect(tls, base, fd, a.host, err)   /* closes fd on failure */
+                                  : bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (!bev) {
+        if (!tls) { close(fd); herd_err_set(err, -ENOMEM, "out of memory"); }
+        return NULL;
+    }
+    herd_conn *c = herd_conn_new(bev, address, on_msg, on_close, ud);
+    if (!c) herd_err_set(err, -ENOMEM, "out of memory");
+    return c;
+}
+
+/* ---- outbox ---- */
+static void outbox_cb(evutil_socket_t fd, short what, void *arg)
+{
+    herd_outbox *o = arg;
+    pthread_mutex_lock(o->mu);
+    o->signalled = 0;
+    if (*o->conn && o->sb.size) herd_conn_append(*o->conn, o->sb.data, o->sb.size);
+    msgpack_sbuffer_clear(&o->sb);
+    pthread_mutex_unlock(o->mu);
+}
+
+int herd_outbox_init(herd_outbox *o, struct event_base *base, pthread_mutex_t *mu, herd_conn **conn)
+{
+    memset(o, 0, sizeof *o);
+    o->mu = mu;
+    o->conn = conn;
+    msgpack_sbuffer_init(&o->sb);
+    return (o->ev = event_new(base, -1, 0, outbox_cb, o)) ? 0 : -ENOMEM;
+}
+
+void herd_outbox_wake(herd_outbox *o)
+{
+    if (!o->signalled && o->ev) {
+        o->signalled = 1;
+        event_active(o->ev, EV_TIMEOUT, 0);
+    }
+}
+
+void herd_outbox_send_unlock(herd_outbox *o)
+{
+    herd_outbox_wake(o);
+    pthread_mutex_unlock(o->mu);
+}
+
+void herd_outbox_destroy(herd_outbox *o)
+{
+    if (o->ev) event_free(o->ev);
+    o->ev = NULL;
+    msgpack_sbuffer_destroy(&o->sb);
+}
 
 /* ---- addresses ---- */
 int herd_addr_parse(const char *s, herd_addr *a, herd_err *err)
@@ -393,34 +464,4 @@ int herd_dial(const char *addr, double timeout_s, int *fd_out, herd_err *err)
         usleep(20000);
     }
     return herd_err_set(err, -last, "cannot connect to scheduler at %s within %.1fs: %s", addr, timeout_s, strerror(last));
-}
-
-/* ---- msgpack_object helpers ---- */
-int64_t herd_obj_int(const msgpack_object *o, int64_t dflt)
-{
-    if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) return o->via.u64 > INT64_MAX ? INT64_MAX : (int64_t)o->via.u64;
-    if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) return o->via.i64;
-    return dflt;
-}
-
-double herd_obj_float(const msgpack_object *o, double dflt)
-{
-    if (o->type == MSGPACK_OBJECT_FLOAT32 || o->type == MSGPACK_OBJECT_FLOAT64) return o->via.f64;
-    if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) return (double)o->via.u64;
-    if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) return (double)o->via.i64;
-    return dflt;
-}
-
-char *herd_obj_strdup(const msgpack_object *o)
-{
-    if (o->type != MSGPACK_OBJECT_STR) return NULL;
-    return strndup(o->via.str.ptr, o->via.str.size);
-}
-
-void herd_pack_str(msgpack_packer *pk, const char *s)
-{
-    if (!s) { msgpack_pack_nil(pk); return; }
-    size_t n = strlen(s);
-    msgpack_pack_str(pk, n);
-    msgpack_pack_str_body(pk, s, n);
 }

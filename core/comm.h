@@ -1,42 +1,19 @@
 /* core/comm.h — framed msgpack messages over libevent bufferevents (TCP and
- * Unix sockets), the protocol's message codes, and listener/dial helpers. */
+ * Unix sockets), and listener/dial helpers. What the messages hold is
+ * proto.h's (included here for the opcodes). */
 #ifndef HERD_COMM_H
 #define HERD_COMM_H
 
 #include "internal.h"
+#include "security.h"
+#include <pthread.h>
 #include <event2/event.h>
 #include <event2/bufferevent.h>
 #include <event2/listener.h>
 #include <msgpack.h>
+#include "proto.h"
 
-#define HERD_PROTO_VERSION HERD_PROTOCOL_VERSION
 #define HERD_MAX_FRAME (256u << 20)   /* a frame larger than this is a protocol error */
-
-/* Message codes: every message is a msgpack array whose first item is one. */
-enum {
-    OP_HELLO = 1,      /* c->s [op, proto, role, token, name, nthreads, resources, pid] */
-    OP_WELCOME,        /* s->c [op, id, heartbeat_interval_s, nworkers, nthreads, owned] */
-    OP_REFUSE,         /* s->c [op, reason] */
-    OP_RUN,            /* s->w [op, key, task, args, attempt, run_name, tags] */
-    OP_DONE,           /* w->s [op, key, ok, value|error, duration_us] */
-    OP_LOG,            /* w->s [op, key, level, text]; s->c the same */
-    OP_HEARTBEAT,      /* w->s [op] */
-    OP_SECEDE,         /* w->s [op, key]: the task waits on sub-tasks, its slot is free */
-    OP_SUBMIT,         /* c->s [op, key, task, args, priority, resources, retries,
-                                retry_delay, timeout, run_name, tags] */
-    OP_RELEASE,        /* c->s [op, key] */
-    OP_CANCEL,         /* c->s [op, key] */
-    OP_RESULT,         /* s->c [op, key, state, value|error]; also Scheduled and
-                          Running (payload nil) for a remote client's tasks */
-    OP_CLOSE,          /* s->w [op, reason]: finish and exit */
-    OP_WORKERS,        /* s->c [op, nworkers, nthreads]: the cluster's size changed */
-    OP_STARTED,        /* w->s [op, key, attempt]: an executor thread started the task */
-    OP_CONTROL,        /* c->s [op, seq, verb, arg]: "load"; "drain" NAME and "close_workers"
-                          REASON only on a scheduler its cluster's provider started (owned) */
-    OP_REPLY,          /* s->c [op, seq, rc, payload]: payload the load, or the error text */
-    OP_MAX
-};
-enum { ROLE_WORKER = 0, ROLE_CLIENT = 1 };
 
 typedef struct herd_conn herd_conn;
 
@@ -56,8 +33,10 @@ herd_conn *herd_conn_new(struct bufferevent *bev, const char *peer,
                          herd_conn_msg_fn on_msg, herd_conn_close_fn on_close, void *ud);
 /* Close now (no callbacks) and free. */
 void herd_conn_free(herd_conn *c);
-/* Queue one message: pack into herd_conn_packer(c) then call herd_conn_end(c).
- * Messages queued in one loop iteration go out as one frame. */
+/* Queue one message: pack into herd_conn_buf(c) (a herd_proto_pack_*
+ * function) or herd_conn_packer(c), then call herd_conn_end(c). Messages
+ * queued in one loop iteration go out as one frame. */
+msgpack_sbuffer *herd_conn_buf(herd_conn *c);
 msgpack_packer *herd_conn_packer(herd_conn *c);
 void herd_conn_end(herd_conn *c);
 /* Queue bytes that already hold whole packed messages. */
@@ -67,6 +46,10 @@ void herd_conn_flush(herd_conn *c);
 /* Flush what is queued, then close once written; on_close is not called. */
 void herd_conn_close_after_flush(herd_conn *c);
 const char *herd_conn_peer(const herd_conn *c);
+/* End the connection as if it had failed: stop reading, then call on_close
+ * with why (once; safe inside on_msg, which is not called again). For a
+ * message that does not unpack. */
+void herd_conn_fail(herd_conn *c, const char *why);
 
 /* Addresses: "tcp://host:port", "tls://host:port", "host:port", "unix:///path". */
 typedef struct herd_addr {
@@ -85,12 +68,28 @@ struct evconnlistener *herd_listen(struct event_base *base, const char *addr,
 /* Dial addr with a timeout; blocking connect (called before the loop runs). */
 int herd_dial(const char *addr, double timeout_s, int *fd_out, herd_err *err);
 
-/* msgpack_object helpers for decoding messages safely. */
-int64_t     herd_obj_int(const msgpack_object *o, int64_t dflt);
-double      herd_obj_float(const msgpack_object *o, double dflt);
-/* Copy a str/bin object into a NUL-terminated malloc'd string (NULL if not str). */
-char       *herd_obj_strdup(const msgpack_object *o);
-void        herd_pack_str(msgpack_packer *pk, const char *s);
+/* Dial address (tls:// needs tls; borrowed) within timeout_s (<= 0: 30 s)
+ * and wrap the connection on base; peer is the address. NULL and err on
+ * failure. The dial blocks (called before the loop runs). */
+herd_conn *herd_conn_dial(struct event_base *base, const char *address, herd_tls *tls, double timeout_s,
+                          herd_conn_msg_fn on_msg, herd_conn_close_fn on_close, void *ud, herd_err *err);
+
+/* Messages packed by any thread and sent on *conn by the loop's thread,
+ * batched (one wake of the loop however many are queued). The owner's mutex
+ * guards it: pack into sb holding *mu, then herd_outbox_send_unlock. */
+typedef struct herd_outbox {
+    pthread_mutex_t *mu;       /* borrowed */
+    msgpack_sbuffer sb;
+    struct event *ev;
+    herd_conn **conn;          /* borrowed; *conn NULL: what is queued is dropped */
+    int signalled;
+} herd_outbox;
+int  herd_outbox_init(herd_outbox *o, struct event_base *base, pthread_mutex_t *mu, herd_conn **conn);
+/* Holding *mu: have the loop send what was packed (mu stays held). */
+void herd_outbox_wake(herd_outbox *o);
+/* herd_outbox_wake, then unlock *mu. */
+void herd_outbox_send_unlock(herd_outbox *o);
+void herd_outbox_destroy(herd_outbox *o);
 
 /* Block SIGPIPE in the calling thread: a write to a peer that went away then
  * fails with EPIPE (and closes that connection) instead of killing the

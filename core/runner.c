@@ -9,6 +9,7 @@
 #include "comm.h"
 #include "scheduler.h"
 #include "worker.h"
+#include "remote.h"
 #include "security.h"
 #include "adaptive.h"
 #include "options.h"

@@ -296,13 +296,12 @@ static void deliver(herd_sched *s, stask *t)
         }
         herd_client_deliver(s->local, t->fut, t->final, v, t->error);
     } else if (t->owner && t->owner->conn) {
-        msgpack_packer *pk = herd_conn_packer(t->owner->conn);
-        msgpack_pack_array(pk, 4);
-        msgpack_pack_int(pk, OP_RESULT);
-        msgpack_pack_uint64(pk, t->key);
-        msgpack_pack_int(pk, t->final);
-        if (t->final != HERD_COMPLETED) herd_pack_str(pk, t->error ? t->error : "");
-        else if (herd_value_pack(pk, t->result)) msgpack_pack_nil(pk);   /* checked before writing */
+        herd_msg_result m = { t->key, t->final, t->result, herd_pstr_c(t->error) };
+        if (herd_proto_pack_result(herd_conn_buf(t->owner->conn), &m)) {    /* the value cannot travel */
+            m.state = HERD_FAILED;
+            m.error = herd_pstr_c("the result could not be encoded for the client");
+            herd_proto_pack_result(herd_conn_buf(t->owner->conn), &m);
+        }
         herd_conn_end(t->owner->conn);
     }
 }
@@ -449,22 +448,20 @@ static void timeout_cb(evutil_socket_t fd, short what, void *arg);
 static void tell_owner(const stask *t, herd_state st)
 {
     if (!t->owner || !t->owner->conn || t->owner_released || t->owner->role != ROLE_CLIENT) return;
-    msgpack_packer *pk = herd_conn_packer(t->owner->conn);
-    msgpack_pack_array(pk, 4);
-    msgpack_pack_int(pk, OP_RESULT);
-    msgpack_pack_uint64(pk, t->key);
-    msgpack_pack_int(pk, st);
-    msgpack_pack_nil(pk);
+    herd_msg_result m = { .key = t->key, .state = st };
+    herd_proto_pack_result(herd_conn_buf(t->owner->conn), &m);
     herd_conn_end(t->owner->conn);
 }
 
 static void assign(herd_sched *s, stask *t, sworker *w)
 {
     unready(s, t);
-    if (herd_value_depth(t->args) > HERD_VALUE_WIRE_DEPTH) {   /* dependency results nested it deeper */
+    herd_msg_run m = { t->key, herd_pstr_c(t->task), t->args, t->attempt, herd_pstr_c(t->run_name), t->tags };
+    if (herd_proto_pack_run(herd_conn_buf(w->conn), &m)) {   /* dependency results nested it too deep */
         finalize(s, t, HERD_FAILED, "arguments nest too deeply to send to a worker");
         return;
     }
+    herd_conn_end(w->conn);
     set_state(s, t, T_RUNNING);
     t->worker = w;
     t->seceded = 0;
@@ -472,16 +469,6 @@ static void assign(herd_sched *s, stask *t, sworker *w)
     w->busy++;
     if (t->resources) res_take(w, t->resources, 1);
     kmap_put(&w->running, t->key, t);
-    msgpack_packer *pk = herd_conn_packer(w->conn);
-    msgpack_pack_array(pk, 7);
-    msgpack_pack_int(pk, OP_RUN);
-    msgpack_pack_uint64(pk, t->key);
-    herd_pack_str(pk, t->task);
-    herd_value_pack(pk, t->args);
-    msgpack_pack_int(pk, t->attempt);
-    herd_pack_str(pk, t->run_name);
-    if (!t->tags || herd_value_pack(pk, t->tags)) msgpack_pack_nil(pk);
-    herd_conn_end(w->conn);
     if (t->timeout > 0) {
         if (!t->timer) t->timer = evtimer_new(s->base, timeout_cb, t);
         else { event_del(t->timer); event_assign(t->timer, s->base, -1, 0, timeout_cb, t); }
@@ -525,10 +512,8 @@ static void send_close(sworker *w, const char *reason)
 {
     if (!w->conn || w->close_sent) return;
     w->close_sent = 1;
-    msgpack_packer *pk = herd_conn_packer(w->conn);
-    msgpack_pack_array(pk, 2);
-    msgpack_pack_int(pk, OP_CLOSE);
-    herd_pack_str(pk, reason);
+    herd_msg_reason m = { herd_pstr_c(reason) };
+    herd_proto_pack_close(herd_conn_buf(w->conn), &m);
     herd_conn_end(w->conn);
 }
 
@@ -580,13 +565,10 @@ static void worker_counts(herd_sched *s)
     pthread_cond_broadcast(&s->w_cv);
     pthread_mutex_unlock(&s->w_mu);
     if (!changed) return;
+    herd_msg_workers m = { n, th };
     for (sworker *c = s->workers; c; c = c->next) {     /* tell remote clients */
         if (!c->hello || c->role != ROLE_CLIENT || !c->conn) continue;
-        msgpack_packer *pk = herd_conn_packer(c->conn);
-        msgpack_pack_array(pk, 3);
-        msgpack_pack_int(pk, OP_WORKERS);
-        msgpack_pack_int(pk, n);
-        msgpack_pack_int(pk, th);
+        herd_proto_pack_workers(herd_conn_buf(c->conn), &m);
         herd_conn_end(c->conn);
     }
 }
@@ -662,10 +644,8 @@ static void worker_lost(herd_sched *s, sworker *w, const char *why)
 static void refuse(herd_sched *s, sworker *w, const char *why)
 {
     slog(s, HERD_LOG_WARN, "refused connection from %s: %s", herd_conn_peer(w->conn), why);
-    msgpack_packer *pk = herd_conn_packer(w->conn);
-    msgpack_pack_array(pk, 2);
-    msgpack_pack_int(pk, OP_REFUSE);
-    herd_pack_str(pk, why);
+    herd_msg_reason m = { herd_pstr_c(why) };
+    herd_proto_pack_refuse(herd_conn_buf(w->conn), &m);
     herd_conn_end(w->conn);
     herd_conn_close_after_flush(w->conn);
     w->conn = NULL;
@@ -674,56 +654,44 @@ static void refuse(herd_sched *s, sworker *w, const char *why)
     worker_free(w);
 }
 
-static int on_hello(herd_sched *s, sworker *w, const msgpack_object *a, uint32_t n)
+static int on_hello(herd_sched *s, sworker *w, const msgpack_object *msg)
 {
-    if (n < 8) { refuse(s, w, "malformed hello"); return -1; }
-    if (herd_obj_int(&a[1], -1) != HERD_PROTO_VERSION) {
-        char why[96];
-        snprintf(why, sizeof why, "protocol version %lld, this scheduler speaks %d",
-                 (long long)herd_obj_int(&a[1], -1), HERD_PROTO_VERSION);
-        refuse(s, w, why);
-        return -1;
-    }
+    herd_msg_hello h;
+    herd_err e = { 0 };
+    if (herd_proto_unpack_hello(msg, &h, &e)) { refuse(s, w, e.msg); return -1; }
     if (s->token) {
         size_t tl = strlen(s->token);
-        if (a[3].type != MSGPACK_OBJECT_STR || a[3].via.str.size != tl ||
-            CRYPTO_memcmp(a[3].via.str.ptr, s->token, tl) != 0) {
+        if (h.token.len != tl || CRYPTO_memcmp(h.token.ptr, s->token, tl) != 0) {
+            herd_value_free(h.resources);
             refuse(s, w, "wrong or missing token");
             return -1;
         }
     }
-    int role = (int)herd_obj_int(&a[2], -1);
-    int nthreads = (int)herd_obj_int(&a[5], 0);
-    char *name = herd_obj_strdup(&a[4]);
-    if ((role != ROLE_WORKER && role != ROLE_CLIENT) || !name || !*name ||
-        (role == ROLE_WORKER && (nthreads < 1 || nthreads > 65536))) {
-        free(name);
-        refuse(s, w, "malformed hello: role, name or nthreads out of range");
-        return -1;
-    }
+    char *name = herd_pstr_dup(h.name);
+    if (!name) { herd_value_free(h.resources); refuse(s, w, "out of memory"); return -1; }
     for (sworker *o = s->workers; o; o = o->next)
         if (o != w && o->hello && o->name && strcmp(o->name, name) == 0) {
-            char why[256];
+            char why[HERD_PROTO_MAX_NAME + 64];
             snprintf(why, sizeof why, "a worker named \"%s\" is already connected", name);
             free(name);
+            herd_value_free(h.resources);
             refuse(s, w, why);
             return -1;
         }
-    herd_value *res = NULL;
-    if (a[6].type != MSGPACK_OBJECT_NIL && herd_value_from_msgpack(&a[6], &res, NULL) == 0 &&
-        herd_typeof(res) == HERD_MAP) {
-        w->res = calloc(herd_len(res) + 1, sizeof *w->res);
-        for (size_t i = 0; w->res && i < herd_len(res); i++) {
-            w->res[w->nres].name = strdup(herd_key_at(res, i));
-            w->res[w->nres].total = w->res[w->nres].avail = herd_as_float(herd_at(res, i));
+    if (h.resources) {
+        w->res = calloc(herd_len(h.resources) + 1, sizeof *w->res);
+        for (size_t i = 0; w->res && i < herd_len(h.resources); i++) {
+            w->res[w->nres].name = strdup(herd_key_at(h.resources, i));
+            w->res[w->nres].total = w->res[w->nres].avail = herd_as_float(herd_at(h.resources, i));
             w->nres++;
         }
+        herd_value_free(h.resources);
     }
-    herd_value_free(res);
+    int role = h.role;
     w->name = name;
     w->role = role;
-    w->nthreads = nthreads > 0 ? nthreads : 1;
-    w->pid = (long)herd_obj_int(&a[7], 0);
+    w->nthreads = h.nthreads > 0 ? h.nthreads : 1;
+    w->pid = (long)h.pid;
     w->hello = 1;
     w->idle_since = herd_now();
     w->id = s->next_id++;
@@ -731,14 +699,8 @@ static int on_hello(herd_sched *s, sworker *w, const msgpack_object *a, uint32_t
     pthread_mutex_lock(&s->w_mu);
     int nw = s->nworkers, nt = s->nthreads;
     pthread_mutex_unlock(&s->w_mu);
-    msgpack_packer *pk = herd_conn_packer(w->conn);
-    msgpack_pack_array(pk, 6);
-    msgpack_pack_int(pk, OP_WELCOME);
-    msgpack_pack_uint32(pk, w->id);
-    msgpack_pack_double(pk, s->cfg.heartbeat_interval);
-    msgpack_pack_int(pk, nw);
-    msgpack_pack_int(pk, nt);
-    msgpack_pack_int(pk, s->cfg.owned);
+    herd_msg_welcome wm = { w->id, s->cfg.heartbeat_interval, nw, nt, s->cfg.owned ? 1 : 0 };
+    herd_proto_pack_welcome(herd_conn_buf(w->conn), &wm);
     herd_conn_end(w->conn);
     if (role == ROLE_WORKER) {
         slog(s, HERD_LOG_INFO, "worker %s connected (pid %ld, %d threads)", w->name, w->pid, w->nthreads);
@@ -750,11 +712,11 @@ static int on_hello(herd_sched *s, sworker *w, const msgpack_object *a, uint32_t
     return 0;
 }
 
-static void on_done(herd_sched *s, sworker *w, const msgpack_object *a, uint32_t n)
+/* d's value is taken. */
+static void on_done(herd_sched *s, sworker *w, herd_msg_done *d)
 {
-    if (n < 6) return;
-    uint64_t key = (uint64_t)herd_obj_int(&a[1], 0);
-    int attempt = (int)herd_obj_int(&a[5], -1);
+    uint64_t key = d->key;
+    int attempt = d->attempt;
     stask *t = kmap_get(&w->running, key);
     if (!t || t->attempt != attempt) {
         /* a timed-out attempt finally returned: free its thread */
@@ -770,25 +732,18 @@ static void on_done(herd_sched *s, sworker *w, const msgpack_object *a, uint32_t
                 kick(s);
                 break;
             }
+        herd_value_free(d->value);
         return;
     }
-    double dur = herd_obj_int(&a[4], 0) / 1e6;
+    double dur = (double)d->duration_us / 1e6;
     s->avg_dur = s->avg_dur < 0 ? dur : 0.9 * s->avg_dur + 0.1 * dur;
     w->last_done = herd_now();
     unassign(s, w, t);
-    if (herd_obj_int(&a[2], 0)) {
-        herd_value *v = NULL;
-        herd_err e = { 0 };
-        if (herd_value_from_msgpack(&a[3], &v, &e)) {
-            char msg[1100];
-            snprintf(msg, sizeof msg, "result could not be decoded: %s", e.msg);
-            attempt_failed(s, t, msg);
-            return;
-        }
-        complete(s, t, v);
+    if (d->ok) {
+        complete(s, t, d->value);
     } else {
-        char *msg = herd_obj_strdup(&a[3]);
-        attempt_failed(s, t, msg ? msg : "failed without a message");
+        char *msg = herd_pstr_dup(d->error);
+        attempt_failed(s, t, msg && *msg ? msg : "failed without a message");
         free(msg);
     }
 }
@@ -888,104 +843,118 @@ static void on_cancel(herd_sched *s, uint64_t key, uint32_t owner_id)
     finalize(s, t, HERD_CANCELLED, "cancelled by the client");
 }
 
-static herd_submit_spec *spec_from_msg(const msgpack_object *a, uint32_t n, herd_err *err)
+static void on_control(herd_sched *s, sworker *c, const herd_msg_control *m);
+
+/* A message that does not unpack: close that connection (on_close then
+ * treats it as lost), saying why. */
+static void bad_message(herd_sched *s, sworker *w, const herd_err *e)
 {
-    if (n < 10) { herd_err_set(err, HERD_EPROTO, "submit: expected 10 fields, got %u", n); return NULL; }
-    herd_submit_spec *sp = calloc(1, sizeof *sp);
-    if (!sp) return NULL;
-    sp->op = OP_SUBMIT;
-    sp->key = (uint64_t)herd_obj_int(&a[1], 0);
-    sp->task = herd_obj_strdup(&a[2]);
-    sp->priority = (int)herd_obj_int(&a[4], 0);
-    sp->retries = (int)herd_obj_int(&a[6], 0);
-    sp->retry_delay = herd_obj_float(&a[7], 0);
-    sp->timeout = herd_obj_float(&a[8], 0);
-    sp->run_name = herd_obj_strdup(&a[9]);
-    if (!sp->task || herd_value_from_msgpack(&a[3], &sp->args, err) ||
-        (a[5].type != MSGPACK_OBJECT_NIL && herd_value_from_msgpack(&a[5], &sp->resources, err)) ||
-        (n > 10 && a[10].type != MSGPACK_OBJECT_NIL && herd_value_from_msgpack(&a[10], &sp->tags, err))) {
-        herd_spec_free(sp);
-        return NULL;
-    }
-    return sp;
+    char why[sizeof e->msg + 32];
+    snprintf(why, sizeof why, "protocol error: %s", e->msg);
+    slog(s, HERD_LOG_WARN, "closing the connection from %s (%s %s): %s", herd_conn_peer(w->conn),
+         w->role == ROLE_CLIENT ? "client" : "worker", w->name, why);
+    herd_conn_fail(w->conn, why);
 }
 
-static void on_control(herd_sched *s, sworker *c, const msgpack_object *a, uint32_t n);
+/* A task's log line: to its client, or to the scheduler's log. */
+static void on_log(herd_sched *s, sworker *w, const herd_msg_log *m)
+{
+    stask *t = kmap_get(&s->tasks, m->key);
+    int tl = (int)m->text.len;
+    if (t && t->fut && s->local)
+        herd_client_logf(s->local, m->level, "%s: %.*s", t->run_name, tl, m->text.ptr);
+    else if (t && t->owner && t->owner->conn && !t->owner_released) {
+        char *line = NULL;
+        if (asprintf(&line, "%s: %.*s", t->run_name, tl, m->text.ptr) > 0) {
+            herd_msg_log fwd = { t->key, m->level, herd_pstr_c(line) };
+            herd_proto_pack_log(herd_conn_buf(t->owner->conn), &fwd);
+            herd_conn_end(t->owner->conn);
+        }
+        free(line);
+    } else
+        slog(s, m->level, "%s: %.*s", t ? t->run_name : w->name, tl, m->text.ptr);
+}
 
 static void on_msg(herd_conn *c, const msgpack_object *m, void *ud)
 {
     sworker *w = ud;
     herd_sched *s = w->s;
-    const msgpack_object *a = m->via.array.ptr;
-    uint32_t n = m->via.array.size;
-    int op = (int)a[0].via.u64;
+    herd_err e;                           /* set by a failing unpack (not zeroed: 1 KiB) */
+    e.msg[0] = '\0';
+    int op = herd_proto_op(m, NULL);      /* comm.c checked it */
     w->last_seen = herd_now();
     if (!w->hello) {
         if (op != OP_HELLO) { refuse(s, w, "expected hello first"); return; }
-        on_hello(s, w, a, n);
+        on_hello(s, w, m);
         return;
     }
     switch (op) {
-    case OP_DONE: on_done(s, w, a, n); break;
+    case OP_DONE: {
+        herd_msg_done d;
+        if (herd_proto_unpack_done(m, &d, &e)) break;
+        on_done(s, w, &d);
+        return;
+    }
     case OP_STARTED: {
-        if (n < 3) break;
-        stask *t = kmap_get(&w->running, (uint64_t)herd_obj_int(&a[1], 0));
-        if (t && t->attempt == (int)herd_obj_int(&a[2], -1)) {
+        herd_msg_started st;
+        if (herd_proto_unpack_started(m, &st, &e)) break;
+        stask *t = kmap_get(&w->running, st.key);
+        if (t && t->attempt == st.attempt) {
             if (t->fut && s->local) herd_client_deliver(s->local, t->fut, HERD_RUNNING, NULL, NULL);
             else tell_owner(t, HERD_RUNNING);
         }
-        break;
+        return;
     }
-    case OP_HEARTBEAT: break;
+    case OP_HEARTBEAT:
+        if (herd_proto_unpack_heartbeat(m, &e)) break;
+        return;
     case OP_LOG: {
-        if (n < 4) break;
-        stask *t = kmap_get(&s->tasks, (uint64_t)herd_obj_int(&a[1], 0));
-        char *text = herd_obj_strdup(&a[3]);
-        int level = (int)herd_obj_int(&a[2], HERD_LOG_INFO);
-        if (text) {
-            if (t && t->fut && s->local)
-                herd_client_logf(s->local, level, "%s: %s", t->run_name, text);
-            else if (t && t->owner && t->owner->conn && !t->owner_released) {
-                char *line = NULL;
-                if (asprintf(&line, "%s: %s", t->run_name, text) > 0) {
-                    msgpack_packer *pk = herd_conn_packer(t->owner->conn);
-                    msgpack_pack_array(pk, 4);
-                    msgpack_pack_int(pk, OP_LOG);
-                    msgpack_pack_uint64(pk, t->key);
-                    msgpack_pack_int(pk, level);
-                    herd_pack_str(pk, line);
-                    herd_conn_end(t->owner->conn);
-                }
-                free(line);
-            } else
-                slog(s, level, "%s: %s", t ? t->run_name : w->name, text);
-        }
-        free(text);
-        break;
+        herd_msg_log lm;
+        if (herd_proto_unpack_log(m, &lm, &e)) break;
+        on_log(s, w, &lm);
+        return;
     }
     case OP_SECEDE: {
-        stask *t = kmap_get(&w->running, (uint64_t)herd_obj_int(&a[1], 0));
+        herd_msg_key k;
+        if (herd_proto_unpack_secede(m, &k, &e)) break;
+        stask *t = kmap_get(&w->running, k.key);
         if (t && !t->seceded) { t->seceded = 1; w->busy--; kick(s); }
-        break;
+        return;
     }
     case OP_SUBMIT: {
-        herd_err e = { 0 };
-        herd_submit_spec *sp = spec_from_msg(a, n, &e);
-        if (!sp) { slog(s, HERD_LOG_WARN, "bad submit from %s: %s", w->name, e.msg); break; }
+        herd_submit_spec *sp = calloc(1, sizeof *sp);
+        if (!sp) { slog(s, HERD_LOG_ERROR, "submit from %s dropped: out of memory", w->name); return; }
+        if (herd_proto_unpack_submit(m, sp, &e)) { free(sp); break; }
         if ((uint32_t)(sp->key >> 40) != w->id) {
             slog(s, HERD_LOG_WARN, "submit from %s with a key outside its range refused", w->name);
             herd_spec_free(sp);
-            break;
+            return;
         }
         add_task(s, sp, w);
-        break;
+        return;
     }
-    case OP_RELEASE: on_release(s, (uint64_t)herd_obj_int(&a[1], 0), w->id); break;
-    case OP_CANCEL: on_cancel(s, (uint64_t)herd_obj_int(&a[1], 0), w->id); break;
-    case OP_CONTROL: on_control(s, w, a, n); break;
+    case OP_RELEASE: {
+        herd_msg_key k;
+        if (herd_proto_unpack_release(m, &k, &e)) break;
+        on_release(s, k.key, w->id);
+        return;
+    }
+    case OP_CANCEL: {
+        herd_msg_key k;
+        if (herd_proto_unpack_cancel(m, &k, &e)) break;
+        on_cancel(s, k.key, w->id);
+        return;
+    }
+    case OP_CONTROL: {
+        herd_msg_control ctl;
+        if (herd_proto_unpack_control(m, &ctl, &e)) break;
+        on_control(s, w, &ctl);
+        return;
+    }
     default:
-        slog(s, HERD_LOG_WARN, "unexpected message %d from %s ignored", op, w->name);
+        herd_err_set(&e, -HERD_EPROTO, "%s: not a message a scheduler takes", herd_proto_op_name(op));
     }
+    bad_message(s, w, &e);
 }
 
 static void load_fn(herd_sched *s, void *arg);
@@ -995,15 +964,14 @@ static int drain_now(herd_sched *s, const char *name);
 /* A remote client's OP_CONTROL, answered with OP_REPLY [op, seq, rc, payload].
  * The action comes first: it may send other messages (worker counts) on the
  * same connection, which must not land inside the reply. */
-static void on_control(herd_sched *s, sworker *c, const msgpack_object *a, uint32_t n)
+static void on_control(herd_sched *s, sworker *c, const herd_msg_control *m)
 {
-    if (c->role != ROLE_CLIENT || n < 3 || !c->conn) {
-        slog(s, HERD_LOG_WARN, "control message from %s ignored: %s", c->name,
-             c->role != ROLE_CLIENT ? "not a client" : "too short");
+    if (c->role != ROLE_CLIENT || !c->conn) {
+        slog(s, HERD_LOG_WARN, "control message from %s ignored: not a client", c->name);
         return;
     }
-    uint64_t seq = (uint64_t)herd_obj_int(&a[1], 0);
-    char *verb = herd_obj_strdup(&a[2]), *arg = n >= 4 ? herd_obj_strdup(&a[3]) : NULL;
+    uint64_t seq = m->seq;
+    char *verb = herd_pstr_dup(m->verb), *arg = herd_pstr_dup(m->arg);
     const char *v = verb ? verb : "", *error = NULL;
     int rc = 0, is_load = 0;
     herd_sched_load l;
@@ -1027,32 +995,9 @@ static void on_control(herd_sched *s, sworker *c, const msgpack_object *a, uint3
         slog(s, HERD_LOG_WARN, "client %s: unknown control verb \"%s\"", c->name, v);
     }
     if (c->conn) {
-        msgpack_packer *pk = herd_conn_packer(c->conn);
-        msgpack_pack_array(pk, 4);
-        msgpack_pack_int(pk, OP_REPLY);
-        msgpack_pack_uint64(pk, seq);
-        msgpack_pack_int(pk, rc);
-        if (is_load) {
-            msgpack_pack_array(pk, 6);
-            msgpack_pack_int(pk, l.waiting);
-            msgpack_pack_int(pk, l.ready);
-            msgpack_pack_int(pk, l.running);
-            msgpack_pack_double(pk, l.avg_duration);
-            msgpack_pack_double(pk, l.task_seconds);
-            msgpack_pack_array(pk, (uint32_t)l.nworkers);
-            for (size_t i = 0; i < l.nworkers; i++) {
-                msgpack_pack_array(pk, 5);
-                herd_pack_str(pk, l.workers[i].name);
-                msgpack_pack_int(pk, l.workers[i].nthreads);
-                msgpack_pack_int(pk, l.workers[i].busy);
-                msgpack_pack_int(pk, l.workers[i].closing);
-                msgpack_pack_double(pk, l.workers[i].idle_for);
-            }
-        } else if (error) {
-            herd_pack_str(pk, error);
-        } else {
-            msgpack_pack_nil(pk);
-        }
+        herd_msg_reply r = { .seq = seq, .rc = rc, .error = herd_pstr_c(error), .has_load = is_load && !rc };
+        if (r.has_load) r.load = l;
+        herd_proto_pack_reply(herd_conn_buf(c->conn), &r);
         herd_conn_end(c->conn);
     }
     herd_sched_load_free(&l);

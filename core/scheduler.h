@@ -68,7 +68,7 @@ extern const herd_transport herd_sched_local_tp;
 
 /* What adaptive scaling needs of a scheduler, wherever it runs: in this
  * process (herd_sched_ops_local, ud = the herd_sched) or reached over a
- * connection (herd_remote_ops in worker.h, ud = the herd_remote). */
+ * connection (herd_remote_ops in remote.h, ud = the herd_remote). */
 typedef struct herd_sched_ops {
     int (*get_load)(void *ud, herd_sched_load *out);      /* free with herd_sched_load_free */
     int (*drain)(void *ud, const char *name);             /* as herd_sched_drain */

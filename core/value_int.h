@@ -51,6 +51,8 @@ int herd_value_from_msgpack(const msgpack_object *o, herd_value **out, herd_err 
  * declared size before reading it, so 5 hostile bytes could ask for 100 GB.
  * 0, or -HERD_EPROTO (truncated/malformed/too deep). */
 int herd_msgpack_check(const void *buf, size_t len, size_t *used, herd_err *err);
+/* "int", "str", "map", … for error messages. */
+const char *herd_msgpack_type_name(msgpack_object_type t);
 
 /* ---- units (kwargs.c) ---- */
 /* "1.5", "500ms", "2s", "5m", "1h", "1d" (also us, ns, w and long names like

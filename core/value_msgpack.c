@@ -106,7 +106,7 @@ HERD_API int herd_value_encode(const herd_value *v, char **buf, size_t *len, her
 
 /* ---- decoding ---- */
 
-static const char *obj_type_name(msgpack_object_type t)
+const char *herd_msgpack_type_name(msgpack_object_type t)
 {
     switch (t) {
     case MSGPACK_OBJECT_NIL: return "nil";
@@ -184,7 +184,7 @@ static int conv(const msgpack_object *o, int depth, herd_value **out, herd_err *
                                             i, ko->via.i64);
                     return herd_err_set(err, -HERD_EPROTO, "msgpack: map key %u is a%s %s, expected a string",
                                         i, ko->type == MSGPACK_OBJECT_ARRAY || ko->type == MSGPACK_OBJECT_EXT ? "n" : "",
-                                        obj_type_name(ko->type));
+                                        herd_msgpack_type_name(ko->type));
                 }
                 size_t kl = ko->via.str.size;
                 if (memchr(ko->via.str.ptr, '\0', kl)) {

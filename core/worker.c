@@ -2,11 +2,11 @@
  * messages on N executor threads, batches DONE/LOG messages back, sends
  * heartbeats, enforces the memory limit (process mode), and serves tasks'
  * sub-task clients (herd_task_client) over the same connection. The event
- * loop owns the connection; executor threads talk to it through an outbox. */
+ * loop owns the connection; executor threads talk to it through an outbox.
+ * (A flow's own connection to a scheduler is remote.c's.) */
 #include "worker.h"
 #include "client.h"
 #include "comm.h"
-#include "value_int.h"
 
 #include <errno.h>
 #include <math.h>
@@ -31,26 +31,16 @@ typedef struct wk {
     herd_value *resources;
     struct event_base *base;
     herd_conn *conn;
-    struct event *out_ev, *hb_ev, *stop_ev, *mem_ev;
+    struct event *hb_ev, *stop_ev, *mem_ev;
     pthread_mutex_t mu;
     pthread_cond_t cv;
     wtask *head, *tail;
-    msgpack_sbuffer out;       /* packed messages from executor threads */
-    msgpack_packer opk;
-    int out_signalled;
+    herd_outbox out;           /* messages from executor threads (guarded by mu) */
     int stop;                  /* executors exit */
     int nexec, blocked;        /* executor threads, of which blocked on sub-tasks */
     atomic_int refs;           /* loop + each executor thread */
-    int welcomed, refused, exit_code;
-    int role;                  /* ROLE_WORKER, or ROLE_CLIENT for a flow's remote client */
-    herd_client *cl;           /* where results go: &subcl, or the flow's client */
-    pthread_cond_t evcv;       /* welcome, refusal, worker counts, loop end */
-    char refuse_msg[512];
-    int nworkers, nthreads;    /* the cluster's size, as the scheduler last said */
-    uint64_t rpc_seq, rpc_got; /* control calls: the last one sent, the last answered */
-    int sched_owned;           /* the scheduler was started for one cluster (WELCOME) */
-    int rpc_rc;
-    herd_value *rpc_val;       /* its payload (taken by the caller) */
+    int welcomed, exit_code;
+    pthread_cond_t evcv;       /* executors leaving, loop end */
     int loop_done;
     herd_client subcl;
     int subcl_ready;
@@ -73,8 +63,6 @@ struct herd_task_ctx {
 
 static _Thread_local herd_task_ctx *current;
 
-struct herd_remote { struct wk *w; pthread_mutex_t call_mu; };
-
 static void wk_unref(wk *w);
 static void wk_free(wk *w);
 
@@ -90,26 +78,6 @@ static void wlog(wk *w, int level, const char *fmt, ...)
     herd_log_default(NULL, level, full);
 }
 
-/* ---- outbox (any thread) ---- */
-static void out_lock_wake(wk *w)
-{
-    if (!w->out_signalled) {
-        w->out_signalled = 1;
-        event_active(w->out_ev, EV_TIMEOUT, 0);
-    }
-    pthread_mutex_unlock(&w->mu);
-}
-
-static void out_cb(evutil_socket_t fd, short what, void *arg)
-{
-    wk *w = arg;
-    pthread_mutex_lock(&w->mu);
-    w->out_signalled = 0;
-    if (w->conn && w->out.size) herd_conn_append(w->conn, w->out.data, w->out.size);
-    msgpack_sbuffer_clear(&w->out);
-    pthread_mutex_unlock(&w->mu);
-}
-
 /* ---- task context API ---- */
 void herd_task_log(herd_task_ctx *ctx, const char *fmt, ...)
 {
@@ -120,13 +88,10 @@ void herd_task_log(herd_task_ctx *ctx, const char *fmt, ...)
     va_end(ap);
     if (!ctx) { herd_log_default(NULL, HERD_LOG_INFO, text); return; }
     wk *w = ctx->w;
+    herd_msg_log m = { ctx->key, HERD_LOG_INFO, herd_pstr_c(text) };
     pthread_mutex_lock(&w->mu);
-    msgpack_pack_array(&w->opk, 4);
-    msgpack_pack_int(&w->opk, OP_LOG);
-    msgpack_pack_uint64(&w->opk, ctx->key);
-    msgpack_pack_int(&w->opk, HERD_LOG_INFO);
-    herd_pack_str(&w->opk, text);
-    out_lock_wake(w);
+    herd_proto_pack_log(&w->out.sb, &m);
+    herd_outbox_send_unlock(&w->out);
 }
 
 int herd_task_fail(herd_task_ctx *ctx, const char *fmt, ...)
@@ -163,26 +128,12 @@ static int sub_send(void *ud, herd_submit_spec *sp)
     wk *w = ud;
     herd_task_ctx *ctx = current;
     pthread_mutex_lock(&w->mu);
-    msgpack_packer *pk = &w->opk;
-    if (sp->op == OP_SUBMIT) {
-        msgpack_pack_array(pk, 11);
-        msgpack_pack_int(pk, OP_SUBMIT);
-        msgpack_pack_uint64(pk, sp->key);
-        herd_pack_str(pk, sp->task);
-        herd_value_pack(pk, sp->args);
-        msgpack_pack_int(pk, sp->priority);
-        if (sp->resources) herd_value_pack(pk, sp->resources); else msgpack_pack_nil(pk);
-        msgpack_pack_int(pk, sp->retries);
-        msgpack_pack_double(pk, sp->retry_delay);
-        msgpack_pack_double(pk, sp->timeout);
-        herd_pack_str(pk, sp->run_name);
-        if (!sp->tags || herd_value_pack(pk, sp->tags)) msgpack_pack_nil(pk);
-    } else {
-        msgpack_pack_array(pk, 2);
-        msgpack_pack_int(pk, sp->op);
-        msgpack_pack_uint64(pk, sp->key);
+    int rc = herd_proto_pack_spec(&w->out.sb, sp);
+    herd_outbox_send_unlock(&w->out);
+    if (rc) {       /* client.c checked the nesting: only an item over 4 GiB gets here */
+        herd_spec_free(sp);
+        return rc;
     }
-    out_lock_wake(w);
     /* remember the task's sub-futures so they are released when it ends */
     if (sp->fut && ctx && ctx->w == w) {
         if (ctx->nsubs == ctx->capsubs) {
@@ -207,10 +158,9 @@ static void sub_block(void *ud, int blocking)
         w->blocked++;
         if (ctx && !ctx->seceded) {
             ctx->seceded = 1;
-            msgpack_pack_array(&w->opk, 2);
-            msgpack_pack_int(&w->opk, OP_SECEDE);
-            msgpack_pack_uint64(&w->opk, ctx->key);
-            if (!w->out_signalled) { w->out_signalled = 1; event_active(w->out_ev, EV_TIMEOUT, 0); }
+            herd_msg_key k = { ctx->key };
+            herd_proto_pack_secede(&w->out.sb, &k);
+            herd_outbox_wake(&w->out);
         }
         /* keep nthreads executors free to run what the scheduler sends */
         if (w->nexec - w->blocked < w->cfg.nthreads && !w->stop) {
@@ -235,7 +185,7 @@ static void run_one(wk *w, wtask *t, fncache **cache)
     herd_task_ctx ctx = { .w = w, .key = t->key, .run_name = t->run_name, .attempt = t->attempt, .tags = t->tags };
     herd_task_fn fn = NULL;
     herd_value *out = NULL;
-    herd_err err = { 0 };
+    herd_err err;                          /* read only when the lookup failed (not zeroed: 1 KiB) */
     int rc;
     for (fncache *c = *cache; c && !fn; c = c->next)
         if (strcmp(c->name, t->task) == 0) fn = c->fn;
@@ -244,12 +194,10 @@ static void run_one(wk *w, wtask *t, fncache **cache)
         if (c && (c->name = strdup(t->task))) { c->fn = fn; c->next = *cache; *cache = c; }
         else free(c);
     }
+    herd_msg_started st = { t->key, t->attempt };
     pthread_mutex_lock(&w->mu);           /* Running, batched with whatever else is queued */
-    msgpack_pack_array(&w->opk, 3);
-    msgpack_pack_int(&w->opk, OP_STARTED);
-    msgpack_pack_uint64(&w->opk, t->key);
-    msgpack_pack_int(&w->opk, t->attempt);
-    out_lock_wake(w);
+    herd_proto_pack_started(&w->out.sb, &st);
+    herd_outbox_send_unlock(&w->out);
     double t0 = herd_now();
     if (fn) {
         current = &ctx;
@@ -268,34 +216,19 @@ static void run_one(wk *w, wtask *t, fncache **cache)
         herd_future_unref(ctx.subs[i]);
     }
     free(ctx.subs);
-    pthread_mutex_lock(&w->mu);
-    msgpack_packer *pk = &w->opk;
-    size_t mark = w->out.size;
-    msgpack_pack_array(pk, 6);
-    msgpack_pack_int(pk, OP_DONE);
-    msgpack_pack_uint64(pk, t->key);
-    msgpack_pack_int(pk, rc == 0);
-    int packed = 0;
-    if (rc == 0) packed = herd_value_pack(pk, out) == 0;
-    if (!packed) {
-        if (rc == 0) {                 /* the result cannot travel: fail the task instead */
-            w->out.size = mark;
-            msgpack_pack_array(pk, 6);
-            msgpack_pack_int(pk, OP_DONE);
-            msgpack_pack_uint64(pk, t->key);
-            msgpack_pack_int(pk, 0);
-            herd_pack_str(pk, "result could not be encoded (nested deeper than 32 levels?)");
-        } else if (ctx.fail_msg) {
-            herd_pack_str(pk, ctx.fail_msg);
-        } else {
-            char msg[160];
-            snprintf(msg, sizeof msg, "task returned %d (%s)", rc, herd_strerror(rc));
-            herd_pack_str(pk, msg);
-        }
+    herd_msg_done d = { .key = t->key, .ok = rc == 0, .value = out, .duration_us = us, .attempt = t->attempt };
+    char msg[160];
+    if (!d.ok) {
+        if (!ctx.fail_msg) snprintf(msg, sizeof msg, "task returned %d (%s)", rc, herd_strerror(rc));
+        d.error = herd_pstr_c(ctx.fail_msg ? ctx.fail_msg : msg);
     }
-    msgpack_pack_uint64(pk, us);
-    msgpack_pack_int(pk, t->attempt);
-    out_lock_wake(w);
+    pthread_mutex_lock(&w->mu);
+    if (herd_proto_pack_done(&w->out.sb, &d)) {     /* the result cannot travel: fail the task instead */
+        d.ok = 0;
+        d.error = herd_pstr_c("result could not be encoded (nested deeper than 32 levels?)");
+        herd_proto_pack_done(&w->out.sb, &d);
+    }
+    herd_outbox_send_unlock(&w->out);
     herd_value_free(out);
     free(ctx.fail_msg);
 }
@@ -336,36 +269,30 @@ static void *exec_main(void *arg)
 }
 
 /* ---- connection ---- */
-static void on_run(wk *w, const msgpack_object *a, uint32_t n)
+/* m's values are taken. */
+static int on_run(wk *w, herd_msg_run *m)
 {
-    if (n < 6) { wlog(w, HERD_LOG_WARN, "malformed run message ignored"); return; }
     wtask *t = calloc(1, sizeof *t);
-    herd_err err = { 0 };
-    if (!t) return;
-    t->key = (uint64_t)herd_obj_int(&a[1], 0);
-    t->task = herd_obj_strdup(&a[2]);
-    t->attempt = (int)herd_obj_int(&a[4], 0);
-    t->run_name = herd_obj_strdup(&a[5]);
-    if (n >= 7 && a[6].type == MSGPACK_OBJECT_ARRAY) herd_value_from_msgpack(&a[6], &t->tags, NULL);
-    if (!t->task || herd_value_from_msgpack(&a[3], &t->args, &err)) {
-        /* answer, so the task does not wait forever */
-        pthread_mutex_lock(&w->mu);
-        msgpack_pack_array(&w->opk, 6);
-        msgpack_pack_int(&w->opk, OP_DONE);
-        msgpack_pack_uint64(&w->opk, t->key);
-        msgpack_pack_int(&w->opk, 0);
-        herd_pack_str(&w->opk, err.code ? err.msg : "malformed run message");
-        msgpack_pack_uint64(&w->opk, 0);
-        msgpack_pack_int(&w->opk, t->attempt);
-        out_lock_wake(w);
-        free(t->task); free(t->run_name); herd_value_free(t->tags); free(t);
-        return;
+    if (t) {
+        t->key = m->key;
+        t->attempt = m->attempt;
+        t->task = herd_pstr_dup(m->task);
+        t->run_name = herd_pstr_dup(m->run_name);
     }
+    if (!t || !t->task || !t->run_name) {
+        if (t) { free(t->task); free(t->run_name); free(t); }
+        herd_value_free(m->args);
+        herd_value_free(m->tags);
+        return -ENOMEM;
+    }
+    t->args = m->args;
+    t->tags = m->tags;
     pthread_mutex_lock(&w->mu);
     if (w->tail) w->tail->next = t; else w->head = t;
     w->tail = t;
     pthread_cond_signal(&w->cv);
     pthread_mutex_unlock(&w->mu);
+    return 0;
 }
 
 static void stop_loop(wk *w, int code)
@@ -379,126 +306,93 @@ static void stop_loop(wk *w, int code)
     event_base_loopbreak(w->base);
 }
 
+/* A message that does not unpack: close the connection (on_close ends the
+ * loop), saying why. */
+static void bad_message(wk *w, herd_conn *c, const herd_err *e)
+{
+    char why[sizeof e->msg + 32];
+    snprintf(why, sizeof why, "protocol error: %s", e->msg);
+    wlog(w, HERD_LOG_ERROR, "closing the connection to the scheduler at %s: %s", w->address, why);
+    herd_conn_fail(c, why);
+}
+
 static void on_msg(herd_conn *c, const msgpack_object *m, void *ud)
 {
     wk *w = ud;
-    const msgpack_object *a = m->via.array.ptr;
-    uint32_t n = m->via.array.size;
-    switch ((int)a[0].via.u64) {
+    herd_err e;                           /* set by a failing unpack (not zeroed: 1 KiB) */
+    e.msg[0] = '\0';
+    int op = herd_proto_op(m, NULL);      /* comm.c checked it */
+    switch (op) {
     case OP_WELCOME: {
-        if (w->welcomed) break;
-        uint32_t id = (uint32_t)herd_obj_int(&a[1], 0);
-        if (w->role == ROLE_WORKER) {
-            if (herd_client_init(&w->subcl, id, &sub_tp, w) == 0) {
-                w->subcl_ready = 1;
-                w->cl = &w->subcl;
-                w->subrunner.cl = &w->subcl;
-                w->subrunner.is_task_client = 1;
-            }
-            double iv = n >= 3 ? herd_obj_float(&a[2], 1) : 1;
-            struct timeval tv = { (time_t)iv, (suseconds_t)((iv - floor(iv)) * 1e6) };
-            event_add(w->hb_ev, &tv);
-        } else {
-            pthread_mutex_lock(&w->cl->mu);
-            w->cl->id = id;
-            pthread_mutex_unlock(&w->cl->mu);
+        herd_msg_welcome wm;
+        if (herd_proto_unpack_welcome(m, &wm, &e)) break;
+        if (w->welcomed) return;
+        if (herd_client_init(&w->subcl, wm.id, &sub_tp, w) == 0) {
+            w->subcl_ready = 1;
+            w->subrunner.cl = &w->subcl;
+            w->subrunner.is_task_client = 1;
         }
+        double iv = wm.heartbeat_interval;
+        struct timeval tv = { (time_t)iv, (suseconds_t)((iv - floor(iv)) * 1e6) };
+        event_add(w->hb_ev, &tv);
         pthread_mutex_lock(&w->mu);
         w->welcomed = 1;
-        if (n >= 5) { w->nworkers = (int)herd_obj_int(&a[3], 0); w->nthreads = (int)herd_obj_int(&a[4], 0); }
-        w->sched_owned = n >= 6 && herd_obj_int(&a[5], 0) == 1;
-        pthread_cond_broadcast(&w->evcv);
         pthread_mutex_unlock(&w->mu);
-        break;
+        return;
     }
-    case OP_WORKERS:
-        if (n < 3) break;
-        pthread_mutex_lock(&w->mu);
-        w->nworkers = (int)herd_obj_int(&a[1], 0);
-        w->nthreads = (int)herd_obj_int(&a[2], 0);
-        pthread_cond_broadcast(&w->evcv);
-        pthread_mutex_unlock(&w->mu);
-        break;
-    case OP_LOG:
-        if (n >= 4 && w->cl) {
-            char *text = herd_obj_strdup(&a[3]);
-            if (text) herd_client_logf(w->cl, (int)herd_obj_int(&a[2], HERD_LOG_INFO), "%s", text);
-            free(text);
-        }
-        break;
+    case OP_LOG: {         /* a sub-task's log line */
+        herd_msg_log lm;
+        if (herd_proto_unpack_log(m, &lm, &e)) break;
+        if (w->subcl_ready) herd_client_logf(&w->subcl, lm.level, "%.*s", (int)lm.text.len, lm.text.ptr);
+        return;
+    }
     case OP_REFUSE: {
-        char *why = n >= 2 ? herd_obj_strdup(&a[1]) : NULL;
-        if (w->role == ROLE_WORKER)
-            wlog(w, HERD_LOG_ERROR, "the scheduler at %s refused this worker: %s", w->address, why ? why : "?");
-        pthread_mutex_lock(&w->mu);
-        snprintf(w->refuse_msg, sizeof w->refuse_msg, "%s", why ? why : "refused");
-        w->refused = 1;
-        pthread_cond_broadcast(&w->evcv);
-        pthread_mutex_unlock(&w->mu);
-        free(why);
+        herd_msg_reason r;
+        if (herd_proto_unpack_refuse(m, &r, &e)) break;
+        wlog(w, HERD_LOG_ERROR, "the scheduler at %s refused this worker: %.*s", w->address, (int)r.reason.len,
+             r.reason.ptr);
         stop_loop(w, HERD_WORKER_EXIT_REFUSED);
+        return;
+    }
+    case OP_RUN: {
+        herd_msg_run rm;
+        if (herd_proto_unpack_run(m, &rm, &e)) break;
+        if (!on_run(w, &rm)) return;
+        herd_err_set(&e, -ENOMEM, "RUN: out of memory");
         break;
     }
-    case OP_REPLY:
-        if (n >= 4) {
-            herd_value *v = NULL;
-            herd_value_from_msgpack(&a[3], &v, NULL);
-            pthread_mutex_lock(&w->mu);
-            if ((uint64_t)herd_obj_int(&a[1], 0) == w->rpc_seq) {
-                herd_value_free(w->rpc_val);
-                w->rpc_val = v;
-                v = NULL;
-                w->rpc_rc = (int)herd_obj_int(&a[2], -HERD_EPROTO);
-                w->rpc_got = w->rpc_seq;
-                pthread_cond_broadcast(&w->evcv);
-            }
-            pthread_mutex_unlock(&w->mu);
-            herd_value_free(v);
-        }
-        break;
-    case OP_RUN: on_run(w, a, n); break;
-    case OP_RESULT:
-        if (n >= 4 && w->cl) {
-            herd_state st = (herd_state)herd_obj_int(&a[2], HERD_CRASHED);
-            herd_value *v = NULL;
-            char *e = NULL;
-            if (st == HERD_COMPLETED) herd_value_from_msgpack(&a[3], &v, NULL);
-            else e = herd_obj_strdup(&a[3]);
-            /* Scheduled and Running come too (no payload); anything else is bad */
-            if (!herd_state_is_final(st) && st != HERD_SCHEDULED && st != HERD_RUNNING) st = HERD_CRASHED;
-            herd_client_deliver_key(w->cl, (uint64_t)herd_obj_int(&a[1], 0), st, v, e);
-            free(e);
-        }
-        break;
-    case OP_CLOSE: stop_loop(w, HERD_WORKER_EXIT_OK); break;
-    default: break;
+    case OP_RESULT: {      /* a sub-task's state */
+        herd_msg_result r;
+        if (herd_proto_unpack_result(m, &r, &e)) break;
+        char *error = herd_pstr_dup(r.error);
+        if (w->subcl_ready) herd_client_deliver_key(&w->subcl, r.key, r.state, r.value, error);
+        else herd_value_free(r.value);
+        free(error);
+        return;
     }
+    case OP_CLOSE: {
+        herd_msg_reason r;
+        if (herd_proto_unpack_close(m, &r, &e)) break;
+        stop_loop(w, HERD_WORKER_EXIT_OK);
+        return;
+    }
+    default:
+        herd_err_set(&e, -HERD_EPROTO, "%s: not a message a worker takes", herd_proto_op_name(op));
+    }
+    bad_message(w, c, &e);
 }
 
 static void on_close(herd_conn *c, const char *why, void *ud)
 {
     wk *w = ud;
-    if (w->role == ROLE_CLIENT) {
-        if (!w->stop && w->cl) {
-            char msg[600];
-            snprintf(msg, sizeof msg, "lost the connection to the scheduler at %s: %s", w->address, why);
-            herd_client_logf(w->cl, HERD_LOG_ERROR, "%s", msg);
-            herd_client_shutdown(w->cl, HERD_CRASHED, msg);
-        }
-    } else if (!w->stop && strncmp(why, "TLS: ", 5) == 0) {
+    if (!w->stop && strncmp(why, "TLS: ", 5) == 0) {
         /* the same certificates would be refused again: no reconnecting */
         wlog(w, HERD_LOG_ERROR, "the scheduler at %s refused this worker: %s", w->address, why);
         stop_loop(w, HERD_WORKER_EXIT_REFUSED);
         return;
-    } else if (!w->stop) {
+    }
+    if (!w->stop)
         wlog(w, HERD_LOG_INFO, "scheduler connection lost (%s)%s", why, w->cfg.reconnect ? "" : "; exiting");
-    }
-    if (w->role == ROLE_CLIENT && !w->welcomed && strncmp(why, "TLS: ", 5) == 0) {
-        pthread_mutex_lock(&w->mu);
-        snprintf(w->refuse_msg, sizeof w->refuse_msg, "%s", why);
-        w->refused = 1;
-        pthread_mutex_unlock(&w->mu);
-    }
     stop_loop(w, w->welcomed ? HERD_WORKER_EXIT_LOST : HERD_WORKER_EXIT_ERROR);
 }
 
@@ -506,9 +400,7 @@ static void hb_cb(evutil_socket_t fd, short what, void *arg)
 {
     wk *w = arg;
     if (!w->conn) return;
-    msgpack_packer *pk = herd_conn_packer(w->conn);
-    msgpack_pack_array(pk, 1);
-    msgpack_pack_int(pk, OP_HEARTBEAT);
+    herd_proto_pack_heartbeat(herd_conn_buf(w->conn));
     herd_conn_end(w->conn);
 }
 
@@ -547,13 +439,11 @@ static void wk_free(wk *w)
         free(t->task); free(t->run_name); herd_value_free(t->args); herd_value_free(t->tags); free(t);
     }
     if (w->conn) herd_conn_free(w->conn);
-    if (w->out_ev) event_free(w->out_ev);
+    herd_outbox_destroy(&w->out);
     if (w->hb_ev) event_free(w->hb_ev);
     if (w->stop_ev) event_free(w->stop_ev);
     if (w->mem_ev) event_free(w->mem_ev);
     if (w->base) herd_event_base_drain_free(w->base);
-    msgpack_sbuffer_destroy(&w->out);
-    herd_value_free(w->rpc_val);
     herd_value_free(w->resources);
     free(w->address);
     free(w->token);
@@ -574,7 +464,7 @@ static void wk_unref(wk *w)
     if (last) wk_free(w);
 }
 
-static wk *wk_new(const herd_worker_cfg *cfg, int role, herd_client *cl, herd_err *err)
+static wk *wk_new(const herd_worker_cfg *cfg, herd_err *err)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, (void (*)(void))evthread_use_pthreads);
@@ -586,46 +476,30 @@ static wk *wk_new(const herd_worker_cfg *cfg, int role, herd_client *cl, herd_er
     w->name = strdup(cfg->name ? cfg->name : "worker");
     w->resources = cfg->resources ? herd_value_copy(cfg->resources) : NULL;
     w->cfg.address = w->address; w->cfg.token = w->token; w->cfg.name = w->name; w->cfg.resources = w->resources;
-    w->role = role;
-    w->cl = cl;
-    if (role == ROLE_CLIENT) w->cfg.nthreads = 0;
-    else if (w->cfg.nthreads < 1) w->cfg.nthreads = 1;
+    if (w->cfg.nthreads < 1) w->cfg.nthreads = 1;
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);
     herd_cond_init_monotonic(&w->evcv);
-    msgpack_sbuffer_init(&w->out);
-    msgpack_packer_init(&w->opk, &w->out, msgpack_sbuffer_write);
     atomic_init(&w->refs, 1);
-    int fd = -1;
-    herd_addr a;
-    if (herd_tls_addr_check(cfg->tls, w->address, err) || herd_addr_parse(w->address, &a, err)) { wk_free(w); return NULL; }
-    int rc = herd_dial(w->address, cfg->connect_timeout > 0 ? cfg->connect_timeout : 30, &fd, err);
-    if (rc) { wk_free(w); return NULL; }
-    w->base = event_base_new();
-    struct bufferevent *bev = !w->base ? NULL
-                            : cfg->tls ? herd_tls_connect(cfg->tls, w->base, fd, a.host, err)   /* closes fd on failure */
-                                       : bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
-    if (!bev) {
-        if (!cfg->tls || !w->base) close(fd);
+    if (!(w->base = event_base_new())) { wk_free(w); herd_err_set(err, -ENOMEM, "cannot create event loop"); return NULL; }
+    if (herd_outbox_init(&w->out, w->base, &w->mu, &w->conn) ||
+        !(w->hb_ev = event_new(w->base, -1, EV_PERSIST, hb_cb, w)) ||
+        !(w->stop_ev = event_new(w->base, -1, 0, stop_cb, w))) {
         wk_free(w);
-        if (!cfg->tls || !w->base) herd_err_set(err, -ENOMEM, "cannot create event loop");
+        herd_err_set(err, -ENOMEM, "out of memory");
         return NULL;
     }
-    w->conn = herd_conn_new(bev, w->address, on_msg, on_close, w);
-    w->out_ev = event_new(w->base, -1, 0, out_cb, w);
-    w->hb_ev = event_new(w->base, -1, EV_PERSIST, hb_cb, w);
-    w->stop_ev = event_new(w->base, -1, 0, stop_cb, w);
-    if (!w->conn || !w->out_ev || !w->hb_ev || !w->stop_ev) { wk_free(w); herd_err_set(err, -ENOMEM, "out of memory"); return NULL; }
-    msgpack_packer *pk = herd_conn_packer(w->conn);
-    msgpack_pack_array(pk, 8);
-    msgpack_pack_int(pk, OP_HELLO);
-    msgpack_pack_int(pk, HERD_PROTO_VERSION);
-    msgpack_pack_int(pk, role);
-    herd_pack_str(pk, w->token ? w->token : "");
-    herd_pack_str(pk, w->name);
-    msgpack_pack_int(pk, w->cfg.nthreads);
-    if (w->resources) herd_value_pack(pk, w->resources); else msgpack_pack_nil(pk);
-    msgpack_pack_int64(pk, (int64_t)getpid());
+    if (!(w->conn = herd_conn_dial(w->base, w->address, cfg->tls, cfg->connect_timeout, on_msg, on_close, w, err))) {
+        wk_free(w);
+        return NULL;
+    }
+    herd_msg_hello h = { HERD_PROTO_VERSION, ROLE_WORKER, herd_pstr_c(w->token), herd_pstr_c(w->name),
+                         w->cfg.nthreads, w->resources, (int64_t)getpid() };
+    if (herd_proto_pack_hello(herd_conn_buf(w->conn), &h)) {
+        wk_free(w);
+        herd_err_set(err, HERD_EARG, "resources: cannot be encoded for the scheduler");
+        return NULL;
+    }
     herd_conn_end(w->conn);
     for (int i = 0; i < w->cfg.nthreads; i++) {
         pthread_t th;
@@ -648,7 +522,7 @@ static wk *wk_new(const herd_worker_cfg *cfg, int role, herd_client *cl, herd_er
 int herd_worker_run(const herd_worker_cfg *cfg)
 {
     herd_err err = { 0 };
-    wk *w = wk_new(cfg, ROLE_WORKER, NULL, &err);
+    wk *w = wk_new(cfg, &err);
     if (!w) {
         char line[1200];
         snprintf(line, sizeof line, "worker %s: %s", cfg->name ? cfg->name : "?", err.msg);
@@ -713,7 +587,7 @@ int herd_worker_thread_start(const herd_cluster_env *env, const herd_worker_spec
     int trc = herd_tls_from_envp(env->worker_envp, &t->tls, err);
     if (trc && trc != -ENOENT) { free(t); return trc; }
     cfg.tls = t->tls;
-    if (!(t->w = wk_new(&cfg, ROLE_WORKER, NULL, err))) { herd_tls_free(t->tls); free(t); return err ? err->code : -HERD_EARG; }
+    if (!(t->w = wk_new(&cfg, err))) { herd_tls_free(t->tls); free(t); return err ? err->code : -HERD_EARG; }
     t->w->thread_mode = 1;
     int rc = pthread_create(&t->w->loop_thread, NULL, loop_main, t->w);
     if (rc) {
@@ -762,196 +636,6 @@ int herd_worker_main(const herd_worker_cfg *cfg)
         usleep((useconds_t)(backoff * 1e6));
         backoff = backoff * 2 > 10 ? 10 : backoff * 2;
     }
-}
-
-/* ---- a flow's client connection to an existing scheduler ---- */
-
-static int remote_send(void *ud, herd_submit_spec *sp) { return sub_send(((herd_remote *)ud)->w, sp); }
-const herd_transport herd_remote_tp = { remote_send, NULL };
-
-int herd_remote_connect(const char *address, const char *token, herd_tls *tls, const char *name,
-                        double timeout_s, herd_client *cl, herd_remote **out, herd_err *err)
-{
-    herd_worker_cfg cfg = { .address = address, .token = token, .tls = tls, .name = name,
-                            .connect_timeout = timeout_s };
-    herd_remote *r = calloc(1, sizeof *r);
-    if (!r) return herd_err_set(err, -ENOMEM, "out of memory");
-    pthread_mutex_init(&r->call_mu, NULL);
-    if (!(r->w = wk_new(&cfg, ROLE_CLIENT, cl, err))) {
-        pthread_mutex_destroy(&r->call_mu);
-        free(r);
-        return err ? err->code : -HERD_ECLOSED;
-    }
-    wk *w = r->w;
-    int rc = pthread_create(&w->loop_thread, NULL, loop_main, w);
-    if (rc) {
-        wk_unref(w);
-        free(r);
-        return herd_err_set(err, -rc, "cannot start the client thread: %s", strerror(rc));
-    }
-    struct timespec ts;
-    herd_deadline(timeout_s > 0 ? timeout_s : 30, &ts);
-    pthread_mutex_lock(&w->mu);
-    while (!w->welcomed && !w->refused && !w->loop_done)
-        if (pthread_cond_timedwait(&w->evcv, &w->mu, &ts) == ETIMEDOUT) break;
-    int welcomed = w->welcomed, refused = w->refused;
-    char why[512];
-    snprintf(why, sizeof why, "%s", w->refuse_msg);
-    pthread_mutex_unlock(&w->mu);
-    if (welcomed) { *out = r; return 0; }
-    herd_remote_close(r);
-    if (refused)
-        return herd_err_set(err, HERD_EAUTH, "address %s: the scheduler refused this client: %s", address, why);
-    return herd_err_set(err, HERD_ETIMEOUT, "address %s: no welcome from the scheduler within %.3gs", address,
-                        timeout_s);
-}
-
-void herd_remote_close(herd_remote *r)
-{
-    if (!r) return;
-    wk *w = r->w;
-    pthread_mutex_lock(&w->mu);
-    w->stop = 1;                 /* a closing client: not a lost connection */
-    pthread_mutex_unlock(&w->mu);
-    event_active(w->stop_ev, EV_TIMEOUT, 0);
-    pthread_join(w->loop_thread, NULL);
-    w->cl = NULL;
-    wk_unref(w);
-    pthread_mutex_destroy(&r->call_mu);
-    free(r);
-}
-
-int herd_remote_control(herd_remote *r, const char *verb, const char *arg, double timeout_s, herd_value **out,
-                        herd_err *err)
-{
-    if (out) *out = NULL;
-    wk *w = r->w;
-    pthread_mutex_lock(&r->call_mu);   /* one call at a time */
-    pthread_mutex_lock(&w->mu);
-    if (w->loop_done) {
-        pthread_mutex_unlock(&w->mu);
-        pthread_mutex_unlock(&r->call_mu);
-        return herd_err_set(err, HERD_ECLOSED, "%s: the scheduler connection is closed", verb);
-    }
-    uint64_t seq = ++w->rpc_seq;
-    msgpack_packer *pk = &w->opk;
-    msgpack_pack_array(pk, 4);
-    msgpack_pack_int(pk, OP_CONTROL);
-    msgpack_pack_uint64(pk, seq);
-    herd_pack_str(pk, verb);
-    if (arg) herd_pack_str(pk, arg); else msgpack_pack_nil(pk);
-    out_lock_wake(w);                  /* unlocks w->mu */
-    struct timespec ts;
-    herd_deadline(timeout_s, &ts);
-    pthread_mutex_lock(&w->mu);
-    while (w->rpc_got != seq && !w->loop_done)
-        if (pthread_cond_timedwait(&w->evcv, &w->mu, &ts) == ETIMEDOUT) break;
-    int rc;
-    if (w->rpc_got != seq) {
-        rc = w->loop_done ? herd_err_set(err, HERD_ECLOSED, "%s: the scheduler connection closed", verb)
-                          : herd_err_set(err, HERD_ETIMEOUT, "%s: no answer from the scheduler within %.3gs", verb,
-                                         timeout_s);
-    } else {
-        herd_value *v = w->rpc_val;
-        w->rpc_val = NULL;
-        rc = w->rpc_rc;
-        if (rc) {
-            herd_err_set(err, rc, "%s: %s", verb, herd_as_str(v) ? herd_as_str(v) : herd_strerror(rc));
-            herd_value_free(v);
-        } else if (out) {
-            *out = v;
-        } else {
-            herd_value_free(v);
-        }
-    }
-    pthread_mutex_unlock(&w->mu);
-    pthread_mutex_unlock(&r->call_mu);
-    return rc;
-}
-
-/* ---- what adaptive scaling needs, from a remote scheduler ---- */
-#define CONTROL_TIMEOUT_S 10.0
-
-static int rops_load(void *ud, herd_sched_load *l)
-{
-    memset(l, 0, sizeof *l);
-    herd_value *v = NULL;
-    int rc = herd_remote_control(ud, "load", NULL, CONTROL_TIMEOUT_S, &v, NULL);
-    if (rc) return rc;
-    if (herd_typeof(v) != HERD_ARRAY || herd_len(v) < 6) { herd_value_free(v); return -HERD_EPROTO; }
-    l->waiting = (int)herd_as_int(herd_at(v, 0));
-    l->ready = (int)herd_as_int(herd_at(v, 1));
-    l->running = (int)herd_as_int(herd_at(v, 2));
-    l->avg_duration = herd_as_float(herd_at(v, 3));
-    l->task_seconds = herd_as_float(herd_at(v, 4));
-    const herd_value *ws = herd_at(v, 5);
-    size_t n = herd_len(ws);
-    l->workers = calloc(n ? n : 1, sizeof *l->workers);
-    for (size_t i = 0; l->workers && i < n; i++) {
-        const herd_value *x = herd_at(ws, i);
-        if (herd_len(x) < 5) continue;
-        herd_sched_wload *o = &l->workers[l->nworkers++];
-        snprintf(o->name, sizeof o->name, "%s", herd_as_str(herd_at(x, 0)) ? herd_as_str(herd_at(x, 0)) : "");
-        o->nthreads = (int)herd_as_int(herd_at(x, 1));
-        o->busy = (int)herd_as_int(herd_at(x, 2));
-        o->closing = (int)herd_as_int(herd_at(x, 3));
-        o->idle_for = herd_as_float(herd_at(x, 4));
-    }
-    herd_value_free(v);
-    return l->workers ? 0 : -ENOMEM;
-}
-
-static int rops_drain(void *ud, const char *name)
-{
-    return herd_remote_control(ud, "drain", name, CONTROL_TIMEOUT_S, NULL, NULL);
-}
-
-static int rops_has(void *ud, const char *name)
-{
-    herd_sched_load l;
-    int rc = rops_load(ud, &l);
-    if (rc) return rc != -HERD_ECLOSED;   /* unanswered: still draining, as far as we know */
-    int has = 0;
-    for (size_t i = 0; i < l.nworkers; i++) has |= strcmp(l.workers[i].name, name) == 0;
-    herd_sched_load_free(&l);
-    return has;
-}
-
-static int rops_nworkers(void *ud, int *nthreads) { return herd_remote_workers(ud, nthreads); }
-
-const herd_sched_ops herd_remote_ops = { rops_load, rops_drain, rops_has, rops_nworkers, &herd_remote_tp };
-
-int herd_remote_owned(herd_remote *r)
-{
-    pthread_mutex_lock(&r->w->mu);
-    int owned = r->w->sched_owned;
-    pthread_mutex_unlock(&r->w->mu);
-    return owned;
-}
-
-int herd_remote_workers(herd_remote *r, int *nthreads)
-{
-    pthread_mutex_lock(&r->w->mu);
-    int n = r->w->nworkers;
-    if (nthreads) *nthreads = r->w->nthreads;
-    pthread_mutex_unlock(&r->w->mu);
-    return n;
-}
-
-int herd_remote_wait_workers(herd_remote *r, int n, double timeout_s, herd_err *err)
-{
-    wk *w = r->w;
-    struct timespec ts;
-    herd_deadline(timeout_s, &ts);
-    pthread_mutex_lock(&w->mu);
-    while (w->nworkers < n && !w->loop_done)
-        if ((timeout_s < 0 ? pthread_cond_wait(&w->evcv, &w->mu)
-                           : pthread_cond_timedwait(&w->evcv, &w->mu, &ts)) == ETIMEDOUT) break;
-    int have = w->nworkers, gone = w->loop_done;
-    pthread_mutex_unlock(&w->mu);
-    if (have >= n) return 0;
-    if (gone) return herd_err_set(err, HERD_ECLOSED, "the scheduler connection is closed");
-    return herd_err_set(err, HERD_ETIMEOUT, "only %d of %d workers connected within %.3gs", have, n, timeout_s);
 }
 
 /* ---- command line ---- */

@@ -30,30 +30,6 @@ int herd_worker_run(const herd_worker_cfg *cfg);
  * while cfg->reconnect and the connection was lost or could not be made. */
 int herd_worker_main(const herd_worker_cfg *cfg);
 
-/* ---- a flow's connection to an existing scheduler (address mode) ---- */
-typedef struct herd_remote herd_remote;
-/* Dial address, say hello as a client, wait for the welcome (or refusal)
- * within timeout_s. Results for cl's futures are delivered to cl; cl->id is
- * set to the key prefix the scheduler gave. Set cl->tp = &herd_remote_tp and
- * cl->tp_ud = the herd_remote after this returns. */
-int  herd_remote_connect(const char *address, const char *token, herd_tls *tls, const char *name,
-                         double timeout_s, herd_client *cl, herd_remote **out, herd_err *err);
-void herd_remote_close(herd_remote *r);
-int  herd_remote_workers(herd_remote *r, int *nthreads);
-/* 1 when the scheduler was started for one cluster (--herd-scheduler):
- * its client may drain and close workers. */
-int  herd_remote_owned(herd_remote *r);
-int  herd_remote_wait_workers(herd_remote *r, int n, double timeout_s, herd_err *err);
-extern const herd_transport herd_remote_tp;
-/* A control call (OP_CONTROL): "load" (*out: the load as a list),
- * "drain" NAME, "close_workers" REASON (the last two only on a scheduler
- * started for this cluster). Waits for the answer up to timeout_s. */
-int  herd_remote_control(herd_remote *r, const char *verb, const char *arg, double timeout_s, herd_value **out,
-                         herd_err *err);
-/* herd_sched_ops over the connection (ud: the herd_remote), for adaptive
- * scaling of a cluster whose scheduler a provider runs remotely. */
-extern const herd_sched_ops herd_remote_ops;
-
 /* Parse worker-mode flags (--herd-name …) and the environment into cfg.
  * Strings point into argv/environ; *res is a new map or NULL. */
 int herd_worker_cfg_from_args(int argc, char **argv, herd_worker_cfg *cfg, herd_value **res, herd_err *err);

@@ -23,6 +23,7 @@
 
 #include <herd/herd.h>
 #include "scheduler.h"
+#include "remote.h"
 #include "worker.h"
 
 #define TOKEN "control-test-token"
@@ -90,12 +91,10 @@ static int exit_of(pid_t pid, double secs)
     return -1;
 }
 
-static const herd_value *worker_entry(const herd_value *load, const char *name)
+static const herd_sched_wload *worker_entry(const herd_sched_load *load, const char *name)
 {
-    const herd_value *ws = herd_at(load, 5);
-    for (size_t i = 0; i < herd_len(ws); i++)
-        if (herd_as_str(herd_at(herd_at(ws, i), 0)) && !strcmp(herd_as_str(herd_at(herd_at(ws, i), 0)), name))
-            return herd_at(ws, i);
+    for (size_t i = 0; i < load->nworkers; i++)
+        if (!strcmp(load->workers[i].name, name)) return &load->workers[i];
     return NULL;
 }
 
@@ -106,15 +105,15 @@ static void test_shared_scheduler_answers_load_only(void **state)
     pid_t w = worker(&f, "cw-1", 2);
     herd_err err = { 0 };
     if (herd_remote_wait_workers(f.r, 1, 10, &err)) fail_msg("%s", err.msg);
-    herd_value *load = NULL;
+    herd_sched_load load;
     if (herd_remote_control(f.r, "load", NULL, 5, &load, &err)) fail_msg("load: %s", err.msg);
-    assert_int_equal(herd_typeof(load), HERD_ARRAY);
-    assert_int_equal(herd_len(load), 6);
-    assert_int_equal(herd_as_int(herd_at(load, 1)), 0);       /* nothing ready */
-    const herd_value *e = worker_entry(load, "cw-1");
+    assert_int_equal(load.ready, 0);                          /* nothing ready */
+    assert_int_equal(load.nworkers, 1);
+    const herd_sched_wload *e = worker_entry(&load, "cw-1");
     assert_non_null(e);
-    assert_int_equal(herd_as_int(herd_at(e, 1)), 2);          /* its threads */
-    herd_value_free(load);
+    assert_int_equal(e->nthreads, 2);                         /* its threads */
+    assert_int_equal(e->closing, 0);
+    herd_sched_load_free(&load);
 
     /* the same through the ops adaptive scaling uses */
     herd_sched_load l;

@@ -1,0 +1,204 @@
+/* core/proto.h — the wire protocol: the opcodes, every message's field
+ * layout, one typed struct per message and one pack and one unpack function
+ * per opcode. The scheduler, the worker and the remote client read and write
+ * messages only through these; comm.c moves the bytes (framing), and values
+ * inside messages are encoded by value_msgpack.c.
+ *
+ * A message is a msgpack array whose first item is its opcode; the fields
+ * follow in the order listed below, always all of them (nil where a field
+ * may be absent). Types: int = msgpack integer, num = integer or float,
+ * str = msgpack str, value = any herd_value (value_msgpack.c).
+ *
+ *   HELLO     c->s [op, proto int, role int 0|1, token str, name str,
+ *                   nthreads int, resources map|nil, pid int]
+ *   WELCOME   s->c [op, id int 1..2^24-1, heartbeat_interval num > 0,
+ *                   nworkers int, nthreads int, owned int 0|1]
+ *   REFUSE    s->c [op, reason str]
+ *   RUN       s->w [op, key int, task str, args value, attempt int,
+ *                   run_name str, tags array of str|nil]
+ *   DONE      w->s [op, key int, ok int 0|1, value (ok) | error str (not ok),
+ *                   duration_us int, attempt int]
+ *   LOG       w->s and s->c [op, key int, level int 0..3, text str]
+ *   HEARTBEAT w->s [op]
+ *   SECEDE    w->s [op, key int]: the task waits on sub-tasks, its slot is free
+ *   SUBMIT    c->s [op, key int, task str, args value, priority int,
+ *                   resources map|nil, retries int, retry_delay num,
+ *                   timeout num, run_name str|nil, tags array of str|nil]
+ *   RELEASE   c->s [op, key int]
+ *   CANCEL    c->s [op, key int]
+ *   RESULT    s->c [op, key int, state int, payload]: the value when
+ *                   Completed, the error str when Failed/Crashed/Cancelled,
+ *                   nil for Scheduled and Running (a remote client's tasks)
+ *   CLOSE     s->w [op, reason str]: finish and exit
+ *   WORKERS   s->c [op, nworkers int, nthreads int]: the cluster's size changed
+ *   STARTED   w->s [op, key int, attempt int]: an executor thread started the task
+ *   CONTROL   c->s [op, seq int, verb str, arg str|nil]: "load"; "drain" NAME
+ *                   and "close_workers" REASON only on a scheduler its cluster's
+ *                   provider started (owned)
+ *   REPLY     s->c [op, seq int, rc int <= 0, payload]: the load (rc 0, for
+ *                   "load": [waiting, ready, running, avg_duration,
+ *                   task_seconds, [[name, nthreads, busy, closing, idle_for]…]]),
+ *                   the error str (rc < 0), or nil
+ *
+ * Names (HELLO name, task names, control verbs) are 1..HERD_PROTO_MAX_NAME
+ * bytes without a NUL byte.
+ *
+ * Packing: every pack function appends one whole message to sb, or nothing
+ * (it returns -HERD_EARG when a value inside cannot be encoded — too deep,
+ * see herd_value_pack — or -ENOMEM); the input struct is only read.
+ *
+ * Unpacking: msg is a whole message as comm.c delivers it. Every field is
+ * checked (count, types, lengths, ranges); a bad message returns
+ * -HERD_EPROTO with err naming the opcode and the field ("SUBMIT: field
+ * 'priority' is str, expected int") and leaves nothing to free. On success:
+ *  - herd_pstr fields point into msg (no copy): valid only while msg is, that
+ *    is until the on_msg callback returns;
+ *  - herd_value * fields (and SUBMIT's strings, REPLY's load) are new and
+ *    owned by the caller, who frees them or takes them. */
+#ifndef HERD_PROTO_H
+#define HERD_PROTO_H
+
+#include "client.h"
+#include "scheduler.h"
+#include <msgpack.h>
+
+#define HERD_PROTO_VERSION HERD_PROTOCOL_VERSION
+#define HERD_PROTO_MAX_NAME 1024
+
+enum {
+    OP_HELLO = 1, OP_WELCOME, OP_REFUSE, OP_RUN, OP_DONE, OP_LOG, OP_HEARTBEAT, OP_SECEDE,
+    OP_SUBMIT, OP_RELEASE, OP_CANCEL, OP_RESULT, OP_CLOSE, OP_WORKERS, OP_STARTED,
+    OP_CONTROL, OP_REPLY, OP_MAX
+};
+enum { ROLE_WORKER = 0, ROLE_CLIENT = 1 };
+
+/* A string field: len bytes at ptr, not NUL-terminated. ptr NULL: nil (an
+ * absent optional field); an empty str has ptr "" (never NULL). */
+typedef struct herd_pstr { const char *ptr; size_t len; } herd_pstr;
+/* A C string as a field (NULL: nil). */
+herd_pstr herd_pstr_c(const char *s);
+/* A NUL-terminated malloc'd copy; NULL when s is nil or memory runs out. */
+char *herd_pstr_dup(herd_pstr s);
+
+/* The opcode of msg (1..OP_MAX-1), or -HERD_EPROTO when msg is not an
+ * array starting with a known opcode. */
+int herd_proto_op(const msgpack_object *msg, herd_err *err);
+/* "SUBMIT"; "?" for an unknown code. */
+const char *herd_proto_op_name(int op);
+
+typedef struct herd_msg_hello {
+    int64_t proto;             /* unpack refuses another version: err names it */
+    int role;                  /* ROLE_WORKER or ROLE_CLIENT */
+    herd_pstr token;           /* "" without a token */
+    herd_pstr name;
+    int nthreads;              /* 1..65536 for a worker, 0..65536 for a client */
+    herd_value *resources;     /* map name -> number >= 0, or NULL */
+    int64_t pid;
+} herd_msg_hello;
+int herd_proto_pack_hello(msgpack_sbuffer *sb, const herd_msg_hello *m);
+int herd_proto_unpack_hello(const msgpack_object *msg, herd_msg_hello *out, herd_err *err);
+
+typedef struct herd_msg_welcome {
+    uint32_t id;               /* the client's key prefix */
+    double heartbeat_interval; /* seconds */
+    int nworkers, nthreads;
+    int owned;                 /* the scheduler was started for one cluster */
+} herd_msg_welcome;
+int herd_proto_pack_welcome(msgpack_sbuffer *sb, const herd_msg_welcome *m);
+int herd_proto_unpack_welcome(const msgpack_object *msg, herd_msg_welcome *out, herd_err *err);
+
+/* REFUSE and CLOSE */
+typedef struct herd_msg_reason { herd_pstr reason; } herd_msg_reason;
+int herd_proto_pack_refuse(msgpack_sbuffer *sb, const herd_msg_reason *m);
+int herd_proto_unpack_refuse(const msgpack_object *msg, herd_msg_reason *out, herd_err *err);
+int herd_proto_pack_close(msgpack_sbuffer *sb, const herd_msg_reason *m);
+int herd_proto_unpack_close(const msgpack_object *msg, herd_msg_reason *out, herd_err *err);
+
+typedef struct herd_msg_run {
+    uint64_t key;
+    herd_pstr task;            /* a name */
+    herd_value *args;
+    int attempt;               /* >= 0 */
+    herd_pstr run_name;
+    herd_value *tags;          /* array of str, or NULL */
+} herd_msg_run;
+int herd_proto_pack_run(msgpack_sbuffer *sb, const herd_msg_run *m);
+int herd_proto_unpack_run(const msgpack_object *msg, herd_msg_run *out, herd_err *err);
+
+typedef struct herd_msg_done {
+    uint64_t key;
+    int ok;                    /* 1: value holds the result; 0: error says why */
+    herd_value *value;
+    herd_pstr error;
+    uint64_t duration_us;
+    int attempt;
+} herd_msg_done;
+int herd_proto_pack_done(msgpack_sbuffer *sb, const herd_msg_done *m);
+int herd_proto_unpack_done(const msgpack_object *msg, herd_msg_done *out, herd_err *err);
+
+typedef struct herd_msg_log { uint64_t key; int level; herd_pstr text; } herd_msg_log;
+int herd_proto_pack_log(msgpack_sbuffer *sb, const herd_msg_log *m);
+int herd_proto_unpack_log(const msgpack_object *msg, herd_msg_log *out, herd_err *err);
+
+int herd_proto_pack_heartbeat(msgpack_sbuffer *sb);
+int herd_proto_unpack_heartbeat(const msgpack_object *msg, herd_err *err);
+
+/* SECEDE, RELEASE and CANCEL */
+typedef struct herd_msg_key { uint64_t key; } herd_msg_key;
+int herd_proto_pack_secede(msgpack_sbuffer *sb, const herd_msg_key *m);
+int herd_proto_unpack_secede(const msgpack_object *msg, herd_msg_key *out, herd_err *err);
+int herd_proto_pack_release(msgpack_sbuffer *sb, const herd_msg_key *m);
+int herd_proto_unpack_release(const msgpack_object *msg, herd_msg_key *out, herd_err *err);
+int herd_proto_pack_cancel(msgpack_sbuffer *sb, const herd_msg_key *m);
+int herd_proto_unpack_cancel(const msgpack_object *msg, herd_msg_key *out, herd_err *err);
+
+/* SUBMIT's struct is the client's herd_submit_spec (client.h): fut and next
+ * are not sent. Unpacking fills *out (op OP_SUBMIT; task and run_name
+ * malloc'd, run_name NULL when nil) for the caller to take or herd_spec_free;
+ * retries >= 0, retry_delay and timeout finite and >= 0. */
+int herd_proto_pack_submit(msgpack_sbuffer *sb, const herd_submit_spec *m);
+int herd_proto_unpack_submit(const msgpack_object *msg, herd_submit_spec *out, herd_err *err);
+/* What a client's transport sends for a spec: SUBMIT, RELEASE or CANCEL by
+ * m->op. */
+int herd_proto_pack_spec(msgpack_sbuffer *sb, const herd_submit_spec *m);
+
+typedef struct herd_msg_result {
+    uint64_t key;
+    herd_state state;          /* HERD_SCHEDULED..HERD_CANCELLED */
+    herd_value *value;         /* Completed */
+    herd_pstr error;           /* Failed, Crashed, Cancelled */
+} herd_msg_result;
+int herd_proto_pack_result(msgpack_sbuffer *sb, const herd_msg_result *m);
+int herd_proto_unpack_result(const msgpack_object *msg, herd_msg_result *out, herd_err *err);
+
+typedef struct herd_msg_workers { int nworkers, nthreads; } herd_msg_workers;
+int herd_proto_pack_workers(msgpack_sbuffer *sb, const herd_msg_workers *m);
+int herd_proto_unpack_workers(const msgpack_object *msg, herd_msg_workers *out, herd_err *err);
+
+typedef struct herd_msg_started { uint64_t key; int attempt; } herd_msg_started;
+int herd_proto_pack_started(msgpack_sbuffer *sb, const herd_msg_started *m);
+int herd_proto_unpack_started(const msgpack_object *msg, herd_msg_started *out, herd_err *err);
+
+typedef struct herd_msg_control {
+    uint64_t seq;
+    herd_pstr verb;            /* a name */
+    herd_pstr arg;             /* nil when absent */
+} herd_msg_control;
+int herd_proto_pack_control(msgpack_sbuffer *sb, const herd_msg_control *m);
+int herd_proto_unpack_control(const msgpack_object *msg, herd_msg_control *out, herd_err *err);
+
+typedef struct herd_msg_reply {
+    uint64_t seq;
+    int rc;                    /* 0 or a negative error code */
+    herd_pstr error;           /* rc < 0: the reason (nil: none given) */
+    int has_load;              /* rc 0: load holds the scheduler's load */
+    herd_sched_load load;      /* unpacked: workers malloc'd (herd_sched_load_free) */
+} herd_msg_reply;
+int herd_proto_pack_reply(msgpack_sbuffer *sb, const herd_msg_reply *m);
+int herd_proto_unpack_reply(const msgpack_object *msg, herd_msg_reply *out, herd_err *err);
+
+/* Older helpers for code outside the protocol (tests of the framing). */
+void herd_pack_str(msgpack_packer *pk, const char *s);
+/* A str object as a NUL-terminated malloc'd string; NULL if not a str. */
+char *herd_obj_strdup(const msgpack_object *o);
+#endif

@@ -1,0 +1,361 @@
+/* core/remote.c — a flow's connection to a scheduler it reaches by address:
+ * says hello as a client, sends its client's submits, delivers results and
+ * log lines to it, follows the cluster's size, and makes control calls
+ * (OP_CONTROL), which give herd_remote_ops, adaptive scaling's view of that
+ * scheduler. The connection's event loop runs on a thread of its own; other
+ * threads send through an outbox. (A worker's connection is worker.c's.) */
+#include "remote.h"
+#include "comm.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <event2/thread.h>
+
+struct herd_remote {
+    char *address;
+    struct event_base *base;
+    herd_conn *conn;               /* the loop thread's */
+    struct event *stop_ev;
+    pthread_t thread;
+    int thread_started;
+    herd_client *cl;               /* where results and log lines go (borrowed) */
+    pthread_mutex_t mu;            /* what follows, and the outbox */
+    pthread_cond_t cv;             /* welcome, refusal, worker counts, replies, loop end */
+    herd_outbox out;
+    int welcomed, refused, closing, loop_done;
+    char refuse_msg[512];
+    int nworkers, nthreads, owned; /* as the scheduler last said */
+    uint64_t rpc_seq, rpc_got;     /* control calls: the last one sent, the last answered */
+    int rpc_rc;
+    char *rpc_error;               /* the answer's error text, or NULL */
+    int rpc_has_load;
+    herd_sched_load rpc_load;      /* the answer's load (taken by the caller) */
+    pthread_mutex_t call_mu;       /* one control call at a time */
+};
+
+static void rpc_clear(herd_remote *r)
+{
+    free(r->rpc_error);
+    r->rpc_error = NULL;
+    herd_sched_load_free(&r->rpc_load);
+    r->rpc_has_load = 0;
+}
+
+/* ---- the loop thread ---- */
+static void stop(herd_remote *r)
+{
+    pthread_mutex_lock(&r->mu);
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+    event_base_loopbreak(r->base);
+}
+
+static void on_reply(herd_remote *r, herd_msg_reply *m)
+{
+    pthread_mutex_lock(&r->mu);
+    if (m->seq == r->rpc_seq && r->rpc_got != m->seq) {
+        rpc_clear(r);
+        r->rpc_rc = m->rc;
+        r->rpc_error = herd_pstr_dup(m->error);
+        r->rpc_has_load = m->has_load;
+        r->rpc_load = m->load;
+        memset(&m->load, 0, sizeof m->load);
+        r->rpc_got = m->seq;
+        pthread_cond_broadcast(&r->cv);
+    }
+    pthread_mutex_unlock(&r->mu);
+    herd_sched_load_free(&m->load);      /* an answer nobody waits for */
+}
+
+static void on_msg(herd_conn *c, const msgpack_object *m, void *ud)
+{
+    herd_remote *r = ud;
+    herd_err e;                           /* set by a failing unpack (not zeroed: 1 KiB) */
+    e.msg[0] = '\0';
+    int op = herd_proto_op(m, NULL);      /* comm.c checked it */
+    switch (op) {
+    case OP_WELCOME: {
+        herd_msg_welcome wm;
+        if (herd_proto_unpack_welcome(m, &wm, &e)) break;
+        pthread_mutex_lock(&r->cl->mu);
+        r->cl->id = wm.id;
+        pthread_mutex_unlock(&r->cl->mu);
+        pthread_mutex_lock(&r->mu);
+        r->welcomed = 1;
+        r->nworkers = wm.nworkers;
+        r->nthreads = wm.nthreads;
+        r->owned = wm.owned;
+        pthread_cond_broadcast(&r->cv);
+        pthread_mutex_unlock(&r->mu);
+        return;
+    }
+    case OP_WORKERS: {
+        herd_msg_workers wm;
+        if (herd_proto_unpack_workers(m, &wm, &e)) break;
+        pthread_mutex_lock(&r->mu);
+        r->nworkers = wm.nworkers;
+        r->nthreads = wm.nthreads;
+        pthread_cond_broadcast(&r->cv);
+        pthread_mutex_unlock(&r->mu);
+        return;
+    }
+    case OP_LOG: {
+        herd_msg_log lm;
+        if (herd_proto_unpack_log(m, &lm, &e)) break;
+        herd_client_logf(r->cl, lm.level, "%.*s", (int)lm.text.len, lm.text.ptr);
+        return;
+    }
+    case OP_RESULT: {
+        herd_msg_result rm;
+        if (herd_proto_unpack_result(m, &rm, &e)) break;
+        char *error = herd_pstr_dup(rm.error);
+        herd_client_deliver_key(r->cl, rm.key, rm.state, rm.value, error);
+        free(error);
+        return;
+    }
+    case OP_REPLY: {
+        herd_msg_reply rm;
+        if (herd_proto_unpack_reply(m, &rm, &e)) break;
+        on_reply(r, &rm);
+        return;
+    }
+    case OP_REFUSE: {
+        herd_msg_reason rm;
+        if (herd_proto_unpack_refuse(m, &rm, &e)) break;
+        pthread_mutex_lock(&r->mu);
+        snprintf(r->refuse_msg, sizeof r->refuse_msg, "%.*s", (int)rm.reason.len, rm.reason.ptr);
+        r->refused = 1;
+        pthread_mutex_unlock(&r->mu);
+        stop(r);
+        return;
+    }
+    default:
+        herd_err_set(&e, -HERD_EPROTO, "%s: not a message a client takes", herd_proto_op_name(op));
+    }
+    /* a message that does not unpack: close the connection (on_close says why) */
+    char why[sizeof e.msg + 32];
+    snprintf(why, sizeof why, "protocol error: %s", e.msg);
+    herd_conn_fail(c, why);
+}
+
+static void on_close(herd_conn *c, const char *why, void *ud)
+{
+    herd_remote *r = ud;
+    pthread_mutex_lock(&r->mu);
+    int closing = r->closing, welcomed = r->welcomed;
+    if (!welcomed && strncmp(why, "TLS: ", 5) == 0) {
+        snprintf(r->refuse_msg, sizeof r->refuse_msg, "%s", why);
+        r->refused = 1;
+    }
+    pthread_mutex_unlock(&r->mu);
+    if (!closing) {
+        char msg[1200];
+        snprintf(msg, sizeof msg, "lost the connection to the scheduler at %s: %s", r->address, why);
+        herd_client_logf(r->cl, HERD_LOG_ERROR, "%s", msg);
+        herd_client_shutdown(r->cl, HERD_CRASHED, msg);
+    }
+    stop(r);
+}
+
+static void stop_cb(evutil_socket_t fd, short what, void *arg) { stop(arg); }
+
+static void *loop_main(void *arg)
+{
+    herd_remote *r = arg;
+    herd_block_sigpipe();
+    event_base_dispatch(r->base);
+    pthread_mutex_lock(&r->mu);
+    r->loop_done = 1;
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+    return NULL;
+}
+
+/* ---- the API (any thread) ---- */
+static void remote_free(herd_remote *r)
+{
+    if (r->conn) herd_conn_free(r->conn);
+    herd_outbox_destroy(&r->out);
+    if (r->stop_ev) event_free(r->stop_ev);
+    if (r->base) herd_event_base_drain_free(r->base);
+    rpc_clear(r);
+    free(r->address);
+    pthread_mutex_destroy(&r->mu);
+    pthread_mutex_destroy(&r->call_mu);
+    pthread_cond_destroy(&r->cv);
+    free(r);
+}
+
+void herd_remote_close(herd_remote *r)
+{
+    if (!r) return;
+    pthread_mutex_lock(&r->mu);
+    r->closing = 1;              /* a closing client: not a lost connection */
+    pthread_mutex_unlock(&r->mu);
+    if (r->thread_started) {
+        event_active(r->stop_ev, EV_TIMEOUT, 0);
+        pthread_join(r->thread, NULL);
+    }
+    remote_free(r);
+}
+
+int herd_remote_connect(const char *address, const char *token, herd_tls *tls, const char *name,
+                        double timeout_s, herd_client *cl, herd_remote **out, herd_err *err)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, (void (*)(void))evthread_use_pthreads);
+    herd_remote *r = calloc(1, sizeof *r);
+    if (!r) return herd_err_set(err, -ENOMEM, "out of memory");
+    r->cl = cl;
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_mutex_init(&r->call_mu, NULL);
+    herd_cond_init_monotonic(&r->cv);
+    int rc;
+    if (!(r->address = strdup(address ? address : "")) || !(r->base = event_base_new()) ||
+        herd_outbox_init(&r->out, r->base, &r->mu, &r->conn) || !(r->stop_ev = event_new(r->base, -1, 0, stop_cb, r))) {
+        remote_free(r);
+        return herd_err_set(err, -ENOMEM, "out of memory");
+    }
+    if (!(r->conn = herd_conn_dial(r->base, r->address, tls, timeout_s, on_msg, on_close, r, err))) {
+        rc = err ? err->code : -HERD_ECLOSED;
+        remote_free(r);
+        return rc;
+    }
+    herd_msg_hello h = { HERD_PROTO_VERSION, ROLE_CLIENT, herd_pstr_c(token),
+                         herd_pstr_c(name && *name ? name : "client"), 0, NULL, (int64_t)getpid() };
+    herd_proto_pack_hello(herd_conn_buf(r->conn), &h);
+    herd_conn_end(r->conn);
+    if ((rc = pthread_create(&r->thread, NULL, loop_main, r))) {
+        remote_free(r);
+        return herd_err_set(err, -rc, "cannot start the client thread: %s", strerror(rc));
+    }
+    r->thread_started = 1;
+    struct timespec ts;
+    herd_deadline(timeout_s > 0 ? timeout_s : 30, &ts);
+    pthread_mutex_lock(&r->mu);
+    while (!r->welcomed && !r->refused && !r->loop_done)
+        if (pthread_cond_timedwait(&r->cv, &r->mu, &ts) == ETIMEDOUT) break;
+    int welcomed = r->welcomed, refused = r->refused;
+    char why[sizeof r->refuse_msg];
+    snprintf(why, sizeof why, "%s", r->refuse_msg);
+    pthread_mutex_unlock(&r->mu);
+    if (welcomed) { *out = r; return 0; }
+    herd_remote_close(r);
+    if (refused)
+        return herd_err_set(err, HERD_EAUTH, "address %s: the scheduler refused this client: %s", address, why);
+    return herd_err_set(err, HERD_ETIMEOUT, "address %s: no welcome from the scheduler within %.3gs", address,
+                        timeout_s);
+}
+
+static int remote_send(void *ud, herd_submit_spec *sp)
+{
+    herd_remote *r = ud;
+    pthread_mutex_lock(&r->mu);
+    int rc = herd_proto_pack_spec(&r->out.sb, sp);
+    herd_outbox_send_unlock(&r->out);
+    herd_spec_free(sp);
+    return rc;       /* client.c checked the nesting: only an item over 4 GiB fails */
+}
+const herd_transport herd_remote_tp = { remote_send, NULL };
+
+int herd_remote_control(herd_remote *r, const char *verb, const char *arg, double timeout_s,
+                        herd_sched_load *load, herd_err *err)
+{
+    if (load) memset(load, 0, sizeof *load);
+    pthread_mutex_lock(&r->call_mu);
+    pthread_mutex_lock(&r->mu);
+    if (r->loop_done) {
+        pthread_mutex_unlock(&r->mu);
+        pthread_mutex_unlock(&r->call_mu);
+        return herd_err_set(err, HERD_ECLOSED, "%s: the scheduler connection is closed", verb);
+    }
+    herd_msg_control m = { ++r->rpc_seq, herd_pstr_c(verb), herd_pstr_c(arg) };
+    rpc_clear(r);
+    herd_proto_pack_control(&r->out.sb, &m);
+    herd_outbox_send_unlock(&r->out);
+    struct timespec ts;
+    herd_deadline(timeout_s, &ts);
+    pthread_mutex_lock(&r->mu);
+    while (r->rpc_got != m.seq && !r->loop_done)
+        if (pthread_cond_timedwait(&r->cv, &r->mu, &ts) == ETIMEDOUT) break;
+    int rc;
+    if (r->rpc_got != m.seq)
+        rc = r->loop_done ? herd_err_set(err, HERD_ECLOSED, "%s: the scheduler connection closed", verb)
+                          : herd_err_set(err, HERD_ETIMEOUT, "%s: no answer from the scheduler within %.3gs", verb,
+                                         timeout_s);
+    else if ((rc = r->rpc_rc))
+        herd_err_set(err, rc, "%s: %s", verb, r->rpc_error ? r->rpc_error : herd_strerror(rc));
+    else if (load && !r->rpc_has_load)
+        rc = herd_err_set(err, -HERD_EPROTO, "%s: the scheduler's answer holds no load", verb);
+    else if (load) {
+        *load = r->rpc_load;
+        memset(&r->rpc_load, 0, sizeof r->rpc_load);
+    }
+    rpc_clear(r);
+    pthread_mutex_unlock(&r->mu);
+    pthread_mutex_unlock(&r->call_mu);
+    return rc;
+}
+
+int herd_remote_owned(herd_remote *r)
+{
+    pthread_mutex_lock(&r->mu);
+    int owned = r->owned;
+    pthread_mutex_unlock(&r->mu);
+    return owned;
+}
+
+int herd_remote_workers(herd_remote *r, int *nthreads)
+{
+    pthread_mutex_lock(&r->mu);
+    int n = r->nworkers;
+    if (nthreads) *nthreads = r->nthreads;
+    pthread_mutex_unlock(&r->mu);
+    return n;
+}
+
+int herd_remote_wait_workers(herd_remote *r, int n, double timeout_s, herd_err *err)
+{
+    struct timespec ts;
+    herd_deadline(timeout_s, &ts);
+    pthread_mutex_lock(&r->mu);
+    while (r->nworkers < n && !r->loop_done)
+        if ((timeout_s < 0 ? pthread_cond_wait(&r->cv, &r->mu) : pthread_cond_timedwait(&r->cv, &r->mu, &ts)) ==
+            ETIMEDOUT)
+            break;
+    int have = r->nworkers, gone = r->loop_done;
+    pthread_mutex_unlock(&r->mu);
+    if (have >= n) return 0;
+    if (gone) return herd_err_set(err, HERD_ECLOSED, "the scheduler connection is closed");
+    return herd_err_set(err, HERD_ETIMEOUT, "only %d of %d workers connected within %.3gs", have, n, timeout_s);
+}
+
+/* ---- what adaptive scaling needs, from a remote scheduler ---- */
+#define CONTROL_TIMEOUT_S 10.0
+
+static int rops_load(void *ud, herd_sched_load *l)
+{
+    return herd_remote_control(ud, "load", NULL, CONTROL_TIMEOUT_S, l, NULL);
+}
+
+static int rops_drain(void *ud, const char *name)
+{
+    return herd_remote_control(ud, "drain", name, CONTROL_TIMEOUT_S, NULL, NULL);
+}
+
+static int rops_has(void *ud, const char *name)
+{
+    herd_sched_load l;
+    int rc = rops_load(ud, &l);
+    if (rc) return rc != -HERD_ECLOSED;   /* unanswered: still draining, as far as we know */
+    int has = 0;
+    for (size_t i = 0; i < l.nworkers; i++) has |= strcmp(l.workers[i].name, name) == 0;
+    herd_sched_load_free(&l);
+    return has;
+}
+
+static int rops_nworkers(void *ud, int *nthreads) { return herd_remote_workers(ud, nthreads); }
+
+const herd_sched_ops herd_remote_ops = { rops_load, rops_drain, rops_has, rops_nworkers, &herd_remote_tp };
