@@ -97,11 +97,14 @@ static int t_flaky(herd_task_ctx *ctx, const herd_value *args, herd_value **out)
 }
 HERD_TASK(t_flaky);
 
-/* (path, ms): write a marker file saying the task runs, then sleep ms */
+/* (marker, release): write the marker file saying the task runs, then hold
+ * the slot until the test creates the release file */
 static int t_block(herd_task_ctx *ctx, const herd_value *args, herd_value **out)
 {
     if (tu_write_file(arg_str(args, 0), "running\n")) return herd_task_fail(ctx, "t_block: cannot write marker");
-    tu_sleep_ms((long)arg_int(args, 1));
+    char *go = tu_wait_file(arg_str(args, 1), TU_WAIT_S);
+    if (!go) return herd_task_fail(ctx, "t_block: never released");
+    free(go);
     return 0;
 }
 HERD_TASK(t_block);
@@ -174,15 +177,16 @@ static void warm_up(herd_runner *r)
 /* ---- 1. priorities ---- */
 static void test_priority_order(void **state)
 {
-    char dir[64], marker[128], log[128];
+    char dir[64], marker[128], release[128], log[128];
     tu_mkdtemp(dir, sizeof dir);
     snprintf(marker, sizeof marker, "%s/blocker", dir);
+    snprintf(release, sizeof release, "%s/release", dir);
     snprintf(log, sizeof log, "%s/order", dir);
     herd_runner *r = tu_flow("{n_workers: 1, threads_per_worker: 1}", NULL, 1, NULL);
     herd_err err;
     warm_up(r);
 
-    herd_future *blocker = tu_submit(r, "t_block", herd_tuple("si", marker, 500), NULL);
+    herd_future *blocker = tu_submit(r, "t_block", herd_tuple("ss", marker, release), NULL);
     free(tu_wait_file(marker, TU_WAIT_S));     /* it runs: the only slot is taken */
 
     /* submission order A..F; priorities 5 (scope), 10, 0, -3 (scope), 5, 0 */
@@ -198,6 +202,7 @@ static void test_priority_order(void **state)
     assert_int_equal(herd_annotate_pop(r), -HERD_ESTATE);     /* nothing left to pop */
     fs[4] = tu_submit(r, "t_record", herd_tuple("ssi", log, "E", 30), "{priority: 5}");
     fs[5] = tu_submit(r, "t_record", herd_tuple("ssi", log, "F", 30), NULL);
+    assert_int_equal(tu_write_file(release, "go\n"), 0);   /* all six queued: free the slot */
 
     assert_int_equal(herd_wait(fs, 6, TU_WAIT_S, &err), 0);
     for (int i = 0; i < 6; i++) assert_int_equal(herd_future_state(fs[i]), HERD_COMPLETED);
