@@ -265,13 +265,13 @@ static void test_provider_scheduler_with_tls_files(void **state)
 static void test_other_ca_refused(void **state)
 {
     assert_int_equal(wait_exit(start_worker("stranger", "stranger", "tok", "ca.pem")), 3);
-    assert_true(log_has("refused connection from 127.0.0.1", "stranger"));
+    assert_true(log_has("refused connection from 127.0.0.1", "not issued by a CA this side trusts"));
 }
 
 static void test_expired_refused(void **state)
 {
     assert_int_equal(wait_exit(start_worker("old", "expired", "tok", "ca.pem")), 3);
-    assert_true(log_has("refused connection from 127.0.0.1", "expired"));
+    assert_true(log_has("refused connection from 127.0.0.1", "certificate has expired"));
 }
 
 static void test_wrong_token_refused(void **state)
@@ -301,7 +301,7 @@ static void test_no_certificate_refused(void **state)
     SSL_free(ssl);
     SSL_CTX_free(ctx);
     close(fd);
-    assert_true(log_has("refused connection from 127.0.0.1", "no certificate"));
+    assert_true(log_has("refused connection from 127.0.0.1", "presented no certificate"));
 }
 
 /* ---- a capture on lo ---- */
