@@ -370,7 +370,9 @@ static void test_retries(void **state)
     char dir[64], log[128];
     tu_mkdtemp(dir, sizeof dir);
     snprintf(log, sizeof log, "%s/order", dir);
-    herd_runner *r = tu_flow("{n_workers: 1, threads_per_worker: 1}", NULL, 1, NULL);
+    tu_log flog;
+    tu_log_init(&flog);
+    herd_runner *r = tu_flow("{n_workers: 1, threads_per_worker: 1}", NULL, 1, &flog);
     herd_err err;
     const herd_value *v;
 
@@ -417,9 +419,16 @@ static void test_retries(void **state)
     assert_int_equal(herd_future_result(once, TU_WAIT_S, &v, &err), -HERD_EFAILED);
     assert_string_equal(herd_future_error(once), "t_flaky: fails on attempt 0");
 
-    herd_future *all[] = { ok, no, once, fa, fb, ga, gb };
+    /* the delay doubles with each retry (Prefect's exponential backoff) */
+    herd_future *back = tu_submit(r, "t_flaky", herd_tuple("i", 2), "{retries: 2, retry_delay: 0.25}");
+    assert_int_equal(tu_int_result(back), 2);
+    assert_true(tu_log_has_line(&flog, herd_future_name(back), "retry 1 in 0.25s"));
+    assert_true(tu_log_has_line(&flog, herd_future_name(back), "retry 2 in 0.5s"));
+
+    herd_future *all[] = { ok, no, once, fa, fb, ga, gb, back };
     release_all(all, sizeof all / sizeof *all);
     tu_flow_end(r);
+    tu_log_free(&flog);
     tu_rmtree(dir);
 }
 
