@@ -432,6 +432,46 @@ static void test_retries(void **state)
     tu_rmtree(dir);
 }
 
+/* herd_future_cancel: a queued task never runs, its future ends Cancelled at
+ * once, a dependent ends too (never waits), and a final future cannot be
+ * cancelled. */
+static void test_cancel(void **state)
+{
+    char dir[64], marker[128], release[128], log[128];
+    tu_mkdtemp(dir, sizeof dir);
+    snprintf(marker, sizeof marker, "%s/blocker", dir);
+    snprintf(release, sizeof release, "%s/release", dir);
+    snprintf(log, sizeof log, "%s/ran", dir);
+    herd_runner *r = tu_flow("{n_workers: 1, threads_per_worker: 1}", NULL, 1, NULL);
+    herd_err err;
+    const herd_value *v;
+    herd_future *blocker = tu_submit(r, "t_block", herd_tuple("ss", marker, release), NULL);
+    free(tu_wait_file(marker, TU_WAIT_S));     /* the only slot is taken */
+    herd_future *x = tu_submit(r, "t_record", herd_tuple("ssi", log, "X", 0), NULL);
+    herd_future *dep = tu_submit(r, "t_add", herd_tuple("fi", x, 1), NULL);
+    assert_int_equal(herd_future_cancel(x), 0);
+    assert_int_equal(herd_future_state(x), HERD_CANCELLED);
+    assert_int_equal(herd_future_result(x, 0, &v, &err), -HERD_ECANCELLED);
+    assert_int_equal(herd_future_cancel(x), -HERD_ESTATE);          /* already final */
+    assert_int_equal(tu_write_file(release, "go\n"), 0);
+    herd_future *y = tu_submit(r, "t_record", herd_tuple("ssi", log, "Y", 0), NULL);
+    if (herd_future_result(y, TU_WAIT_S, &v, &err)) fail_msg("%s", err.msg);
+    assert_string_equal(herd_as_str(v), "Y");
+    assert_int_not_equal(herd_future_result(dep, TU_WAIT_S, &v, &err), 0);   /* ends, never waits */
+    assert_true(herd_state_is_final(herd_future_state(dep)));
+    assert_int_not_equal(herd_future_state(dep), HERD_COMPLETED);
+    assert_int_equal(herd_future_cancel(y), -HERD_ESTATE);          /* completed */
+    assert_int_equal(herd_future_cancel(NULL), -HERD_EARG);
+    char *ran = tu_read_file(log);
+    assert_non_null(ran);
+    assert_string_equal(ran, "Y\n");                                /* X never ran */
+    free(ran);
+    herd_future *all[] = { blocker, x, dep, y };
+    release_all(all, 4);
+    tu_flow_end(r);
+    tu_rmtree(dir);
+}
+
 /* ---- 5. volume ---- */
 static void test_ten_thousand_tasks(void **state)
 {
@@ -545,6 +585,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_resources),
         cmocka_unit_test(test_dependencies),
         cmocka_unit_test(test_retries),
+        cmocka_unit_test(test_cancel),
         cmocka_unit_test(test_ten_thousand_tasks),
         cmocka_unit_test(test_subtasks_one_slot),
         cmocka_unit_test(test_thread_workers),
