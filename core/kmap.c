@@ -1,16 +1,15 @@
 /* core/kmap.c — open addressing with linear probing and tombstones; grows at
- * 70% load. Keys are task keys (never 0; UINT64_MAX marks a tombstone). */
+ * 70% load. Keys are task keys (never 0; UINT64_MAX marks a tombstone),
+ * hashed with the keyed hash of hash.h. */
 #include "kmap.h"
+#include "hash.h"
 #include <errno.h>
 #include <stdlib.h>
 
 #define TOMB UINT64_MAX
 
-static size_t hash(uint64_t k)
-{
-    k ^= k >> 33; k *= 0xff51afd7ed558ccdULL; k ^= k >> 33; k *= 0xc4ceb9fe1a85ec53ULL; k ^= k >> 33;
-    return (size_t)k;
-}
+/* Keyed: a client chooses its task keys' low bits. */
+static size_t hash(uint64_t k) { return (size_t)herd_hash_u64(k); }
 
 void kmap_init(kmap *m) { m->keys = NULL; m->vals = NULL; m->cap = m->len = m->tomb = 0; }
 

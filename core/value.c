@@ -6,9 +6,17 @@
  * node (same allocation) unless it was moved in by replace_futrefs. Arrays
  * and maps grow geometrically; maps keep insertion order and are searched
  * linearly (kwargs and task arguments are small), with a hash index once
- * they grow past MAP_INDEX_MIN entries. */
+ * they grow past MAP_INDEX_MIN entries, hashed with the keyed hash of hash.h
+ * (so a peer cannot choose keys that collide).
+ *
+ * Depth: each node caches its nesting depth (scalars 0, [] 1), kept by
+ * push/set, which refuse to nest past HERD_VALUE_MAX_DEPTH. A container
+ * changed after it was pushed (through herd_at, or futrefs replaced by
+ * results) can be deeper than its parents' caches say, so every recursive
+ * walk is bounded by the same limit as well, and free is iterative. */
 #include "future.h"
 #include "value_int.h"
+#include "hash.h"
 
 #include <herd/herd.h>
 
@@ -28,6 +36,7 @@ struct mapent {
 struct herd_value {              /* 32 bytes on LP64 */
     uint8_t type;                /* herd_type */
     uint8_t ilog;                /* maps: log2 of the index size, when idx is set */
+    uint8_t depth;               /* nesting as built by push/set (see the top) */
     union {
         bool b;
         int64_t i;
@@ -99,8 +108,15 @@ HERD_API herd_value *herd_bytes(const void *p, size_t len)
 {
     return (p || !len) ? blob(HERD_BYTES, p, len) : NULL;
 }
-HERD_API herd_value *herd_array(void) { return node(HERD_ARRAY); }
-HERD_API herd_value *herd_map(void) { return node(HERD_MAP); }
+static herd_value *container(herd_type t)
+{
+    herd_value *v = node(t);
+    if (v) v->depth = 1;
+    return v;
+}
+
+HERD_API herd_value *herd_array(void) { return container(HERD_ARRAY); }
+HERD_API herd_value *herd_map(void) { return container(HERD_MAP); }
 
 HERD_API herd_value *herd_futref(uint64_t key)
 {
@@ -111,35 +127,59 @@ HERD_API herd_value *herd_futref(uint64_t key)
 
 /* ---- free ---- */
 
-static void clear_payload(herd_value *v)
+/* Iterative, with no allocation: a container being emptied becomes a frame
+ * of a stack threaded through the containers themselves. Its remaining
+ * children are popped from the end of its own item array; the link to the
+ * frame above it goes where nothing is read any more (an array's cap, a
+ * map's index pointer once the index is freed). */
+static herd_value *frame_up(herd_value *f)
 {
-    switch (v->type) {
-    case HERD_STR:
-    case HERD_BYTES:
-        if (v->u.s.p != (char *)(v + 1)) free(v->u.s.p);
-        break;
-    case HERD_ARRAY:
-        for (size_t i = 0; i < v->u.a.n; i++) herd_value_free(v->u.a.v[i]);
-        free(v->u.a.v);
-        break;
-    case HERD_MAP:
-        for (size_t i = 0; i < v->u.m.n; i++) {
-            free(v->u.m.e[i].key);
-            herd_value_free(v->u.m.e[i].val);
-        }
-        free(v->u.m.e);
-        free(v->u.m.idx);
-        break;
-    default:
-        break;
-    }
+    return f->type == HERD_ARRAY ? (herd_value *)(uintptr_t)f->u.a.cap
+                                 : (herd_value *)(void *)f->u.m.idx;
 }
 
 HERD_API void herd_value_free(herd_value *v)
 {
-    if (!v) return;
-    clear_payload(v);
-    free(v);
+    herd_value *top = NULL;                 /* the innermost frame */
+    while (v || top) {
+        if (v) {
+            if (v->type == HERD_ARRAY && v->u.a.n) {
+                v->u.a.cap = (size_t)(uintptr_t)top;
+                top = v;
+            } else if (v->type == HERD_MAP && v->u.m.n) {
+                free(v->u.m.idx);
+                v->u.m.idx = (uint32_t *)(void *)top;
+                top = v;
+            } else {
+                if ((v->type == HERD_STR || v->type == HERD_BYTES) && v->u.s.p != (char *)(v + 1))
+                    free(v->u.s.p);
+                else if (v->type == HERD_ARRAY) free(v->u.a.v);
+                else if (v->type == HERD_MAP) { free(v->u.m.e); free(v->u.m.idx); }
+                free(v);
+            }
+            v = NULL;
+            continue;
+        }
+        if (top->type == HERD_ARRAY && top->u.a.n) {
+            v = top->u.a.v[--top->u.a.n];
+        } else if (top->type == HERD_MAP && top->u.m.n) {
+            struct mapent *e = &top->u.m.e[--top->u.m.n];
+            free(e->key);
+            v = e->val;
+        } else {                            /* frame emptied: free it, go up */
+            herd_value *up = frame_up(top);
+            free(top->type == HERD_ARRAY ? (void *)top->u.a.v : (void *)top->u.m.e);
+            free(top);
+            top = up;
+        }
+    }
+}
+
+/* The depth v gives a container it is put into, or -1 past the limit. */
+static int nest(const herd_value *v)
+{
+    int d = v->depth + 1;
+    return d > HERD_VALUE_MAX_DEPTH ? -1 : d;
 }
 
 /* ---- arrays ---- */
@@ -160,7 +200,8 @@ int herd_array_reserve(herd_value *arr, size_t n)
 HERD_API int herd_array_push(herd_value *arr, herd_value *item)
 {
     if (!item) return -HERD_EARG;
-    if (!arr || arr->type != HERD_ARRAY) {
+    int d = nest(item);
+    if (!arr || arr->type != HERD_ARRAY || d < 0) {
         herd_value_free(item);
         return -HERD_EARG;
     }
@@ -175,6 +216,7 @@ HERD_API int herd_array_push(herd_value *arr, herd_value *item)
         arr->u.a.cap = cap;
     }
     arr->u.a.v[arr->u.a.n++] = item;
+    if (d > arr->depth) arr->depth = (uint8_t)d;
     return 0;
 }
 
@@ -182,9 +224,8 @@ HERD_API int herd_array_push(herd_value *arr, herd_value *item)
 
 static uint32_t strhash(const char *s)
 {
-    uint32_t h = 2166136261u;                       /* FNV-1a */
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 16777619u;
-    return h;
+    uint64_t h = herd_hash_bytes(s, strlen(s));
+    return (uint32_t)(h ^ (h >> 32));
 }
 
 static int index_rebuild(herd_value *m, size_t icap)
@@ -219,15 +260,29 @@ static long map_find(const herd_value *m, const char *key, uint32_t h)
     return -1;
 }
 
+size_t herd_map_longest_probe(const herd_value *m)
+{
+    if (!m || m->type != HERD_MAP || !m->u.m.idx) return 0;
+    size_t cap = (size_t)1 << m->ilog, run = 0, best = 0;
+    for (size_t j = 0; j < 2 * cap; j++) {      /* twice round: runs wrap */
+        run = m->u.m.idx[j & (cap - 1)] ? run + 1 : 0;
+        if (run > best) best = run;
+        if (best >= cap) break;
+    }
+    return best;
+}
+
 HERD_API int herd_map_set(herd_value *map, const char *key, herd_value *item)
 {
     if (!item) return -HERD_EARG;
-    if (!map || map->type != HERD_MAP || !key) {
+    int d = nest(item);
+    if (!map || map->type != HERD_MAP || !key || d < 0) {
         herd_value_free(item);
         return -HERD_EARG;
     }
     uint32_t h = strhash(key);
     long at = map_find(map, key, h);
+    if (d > map->depth) map->depth = (uint8_t)d;     /* an upper bound once items are replaced */
     if (at >= 0) {
         herd_value_free(map->u.m.e[at].val);
         map->u.m.e[at].val = item;
@@ -385,9 +440,10 @@ HERD_API herd_value *herd_map_get(const herd_value *map, const char *key)
 
 /* ---- whole values ---- */
 
-HERD_API herd_value *herd_value_copy(const herd_value *v)
+static herd_value *copy_at(const herd_value *v, int level)
 {
-    if (!v) return NULL;
+    if (!v || (level > HERD_VALUE_MAX_DEPTH && (v->type == HERD_ARRAY || v->type == HERD_MAP)))
+        return NULL;
     herd_value *c = NULL;
     switch (v->type) {
     case HERD_STR:
@@ -399,15 +455,16 @@ HERD_API herd_value *herd_value_copy(const herd_value *v)
             if (!(c->u.a.v = malloc(v->u.a.n * sizeof *c->u.a.v))) goto fail;
             c->u.a.cap = v->u.a.n;
             for (size_t i = 0; i < v->u.a.n; i++) {
-                if (!(c->u.a.v[i] = herd_value_copy(v->u.a.v[i]))) goto fail;
+                if (!(c->u.a.v[i] = copy_at(v->u.a.v[i], level + 1))) goto fail;
                 c->u.a.n++;
+                if (c->u.a.v[i]->depth + 1 > c->depth) c->depth = (uint8_t)(c->u.a.v[i]->depth + 1);
             }
         }
         return c;
     case HERD_MAP:
         if (!(c = herd_map())) return NULL;
         for (size_t i = 0; i < v->u.m.n; i++) {
-            herd_value *item = herd_value_copy(v->u.m.e[i].val);
+            herd_value *item = copy_at(v->u.m.e[i].val, level + 1);
             if (!item || herd_map_set(c, v->u.m.e[i].key, item) < 0) goto fail;
         }
         return c;
@@ -421,7 +478,9 @@ fail:
     return NULL;
 }
 
-HERD_API bool herd_value_equal(const herd_value *a, const herd_value *b)
+HERD_API herd_value *herd_value_copy(const herd_value *v) { return copy_at(v, 1); }
+
+static bool equal_at(const herd_value *a, const herd_value *b, int level)
 {
     if (a == b) return true;
     if (herd_typeof(a) != herd_typeof(b)) return false;
@@ -436,12 +495,12 @@ HERD_API bool herd_value_equal(const herd_value *a, const herd_value *b)
     case HERD_BYTES:
         return a->u.s.len == b->u.s.len && memcmp(a->u.s.p, b->u.s.p, a->u.s.len) == 0;
     case HERD_ARRAY:
-        if (a->u.a.n != b->u.a.n) return false;
+        if (a->u.a.n != b->u.a.n || level > HERD_VALUE_MAX_DEPTH) return false;
         for (size_t i = 0; i < a->u.a.n; i++)
-            if (!herd_value_equal(a->u.a.v[i], b->u.a.v[i])) return false;
+            if (!equal_at(a->u.a.v[i], b->u.a.v[i], level + 1)) return false;
         return true;
     case HERD_MAP:                                   /* order does not matter */
-        if (a->u.m.n != b->u.m.n) return false;
+        if (a->u.m.n != b->u.m.n || level > HERD_VALUE_MAX_DEPTH) return false;
         for (size_t i = 0; i < a->u.m.n; i++) {
             const struct mapent *e = &a->u.m.e[i];
             const struct mapent *f = i < b->u.m.n && strcmp(b->u.m.e[i].key, e->key) == 0
@@ -451,12 +510,14 @@ HERD_API bool herd_value_equal(const herd_value *a, const herd_value *b)
                 if (at < 0) return false;
                 f = &b->u.m.e[at];
             }
-            if (!herd_value_equal(e->val, f->val)) return false;
+            if (!equal_at(e->val, f->val, level + 1)) return false;
         }
         return true;
     }
     return false;
 }
+
+HERD_API bool herd_value_equal(const herd_value *a, const herd_value *b) { return equal_at(a, b, 1); }
 
 /* ---- tuples ---- */
 
@@ -502,6 +563,13 @@ HERD_API herd_value *herd_vtuple(const char *fmt, va_list ap)
             herd_value_free(item);
             continue;            /* keep consuming, so 'v' values are freed */
         }
+        int d = nest(item);
+        if (d < 0) {
+            herd_value_free(item);
+            ok = false;
+            continue;
+        }
+        if (d > arr->depth) arr->depth = (uint8_t)d;
         arr->u.a.v[arr->u.a.n++] = item;
     }
     if (!ok) {
@@ -522,20 +590,24 @@ HERD_API herd_value *herd_tuple(const char *fmt, ...)
 
 /* ---- walkers ---- */
 
-int herd_value_depth(const herd_value *v)
+/* The depth of v, counted no further than budget + 1 levels. */
+static int depth_upto(const herd_value *v, int budget)
 {
     if (!v || (v->type != HERD_ARRAY && v->type != HERD_MAP)) return 0;
+    if (budget <= 0) return 1;
     int d = 0;
-    for (size_t i = 0; i < herd_len(v); i++) {
-        int c = herd_value_depth(herd_at(v, i));
+    for (size_t i = 0; i < herd_len(v) && d < budget; i++) {
+        int c = depth_upto(herd_at(v, i), budget - 1);
         if (c > d) d = c;
     }
     return d + 1;
 }
 
+int herd_value_depth(const herd_value *v) { return depth_upto(v, HERD_VALUE_MAX_DEPTH); }
+
 struct keyset { uint64_t *k; size_t n, cap; };
 
-static int collect(const herd_value *v, struct keyset *ks)
+static int collect(const herd_value *v, struct keyset *ks, int level)
 {
     if (!v) return 0;
     if (v->type == HERD_FUTREF) {
@@ -551,9 +623,10 @@ static int collect(const herd_value *v, struct keyset *ks)
         ks->k[ks->n++] = v->u.fut;
         return 0;
     }
+    if ((v->type == HERD_ARRAY || v->type == HERD_MAP) && level > HERD_VALUE_MAX_DEPTH) return -HERD_EARG;
     if (v->type == HERD_ARRAY || v->type == HERD_MAP)
         for (size_t i = 0; i < herd_len(v); i++) {
-            int rc = collect(herd_at(v, i), ks);
+            int rc = collect(herd_at(v, i), ks, level + 1);
             if (rc) return rc;
         }
     return 0;
@@ -562,7 +635,7 @@ static int collect(const herd_value *v, struct keyset *ks)
 int herd_value_collect_futrefs(const herd_value *v, uint64_t **keys, size_t *n)
 {
     struct keyset ks = { NULL, 0, 0 };
-    int rc = collect(v, &ks);
+    int rc = collect(v, &ks, 1);
     if (rc) {
         free(ks.k);
         ks.k = NULL;
@@ -608,8 +681,9 @@ static int call_fn(herd_value *ref, int (*fn)(void *, uint64_t, herd_value **), 
     return 0;
 }
 
-static int replace_in(herd_value *v, int (*fn)(void *, uint64_t, herd_value **), void *ud)
+static int replace_in(herd_value *v, int (*fn)(void *, uint64_t, herd_value **), void *ud, int level)
 {
+    if (level > HERD_VALUE_MAX_DEPTH) return -HERD_EARG;
     size_t n = herd_len(v);
     for (size_t i = 0; i < n; i++) {
         herd_value **slot = v->type == HERD_ARRAY ? &v->u.a.v[i] : &v->u.m.e[i].val;
@@ -622,7 +696,7 @@ static int replace_in(herd_value *v, int (*fn)(void *, uint64_t, herd_value **),
                 *slot = r;
             }
         } else if (c->type == HERD_ARRAY || c->type == HERD_MAP) {
-            rc = replace_in(c, fn, ud);
+            rc = replace_in(c, fn, ud, level + 1);
         }
         if (rc) return rc;
     }
@@ -641,6 +715,6 @@ int herd_value_replace_futrefs(herd_value *v,
         if ((rc = move_into(v, r))) herd_value_free(r);
         return rc;
     }
-    if (v->type == HERD_ARRAY || v->type == HERD_MAP) return replace_in(v, fn, ud);
+    if (v->type == HERD_ARRAY || v->type == HERD_MAP) return replace_in(v, fn, ud, 1);
     return 0;
 }

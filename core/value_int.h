@@ -8,8 +8,8 @@
 #include <herd/value.h>
 #include <msgpack.h>
 
-/* Deepest nesting accepted from YAML and from a msgpack_object. */
-#define HERD_VALUE_MAX_DEPTH 64
+/* HERD_VALUE_MAX_DEPTH (herd/value.h) is also the deepest nesting accepted
+ * from YAML and from a msgpack_object. */
 /* Deepest nesting msgpack-c can unpack from a buffer (its compiled-in parse
  * stack, MSGPACK_EMBED_STACK_SIZE). */
 #define HERD_MSGPACK_MAX_DEPTH 32
@@ -76,8 +76,12 @@ int herd_value_replace_futrefs(herd_value *v,
                                void *ud);
 /* Make room for n more items in arr (one allocation instead of several). */
 int herd_array_reserve(herd_value *arr, size_t n);
-/* Nesting depth: scalars 0, [] 1, [[1]] 2. */
+/* Nesting depth: scalars 0, [] 1, [[1]] 2; counted no further than
+ * HERD_VALUE_MAX_DEPTH + 1, so any value can be measured. */
 int herd_value_depth(const herd_value *v);
+/* The longest run of occupied slots in a map's hash index (0 without one):
+ * what a lookup of an absent key may have to step over. For tests. */
+size_t herd_map_longest_probe(const herd_value *map);
 
 /* ---- text (value_yaml.c) ---- */
 /* For error messages: "int 4", "str \"four\"", "map {a: 1}", "null", cut to

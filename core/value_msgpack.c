@@ -187,7 +187,7 @@ static int conv(const msgpack_object *o, int depth, herd_value **out, herd_err *
                                         herd_msgpack_type_name(ko->type));
                 }
                 size_t kl = ko->via.str.size;
-                if (memchr(ko->via.str.ptr, '\0', kl)) {
+                if (kl && memchr(ko->via.str.ptr, '\0', kl)) {   /* "" arrives with a NULL ptr */
                     herd_value_free(v);
                     return herd_err_set(err, -HERD_EPROTO, "msgpack: map key %u contains a NUL byte", i);
                 }
@@ -196,7 +196,7 @@ static int conv(const msgpack_object *o, int depth, herd_value **out, herd_err *
                 } else if (!(k = kheap = malloc(kl + 1))) {
                     goto nomem;
                 }
-                memcpy((char *)k, ko->via.str.ptr, kl);
+                if (kl) memcpy((char *)k, ko->via.str.ptr, kl);
                 ((char *)k)[kl] = '\0';
             }
             int rc = conv(io, depth + 1, &item, err);

@@ -675,7 +675,7 @@ static void fmt_double(char *buf, size_t cap, double d)
     }
 }
 
-static void put_value(struct sb *b, const herd_value *v)
+static void put_value(struct sb *b, const herd_value *v, int level)
 {
     char num[64];
     switch (herd_typeof(v)) {
@@ -708,21 +708,23 @@ static void put_value(struct sb *b, const herd_value *v)
         break;
     }
     case HERD_ARRAY:
+        if (level > HERD_VALUE_MAX_DEPTH) { b->oom = true; break; }   /* a changed child nested it deeper */
         sb_put(b, "[", 1);
         for (size_t i = 0; i < herd_len(v); i++) {
             if (i) sb_put(b, ", ", 2);
-            put_value(b, herd_at(v, i));
+            put_value(b, herd_at(v, i), level + 1);
         }
         sb_put(b, "]", 1);
         break;
     case HERD_MAP:
+        if (level > HERD_VALUE_MAX_DEPTH) { b->oom = true; break; }
         sb_put(b, "{", 1);
         for (size_t i = 0; i < herd_len(v); i++) {
             if (i) sb_put(b, ", ", 2);
             const char *k = herd_key_at(v, i);
             put_str(b, k, strlen(k));
             sb_put(b, ": ", 2);
-            put_value(b, herd_at(v, i));
+            put_value(b, herd_at(v, i), level + 1);
         }
         sb_put(b, "}", 1);
         break;
@@ -736,7 +738,7 @@ static void put_value(struct sb *b, const herd_value *v)
 HERD_API char *herd_value_to_string(const herd_value *v)
 {
     struct sb b = { NULL, 0, 0, false };
-    put_value(&b, v);
+    put_value(&b, v, 1);
     if (b.oom) {
         free(b.p);
         return NULL;
@@ -762,7 +764,7 @@ char *herd_value_describe(const herd_value *v, size_t max)
             const char *s = herd_as_bytes(v, &n);
             put_quoted(&b, s, n);
         } else {
-            put_value(&b, v);
+            put_value(&b, v, 1);
         }
     }
     if (b.oom) {

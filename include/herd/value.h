@@ -29,6 +29,13 @@ typedef enum herd_type {
 
 typedef struct herd_value herd_value;
 
+/* The deepest nesting a value may have: scalars are 0 deep, [] 1, [[1]] 2.
+ * herd_array_push and herd_map_set refuse an item that would nest past it
+ * (-HERD_EARG), and no walk goes further: copy gives NULL, equal false and
+ * to_string NULL for a value made deeper by changing a container after it
+ * was pushed. Values that travel to workers must be shallower (24). */
+#define HERD_VALUE_MAX_DEPTH 64
+
 /* Constructors. They return NULL only when memory runs out. */
 HERD_API herd_value *herd_nil(void);
 HERD_API herd_value *herd_bool(bool b);
@@ -49,7 +56,9 @@ HERD_API herd_value *herd_futref(uint64_t key);               /* used by herd_fu
 HERD_API herd_value *herd_tuple(const char *fmt, ...);
 HERD_API herd_value *herd_vtuple(const char *fmt, va_list ap);
 
-/* Containers. Push/set take ownership of item even on failure. */
+/* Containers. Push/set take ownership of item even on failure; they fail
+ * with -HERD_EARG for a NULL or wrong-typed container, a NULL key, or an item
+ * that would nest deeper than HERD_VALUE_MAX_DEPTH. */
 HERD_API int herd_array_push(herd_value *arr, herd_value *item);
 HERD_API int herd_map_set(herd_value *map, const char *key, herd_value *item); /* replaces */
 HERD_API int herd_map_del(herd_value *map, const char *key);   /* 0, or -HERD_EARG if absent */

@@ -313,8 +313,6 @@ static void test_bad_adapt_kwargs(void **state)
 int main(int argc, char **argv)
 {
     herd_init(&argc, &argv);
-    const char *only = getenv("HERD_TEST_FILTER");
-    if (only && *only) cmocka_set_test_filter(only);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_burst_grows_and_shrinks),
         cmocka_unit_test(test_bounds),

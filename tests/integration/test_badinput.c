@@ -524,8 +524,6 @@ static void test_bad_messages(void **state)
 int main(int argc, char **argv)
 {
     herd_init(&argc, &argv);
-    const char *only = getenv("HERD_TEST_FILTER");      /* e.g. HERD_TEST_FILTER=test_timeouts */
-    if (only && *only) cmocka_set_test_filter(only);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bad_runner_options),
         cmocka_unit_test(test_bad_submits),

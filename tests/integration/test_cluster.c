@@ -993,8 +993,6 @@ int main(int argc, char **argv)
     snprintf(slash, sizeof guess - (size_t)(slash - guess), "/../bin/herd");
     if (!realpath(guess, herd_bin) || access(herd_bin, X_OK)) { fprintf(stderr, "no herd command at %s\n", guess); return 1; }
 
-    const char *only = getenv("HERD_TEST_FILTER");
-    if (only && *only) cmocka_set_test_filter(only);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_cli_cluster_serves_flows, setup, teardown),
         cmocka_unit_test_setup_teardown(test_address_excludes_cluster_options, setup, teardown),

@@ -340,8 +340,6 @@ int main(int argc, char **argv)
 {
     herd_init(&argc, &argv);
     if (argc == 3 && strcmp(argv[1], "--signal-child") == 0) return signal_child(argv[2]);
-    const char *only = getenv("HERD_TEST_FILTER");      /* e.g. HERD_TEST_FILTER=test_timeouts */
-    if (only && *only) cmocka_set_test_filter(only);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_worker_killed_mid_task),
         cmocka_unit_test(test_task_crashing_every_worker),

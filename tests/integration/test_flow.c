@@ -97,11 +97,14 @@ static int t_flaky(herd_task_ctx *ctx, const herd_value *args, herd_value **out)
 }
 HERD_TASK(t_flaky);
 
-/* (path, ms): write a marker file saying the task runs, then sleep ms */
+/* (marker, release): write the marker file saying the task runs, then hold
+ * the slot until the test creates the release file */
 static int t_block(herd_task_ctx *ctx, const herd_value *args, herd_value **out)
 {
     if (tu_write_file(arg_str(args, 0), "running\n")) return herd_task_fail(ctx, "t_block: cannot write marker");
-    tu_sleep_ms((long)arg_int(args, 1));
+    char *go = tu_wait_file(arg_str(args, 1), TU_WAIT_S);
+    if (!go) return herd_task_fail(ctx, "t_block: never released");
+    free(go);
     return 0;
 }
 HERD_TASK(t_block);
@@ -174,15 +177,16 @@ static void warm_up(herd_runner *r)
 /* ---- 1. priorities ---- */
 static void test_priority_order(void **state)
 {
-    char dir[64], marker[128], log[128];
+    char dir[64], marker[128], release[128], log[128];
     tu_mkdtemp(dir, sizeof dir);
     snprintf(marker, sizeof marker, "%s/blocker", dir);
+    snprintf(release, sizeof release, "%s/release", dir);
     snprintf(log, sizeof log, "%s/order", dir);
     herd_runner *r = tu_flow("{n_workers: 1, threads_per_worker: 1}", NULL, 1, NULL);
     herd_err err;
     warm_up(r);
 
-    herd_future *blocker = tu_submit(r, "t_block", herd_tuple("si", marker, 500), NULL);
+    herd_future *blocker = tu_submit(r, "t_block", herd_tuple("ss", marker, release), NULL);
     free(tu_wait_file(marker, TU_WAIT_S));     /* it runs: the only slot is taken */
 
     /* submission order A..F; priorities 5 (scope), 10, 0, -3 (scope), 5, 0 */
@@ -198,6 +202,7 @@ static void test_priority_order(void **state)
     assert_int_equal(herd_annotate_pop(r), -HERD_ESTATE);     /* nothing left to pop */
     fs[4] = tu_submit(r, "t_record", herd_tuple("ssi", log, "E", 30), "{priority: 5}");
     fs[5] = tu_submit(r, "t_record", herd_tuple("ssi", log, "F", 30), NULL);
+    assert_int_equal(tu_write_file(release, "go\n"), 0);   /* all six queued: free the slot */
 
     assert_int_equal(herd_wait(fs, 6, TU_WAIT_S, &err), 0);
     for (int i = 0; i < 6; i++) assert_int_equal(herd_future_state(fs[i]), HERD_COMPLETED);
@@ -365,7 +370,9 @@ static void test_retries(void **state)
     char dir[64], log[128];
     tu_mkdtemp(dir, sizeof dir);
     snprintf(log, sizeof log, "%s/order", dir);
-    herd_runner *r = tu_flow("{n_workers: 1, threads_per_worker: 1}", NULL, 1, NULL);
+    tu_log flog;
+    tu_log_init(&flog);
+    herd_runner *r = tu_flow("{n_workers: 1, threads_per_worker: 1}", NULL, 1, &flog);
     herd_err err;
     const herd_value *v;
 
@@ -412,8 +419,55 @@ static void test_retries(void **state)
     assert_int_equal(herd_future_result(once, TU_WAIT_S, &v, &err), -HERD_EFAILED);
     assert_string_equal(herd_future_error(once), "t_flaky: fails on attempt 0");
 
-    herd_future *all[] = { ok, no, once, fa, fb, ga, gb };
+    /* the delay doubles with each retry (Prefect's exponential backoff) */
+    herd_future *back = tu_submit(r, "t_flaky", herd_tuple("i", 2), "{retries: 2, retry_delay: 0.25}");
+    assert_int_equal(tu_int_result(back), 2);
+    assert_true(tu_log_has_line(&flog, herd_future_name(back), "retry 1 in 0.25s"));
+    assert_true(tu_log_has_line(&flog, herd_future_name(back), "retry 2 in 0.5s"));
+
+    herd_future *all[] = { ok, no, once, fa, fb, ga, gb, back };
     release_all(all, sizeof all / sizeof *all);
+    tu_flow_end(r);
+    tu_log_free(&flog);
+    tu_rmtree(dir);
+}
+
+/* herd_future_cancel: a queued task never runs, its future ends Cancelled at
+ * once, a dependent ends too (never waits), and a final future cannot be
+ * cancelled. */
+static void test_cancel(void **state)
+{
+    char dir[64], marker[128], release[128], log[128];
+    tu_mkdtemp(dir, sizeof dir);
+    snprintf(marker, sizeof marker, "%s/blocker", dir);
+    snprintf(release, sizeof release, "%s/release", dir);
+    snprintf(log, sizeof log, "%s/ran", dir);
+    herd_runner *r = tu_flow("{n_workers: 1, threads_per_worker: 1}", NULL, 1, NULL);
+    herd_err err;
+    const herd_value *v;
+    herd_future *blocker = tu_submit(r, "t_block", herd_tuple("ss", marker, release), NULL);
+    free(tu_wait_file(marker, TU_WAIT_S));     /* the only slot is taken */
+    herd_future *x = tu_submit(r, "t_record", herd_tuple("ssi", log, "X", 0), NULL);
+    herd_future *dep = tu_submit(r, "t_add", herd_tuple("fi", x, 1), NULL);
+    assert_int_equal(herd_future_cancel(x), 0);
+    assert_int_equal(herd_future_state(x), HERD_CANCELLED);
+    assert_int_equal(herd_future_result(x, 0, &v, &err), -HERD_ECANCELLED);
+    assert_int_equal(herd_future_cancel(x), -HERD_ESTATE);          /* already final */
+    assert_int_equal(tu_write_file(release, "go\n"), 0);
+    herd_future *y = tu_submit(r, "t_record", herd_tuple("ssi", log, "Y", 0), NULL);
+    if (herd_future_result(y, TU_WAIT_S, &v, &err)) fail_msg("%s", err.msg);
+    assert_string_equal(herd_as_str(v), "Y");
+    assert_int_not_equal(herd_future_result(dep, TU_WAIT_S, &v, &err), 0);   /* ends, never waits */
+    assert_true(herd_state_is_final(herd_future_state(dep)));
+    assert_int_not_equal(herd_future_state(dep), HERD_COMPLETED);
+    assert_int_equal(herd_future_cancel(y), -HERD_ESTATE);          /* completed */
+    assert_int_equal(herd_future_cancel(NULL), -HERD_EARG);
+    char *ran = tu_read_file(log);
+    assert_non_null(ran);
+    assert_string_equal(ran, "Y\n");                                /* X never ran */
+    free(ran);
+    herd_future *all[] = { blocker, x, dep, y };
+    release_all(all, 4);
     tu_flow_end(r);
     tu_rmtree(dir);
 }
@@ -526,13 +580,12 @@ static void test_thread_workers(void **state)
 int main(int argc, char **argv)
 {
     herd_init(&argc, &argv);
-    const char *only = getenv("HERD_TEST_FILTER");      /* e.g. HERD_TEST_FILTER=test_timeouts */
-    if (only && *only) cmocka_set_test_filter(only);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_priority_order),
         cmocka_unit_test(test_resources),
         cmocka_unit_test(test_dependencies),
         cmocka_unit_test(test_retries),
+        cmocka_unit_test(test_cancel),
         cmocka_unit_test(test_ten_thousand_tasks),
         cmocka_unit_test(test_subtasks_one_slot),
         cmocka_unit_test(test_thread_workers),

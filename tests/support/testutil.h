@@ -151,6 +151,20 @@ static inline void tu_flow_end(herd_runner *r)
 }
 
 /* Submit with annotations (NULL: none); fails the test if submit fails. */
+/* Wait until at least want of fs[0..n) are Running (their tasks are inside an
+ * executor): the state to wait for instead of sleeping. The count reached. */
+static inline size_t tu_wait_running(herd_future **fs, size_t n, size_t want, double timeout_s)
+{
+    double end = tu_now() + timeout_s;
+    size_t running;
+    for (;;) {
+        running = 0;
+        for (size_t i = 0; i < n; i++) running += herd_future_state(fs[i]) == HERD_RUNNING;
+        if (running >= want || tu_now() >= end) return running;
+        tu_sleep_ms(5);
+    }
+}
+
 static inline herd_future *tu_submit(herd_runner *r, const char *task, herd_value *args, const char *ann)
 {
     herd_future *f = NULL;

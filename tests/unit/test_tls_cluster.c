@@ -265,13 +265,13 @@ static void test_provider_scheduler_with_tls_files(void **state)
 static void test_other_ca_refused(void **state)
 {
     assert_int_equal(wait_exit(start_worker("stranger", "stranger", "tok", "ca.pem")), 3);
-    assert_true(log_has("refused connection from 127.0.0.1", "stranger"));
+    assert_true(log_has("refused connection from 127.0.0.1", "not issued by a CA this side trusts"));
 }
 
 static void test_expired_refused(void **state)
 {
     assert_int_equal(wait_exit(start_worker("old", "expired", "tok", "ca.pem")), 3);
-    assert_true(log_has("refused connection from 127.0.0.1", "expired"));
+    assert_true(log_has("refused connection from 127.0.0.1", "certificate has expired"));
 }
 
 static void test_wrong_token_refused(void **state)
@@ -301,7 +301,7 @@ static void test_no_certificate_refused(void **state)
     SSL_free(ssl);
     SSL_CTX_free(ctx);
     close(fd);
-    assert_true(log_has("refused connection from 127.0.0.1", "no certificate"));
+    assert_true(log_has("refused connection from 127.0.0.1", "presented no certificate"));
 }
 
 /* ---- a capture on lo ---- */
@@ -313,23 +313,30 @@ typedef struct capture {
     pthread_t th;
 } capture;
 
+/* Append what the socket holds now; 1 if it held anything, -1 out of memory. */
+static int cap_read(capture *c)
+{
+    char pkt[65536];
+    ssize_t n = recv(c->fd, pkt, sizeof pkt, 0);
+    if (n <= 0) return 0;
+    if (c->len + (size_t)n > c->cap) {
+        size_t nc = 2 * (c->cap + (size_t)n);
+        char *nb = realloc(c->buf, nc);
+        if (!nb) return -1;
+        c->buf = nb;
+        c->cap = nc;
+    }
+    memcpy(c->buf + c->len, pkt, (size_t)n);
+    c->len += (size_t)n;
+    return 1;
+}
+
 static void *cap_main(void *arg)
 {
     capture *c = arg;
-    char pkt[65536];
-    while (!atomic_load(&c->stop)) {
-        ssize_t n = recv(c->fd, pkt, sizeof pkt, 0);
-        if (n <= 0) { usleep(1000); continue; }
-        if (c->len + (size_t)n > c->cap) {
-            size_t nc = 2 * (c->cap + (size_t)n);
-            char *nb = realloc(c->buf, nc);
-            if (!nb) break;
-            c->buf = nb;
-            c->cap = nc;
-        }
-        memcpy(c->buf + c->len, pkt, (size_t)n);
-        c->len += (size_t)n;
-    }
+    int rc;
+    while (!atomic_load(&c->stop) && (rc = cap_read(c)) >= 0)
+        if (!rc) usleep(1000);
     return NULL;
 }
 
@@ -349,9 +356,9 @@ static int cap_start(capture *c)
 
 static int cap_stop_and_find(capture *c, const char *needle)
 {
-    usleep(100000);
     atomic_store(&c->stop, 1);
     pthread_join(c->th, NULL);
+    while (cap_read(c) > 0) {}       /* loopback queues a packet as it is sent: drain what is left */
     close(c->fd);
     int found = c->buf && memmem(c->buf, c->len, needle, strlen(needle)) != NULL;
     free(c->buf);

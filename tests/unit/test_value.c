@@ -964,6 +964,112 @@ static void test_futrefs(void **state)
 
 /* ---- units ---- */
 
+/* n nested arrays around a string, each pushed into the innermost one so far
+ * (through herd_at): deeper than any depth cache can know. */
+static herd_value *deep_chain(int n)
+{
+    herd_value *root = herd_array(), *leaf = root;
+    for (int i = 1; i < n; i++) {
+        assert_int_equal(herd_array_push(leaf, herd_array()), 0);
+        leaf = herd_at(leaf, 0);
+    }
+    assert_int_equal(herd_array_push(leaf, herd_str("bottom")), 0);
+    return root;
+}
+
+/* Nesting: push/set refuse past HERD_VALUE_MAX_DEPTH; a value made deeper
+ * by changing a container after it was pushed is walked without recursion
+ * (free) or refused by every bounded walk, never a stack overflow. */
+static void test_depth_limits(void **state)
+{
+    (void)state;
+    herd_value *v = herd_int(7);
+    for (int d = 1; d <= HERD_VALUE_MAX_DEPTH; d++) {
+        herd_value *a = d % 2 ? herd_array() : herd_map();
+        int rc = herd_typeof(a) == HERD_ARRAY ? herd_array_push(a, v) : herd_map_set(a, "k", v);
+        assert_int_equal(rc, 0);
+        v = a;
+    }
+    assert_int_equal(herd_value_depth(v), HERD_VALUE_MAX_DEPTH);
+    herd_value *c = herd_value_copy(v);               /* the limit itself works everywhere */
+    assert_non_null(c);
+    assert_true(herd_value_equal(v, c));
+    char *s = herd_value_to_string(v);
+    assert_non_null(s);
+    free(s);
+    herd_value_free(c);
+    herd_value *top = herd_array(), *m = herd_map();  /* one more level is refused, by each */
+    c = herd_value_copy(v);
+    assert_null(herd_tuple("iv", 1, c));              /* (takes c, and frees it) */
+    c = herd_value_copy(v);
+    assert_int_equal(herd_map_set(m, "x", c), -HERD_EARG);
+    assert_int_equal(herd_array_push(top, v), -HERD_EARG);
+    assert_int_equal(herd_len(top), 0);
+    assert_int_equal(herd_len(m), 0);
+    herd_value_free(top);
+    herd_value_free(m);
+
+    /* a million levels, built through herd_at (no cache sees it) */
+    herd_value *root = deep_chain(1000000), *twin = deep_chain(1000000);
+    assert_int_equal(herd_value_depth(root), HERD_VALUE_MAX_DEPTH + 1);
+    assert_null(herd_value_copy(root));
+    assert_false(herd_value_equal(root, twin));       /* refused past the limit, not recursed */
+    herd_value_free(twin);
+    assert_null(herd_value_to_string(root));
+    char *buf = NULL;
+    size_t len = 0;
+    herd_err err = { 0 };
+    assert_int_equal(herd_value_encode(root, &buf, &len, &err), -HERD_EARG);
+    assert_non_null(strstr(err.msg, "nested"));
+    uint64_t *keys = NULL;
+    size_t nk = 0;
+    assert_int_equal(herd_value_collect_futrefs(root, &keys, &nk), -HERD_EARG);
+    herd_value_free(root);                            /* iterative: no overflow */
+
+    /* wide and deep mixed, maps and arrays: freed whole (ASan checks) */
+    herd_value *w = herd_map();
+    for (int i = 0; i < 1000; i++) {
+        char k[16];
+        snprintf(k, sizeof k, "k%d", i);
+        herd_value *a = herd_array();
+        for (int j = 0; j < 10; j++) herd_array_push(a, j % 2 ? herd_str("s") : herd_tuple("is", j, "x"));
+        herd_map_set(w, k, a);
+    }
+    herd_value_free(w);
+}
+
+/* FNV-1a 32-bit, the unkeyed hash maps used before: a peer could pick keys
+ * that all land in one run of the index. */
+static uint32_t fnv1a(const char *s)
+{
+    uint32_t h = 2166136261u;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 16777619u;
+    return h;
+}
+
+static void test_map_hash_flood(void **state)
+{
+    (void)state;
+    enum { N = 2000 };                    /* the index then has 8192 slots */
+    herd_value *m = herd_map();
+    char key[32];
+    int found = 0;
+    for (uint64_t i = 0; found < N; i++) {
+        snprintf(key, sizeof key, "key%llu", (unsigned long long)i);
+        if (fnv1a(key) & 0x1FFF) continue;
+        assert_int_equal(herd_map_set(m, key, herd_int(found)), 0);
+        found++;
+    }
+    assert_int_equal(herd_len(m), N);
+    /* keys chosen to collide under FNV-1a spread out under the keyed hash */
+    size_t probe = herd_map_longest_probe(m);
+    assert_true(probe > 0);
+    if (probe > 64) fail_msg("the longest probe run is %zu slots for %d chosen keys", probe, N);
+    for (size_t i = 0; i < herd_len(m); i++)
+        assert_int_equal(herd_as_int(herd_map_get(m, herd_key_at(m, i))), (int64_t)i);
+    herd_value_free(m);
+}
+
 static void test_durations(void **state)
 {
     (void)state;
@@ -1025,6 +1131,8 @@ int main(void)
         cmocka_unit_test(test_msgpack_hostile),
         cmocka_unit_test(test_msgpack_embedded),
         cmocka_unit_test(test_futrefs),
+        cmocka_unit_test(test_depth_limits),
+        cmocka_unit_test(test_map_hash_flood),
         cmocka_unit_test(test_durations),
         cmocka_unit_test(test_sizes),
     };
