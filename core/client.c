@@ -5,6 +5,7 @@
  * herd_client_deliver. One mutex per client guards its futures. */
 #include "client.h"
 #include "comm.h"
+#include "peer.h"
 #include "value_int.h"
 
 #include <errno.h>
@@ -147,6 +148,7 @@ static void future_free(herd_future *f)
     herd_value_free(f->result);
     free(f->error);
     free(f->run_name);
+    free(f->held_at);
     free(f);
 }
 
@@ -200,6 +202,74 @@ void herd_client_deliver_key(herd_client *cl, uint64_t key, herd_state st, herd_
     if (!f) { herd_value_free(value); return; }
     herd_client_deliver(cl, f, st, value, error);
     herd_future_unref(f);
+}
+
+void herd_client_deliver_held(herd_client *cl, herd_future *f, const char *address, const char *error)
+{
+    pthread_mutex_lock(&cl->mu);
+    if (!f->result && (f->state == HERD_COMPLETED || !herd_state_is_final(f->state))) {
+        free(f->held_at);
+        f->held_at = address ? strdup(address) : NULL;
+        f->held_lost = !address;
+        if (!address) { free(f->error); f->error = strdup(error ? error : "the value was lost"); }
+        f->held_gen++;
+        if (!herd_state_is_final(f->state)) {
+            f->state = HERD_COMPLETED;
+            notify(cl, f);
+        }
+        pthread_cond_broadcast(&cl->cv);
+    }
+    pthread_mutex_unlock(&cl->mu);
+}
+
+static int wait_until(herd_client *cl, int (*pred)(void *), void *arg, double timeout_s);
+
+typedef struct moved { herd_future *f; unsigned gen; } moved;
+static int held_moved(void *arg)
+{
+    moved *m = arg;
+    return m->f->held_gen != m->gen || m->f->held_lost || m->f->result;
+}
+
+/* cl->mu held: fetch f's held value (the lock is dropped meanwhile); when
+ * its holder cannot give it, wait up to timeout_s for the scheduler to say
+ * where it was recomputed. */
+static int fetch_held(herd_client *cl, herd_future *f, double timeout_s, herd_err *err)
+{
+    while (f->held_at && !f->result) {
+        if (f->held_lost) break;
+        char *addr = strdup(f->held_at);
+        unsigned gen = f->held_gen;
+        pthread_mutex_unlock(&cl->mu);
+        herd_value *v = NULL;
+        herd_err e;
+        e.msg[0] = '\0';
+        int rc = addr ? herd_peer_fetch(addr, cl->peer_token, f->key, 60, &v, &e) : -ENOMEM;
+        free(addr);
+        pthread_mutex_lock(&cl->mu);
+        if (rc == 0) {
+            if (!f->result) { f->result = v; free(f->held_at); f->held_at = NULL; }
+            else herd_value_free(v);
+            return 0;
+        }
+        if (rc == -HERD_EAUTH || rc == -HERD_EPROTO || rc == -ENOMEM)
+            return herd_err_set(err, HERD_ECRASHED, "%s: cannot fetch its result: %s", f->run_name, e.msg);
+        moved m = { f, gen };
+        if (wait_until(cl, held_moved, &m, timeout_s))
+            return herd_err_set(err, HERD_ETIMEOUT, "%s: its result's holder is gone (%s) and it was not "
+                                "recomputed within %.3gs", f->run_name, e.msg, timeout_s);
+    }
+    if (f->held_lost && !f->result)
+        return herd_err_set(err, HERD_ECRASHED, "%s: its result was lost: %s", f->run_name, f->error ? f->error : "?");
+    return 0;
+}
+
+int herd_client_pull(herd_future *f, herd_err *err)
+{
+    pthread_mutex_lock(&f->cl->mu);
+    int rc = f->held_at && !f->result ? fetch_held(f->cl, f, 0, err) : 0;
+    pthread_mutex_unlock(&f->cl->mu);
+    return rc;
 }
 
 herd_value *herd_client_fetch(herd_future *f)
@@ -266,6 +336,7 @@ void herd_client_destroy(herd_client *cl)
     for (runcount *c = cl->counts, *n; c; c = n) { n = c->next; free(c->name); free(c); }
     herd_value_free(cl->cluster_resources);
     free(cl->checked_task);
+    free(cl->peer_token);
     pthread_mutex_destroy(&cl->mu);
     pthread_cond_destroy(&cl->cv);
 }
@@ -316,6 +387,10 @@ static int inline_dep(void *ud, uint64_t key, herd_value **out)
     if (!f || f->user_released)
         return herd_err_set(d->err, HERD_EARG,
             "argument: future %llu was released or belongs to another client", (unsigned long long)key);
+    if (f->state == HERD_COMPLETED && !f->result && f->held_at) {
+        *out = herd_futref(key);            /* held on a worker: the dependent's worker fetches it */
+        return 0;
+    }
     if (f->state == HERD_COMPLETED) {
         *out = f->result ? herd_value_copy(f->result) : herd_nil();
         return 0;
@@ -570,6 +645,7 @@ int herd_future_result(herd_future *f, double timeout_s, const herd_value **out,
     }
     switch (f->state) {
     case HERD_COMPLETED:
+        if ((f->held_at || f->held_lost) && !f->result && (rc = fetch_held(cl, f, timeout_s, err))) break;
         if (!f->result) f->result = herd_nil();
         if (out) *out = f->result;
         break;

@@ -66,6 +66,7 @@ struct herd_client {
     int check_resources;
     void (*log)(void *ud, int level, const char *line);
     void *log_ud;
+    char *peer_token;              /* presented to workers when fetching held values (owned) */
 };
 
 struct herd_runner;                  /* runner.c */
@@ -81,6 +82,14 @@ void herd_client_quiesce(herd_client *cl);
 /* Final (or Running) state arrives. value/error ownership: value taken. */
 void herd_client_deliver(herd_client *cl, herd_future *f, herd_state st, herd_value *value, const char *error);
 void herd_client_deliver_key(herd_client *cl, uint64_t key, herd_state st, herd_value *value, const char *error);
+/* f completed; its value is held by the worker whose peer server is at
+ * address, or, when address is NULL, was lost for good (error says why):
+ * herd_future_result fetches it on demand. Called again when a lost value
+ * was recomputed elsewhere. */
+void herd_client_deliver_held(herd_client *cl, herd_future *f, const char *address, const char *error);
+/* Fetch f's held value now, if it has one not fetched yet (flow end, before
+ * the workers leave). 0 or the fetch's error. */
+int herd_client_pull(herd_future *f, herd_err *err);
 /* A copy of a completed future's result (NULL if none). */
 herd_value *herd_client_fetch(herd_future *f);
 void herd_future_unref(herd_future *f);

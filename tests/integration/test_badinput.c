@@ -499,7 +499,7 @@ static void test_bad_messages(void **state)
     close(fd);
     assert_true(tu_log_wait_line(&log, "bad-submit", "SUBMIT: field 'priority' is str, expected int", 5));
     fd = raw_hello(address, ROLE_WORKER, "bad-done");
-    send_value(fd, herd_tuple("ivisIi", OP_DONE, herd_map(), 0, "x", (int64_t)1, 0));
+    send_value(fd, herd_tuple("ivisIiI", OP_DONE, herd_map(), 0, "x", (int64_t)1, 0, (int64_t)-1));
     assert_true(read_until_closed(fd, NULL));
     close(fd);
     assert_true(tu_log_wait_line(&log, "bad-done", "DONE: field 'key' is map, expected int", 5));

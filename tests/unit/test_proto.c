@@ -58,9 +58,14 @@ static int unpack_any(int op, const msgpack_object *m, herd_err *err)
     case OP_CLOSE: { herd_msg_reason x; rc = herd_proto_unpack_close(m, &x, err); break; }
     case OP_RUN: {
         herd_msg_run x;
-        if (!(rc = herd_proto_unpack_run(m, &x, err))) { herd_value_free(x.args); herd_value_free(x.tags); }
+        if (!(rc = herd_proto_unpack_run(m, &x, err))) { herd_value_free(x.args); herd_value_free(x.tags); herd_value_free(x.inputs); }
         break;
     }
+    case OP_PEER: { herd_msg_peer x; rc = herd_proto_unpack_peer(m, &x, err); break; }
+    case OP_FREE: { herd_msg_key x; rc = herd_proto_unpack_free(m, &x, err); break; }
+    case OP_GET: { herd_msg_key x; rc = herd_proto_unpack_get(m, &x, err); break; }
+    case OP_MISSING: { herd_msg_missing x; rc = herd_proto_unpack_missing(m, &x, err); break; }
+    case OP_DATA: { herd_msg_data x; rc = herd_proto_unpack_data(m, &x, err); break; }
     case OP_DONE: { herd_msg_done x; if (!(rc = herd_proto_unpack_done(m, &x, err))) herd_value_free(x.value); break; }
     case OP_LOG: { herd_msg_log x; rc = herd_proto_unpack_log(m, &x, err); break; }
     case OP_HEARTBEAT: rc = herd_proto_unpack_heartbeat(m, err); break;
@@ -145,8 +150,13 @@ static herd_value *valid(int op)
     case OP_WELCOME: herd_value_free(res); return herd_tuple("iidiii", OP_WELCOME, 7, 0.5, 1, 2, 1);
     case OP_REFUSE: herd_value_free(res); return herd_tuple("is", OP_REFUSE, "no");
     case OP_CLOSE: herd_value_free(res); return herd_tuple("is", OP_CLOSE, "bye");
-    case OP_RUN: herd_value_free(res); return herd_tuple("iIsvisv", OP_RUN, KEY, "t_add", herd_tuple("ii", 1, 2), 1, "t_add-1", herd_tuple("s", "tag"));
-    case OP_DONE: herd_value_free(res); return herd_tuple("iIisIi", OP_DONE, KEY, 0, "boom", (int64_t)12, 0);
+    case OP_RUN: herd_value_free(res); return herd_tuple("iIsvisvvi", OP_RUN, KEY, "t_add", herd_tuple("ii", 1, 2), 1, "t_add-1", herd_tuple("s", "tag"),
+                                                         herd_tuple("v", herd_tuple("Is", KEY, "unix:///tmp/p.sock")), 1);
+    case OP_DONE: herd_value_free(res); return herd_tuple("iIisIiI", OP_DONE, KEY, 0, "boom", (int64_t)12, 0, (int64_t)-1);
+    case OP_PEER: herd_value_free(res); return herd_tuple("is", OP_PEER, "unix:///tmp/p.sock");
+    case OP_FREE: case OP_GET: herd_value_free(res); return herd_tuple("iI", op, KEY);
+    case OP_MISSING: herd_value_free(res); return herd_tuple("iIiI", OP_MISSING, KEY, 0, KEY + 1);
+    case OP_DATA: herd_value_free(res); return herd_tuple("iII", OP_DATA, KEY, (int64_t)300);
     case OP_LOG: herd_value_free(res); return herd_tuple("iIis", OP_LOG, KEY, HERD_LOG_WARN, "text");
     case OP_HEARTBEAT: herd_value_free(res); return herd_tuple("i", OP_HEARTBEAT);
     case OP_SECEDE: case OP_RELEASE: case OP_CANCEL: herd_value_free(res); return herd_tuple("iI", op, KEY);
@@ -171,8 +181,8 @@ static const shape shapes[] = {
     { OP_WELCOME, { "id", "heartbeat_interval", "nworkers", "nthreads", "owned" }, 0 },
     { OP_REFUSE, { "reason" }, 0 },
     { OP_CLOSE, { "reason" }, 0 },
-    { OP_RUN, { "key", "task", "args", "attempt", "run_name", "tags" }, 1u << 2 },
-    { OP_DONE, { "key", "ok", "error", "duration_us", "attempt" }, 0 },
+    { OP_RUN, { "key", "task", "args", "attempt", "run_name", "tags", "inputs", "hold" }, 1u << 2 },
+    { OP_DONE, { "key", "ok", "error", "duration_us", "attempt", "held" }, 0 },
     { OP_LOG, { "key", "level", "text" }, 0 },
     { OP_HEARTBEAT, { NULL }, 0 },
     { OP_SECEDE, { "key" }, 0 },
@@ -185,6 +195,11 @@ static const shape shapes[] = {
     { OP_STARTED, { "key", "attempt" }, 0 },
     { OP_CONTROL, { "seq", "verb", "arg" }, 0 },
     { OP_REPLY, { "seq", "rc", "load" }, 0 },
+    { OP_PEER, { "address" }, 0 },
+    { OP_FREE, { "key" }, 0 },
+    { OP_GET, { "key" }, 0 },
+    { OP_MISSING, { "key", "attempt", "input" }, 0 },
+    { OP_DATA, { "key", "nbytes" }, 0 },
 };
 
 /* Every opcode: the valid message passes; one field fewer or one more, any
@@ -237,7 +252,7 @@ static void test_named_errors(void **state)
     v = valid(OP_HELLO);
     refused(OP_HELLO, mutate(v, 4, herd_str("")), "HELLO: field 'name' is a str of 0 bytes", NULL);
     refused(OP_HELLO, mutate(v, 1, herd_int(HERD_PROTO_VERSION + 1)), "protocol version", NULL);
-    refused(OP_HELLO, mutate(v, 2, herd_int(2)), "HELLO: field 'role' is 2, expected 0..1", NULL);
+    refused(OP_HELLO, mutate(v, 2, herd_int(3)), "HELLO: field 'role' is 3, expected 0..2", NULL);
     refused(OP_HELLO, mutate(v, 5, herd_int(0)), "HELLO: field 'nthreads' is 0, expected 1..65536", NULL);
     refused(OP_HELLO, mutate(v, 5, herd_int(70000)), "field 'nthreads' is 70000", NULL);
     refused(OP_HELLO, mutate(v, 7, herd_int(-5)), "HELLO: field 'pid' is -5", NULL);
@@ -251,10 +266,18 @@ static void test_named_errors(void **state)
     refused(OP_WELCOME, herd_tuple("iIdiii", OP_WELCOME, (int64_t)1 << 24, 0.5, 1, 2, 1), "field 'id' is 16777216", NULL);
     refused(OP_WELCOME, herd_tuple("iidiii", OP_WELCOME, 3, 0.0, 1, 2, 1), "field 'heartbeat_interval' is 0", NULL);
     refused(OP_WELCOME, herd_tuple("iidiii", OP_WELCOME, 3, 1.0, -1, 2, 1), "field 'nworkers' is -1", NULL);
-    refused(OP_RUN, herd_tuple("iIsvisn", OP_RUN, KEY, "t", herd_array(), -1, "t-1"), "RUN: field 'attempt' is -1", NULL);
-    refused(OP_DONE, herd_tuple("iIisIi", OP_DONE, KEY, 2, "x", (int64_t)1, 0), "DONE: field 'ok' is 2", NULL);
-    refused(OP_DONE, herd_tuple("iIiiIi", OP_DONE, KEY, 0, 5, (int64_t)1, 0), "DONE: field 'error' is int", NULL);
-    refused(OP_DONE, herd_tuple("iIisIi", OP_DONE, KEY, 0, "x", (int64_t)-1, 0), "field 'duration_us' is -1", NULL);
+    refused(OP_RUN, herd_tuple("iIsvisnni", OP_RUN, KEY, "t", herd_array(), -1, "t-1", 0), "RUN: field 'attempt' is -1", NULL);
+    refused(OP_RUN, herd_tuple("iIsvisnvi", OP_RUN, KEY, "t", herd_array(), 0, "t-1", herd_tuple("v", herd_tuple("Ii", KEY, 3)), 0),
+            "RUN: field 'inputs' item 0 is not [key int, peer str]", NULL);
+    refused(OP_RUN, herd_tuple("iIsvisnni", OP_RUN, KEY, "t", herd_array(), 0, "t-1", 2), "RUN: field 'hold' is 2", NULL);
+    refused(OP_DONE, herd_tuple("iIisIiI", OP_DONE, KEY, 2, "x", (int64_t)1, 0, (int64_t)-1), "DONE: field 'ok' is 2", NULL);
+    refused(OP_DONE, herd_tuple("iIiiIiI", OP_DONE, KEY, 0, 5, (int64_t)1, 0, (int64_t)-1), "DONE: field 'error' is int", NULL);
+    refused(OP_DONE, herd_tuple("iIisIiI", OP_DONE, KEY, 0, "x", (int64_t)-1, 0, (int64_t)-1), "field 'duration_us' is -1", NULL);
+    refused(OP_DONE, herd_tuple("iIisIiI", OP_DONE, KEY, 0, "x", (int64_t)1, 0, (int64_t)5), "DONE: field 'held' is 5 for a failed task", NULL);
+    refused(OP_DONE, herd_tuple("iIinIiI", OP_DONE, KEY, 1, (int64_t)1, 0, (int64_t)-2), "DONE: field 'held' is -2", NULL);
+    accepted(OP_DONE, herd_tuple("iIinIiI", OP_DONE, KEY, 1, (int64_t)1, 0, (int64_t)4096));
+    refused(OP_DATA, herd_tuple("iII", OP_DATA, KEY, (int64_t)-2), "DATA: field 'nbytes' is -2", NULL);
+    refused(OP_PEER, herd_tuple("is", OP_PEER, ""), "PEER: field 'address' is a str of 0 bytes", NULL);
     refused(OP_LOG, herd_tuple("iIis", OP_LOG, KEY, 9, "x"), "LOG: field 'level' is 9, expected 0..3", NULL);
     refused(OP_RESULT, herd_tuple("iIis", OP_RESULT, KEY, HERD_PENDING, "x"), "RESULT: field 'state' is 0", NULL);
     refused(OP_RESULT, herd_tuple("iIis", OP_RESULT, KEY, 99, "x"), "RESULT: field 'state' is 99", NULL);
