@@ -389,7 +389,8 @@ int herd_proto_unpack_run(const msgpack_object *msg, herd_msg_run *out, herd_err
         (rc = rd_str(&r, 5, "run_name", S_ANY, &out->run_name)) || (rc = rd_inputs(&r, 7, "inputs")) ||
         (rc = rd_i32(&r, 8, "hold", 0, 1, &out->hold)) || (rc = rd_tags(&r, 6, "tags", &out->tags)))
         return rc;
-    if ((rc = rd_value(&r, 7, "inputs", &out->inputs)) || (rc = rd_value(&r, 3, "args", &out->args))) {
+    if ((r.a[7].type != MSGPACK_OBJECT_NIL && (rc = rd_value(&r, 7, "inputs", &out->inputs))) ||
+        (rc = rd_value(&r, 3, "args", &out->args))) {
         herd_value_free(out->tags);
         herd_value_free(out->inputs);
         out->tags = out->inputs = NULL;
