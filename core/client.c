@@ -30,6 +30,8 @@ static const herd_param annot_params[] = {
     { "retry_delay", HERD_PARAM_DURATION, NULL, "delay before the first retry; doubles after each", 0, 0, 1e9 },
     { "timeout", HERD_PARAM_DURATION, NULL, "fail the attempt when it runs longer", 0, 0, 1e9 },
     { "tags", HERD_PARAM_LIST, NULL, "labels for the task run", 0, 0, 0 },
+    { "workers", HERD_PARAM_LIST, NULL, "names of the workers it may run on", 0, 0, 0 },
+    { "allow_other_workers", HERD_PARAM_BOOL, NULL, "run elsewhere when none of those workers is connected", 0, 0, 0 },
     { NULL, 0, NULL, NULL, 0, 0, 0 }
 };
 
@@ -41,6 +43,7 @@ void herd_spec_free(herd_submit_spec *s)
     herd_value_free(s->args);
     herd_value_free(s->resources);
     herd_value_free(s->tags);
+    herd_value_free(s->workers);
     if (s->fut) herd_future_unref(s->fut);
     free(s);
 }
@@ -49,6 +52,7 @@ void herd_annot_clear(herd_annot *a)
 {
     herd_value_free(a->resources);
     herd_value_free(a->tags);
+    herd_value_free(a->workers);
     memset(a, 0, sizeof *a);
 }
 
@@ -57,6 +61,7 @@ static int annot_copy(herd_annot *dst, const herd_annot *src)
     *dst = *src;
     dst->resources = src->resources ? herd_value_copy(src->resources) : NULL;
     dst->tags = src->tags ? herd_value_copy(src->tags) : NULL;
+    dst->workers = src->workers ? herd_value_copy(src->workers) : NULL;
     return 0;
 }
 
@@ -68,6 +73,8 @@ static void annot_merge(herd_annot *a, const herd_annot *b)
     if (b->set & ANN_RETRY_DELAY) a->retry_delay = b->retry_delay;
     if (b->set & ANN_TIMEOUT) a->timeout = b->timeout;
     if (b->set & ANN_TAGS) { herd_value_free(a->tags); a->tags = herd_value_copy(b->tags); }
+    if (b->set & ANN_WORKERS) { herd_value_free(a->workers); a->workers = herd_value_copy(b->workers); }
+    if (b->set & ANN_ALLOW_OTHER) a->allow_other_workers = b->allow_other_workers;
     if (b->set & ANN_RESOURCES) {
         if (!a->resources) a->resources = herd_map();
         for (size_t i = 0; i < herd_len(b->resources); i++)
@@ -101,6 +108,23 @@ int herd_annot_parse(const char *text, herd_annot *a, herd_err *err)
             }
         a->set |= ANN_TAGS; a->tags = herd_value_copy(x);
     }
+    if ((x = herd_map_get(ok, "workers"))) {
+        for (size_t i = 0; i < herd_len(x); i++) {
+            const char *name = herd_as_str(herd_at(x, i));
+            size_t len = 0;
+            if (herd_typeof(herd_at(x, i)) == HERD_STR) herd_as_bytes(herd_at(x, i), &len);
+            if (!name || !*name || len > 1024 || memchr(name, '\0', len)) {
+                char *sv = herd_value_to_string(herd_at(x, i));
+                int rc2 = herd_err_set(err, HERD_EARG, "annotations.workers[%zu]: expected a worker name (1..1024 "
+                                       "bytes), got %s", i, sv ? sv : "?");
+                free(sv);
+                herd_value_free(ok);
+                return rc2;
+            }
+        }
+        a->set |= ANN_WORKERS; a->workers = herd_value_copy(x);
+    }
+    if ((x = herd_map_get(ok, "allow_other_workers"))) { a->set |= ANN_ALLOW_OTHER; a->allow_other_workers = herd_as_bool(x); }
     if ((x = herd_map_get(ok, "resources"))) {
         for (size_t i = 0; i < herd_len(x); i++) {
             herd_value *n = herd_at(x, i);
@@ -479,6 +503,9 @@ int herd_client_submit(herd_client *cl, const char *task, herd_value *args, cons
     eff.resources = NULL;
     spec->tags = eff.tags;
     eff.tags = NULL;
+    spec->workers = eff.workers && herd_len(eff.workers) ? eff.workers : NULL;
+    if (spec->workers) eff.workers = NULL;
+    spec->allow_other_workers = eff.allow_other_workers;
     spec->retries = eff.retries;
     spec->retry_delay = eff.retry_delay;
     spec->timeout = eff.timeout;

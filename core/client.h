@@ -22,6 +22,8 @@ typedef struct herd_submit_spec {
     herd_value *tags;              /* array of str or NULL */
     int retries;
     double retry_delay, timeout;
+    herd_value *workers;           /* array of worker names it may run on, or NULL: any */
+    int allow_other_workers;       /* 1: any worker when none of those is connected */
     struct herd_submit_spec *next;
 } herd_submit_spec;
 
@@ -41,9 +43,11 @@ typedef struct herd_annot {
     int retries;
     double retry_delay, timeout;
     herd_value *tags;
+    herd_value *workers;           /* array of str */
+    int allow_other_workers;
 } herd_annot;
 enum { ANN_PRIORITY = 1, ANN_RESOURCES = 2, ANN_RETRIES = 4, ANN_RETRY_DELAY = 8,
-       ANN_TIMEOUT = 16, ANN_TAGS = 32 };
+       ANN_TIMEOUT = 16, ANN_TAGS = 32, ANN_WORKERS = 64, ANN_ALLOW_OTHER = 128 };
 
 typedef struct runcount { char *name; uint64_t n; struct runcount *next; } runcount;
 

@@ -202,6 +202,22 @@ static int rd_tags(rd *r, int i, const char *field, herd_value **out)
     return rd_value(r, i, field, out);
 }
 
+/* nil, or an array of names (SUBMIT's workers). */
+static int rd_names(rd *r, int i, const char *field)
+{
+    const msgpack_object *o = &r->a[i];
+    if (o->type == MSGPACK_OBJECT_NIL) return 0;
+    if (o->type != MSGPACK_OBJECT_ARRAY) return bad_type(r, field, o, "an array of names or nil");
+    for (uint32_t k = 0; k < o->via.array.size; k++) {
+        const msgpack_object *it = &o->via.array.ptr[k];
+        if (it->type != MSGPACK_OBJECT_STR || it->via.str.size == 0 || it->via.str.size > HERD_PROTO_MAX_NAME ||
+            memchr(it->via.str.ptr, '\0', it->via.str.size))
+            return herd_err_set(r->err, -HERD_EPROTO, "%s: field '%s' item %u is not a name (str of 1..%d bytes)",
+                                op_names[r->op], field, (unsigned)k, HERD_PROTO_MAX_NAME);
+    }
+    return 0;
+}
+
 /* nil, or an array of [key int, peer str] (RUN's inputs). */
 static int rd_inputs(rd *r, int i, const char *field)
 {
@@ -504,7 +520,7 @@ int herd_proto_unpack_cancel(const msgpack_object *msg, herd_msg_key *out, herd_
 int herd_proto_pack_submit(msgpack_sbuffer *sb, const herd_submit_spec *m)
 {
     wr w;
-    msgpack_packer *pk = wr_open(&w, sb, OP_SUBMIT, 11);
+    msgpack_packer *pk = wr_open(&w, sb, OP_SUBMIT, 13);
     msgpack_pack_uint64(pk, m->key);
     pk_str(pk, herd_pstr_c(m->task));
     int rc = pk_value(pk, m->args);
@@ -515,6 +531,8 @@ int herd_proto_pack_submit(msgpack_sbuffer *sb, const herd_submit_spec *m)
     msgpack_pack_double(pk, m->timeout);
     pk_str(pk, herd_pstr_c(m->run_name));
     if (!rc) rc = pk_value(pk, m->tags);
+    if (!rc) rc = pk_value(pk, m->workers);
+    msgpack_pack_int(pk, m->allow_other_workers ? 1 : 0);
     return wr_close(&w, rc);
 }
 
@@ -524,14 +542,17 @@ int herd_proto_unpack_submit(const msgpack_object *msg, herd_submit_spec *out, h
     int rc;
     herd_pstr task, run_name;
     memset(out, 0, sizeof *out);
-    if ((rc = rd_open(&r, msg, OP_SUBMIT, 11, err)) || (rc = rd_u64(&r, 1, "key", &out->key)) ||
+    if ((rc = rd_open(&r, msg, OP_SUBMIT, 13, err)) || (rc = rd_u64(&r, 1, "key", &out->key)) ||
         (rc = rd_str(&r, 2, "task", S_NAME, &task)) ||
         (rc = rd_i32(&r, 4, "priority", INT32_MIN, INT32_MAX, &out->priority)) ||
         (rc = rd_i32(&r, 6, "retries", 0, INT32_MAX, &out->retries)) ||
         (rc = rd_num(&r, 7, "retry_delay", 0, 1e9, &out->retry_delay)) ||
         (rc = rd_num(&r, 8, "timeout", 0, 1e9, &out->timeout)) ||
         (rc = rd_str(&r, 9, "run_name", S_NIL, &run_name)) ||
+        (rc = rd_i32(&r, 12, "allow_other_workers", 0, 1, &out->allow_other_workers)) ||
+        (rc = rd_names(&r, 11, "workers")) ||
         (rc = rd_resources(&r, 5, "resources", &out->resources)) || (rc = rd_tags(&r, 10, "tags", &out->tags)) ||
+        (r.a[11].type != MSGPACK_OBJECT_NIL && (rc = rd_value(&r, 11, "workers", &out->workers))) ||
         (rc = rd_value(&r, 3, "args", &out->args)))
         goto fail;
     out->op = OP_SUBMIT;
@@ -545,6 +566,7 @@ fail:
     herd_value_free(out->args);
     herd_value_free(out->resources);
     herd_value_free(out->tags);
+    herd_value_free(out->workers);
     memset(out, 0, sizeof *out);
     return rc;
 }

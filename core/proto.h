@@ -29,7 +29,8 @@
  *   SECEDE    w->s [op, key int]: the task waits on sub-tasks, its slot is free
  *   SUBMIT    c->s [op, key int, task str, args value, priority int,
  *                   resources map|nil, retries int, retry_delay num,
- *                   timeout num, run_name str|nil, tags array of str|nil]
+ *                   timeout num, run_name str|nil, tags array of str|nil,
+ *                   workers array of names|nil, allow_other_workers int 0|1]
  *   RELEASE   c->s [op, key int]
  *   CANCEL    c->s [op, key int]
  *   RESULT    s->c [op, key int, state int, payload]: the value when

@@ -40,6 +40,8 @@ typedef struct stask {
     int priority;
     herd_value *resources;
     herd_value *tags;          /* array of str or NULL */
+    herd_value *workers;       /* names it may run on (array of str), or NULL: any */
+    int allow_other;           /* with workers: any worker while none of those is connected */
     int retries_left, attempt, suspicious;
     double retry_delay, timeout, started;
     int state;
@@ -173,10 +175,17 @@ static void set_state(herd_sched *s, stask *t, int st)
     t->state = st;
 }
 
+/* Ready tasks with resources or a workers restriction sit in the sorted
+ * list each worker scans for one it can take; the others in the heap. */
+static int scanned(const stask *t)
+{
+    return (t->resources && herd_len(t->resources)) || t->workers;
+}
+
 static void make_ready(herd_sched *s, stask *t)
 {
     set_state(s, t, T_READY);
-    if (t->resources && herd_len(t->resources)) {
+    if (scanned(t)) {
         if (s->rlen == s->rcap) {
             size_t nc = s->rcap ? 2 * s->rcap : 16;
             stask **n = realloc(s->rlist, nc * sizeof *n);
@@ -204,7 +213,7 @@ static void make_ready(herd_sched *s, stask *t)
 static void unready(herd_sched *s, stask *t)
 {
     if (t->state != T_READY) return;
-    if (t->resources && herd_len(t->resources)) {
+    if (scanned(t)) {
         for (size_t i = 0; i < s->rlen; i++)
             if (s->rlist[i] == t) {
                 memmove(&s->rlist[i], &s->rlist[i + 1], (s->rlen - i - 1) * sizeof *s->rlist);
@@ -232,6 +241,7 @@ static void task_free(stask *t)
     herd_value_free(t->args);
     herd_value_free(t->resources);
     herd_value_free(t->tags);
+    herd_value_free(t->workers);
     herd_value_free(t->result);
     free(t->error);
     free(t->deps);
@@ -471,8 +481,28 @@ static void attempt_failed(herd_sched *s, stask *t, const char *msg)
 }
 
 /* ---- workers ---- */
-static int fits(const sworker *w, const stask *t)
+static int named(const herd_value *names, const char *name)
 {
+    for (size_t i = 0; i < herd_len(names); i++)
+        if (strcmp(herd_as_str(herd_at(names, i)), name) == 0) return 1;
+    return 0;
+}
+
+/* May t run on w? Its workers restriction names w, or allows others while
+ * none of the named workers is connected (and not closing). */
+static int allowed_on(const herd_sched *s, const sworker *w, const stask *t)
+{
+    if (!t->workers || named(t->workers, w->name)) return 1;
+    if (!t->allow_other) return 0;
+    for (const sworker *o = s->workers; o; o = o->next)
+        if (o->hello && o->role == ROLE_WORKER && !o->closing && named(t->workers, o->name)) return 0;
+    return 1;
+}
+
+/* t's resources are free on w and its restriction allows w. */
+static int fits(const herd_sched *s, const sworker *w, const stask *t)
+{
+    if (!allowed_on(s, w, t)) return 0;
     for (size_t i = 0; i < herd_len(t->resources); i++) {
         const char *name = herd_key_at(t->resources, i);
         double need = herd_as_float(herd_at(t->resources, i)), avail = -1;
@@ -508,7 +538,7 @@ static stask *best_for(herd_sched *s, sworker *w)
     stask *a = s->hlen ? s->heap[0] : NULL, *b = NULL;
     if (w->busy < w->nthreads)
         for (size_t i = 0; i < s->rlen && !b; i++)
-            if (fits(w, s->rlist[i])) b = s->rlist[i];
+            if (fits(s, w, s->rlist[i])) b = s->rlist[i];
     if (!a) return b;
     if (!b) return a;
     return before(a, b) ? a : b;
@@ -1054,6 +1084,8 @@ static void add_task(herd_sched *s, herd_submit_spec *sp, sworker *owner)
     t->args = sp->args; sp->args = NULL;
     t->resources = sp->resources; sp->resources = NULL;
     t->tags = sp->tags; sp->tags = NULL;
+    t->workers = sp->workers; sp->workers = NULL;
+    t->allow_other = sp->allow_other_workers;
     t->fut = sp->fut; sp->fut = NULL;
     t->priority = sp->priority;
     t->retries_left = sp->retries;

@@ -2,7 +2,7 @@
  * processes (and threads) and real sockets: results over 1 KiB stay on the
  * worker that computed them; values of 0 B, 1 KiB and 300 MiB move worker to
  * worker and reach the client on demand; a dependent runs on the holder when
- * it can; a holder SIGKILLed before its value was read has it recomputed;
+ * it can, or where the workers annotation says; a holder SIGKILLed before its value was read has it recomputed;
  * released futures free the value on the worker; a peer without the token is
  * refused; a malformed peer message closes that one connection.
  *
@@ -276,6 +276,35 @@ static void test_dependent_runs_on_holder(void **state)
     tu_flow_end(r);
 }
 
+/* The workers annotation: a producer pinned to one worker, its consumer to
+ * the other (which fetches from the first); allow_other_workers runs a task
+ * whose named workers are absent; a bad name is refused at submit. */
+static void test_workers_annotation(void **state)
+{
+    herd_runner *r = tu_flow("{n_workers: 2, threads_per_worker: 1}", NULL, 2, NULL);
+    for (int i = 0; i < 3; i++) {
+        herd_future *p = tu_submit(r, "t_make", herd_tuple("Iin", (int64_t)(4 << 20), 50 + i), "{workers: [local-1]}");
+        herd_future *c = tu_submit(r, "t_check", herd_tuple("vIinn", herd_future_arg(p), (int64_t)(4 << 20), 50 + i),
+                                   "{workers: [local-0]}");
+        const herd_value *v = result_of(c);
+        assert_int_equal(herd_as_int(herd_at(v, 0)), 1);
+        assert_string_equal(herd_as_str(herd_at(v, 1)), "local-0");
+        assert_string_equal(herd_as_str(herd_map_get(result_of(p), "worker")), "local-1");
+        herd_future_release(c);
+        herd_future_release(p);
+    }
+    herd_future *o = tu_submit(r, "t_make", herd_tuple("Iin", (int64_t)16, 60),
+                               "{workers: [nobody], allow_other_workers: true}");
+    assert_true(blob_ok(result_of(o), 16, 60));
+    herd_future_release(o);
+    herd_future *bad = NULL;
+    herd_err err = { 0 };
+    assert_int_not_equal(herd_submit_annotated(r, "t_make", herd_tuple("Iin", (int64_t)1, 1), "{workers: [3]}", &bad,
+                                               &err), 0);
+    assert_non_null(strstr(err.msg, "annotations.workers[0]: expected a worker name"));
+    tu_flow_end(r);
+}
+
 /* The holder is SIGKILLed before anyone read its value: the scheduler says
  * so and recomputes it; the client and a dependent read it right. */
 static void test_holder_killed_recomputed(void **state)
@@ -366,6 +395,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_peer_server),
         cmocka_unit_test(test_dependent_runs_on_holder),
+        cmocka_unit_test(test_workers_annotation),
         cmocka_unit_test(test_holder_killed_recomputed),
         cmocka_unit_test(test_values_between_thread_workers),
         cmocka_unit_test(test_values_between_workers),

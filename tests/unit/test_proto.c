@@ -139,7 +139,7 @@ static herd_value *nested(void) { herd_value *m = herd_map(); herd_map_set(m, "x
 #define KEY ((int64_t)2 << 40 | 9)
 
 /* A valid message of each opcode, its field names, and which fields take any value. */
-typedef struct shape { int op; const char *fields[11]; unsigned anyvalue; } shape;
+typedef struct shape { int op; const char *fields[12]; unsigned anyvalue; } shape;
 
 static herd_value *valid(int op)
 {
@@ -160,7 +160,8 @@ static herd_value *valid(int op)
     case OP_LOG: herd_value_free(res); return herd_tuple("iIis", OP_LOG, KEY, HERD_LOG_WARN, "text");
     case OP_HEARTBEAT: herd_value_free(res); return herd_tuple("i", OP_HEARTBEAT);
     case OP_SECEDE: case OP_RELEASE: case OP_CANCEL: herd_value_free(res); return herd_tuple("iI", op, KEY);
-    case OP_SUBMIT: return herd_tuple("iIsvividds" "n", OP_SUBMIT, KEY, "t_add", herd_tuple("ii", 1, 2), 5, res, 2, 0.5, 10.0, "t_add-1");
+    case OP_SUBMIT: return herd_tuple("iIsvividds" "nvi", OP_SUBMIT, KEY, "t_add", herd_tuple("ii", 1, 2), 5, res, 2, 0.5, 10.0, "t_add-1",
+                                      herd_tuple("s", "local-1"), 1);
     case OP_RESULT: herd_value_free(res); return herd_tuple("iIis", OP_RESULT, KEY, HERD_FAILED, "it failed");
     case OP_WORKERS: herd_value_free(res); return herd_tuple("iii", OP_WORKERS, 3, 6);
     case OP_STARTED: herd_value_free(res); return herd_tuple("iIi", OP_STARTED, KEY, 0);
@@ -189,7 +190,7 @@ static const shape shapes[] = {
     { OP_RELEASE, { "key" }, 0 },
     { OP_CANCEL, { "key" }, 0 },
     { OP_SUBMIT, { "key", "task", "args", "priority", "resources", "retries", "retry_delay", "timeout", "run_name",
-                   "tags" }, 1u << 2 },
+                   "tags", "workers", "allow_other_workers" }, 1u << 2 },
     { OP_RESULT, { "key", "state", "error" }, 0 },
     { OP_WORKERS, { "nworkers", "nthreads" }, 0 },
     { OP_STARTED, { "key", "attempt" }, 0 },
@@ -246,6 +247,8 @@ static void test_named_errors(void **state)
     herd_map_set(bad, "GPU", herd_str("two"));
     refused(OP_SUBMIT, mutate(v, 5, bad), "field 'resources' item 0 is str", NULL);
     refused(OP_SUBMIT, mutate(v, 10, herd_tuple("si", "a", 3)), "field 'tags' item 1 is int, expected str", NULL);
+    refused(OP_SUBMIT, mutate(v, 11, herd_tuple("ss", "a", "")), "SUBMIT: field 'workers' item 1 is not a name", NULL);
+    refused(OP_SUBMIT, mutate(v, 12, herd_int(2)), "SUBMIT: field 'allow_other_workers' is 2, expected 0..1", NULL);
     accepted(OP_SUBMIT, mutate(v, 3, herd_futref(1)));      /* a dependency is a value like any */
     herd_value_free(v);
 
