@@ -159,13 +159,22 @@ static int check_hello(herd_peer_server *ps, const msgpack_object *msg, char *wh
 static int serve_get(herd_peer_server *ps, int fd, uint64_t key)
 {
     herd_blob *b = herd_store_get(ps->st, key);
+    char *packed = NULL;
+    size_t len = b ? b->len : 0;
+    herd_err e;
+    if (b && b->value && herd_value_encode(b->value, &packed, &len, &e)) {    /* checked when stored: no memory */
+        plog(ps, HERD_LOG_ERROR, "cannot send value %llu: %s", (unsigned long long)key, e.msg);
+        herd_blob_unref(b);
+        return -ENOMEM;
+    }
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
-    herd_msg_data d = { key, b ? (int64_t)b->len : -1 };
+    herd_msg_data d = { key, b ? (int64_t)len : -1 };
     int rc = herd_proto_pack_data(&sb, &d);
     if (!rc) rc = send_frame(fd, &sb);
-    if (!rc && b) rc = write_full(fd, b->data, b->len);
+    if (!rc && b) rc = write_full(fd, packed ? packed : b->data, len);
     msgpack_sbuffer_destroy(&sb);
+    free(packed);
     herd_blob_unref(b);
     return rc;
 }

@@ -1,11 +1,12 @@
 /* core/store.c — a worker's held values (store.h): a mutex-guarded map from
- * task key to a reference-counted blob of packed bytes. */
+ * task key to a reference-counted blob (a value, or its packed bytes). */
 #include "store.h"
 #include "kmap.h"
 
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 
 struct herd_store {
     pthread_mutex_t mu;
@@ -26,6 +27,7 @@ void herd_blob_unref(herd_blob *b)
 {
     if (b && atomic_fetch_sub(&b->refs, 1) == 1) {
         free(b->data);
+        herd_value_free(b->value);
         free(b);
     }
 }
@@ -41,13 +43,14 @@ void herd_store_free(herd_store *st)
     free(st);
 }
 
-int herd_store_put(herd_store *st, uint64_t key, char *data, size_t len)
+static int put(herd_store *st, uint64_t key, char *data, herd_value *v, size_t len)
 {
     herd_blob *b = malloc(sizeof *b);
     if (!b) { free(data); return -ENOMEM; }
     atomic_init(&b->refs, 1);
     b->len = len;
     b->data = data;
+    b->value = v;
     pthread_mutex_lock(&st->mu);
     herd_blob *old = kmap_del(&st->vals, key);
     if (old) st->bytes -= old->len;
@@ -55,8 +58,33 @@ int herd_store_put(herd_store *st, uint64_t key, char *data, size_t len)
     if (!rc) st->bytes += len;
     pthread_mutex_unlock(&st->mu);
     herd_blob_unref(old);
-    if (rc) herd_blob_unref(b);
+    if (rc) { b->value = NULL; herd_blob_unref(b); }   /* a value stays the caller's */
     return rc;
+}
+
+int herd_store_put(herd_store *st, uint64_t key, char *data, size_t len) { return put(st, key, data, NULL, len); }
+
+int herd_store_put_value(herd_store *st, uint64_t key, herd_value *v)
+{
+    return put(st, key, NULL, v, herd_store_value_size(v));
+}
+
+size_t herd_store_value_size(const herd_value *v)
+{
+    size_t n = 0, len = 0;
+    switch (herd_typeof(v)) {
+    case HERD_STR: case HERD_BYTES:
+        herd_as_bytes(v, &len);
+        return len + 5;
+    case HERD_ARRAY:
+        for (size_t i = 0; i < herd_len(v); i++) n += herd_store_value_size(herd_at(v, i));
+        return n + 5;
+    case HERD_MAP:
+        for (size_t i = 0; i < herd_len(v); i++) n += strlen(herd_key_at(v, i)) + 5 + herd_store_value_size(herd_at(v, i));
+        return n + 5;
+    default:
+        return 9;
+    }
 }
 
 herd_blob *herd_store_get(herd_store *st, uint64_t key)

@@ -1,18 +1,21 @@
-/* core/store.h — a worker's held values: task key -> the value packed
- * (msgpack bytes), shared by its executor threads (put, local reads), its
- * peer server (reads for other workers) and its loop (FREE). Thread-safe. */
+/* core/store.h — a worker's held values: task key -> the value (as its task
+ * returned it, read-only from then on, or packed msgpack bytes), shared by
+ * its executor threads (put, local reads), its peer server (reads for other
+ * workers) and its loop (FREE). Thread-safe. */
 #ifndef HERD_STORE_H
 #define HERD_STORE_H
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <herd/value.h>
 
 /* One held value; readers hold a reference, so FREE never pulls bytes from
  * under a transfer. */
 typedef struct herd_blob {
     atomic_int refs;
-    size_t len;
-    char *data;                /* malloc'd, owned */
+    size_t len;                /* data's length; with value, its estimated packed size */
+    char *data;                /* malloc'd, owned; NULL when value is set */
+    herd_value *value;         /* owned, never changed once stored (readers share it) */
 } herd_blob;
 
 typedef struct herd_store herd_store;
@@ -24,6 +27,10 @@ void herd_store_free(herd_store *st);
 /* Keep len bytes at data (malloc'd; taken, also on failure) under key,
  * replacing an older value. 0 or -ENOMEM. */
 int herd_store_put(herd_store *st, uint64_t key, char *data, size_t len);
+/* Keep v under key: taken on success; still the caller's on -ENOMEM. */
+int herd_store_put_value(herd_store *st, uint64_t key, herd_value *v);
+/* About how many bytes v takes packed (msgpack): payloads plus headers. */
+size_t herd_store_value_size(const herd_value *v);
 /* key's value with a reference for the caller (herd_blob_unref), or NULL. */
 herd_blob *herd_store_get(herd_store *st, uint64_t key);
 void herd_blob_unref(herd_blob *b);

@@ -205,7 +205,9 @@ static int resolve_input(void *ud, uint64_t key, herd_value **out)
     if (r->w->peer && strcmp(peer, herd_peer_server_address(r->w->peer)) == 0) {
         herd_blob *b = herd_store_get(r->w->store, key);
         if (!b) return herd_err_set(&r->err, -ENOENT, "input %llu is no longer held here", (unsigned long long)key);
-        int rc = herd_value_decode(b->data, b->len, out, &r->err);
+        int rc = 0;
+        if (b->value && !(*out = herd_value_copy(b->value))) rc = herd_err_set(&r->err, -ENOMEM, "out of memory");
+        else if (!b->value) rc = herd_value_decode(b->data, b->len, out, &r->err);
         herd_blob_unref(b);
         return rc;
     }
@@ -228,15 +230,15 @@ static int fetch_inputs(wk *w, wtask *t)
     return -1;
 }
 
-/* Keep a big result in the store: d then says so (held) instead of carrying it. */
+/* Keep a big result in the store as it is (packed only when a peer asks for
+ * it): d then says so (held) instead of carrying it, and the store owns the
+ * value. */
 static void hold_result(wk *w, wtask *t, herd_msg_done *d)
 {
     if (!d->ok || !t->hold || !w->peer || !d->value) return;
-    char *buf;
-    size_t len;
-    if (herd_value_encode(d->value, &buf, &len, NULL)) return;     /* DONE says why it cannot travel */
-    if (len <= HERD_INLINE_MAX) { free(buf); return; }
-    if (herd_store_put(w->store, t->key, buf, len)) return;        /* no memory to hold it: inline */
+    if (herd_value_depth(d->value) > HERD_VALUE_WIRE_DEPTH) return;  /* DONE says why it cannot travel */
+    size_t len = herd_store_value_size(d->value);
+    if (len <= HERD_INLINE_MAX || herd_store_put_value(w->store, t->key, d->value)) return;   /* inline */
     d->held = (int64_t)len;
     d->value = NULL;
 }
@@ -284,6 +286,7 @@ static void run_one(wk *w, wtask *t, fncache **cache)
     herd_msg_done d = { .key = t->key, .ok = rc == 0, .value = out, .duration_us = us, .attempt = t->attempt,
                         .held = -1 };
     hold_result(w, t, &d);
+    if (d.held >= 0) out = NULL;          /* the store took it */
     char msg[160];
     if (!d.ok) {
         if (!ctx.fail_msg) snprintf(msg, sizeof msg, "task returned %d (%s)", rc, herd_strerror(rc));
