@@ -348,6 +348,7 @@ static bool reap_locked(herd_proc *p, bool block)
 
 HERD_API int herd_proc_poll(herd_proc *p, herd_proc_exit *ex)
 {
+    if (!p) return -EINVAL;
     pthread_mutex_lock(&p->mu);
     bool done = reap_locked(p, false);
     if (done && ex) *ex = p->ex;
@@ -357,6 +358,7 @@ HERD_API int herd_proc_poll(herd_proc *p, herd_proc_exit *ex)
 
 HERD_API int herd_proc_signal(herd_proc *p, int sig)
 {
+    if (!p) return -EINVAL;
     pthread_mutex_lock(&p->mu);
     int rc = p->reaped ? -ESRCH : kill(-p->pid, sig) == 0 ? 0 : -errno;
     pthread_mutex_unlock(&p->mu);
@@ -401,6 +403,7 @@ static void wait_some(herd_proc *const *ps, size_t n, double deadline, long *nap
 
 HERD_API int herd_proc_wait(herd_proc *p, double timeout, herd_proc_exit *ex)
 {
+    if (!p) return -EINVAL;
     double deadline = timeout < 0 ? -1 : herd_now() + timeout;
     long nap = 500 * 1000;
     for (;;) {

@@ -180,7 +180,8 @@ HERD_API int herd_proc_start(herd_spawner *sp, const herd_proc_spec *spec, herd_
                              int pipes[3], herd_err *err);
 HERD_API pid_t herd_proc_pid(const herd_proc *p);
 /* Has it ended? 1: yes, *ex filled (may be NULL), reaped, and whatever was
- * left of its process group killed; 0: still running. */
+ * left of its process group killed; 0: still running. -EINVAL for p NULL
+ * (here and below). */
 HERD_API int herd_proc_poll(herd_proc *p, herd_proc_exit *ex);
 /* herd_proc_poll, waiting up to timeout seconds (< 0: for ever) for the end. */
 HERD_API int herd_proc_wait(herd_proc *p, double timeout, herd_proc_exit *ex);

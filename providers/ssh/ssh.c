@@ -385,12 +385,14 @@ static void cluster_free(herd_cluster *c)
     while (c->sess) {
         ssess *s = c->sess;
         c->sess = s->next;
+        herd_proc_free(s->ch.proc);
         if (s->ch.in >= 0) close(s->ch.in);
         free(s->w);
         free(s);
     }
     for (size_t i = 0; i < c->nw; i++) free(c->w[i]);
     free(c->w);
+    if (c->sched) herd_proc_free(c->sched->ch.proc);
     if (c->sched && c->sched->ch.in >= 0) close(c->sched->ch.in);
     free(c->sched);
     free(c->hosts);
@@ -493,8 +495,8 @@ static int sc_create(herd_cluster **out, const herd_value *kw, const herd_cluste
                               "or '-', got \"%s\"", name ? name : "?");
         else snprintf(c->prefix, sizeof c->prefix, "%s", name);
     }
-    if (!rc && (rc = ssh_mon_new(&c->mon)))
-        rc = herd_err_set(err, rc, "SSHCluster: cannot start its monitor thread: %s", strerror(-rc));
+    if (!rc && (rc = ssh_mon_new(&c->mon, err)))
+        herd_err_prefix(err, "SSHCluster");
     if (rc) { cluster_free(c); return rc; }
     herd_log(env, HERD_LOG_DEBUG, "SSHCluster: %d workers x %d threads over %zu hosts", c->n_workers,
              c->nthreads, c->nh);
@@ -519,9 +521,8 @@ static int resolve_host(herd_cluster *c, shost *h, struct sockaddr_storage *ss, 
     argv[k++] = h->host;
     argv[k] = NULL;
     char *out = malloc(65536), tail[200];
-    int st;
-    if (out && ssh_run((char *const *)argv, -1, NULL, out, 65536, tail, sizeof tail, 10, &st) == 0 &&
-        WIFEXITED(st) && WEXITSTATUS(st) == 0) {
+    herd_proc_exit st;
+    if (out && ssh_run_ok(ssh_run((char *const *)argv, -1, NULL, out, 65536, tail, sizeof tail, 10, &st), &st)) {
         char *p = strstr(out, "\nhostname ");
         if (!p && strncmp(out, "hostname ", 9) == 0) p = out - 1;
         if (p) sscanf(p + 10, "%255s", name);
@@ -745,14 +746,14 @@ static void on_line(void *ud, const char *line, bool is_err)
     }
 }
 
-/* "ssh exited with status 255" / "ssh killed by signal 9" */
-static void ssh_status(int status, char *buf, size_t cap)
+/* "ssh exited with status 255" / "ssh killed by signal 9 (Killed)" */
+static void ssh_status(const herd_proc_exit *ex, char *buf, size_t cap)
 {
-    if (WIFEXITED(status)) snprintf(buf, cap, "ssh exited with status %d", WEXITSTATUS(status));
-    else snprintf(buf, cap, "ssh killed by signal %d", WTERMSIG(status));
+    char how[96];
+    snprintf(buf, cap, "ssh %s", herd_proc_describe(ex, how, sizeof how));
 }
 
-static void on_exit_(void *ud, int status, const char *tail)
+static void on_exit_(void *ud, const herd_proc_exit *status, const char *tail)
 {
     ssess *s = ud;
     herd_cluster *c = s->c;
@@ -1095,7 +1096,7 @@ static int scale(herd_cluster *c, int n, herd_err *err)
                         if (!s->error[0])
                             snprintf(s->error, sizeof s->error, "not running after %.3gs (start_timeout)",
                                      c->start_timeout);
-                        kill(-s->ch.pid, SIGKILL);
+                        herd_proc_signal(s->ch.proc, SIGKILL);
                     }
                 }
                 herd_deadline(10, &ts);   /* the monitor reaps them now */
@@ -1182,7 +1183,7 @@ static void sched_line(void *ud, const char *line, bool is_err)
     }
 }
 
-static void sched_exit(void *ud, int status, const char *tail)
+static void sched_exit(void *ud, const herd_proc_exit *status, const char *tail)
 {
     herd_cluster *c = ud;
     ssched *s = c->sched;
@@ -1315,7 +1316,7 @@ static int sc_start_scheduler(herd_cluster *c, char *out, size_t cap, herd_err *
     while (!s->addr[0] && !s->ended)
         if (pthread_cond_timedwait(&c->cv, &c->mu, &ts) == ETIMEDOUT) {
             snprintf(s->error, sizeof s->error, "no address after %.3gs (start_timeout)", c->start_timeout);
-            kill(-s->ch.pid, SIGKILL);
+            herd_proc_signal(s->ch.proc, SIGKILL);
             herd_deadline(10, &ts);       /* the monitor reaps it now */
             while (!s->ended && pthread_cond_timedwait(&c->cv, &c->mu, &ts) != ETIMEDOUT) {}
             break;
@@ -1354,9 +1355,13 @@ static void stop_scheduler(herd_cluster *c)
     if (s->ch.in >= 0) { close(s->ch.in); s->ch.in = -1; }
     s->eof = true;
     struct timespec ts;
-    for (int step = 0; step < 3 && !s->ended; step++) {
-        if (step) kill(-s->ch.pid, step == 1 ? SIGTERM : SIGKILL);
-        herd_deadline(step == 0 ? STOP_GRACE_S : step == 1 ? 1 : 10, &ts);
+    herd_deadline(STOP_GRACE_S, &ts);
+    while (!s->ended && pthread_cond_timedwait(&c->cv, &c->mu, &ts) != ETIMEDOUT) {}
+    if (!s->ended) {                     /* ssh itself: SIGTERM, 1 s, SIGKILL */
+        pthread_mutex_unlock(&c->mu);
+        herd_proc_stop(&s->ch.proc, 1, 1.0, NULL);
+        pthread_mutex_lock(&c->mu);
+        herd_deadline(10, &ts);          /* the monitor reports the end now */
         while (!s->ended && pthread_cond_timedwait(&c->cv, &c->mu, &ts) != ETIMEDOUT) {}
     }
     bool sure = s->rexit_known || s->rpid <= 0;
@@ -1371,9 +1376,9 @@ static void stop_scheduler(herd_cluster *c)
     free(cmd);
     if (!argv) return;
     char out[256], tail[320];
-    int st;
+    herd_proc_exit st;
     int rc = ssh_run(argv, -1, NULL, out, sizeof out, tail, sizeof tail, c->so.connect_timeout + 5, &st);
-    if (rc || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+    if (!ssh_run_ok(rc, &st))
         herd_log(c->env, HERD_LOG_WARN, "SSHCluster: %s: could not make sure the scheduler (pid %ld) stopped: %s",
                  s->h.spec, pid, *tail ? tail : rc ? strerror(-rc) : "ssh failed");
     else if (out[0])
@@ -1438,13 +1443,28 @@ static void stop_workers(herd_cluster *c, sworker **ws, size_t n)
             }
     }
     wait_ended(c, ws, n, STOP_GRACE_S);
-    for (int sig = 0; sig < 2 && !all_ended(ws, n); sig++) {
+    if (!all_ended(ws, n)) {
+        /* the ssh of the sessions that were ending anyway and still hold
+         * some of ws: SIGTERM, 1 s, SIGKILL */
+        size_t k = 0, cap = 0;
+        herd_proc **ps = NULL;
         for (ssess *s = c->sess; s; s = s->next) {
             if (!s->spawned || s->ended || !s->eof) continue;
-            for (size_t i = 0; i < s->nw; i++)
-                if (!s->w[i]->ended && among(ws, n, s->w[i])) { kill(-s->ch.pid, sig ? SIGKILL : SIGTERM); break; }
+            bool hold = false;
+            for (size_t i = 0; i < s->nw; i++) hold |= !s->w[i]->ended && among(ws, n, s->w[i]);
+            if (!hold) continue;
+            if (k == cap) {
+                herd_proc **nps = realloc(ps, (cap = cap ? 2 * cap : 8) * sizeof *ps);
+                if (!nps) break;
+                ps = nps;
+            }
+            ps[k++] = s->ch.proc;
         }
-        wait_ended(c, ws, n, sig ? 10 : 1);
+        pthread_mutex_unlock(&c->mu);
+        herd_proc_stop(ps, k, 1.0, NULL);
+        free(ps);
+        pthread_mutex_lock(&c->mu);
+        wait_ended(c, ws, n, 10);         /* the monitor reports the ends now */
     }
     pthread_mutex_unlock(&c->mu);
 
@@ -1480,9 +1500,9 @@ static void stop_workers(herd_cluster *c, sworker **ws, size_t n)
         free(full);
         if (argv) {
             char out[1024], tail[320];
-            int st;
+            herd_proc_exit st;
             int rc = ssh_run(argv, -1, NULL, out, sizeof out, tail, sizeof tail, c->so.connect_timeout + 5, &st);
-            if (rc || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+            if (!ssh_run_ok(rc, &st))
                 herd_log(c->env, HERD_LOG_WARN, "SSHCluster: %s: could not make sure %d worker%s stopped: %s",
                          h->spec, count, count == 1 ? "" : "s", *tail ? tail : rc ? strerror(-rc) : "ssh failed");
             else if (out[0])

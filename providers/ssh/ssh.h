@@ -8,6 +8,7 @@
 #include <herd/provider.h>
 
 #include <stdbool.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -17,13 +18,13 @@
 
 /* A child's stdout lines and end are reported through these callbacks, from
  * the monitor thread, with no lock of the monitor held. on_exit comes once,
- * after the child is reaped; status is a waitpid status, tail the last
- * stderr text (may be empty). */
+ * after the child is reaped; ex says how it ended, tail is the last stderr
+ * text (may be empty). */
 typedef struct ssh_child {
-    pid_t pid;
+    herd_proc *proc;                   /* owned: free after on_exit */
     int in;                            /* write end of its stdin, or -1 */
     void (*on_line)(void *ud, const char *line, bool is_stderr);
-    void (*on_exit)(void *ud, int status, const char *tail);
+    void (*on_exit)(void *ud, const herd_proc_exit *ex, const char *tail);
     void *ud;
     /* the monitor's own */
     int out, err;
@@ -31,32 +32,35 @@ typedef struct ssh_child {
     size_t olen, elen;
     char tail[320];
     double exited_at;                  /* reaped-but-pipes-open grace */
-    int status;
+    herd_proc_exit status;
     bool reaped;
     struct ssh_child *next;
 } ssh_child;
 
 typedef struct ssh_mon ssh_mon;
-int  ssh_mon_new(ssh_mon **out);
-/* Fork argv[0] (searched in PATH) with stdin, stdout and stderr on pipes,
- * from the monitor thread (its children get PR_SET_PDEATHSIG(SIGKILL): they
- * die with the cluster, even when the client is killed). input (len bytes)
- * is written to its stdin, which stays open (ch->in) until the caller closes
- * it. Returns 0 once exec succeeded, else -errno with the reason in msg. */
+int  ssh_mon_new(ssh_mon **out, herd_err *err);
+/* Start argv[0] (searched in PATH) with stdin, stdout and stderr on pipes,
+ * forked by the monitor's spawner thread (its children die with the
+ * cluster, even when the client is killed). input (len bytes) is written to
+ * its stdin, which stays open (ch->in) until the caller closes it. Returns 0
+ * once exec succeeded, else -errno with the reason in msg. */
 int  ssh_mon_spawn(ssh_mon *m, char *const argv[], const char *input, size_t len,
                    ssh_child *ch, char *msg, size_t cap);
 /* Write a line (control message) to a child's stdin; SIGPIPE is not raised.
  * 0 or -errno (-EPIPE: its stdin is closed). */
 int  ssh_child_send(ssh_child *ch, const char *line);
-/* Stop the thread. Every child must have been reaped (on_exit called). */
+/* Stop the thread and the spawner. Every child must have been reaped
+ * (on_exit called). */
 void ssh_mon_free(ssh_mon *m);
 
 /* Run argv to completion: stdin from in_fd (or input, or nothing), stdout
  * into out (NUL-terminated, truncated to cap), the tail of stderr into tail.
- * Killed (SIGKILL) after timeout seconds. *status is the waitpid status.
+ * Killed (SIGKILL) after timeout seconds. *status says how it ended.
  * 0, or -errno when it could not run / -ETIMEDOUT. */
 int  ssh_run(char *const argv[], int in_fd, const char *input, char *out, size_t cap,
-             char *tail, size_t tcap, double timeout, int *status);
+             char *tail, size_t tcap, double timeout, herd_proc_exit *status);
+/* ssh_run returned rc and it exited with status 0. */
+bool ssh_run_ok(int rc, const herd_proc_exit *status);
 
 /* ---- the remote side ---- */
 
@@ -100,6 +104,5 @@ int  ssh_upload(const ssh_opts *o, const char *host, const char *user, int port,
                 int *copied, int *skipped, const herd_cluster_env *env, char *msg, size_t cap);
 /* sha256 of a local file as 64 hex digits. */
 int  ssh_sha256_file(const char *path, char hex[65]);
-
 
 #endif
