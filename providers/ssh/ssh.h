@@ -1,5 +1,5 @@
 /* providers/ssh/ssh.h — what the SSHCluster files share, layer by layer
- * (each file calls only into the layers above it in this list, never back):
+ * (a file calls only into the files listed before it, never back):
  *   proc.c     the system OpenSSH client as child processes (a monitor
  *              thread for sessions, ssh_run for short commands)
  *   remote.c   what is said to the remote side: the wrapper script, shell
