@@ -56,7 +56,7 @@ static const herd_param params[] = {
 typedef struct lworker {
     char name[64];
     herd_proc *proc;            /* processes */
-    pid_t pid;
+    pid_t pid;                  /* herd_proc_pid(proc), for status and details */
     herd_worker_thread *thr;    /* threads */
     int state;                  /* HERD_WORKER_* */
     bool busy;                  /* a retire is stopping it: status leaves it alone */
