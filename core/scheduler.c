@@ -368,6 +368,9 @@ static void deliver(herd_sched *s, stask *t)
             t->result_at_client = 1;
         }
         herd_client_deliver(s->local, t->fut, t->final, v, t->error);
+        /* a value that was held, lost, and whose recomputation failed: the
+         * future completed earlier and waits for a new copy; tell it */
+        if (t->final != HERD_COMPLETED) herd_client_deliver_held(s->local, t->fut, NULL, t->error);
     } else if (t->owner && t->owner->conn) {
         herd_msg_result m = { t->key, t->final, t->result, herd_pstr_c(t->error) };
         if (herd_proto_pack_result(herd_conn_buf(t->owner->conn), &m)) {    /* the value cannot travel */

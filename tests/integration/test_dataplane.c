@@ -57,6 +57,24 @@ static int t_make(herd_task_ctx *ctx, const herd_value *args, herd_value **out)
 }
 HERD_TASK(t_make);
 
+/* (dir): the first run returns 64 KiB (held) and writes its pid to dir/once;
+ * any later run fails. */
+static int t_once(herd_task_ctx *ctx, const herd_value *args, herd_value **out)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/once", herd_as_str(herd_at(args, 0)));
+    if (access(path, F_OK) == 0) return herd_task_fail(ctx, "t_once: not again");
+    FILE *f = fopen(path, "w");
+    if (!f) return herd_task_fail(ctx, "t_once: %s", path);
+    fprintf(f, "%ld", (long)getpid());
+    fclose(f);
+    char *buf = calloc(1, 65536);
+    *out = herd_bytes(buf, 65536);
+    free(buf);
+    return 0;
+}
+HERD_TASK(t_once);
+
 /* Does v hold t_make(n, seed)'s data? */
 static bool blob_ok(const herd_value *v, size_t n, int64_t seed)
 {
@@ -337,6 +355,35 @@ static void test_holder_killed_recomputed(void **state)
     tu_rmtree(dir);
 }
 
+/* The holder dies and the recomputation fails: reading the future fails
+ * with the reason instead of waiting for a copy that will never come. */
+static void test_lost_value_recompute_fails(void **state)
+{
+    char dir[256];
+    tu_mkdtemp(dir, sizeof dir);
+    tu_log log;
+    tu_log_init(&log);
+    log.echo_level = HERD_LOG_ERROR + 1;       /* the expected warnings stay quiet */
+    herd_runner *r = tu_flow("{n_workers: 2, threads_per_worker: 1}", NULL, 2, &log);
+    herd_future *p = tu_submit(r, "t_once", herd_tuple("s", dir), NULL);
+    wait_completed(p);
+    char path[400];
+    snprintf(path, sizeof path, "%s/once", dir);
+    char *pid = tu_read_file(path);
+    assert_non_null(pid);
+    assert_int_equal(kill((pid_t)atol(pid), SIGKILL), 0);
+    free(pid);
+    const herd_value *v = NULL;
+    herd_err err = { 0 };
+    assert_int_equal(herd_future_result(p, -1, &v, &err), -HERD_ECRASHED);
+    assert_non_null(strstr(err.msg, "not again"));
+    assert_true(tu_log_has_line(&log, "t_once", "which left; recomputing it"));
+    herd_future_release(p);
+    tu_flow_end(r);
+    tu_log_free(&log);
+    tu_rmtree(dir);
+}
+
 /* Released, the value leaves the worker; a peer without the token is
  * refused; a malformed message closes that connection only; a value not yet
  * read when the flow run ends is still readable. */
@@ -397,6 +444,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_dependent_runs_on_holder),
         cmocka_unit_test(test_workers_annotation),
         cmocka_unit_test(test_holder_killed_recomputed),
+        cmocka_unit_test(test_lost_value_recompute_fails),
         cmocka_unit_test(test_values_between_thread_workers),
         cmocka_unit_test(test_values_between_workers),
     };
