@@ -155,26 +155,43 @@ static int check_hello(herd_peer_server *ps, const msgpack_object *msg, char *wh
     return 0;
 }
 
-/* Answer one GET: DATA, then the bytes. */
+/* Answer one GET: DATA, then the bytes. A value held as is is packed into
+ * a vectored buffer whose big pieces (str and bytes payloads) point into the
+ * value itself, so they go to the socket without a copy; the blob reference
+ * keeps the value alive meanwhile. */
 static int serve_get(herd_peer_server *ps, int fd, uint64_t key)
 {
     herd_blob *b = herd_store_get(ps->st, key);
-    char *packed = NULL;
+    msgpack_vrefbuffer vb;
+    int have_vb = 0, rc = 0;
     size_t len = b ? b->len : 0;
-    herd_err e;
-    if (b && b->value && herd_value_encode(b->value, &packed, &len, &e)) {    /* checked when stored: no memory */
-        plog(ps, HERD_LOG_ERROR, "cannot send value %llu: %s", (unsigned long long)key, e.msg);
+    if (b && b->value) {
+        msgpack_packer pk;
+        if (!msgpack_vrefbuffer_init(&vb, 64 * 1024, 64 * 1024)) rc = -ENOMEM;
+        else {
+            have_vb = 1;
+            msgpack_packer_init(&pk, &vb, msgpack_vrefbuffer_write);
+            rc = herd_value_pack(&pk, b->value);         /* depth checked when stored: no memory */
+        }
+        len = 0;
+        for (size_t i = 0; !rc && i < msgpack_vrefbuffer_veclen(&vb); i++) len += msgpack_vrefbuffer_vec(&vb)[i].iov_len;
+    }
+    if (rc) {
+        plog(ps, HERD_LOG_ERROR, "cannot send value %llu: %s", (unsigned long long)key, herd_strerror(rc));
+        if (have_vb) msgpack_vrefbuffer_destroy(&vb);
         herd_blob_unref(b);
-        return -ENOMEM;
+        return rc;
     }
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     herd_msg_data d = { key, b ? (int64_t)len : -1 };
-    int rc = herd_proto_pack_data(&sb, &d);
+    rc = herd_proto_pack_data(&sb, &d);
     if (!rc) rc = send_frame(fd, &sb);
-    if (!rc && b) rc = write_full(fd, packed ? packed : b->data, len);
+    if (!rc && b && !have_vb) rc = write_full(fd, b->data, len);
+    for (size_t i = 0; !rc && have_vb && i < msgpack_vrefbuffer_veclen(&vb); i++)
+        rc = write_full(fd, msgpack_vrefbuffer_vec(&vb)[i].iov_base, msgpack_vrefbuffer_vec(&vb)[i].iov_len);
     msgpack_sbuffer_destroy(&sb);
-    free(packed);
+    if (have_vb) msgpack_vrefbuffer_destroy(&vb);
     herd_blob_unref(b);
     return rc;
 }
