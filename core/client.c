@@ -248,6 +248,17 @@ void herd_client_deliver_held(herd_client *cl, herd_future *f, const char *addre
 
 static int wait_until(herd_client *cl, int (*pred)(void *), void *arg, double timeout_s);
 
+void herd_client_deliver_held_key(herd_client *cl, uint64_t key, const char *address, const char *error)
+{
+    pthread_mutex_lock(&cl->mu);
+    herd_future *f = kmap_get(&cl->futs, key);
+    if (f) atomic_fetch_add(&f->refs, 1);
+    pthread_mutex_unlock(&cl->mu);
+    if (!f) return;
+    herd_client_deliver_held(cl, f, address, error);
+    herd_future_unref(f);
+}
+
 typedef struct moved { herd_future *f; unsigned gen; } moved;
 static int held_moved(void *arg)
 {

@@ -91,6 +91,8 @@ void herd_client_deliver_key(herd_client *cl, uint64_t key, herd_state st, herd_
  * herd_future_result fetches it on demand. Called again when a lost value
  * was recomputed elsewhere. */
 void herd_client_deliver_held(herd_client *cl, herd_future *f, const char *address, const char *error);
+/* herd_client_deliver_held for the future of key (a sub-task's, by HELD). */
+void herd_client_deliver_held_key(herd_client *cl, uint64_t key, const char *address, const char *error);
 /* Fetch f's held value now, if it has one not fetched yet (flow end, before
  * the workers leave). 0 or the fetch's error. */
 int herd_client_pull(herd_future *f, herd_err *err);

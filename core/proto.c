@@ -32,7 +32,7 @@ static const char *const op_names[OP_MAX] = {
     [OP_SUBMIT] = "SUBMIT", [OP_RELEASE] = "RELEASE", [OP_CANCEL] = "CANCEL", [OP_RESULT] = "RESULT",
     [OP_CLOSE] = "CLOSE", [OP_WORKERS] = "WORKERS", [OP_STARTED] = "STARTED", [OP_CONTROL] = "CONTROL",
     [OP_REPLY] = "REPLY", [OP_PEER] = "PEER", [OP_FREE] = "FREE", [OP_MISSING] = "MISSING", [OP_GET] = "GET",
-    [OP_DATA] = "DATA",
+    [OP_DATA] = "DATA", [OP_HELD] = "HELD",
 };
 
 const char *herd_proto_op_name(int op) { return op > 0 && op < OP_MAX ? op_names[op] : "?"; }
@@ -835,6 +835,28 @@ int herd_proto_unpack_data(const msgpack_object *msg, herd_msg_data *out, herd_e
     memset(out, 0, sizeof *out);
     if ((rc = rd_open(&r, msg, OP_DATA, 3, err)) || (rc = rd_u64(&r, 1, "key", &out->key)) ||
         (rc = rd_int(&r, 2, "nbytes", -1, INT64_MAX, &out->nbytes)))
+        return rc;
+    return 0;
+}
+
+/* ---- HELD ---- */
+int herd_proto_pack_held(msgpack_sbuffer *sb, const herd_msg_held *m)
+{
+    wr w;
+    msgpack_packer *pk = wr_open(&w, sb, OP_HELD, 4);
+    msgpack_pack_uint64(pk, m->key);
+    pk_str(pk, m->peer);
+    pk_str(pk, m->error);
+    return wr_close(&w, 0);
+}
+
+int herd_proto_unpack_held(const msgpack_object *msg, herd_msg_held *out, herd_err *err)
+{
+    rd r;
+    int rc;
+    memset(out, 0, sizeof *out);
+    if ((rc = rd_open(&r, msg, OP_HELD, 4, err)) || (rc = rd_u64(&r, 1, "key", &out->key)) ||
+        (rc = rd_str(&r, 2, "peer", S_NAME | S_NIL, &out->peer)) || (rc = rd_str(&r, 3, "error", S_NIL, &out->error)))
         return rc;
     return 0;
 }

@@ -47,6 +47,9 @@
  *   FREE      s->w [op, key int]: delete a held value nobody needs any more
  *   MISSING   w->s [op, key int, attempt int, input int]: the attempt could not
  *                   fetch input (its holder is gone); the task waits for it again
+ *   HELD      s->w [op, key int, peer str|nil, error str|nil]: a sub-task's
+ *                   result is held by the worker serving at peer (fetch it
+ *                   from there); peer nil: it was lost for good, error says why
  *   GET       p->p [op, key int]: a peer asks for a held value (peer.c)
  *   DATA      p->p [op, key int, nbytes int >= -1]: the answer; nbytes -1:
  *                   not held here; else nbytes raw bytes (the value, packed)
@@ -84,7 +87,7 @@
 enum {
     OP_HELLO = 1, OP_WELCOME, OP_REFUSE, OP_RUN, OP_DONE, OP_LOG, OP_HEARTBEAT, OP_SECEDE,
     OP_SUBMIT, OP_RELEASE, OP_CANCEL, OP_RESULT, OP_CLOSE, OP_WORKERS, OP_STARTED,
-    OP_CONTROL, OP_REPLY, OP_PEER, OP_FREE, OP_MISSING, OP_GET, OP_DATA, OP_MAX
+    OP_CONTROL, OP_REPLY, OP_PEER, OP_FREE, OP_MISSING, OP_GET, OP_DATA, OP_HELD, OP_MAX
 };
 /* ROLE_PEER: a worker (or a client) fetching held values from a worker's
  * peer server (peer.c); the scheduler refuses it. */
@@ -236,6 +239,10 @@ int herd_proto_unpack_get(const msgpack_object *msg, herd_msg_key *out, herd_err
 typedef struct herd_msg_missing { uint64_t key; int attempt; uint64_t input; } herd_msg_missing;
 int herd_proto_pack_missing(msgpack_sbuffer *sb, const herd_msg_missing *m);
 int herd_proto_unpack_missing(const msgpack_object *msg, herd_msg_missing *out, herd_err *err);
+
+typedef struct herd_msg_held { uint64_t key; herd_pstr peer, error; } herd_msg_held;
+int herd_proto_pack_held(msgpack_sbuffer *sb, const herd_msg_held *m);
+int herd_proto_unpack_held(const msgpack_object *msg, herd_msg_held *out, herd_err *err);
 
 typedef struct herd_msg_data { uint64_t key; int64_t nbytes; } herd_msg_data;
 int herd_proto_pack_data(msgpack_sbuffer *sb, const herd_msg_data *m);

@@ -371,6 +371,18 @@ static void deliver(herd_sched *s, stask *t)
         /* a value that was held, lost, and whose recomputation failed: the
          * future completed earlier and waits for a new copy; tell it */
         if (t->final != HERD_COMPLETED) herd_client_deliver_held(s->local, t->fut, NULL, t->error);
+    } else if (t->owner && t->owner->conn && t->owner->role == ROLE_WORKER &&
+               (t->holder || (t->final != HERD_COMPLETED && t->nbytes))) {
+        /* a sub-task's held result: where it is (or, after a failed
+         * recomputation, that it is lost) */
+        herd_msg_held m = { t->key, herd_pstr_c(t->holder ? t->holder->peer : NULL), herd_pstr_c(t->error) };
+        herd_proto_pack_held(herd_conn_buf(t->owner->conn), &m);
+        herd_conn_end(t->owner->conn);
+        if (t->final != HERD_COMPLETED) {          /* and its state, for one never completed before */
+            herd_msg_result r = { t->key, t->final, NULL, herd_pstr_c(t->error) };
+            herd_proto_pack_result(herd_conn_buf(t->owner->conn), &r);
+            herd_conn_end(t->owner->conn);
+        }
     } else if (t->owner && t->owner->conn) {
         herd_msg_result m = { t->key, t->final, t->result, herd_pstr_c(t->error) };
         if (herd_proto_pack_result(herd_conn_buf(t->owner->conn), &m)) {    /* the value cannot travel */
@@ -577,9 +589,10 @@ static void assign(herd_sched *s, stask *t, sworker *w)
     unready(s, t);
     herd_value *inputs = inputs_of(s, t);
     /* a result may stay on the worker when its reader fetches from workers:
-     * the in-process client, or a dependent (no remote owner) */
+     * the in-process client, a task's sub-task client, or a dependent (not
+     * a remote client) */
     herd_msg_run m = { t->key, herd_pstr_c(t->task), t->args, t->attempt, herd_pstr_c(t->run_name), t->tags,
-                       inputs, !t->owner && w->peer };
+                       inputs, (!t->owner || t->owner->role == ROLE_WORKER) && w->peer };
     int rc = herd_proto_pack_run(herd_conn_buf(w->conn), &m);
     herd_value_free(inputs);
     if (rc) {   /* dependency results nested it too deep */
@@ -817,7 +830,7 @@ static void lost_values(herd_sched *s, sworker *w)
     for (size_t j = 0; j < n; j++) {
         stask *t = lost[j];
         t->pins--;
-        int needed = t->nwaiting_dependents || (t->fut && !t->owner_released);
+        int needed = t->nwaiting_dependents || ((t->fut || t->owner) && !t->owner_released);
         if (!needed || s->closing_all) {
             if (releasable(t)) forget(s, t);
             continue;
@@ -831,6 +844,11 @@ static void lost_values(herd_sched *s, sworker *w)
         free(t->error);
         t->error = strdup(msg);
         if (t->fut && s->local) herd_client_deliver_held(s->local, t->fut, NULL, msg);
+        else if (t->owner && t->owner->conn && t->owner->role == ROLE_WORKER) {
+            herd_msg_held m = { t->key, herd_pstr_c(NULL), herd_pstr_c(msg) };
+            herd_proto_pack_held(herd_conn_buf(t->owner->conn), &m);
+            herd_conn_end(t->owner->conn);
+        }
     }
     free(lost);
 }

@@ -403,6 +403,7 @@ static void on_msg(herd_conn *c, const msgpack_object *m, void *ud)
         if (w->welcomed) return;
         if (herd_client_init(&w->subcl, wm.id, &sub_tp, w) == 0) {
             w->subcl_ready = 1;
+            w->subcl.peer_token = w->token ? strdup(w->token) : NULL;   /* it fetches held sub-task results */
             w->subrunner.cl = &w->subcl;
             w->subrunner.is_task_client = 1;
         }
@@ -441,6 +442,15 @@ static void on_msg(herd_conn *c, const msgpack_object *m, void *ud)
         char *error = herd_pstr_dup(r.error);
         if (w->subcl_ready) herd_client_deliver_key(&w->subcl, r.key, r.state, r.value, error);
         else herd_value_free(r.value);
+        free(error);
+        return;
+    }
+    case OP_HELD: {        /* a sub-task's result stays on a worker */
+        herd_msg_held hm;
+        if (herd_proto_unpack_held(m, &hm, &e)) break;
+        char *peer = herd_pstr_dup(hm.peer), *error = herd_pstr_dup(hm.error);
+        if (w->subcl_ready) herd_client_deliver_held_key(&w->subcl, hm.key, peer, error ? error : "the value was lost");
+        free(peer);
         free(error);
         return;
     }

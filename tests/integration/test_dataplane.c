@@ -3,7 +3,8 @@
  * worker that computed them; values of 0 B, 1 KiB and 300 MiB move worker to
  * worker and reach the client on demand; a dependent runs on the holder when
  * it can, or where the workers annotation says; a holder SIGKILLed before its value was read has it recomputed;
- * released futures free the value on the worker; a peer without the token is
+ * a sub-task's big result reaches the task that asked for it; released
+ * futures free the value on the worker; a peer without the token is
  * refused; a malformed peer message closes that one connection.
  *
  * No timing assertions: consumers meet at a barrier (files in a scratch
@@ -122,6 +123,25 @@ static int t_check(herd_task_ctx *ctx, const herd_value *args, herd_value **out)
     return 0;
 }
 HERD_TASK(t_check);
+
+/* (n, seed) -> 1 when a sub-task t_make(n, seed) read through the task's
+ * client holds the right data (held on a worker when over 1 KiB), else 0. */
+static int t_parent(herd_task_ctx *ctx, const herd_value *args, herd_value **out)
+{
+    size_t n = (size_t)herd_as_int(herd_at(args, 0));
+    int64_t seed = herd_as_int(herd_at(args, 1));
+    herd_runner *sub = herd_task_client(ctx);
+    herd_future *f = NULL;
+    herd_err err = { 0 };
+    const herd_value *v = NULL;
+    if (!sub || herd_submit(sub, "t_make", herd_tuple("Iin", (int64_t)n, (int)seed), &f, &err) ||
+        herd_future_result(f, 4 * TU_WAIT_S, &v, &err))
+        return herd_task_fail(ctx, "t_parent: %s", err.msg);
+    *out = herd_int(blob_ok(v, n, seed) ? 1 : 0);
+    herd_future_release(f);
+    return 0;
+}
+HERD_TASK(t_parent);
 
 /* ---- helpers ---- */
 static const herd_value *result_of(herd_future *f)
@@ -331,6 +351,20 @@ static void test_workers_annotation(void **state)
     tu_flow_end(r);
 }
 
+/* A task's sub-task returns a big value: the task reads it (fetched from
+ * its holder, which may be the same worker or the other one). */
+static void test_subtask_result(void **state)
+{
+    herd_runner *r = tu_flow("{n_workers: 2, threads_per_worker: 1}", NULL, 2, NULL);
+    herd_future *f[4];
+    for (int i = 0; i < 4; i++) f[i] = tu_submit(r, "t_parent", herd_tuple("Ii", (int64_t)(1 << 20), 70 + i), NULL);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(tu_int_result(f[i]), 1);
+        herd_future_release(f[i]);
+    }
+    tu_flow_end(r);
+}
+
 /* The holder is SIGKILLed before anyone read its value: the scheduler says
  * so and recomputes it; the client and a dependent read it right. */
 static void test_holder_killed_recomputed(void **state)
@@ -451,6 +485,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_peer_server),
         cmocka_unit_test(test_dependent_runs_on_holder),
         cmocka_unit_test(test_workers_annotation),
+        cmocka_unit_test(test_subtask_result),
         cmocka_unit_test(test_holder_killed_recomputed),
         cmocka_unit_test(test_lost_value_recompute_fails),
         cmocka_unit_test(test_values_between_thread_workers),

@@ -66,6 +66,7 @@ static int unpack_any(int op, const msgpack_object *m, herd_err *err)
     case OP_GET: { herd_msg_key x; rc = herd_proto_unpack_get(m, &x, err); break; }
     case OP_MISSING: { herd_msg_missing x; rc = herd_proto_unpack_missing(m, &x, err); break; }
     case OP_DATA: { herd_msg_data x; rc = herd_proto_unpack_data(m, &x, err); break; }
+    case OP_HELD: { herd_msg_held x; rc = herd_proto_unpack_held(m, &x, err); break; }
     case OP_DONE: { herd_msg_done x; if (!(rc = herd_proto_unpack_done(m, &x, err))) herd_value_free(x.value); break; }
     case OP_LOG: { herd_msg_log x; rc = herd_proto_unpack_log(m, &x, err); break; }
     case OP_HEARTBEAT: rc = herd_proto_unpack_heartbeat(m, err); break;
@@ -157,6 +158,7 @@ static herd_value *valid(int op)
     case OP_FREE: case OP_GET: herd_value_free(res); return herd_tuple("iI", op, KEY);
     case OP_MISSING: herd_value_free(res); return herd_tuple("iIiI", OP_MISSING, KEY, 0, KEY + 1);
     case OP_DATA: herd_value_free(res); return herd_tuple("iII", OP_DATA, KEY, (int64_t)300);
+    case OP_HELD: herd_value_free(res); return herd_tuple("iIss", OP_HELD, KEY, "unix:///tmp/p.sock", "why");
     case OP_LOG: herd_value_free(res); return herd_tuple("iIis", OP_LOG, KEY, HERD_LOG_WARN, "text");
     case OP_HEARTBEAT: herd_value_free(res); return herd_tuple("i", OP_HEARTBEAT);
     case OP_SECEDE: case OP_RELEASE: case OP_CANCEL: herd_value_free(res); return herd_tuple("iI", op, KEY);
@@ -201,6 +203,7 @@ static const shape shapes[] = {
     { OP_GET, { "key" }, 0 },
     { OP_MISSING, { "key", "attempt", "input" }, 0 },
     { OP_DATA, { "key", "nbytes" }, 0 },
+    { OP_HELD, { "key", "peer", "error" }, 0 },
 };
 
 /* Every opcode: the valid message passes; one field fewer or one more, any
