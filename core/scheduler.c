@@ -733,6 +733,21 @@ static void worker_counts(herd_sched *s)
     }
 }
 
+/* A worker's peer socket, when it is in this scheduler's own directory
+ * under the name workers give it (peer-….sock): removed once the worker is
+ * gone, since a worker killed (as providers do at close) cannot remove it.
+ * Nothing else is ever removed, whatever address a worker sent. */
+static void unlink_peer(const herd_sched *s, const sworker *w)
+{
+    if (!w->peer || !s->unix_path[0] || strncmp(w->peer, "unix://", 7)) return;
+    const char *path = w->peer + 7, *slash = strrchr(s->unix_path, '/');
+    size_t dl = slash ? (size_t)(slash - s->unix_path) + 1 : 0, n = strlen(path);
+    if (!dl || n < dl + 10 || strncmp(path, s->unix_path, dl) || strncmp(path + dl, "peer-", 5) ||
+        strchr(path + dl, '/') || strcmp(path + n - 5, ".sock"))
+        return;
+    unlink(path);
+}
+
 static void worker_free(sworker *w)
 {
     if (w->hello_timer) event_free(w->hello_timer);
@@ -928,6 +943,7 @@ static void worker_lost(herd_sched *s, sworker *w, const char *why)
     }
     kmap_free(&w->running);
     lost_values(s, w);
+    unlink_peer(s, w);
     /* tasks this connection submitted (sub-tasks of its tasks) lose their owner */
     i = 0;
     uint64_t k;
@@ -1731,7 +1747,7 @@ void herd_sched_stop(herd_sched *s)
         pthread_join(s->thread, NULL);
     }
     for (herd_submit_spec *sp = s->in_head, *n; sp; sp = n) { n = sp->next; herd_spec_free(sp); }
-    while (s->workers) { sworker *w = s->workers; s->workers = w->next; worker_free(w); }
+    while (s->workers) { sworker *w = s->workers; s->workers = w->next; unlink_peer(s, w); worker_free(w); }
     size_t i = 0;
     void *v;
     while (kmap_next(&s->tasks, &i, NULL, &v)) task_free(v);

@@ -472,9 +472,13 @@ static void test_peer_server(void **state)
 
     herd_future *q = tu_submit(r, "t_make", herd_tuple("Iin", (int64_t)4096, 4), NULL);
     wait_completed(q);
+    char *slash = strrchr(path, '/');
+    *slash = '\0';                                                 /* the cluster's directory */
     herd_err err = { 0 };
     assert_int_equal(herd_flow_end(r, false, &err), 0);
     assert_true(blob_ok(result_of(q), 4096, 4));
+    /* the workers were killed at close: no peer socket keeps the directory */
+    if (access(path, F_OK) == 0) fail_msg("%s is still there after the flow run", path);
     herd_runner_free(r);
 }
 
