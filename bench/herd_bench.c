@@ -69,8 +69,7 @@ static int make_bytes(herd_task_ctx *ctx, const herd_value *args, herd_value **o
     char *p = malloc(n ? n : 1);
     if (!p) return -ENOMEM;
     memset(p, 1, n);
-    *out = herd_bytes(p, n);
-    free(p);
+    *out = herd_bytes_take(p, n);          /* no copy */
     return *out ? 0 : -ENOMEM;
 }
 HERD_TASK(make_bytes);

@@ -55,8 +55,7 @@ static int t_make(herd_task_ctx *ctx, const herd_value *args, herd_value **out)
     *out = herd_map();
     herd_map_set(*out, "worker", herd_str(herd_task_worker_name(ctx)));
     herd_map_set(*out, "pid", herd_int(getpid()));
-    herd_map_set(*out, "data", herd_bytes(buf, n));
-    free(buf);
+    herd_map_set(*out, "data", herd_bytes_take(buf, n));     /* no copy */
     return 0;
 }
 HERD_TASK(t_make);
