@@ -100,6 +100,8 @@ struct bufferevent *herd_tls_connect(herd_tls *t, struct event_base *base, evuti
  * bufferevent or nothing TLS-specific went wrong (a plain EOF after a
  * completed handshake). Consumes the bufferevent's queued OpenSSL errors. */
 int herd_tls_error(struct bufferevent *bev, short what, char *buf, size_t cap);
+/* 1 while bev is a TLS bufferevent whose handshake has not finished. */
+int herd_tls_handshaking(struct bufferevent *bev);
 /* After the handshake: the peer certificate's subject CN (for logs). Returns
  * 1, or 0 (buf = "") when bev is not TLS or has no peer certificate. */
 int herd_tls_peer_name(struct bufferevent *bev, char *buf, size_t cap);
