@@ -456,7 +456,6 @@ static void tell_owner(const stask *t, herd_state st)
 
 static void assign(herd_sched *s, stask *t, sworker *w)
 {
-    unready(s, t);
     herd_msg_run m = { t->key, herd_pstr_c(t->task), t->args, t->attempt, herd_pstr_c(t->run_name), t->tags };
     msgpack_sbuffer *sb = herd_conn_buf(w->conn);
     size_t before = sb->size;
@@ -469,9 +468,10 @@ static void assign(herd_sched *s, stask *t, sworker *w)
         snprintf(why, sizeof why, "arguments of %zu bytes (with their dependencies' results) exceed the %zu-byte "
                  "limit on a task's data", sb->size - before, (size_t)HERD_MAX_DATA);
         sb->size = before;
-        finalize(s, t, HERD_FAILED, why);
+        finalize(s, t, HERD_FAILED, why);          /* takes it off the ready queue */
         return;
     }
+    unready(s, t);
     herd_conn_end(w->conn);
     set_state(s, t, T_RUNNING);
     t->worker = w;
