@@ -46,6 +46,7 @@ struct herd_conn {
     int flush_pending;
     int linger;         /* a TLS failure: let the peer read our alert before the socket goes */
     int dialed;         /* we dialled (the peer is the scheduler) */
+    int plain_peer;     /* accepted TLS, the peer sent plain frames: tell it in plain (linger) */
     int got_frame;      /* a whole frame arrived (the peer speaks our protocol) */
     int overflow;       /* output past max_queued: fail from flush_cb */
     size_t max_frame, max_queued;
@@ -78,6 +79,19 @@ static void destroy(herd_conn *c)
     struct event_base *base = c->bev ? bufferevent_get_base(c->bev) : NULL;
     if (c->bev) bufferevent_free(c->bev);
     if (keep >= 0) {
+        if (c->plain_peer) {   /* a plain REFUSE it can read: better than a close it cannot explain */
+            msgpack_sbuffer sb;
+            msgpack_sbuffer_init(&sb);
+            uint32_t be = 0;
+            msgpack_sbuffer_write(&sb, (const char *)&be, 4);
+            herd_msg_reason m = { herd_pstr_c("the scheduler speaks TLS: use tls:// and certificates") };
+            if (herd_proto_pack_refuse(&sb, &m) == 0) {
+                be = htonl((uint32_t)(sb.size - 4));
+                memcpy(sb.data, &be, 4);
+                if (send(keep, sb.data, sb.size, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) { /* best effort */ }
+            }
+            msgpack_sbuffer_destroy(&sb);
+        }
         shutdown(keep, SHUT_WR);
         struct timeval tv = { LINGER_S, 0 };
         if (!base || event_base_once(base, keep, EV_READ | EV_TIMEOUT, linger_cb, NULL, &tv) != 0)
@@ -280,7 +294,10 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
     if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))) return;
     if (c->closing) { if (c->in_cb) c->dead = 1; else destroy(c); return; }
     char why[1024], tr[900];
-    if (herd_tls_error(bev, what, tr, sizeof tr)) snprintf(why, sizeof why, "TLS: %s", tr);
+    if (herd_tls_error(bev, what, tr, sizeof tr)) {
+        snprintf(why, sizeof why, "TLS: %s", tr);
+        c->plain_peer = !c->dialed && strncmp(tr, HERD_TLS_NOT_TLS, strlen(HERD_TLS_NOT_TLS)) == 0;
+    }
     else if (what & BEV_EVENT_EOF) snprintf(why, sizeof why, "connection closed by peer");
     else if (what & BEV_EVENT_TIMEOUT) snprintf(why, sizeof why, "connection timed out");
     else snprintf(why, sizeof why, "connection error: %s",

@@ -46,7 +46,8 @@ typedef struct herd_conn herd_conn;
  * only a pass of the loop releases. Runs such passes, then frees base. */
 void herd_event_base_drain_free(struct event_base *base);
 /* A connection refused in its TLS handshake: close it lingering (see comm.c)
- * so the peer reads the alert that says why, not a reset. */
+ * so the peer reads the alert that says why, not a reset; a peer that spoke
+ * plain frames to this TLS side gets a plain REFUSE saying to use tls://. */
 void herd_conn_set_linger(herd_conn *c);
 typedef void (*herd_conn_msg_fn)(herd_conn *c, const msgpack_object *msg, void *ud);
 typedef void (*herd_conn_close_fn)(herd_conn *c, const char *why, void *ud);

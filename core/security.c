@@ -787,7 +787,7 @@ static const char *alert_reason(int r)
     case SSL_R_HTTPS_PROXY_REQUEST:
     case SSL_R_PACKET_LENGTH_TOO_LONG:
     case SSL_R_RECORD_LENGTH_MISMATCH:
-        return "the peer does not speak TLS (is it using a tcp:// or unix:// address?)";
+        return HERD_TLS_NOT_TLS " (is it using a tcp:// or unix:// address?)";
     default:
         return NULL;
     }
