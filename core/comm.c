@@ -233,7 +233,8 @@ static void read_cb(struct bufferevent *bev, void *arg)
         uint32_t len = ntohl(be);
         if (!c->got_frame && tls_record(in)) {
             fail(c, c->dialed ? "TLS: the scheduler speaks TLS: use tls:// and certificates"
-                              : "the peer speaks TLS, this side does not (it was dialled with tcp://)");
+                              : "the peer speaks TLS but this side listens on tcp:// (dial tcp://, or "
+                                "give the scheduler certificates)");
             break;
         }
         if (len == 0 || len > c->max_frame) {
