@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include <dirent.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 
 #include "proto.h"         /* the wire protocol: opcodes, version */
@@ -176,6 +177,7 @@ static pid_t herd_scheduler_proc(const char *logfile, rlim_t nofile, char *addre
         dup2(out[1], 1);
         close(out[0]);
         close(out[1]);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);     /* a failed test leaves no scheduler behind */
         if (setrlimit(RLIMIT_NOFILE, &rl)) _exit(126);
         execl(bin, bin, "scheduler", "--listen", "tcp://127.0.0.1:0", "--token", TOKEN,
               "--log-file", logfile, (char *)NULL);
