@@ -5,9 +5,10 @@
  * outbox other threads queue messages in, and the accept guard (backoff when
  * accept() runs out of descriptors). Limits: a frame longer than the
  * connection's max_frame is refused from its header (nothing of it is
- * buffered; the read high-watermark caps what is), output queued past
- * max_queued for a peer that does not read drops it, and a close that
- * flushes first waits HERD_CLOSE_FLUSH_S at most. What messages hold is
+ * buffered; the read high-watermark caps what is), a peer with more than
+ * max_queued of output waiting that takes none of it for HERD_WRITE_STALL_S
+ * (or with twice that waiting) is dropped, and a close that flushes first
+ * waits HERD_WRITE_STALL_S at most. What messages hold is
  * proto.c's. */
 #include "comm.h"
 #include "value_int.h"
@@ -48,7 +49,8 @@ struct herd_conn {
     int dialed;         /* we dialled (the peer is the scheduler) */
     int plain_peer;     /* accepted TLS, the peer sent plain frames: tell it in plain (linger) */
     int got_frame;      /* a whole frame arrived (the peer speaks our protocol) */
-    int overflow;       /* output past max_queued: fail from flush_cb */
+    int over_cap;       /* output past max_queued: a write stall drops the peer */
+    int flood;          /* output past 2 x max_queued: fail from flush_cb */
     size_t max_frame, max_queued;
 };
 
@@ -137,11 +139,21 @@ static void write_frame(herd_conn *c)
     evbuffer_add(out, &be, 4);
     evbuffer_add(out, c->sb.data, c->sb.size);
     msgpack_sbuffer_clear(&c->sb);
-    if (!c->overflow && !c->closing && evbuffer_get_length(out) > c->max_queued) {
+    size_t queued = evbuffer_get_length(out);
+    if (c->closing || queued <= c->max_queued) return;
+    if (queued / 2 > c->max_queued && !c->flood) {
         /* failing here would call on_close inside the caller's own code:
          * the loop does it, from flush_cb */
-        c->overflow = 1;
+        c->flood = 1;
         event_active(c->flush_ev, EV_WRITE, 0);
+    } else if (!c->over_cap) {
+        /* over the cap: the peer must keep taking its output (the write
+         * timeout restarts on each write); write_cb runs again once it is
+         * back under the cap */
+        c->over_cap = 1;
+        struct timeval tv = { HERD_WRITE_STALL_S, 0 };
+        bufferevent_set_timeouts(c->bev, NULL, &tv);
+        bufferevent_setwatermark(c->bev, EV_WRITE, c->max_queued, 0);
     }
 }
 
@@ -149,10 +161,10 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 {
     herd_conn *c = arg;
     write_frame(c);
-    if (c->overflow && c->on_close) {
+    if (c->flood && c->on_close) {
         char why[160];
-        snprintf(why, sizeof why, "the peer does not read what is sent to it: %zu bytes queued (the cap is %zu)",
-                 evbuffer_get_length(bufferevent_get_output(c->bev)), c->max_queued);
+        snprintf(why, sizeof why, "the peer does not read what is sent to it: %zu bytes queued (over twice the "
+                 "cap of %zu)", evbuffer_get_length(bufferevent_get_output(c->bev)), c->max_queued);
         c->in_cb++;
         fail(c, why);
         c->in_cb--;
@@ -284,8 +296,13 @@ static void read_cb(struct bufferevent *bev, void *arg)
 static void write_cb(struct bufferevent *bev, void *arg)
 {
     herd_conn *c = arg;
-    if (c->closing && evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+    size_t queued = evbuffer_get_length(bufferevent_get_output(bev));
+    if (c->closing && queued == 0) {
         if (c->in_cb) c->dead = 1; else destroy(c);
+    } else if (c->over_cap && !c->closing && queued <= c->max_queued) {
+        c->over_cap = 0;
+        bufferevent_set_timeouts(bev, NULL, NULL);
+        bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
     }
 }
 
@@ -299,6 +316,10 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
         snprintf(why, sizeof why, "TLS: %s", tr);
         c->plain_peer = !c->dialed && strncmp(tr, HERD_TLS_NOT_TLS, strlen(HERD_TLS_NOT_TLS)) == 0;
     }
+    else if ((what & BEV_EVENT_TIMEOUT) && c->over_cap)
+        snprintf(why, sizeof why, "the peer does not read what is sent to it: %zu bytes queued (the cap is %zu) "
+                 "and none taken for %ds", evbuffer_get_length(bufferevent_get_output(bev)), c->max_queued,
+                 HERD_WRITE_STALL_S);
     else if (what & BEV_EVENT_EOF) snprintf(why, sizeof why, "connection closed by peer");
     else if (what & BEV_EVENT_TIMEOUT) snprintf(why, sizeof why, "connection timed out");
     else snprintf(why, sizeof why, "connection error: %s",
@@ -331,7 +352,7 @@ void herd_conn_close_after_flush(herd_conn *c)
     }
     /* a peer that does not read cannot hold the socket open: event_cb
      * closes it when the write times out */
-    struct timeval tv = { HERD_CLOSE_FLUSH_S, 0 };
+    struct timeval tv = { HERD_WRITE_STALL_S, 0 };
     bufferevent_set_timeouts(c->bev, NULL, &tv);
 }
 

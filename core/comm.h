@@ -31,12 +31,15 @@ size_t herd_wire_size(const herd_value *v);
  * be this large: enough for a HELLO; a longer one is refused from its 4-byte
  * header, before any of the body is buffered. */
 #define HERD_PREAUTH_MAX_FRAME (16u << 10)
-/* Output queued for a peer that does not read it: past this the connection
- * is dropped (as failed: "the peer does not read ..."). */
+/* Output queued for a peer that does not read it: while more than this is
+ * queued, a peer that takes none of it for HERD_WRITE_STALL_S is dropped
+ * (as failed: "the peer does not read ..."); past twice this it is dropped
+ * at once. */
 #define HERD_MAX_QUEUED ((size_t)HERD_MAX_FRAME * 2)
-/* A close that flushes first (herd_conn_close_after_flush) waits at most
- * this long for the output to drain, then closes anyway. */
-#define HERD_CLOSE_FLUSH_S 5
+/* How long a peer may take nothing of its output while it is over the cap,
+ * or while a close that flushes first (herd_conn_close_after_flush) waits
+ * for the output to drain; then the connection is dropped or closed. */
+#define HERD_WRITE_STALL_S 5
 
 typedef struct herd_conn herd_conn;
 

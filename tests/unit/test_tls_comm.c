@@ -8,7 +8,7 @@
  * does not speak TLS — each fail the handshake with a clear reason from
  * herd_tls_error on the side that refused. And peers that do not read: one
  * whose queued output passes the cap is dropped, saying why, and a close
- * that flushes first closes the socket anyway after HERD_CLOSE_FLUSH_S.
+ * that flushes first closes the socket anyway after HERD_WRITE_STALL_S.
  * One event_base, one thread. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -594,29 +594,48 @@ static void send_chunk(herd_conn *c, size_t n)
     herd_conn_end(c);
 }
 
-/* Output queued past the cap: the connection fails, saying why. */
+/* Output queued past the cap and none of it taken: the connection fails,
+ * saying why — after HERD_WRITE_STALL_S, or at once past twice the cap. */
 static void test_slow_reader_dropped(void **state)
 {
     struct event_base *base = event_base_new();
     srv s;
     int fd = non_reader(base, &s);
     herd_conn_set_limits(s.conn, HERD_MAX_FRAME, 1u << 20);
+    struct evbuffer *out = bufferevent_get_output(s.bev);
     size_t sent = 0;
-    while (!s.closed && sent < (64u << 20)) {  /* bounded: 64 x the cap */
-        send_chunk(s.conn, 64 << 10);
-        sent += 64 << 10;
-        event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+    /* keep a little over the cap queued (the kernel's buffers take some
+     * first), never twice the cap, until the stall drops it */
+    struct event *tick = event_new(base, -1, EV_PERSIST, tick_cb, NULL);
+    struct timeval tv = { 0, 20000 };
+    event_add(tick, &tv);
+    double end = herd_now() + WAIT_S;
+    while (!s.closed && herd_now() < end && sent < (256u << 20)) {
+        if (evbuffer_get_length(out) <= (1u << 20) + (256u << 10)) {
+            send_chunk(s.conn, 64 << 10);
+            sent += 64 << 10;
+        }
+        event_base_loop(base, EVLOOP_ONCE);
     }
-    run_until(base, &s.closed, "the slow reader to be dropped");
+    event_free(tick);
+    assert_true(s.closed);
     contains(s.why, "does not read");
-    contains(s.why, "the cap is 1048576");
+    contains(s.why, "the cap is 1048576) and none taken for 5s");
+    close(fd);
+    srv_stop(&s);
+
+    fd = non_reader(base, &s);
+    herd_conn_set_limits(s.conn, HERD_MAX_FRAME, 1u << 20);
+    for (int i = 0; i < 256 && !s.closed; i++) send_chunk(s.conn, 64 << 10);   /* 16 MiB at once */
+    run_until(base, &s.closed, "the flooded reader to be dropped");
+    contains(s.why, "over twice the cap of 1048576");
     close(fd);
     srv_stop(&s);
     herd_event_base_drain_free(base);
 }
 
 /* A close that flushes first does not wait forever for a peer that does not
- * read: its socket is closed within HERD_CLOSE_FLUSH_S. */
+ * read: its socket is closed within HERD_WRITE_STALL_S. */
 static void test_close_after_flush_bounded(void **state)
 {
     struct event_base *base = event_base_new();
