@@ -2,7 +2,10 @@
  * (herd_scheduler_start with certificate files), real `herd worker`
  * processes and a flow connecting by address; every refusal the issue lists
  * (no certificate, another CA, an expired certificate, a wrong token) is
- * refused and logged; and a capture on the loopback interface (AF_PACKET)
+ * refused and logged; connections that never finish their handshake are
+ * closed after the hello timeout (descriptors back); a tcp:// client of the
+ * TLS scheduler is told to use tls://, and a client refusing the scheduler's
+ * certificate says this side refused it; and a capture on the loopback interface (AF_PACKET)
  * shows a known task argument crossing the wire in clear without TLS and
  * never with `security: temporary`. */
 #include <stdarg.h>
@@ -318,7 +321,8 @@ static int count_fds(void)
 }
 
 /* Connections that never start their TLS handshake are closed after the
- * hello timeout, for real: the scheduler's descriptors come back. */
+ * hello timeout, for real: the scheduler's descriptors come back, and a real
+ * TLS worker connects afterwards. */
 static void test_idle_tls_connects_closed(void **state)
 {
     int base = count_fds();
@@ -343,6 +347,10 @@ static void test_idle_tls_connects_closed(void **state)
     for (int k = 0; k < 3000 && (now = count_fds()) != base; k++) usleep(10000);
     assert_int_equal(now, base);
     assert_true(log_has("refused connection from 127.0.0.1", "TLS handshake not finished"));
+    pid_t w = start_worker("after-flood", "worker", "tok", "ca.pem");   /* a real TLS peer gets in */
+    assert_true(log_has("worker after-flood connected", NULL));
+    kill(w, SIGTERM);
+    wait_exit(w);
 }
 
 /* tcp:// to a TLS scheduler says so, and so does a client refusing the
