@@ -27,6 +27,7 @@
 
 #define TOKEN "preauth-token-0123456789"
 #define BIG ((size_t)300 << 20)
+#define BIG_WAIT_S (4 * TU_WAIT_S)   /* making and packing 300 MiB is slow under the sanitizers */
 
 /* ---- tasks ---- */
 static int t_pid(herd_task_ctx *ctx, const herd_value *args, herd_value **out)
@@ -267,7 +268,7 @@ static void test_oversized_data(void **state)
     /* a result of 300 MiB: the task fails with the size; the worker stays */
     f = tu_submit(r, "t_big", herd_tuple("In", (int64_t)BIG), NULL);
     const herd_value *v;
-    assert_int_equal(herd_future_result(f, TU_WAIT_S, &v, &err), -HERD_EFAILED);
+    assert_int_equal(herd_future_result(f, BIG_WAIT_S, &v, &err), -HERD_EFAILED);
     assert_int_equal(herd_future_state(f), HERD_FAILED);
     const char *why = herd_future_error(f);
     assert_non_null(why);
@@ -284,7 +285,7 @@ static void test_oversized_data(void **state)
     herd_future *b = tu_submit(r, "t_big", herd_tuple("Is", (int64_t)100 << 20, gate), NULL);
     herd_future *c = tu_submit(r, "t_len", herd_tuple("ff", a, b), NULL);   /* not done yet: the scheduler fills them in */
     assert_int_equal(tu_write_file(gate, "go"), 0);
-    assert_int_equal(herd_future_result(c, TU_WAIT_S, &v, &err), -HERD_EFAILED);
+    assert_int_equal(herd_future_result(c, BIG_WAIT_S, &v, &err), -HERD_EFAILED);
     why = herd_future_error(c);
     if (!why || !strstr(why, "arguments of") || !strstr(why, "-byte limit"))
         fail_msg("error \"%s\" does not say the arguments are too large", why ? why : "(none)");
