@@ -569,10 +569,22 @@ static void guard_log(herd_accept_guard *g, int level, const char *fmt, ...)
     va_end(ap);
 }
 
+/* The timer: after a pause, accept again and watch for ACCEPT_PAUSE_MAX;
+ * if nothing failed meanwhile, the burst is over (one line with the count). */
 static void guard_retry(evutil_socket_t fd, short what, void *arg)
 {
     herd_accept_guard *g = arg;
+    if (g->watching) {
+        guard_log(g, HERD_LOG_WARN, "accepting connections again after %lu failed accepts over %.1fs (%s)",
+                  g->fails, herd_now() - g->since - ACCEPT_PAUSE_MAX, strerror(g->last_errno));
+        g->fails = 0;
+        g->watching = 0;
+        return;
+    }
     evconnlistener_enable(g->lis);
+    g->watching = 1;
+    struct timeval tv = { (time_t)ACCEPT_PAUSE_MAX, 0 };
+    evtimer_add(g->retry, &tv);
 }
 
 int herd_accept_guard_init(herd_accept_guard *g, struct evconnlistener *lis,
@@ -601,17 +613,10 @@ void herd_accept_guard_fail(herd_accept_guard *g)
                   "%.0fs apart) until it succeeds", strerror(e), ACCEPT_PAUSE_MIN, ACCEPT_PAUSE_MAX);
     } else if ((g->delay *= 2) > ACCEPT_PAUSE_MAX)
         g->delay = ACCEPT_PAUSE_MAX;
+    g->watching = 0;
     evconnlistener_disable(g->lis);
     struct timeval tv = { (time_t)g->delay, (suseconds_t)((g->delay - (time_t)g->delay) * 1e6) };
     evtimer_add(g->retry, &tv);
-}
-
-void herd_accept_guard_ok(herd_accept_guard *g)
-{
-    if (!g->fails) return;
-    guard_log(g, HERD_LOG_WARN, "accepting connections again after %lu failed accepts over %.1fs (%s)", g->fails,
-              herd_now() - g->since, strerror(g->last_errno));
-    g->fails = 0;
 }
 
 void herd_accept_guard_destroy(herd_accept_guard *g)

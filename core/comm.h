@@ -105,14 +105,15 @@ struct evconnlistener *herd_listen(struct event_base *base, const char *addr,
 /* accept() failing for want of descriptors or memory (EMFILE, ENFILE,
  * ENOBUFS, ENOMEM) would otherwise fail again at once, forever: the guard
  * disables the listener and re-enables it after a delay (100 ms doubling to
- * 2 s), and logs once per burst of failures (with the count when it ends).
- * The owner calls herd_accept_guard_fail from the listener's error callback
- * and herd_accept_guard_ok from its accept callback. */
+ * 2 s while it keeps failing), and logs a burst of failures twice: when it
+ * begins, and with the count once accepts have gone 2 s without failing.
+ * The owner calls herd_accept_guard_fail from the listener's error callback. */
 typedef struct herd_accept_guard {
     struct evconnlistener *lis;    /* borrowed */
-    struct event *retry;
+    struct event *retry;           /* end of a pause, or of the 2 s watch after it */
     double delay, since;           /* current pause; when the burst began */
     unsigned long fails;           /* failures in this burst (0: none) */
+    int watching;                  /* accepting again, the burst not yet over */
     int last_errno;
     void (*log)(void *ud, int level, const char *line);
     void *log_ud;
@@ -120,7 +121,6 @@ typedef struct herd_accept_guard {
 int  herd_accept_guard_init(herd_accept_guard *g, struct evconnlistener *lis,
                             void (*log)(void *ud, int level, const char *line), void *log_ud);
 void herd_accept_guard_fail(herd_accept_guard *g);
-void herd_accept_guard_ok(herd_accept_guard *g);
 void herd_accept_guard_destroy(herd_accept_guard *g);
 
 /* Dial addr with a timeout; blocking connect (called before the loop runs). */
