@@ -84,6 +84,7 @@ struct herd_sched {
     char *token;
     struct event_base *base;
     struct evconnlistener *lis;
+    herd_accept_guard guard;   /* backoff when accept() runs out of descriptors */
     struct event *inbox_ev, *dispatch_ev, *hb_ev, *stop_ev;
     pthread_t thread;
     int running;
@@ -455,12 +456,22 @@ static void tell_owner(const stask *t, herd_state st)
 
 static void assign(herd_sched *s, stask *t, sworker *w)
 {
-    unready(s, t);
     herd_msg_run m = { t->key, herd_pstr_c(t->task), t->args, t->attempt, herd_pstr_c(t->run_name), t->tags };
-    if (herd_proto_pack_run(herd_conn_buf(w->conn), &m)) {   /* dependency results nested it too deep */
+    msgpack_sbuffer *sb = herd_conn_buf(w->conn);
+    size_t before = sb->size;
+    if (herd_proto_pack_run(sb, &m)) {   /* dependency results nested it too deep */
         finalize(s, t, HERD_FAILED, "arguments nest too deeply to send to a worker");
         return;
     }
+    if (sb->size - before > HERD_MAX_DATA) {   /* dependency results made it too large: this task fails */
+        char why[200];
+        snprintf(why, sizeof why, "arguments of %zu bytes (with their dependencies' results) exceed the %zu-byte "
+                 "limit on a task's data", sb->size - before, (size_t)HERD_MAX_DATA);
+        sb->size = before;
+        finalize(s, t, HERD_FAILED, why);          /* takes it off the ready queue */
+        return;
+    }
+    unready(s, t);
     herd_conn_end(w->conn);
     set_state(s, t, T_RUNNING);
     t->worker = w;
@@ -693,6 +704,7 @@ static int on_hello(herd_sched *s, sworker *w, const msgpack_object *msg)
     w->nthreads = h.nthreads > 0 ? h.nthreads : 1;
     w->pid = (long)h.pid;
     w->hello = 1;
+    herd_conn_set_limits(w->conn, HERD_MAX_FRAME, 0);    /* authenticated: full-size frames */
     w->idle_since = herd_now();
     w->id = s->next_id++;
     if (w->hello_timer) { event_free(w->hello_timer); w->hello_timer = NULL; }
@@ -1024,10 +1036,23 @@ static void on_close(herd_conn *c, const char *why, void *ud)
     worker_lost(w->s, w, why);
 }
 
+#define HELLO_TIMEOUT_S 10
+
+/* The TLS handshake and the HELLO must both be done within HELLO_TIMEOUT_S;
+ * a connection still in its handshake can be told nothing and is closed. */
 static void hello_timeout(evutil_socket_t fd, short what, void *arg)
 {
     sworker *w = arg;
-    refuse(w->s, w, "no hello within 10s");
+    char why[64];
+    snprintf(why, sizeof why, "%s within %ds", herd_conn_handshaking(w->conn) ? "TLS handshake not finished"
+             : "no hello", HELLO_TIMEOUT_S);
+    refuse(w->s, w, why);
+}
+
+static void accept_error_cb(struct evconnlistener *l, void *arg)
+{
+    herd_sched *s = arg;
+    herd_accept_guard_fail(&s->guard);
 }
 
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len, void *arg)
@@ -1064,8 +1089,9 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     w->last_seen = herd_now();
     w->conn = herd_conn_new(bev, peer, on_msg, on_close, w);
     if (!w->conn) { free(w); return; }
+    herd_conn_set_limits(w->conn, HERD_PREAUTH_MAX_FRAME, 0);   /* nothing spent on it before its hello */
     w->hello_timer = evtimer_new(s->base, hello_timeout, w);
-    struct timeval tv = { 10, 0 };
+    struct timeval tv = { HELLO_TIMEOUT_S, 0 };
     evtimer_add(w->hello_timer, &tv);
     w->next = s->workers;
     s->workers = w;
@@ -1312,6 +1338,11 @@ int herd_sched_start(herd_sched **out, const herd_sched_cfg *cfg, char *addr, si
     if (herd_addr_parse(cfg->listen, &a, NULL) == 0 && a.is_unix) snprintf(s->unix_path, sizeof s->unix_path, "%s", a.path);
     if ((rc = herd_tls_addr_check(cfg->tls, cfg->listen, err))) goto fail;
     if (!(s->lis = herd_listen(s->base, cfg->listen, accept_cb, s, addr, cap, err))) { rc = err ? err->code : -HERD_EARG; goto fail; }
+    if (herd_accept_guard_init(&s->guard, s->lis, s->cfg.log, s->cfg.log_ud)) {
+        rc = herd_err_set(err, -ENOMEM, "out of memory");
+        goto fail;
+    }
+    evconnlistener_set_error_cb(s->lis, accept_error_cb);
     s->running = 1;
     if ((rc = pthread_create(&s->thread, NULL, loop_main, s))) {
         s->running = 0;
@@ -1367,6 +1398,7 @@ void herd_sched_stop(herd_sched *s)
     free(s->heap);
     free(s->rlist);
     if (s->lis) evconnlistener_free(s->lis);
+    herd_accept_guard_destroy(&s->guard);
     if (s->unix_path[0]) unlink(s->unix_path);
     if (s->inbox_ev) event_free(s->inbox_ev);
     if (s->dispatch_ev) event_free(s->dispatch_ev);

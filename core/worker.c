@@ -223,9 +223,19 @@ static void run_one(wk *w, wtask *t, fncache **cache)
         d.error = herd_pstr_c(ctx.fail_msg ? ctx.fail_msg : msg);
     }
     pthread_mutex_lock(&w->mu);
+    size_t before = w->out.sb.size;
+    char big[160];
     if (herd_proto_pack_done(&w->out.sb, &d)) {     /* the result cannot travel: fail the task instead */
         d.ok = 0;
         d.error = herd_pstr_c("result could not be encoded (nested deeper than 32 levels?)");
+        herd_proto_pack_done(&w->out.sb, &d);
+    } else if (w->out.sb.size - before > HERD_MAX_DATA) {   /* too large for a frame: the task fails, not us */
+        snprintf(big, sizeof big, "result of %zu bytes exceeds the %zu-byte limit on a task's data",
+                 w->out.sb.size - before, (size_t)HERD_MAX_DATA);
+        w->out.sb.size = before;
+        d.ok = 0;
+        d.value = NULL;
+        d.error = herd_pstr_c(big);
         herd_proto_pack_done(&w->out.sb, &d);
     }
     herd_outbox_send_unlock(&w->out);
@@ -387,7 +397,7 @@ static void on_close(herd_conn *c, const char *why, void *ud)
     wk *w = ud;
     if (!w->stop && strncmp(why, "TLS: ", 5) == 0) {
         /* the same certificates would be refused again: no reconnecting */
-        wlog(w, HERD_LOG_ERROR, "the scheduler at %s refused this worker: %s", w->address, why);
+        wlog(w, HERD_LOG_ERROR, "cannot connect to the scheduler at %s: %s", w->address, why);
         stop_loop(w, HERD_WORKER_EXIT_REFUSED);
         return;
     }
