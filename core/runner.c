@@ -15,6 +15,7 @@
 #include "options.h"
 #include "value_int.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -102,16 +103,33 @@ static void on_signal(int sig)
     errno = saved;
 }
 
+/* SIGINT/SIGTERM that were not ignored when the first flow run began (a
+ * program started as a `&` job in a script has SIGINT ignored and must not
+ * act on it): the handler's list and the dispositions it replaced. */
+static int sig_mine[2];            /* [0] SIGINT, [1] SIGTERM: ours installed */
+
+static void restore_signals(void)
+{
+    if (sig_mine[0]) sigaction(SIGINT, &old_int, NULL);
+    if (sig_mine[1]) sigaction(SIGTERM, &old_term, NULL);
+    sig_mine[0] = sig_mine[1] = 0;
+}
+
 static void *sig_main(void *arg)
 {
     unsigned char b;
     while (read(sig_pipe[0], &b, 1) == 1) {
         if (b == 0) continue;
+        char why[96];
+        snprintf(why, sizeof why, "the flow's process got signal %d (%s); its cluster was torn down", b,
+                 b == SIGINT ? "SIGINT" : b == SIGTERM ? "SIGTERM" : "?");
         pthread_mutex_lock(&active_mu);
         for (flow_runner *r = active_list; r; r = r->next_active) {
             rlog(r, HERD_LOG_WARN, "flow run %s: signal %d, tearing down its cluster", r->flow_name, b);
             herd_adaptive_halt(r->adaptive);
             close_cluster(r);
+            /* no future waits on a cluster that is gone */
+            herd_client_shutdown(&r->client, HERD_CANCELLED, why);
             if (r->tmpdir[0]) {          /* the scheduler's socket goes with the process */
                 char sock[128];
                 snprintf(sock, sizeof sock, "%s/scheduler.sock", r->tmpdir);
@@ -120,11 +138,10 @@ static void *sig_main(void *arg)
             }
         }
         pthread_mutex_unlock(&active_mu);
-        sigaction(SIGINT, &old_int, NULL);
-        sigaction(SIGTERM, &old_term, NULL);
-        struct sigaction dfl = { .sa_handler = SIG_DFL };
-        if ((b == SIGINT ? old_int : old_term).sa_handler == SIG_IGN) continue;
-        sigaction(b, &dfl, NULL);
+        /* the disposition from before: the default ends the process with
+         * this signal; a handler of the program's own runs (and the
+         * program goes on, every future of the run final) */
+        restore_signals();
         raise(b);
     }
     return NULL;
@@ -137,12 +154,17 @@ static void activate(flow_runner *r)
         struct sigaction sa = { .sa_handler = on_signal };
         sigemptyset(&sa.sa_mask);
         sa.sa_flags = SA_RESTART;
-        sigaction(SIGINT, &sa, &old_int);
-        sigaction(SIGTERM, &sa, &old_term);
-        if (pthread_create(&sig_thread, NULL, sig_main, NULL) == 0) sig_installed = 1;
-        else {
-            sigaction(SIGINT, &old_int, NULL);
-            sigaction(SIGTERM, &old_term, NULL);
+        sigaction(SIGINT, NULL, &old_int);
+        sigaction(SIGTERM, NULL, &old_term);
+        if (pthread_create(&sig_thread, NULL, sig_main, NULL) == 0) {
+            sig_installed = 1;
+            /* never a handler for a signal the program ignores */
+            if (old_int.sa_handler != SIG_IGN) sig_mine[0] = sigaction(SIGINT, &sa, &old_int) == 0;
+            if (old_term.sa_handler != SIG_IGN) sig_mine[1] = sigaction(SIGTERM, &sa, &old_term) == 0;
+        } else {
+            close(sig_pipe[0]);
+            close(sig_pipe[1]);
+            sig_pipe[0] = sig_pipe[1] = -1;
         }
     }
     r->next_active = active_list;
@@ -156,8 +178,7 @@ static void deactivate(flow_runner *r)
     for (flow_runner **pp = &active_list; *pp; pp = &(*pp)->next_active)
         if (*pp == r) { *pp = r->next_active; break; }
     if (!active_list && sig_installed) {
-        sigaction(SIGINT, &old_int, NULL);
-        sigaction(SIGTERM, &old_term, NULL);
+        restore_signals();
         close(sig_pipe[1]);
         pthread_join(sig_thread, NULL);
         close(sig_pipe[0]);
@@ -323,6 +344,66 @@ static void teardown(flow_runner *r)
     r->active = 0;
 }
 
+/* The one place that keeps the cluster at its intended size (adaptive.c):
+ * with adapt_kwargs the load's target, else a nanny that holds the count of
+ * workers start() brought up and replaces the ones that die. ops and s reach
+ * the scheduler. */
+static int keep_size(flow_runner *r, const herd_sched_ops *ops, void *s, herd_err *err)
+{
+    int rc;
+    if (r->opts.adaptive) {            /* the load decides the size from here on */
+        if ((rc = herd_adaptive_start(&r->adaptive, &r->opts.adapt, ops, s, r->cprov, r->cluster, &r->env, err)))
+            return rc;
+        pthread_mutex_lock(&r->client.mu);
+        r->client.tp = &herd_adaptive_tp;
+        r->client.tp_ud = r->adaptive;
+        pthread_mutex_unlock(&r->client.mu);
+        return 0;
+    }
+    herd_worker_info small[64], *info = small;
+    size_t n = 0, cap = 64;
+    if (r->cprov->status(r->cluster, info, cap, &n) == 0 && n > cap && (info = calloc(n, sizeof *info))) {
+        cap = n;
+        if (r->cprov->status(r->cluster, info, cap, &n)) n = 0;
+    }
+    if (info == NULL) info = small;
+    int want = 0;
+    for (size_t i = 0; i < n && i < cap; i++)
+        if (info[i].state == HERD_WORKER_STARTING || info[i].state == HERD_WORKER_RUNNING) want++;
+    if (info != small) free(info);
+    if (!want) return 0;               /* n_workers: 0 — nothing to keep */
+    herd_adaptive_cfg cfg = { .minimum = want, .maximum = want, .interval = 1, .wait_count = 1,
+                              .target_duration = 1, .fixed = 1 };
+    return herd_adaptive_start(&r->adaptive, &cfg, ops, s, r->cprov, r->cluster, &r->env, err);
+}
+
+/* A flow's private directory is /tmp/herd-<pid>-XXXXXX. Those of this
+ * user's flow processes that are gone (a SIGKILLed flow cannot clean up) are
+ * removed here; a directory whose pid is alive (or not ours to signal) is
+ * never touched. */
+static void sweep_stale_dirs(flow_runner *r)
+{
+    DIR *d = opendir("/tmp");
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        long pid;
+        char tail[16];
+        if (sscanf(e->d_name, "herd-%ld-%15s", &pid, tail) != 2 || strlen(tail) != 6 || pid <= 1 || pid == getpid())
+            continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;   /* alive, or another user's */
+        char path[300], sock[340];
+        snprintf(path, sizeof path, "/tmp/%s", e->d_name);
+        struct stat st;
+        if (lstat(path, &st) || !S_ISDIR(st.st_mode) || st.st_uid != geteuid()) continue;
+        snprintf(sock, sizeof sock, "%s/scheduler.sock", path);
+        unlink(sock);
+        if (rmdir(path) == 0)
+            rlog(r, HERD_LOG_DEBUG, "removed %s, left by flow process %ld, which is gone", path, pid);
+    }
+    closedir(d);
+}
+
 /* address mode: connect to an existing scheduler as a client */
 /* TLS from client_kwargs' tls_* files (NULL when none is given). */
 static int tls_from_kwargs(flow_runner *r, herd_err *err)
@@ -442,15 +523,7 @@ static int begin_remote_scheduler(flow_runner *r, const char *tok, herd_err *err
     r->client.closed = 0;
     pthread_mutex_unlock(&r->client.mu);
     if ((rc = r->cprov->start(r->cluster, err))) return herd_err_prefix(err, "%s: starting workers", who);
-    if (r->opts.adaptive) {            /* the remote scheduler's load decides the size from here on */
-        if ((rc = herd_adaptive_start(&r->adaptive, &r->opts.adapt, &herd_remote_ops, r->remote, r->cprov,
-                                      r->cluster, &r->env, err)))
-            return rc;
-        pthread_mutex_lock(&r->client.mu);
-        r->client.tp = &herd_adaptive_tp;
-        r->client.tp_ud = r->adaptive;
-        pthread_mutex_unlock(&r->client.mu);
-    }
+    if ((rc = keep_size(r, &herd_remote_ops, r->remote, err))) return rc;
     double pt = r->opts.client.provision_timeout;
     if (!r->opts.adaptive && (rc = herd_remote_wait_workers(r->remote, 1, pt, err))) {
         char st[1024];
@@ -565,7 +638,8 @@ int herd_flow_begin(herd_runner *base, const char *flow_name, herd_err *err)
         else snprintf(listen, sizeof listen, "tls://127.0.0.1:0");
     }
     if (!listen[0]) {
-        snprintf(r->tmpdir, sizeof r->tmpdir, "/tmp/herd-XXXXXX");
+        sweep_stale_dirs(r);
+        snprintf(r->tmpdir, sizeof r->tmpdir, "/tmp/herd-%ld-XXXXXX", (long)getpid());
         if (!mkdtemp(r->tmpdir)) {
             r->tmpdir[0] = '\0';
             rc = herd_err_set(err, -errno, "cannot create a socket directory: %s", strerror(errno));
@@ -580,6 +654,7 @@ int herd_flow_begin(herd_runner *base, const char *flow_name, herd_err *err)
         .heartbeat_interval = r->opts.client.heartbeat_interval,
         .heartbeat_timeout = r->opts.client.heartbeat_timeout,
         .allowed_failures = r->opts.client.allowed_failures,
+        .no_workers_timeout = r->opts.client.no_workers_timeout,
         .log = r->log, .log_ud = r->log_ud, .tls = r->tls,
     };
     if ((rc = herd_sched_start(&r->sched, &sc, r->addr, sizeof r->addr, err))) {
@@ -611,15 +686,7 @@ int herd_flow_begin(herd_runner *base, const char *flow_name, herd_err *err)
     r->client.closed = 0;
     pthread_mutex_unlock(&r->client.mu);
     if ((rc = r->cprov->start(r->cluster, err))) { herd_err_prefix(err, "%s: starting workers", r->cprov->name); goto fail; }
-    if (r->opts.adaptive) {            /* the load decides the size from here on */
-        if ((rc = herd_adaptive_start(&r->adaptive, &r->opts.adapt, &herd_sched_ops_local, r->sched, r->cprov, r->cluster,
-                                      &r->env, err)))
-            goto fail;
-        pthread_mutex_lock(&r->client.mu);
-        r->client.tp = &herd_adaptive_tp;
-        r->client.tp_ud = r->adaptive;
-        pthread_mutex_unlock(&r->client.mu);
-    }
+    if ((rc = keep_size(r, &herd_sched_ops_local, r->sched, err))) goto fail;
     double pt = r->opts.client.provision_timeout;
     /* an adaptive cluster may rightly have no worker until there is work */
     if (!r->opts.adaptive && (rc = herd_sched_wait_workers(r->sched, 1, pt, err))) {

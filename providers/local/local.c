@@ -3,7 +3,8 @@
  * (distributed/deploy/local.py). The core hands over the worker command
  * (herd_worker_argv); this file decides how many workers, with how many
  * threads and how much memory, starts them (spawn.c), watches them (status
- * reaps exited processes and says why they ended), and stops them for
+ * reaps exited processes and says why they ended: a signal, an exit status,
+ * or memory_limit exceeded with the peak RSS), and stops them for
  * certain: retire and close send SIGTERM to the worker's process group, wait
  * up to 3 s, then SIGKILL and reap. One mutex per cluster makes every hook
  * safe to call from any thread. */
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -397,12 +399,21 @@ static int exited(pid_t pid, bool block, siginfo_t *si)
     return si->si_pid == pid ? 1 : 0;
 }
 
-/* Kill the rest of pid's group, reap pid and record how it ended. */
-static void finish(lworker *w, int how, const siginfo_t *si, bool expected)
+/* Kill the rest of pid's group, reap pid and record how it ended (a worker
+ * that ended itself over memory_limit with its peak RSS, from wait4). */
+static void finish(herd_cluster *c, lworker *w, int how, const siginfo_t *si, bool expected)
 {
+    struct rusage ru;
+    memset(&ru, 0, sizeof ru);
     if (how == 1) {
         kill(-w->pid, SIGKILL);
-        while (waitpid(w->pid, NULL, 0) < 0 && errno == EINTR) {}
+        while (wait4(w->pid, NULL, 0, &ru) < 0 && errno == EINTR) {}
+    }
+    if (how == 1 && si->si_code == CLD_EXITED && si->si_status == HERD_WORKER_EXIT_MEMORY_LIMIT && !expected) {
+        w->state = HERD_WORKER_FAILED;
+        snprintf(w->detail, sizeof w->detail, "pid %ld exceeded memory_limit %lld MiB (peak RSS %ld MiB) and exited",
+                 (long)w->pid, (long long)(c->memory_limit >> 20), ru.ru_maxrss / 1024);
+        return;
     }
     if (how < 0) {
         w->state = expected ? HERD_WORKER_STOPPED : HERD_WORKER_FAILED;
@@ -443,7 +454,7 @@ static void stop_procs(herd_cluster *c, lworker **ws, size_t n)
             }
             if (how == 0) continue;
             pthread_mutex_lock(&c->mu);
-            finish(ws[i], how, &si, true);
+            finish(c, ws[i], how, &si, true);
             pthread_mutex_unlock(&c->mu);
             if (done) done[i] = true;
             left--;
@@ -509,7 +520,7 @@ static int lc_status(herd_cluster *c, herd_worker_info *out, size_t cap, size_t 
             if (c->processes) {
                 siginfo_t si;
                 int how = exited(w->pid, false, &si);
-                if (how) finish(w, how, &si, false);
+                if (how) finish(c, w, how, &si, false);
             } else if (w->thr && !herd_worker_thread_alive(w->thr)) {
                 herd_worker_thread_stop(w->thr, true);
                 w->thr = NULL;
