@@ -239,7 +239,17 @@ static void note_deaths(herd_adaptive *a, const herd_sched_load *l, size_t ninfo
             k->connected = 1;
             a->death_backoff = 0;
         }
-        if (k->reported || w->state != HERD_WORKER_FAILED || is_retiring(a, w->name)) continue;
+        if (k->reported || is_retiring(a, w->name)) continue;
+        if (w->state == HERD_WORKER_STOPPED && a->cfg.fixed) {
+            /* stopped on purpose (retired through the provider, or told to
+             * close): a fixed cluster is that much smaller from now on */
+            k->reported = 1;
+            if (a->cfg.minimum > 0) a->cfg.maximum = --a->cfg.minimum;
+            herd_log(a->env, HERD_LOG_INFO, "nanny: worker %s stopped (%s); keeping %d workers", w->name,
+                     w->detail[0] ? w->detail : "no detail from the provider", a->cfg.minimum);
+            continue;
+        }
+        if (w->state != HERD_WORKER_FAILED) continue;
         k->reported = 1;
         if (!k->connected) {
             a->death_backoff = a->death_backoff > 0 ? herd_dmin(2 * a->death_backoff, DEATH_BACKOFF_MAX_S)
@@ -276,7 +286,12 @@ static void decide(herd_adaptive *a, int full)
     int active = 0, pending = 0, open = 0;
     for (size_t i = 0; i < ninfo; i++) {
         herd_worker_info *w = &a->info[i];
-        if ((w->state != HERD_WORKER_STARTING && w->state != HERD_WORKER_RUNNING) || is_retiring(a, w->name)) continue;
+        /* a fixed cluster counts workers being retired until they have
+         * stopped (then its size shrinks): they are not to be replaced */
+        int stopping = a->cfg.fixed && w->state == HERD_WORKER_STOPPING;
+        if ((w->state != HERD_WORKER_STARTING && w->state != HERD_WORKER_RUNNING && !stopping) ||
+            is_retiring(a, w->name))
+            continue;
         active++;
         if (!connected(&l, w->name)) pending++;
     }
@@ -290,6 +305,8 @@ static void decide(herd_adaptive *a, int full)
      * exists */
     int size_up = now < a->floor_until && ninfo < a->floor_listed && a->floor > size ? a->floor : size;
 
+    /* a fixed cluster scaled up through the provider keeps its new size */
+    if (a->cfg.fixed && active > a->cfg.minimum) a->cfg.maximum = a->cfg.minimum = active;
     char why[512];
     int target = a->cfg.fixed ? a->cfg.minimum : herd_adaptive_target(&a->cfg, &l, a->tpw, why, sizeof why);
     if (a->cfg.fixed) snprintf(why, sizeof why, "a fixed cluster of %d", target);

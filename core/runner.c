@@ -66,6 +66,12 @@ typedef struct flow_runner {
     herd_tls_ca *tmp_ca;             /* security: temporary with a remote scheduler, during start_scheduler */
     char token[160];                 /* the cluster's token during herd_flow_begin */
     herd_adaptive *adaptive;
+    /* start: lazy — the temporary cluster starts on the first submit (or
+     * whatever needs workers); start_mu serialises that start */
+    pthread_mutex_t start_mu;
+    atomic_int lazy;                 /* 1: begun, cluster not started yet */
+    int start_rc;                    /* the lazy start's error, returned to every later submit */
+    herd_err start_err;
     char addr[512];
     char tmpdir[64];
     struct flow_runner *next_active;
@@ -188,6 +194,9 @@ static void deactivate(flow_runner *r)
     pthread_mutex_unlock(&active_mu);
 }
 
+static int start_cluster(flow_runner *r, herd_err *err);
+static int ensure_started(herd_runner *base, herd_err *err);
+
 /* ---- options ---- */
 static int kwargs_from(const char *text, const herd_value *value, const char *what, herd_value **out, herd_err *err)
 {
@@ -245,6 +254,8 @@ int herd_runner_new(herd_runner **out, const herd_runner_opts *opts, herd_err *e
     r->client.log = r->log;
     r->client.log_ud = r->log_ud;
     r->base.cl = &r->client;
+    r->base.ensure = ensure_started;
+    pthread_mutex_init(&r->start_mu, NULL);
     if ((rc = kwargs_from(opts->cluster_kwargs, opts->cluster_kwargs_value, "cluster_kwargs", &r->cluster_kwargs, err))) goto fail;
     if ((rc = kwargs_from(opts->adapt_kwargs, opts->adapt_kwargs_value, "adapt_kwargs", &r->adapt_kwargs, err))) goto fail;
     if ((rc = kwargs_from(opts->client_kwargs, opts->client_kwargs_value, "client_kwargs", &ck, err))) goto fail;
@@ -545,7 +556,40 @@ int herd_flow_begin(herd_runner *base, const char *flow_name, herd_err *err)
     free(r->flow_name);
     r->flow_name = strdup(flow_name && *flow_name ? flow_name : "flow");
     r->t0 = herd_now();
+    r->start_rc = 0;
     if (r->address) return begin_remote(r, err);
+    if (r->opts.client.eager) return start_cluster(r, err);
+    r->active = 1;                   /* start: lazy — nothing runs until something needs workers */
+    atomic_store(&r->lazy, 1);
+    rlog(r, HERD_LOG_DEBUG, "flow run %s: the cluster starts on the first submit (client_kwargs.start: lazy)",
+         r->flow_name);
+    return 0;
+}
+
+/* The first submit of a lazy flow run (or anything else that needs workers)
+ * starts the cluster; its error, if any, is every later caller's too. */
+static int ensure_started(herd_runner *base, herd_err *err)
+{
+    flow_runner *r = (flow_runner *)base;
+    if (!atomic_load(&r->lazy) && !r->start_rc) return 0;
+    pthread_mutex_lock(&r->start_mu);
+    if (atomic_load(&r->lazy)) {
+        rlog(r, HERD_LOG_INFO, "flow run %s: starting the cluster on the first submit", r->flow_name);
+        herd_err_clear(&r->start_err);
+        r->start_rc = start_cluster(r, &r->start_err);
+        if (r->start_rc) r->active = 1;   /* the run stays open until herd_flow_end */
+        atomic_store(&r->lazy, 0);
+    }
+    int rc = r->start_rc;
+    if (rc) herd_err_set(err, rc, "%s", r->start_err.msg);
+    pthread_mutex_unlock(&r->start_mu);
+    return rc;
+}
+
+/* Start the temporary cluster of the flow run begun: scheduler, provider,
+ * workers. On failure everything started is torn down. */
+static int start_cluster(flow_runner *r, herd_err *err)
+{
     char token[64];
     const char *tok = r->opts.client.token;
     if (!tok) {
@@ -711,6 +755,10 @@ int herd_flow_end(herd_runner *base, bool failed, herd_err *err)
     flow_runner *r = (flow_runner *)base;
     if (!r || r->base.is_task_client) return herd_err_set(err, HERD_EARG, "herd_flow_end: not a flow runner");
     if (!r->active) return herd_err_set(err, HERD_ESTATE, "herd_flow_end: no active flow run");
+    pthread_mutex_lock(&r->start_mu);       /* a start in progress finishes first; none begins after */
+    atomic_store(&r->lazy, 0);
+    r->start_rc = 0;
+    pthread_mutex_unlock(&r->start_mu);
     herd_client_shutdown(&r->client, HERD_CANCELLED, "the flow run ended before the task finished");
     teardown(r);
     rlog(r, failed ? HERD_LOG_ERROR : HERD_LOG_INFO, "flow run %s %s in %.3fs", r->flow_name,
@@ -722,6 +770,8 @@ int herd_wait_for_workers(herd_runner *base, int n, double timeout_s, herd_err *
 {
     flow_runner *r = (flow_runner *)base;
     if (!r || r->base.is_task_client || !r->active) return herd_err_set(err, HERD_ESTATE, "herd_wait_for_workers: no active flow run");
+    int rc = ensure_started(base, err);
+    if (rc) return rc;
     if (r->remote) return herd_remote_wait_workers(r->remote, n, timeout_s, err);
     return herd_sched_wait_workers(r->sched, n, timeout_s, err);
 }
@@ -729,7 +779,7 @@ int herd_wait_for_workers(herd_runner *base, int n, double timeout_s, herd_err *
 const char *herd_runner_address(herd_runner *base)
 {
     flow_runner *r = (flow_runner *)base;
-    if (!r || r->base.is_task_client || !r->active) return NULL;
+    if (!r || r->base.is_task_client || !r->active || ensure_started(base, NULL)) return NULL;
     return r->addr;                  /* in-process, existing or provider-run: the one we use */
 }
 
@@ -737,7 +787,7 @@ int herd_runner_workers(herd_runner *base, int *nthreads)
 {
     flow_runner *r = (flow_runner *)base;
     if (nthreads) *nthreads = 0;
-    if (!r || r->base.is_task_client || !r->active) return 0;
+    if (!r || r->base.is_task_client || !r->active || ensure_started(base, NULL)) return 0;
     if (r->remote) return herd_remote_workers(r->remote, nthreads);
     return herd_sched_nworkers(r->sched, nthreads);
 }
@@ -758,5 +808,6 @@ void herd_runner_free(herd_runner *base)
     herd_value_free(r->cluster_kwargs);
     herd_run_opts_clear(&r->opts);
     herd_value_free(r->adapt_kwargs);
+    pthread_mutex_destroy(&r->start_mu);
     free(r);
 }
