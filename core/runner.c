@@ -1,7 +1,10 @@
 /* core/runner.c — the task runner (Prefect's DaskTaskRunner in C): option
  * validation, the temporary cluster's life (scheduler + provider) for exactly
- * one flow run, waiting for workers, and teardown — on herd_flow_end, on
- * herd_runner_free, and on SIGINT/SIGTERM, after which the signal is re-raised.
+ * one flow run — started on the first submit (client_kwargs.start: lazy) or
+ * in herd_flow_begin (eager), kept at its intended size by adaptive.c —
+ * waiting for workers, and teardown — on herd_flow_end, on herd_runner_free,
+ * and on SIGINT/SIGTERM (unless the program ignored them), after which every
+ * pending future is final and the signal goes to its previous disposition.
  * Signal dispositions are process-wide, so the list of active runners the
  * handler tears down is the one piece of process-wide state here. */
 #include "client.h"
@@ -13,9 +16,9 @@
 #include "security.h"
 #include "adaptive.h"
 #include "options.h"
+#include "tmpdir.h"
 #include "value_int.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -388,33 +391,6 @@ static int keep_size(flow_runner *r, const herd_sched_ops *ops, void *s, herd_er
     return herd_adaptive_start(&r->adaptive, &cfg, ops, s, r->cprov, r->cluster, &r->env, err);
 }
 
-/* A flow's private directory is /tmp/herd-<pid>-XXXXXX. Those of this
- * user's flow processes that are gone (a SIGKILLed flow cannot clean up) are
- * removed here; a directory whose pid is alive (or not ours to signal) is
- * never touched. */
-static void sweep_stale_dirs(flow_runner *r)
-{
-    DIR *d = opendir("/tmp");
-    if (!d) return;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        long pid;
-        char tail[16];
-        if (sscanf(e->d_name, "herd-%ld-%15s", &pid, tail) != 2 || strlen(tail) != 6 || pid <= 1 || pid == getpid())
-            continue;
-        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;   /* alive, or another user's */
-        char path[300], sock[340];
-        snprintf(path, sizeof path, "/tmp/%s", e->d_name);
-        struct stat st;
-        if (lstat(path, &st) || !S_ISDIR(st.st_mode) || st.st_uid != geteuid()) continue;
-        snprintf(sock, sizeof sock, "%s/scheduler.sock", path);
-        unlink(sock);
-        if (rmdir(path) == 0)
-            rlog(r, HERD_LOG_DEBUG, "removed %s, left by flow process %ld, which is gone", path, pid);
-    }
-    closedir(d);
-}
-
 /* address mode: connect to an existing scheduler as a client */
 /* TLS from client_kwargs' tls_* files (NULL when none is given). */
 static int tls_from_kwargs(flow_runner *r, herd_err *err)
@@ -682,13 +658,7 @@ static int start_cluster(flow_runner *r, herd_err *err)
         else snprintf(listen, sizeof listen, "tls://127.0.0.1:0");
     }
     if (!listen[0]) {
-        sweep_stale_dirs(r);
-        snprintf(r->tmpdir, sizeof r->tmpdir, "/tmp/herd-%ld-XXXXXX", (long)getpid());
-        if (!mkdtemp(r->tmpdir)) {
-            r->tmpdir[0] = '\0';
-            rc = herd_err_set(err, -errno, "cannot create a socket directory: %s", strerror(errno));
-            goto fail;
-        }
+        if ((rc = herd_tmpdir_make(r->tmpdir, sizeof r->tmpdir, r->log, r->log_ud, err))) goto fail;
         snprintf(listen, sizeof listen, "unix://%s/scheduler.sock", r->tmpdir);
     }
 
