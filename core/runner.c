@@ -73,7 +73,7 @@ typedef struct flow_runner {
      * whatever needs workers); start_mu serialises that start */
     pthread_mutex_t start_mu;
     atomic_int lazy;                 /* 1: begun, cluster not started yet */
-    int start_rc;                    /* the lazy start's error, returned to every later submit */
+    atomic_int start_rc;             /* the lazy start's error, returned to every later submit */
     herd_err start_err;
     char addr[512];
     char tmpdir[64];
@@ -532,7 +532,7 @@ int herd_flow_begin(herd_runner *base, const char *flow_name, herd_err *err)
     free(r->flow_name);
     r->flow_name = strdup(flow_name && *flow_name ? flow_name : "flow");
     r->t0 = herd_now();
-    r->start_rc = 0;
+    atomic_store(&r->start_rc, 0);
     if (r->address) return begin_remote(r, err);
     if (r->opts.client.eager) return start_cluster(r, err);
     r->active = 1;                   /* start: lazy — nothing runs until something needs workers */
@@ -547,16 +547,17 @@ int herd_flow_begin(herd_runner *base, const char *flow_name, herd_err *err)
 static int ensure_started(herd_runner *base, herd_err *err)
 {
     flow_runner *r = (flow_runner *)base;
-    if (!atomic_load(&r->lazy) && !r->start_rc) return 0;
+    if (!atomic_load(&r->lazy) && !atomic_load(&r->start_rc)) return 0;
     pthread_mutex_lock(&r->start_mu);
     if (atomic_load(&r->lazy)) {
         rlog(r, HERD_LOG_INFO, "flow run %s: starting the cluster on the first submit", r->flow_name);
         herd_err_clear(&r->start_err);
-        r->start_rc = start_cluster(r, &r->start_err);
-        if (r->start_rc) r->active = 1;   /* the run stays open until herd_flow_end */
+        int rc = start_cluster(r, &r->start_err);
+        if (rc) r->active = 1;       /* the run stays open until herd_flow_end */
+        atomic_store(&r->start_rc, rc);
         atomic_store(&r->lazy, 0);
     }
-    int rc = r->start_rc;
+    int rc = atomic_load(&r->start_rc);
     if (rc) herd_err_set(err, rc, "%s", r->start_err.msg);
     pthread_mutex_unlock(&r->start_mu);
     return rc;
@@ -727,7 +728,7 @@ int herd_flow_end(herd_runner *base, bool failed, herd_err *err)
     if (!r->active) return herd_err_set(err, HERD_ESTATE, "herd_flow_end: no active flow run");
     pthread_mutex_lock(&r->start_mu);       /* a start in progress finishes first; none begins after */
     atomic_store(&r->lazy, 0);
-    r->start_rc = 0;
+    atomic_store(&r->start_rc, 0);
     pthread_mutex_unlock(&r->start_mu);
     herd_client_shutdown(&r->client, HERD_CANCELLED, "the flow run ended before the task finished");
     teardown(r);
