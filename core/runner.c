@@ -146,11 +146,11 @@ static void *sig_main(void *arg)
                 rmdir(r->tmpdir);
             }
         }
-        pthread_mutex_unlock(&active_mu);
         /* the disposition from before: the default ends the process with
          * this signal; a handler of the program's own runs (and the
          * program goes on, every future of the run final) */
         restore_signals();
+        pthread_mutex_unlock(&active_mu);
         raise(b);
     }
     return NULL;

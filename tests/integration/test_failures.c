@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include <stdatomic.h>
 #include <sys/prctl.h>
 
 #include "../support/testutil.h"
@@ -462,8 +463,8 @@ static int ignored_sigint_child(const char *dir)
     return 0;
 }
 
-static volatile sig_atomic_t got_term;
-static void on_term(int sig) { got_term = 1; }
+static atomic_int got_term;      /* the runtime re-raises on its own thread: an atomic, not just volatile */
+static void on_term(int sig) { atomic_store(&got_term, 1); }
 
 /* A program with its own SIGTERM handler: the runtime tears the cluster
  * down, every pending future ends (Cancelled, saying why) and
@@ -501,8 +502,8 @@ static int own_sigterm_child(const char *dir)
         herd_future_release(f[i]);
     }
     double end = tu_now() + TU_WAIT_S;
-    while (!got_term && tu_now() < end) tu_sleep_ms(10);
-    if (!got_term) { fprintf(stderr, "the program's own SIGTERM handler did not run\n"); return 4; }
+    while (!atomic_load(&got_term) && tu_now() < end) tu_sleep_ms(10);
+    if (!atomic_load(&got_term)) { fprintf(stderr, "the program's own SIGTERM handler did not run\n"); return 4; }
     herd_flow_end(r, true, &err);
     herd_runner_free(r);
     return 0;
