@@ -4,9 +4,11 @@
  * remove), so every provider gets it. A fixed cluster (no adapt_kwargs) runs
  * it as a nanny: the intended size is the count start() brought up, and a
  * worker that dies is replaced (Dask's LocalCluster(processes=True) nanny),
- * with backoff while workers keep dying young. An adaptive cluster's intended
- * size is the load's target. The adaptive rules are Dask's (distributed/deploy/adaptive_core.py,
- * adaptive.py and Scheduler.adaptive_target, 2022.12):
+ * with backoff while workers keep dying at start; the death's cause (the
+ * provider's status detail) is logged. An adaptive cluster's intended size
+ * is the load's target. The adaptive rules are Dask's
+ * (distributed/deploy/adaptive_core.py, adaptive.py and
+ * Scheduler.adaptive_target, 2022.12):
  *
  *  - target = ceil(expected seconds of ready + running work / target_duration)
  *    threads, never more than there are such tasks, divided by the threads a
@@ -79,7 +81,7 @@ struct herd_adaptive {
     double floor_until;
     seen *seen;                /* workers status listed, for deaths: when first seen, reported */
     size_t nseen, capseen;
-    double death_backoff, death_until;   /* workers dying young: replacements wait */
+    double death_backoff, death_until;   /* workers dying at start: replacements wait */
 };
 
 

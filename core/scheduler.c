@@ -401,17 +401,21 @@ static void attempt_failed(herd_sched *s, stask *t, const char *msg)
 }
 
 /* ---- workers ---- */
-static int fits(const sworker *w, const stask *t)
+/* Do t's resources fit what w has free now (or, with whole, its totals:
+ * could w ever run t)? */
+static int fits_in(const sworker *w, const stask *t, int whole)
 {
     for (size_t i = 0; i < herd_len(t->resources); i++) {
         const char *name = herd_key_at(t->resources, i);
         double need = herd_as_float(herd_at(t->resources, i)), avail = -1;
         for (size_t j = 0; j < w->nres; j++)
-            if (strcmp(w->res[j].name, name) == 0) avail = w->res[j].avail;
+            if (strcmp(w->res[j].name, name) == 0) avail = whole ? w->res[j].total : w->res[j].avail;
         if (avail < need) return 0;
     }
     return 1;
 }
+
+static int fits(const sworker *w, const stask *t) { return fits_in(w, t, 0); }
 
 static void res_take(sworker *w, const herd_value *res, double sign)
 {
@@ -1074,19 +1078,6 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     s->workers = w;
 }
 
-/* Could w ever run t (its resources' totals, not what is free now)? */
-static int could_fit(const sworker *w, const stask *t)
-{
-    for (size_t i = 0; i < herd_len(t->resources); i++) {
-        const char *name = herd_key_at(t->resources, i);
-        double need = herd_as_float(herd_at(t->resources, i)), total = -1;
-        for (size_t j = 0; j < w->nres; j++)
-            if (strcmp(w->res[j].name, name) == 0) total = w->res[j].total;
-        if (total < need) return 0;
-    }
-    return 1;
-}
-
 /* Dask's no-workers-timeout: ready tasks that no connected worker can run
  * for cfg.no_workers_timeout end Crashed, saying why, so no future waits
  * forever on a cluster that is gone. Timed from when the tasks were ready
@@ -1112,7 +1103,7 @@ static void check_no_workers(herd_sched *s, double now)
         stask *t = s->rlist[i];
         int can = 0;
         for (sworker *w = s->workers; w && !can; w = w->next)
-            can = w->hello && w->role == ROLE_WORKER && !w->closing && could_fit(w, t);
+            can = w->hello && w->role == ROLE_WORKER && !w->closing && fits_in(w, t, 1);
         if (can) { t->no_worker_since = 0; i++; continue; }
         if (!t->no_worker_since) t->no_worker_since = now;
         if (now - t->no_worker_since < limit) { i++; continue; }
