@@ -49,6 +49,9 @@ SANFLAGS :=
 OPT      := -O2 -g
 endif
 
+# -Wno-missing-field-initializers: a herd_param schema lists its fields by
+# position and leaves out the binding (HERD_PARAM_FIELD) where a schema is only
+# validated, never bound (annotations, profiles, fixtures of older ABIs).
 WARN     := -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wshadow -Wstrict-prototypes
 # Two include sets, chosen by directory (the object rules below): the core,
 # the herd command and the tests see core/ (-Icore); providers, plugins,

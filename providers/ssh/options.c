@@ -9,88 +9,116 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stddef.h>
 #include <unistd.h>
+
+/* The three schemas bound to structs (herd_kwargs_bind): strings and values
+ * are borrowed from the validated maps, so ssh_settings_read copies what the
+ * cluster keeps. */
+typedef struct ssh_kw {
+    const herd_value *hosts, *worker_options, *connect_options, *upload_files, *env;
+    const char *scheduler_host, *remote_command, *upload_dir, *listen_address, *name;
+    int n_workers;                 /* -1: null */
+    int workers_per_host;
+    bool upload;
+    double start_timeout;
+} ssh_kw;
+#define KF(m) HERD_PARAM_FIELD(ssh_kw, m)
+
+typedef struct ssh_wkw {
+    int nthreads;
+    const herd_value *resources;
+    int64_t memory_limit;          /* bytes; HERD_SIZE_AUTO for "auto" (refused) */
+} ssh_wkw;
+#define WF(m) HERD_PARAM_FIELD(ssh_wkw, m)
+
+typedef struct ssh_ckw {
+    const char *user, *identity_file, *known_hosts, *strict_host_key_checking, *config_file, *program;
+    int port;                      /* 0: null */
+    const herd_value *options;
+    double connect_timeout;
+} ssh_ckw;
+#define CF(m) HERD_PARAM_FIELD(ssh_ckw, m)
 
 const herd_param ssh_params[] = {
     { "hosts", HERD_PARAM_LIST, NULL,
       "Hosts that run workers: \"host\", \"user@host\", \"host:port\" or \"[v6addr]:port\" "
       "(names as ssh takes them, ~/.ssh/config aliases included). Every host runs workers; "
-      "the scheduler stays in this process unless scheduler_host is given.", HERD_PARAM_REQUIRED, 0, 0 },
+      "the scheduler stays in this process unless scheduler_host is given.", HERD_PARAM_REQUIRED, 0, 0, KF(hosts) },
     { "scheduler_host", HERD_PARAM_STRING, "null",
       "Run the scheduler on this host (same forms as hosts; it may be one of them) instead of "
       "in this process, like Dask's first host: this client and the workers dial it at the "
       "address ssh reaches it by, on the port it picks (or listen_address's). The program "
-      "there is remote_command (or the upload) run with --herd-scheduler.", HERD_PARAM_NULLABLE, 0, 0 },
+      "there is remote_command (or the upload) run with --herd-scheduler.", HERD_PARAM_NULLABLE, 0, 0, KF(scheduler_host) },
     { "n_workers", HERD_PARAM_INT, "null",
       "Workers in total, spread over the hosts least loaded first. null: workers_per_host "
-      "on every host.", HERD_PARAM_NULLABLE, 0, 100000 },
+      "on every host.", HERD_PARAM_NULLABLE, 0, 100000, KF(n_workers) },
     { "workers_per_host", HERD_PARAM_INT, "1",
-      "Workers per host when n_workers is null.", 0, 0, 10000 },
+      "Workers per host when n_workers is null.", 0, 0, 10000, KF(workers_per_host) },
     { "worker_options", HERD_PARAM_MAP, "{}",
       "Per worker: nthreads (default 1), resources ({GPU: 1}), memory_limit (bytes or "
-      "\"4GiB\"; 0: none).", 0, 0, 0 },
+      "\"4GiB\"; 0: none).", 0, 0, 0, KF(worker_options) },
     { "connect_options", HERD_PARAM_MAP, "{}",
       "How ssh connects: user, port, identity_file, known_hosts (a file), "
       "strict_host_key_checking (yes, no, accept-new), options (extra -o \"Key=Value\" "
       "strings), connect_timeout (default 10 s), config_file (ssh -F), program (default "
-      "\"ssh\"). Unset keys leave ssh's own configuration in charge.", 0, 0, 0 },
+      "\"ssh\"). Unset keys leave ssh's own configuration in charge.", 0, 0, 0, KF(connect_options) },
     { "remote_command", HERD_PARAM_STRING, "null",
       "The worker program on the hosts (this program, built for them). null: the same "
-      "path as here (or the uploaded copy with upload: true).", HERD_PARAM_NULLABLE, 0, 0 },
+      "path as here (or the uploaded copy with upload: true).", HERD_PARAM_NULLABLE, 0, 0, KF(remote_command) },
     { "upload", HERD_PARAM_BOOL, "false",
       "Copy this program (and libherd.so when it is linked dynamically, and "
       "upload_files) to upload_dir on each host before starting; files whose sha256 "
-      "already matches are not copied again.", 0, 0, 0 },
+      "already matches are not copied again.", 0, 0, 0, KF(upload) },
     { "upload_dir", HERD_PARAM_STRING, "\".cache/herd\"",
       "Where upload puts files on the hosts (relative: to the remote home directory): "
-      "bin/<program>, lib/libherd.so.0, plugins/<file>.", 0, 0, 0 },
+      "bin/<program>, lib/libherd.so.0, plugins/<file>.", 0, 0, 0, KF(upload_dir) },
     { "upload_files", HERD_PARAM_LIST, "[]",
       "Task plugins (.so) to upload into upload_dir/plugins, which workers then find "
-      "on HERD_PLUGIN_PATH.", 0, 0, 0 },
+      "on HERD_PLUGIN_PATH.", 0, 0, 0, KF(upload_files) },
     { "env", HERD_PARAM_MAP, "{}",
       "Extra environment variables for the workers, name -> string (sent over the ssh "
-      "session's stdin, like the scheduler token, never on a command line).", 0, 0, 0 },
+      "session's stdin, like the scheduler token, never on a command line).", 0, 0, 0, KF(env) },
     { "listen_address", HERD_PARAM_STRING, "null",
       "Where the scheduler listens and workers dial back, e.g. \"tcp://10.0.0.5:0\". null: "
       "127.0.0.1 when every host is this machine, else this machine's address on the "
       "route to the hosts (0.0.0.0, each host dialling its own route, when they differ). "
       "With scheduler_host: where the scheduler listens on that host (null: "
       "tcp://0.0.0.0:0, dialled at the host's address; a specific address is dialled as "
-      "given).", HERD_PARAM_NULLABLE, 0, 0 },
+      "given).", HERD_PARAM_NULLABLE, 0, 0, KF(listen_address) },
     { "start_timeout", HERD_PARAM_DURATION, "30",
       "How long a worker (or scheduler_host's scheduler) may take from starting ssh to "
-      "running on its host.", 0, 0.1, 3600 },
+      "running on its host.", 0, 0.1, 3600, KF(start_timeout) },
     { "name", HERD_PARAM_STRING, "\"ssh\"",
       "Prefix of worker names: <name>-0, <name>-1, … (numbers never reused).",
-      HERD_PARAM_NULLABLE, 0, 0 },
+      HERD_PARAM_NULLABLE, 0, 0, KF(name) },
     { NULL }
 };
 
 static const herd_param worker_params[] = {
-    { "nthreads", HERD_PARAM_INT, "1", "threads (task slots) per worker", 0, 1, 4096 },
-    { "resources", HERD_PARAM_MAP, "{}", "abstract resources each worker offers", 0, 0, 0 },
-    { "memory_limit", HERD_PARAM_SIZE, "0", "memory limit per worker; 0: none", HERD_PARAM_NULLABLE, 0, 0 },
+    { "nthreads", HERD_PARAM_INT, "1", "threads (task slots) per worker", 0, 1, 4096, WF(nthreads) },
+    { "resources", HERD_PARAM_MAP, "{}", "abstract resources each worker offers", 0, 0, 0, WF(resources) },
+    { "memory_limit", HERD_PARAM_SIZE, "0", "memory limit per worker; 0: none", HERD_PARAM_NULLABLE, 0, 0,
+      WF(memory_limit) },
     { NULL }
 };
 
 static const herd_param connect_params[] = {
-    { "user", HERD_PARAM_STRING, "null", "remote user", HERD_PARAM_NULLABLE, 0, 0 },
-    { "port", HERD_PARAM_INT, "null", "ssh port", HERD_PARAM_NULLABLE, 1, 65535 },
-    { "identity_file", HERD_PARAM_STRING, "null", "private key file (ssh -i)", HERD_PARAM_NULLABLE, 0, 0 },
-    { "known_hosts", HERD_PARAM_STRING, "null", "known_hosts file", HERD_PARAM_NULLABLE, 0, 0 },
-    { "strict_host_key_checking", HERD_PARAM_STRING, "null", "yes, no or accept-new", HERD_PARAM_NULLABLE, 0, 0 },
-    { "options", HERD_PARAM_LIST, "[]", "extra ssh -o \"Key=Value\" options", 0, 0, 0 },
-    { "connect_timeout", HERD_PARAM_DURATION, "10", "ssh ConnectTimeout", 0, 0.1, 3600 },
-    { "config_file", HERD_PARAM_STRING, "null", "ssh -F file", HERD_PARAM_NULLABLE, 0, 0 },
-    { "program", HERD_PARAM_STRING, "\"ssh\"", "the ssh client", 0, 0, 0 },
+    { "user", HERD_PARAM_STRING, "null", "remote user", HERD_PARAM_NULLABLE, 0, 0, CF(user) },
+    { "port", HERD_PARAM_INT, "null", "ssh port", HERD_PARAM_NULLABLE, 1, 65535, CF(port) },
+    { "identity_file", HERD_PARAM_STRING, "null", "private key file (ssh -i)", HERD_PARAM_NULLABLE, 0, 0,
+      CF(identity_file) },
+    { "known_hosts", HERD_PARAM_STRING, "null", "known_hosts file", HERD_PARAM_NULLABLE, 0, 0, CF(known_hosts) },
+    { "strict_host_key_checking", HERD_PARAM_STRING, "null", "yes, no or accept-new", HERD_PARAM_NULLABLE, 0, 0,
+      CF(strict_host_key_checking) },
+    { "options", HERD_PARAM_LIST, "[]", "extra ssh -o \"Key=Value\" options", 0, 0, 0, CF(options) },
+    { "connect_timeout", HERD_PARAM_DURATION, "10", "ssh ConnectTimeout", 0, 0.1, 3600, CF(connect_timeout) },
+    { "config_file", HERD_PARAM_STRING, "null", "ssh -F file", HERD_PARAM_NULLABLE, 0, 0, CF(config_file) },
+    { "program", HERD_PARAM_STRING, "\"ssh\"", "the ssh client", 0, 0, 0, CF(program) },
     { NULL }
 };
 
-static char *dup_str(const herd_value *v)
-{
-    const char *s = herd_as_str(v);
-    return s ? strdup(s) : NULL;
-}
+static char *dup_str(const char *s) { return s ? strdup(s) : NULL; }
 
 static int parse_host(const char *spec, shost *h, const char *what, herd_err *err)
 {
@@ -211,17 +239,17 @@ static int env_list(const herd_value *env, char ***out, herd_err *err)
 int ssh_settings_read(ssh_settings *s, const herd_value *kw, herd_err *err)
 {
     memset(s, 0, sizeof *s);
-    int rc = 0;
+    ssh_kw k = { .n_workers = -1 };
+    int rc = herd_kwargs_bind(ssh_params, kw, &k, sizeof k, err);
 
     /* hosts */
-    const herd_value *hosts = herd_map_get(kw, "hosts");
-    s->nh = herd_len(hosts);
-    if (s->nh == 0)
+    s->nh = herd_len(k.hosts);
+    if (!rc && s->nh == 0)
         rc = herd_err_set(err, HERD_ECONFIG, "cluster_kwargs.hosts: expected at least one host, got an empty list");
-    else if (!(s->hosts = calloc(s->nh, sizeof *s->hosts)))
+    else if (!rc && !(s->hosts = calloc(s->nh, sizeof *s->hosts)))
         rc = herd_err_set(err, -ENOMEM, "SSHCluster: out of memory");
     for (size_t i = 0; !rc && i < s->nh; i++) {
-        const herd_value *h = herd_at(hosts, i);
+        const herd_value *h = herd_at(k.hosts, i);
         if (herd_typeof(h) != HERD_STR) {
             char *txt = herd_value_to_string(h);
             rc = herd_err_set(err, HERD_ECONFIG, "cluster_kwargs.hosts[%zu]: expected a host name string, got %s",
@@ -233,56 +261,51 @@ int ssh_settings_read(ssh_settings *s, const herd_value *kw, herd_err *err)
             rc = parse_host(herd_as_str(h), &s->hosts[i], what, err);
         }
     }
-    const herd_value *v = herd_map_get(kw, "n_workers");
-    if (!rc) {
-        int per = (int)herd_as_int(herd_map_get(kw, "workers_per_host"));
-        s->n_workers = herd_typeof(v) == HERD_INT ? (int)herd_as_int(v) : per * (int)s->nh;
-    }
+    if (!rc) s->n_workers = k.n_workers >= 0 ? k.n_workers : k.workers_per_host * (int)s->nh;
 
     /* worker_options */
     herd_value *wo = NULL;
-    if (!rc) rc = herd_kwargs_validate(worker_params, herd_map_get(kw, "worker_options"),
-                                       "cluster_kwargs.worker_options", &wo, err);
+    ssh_wkw w = { .nthreads = 1 };
+    if (!rc) rc = herd_kwargs_load(worker_params, k.worker_options, "cluster_kwargs.worker_options", &wo,
+                                   &w, sizeof w, err);
     if (!rc) {
-        s->nthreads = (int)herd_as_int(herd_map_get(wo, "nthreads"));
-        const herd_value *m = herd_map_get(wo, "memory_limit");
-        if (herd_typeof(m) == HERD_STR)
+        s->nthreads = w.nthreads;
+        if (w.memory_limit == HERD_SIZE_AUTO)
             rc = herd_err_set(err, HERD_ECONFIG, "cluster_kwargs.worker_options.memory_limit: expected bytes or "
-                              "a size such as \"4GiB\" (the hosts' memory is not known here), got \"%s\"",
-                              herd_as_str(m));
-        else s->memory_limit = herd_typeof(m) == HERD_INT ? herd_as_int(m) : 0;
+                              "a size such as \"4GiB\" (the hosts' memory is not known here), got \"auto\"");
+        else s->memory_limit = w.memory_limit;
         if (!rc && s->memory_limit < 0)
             rc = herd_err_set(err, HERD_ECONFIG, "cluster_kwargs.worker_options.memory_limit: expected >= 0, "
                               "got %lld", (long long)s->memory_limit);
-        if (!rc) rc = check_resources(herd_map_get(wo, "resources"), err);
-        if (!rc && !(s->resources = herd_value_copy(herd_map_get(wo, "resources"))))
+        if (!rc) rc = check_resources(w.resources, err);
+        if (!rc && !(s->resources = herd_value_copy(w.resources)))
             rc = herd_err_set(err, -ENOMEM, "out of memory");
     }
     herd_value_free(wo);
 
     /* connect_options */
     herd_value *co = NULL;
-    if (!rc) rc = herd_kwargs_validate(connect_params, herd_map_get(kw, "connect_options"),
-                                       "cluster_kwargs.connect_options", &co, err);
+    ssh_ckw cf = { .port = 0 };
+    if (!rc) rc = herd_kwargs_load(connect_params, k.connect_options, "cluster_kwargs.connect_options", &co,
+                                   &cf, sizeof cf, err);
     if (!rc) {
         ssh_opts *o = &s->so;
-        o->program = dup_str(herd_map_get(co, "program"));
-        o->user = dup_str(herd_map_get(co, "user"));
-        o->identity_file = dup_str(herd_map_get(co, "identity_file"));
-        o->known_hosts = dup_str(herd_map_get(co, "known_hosts"));
-        o->config_file = dup_str(herd_map_get(co, "config_file"));
-        const herd_value *strict = herd_map_get(co, "strict_host_key_checking");
-        if (herd_typeof(strict) == HERD_STR) {
-            const char *t = herd_as_str(strict);
+        o->program = dup_str(cf.program);
+        o->user = dup_str(cf.user);
+        o->identity_file = dup_str(cf.identity_file);
+        o->known_hosts = dup_str(cf.known_hosts);
+        o->config_file = dup_str(cf.config_file);
+        if (cf.strict_host_key_checking) {
+            const char *t = cf.strict_host_key_checking;
             if (strcmp(t, "yes") && strcmp(t, "no") && strcmp(t, "accept-new") && strcmp(t, "ask") &&
                 strcmp(t, "off"))
                 rc = herd_err_set(err, HERD_ECONFIG, "cluster_kwargs.connect_options.strict_host_key_checking: "
                                   "expected yes, no or accept-new, got \"%s\"", t);
             else o->strict = strdup(t);
         }
-        if (herd_typeof(herd_map_get(co, "port")) == HERD_INT) o->port = (int)herd_as_int(herd_map_get(co, "port"));
-        o->connect_timeout = herd_as_float(herd_map_get(co, "connect_timeout"));
-        if (!rc) rc = str_list(herd_map_get(co, "options"), "cluster_kwargs.connect_options.options", &o->extra, err);
+        o->port = cf.port;
+        o->connect_timeout = cf.connect_timeout;
+        if (!rc) rc = str_list(cf.options, "cluster_kwargs.connect_options.options", &o->extra, err);
         for (size_t i = 0; !rc && o->extra[i]; i++)
             if (!strchr(o->extra[i], '=') || o->extra[i][0] == '=' || o->extra[i][0] == '-')
                 rc = herd_err_set(err, HERD_ECONFIG, "cluster_kwargs.connect_options.options[%zu]: expected "
@@ -292,14 +315,14 @@ int ssh_settings_read(ssh_settings *s, const herd_value *kw, herd_err *err)
     herd_value_free(co);
 
     /* the rest */
-    if (!rc) rc = env_list(herd_map_get(kw, "env"), &s->extra_env, err);
+    if (!rc) rc = env_list(k.env, &s->extra_env, err);
     if (!rc) {
-        s->remote_command = dup_str(herd_map_get(kw, "remote_command"));
-        s->upload = herd_as_bool(herd_map_get(kw, "upload"));
-        s->upload_dir = dup_str(herd_map_get(kw, "upload_dir"));
-        s->listen = dup_str(herd_map_get(kw, "listen_address"));
-        s->start_timeout = herd_as_float(herd_map_get(kw, "start_timeout"));
-        rc = str_list(herd_map_get(kw, "upload_files"), "cluster_kwargs.upload_files", &s->upload_files, err);
+        s->remote_command = dup_str(k.remote_command);
+        s->upload = k.upload;
+        s->upload_dir = dup_str(k.upload_dir);
+        s->listen = dup_str(k.listen_address);
+        s->start_timeout = k.start_timeout;
+        rc = str_list(k.upload_files, "cluster_kwargs.upload_files", &s->upload_files, err);
     }
     if (!rc && s->upload && s->remote_command)
         rc = herd_err_set(err, HERD_ECONFIG, "cluster_kwargs.remote_command: \"%s\" with upload: true; give one: "
@@ -314,10 +337,9 @@ int ssh_settings_read(ssh_settings *s, const herd_value *kw, herd_err *err)
                               strerror(errno));
     if (!rc && s->remote_command && !*s->remote_command)
         rc = herd_err_set(err, HERD_ECONFIG, "cluster_kwargs.remote_command: expected a program path, got \"\"");
-    v = herd_map_get(kw, "scheduler_host");
-    if (!rc && herd_typeof(v) == HERD_STR) {
+    if (!rc && k.scheduler_host) {
         s->has_sched = true;
-        rc = parse_host(herd_as_str(v), &s->sched_host, "cluster_kwargs.scheduler_host", err);
+        rc = parse_host(k.scheduler_host, &s->sched_host, "cluster_kwargs.scheduler_host", err);
     }
     if (!rc && s->listen) {
         if (strncmp(s->listen, "tcp://", 6) != 0 || !strrchr(s->listen + 6, ':'))
@@ -325,11 +347,10 @@ int ssh_settings_read(ssh_settings *s, const herd_value *kw, herd_err *err)
                               "any), got \"%s\"", s->listen);
     }
     if (!rc) {
-        v = herd_map_get(kw, "name");
-        const char *name = herd_typeof(v) == HERD_NIL ? "ssh" : herd_as_str(v);
-        if (!name || !valid_prefix(name))
+        const char *name = k.name ? k.name : "ssh";
+        if (!valid_prefix(name))
             rc = herd_err_set(err, HERD_ECONFIG, "cluster_kwargs.name: expected 1 to 40 letters, digits, '_', '.' "
-                              "or '-', got \"%s\"", name ? name : "?");
+                              "or '-', got \"%s\"", name);
         else snprintf(s->prefix, sizeof s->prefix, "%s", name);
     }
     return rc;
