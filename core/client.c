@@ -442,14 +442,19 @@ fail_nolock:
 
 int herd_submit(herd_runner *r, const char *task, herd_value *args, herd_future **out, herd_err *err)
 {
-    if (!r) { herd_value_free(args); return herd_err_set(err, HERD_EARG, "herd_submit: runner is NULL"); }
-    return herd_client_submit(r->cl, task, args, NULL, out, err);
+    return herd_submit_annotated(r, task, args, NULL, out, err);
 }
 
 int herd_submit_annotated(herd_runner *r, const char *task, herd_value *args, const char *annotations,
                           herd_future **out, herd_err *err)
 {
     if (!r) { herd_value_free(args); return herd_err_set(err, HERD_EARG, "herd_submit: runner is NULL"); }
+    int rc = r->ensure ? r->ensure(r, err) : 0;     /* start: lazy — the first submit starts the cluster */
+    if (rc) {
+        if (out) *out = NULL;
+        herd_value_free(args);
+        return rc;
+    }
     return herd_client_submit(r->cl, task, args, annotations, out, err);
 }
 

@@ -37,6 +37,7 @@ typedef struct stask {
     herd_value *tags;          /* array of str or NULL */
     int retries_left, attempt, suspicious;
     double retry_delay, timeout, started;
+    double no_worker_since;    /* ready with resources no connected worker has; 0: one has */
     int state;
     herd_state final;
     uint64_t *deps;            /* keys this task waits on (registered as dependent) */
@@ -108,6 +109,7 @@ struct herd_sched {
     uint32_t next_id;
     sworker *workers;
     double avg_dur;            /* EWMA of task durations, s; < 0 unknown */
+    double no_workers_since;   /* ready tasks and no worker since then; 0: not so */
     int dispatch_pending;
     char unix_path[128];
 };
@@ -164,6 +166,7 @@ static void set_state(herd_sched *s, stask *t, int st)
 static void make_ready(herd_sched *s, stask *t)
 {
     set_state(s, t, T_READY);
+    t->no_worker_since = 0;
     if (t->resources && herd_len(t->resources)) {
         if (s->rlen == s->rcap) {
             size_t nc = s->rcap ? 2 * s->rcap : 16;
@@ -399,17 +402,21 @@ static void attempt_failed(herd_sched *s, stask *t, const char *msg)
 }
 
 /* ---- workers ---- */
-static int fits(const sworker *w, const stask *t)
+/* Do t's resources fit what w has free now (or, with whole, its totals:
+ * could w ever run t)? */
+static int fits_in(const sworker *w, const stask *t, int whole)
 {
     for (size_t i = 0; i < herd_len(t->resources); i++) {
         const char *name = herd_key_at(t->resources, i);
         double need = herd_as_float(herd_at(t->resources, i)), avail = -1;
         for (size_t j = 0; j < w->nres; j++)
-            if (strcmp(w->res[j].name, name) == 0) avail = w->res[j].avail;
+            if (strcmp(w->res[j].name, name) == 0) avail = whole ? w->res[j].total : w->res[j].avail;
         if (avail < need) return 0;
     }
     return 1;
 }
+
+static int fits(const sworker *w, const stask *t) { return fits_in(w, t, 0); }
 
 static void res_take(sworker *w, const herd_value *res, double sign)
 {
@@ -1097,6 +1104,44 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     s->workers = w;
 }
 
+/* Dask's no-workers-timeout: ready tasks that no connected worker can run
+ * for cfg.no_workers_timeout end Crashed, saying why, so no future waits
+ * forever on a cluster that is gone. Timed from when the tasks were ready
+ * with no worker (not from when the last worker left). */
+static void check_no_workers(herd_sched *s, double now)
+{
+    double limit = s->cfg.no_workers_timeout;
+    if (limit <= 0) return;
+    int nw = 0;
+    for (sworker *w = s->workers; w; w = w->next)
+        if (w->hello && w->role == ROLE_WORKER && !w->closing) nw++;
+    if (nw || !s->hlen) s->no_workers_since = 0;
+    else if (!s->no_workers_since) s->no_workers_since = now;
+    char msg[256];
+    if (s->no_workers_since && now - s->no_workers_since >= limit) {
+        snprintf(msg, sizeof msg, "no worker to run it for %.3gs (client_kwargs.no_workers_timeout): the cluster "
+                 "has no workers", now - s->no_workers_since);
+        slog(s, HERD_LOG_ERROR, "%zu ready task(s) end Crashed: %s", s->hlen, msg);
+        while (s->hlen) finalize(s, s->heap[0], HERD_CRASHED, msg);
+        s->no_workers_since = 0;
+    }
+    for (size_t i = 0; i < s->rlen;) {
+        stask *t = s->rlist[i];
+        int can = 0;
+        for (sworker *w = s->workers; w && !can; w = w->next)
+            can = w->hello && w->role == ROLE_WORKER && !w->closing && fits_in(w, t, 1);
+        if (can) { t->no_worker_since = 0; i++; continue; }
+        if (!t->no_worker_since) t->no_worker_since = now;
+        if (now - t->no_worker_since < limit) { i++; continue; }
+        char *res = herd_value_to_string(t->resources);
+        snprintf(msg, sizeof msg, "no worker to run it for %.3gs (client_kwargs.no_workers_timeout): no "
+                 "connected worker (of %d) offers resources %s", now - t->no_worker_since, nw, res ? res : "?");
+        free(res);
+        slog(s, HERD_LOG_ERROR, "%s ends Crashed: %s", t->run_name, msg);
+        finalize(s, t, HERD_CRASHED, msg);   /* leaves rlist: i now holds the next */
+    }
+}
+
 static void heartbeat_cb(evutil_socket_t fd, short what, void *arg)
 {
     herd_sched *s = arg;
@@ -1109,6 +1154,7 @@ static void heartbeat_cb(evutil_socket_t fd, short what, void *arg)
             worker_lost(s, w, why);
         }
     }
+    check_no_workers(s, now);
 }
 
 /* ---- inbox from the in-process client ---- */

@@ -433,7 +433,7 @@ static void mem_cb(evutil_socket_t fd, short what, void *arg)
     if (w->cfg.memory_limit > 0 && rss > w->cfg.memory_limit) {
         wlog(w, HERD_LOG_ERROR, "memory %lld bytes exceeds memory_limit %lld; exiting so its tasks run elsewhere",
              (long long)rss, (long long)w->cfg.memory_limit);
-        _exit(137);
+        _exit(HERD_WORKER_EXIT_MEMORY_LIMIT);
     }
 }
 
