@@ -1,8 +1,14 @@
-/* core/adaptive.c — adaptive scaling: one thread per flow run that sizes the
- * temporary cluster to the scheduler's load through the provider hooks only
- * (status to count workers, scale_up to add, retire to remove), so every
- * provider gets it. The rules are Dask's (distributed/deploy/adaptive_core.py,
- * adaptive.py and Scheduler.adaptive_target, 2022.12):
+/* core/adaptive.c — the one place that keeps a temporary cluster at its
+ * intended size: one thread per flow run that sizes the cluster through the
+ * provider hooks only (status to count workers, scale_up to add, retire to
+ * remove), so every provider gets it. A fixed cluster (no adapt_kwargs) runs
+ * it as a nanny: the intended size is the count start() brought up, and a
+ * worker that dies is replaced (Dask's LocalCluster(processes=True) nanny),
+ * with backoff while workers keep dying at start; the death's cause (the
+ * provider's status detail) is logged. An adaptive cluster's intended size
+ * is the load's target. The adaptive rules are Dask's
+ * (distributed/deploy/adaptive_core.py, adaptive.py and
+ * Scheduler.adaptive_target, 2022.12):
  *
  *  - target = ceil(expected seconds of ready + running work / target_duration)
  *    threads, never more than there are such tasks, divided by the threads a
@@ -38,10 +44,14 @@
 
 #define POKE_GAP_S    0.025   /* at most one submit-triggered decision per this */
 #define BACKOFF_MAX_S 60.0    /* scale_up failures: retry after interval, doubling to this */
-#define FLOOR_HOLD_S  5.0     /* workers just asked for count this long, whatever status says */
+#define FLOOR_HOLD_S  5.0     /* workers just asked for count at most this long until status lists them */
+#define DEATH_BACKOFF_MIN_S 0.1
+#define DEATH_BACKOFF_MAX_S 10.0
+#define NANNY_INTERVAL_S    0.2   /* a fixed cluster's check for dead workers */
 
 typedef struct ccount { char name[64]; int n; } ccount;          /* Dask's close_counts */
 typedef struct retiring { char name[64]; double since; } retiring; /* drained, not yet left */
+typedef struct seen { char name[64]; double first; int connected, reported; } seen; /* every worker status listed */
 
 struct herd_adaptive {
     herd_adaptive_cfg cfg;
@@ -66,8 +76,12 @@ struct herd_adaptive {
     size_t capinfo;
     int tpw;                   /* threads per worker, as last seen */
     double retry_at, backoff;  /* scale_up failures */
-    int floor;                 /* size just asked for, until floor_until */
+    int floor;                 /* size just asked for, until status lists floor_listed workers */
+    size_t floor_listed;
     double floor_until;
+    seen *seen;                /* workers status listed, for deaths: when first seen, reported */
+    size_t nseen, capseen;
+    double death_backoff, death_until;   /* workers dying at start: replacements wait */
 };
 
 
@@ -194,6 +208,64 @@ static void retire_one(herd_adaptive *a, const char *name)
     stop_retired(a, name, "it had not connected yet");
 }
 
+static seen *find_seen(herd_adaptive *a, const char *name)
+{
+    for (size_t i = 0; i < a->nseen; i++)
+        if (strcmp(a->seen[i].name, name) == 0) return &a->seen[i];
+    if (a->nseen == a->capseen) {
+        size_t cap = a->capseen ? 2 * a->capseen : 16;
+        seen *n = realloc(a->seen, cap * sizeof *n);
+        if (!n) return NULL;
+        a->seen = n;
+        a->capseen = cap;
+    }
+    seen *w = &a->seen[a->nseen++];
+    snprintf(w->name, sizeof w->name, "%s", name);
+    w->first = herd_now();
+    w->connected = w->reported = 0;
+    return w;
+}
+
+/* Workers the provider now lists as failed (died unexpectedly: a signal, an
+ * exit status, the memory limit — its detail says which) are logged once
+ * with the cause. One that died at start (before it ever connected to the
+ * scheduler) backs the replacements off, 0.1 s doubling to 10 s; a worker
+ * that connects resets the backoff. */
+static void note_deaths(herd_adaptive *a, const herd_sched_load *l, size_t ninfo, double now)
+{
+    for (size_t i = 0; i < ninfo; i++) {
+        herd_worker_info *w = &a->info[i];
+        seen *k = find_seen(a, w->name);
+        if (!k) continue;
+        if (!k->connected && connected(l, w->name)) {
+            k->connected = 1;
+            a->death_backoff = 0;
+        }
+        if (k->reported || is_retiring(a, w->name)) continue;
+        if (w->state == HERD_WORKER_STOPPED && a->cfg.fixed) {
+            /* stopped on purpose (retired through the provider, or told to
+             * close): a fixed cluster is that much smaller from now on */
+            k->reported = 1;
+            if (a->cfg.minimum > 0) a->cfg.maximum = --a->cfg.minimum;
+            herd_log(a->env, HERD_LOG_INFO, "nanny: worker %s stopped (%s); keeping %d workers", w->name,
+                     w->detail[0] ? w->detail : "no detail from the provider", a->cfg.minimum);
+            continue;
+        }
+        if (w->state != HERD_WORKER_FAILED) continue;
+        k->reported = 1;
+        if (!k->connected) {
+            a->death_backoff = a->death_backoff > 0 ? herd_dmin(2 * a->death_backoff, DEATH_BACKOFF_MAX_S)
+                                                    : DEATH_BACKOFF_MIN_S;
+            a->death_until = now + a->death_backoff;
+        }
+        char wait[64] = "";
+        if (!k->connected) snprintf(wait, sizeof wait, " in %.3gs (it died at start)", a->death_backoff);
+        herd_log(a->env, HERD_LOG_WARN, "%s: worker %s died after %.3gs: %s; replacing it%s",
+                 a->cfg.fixed ? "nanny" : "adaptive", w->name, now - k->first,
+                 w->detail[0] ? w->detail : "no detail from the provider", wait);
+    }
+}
+
 typedef struct cand { const char *name; double idle; } cand;
 
 static int by_idle_desc(const void *x, const void *y)
@@ -210,11 +282,18 @@ static void decide(herd_adaptive *a, int full)
     if (full) finish_retires(a);
     size_t ninfo;
     provider_status(a, &ninfo);
+    double now = herd_now();
+    note_deaths(a, &l, ninfo, now);
 
     int active = 0, pending = 0, open = 0;
     for (size_t i = 0; i < ninfo; i++) {
         herd_worker_info *w = &a->info[i];
-        if ((w->state != HERD_WORKER_STARTING && w->state != HERD_WORKER_RUNNING) || is_retiring(a, w->name)) continue;
+        /* a fixed cluster counts workers being retired until they have
+         * stopped (then its size shrinks): they are not to be replaced */
+        int stopping = a->cfg.fixed && w->state == HERD_WORKER_STOPPING;
+        if ((w->state != HERD_WORKER_STARTING && w->state != HERD_WORKER_RUNNING && !stopping) ||
+            is_retiring(a, w->name))
+            continue;
         active++;
         if (!connected(&l, w->name)) pending++;
     }
@@ -223,20 +302,27 @@ static void decide(herd_adaptive *a, int full)
         if (l.workers[i].nthreads > a->tpw) a->tpw = l.workers[i].nthreads;
     }
     int size = active > open ? active : open;   /* workers the provider does not list still count */
-    /* up counts the workers just asked for even if status does not list them
-     * yet; down goes by what exists */
-    double now = herd_now();
-    int size_up = now < a->floor_until && a->floor > size ? a->floor : size;
+    /* up counts the workers just asked for while status does not list them
+     * yet (a worker listed and then dead is not counted); down goes by what
+     * exists */
+    int size_up = now < a->floor_until && ninfo < a->floor_listed && a->floor > size ? a->floor : size;
 
+    /* a fixed cluster scaled up through the provider keeps its new size */
+    if (a->cfg.fixed && active > a->cfg.minimum) a->cfg.maximum = a->cfg.minimum = active;
     char why[512];
-    int target = herd_adaptive_target(&a->cfg, &l, a->tpw, why, sizeof why);
+    int target = a->cfg.fixed ? a->cfg.minimum : herd_adaptive_target(&a->cfg, &l, a->tpw, why, sizeof why);
+    if (a->cfg.fixed) snprintf(why, sizeof why, "a fixed cluster of %d", target);
 
     if (target >= size) a->ncounts = 0;           /* Dask: close_counts.clear() */
     if (target > size_up) {
-        if (now < a->retry_at) goto out;
+        if (now < a->retry_at || now < a->death_until) goto out;
         int n = target - size_up;
-        herd_log(a->env, HERD_LOG_INFO, "adaptive: scaling up from %d to %d workers (%d starting): %s",
-                 size_up, target, pending + size_up - size, why);
+        if (a->cfg.fixed)
+            herd_log(a->env, HERD_LOG_INFO, "nanny: %d of %d workers alive; starting %d to replace the dead",
+                     size_up, target, n);
+        else
+            herd_log(a->env, HERD_LOG_INFO, "adaptive: scaling up from %d to %d workers (%d starting): %s",
+                     size_up, target, pending + size_up - size, why);
         herd_err e = { 0 };
         if (a->prov->scale_up(a->cluster, n, &e)) {
             a->backoff = a->backoff > 0 ? herd_dmin(2 * a->backoff, BACKOFF_MAX_S) : a->cfg.interval;
@@ -247,11 +333,12 @@ static void decide(herd_adaptive *a, int full)
             a->backoff = 0;
             a->retry_at = 0;
             a->floor = target;
+            a->floor_listed = ninfo + (size_t)n;
             a->floor_until = herd_now() + herd_dmax(FLOOR_HOLD_S, 5 * a->cfg.interval);
         }
         goto out;
     }
-    if (target >= size || !full) goto out;
+    if (target >= size || !full || a->cfg.fixed) goto out;
 
     /* down: pick size - target candidates, idle longest first, then the not yet
      * connected; each must be picked wait_count intervals in a row */
@@ -386,6 +473,10 @@ int herd_adaptive_start(herd_adaptive **out, const herd_adaptive_cfg *cfg, const
     herd_adaptive *a = calloc(1, sizeof *a);
     if (!a) return herd_err_set(err, -ENOMEM, "adaptive: out of memory");
     a->cfg = *cfg;
+    if (cfg->fixed) {                 /* a nanny: maximum is minimum, deaths seen within NANNY_INTERVAL_S */
+        a->cfg.maximum = cfg->minimum;
+        a->cfg.interval = NANNY_INTERVAL_S;
+    }
     a->ops = ops;
     a->s = s;
     a->prov = prov;
@@ -401,9 +492,13 @@ int herd_adaptive_start(herd_adaptive **out, const herd_adaptive_cfg *cfg, const
     char max[32];
     if (cfg->maximum < 0) snprintf(max, sizeof max, "none");
     else snprintf(max, sizeof max, "%d", cfg->maximum);
-    herd_log(env, HERD_LOG_INFO, "adaptive: scaling %s between minimum %d and maximum %s (interval %gs, "
-             "wait_count %d, target_duration %gs)", prov->name, cfg->minimum, max, cfg->interval,
-             cfg->wait_count, cfg->target_duration);
+    if (cfg->fixed)
+        herd_log(env, HERD_LOG_DEBUG, "nanny: keeping %s at %d workers (dead workers are replaced)", prov->name,
+                 cfg->minimum);
+    else
+        herd_log(env, HERD_LOG_INFO, "adaptive: scaling %s between minimum %d and maximum %s (interval %gs, "
+                 "wait_count %d, target_duration %gs)", prov->name, cfg->minimum, max, cfg->interval,
+                 cfg->wait_count, cfg->target_duration);
     int rc = pthread_create(&a->thread, NULL, adaptive_main, a);
     if (rc) {
         pthread_cond_destroy(&a->cv);
@@ -442,6 +537,7 @@ void herd_adaptive_stop(herd_adaptive *a)
     free(a->counts);
     free(a->ret);
     free(a->info);
+    free(a->seen);
     pthread_cond_destroy(&a->cv);
     pthread_mutex_destroy(&a->mu);
     pthread_mutex_destroy(&a->join_mu);

@@ -1,5 +1,7 @@
-/* core/adaptive.h — adaptive scaling (the runner's adapt_kwargs): a thread
- * that, every `interval`, sizes a temporary cluster to the scheduler's load,
+/* core/adaptive.h — the cluster's intended size, kept: adaptive scaling (the
+ * runner's adapt_kwargs) or, for a fixed cluster, a nanny that replaces dead
+ * workers. A thread that, every `interval`, sizes a temporary cluster to the
+ * scheduler's load (or to its fixed size),
  * through the provider hooks only (scale_up, retire, status), so every
  * provider gets it. The rules follow Dask's Adaptive / AdaptiveCore and
  * Scheduler.adaptive_target (see adaptive.c). Hidden API, used by runner.c. */
@@ -19,6 +21,9 @@ typedef struct herd_adaptive_cfg {
     double interval;          /* seconds between decisions */
     int wait_count;           /* agreeing intervals before a worker is retired */
     double target_duration;   /* seconds the queued work should take */
+    /* not an adapt_kwargs key: 1 for a fixed cluster's nanny, which keeps
+     * exactly `minimum` workers (dead ones replaced) and never scales down */
+    int fixed;
 } herd_adaptive_cfg;
 
 /* Start the scaling thread; it decides at once, then every interval. ops

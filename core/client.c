@@ -482,6 +482,17 @@ int herd_client_submit(herd_client *cl, const char *task, herd_value *args, cons
     if ((rc = check_resources(cl, task, eff.resources, err))) goto fail;
     struct depctx d = { cl, err, NULL, NULL };
     if ((rc = herd_value_replace_futrefs(args, inline_dep, &d))) { free(d.why); goto fail; }
+    size_t wire = herd_wire_size(args);    /* with the results put in: what travels to a worker */
+    if (wire > HERD_MAX_DATA) {
+        if (wire == SIZE_MAX)
+            rc = herd_err_set(err, HERD_EARG, "task \"%s\": args: cannot be encoded (an item over 4 GiB, or "
+                              "dependency results nested too deep)", task);
+        else
+            rc = herd_err_set(err, HERD_EARG, "task \"%s\": args: %zu bytes once encoded exceed the %zu-byte "
+                              "limit on a task's data", task, wire, (size_t)HERD_MAX_DATA);
+        free(d.why);
+        goto fail;
+    }
 
     spec = calloc(1, sizeof *spec);
     f = calloc(1, sizeof *f);
@@ -544,14 +555,19 @@ fail_nolock:
 
 int herd_submit(herd_runner *r, const char *task, herd_value *args, herd_future **out, herd_err *err)
 {
-    if (!r) { herd_value_free(args); return herd_err_set(err, HERD_EARG, "herd_submit: runner is NULL"); }
-    return herd_client_submit(r->cl, task, args, NULL, out, err);
+    return herd_submit_annotated(r, task, args, NULL, out, err);
 }
 
 int herd_submit_annotated(herd_runner *r, const char *task, herd_value *args, const char *annotations,
                           herd_future **out, herd_err *err)
 {
     if (!r) { herd_value_free(args); return herd_err_set(err, HERD_EARG, "herd_submit: runner is NULL"); }
+    int rc = r->ensure ? r->ensure(r, err) : 0;     /* start: lazy — the first submit starts the cluster */
+    if (rc) {
+        if (out) *out = NULL;
+        herd_value_free(args);
+        return rc;
+    }
     return herd_client_submit(r->cl, task, args, annotations, out, err);
 }
 

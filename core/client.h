@@ -110,6 +110,10 @@ void herd_client_logf(herd_client *cl, int level, const char *fmt, ...) __attrib
 struct herd_runner {
     herd_client *cl;
     int is_task_client;
+    /* a flow runner's lazy start (client_kwargs.start): called before a
+     * submit; 0, or the error that the cluster could not start with. NULL
+     * for a task's sub-task client. */
+    int (*ensure)(struct herd_runner *r, herd_err *err);
 };
 
 #endif

@@ -2,7 +2,14 @@
  * is a 4-byte big-endian length followed by one or more msgpack messages;
  * everything queued during one loop iteration leaves as one frame, so both
  * directions are batched. Also: address parsing, listen and dial, and the
- * outbox other threads queue messages in. What messages hold is proto.c's. */
+ * outbox other threads queue messages in, and the accept guard (backoff when
+ * accept() runs out of descriptors). Limits: a frame longer than the
+ * connection's max_frame is refused from its header (nothing of it is
+ * buffered; the read high-watermark caps what is), a peer with more than
+ * max_queued of output waiting that takes none of it for HERD_WRITE_STALL_S
+ * (or with twice that waiting) is dropped, and a close that flushes first
+ * waits HERD_WRITE_STALL_S at most. What messages hold is
+ * proto.c's. */
 #include "comm.h"
 #include "value_int.h"
 #include "security.h"
@@ -15,6 +22,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -38,6 +46,12 @@ struct herd_conn {
     int closing;        /* close once output drains */
     int flush_pending;
     int linger;         /* a TLS failure: let the peer read our alert before the socket goes */
+    int dialed;         /* we dialled (the peer is the scheduler) */
+    int plain_peer;     /* accepted TLS, the peer sent plain frames: tell it in plain (linger) */
+    int got_frame;      /* a whole frame arrived (the peer speaks our protocol) */
+    int over_cap;       /* output past max_queued: a write stall drops the peer */
+    int flood;          /* output past 2 x max_queued: fail from flush_cb */
+    size_t max_frame, max_queued;
 };
 
 #define LINGER_S 1
@@ -67,6 +81,19 @@ static void destroy(herd_conn *c)
     struct event_base *base = c->bev ? bufferevent_get_base(c->bev) : NULL;
     if (c->bev) bufferevent_free(c->bev);
     if (keep >= 0) {
+        if (c->plain_peer) {   /* a plain REFUSE it can read: better than a close it cannot explain */
+            msgpack_sbuffer sb;
+            msgpack_sbuffer_init(&sb);
+            uint32_t be = 0;
+            msgpack_sbuffer_write(&sb, (const char *)&be, 4);
+            herd_msg_reason m = { herd_pstr_c("the scheduler speaks TLS: use tls:// and certificates") };
+            if (herd_proto_pack_refuse(&sb, &m) == 0) {
+                be = htonl((uint32_t)(sb.size - 4));
+                memcpy(sb.data, &be, 4);
+                if (send(keep, sb.data, sb.size, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) { /* best effort */ }
+            }
+            msgpack_sbuffer_destroy(&sb);
+        }
         shutdown(keep, SHUT_WR);
         struct timeval tv = { LINGER_S, 0 };
         if (!base || event_base_once(base, keep, EV_READ | EV_TIMEOUT, linger_cb, NULL, &tv) != 0)
@@ -101,6 +128,8 @@ void herd_conn_free(herd_conn *c)
     destroy(c);
 }
 
+static void fail(herd_conn *c, const char *why);
+
 static void write_frame(herd_conn *c)
 {
     c->flush_pending = 0;
@@ -110,11 +139,37 @@ static void write_frame(herd_conn *c)
     evbuffer_add(out, &be, 4);
     evbuffer_add(out, c->sb.data, c->sb.size);
     msgpack_sbuffer_clear(&c->sb);
+    size_t queued = evbuffer_get_length(out);
+    if (c->closing || queued <= c->max_queued) return;
+    if (queued / 2 > c->max_queued && !c->flood) {
+        /* failing here would call on_close inside the caller's own code:
+         * the loop does it, from flush_cb */
+        c->flood = 1;
+        event_active(c->flush_ev, EV_WRITE, 0);
+    } else if (!c->over_cap) {
+        /* over the cap: the peer must keep taking its output (the write
+         * timeout restarts on each write); write_cb runs again once it is
+         * back under the cap */
+        c->over_cap = 1;
+        struct timeval tv = { HERD_WRITE_STALL_S, 0 };
+        bufferevent_set_timeouts(c->bev, NULL, &tv);
+        bufferevent_setwatermark(c->bev, EV_WRITE, c->max_queued, 0);
+    }
 }
 
 static void flush_cb(evutil_socket_t fd, short what, void *arg)
 {
-    write_frame(arg);
+    herd_conn *c = arg;
+    write_frame(c);
+    if (c->flood && c->on_close) {
+        char why[160];
+        snprintf(why, sizeof why, "the peer does not read what is sent to it: %zu bytes queued (over twice the "
+                 "cap of %zu)", evbuffer_get_length(bufferevent_get_output(c->bev)), c->max_queued);
+        c->in_cb++;
+        fail(c, why);
+        c->in_cb--;
+        if (c->dead && !c->in_cb) destroy(c);
+    }
 }
 
 void herd_conn_flush(herd_conn *c) { if (c) write_frame(c); }
@@ -133,9 +188,30 @@ void herd_conn_end(herd_conn *c)
 
 void herd_conn_append(herd_conn *c, const char *data, size_t len)
 {
-    if (!len) return;
-    msgpack_sbuffer_write(&c->sb, data, len);
+    size_t off = 0, used;
+    while (len - off > HERD_MAX_FRAME / 4 && herd_msgpack_check(data + off, len - off, &used, NULL) == 0 &&
+           used < len - off) {
+        msgpack_sbuffer_write(&c->sb, data + off, used);   /* one message at a time */
+        herd_conn_end(c);
+        off += used;
+    }
+    if (off == len) return;
+    msgpack_sbuffer_write(&c->sb, data + off, len - off);
     herd_conn_end(c);
+}
+
+static int count_write(void *data, const char *buf, size_t len)
+{
+    *(size_t *)data += len;
+    return 0;
+}
+
+size_t herd_wire_size(const herd_value *v)
+{
+    size_t n = 0;
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &n, count_write);
+    return herd_value_pack(&pk, v) ? SIZE_MAX : n;
 }
 
 static void fail(herd_conn *c, const char *why)
@@ -145,6 +221,15 @@ static void fail(herd_conn *c, const char *why)
     c->on_msg = NULL;
     if (c->bev) bufferevent_disable(c->bev, EV_READ);
     if (cb) cb(c, why, c->ud);
+}
+
+/* The first bytes are a TLS record (handshake or alert, version 3.x) rather
+ * than a frame header: the peer speaks TLS and this side does not. */
+static int tls_record(struct evbuffer *in)
+{
+    unsigned char h[3];
+    if (evbuffer_copyout(in, h, 3) != 3) return 0;
+    return (h[0] == 0x15 || h[0] == 0x16) && h[1] == 0x03 && h[2] <= 0x04;
 }
 
 static void read_cb(struct bufferevent *bev, void *arg)
@@ -158,13 +243,21 @@ static void read_cb(struct bufferevent *bev, void *arg)
         uint32_t be;
         evbuffer_copyout(in, &be, 4);
         uint32_t len = ntohl(be);
-        if (len == 0 || len > HERD_MAX_FRAME) {
-            char why[96];
-            snprintf(why, sizeof why, "protocol error: frame length %u (expected 1..%u)", len, HERD_MAX_FRAME);
+        if (!c->got_frame && tls_record(in)) {
+            fail(c, c->dialed ? "TLS: the scheduler speaks TLS: use tls:// and certificates"
+                              : "the peer speaks TLS but this side listens on tcp:// (dial tcp://, or "
+                                "give the scheduler certificates)");
+            break;
+        }
+        if (len == 0 || len > c->max_frame) {
+            char why[128];
+            snprintf(why, sizeof why, "protocol error: frame length %u (expected 1..%zu%s)", len, c->max_frame,
+                     c->max_frame < HERD_MAX_FRAME ? " before hello" : "");
             fail(c, why);
             break;
         }
         if (avail < 4 + (size_t)len) break;
+        c->got_frame = 1;
         const char *data = (const char *)evbuffer_pullup(in, 4 + (ssize_t)len) + 4;
         msgpack_unpacked up;
         msgpack_unpacked_init(&up);
@@ -203,8 +296,13 @@ static void read_cb(struct bufferevent *bev, void *arg)
 static void write_cb(struct bufferevent *bev, void *arg)
 {
     herd_conn *c = arg;
-    if (c->closing && evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+    size_t queued = evbuffer_get_length(bufferevent_get_output(bev));
+    if (c->closing && queued == 0) {
         if (c->in_cb) c->dead = 1; else destroy(c);
+    } else if (c->over_cap && !c->closing && queued <= c->max_queued) {
+        c->over_cap = 0;
+        bufferevent_set_timeouts(bev, NULL, NULL);
+        bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
     }
 }
 
@@ -214,7 +312,14 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
     if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))) return;
     if (c->closing) { if (c->in_cb) c->dead = 1; else destroy(c); return; }
     char why[1024], tr[900];
-    if (herd_tls_error(bev, what, tr, sizeof tr)) snprintf(why, sizeof why, "TLS: %s", tr);
+    if (herd_tls_error(bev, what, tr, sizeof tr)) {
+        snprintf(why, sizeof why, "TLS: %s", tr);
+        c->plain_peer = !c->dialed && strncmp(tr, HERD_TLS_NOT_TLS, strlen(HERD_TLS_NOT_TLS)) == 0;
+    }
+    else if ((what & BEV_EVENT_TIMEOUT) && c->over_cap)
+        snprintf(why, sizeof why, "the peer does not read what is sent to it: %zu bytes queued (the cap is %zu) "
+                 "and none taken for %ds", evbuffer_get_length(bufferevent_get_output(bev)), c->max_queued,
+                 HERD_WRITE_STALL_S);
     else if (what & BEV_EVENT_EOF) snprintf(why, sizeof why, "connection closed by peer");
     else if (what & BEV_EVENT_TIMEOUT) snprintf(why, sizeof why, "connection timed out");
     else snprintf(why, sizeof why, "connection error: %s",
@@ -235,14 +340,33 @@ void herd_conn_fail(herd_conn *c, const char *why)
 
 void herd_conn_close_after_flush(herd_conn *c)
 {
-    write_frame(c);
+    /* a TLS handshake that has not finished can send nothing: close now */
+    if (!herd_conn_handshaking(c)) write_frame(c);
     c->on_msg = NULL;
     c->on_close = NULL;
     c->closing = 1;
     bufferevent_disable(c->bev, EV_READ);
-    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+    if (herd_conn_handshaking(c) || evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
         if (c->in_cb) c->dead = 1; else destroy(c);
+        return;
     }
+    /* a peer that does not read cannot hold the socket open: event_cb
+     * closes it when the write times out */
+    struct timeval tv = { HERD_WRITE_STALL_S, 0 };
+    bufferevent_set_timeouts(c->bev, NULL, &tv);
+}
+
+void herd_conn_set_limits(herd_conn *c, size_t max_frame, size_t max_queued)
+{
+    c->max_frame = max_frame && max_frame < HERD_MAX_FRAME ? max_frame : HERD_MAX_FRAME;
+    c->max_queued = max_queued ? max_queued : HERD_MAX_QUEUED;
+    /* buffered input stops at one whole frame (libevent stops reading there) */
+    if (c->bev) bufferevent_setwatermark(c->bev, EV_READ, 0, 4 + c->max_frame);
+}
+
+int herd_conn_handshaking(const herd_conn *c)
+{
+    return c && c->bev && herd_tls_handshaking(c->bev);
 }
 
 #define TCP_TIMEOUT_S 30
@@ -261,6 +385,7 @@ herd_conn *herd_conn_new(struct bufferevent *bev, const char *peer,
     msgpack_packer_init(&c->pk, &c->sb, msgpack_sbuffer_write);
     c->flush_ev = event_new(bufferevent_get_base(bev), -1, 0, flush_cb, c);
     if (!c->flush_ev) { destroy(c); return NULL; }
+    herd_conn_set_limits(c, HERD_MAX_FRAME, HERD_MAX_QUEUED);
     evutil_socket_t fd = bufferevent_getfd(bev);
     if (fd >= 0) {                     /* each fails harmlessly on a Unix socket */
         int one = 1;
@@ -299,6 +424,7 @@ herd_conn *herd_conn_dial(struct event_base *base, const char *address, herd_tls
     }
     herd_conn *c = herd_conn_new(bev, address, on_msg, on_close, ud);
     if (!c) herd_err_set(err, -ENOMEM, "out of memory");
+    else c->dialed = 1;
     return c;
 }
 
@@ -428,6 +554,75 @@ struct evconnlistener *herd_listen(struct event_base *base, const char *addr,
         snprintf(bound, cap, strchr(host, ':') ? "%s://[%s]:%d" : "%s://%s:%d", a.is_tls ? "tls" : "tcp", host, port);
     }
     return l;
+}
+
+/* ---- accept guard ---- */
+#define ACCEPT_PAUSE_MIN 0.1
+#define ACCEPT_PAUSE_MAX 2.0
+
+static void guard_log(herd_accept_guard *g, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void guard_log(herd_accept_guard *g, int level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    herd_vlogf(g->log, g->log_ud, level, fmt, ap);
+    va_end(ap);
+}
+
+/* The timer: after a pause, accept again and watch for ACCEPT_PAUSE_MAX;
+ * if nothing failed meanwhile, the burst is over (one line with the count). */
+static void guard_retry(evutil_socket_t fd, short what, void *arg)
+{
+    herd_accept_guard *g = arg;
+    if (g->watching) {
+        guard_log(g, HERD_LOG_WARN, "accepting connections again after %lu failed accepts over %.1fs (%s)",
+                  g->fails, herd_now() - g->since - ACCEPT_PAUSE_MAX, strerror(g->last_errno));
+        g->fails = 0;
+        g->watching = 0;
+        return;
+    }
+    evconnlistener_enable(g->lis);
+    g->watching = 1;
+    struct timeval tv = { (time_t)ACCEPT_PAUSE_MAX, 0 };
+    evtimer_add(g->retry, &tv);
+}
+
+int herd_accept_guard_init(herd_accept_guard *g, struct evconnlistener *lis,
+                           void (*log)(void *ud, int level, const char *line), void *log_ud)
+{
+    memset(g, 0, sizeof *g);
+    g->lis = lis;
+    g->log = log;
+    g->log_ud = log_ud;
+    g->retry = evtimer_new(evconnlistener_get_base(lis), guard_retry, g);
+    return g->retry ? 0 : -ENOMEM;
+}
+
+void herd_accept_guard_fail(herd_accept_guard *g)
+{
+    int e = errno;
+    if (e != EMFILE && e != ENFILE && e != ENOBUFS && e != ENOMEM) {
+        guard_log(g, HERD_LOG_WARN, "accept failed: %s", strerror(e));
+        return;
+    }
+    if (!g->fails++) {
+        g->since = herd_now();
+        g->delay = ACCEPT_PAUSE_MIN;
+        g->last_errno = e;
+        guard_log(g, HERD_LOG_ERROR, "cannot accept connections: %s; pausing accepts (retrying from %.1fs up to "
+                  "%.0fs apart) until it succeeds", strerror(e), ACCEPT_PAUSE_MIN, ACCEPT_PAUSE_MAX);
+    } else if ((g->delay *= 2) > ACCEPT_PAUSE_MAX)
+        g->delay = ACCEPT_PAUSE_MAX;
+    g->watching = 0;
+    evconnlistener_disable(g->lis);
+    struct timeval tv = { (time_t)g->delay, (suseconds_t)((g->delay - (time_t)g->delay) * 1e6) };
+    evtimer_add(g->retry, &tv);
+}
+
+void herd_accept_guard_destroy(herd_accept_guard *g)
+{
+    if (g->retry) event_free(g->retry);
+    g->retry = NULL;
 }
 
 int herd_dial(const char *addr, double timeout_s, int *fd_out, herd_err *err)

@@ -14,6 +14,32 @@
 #include "proto.h"
 
 #define HERD_MAX_FRAME (256u << 20)   /* a frame larger than this is a protocol error */
+/* One message goes in one frame: messages are batched into a frame only
+ * while it holds less than HERD_MAX_FRAME / 4, so a message up to
+ * HERD_MAX_MESSAGE always fits. Task data (a task's arguments, its result)
+ * may be HERD_MAX_DATA once encoded; the rest is the message's envelope.
+ * Larger data is refused where it is made: herd_submit, the worker's DONE
+ * (the task fails), the scheduler's RUN after dependency results are put in
+ * (that task fails) — never a dropped connection. */
+#define HERD_MAX_MESSAGE ((size_t)HERD_MAX_FRAME / 4 * 3)
+#define HERD_MAX_DATA (HERD_MAX_MESSAGE - ((size_t)1 << 20))
+/* v's size once encoded (msgpack), counted without encoding it; SIZE_MAX if
+ * it cannot be encoded (nested too deep, an item over 4 GiB). */
+size_t herd_wire_size(const herd_value *v);
+
+/* Before a peer is authenticated (HELLO and token accepted) its frames may
+ * be this large: enough for a HELLO; a longer one is refused from its 4-byte
+ * header, before any of the body is buffered. */
+#define HERD_PREAUTH_MAX_FRAME (16u << 10)
+/* Output queued for a peer that does not read it: while more than this is
+ * queued, a peer that takes none of it for HERD_WRITE_STALL_S is dropped
+ * (as failed: "the peer does not read ..."); past twice this it is dropped
+ * at once. */
+#define HERD_MAX_QUEUED ((size_t)HERD_MAX_FRAME * 2)
+/* How long a peer may take nothing of its output while it is over the cap,
+ * or while a close that flushes first (herd_conn_close_after_flush) waits
+ * for the output to drain; then the connection is dropped or closed. */
+#define HERD_WRITE_STALL_S 5
 
 typedef struct herd_conn herd_conn;
 
@@ -23,7 +49,8 @@ typedef struct herd_conn herd_conn;
  * only a pass of the loop releases. Runs such passes, then frees base. */
 void herd_event_base_drain_free(struct event_base *base);
 /* A connection refused in its TLS handshake: close it lingering (see comm.c)
- * so the peer reads the alert that says why, not a reset. */
+ * so the peer reads the alert that says why, not a reset; a peer that spoke
+ * plain frames to this TLS side gets a plain REFUSE saying to use tls://. */
 void herd_conn_set_linger(herd_conn *c);
 typedef void (*herd_conn_msg_fn)(herd_conn *c, const msgpack_object *msg, void *ud);
 typedef void (*herd_conn_close_fn)(herd_conn *c, const char *why, void *ud);
@@ -39,13 +66,23 @@ void herd_conn_free(herd_conn *c);
 msgpack_sbuffer *herd_conn_buf(herd_conn *c);
 msgpack_packer *herd_conn_packer(herd_conn *c);
 void herd_conn_end(herd_conn *c);
-/* Queue bytes that already hold whole packed messages. */
+/* Queue bytes that already hold whole packed messages (a batch larger than
+ * HERD_MAX_FRAME / 4 is split between messages, so no frame exceeds
+ * HERD_MAX_FRAME when each message is at most HERD_MAX_MESSAGE). */
 void herd_conn_append(herd_conn *c, const char *data, size_t len);
 /* Write pending messages now (flush at teardown). */
 void herd_conn_flush(herd_conn *c);
 /* Flush what is queued, then close once written; on_close is not called. */
 void herd_conn_close_after_flush(herd_conn *c);
 const char *herd_conn_peer(const herd_conn *c);
+/* Limits for this connection: the largest frame it may send us (<=
+ * HERD_MAX_FRAME; also the cap on its buffered input) and the most output
+ * queued for it (0: HERD_MAX_QUEUED). New connections have HERD_MAX_FRAME
+ * and HERD_MAX_QUEUED. */
+void herd_conn_set_limits(herd_conn *c, size_t max_frame, size_t max_queued);
+/* 1 while a TLS connection's handshake has not finished (nothing can be
+ * sent or read yet); 0 otherwise and for plain connections. */
+int herd_conn_handshaking(const herd_conn *c);
 /* End the connection as if it had failed: stop reading, then call on_close
  * with why (once; safe inside on_msg, which is not called again). For a
  * message that does not unpack. */
@@ -65,6 +102,27 @@ int herd_addr_parse(const char *s, herd_addr *a, herd_err *err);
 struct evconnlistener *herd_listen(struct event_base *base, const char *addr,
                                    evconnlistener_cb cb, void *ud,
                                    char *bound, size_t cap, herd_err *err);
+/* accept() failing for want of descriptors or memory (EMFILE, ENFILE,
+ * ENOBUFS, ENOMEM) would otherwise fail again at once, forever: the guard
+ * disables the listener and re-enables it after a delay (100 ms doubling to
+ * 2 s while it keeps failing), and logs a burst of failures twice: when it
+ * begins, and with the count once accepts have gone 2 s without failing.
+ * The owner calls herd_accept_guard_fail from the listener's error callback. */
+typedef struct herd_accept_guard {
+    struct evconnlistener *lis;    /* borrowed */
+    struct event *retry;           /* end of a pause, or of the 2 s watch after it */
+    double delay, since;           /* current pause; when the burst began */
+    unsigned long fails;           /* failures in this burst (0: none) */
+    int watching;                  /* accepting again, the burst not yet over */
+    int last_errno;
+    void (*log)(void *ud, int level, const char *line);
+    void *log_ud;
+} herd_accept_guard;
+int  herd_accept_guard_init(herd_accept_guard *g, struct evconnlistener *lis,
+                            void (*log)(void *ud, int level, const char *line), void *log_ud);
+void herd_accept_guard_fail(herd_accept_guard *g);
+void herd_accept_guard_destroy(herd_accept_guard *g);
+
 /* Dial addr with a timeout; blocking connect (called before the loop runs). */
 int herd_dial(const char *addr, double timeout_s, int *fd_out, herd_err *err);
 

@@ -22,6 +22,8 @@ static const herd_param client_params[] = {
     { "tls_ca_file", HERD_PARAM_STRING, "null", "CA certificates (PEM) the peer must be issued by", HERD_PARAM_NULLABLE, 0, 0, CF(tls_ca_file) },
     { "tls_cert", HERD_PARAM_STRING, "null", "this side's certificate (PEM)", HERD_PARAM_NULLABLE, 0, 0, CF(tls_cert) },
     { "tls_key", HERD_PARAM_STRING, "null", "its unencrypted private key (PEM; default: in tls_cert)", HERD_PARAM_NULLABLE | HERD_PARAM_SECRET, 0, 0, CF(tls_key) },
+    { "no_workers_timeout", HERD_PARAM_DURATION, "60", "a task no worker can run for this long ends Crashed, saying why (Dask's scheduler no-workers-timeout); null: wait forever", HERD_PARAM_NULLABLE, 0.001, 1e6, CF(no_workers_timeout) },
+    { "start", HERD_PARAM_STRING, "\"lazy\"", "when a temporary cluster starts: lazy (on the first submit, or whatever needs workers) or eager (in herd_flow_begin)", 0, 0, 0, CF(start) },
     { "log_level", HERD_PARAM_STRING, "null", "least level of the flow's log lines and its workers': debug, info, warning or error (null: $HERD_LOG_LEVEL, else info)", HERD_PARAM_NULLABLE, 0, 0, CF(log_level_name) },
     { NULL }
 };
@@ -47,9 +49,14 @@ const herd_param *herd_options_schema(const char *which)
 static int check_client(herd_run_opts *o, herd_err *err)
 {
     herd_client_opts *c = &o->client;
-    *c = (herd_client_opts){ .log_level = HERD_LOG_INFO };
+    *c = (herd_client_opts){ .log_level = HERD_LOG_INFO, .no_workers_timeout = -1 };
     int rc = herd_kwargs_load(client_params, o->client_kwargs, "client_kwargs", &o->client_ok, c, sizeof *c, err);
     if (rc) return rc;
+    if (!c->start || strcmp(c->start, "lazy") == 0) c->eager = false;
+    else if (strcmp(c->start, "eager") == 0) c->eager = true;
+    else
+        return herd_err_set(err, HERD_EARG, "client_kwargs.start: expected \"lazy\" (the cluster starts on the first "
+                            "submit) or \"eager\" (in herd_flow_begin), got \"%.100s\"", c->start);
     if (c->security && strcmp(c->security, "temporary") != 0)
         return herd_err_set(err, HERD_EARG, "client_kwargs.security: expected \"temporary\" or null, got \"%s\" "
                             "(for certificates of your own give tls_ca_file, tls_cert, tls_key)", c->security);

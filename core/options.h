@@ -16,6 +16,9 @@ typedef struct herd_client_opts {
     double connect_timeout, provision_timeout;
     double heartbeat_interval, heartbeat_timeout;
     int allowed_failures;
+    double no_workers_timeout;    /* seconds; -1: null, wait forever */
+    const char *start;            /* "lazy" or "eager" */
+    bool eager;                   /* start == "eager" */
     const char *listen, *token, *security;
     const char *tls_ca_file, *tls_cert, *tls_key;
     const char *log_level_name;   /* as given, or NULL */

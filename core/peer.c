@@ -171,7 +171,7 @@ static int serve_get(herd_peer_server *ps, int fd, uint64_t key)
         else {
             have_vb = 1;
             msgpack_packer_init(&pk, &vb, msgpack_vrefbuffer_write);
-            rc = herd_value_pack(&pk, b->value);         /* depth checked when stored: no memory */
+            rc = herd_value_pack(&pk, b->value);         /* encodability checked when stored: no memory */
         }
         len = 0;
         for (size_t i = 0; !rc && i < msgpack_vrefbuffer_veclen(&vb); i++) len += msgpack_vrefbuffer_vec(&vb)[i].iov_len;

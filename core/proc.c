@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -338,9 +339,11 @@ static bool reap_locked(herd_proc *p, bool block)
     }
     if (si.si_pid != p->pid) return false;
     kill(-p->pid, SIGKILL);
-    while (waitpid(p->pid, NULL, 0) < 0 && errno == EINTR) {}
+    struct rusage ru;                             /* its peak RSS comes with the reaping */
+    memset(&ru, 0, sizeof ru);
+    while (wait4(p->pid, NULL, 0, &ru) < 0 && errno == EINTR) {}
     p->reaped = true;
-    p->ex = (herd_proc_exit){ .known = true };
+    p->ex = (herd_proc_exit){ .known = true, .max_rss_kib = ru.ru_maxrss };
     if (si.si_code == CLD_EXITED) p->ex.status = si.si_status;
     else { p->ex.signal = si.si_status; p->ex.core_dumped = si.si_code == CLD_DUMPED; }
     return true;

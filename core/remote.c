@@ -243,6 +243,8 @@ int herd_remote_connect(const char *address, const char *token, herd_tls *tls, c
     pthread_mutex_unlock(&r->mu);
     if (welcomed) { *out = r; return 0; }
     herd_remote_close(r);
+    if (refused && strncmp(why, "TLS: ", 5) == 0)      /* this side's verdict, or the scheduler's: why says */
+        return herd_err_set(err, HERD_EAUTH, "address %s: %s", address, why);
     if (refused)
         return herd_err_set(err, HERD_EAUTH, "address %s: the scheduler refused this client: %s", address, why);
     return herd_err_set(err, HERD_ETIMEOUT, "address %s: no welcome from the scheduler within %.3gs", address,

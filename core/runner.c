@@ -1,7 +1,10 @@
 /* core/runner.c — the task runner (Prefect's DaskTaskRunner in C): option
  * validation, the temporary cluster's life (scheduler + provider) for exactly
- * one flow run, waiting for workers, and teardown — on herd_flow_end, on
- * herd_runner_free, and on SIGINT/SIGTERM, after which the signal is re-raised.
+ * one flow run — started on the first submit (client_kwargs.start: lazy) or
+ * in herd_flow_begin (eager), kept at its intended size by adaptive.c —
+ * waiting for workers, and teardown — on herd_flow_end, on herd_runner_free,
+ * and on SIGINT/SIGTERM (unless the program ignored them), after which every
+ * pending future is final and the signal goes to its previous disposition.
  * Signal dispositions are process-wide, so the list of active runners the
  * handler tears down is the one piece of process-wide state here. */
 #include "client.h"
@@ -13,6 +16,7 @@
 #include "security.h"
 #include "adaptive.h"
 #include "options.h"
+#include "tmpdir.h"
 #include "value_int.h"
 
 #include <errno.h>
@@ -65,6 +69,12 @@ typedef struct flow_runner {
     herd_tls_ca *tmp_ca;             /* security: temporary with a remote scheduler, during start_scheduler */
     char token[160];                 /* the cluster's token during herd_flow_begin */
     herd_adaptive *adaptive;
+    /* start: lazy — the temporary cluster starts on the first submit (or
+     * whatever needs workers); start_mu serialises that start */
+    pthread_mutex_t start_mu;
+    atomic_int lazy;                 /* 1: begun, cluster not started yet */
+    atomic_int start_rc;             /* the lazy start's error, returned to every later submit */
+    herd_err start_err;
     char addr[512];
     char tmpdir[64];
     struct flow_runner *next_active;
@@ -102,16 +112,33 @@ static void on_signal(int sig)
     errno = saved;
 }
 
+/* SIGINT/SIGTERM that were not ignored when the first flow run began (a
+ * program started as a `&` job in a script has SIGINT ignored and must not
+ * act on it): the handler's list and the dispositions it replaced. */
+static int sig_mine[2];            /* [0] SIGINT, [1] SIGTERM: ours installed */
+
+static void restore_signals(void)
+{
+    if (sig_mine[0]) sigaction(SIGINT, &old_int, NULL);
+    if (sig_mine[1]) sigaction(SIGTERM, &old_term, NULL);
+    sig_mine[0] = sig_mine[1] = 0;
+}
+
 static void *sig_main(void *arg)
 {
     unsigned char b;
     while (read(sig_pipe[0], &b, 1) == 1) {
         if (b == 0) continue;
+        char why[96];
+        snprintf(why, sizeof why, "the flow's process got signal %d (%s); its cluster was torn down", b,
+                 b == SIGINT ? "SIGINT" : b == SIGTERM ? "SIGTERM" : "?");
         pthread_mutex_lock(&active_mu);
         for (flow_runner *r = active_list; r; r = r->next_active) {
             rlog(r, HERD_LOG_WARN, "flow run %s: signal %d, tearing down its cluster", r->flow_name, b);
             herd_adaptive_halt(r->adaptive);
             close_cluster(r);
+            /* no future waits on a cluster that is gone */
+            herd_client_shutdown(&r->client, HERD_CANCELLED, why);
             if (r->tmpdir[0]) {          /* the scheduler's socket goes with the process */
                 char sock[128];
                 snprintf(sock, sizeof sock, "%s/scheduler.sock", r->tmpdir);
@@ -119,12 +146,11 @@ static void *sig_main(void *arg)
                 rmdir(r->tmpdir);
             }
         }
+        /* the disposition from before: the default ends the process with
+         * this signal; a handler of the program's own runs (and the
+         * program goes on, every future of the run final) */
+        restore_signals();
         pthread_mutex_unlock(&active_mu);
-        sigaction(SIGINT, &old_int, NULL);
-        sigaction(SIGTERM, &old_term, NULL);
-        struct sigaction dfl = { .sa_handler = SIG_DFL };
-        if ((b == SIGINT ? old_int : old_term).sa_handler == SIG_IGN) continue;
-        sigaction(b, &dfl, NULL);
         raise(b);
     }
     return NULL;
@@ -137,12 +163,17 @@ static void activate(flow_runner *r)
         struct sigaction sa = { .sa_handler = on_signal };
         sigemptyset(&sa.sa_mask);
         sa.sa_flags = SA_RESTART;
-        sigaction(SIGINT, &sa, &old_int);
-        sigaction(SIGTERM, &sa, &old_term);
-        if (pthread_create(&sig_thread, NULL, sig_main, NULL) == 0) sig_installed = 1;
-        else {
-            sigaction(SIGINT, &old_int, NULL);
-            sigaction(SIGTERM, &old_term, NULL);
+        sigaction(SIGINT, NULL, &old_int);
+        sigaction(SIGTERM, NULL, &old_term);
+        if (pthread_create(&sig_thread, NULL, sig_main, NULL) == 0) {
+            sig_installed = 1;
+            /* never a handler for a signal the program ignores */
+            if (old_int.sa_handler != SIG_IGN) sig_mine[0] = sigaction(SIGINT, &sa, &old_int) == 0;
+            if (old_term.sa_handler != SIG_IGN) sig_mine[1] = sigaction(SIGTERM, &sa, &old_term) == 0;
+        } else {
+            close(sig_pipe[0]);
+            close(sig_pipe[1]);
+            sig_pipe[0] = sig_pipe[1] = -1;
         }
     }
     r->next_active = active_list;
@@ -156,8 +187,7 @@ static void deactivate(flow_runner *r)
     for (flow_runner **pp = &active_list; *pp; pp = &(*pp)->next_active)
         if (*pp == r) { *pp = r->next_active; break; }
     if (!active_list && sig_installed) {
-        sigaction(SIGINT, &old_int, NULL);
-        sigaction(SIGTERM, &old_term, NULL);
+        restore_signals();
         close(sig_pipe[1]);
         pthread_join(sig_thread, NULL);
         close(sig_pipe[0]);
@@ -166,6 +196,9 @@ static void deactivate(flow_runner *r)
     }
     pthread_mutex_unlock(&active_mu);
 }
+
+static int start_cluster(flow_runner *r, herd_err *err);
+static int ensure_started(herd_runner *base, herd_err *err);
 
 /* ---- options ---- */
 static int kwargs_from(const char *text, const herd_value *value, const char *what, herd_value **out, herd_err *err)
@@ -224,6 +257,8 @@ int herd_runner_new(herd_runner **out, const herd_runner_opts *opts, herd_err *e
     r->client.log = r->log;
     r->client.log_ud = r->log_ud;
     r->base.cl = &r->client;
+    r->base.ensure = ensure_started;
+    pthread_mutex_init(&r->start_mu, NULL);
     if ((rc = kwargs_from(opts->cluster_kwargs, opts->cluster_kwargs_value, "cluster_kwargs", &r->cluster_kwargs, err))) goto fail;
     if ((rc = kwargs_from(opts->adapt_kwargs, opts->adapt_kwargs_value, "adapt_kwargs", &r->adapt_kwargs, err))) goto fail;
     if ((rc = kwargs_from(opts->client_kwargs, opts->client_kwargs_value, "client_kwargs", &ck, err))) goto fail;
@@ -321,6 +356,39 @@ static void teardown(flow_runner *r)
     herd_strv_free(r->envcore.dial_names);
     r->envcore.dial_names = NULL;
     r->active = 0;
+}
+
+/* The one place that keeps the cluster at its intended size (adaptive.c):
+ * with adapt_kwargs the load's target, else a nanny that holds the count of
+ * workers start() brought up and replaces the ones that die. ops and s reach
+ * the scheduler. */
+static int keep_size(flow_runner *r, const herd_sched_ops *ops, void *s, herd_err *err)
+{
+    int rc;
+    if (r->opts.adaptive) {            /* the load decides the size from here on */
+        if ((rc = herd_adaptive_start(&r->adaptive, &r->opts.adapt, ops, s, r->cprov, r->cluster, &r->env, err)))
+            return rc;
+        pthread_mutex_lock(&r->client.mu);
+        r->client.tp = &herd_adaptive_tp;
+        r->client.tp_ud = r->adaptive;
+        pthread_mutex_unlock(&r->client.mu);
+        return 0;
+    }
+    herd_worker_info small[64], *info = small;
+    size_t n = 0, cap = 64;
+    if (r->cprov->status(r->cluster, info, cap, &n) == 0 && n > cap && (info = calloc(n, sizeof *info))) {
+        cap = n;
+        if (r->cprov->status(r->cluster, info, cap, &n)) n = 0;
+    }
+    if (info == NULL) info = small;
+    int want = 0;
+    for (size_t i = 0; i < n && i < cap; i++)
+        if (info[i].state == HERD_WORKER_STARTING || info[i].state == HERD_WORKER_RUNNING) want++;
+    if (info != small) free(info);
+    if (!want) return 0;               /* n_workers: 0 — nothing to keep */
+    herd_adaptive_cfg cfg = { .minimum = want, .maximum = want, .interval = 1, .wait_count = 1,
+                              .target_duration = 1, .fixed = 1 };
+    return herd_adaptive_start(&r->adaptive, &cfg, ops, s, r->cprov, r->cluster, &r->env, err);
 }
 
 /* address mode: connect to an existing scheduler as a client */
@@ -442,15 +510,7 @@ static int begin_remote_scheduler(flow_runner *r, const char *tok, herd_err *err
     r->client.closed = 0;
     pthread_mutex_unlock(&r->client.mu);
     if ((rc = r->cprov->start(r->cluster, err))) return herd_err_prefix(err, "%s: starting workers", who);
-    if (r->opts.adaptive) {            /* the remote scheduler's load decides the size from here on */
-        if ((rc = herd_adaptive_start(&r->adaptive, &r->opts.adapt, &herd_remote_ops, r->remote, r->cprov,
-                                      r->cluster, &r->env, err)))
-            return rc;
-        pthread_mutex_lock(&r->client.mu);
-        r->client.tp = &herd_adaptive_tp;
-        r->client.tp_ud = r->adaptive;
-        pthread_mutex_unlock(&r->client.mu);
-    }
+    if ((rc = keep_size(r, &herd_remote_ops, r->remote, err))) return rc;
     double pt = r->opts.client.provision_timeout;
     if (!r->opts.adaptive && (rc = herd_remote_wait_workers(r->remote, 1, pt, err))) {
         char st[1024];
@@ -472,7 +532,41 @@ int herd_flow_begin(herd_runner *base, const char *flow_name, herd_err *err)
     free(r->flow_name);
     r->flow_name = strdup(flow_name && *flow_name ? flow_name : "flow");
     r->t0 = herd_now();
+    atomic_store(&r->start_rc, 0);
     if (r->address) return begin_remote(r, err);
+    if (r->opts.client.eager) return start_cluster(r, err);
+    r->active = 1;                   /* start: lazy — nothing runs until something needs workers */
+    atomic_store(&r->lazy, 1);
+    rlog(r, HERD_LOG_DEBUG, "flow run %s: the cluster starts on the first submit (client_kwargs.start: lazy)",
+         r->flow_name);
+    return 0;
+}
+
+/* The first submit of a lazy flow run (or anything else that needs workers)
+ * starts the cluster; its error, if any, is every later caller's too. */
+static int ensure_started(herd_runner *base, herd_err *err)
+{
+    flow_runner *r = (flow_runner *)base;
+    if (!atomic_load(&r->lazy) && !atomic_load(&r->start_rc)) return 0;
+    pthread_mutex_lock(&r->start_mu);
+    if (atomic_load(&r->lazy)) {
+        rlog(r, HERD_LOG_INFO, "flow run %s: starting the cluster on the first submit", r->flow_name);
+        herd_err_clear(&r->start_err);
+        int rc = start_cluster(r, &r->start_err);
+        if (rc) r->active = 1;       /* the run stays open until herd_flow_end */
+        atomic_store(&r->start_rc, rc);
+        atomic_store(&r->lazy, 0);
+    }
+    int rc = atomic_load(&r->start_rc);
+    if (rc) herd_err_set(err, rc, "%s", r->start_err.msg);
+    pthread_mutex_unlock(&r->start_mu);
+    return rc;
+}
+
+/* Start the temporary cluster of the flow run begun: scheduler, provider,
+ * workers. On failure everything started is torn down. */
+static int start_cluster(flow_runner *r, herd_err *err)
+{
     char token[64];
     const char *tok = r->opts.client.token;
     if (!tok) {
@@ -565,12 +659,7 @@ int herd_flow_begin(herd_runner *base, const char *flow_name, herd_err *err)
         else snprintf(listen, sizeof listen, "tls://127.0.0.1:0");
     }
     if (!listen[0]) {
-        snprintf(r->tmpdir, sizeof r->tmpdir, "/tmp/herd-XXXXXX");
-        if (!mkdtemp(r->tmpdir)) {
-            r->tmpdir[0] = '\0';
-            rc = herd_err_set(err, -errno, "cannot create a socket directory: %s", strerror(errno));
-            goto fail;
-        }
+        if ((rc = herd_tmpdir_make(r->tmpdir, sizeof r->tmpdir, r->log, r->log_ud, err))) goto fail;
         snprintf(listen, sizeof listen, "unix://%s/scheduler.sock", r->tmpdir);
     }
 
@@ -580,6 +669,7 @@ int herd_flow_begin(herd_runner *base, const char *flow_name, herd_err *err)
         .heartbeat_interval = r->opts.client.heartbeat_interval,
         .heartbeat_timeout = r->opts.client.heartbeat_timeout,
         .allowed_failures = r->opts.client.allowed_failures,
+        .no_workers_timeout = r->opts.client.no_workers_timeout,
         .log = r->log, .log_ud = r->log_ud, .tls = r->tls,
     };
     if ((rc = herd_sched_start(&r->sched, &sc, r->addr, sizeof r->addr, err))) {
@@ -611,15 +701,7 @@ int herd_flow_begin(herd_runner *base, const char *flow_name, herd_err *err)
     r->client.closed = 0;
     pthread_mutex_unlock(&r->client.mu);
     if ((rc = r->cprov->start(r->cluster, err))) { herd_err_prefix(err, "%s: starting workers", r->cprov->name); goto fail; }
-    if (r->opts.adaptive) {            /* the load decides the size from here on */
-        if ((rc = herd_adaptive_start(&r->adaptive, &r->opts.adapt, &herd_sched_ops_local, r->sched, r->cprov, r->cluster,
-                                      &r->env, err)))
-            goto fail;
-        pthread_mutex_lock(&r->client.mu);
-        r->client.tp = &herd_adaptive_tp;
-        r->client.tp_ud = r->adaptive;
-        pthread_mutex_unlock(&r->client.mu);
-    }
+    if ((rc = keep_size(r, &herd_sched_ops_local, r->sched, err))) goto fail;
     double pt = r->opts.client.provision_timeout;
     /* an adaptive cluster may rightly have no worker until there is work */
     if (!r->opts.adaptive && (rc = herd_sched_wait_workers(r->sched, 1, pt, err))) {
@@ -644,6 +726,10 @@ int herd_flow_end(herd_runner *base, bool failed, herd_err *err)
     flow_runner *r = (flow_runner *)base;
     if (!r || r->base.is_task_client) return herd_err_set(err, HERD_EARG, "herd_flow_end: not a flow runner");
     if (!r->active) return herd_err_set(err, HERD_ESTATE, "herd_flow_end: no active flow run");
+    pthread_mutex_lock(&r->start_mu);       /* a start in progress finishes first; none begins after */
+    atomic_store(&r->lazy, 0);
+    atomic_store(&r->start_rc, 0);
+    pthread_mutex_unlock(&r->start_mu);
     herd_client_shutdown(&r->client, HERD_CANCELLED, "the flow run ended before the task finished");
     teardown(r);
     rlog(r, failed ? HERD_LOG_ERROR : HERD_LOG_INFO, "flow run %s %s in %.3fs", r->flow_name,
@@ -655,6 +741,8 @@ int herd_wait_for_workers(herd_runner *base, int n, double timeout_s, herd_err *
 {
     flow_runner *r = (flow_runner *)base;
     if (!r || r->base.is_task_client || !r->active) return herd_err_set(err, HERD_ESTATE, "herd_wait_for_workers: no active flow run");
+    int rc = ensure_started(base, err);
+    if (rc) return rc;
     if (r->remote) return herd_remote_wait_workers(r->remote, n, timeout_s, err);
     return herd_sched_wait_workers(r->sched, n, timeout_s, err);
 }
@@ -662,7 +750,7 @@ int herd_wait_for_workers(herd_runner *base, int n, double timeout_s, herd_err *
 const char *herd_runner_address(herd_runner *base)
 {
     flow_runner *r = (flow_runner *)base;
-    if (!r || r->base.is_task_client || !r->active) return NULL;
+    if (!r || r->base.is_task_client || !r->active || ensure_started(base, NULL)) return NULL;
     return r->addr;                  /* in-process, existing or provider-run: the one we use */
 }
 
@@ -670,7 +758,7 @@ int herd_runner_workers(herd_runner *base, int *nthreads)
 {
     flow_runner *r = (flow_runner *)base;
     if (nthreads) *nthreads = 0;
-    if (!r || r->base.is_task_client || !r->active) return 0;
+    if (!r || r->base.is_task_client || !r->active || ensure_started(base, NULL)) return 0;
     if (r->remote) return herd_remote_workers(r->remote, nthreads);
     return herd_sched_nworkers(r->sched, nthreads);
 }
@@ -691,5 +779,6 @@ void herd_runner_free(herd_runner *base)
     herd_value_free(r->cluster_kwargs);
     herd_run_opts_clear(&r->opts);
     herd_value_free(r->adapt_kwargs);
+    pthread_mutex_destroy(&r->start_mu);
     free(r);
 }

@@ -44,6 +44,7 @@ typedef struct stask {
     int allow_other;           /* with workers: any worker while none of those is connected */
     int retries_left, attempt, suspicious;
     double retry_delay, timeout, started;
+    double no_worker_since;    /* ready with resources no connected worker has; 0: one has */
     int state;
     herd_state final;
     uint64_t *deps;            /* keys this task waits on (registered as dependent) */
@@ -98,6 +99,7 @@ struct herd_sched {
     char *token;
     struct event_base *base;
     struct evconnlistener *lis;
+    herd_accept_guard guard;   /* backoff when accept() runs out of descriptors */
     struct event *inbox_ev, *dispatch_ev, *hb_ev, *stop_ev;
     pthread_t thread;
     int running;
@@ -121,6 +123,7 @@ struct herd_sched {
     uint32_t next_id;
     sworker *workers;
     double avg_dur;            /* EWMA of task durations, s; < 0 unknown */
+    double no_workers_since;   /* ready tasks and no worker since then; 0: not so */
     int dispatch_pending;
     int closing_all;           /* every worker was told to close: values they held are not recomputed */
     char unix_path[128];
@@ -185,6 +188,7 @@ static int scanned(const stask *t)
 static void make_ready(herd_sched *s, stask *t)
 {
     set_state(s, t, T_READY);
+    t->no_worker_since = 0;
     if (scanned(t)) {
         if (s->rlen == s->rcap) {
             size_t nc = s->rcap ? 2 * s->rcap : 16;
@@ -514,19 +518,22 @@ static int allowed_on(const herd_sched *s, const sworker *w, const stask *t)
     return 1;
 }
 
-/* t's resources are free on w and its restriction allows w. */
-static int fits(const herd_sched *s, const sworker *w, const stask *t)
+/* Do t's resources fit what w has free now (or, with whole, its totals:
+ * could w ever run t)? */
+static int fits_in(const sworker *w, const stask *t, int whole)
 {
-    if (!allowed_on(s, w, t)) return 0;
     for (size_t i = 0; i < herd_len(t->resources); i++) {
         const char *name = herd_key_at(t->resources, i);
         double need = herd_as_float(herd_at(t->resources, i)), avail = -1;
         for (size_t j = 0; j < w->nres; j++)
-            if (strcmp(w->res[j].name, name) == 0) avail = w->res[j].avail;
+            if (strcmp(w->res[j].name, name) == 0) avail = whole ? w->res[j].total : w->res[j].avail;
         if (avail < need) return 0;
     }
     return 1;
 }
+
+/* t's resources are free on w and its restriction allows w. */
+static int fits(const herd_sched *s, const sworker *w, const stask *t) { return allowed_on(s, w, t) && fits_in(w, t, 0); }
 
 static void res_take(sworker *w, const herd_value *res, double sign)
 {
@@ -586,19 +593,29 @@ static herd_value *inputs_of(herd_sched *s, const stask *t)
 
 static void assign(herd_sched *s, stask *t, sworker *w)
 {
-    unready(s, t);
     herd_value *inputs = inputs_of(s, t);
     /* a result may stay on the worker when its reader fetches from workers:
      * the in-process client, a task's sub-task client, or a dependent (not
      * a remote client) */
     herd_msg_run m = { t->key, herd_pstr_c(t->task), t->args, t->attempt, herd_pstr_c(t->run_name), t->tags,
                        inputs, (!t->owner || t->owner->role == ROLE_WORKER) && w->peer };
-    int rc = herd_proto_pack_run(herd_conn_buf(w->conn), &m);
+    msgpack_sbuffer *sb = herd_conn_buf(w->conn);
+    size_t before = sb->size;
+    int rc = herd_proto_pack_run(sb, &m);
     herd_value_free(inputs);
     if (rc) {   /* dependency results nested it too deep */
         finalize(s, t, HERD_FAILED, "arguments nest too deeply to send to a worker");
         return;
     }
+    if (sb->size - before > HERD_MAX_DATA) {   /* dependency results made it too large: this task fails */
+        char why[200];
+        snprintf(why, sizeof why, "arguments of %zu bytes (with their dependencies' results) exceed the %zu-byte "
+                 "limit on a task's data", sb->size - before, (size_t)HERD_MAX_DATA);
+        sb->size = before;
+        finalize(s, t, HERD_FAILED, why);          /* takes it off the ready queue */
+        return;
+    }
+    unready(s, t);
     herd_conn_end(w->conn);
     set_state(s, t, T_RUNNING);
     t->worker = w;
@@ -1028,6 +1045,7 @@ static int on_hello(herd_sched *s, sworker *w, const msgpack_object *msg)
     w->nthreads = h.nthreads > 0 ? h.nthreads : 1;
     w->pid = (long)h.pid;
     w->hello = 1;
+    herd_conn_set_limits(w->conn, HERD_MAX_FRAME, 0);    /* authenticated: full-size frames */
     w->idle_since = herd_now();
     w->id = s->next_id++;
     if (w->hello_timer) { event_free(w->hello_timer); w->hello_timer = NULL; }
@@ -1402,10 +1420,23 @@ static void on_close(herd_conn *c, const char *why, void *ud)
     worker_lost(w->s, w, why);
 }
 
+#define HELLO_TIMEOUT_S 10
+
+/* The TLS handshake and the HELLO must both be done within HELLO_TIMEOUT_S;
+ * a connection still in its handshake can be told nothing and is closed. */
 static void hello_timeout(evutil_socket_t fd, short what, void *arg)
 {
     sworker *w = arg;
-    refuse(w->s, w, "no hello within 10s");
+    char why[64];
+    snprintf(why, sizeof why, "%s within %ds", herd_conn_handshaking(w->conn) ? "TLS handshake not finished"
+             : "no hello", HELLO_TIMEOUT_S);
+    refuse(w->s, w, why);
+}
+
+static void accept_error_cb(struct evconnlistener *l, void *arg)
+{
+    herd_sched *s = arg;
+    herd_accept_guard_fail(&s->guard);
 }
 
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len, void *arg)
@@ -1442,11 +1473,53 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     w->last_seen = herd_now();
     w->conn = herd_conn_new(bev, peer, on_msg, on_close, w);
     if (!w->conn) { free(w); return; }
+    herd_conn_set_limits(w->conn, HERD_PREAUTH_MAX_FRAME, 0);   /* nothing spent on it before its hello */
     w->hello_timer = evtimer_new(s->base, hello_timeout, w);
-    struct timeval tv = { 10, 0 };
+    struct timeval tv = { HELLO_TIMEOUT_S, 0 };
     evtimer_add(w->hello_timer, &tv);
     w->next = s->workers;
     s->workers = w;
+}
+
+/* Dask's no-workers-timeout: ready tasks that no connected worker can run
+ * for cfg.no_workers_timeout end Crashed, saying why, so no future waits
+ * forever on a cluster that is gone. Timed from when the tasks were ready
+ * with no worker (not from when the last worker left). */
+static void check_no_workers(herd_sched *s, double now)
+{
+    double limit = s->cfg.no_workers_timeout;
+    if (limit <= 0) return;
+    int nw = 0;
+    for (sworker *w = s->workers; w; w = w->next)
+        if (w->hello && w->role == ROLE_WORKER && !w->closing) nw++;
+    if (nw || !s->hlen) s->no_workers_since = 0;
+    else if (!s->no_workers_since) s->no_workers_since = now;
+    char msg[256];
+    if (s->no_workers_since && now - s->no_workers_since >= limit) {
+        snprintf(msg, sizeof msg, "no worker to run it for %.3gs (client_kwargs.no_workers_timeout): the cluster "
+                 "has no workers", now - s->no_workers_since);
+        slog(s, HERD_LOG_ERROR, "%zu ready task(s) end Crashed: %s", s->hlen, msg);
+        while (s->hlen) finalize(s, s->heap[0], HERD_CRASHED, msg);
+        s->no_workers_since = 0;
+    }
+    for (size_t i = 0; i < s->rlen;) {
+        stask *t = s->rlist[i];
+        int can = 0;
+        for (sworker *w = s->workers; w && !can; w = w->next)
+            can = w->hello && w->role == ROLE_WORKER && !w->closing && fits_in(w, t, 1) && allowed_on(s, w, t);
+        if (can) { t->no_worker_since = 0; i++; continue; }
+        if (!t->no_worker_since) t->no_worker_since = now;
+        if (now - t->no_worker_since < limit) { i++; continue; }
+        char *res = herd_value_to_string(t->resources), *names = herd_value_to_string(t->workers);
+        snprintf(msg, sizeof msg, "no worker to run it for %.3gs (client_kwargs.no_workers_timeout): no "
+                 "connected worker (of %d) %s %s", now - t->no_worker_since, nw,
+                 t->workers ? "is one of the workers it may run on," : "offers resources",
+                 t->workers ? (names ? names : "?") : (res ? res : "?"));
+        free(res);
+        free(names);
+        slog(s, HERD_LOG_ERROR, "%s ends Crashed: %s", t->run_name, msg);
+        finalize(s, t, HERD_CRASHED, msg);   /* leaves rlist: i now holds the next */
+    }
 }
 
 static void heartbeat_cb(evutil_socket_t fd, short what, void *arg)
@@ -1461,6 +1534,7 @@ static void heartbeat_cb(evutil_socket_t fd, short what, void *arg)
             worker_lost(s, w, why);
         }
     }
+    check_no_workers(s, now);
 }
 
 /* ---- inbox from the in-process client ---- */
@@ -1700,6 +1774,11 @@ int herd_sched_start(herd_sched **out, const herd_sched_cfg *cfg, char *addr, si
     if (herd_addr_parse(cfg->listen, &a, NULL) == 0 && a.is_unix) snprintf(s->unix_path, sizeof s->unix_path, "%s", a.path);
     if ((rc = herd_tls_addr_check(cfg->tls, cfg->listen, err))) goto fail;
     if (!(s->lis = herd_listen(s->base, cfg->listen, accept_cb, s, addr, cap, err))) { rc = err ? err->code : -HERD_EARG; goto fail; }
+    if (herd_accept_guard_init(&s->guard, s->lis, s->cfg.log, s->cfg.log_ud)) {
+        rc = herd_err_set(err, -ENOMEM, "out of memory");
+        goto fail;
+    }
+    evconnlistener_set_error_cb(s->lis, accept_error_cb);
     s->running = 1;
     if ((rc = pthread_create(&s->thread, NULL, loop_main, s))) {
         s->running = 0;
@@ -1755,6 +1834,7 @@ void herd_sched_stop(herd_sched *s)
     free(s->heap);
     free(s->rlist);
     if (s->lis) evconnlistener_free(s->lis);
+    herd_accept_guard_destroy(&s->guard);
     if (s->unix_path[0]) unlink(s->unix_path);
     if (s->inbox_ev) event_free(s->inbox_ev);
     if (s->dispatch_ev) event_free(s->dispatch_ev);

@@ -15,6 +15,8 @@ typedef struct herd_sched_cfg {
     double heartbeat_interval;     /* seconds between worker heartbeats */
     double heartbeat_timeout;      /* a worker silent this long is dead */
     int allowed_failures;          /* worker deaths a task survives before Crashed */
+    double no_workers_timeout;     /* > 0: a ready task no worker can run this long ends
+                                      Crashed (Dask's no-workers-timeout); <= 0: never */
     herd_tls *tls;                 /* NULL: plain; else tls:// with mutual auth (borrowed) */
     int owned;                     /* started by a cluster's provider for one flow run
                                       (--herd-scheduler): its client may drain and close

@@ -787,7 +787,7 @@ static const char *alert_reason(int r)
     case SSL_R_HTTPS_PROXY_REQUEST:
     case SSL_R_PACKET_LENGTH_TOO_LONG:
     case SSL_R_RECORD_LENGTH_MISMATCH:
-        return "the peer does not speak TLS (is it using a tcp:// or unix:// address?)";
+        return HERD_TLS_NOT_TLS " (is it using a tcp:// or unix:// address?)";
     default:
         return NULL;
     }
@@ -796,8 +796,11 @@ static const char *alert_reason(int r)
 int herd_tls_ssl_error(SSL *ssl, unsigned long e, char *buf, size_t cap)
 {
     if (!ssl || !cap) return 0;
+    /* a client (worker, flow) that refuses the certificate says so: it is
+     * this side's verdict, not the scheduler's */
+    const char *mine = SSL_is_server(ssl) ? "" : "this side refused the scheduler's certificate: ";
     vnote *n = note_idx >= 0 ? SSL_get_ex_data(ssl, note_idx) : NULL;
-    if (n && n->text[0]) { snprintf(buf, cap, "%s", n->text); return 1; }
+    if (n && n->text[0]) { snprintf(buf, cap, "%s%s", mine, n->text); return 1; }
     if (e) {
         const char *r = ERR_GET_LIB(e) == ERR_LIB_SSL ? alert_reason(ERR_GET_REASON(e)) : NULL;
         if (r) { snprintf(buf, cap, "%s", r); return 1; }
@@ -808,7 +811,10 @@ int herd_tls_ssl_error(SSL *ssl, unsigned long e, char *buf, size_t cap)
         }
     }
     long vr = SSL_get_verify_result(ssl);
-    if (vr != X509_V_OK) { snprintf(buf, cap, "certificate verify failed: %s", X509_verify_cert_error_string(vr)); return 1; }
+    if (vr != X509_V_OK) {
+        snprintf(buf, cap, "%scertificate verify failed: %s", mine, X509_verify_cert_error_string(vr));
+        return 1;
+    }
     if (!SSL_is_init_finished(ssl)) {
         snprintf(buf, cap, "connection closed during the TLS handshake (the peer may have refused this side's "
                  "certificate, or does not speak TLS)");
@@ -827,6 +833,12 @@ int herd_tls_error(struct bufferevent *bev, short what, char *buf, size_t cap)
         if (!ssl_e && ERR_GET_LIB(e) == ERR_LIB_SSL) ssl_e = e;
     }
     return herd_tls_ssl_error(ssl, ssl_e ? ssl_e : any, buf, cap);
+}
+
+int herd_tls_handshaking(struct bufferevent *bev)
+{
+    SSL *ssl = bev ? bufferevent_openssl_get_ssl(bev) : NULL;
+    return ssl && !SSL_is_init_finished(ssl);
 }
 
 int herd_tls_peer_name(struct bufferevent *bev, char *buf, size_t cap)

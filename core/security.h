@@ -93,6 +93,9 @@ struct bufferevent *herd_tls_accept(herd_tls *t, struct event_base *base, evutil
 struct bufferevent *herd_tls_connect(herd_tls *t, struct event_base *base, evutil_socket_t fd,
                                      const char *host, herd_err *err);
 
+/* How herd_tls_error's reason begins when the peer sent something that is not
+ * TLS (a plain herd frame: it dialled tcp://). */
+#define HERD_TLS_NOT_TLS "the peer does not speak TLS"
 /* When a TLS bufferevent reports BEV_EVENT_ERROR or BEV_EVENT_EOF: write a
  * clear reason into buf ("certificate verify failed: certificate has expired
  * (certificate CN=..., notAfter ...)", "the peer presented no certificate...",
@@ -100,6 +103,8 @@ struct bufferevent *herd_tls_connect(herd_tls *t, struct event_base *base, evuti
  * bufferevent or nothing TLS-specific went wrong (a plain EOF after a
  * completed handshake). Consumes the bufferevent's queued OpenSSL errors. */
 int herd_tls_error(struct bufferevent *bev, short what, char *buf, size_t cap);
+/* 1 while bev is a TLS bufferevent whose handshake has not finished. */
+int herd_tls_handshaking(struct bufferevent *bev);
 /* After the handshake: the peer certificate's subject CN (for logs). Returns
  * 1, or 0 (buf = "") when bev is not TLS or has no peer certificate. */
 int herd_tls_peer_name(struct bufferevent *bev, char *buf, size_t cap);

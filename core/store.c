@@ -6,7 +6,6 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
-#include <string.h>
 
 struct herd_store {
     pthread_mutex_t mu;
@@ -64,27 +63,9 @@ static int put(herd_store *st, uint64_t key, char *data, herd_value *v, size_t l
 
 int herd_store_put(herd_store *st, uint64_t key, char *data, size_t len) { return put(st, key, data, NULL, len); }
 
-int herd_store_put_value(herd_store *st, uint64_t key, herd_value *v)
+int herd_store_put_value(herd_store *st, uint64_t key, herd_value *v, size_t len)
 {
-    return put(st, key, NULL, v, herd_store_value_size(v));
-}
-
-size_t herd_store_value_size(const herd_value *v)
-{
-    size_t n = 0, len = 0;
-    switch (herd_typeof(v)) {
-    case HERD_STR: case HERD_BYTES:
-        herd_as_bytes(v, &len);
-        return len + 5;
-    case HERD_ARRAY:
-        for (size_t i = 0; i < herd_len(v); i++) n += herd_store_value_size(herd_at(v, i));
-        return n + 5;
-    case HERD_MAP:
-        for (size_t i = 0; i < herd_len(v); i++) n += strlen(herd_key_at(v, i)) + 5 + herd_store_value_size(herd_at(v, i));
-        return n + 5;
-    default:
-        return 9;
-    }
+    return put(st, key, NULL, v, len);
 }
 
 herd_blob *herd_store_get(herd_store *st, uint64_t key)

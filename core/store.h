@@ -13,7 +13,7 @@
  * under a transfer. */
 typedef struct herd_blob {
     atomic_int refs;
-    size_t len;                /* data's length; with value, its estimated packed size */
+    size_t len;                /* data's length; with value, its packed size */
     char *data;                /* malloc'd, owned; NULL when value is set */
     herd_value *value;         /* owned, never changed once stored (readers share it) */
 } herd_blob;
@@ -27,10 +27,9 @@ void herd_store_free(herd_store *st);
 /* Keep len bytes at data (malloc'd; taken, also on failure) under key,
  * replacing an older value. 0 or -ENOMEM. */
 int herd_store_put(herd_store *st, uint64_t key, char *data, size_t len);
-/* Keep v under key: taken on success; still the caller's on -ENOMEM. */
-int herd_store_put_value(herd_store *st, uint64_t key, herd_value *v);
-/* About how many bytes v takes packed (msgpack): payloads plus headers. */
-size_t herd_store_value_size(const herd_value *v);
+/* Keep v, len bytes once packed (herd_wire_size), under key: taken on
+ * success; still the caller's on -ENOMEM. */
+int herd_store_put_value(herd_store *st, uint64_t key, herd_value *v, size_t len);
 /* key's value with a reference for the caller (herd_blob_unref), or NULL. */
 herd_blob *herd_store_get(herd_store *st, uint64_t key);
 void herd_blob_unref(herd_blob *b);

@@ -236,9 +236,9 @@ static int fetch_inputs(wk *w, wtask *t)
 static void hold_result(wk *w, wtask *t, herd_msg_done *d)
 {
     if (!d->ok || !t->hold || !w->peer || !d->value) return;
-    if (herd_value_depth(d->value) > HERD_VALUE_WIRE_DEPTH) return;  /* DONE says why it cannot travel */
-    size_t len = herd_store_value_size(d->value);
-    if (len <= HERD_INLINE_MAX || herd_store_put_value(w->store, t->key, d->value)) return;   /* inline */
+    size_t len = herd_wire_size(d->value);       /* SIZE_MAX: it cannot be encoded, DONE says why */
+    if (len <= HERD_INLINE_MAX || len == SIZE_MAX || herd_store_put_value(w->store, t->key, d->value, len))
+        return;                                  /* inline */
     d->held = (int64_t)len;
     d->value = NULL;
 }
@@ -293,9 +293,19 @@ static void run_one(wk *w, wtask *t, fncache **cache)
         d.error = herd_pstr_c(ctx.fail_msg ? ctx.fail_msg : msg);
     }
     pthread_mutex_lock(&w->mu);
+    size_t before = w->out.sb.size;
+    char big[160];
     if (herd_proto_pack_done(&w->out.sb, &d)) {     /* the result cannot travel: fail the task instead */
         d.ok = 0;
         d.error = herd_pstr_c("result could not be encoded (nested deeper than 32 levels?)");
+        herd_proto_pack_done(&w->out.sb, &d);
+    } else if (w->out.sb.size - before > HERD_MAX_DATA) {   /* too large for a frame: the task fails, not us */
+        snprintf(big, sizeof big, "result of %zu bytes exceeds the %zu-byte limit on a task's data",
+                 w->out.sb.size - before, (size_t)HERD_MAX_DATA);
+        w->out.sb.size = before;
+        d.ok = 0;
+        d.value = NULL;
+        d.error = herd_pstr_c(big);
         herd_proto_pack_done(&w->out.sb, &d);
     }
     herd_outbox_send_unlock(&w->out);
@@ -477,7 +487,7 @@ static void on_close(herd_conn *c, const char *why, void *ud)
     wk *w = ud;
     if (!w->stop && strncmp(why, "TLS: ", 5) == 0) {
         /* the same certificates would be refused again: no reconnecting */
-        wlog(w, HERD_LOG_ERROR, "the scheduler at %s refused this worker: %s", w->address, why);
+        wlog(w, HERD_LOG_ERROR, "cannot connect to the scheduler at %s: %s", w->address, why);
         stop_loop(w, HERD_WORKER_EXIT_REFUSED);
         return;
     }
@@ -513,7 +523,7 @@ static void mem_cb(evutil_socket_t fd, short what, void *arg)
     if (w->cfg.memory_limit > 0 && rss > w->cfg.memory_limit) {
         wlog(w, HERD_LOG_ERROR, "memory %lld bytes exceeds memory_limit %lld; exiting so its tasks run elsewhere",
              (long long)rss, (long long)w->cfg.memory_limit);
-        _exit(137);
+        _exit(HERD_WORKER_EXIT_MEMORY_LIMIT);
     }
 }
 

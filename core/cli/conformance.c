@@ -124,6 +124,7 @@ static int make_runner(run *x, herd_cluster_factory factory, herd_err *err)
     else if (x->o->provider) ro.cluster_provider = x->o->provider;
     else ro.cluster_class = x->o->cluster_class;
     ro.cluster_kwargs = x->o->kwargs;
+    ro.client_kwargs = "{start: eager}";   /* the factory runs inside herd_flow_begin, and start is checked there */
     return herd_runner_new(&x->r, &ro, err);
 }
 

@@ -80,9 +80,14 @@ HERD_API int  herd_runner_new(herd_runner **out, const herd_runner_opts *opts, h
 HERD_API void herd_runner_free(herd_runner *r);
 
 /* ---- flow runs ---- */
-/* Start a flow run: create the temporary cluster (or connect to `address`).
- * The cluster lives until herd_flow_end; SIGINT/SIGTERM during the run tear it
- * down before the process dies. */
+/* Start a flow run: connect to `address`, or open the run of a temporary
+ * cluster, which starts on the first submit (or herd_wait_for_workers,
+ * herd_runner_address, herd_runner_workers), or here with client_kwargs
+ * {start: eager}; a cluster that cannot start fails that call, and every
+ * later submit of the run, with the provider's error. The cluster lives
+ * until herd_flow_end, its dead workers replaced; SIGINT/SIGTERM during the
+ * run (unless the program ignores them) tear it down, end every pending
+ * future, then take their previous course. */
 HERD_API int herd_flow_begin(herd_runner *r, const char *flow_name, herd_err *err);
 /* End the flow run: tasks still pending are Cancelled, the temporary cluster
  * is closed (an existing one is left running). `failed` marks the run failed

@@ -93,6 +93,11 @@ HERD_API int herd_kwargs_load(const herd_param *params, const herd_value *kwargs
 enum { HERD_LOG_DEBUG, HERD_LOG_INFO, HERD_LOG_WARN, HERD_LOG_ERROR };
 
 /* How to start one worker. */
+/* The exit status of a worker process that ended itself because its memory
+ * (RSS) exceeded the spec's memory_limit: a provider's status detail can say
+ * so ("exceeded memory_limit …") instead of a bare exit status. */
+#define HERD_WORKER_EXIT_MEMORY_LIMIT 86
+
 typedef struct herd_worker_spec {
     const char *name;              /* unique within the cluster, e.g. "local-3" */
     int nthreads;                  /* >= 1 */
@@ -199,6 +204,7 @@ typedef struct herd_proc_exit {
     int  status;              /* its exit status, when signal is 0 */
     int  signal;              /* the signal that ended it, or 0 */
     bool core_dumped;
+    long max_rss_kib;         /* its peak resident set size in KiB, when known (else 0) */
 } herd_proc_exit;
 
 typedef struct herd_proc herd_proc;

@@ -3,7 +3,8 @@
  * (distributed/deploy/local.py). The core hands over the worker command
  * (herd_worker_argv); this file decides how many workers, with how many
  * threads and how much memory, starts them, watches them (status reaps
- * exited processes and says why they ended), and stops them for certain:
+ * exited processes and says why they ended: a signal, an exit status, or
+ * memory_limit exceeded with the peak RSS), and stops them for certain:
  * retire and close send SIGTERM to the worker's process group, wait up to
  * 3 s, then SIGKILL and reap (the process helpers of core/proc.c, whose
  * spawner thread ties the workers' lives to the cluster's). One mutex per
@@ -342,9 +343,16 @@ static int lc_start(herd_cluster *c, herd_err *err) { return lc_scale_up(c, c->n
 
 /* ---- watching and stopping ---- */
 
-/* Record how w's process ended; c->mu held. */
-static void finish(lworker *w, const herd_proc_exit *ex, bool expected)
+/* Record how w's process ended; c->mu held. A worker that ended itself over
+ * memory_limit (HERD_WORKER_EXIT_MEMORY_LIMIT) says so, with its peak RSS. */
+static void finish(herd_cluster *c, lworker *w, const herd_proc_exit *ex, bool expected)
 {
+    if (ex->known && !ex->signal && ex->status == HERD_WORKER_EXIT_MEMORY_LIMIT && !expected) {
+        w->state = HERD_WORKER_FAILED;
+        snprintf(w->detail, sizeof w->detail, "pid %ld exceeded memory_limit %lld MiB (peak RSS %ld MiB) and exited",
+                 (long)w->pid, (long long)(c->memory_limit >> 20), ex->max_rss_kib / 1024);
+        return;
+    }
     bool ok = ex->known ? (ex->signal ? expected && (ex->signal == SIGTERM || ex->signal == SIGKILL)
                                       : expected || ex->status == 0)
                         : expected;
@@ -367,14 +375,14 @@ static void stop_procs(herd_cluster *c, lworker **ws, size_t n)
             herd_proc_exit one;
             herd_proc_stop(&ws[i]->proc, 1, STOP_GRACE_S, &one);
             pthread_mutex_lock(&c->mu);
-            finish(ws[i], &one, true);
+            finish(c, ws[i], &one, true);
             pthread_mutex_unlock(&c->mu);
         }
     } else {
         for (size_t i = 0; i < n; i++) ps[i] = ws[i]->proc;
         herd_proc_stop(ps, n, STOP_GRACE_S, ex);
         pthread_mutex_lock(&c->mu);
-        for (size_t i = 0; i < n; i++) finish(ws[i], &ex[i], true);
+        for (size_t i = 0; i < n; i++) finish(c, ws[i], &ex[i], true);
         pthread_mutex_unlock(&c->mu);
     }
     free(ps);
@@ -431,7 +439,7 @@ static int lc_status(herd_cluster *c, herd_worker_info *out, size_t cap, size_t 
         if (!w->busy && w->state == HERD_WORKER_RUNNING) {
             if (c->processes) {
                 herd_proc_exit ex;
-                if (herd_proc_poll(w->proc, &ex)) finish(w, &ex, false);
+                if (herd_proc_poll(w->proc, &ex)) finish(c, w, &ex, false);
             } else if (w->thr && !herd_worker_thread_alive(w->thr)) {
                 herd_worker_thread_stop(w->thr, true);
                 w->thr = NULL;

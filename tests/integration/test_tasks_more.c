@@ -207,14 +207,18 @@ static void test_provider_runs_the_scheduler(void **state)
     snprintf(ck, sizeof ck, "{n_workers: 1, herd: '%s', no_tls: true}", herd_bin);
     herd_runner_opts o6 = { .cluster_class = cls, .cluster_kwargs = ck, .client_kwargs = "{security: temporary}" };
     assert_int_equal(herd_runner_new(&r, &o6, &err), 0);
-    assert_int_not_equal(herd_flow_begin(r, "remote-no-tls", &err), 0);
+    assert_int_equal(herd_flow_begin(r, "remote-no-tls", &err), 0);   /* start: lazy — the first submit starts it */
+    herd_future *none = NULL;
+    assert_int_not_equal(herd_submit(r, "echo_pid", NULL, &none, &err), 0);
+    assert_null(none);
     if (!strstr(err.msg, "without a certificate")) fail_msg("unexpected error: %s", err.msg);
     herd_runner_free(r);
     /* … but not a shared `herd scheduler`, which will not drain for a client */
     snprintf(ck, sizeof ck, "{n_workers: 0, herd: '%s', shared: true}", herd_bin);
     herd_runner_opts o4 = { .cluster_class = cls, .cluster_kwargs = ck, .adapt_kwargs = "{maximum: 2}" };
     assert_int_equal(herd_runner_new(&r, &o4, &err), 0);
-    assert_int_equal(herd_flow_begin(r, "adaptive-shared", &err), -HERD_EARG);
+    assert_int_equal(herd_flow_begin(r, "adaptive-shared", &err), 0);
+    assert_int_equal(herd_submit(r, "echo_pid", NULL, &none, &err), -HERD_EARG);
     if (!strstr(err.msg, "adapt_kwargs") || !strstr(err.msg, "shared")) fail_msg("unexpected error: %s", err.msg);
     herd_runner_free(r);
 }

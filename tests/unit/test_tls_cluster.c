@@ -2,7 +2,10 @@
  * (herd_scheduler_start with certificate files), real `herd worker`
  * processes and a flow connecting by address; every refusal the issue lists
  * (no certificate, another CA, an expired certificate, a wrong token) is
- * refused and logged; and a capture on the loopback interface (AF_PACKET)
+ * refused and logged; connections that never finish their handshake are
+ * closed after the hello timeout (descriptors back); a tcp:// client of the
+ * TLS scheduler is told to use tls://, and a client refusing the scheduler's
+ * certificate says this side refused it; and a capture on the loopback interface (AF_PACKET)
  * shows a known task argument crossing the wire in clear without TLS and
  * never with `security: temporary`. */
 #include <stdarg.h>
@@ -10,6 +13,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -20,6 +24,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <pthread.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -255,7 +260,10 @@ static void test_provider_scheduler_with_tls_files(void **state)
     snprintf(ck, sizeof ck, "{n_workers: 1, herd: '%s'}", herd_bin);
     herd_runner_opts o2 = { .cluster_class = cls, .cluster_kwargs = ck, .client_kwargs = cl };
     assert_int_equal(herd_runner_new(&r, &o2, &err), 0);
-    assert_int_equal(herd_flow_begin(r, "tls-files-remote", &err), -HERD_EARG);
+    assert_int_equal(herd_flow_begin(r, "tls-files-remote", &err), 0);   /* start: lazy — the first submit starts it */
+    herd_future *none = NULL;
+    assert_int_equal(herd_submit(r, "echo", herd_tuple("s", "x"), &none, &err), -HERD_EARG);
+    assert_null(none);
     if (!strstr(err.msg, "client_kwargs.tls_ca_file") || !strstr(err.msg, "remotely"))
         fail_msg("unexpected error: %s", err.msg);
     herd_runner_free(r);
@@ -302,6 +310,74 @@ static void test_no_certificate_refused(void **state)
     SSL_CTX_free(ctx);
     close(fd);
     assert_true(log_has("refused connection from 127.0.0.1", "presented no certificate"));
+}
+
+/* ---- nothing spent on a peer before it authenticates ---- */
+static int count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    assert_non_null(d);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));) n += e->d_name[0] != '.';
+    closedir(d);
+    return n - 1;                            /* the directory's own */
+}
+
+/* Connections that never start their TLS handshake are closed after the
+ * hello timeout, for real: the scheduler's descriptors come back, and a real
+ * TLS worker connects afterwards. */
+static void test_idle_tls_connects_closed(void **state)
+{
+    int base = count_fds();
+    enum { N = 30 };
+    int fds[N];
+    herd_err err;
+    for (int i = 0; i < N; i++)
+        if (herd_dial(addr, 5, &fds[i], &err)) fail_msg("%s", err.msg);
+    for (int i = 0; i < N; i++) {           /* each is closed by the scheduler (EOF or reset) */
+        int closed = 0;
+        for (int k = 0; k < 3000 && !closed; k++) {
+            struct pollfd p = { .fd = fds[i], .events = POLLIN };
+            if (poll(&p, 1, 10) <= 0) continue;
+            char b[64];
+            ssize_t n = recv(fds[i], b, sizeof b, 0);
+            closed = n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR);
+        }
+        if (!closed) fail_msg("connection %d still open after 30 s", i);
+        close(fds[i]);
+    }
+    int now = base + 1;
+    for (int k = 0; k < 3000 && (now = count_fds()) != base; k++) usleep(10000);
+    assert_int_equal(now, base);
+    assert_true(log_has("refused connection from 127.0.0.1", "TLS handshake not finished"));
+    pid_t w = start_worker("after-flood", "worker", "tok", "ca.pem");   /* a real TLS peer gets in */
+    assert_true(log_has("worker after-flood connected", NULL));
+    kill(w, SIGTERM);
+    wait_exit(w);
+}
+
+/* tcp:// to a TLS scheduler says so, and so does a client refusing the
+ * scheduler's certificate (not "the scheduler refused"). */
+static void expect_connect_error(const char *address, const char *ck, const char *want)
+{
+    herd_runner_opts o = { .address = address, .client_kwargs = ck };
+    herd_runner *r = NULL;
+    herd_err err = { 0 };
+    int rc = herd_runner_new(&r, &o, &err);
+    if (!rc) rc = herd_flow_begin(r, "refused", &err);
+    if (!rc) fail_msg("connected to %s", address);
+    if (!strstr(err.msg, want)) fail_msg("error \"%s\" does not say \"%s\"", err.msg, want);
+    herd_runner_free(r);
+}
+
+static void test_connect_messages(void **state)
+{
+    char tcp[300], ck[1024];
+    snprintf(tcp, sizeof tcp, "tcp://%s", addr + 6);
+    expect_connect_error(tcp, "{token: tok, connect_timeout: 10}", "the scheduler speaks TLS: use tls:// and certificates");
+    snprintf(ck, sizeof ck, "{token: tok, connect_timeout: 10, tls_ca_file: '%s', tls_cert: '%s', tls_key: '%s'}",
+             P("ca2.pem"), P("worker.pem"), P("worker.key"));
+    expect_connect_error(addr, ck, "this side refused the scheduler's certificate: certificate verify failed");
 }
 
 /* ---- a capture on lo ---- */
@@ -409,6 +485,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_expired_refused),
         cmocka_unit_test(test_wrong_token_refused),
         cmocka_unit_test(test_no_certificate_refused),
+        cmocka_unit_test(test_idle_tls_connects_closed),
+        cmocka_unit_test(test_connect_messages),
         cmocka_unit_test(test_loopback_capture),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -6,13 +6,17 @@
  * refusals — no client certificate, a certificate from another CA, an expired
  * client certificate, a server certificate for the wrong host, a peer that
  * does not speak TLS — each fail the handshake with a clear reason from
- * herd_tls_error on the side that refused. One event_base, one thread. */
+ * herd_tls_error on the side that refused. And peers that do not read: one
+ * whose queued output passes the cap is dropped, saying why, and a close
+ * that flushes first closes the socket anyway after HERD_WRITE_STALL_S.
+ * One event_base, one thread. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -552,6 +556,109 @@ static void test_refused_plain_peer(void **state)
     creds_free(&c);
 }
 
+/* ---- peers that do not read ---- */
+static int count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    assert_non_null(d);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));) n += e->d_name[0] != '.';
+    closedir(d);
+    return n - 1;                            /* the directory's own */
+}
+
+/* A plain client socket that never reads, with a small receive buffer, and
+ * the server's herd_conn for it. */
+static int non_reader(struct event_base *base, srv *s)
+{
+    srv_start(s, base, NULL, 0);
+    herd_err err;
+    int fd;
+    if (herd_dial(s->addr, 5, &fd, &err)) fail_msg("dial: %s", err.msg);
+    int small = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    double end = herd_now() + WAIT_S;
+    while (!s->conn && herd_now() < end) event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+    assert_non_null(s->conn);
+    return fd;
+}
+
+static void send_chunk(herd_conn *c, size_t n)
+{
+    static char chunk[64 << 10];
+    msgpack_packer *pk = herd_conn_packer(c);
+    msgpack_pack_array(pk, 2);
+    msgpack_pack_int(pk, OP_RESULT);
+    msgpack_pack_bin(pk, n);
+    msgpack_pack_bin_body(pk, chunk, n);
+    herd_conn_end(c);
+}
+
+/* Output queued past the cap and none of it taken: the connection fails,
+ * saying why — after HERD_WRITE_STALL_S, or at once past twice the cap. */
+static void test_slow_reader_dropped(void **state)
+{
+    struct event_base *base = event_base_new();
+    srv s;
+    int fd = non_reader(base, &s);
+    herd_conn_set_limits(s.conn, HERD_MAX_FRAME, 1u << 20);
+    struct evbuffer *out = bufferevent_get_output(s.bev);
+    size_t sent = 0;
+    /* keep a little over the cap queued (the kernel's buffers take some
+     * first), never twice the cap, until the stall drops it */
+    struct event *tick = event_new(base, -1, EV_PERSIST, tick_cb, NULL);
+    struct timeval tv = { 0, 20000 };
+    event_add(tick, &tv);
+    double end = herd_now() + WAIT_S;
+    while (!s.closed && herd_now() < end && sent < (256u << 20)) {
+        if (evbuffer_get_length(out) <= (1u << 20) + (256u << 10)) {
+            send_chunk(s.conn, 64 << 10);
+            sent += 64 << 10;
+        }
+        event_base_loop(base, EVLOOP_ONCE);
+    }
+    event_free(tick);
+    assert_true(s.closed);
+    contains(s.why, "does not read");
+    contains(s.why, "the cap is 1048576) and none taken for 5s");
+    close(fd);
+    srv_stop(&s);
+
+    fd = non_reader(base, &s);
+    herd_conn_set_limits(s.conn, HERD_MAX_FRAME, 1u << 20);
+    for (int i = 0; i < 256 && !s.closed; i++) send_chunk(s.conn, 64 << 10);   /* 16 MiB at once */
+    run_until(base, &s.closed, "the flooded reader to be dropped");
+    contains(s.why, "over twice the cap of 1048576");
+    close(fd);
+    srv_stop(&s);
+    herd_event_base_drain_free(base);
+}
+
+/* A close that flushes first does not wait forever for a peer that does not
+ * read: its socket is closed within HERD_WRITE_STALL_S. */
+static void test_close_after_flush_bounded(void **state)
+{
+    struct event_base *base = event_base_new();
+    srv s;
+    int fd = non_reader(base, &s);
+    int before = count_fds();
+    for (int i = 0; i < 256; i++) send_chunk(s.conn, 64 << 10);  /* 16 MiB: more than the sockets hold */
+    herd_conn_close_after_flush(s.conn);
+    s.conn = NULL;                             /* the close owns it now */
+    s.bev = NULL;
+    int gone = 0;
+    struct event *tick = event_new(base, -1, EV_PERSIST, tick_cb, NULL);
+    struct timeval tv = { 0, 20000 };
+    event_add(tick, &tv);
+    double end = herd_now() + WAIT_S;
+    while (!(gone = count_fds() == before - 1) && herd_now() < end) event_base_loop(base, EVLOOP_ONCE);
+    event_free(tick);
+    assert_true(gone);
+    close(fd);
+    srv_stop(&s);
+    herd_event_base_drain_free(base);
+}
+
 int main(void)
 {
     herd_block_sigpipe();
@@ -563,6 +670,8 @@ int main(void)
         cmocka_unit_test(test_refused_expired),
         cmocka_unit_test(test_refused_wrong_host),
         cmocka_unit_test(test_refused_plain_peer),
+        cmocka_unit_test(test_slow_reader_dropped),
+        cmocka_unit_test(test_close_after_flush_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

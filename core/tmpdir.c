@@ -1,0 +1,63 @@
+/* core/tmpdir.c — a temporary cluster's private directory: named
+ * /tmp/herd-<pid>-XXXXXX after the flow process that owns it, so that the
+ * next flow start can remove the ones whose process is gone. A directory
+ * whose pid is alive (or belongs to someone we cannot signal) or another
+ * user's is never touched; a reused pid only keeps a stale one longer. */
+#include "tmpdir.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static void tlog(void (*log)(void *, int, const char *), void *ud, int level, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void tlog(void (*log)(void *, int, const char *), void *ud, int level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    herd_vlogf(log, ud, level, fmt, ap);
+    va_end(ap);
+}
+
+static void sweep(void (*log)(void *, int, const char *), void *ud)
+{
+    DIR *d = opendir("/tmp");
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        long pid;
+        char tail[16];
+        if (sscanf(e->d_name, "herd-%ld-%15s", &pid, tail) != 2 || strlen(tail) != 6 || pid <= 1 || pid == getpid())
+            continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;   /* alive, or not ours to signal */
+        char path[300], sock[340];
+        snprintf(path, sizeof path, "/tmp/%s", e->d_name);
+        struct stat st;
+        if (lstat(path, &st) || !S_ISDIR(st.st_mode) || st.st_uid != geteuid()) continue;
+        snprintf(sock, sizeof sock, "%s/scheduler.sock", path);
+        unlink(sock);
+        if (rmdir(path) == 0)
+            tlog(log, ud, HERD_LOG_DEBUG, "removed %s, left by flow process %ld, which is gone", path, pid);
+    }
+    closedir(d);
+}
+
+int herd_tmpdir_make(char *out, size_t cap, void (*log)(void *ud, int level, const char *line), void *ud,
+                     herd_err *err)
+{
+    sweep(log, ud);
+    snprintf(out, cap, "/tmp/herd-%ld-XXXXXX", (long)getpid());
+    if (!mkdtemp(out)) {
+        int e = errno;
+        out[0] = '\0';
+        return herd_err_set(err, -e, "cannot create a socket directory /tmp/herd-%ld-XXXXXX: %s", (long)getpid(),
+                            strerror(e));
+    }
+    return 0;
+}
