@@ -431,6 +431,7 @@ fail_nolock:
 
 int herd_submit(herd_runner *r, const char *task, herd_value *args, herd_future **out, herd_err *err)
 {
+    if (out) *out = NULL;
     if (!r) { herd_value_free(args); return herd_err_set(err, HERD_EARG, "herd_submit: runner is NULL"); }
     return herd_client_submit(r->cl, task, args, NULL, out, err);
 }
@@ -438,6 +439,7 @@ int herd_submit(herd_runner *r, const char *task, herd_value *args, herd_future 
 int herd_submit_annotated(herd_runner *r, const char *task, herd_value *args, const char *annotations,
                           herd_future **out, herd_err *err)
 {
+    if (out) *out = NULL;
     if (!r) { herd_value_free(args); return herd_err_set(err, HERD_EARG, "herd_submit: runner is NULL"); }
     return herd_client_submit(r->cl, task, args, annotations, out, err);
 }
@@ -445,8 +447,13 @@ int herd_submit_annotated(herd_runner *r, const char *task, herd_value *args, co
 int herd_submit_map(herd_runner *r, const char *task, herd_value *arg_tuples,
                     herd_future ***futs, size_t *n, herd_err *err)
 {
-    *futs = NULL;
-    *n = 0;
+    if (futs) *futs = NULL;
+    if (n) *n = 0;
+    if (!futs || !n) {
+        herd_value_free(arg_tuples);
+        return herd_err_set(err, HERD_EARG, "herd_submit_map: futs and n are required");
+    }
+    if (!r) { herd_value_free(arg_tuples); return herd_err_set(err, HERD_EARG, "herd_submit_map: runner is NULL"); }
     if (herd_typeof(arg_tuples) != HERD_ARRAY) {
         herd_value_free(arg_tuples);
         return herd_err_set(err, HERD_EARG, "herd_submit_map: arg_tuples: expected an array of arrays");
@@ -481,6 +488,7 @@ herd_value *herd_future_arg(const herd_future *f) { return f ? herd_futref(f->ke
 /* ---- annotation scopes ---- */
 int herd_annotate_push(herd_runner *r, const char *annotations, herd_err *err)
 {
+    if (!r) return herd_err_set(err, HERD_EARG, "herd_annotate_push: runner is NULL");
     herd_annot a;
     int rc = herd_annot_parse(annotations, &a, err);
     if (rc) return rc;
@@ -503,6 +511,7 @@ int herd_annotate_push(herd_runner *r, const char *annotations, herd_err *err)
 
 int herd_annotate_pop(herd_runner *r)
 {
+    if (!r) return -HERD_EARG;
     herd_client *cl = r->cl;
     pthread_mutex_lock(&cl->mu);
     int rc = 0;
@@ -519,10 +528,11 @@ const char *herd_state_name(herd_state s)
     return (unsigned)s < sizeof names / sizeof *names ? names[s] : "Unknown";
 }
 
-bool herd_state_is_final(herd_state s) { return s >= HERD_COMPLETED; }
+bool herd_state_is_final(herd_state s) { return s >= HERD_COMPLETED && s <= HERD_CANCELLED; }
 
 herd_state herd_future_state(herd_future *f)
 {
+    if (!f) return HERD_CANCELLED;
     pthread_mutex_lock(&f->cl->mu);
     herd_state s = f->state;
     pthread_mutex_unlock(&f->cl->mu);
@@ -589,6 +599,7 @@ int herd_future_result(herd_future *f, double timeout_s, const herd_value **out,
 
 const char *herd_future_error(herd_future *f)
 {
+    if (!f) return NULL;
     pthread_mutex_lock(&f->cl->mu);
     const char *e = herd_state_is_final(f->state) && f->state != HERD_COMPLETED ? f->error : NULL;
     pthread_mutex_unlock(&f->cl->mu);
@@ -648,6 +659,9 @@ static int all_final(void *arg)
 int herd_wait(herd_future *const *fs, size_t n, double timeout_s, herd_err *err)
 {
     if (!n) return 0;
+    if (!fs) return herd_err_set(err, HERD_EARG, "herd_wait: fs is NULL (with n = %zu)", n);
+    for (size_t i = 0; i < n; i++)
+        if (!fs[i]) return herd_err_set(err, HERD_EARG, "herd_wait: fs[%zu] is NULL", i);
     herd_client *cl = fs[0]->cl;
     struct allctx a = { fs, n };
     pthread_mutex_lock(&cl->mu);
@@ -660,6 +674,9 @@ int herd_wait(herd_future *const *fs, size_t n, double timeout_s, herd_err *err)
 /* ---- as_completed ---- */
 herd_completed *herd_as_completed(herd_future *const *fs, size_t n)
 {
+    if (n && !fs) return NULL;
+    for (size_t i = 0; i < n; i++)
+        if (!fs[i]) return NULL;
     herd_completed *it = calloc(1, sizeof *it);
     if (!it) return NULL;
     it->n = n;

@@ -36,6 +36,7 @@ static int tls_opts(const char *ca, const char *cert, const char *key, herd_tls 
 
 int herd_scheduler_start(herd_scheduler **out, const herd_scheduler_opts *o, herd_err *err)
 {
+    if (out) *out = NULL;
     if (!out || !o || !o->listen) return herd_err_set(err, HERD_EARG, "herd_scheduler_start: opts.listen is required");
     herd_scheduler *h = calloc(1, sizeof *h);
     if (!h) return herd_err_set(err, -ENOMEM, "out of memory");

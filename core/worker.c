@@ -580,6 +580,10 @@ static int spec_cfg(const herd_cluster_env *env, const herd_worker_spec *spec, h
 int herd_worker_thread_start(const herd_cluster_env *env, const herd_worker_spec *spec,
                              herd_worker_thread **out, herd_err *err)
 {
+    if (out) *out = NULL;
+    if (!env || !spec || !out || !env->scheduler_address)
+        return herd_err_set(err, HERD_EARG, "herd_worker_thread_start: %s",
+                            !out ? "out is NULL" : !spec ? "spec is NULL" : !env ? "env is NULL" : "env->scheduler_address is NULL");
     herd_worker_cfg cfg;
     spec_cfg(env, spec, &cfg);
     herd_worker_thread *t = calloc(1, sizeof *t);
@@ -663,6 +667,9 @@ int herd_resources_parse(const char *s, herd_value **out, herd_err *err)
 
 int herd_worker_argv(const herd_cluster_env *env, const herd_worker_spec *spec, char ***argv_out, herd_err *err)
 {
+    if (argv_out) *argv_out = NULL;
+    if (!env || !spec || !argv_out)
+        return herd_err_set(err, HERD_EARG, "herd_worker_argv: %s is NULL", !env ? "env" : !spec ? "spec" : "argv_out");
     size_t n = 0;
     while (env->worker_argv && env->worker_argv[n]) n++;
     char **v = calloc(n + 12, sizeof *v);
