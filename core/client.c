@@ -101,18 +101,7 @@ int herd_annot_parse(const char *text, herd_annot *a, herd_err *err)
         a->set |= ANN_TAGS; a->tags = herd_value_copy(x);
     }
     if ((x = herd_map_get(ok, "resources"))) {
-        for (size_t i = 0; i < herd_len(x); i++) {
-            herd_value *n = herd_at(x, i);
-            herd_type t = herd_typeof(n);
-            if ((t != HERD_INT && t != HERD_FLOAT) || herd_as_float(n) <= 0) {
-                char *s = herd_value_to_string(n);
-                rc = herd_err_set(err, HERD_EARG, "annotations.resources.%s: expected a number > 0, got %s",
-                                  herd_key_at(x, i), s ? s : "?");
-                free(s);
-                herd_value_free(ok);
-                return rc;
-            }
-        }
+        if ((rc = herd_resources_check(x, "annotations.resources", err))) { herd_value_free(ok); return rc; }
         a->set |= ANN_RESOURCES; a->resources = herd_value_copy(x);
     }
     herd_value_free(ok);

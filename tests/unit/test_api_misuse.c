@@ -13,9 +13,11 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define assert_contains(hay, needle) do {                                            \
@@ -186,6 +188,20 @@ static void test_provider(void **state)
     assert_int_equal(herd_worker_argv(&env, NULL, &argv, &err), -HERD_EARG);
     assert_int_equal(herd_worker_argv(&env, &spec, NULL, &err), -HERD_EARG);
     herd_strv_free(NULL);
+    /* a worker's resources: finite numbers > 0 */
+    herd_value *res = herd_map();
+    herd_map_set(res, "GPU", herd_float(NAN));
+    spec.resources = res;
+    assert_int_equal(herd_worker_argv(&env, &spec, &argv, &err), -HERD_EARG);
+    assert_string_equal(err.msg, "worker resources.GPU: expected a finite number > 0, got float .nan");
+    herd_map_set(res, "GPU", herd_int(-1));
+    assert_int_equal(herd_worker_argv(&env, &spec, &argv, &err), -HERD_EARG);
+    assert_string_equal(err.msg, "worker resources.GPU: expected a finite number > 0, got int -1");
+    herd_map_set(res, "GPU", herd_int(2));
+    assert_int_equal(herd_worker_argv(&env, &spec, &argv, &err), 0);
+    herd_strv_free(argv);
+    spec.resources = NULL;
+    herd_value_free(res);
     const char *names[] = { "h", NULL };
     assert_int_equal(herd_scheduler_names(NULL, names, &err), -HERD_EARG);
     assert_int_equal(herd_scheduler_names(&env, names, &err), -HERD_EARG);  /* no core */
@@ -251,6 +267,22 @@ static void test_submit(void **state)
     assert_int_equal(herd_submit_annotated(NULL, "echo", NULL, "{priority: 1}", &f, &err), -HERD_EARG);
     assert_int_equal(herd_submit_annotated(live, "echo", NULL, "{priority: x}", &f, &err), -HERD_ECONFIG);
     assert_contains(err.msg, "priority");
+
+    /* resources: finite numbers > 0, refused at submit naming the key and value */
+    static const struct { const char *ann, *msg; } bad[] = {
+        { "{resources: {GPU: .nan}}", "annotations.resources.GPU: expected a finite number > 0, got float .nan" },
+        { "{resources: {GPU: .inf}}", "annotations.resources.GPU: expected a finite number > 0, got float .inf" },
+        { "{resources: {GPU: -1}}", "annotations.resources.GPU: expected a finite number > 0, got int -1" },
+        { "{resources: {GPU: x}}", "annotations.resources.GPU: expected a finite number > 0, got str x" },
+        { "{resources: {GPU: 0}}", "annotations.resources.GPU: expected a finite number > 0, got int 0" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        assert_int_equal(herd_submit_annotated(live, "echo", NULL, bad[i].ann, &f, &err), -HERD_EARG);
+        assert_string_equal(err.msg, bad[i].msg);
+        assert_null(f);
+        assert_int_equal(herd_annotate_push(live, bad[i].ann, &err), -HERD_EARG);
+        assert_string_equal(err.msg, bad[i].msg);
+    }
 
     herd_future **fs = (herd_future **)1;
     size_t n = 9;
@@ -348,6 +380,31 @@ static void test_long_running(void **state)
     assert_contains(err.msg, "address");
 }
 
+/* A worker process given resources that are not finite numbers > 0 exits
+ * with status 2 and says which. */
+static void test_worker_resources_flag(void **state)
+{
+    static const char *const bad[] = { "GPU=nan", "GPU=inf", "GPU=-1", "GPU=x" };
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    assert_true(n > 0);
+    exe[n] = '\0';
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char cmd[PATH_MAX + 200], out[1024] = "";
+        snprintf(cmd, sizeof cmd, "'%s' --herd-worker --herd-address unix:///nonexistent/sock "
+                 "--herd-resources '%s' 2>&1", exe, bad[i]);
+        FILE *p = popen(cmd, "r");
+        assert_non_null(p);
+        size_t len = fread(out, 1, sizeof out - 1, p);
+        out[len] = '\0';
+        int st = pclose(p);
+        assert_true(WIFEXITED(st));
+        assert_int_equal(WEXITSTATUS(st), 2);
+        assert_contains(out, "resources");
+        assert_contains(out, "GPU");
+    }
+}
+
 int main(int argc, char **argv)
 {
     herd_init(&argc, &argv);
@@ -361,6 +418,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_annotations),
         cmocka_unit_test(test_futures),
         cmocka_unit_test(test_long_running),
+        cmocka_unit_test(test_worker_resources_flag),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
