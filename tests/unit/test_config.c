@@ -25,6 +25,7 @@
 static char build_dir[PATH_MAX], herd_bin[PATH_MAX + 16], start_cwd[PATH_MAX];
 static char fixture[PATH_MAX + 64];   /* good_custom.so: GoodCluster has a secret param */
 static char tmp[64];
+static char sys_yaml[128];   /* what stands in for /etc/herd/herd.yaml: <tmp>/etc/herd.yaml */
 #define BIG (PATH_MAX * 4 + 8192)   /* room for messages holding paths */                  /* scratch directory of one test */
 
 #define assert_contains(hay, needle) do {                                             \
@@ -80,6 +81,8 @@ static int setup(void **state)
     snprintf(home, sizeof home, "%s/home", tmp);
     mkdir(home, 0700);
     setenv("HOME", home, 1);
+    snprintf(sys_yaml, sizeof sys_yaml, "%s/etc/herd.yaml", tmp);   /* missing unless a test puts it */
+    setenv("HERD_TEST_SYSTEM_CONFIG", sys_yaml, 1);
     /* paths.c finds build/providers from the executable's name, which is
      * relative when the test was started by a relative path */
     char prov[PATH_MAX + 16];
@@ -190,16 +193,18 @@ static void test_search_order(void **state)
     (void)state;
     char path[PATH_MAX], got[PATH_MAX], want[BIG];
     herd_err err = { 0 };
-    bool etc = access("/etc/herd/herd.yaml", F_OK) == 0;
 
     /* nothing anywhere: -ENOENT naming every place */
     int rc = herd_config_find(got, sizeof got, &err);
-    if (!etc) {
-        assert_int_equal(rc, -ENOENT);
-        snprintf(want, sizeof want, "no herd.yaml found (looked for ./herd.yaml, %s/home/.config/herd/herd.yaml, "
-                 "/etc/herd/herd.yaml)", tmp);
-        assert_string_equal(err.msg, want);
-    }
+    assert_int_equal(rc, -ENOENT);
+    snprintf(want, sizeof want, "no herd.yaml found (looked for ./herd.yaml, %s/home/.config/herd/herd.yaml, "
+             "%s)", tmp, sys_yaml);
+    assert_string_equal(err.msg, want);
+
+    /* the system file, last */
+    put("etc/herd.yaml", "profiles: {}\n", path, sizeof path);
+    assert_int_equal(herd_config_find(got, sizeof got, &err), 0);
+    assert_string_equal(got, sys_yaml);
 
     /* ~/.config */
     put("home/.config/herd/herd.yaml", "profiles: {}\n", path, sizeof path);
@@ -234,8 +239,12 @@ static void test_search_order(void **state)
     const char *origins[] = { "$HERD_CONFIG", "current directory", "$XDG_CONFIG_HOME", "system" };
     for (int i = 0; i < 4; i++) assert_string_equal(c[i].origin, origins[i]);
     assert_true(c[0].exists && c[1].exists && c[2].exists);
+    assert_string_equal(c[3].path, sys_yaml);
+    assert_true(c[3].exists);
+    unsetenv("HERD_TEST_SYSTEM_CONFIG");              /* the real one otherwise */
+    assert_int_equal(herd_config_candidates(c), 4);
     assert_string_equal(c[3].path, "/etc/herd/herd.yaml");
-    assert_int_equal(c[3].exists, etc);
+    setenv("HERD_TEST_SYSTEM_CONFIG", sys_yaml, 1);
 
     /* $HERD_CONFIG naming a missing file is an error, not a fallback */
     snprintf(path, sizeof path, "%s/missing.yaml", tmp);
@@ -268,16 +277,14 @@ static void test_select(void **state)
     char want[BIG];
 
     /* no file at all: no profile, no error — unless one is asked for */
-    if (access("/etc/herd/herd.yaml", F_OK) != 0) {
-        assert_int_equal(herd_config_load_profile(NULL, &p, &err), 0);
-        assert_null(p);
-        assert_int_equal(herd_config_load_profile("local4", &p, &err), -HERD_ECONFIG);
-        assert_contains(err.msg, "profile \"local4\": no herd.yaml found (looked for ./herd.yaml");
-        setenv("HERD_PROFILE", "gpu", 1);
-        assert_int_equal(herd_config_load_profile(NULL, &p, &err), -HERD_ECONFIG);
-        assert_contains(err.msg, "profile \"gpu\" (from $HERD_PROFILE): no herd.yaml found");
-        unsetenv("HERD_PROFILE");
-    }
+    assert_int_equal(herd_config_load_profile(NULL, &p, &err), 0);
+    assert_null(p);
+    assert_int_equal(herd_config_load_profile("local4", &p, &err), -HERD_ECONFIG);
+    assert_contains(err.msg, "profile \"local4\": no herd.yaml found (looked for ./herd.yaml");
+    setenv("HERD_PROFILE", "gpu", 1);
+    assert_int_equal(herd_config_load_profile(NULL, &p, &err), -HERD_ECONFIG);
+    assert_contains(err.msg, "profile \"gpu\" (from $HERD_PROFILE): no herd.yaml found");
+    unsetenv("HERD_PROFILE");
 
     put("herd.yaml", three, NULL, 0);
     /* default */
@@ -848,7 +855,6 @@ static void test_paths_and_list(void **state)
 {
     (void)state;
     char *out = NULL, want[BIG];
-    bool etc = access("/etc/herd/herd.yaml", F_OK) == 0;
     assert_int_equal(herd("config paths", &out), 0);
     snprintf(want, sizeof want,
              "herd.yaml is looked for in this order; the first that exists is used:\n"
@@ -856,11 +862,10 @@ static void test_paths_and_list(void **state)
              "  2. current directory  missing  ./herd.yaml\n"
              "  3. ~/.config          missing  %s/home/.config/herd/herd.yaml\n", tmp);
     if (strncmp(out, want, strlen(want))) fail_msg("got:\n%s\nexpected to start with:\n%s", out, want);
-    if (!etc) {
-        assert_contains(out, "  4. system             missing  /etc/herd/herd.yaml\n"
-                             "used: none (no profiles apply)\n"
-                             "profile: \"default\" if the file has one ($HERD_PROFILE is not set)\n");
-    }
+    snprintf(want, sizeof want, "  4. system             missing  %s\n"
+             "used: none (no profiles apply)\n"
+             "profile: \"default\" if the file has one ($HERD_PROFILE is not set)\n", sys_yaml);
+    assert_contains(out, want);
     free(out);
 
     char path[PATH_MAX];
