@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -85,8 +86,8 @@ static int setup(void **state)
     setenv("HERD_TEST_SYSTEM_CONFIG", sys_yaml, 1);
     /* paths.c finds build/providers from the executable's name, which is
      * relative when the test was started by a relative path */
-    char prov[PATH_MAX + 16];
-    snprintf(prov, sizeof prov, "%s/providers", build_dir);
+    char prov[2 * PATH_MAX + 32];
+    snprintf(prov, sizeof prov, "%s/providers:%s/tests/fixtures", build_dir, build_dir);
     setenv("HERD_PROVIDER_PATH", prov, 1);
     if (chdir(tmp)) fail_msg("chdir %s: %s", tmp, strerror(errno));
     return 0;
@@ -567,11 +568,11 @@ static void test_check_good(void **state)
              "profiles:\n"
              "  default: {cluster_kwargs: {n_workers: 2, memory_limit: 1GiB}}\n"
              "  custom:\n"
-             "    cluster_class: %s:GoodCluster\n"
+             "    cluster_class: good_custom.GoodCluster\n"
              "    cluster_kwargs: {zone: eu, token: s3cret}\n"
              "    adapt_kwargs: {minimum: 1, maximum: 3, interval: 2s}\n"
              "    client_kwargs: {token: hunter2}\n"
-             "  existing: {address: tcp://127.0.0.1:8786}\n", fixture);
+             "  existing: {address: tcp://127.0.0.1:8786}\n");
     put("good.yaml", text, path, sizeof path);
     snprintf(args, sizeof args, "config check '%s'", path);
     assert_int_equal(herd(args, &out), 0);
@@ -597,7 +598,7 @@ static void test_check_bad(void **state)
              "      threads_per_worke: 2\n"                              /* 5 */
              "      memory_limit: lots\n"                                /* 6 */
              "  custom:\n"                                               /* 7 */
-             "    cluster_class: %s:GoodCluster\n"                       /* 8 */
+             "    cluster_class: good_custom.GoodCluster\n"              /* 8 */
              "    cluster_kwargs: {n_workers: 99, token: 7}\n"           /* 9 */
              "    adapt_kwargs: {minimum: -1, maximum: x, intervl: 2s}\n"/* 10 */
              "    client_kwargs: {tokn: a, connect_timeout: soon}\n"     /* 11 */
@@ -606,8 +607,7 @@ static void test_check_bad(void **state)
              "    description: 5\n"                                      /* 14 */
              "  remote:\n"                                               /* 15 */
              "    address: tcp://127.0.0.1:8786\n"                       /* 16 */
-             "    adapt_kwargs: {maximum: 2}\n",                         /* 17 */
-             fixture);
+             "    adapt_kwargs: {maximum: 2}\n");                        /* 17 */
     put("bad.yaml", text, path, sizeof path);
     snprintf(args, sizeof args, "config check '%s'", path);
     char *out = NULL;
@@ -771,12 +771,12 @@ static void test_show(void **state)
              "    cluster_kwargs: {n_workers: 2, memory_limit: 1GiB}\n"
              "    adapt_kwargs: {maximum: 4, interval: 500ms}\n"
              "  custom:\n"
-             "    cluster_class: %s:GoodCluster\n"
+             "    cluster_class: good_custom.GoodCluster\n"
              "    cluster_kwargs: {zone: eu, token: s3cret}\n"
              "    client_kwargs: {token: hunter2, connect_timeout: 1m}\n"
              "  dflt:\n"
-             "    cluster_class: %s:GoodCluster\n"
-             "    cluster_kwargs: {zone: us}\n", fixture, fixture);
+             "    cluster_class: good_custom.GoodCluster\n"
+             "    cluster_kwargs: {zone: us}\n");
     put("herd.yaml", text, path, sizeof path);
     char *out = NULL;
     snprintf(args, sizeof args, "config show -f '%s' custom", path);
@@ -785,10 +785,10 @@ static void test_show(void **state)
     snprintf(want, sizeof want,
              "# profile: custom\n"
              "# file: %s\n"
-             "cluster_class: %s:GoodCluster\n"
+             "cluster_class: good_custom.GoodCluster\n"
              "cluster_kwargs: {n_workers: 2, token: <secret>, zone: eu, label: null}\n"
              "client_kwargs: {connect_timeout: 60.0, provision_timeout: 60.0, heartbeat_interval: 1.0, "
-             "heartbeat_timeout: 30.0, allowed_failures: 3, listen: null, token: <secret>, security: null, tls_ca_file: null, tls_cert: null, tls_key: null, log_level: null}\n", path, fixture);
+             "heartbeat_timeout: 30.0, allowed_failures: 3, listen: null, token: <secret>, security: null, tls_ca_file: null, tls_cert: null, tls_key: null, log_level: null}\n", path);
     assert_string_equal(out, want);
     assert_not_contains(out, "s3cret");
     assert_not_contains(out, "hunter2");
@@ -847,6 +847,53 @@ static void test_show(void **state)
     char w[BIG];
     snprintf(w, sizeof w, "%s: no profile selected: name one, set $HERD_PROFILE, or add a \"default\" profile", path);
     assert_string_equal(err.msg, w);
+}
+
+/* ---- a cluster_class naming a file is never loaded by a check ---- */
+
+static void test_check_loads_no_file(void **state)
+{
+    (void)state;
+    char so[PATH_MAX + 64], mark[128], text[BIG], path[PATH_MAX], args[BIG], want[BIG];
+    char *out = NULL;
+    snprintf(so, sizeof so, "%s/tests/fixtures/ctor_mark.so", build_dir);
+    snprintf(mark, sizeof mark, "%s/loaded", tmp);
+    setenv("HERD_T_CTOR_MARK", mark, 1);
+    snprintf(text, sizeof text, "profiles:\n  lib:\n    cluster_class: %s:Anything\n"
+             "    cluster_kwargs: {n_workers: 1}\n", so);
+    put("lib.yaml", text, path, sizeof path);
+    snprintf(args, sizeof args, "config check '%s'", path);
+    assert_int_equal(herd(args, &out), 0);
+    snprintf(want, sizeof want, "%s:3:20: note: cluster_class names a file: not loaded (a check runs no code "
+             "from it), so cluster_kwargs were not checked against its schema\nOK: 1 profile\n", path);
+    assert_string_equal(out, want);
+    free(out);
+    snprintf(args, sizeof args, "config show -f '%s' lib", path);
+    assert_int_equal(herd(args, &out), 0);
+    free(out);
+    assert_int_equal(access(mark, F_OK), -1);              /* its constructor never ran */
+
+    /* what is checked without loading: a regular file with an ELF header */
+    put("fake.so", "#!/bin/sh\necho hi\n", NULL, 0);
+    const char *bad[][2] = { { "fake.so", "not a shared library (no ELF header)" },
+                             { "missing.so", "No such file or directory" },
+                             { "home", "not a regular file" } };
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(text, sizeof text, "profiles:\n  lib: {cluster_class: '%s/%s:X'}\n", tmp, bad[i][0]);
+        put("lib.yaml", text, path, sizeof path);
+        snprintf(args, sizeof args, "config check '%s'", path);
+        assert_int_equal(herd(args, &out), 1);
+        snprintf(want, sizeof want, "cluster_class \"%s/%s:X\": %s/%s: %s\n", tmp, bad[i][0], tmp, bad[i][0], bad[i][1]);
+        assert_contains(out, want);
+        free(out);
+    }
+
+    /* the marker works: loading the library does leave it */
+    void *h = dlopen(so, RTLD_NOW | RTLD_LOCAL);
+    if (!h) fail_msg("dlopen %s: %s", so, dlerror());
+    assert_int_equal(access(mark, F_OK), 0);
+    dlclose(h);
+    unsetenv("HERD_T_CTOR_MARK");
 }
 
 /* ---- herd config paths and list ---- */
@@ -919,6 +966,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_merge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_check_good, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_check_loads_no_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_check_bad, setup, teardown),
         cmocka_unit_test_setup_teardown(test_check_runtime, setup, teardown),
         cmocka_unit_test_setup_teardown(test_code_overrides_profile, setup, teardown),
