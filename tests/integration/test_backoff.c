@@ -1,4 +1,7 @@
-/* tests/integration/test_worker_backoff.c — `herd worker` reconnecting to a
+/* tests/integration/test_backoff.c — retrying a scheduler that is not there.
+ * A flow given an `address` that refuses says so once per backoff step
+ * (50 ms doubling, with the time left) until connect_timeout, then fails
+ * naming the address. `herd worker` reconnecting to a
  * scheduler that is not there: the backoff schedule it announces (0.1 s,
  * doubling, one "reconnecting … in Ns" line per step), that it connects as
  * soon as a scheduler listens at the address, and that after a short-lived
@@ -128,6 +131,44 @@ static void test_backoff_schedule(void **state)
                  d[before - 1] * 2, d[before - 1]);
 }
 
+/* The flow's "retrying" lines: their delays and the time left, in order. */
+static void test_flow_address_refused_says_retrying(void **state)
+{
+    char addr[64];
+    snprintf(addr, sizeof addr, "tcp://127.0.0.1:%d", free_port());
+    tu_log log;
+    tu_log_init(&log);
+    log.echo_level = HERD_LOG_ERROR + 1;
+    herd_runner_opts o = { .address = addr, .client_kwargs = "{connect_timeout: 1}", .log = tu_log_sink, .log_ud = &log };
+    herd_runner *r = NULL;
+    herd_err err = { 0 };
+    assert_int_equal(herd_runner_new(&r, &o, &err), 0);
+    assert_int_not_equal(herd_flow_begin(r, "refused", &err), 0);
+    char want[128];
+    snprintf(want, sizeof want, "cannot connect to scheduler at %s within 1.0s", addr);
+    if (!strstr(err.msg, want)) fail_msg("unexpected error: %s", err.msg);
+    herd_runner_free(r);
+    /* one line per step, in order: the delay doubles, the time left shrinks */
+    snprintf(want, sizeof want, "cannot connect to %s yet (Connection refused); retrying in ", addr);
+    double step[32], left[32];
+    size_t n = 0;
+    pthread_mutex_lock(&log.mu);
+    for (const char *p = log.text; p && n < 32 && (p = strstr(p, want)); p += strlen(want))
+        if (sscanf(p + strlen(want), "%lfs, %lfs left", &step[n], &left[n]) == 2) n++;
+    pthread_mutex_unlock(&log.mu);
+    tu_log_free(&log);
+    if (n < 3) fail_msg("%zu retrying lines", n);
+    const double first[] = { 0.05, 0.1, 0.2 };
+    for (size_t i = 0; i < 3; i++)
+        if (step[i] < first[i] - 0.001 || step[i] > first[i] + 0.001) fail_msg("step %zu: %.3gs, expected %.2gs", i, step[i], first[i]);
+    for (size_t i = 1; i < n; i++) {
+        assert_true(left[i] <= left[i - 1]);          /* (printed to 0.1 s) */
+        assert_true(step[i] <= left[i] + 0.06);       /* never waits past the deadline */
+    }
+    assert_true(left[n - 1] < left[0]);
+    assert_true(left[0] <= 1.0);
+}
+
 int main(int argc, char **argv)
 {
     herd_init(&argc, &argv);
@@ -139,6 +180,7 @@ int main(int argc, char **argv)
     tu_mkdtemp(dir, sizeof dir);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_backoff_schedule),
+        cmocka_unit_test(test_flow_address_refused_says_retrying),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     tu_rmtree(dir);
