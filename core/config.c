@@ -657,6 +657,30 @@ static void check_runtime(const cfgfile *c, const char *name, int file_class, pr
     herd_profile_free(prof);
 }
 
+/* The workers' resources (a provider param "resources" of type map): finite
+ * numbers > 0, as workers require (herd_resources_check), said at the key. */
+static void check_offer(const cfgfile *c, const herd_param *schema, const herd_value *given, const char *base,
+                        problems *ps)
+{
+    const herd_param *p = schema;
+    while (p && p->name && strcmp(p->name, "resources")) p++;
+    const herd_value *res = herd_map_get(given, "resources");
+    if (!p || !p->name || p->type != HERD_PARAM_MAP || herd_typeof(res) != HERD_MAP) return;
+    for (size_t k = 0; k < herd_len(res); k++) {
+        herd_value *one = herd_map();
+        herd_err e = { 0 };
+        if (!one) { ps->oom = 1; return; }
+        herd_map_set(one, herd_key_at(res, k), herd_value_copy(herd_at(res, k)));
+        if (herd_resources_check(one, "cluster_kwargs.resources", &e)) {
+            char path[1500], sub[1300];
+            join(sub, sizeof sub, base, "resources");
+            join(path, sizeof path, sub, herd_key_at(res, k));
+            add_problem(ps, c->file, find_pos(c->pos, path, false), "%s", e.msg);
+        }
+        herd_value_free(one);
+    }
+}
+
 static void check_profile(const cfgfile *c, const char *name, problems *ps, herd_value *shown)
 {
     const herd_value *pv = herd_map_get(cfg_profiles(c), name);
@@ -710,6 +734,7 @@ static void check_profile(const cfgfile *c, const char *name, problems *ps, herd
         herd_value *ok = NULL;
         join(path, sizeof path, base, herd_profile_kwargs[i]);
         validate_all(schemas[i], given[i], herd_profile_kwargs[i], c->pos, path, c->file, ps, shown ? &ok : NULL);
+        if (i == 0) check_offer(c, schemas[0], given[0], path, ps);
         if (!ok) continue;
         for (const herd_param *p = schemas[i]; p->name; p++)
             if ((p->flags & HERD_PARAM_SECRET) && herd_typeof(herd_map_get(ok, p->name)) != HERD_NIL)

@@ -849,6 +849,33 @@ static void test_show(void **state)
     assert_string_equal(err.msg, w);
 }
 
+/* ---- the workers' resources: finite numbers > 0 ---- */
+
+static void test_check_resources(void **state)
+{
+    (void)state;
+    char path[PATH_MAX], args[BIG], want[BIG];
+    char *out = NULL;
+    put("res.yaml", "profiles:\n"
+                    "  a:\n"
+                    "    cluster_kwargs:\n"
+                    "      resources: {GPU: x, MEM: .nan, CPU: -1, OK: 2, INF: .inf}\n", path, sizeof path);
+    snprintf(args, sizeof args, "config check '%s'", path);
+    assert_int_equal(herd(args, &out), 1);
+    snprintf(want, sizeof want,
+             "%s:4:24: cluster_kwargs.resources.GPU: expected a finite number > 0, got str x\n"
+             "%s:4:32: cluster_kwargs.resources.MEM: expected a finite number > 0, got float .nan\n"
+             "%s:4:43: cluster_kwargs.resources.CPU: expected a finite number > 0, got int -1\n"
+             "%s:4:59: cluster_kwargs.resources.INF: expected a finite number > 0, got float .inf\n"
+             "profile a: 4 problems\n", path, path, path, path);
+    if (strncmp(out, want, strlen(want))) fail_msg("got:\n%s\nexpected to start with:\n%s", out, want);
+    free(out);
+    put("res.yaml", "profiles:\n  a: {cluster_kwargs: {resources: {GPU: 1, MEM: 0.5}}}\n", path, sizeof path);
+    assert_int_equal(herd(args, &out), 0);
+    assert_string_equal(out, "OK: 1 profile\n");
+    free(out);
+}
+
 /* ---- a cluster_class naming a file is never loaded by a check ---- */
 
 static void test_check_loads_no_file(void **state)
@@ -967,6 +994,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_check_good, setup, teardown),
         cmocka_unit_test_setup_teardown(test_check_loads_no_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_check_resources, setup, teardown),
         cmocka_unit_test_setup_teardown(test_check_bad, setup, teardown),
         cmocka_unit_test_setup_teardown(test_check_runtime, setup, teardown),
         cmocka_unit_test_setup_teardown(test_code_overrides_profile, setup, teardown),
