@@ -26,8 +26,10 @@ DEB_PKGS    := build-essential pkg-config libevent-dev libmsgpack-dev libyaml-de
 # test needs what): a real sshd and ssh client (the ssh provider's tests), ip
 # (network namespaces for the multi-host ssh test), ps and pgrep (to find what
 # a failed test left), nm (tests/install/test_exports.sh), Dask (the defaults
-# compared with Dask's in test_local, and bench/).
-DEB_TEST_PKGS := openssh-server openssh-client iproute2 procps binutils python3-distributed
+# compared with Dask's in test_local, and bench/), clang with its libFuzzer
+# runtime (make fuzz).
+DEB_TEST_PKGS := openssh-server openssh-client iproute2 procps binutils python3-distributed \
+                 clang libclang-rt-14-dev
 
 PKG_CFLAGS  = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS    = $(shell pkg-config --libs libevent libevent_pthreads libevent_openssl msgpack yaml-0.1 libcurl openssl 2>/dev/null)
@@ -39,11 +41,17 @@ OPT      := -O1 -g
 else ifeq ($(SAN),thread)
 SANFLAGS := -fsanitize=thread
 OPT      := -O1 -g
+else ifeq ($(SAN),fuzz)
+SANFLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+OPT      := -O1 -g
 else
 SANFLAGS :=
 OPT      := -O2 -g
 endif
 
+# -Wno-missing-field-initializers: a herd_param schema lists its fields by
+# position and leaves out the binding (HERD_PARAM_FIELD) where a schema is only
+# validated, never bound (annotations, profiles, fixtures of older ABIs).
 WARN     := -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wshadow -Wstrict-prototypes
 # Two include sets, chosen by directory (the object rules below): the core,
 # the herd command and the tests see core/ (-Icore); providers, plugins,
@@ -66,6 +74,7 @@ CONF_SRC  := $(wildcard tests/conformance/test_*.c)
 BENCH_SRC := $(wildcard bench/*.c)
 TEST_HELPERS := $(wildcard tests/support/*.c)
 FIXTURE_SRC  := $(wildcard tests/fixtures/*.c)
+FUZZ_SRC     := $(wildcard tests/fuzz/fuzz_*.c)
 # providers that break a conformance rule on purpose (not test_*.c)
 CONF_PROV_SRC := $(filter-out tests/conformance/test_%.c,$(wildcard tests/conformance/*.c))
 
@@ -80,6 +89,7 @@ UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 INTEG_BIN := $(INTEG_SRC:tests/integration/%.c=$(BUILD)/tests/%)
 CONF_BIN  := $(CONF_SRC:tests/conformance/%.c=$(BUILD)/tests/%)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+FUZZ_BIN  := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/tests/%)
 TEST_BINS := $(UNIT_BIN) $(INTEG_BIN) $(CONF_BIN)
 FIXTURE_SO := $(FIXTURE_SRC:tests/fixtures/%.c=$(BUILD)/tests/fixtures/%.so)
 CONF_PROV_SO := $(CONF_PROV_SRC:tests/conformance/%.c=$(BUILD)/tests/conformance/%.so)
@@ -87,7 +97,7 @@ CONF_PROV_SO := $(CONF_PROV_SRC:tests/conformance/%.c=$(BUILD)/tests/conformance
 RPATH     = -Wl,-rpath,'$$ORIGIN/../lib'
 LINK_HERD = -L$(BUILD)/lib -lherd $(RPATH)
 
-.PHONY: all deps print-deb-pkgs check-deps demo test test-asan test-tsan bench install uninstall clean tests-build
+.PHONY: all deps print-deb-pkgs check-deps demo test test-asan test-tsan fuzz bench install uninstall clean tests-build
 all: check-deps $(LIBSO) $(BUILD)/lib/libherd.so $(LIBA) $(HERD_BIN) $(PROV_SO) $(PLUG_SO) $(EX_BIN) $(BUILD)/herd.pc
 
 # ---- dependencies ----
@@ -188,6 +198,19 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/conformance/%.o $(TEST_SUPPORT_OBJ) $(BUILD
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $(filter %.o,$^) $(LINK_HERD) $(PKG_LIBS) $(CMOCKA_LIBS) -lpthread -lm
 
+# Fuzz targets (tests/fuzz): with SAN=fuzz (clang) libFuzzer binaries for
+# `make fuzz`; otherwise linked with driver.c, they replay the seed corpus in
+# `make test` (tests/fuzz/test_corpus.sh), under every sanitizer build too.
+ifeq ($(SAN),fuzz)
+$(BUILD)/tests/fuzz_%: $(BUILD)/obj/tests/fuzz/fuzz_%.o $(LIBA)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_ALL) -fsanitize=fuzzer -o $@ $(filter %.o,$^) -Wl,--whole-archive $(LIBA) -Wl,--no-whole-archive $(PKG_LIBS) -ldl -lpthread -lm
+else
+$(BUILD)/tests/fuzz_%: $(BUILD)/obj/tests/fuzz/fuzz_%.o $(BUILD)/obj/tests/fuzz/driver.o $(LIBA)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_ALL) -o $@ $(filter %.o,$^) -Wl,--whole-archive $(LIBA) -Wl,--no-whole-archive $(PKG_LIBS) -ldl -lpthread -lm
+endif
+
 # Test fixtures: deliberately broken or minimal providers/plugins as .so files.
 $(BUILD)/tests/fixtures/%.so: $(BUILD)/obj/tests/fixtures/%.o
 	@mkdir -p $(dir $@)
@@ -210,11 +233,11 @@ $(BUILD)/herd.pc: Makefile
 	$(call write_pc,$@)
 
 # ---- running ----
-tests-build: all $(TEST_BINS) $(FIXTURE_SO) $(CONF_PROV_SO)
+tests-build: all $(TEST_BINS) $(FIXTURE_SO) $(CONF_PROV_SO) $(FUZZ_BIN)
 
 # Test scripts (tests/install/test_*.sh): exported symbols, an install into a
 # temporary prefix used from outside, the headers' own examples.
-TEST_SCRIPTS := $(wildcard tests/install/test_*.sh)
+TEST_SCRIPTS := $(wildcard tests/install/test_*.sh) tests/fuzz/test_corpus.sh
 
 test: tests-build
 	@BUILD=$(BUILD) SAN=$(SAN) sh tests/run.sh $(TEST_BINS) $(TEST_SCRIPTS)
@@ -224,6 +247,16 @@ test-asan:
 
 test-tsan:
 	@TSAN_OPTIONS="report_signal_unsafe=0 $(TSAN_OPTIONS)" $(MAKE) --no-print-directory BUILD=build-tsan SAN=thread test
+
+# make fuzz: each fuzz target under libFuzzer (clang, ASan+UBSan) for
+# FUZZ_SECONDS each, starting from the seed corpus (copied: the seeds stay as
+# they are). A crash fails it and leaves crash-* in $(FUZZ_OUT).
+FUZZ_SECONDS ?= 60
+FUZZ_OUT     ?= build-fuzz/findings
+fuzz:
+	@$(MAKE) --no-print-directory BUILD=build-fuzz SAN=fuzz CC=clang \
+	    $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/tests/%)
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_OUT=$(FUZZ_OUT) sh tests/fuzz/run.sh build-fuzz/tests
 
 demo: all
 	$(BUILD)/examples/nino34
@@ -249,4 +282,4 @@ uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/lib/libherd.so* $(DESTDIR)$(PREFIX)/bin/herd $(DESTDIR)$(PREFIX)/lib/pkgconfig/herd.pc
 
 clean:
-	rm -rf build build-asan build-tsan
+	rm -rf build build-asan build-tsan build-fuzz

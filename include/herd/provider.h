@@ -162,6 +162,77 @@ HERD_API bool herd_worker_thread_alive(herd_worker_thread *w);
 /* Stop the worker (abruptly if kill, else after its running tasks) and free it. */
 HERD_API void herd_worker_thread_stop(herd_worker_thread *w, bool kill);
 
+/* ---- child processes (core/proc.c) ----
+ * What every provider needs to run programs: workers, ssh, sbatch, agents.
+ * A started process is the leader of its own process group (signals go to
+ * the whole group), dies with the thread that forked it (PR_SET_PDEATHSIG,
+ * SIGKILL) and is reaped exactly once, by whichever thread polls, waits for
+ * or stops it first; its outcome is kept in the herd_proc. Signalling a
+ * reaped process is refused, so a reused pid is never hit.
+ *
+ * Processes that must live as long as the cluster are forked by a
+ * herd_spawner: one thread per cluster that lives until herd_spawner_free,
+ * which therefore kills (SIGKILL) every process it started that is still
+ * running. Free it last, after stopping them. Short commands waited for on
+ * the spot may be forked by the calling thread (sp NULL). */
+#include <sys/types.h>
+
+typedef struct herd_spawner herd_spawner;
+HERD_API int  herd_spawner_new(herd_spawner **out, herd_err *err);
+HERD_API void herd_spawner_free(herd_spawner *sp);
+
+typedef enum herd_proc_io {
+    HERD_PROC_INHERIT = 0,   /* the caller's own descriptor */
+    HERD_PROC_DEVNULL,       /* /dev/null */
+    HERD_PROC_PIPE,          /* a new pipe; the caller's end comes back in pipes[i] */
+    HERD_PROC_FD             /* fd[i], given as is (the caller keeps and closes it) */
+} herd_proc_io;
+
+typedef struct herd_proc_spec {
+    const char *const *argv;  /* NULL-terminated; argv[0] is searched in PATH (before
+                                 fork) when it has no '/' */
+    const char *const *env;   /* NULL-terminated "KEY=VALUE" put over this process's
+                                 environment, later entries winning; NULL: none */
+    herd_proc_io io[3];       /* stdin, stdout, stderr; all zero: inherited */
+    int fd[3];                /* for HERD_PROC_FD */
+} herd_proc_spec;
+
+/* How a process ended. */
+typedef struct herd_proc_exit {
+    bool known;               /* false: reaped by someone else, nothing is known */
+    int  status;              /* its exit status, when signal is 0 */
+    int  signal;              /* the signal that ended it, or 0 */
+    bool core_dumped;
+} herd_proc_exit;
+
+typedef struct herd_proc herd_proc;
+/* Fork and exec spec->argv with every other descriptor closed, signals
+ * unblocked and at their defaults, in a new process group. Returns 0 once
+ * exec succeeded (*out: free with herd_proc_free; pipes, when given, gets the
+ * caller's ends of the HERD_PROC_PIPE streams, close-on-exec, owned by the
+ * caller, and -1 for the others); else -errno with err naming the program and
+ * the reason ("cannot run /x/y: No such file or directory"). */
+HERD_API int herd_proc_start(herd_spawner *sp, const herd_proc_spec *spec, herd_proc **out,
+                             int pipes[3], herd_err *err);
+HERD_API pid_t herd_proc_pid(const herd_proc *p);
+/* Has it ended? 1: yes, *ex filled (may be NULL), reaped, and whatever was
+ * left of its process group killed; 0: still running. -EINVAL for p NULL
+ * (here and below). */
+HERD_API int herd_proc_poll(herd_proc *p, herd_proc_exit *ex);
+/* herd_proc_poll, waiting up to timeout seconds (< 0: for ever) for the end. */
+HERD_API int herd_proc_wait(herd_proc *p, double timeout, herd_proc_exit *ex);
+/* Send sig to its process group: 0, or -ESRCH once it has been reaped. */
+HERD_API int herd_proc_signal(herd_proc *p, int sig);
+/* Stop ps[0..n) for certain: SIGTERM to each group, up to grace seconds for
+ * them to end, SIGKILL to the rest, all reaped; out[i] (out may be NULL)
+ * says how each ended. Those already ended are just reaped. 0, or -EINVAL. */
+HERD_API int herd_proc_stop(herd_proc *const *ps, size_t n, double grace, herd_proc_exit *out);
+/* "exited with status 3", "killed by signal 9 (Killed)[, core dumped]",
+ * "exit status unknown (reaped elsewhere)". Returns buf. */
+HERD_API const char *herd_proc_describe(const herd_proc_exit *ex, char *buf, size_t cap);
+/* Kill (SIGKILL to its group) and reap it if it still runs, then free. */
+HERD_API void herd_proc_free(herd_proc *p);
+
 /* ---- the provider ---- */
 typedef struct herd_cluster herd_cluster;   /* defined by each provider */
 

@@ -2,11 +2,12 @@
  * threads) on this machine, with Dask's LocalCluster defaults
  * (distributed/deploy/local.py). The core hands over the worker command
  * (herd_worker_argv); this file decides how many workers, with how many
- * threads and how much memory, starts them (spawn.c), watches them (status
- * reaps exited processes and says why they ended), and stops them for
- * certain: retire and close send SIGTERM to the worker's process group, wait
- * up to 3 s, then SIGKILL and reap. One mutex per cluster makes every hook
- * safe to call from any thread. */
+ * threads and how much memory, starts them, watches them (status reaps
+ * exited processes and says why they ended), and stops them for certain:
+ * retire and close send SIGTERM to the worker's process group, wait up to
+ * 3 s, then SIGKILL and reap (the process helpers of core/proc.c, whose
+ * spawner thread ties the workers' lives to the cluster's). One mutex per
+ * cluster makes every hook safe to call from any thread. */
 #include "local.h"
 
 #include <errno.h>
@@ -17,11 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-extern char **environ;
 
 #define STOP_GRACE_S 3.0   /* SIGTERM, then this long, then SIGKILL */
 
@@ -71,7 +69,8 @@ static const herd_param params[] = {
 
 typedef struct lworker {
     char name[64];
-    pid_t pid;                  /* processes */
+    herd_proc *proc;            /* processes */
+    pid_t pid;                  /* herd_proc_pid(proc), for status and details */
     herd_worker_thread *thr;    /* threads */
     int state;                  /* HERD_WORKER_* */
     bool busy;                  /* a retire is stopping it: status leaves it alone */
@@ -90,7 +89,7 @@ struct herd_cluster {
     unsigned long next_id;
     lworker **w;
     size_t nw, capw;
-    local_spawner *sp;          /* created on the first process start */
+    herd_spawner *sp;           /* created on the first process start; freed last */
 };
 
 /* ---- create ---- */
@@ -159,11 +158,14 @@ static int build_env(herd_cluster *c, const herd_value *env, herd_err *err)
 
 static void cluster_free(herd_cluster *c)
 {
-    for (size_t i = 0; i < c->nw; i++) free(c->w[i]);
+    for (size_t i = 0; i < c->nw; i++) {
+        herd_proc_free(c->w[i]->proc);
+        free(c->w[i]);
+    }
     free(c->w);
     herd_strv_free(c->extra_env);
     herd_value_free(c->resources);
-    local_spawner_free(c->sp);
+    herd_spawner_free(c->sp);
     pthread_mutex_destroy(&c->mu);
     free(c);
 }
@@ -244,65 +246,18 @@ static int lc_create(herd_cluster **out, const herd_value *kw, const herd_cluste
 
 /* ---- starting workers ---- */
 
-static bool same_key(const char *a, const char *b)
+/* The core's environment additions, then the env kwarg's (later ones win);
+ * the strings are borrowed. */
+static const char **worker_env(const char *const *core, char *const *extra)
 {
-    size_t i = 0;
-    while (a[i] && a[i] != '=' && a[i] == b[i]) i++;
-    return (a[i] == '=' || !a[i]) && (b[i] == '=' || !b[i]);
-}
-
-static bool overridden(const char *kv, const char *const *later)
-{
-    for (; later && *later; later++)
-        if (same_key(kv, *later)) return true;
-    return false;
-}
-
-/* environ + the core's additions + the env kwarg, later ones winning. */
-static char **merge_env(const char *const *core, char *const *extra)
-{
-    size_t n = 0;
-    for (char **e = environ; e && *e; e++) n++;
+    size_t n = 0, k = 0;
     for (const char *const *e = core; e && *e; e++) n++;
     for (char *const *e = extra; e && *e; e++) n++;
-    char **v = calloc(n + 1, sizeof *v);
+    const char **v = calloc(n + 1, sizeof *v);
     if (!v) return NULL;
-    size_t k = 0;
-    for (char **e = environ; e && *e; e++)
-        if (!overridden(*e, core) && !overridden(*e, (const char *const *)extra))
-            if (!(v[k++] = strdup(*e))) goto oom;
-    for (const char *const *e = core; e && *e; e++)
-        if (!overridden(*e, (const char *const *)extra))
-            if (!(v[k++] = strdup(*e))) goto oom;
-    for (char *const *e = extra; e && *e; e++)
-        if (!(v[k++] = strdup(*e))) goto oom;
+    for (const char *const *e = core; e && *e; e++) v[k++] = *e;
+    for (char *const *e = extra; e && *e; e++) v[k++] = *e;
     return v;
-oom:
-    herd_strv_free(v);
-    return NULL;
-}
-
-/* argv[0] as a path execve can take: search PATH when it has no '/'. */
-static int resolve_program(char **argv, herd_err *err)
-{
-    if (strchr(argv[0], '/')) return 0;
-    const char *path = getenv("PATH");
-    char *copy = strdup(path && *path ? path : "/usr/local/bin:/usr/bin:/bin"), *save = NULL;
-    if (!copy) return herd_err_set(err, -ENOMEM, "LocalCluster: out of memory");
-    for (char *d = strtok_r(copy, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
-        char full[4096];
-        snprintf(full, sizeof full, "%s/%s", d, argv[0]);
-        if (access(full, X_OK) == 0) {
-            char *s = strdup(full);
-            free(copy);
-            if (!s) return herd_err_set(err, -ENOMEM, "LocalCluster: out of memory");
-            free(argv[0]);
-            argv[0] = s;
-            return 0;
-        }
-    }
-    free(copy);
-    return herd_err_set(err, -ENOENT, "LocalCluster: worker program \"%s\" not found in PATH", argv[0]);
 }
 
 static lworker *add_worker(herd_cluster *c)
@@ -340,24 +295,27 @@ static int start_one(herd_cluster *c, herd_err *err)
         rc = herd_worker_thread_start(c->env, &spec, &w->thr, err);
         if (rc == 0) snprintf(w->detail, sizeof w->detail, "thread worker, %d threads", c->nthreads);
     } else {
-        char **argv = NULL, **envp = NULL;
+        char **argv = NULL;
+        const char **envp = NULL;
         rc = herd_worker_argv(c->env, &spec, &argv, err);
         if (rc == 0 && (!argv || !argv[0]))
             rc = herd_err_set(err, HERD_EPROVIDER, "LocalCluster: empty worker command");
-        if (rc == 0) rc = resolve_program(argv, err);
-        if (rc == 0 && !(envp = merge_env(c->env->worker_envp, c->extra_env)))
+        if (rc == 0 && !(envp = worker_env(c->env->worker_envp, c->extra_env)))
             rc = herd_err_set(err, -ENOMEM, "LocalCluster: out of memory");
-        if (rc == 0 && !c->sp && (rc = local_spawner_new(&c->sp)) != 0)
-            rc = herd_err_set(err, rc, "LocalCluster: cannot start the spawner thread: %s",
-                              herd_strerror(rc));
+        if (rc == 0 && !c->sp && (rc = herd_spawner_new(&c->sp, err)) != 0)
+            herd_err_prefix(err, "LocalCluster");
         if (rc == 0) {
-            char msg[256];
-            rc = local_spawn(c->sp, argv, envp, &w->pid, msg, sizeof msg);
-            if (rc) rc = herd_err_set(err, rc, "LocalCluster: worker %s: %s", w->name, msg);
-            else snprintf(w->detail, sizeof w->detail, "pid %ld, %d threads", (long)w->pid, c->nthreads);
+            herd_proc_spec ps = { .argv = (const char *const *)argv, .env = envp,
+                                  .io = { HERD_PROC_DEVNULL, HERD_PROC_INHERIT, HERD_PROC_INHERIT } };
+            rc = herd_proc_start(c->sp, &ps, &w->proc, NULL, err);
+            if (rc) herd_err_prefix(err, "LocalCluster: worker %s", w->name);
+            else {
+                w->pid = herd_proc_pid(w->proc);
+                snprintf(w->detail, sizeof w->detail, "pid %ld, %d threads", (long)w->pid, c->nthreads);
+            }
         }
         herd_strv_free(argv);
-        herd_strv_free(envp);
+        free(envp);
     }
     if (rc) {
         w->state = HERD_WORKER_FAILED;
@@ -385,78 +343,43 @@ static int lc_start(herd_cluster *c, herd_err *err) { return lc_scale_up(c, c->n
 
 /* ---- watching and stopping ---- */
 
-/* Has pid exited? Leaves it a zombie (WNOWAIT) so its id cannot be reused
- * while we signal what is left of its process group. 1: exited (si filled),
- * 0: running, -1: not our child any more (reaped elsewhere). */
-static int exited(pid_t pid, bool block, siginfo_t *si)
+/* Record how w's process ended; c->mu held. */
+static void finish(lworker *w, const herd_proc_exit *ex, bool expected)
 {
-    memset(si, 0, sizeof *si);
-    int r;
-    while ((r = waitid(P_PID, (id_t)pid, si, WEXITED | WNOWAIT | (block ? 0 : WNOHANG))) < 0 &&
-           errno == EINTR) {}
-    if (r < 0) return -1;
-    return si->si_pid == pid ? 1 : 0;
+    bool ok = ex->known ? (ex->signal ? expected && (ex->signal == SIGTERM || ex->signal == SIGKILL)
+                                      : expected || ex->status == 0)
+                        : expected;
+    w->state = ok ? HERD_WORKER_STOPPED : HERD_WORKER_FAILED;
+    char how[96];
+    herd_proc_describe(ex, how, sizeof how);
+    bool retired = ex->known && (ex->signal ? ok : expected);
+    snprintf(w->detail, sizeof w->detail, "pid %ld %s%s", (long)w->pid, how, retired ? " (retired)" : "");
 }
 
-/* Kill the rest of pid's group, reap pid and record how it ended. */
-static void finish(lworker *w, int how, const siginfo_t *si, bool expected)
-{
-    if (how == 1) {
-        kill(-w->pid, SIGKILL);
-        while (waitpid(w->pid, NULL, 0) < 0 && errno == EINTR) {}
-    }
-    if (how < 0) {
-        w->state = expected ? HERD_WORKER_STOPPED : HERD_WORKER_FAILED;
-        snprintf(w->detail, sizeof w->detail, "pid %ld ended; exit status unknown (reaped elsewhere)",
-                 (long)w->pid);
-    } else if (si->si_code == CLD_EXITED) {
-        w->state = expected || si->si_status == 0 ? HERD_WORKER_STOPPED : HERD_WORKER_FAILED;
-        snprintf(w->detail, sizeof w->detail, "pid %ld exited with status %d%s", (long)w->pid,
-                 si->si_status, expected ? " (retired)" : "");
-    } else {
-        int sig = si->si_status;
-        bool ours = expected && (sig == SIGTERM || sig == SIGKILL);
-        w->state = ours ? HERD_WORKER_STOPPED : HERD_WORKER_FAILED;
-        const char *d = sigdescr_np(sig);
-        snprintf(w->detail, sizeof w->detail, "pid %ld killed by signal %d (%s)%s%s", (long)w->pid,
-                 sig, d ? d : "?", si->si_code == CLD_DUMPED ? ", core dumped" : "",
-                 ours ? " (retired)" : "");
-    }
-}
-
-/* SIGTERM the groups of ws[0..n), wait up to STOP_GRACE_S, SIGKILL the rest,
- * reap all. Called without c->mu; results recorded under it. */
+/* Stop the processes of ws[0..n) for certain (SIGTERM to each group, up to
+ * STOP_GRACE_S, SIGKILL, reaped). Called without c->mu; results recorded
+ * under it. */
 static void stop_procs(herd_cluster *c, lworker **ws, size_t n)
 {
-    for (size_t i = 0; i < n; i++) kill(-ws[i]->pid, SIGTERM);
-    bool *done = calloc(n ? n : 1, sizeof *done);
-    double deadline = herd_now() + STOP_GRACE_S;
-    long nap = 500 * 1000;           /* 0.5 ms, doubling to 10 ms: workers usually exit at once */
-    for (size_t left = n; left > 0;) {
-        bool late = herd_now() >= deadline;
+    herd_proc **ps = calloc(n ? n : 1, sizeof *ps);
+    herd_proc_exit *ex = calloc(n ? n : 1, sizeof *ex);
+    if (!ps || !ex) {                     /* no memory: one at a time */
         for (size_t i = 0; i < n; i++) {
-            if (done && done[i]) continue;
-            siginfo_t si;
-            int how = exited(ws[i]->pid, false, &si);
-            if (how == 0 && late) {                      /* past the grace period */
-                kill(-ws[i]->pid, SIGKILL);
-                how = exited(ws[i]->pid, true, &si);
-            }
-            if (how == 0) continue;
+            herd_proc_exit one;
+            herd_proc_stop(&ws[i]->proc, 1, STOP_GRACE_S, &one);
             pthread_mutex_lock(&c->mu);
-            finish(ws[i], how, &si, true);
+            finish(ws[i], &one, true);
             pthread_mutex_unlock(&c->mu);
-            if (done) done[i] = true;
-            left--;
-            if (!done) left = 0;   /* no memory to track: each was waited for in turn */
         }
-        if (left) {
-            struct timespec ts = { 0, nap };
-            nanosleep(&ts, NULL);
-            if (nap < 10 * 1000 * 1000) nap *= 2;
-        }
+    } else {
+        for (size_t i = 0; i < n; i++) ps[i] = ws[i]->proc;
+        herd_proc_stop(ps, n, STOP_GRACE_S, ex);
+        pthread_mutex_lock(&c->mu);
+        for (size_t i = 0; i < n; i++) finish(ws[i], &ex[i], true);
+        pthread_mutex_unlock(&c->mu);
     }
-    free(done);
+    free(ps);
+    free(ex);
 }
 
 static int lc_retire(herd_cluster *c, const char *worker, herd_err *err)
@@ -508,9 +431,8 @@ static int lc_status(herd_cluster *c, herd_worker_info *out, size_t cap, size_t 
         lworker *w = c->w[i];
         if (!w->busy && w->state == HERD_WORKER_RUNNING) {
             if (c->processes) {
-                siginfo_t si;
-                int how = exited(w->pid, false, &si);
-                if (how) finish(w, how, &si, false);
+                herd_proc_exit ex;
+                if (herd_proc_poll(w->proc, &ex)) finish(w, &ex, false);
             } else if (w->thr && !herd_worker_thread_alive(w->thr)) {
                 herd_worker_thread_stop(w->thr, true);
                 w->thr = NULL;

@@ -241,14 +241,13 @@ int ssh_sha256_file(const char *path, char hex[65])
     return 0;
 }
 
-static void why_failed(int rc, int status, const char *tail, const char *out, char *msg, size_t cap)
+static void why_failed(int rc, const herd_proc_exit *st, const char *tail, const char *out, char *msg, size_t cap)
 {
     if (rc == -ETIMEDOUT) snprintf(msg, cap, "timed out%s%s", *tail ? ": " : "", tail);
     else if (rc) snprintf(msg, cap, "%s", *tail ? tail : strerror(-rc));
-    else if (WIFEXITED(status))
-        snprintf(msg, cap, "exit status %d%s%s", WEXITSTATUS(status), *tail || *out ? ": " : "",
-                 *tail ? tail : out);
-    else snprintf(msg, cap, "killed by signal %d", WTERMSIG(status));
+    else if (st->known && !st->signal)
+        snprintf(msg, cap, "exit status %d%s%s", st->status, *tail || *out ? ": " : "", *tail ? tail : out);
+    else herd_proc_describe(st, msg, cap);
 }
 
 int ssh_upload(const ssh_opts *o, const char *host, const char *user, int port,
@@ -281,13 +280,13 @@ int ssh_upload(const ssh_opts *o, const char *host, const char *user, int port,
         if (rc) snprintf(msg, cap, "out of memory");
     }
     char **argv = NULL;
-    int st = 0;
+    herd_proc_exit st;
     if (!rc && !(argv = ssh_argv(o, host, user, port, cmd))) { rc = -ENOMEM; snprintf(msg, cap, "out of memory"); }
     if (!rc) {
         rc = ssh_run(argv, -1, NULL, out, 65536, tail, sizeof tail, o->connect_timeout + 30, &st);
-        if (rc || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        if (!ssh_run_ok(rc, &st)) {
             char why[400];
-            why_failed(rc, st, tail, "", why, sizeof why);
+            why_failed(rc, &st, tail, "", why, sizeof why);
             snprintf(msg, cap, "checking %s: %s", dir, why);
             if (!rc) rc = -EIO;
         }
@@ -330,9 +329,9 @@ int ssh_upload(const ssh_opts *o, const char *host, const char *user, int port,
         } else {
             rc = ssh_run(argv, fd, NULL, out, 4096, tail, sizeof tail, o->connect_timeout + 300, &st);
             close(fd);
-            if (rc || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+            if (!ssh_run_ok(rc, &st)) {
                 char why[400];
-                why_failed(rc, st, tail, out, why, sizeof why);
+                why_failed(rc, &st, tail, out, why, sizeof why);
                 snprintf(msg, cap, "copying %s to %s/%s: %s", local[i], dir, names[i], why);
                 if (!rc) rc = -EIO;
             } else {
