@@ -178,7 +178,7 @@ HERD_API void herd_worker_thread_stop(herd_worker_thread *w, bool kill);
 #include <sys/types.h>
 
 typedef struct herd_spawner herd_spawner;
-HERD_API int  herd_spawner_new(herd_spawner **out, herd_err *err);
+HERD_API int  herd_spawner_new(herd_spawner **out, herd_err *err);   /* -EINVAL for a NULL out */
 HERD_API void herd_spawner_free(herd_spawner *sp);
 
 typedef enum herd_proc_io {

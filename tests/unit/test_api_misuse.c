@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -218,6 +219,27 @@ static void test_provider(void **state)
     assert_int_equal(herd_worker_thread_start(&env, &spec, NULL, &err), -HERD_EARG);
     assert_false(herd_worker_thread_alive(NULL));
     herd_worker_thread_stop(NULL, true);
+    /* process helpers */
+    assert_int_equal(herd_spawner_new(NULL, &err), -EINVAL);
+    herd_spawner_free(NULL);
+    herd_proc *pr = (herd_proc *)1;
+    herd_proc_spec ps = { 0 };
+    assert_int_equal(herd_proc_start(NULL, NULL, &pr, NULL, &err), -EINVAL);
+    assert_null(pr);
+    assert_int_equal(herd_proc_start(NULL, &ps, &pr, NULL, &err), -EINVAL);       /* no argv */
+    assert_contains(err.msg, "herd_proc_start");
+    assert_int_equal(herd_proc_start(NULL, &ps, NULL, NULL, &err), -EINVAL);
+    assert_int_equal(herd_proc_pid(NULL), 0);
+    herd_proc_exit ex = { 0 };
+    assert_int_equal(herd_proc_poll(NULL, &ex), -EINVAL);
+    assert_int_equal(herd_proc_wait(NULL, 0, &ex), -EINVAL);
+    assert_int_equal(herd_proc_signal(NULL, SIGTERM), -EINVAL);
+    assert_int_equal(herd_proc_stop(NULL, 2, 0.1, NULL), -EINVAL);
+    char buf[64];
+    assert_string_equal(herd_proc_describe(NULL, buf, sizeof buf), "exit status unknown (reaped elsewhere)");
+    assert_null(herd_proc_describe(&ex, NULL, 0));
+    herd_proc_free(NULL);
+
     const herd_provider *p = (const herd_provider *)1;
     assert_int_equal(herd_provider_resolve(NULL, &p, &err), -HERD_EARG);
     assert_null(p);
