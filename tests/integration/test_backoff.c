@@ -77,6 +77,7 @@ static void test_backoff_schedule(void **state)
         if (e < 0) _exit(127);
         dup2(e, 2);
         setenv("HERD_TOKEN", TOKEN, 1);
+        setenv("HERD_LOG_LEVEL", "info", 1);     /* the reconnect lines are INFO */
         execl(herd_bin, herd_bin, "worker", addr, "--name", "bo", "--nthreads", "1",
               "--connect-timeout", "0.05", (char *)NULL);
         _exit(127);
@@ -139,7 +140,7 @@ static void test_flow_address_refused_says_retrying(void **state)
     tu_log log;
     tu_log_init(&log);
     log.echo_level = HERD_LOG_ERROR + 1;
-    herd_runner_opts o = { .address = addr, .client_kwargs = "{connect_timeout: 1}", .log = tu_log_sink, .log_ud = &log };
+    herd_runner_opts o = { .address = addr, .client_kwargs = "{connect_timeout: 1, log_level: info}", .log = tu_log_sink, .log_ud = &log };
     herd_runner *r = NULL;
     herd_err err = { 0 };
     assert_int_equal(herd_runner_new(&r, &o, &err), 0);
