@@ -12,6 +12,7 @@
 #include "local.h"
 
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -124,9 +125,9 @@ static int check_resources(const herd_value *res, herd_err *err)
             free(txt);
             return rc;
         }
-        if (!(herd_as_float(v) > 0))
+        if (!(herd_as_float(v) > 0) || !isfinite(herd_as_float(v)))
             return herd_err_set(err, HERD_ECONFIG, "cluster_kwargs.resources.%s: expected a "
-                                "number > 0, got %g", k, herd_as_float(v));
+                                "finite number > 0, got %g", k, herd_as_float(v));
     }
     return 0;
 }
