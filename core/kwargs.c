@@ -588,3 +588,14 @@ int herd_value_duration(const herd_value *v, double *secs)
         return -HERD_EARG;
     }
 }
+
+HERD_API bool herd_name_prefix_ok(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n == 0 || n > 40) return false;
+    for (size_t i = 0; i < n; i++)
+        if (!(s[i] >= 'a' && s[i] <= 'z') && !(s[i] >= 'A' && s[i] <= 'Z') &&
+            !(s[i] >= '0' && s[i] <= '9') && !strchr("_.-", s[i]))
+            return false;
+    return true;
+}

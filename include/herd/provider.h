@@ -89,6 +89,10 @@ HERD_API int herd_kwargs_bind(const herd_param *params, const herd_value *valida
  * a NULL output (out, validated) is -HERD_EARG. */
 HERD_API int herd_kwargs_load(const herd_param *params, const herd_value *kwargs, const char *where,
                               herd_value **validated, void *out, size_t out_size, herd_err *err);
+/* Is s fit to prefix a cluster's worker names (<prefix>-0, <prefix>-1, …, the
+ * `name` kwarg of LocalCluster and SSHCluster): 1 to 40 letters, digits, '_',
+ * '.' or '-'? NULL is not. */
+HERD_API bool herd_name_prefix_ok(const char *s);
 
 /* ---- what the core gives a cluster ---- */
 enum { HERD_LOG_DEBUG, HERD_LOG_INFO, HERD_LOG_WARN, HERD_LOG_ERROR };

@@ -177,6 +177,11 @@ static void test_provider(void **state)
     assert_int_equal(herd_kwargs_bind(NULL, NULL, &field, sizeof field, &err), -HERD_EARG);
     assert_int_equal(herd_kwargs_bind(params, NULL, NULL, 0, &err), -HERD_EARG);
     assert_int_equal(herd_kwargs_load(NULL, NULL, "x", &out, &field, sizeof field, &err), -HERD_EARG);
+    assert_false(herd_name_prefix_ok(NULL));
+    assert_false(herd_name_prefix_ok(""));
+    assert_false(herd_name_prefix_ok("a b"));
+    assert_false(herd_name_prefix_ok("01234567890123456789012345678901234567890"));   /* 41 */
+    assert_true(herd_name_prefix_ok("ssh-workers_1.x"));
     assert_true(herd_now() > 0);
     herd_deadline(1, NULL);
     assert_int_equal(herd_cond_init_monotonic(NULL), -EINVAL);
