@@ -126,18 +126,7 @@ int herd_annot_parse(const char *text, herd_annot *a, herd_err *err)
     }
     if ((x = herd_map_get(ok, "allow_other_workers"))) { a->set |= ANN_ALLOW_OTHER; a->allow_other_workers = herd_as_bool(x); }
     if ((x = herd_map_get(ok, "resources"))) {
-        for (size_t i = 0; i < herd_len(x); i++) {
-            herd_value *n = herd_at(x, i);
-            herd_type t = herd_typeof(n);
-            if ((t != HERD_INT && t != HERD_FLOAT) || herd_as_float(n) <= 0) {
-                char *s = herd_value_to_string(n);
-                rc = herd_err_set(err, HERD_EARG, "annotations.resources.%s: expected a number > 0, got %s",
-                                  herd_key_at(x, i), s ? s : "?");
-                free(s);
-                herd_value_free(ok);
-                return rc;
-            }
-        }
+        if ((rc = herd_resources_check(x, "annotations.resources", err))) { herd_value_free(ok); return rc; }
         a->set |= ANN_RESOURCES; a->resources = herd_value_copy(x);
     }
     herd_value_free(ok);
@@ -555,12 +544,13 @@ fail_nolock:
 
 int herd_submit(herd_runner *r, const char *task, herd_value *args, herd_future **out, herd_err *err)
 {
-    return herd_submit_annotated(r, task, args, NULL, out, err);
+    return herd_submit_annotated(r, task, args, NULL, out, err);   /* it checks r */
 }
 
 int herd_submit_annotated(herd_runner *r, const char *task, herd_value *args, const char *annotations,
                           herd_future **out, herd_err *err)
 {
+    if (out) *out = NULL;
     if (!r) { herd_value_free(args); return herd_err_set(err, HERD_EARG, "herd_submit: runner is NULL"); }
     int rc = r->ensure ? r->ensure(r, err) : 0;     /* start: lazy — the first submit starts the cluster */
     if (rc) {
@@ -574,8 +564,13 @@ int herd_submit_annotated(herd_runner *r, const char *task, herd_value *args, co
 int herd_submit_map(herd_runner *r, const char *task, herd_value *arg_tuples,
                     herd_future ***futs, size_t *n, herd_err *err)
 {
-    *futs = NULL;
-    *n = 0;
+    if (futs) *futs = NULL;
+    if (n) *n = 0;
+    if (!futs || !n) {
+        herd_value_free(arg_tuples);
+        return herd_err_set(err, HERD_EARG, "herd_submit_map: futs and n are required");
+    }
+    if (!r) { herd_value_free(arg_tuples); return herd_err_set(err, HERD_EARG, "herd_submit_map: runner is NULL"); }
     if (herd_typeof(arg_tuples) != HERD_ARRAY) {
         herd_value_free(arg_tuples);
         return herd_err_set(err, HERD_EARG, "herd_submit_map: arg_tuples: expected an array of arrays");
@@ -610,6 +605,7 @@ herd_value *herd_future_arg(const herd_future *f) { return f ? herd_futref(f->ke
 /* ---- annotation scopes ---- */
 int herd_annotate_push(herd_runner *r, const char *annotations, herd_err *err)
 {
+    if (!r) return herd_err_set(err, HERD_EARG, "herd_annotate_push: runner is NULL");
     herd_annot a;
     int rc = herd_annot_parse(annotations, &a, err);
     if (rc) return rc;
@@ -632,6 +628,7 @@ int herd_annotate_push(herd_runner *r, const char *annotations, herd_err *err)
 
 int herd_annotate_pop(herd_runner *r)
 {
+    if (!r) return -HERD_EARG;
     herd_client *cl = r->cl;
     pthread_mutex_lock(&cl->mu);
     int rc = 0;
@@ -648,10 +645,11 @@ const char *herd_state_name(herd_state s)
     return (unsigned)s < sizeof names / sizeof *names ? names[s] : "Unknown";
 }
 
-bool herd_state_is_final(herd_state s) { return s >= HERD_COMPLETED; }
+bool herd_state_is_final(herd_state s) { return s >= HERD_COMPLETED && s <= HERD_CANCELLED; }
 
 herd_state herd_future_state(herd_future *f)
 {
+    if (!f) return HERD_CANCELLED;
     pthread_mutex_lock(&f->cl->mu);
     herd_state s = f->state;
     pthread_mutex_unlock(&f->cl->mu);
@@ -719,6 +717,7 @@ int herd_future_result(herd_future *f, double timeout_s, const herd_value **out,
 
 const char *herd_future_error(herd_future *f)
 {
+    if (!f) return NULL;
     pthread_mutex_lock(&f->cl->mu);
     const char *e = herd_state_is_final(f->state) && f->state != HERD_COMPLETED ? f->error : NULL;
     pthread_mutex_unlock(&f->cl->mu);
@@ -778,6 +777,9 @@ static int all_final(void *arg)
 int herd_wait(herd_future *const *fs, size_t n, double timeout_s, herd_err *err)
 {
     if (!n) return 0;
+    if (!fs) return herd_err_set(err, HERD_EARG, "herd_wait: fs is NULL (with n = %zu)", n);
+    for (size_t i = 0; i < n; i++)
+        if (!fs[i]) return herd_err_set(err, HERD_EARG, "herd_wait: fs[%zu] is NULL", i);
     herd_client *cl = fs[0]->cl;
     struct allctx a = { fs, n };
     pthread_mutex_lock(&cl->mu);
@@ -790,6 +792,9 @@ int herd_wait(herd_future *const *fs, size_t n, double timeout_s, herd_err *err)
 /* ---- as_completed ---- */
 herd_completed *herd_as_completed(herd_future *const *fs, size_t n)
 {
+    if (n && !fs) return NULL;
+    for (size_t i = 0; i < n; i++)
+        if (!fs[i]) return NULL;
     herd_completed *it = calloc(1, sizeof *it);
     if (!it) return NULL;
     it->n = n;

@@ -2,6 +2,7 @@
  * as a timespec for pthread_cond_timedwait, and condition variables that wait
  * on the monotonic clock (so a wall-clock jump cannot stretch or cut a wait). */
 #include <herd/provider.h>
+#include <errno.h>
 #include <pthread.h>
 #include <time.h>
 
@@ -14,6 +15,7 @@ HERD_API double herd_now(void)
 
 HERD_API void herd_deadline(double seconds, struct timespec *ts)
 {
+    if (!ts) return;
     clock_gettime(CLOCK_MONOTONIC, ts);
     if (!(seconds > 0)) return;                  /* also NaN: now */
     if (seconds > 1e9) seconds = 1e9;            /* ~31 years: no overflow of time_t */
@@ -25,6 +27,7 @@ HERD_API void herd_deadline(double seconds, struct timespec *ts)
 
 HERD_API int herd_cond_init_monotonic(pthread_cond_t *cv)
 {
+    if (!cv) return -EINVAL;
     pthread_condattr_t ca;
     int rc = pthread_condattr_init(&ca);
     if (rc) return -rc;

@@ -411,10 +411,17 @@ const char *herd_conn_peer(const herd_conn *c) { return c->peer; }
 herd_conn *herd_conn_dial(struct event_base *base, const char *address, herd_tls *tls, double timeout_s,
                           herd_conn_msg_fn on_msg, herd_conn_close_fn on_close, void *ud, herd_err *err)
 {
+    return herd_conn_dial_log(base, address, tls, timeout_s, NULL, NULL, on_msg, on_close, ud, err);
+}
+
+herd_conn *herd_conn_dial_log(struct event_base *base, const char *address, herd_tls *tls, double timeout_s,
+                              void (*log)(void *ud, int level, const char *line), void *log_ud,
+                              herd_conn_msg_fn on_msg, herd_conn_close_fn on_close, void *ud, herd_err *err)
+{
     herd_addr a;
     int fd = -1;
     if (herd_tls_addr_check(tls, address, err) || herd_addr_parse(address, &a, err) ||
-        herd_dial(address, timeout_s > 0 ? timeout_s : 30, &fd, err))
+        herd_dial_log(address, timeout_s > 0 ? timeout_s : 30, log, log_ud, &fd, err))
         return NULL;
     struct bufferevent *bev = tls ? herd_tls_connect(tls, base, fd, a.host, err)   /* closes fd on failure */
                                   : bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
@@ -627,13 +634,19 @@ void herd_accept_guard_destroy(herd_accept_guard *g)
 
 int herd_dial(const char *addr, double timeout_s, int *fd_out, herd_err *err)
 {
+    return herd_dial_log(addr, timeout_s, NULL, NULL, fd_out, err);
+}
+
+int herd_dial_log(const char *addr, double timeout_s, void (*log)(void *ud, int level, const char *line),
+                  void *log_ud, int *fd_out, herd_err *err)
+{
     herd_addr a;
     int rc = herd_addr_parse(addr, &a, err);
     if (rc) return rc;
     struct sockaddr_storage ss;
     socklen_t len;
     if ((rc = resolve(&a, &ss, &len, err))) return rc;
-    double deadline = herd_now() + (timeout_s > 0 ? timeout_s : 1e9);
+    double deadline = herd_now() + (timeout_s > 0 ? timeout_s : 1e9), step = 0.05;
     int last = 0;
     for (;;) {
         int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -655,8 +668,17 @@ int herd_dial(const char *addr, double timeout_s, int *fd_out, herd_err *err)
         last = errno;
         close(fd);
         /* the scheduler may not be listening yet: retry refused/absent until the deadline */
-        if ((last != ECONNREFUSED && last != ENOENT && last != EAGAIN) || herd_now() >= deadline) break;
-        usleep(20000);
+        double left = deadline - herd_now();
+        if ((last != ECONNREFUSED && last != ENOENT && last != EAGAIN) || left <= 0) break;
+        double wait = step < left ? step : left;
+        if (log) {
+            char line[700];
+            snprintf(line, sizeof line, "cannot connect to %s yet (%s); retrying in %.2gs, %.1fs left", addr,
+                     strerror(last), wait, left);
+            log(log_ud, HERD_LOG_INFO, line);
+        }
+        usleep((useconds_t)(wait * 1e6));
+        step = step * 2 > 1 ? 1 : step * 2;
     }
     return herd_err_set(err, -last, "cannot connect to scheduler at %s within %.1fs: %s", addr, timeout_s, strerror(last));
 }

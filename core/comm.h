@@ -123,14 +123,24 @@ int  herd_accept_guard_init(herd_accept_guard *g, struct evconnlistener *lis,
 void herd_accept_guard_fail(herd_accept_guard *g);
 void herd_accept_guard_destroy(herd_accept_guard *g);
 
-/* Dial addr with a timeout; blocking connect (called before the loop runs). */
+/* Dial addr with a timeout; blocking connect (called before the loop runs).
+ * While the address refuses (or a unix socket is absent) it retries with
+ * backoff (50 ms doubling to 1 s) until the deadline; herd_dial_log also
+ * says so through log (when not NULL) once per step, at INFO: "cannot
+ * connect to ADDR yet (why); retrying in Xs, Ys left". */
 int herd_dial(const char *addr, double timeout_s, int *fd_out, herd_err *err);
+int herd_dial_log(const char *addr, double timeout_s, void (*log)(void *ud, int level, const char *line),
+                  void *log_ud, int *fd_out, herd_err *err);
 
 /* Dial address (tls:// needs tls; borrowed) within timeout_s (<= 0: 30 s)
  * and wrap the connection on base; peer is the address. NULL and err on
  * failure. The dial blocks (called before the loop runs). */
 herd_conn *herd_conn_dial(struct event_base *base, const char *address, herd_tls *tls, double timeout_s,
                           herd_conn_msg_fn on_msg, herd_conn_close_fn on_close, void *ud, herd_err *err);
+/* The same, saying each retry through log (herd_dial_log). */
+herd_conn *herd_conn_dial_log(struct event_base *base, const char *address, herd_tls *tls, double timeout_s,
+                              void (*log)(void *ud, int level, const char *line), void *log_ud,
+                              herd_conn_msg_fn on_msg, herd_conn_close_fn on_close, void *ud, herd_err *err);
 
 /* Messages packed by any thread and sent on *conn by the loop's thread,
  * batched (one wake of the loop however many are queued). The owner's mutex

@@ -69,7 +69,10 @@ size_t herd_config_candidates(herd_config_candidate out[HERD_CONFIG_NCAND])
             out[n++].origin = "~/.config";
         }
     }
-    snprintf(out[n].path, sizeof out[n].path, "/etc/herd/herd.yaml");
+    /* $HERD_TEST_SYSTEM_CONFIG stands in for /etc/herd/herd.yaml in the test
+     * suite only, so its checks do not depend on the machine's /etc */
+    const char *sys = getenv("HERD_TEST_SYSTEM_CONFIG");
+    snprintf(out[n].path, sizeof out[n].path, "%s", sys && *sys ? sys : "/etc/herd/herd.yaml");
     out[n++].origin = "system";
     for (size_t i = 0; i < n; i++) out[i].exists = exists(out[i].path);
     return n;
@@ -104,6 +107,8 @@ typedef struct problems {
     size_t n, cap;
     int oom;
     const char *profile;     /* the profile being checked (borrowed), NULL: the top level */
+    struct { char *msg; const char *profile; } notes[32];   /* not problems: what was not checked */
+    size_t nnotes;
 } problems;
 
 static void add_problem(problems *ps, const char *file, herd_srcpos at, const char *fmt, ...)
@@ -127,6 +132,37 @@ static void add_problem(problems *ps, const char *file, herd_srcpos at, const ch
     ps->n++;
 }
 
+static void add_note(problems *ps, const char *file, herd_srcpos at, const char *what)
+{
+    if (ps->nnotes == sizeof ps->notes / sizeof *ps->notes) return;
+    char *msg = NULL;
+    if (asprintf(&msg, "%s:%d:%d: note: %s", file, at.line, at.col, what) < 0) { ps->oom = 1; return; }
+    ps->notes[ps->nnotes].msg = msg;
+    ps->notes[ps->nnotes++].profile = ps->profile;
+}
+
+/* A cluster_class naming a file ("path/x.so:Class") is never loaded by a
+ * check: loading runs the library's constructors, and a configuration file
+ * must not run code. Check what can be checked without it: a readable
+ * regular ELF file. 0, or -1 with why. */
+static int check_class_file(const char *cls, char *why, size_t cap)
+{
+    const char *colon = strrchr(cls, ':');
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%.*s", (int)(colon - cls), cls);
+    struct stat st;
+    unsigned char magic[4] = { 0 };
+    if (stat(path, &st) != 0) return snprintf(why, cap, "%s: %s", path, strerror(errno)), -1;
+    if (!S_ISREG(st.st_mode)) return snprintf(why, cap, "%s: not a regular file", path), -1;
+    FILE *f = fopen(path, "rb");
+    if (!f) return snprintf(why, cap, "%s: %s", path, strerror(errno)), -1;
+    size_t n = fread(magic, 1, sizeof magic, f);
+    fclose(f);
+    if (n != sizeof magic || memcmp(magic, "\x7f" "ELF", 4))
+        return snprintf(why, cap, "%s: not a shared library (no ELF header)", path), -1;
+    return 0;
+}
+
 static int by_position(const void *a, const void *b)
 {
     const problem *x = a, *y = b;
@@ -138,6 +174,7 @@ static int by_position(const void *a, const void *b)
 static void problems_free(problems *ps)
 {
     for (size_t i = 0; i < ps->n; i++) free(ps->v[i].msg);
+    for (size_t i = 0; i < ps->nnotes; i++) free(ps->notes[i].msg);
     free(ps->v);
     memset(ps, 0, sizeof *ps);
 }
@@ -602,7 +639,7 @@ int herd_profile_locate_error(const herd_profile *p, const char *path, herd_err 
  * shown is not NULL, build the effective settings for `herd config show`. */
 /* What herd_runner_new would say of profile `name` given no options of
  * its own: the runtime's own check (herd_run_opts_check), cited in the file. */
-static void check_runtime(const cfgfile *c, const char *name, problems *ps)
+static void check_runtime(const cfgfile *c, const char *name, int file_class, problems *ps)
 {
     herd_profile *prof = NULL;
     herd_err e = { 0 };
@@ -610,6 +647,7 @@ static void check_runtime(const cfgfile *c, const char *name, problems *ps)
     herd_run_opts o = { .address = prof->address, .cluster_class = prof->cluster_class,
                         .cluster_kwargs = prof->cluster_kwargs, .adapt_kwargs = prof->adapt_kwargs,
                         .client_kwargs = prof->client_kwargs };
+    if (file_class) o.cluster_class = NULL, o.cluster_kwargs = NULL;   /* not loaded: the rest is checked */
     if (herd_run_opts_check(&o, &e)) {
         herd_srcpos at = prof->at;
         locate(prof, o.failed_key, e.msg, &at);
@@ -619,11 +657,36 @@ static void check_runtime(const cfgfile *c, const char *name, problems *ps)
     herd_profile_free(prof);
 }
 
+/* The workers' resources (a provider param "resources" of type map): finite
+ * numbers > 0, as workers require (herd_resources_check), said at the key. */
+static void check_offer(const cfgfile *c, const herd_param *schema, const herd_value *given, const char *base,
+                        problems *ps)
+{
+    const herd_param *p = schema;
+    while (p && p->name && strcmp(p->name, "resources")) p++;
+    const herd_value *res = herd_map_get(given, "resources");
+    if (!p || !p->name || p->type != HERD_PARAM_MAP || herd_typeof(res) != HERD_MAP) return;
+    for (size_t k = 0; k < herd_len(res); k++) {
+        herd_value *one = herd_map();
+        herd_err e = { 0 };
+        if (!one) { ps->oom = 1; return; }
+        herd_map_set(one, herd_key_at(res, k), herd_value_copy(herd_at(res, k)));
+        if (herd_resources_check(one, "cluster_kwargs.resources", &e)) {
+            char path[1500], sub[1300];
+            join(sub, sizeof sub, base, "resources");
+            join(path, sizeof path, sub, herd_key_at(res, k));
+            add_problem(ps, c->file, find_pos(c->pos, path, false), "%s", e.msg);
+        }
+        herd_value_free(one);
+    }
+}
+
 static void check_profile(const cfgfile *c, const char *name, problems *ps, herd_value *shown)
 {
     const herd_value *pv = herd_map_get(cfg_profiles(c), name);
     char base[1024], path[1200];
     size_t before = ps->n;
+    int file_class = 0;
     join(base, sizeof base, "profiles", name);
     check_profile_structure(c, name, ps);
     if (!good_name(name) || (herd_typeof(pv) != HERD_MAP && herd_typeof(pv) != HERD_NIL)) return;
@@ -643,6 +706,15 @@ static void check_profile(const cfgfile *c, const char *name, problems *ps, herd
     }
     if (addr && *addr) {
         if (shown) herd_map_set(shown, "address", herd_str(addr));
+    } else if (cls && strchr(cls, ':')) {
+        char why[PATH_MAX + 64];
+        join(path, sizeof path, base, "cluster_class");
+        herd_srcpos at = find_pos(c->pos, path, false);
+        if (check_class_file(cls, why, sizeof why)) add_problem(ps, c->file, at, "cluster_class \"%s\": %s", cls, why);
+        else add_note(ps, c->file, at, "cluster_class names a file: not loaded (a check runs no code from it), "
+                      "so cluster_kwargs were not checked against its schema");
+        if (shown) herd_map_set(shown, "cluster_class", herd_str(cls));
+        file_class = 1;
     } else {
         const char *eff = cls && *cls ? cls : "local.LocalCluster";
         const herd_provider *prov = NULL;
@@ -662,13 +734,14 @@ static void check_profile(const cfgfile *c, const char *name, problems *ps, herd
         herd_value *ok = NULL;
         join(path, sizeof path, base, herd_profile_kwargs[i]);
         validate_all(schemas[i], given[i], herd_profile_kwargs[i], c->pos, path, c->file, ps, shown ? &ok : NULL);
+        if (i == 0) check_offer(c, schemas[0], given[0], path, ps);
         if (!ok) continue;
         for (const herd_param *p = schemas[i]; p->name; p++)
             if ((p->flags & HERD_PARAM_SECRET) && herd_typeof(herd_map_get(ok, p->name)) != HERD_NIL)
                 herd_map_set(ok, p->name, herd_str("<secret>"));
         herd_map_set(shown, herd_profile_kwargs[i], ok);
     }
-    if (ps->n == before) check_runtime(c, name, ps);   /* every key is right: what is left is the runtime's */
+    if (ps->n == before) check_runtime(c, name, file_class, ps);   /* every key is right: what is left is the runtime's */
 }
 
 int herd_config_check(const char *file, const char *only,
@@ -697,6 +770,8 @@ int herd_config_check(const char *file, const char *only,
         if (ps.n) qsort(ps.v, ps.n, sizeof *ps.v, by_position);
         for (size_t i = 0; i < ps.n; i++)
             if (fn) fn(ud, ps.v[i].profile, ps.v[i].msg);
+        for (size_t i = 0; i < ps.nnotes; i++)   /* after the problems: not counted */
+            if (fn) fn(ud, ps.notes[i].profile, ps.notes[i].msg);
         for (size_t i = 0; done && i < herd_len(profs); i++) {
             const char *name = herd_key_at(profs, i);
             if (only && strcmp(only, name)) continue;

@@ -5,6 +5,8 @@
  * and exits; --herd-version prints "herd <version> protocol <n>" and exits;
  * any other returns. Either mode answers --help (or -h) with its flags and
  * environment (docs/providers.md says the same for provider authors). */
+#include "secrets.h"
+#include "security.h"
 #include "worker.h"
 
 #include <errno.h>
@@ -77,26 +79,33 @@ int herd_init(int *argc, char ***argv)
         fflush(stdout);
         _exit(0);
     }
-    if (strcmp((*argv)[1], "--herd-scheduler") == 0) {
-        int code = herd_scheduler_serve_args(*argc, *argv);
+    bool scheduler = strcmp((*argv)[1], "--herd-scheduler") == 0;
+    if (!worker && !scheduler) return 0;
+    /* the token and the TLS key leave the environment (getenv's view and the
+     * bytes /proc/PID/environ shows) before any task or thread runs */
+    herd_err err = { 0 };
+    char **secrets = NULL;
+    if (herd_secrets_take(&secrets, &err)) {
+        herd_log_default(NULL, HERD_LOG_ERROR, err.msg);
+        fflush(NULL);
+        _exit(1);
+    }
+    if (scheduler) {
+        int code = herd_scheduler_serve_args(*argc, *argv, secrets);
+        herd_tls_envp_free(secrets);
         fflush(NULL);
         _exit(code);
     }
-    if (!worker) return 0;
     herd_worker_cfg cfg;
     herd_value *res = NULL;
-    herd_err err = { 0 };
     int code;
     if (herd_worker_cfg_from_args(*argc, *argv, &cfg, &res, &err)) {
         herd_log_default(NULL, HERD_LOG_ERROR, err.msg);
         code = 2;
     } else {
         herd_tls *tls = NULL;
-        int rc = herd_tls_from_envp(NULL, &tls, &err);
-        /* tasks and the programs they start must not inherit the key */
-        unsetenv("HERD_TLS_KEY");
-        unsetenv("HERD_TLS_CERT");
-        unsetenv("HERD_TLS_CA");
+        cfg.token = herd_secrets_get(secrets, "HERD_TOKEN");
+        int rc = herd_tls_from_envp((const char *const *)secrets, &tls, &err);
         if (rc && rc != -ENOENT) {
             herd_log_default(NULL, HERD_LOG_ERROR, err.msg);
             code = 1;
@@ -107,6 +116,7 @@ int herd_init(int *argc, char ***argv)
         herd_tls_free(tls);
     }
     herd_value_free(res);
+    herd_tls_envp_free(secrets);
     fflush(NULL);
     /* executor threads may still be inside a task: leave without running
      * the program's destructors under them */

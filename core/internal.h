@@ -29,6 +29,10 @@ long herd_did_you_mean(const char *word, const char *const *cands, size_t n, siz
 /* kwargs.c: is p's binding sane (a field of its type's size, inside a
  * struct of out_size bytes; 0: size unknown)? 0, or -HERD_EARG with why. */
 int herd_param_binding_check(const herd_param *p, size_t out_size, char *why, size_t cap);
+/* (kwargs.c) A resources map (a task's annotation, a worker's offer): every
+ * key a non-empty name, every amount a finite number > 0. -HERD_EARG naming
+ * "<where>.<key>" and the value otherwise; NULL or nil passes. */
+int herd_resources_check(const herd_value *res, const char *where, herd_err *err);
 
 /* registry.c: check p as herd_provider_check does and set *out to the
  * struct to use from then on: p itself, or its copy padded to this herd's

@@ -2,7 +2,8 @@
  * (cluster_kwargs, adapt_kwargs …) against a herd_param schema (unknown keys
  * with a did-you-mean, types, ranges, required keys, secrets kept out of
  * messages) and returns it normalised with defaults filled in; plus the unit
- * parsers for durations ("500ms") and sizes ("4GiB") it relies on. */
+ * parsers for durations ("500ms") and sizes ("4GiB") it relies on, and the
+ * one check of a resources map (annotations, worker offers). */
 #include "internal.h"
 #include "value_int.h"
 
@@ -120,6 +121,28 @@ HERD_API const char *herd_param_type_name(herd_param_type t)
     case HERD_PARAM_ANY: return "any";
     }
     return "unknown";
+}
+
+int herd_resources_check(const herd_value *res, const char *where, herd_err *err)
+{
+    if (herd_typeof(res) == HERD_NIL) return 0;
+    if (herd_typeof(res) != HERD_MAP)
+        return herd_err_set(err, HERD_EARG, "%s: expected a map name -> number, got %s",
+                            where, herd_type_name(herd_typeof(res)));
+    for (size_t i = 0; i < herd_len(res); i++) {
+        const char *k = herd_key_at(res, i);
+        const herd_value *v = herd_at(res, i);
+        herd_type t = herd_typeof(v);
+        if (!k || !*k) return herd_err_set(err, HERD_EARG, "%s: empty resource name", where);
+        if ((t != HERD_INT && t != HERD_FLOAT) || !isfinite(herd_as_float(v)) || !(herd_as_float(v) > 0)) {
+            char *txt = herd_value_to_string(v);
+            int rc = herd_err_set(err, HERD_EARG, "%s.%s: expected a finite number > 0, got %s %s",
+                                  where, k, herd_type_name(t), txt ? txt : "?");
+            free(txt);
+            return rc;
+        }
+    }
+    return 0;
 }
 
 /* ---- did-you-mean (the one copy: kwargs keys here, cluster_class names
@@ -564,4 +587,15 @@ int herd_value_duration(const herd_value *v, double *secs)
     default:
         return -HERD_EARG;
     }
+}
+
+HERD_API bool herd_name_prefix_ok(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n == 0 || n > 40) return false;
+    for (size_t i = 0; i < n; i++)
+        if (!(s[i] >= 'a' && s[i] <= 'z') && !(s[i] >= 'A' && s[i] <= 'Z') &&
+            !(s[i] >= '0' && s[i] <= '9') && !strchr("_.-", s[i]))
+            return false;
+    return true;
 }

@@ -129,6 +129,7 @@ static void *spawner_main(void *arg)
 
 HERD_API int herd_spawner_new(herd_spawner **out, herd_err *err)
 {
+    if (!out) return herd_err_set(err, -EINVAL, "herd_spawner_new: out is NULL");
     *out = NULL;
     herd_spawner *s = calloc(1, sizeof *s);
     if (!s) return herd_err_set(err, -ENOMEM, "spawner: out of memory");

@@ -218,7 +218,8 @@ int herd_remote_connect(const char *address, const char *token, herd_tls *tls, c
         remote_free(r);
         return herd_err_set(err, -ENOMEM, "out of memory");
     }
-    if (!(r->conn = herd_conn_dial(r->base, r->address, tls, timeout_s, on_msg, on_close, r, err))) {
+    if (!(r->conn = herd_conn_dial_log(r->base, r->address, tls, timeout_s, cl && cl->log ? cl->log : herd_log_default,
+                                       cl ? cl->log_ud : NULL, on_msg, on_close, r, err))) {
         rc = err ? err->code : -HERD_ECLOSED;
         remote_free(r);
         return rc;

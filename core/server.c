@@ -7,6 +7,7 @@
 #include "comm.h"
 #include "scheduler.h"
 #include "security.h"
+#include "secrets.h"
 #include "worker.h"
 
 #include <errno.h>
@@ -36,6 +37,7 @@ static int tls_opts(const char *ca, const char *cert, const char *key, herd_tls 
 
 int herd_scheduler_start(herd_scheduler **out, const herd_scheduler_opts *o, herd_err *err)
 {
+    if (out) *out = NULL;
     if (!out || !o || !o->listen) return herd_err_set(err, HERD_EARG, "herd_scheduler_start: opts.listen is required");
     herd_scheduler *h = calloc(1, sizeof *h);
     if (!h) return herd_err_set(err, -ENOMEM, "out of memory");
@@ -167,8 +169,9 @@ int herd_scheduler_envp(const herd_cluster_env *env, const char *const *names, c
 }
 
 /* herd_init's --herd-scheduler mode: argv as herd_scheduler_argv makes it,
- * the token and TLS identity from the environment. Returns the exit code. */
-int herd_scheduler_serve_args(int argc, char **argv)
+ * the token and TLS identity from the environment, which herd_init took
+ * into `secrets` (secrets.c). Returns the exit code. */
+int herd_scheduler_serve_args(int argc, char **argv, char *const *secrets)
 {
     herd_scheduler_opts o = { .allowed_failures = -1 };
     for (int i = 2; i < argc; i += 2) {
@@ -182,20 +185,16 @@ int herd_scheduler_serve_args(int argc, char **argv)
         else { fprintf(stderr, "herd scheduler: unknown option \"%s\"\n", a); return 2; }
         if (end && *end) { fprintf(stderr, "herd scheduler: %s: expected a number, got \"%s\"\n", a, v); return 2; }
     }
-    const char *tok = getenv("HERD_TOKEN");
+    const char *tok = herd_secrets_get(secrets, "HERD_TOKEN");
     if (!o.listen || !tok || !*tok) {
         fprintf(stderr, "herd scheduler: --herd-scheduler needs --listen and HERD_TOKEN in the environment\n");
         return 2;
     }
     char *token = strdup(tok);
     if (!token) { fprintf(stderr, "herd scheduler: out of memory\n"); return 1; }
-    unsetenv("HERD_TOKEN");
     herd_err err = { 0 };
     herd_tls *tls = NULL;
-    int rc = herd_tls_from_envp(NULL, &tls, &err);
-    unsetenv("HERD_TLS_KEY");
-    unsetenv("HERD_TLS_CERT");
-    unsetenv("HERD_TLS_CA");
+    int rc = herd_tls_from_envp((const char *const *)secrets, &tls, &err);
     if (!rc || rc == -ENOENT) rc = herd_tls_addr_check(tls, o.listen, &err);
     if (rc) {
         fprintf(stderr, "herd scheduler: %s\n", err.msg);

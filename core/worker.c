@@ -709,6 +709,12 @@ static int spec_cfg(const herd_cluster_env *env, const herd_worker_spec *spec, h
 int herd_worker_thread_start(const herd_cluster_env *env, const herd_worker_spec *spec,
                              herd_worker_thread **out, herd_err *err)
 {
+    if (out) *out = NULL;
+    if (!env || !spec || !out || !env->scheduler_address)
+        return herd_err_set(err, HERD_EARG, "herd_worker_thread_start: %s",
+                            !out ? "out is NULL" : !spec ? "spec is NULL" : !env ? "env is NULL" : "env->scheduler_address is NULL");
+    int vrc = herd_resources_check(spec->resources, "worker resources", err);
+    if (vrc) return vrc;
     herd_worker_cfg cfg;
     spec_cfg(env, spec, &cfg);
     herd_worker_thread *t = calloc(1, sizeof *t);
@@ -778,20 +784,26 @@ int herd_resources_parse(const char *s, herd_value **out, herd_err *err)
         char *eq = strchr(item, '=');
         char *end = NULL;
         double v = eq ? strtod(eq + 1, &end) : 0;
-        if (!eq || eq == item || !end || *end || end == eq + 1 || !(v > 0)) {
+        if (!eq || eq == item || !end || *end || end == eq + 1) {
             rc = herd_err_set(err, HERD_EARG, "resources: expected NAME=NUMBER[,NAME=NUMBER…] with numbers > 0, got \"%s\"", item);
             break;
         }
         *eq = '\0';
-        herd_map_set(*out, item, v == floor(v) && v < 9e15 ? herd_int((int64_t)v) : herd_float(v));
+        herd_map_set(*out, item, v == floor(v) && fabs(v) < 9e15 ? herd_int((int64_t)v) : herd_float(v));
     }
     free(copy);
+    if (!rc) rc = herd_resources_check(*out, "resources", err);
     if (rc) { herd_value_free(*out); *out = NULL; }
     return rc;
 }
 
 int herd_worker_argv(const herd_cluster_env *env, const herd_worker_spec *spec, char ***argv_out, herd_err *err)
 {
+    if (argv_out) *argv_out = NULL;
+    if (!env || !spec || !argv_out)
+        return herd_err_set(err, HERD_EARG, "herd_worker_argv: %s is NULL", !env ? "env" : !spec ? "spec" : "argv_out");
+    int vrc = herd_resources_check(spec->resources, "worker resources", err);
+    if (vrc) return vrc;
     size_t n = 0;
     while (env->worker_argv && env->worker_argv[n]) n++;
     char **v = calloc(n + 12, sizeof *v);

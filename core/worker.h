@@ -33,8 +33,9 @@ int herd_worker_main(const herd_worker_cfg *cfg);
 /* Parse worker-mode flags (--herd-name …) and the environment into cfg.
  * Strings point into argv/environ; *res is a new map or NULL. */
 int herd_worker_cfg_from_args(int argc, char **argv, herd_worker_cfg *cfg, herd_value **res, herd_err *err);
-/* server.c: herd_init's --herd-scheduler mode; returns the exit code. */
-int herd_scheduler_serve_args(int argc, char **argv);
+/* server.c: herd_init's --herd-scheduler mode, with the secrets it took out
+ * of the environment ("K=V", herd_secrets_take); returns the exit code. */
+int herd_scheduler_serve_args(int argc, char **argv, char *const *secrets);
 /* "GPU=1,process=1" -> map. */
 int herd_resources_parse(const char *s, herd_value **out, herd_err *err);
 #endif

@@ -12,6 +12,8 @@
 #include <strings.h>
 
 #include "cli.h"
+#include "secrets.h"
+#include "security.h"
 
 static void usage(FILE *out)
 {
@@ -49,9 +51,22 @@ static int parse_size(const char *s, long long *out)
     return -1;
 }
 
+static int serve(int argc, char **argv, const char *env_token);
+
 int herd_cli_worker(int argc, char **argv)
 {
-    herd_worker_opts o = { .token = getenv("HERD_TOKEN"), .reconnect = true };
+    /* $HERD_TOKEN leaves the environment before any task could read it */
+    char **secrets = NULL;
+    herd_err err = { 0 };
+    if (herd_secrets_take(&secrets, &err)) { fprintf(stderr, "herd worker: %s\n", err.msg); return 1; }
+    int code = serve(argc, argv, herd_secrets_get(secrets, "HERD_TOKEN"));
+    herd_tls_envp_free(secrets);
+    return code;
+}
+
+static int serve(int argc, char **argv, const char *env_token)
+{
+    herd_worker_opts o = { .token = env_token, .reconnect = true };
     const char *plugins[64];
     size_t np = 0;
     char tokbuf[512];

@@ -34,6 +34,11 @@
 extern "C" {
 #endif
 
+/* Bad arguments never crash: every function below checks its pointers. A
+ * function returning int fails with -HERD_EARG (and a message in err naming
+ * the argument) for a NULL it needs, unless its comment says otherwise; the
+ * others return the neutral value their comment gives for a NULL. */
+
 /* Call first in main(). When the runtime started this process as a worker
  * (the C form of Python's `if __name__ == "__main__":` guard), it runs the
  * worker and exits; likewise for a scheduler a provider runs on another
@@ -73,14 +78,14 @@ typedef struct herd_runner herd_runner;
 typedef struct herd_future herd_future;
 
 /* Validate the options (resolve the provider, check every kwargs key) without
- * starting anything. */
+ * starting anything. A NULL opts is the default runner; out is required. */
 HERD_API int  herd_runner_new(herd_runner **out, const herd_runner_opts *opts, herd_err *err);
 /* Ends an active flow run (tearing down its cluster) and frees everything,
  * futures included. */
-HERD_API void herd_runner_free(herd_runner *r);
+HERD_API void herd_runner_free(herd_runner *r);             /* NULL: nothing */
 
 /* ---- flow runs ---- */
-/* Start a flow run: connect to `address`, or open the run of a temporary
+/* Start a flow run (-HERD_EARG for a NULL runner): connect to `address`, or open the run of a temporary
  * cluster, which starts on the first submit (or herd_wait_for_workers,
  * herd_runner_address, herd_runner_workers), or here with client_kwargs
  * {start: eager}; a cluster that cannot start fails that call, and every
@@ -93,12 +98,15 @@ HERD_API int herd_flow_begin(herd_runner *r, const char *flow_name, herd_err *er
  * is closed (an existing one is left running). `failed` marks the run failed
  * in the log. Returns the first error met while closing. */
 HERD_API int herd_flow_end(herd_runner *r, bool failed, herd_err *err);
-/* Wait until n workers are connected. */
+/* Wait until n workers are connected (-HERD_ESTATE for a NULL runner or no
+ * active flow run). */
 HERD_API int herd_wait_for_workers(herd_runner *r, int n, double timeout_s, herd_err *err);
 /* The address workers dial during an active flow run ("unix:///tmp/herd-…"
- * or "tcp://127.0.0.1:PORT"), or NULL. Valid until the flow run ends. */
+ * or "tcp://127.0.0.1:PORT"), or NULL (also for a NULL runner). Valid until
+ * the flow run ends. */
 HERD_API const char *herd_runner_address(herd_runner *r);
-/* Number of connected workers, and their total threads. */
+/* Number of connected workers, and their total threads (nthreads may be
+ * NULL). A NULL runner has 0 of each. */
 HERD_API int herd_runner_workers(herd_runner *r, int *nthreads);
 
 /* ---- submitting ---- */
@@ -106,7 +114,8 @@ HERD_API int herd_runner_workers(herd_runner *r, int *nthreads);
  * "path.so:symbol") with args (an array, ownership taken; NULL = no args).
  * Futures inside args (herd_future_arg / 'f' in herd_tuple) become
  * dependencies. Current annotations apply. On success *out is a new future
- * owned by the runner (release it with herd_future_release when done). */
+ * owned by the runner (release it with herd_future_release when done).
+ * On any error *out is NULL and args has been freed. */
 HERD_API int herd_submit(herd_runner *r, const char *task, herd_value *args,
                          herd_future **out, herd_err *err);
 /* Same, with per-submit annotations as YAML text ("{priority: 10, retries: 2}")
@@ -114,10 +123,12 @@ HERD_API int herd_submit(herd_runner *r, const char *task, herd_value *args,
 HERD_API int herd_submit_annotated(herd_runner *r, const char *task, herd_value *args,
                                    const char *annotations, herd_future **out, herd_err *err);
 /* Submit task once per element of arg_tuples (an array of arrays, taken).
- * *futs is a malloc'd array of *n futures (free the array, not the futures). */
+ * *futs is a malloc'd array of *n futures (free the array, not the futures).
+ * futs and n are required; on error *futs is NULL, *n is 0 and arg_tuples
+ * has been freed. */
 HERD_API int herd_submit_map(herd_runner *r, const char *task, herd_value *arg_tuples,
                              herd_future ***futs, size_t *n, herd_err *err);
-/* A future as a task argument (becomes a dependency). */
+/* A future as a task argument (becomes a dependency); nil for NULL. */
 HERD_API herd_value *herd_future_arg(const herd_future *f);
 
 /* ---- annotations (dask.annotate) ----
@@ -125,8 +136,9 @@ HERD_API herd_value *herd_future_arg(const herd_future *f);
  * retries (int), retry_delay (duration; doubles after each retry),
  * timeout (duration), tags (list of strings), workers (list of worker names
  * it may run on), allow_other_workers (bool: any worker while none of those
- * is connected). push merges over the current scope; pop restores the
- * previous one. */
+ * is connected). push merges over the current scope (NULL or "" pushes an
+ * empty scope); pop restores the previous one: -HERD_ESTATE when nothing was
+ * pushed, -HERD_EARG for a NULL runner. */
 HERD_API int herd_annotate_push(herd_runner *r, const char *annotations, herd_err *err);
 HERD_API int herd_annotate_pop(herd_runner *r);
 
@@ -141,31 +153,35 @@ typedef enum herd_state {
     HERD_CANCELLED
 } herd_state;
 
-HERD_API const char *herd_state_name(herd_state s);
-HERD_API bool        herd_state_is_final(herd_state s);
+HERD_API const char *herd_state_name(herd_state s);      /* "Unknown" outside the enum */
+HERD_API bool        herd_state_is_final(herd_state s);   /* false outside the enum */
+/* A NULL future reads as HERD_CANCELLED (final: a wait on it never blocks). */
 HERD_API herd_state  herd_future_state(herd_future *f);
 /* Wait up to timeout_s (< 0: forever) for the result. 0 and *out (borrowed,
  * valid until the future is released) when Completed; -HERD_ETIMEOUT;
  * -HERD_EFAILED / -HERD_ECRASHED / -HERD_ECANCELLED with the reason in err. */
 HERD_API int herd_future_result(herd_future *f, double timeout_s, const herd_value **out,
                                 herd_err *err);
-HERD_API const char *herd_future_error(herd_future *f);      /* NULL unless failed/crashed/cancelled */
-HERD_API const char *herd_future_name(const herd_future *f);  /* task run name "download_image-3" */
-HERD_API uint64_t    herd_future_key(const herd_future *f);
-HERD_API void        herd_future_release(herd_future *f);
-/* Cancel a task that has not finished. */
+HERD_API const char *herd_future_error(herd_future *f);      /* NULL unless failed/crashed/cancelled, or f NULL */
+HERD_API const char *herd_future_name(const herd_future *f);  /* task run name "download_image-3"; NULL for NULL */
+HERD_API uint64_t    herd_future_key(const herd_future *f);   /* 0 for NULL */
+HERD_API void        herd_future_release(herd_future *f);     /* NULL: nothing */
+/* Cancel a task that has not finished: -HERD_ESTATE if it had, -HERD_EARG
+ * for NULL. */
 HERD_API int herd_future_cancel(herd_future *f);
-/* Wait until every future is final. 0, or -HERD_ETIMEOUT. */
+/* Wait until every future is final. 0, or -HERD_ETIMEOUT. n = 0 returns 0 at
+ * once; a NULL fs (with n > 0) or a NULL item is -HERD_EARG naming it. */
 HERD_API int herd_wait(herd_future *const *fs, size_t n, double timeout_s, herd_err *err);
 
-/* as_completed: futures in the order they finish. */
+/* as_completed: futures in the order they finish. NULL when out of memory,
+ * or for a NULL fs with n > 0 or a NULL item. */
 typedef struct herd_completed herd_completed;
 HERD_API herd_completed *herd_as_completed(herd_future *const *fs, size_t n);
 /* Next final future, NULL when all were returned or on timeout (check
  * herd_completed_left). */
 HERD_API herd_future *herd_completed_next(herd_completed *it, double timeout_s);
-HERD_API size_t herd_completed_left(const herd_completed *it);
-HERD_API void   herd_completed_free(herd_completed *it);
+HERD_API size_t herd_completed_left(const herd_completed *it);   /* 0 for NULL */
+HERD_API void   herd_completed_free(herd_completed *it);         /* NULL: nothing */
 
 /* ---- long-running clusters (what `herd scheduler` and `herd worker` run) ---- */
 typedef struct herd_scheduler_opts {
@@ -181,10 +197,12 @@ typedef struct herd_scheduler_opts {
     const char *tls_ca_file, *tls_cert, *tls_key;
 } herd_scheduler_opts;
 typedef struct herd_scheduler herd_scheduler;
-/* Start a scheduler on its own thread. */
+/* Start a scheduler on its own thread. *out is NULL on error (opts and
+ * opts->listen are required). */
 HERD_API int  herd_scheduler_start(herd_scheduler **out, const herd_scheduler_opts *opts, herd_err *err);
-HERD_API const char *herd_scheduler_address(const herd_scheduler *s);
-/* Stop it (workers are not told to exit: they reconnect when it is back). */
+HERD_API const char *herd_scheduler_address(const herd_scheduler *s);   /* NULL for NULL */
+/* Stop it (workers are not told to exit: they reconnect when it is back).
+ * NULL: nothing. */
 HERD_API void herd_scheduler_stop(herd_scheduler *s);
 
 typedef struct herd_worker_opts {
@@ -200,7 +218,8 @@ typedef struct herd_worker_opts {
     const char *tls_ca_file, *tls_cert, *tls_key;   /* for a tls:// address (PEM) */
 } herd_worker_opts;
 /* Run a worker in this process until the scheduler closes it (0), refuses it
- * (3), or — without reconnect — goes away (4). 1 and err on a setup error. */
+ * (3), or — without reconnect — goes away (4). 1 and err on a setup error
+ * (a NULL opts or address among them). */
 HERD_API int herd_worker_serve(const herd_worker_opts *opts, herd_err *err);
 
 #ifdef __cplusplus

@@ -59,7 +59,7 @@ typedef struct herd_param {
 /* What a SIZE field holds for "auto". */
 #define HERD_SIZE_AUTO ((int64_t)-1)
 
-HERD_API const char *herd_param_type_name(herd_param_type t);
+HERD_API const char *herd_param_type_name(herd_param_type t);   /* "unknown" outside the enum */
 /* Validate kwargs (a map, or NULL for none) against params: unknown keys
  * (with a did-you-mean), wrong types, values out of range and missing
  * required keys are errors naming the key, the value and what was expected;
@@ -85,9 +85,14 @@ HERD_API int herd_kwargs_bind(const herd_param *params, const herd_value *valida
                               size_t out_size, herd_err *err);
 /* Both in one call: validate kwargs as herd_kwargs_validate does (*validated
  * is the new map, owned by the caller) and bind it into out. On error
- * *validated is NULL. */
+ * *validated is NULL. In all three, NULL params is a schema without keys;
+ * a NULL output (out, validated) is -HERD_EARG. */
 HERD_API int herd_kwargs_load(const herd_param *params, const herd_value *kwargs, const char *where,
                               herd_value **validated, void *out, size_t out_size, herd_err *err);
+/* Is s fit to prefix a cluster's worker names (<prefix>-0, <prefix>-1, …, the
+ * `name` kwarg of LocalCluster and SSHCluster): 1 to 40 letters, digits, '_',
+ * '.' or '-'? NULL is not. */
+HERD_API bool herd_name_prefix_ok(const char *s);
 
 /* ---- what the core gives a cluster ---- */
 enum { HERD_LOG_DEBUG, HERD_LOG_INFO, HERD_LOG_WARN, HERD_LOG_ERROR };
@@ -118,7 +123,8 @@ typedef struct herd_cluster_env {
 /* Monotonic time, for every wait in a provider (and in the core): seconds
  * since an arbitrary point; an absolute deadline `seconds` from now for
  * pthread_cond_timedwait on a condition variable made by
- * herd_cond_init_monotonic (returns 0 or -errno). */
+ * herd_cond_init_monotonic (returns 0 or -errno; -EINVAL for NULL). A NULL
+ * ts is left alone. */
 HERD_API double herd_now(void);
 HERD_API void herd_deadline(double seconds, struct timespec *ts);
 HERD_API int herd_cond_init_monotonic(pthread_cond_t *cv);
@@ -126,7 +132,9 @@ HERD_API int herd_cond_init_monotonic(pthread_cond_t *cv);
 HERD_API void herd_log(const herd_cluster_env *env, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* The full argv for one worker (env->worker_argv plus the spec's flags). Free
- * with herd_strv_free. */
+ * with herd_strv_free. These helpers return -HERD_EARG for a NULL env, spec
+ * or output pointer (the output then NULL), or an env the core did not make;
+ * the free functions accept NULL; herd_log with a NULL env writes to stderr. */
 HERD_API int herd_worker_argv(const herd_cluster_env *env, const herd_worker_spec *spec,
                               char ***argv_out, herd_err *err);
 HERD_API void herd_strv_free(char **v);
@@ -179,7 +187,7 @@ HERD_API void herd_worker_thread_stop(herd_worker_thread *w, bool kill);
 #include <sys/types.h>
 
 typedef struct herd_spawner herd_spawner;
-HERD_API int  herd_spawner_new(herd_spawner **out, herd_err *err);
+HERD_API int  herd_spawner_new(herd_spawner **out, herd_err *err);   /* -EINVAL for a NULL out */
 HERD_API void herd_spawner_free(herd_spawner *sp);
 
 typedef enum herd_proc_io {
@@ -313,7 +321,7 @@ typedef int (*herd_cluster_factory)(const herd_value *kwargs, const herd_cluster
 HERD_API int herd_provider_resolve(const char *name, const herd_provider **out, herd_err *err);
 /* Check a provider struct (magic, ABI, size, hooks). */
 HERD_API int herd_provider_check(const herd_provider *p, const char *what, herd_err *err);
-/* Call fn for every provider found on the search path. */
+/* Call fn for every provider found on the search path (-HERD_EARG for a NULL fn). */
 HERD_API int herd_provider_foreach(void (*fn)(const char *qualified_name, const herd_provider *p,
                                               const char *path, void *ud), void *ud);
 /* The directories searched, in order, as a malloc'd NULL-terminated vector. */

@@ -34,6 +34,7 @@ HERD_API void herd_task_register(herd_task_def *def);
 /* Look a task up by name: registered in this process, "plugin.task" (loads
  * plugins/<plugin>.so on first use), or "path/to/lib.so:symbol". */
 HERD_API int herd_task_lookup(const char *name, herd_task_fn *fn, herd_err *err);
+/* (-HERD_ENOTASK for a NULL or empty name or a NULL fn.) */
 
 /* Register fn under its own name. Use at file scope after defining fn:
  *     static int download_image(herd_task_ctx *ctx, const herd_value *args, herd_value **out) {…}
@@ -45,7 +46,9 @@ HERD_API int herd_task_lookup(const char *name, herd_task_fn *fn, herd_err *err)
     { herd_task_register(&herd__def_##fn); }                                    \
     struct herd__semicolon_##fn
 
-/* ---- inside a running task ---- */
+/* ---- inside a running task ----
+ * A NULL ctx (a task function called directly) is allowed everywhere: log
+ * and fail write to stderr, the getters return NULL or 0. */
 
 /* A log line, forwarded to the flow's log prefixed with the task run's name. */
 HERD_API void herd_task_log(herd_task_ctx *ctx, const char *fmt, ...)

@@ -36,6 +36,9 @@ typedef struct herd_value herd_value;
  * was pushed. Values that travel to workers must be shallower (24). */
 #define HERD_VALUE_MAX_DEPTH 64
 
+/* NULL never crashes any function here: a NULL value reads as nil, a NULL
+ * output pointer or container is -HERD_EARG, as each comment says. */
+
 /* Constructors. They return NULL only when memory runs out. */
 HERD_API herd_value *herd_nil(void);
 HERD_API herd_value *herd_bool(bool b);
@@ -94,7 +97,8 @@ HERD_API int herd_value_duration(const herd_value *v, double *secs);
 
 /* Parse YAML (block or flow style, e.g. "{n_workers: 4, threads_per_worker: 2}")
  * into a value. Plain scalars become int/float/bool/nil where YAML 1.2's core
- * schema says so, strings otherwise. Errors name line and column. */
+ * schema says so, strings otherwise. Errors name line and column. NULL or
+ * empty text is nil; a NULL out is -HERD_EARG. */
 HERD_API int herd_value_parse(const char *text, herd_value **out, herd_err *err);
 
 /* msgpack encoding (the wire format). encode returns a malloc'd buffer. */

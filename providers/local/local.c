@@ -12,6 +12,7 @@
 #include "local.h"
 
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -94,17 +95,6 @@ struct herd_cluster {
 
 /* ---- create ---- */
 
-static bool valid_prefix(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > 40) return false;
-    for (size_t i = 0; i < n; i++)
-        if (!(s[i] >= 'a' && s[i] <= 'z') && !(s[i] >= 'A' && s[i] <= 'Z') &&
-            !(s[i] >= '0' && s[i] <= '9') && !strchr("_.-", s[i]))
-            return false;
-    return true;
-}
-
 static int check_resources(const herd_value *res, herd_err *err)
 {
     if (herd_typeof(res) == HERD_NIL) return 0;
@@ -124,9 +114,9 @@ static int check_resources(const herd_value *res, herd_err *err)
             free(txt);
             return rc;
         }
-        if (!(herd_as_float(v) > 0))
+        if (!(herd_as_float(v) > 0) || !isfinite(herd_as_float(v)))
             return herd_err_set(err, HERD_ECONFIG, "cluster_kwargs.resources.%s: expected a "
-                                "number > 0, got %g", k, herd_as_float(v));
+                                "finite number > 0, got %g", k, herd_as_float(v));
     }
     return 0;
 }
@@ -230,7 +220,7 @@ static int lc_create(herd_cluster **out, const herd_value *kw, const herd_cluste
     if (!rc) rc = build_env(c, o.env, err);
     if (!rc) {
         const char *name = o.name ? o.name : "local";
-        if (!valid_prefix(name))
+        if (!herd_name_prefix_ok(name))
             rc = herd_err_set(err, HERD_ECONFIG, "cluster_kwargs.name: expected 1 to 40 letters, "
                               "digits, '_', '.' or '-', got \"%.60s\"", name);
         else

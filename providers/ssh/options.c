@@ -177,17 +177,6 @@ static int check_resources(const herd_value *res, herd_err *err)
     return 0;
 }
 
-static bool valid_prefix(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > 40) return false;
-    for (size_t i = 0; i < n; i++)
-        if (!(s[i] >= 'a' && s[i] <= 'z') && !(s[i] >= 'A' && s[i] <= 'Z') &&
-            !(s[i] >= '0' && s[i] <= '9') && !strchr("_.-", s[i]))
-            return false;
-    return true;
-}
-
 /* A list of strings, copied NULL-terminated. */
 static int str_list(const herd_value *v, const char *what, char ***out, herd_err *err)
 {
@@ -348,7 +337,7 @@ int ssh_settings_read(ssh_settings *s, const herd_value *kw, herd_err *err)
     }
     if (!rc) {
         const char *name = k.name ? k.name : "ssh";
-        if (!valid_prefix(name))
+        if (!herd_name_prefix_ok(name))
             rc = herd_err_set(err, HERD_ECONFIG, "cluster_kwargs.name: expected 1 to 40 letters, digits, '_', '.' "
                               "or '-', got \"%s\"", name);
         else snprintf(s->prefix, sizeof s->prefix, "%s", name);

@@ -6,7 +6,8 @@
  * maximum shrinks to it and never drops below minimum; scale-down is
  * graceful (a busy worker is kept until its task ends); workers as threads
  * (processes: false) go through the same cycle; every decision is logged with
- * its reason; bad adapt_kwargs are refused.
+ * its reason; bad adapt_kwargs are refused; a scale-down while the last
+ * tasks run drops no connection and reschedules no task (each ran once).
  *
  * No assertion is about how long anything took: waits are bounded polls, and
  * the long task of the graceful test runs until the test tells it to end. */
@@ -44,6 +45,21 @@ static int t_until_file(herd_task_ctx *ctx, const herd_value *args, herd_value *
     return 0;
 }
 HERD_TASK(t_until_file);
+
+/* (dir, i, ms) -> i: appends a line to dir/run-i (one per time it ran), then
+ * sleeps ms */
+static int t_counted(herd_task_ctx *ctx, const herd_value *args, herd_value **out)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/run-%lld", herd_as_str(herd_at(args, 0)), (long long)herd_as_int(herd_at(args, 1)));
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+    if (fd < 0 || write(fd, "ran\n", 4) != 4) return herd_task_fail(ctx, "t_counted: %s: %s", path, strerror(errno));
+    close(fd);
+    tu_sleep_ms((long)herd_as_int(herd_at(args, 2)));
+    *out = herd_int(herd_as_int(herd_at(args, 1)));
+    return 0;
+}
+HERD_TASK(t_counted);
 
 /* ---- helpers ---- */
 
@@ -270,6 +286,48 @@ static void test_graceful_scale_down(void **state)
     tu_rmtree(dir);
 }
 
+/* Scale-down while the last tasks still run: every retired worker was
+ * drained and closed by the scheduler (no connection dropped under a task),
+ * and every task ran exactly once (none was rescheduled). */
+static void test_scale_down_drops_nothing(void **state)
+{
+    char dir[64];
+    tu_mkdtemp(dir, sizeof dir);
+    tu_log log;
+    tu_log_init(&log);
+    herd_runner *r = adaptive_flow("{n_workers: 0, threads_per_worker: 1}",
+                                   "{minimum: 0, maximum: 4, interval: 0.05, wait_count: 1, target_duration: 0.01}", &log);
+    enum { N = 48 };
+    herd_future *f[N];
+    /* short tasks, then a tail of longer ones: the queue empties while they run */
+    for (int i = 0; i < N; i++) f[i] = tu_submit(r, "t_counted", herd_tuple("sii", dir, i, i < N - 4 ? 20 : 400), NULL);
+    for (int i = 0; i < N; i++) assert_int_equal(tu_int_result(f[i]), i);
+    if (!wait_workers_eq(r, 0)) fail_msg("the cluster did not shrink to 0");
+    int started = count_lines(&log, "LocalCluster: started worker", NULL);
+    assert_true(started >= 2);
+    /* every worker that went was asked to (closed), none left on its own */
+    double end = tu_now() + TU_WAIT_S;
+    while ((count_lines(&log, ") closed", NULL) < started || count_lines(&log, "adaptive: worker", "retired") < started)
+           && tu_now() < end)
+        tu_sleep_ms(5);
+    assert_int_equal(count_lines(&log, ") closed", NULL), started);
+    assert_int_equal(count_lines(&log, ") left: ", NULL), 0);
+    assert_int_equal(count_lines(&log, "rescheduling", NULL), 0);
+    assert_int_equal(count_lines(&log, "adaptive: worker", "retired"), started);
+    /* each task ran once */
+    for (int i = 0; i < N; i++) {
+        char path[128];
+        snprintf(path, sizeof path, "%s/run-%d", dir, i);
+        char *txt = tu_read_file(path);
+        if (!txt || strcmp(txt, "ran\n")) fail_msg("task %d ran %s", i, txt ? "more than once" : "never");
+        free(txt);
+        herd_future_release(f[i]);
+    }
+    tu_flow_end(r);
+    tu_log_free(&log);
+    tu_rmtree(dir);
+}
+
 /* Workers as threads of this process: the same hooks, the same cycle. */
 static void test_thread_workers(void **state)
 {
@@ -318,6 +376,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_bounds),
         cmocka_unit_test(test_minimum_from_empty),
         cmocka_unit_test(test_graceful_scale_down),
+        cmocka_unit_test(test_scale_down_drops_nothing),
         cmocka_unit_test(test_thread_workers),
         cmocka_unit_test(test_bad_adapt_kwargs),
     };

@@ -62,16 +62,6 @@ static int t_big(herd_task_ctx *ctx, const herd_value *args, herd_value **out)
 HERD_TASK(t_big);
 
 /* ---- the process's own resources (the scheduler runs in it) ---- */
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    assert_non_null(d);
-    int n = 0;
-    for (struct dirent *e; (e = readdir(d));) n += e->d_name[0] != '.';
-    closedir(d);
-    return n - 1;                            /* the directory's own */
-}
-
 static long rss_kib(void)
 {
     FILE *f = fopen("/proc/self/status", "r");
@@ -115,15 +105,15 @@ static void test_idle_connects_closed(void **state)
     log.echo_level = HERD_LOG_ERROR + 1;
     herd_scheduler *s = sched_start(&log);
     const char *address = herd_scheduler_address(s);
-    int base = count_fds();
+    int base = tu_count_fds();
     enum { N = 40 };
     int fds[N];
     for (int i = 0; i < N; i++) fds[i] = raw_connect(address);
     for (int i = 0; i < N; i++) assert_true(read_until_closed(fds[i], NULL));
     for (int i = 0; i < N; i++) close(fds[i]);
     double end = tu_now() + TU_WAIT_S;
-    while (count_fds() != base && tu_now() < end) tu_sleep_ms(20);
-    assert_int_equal(count_fds(), base);
+    while (tu_count_fds() != base && tu_now() < end) tu_sleep_ms(20);
+    assert_int_equal(tu_count_fds(), base);
     assert_true(tu_log_has_line(&log, "refused connection", "no hello within"));
     welcomed(address);
     herd_scheduler_stop(s);

@@ -10,7 +10,8 @@
  * program; one ssh session per host for the workers a start places there;
  * retiring one worker of a session, and its remote process killed mid-task
  * (its tasks run elsewhere; the session's other worker runs on); close leaves no process behind on any host, even when the
- * client is killed; the upload is skipped when the sha256 matches; TLS
+ * client is killed; the upload is skipped when the sha256 matches and
+ * redone for a file changed on the host; TLS
  * (security: temporary); adaptive scaling. Whatever the machine cannot do
  * is skipped with a loud message saying why. */
 #include <setjmp.h>
@@ -563,6 +564,73 @@ static void test_upload_skipped_when_hash_matches(void **state)
     tu_rmtree(dir);
 }
 
+/* Same bytes? (files compared whole) */
+static bool same_file(const char *a, const char *b)
+{
+    FILE *fa = fopen(a, "rb"), *fb = fopen(b, "rb");
+    bool same = fa && fb;
+    while (same) {
+        int ca = fgetc(fa), cb = fgetc(fb);
+        if (ca != cb) same = false;
+        if (ca == EOF || cb == EOF) break;
+    }
+    if (fa) fclose(fa);
+    if (fb) fclose(fb);
+    return same;
+}
+
+/* A file on the host whose sha256 differs (here: the worker program, changed
+ * after the first upload) is copied again; the unchanged one is not. */
+static void test_upload_replaces_changed_file(void **state)
+{
+    need_sshd();
+    char dir[128];
+    tu_mkdtemp(dir, sizeof dir);
+    char ck[2048], hosts[256], more[512];
+    snprintf(hosts, sizeof hosts, "'%s'", good[0].host);
+    snprintf(more, sizeof more, "name: up2, upload: true, upload_dir: '%s/up'", dir);
+    kw(ck, sizeof ck, hosts, more);
+    herd_err err = { 0 };
+    char exe[PATH_MAX], bin[PATH_MAX + 160];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    exe[n > 0 ? n : 0] = '\0';
+    snprintf(bin, sizeof bin, "%s/up/bin/%s", dir, strrchr(exe, '/') + 1);
+    for (int round = 0; round < 2; round++) {
+        tu_log log;
+        tu_log_init(&log);
+        log.echo_level = HERD_LOG_ERROR + 1;
+        herd_runner *r = runner(ck, NULL, NULL, &log, &err);
+        if (herd_flow_begin(r, "upload-changed", &err)) fail_msg("round %d: %s", round, err.msg);
+        herd_future *f;
+        if (herd_submit(r, "ssh_exe", herd_tuple(""), &f, &err)) fail_msg("%s", err.msg);
+        const herd_value *v;
+        if (herd_future_result(f, TU_WAIT_S, &v, &err)) fail_msg("round %d: %s", round, err.msg);
+        assert_string_equal(herd_as_str(v), bin);   /* the worker is the uploaded copy */
+        herd_future_release(f);
+        herd_flow_end(r, false, &err);
+        herd_runner_free(r);
+        if (round == 0) {
+            assert_true(tu_log_has_line(&log, "2 files copied, 0 up to date", NULL));
+            /* the host's copy changes: same size and name, other bytes (a
+             * program that would not start as a worker) */
+            assert_true(same_file(bin, exe));
+            FILE *fp = fopen(bin, "r+b");
+            assert_non_null(fp);
+            assert_int_equal(fputs("#!/bin/sh\nexit 1\n", fp) >= 0, 1);
+            fclose(fp);
+            assert_false(same_file(bin, exe));
+        } else {
+            assert_true(tu_log_has_line(&log, "copied", "/up/bin/"));
+            assert_false(tu_log_has_line(&log, "not copied", "/up/bin/"));
+            assert_true(tu_log_has_line(&log, "not copied", "/up/lib/libherd.so"));
+            assert_true(tu_log_has_line(&log, "1 file copied, 1 up to date", NULL));
+            assert_true(same_file(bin, exe));          /* this machine's program again */
+        }
+        tu_log_free(&log);
+    }
+    tu_rmtree(dir);
+}
+
 static void test_tls_temporary(void **state)
 {
     need_sshd();
@@ -937,6 +1005,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_close_leaves_nothing),
         cmocka_unit_test(test_client_killed_leaves_nothing),
         cmocka_unit_test(test_upload_skipped_when_hash_matches),
+        cmocka_unit_test(test_upload_replaces_changed_file),
         cmocka_unit_test(test_tls_temporary),
         cmocka_unit_test(test_adaptive),
         cmocka_unit_test(test_scheduler_host),

@@ -165,6 +165,18 @@ static inline size_t tu_wait_running(herd_future **fs, size_t n, size_t want, do
     }
 }
 
+/* Descriptors this process has open (for tests that a peer's descriptors
+ * are given back). */
+static inline int tu_count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    assert_non_null(d);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));) n += e->d_name[0] != '.';
+    closedir(d);
+    return n - 1;                            /* the directory's own */
+}
+
 static inline herd_future *tu_submit(herd_runner *r, const char *task, herd_value *args, const char *ann)
 {
     herd_future *f = NULL;

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -25,6 +26,7 @@
 static char build_dir[PATH_MAX], herd_bin[PATH_MAX + 16], start_cwd[PATH_MAX];
 static char fixture[PATH_MAX + 64];   /* good_custom.so: GoodCluster has a secret param */
 static char tmp[64];
+static char sys_yaml[128];   /* what stands in for /etc/herd/herd.yaml: <tmp>/etc/herd.yaml */
 #define BIG (PATH_MAX * 4 + 8192)   /* room for messages holding paths */                  /* scratch directory of one test */
 
 #define assert_contains(hay, needle) do {                                             \
@@ -80,10 +82,12 @@ static int setup(void **state)
     snprintf(home, sizeof home, "%s/home", tmp);
     mkdir(home, 0700);
     setenv("HOME", home, 1);
+    snprintf(sys_yaml, sizeof sys_yaml, "%s/etc/herd.yaml", tmp);   /* missing unless a test puts it */
+    setenv("HERD_TEST_SYSTEM_CONFIG", sys_yaml, 1);
     /* paths.c finds build/providers from the executable's name, which is
      * relative when the test was started by a relative path */
-    char prov[PATH_MAX + 16];
-    snprintf(prov, sizeof prov, "%s/providers", build_dir);
+    char prov[2 * PATH_MAX + 32];
+    snprintf(prov, sizeof prov, "%s/providers:%s/tests/fixtures", build_dir, build_dir);
     setenv("HERD_PROVIDER_PATH", prov, 1);
     if (chdir(tmp)) fail_msg("chdir %s: %s", tmp, strerror(errno));
     return 0;
@@ -190,16 +194,18 @@ static void test_search_order(void **state)
     (void)state;
     char path[PATH_MAX], got[PATH_MAX], want[BIG];
     herd_err err = { 0 };
-    bool etc = access("/etc/herd/herd.yaml", F_OK) == 0;
 
     /* nothing anywhere: -ENOENT naming every place */
     int rc = herd_config_find(got, sizeof got, &err);
-    if (!etc) {
-        assert_int_equal(rc, -ENOENT);
-        snprintf(want, sizeof want, "no herd.yaml found (looked for ./herd.yaml, %s/home/.config/herd/herd.yaml, "
-                 "/etc/herd/herd.yaml)", tmp);
-        assert_string_equal(err.msg, want);
-    }
+    assert_int_equal(rc, -ENOENT);
+    snprintf(want, sizeof want, "no herd.yaml found (looked for ./herd.yaml, %s/home/.config/herd/herd.yaml, "
+             "%s)", tmp, sys_yaml);
+    assert_string_equal(err.msg, want);
+
+    /* the system file, last */
+    put("etc/herd.yaml", "profiles: {}\n", path, sizeof path);
+    assert_int_equal(herd_config_find(got, sizeof got, &err), 0);
+    assert_string_equal(got, sys_yaml);
 
     /* ~/.config */
     put("home/.config/herd/herd.yaml", "profiles: {}\n", path, sizeof path);
@@ -234,8 +240,12 @@ static void test_search_order(void **state)
     const char *origins[] = { "$HERD_CONFIG", "current directory", "$XDG_CONFIG_HOME", "system" };
     for (int i = 0; i < 4; i++) assert_string_equal(c[i].origin, origins[i]);
     assert_true(c[0].exists && c[1].exists && c[2].exists);
+    assert_string_equal(c[3].path, sys_yaml);
+    assert_true(c[3].exists);
+    unsetenv("HERD_TEST_SYSTEM_CONFIG");              /* the real one otherwise */
+    assert_int_equal(herd_config_candidates(c), 4);
     assert_string_equal(c[3].path, "/etc/herd/herd.yaml");
-    assert_int_equal(c[3].exists, etc);
+    setenv("HERD_TEST_SYSTEM_CONFIG", sys_yaml, 1);
 
     /* $HERD_CONFIG naming a missing file is an error, not a fallback */
     snprintf(path, sizeof path, "%s/missing.yaml", tmp);
@@ -268,16 +278,14 @@ static void test_select(void **state)
     char want[BIG];
 
     /* no file at all: no profile, no error — unless one is asked for */
-    if (access("/etc/herd/herd.yaml", F_OK) != 0) {
-        assert_int_equal(herd_config_load_profile(NULL, &p, &err), 0);
-        assert_null(p);
-        assert_int_equal(herd_config_load_profile("local4", &p, &err), -HERD_ECONFIG);
-        assert_contains(err.msg, "profile \"local4\": no herd.yaml found (looked for ./herd.yaml");
-        setenv("HERD_PROFILE", "gpu", 1);
-        assert_int_equal(herd_config_load_profile(NULL, &p, &err), -HERD_ECONFIG);
-        assert_contains(err.msg, "profile \"gpu\" (from $HERD_PROFILE): no herd.yaml found");
-        unsetenv("HERD_PROFILE");
-    }
+    assert_int_equal(herd_config_load_profile(NULL, &p, &err), 0);
+    assert_null(p);
+    assert_int_equal(herd_config_load_profile("local4", &p, &err), -HERD_ECONFIG);
+    assert_contains(err.msg, "profile \"local4\": no herd.yaml found (looked for ./herd.yaml");
+    setenv("HERD_PROFILE", "gpu", 1);
+    assert_int_equal(herd_config_load_profile(NULL, &p, &err), -HERD_ECONFIG);
+    assert_contains(err.msg, "profile \"gpu\" (from $HERD_PROFILE): no herd.yaml found");
+    unsetenv("HERD_PROFILE");
 
     put("herd.yaml", three, NULL, 0);
     /* default */
@@ -560,11 +568,11 @@ static void test_check_good(void **state)
              "profiles:\n"
              "  default: {cluster_kwargs: {n_workers: 2, memory_limit: 1GiB}}\n"
              "  custom:\n"
-             "    cluster_class: %s:GoodCluster\n"
+             "    cluster_class: good_custom.GoodCluster\n"
              "    cluster_kwargs: {zone: eu, token: s3cret}\n"
              "    adapt_kwargs: {minimum: 1, maximum: 3, interval: 2s}\n"
              "    client_kwargs: {token: hunter2}\n"
-             "  existing: {address: tcp://127.0.0.1:8786}\n", fixture);
+             "  existing: {address: tcp://127.0.0.1:8786}\n");
     put("good.yaml", text, path, sizeof path);
     snprintf(args, sizeof args, "config check '%s'", path);
     assert_int_equal(herd(args, &out), 0);
@@ -590,7 +598,7 @@ static void test_check_bad(void **state)
              "      threads_per_worke: 2\n"                              /* 5 */
              "      memory_limit: lots\n"                                /* 6 */
              "  custom:\n"                                               /* 7 */
-             "    cluster_class: %s:GoodCluster\n"                       /* 8 */
+             "    cluster_class: good_custom.GoodCluster\n"              /* 8 */
              "    cluster_kwargs: {n_workers: 99, token: 7}\n"           /* 9 */
              "    adapt_kwargs: {minimum: -1, maximum: x, intervl: 2s}\n"/* 10 */
              "    client_kwargs: {tokn: a, connect_timeout: soon}\n"     /* 11 */
@@ -599,8 +607,7 @@ static void test_check_bad(void **state)
              "    description: 5\n"                                      /* 14 */
              "  remote:\n"                                               /* 15 */
              "    address: tcp://127.0.0.1:8786\n"                       /* 16 */
-             "    adapt_kwargs: {maximum: 2}\n",                         /* 17 */
-             fixture);
+             "    adapt_kwargs: {maximum: 2}\n");                        /* 17 */
     put("bad.yaml", text, path, sizeof path);
     snprintf(args, sizeof args, "config check '%s'", path);
     char *out = NULL;
@@ -764,12 +771,12 @@ static void test_show(void **state)
              "    cluster_kwargs: {n_workers: 2, memory_limit: 1GiB}\n"
              "    adapt_kwargs: {maximum: 4, interval: 500ms}\n"
              "  custom:\n"
-             "    cluster_class: %s:GoodCluster\n"
+             "    cluster_class: good_custom.GoodCluster\n"
              "    cluster_kwargs: {zone: eu, token: s3cret}\n"
              "    client_kwargs: {token: hunter2, connect_timeout: 1m}\n"
              "  dflt:\n"
-             "    cluster_class: %s:GoodCluster\n"
-             "    cluster_kwargs: {zone: us}\n", fixture, fixture);
+             "    cluster_class: good_custom.GoodCluster\n"
+             "    cluster_kwargs: {zone: us}\n");
     put("herd.yaml", text, path, sizeof path);
     char *out = NULL;
     snprintf(args, sizeof args, "config show -f '%s' custom", path);
@@ -778,10 +785,10 @@ static void test_show(void **state)
     snprintf(want, sizeof want,
              "# profile: custom\n"
              "# file: %s\n"
-             "cluster_class: %s:GoodCluster\n"
+             "cluster_class: good_custom.GoodCluster\n"
              "cluster_kwargs: {n_workers: 2, token: <secret>, zone: eu, label: null}\n"
              "client_kwargs: {connect_timeout: 60.0, provision_timeout: 60.0, heartbeat_interval: 1.0, "
-             "heartbeat_timeout: 30.0, allowed_failures: 3, listen: null, token: <secret>, security: null, tls_ca_file: null, tls_cert: null, tls_key: null, no_workers_timeout: 60.0, start: lazy, log_level: null}\n", path, fixture);
+             "heartbeat_timeout: 30.0, allowed_failures: 3, listen: null, token: <secret>, security: null, tls_ca_file: null, tls_cert: null, tls_key: null, no_workers_timeout: 60.0, start: lazy, log_level: null}\n", path);
     assert_string_equal(out, want);
     assert_not_contains(out, "s3cret");
     assert_not_contains(out, "hunter2");
@@ -842,13 +849,86 @@ static void test_show(void **state)
     assert_string_equal(err.msg, w);
 }
 
+/* ---- the workers' resources: finite numbers > 0 ---- */
+
+static void test_check_resources(void **state)
+{
+    (void)state;
+    char path[PATH_MAX], args[BIG], want[BIG];
+    char *out = NULL;
+    put("res.yaml", "profiles:\n"
+                    "  a:\n"
+                    "    cluster_kwargs:\n"
+                    "      resources: {GPU: x, MEM: .nan, CPU: -1, OK: 2, INF: .inf}\n", path, sizeof path);
+    snprintf(args, sizeof args, "config check '%s'", path);
+    assert_int_equal(herd(args, &out), 1);
+    snprintf(want, sizeof want,
+             "%s:4:24: cluster_kwargs.resources.GPU: expected a finite number > 0, got str x\n"
+             "%s:4:32: cluster_kwargs.resources.MEM: expected a finite number > 0, got float .nan\n"
+             "%s:4:43: cluster_kwargs.resources.CPU: expected a finite number > 0, got int -1\n"
+             "%s:4:59: cluster_kwargs.resources.INF: expected a finite number > 0, got float .inf\n"
+             "profile a: 4 problems\n", path, path, path, path);
+    if (strncmp(out, want, strlen(want))) fail_msg("got:\n%s\nexpected to start with:\n%s", out, want);
+    free(out);
+    put("res.yaml", "profiles:\n  a: {cluster_kwargs: {resources: {GPU: 1, MEM: 0.5}}}\n", path, sizeof path);
+    assert_int_equal(herd(args, &out), 0);
+    assert_string_equal(out, "OK: 1 profile\n");
+    free(out);
+}
+
+/* ---- a cluster_class naming a file is never loaded by a check ---- */
+
+static void test_check_loads_no_file(void **state)
+{
+    (void)state;
+    char so[PATH_MAX + 64], mark[128], text[BIG], path[PATH_MAX], args[BIG], want[BIG];
+    char *out = NULL;
+    snprintf(so, sizeof so, "%s/tests/fixtures/ctor_mark.so", build_dir);
+    snprintf(mark, sizeof mark, "%s/loaded", tmp);
+    setenv("HERD_T_CTOR_MARK", mark, 1);
+    snprintf(text, sizeof text, "profiles:\n  lib:\n    cluster_class: %s:Anything\n"
+             "    cluster_kwargs: {n_workers: 1}\n", so);
+    put("lib.yaml", text, path, sizeof path);
+    snprintf(args, sizeof args, "config check '%s'", path);
+    assert_int_equal(herd(args, &out), 0);
+    snprintf(want, sizeof want, "%s:3:20: note: cluster_class names a file: not loaded (a check runs no code "
+             "from it), so cluster_kwargs were not checked against its schema\nOK: 1 profile\n", path);
+    assert_string_equal(out, want);
+    free(out);
+    snprintf(args, sizeof args, "config show -f '%s' lib", path);
+    assert_int_equal(herd(args, &out), 0);
+    free(out);
+    assert_int_equal(access(mark, F_OK), -1);              /* its constructor never ran */
+
+    /* what is checked without loading: a regular file with an ELF header */
+    put("fake.so", "#!/bin/sh\necho hi\n", NULL, 0);
+    const char *bad[][2] = { { "fake.so", "not a shared library (no ELF header)" },
+                             { "missing.so", "No such file or directory" },
+                             { "home", "not a regular file" } };
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(text, sizeof text, "profiles:\n  lib: {cluster_class: '%s/%s:X'}\n", tmp, bad[i][0]);
+        put("lib.yaml", text, path, sizeof path);
+        snprintf(args, sizeof args, "config check '%s'", path);
+        assert_int_equal(herd(args, &out), 1);
+        snprintf(want, sizeof want, "cluster_class \"%s/%s:X\": %s/%s: %s\n", tmp, bad[i][0], tmp, bad[i][0], bad[i][1]);
+        assert_contains(out, want);
+        free(out);
+    }
+
+    /* the marker works: loading the library does leave it */
+    void *h = dlopen(so, RTLD_NOW | RTLD_LOCAL);
+    if (!h) fail_msg("dlopen %s: %s", so, dlerror());
+    assert_int_equal(access(mark, F_OK), 0);
+    dlclose(h);
+    unsetenv("HERD_T_CTOR_MARK");
+}
+
 /* ---- herd config paths and list ---- */
 
 static void test_paths_and_list(void **state)
 {
     (void)state;
     char *out = NULL, want[BIG];
-    bool etc = access("/etc/herd/herd.yaml", F_OK) == 0;
     assert_int_equal(herd("config paths", &out), 0);
     snprintf(want, sizeof want,
              "herd.yaml is looked for in this order; the first that exists is used:\n"
@@ -856,11 +936,10 @@ static void test_paths_and_list(void **state)
              "  2. current directory  missing  ./herd.yaml\n"
              "  3. ~/.config          missing  %s/home/.config/herd/herd.yaml\n", tmp);
     if (strncmp(out, want, strlen(want))) fail_msg("got:\n%s\nexpected to start with:\n%s", out, want);
-    if (!etc) {
-        assert_contains(out, "  4. system             missing  /etc/herd/herd.yaml\n"
-                             "used: none (no profiles apply)\n"
-                             "profile: \"default\" if the file has one ($HERD_PROFILE is not set)\n");
-    }
+    snprintf(want, sizeof want, "  4. system             missing  %s\n"
+             "used: none (no profiles apply)\n"
+             "profile: \"default\" if the file has one ($HERD_PROFILE is not set)\n", sys_yaml);
+    assert_contains(out, want);
     free(out);
 
     char path[PATH_MAX];
@@ -914,6 +993,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_merge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_check_good, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_check_loads_no_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_check_resources, setup, teardown),
         cmocka_unit_test_setup_teardown(test_check_bad, setup, teardown),
         cmocka_unit_test_setup_teardown(test_check_runtime, setup, teardown),
         cmocka_unit_test_setup_teardown(test_code_overrides_profile, setup, teardown),

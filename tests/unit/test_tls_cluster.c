@@ -39,6 +39,7 @@
 #include <herd/herd.h>
 #include "comm.h"
 #include "security.h"
+#include "../support/testutil.h"
 
 #define SECRET "SECRET-ARG-1234-herd"
 
@@ -313,22 +314,12 @@ static void test_no_certificate_refused(void **state)
 }
 
 /* ---- nothing spent on a peer before it authenticates ---- */
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    assert_non_null(d);
-    int n = 0;
-    for (struct dirent *e; (e = readdir(d));) n += e->d_name[0] != '.';
-    closedir(d);
-    return n - 1;                            /* the directory's own */
-}
-
 /* Connections that never start their TLS handshake are closed after the
  * hello timeout, for real: the scheduler's descriptors come back, and a real
  * TLS worker connects afterwards. */
 static void test_idle_tls_connects_closed(void **state)
 {
-    int base = count_fds();
+    int base = tu_count_fds();
     enum { N = 30 };
     int fds[N];
     herd_err err;
@@ -347,7 +338,7 @@ static void test_idle_tls_connects_closed(void **state)
         close(fds[i]);
     }
     int now = base + 1;
-    for (int k = 0; k < 3000 && (now = count_fds()) != base; k++) usleep(10000);
+    for (int k = 0; k < 3000 && (now = tu_count_fds()) != base; k++) usleep(10000);
     assert_int_equal(now, base);
     assert_true(log_has("refused connection from 127.0.0.1", "TLS handshake not finished"));
     pid_t w = start_worker("after-flood", "worker", "tok", "ca.pem");   /* a real TLS peer gets in */

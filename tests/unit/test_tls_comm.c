@@ -29,6 +29,7 @@
 
 #include "comm.h"
 #include "security.h"
+#include "../support/testutil.h"
 
 #define SECRET "SECRET-ARG-1234"
 #define DAY 86400L
@@ -557,16 +558,6 @@ static void test_refused_plain_peer(void **state)
 }
 
 /* ---- peers that do not read ---- */
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    assert_non_null(d);
-    int n = 0;
-    for (struct dirent *e; (e = readdir(d));) n += e->d_name[0] != '.';
-    closedir(d);
-    return n - 1;                            /* the directory's own */
-}
-
 /* A plain client socket that never reads, with a small receive buffer, and
  * the server's herd_conn for it. */
 static int non_reader(struct event_base *base, srv *s)
@@ -641,7 +632,7 @@ static void test_close_after_flush_bounded(void **state)
     struct event_base *base = event_base_new();
     srv s;
     int fd = non_reader(base, &s);
-    int before = count_fds();
+    int before = tu_count_fds();
     for (int i = 0; i < 256; i++) send_chunk(s.conn, 64 << 10);  /* 16 MiB: more than the sockets hold */
     herd_conn_close_after_flush(s.conn);
     s.conn = NULL;                             /* the close owns it now */
@@ -651,7 +642,7 @@ static void test_close_after_flush_bounded(void **state)
     struct timeval tv = { 0, 20000 };
     event_add(tick, &tv);
     double end = herd_now() + WAIT_S;
-    while (!(gone = count_fds() == before - 1) && herd_now() < end) event_base_loop(base, EVLOOP_ONCE);
+    while (!(gone = tu_count_fds() == before - 1) && herd_now() < end) event_base_loop(base, EVLOOP_ONCE);
     event_free(tick);
     assert_true(gone);
     close(fd);
