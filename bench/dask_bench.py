@@ -19,6 +19,15 @@ Measures, and prints as machine-readable lines
                                      from the first submit of a burst to the
                                      first task starting on a new worker; ms,
                                      median
+  data_16x16 / data_16x16_other      16 producers each returning 16 MiB of
+                                     bytes, 16 consumers each taking one
+                                     producer's future and returning its
+                                     length; _other: producers on worker a,
+                                     consumers on worker b (workers=[...]);
+                                     MiB/s of producer output, median of
+                                     --data-reps
+  data_4x128 / data_1x1024           4 x 128 MiB, 1 x 1 GiB the same way
+--data-only runs the data workloads alone.
 """
 import argparse
 import logging
@@ -35,6 +44,42 @@ def noop(x):
 
 
 ADAPT_TASK_MS = 100
+
+
+def make_bytes(n):
+    return b"\x01" * n
+
+
+def length(b):
+    return len(b)
+
+
+def bench_data(client, nprod, mib, pw, cw, reps):
+    """nprod producers of mib MiB, one consumer each (pw/cw: the workers
+    they must run on, or None); MiB/s of producer output, median of reps."""
+    rates = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        ps = [client.submit(make_bytes, mib << 20, pure=False, workers=pw) for _ in range(nprod)]
+        cs = [client.submit(length, p, pure=False, workers=cw) for p in ps]
+        res = client.gather(cs)
+        dt = time.perf_counter() - t0
+        if res != [mib << 20] * nprod:
+            sys.exit("dask: data: a consumer got the wrong length")
+        del ps, cs
+        rates.append(nprod * mib / dt)
+        time.sleep(0.5)  # let the workers drop the released keys
+    return statistics.median(rates)
+
+
+def bench_data_all(client, reps):
+    a, b = sorted(client.scheduler_info()["workers"])[:2]
+    note(f"data: producers of bytes -> one consumer each (returns the length); "
+         f"MiB/s of producer output, median of {reps}")
+    result("data_16x16", bench_data(client, 16, 16, None, None, reps), "MiB/s")
+    result("data_16x16_other", bench_data(client, 16, 16, [a], [b], reps), "MiB/s")
+    result("data_4x128", bench_data(client, 4, 128, None, None, reps), "MiB/s")
+    result("data_1x1024", bench_data(client, 1, 1024, None, None, reps), "MiB/s")
 
 
 def stamp(ms):
@@ -215,6 +260,8 @@ def main():
     ap.add_argument("--start-runs", type=int, default=5)
     ap.add_argument("--adapt-runs", type=int, default=5)
     ap.add_argument("--adapt-burst", type=int, default=20)
+    ap.add_argument("--data-reps", type=int, default=3)
+    ap.add_argument("--data-only", action="store_true")
     # bench/ssh_bench.sh: Dask's SSHCluster on the same sshd hosts, only
     ap.add_argument("--ssh-hosts", default=None, help="host:port,host:port")
     ap.add_argument("--ssh-key", default=None)
@@ -238,6 +285,13 @@ def main():
          f"distributed {distributed.__version__}")
 
     cluster, client = new_cluster()
+    if a.data_only:
+        try:
+            bench_data_all(client, a.data_reps)
+        finally:
+            client.close()
+            cluster.close()
+        return
     try:
         bench_rss(client)
         client.map(noop, range(100), pure=False)  # warm up imports
@@ -250,6 +304,7 @@ def main():
         note(f"latency: {a.latency} sequential submit+result after 50 warm-up")
         result("latency_median", med, "us")
         result("latency_p99", p99, "us")
+        bench_data_all(client, a.data_reps)
     finally:
         client.close()
         cluster.close()

@@ -19,9 +19,17 @@
  *                                     adapt_kwargs {minimum: 0, maximum: 2}, from
  *                                     the first submit of a burst to the first
  *                                     task starting on a new worker; ms, median
+ *   data_16x16 / data_16x16_other     16 producers each returning 16 MiB of
+ *                                     bytes, 16 consumers each taking one
+ *                                     producer's future and returning its length;
+ *                                     _other: producers on local-0, consumers on
+ *                                     local-1 (the workers annotation); MiB/s of
+ *                                     producer output, median of --data-reps
+ *   data_4x128 / data_1x1024          4 x 128 MiB, 1 x 1 GiB the same way
  *
  * Options (the same as dask_bench.py): --small N --large N --reps-small R
- * --reps-large R --latency N --start-runs N --adapt-runs N --adapt-burst N. */
+ * --reps-large R --latency N --start-runs N --adapt-runs N --adapt-burst N
+ * --data-reps N; --data-only runs the data workloads alone. */
 #include <herd/herd.h>
 
 #include <dirent.h>
@@ -52,6 +60,30 @@ static int noop(herd_task_ctx *ctx, const herd_value *args, herd_value **out)
 HERD_TASK(noop);
 
 static double now_s(void);
+
+/* The data workloads' producer: n bytes. */
+static int make_bytes(herd_task_ctx *ctx, const herd_value *args, herd_value **out)
+{
+    (void)ctx;
+    size_t n = (size_t)herd_as_int(herd_at(args, 0));
+    char *p = malloc(n ? n : 1);
+    if (!p) return -ENOMEM;
+    memset(p, 1, n);
+    *out = herd_bytes_take(p, n);          /* no copy */
+    return *out ? 0 : -ENOMEM;
+}
+HERD_TASK(make_bytes);
+
+/* Its consumer: the length of what it got. */
+static int length(herd_task_ctx *ctx, const herd_value *args, herd_value **out)
+{
+    (void)ctx;
+    size_t n = 0;
+    herd_as_bytes(herd_at(args, 0), &n);
+    *out = herd_int((int64_t)n);
+    return *out ? 0 : -ENOMEM;
+}
+HERD_TASK(length);
 
 /* The adaptive burst's task: note when it started (CLOCK_MONOTONIC is
  * system-wide, so the worker's stamp compares with the client's), sleep ms. */
@@ -342,6 +374,48 @@ static void bench_latency(herd_runner *r, int n, int warmup, double *med, double
     free(xs);
 }
 
+/* nprod producers of mib MiB, one consumer each (annotations: where each
+ * runs, or NULL); MiB/s of producer output, median of reps. */
+static double bench_data(herd_runner *r, int nprod, int64_t mib, const char *pann, const char *cann, int reps)
+{
+    double rates[16];
+    if (reps > 16) reps = 16;
+    for (int k = 0; k < reps; k++) {
+        herd_future *p[64], *c[64];
+        herd_err err = { 0 };
+        int rc;
+        double t0 = now_s();
+        for (int i = 0; i < nprod; i++) {
+            if ((rc = herd_submit_annotated(r, "make_bytes", herd_tuple("I", mib << 20), pann, &p[i], &err)) ||
+                (rc = herd_submit_annotated(r, "length", herd_tuple("v", herd_future_arg(p[i])), cann, &c[i], &err)))
+                die("data: submit", &err, rc);
+        }
+        for (int i = 0; i < nprod; i++) {
+            const herd_value *v;
+            if ((rc = herd_future_result(c[i], 600, &v, &err)) != 0) die("data: herd_future_result", &err, rc);
+            if (herd_as_int(v) != mib << 20) {
+                fprintf(stderr, "herd_bench: data: a consumer got %lld bytes\n", (long long)herd_as_int(v));
+                exit(1);
+            }
+        }
+        rates[k] = (double)nprod * (double)mib / (now_s() - t0);
+        for (int i = 0; i < nprod; i++) {
+            herd_future_release(c[i]);
+            herd_future_release(p[i]);
+        }
+    }
+    return median(rates, (size_t)reps);
+}
+
+static void bench_data_all(herd_runner *r, int reps)
+{
+    note("data: producers of bytes -> one consumer each (returns the length); MiB/s of producer output, median of %d", reps);
+    result("data_16x16", bench_data(r, 16, 16, NULL, NULL, reps), "MiB/s");
+    result("data_16x16_other", bench_data(r, 16, 16, "{workers: [local-0]}", "{workers: [local-1]}", reps), "MiB/s");
+    result("data_4x128", bench_data(r, 4, 128, NULL, NULL, reps), "MiB/s");
+    result("data_1x1024", bench_data(r, 1, 1024, NULL, NULL, reps), "MiB/s");
+}
+
 static double bench_start_close(int runs)
 {
     double *ts = calloc((size_t)runs, sizeof *ts);
@@ -483,7 +557,8 @@ int main(int argc, char **argv)
     herd_init(&argc, &argv); /* worker mode runs the worker and never returns */
 
     long small = 10000, large = 100000, reps_small = 3, reps_large = 3, lat = 1000, runs = 5;
-    long adapt_runs = 5, adapt_burst = 20;
+    long adapt_runs = 5, adapt_burst = 20, data_reps = 3;
+    int data_only = 0;
     static const struct option longopts[] = {
         { "small", required_argument, NULL, 's' },
         { "large", required_argument, NULL, 'l' },
@@ -495,6 +570,8 @@ int main(int argc, char **argv)
         { "adapt-burst", required_argument, NULL, 'b' },
         { "ssh-kwargs", required_argument, NULL, 'H' },
         { "ssh-metric", required_argument, NULL, 'M' },
+        { "data-reps", required_argument, NULL, 'd' },
+        { "data-only", no_argument, NULL, 'D' },
         { NULL, 0, NULL, 0 },
     };
     int c;
@@ -502,12 +579,14 @@ int main(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         if (c == 'H') { ssh_kwargs = optarg; continue; }
         if (c == 'M') { ssh_metric = optarg; continue; }
+        if (c == 'D') { data_only = 1; continue; }
         char *end;
         long v = optarg ? strtol(optarg, &end, 10) : 0;
         if (c == '?' || !optarg || *end || v < 1) {
             fprintf(stderr, "usage: %s [--small N] [--large N] [--reps-small R] "
                             "[--reps-large R] [--latency N] [--start-runs N] [--adapt-runs N] "
-                            "[--adapt-burst N] (all >= 1) [--ssh-kwargs YAML [--ssh-metric NAME]]\n",
+                            "[--adapt-burst N] [--data-reps N] (all >= 1) [--data-only] "
+                            "[--ssh-kwargs YAML [--ssh-metric NAME]]\n",
                     argv[0]);
             return 2;
         }
@@ -520,6 +599,7 @@ int main(int argc, char **argv)
         case 'S': runs = v; break;
         case 'a': adapt_runs = v; break;
         case 'b': adapt_burst = v; break;
+        case 'd': data_reps = v; break;
         }
     }
     if (ssh_kwargs) {   /* bench/ssh_bench.sh: the ssh.SSHCluster figure only */
@@ -535,6 +615,11 @@ int main(int argc, char **argv)
     herd_runner *r = cluster_up(&err, &rc);
     if (!r)
         die("cluster start", &err, rc);
+    if (data_only) {
+        bench_data_all(r, (int)data_reps);
+        cluster_down(r, "herd_flow_end");
+        return 0;
+    }
     bench_rss();
     bench_throughput(r, 100, 1); /* warm up */
     char tag[64];
@@ -549,6 +634,7 @@ int main(int argc, char **argv)
     note("latency: %ld sequential submit+result after 50 warm-up", lat);
     result("latency_median", med, "us");
     result("latency_p99", p99, "us");
+    bench_data_all(r, (int)data_reps);
     cluster_down(r, "herd_flow_end");
 
     result("start_close", bench_start_close((int)runs), "ms");

@@ -45,6 +45,10 @@ BEGIN {
     row("worker_rss_mean", "idle worker RSS (per worker)",  "MiB",     "lo", 20)
     row("nanny_rss",       "Dask nanny process RSS",        "MiB",     "lo", 0)
     row("client_rss",      "client+scheduler process RSS",  "MiB",     "lo", 0)
+    row("data_16x16",      "data: 16x16 MiB prod->cons",    "MiB/s",   "hi", 3)
+    row("data_16x16_other", "data: 16x16 MiB, other worker", "MiB/s",   "hi", 4)
+    row("data_4x128",      "data: 4x128 MiB prod->cons",    "MiB/s",   "hi", 3)
+    row("data_1x1024",     "data: 1x1 GiB prod->cons",      "MiB/s",   "hi", 3)
 }
 function row(m, l, u, d, t) { order[++n] = m; label[m] = l; unit[m] = u; dir[m] = d; target[m] = t }
 $1 == "RESULT" {

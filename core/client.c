@@ -5,6 +5,7 @@
  * herd_client_deliver. One mutex per client guards its futures. */
 #include "client.h"
 #include "comm.h"
+#include "peer.h"
 #include "value_int.h"
 
 #include <errno.h>
@@ -29,6 +30,8 @@ static const herd_param annot_params[] = {
     { "retry_delay", HERD_PARAM_DURATION, NULL, "delay before the first retry; doubles after each", 0, 0, 1e9 },
     { "timeout", HERD_PARAM_DURATION, NULL, "fail the attempt when it runs longer", 0, 0, 1e9 },
     { "tags", HERD_PARAM_LIST, NULL, "labels for the task run", 0, 0, 0 },
+    { "workers", HERD_PARAM_LIST, NULL, "names of the workers it may run on", 0, 0, 0 },
+    { "allow_other_workers", HERD_PARAM_BOOL, NULL, "run elsewhere when none of those workers is connected", 0, 0, 0 },
     { NULL, 0, NULL, NULL, 0, 0, 0 }
 };
 
@@ -40,6 +43,7 @@ void herd_spec_free(herd_submit_spec *s)
     herd_value_free(s->args);
     herd_value_free(s->resources);
     herd_value_free(s->tags);
+    herd_value_free(s->workers);
     if (s->fut) herd_future_unref(s->fut);
     free(s);
 }
@@ -48,6 +52,7 @@ void herd_annot_clear(herd_annot *a)
 {
     herd_value_free(a->resources);
     herd_value_free(a->tags);
+    herd_value_free(a->workers);
     memset(a, 0, sizeof *a);
 }
 
@@ -56,6 +61,7 @@ static int annot_copy(herd_annot *dst, const herd_annot *src)
     *dst = *src;
     dst->resources = src->resources ? herd_value_copy(src->resources) : NULL;
     dst->tags = src->tags ? herd_value_copy(src->tags) : NULL;
+    dst->workers = src->workers ? herd_value_copy(src->workers) : NULL;
     return 0;
 }
 
@@ -67,6 +73,8 @@ static void annot_merge(herd_annot *a, const herd_annot *b)
     if (b->set & ANN_RETRY_DELAY) a->retry_delay = b->retry_delay;
     if (b->set & ANN_TIMEOUT) a->timeout = b->timeout;
     if (b->set & ANN_TAGS) { herd_value_free(a->tags); a->tags = herd_value_copy(b->tags); }
+    if (b->set & ANN_WORKERS) { herd_value_free(a->workers); a->workers = herd_value_copy(b->workers); }
+    if (b->set & ANN_ALLOW_OTHER) a->allow_other_workers = b->allow_other_workers;
     if (b->set & ANN_RESOURCES) {
         if (!a->resources) a->resources = herd_map();
         for (size_t i = 0; i < herd_len(b->resources); i++)
@@ -100,6 +108,23 @@ int herd_annot_parse(const char *text, herd_annot *a, herd_err *err)
             }
         a->set |= ANN_TAGS; a->tags = herd_value_copy(x);
     }
+    if ((x = herd_map_get(ok, "workers"))) {
+        for (size_t i = 0; i < herd_len(x); i++) {
+            const char *name = herd_as_str(herd_at(x, i));
+            size_t len = 0;
+            if (herd_typeof(herd_at(x, i)) == HERD_STR) herd_as_bytes(herd_at(x, i), &len);
+            if (!name || !*name || len > 1024 || memchr(name, '\0', len)) {
+                char *sv = herd_value_to_string(herd_at(x, i));
+                int rc2 = herd_err_set(err, HERD_EARG, "annotations.workers[%zu]: expected a worker name (1..1024 "
+                                       "bytes), got %s", i, sv ? sv : "?");
+                free(sv);
+                herd_value_free(ok);
+                return rc2;
+            }
+        }
+        a->set |= ANN_WORKERS; a->workers = herd_value_copy(x);
+    }
+    if ((x = herd_map_get(ok, "allow_other_workers"))) { a->set |= ANN_ALLOW_OTHER; a->allow_other_workers = herd_as_bool(x); }
     if ((x = herd_map_get(ok, "resources"))) {
         if ((rc = herd_resources_check(x, "annotations.resources", err))) { herd_value_free(ok); return rc; }
         a->set |= ANN_RESOURCES; a->resources = herd_value_copy(x);
@@ -136,6 +161,7 @@ static void future_free(herd_future *f)
     herd_value_free(f->result);
     free(f->error);
     free(f->run_name);
+    free(f->held_at);
     free(f);
 }
 
@@ -189,6 +215,85 @@ void herd_client_deliver_key(herd_client *cl, uint64_t key, herd_state st, herd_
     if (!f) { herd_value_free(value); return; }
     herd_client_deliver(cl, f, st, value, error);
     herd_future_unref(f);
+}
+
+void herd_client_deliver_held(herd_client *cl, herd_future *f, const char *address, const char *error)
+{
+    pthread_mutex_lock(&cl->mu);
+    if (!f->result && (f->state == HERD_COMPLETED || !herd_state_is_final(f->state))) {
+        free(f->held_at);
+        f->held_at = address ? strdup(address) : NULL;
+        f->held_lost = !address;
+        if (!address) { free(f->error); f->error = strdup(error ? error : "the value was lost"); }
+        f->held_gen++;
+        if (!herd_state_is_final(f->state)) {
+            f->state = HERD_COMPLETED;
+            notify(cl, f);
+        }
+        pthread_cond_broadcast(&cl->cv);
+    }
+    pthread_mutex_unlock(&cl->mu);
+}
+
+static int wait_until(herd_client *cl, int (*pred)(void *), void *arg, double timeout_s);
+
+void herd_client_deliver_held_key(herd_client *cl, uint64_t key, const char *address, const char *error)
+{
+    pthread_mutex_lock(&cl->mu);
+    herd_future *f = kmap_get(&cl->futs, key);
+    if (f) atomic_fetch_add(&f->refs, 1);
+    pthread_mutex_unlock(&cl->mu);
+    if (!f) return;
+    herd_client_deliver_held(cl, f, address, error);
+    herd_future_unref(f);
+}
+
+typedef struct moved { herd_future *f; unsigned gen; } moved;
+static int held_moved(void *arg)
+{
+    moved *m = arg;
+    return m->f->held_gen != m->gen || m->f->held_lost || m->f->result;
+}
+
+/* cl->mu held: fetch f's held value (the lock is dropped meanwhile); when
+ * its holder cannot give it, wait up to timeout_s for the scheduler to say
+ * where it was recomputed. */
+static int fetch_held(herd_client *cl, herd_future *f, double timeout_s, herd_err *err)
+{
+    while (f->held_at && !f->result) {
+        if (f->held_lost) break;
+        char *addr = strdup(f->held_at);
+        unsigned gen = f->held_gen;
+        pthread_mutex_unlock(&cl->mu);
+        herd_value *v = NULL;
+        herd_err e;
+        e.msg[0] = '\0';
+        int rc = addr ? herd_peer_fetch(addr, cl->peer_token, f->key, 60, &v, &e) : -ENOMEM;
+        free(addr);
+        pthread_mutex_lock(&cl->mu);
+        if (rc == 0) {
+            if (!f->result) { f->result = v; free(f->held_at); f->held_at = NULL; }
+            else herd_value_free(v);
+            return 0;
+        }
+        if (rc == -HERD_EAUTH || rc == -HERD_EPROTO || rc == -ENOMEM)
+            return herd_err_set(err, HERD_ECRASHED, "%s: cannot fetch its result: %s", f->run_name, e.msg);
+        moved m = { f, gen };
+        if (wait_until(cl, held_moved, &m, timeout_s))
+            return herd_err_set(err, HERD_ETIMEOUT, "%s: its result's holder is gone (%s) and it was not "
+                                "recomputed within %.3gs", f->run_name, e.msg, timeout_s);
+    }
+    if (f->held_lost && !f->result)
+        return herd_err_set(err, HERD_ECRASHED, "%s: its result was lost: %s", f->run_name, f->error ? f->error : "?");
+    return 0;
+}
+
+int herd_client_pull(herd_future *f, herd_err *err)
+{
+    pthread_mutex_lock(&f->cl->mu);
+    int rc = f->held_at && !f->result ? fetch_held(f->cl, f, 0, err) : 0;
+    pthread_mutex_unlock(&f->cl->mu);
+    return rc;
 }
 
 herd_value *herd_client_fetch(herd_future *f)
@@ -255,6 +360,7 @@ void herd_client_destroy(herd_client *cl)
     for (runcount *c = cl->counts, *n; c; c = n) { n = c->next; free(c->name); free(c); }
     herd_value_free(cl->cluster_resources);
     free(cl->checked_task);
+    free(cl->peer_token);
     pthread_mutex_destroy(&cl->mu);
     pthread_cond_destroy(&cl->cv);
 }
@@ -305,6 +411,10 @@ static int inline_dep(void *ud, uint64_t key, herd_value **out)
     if (!f || f->user_released)
         return herd_err_set(d->err, HERD_EARG,
             "argument: future %llu was released or belongs to another client", (unsigned long long)key);
+    if (f->state == HERD_COMPLETED && !f->result && f->held_at) {
+        *out = herd_futref(key);            /* held on a worker: the dependent's worker fetches it */
+        return 0;
+    }
     if (f->state == HERD_COMPLETED) {
         *out = f->result ? herd_value_copy(f->result) : herd_nil();
         return 0;
@@ -404,6 +514,9 @@ int herd_client_submit(herd_client *cl, const char *task, herd_value *args, cons
     eff.resources = NULL;
     spec->tags = eff.tags;
     eff.tags = NULL;
+    spec->workers = eff.workers && herd_len(eff.workers) ? eff.workers : NULL;
+    if (spec->workers) eff.workers = NULL;
+    spec->allow_other_workers = eff.allow_other_workers;
     spec->retries = eff.retries;
     spec->retry_delay = eff.retry_delay;
     spec->timeout = eff.timeout;
@@ -584,6 +697,7 @@ int herd_future_result(herd_future *f, double timeout_s, const herd_value **out,
     }
     switch (f->state) {
     case HERD_COMPLETED:
+        if ((f->held_at || f->held_lost) && !f->result && (rc = fetch_held(cl, f, timeout_s, err))) break;
         if (!f->result) f->result = herd_nil();
         if (out) *out = f->result;
         break;

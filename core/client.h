@@ -22,6 +22,8 @@ typedef struct herd_submit_spec {
     herd_value *tags;              /* array of str or NULL */
     int retries;
     double retry_delay, timeout;
+    herd_value *workers;           /* array of worker names it may run on, or NULL: any */
+    int allow_other_workers;       /* 1: any worker when none of those is connected */
     struct herd_submit_spec *next;
 } herd_submit_spec;
 
@@ -41,9 +43,11 @@ typedef struct herd_annot {
     int retries;
     double retry_delay, timeout;
     herd_value *tags;
+    herd_value *workers;           /* array of str */
+    int allow_other_workers;
 } herd_annot;
 enum { ANN_PRIORITY = 1, ANN_RESOURCES = 2, ANN_RETRIES = 4, ANN_RETRY_DELAY = 8,
-       ANN_TIMEOUT = 16, ANN_TAGS = 32 };
+       ANN_TIMEOUT = 16, ANN_TAGS = 32, ANN_WORKERS = 64, ANN_ALLOW_OTHER = 128 };
 
 typedef struct runcount { char *name; uint64_t n; struct runcount *next; } runcount;
 
@@ -66,6 +70,7 @@ struct herd_client {
     int check_resources;
     void (*log)(void *ud, int level, const char *line);
     void *log_ud;
+    char *peer_token;              /* presented to workers when fetching held values (owned) */
 };
 
 struct herd_runner;                  /* runner.c */
@@ -81,6 +86,16 @@ void herd_client_quiesce(herd_client *cl);
 /* Final (or Running) state arrives. value/error ownership: value taken. */
 void herd_client_deliver(herd_client *cl, herd_future *f, herd_state st, herd_value *value, const char *error);
 void herd_client_deliver_key(herd_client *cl, uint64_t key, herd_state st, herd_value *value, const char *error);
+/* f completed; its value is held by the worker whose peer server is at
+ * address, or, when address is NULL, was lost for good (error says why):
+ * herd_future_result fetches it on demand. Called again when a lost value
+ * was recomputed elsewhere. */
+void herd_client_deliver_held(herd_client *cl, herd_future *f, const char *address, const char *error);
+/* herd_client_deliver_held for the future of key (a sub-task's, by HELD). */
+void herd_client_deliver_held_key(herd_client *cl, uint64_t key, const char *address, const char *error);
+/* Fetch f's held value now, if it has one not fetched yet (flow end, before
+ * the workers leave). 0 or the fetch's error. */
+int herd_client_pull(herd_future *f, herd_err *err);
 /* A copy of a completed future's result (NULL if none). */
 herd_value *herd_client_fetch(herd_future *f);
 void herd_future_unref(herd_future *f);

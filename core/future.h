@@ -24,6 +24,12 @@ struct herd_future {
     char *run_name;
     herd_watch *watchers;
     int user_released;
+    /* Completed with the value held on a worker (result NULL until fetched):
+     * the holder's peer address, NULL once fetched or lost for good; held_gen
+     * counts moves (a recomputed value has a new holder). Guarded by cl->mu. */
+    char *held_at;
+    unsigned held_gen;
+    int held_lost;
 };
 
 static inline uint64_t herd_future_key_of(const herd_future *f) { return f ? f->key : 0; }

@@ -31,7 +31,8 @@ static const char *const op_names[OP_MAX] = {
     [OP_DONE] = "DONE", [OP_LOG] = "LOG", [OP_HEARTBEAT] = "HEARTBEAT", [OP_SECEDE] = "SECEDE",
     [OP_SUBMIT] = "SUBMIT", [OP_RELEASE] = "RELEASE", [OP_CANCEL] = "CANCEL", [OP_RESULT] = "RESULT",
     [OP_CLOSE] = "CLOSE", [OP_WORKERS] = "WORKERS", [OP_STARTED] = "STARTED", [OP_CONTROL] = "CONTROL",
-    [OP_REPLY] = "REPLY",
+    [OP_REPLY] = "REPLY", [OP_PEER] = "PEER", [OP_FREE] = "FREE", [OP_MISSING] = "MISSING", [OP_GET] = "GET",
+    [OP_DATA] = "DATA", [OP_HELD] = "HELD",
 };
 
 const char *herd_proto_op_name(int op) { return op > 0 && op < OP_MAX ? op_names[op] : "?"; }
@@ -201,6 +202,41 @@ static int rd_tags(rd *r, int i, const char *field, herd_value **out)
     return rd_value(r, i, field, out);
 }
 
+/* nil, or an array of names (SUBMIT's workers). */
+static int rd_names(rd *r, int i, const char *field)
+{
+    const msgpack_object *o = &r->a[i];
+    if (o->type == MSGPACK_OBJECT_NIL) return 0;
+    if (o->type != MSGPACK_OBJECT_ARRAY) return bad_type(r, field, o, "an array of names or nil");
+    for (uint32_t k = 0; k < o->via.array.size; k++) {
+        const msgpack_object *it = &o->via.array.ptr[k];
+        if (it->type != MSGPACK_OBJECT_STR || it->via.str.size == 0 || it->via.str.size > HERD_PROTO_MAX_NAME ||
+            memchr(it->via.str.ptr, '\0', it->via.str.size))
+            return herd_err_set(r->err, -HERD_EPROTO, "%s: field '%s' item %u is not a name (str of 1..%d bytes)",
+                                op_names[r->op], field, (unsigned)k, HERD_PROTO_MAX_NAME);
+    }
+    return 0;
+}
+
+/* nil, or an array of [key int, peer str] (RUN's inputs). */
+static int rd_inputs(rd *r, int i, const char *field)
+{
+    const msgpack_object *o = &r->a[i];
+    if (o->type == MSGPACK_OBJECT_NIL) return 0;
+    if (o->type != MSGPACK_OBJECT_ARRAY) return bad_type(r, field, o, "an array of [key, peer] or nil");
+    for (uint32_t k = 0; k < o->via.array.size; k++) {
+        const msgpack_object *it = &o->via.array.ptr[k];
+        if (it->type != MSGPACK_OBJECT_ARRAY || it->via.array.size != 2 ||
+            (it->via.array.ptr[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER &&         /* a key over 2^63 */
+             it->via.array.ptr[0].type != MSGPACK_OBJECT_NEGATIVE_INTEGER) ||      /* is a negative int */
+            it->via.array.ptr[1].type != MSGPACK_OBJECT_STR ||
+            it->via.array.ptr[1].via.str.size == 0 || it->via.array.ptr[1].via.str.size > HERD_PROTO_MAX_NAME)
+            return herd_err_set(r->err, -HERD_EPROTO, "%s: field '%s' item %u is not [key int, peer str]",
+                                op_names[r->op], field, (unsigned)k);
+    }
+    return 0;
+}
+
 /* ---- writing ---- */
 typedef struct wr { msgpack_sbuffer *sb; size_t mark; msgpack_packer pk; } wr;
 
@@ -274,7 +310,7 @@ int herd_proto_unpack_hello(const msgpack_object *msg, herd_msg_hello *out, herd
     int64_t role = 0, pid = 0;
     if ((rc = rd_open(&r, msg, OP_HELLO, 8, err)) || (rc = rd_int(&r, 1, "proto", HERD_PROTO_VERSION,
                                                                   HERD_PROTO_VERSION, &out->proto)) ||
-        (rc = rd_int(&r, 2, "role", ROLE_WORKER, ROLE_CLIENT, &role)) ||
+        (rc = rd_int(&r, 2, "role", ROLE_WORKER, ROLE_PEER, &role)) ||
         (rc = rd_str(&r, 3, "token", S_ANY, &out->token)) || (rc = rd_str(&r, 4, "name", S_NAME, &out->name)) ||
         (rc = rd_i32(&r, 5, "nthreads", role == ROLE_WORKER ? 1 : 0, 65536, &out->nthreads)) ||
         (rc = rd_int(&r, 7, "pid", 0, INT32_MAX, &pid)) ||
@@ -346,13 +382,15 @@ int herd_proto_unpack_close(const msgpack_object *msg, herd_msg_reason *out, her
 int herd_proto_pack_run(msgpack_sbuffer *sb, const herd_msg_run *m)
 {
     wr w;
-    msgpack_packer *pk = wr_open(&w, sb, OP_RUN, 7);
+    msgpack_packer *pk = wr_open(&w, sb, OP_RUN, 9);
     msgpack_pack_uint64(pk, m->key);
     pk_str(pk, m->task);
     int rc = pk_value(pk, m->args);
     msgpack_pack_int(pk, m->attempt);
     pk_str(pk, m->run_name.ptr ? m->run_name : m->task);
     if (!rc) rc = pk_value(pk, m->tags);
+    if (!rc) rc = pk_value(pk, m->inputs);
+    msgpack_pack_int(pk, m->hold ? 1 : 0);
     return wr_close(&w, rc);
 }
 
@@ -361,14 +399,17 @@ int herd_proto_unpack_run(const msgpack_object *msg, herd_msg_run *out, herd_err
     rd r;
     int rc;
     memset(out, 0, sizeof *out);
-    if ((rc = rd_open(&r, msg, OP_RUN, 7, err)) || (rc = rd_u64(&r, 1, "key", &out->key)) ||
+    if ((rc = rd_open(&r, msg, OP_RUN, 9, err)) || (rc = rd_u64(&r, 1, "key", &out->key)) ||
         (rc = rd_str(&r, 2, "task", S_NAME, &out->task)) ||
         (rc = rd_i32(&r, 4, "attempt", 0, INT32_MAX, &out->attempt)) ||
-        (rc = rd_str(&r, 5, "run_name", S_ANY, &out->run_name)) || (rc = rd_tags(&r, 6, "tags", &out->tags)))
+        (rc = rd_str(&r, 5, "run_name", S_ANY, &out->run_name)) || (rc = rd_inputs(&r, 7, "inputs")) ||
+        (rc = rd_i32(&r, 8, "hold", 0, 1, &out->hold)) || (rc = rd_tags(&r, 6, "tags", &out->tags)))
         return rc;
-    if ((rc = rd_value(&r, 3, "args", &out->args))) {
+    if ((r.a[7].type != MSGPACK_OBJECT_NIL && (rc = rd_value(&r, 7, "inputs", &out->inputs))) ||
+        (rc = rd_value(&r, 3, "args", &out->args))) {
         herd_value_free(out->tags);
-        out->tags = NULL;
+        herd_value_free(out->inputs);
+        out->tags = out->inputs = NULL;
     }
     return rc;
 }
@@ -377,7 +418,7 @@ int herd_proto_unpack_run(const msgpack_object *msg, herd_msg_run *out, herd_err
 int herd_proto_pack_done(msgpack_sbuffer *sb, const herd_msg_done *m)
 {
     wr w;
-    msgpack_packer *pk = wr_open(&w, sb, OP_DONE, 6);
+    msgpack_packer *pk = wr_open(&w, sb, OP_DONE, 7);
     msgpack_pack_uint64(pk, m->key);
     msgpack_pack_int(pk, m->ok ? 1 : 0);
     int rc = 0;
@@ -385,6 +426,7 @@ int herd_proto_pack_done(msgpack_sbuffer *sb, const herd_msg_done *m)
     else pk_str(pk, m->error.ptr ? m->error : herd_pstr_c(""));
     msgpack_pack_uint64(pk, m->duration_us);
     msgpack_pack_int(pk, m->attempt);
+    msgpack_pack_int64(pk, m->ok && m->held >= 0 ? m->held : -1);
     return wr_close(&w, rc);
 }
 
@@ -393,10 +435,14 @@ int herd_proto_unpack_done(const msgpack_object *msg, herd_msg_done *out, herd_e
     rd r;
     int rc;
     memset(out, 0, sizeof *out);
-    if ((rc = rd_open(&r, msg, OP_DONE, 6, err)) || (rc = rd_u64(&r, 1, "key", &out->key)) ||
+    if ((rc = rd_open(&r, msg, OP_DONE, 7, err)) || (rc = rd_u64(&r, 1, "key", &out->key)) ||
         (rc = rd_i32(&r, 2, "ok", 0, 1, &out->ok)) || (rc = rd_u64(&r, 4, "duration_us", &out->duration_us)) ||
-        (rc = rd_i32(&r, 5, "attempt", 0, INT32_MAX, &out->attempt)))
+        (rc = rd_i32(&r, 5, "attempt", 0, INT32_MAX, &out->attempt)) ||
+        (rc = rd_int(&r, 6, "held", -1, INT64_MAX, &out->held)))
         return rc;
+    if (out->held >= 0 && !out->ok)
+        return herd_err_set(err, -HERD_EPROTO, "DONE: field 'held' is %" PRId64 " for a failed task, expected -1",
+                            out->held);
     return out->ok ? rd_value(&r, 3, "value", &out->value) : rd_str(&r, 3, "error", S_ANY, &out->error);
 }
 
@@ -474,7 +520,7 @@ int herd_proto_unpack_cancel(const msgpack_object *msg, herd_msg_key *out, herd_
 int herd_proto_pack_submit(msgpack_sbuffer *sb, const herd_submit_spec *m)
 {
     wr w;
-    msgpack_packer *pk = wr_open(&w, sb, OP_SUBMIT, 11);
+    msgpack_packer *pk = wr_open(&w, sb, OP_SUBMIT, 13);
     msgpack_pack_uint64(pk, m->key);
     pk_str(pk, herd_pstr_c(m->task));
     int rc = pk_value(pk, m->args);
@@ -485,6 +531,8 @@ int herd_proto_pack_submit(msgpack_sbuffer *sb, const herd_submit_spec *m)
     msgpack_pack_double(pk, m->timeout);
     pk_str(pk, herd_pstr_c(m->run_name));
     if (!rc) rc = pk_value(pk, m->tags);
+    if (!rc) rc = pk_value(pk, m->workers);
+    msgpack_pack_int(pk, m->allow_other_workers ? 1 : 0);
     return wr_close(&w, rc);
 }
 
@@ -494,14 +542,17 @@ int herd_proto_unpack_submit(const msgpack_object *msg, herd_submit_spec *out, h
     int rc;
     herd_pstr task, run_name;
     memset(out, 0, sizeof *out);
-    if ((rc = rd_open(&r, msg, OP_SUBMIT, 11, err)) || (rc = rd_u64(&r, 1, "key", &out->key)) ||
+    if ((rc = rd_open(&r, msg, OP_SUBMIT, 13, err)) || (rc = rd_u64(&r, 1, "key", &out->key)) ||
         (rc = rd_str(&r, 2, "task", S_NAME, &task)) ||
         (rc = rd_i32(&r, 4, "priority", INT32_MIN, INT32_MAX, &out->priority)) ||
         (rc = rd_i32(&r, 6, "retries", 0, INT32_MAX, &out->retries)) ||
         (rc = rd_num(&r, 7, "retry_delay", 0, 1e9, &out->retry_delay)) ||
         (rc = rd_num(&r, 8, "timeout", 0, 1e9, &out->timeout)) ||
         (rc = rd_str(&r, 9, "run_name", S_NIL, &run_name)) ||
+        (rc = rd_i32(&r, 12, "allow_other_workers", 0, 1, &out->allow_other_workers)) ||
+        (rc = rd_names(&r, 11, "workers")) ||
         (rc = rd_resources(&r, 5, "resources", &out->resources)) || (rc = rd_tags(&r, 10, "tags", &out->tags)) ||
+        (r.a[11].type != MSGPACK_OBJECT_NIL && (rc = rd_value(&r, 11, "workers", &out->workers))) ||
         (rc = rd_value(&r, 3, "args", &out->args)))
         goto fail;
     out->op = OP_SUBMIT;
@@ -515,6 +566,7 @@ fail:
     herd_value_free(out->args);
     herd_value_free(out->resources);
     herd_value_free(out->tags);
+    herd_value_free(out->workers);
     memset(out, 0, sizeof *out);
     return rc;
 }
@@ -713,4 +765,98 @@ int herd_proto_unpack_reply(const msgpack_object *msg, herd_msg_reply *out, herd
         out->has_load = 0;
     }
     return rc;
+}
+
+/* ---- PEER ---- */
+int herd_proto_pack_peer(msgpack_sbuffer *sb, const herd_msg_peer *m)
+{
+    wr w;
+    pk_str(wr_open(&w, sb, OP_PEER, 2), m->address.ptr ? m->address : herd_pstr_c(""));
+    return wr_close(&w, 0);
+}
+
+int herd_proto_unpack_peer(const msgpack_object *msg, herd_msg_peer *out, herd_err *err)
+{
+    rd r;
+    int rc;
+    memset(out, 0, sizeof *out);
+    if ((rc = rd_open(&r, msg, OP_PEER, 2, err)) || (rc = rd_str(&r, 1, "address", S_NAME, &out->address))) return rc;
+    return 0;
+}
+
+/* ---- FREE, GET ---- */
+int herd_proto_pack_free(msgpack_sbuffer *sb, const herd_msg_key *m) { return pack_key(sb, OP_FREE, m); }
+int herd_proto_unpack_free(const msgpack_object *msg, herd_msg_key *out, herd_err *err)
+{
+    return unpack_key(msg, OP_FREE, out, err);
+}
+int herd_proto_pack_get(msgpack_sbuffer *sb, const herd_msg_key *m) { return pack_key(sb, OP_GET, m); }
+int herd_proto_unpack_get(const msgpack_object *msg, herd_msg_key *out, herd_err *err)
+{
+    return unpack_key(msg, OP_GET, out, err);
+}
+
+/* ---- MISSING ---- */
+int herd_proto_pack_missing(msgpack_sbuffer *sb, const herd_msg_missing *m)
+{
+    wr w;
+    msgpack_packer *pk = wr_open(&w, sb, OP_MISSING, 4);
+    msgpack_pack_uint64(pk, m->key);
+    msgpack_pack_int(pk, m->attempt);
+    msgpack_pack_uint64(pk, m->input);
+    return wr_close(&w, 0);
+}
+
+int herd_proto_unpack_missing(const msgpack_object *msg, herd_msg_missing *out, herd_err *err)
+{
+    rd r;
+    int rc;
+    memset(out, 0, sizeof *out);
+    if ((rc = rd_open(&r, msg, OP_MISSING, 4, err)) || (rc = rd_u64(&r, 1, "key", &out->key)) ||
+        (rc = rd_i32(&r, 2, "attempt", 0, INT32_MAX, &out->attempt)) || (rc = rd_u64(&r, 3, "input", &out->input)))
+        return rc;
+    return 0;
+}
+
+/* ---- DATA ---- */
+int herd_proto_pack_data(msgpack_sbuffer *sb, const herd_msg_data *m)
+{
+    wr w;
+    msgpack_packer *pk = wr_open(&w, sb, OP_DATA, 3);
+    msgpack_pack_uint64(pk, m->key);
+    msgpack_pack_int64(pk, m->nbytes);
+    return wr_close(&w, 0);
+}
+
+int herd_proto_unpack_data(const msgpack_object *msg, herd_msg_data *out, herd_err *err)
+{
+    rd r;
+    int rc;
+    memset(out, 0, sizeof *out);
+    if ((rc = rd_open(&r, msg, OP_DATA, 3, err)) || (rc = rd_u64(&r, 1, "key", &out->key)) ||
+        (rc = rd_int(&r, 2, "nbytes", -1, INT64_MAX, &out->nbytes)))
+        return rc;
+    return 0;
+}
+
+/* ---- HELD ---- */
+int herd_proto_pack_held(msgpack_sbuffer *sb, const herd_msg_held *m)
+{
+    wr w;
+    msgpack_packer *pk = wr_open(&w, sb, OP_HELD, 4);
+    msgpack_pack_uint64(pk, m->key);
+    pk_str(pk, m->peer);
+    pk_str(pk, m->error);
+    return wr_close(&w, 0);
+}
+
+int herd_proto_unpack_held(const msgpack_object *msg, herd_msg_held *out, herd_err *err)
+{
+    rd r;
+    int rc;
+    memset(out, 0, sizeof *out);
+    if ((rc = rd_open(&r, msg, OP_HELD, 4, err)) || (rc = rd_u64(&r, 1, "key", &out->key)) ||
+        (rc = rd_str(&r, 2, "peer", S_NAME | S_NIL, &out->peer)) || (rc = rd_str(&r, 3, "error", S_NIL, &out->error)))
+        return rc;
+    return 0;
 }

@@ -15,15 +15,22 @@
  *                   nworkers int, nthreads int, owned int 0|1]
  *   REFUSE    s->c [op, reason str]
  *   RUN       s->w [op, key int, task str, args value, attempt int,
- *                   run_name str, tags array of str|nil]
+ *                   run_name str, tags array of str|nil, inputs, hold int 0|1]:
+ *                   inputs (array of [key int, peer str] | nil) says where each
+ *                   futref left in args is held (the peer's address; this
+ *                   worker's own store when it is the holder); hold 1: the
+ *                   worker may keep a result over HERD_INLINE_MAX in its store
  *   DONE      w->s [op, key int, ok int 0|1, value (ok) | error str (not ok),
- *                   duration_us int, attempt int]
+ *                   duration_us int, attempt int, held int >= -1]: held -1,
+ *                   the value is inline; else the value (nil here) stays in
+ *                   the worker's store and is held bytes long (packed)
  *   LOG       w->s and s->c [op, key int, level int 0..3, text str]
  *   HEARTBEAT w->s [op]
  *   SECEDE    w->s [op, key int]: the task waits on sub-tasks, its slot is free
  *   SUBMIT    c->s [op, key int, task str, args value, priority int,
  *                   resources map|nil, retries int, retry_delay num,
- *                   timeout num, run_name str|nil, tags array of str|nil]
+ *                   timeout num, run_name str|nil, tags array of str|nil,
+ *                   workers array of names|nil, allow_other_workers int 0|1]
  *   RELEASE   c->s [op, key int]
  *   CANCEL    c->s [op, key int]
  *   RESULT    s->c [op, key int, state int, payload]: the value when
@@ -35,6 +42,18 @@
  *   CONTROL   c->s [op, seq int, verb str, arg str|nil]: "load"; "drain" NAME
  *                   and "close_workers" REASON only on a scheduler its cluster's
  *                   provider started (owned)
+ *   PEER      w->s [op, address str]: where this worker serves its held values
+ *                   (sent right after HELLO; a worker without it holds none)
+ *   FREE      s->w [op, key int]: delete a held value nobody needs any more
+ *   MISSING   w->s [op, key int, attempt int, input int]: the attempt could not
+ *                   fetch input (its holder is gone); the task waits for it again
+ *   HELD      s->w [op, key int, peer str|nil, error str|nil]: a sub-task's
+ *                   result is held by the worker serving at peer (fetch it
+ *                   from there); peer nil: it was lost for good, error says why
+ *   GET       p->p [op, key int]: a peer asks for a held value (peer.c)
+ *   DATA      p->p [op, key int, nbytes int >= -1]: the answer; nbytes -1:
+ *                   not held here; else nbytes raw bytes (the value, packed)
+ *                   follow the frame, outside msgpack, so no frame limit applies
  *   REPLY     s->c [op, seq int, rc int <= 0, payload]: the load (rc 0, for
  *                   "load": [waiting, ready, running, avg_duration,
  *                   task_seconds, [[name, nthreads, busy, closing, idle_for]…]]),
@@ -68,9 +87,16 @@
 enum {
     OP_HELLO = 1, OP_WELCOME, OP_REFUSE, OP_RUN, OP_DONE, OP_LOG, OP_HEARTBEAT, OP_SECEDE,
     OP_SUBMIT, OP_RELEASE, OP_CANCEL, OP_RESULT, OP_CLOSE, OP_WORKERS, OP_STARTED,
-    OP_CONTROL, OP_REPLY, OP_MAX
+    OP_CONTROL, OP_REPLY, OP_PEER, OP_FREE, OP_MISSING, OP_GET, OP_DATA, OP_HELD, OP_MAX
 };
-enum { ROLE_WORKER = 0, ROLE_CLIENT = 1 };
+/* ROLE_PEER: a worker (or a client) fetching held values from a worker's
+ * peer server (peer.c); the scheduler refuses it. */
+enum { ROLE_WORKER = 0, ROLE_CLIENT = 1, ROLE_PEER = 2 };
+
+/* Results packed to more than this many bytes stay on the worker that
+ * computed them (when the scheduler allows it: RUN's hold); smaller ones
+ * travel inline in DONE. */
+#define HERD_INLINE_MAX 1024
 
 /* A string field: len bytes at ptr, not NUL-terminated. ptr NULL: nil (an
  * absent optional field); an empty str has ptr "" (never NULL). */
@@ -121,6 +147,8 @@ typedef struct herd_msg_run {
     int attempt;               /* >= 0 */
     herd_pstr run_name;
     herd_value *tags;          /* array of str, or NULL */
+    herd_value *inputs;        /* array of [key, peer], or NULL */
+    int hold;                  /* 1: a big result may stay on the worker */
 } herd_msg_run;
 int herd_proto_pack_run(msgpack_sbuffer *sb, const herd_msg_run *m);
 int herd_proto_unpack_run(const msgpack_object *msg, herd_msg_run *out, herd_err *err);
@@ -132,6 +160,7 @@ typedef struct herd_msg_done {
     herd_pstr error;
     uint64_t duration_us;
     int attempt;
+    int64_t held;              /* -1: inline; else the held value's packed size */
 } herd_msg_done;
 int herd_proto_pack_done(msgpack_sbuffer *sb, const herd_msg_done *m);
 int herd_proto_unpack_done(const msgpack_object *msg, herd_msg_done *out, herd_err *err);
@@ -196,6 +225,28 @@ typedef struct herd_msg_reply {
 } herd_msg_reply;
 int herd_proto_pack_reply(msgpack_sbuffer *sb, const herd_msg_reply *m);
 int herd_proto_unpack_reply(const msgpack_object *msg, herd_msg_reply *out, herd_err *err);
+
+typedef struct herd_msg_peer { herd_pstr address; } herd_msg_peer;
+int herd_proto_pack_peer(msgpack_sbuffer *sb, const herd_msg_peer *m);
+int herd_proto_unpack_peer(const msgpack_object *msg, herd_msg_peer *out, herd_err *err);
+
+/* FREE and GET */
+int herd_proto_pack_free(msgpack_sbuffer *sb, const herd_msg_key *m);
+int herd_proto_unpack_free(const msgpack_object *msg, herd_msg_key *out, herd_err *err);
+int herd_proto_pack_get(msgpack_sbuffer *sb, const herd_msg_key *m);
+int herd_proto_unpack_get(const msgpack_object *msg, herd_msg_key *out, herd_err *err);
+
+typedef struct herd_msg_missing { uint64_t key; int attempt; uint64_t input; } herd_msg_missing;
+int herd_proto_pack_missing(msgpack_sbuffer *sb, const herd_msg_missing *m);
+int herd_proto_unpack_missing(const msgpack_object *msg, herd_msg_missing *out, herd_err *err);
+
+typedef struct herd_msg_held { uint64_t key; herd_pstr peer, error; } herd_msg_held;
+int herd_proto_pack_held(msgpack_sbuffer *sb, const herd_msg_held *m);
+int herd_proto_unpack_held(const msgpack_object *msg, herd_msg_held *out, herd_err *err);
+
+typedef struct herd_msg_data { uint64_t key; int64_t nbytes; } herd_msg_data;
+int herd_proto_pack_data(msgpack_sbuffer *sb, const herd_msg_data *m);
+int herd_proto_unpack_data(const msgpack_object *msg, herd_msg_data *out, herd_err *err);
 
 /* Older helpers for code outside the protocol (tests of the framing). */
 void herd_pack_str(msgpack_packer *pk, const char *s);

@@ -11,7 +11,12 @@
  *  - a worker that closes its connection or misses heartbeats has its tasks
  *    rescheduled; after allowed_failures deaths they end Crashed.
  *  - results leave the scheduler once their client holds them and no waiting
- *    dependent needs them; a task is forgotten when its client releases it. */
+ *    dependent needs them; a task is forgotten when its client releases it.
+ *  - big results stay on the worker that computed them (the holder): the
+ *    scheduler keeps their key, size and holder; a dependent gets the
+ *    holder's address in RUN (and runs on the holder when it has a slot);
+ *    the value is freed on the holder when nobody can read it any more, and
+ *    recomputed from its task when the holder dies while it is still needed. */
 #include "scheduler.h"
 #include "comm.h"
 #include "value_int.h"
@@ -35,6 +40,8 @@ typedef struct stask {
     int priority;
     herd_value *resources;
     herd_value *tags;          /* array of str or NULL */
+    herd_value *workers;       /* names it may run on (array of str), or NULL: any */
+    int allow_other;           /* with workers: any worker while none of those is connected */
     int retries_left, attempt, suspicious;
     double retry_delay, timeout, started;
     double no_worker_since;    /* ready with resources no connected worker has; 0: one has */
@@ -54,6 +61,12 @@ typedef struct stask {
     sworker *owner;            /* remote owner (a connection), or NULL */
     int owner_released;
     size_t hidx;               /* heap index while T_READY without resources */
+    sworker *holder;           /* holds the result (not inline), or NULL */
+    int64_t nbytes;            /* the held result's packed size */
+    uint64_t *ins;             /* held inputs it reads: a need counted on each (in
+                                  nwaiting_dependents) until it completes or ends */
+    size_t nins;
+    int missing;               /* attempts that could not fetch an input */
     struct event *timer;
     struct herd_sched *s;
 } stask;
@@ -75,6 +88,7 @@ struct sworker {
     double idle_since;         /* when busy last dropped to 0 */
     double last_done;          /* when it last finished a task */
     kmap running;              /* key -> stask */
+    char *peer;                /* where it serves held values (OP_PEER), or NULL */
     stuck *stuck;              /* timed-out attempts still occupying a thread */
     struct event *hello_timer;
     sworker *next;
@@ -111,6 +125,7 @@ struct herd_sched {
     double avg_dur;            /* EWMA of task durations, s; < 0 unknown */
     double no_workers_since;   /* ready tasks and no worker since then; 0: not so */
     int dispatch_pending;
+    int closing_all;           /* every worker was told to close: values they held are not recomputed */
     char unix_path[128];
 };
 
@@ -163,11 +178,18 @@ static void set_state(herd_sched *s, stask *t, int st)
     t->state = st;
 }
 
+/* Ready tasks with resources or a workers restriction sit in the sorted
+ * list each worker scans for one it can take; the others in the heap. */
+static int scanned(const stask *t)
+{
+    return (t->resources && herd_len(t->resources)) || t->workers;
+}
+
 static void make_ready(herd_sched *s, stask *t)
 {
     set_state(s, t, T_READY);
     t->no_worker_since = 0;
-    if (t->resources && herd_len(t->resources)) {
+    if (scanned(t)) {
         if (s->rlen == s->rcap) {
             size_t nc = s->rcap ? 2 * s->rcap : 16;
             stask **n = realloc(s->rlist, nc * sizeof *n);
@@ -195,7 +217,7 @@ static void make_ready(herd_sched *s, stask *t)
 static void unready(herd_sched *s, stask *t)
 {
     if (t->state != T_READY) return;
-    if (t->resources && herd_len(t->resources)) {
+    if (scanned(t)) {
         for (size_t i = 0; i < s->rlen; i++)
             if (s->rlist[i] == t) {
                 memmove(&s->rlist[i], &s->rlist[i + 1], (s->rlen - i - 1) * sizeof *s->rlist);
@@ -223,12 +245,28 @@ static void task_free(stask *t)
     herd_value_free(t->args);
     herd_value_free(t->resources);
     herd_value_free(t->tags);
+    herd_value_free(t->workers);
     herd_value_free(t->result);
     free(t->error);
     free(t->deps);
+    free(t->ins);
     free(t->dependents);
     if (t->fut) herd_future_unref(t->fut);
     free(t);
+}
+
+static void release_ins(herd_sched *s, stask *t);
+static int wait_on(stask *dep, stask *t);
+
+/* The holder deletes t's value: nobody can read it any more. */
+static void free_held(stask *t)
+{
+    if (t->holder && t->holder->conn) {
+        herd_msg_key k = { t->key };
+        herd_proto_pack_free(herd_conn_buf(t->holder->conn), &k);
+        herd_conn_end(t->holder->conn);
+    }
+    t->holder = NULL;
 }
 
 static void forget(herd_sched *s, stask *t)
@@ -236,6 +274,9 @@ static void forget(herd_sched *s, stask *t)
     s->nstate[t->state]--;
     kmap_del(&s->tasks, t->key);
     unready(s, t);
+    free_held(t);
+    t->pins++;                 /* its inputs' release must not come back to it */
+    release_ins(s, t);
     task_free(t);
 }
 
@@ -259,21 +300,51 @@ static void drop_dependent(herd_sched *s, uint64_t depkey)
     }
 }
 
-static void release_deps(herd_sched *s, stask *t)
+/* t needs key's held value until it completes: 0, or -1 when it already
+ * counted that need (or no memory), which the caller then drops. */
+static int add_in(stask *t, uint64_t key)
+{
+    for (size_t i = 0; i < t->nins; i++)
+        if (t->ins[i] == key) return -1;
+    uint64_t *n = realloc(t->ins, (t->nins + 1) * sizeof *n);
+    if (!n) return -1;
+    t->ins = n;
+    t->ins[t->nins++] = key;
+    return 0;
+}
+
+/* keep_held: dependencies whose value is held on a worker stay needed (moved
+ * to t->ins) until t has run; the others are dropped. */
+static void release_deps(herd_sched *s, stask *t, int keep_held)
 {
     uint64_t *deps = t->deps;
     size_t n = t->ndeps;
     t->deps = NULL;
     t->ndeps = 0;
-    for (size_t i = 0; i < n; i++) drop_dependent(s, deps[i]);
+    for (size_t i = 0; i < n; i++) {
+        stask *d = keep_held ? kmap_get(&s->tasks, deps[i]) : NULL;
+        if (d && d->state == T_DONE && d->holder && add_in(t, deps[i]) == 0) continue;
+        drop_dependent(s, deps[i]);
+    }
     free(deps);
+}
+
+static void release_ins(herd_sched *s, stask *t)
+{
+    uint64_t *ins = t->ins;
+    size_t n = t->nins;
+    t->ins = NULL;
+    t->nins = 0;
+    for (size_t i = 0; i < n; i++) drop_dependent(s, ins[i]);
+    free(ins);
 }
 
 static int fill_dep(void *ud, uint64_t key, herd_value **out)
 {
     stask *dep = kmap_get(&((stask *)ud)->s->tasks, key);
     if (!dep || dep->state != T_DONE || dep->final != HERD_COMPLETED) return -HERD_EARG;
-    if (dep->result) *out = herd_value_copy(dep->result);
+    if (dep->holder) *out = herd_futref(key);        /* the worker reads it from its holder */
+    else if (dep->result) *out = herd_value_copy(dep->result);
     else if (dep->fut) *out = herd_client_fetch(dep->fut);
     else *out = herd_nil();
     return *out ? 0 : -ENOMEM;
@@ -283,7 +354,7 @@ static int fill_dep(void *ud, uint64_t key, herd_value **out)
 static void materialize(herd_sched *s, stask *t)
 {
     int rc = herd_value_replace_futrefs(t->args, fill_dep, t);
-    release_deps(s, t);
+    release_deps(s, t, !rc);
     if (rc) { finalize(s, t, HERD_FAILED, "a dependency's result is no longer available"); return; }
     make_ready(s, t);
 }
@@ -291,7 +362,9 @@ static void materialize(herd_sched *s, stask *t)
 static void deliver(herd_sched *s, stask *t)
 {
     if (t->owner_released) return;
-    if (t->fut && s->local) {
+    if (t->fut && s->local && t->final == HERD_COMPLETED && t->holder) {
+        herd_client_deliver_held(s->local, t->fut, t->holder->peer, NULL);
+    } else if (t->fut && s->local) {
         herd_value *v = NULL;
         if (t->final == HERD_COMPLETED) {
             if (t->nwaiting_dependents) v = herd_value_copy(t->result);
@@ -299,6 +372,21 @@ static void deliver(herd_sched *s, stask *t)
             t->result_at_client = 1;
         }
         herd_client_deliver(s->local, t->fut, t->final, v, t->error);
+        /* a value that was held, lost, and whose recomputation failed: the
+         * future completed earlier and waits for a new copy; tell it */
+        if (t->final != HERD_COMPLETED) herd_client_deliver_held(s->local, t->fut, NULL, t->error);
+    } else if (t->owner && t->owner->conn && t->owner->role == ROLE_WORKER &&
+               (t->holder || (t->final != HERD_COMPLETED && t->nbytes))) {
+        /* a sub-task's held result: where it is (or, after a failed
+         * recomputation, that it is lost) */
+        herd_msg_held m = { t->key, herd_pstr_c(t->holder ? t->holder->peer : NULL), herd_pstr_c(t->error) };
+        herd_proto_pack_held(herd_conn_buf(t->owner->conn), &m);
+        herd_conn_end(t->owner->conn);
+        if (t->final != HERD_COMPLETED) {          /* and its state, for one never completed before */
+            herd_msg_result r = { t->key, t->final, NULL, herd_pstr_c(t->error) };
+            herd_proto_pack_result(herd_conn_buf(t->owner->conn), &r);
+            herd_conn_end(t->owner->conn);
+        }
     } else if (t->owner && t->owner->conn) {
         herd_msg_result m = { t->key, t->final, t->result, herd_pstr_c(t->error) };
         if (herd_proto_pack_result(herd_conn_buf(t->owner->conn), &m)) {    /* the value cannot travel */
@@ -310,12 +398,19 @@ static void deliver(herd_sched *s, stask *t)
     }
 }
 
-static void complete(herd_sched *s, stask *t, herd_value *v)
+/* t's attempt succeeded: its value v inline, or held by holder (nbytes). */
+static void complete(herd_sched *s, stask *t, herd_value *v, sworker *holder, int64_t nbytes)
 {
     set_state(s, t, T_DONE);
     t->final = HERD_COMPLETED;
     herd_value_free(t->result);
     t->result = v;
+    t->holder = holder;
+    t->nbytes = nbytes;
+    t->missing = 0;
+    t->pins++;
+    release_ins(s, t);         /* it has read its inputs */
+    t->pins--;
     /* wake dependents first, so the client can take the value afterwards;
      * a dependent that materializes may drop the last need of t: pin it */
     t->pins++;
@@ -347,7 +442,10 @@ static void finalize(herd_sched *s, stask *t, herd_state st, const char *msg)
     free(t->error);
     t->error = first;
     for (;;) {
-        release_deps(s, t);
+        release_deps(s, t, 0);
+        t->pins++;
+        release_ins(s, t);
+        t->pins--;
         for (size_t i = 0; i < t->ndependents; i++) {
             stask *d = kmap_get(&s->tasks, t->dependents[i]);
             if (!d || d->state != T_WAITING) continue;
@@ -402,6 +500,24 @@ static void attempt_failed(herd_sched *s, stask *t, const char *msg)
 }
 
 /* ---- workers ---- */
+static int named(const herd_value *names, const char *name)
+{
+    for (size_t i = 0; i < herd_len(names); i++)
+        if (strcmp(herd_as_str(herd_at(names, i)), name) == 0) return 1;
+    return 0;
+}
+
+/* May t run on w? Its workers restriction names w, or allows others while
+ * none of the named workers is connected (and not closing). */
+static int allowed_on(const herd_sched *s, const sworker *w, const stask *t)
+{
+    if (!t->workers || named(t->workers, w->name)) return 1;
+    if (!t->allow_other) return 0;
+    for (const sworker *o = s->workers; o; o = o->next)
+        if (o->hello && o->role == ROLE_WORKER && !o->closing && named(t->workers, o->name)) return 0;
+    return 1;
+}
+
 /* Do t's resources fit what w has free now (or, with whole, its totals:
  * could w ever run t)? */
 static int fits_in(const sworker *w, const stask *t, int whole)
@@ -416,7 +532,8 @@ static int fits_in(const sworker *w, const stask *t, int whole)
     return 1;
 }
 
-static int fits(const sworker *w, const stask *t) { return fits_in(w, t, 0); }
+/* t's resources are free on w and its restriction allows w. */
+static int fits(const herd_sched *s, const sworker *w, const stask *t) { return allowed_on(s, w, t) && fits_in(w, t, 0); }
 
 static void res_take(sworker *w, const herd_value *res, double sign)
 {
@@ -443,7 +560,7 @@ static stask *best_for(herd_sched *s, sworker *w)
     stask *a = s->hlen ? s->heap[0] : NULL, *b = NULL;
     if (w->busy < w->nthreads)
         for (size_t i = 0; i < s->rlen && !b; i++)
-            if (fits(w, s->rlist[i])) b = s->rlist[i];
+            if (fits(s, w, s->rlist[i])) b = s->rlist[i];
     if (!a) return b;
     if (!b) return a;
     return before(a, b) ? a : b;
@@ -461,12 +578,32 @@ static void tell_owner(const stask *t, herd_state st)
     herd_conn_end(t->owner->conn);
 }
 
+/* RUN's inputs: where each held input of t is (NULL: none). */
+static herd_value *inputs_of(herd_sched *s, const stask *t)
+{
+    if (!t->nins) return NULL;
+    herd_value *in = herd_array();
+    for (size_t i = 0; in && i < t->nins; i++) {
+        stask *d = kmap_get(&s->tasks, t->ins[i]);
+        if (d && d->holder && d->holder->peer)
+            herd_array_push(in, herd_tuple("Is", (int64_t)t->ins[i], d->holder->peer));
+    }
+    return in;
+}
+
 static void assign(herd_sched *s, stask *t, sworker *w)
 {
-    herd_msg_run m = { t->key, herd_pstr_c(t->task), t->args, t->attempt, herd_pstr_c(t->run_name), t->tags };
+    herd_value *inputs = inputs_of(s, t);
+    /* a result may stay on the worker when its reader fetches from workers:
+     * the in-process client, a task's sub-task client, or a dependent (not
+     * a remote client) */
+    herd_msg_run m = { t->key, herd_pstr_c(t->task), t->args, t->attempt, herd_pstr_c(t->run_name), t->tags,
+                       inputs, (!t->owner || t->owner->role == ROLE_WORKER) && w->peer };
     msgpack_sbuffer *sb = herd_conn_buf(w->conn);
     size_t before = sb->size;
-    if (herd_proto_pack_run(sb, &m)) {   /* dependency results nested it too deep */
+    int rc = herd_proto_pack_run(sb, &m);
+    herd_value_free(inputs);
+    if (rc) {   /* dependency results nested it too deep */
         finalize(s, t, HERD_FAILED, "arguments nest too deeply to send to a worker");
         return;
     }
@@ -499,6 +636,28 @@ static void assign(herd_sched *s, stask *t, sworker *w)
 
 static double load(const sworker *w) { return (double)w->busy / w->nthreads; }
 
+/* Bytes of t's held inputs that w holds. */
+static int64_t local_bytes(herd_sched *s, const stask *t, const sworker *w)
+{
+    int64_t b = 0;
+    for (size_t i = 0; i < t->nins; i++) {
+        stask *d = kmap_get(&s->tasks, t->ins[i]);
+        if (d && d->holder == w) b += d->nbytes + 1;
+    }
+    return b;
+}
+
+/* Between two workers with a free slot for t: the one holding more of its
+ * inputs, then the less loaded. */
+static int better_for(herd_sched *s, const stask *t, const sworker *w, const sworker *than)
+{
+    if (t->nins) {
+        int64_t a = local_bytes(s, t, w), b = local_bytes(s, t, than);
+        if (a != b) return a > b;
+    }
+    return load(w) < load(than);
+}
+
 static void dispatch_cb(evutil_socket_t fd, short what, void *arg)
 {
     herd_sched *s = arg;
@@ -511,7 +670,7 @@ static void dispatch_cb(evutil_socket_t fd, short what, void *arg)
             if (!w->hello || w->role != ROLE_WORKER || w->closing || capacity(s, w, now) <= 0) continue;
             stask *t = best_for(s, w);
             if (!t) continue;
-            if (!bt || (t != bt && before(t, bt)) || (t == bt && load(w) < load(bw))) { bt = t; bw = w; }
+            if (!bt || (t != bt && before(t, bt)) || (t == bt && better_for(s, t, w, bw))) { bt = t; bw = w; }
         }
         if (!bt) break;
         assign(s, bt, bw);
@@ -591,6 +750,21 @@ static void worker_counts(herd_sched *s)
     }
 }
 
+/* A worker's peer socket, when it is in this scheduler's own directory
+ * under the name workers give it (peer-….sock): removed once the worker is
+ * gone, since a worker killed (as providers do at close) cannot remove it.
+ * Nothing else is ever removed, whatever address a worker sent. */
+static void unlink_peer(const herd_sched *s, const sworker *w)
+{
+    if (!w->peer || !s->unix_path[0] || strncmp(w->peer, "unix://", 7)) return;
+    const char *path = w->peer + 7, *slash = strrchr(s->unix_path, '/');
+    size_t dl = slash ? (size_t)(slash - s->unix_path) + 1 : 0, n = strlen(path);
+    if (!dl || n < dl + 10 || strncmp(path, s->unix_path, dl) || strncmp(path + dl, "peer-", 5) ||
+        strchr(path + dl, '/') || strcmp(path + n - 5, ".sock"))
+        return;
+    unlink(path);
+}
+
 static void worker_free(sworker *w)
 {
     if (w->hello_timer) event_free(w->hello_timer);
@@ -599,8 +773,161 @@ static void worker_free(sworker *w)
     free(w->res);
     for (stuck *st = w->stuck, *n; st; st = n) { n = st->next; herd_value_free(st->resources); free(st); }
     kmap_free(&w->running);
+    free(w->peer);
     free(w->name);
     free(w);
+}
+
+/* ---- held values ---- */
+/* t (running, or ready) could not read dep's value, which is being
+ * recomputed: t waits for it again (its need on dep stays counted). */
+static void rewait(herd_sched *s, stask *t, stask *dep)
+{
+    unready(s, t);
+    if (wait_on(dep, t)) { finalize(s, t, HERD_CRASHED, "scheduler out of memory"); return; }
+    set_state(s, t, T_WAITING);
+}
+
+/* t's value was held by worker wname, which left, and is still needed: run
+ * t again. 0, or -1 when it cannot be (an input it read was released). */
+static int recompute(herd_sched *s, stask *t, const char *wname)
+{
+    uint64_t *keys = NULL;
+    size_t nk = 0;
+    if (herd_value_collect_futrefs(t->args, &keys, &nk)) return -1;
+    for (size_t i = 0; i < nk; i++) {
+        stask *d = kmap_get(&s->tasks, keys[i]);
+        if (!d || (d->state == T_DONE && (d->final != HERD_COMPLETED || !d->holder))) { free(keys); return -1; }
+    }
+    slog(s, HERD_LOG_WARN, "%s: its result was on worker %s, which left; recomputing it", t->run_name, wname);
+    set_state(s, t, T_WAITING);
+    t->final = HERD_PENDING;
+    int rc = 0;
+    for (size_t i = 0; i < nk && !rc; i++) {
+        stask *d = kmap_get(&s->tasks, keys[i]);
+        if (add_in(t, keys[i]) == 0) d->nwaiting_dependents++;
+        if (d->state != T_DONE) rc = wait_on(d, t);
+    }
+    free(keys);
+    /* dependents about to read it wait for it again (running ones say
+     * MISSING when their fetch fails) */
+    size_t i = 0;
+    void *v;
+    stask **again = NULL;
+    size_t na = 0;
+    while (kmap_next(&s->tasks, &i, NULL, &v)) {
+        stask *u = v;
+        if (u->state != T_READY && u->state != T_RETRY) continue;
+        for (size_t j = 0; j < u->nins; j++)
+            if (u->ins[j] == t->key) {
+                stask **n = realloc(again, (na + 1) * sizeof *n);
+                if (n) { again = n; again[na++] = u; }
+                break;
+            }
+    }
+    for (size_t j = 0; j < na; j++) rewait(s, again[j], t);
+    free(again);
+    if (rc) { finalize(s, t, HERD_CRASHED, "scheduler out of memory"); return 0; }
+    if (!t->ndeps_waiting) materialize(s, t);
+    return 0;
+}
+
+static int by_seq(const void *a, const void *b)
+{
+    const stask *x = *(stask *const *)a, *y = *(stask *const *)b;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Worker w left: the values it held are gone. Those still needed (a future
+ * not released, a dependent) are recomputed, oldest first, so a lost input
+ * is running again before what reads it. */
+static void lost_values(herd_sched *s, sworker *w)
+{
+    stask **lost = NULL;
+    size_t n = 0, cap = 0, i = 0;
+    void *v;
+    while (kmap_next(&s->tasks, &i, NULL, &v)) {
+        stask *t = v;
+        if (t->holder != w) continue;
+        t->holder = NULL;
+        if (n == cap) {
+            stask **nl = realloc(lost, (cap = cap ? 2 * cap : 16) * sizeof *nl);
+            if (!nl) { cap = n; continue; }
+            lost = nl;
+        }
+        t->pins++;
+        lost[n++] = t;
+    }
+    if (n) qsort(lost, n, sizeof *lost, by_seq);
+    for (size_t j = 0; j < n; j++) {
+        stask *t = lost[j];
+        t->pins--;
+        int needed = t->nwaiting_dependents || ((t->fut || t->owner) && !t->owner_released);
+        if (!needed || s->closing_all) {
+            if (releasable(t)) forget(s, t);
+            continue;
+        }
+        if (recompute(s, t, w->name) == 0) continue;
+        char msg[600];
+        snprintf(msg, sizeof msg, "its value was on worker %s, which left, and cannot be recomputed (an input "
+                 "it read was released)", w->name);
+        slog(s, HERD_LOG_ERROR, "%s: %s", t->run_name, msg);
+        t->final = HERD_CRASHED;
+        free(t->error);
+        t->error = strdup(msg);
+        if (t->fut && s->local) herd_client_deliver_held(s->local, t->fut, NULL, msg);
+        else if (t->owner && t->owner->conn && t->owner->role == ROLE_WORKER) {
+            herd_msg_held m = { t->key, herd_pstr_c(NULL), herd_pstr_c(msg) };
+            herd_proto_pack_held(herd_conn_buf(t->owner->conn), &m);
+            herd_conn_end(t->owner->conn);
+        }
+    }
+    free(lost);
+}
+
+/* An attempt could not fetch one of its inputs. */
+static void on_missing(herd_sched *s, sworker *w, const herd_msg_missing *m)
+{
+    stask *t = kmap_get(&w->running, m->key);
+    if (!t || t->attempt != m->attempt) return;
+    unassign(s, w, t);
+    stask *d = kmap_get(&s->tasks, m->input);
+    char msg[600];
+    if (!d || (d->state == T_DONE && (d->final != HERD_COMPLETED || !d->holder))) {
+        snprintf(msg, sizeof msg, "its input %s was lost and cannot be recomputed", d ? d->run_name : "(released)");
+        finalize(s, t, HERD_FAILED, msg);
+        return;
+    }
+    if (d->state != T_DONE) { rewait(s, t, d); return; }
+    /* its holder looks alive (its loss may not have been noticed yet): again
+     * shortly, a bounded number of times */
+    if (++t->missing > 8) {
+        snprintf(msg, sizeof msg, "could not fetch its input %s from worker %s (8 attempts)", d->run_name,
+                 d->holder->name);
+        finalize(s, t, HERD_FAILED, msg);
+        return;
+    }
+    double delay = 0.05 * herd_pow2(t->missing - 1);
+    set_state(s, t, T_RETRY);
+    if (!t->timer) t->timer = evtimer_new(s->base, retry_cb, t);
+    else { event_del(t->timer); event_assign(t->timer, s->base, -1, 0, retry_cb, t); }
+    struct timeval tv = { (time_t)delay, (suseconds_t)((delay - floor(delay)) * 1e6) };
+    evtimer_add(t->timer, &tv);
+}
+
+/* Before every worker leaves at the end: the in-process client fetches the
+ * held values of its futures (read after the flow run, as inline ones are). */
+static void pull_held(herd_sched *s)
+{
+    size_t i = 0;
+    void *v;
+    while (kmap_next(&s->tasks, &i, NULL, &v)) {
+        stask *t = v;
+        if (!t->holder || !t->fut || !s->local || t->owner_released || t->state != T_DONE) continue;
+        herd_err e;
+        e.msg[0] = '\0';
+        if (herd_client_pull(t->fut, &e)) slog(s, HERD_LOG_WARN, "%s: %s", t->run_name, e.msg);
+    }
 }
 
 /* A connection ends: reschedule what its worker ran; drop what it owned. */
@@ -632,6 +959,8 @@ static void worker_lost(herd_sched *s, sworker *w, const char *why)
         }
     }
     kmap_free(&w->running);
+    lost_values(s, w);
+    unlink_peer(s, w);
     /* tasks this connection submitted (sub-tasks of its tasks) lose their owner */
     i = 0;
     uint64_t k;
@@ -650,7 +979,7 @@ static void worker_lost(herd_sched *s, sworker *w, const char *why)
     }
     /* one may be another's dependency: pin them all while their links go */
     for (size_t j = 0; j < ng; j++) gone[j]->pins++;
-    for (size_t j = 0; j < ng; j++) release_deps(s, gone[j]);
+    for (size_t j = 0; j < ng; j++) { release_deps(s, gone[j], 0); release_ins(s, gone[j]); }
     for (size_t j = 0; j < ng; j++) forget(s, gone[j]);
     free(gone);
     worker_free(w);
@@ -677,6 +1006,11 @@ static int on_hello(herd_sched *s, sworker *w, const msgpack_object *msg)
     herd_msg_hello h;
     herd_err e = { 0 };
     if (herd_proto_unpack_hello(msg, &h, &e)) { refuse(s, w, e.msg); return -1; }
+    if (h.role == ROLE_PEER) {
+        herd_value_free(h.resources);
+        refuse(s, w, "HELLO: role 2 (peer) is for a worker's peer server, not the scheduler");
+        return -1;
+    }
     if (s->token) {
         size_t tl = strlen(s->token);
         if (h.token.len != tl || CRYPTO_memcmp(h.token.ptr, s->token, tl) != 0) {
@@ -752,19 +1086,45 @@ static void on_done(herd_sched *s, sworker *w, herd_msg_done *d)
                 break;
             }
         herd_value_free(d->value);
+        if (d->held >= 0 && (!t || t->holder != w) && w->conn) {   /* nobody will read it */
+            herd_msg_key k = { key };
+            herd_proto_pack_free(herd_conn_buf(w->conn), &k);
+            herd_conn_end(w->conn);
+        }
         return;
     }
     double dur = (double)d->duration_us / 1e6;
     s->avg_dur = s->avg_dur < 0 ? dur : 0.9 * s->avg_dur + 0.1 * dur;
     w->last_done = herd_now();
     unassign(s, w, t);
-    if (d->ok) {
-        complete(s, t, d->value);
+    if (d->ok && d->held >= 0) {          /* the value stays on w: nil here */
+        herd_value_free(d->value);
+        d->value = NULL;
+    }
+    if (d->ok && d->held >= 0 && !w->peer) {
+        attempt_failed(s, t, "its worker kept the result without serving it (no PEER message)");
+    } else if (d->ok) {
+        complete(s, t, d->held >= 0 ? NULL : d->value, d->held >= 0 ? w : NULL, d->held);
     } else {
         char *msg = herd_pstr_dup(d->error);
         attempt_failed(s, t, msg && *msg ? msg : "failed without a message");
         free(msg);
     }
+}
+
+/* t waits for dep to complete (woken by complete()). 0 or -ENOMEM. */
+static int wait_on(stask *dep, stask *t)
+{
+    if (dep->ndependents == dep->capdependents) {
+        size_t nc = dep->capdependents ? 2 * dep->capdependents : 4;
+        uint64_t *nd = realloc(dep->dependents, nc * sizeof *nd);
+        if (!nd) return -ENOMEM;
+        dep->dependents = nd;
+        dep->capdependents = nc;
+    }
+    dep->dependents[dep->ndependents++] = t->key;
+    t->ndeps_waiting++;
+    return 0;
 }
 
 static void add_task(herd_sched *s, herd_submit_spec *sp, sworker *owner)
@@ -779,6 +1139,8 @@ static void add_task(herd_sched *s, herd_submit_spec *sp, sworker *owner)
     t->args = sp->args; sp->args = NULL;
     t->resources = sp->resources; sp->resources = NULL;
     t->tags = sp->tags; sp->tags = NULL;
+    t->workers = sp->workers; sp->workers = NULL;
+    t->allow_other = sp->allow_other_workers;
     t->fut = sp->fut; sp->fut = NULL;
     t->priority = sp->priority;
     t->retries_left = sp->retries;
@@ -805,20 +1167,21 @@ static void add_task(herd_sched *s, herd_submit_spec *sp, sworker *owner)
         if (!dep) { bad = "a dependency is unknown to the scheduler (released?)"; break; }
         if (dep->state == T_DONE) {
             if (dep->final != HERD_COMPLETED) { faileddep = dep; break; }
+            if (!dep->holder) continue;
+            /* held on a worker: t needs it kept until t has run */
+            uint64_t *nd = realloc(t->deps, (t->ndeps + 1) * sizeof *nd);
+            if (!nd) { bad = "out of memory"; break; }
+            t->deps = nd;
+            t->deps[t->ndeps++] = dep->key;
+            dep->nwaiting_dependents++;
             continue;
         }
-        if (dep->ndependents == dep->capdependents) {
-            size_t nc = dep->capdependents ? 2 * dep->capdependents : 4;
-            uint64_t *nd = realloc(dep->dependents, nc * sizeof *nd);
-            if (!nd) { bad = "out of memory"; break; }
-            dep->dependents = nd;
-            dep->capdependents = nc;
-        }
-        dep->dependents[dep->ndependents++] = t->key;
+        if (wait_on(dep, t)) { bad = "out of memory"; break; }
         dep->nwaiting_dependents++;
-        t->deps = realloc(t->deps, (t->ndeps + 1) * sizeof *t->deps);
+        uint64_t *nd = realloc(t->deps, (t->ndeps + 1) * sizeof *nd);
+        if (!nd) { dep->ndependents--; dep->nwaiting_dependents--; t->ndeps_waiting--; bad = "out of memory"; break; }
+        t->deps = nd;
         t->deps[t->ndeps++] = dep->key;
-        t->ndeps_waiting++;
     }
     free(keys);
     if (bad) { finalize(s, t, HERD_FAILED, bad); return; }
@@ -962,6 +1325,20 @@ static void on_msg(herd_conn *c, const msgpack_object *m, void *ud)
         herd_msg_key k;
         if (herd_proto_unpack_cancel(m, &k, &e)) break;
         on_cancel(s, k.key, w->id);
+        return;
+    }
+    case OP_PEER: {
+        herd_msg_peer pm;
+        if (herd_proto_unpack_peer(m, &pm, &e)) break;
+        if (w->role != ROLE_WORKER) { herd_err_set(&e, -HERD_EPROTO, "PEER: only a worker serves values"); break; }
+        free(w->peer);
+        w->peer = herd_pstr_dup(pm.address);
+        return;
+    }
+    case OP_MISSING: {
+        herd_msg_missing mm;
+        if (herd_proto_unpack_missing(m, &mm, &e)) break;
+        on_missing(s, w, &mm);
         return;
     }
     case OP_CONTROL: {
@@ -1129,14 +1506,17 @@ static void check_no_workers(herd_sched *s, double now)
         stask *t = s->rlist[i];
         int can = 0;
         for (sworker *w = s->workers; w && !can; w = w->next)
-            can = w->hello && w->role == ROLE_WORKER && !w->closing && fits_in(w, t, 1);
+            can = w->hello && w->role == ROLE_WORKER && !w->closing && fits_in(w, t, 1) && allowed_on(s, w, t);
         if (can) { t->no_worker_since = 0; i++; continue; }
         if (!t->no_worker_since) t->no_worker_since = now;
         if (now - t->no_worker_since < limit) { i++; continue; }
-        char *res = herd_value_to_string(t->resources);
+        char *res = herd_value_to_string(t->resources), *names = herd_value_to_string(t->workers);
         snprintf(msg, sizeof msg, "no worker to run it for %.3gs (client_kwargs.no_workers_timeout): no "
-                 "connected worker (of %d) offers resources %s", now - t->no_worker_since, nw, res ? res : "?");
+                 "connected worker (of %d) %s %s", now - t->no_worker_since, nw,
+                 t->workers ? "is one of the workers it may run on," : "offers resources",
+                 t->workers ? (names ? names : "?") : (res ? res : "?"));
         free(res);
+        free(names);
         slog(s, HERD_LOG_ERROR, "%s ends Crashed: %s", t->run_name, msg);
         finalize(s, t, HERD_CRASHED, msg);   /* leaves rlist: i now holds the next */
     }
@@ -1196,7 +1576,15 @@ int herd_sched_post(herd_sched *s, herd_submit_spec *sp)
 static int local_send(void *ud, herd_submit_spec *spec) { return herd_sched_post(ud, spec); }
 const herd_transport herd_sched_local_tp = { local_send, NULL };
 
-void herd_sched_attach_local(herd_sched *s, herd_client *cl) { s->local = cl; }
+void herd_sched_attach_local(herd_sched *s, herd_client *cl)
+{
+    s->local = cl;
+    /* the client fetches held values from workers with the cluster's token */
+    pthread_mutex_lock(&cl->mu);
+    free(cl->peer_token);
+    cl->peer_token = s->token ? strdup(s->token) : NULL;
+    pthread_mutex_unlock(&cl->mu);
+}
 
 /* ---- synchronous calls into the loop (for other threads) ---- */
 typedef struct scall {
@@ -1333,6 +1721,8 @@ static void stop_cb(evutil_socket_t fd, short what, void *arg)
 static void close_fn(herd_sched *s, void *arg)
 {
     const char *reason = arg;
+    pull_held(s);
+    s->closing_all = 1;
     for (sworker *w = s->workers; w; w = w->next) {
         if (!w->hello || w->role != ROLE_WORKER || !w->conn) continue;
         w->closing = 1;
@@ -1436,7 +1826,7 @@ void herd_sched_stop(herd_sched *s)
         pthread_join(s->thread, NULL);
     }
     for (herd_submit_spec *sp = s->in_head, *n; sp; sp = n) { n = sp->next; herd_spec_free(sp); }
-    while (s->workers) { sworker *w = s->workers; s->workers = w->next; worker_free(w); }
+    while (s->workers) { sworker *w = s->workers; s->workers = w->next; unlink_peer(s, w); worker_free(w); }
     size_t i = 0;
     void *v;
     while (kmap_next(&s->tasks, &i, NULL, &v)) task_free(v);

@@ -42,6 +42,18 @@ static void sweep(void (*log)(void *, int, const char *), void *ud)
         if (lstat(path, &st) || !S_ISDIR(st.st_mode) || st.st_uid != geteuid()) continue;
         snprintf(sock, sizeof sock, "%s/scheduler.sock", path);
         unlink(sock);
+        DIR *sd = opendir(path);               /* and its workers' peer sockets (peer.c) */
+        for (struct dirent *pe; sd && (pe = readdir(sd));) {
+            long wpid;
+            unsigned n;
+            char end[8];
+            char ps[600];
+            if (sscanf(pe->d_name, "peer-%ld-%u%7s", &wpid, &n, end) == 3 && strcmp(end, ".sock") == 0) {
+                snprintf(ps, sizeof ps, "%s/%s", path, pe->d_name);
+                unlink(ps);
+            }
+        }
+        if (sd) closedir(sd);
         if (rmdir(path) == 0)
             tlog(log, ud, HERD_LOG_DEBUG, "removed %s, left by flow process %ld, which is gone", path, pid);
     }

@@ -108,6 +108,16 @@ HERD_API herd_value *herd_bytes(const void *p, size_t len)
 {
     return (p || !len) ? blob(HERD_BYTES, p, len) : NULL;
 }
+/* The payload stays where it is (out of line, as after a move_into). */
+HERD_API herd_value *herd_bytes_take(void *p, size_t len)
+{
+    if (!p) return len ? NULL : herd_bytes(NULL, 0);
+    herd_value *v = node(HERD_BYTES);
+    if (!v) { free(p); return NULL; }
+    v->u.s.p = p;
+    v->u.s.len = len;
+    return v;
+}
 static herd_value *container(herd_type t)
 {
     herd_value *v = node(t);

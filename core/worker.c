@@ -3,10 +3,17 @@
  * heartbeats, enforces the memory limit (process mode), and serves tasks'
  * sub-task clients (herd_task_client) over the same connection. The event
  * loop owns the connection; executor threads talk to it through an outbox.
+ * The data path: a worker whose scheduler is on this host (a unix://
+ * address) keeps big results in its store (store.c) and serves them to
+ * peers (peer.c); its executors read a task's held inputs from the store or
+ * fetch them from their holder before running it.
  * (A flow's own connection to a scheduler is remote.c's.) */
 #include "worker.h"
 #include "client.h"
 #include "comm.h"
+#include "peer.h"
+#include "store.h"
+#include "value_int.h"
 
 #include <errno.h>
 #include <math.h>
@@ -21,7 +28,8 @@ typedef struct wtask {
     char *task, *run_name;
     herd_value *args;
     herd_value *tags;
-    int attempt;
+    herd_value *inputs;        /* RUN's inputs: [[key, peer]…] or NULL */
+    int attempt, hold;
     struct wtask *next;
 } wtask;
 
@@ -47,6 +55,8 @@ typedef struct wk {
     struct herd_runner subrunner;
     pthread_t loop_thread;     /* thread mode */
     int thread_mode;
+    herd_store *store;         /* held results (NULL: this worker holds none) */
+    herd_peer_server *peer;    /* serves them to other workers */
 } wk;
 
 struct herd_task_ctx {
@@ -177,6 +187,62 @@ static void sub_block(void *ud, int blocking)
 
 static const herd_transport sub_tp = { sub_send, sub_block };
 
+/* ---- held inputs and results ---- */
+typedef struct inres { wk *w; const herd_value *inputs; uint64_t missing; herd_err err; } inres;
+
+/* A futref left in the arguments: its value from this worker's store or
+ * from the holder RUN named. */
+static int resolve_input(void *ud, uint64_t key, herd_value **out)
+{
+    inres *r = ud;
+    const char *peer = NULL;
+    for (size_t i = 0; i < herd_len(r->inputs) && !peer; i++) {
+        const herd_value *it = herd_at(r->inputs, i);
+        if ((uint64_t)herd_as_int(herd_at(it, 0)) == key) peer = herd_as_str(herd_at(it, 1));
+    }
+    r->missing = key;
+    if (!peer) return herd_err_set(&r->err, -HERD_EPROTO, "RUN: input %llu has no holder", (unsigned long long)key);
+    if (r->w->peer && strcmp(peer, herd_peer_server_address(r->w->peer)) == 0) {
+        herd_blob *b = herd_store_get(r->w->store, key);
+        if (!b) return herd_err_set(&r->err, -ENOENT, "input %llu is no longer held here", (unsigned long long)key);
+        int rc = 0;
+        if (b->value && !(*out = herd_value_copy(b->value))) rc = herd_err_set(&r->err, -ENOMEM, "out of memory");
+        else if (!b->value) rc = herd_value_decode(b->data, b->len, out, &r->err);
+        herd_blob_unref(b);
+        return rc;
+    }
+    return herd_peer_fetch(peer, r->w->token, key, 60, out, &r->err);
+}
+
+/* Put a task's held inputs into its arguments. 0, or -1 after telling the
+ * scheduler which input is missing (it recomputes it and runs t again). */
+static int fetch_inputs(wk *w, wtask *t)
+{
+    if (!t->inputs || !herd_len(t->inputs)) return 0;
+    inres r = { .w = w, .inputs = t->inputs };
+    r.err.msg[0] = '\0';
+    if (herd_value_replace_futrefs(t->args, resolve_input, &r) == 0) return 0;
+    wlog(w, HERD_LOG_WARN, "%s: cannot get input %llu: %s", t->run_name, (unsigned long long)r.missing, r.err.msg);
+    herd_msg_missing m = { t->key, t->attempt, r.missing };
+    pthread_mutex_lock(&w->mu);
+    herd_proto_pack_missing(&w->out.sb, &m);
+    herd_outbox_send_unlock(&w->out);
+    return -1;
+}
+
+/* Keep a big result in the store as it is (packed only when a peer asks for
+ * it): d then says so (held) instead of carrying it, and the store owns the
+ * value. */
+static void hold_result(wk *w, wtask *t, herd_msg_done *d)
+{
+    if (!d->ok || !t->hold || !w->peer || !d->value) return;
+    size_t len = herd_wire_size(d->value);       /* SIZE_MAX: it cannot be encoded, DONE says why */
+    if (len <= HERD_INLINE_MAX || len == SIZE_MAX || herd_store_put_value(w->store, t->key, d->value, len))
+        return;                                  /* inline */
+    d->held = (int64_t)len;
+    d->value = NULL;
+}
+
 /* ---- executors ---- */
 typedef struct fncache { char *name; herd_task_fn fn; struct fncache *next; } fncache;
 
@@ -194,6 +260,7 @@ static void run_one(wk *w, wtask *t, fncache **cache)
         if (c && (c->name = strdup(t->task))) { c->fn = fn; c->next = *cache; *cache = c; }
         else free(c);
     }
+    if (fetch_inputs(w, t)) return;
     herd_msg_started st = { t->key, t->attempt };
     pthread_mutex_lock(&w->mu);           /* Running, batched with whatever else is queued */
     herd_proto_pack_started(&w->out.sb, &st);
@@ -216,7 +283,10 @@ static void run_one(wk *w, wtask *t, fncache **cache)
         herd_future_unref(ctx.subs[i]);
     }
     free(ctx.subs);
-    herd_msg_done d = { .key = t->key, .ok = rc == 0, .value = out, .duration_us = us, .attempt = t->attempt };
+    herd_msg_done d = { .key = t->key, .ok = rc == 0, .value = out, .duration_us = us, .attempt = t->attempt,
+                        .held = -1 };
+    hold_result(w, t, &d);
+    if (d.held >= 0) out = NULL;          /* the store took it */
     char msg[160];
     if (!d.ok) {
         if (!ctx.fail_msg) snprintf(msg, sizeof msg, "task returned %d (%s)", rc, herd_strerror(rc));
@@ -263,6 +333,7 @@ static void *exec_main(void *arg)
         free(t->run_name);
         herd_value_free(t->args);
         herd_value_free(t->tags);
+        herd_value_free(t->inputs);
         free(t);
         pthread_mutex_lock(&w->mu);
     }
@@ -293,10 +364,13 @@ static int on_run(wk *w, herd_msg_run *m)
         if (t) { free(t->task); free(t->run_name); free(t); }
         herd_value_free(m->args);
         herd_value_free(m->tags);
+        herd_value_free(m->inputs);
         return -ENOMEM;
     }
     t->args = m->args;
     t->tags = m->tags;
+    t->inputs = m->inputs;
+    t->hold = m->hold;
     pthread_mutex_lock(&w->mu);
     if (w->tail) w->tail->next = t; else w->head = t;
     w->tail = t;
@@ -339,6 +413,7 @@ static void on_msg(herd_conn *c, const msgpack_object *m, void *ud)
         if (w->welcomed) return;
         if (herd_client_init(&w->subcl, wm.id, &sub_tp, w) == 0) {
             w->subcl_ready = 1;
+            w->subcl.peer_token = w->token ? strdup(w->token) : NULL;   /* it fetches held sub-task results */
             w->subrunner.cl = &w->subcl;
             w->subrunner.is_task_client = 1;
         }
@@ -378,6 +453,21 @@ static void on_msg(herd_conn *c, const msgpack_object *m, void *ud)
         if (w->subcl_ready) herd_client_deliver_key(&w->subcl, r.key, r.state, r.value, error);
         else herd_value_free(r.value);
         free(error);
+        return;
+    }
+    case OP_HELD: {        /* a sub-task's result stays on a worker */
+        herd_msg_held hm;
+        if (herd_proto_unpack_held(m, &hm, &e)) break;
+        char *peer = herd_pstr_dup(hm.peer), *error = herd_pstr_dup(hm.error);
+        if (w->subcl_ready) herd_client_deliver_held_key(&w->subcl, hm.key, peer, error ? error : "the value was lost");
+        free(peer);
+        free(error);
+        return;
+    }
+    case OP_FREE: {
+        herd_msg_key k;
+        if (herd_proto_unpack_free(m, &k, &e)) break;
+        if (w->store) herd_store_del(w->store, k.key);
         return;
     }
     case OP_CLOSE: {
@@ -446,8 +536,11 @@ static void wk_free(wk *w)
     while (w->head) {
         wtask *t = w->head;
         w->head = t->next;
-        free(t->task); free(t->run_name); herd_value_free(t->args); herd_value_free(t->tags); free(t);
+        free(t->task); free(t->run_name); herd_value_free(t->args); herd_value_free(t->tags);
+        herd_value_free(t->inputs); free(t);
     }
+    herd_peer_server_stop(w->peer);
+    herd_store_free(w->store);
     if (w->conn) herd_conn_free(w->conn);
     herd_outbox_destroy(&w->out);
     if (w->hb_ev) event_free(w->hb_ev);
@@ -472,6 +565,31 @@ static void wk_unref(wk *w)
     int last = atomic_fetch_sub(&w->refs, 1) == 1;
     pthread_mutex_unlock(&w->mu);
     if (last) wk_free(w);
+}
+
+/* A scheduler on this host (unix://DIR/…): serve held values on a socket in
+ * DIR, the cluster's private directory, and tell the scheduler where. A
+ * worker that cannot sends every result inline, as before. */
+static void start_peer(wk *w)
+{
+    static atomic_uint seq;
+    herd_addr a;
+    if (herd_addr_parse(w->address, &a, NULL) || !a.is_unix) return;
+    char path[200], *slash = strrchr(a.path, '/');
+    if (!slash) return;
+    snprintf(path, sizeof path, "%.*s/peer-%ld-%u.sock", (int)(slash - a.path), a.path, (long)getpid(),
+             atomic_fetch_add(&seq, 1));
+    herd_err e;
+    if (!(w->store = herd_store_new())) return;
+    if (herd_peer_server_start(&w->peer, path, w->token, w->store, w->name, &e)) {
+        wlog(w, HERD_LOG_WARN, "results travel inline: %s", e.msg);
+        herd_store_free(w->store);
+        w->store = NULL;
+        return;
+    }
+    herd_msg_peer m = { herd_pstr_c(herd_peer_server_address(w->peer)) };
+    herd_proto_pack_peer(herd_conn_buf(w->conn), &m);
+    herd_conn_end(w->conn);
 }
 
 static wk *wk_new(const herd_worker_cfg *cfg, herd_err *err)
@@ -511,6 +629,7 @@ static wk *wk_new(const herd_worker_cfg *cfg, herd_err *err)
         return NULL;
     }
     herd_conn_end(w->conn);
+    start_peer(w);
     for (int i = 0; i < w->cfg.nthreads; i++) {
         pthread_t th;
         atomic_fetch_add(&w->refs, 1);

@@ -47,6 +47,10 @@ HERD_API herd_value *herd_float(double d);
 HERD_API herd_value *herd_str(const char *s);                 /* copies s (NUL-terminated) */
 HERD_API herd_value *herd_strn(const char *s, size_t len);    /* copies len bytes */
 HERD_API herd_value *herd_bytes(const void *p, size_t len);   /* copies */
+/* Bytes without a copy: takes p (from malloc; herd_value_free frees it, and
+ * so does a failure) as the value's payload. For a large result, build it in
+ * a malloc'd buffer and return herd_bytes_take(buf, len). */
+HERD_API herd_value *herd_bytes_take(void *p, size_t len);
 HERD_API herd_value *herd_array(void);
 HERD_API herd_value *herd_map(void);
 HERD_API herd_value *herd_futref(uint64_t key);               /* used by herd_future_arg */

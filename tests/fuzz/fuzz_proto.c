@@ -19,7 +19,7 @@ static int unpack_one(int op, const msgpack_object *m, msgpack_sbuffer *sb, herd
     case OP_WELCOME: { herd_msg_welcome x; if (!(rc = herd_proto_unpack_welcome(m, &x, e)) && sb) herd_proto_pack_welcome(sb, &x); break; }
     case OP_REFUSE: { herd_msg_reason x; if (!(rc = herd_proto_unpack_refuse(m, &x, e)) && sb) herd_proto_pack_refuse(sb, &x); break; }
     case OP_CLOSE: { herd_msg_reason x; if (!(rc = herd_proto_unpack_close(m, &x, e)) && sb) herd_proto_pack_close(sb, &x); break; }
-    case OP_RUN: { herd_msg_run x; if (!(rc = herd_proto_unpack_run(m, &x, e))) { if (sb) herd_proto_pack_run(sb, &x); herd_value_free(x.args); herd_value_free(x.tags); } break; }
+    case OP_RUN: { herd_msg_run x; if (!(rc = herd_proto_unpack_run(m, &x, e))) { if (sb) herd_proto_pack_run(sb, &x); herd_value_free(x.args); herd_value_free(x.tags); herd_value_free(x.inputs); } break; }
     case OP_DONE: { herd_msg_done x; if (!(rc = herd_proto_unpack_done(m, &x, e))) { if (sb) herd_proto_pack_done(sb, &x); herd_value_free(x.value); } break; }
     case OP_LOG: { herd_msg_log x; if (!(rc = herd_proto_unpack_log(m, &x, e)) && sb) herd_proto_pack_log(sb, &x); break; }
     case OP_HEARTBEAT: if (!(rc = herd_proto_unpack_heartbeat(m, e)) && sb) herd_proto_pack_heartbeat(sb); break;
@@ -42,6 +42,12 @@ static int unpack_one(int op, const msgpack_object *m, msgpack_sbuffer *sb, herd
     case OP_STARTED: { herd_msg_started x; if (!(rc = herd_proto_unpack_started(m, &x, e)) && sb) herd_proto_pack_started(sb, &x); break; }
     case OP_CONTROL: { herd_msg_control x; if (!(rc = herd_proto_unpack_control(m, &x, e)) && sb) herd_proto_pack_control(sb, &x); break; }
     case OP_REPLY: { herd_msg_reply x; if (!(rc = herd_proto_unpack_reply(m, &x, e))) { if (sb) herd_proto_pack_reply(sb, &x); if (x.has_load) herd_sched_load_free(&x.load); } break; }
+    case OP_PEER: { herd_msg_peer x; if (!(rc = herd_proto_unpack_peer(m, &x, e)) && sb) herd_proto_pack_peer(sb, &x); break; }
+    case OP_FREE: { herd_msg_key x; if (!(rc = herd_proto_unpack_free(m, &x, e)) && sb) herd_proto_pack_free(sb, &x); break; }
+    case OP_GET: { herd_msg_key x; if (!(rc = herd_proto_unpack_get(m, &x, e)) && sb) herd_proto_pack_get(sb, &x); break; }
+    case OP_MISSING: { herd_msg_missing x; if (!(rc = herd_proto_unpack_missing(m, &x, e)) && sb) herd_proto_pack_missing(sb, &x); break; }
+    case OP_HELD: { herd_msg_held x; if (!(rc = herd_proto_unpack_held(m, &x, e)) && sb) herd_proto_pack_held(sb, &x); break; }
+    case OP_DATA: { herd_msg_data x; if (!(rc = herd_proto_unpack_data(m, &x, e)) && sb) herd_proto_pack_data(sb, &x); break; }
     default: break;
     }
     return rc;

@@ -385,13 +385,13 @@ static void test_bad_messages(void **state)
 
     /* a submit whose priority is a string; a result whose key is a map */
     fd = raw_hello(address, ROLE_CLIENT, "bad-submit");
-    send_value(fd, herd_tuple("iIsvsniddsn", OP_SUBMIT, (int64_t)1 << 40 | 7, "t_mul", herd_tuple("ii", 1, 1),
-                              "high", 0, 0.0, 0.0, "t_mul-1"));
+    send_value(fd, herd_tuple("iIsvsniddsnni", OP_SUBMIT, (int64_t)1 << 40 | 7, "t_mul", herd_tuple("ii", 1, 1),
+                              "high", 0, 0.0, 0.0, "t_mul-1", 0));
     assert_true(read_until_closed(fd, NULL));
     close(fd);
     assert_true(tu_log_wait_line(&log, "bad-submit", "SUBMIT: field 'priority' is str, expected int", 5));
     fd = raw_hello(address, ROLE_WORKER, "bad-done");
-    send_value(fd, herd_tuple("ivisIi", OP_DONE, herd_map(), 0, "x", (int64_t)1, 0));
+    send_value(fd, herd_tuple("ivisIiI", OP_DONE, herd_map(), 0, "x", (int64_t)1, 0, (int64_t)-1));
     assert_true(read_until_closed(fd, NULL));
     close(fd);
     assert_true(tu_log_wait_line(&log, "bad-done", "DONE: field 'key' is map, expected int", 5));

@@ -58,9 +58,15 @@ static int unpack_any(int op, const msgpack_object *m, herd_err *err)
     case OP_CLOSE: { herd_msg_reason x; rc = herd_proto_unpack_close(m, &x, err); break; }
     case OP_RUN: {
         herd_msg_run x;
-        if (!(rc = herd_proto_unpack_run(m, &x, err))) { herd_value_free(x.args); herd_value_free(x.tags); }
+        if (!(rc = herd_proto_unpack_run(m, &x, err))) { herd_value_free(x.args); herd_value_free(x.tags); herd_value_free(x.inputs); }
         break;
     }
+    case OP_PEER: { herd_msg_peer x; rc = herd_proto_unpack_peer(m, &x, err); break; }
+    case OP_FREE: { herd_msg_key x; rc = herd_proto_unpack_free(m, &x, err); break; }
+    case OP_GET: { herd_msg_key x; rc = herd_proto_unpack_get(m, &x, err); break; }
+    case OP_MISSING: { herd_msg_missing x; rc = herd_proto_unpack_missing(m, &x, err); break; }
+    case OP_DATA: { herd_msg_data x; rc = herd_proto_unpack_data(m, &x, err); break; }
+    case OP_HELD: { herd_msg_held x; rc = herd_proto_unpack_held(m, &x, err); break; }
     case OP_DONE: { herd_msg_done x; if (!(rc = herd_proto_unpack_done(m, &x, err))) herd_value_free(x.value); break; }
     case OP_LOG: { herd_msg_log x; rc = herd_proto_unpack_log(m, &x, err); break; }
     case OP_HEARTBEAT: rc = herd_proto_unpack_heartbeat(m, err); break;
@@ -134,7 +140,7 @@ static herd_value *nested(void) { herd_value *m = herd_map(); herd_map_set(m, "x
 #define KEY ((int64_t)2 << 40 | 9)
 
 /* A valid message of each opcode, its field names, and which fields take any value. */
-typedef struct shape { int op; const char *fields[11]; unsigned anyvalue; } shape;
+typedef struct shape { int op; const char *fields[12]; unsigned anyvalue; } shape;
 
 static herd_value *valid(int op)
 {
@@ -145,12 +151,19 @@ static herd_value *valid(int op)
     case OP_WELCOME: herd_value_free(res); return herd_tuple("iidiii", OP_WELCOME, 7, 0.5, 1, 2, 1);
     case OP_REFUSE: herd_value_free(res); return herd_tuple("is", OP_REFUSE, "no");
     case OP_CLOSE: herd_value_free(res); return herd_tuple("is", OP_CLOSE, "bye");
-    case OP_RUN: herd_value_free(res); return herd_tuple("iIsvisv", OP_RUN, KEY, "t_add", herd_tuple("ii", 1, 2), 1, "t_add-1", herd_tuple("s", "tag"));
-    case OP_DONE: herd_value_free(res); return herd_tuple("iIisIi", OP_DONE, KEY, 0, "boom", (int64_t)12, 0);
+    case OP_RUN: herd_value_free(res); return herd_tuple("iIsvisvvi", OP_RUN, KEY, "t_add", herd_tuple("ii", 1, 2), 1, "t_add-1", herd_tuple("s", "tag"),
+                                                         herd_tuple("v", herd_tuple("Is", KEY, "unix:///tmp/p.sock")), 1);
+    case OP_DONE: herd_value_free(res); return herd_tuple("iIisIiI", OP_DONE, KEY, 0, "boom", (int64_t)12, 0, (int64_t)-1);
+    case OP_PEER: herd_value_free(res); return herd_tuple("is", OP_PEER, "unix:///tmp/p.sock");
+    case OP_FREE: case OP_GET: herd_value_free(res); return herd_tuple("iI", op, KEY);
+    case OP_MISSING: herd_value_free(res); return herd_tuple("iIiI", OP_MISSING, KEY, 0, KEY + 1);
+    case OP_DATA: herd_value_free(res); return herd_tuple("iII", OP_DATA, KEY, (int64_t)300);
+    case OP_HELD: herd_value_free(res); return herd_tuple("iIss", OP_HELD, KEY, "unix:///tmp/p.sock", "why");
     case OP_LOG: herd_value_free(res); return herd_tuple("iIis", OP_LOG, KEY, HERD_LOG_WARN, "text");
     case OP_HEARTBEAT: herd_value_free(res); return herd_tuple("i", OP_HEARTBEAT);
     case OP_SECEDE: case OP_RELEASE: case OP_CANCEL: herd_value_free(res); return herd_tuple("iI", op, KEY);
-    case OP_SUBMIT: return herd_tuple("iIsvividds" "n", OP_SUBMIT, KEY, "t_add", herd_tuple("ii", 1, 2), 5, res, 2, 0.5, 10.0, "t_add-1");
+    case OP_SUBMIT: return herd_tuple("iIsvividds" "nvi", OP_SUBMIT, KEY, "t_add", herd_tuple("ii", 1, 2), 5, res, 2, 0.5, 10.0, "t_add-1",
+                                      herd_tuple("s", "local-1"), 1);
     case OP_RESULT: herd_value_free(res); return herd_tuple("iIis", OP_RESULT, KEY, HERD_FAILED, "it failed");
     case OP_WORKERS: herd_value_free(res); return herd_tuple("iii", OP_WORKERS, 3, 6);
     case OP_STARTED: herd_value_free(res); return herd_tuple("iIi", OP_STARTED, KEY, 0);
@@ -171,20 +184,26 @@ static const shape shapes[] = {
     { OP_WELCOME, { "id", "heartbeat_interval", "nworkers", "nthreads", "owned" }, 0 },
     { OP_REFUSE, { "reason" }, 0 },
     { OP_CLOSE, { "reason" }, 0 },
-    { OP_RUN, { "key", "task", "args", "attempt", "run_name", "tags" }, 1u << 2 },
-    { OP_DONE, { "key", "ok", "error", "duration_us", "attempt" }, 0 },
+    { OP_RUN, { "key", "task", "args", "attempt", "run_name", "tags", "inputs", "hold" }, 1u << 2 },
+    { OP_DONE, { "key", "ok", "error", "duration_us", "attempt", "held" }, 0 },
     { OP_LOG, { "key", "level", "text" }, 0 },
     { OP_HEARTBEAT, { NULL }, 0 },
     { OP_SECEDE, { "key" }, 0 },
     { OP_RELEASE, { "key" }, 0 },
     { OP_CANCEL, { "key" }, 0 },
     { OP_SUBMIT, { "key", "task", "args", "priority", "resources", "retries", "retry_delay", "timeout", "run_name",
-                   "tags" }, 1u << 2 },
+                   "tags", "workers", "allow_other_workers" }, 1u << 2 },
     { OP_RESULT, { "key", "state", "error" }, 0 },
     { OP_WORKERS, { "nworkers", "nthreads" }, 0 },
     { OP_STARTED, { "key", "attempt" }, 0 },
     { OP_CONTROL, { "seq", "verb", "arg" }, 0 },
     { OP_REPLY, { "seq", "rc", "load" }, 0 },
+    { OP_PEER, { "address" }, 0 },
+    { OP_FREE, { "key" }, 0 },
+    { OP_GET, { "key" }, 0 },
+    { OP_MISSING, { "key", "attempt", "input" }, 0 },
+    { OP_DATA, { "key", "nbytes" }, 0 },
+    { OP_HELD, { "key", "peer", "error" }, 0 },
 };
 
 /* Every opcode: the valid message passes; one field fewer or one more, any
@@ -231,13 +250,15 @@ static void test_named_errors(void **state)
     herd_map_set(bad, "GPU", herd_str("two"));
     refused(OP_SUBMIT, mutate(v, 5, bad), "field 'resources' item 0 is str", NULL);
     refused(OP_SUBMIT, mutate(v, 10, herd_tuple("si", "a", 3)), "field 'tags' item 1 is int, expected str", NULL);
+    refused(OP_SUBMIT, mutate(v, 11, herd_tuple("ss", "a", "")), "SUBMIT: field 'workers' item 1 is not a name", NULL);
+    refused(OP_SUBMIT, mutate(v, 12, herd_int(2)), "SUBMIT: field 'allow_other_workers' is 2, expected 0..1", NULL);
     accepted(OP_SUBMIT, mutate(v, 3, herd_futref(1)));      /* a dependency is a value like any */
     herd_value_free(v);
 
     v = valid(OP_HELLO);
     refused(OP_HELLO, mutate(v, 4, herd_str("")), "HELLO: field 'name' is a str of 0 bytes", NULL);
     refused(OP_HELLO, mutate(v, 1, herd_int(HERD_PROTO_VERSION + 1)), "protocol version", NULL);
-    refused(OP_HELLO, mutate(v, 2, herd_int(2)), "HELLO: field 'role' is 2, expected 0..1", NULL);
+    refused(OP_HELLO, mutate(v, 2, herd_int(3)), "HELLO: field 'role' is 3, expected 0..2", NULL);
     refused(OP_HELLO, mutate(v, 5, herd_int(0)), "HELLO: field 'nthreads' is 0, expected 1..65536", NULL);
     refused(OP_HELLO, mutate(v, 5, herd_int(70000)), "field 'nthreads' is 70000", NULL);
     refused(OP_HELLO, mutate(v, 7, herd_int(-5)), "HELLO: field 'pid' is -5", NULL);
@@ -251,10 +272,18 @@ static void test_named_errors(void **state)
     refused(OP_WELCOME, herd_tuple("iIdiii", OP_WELCOME, (int64_t)1 << 24, 0.5, 1, 2, 1), "field 'id' is 16777216", NULL);
     refused(OP_WELCOME, herd_tuple("iidiii", OP_WELCOME, 3, 0.0, 1, 2, 1), "field 'heartbeat_interval' is 0", NULL);
     refused(OP_WELCOME, herd_tuple("iidiii", OP_WELCOME, 3, 1.0, -1, 2, 1), "field 'nworkers' is -1", NULL);
-    refused(OP_RUN, herd_tuple("iIsvisn", OP_RUN, KEY, "t", herd_array(), -1, "t-1"), "RUN: field 'attempt' is -1", NULL);
-    refused(OP_DONE, herd_tuple("iIisIi", OP_DONE, KEY, 2, "x", (int64_t)1, 0), "DONE: field 'ok' is 2", NULL);
-    refused(OP_DONE, herd_tuple("iIiiIi", OP_DONE, KEY, 0, 5, (int64_t)1, 0), "DONE: field 'error' is int", NULL);
-    refused(OP_DONE, herd_tuple("iIisIi", OP_DONE, KEY, 0, "x", (int64_t)-1, 0), "field 'duration_us' is -1", NULL);
+    refused(OP_RUN, herd_tuple("iIsvisnni", OP_RUN, KEY, "t", herd_array(), -1, "t-1", 0), "RUN: field 'attempt' is -1", NULL);
+    refused(OP_RUN, herd_tuple("iIsvisnvi", OP_RUN, KEY, "t", herd_array(), 0, "t-1", herd_tuple("v", herd_tuple("Ii", KEY, 3)), 0),
+            "RUN: field 'inputs' item 0 is not [key int, peer str]", NULL);
+    refused(OP_RUN, herd_tuple("iIsvisnni", OP_RUN, KEY, "t", herd_array(), 0, "t-1", 2), "RUN: field 'hold' is 2", NULL);
+    refused(OP_DONE, herd_tuple("iIisIiI", OP_DONE, KEY, 2, "x", (int64_t)1, 0, (int64_t)-1), "DONE: field 'ok' is 2", NULL);
+    refused(OP_DONE, herd_tuple("iIiiIiI", OP_DONE, KEY, 0, 5, (int64_t)1, 0, (int64_t)-1), "DONE: field 'error' is int", NULL);
+    refused(OP_DONE, herd_tuple("iIisIiI", OP_DONE, KEY, 0, "x", (int64_t)-1, 0, (int64_t)-1), "field 'duration_us' is -1", NULL);
+    refused(OP_DONE, herd_tuple("iIisIiI", OP_DONE, KEY, 0, "x", (int64_t)1, 0, (int64_t)5), "DONE: field 'held' is 5 for a failed task", NULL);
+    refused(OP_DONE, herd_tuple("iIinIiI", OP_DONE, KEY, 1, (int64_t)1, 0, (int64_t)-2), "DONE: field 'held' is -2", NULL);
+    accepted(OP_DONE, herd_tuple("iIinIiI", OP_DONE, KEY, 1, (int64_t)1, 0, (int64_t)4096));
+    refused(OP_DATA, herd_tuple("iII", OP_DATA, KEY, (int64_t)-2), "DATA: field 'nbytes' is -2", NULL);
+    refused(OP_PEER, herd_tuple("is", OP_PEER, ""), "PEER: field 'address' is a str of 0 bytes", NULL);
     refused(OP_LOG, herd_tuple("iIis", OP_LOG, KEY, 9, "x"), "LOG: field 'level' is 9, expected 0..3", NULL);
     refused(OP_RESULT, herd_tuple("iIis", OP_RESULT, KEY, HERD_PENDING, "x"), "RESULT: field 'state' is 0", NULL);
     refused(OP_RESULT, herd_tuple("iIis", OP_RESULT, KEY, 99, "x"), "RESULT: field 'state' is 99", NULL);

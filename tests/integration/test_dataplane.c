@@ -1,0 +1,519 @@
+/* tests/integration/test_dataplane.c — the data plane with real worker
+ * processes (and threads) and real sockets: results over 1 KiB stay on the
+ * worker that computed them; values of 0 B, 1 KiB and 300 MiB move worker to
+ * worker and reach the client on demand; a dependent runs on the holder when
+ * it can, or where the workers annotation says; a holder SIGKILLed before its value was read has it recomputed;
+ * a sub-task's big result reaches the task that asked for it; released
+ * futures free the value on the worker; a peer without the token is
+ * refused; a malformed peer message closes that one connection.
+ *
+ * No timing assertions: consumers meet at a barrier (files in a scratch
+ * directory) so two of them run at once on two workers, and the tests wait
+ * for states (a future's state, a log line, a peer's answer). */
+#include <herd/herd.h>
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <glob.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include "proto.h"         /* the wire protocol: opcodes, version, roles */
+#include "../support/testutil.h"
+
+#define TOKEN "dataplane-token-0123456789"
+
+/* ---- tasks (they run in the workers) ---- */
+/* t_make's data: 4 KiB blocks, block k filled with one byte of (seed, k),
+ * so it is written and checked with memset/memcmp (fast under sanitizers). */
+#define BLOCK 4096
+static unsigned char pattern(int64_t seed, size_t block) { return (unsigned char)((uint64_t)seed * 131 + block * 31 + 7); }
+
+/* (n, seed, dir|nil) -> {worker, pid, data: n bytes of pattern(seed)}; with a
+ * dir, also writes the worker's pid to dir/<seed>.pid */
+static int t_make(herd_task_ctx *ctx, const herd_value *args, herd_value **out)
+{
+    size_t n = (size_t)herd_as_int(herd_at(args, 0));
+    int64_t seed = herd_as_int(herd_at(args, 1));
+    const char *dir = herd_as_str(herd_at(args, 2));
+    unsigned char *buf = malloc(n ? n : 1);
+    if (!buf) return herd_task_fail(ctx, "t_make: no memory for %zu bytes", n);
+    for (size_t off = 0; off < n; off += BLOCK) memset(buf + off, pattern(seed, off / BLOCK), n - off < BLOCK ? n - off : BLOCK);
+    if (dir) {
+        char path[600], pid[32];
+        snprintf(path, sizeof path, "%s/%lld.pid", dir, (long long)seed);
+        int len = snprintf(pid, sizeof pid, "%ld", (long)getpid());
+        FILE *f = fopen(path, "w");
+        if (!f || fwrite(pid, 1, (size_t)len, f) != (size_t)len) { if (f) fclose(f); free(buf); return herd_task_fail(ctx, "t_make: %s", path); }
+        fclose(f);
+    }
+    *out = herd_map();
+    herd_map_set(*out, "worker", herd_str(herd_task_worker_name(ctx)));
+    herd_map_set(*out, "pid", herd_int(getpid()));
+    herd_map_set(*out, "data", herd_bytes_take(buf, n));     /* no copy */
+    return 0;
+}
+HERD_TASK(t_make);
+
+/* (dir): the first run returns 64 KiB (held) and writes its pid to dir/once;
+ * any later run fails. */
+static int t_once(herd_task_ctx *ctx, const herd_value *args, herd_value **out)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/once", herd_as_str(herd_at(args, 0)));
+    if (access(path, F_OK) == 0) return herd_task_fail(ctx, "t_once: not again");
+    FILE *f = fopen(path, "w");
+    if (!f) return herd_task_fail(ctx, "t_once: %s", path);
+    fprintf(f, "%ld", (long)getpid());
+    fclose(f);
+    char *buf = calloc(1, 65536);
+    *out = herd_bytes(buf, 65536);
+    free(buf);
+    return 0;
+}
+HERD_TASK(t_once);
+
+/* Does v hold t_make(n, seed)'s data? */
+static bool blob_ok(const herd_value *v, size_t n, int64_t seed)
+{
+    size_t len = 0;
+    const unsigned char *p = herd_as_bytes(herd_map_get(v, "data"), &len);
+    if (len != n || (n && !p)) return false;
+    unsigned char want[BLOCK];
+    for (size_t off = 0; off < n; off += BLOCK) {
+        size_t k = n - off < BLOCK ? n - off : BLOCK;
+        memset(want, pattern(seed, off / BLOCK), k);
+        if (memcmp(p + off, want, k)) return false;
+    }
+    return true;
+}
+
+/* (blob, n, seed, barrier dir|nil, id) -> [ok, worker]. With a barrier, it
+ * creates dir/id and waits until dir holds two such files, so two consumers
+ * run at the same time. */
+static int t_check(herd_task_ctx *ctx, const herd_value *args, herd_value **out)
+{
+    const char *dir = herd_as_str(herd_at(args, 3));
+    if (dir) {
+        char path[600];
+        snprintf(path, sizeof path, "%s/%s", dir, herd_as_str(herd_at(args, 4)));
+        FILE *f = fopen(path, "w");
+        if (!f) return herd_task_fail(ctx, "t_check: %s", path);
+        fclose(f);
+        double end = tu_now() + TU_WAIT_S;
+        for (;;) {
+            glob_t g;
+            char pat[600];
+            snprintf(pat, sizeof pat, "%s/c*", dir);
+            size_t k = glob(pat, 0, NULL, &g) == 0 ? g.gl_pathc : 0;
+            globfree(&g);
+            if (k >= 2) break;
+            if (tu_now() > end) return herd_task_fail(ctx, "t_check: the other consumer never came");
+            tu_sleep_ms(2);
+        }
+    }
+    bool ok = blob_ok(herd_at(args, 0), (size_t)herd_as_int(herd_at(args, 1)), herd_as_int(herd_at(args, 2)));
+    *out = herd_tuple("is", ok ? 1 : 0, herd_task_worker_name(ctx));
+    return 0;
+}
+HERD_TASK(t_check);
+
+/* (n, seed) -> 1 when a sub-task t_make(n, seed) read through the task's
+ * client holds the right data (held on a worker when over 1 KiB), else 0. */
+static int t_parent(herd_task_ctx *ctx, const herd_value *args, herd_value **out)
+{
+    size_t n = (size_t)herd_as_int(herd_at(args, 0));
+    int64_t seed = herd_as_int(herd_at(args, 1));
+    herd_runner *sub = herd_task_client(ctx);
+    herd_future *f = NULL;
+    herd_err err = { 0 };
+    const herd_value *v = NULL;
+    if (!sub || herd_submit(sub, "t_make", herd_tuple("Iin", (int64_t)n, (int)seed), &f, &err) ||
+        herd_future_result(f, 4 * TU_WAIT_S, &v, &err))
+        return herd_task_fail(ctx, "t_parent: %s", err.msg);
+    *out = herd_int(blob_ok(v, n, seed) ? 1 : 0);
+    herd_future_release(f);
+    return 0;
+}
+HERD_TASK(t_parent);
+
+/* ---- helpers ---- */
+static const herd_value *result_of(herd_future *f)
+{
+    const herd_value *v = NULL;
+    herd_err err = { 0 };
+    /* 300 MiB values under ThreadSanitizer take a while: a wide bound */
+    if (herd_future_result(f, 4 * TU_WAIT_S, &v, &err)) fail_msg("%s: %s", herd_future_name(f), err.msg);
+    return v;
+}
+
+static void wait_completed(herd_future *f)
+{
+    double end = tu_now() + TU_WAIT_S;
+    while (herd_future_state(f) != HERD_COMPLETED) {
+        if (tu_now() > end || herd_state_is_final(herd_future_state(f)))
+            fail_msg("%s: %s", herd_future_name(f), herd_state_name(herd_future_state(f)));
+        tu_sleep_ms(2);
+    }
+}
+
+/* ---- the peer protocol, raw ---- */
+static int peer_connect(const char *path)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa)) fail_msg("connect %s: %s", path, strerror(errno));
+    struct timeval tv = { 15, 0 };
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    return fd;
+}
+
+static void send_raw(int fd, const void *p, size_t n)
+{
+    if (send(fd, p, n, MSG_NOSIGNAL) != (ssize_t)n) fail_msg("send: %s", strerror(errno));
+}
+
+static void send_msg(int fd, herd_value *v)
+{
+    char *buf;
+    size_t len;
+    herd_err err;
+    if (herd_value_encode(v, &buf, &len, &err)) fail_msg("encode: %s", err.msg);
+    uint32_t be = htonl((uint32_t)len);
+    send_raw(fd, &be, 4);
+    send_raw(fd, buf, len);
+    free(buf);
+    herd_value_free(v);
+}
+
+static bool recv_full(int fd, void *p, size_t n)
+{
+    char *c = p;
+    while (n) {
+        ssize_t r = recv(fd, c, n, 0);
+        if (r <= 0) return false;
+        c += r;
+        n -= (size_t)r;
+    }
+    return true;
+}
+
+/* One message, or NULL when the connection closed first. */
+static herd_value *recv_msg(int fd)
+{
+    uint32_t be;
+    if (!recv_full(fd, &be, 4)) return NULL;
+    size_t len = ntohl(be);
+    char *buf = malloc(len);
+    herd_value *v = NULL;
+    herd_err err;
+    if (!buf || !recv_full(fd, buf, len) || herd_value_decode(buf, len, &v, &err)) v = NULL;
+    free(buf);
+    return v;
+}
+
+static void peer_hello(int fd, const char *token)
+{
+    send_msg(fd, herd_tuple("iiissinI", OP_HELLO, HERD_PROTO_VERSION, ROLE_PEER, token, "probe", 0, (int64_t)getpid()));
+}
+
+/* GET key on an authenticated connection: the value's size, -1 when not held. */
+static int64_t peer_get(int fd, uint64_t key)
+{
+    send_msg(fd, herd_tuple("iI", OP_GET, (int64_t)key));
+    herd_value *m = recv_msg(fd);
+    if (!m || herd_as_int(herd_at(m, 0)) != OP_DATA) fail_msg("GET: no DATA answer");
+    int64_t n = herd_as_int(herd_at(m, 2));
+    herd_value_free(m);
+    for (int64_t left = n; left > 0;) {           /* the bytes follow the frame */
+        char buf[65536];
+        size_t k = left > (int64_t)sizeof buf ? sizeof buf : (size_t)left;
+        if (!recv_full(fd, buf, k)) fail_msg("GET: the value broke off");
+        left -= (int64_t)k;
+    }
+    return n;
+}
+
+/* The one peer socket in the cluster's directory (one worker). */
+static void peer_socket(herd_runner *r, char *path, size_t cap)
+{
+    const char *addr = herd_runner_address(r);
+    assert_non_null(addr);
+    assert_ptr_equal(strstr(addr, "unix://"), addr);
+    char pat[600];
+    snprintf(pat, sizeof pat, "%s", addr + 7);
+    char *slash = strrchr(pat, '/');
+    assert_non_null(slash);
+    snprintf(slash, sizeof pat - (size_t)(slash - pat), "/peer-*.sock");
+    glob_t g;
+    assert_int_equal(glob(pat, 0, NULL, &g), 0);
+    assert_int_equal(g.gl_pathc, 1);
+    snprintf(path, cap, "%s", g.gl_pathv[0]);
+    globfree(&g);
+}
+
+/* ---- tests ---- */
+/* herd_bytes_take keeps the buffer it is given (no copy) and frees it. */
+static void test_bytes_take(void **state)
+{
+    char *buf = malloc(100);
+    assert_non_null(buf);
+    memset(buf, 7, 100);
+    herd_value *v = herd_bytes_take(buf, 100);
+    size_t len = 0;
+    assert_ptr_equal(herd_as_bytes(v, &len), buf);
+    assert_int_equal(len, 100);
+    herd_value *c = herd_value_copy(v);
+    assert_true(herd_value_equal(v, c));
+    herd_value_free(c);
+    herd_value_free(v);                      /* frees buf (ASan would say otherwise) */
+    v = herd_bytes_take(NULL, 0);
+    assert_int_equal(herd_typeof(v), HERD_BYTES);
+    herd_value_free(v);
+    assert_null(herd_bytes_take(NULL, 5));
+}
+
+/* Each size: two consumers of one producer run at once on the two workers
+ * (so one of them fetched it from the other), both read it right, and the
+ * client reads it on demand. */
+static void values_between_workers(const char *ck)
+{
+    char dir[256];
+    tu_mkdtemp(dir, sizeof dir);
+    herd_runner *r = tu_flow(ck, NULL, 2, NULL);
+    const size_t sizes[] = { 0, 1024, (size_t)300 << 20 };
+    for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++) {
+        size_t n = sizes[s];
+        char round[300];
+        snprintf(round, sizeof round, "%s/r%zu", dir, s);
+        assert_int_equal(mkdir(round, 0700), 0);
+        herd_future *p = tu_submit(r, "t_make", herd_tuple("Iin", (int64_t)n, (int)s + 1), NULL);
+        herd_future *c[2];
+        for (int i = 0; i < 2; i++)
+            c[i] = tu_submit(r, "t_check", herd_tuple("vIiss", herd_future_arg(p), (int64_t)n, (int)s + 1, round,
+                                                      i ? "c1" : "c0"), "{resources: {slot: 1}}");
+        const herd_value *a = result_of(c[0]), *b = result_of(c[1]);
+        if (herd_as_int(herd_at(a, 0)) != 1 || herd_as_int(herd_at(b, 0)) != 1)
+            fail_msg("%zu bytes: a consumer read the wrong value", n);
+        assert_string_not_equal(herd_as_str(herd_at(a, 1)), herd_as_str(herd_at(b, 1)));
+        if (!blob_ok(result_of(p), n, (int)s + 1)) fail_msg("%zu bytes: the client read the wrong value", n);
+        herd_future_release(c[0]);
+        herd_future_release(c[1]);
+        herd_future_release(p);
+    }
+    tu_flow_end(r);
+    tu_rmtree(dir);
+}
+
+static void test_values_between_workers(void **state)
+{
+    values_between_workers("{n_workers: 2, threads_per_worker: 1, resources: {slot: 1}}");
+}
+
+static void test_values_between_thread_workers(void **state)
+{
+    values_between_workers("{n_workers: 2, threads_per_worker: 1, processes: false, resources: {slot: 1}}");
+}
+
+/* A dependent runs on the worker holding its input when that has a slot. */
+static void test_dependent_runs_on_holder(void **state)
+{
+    herd_runner *r = tu_flow("{n_workers: 2, threads_per_worker: 1, resources: {slot: 1}}", NULL, 2, NULL);
+    for (int i = 0; i < 6; i++) {
+        herd_future *p = tu_submit(r, "t_make", herd_tuple("Iin", (int64_t)65536, 100 + i), NULL);
+        wait_completed(p);
+        herd_future *c = tu_submit(r, "t_check", herd_tuple("vIinn", herd_future_arg(p), (int64_t)65536, 100 + i),
+                                   "{resources: {slot: 1}}");
+        const herd_value *v = result_of(c);
+        assert_int_equal(herd_as_int(herd_at(v, 0)), 1);
+        char consumer[128];
+        snprintf(consumer, sizeof consumer, "%s", herd_as_str(herd_at(v, 1)));
+        assert_string_equal(consumer, herd_as_str(herd_map_get(result_of(p), "worker")));
+        herd_future_release(c);
+        herd_future_release(p);
+    }
+    tu_flow_end(r);
+}
+
+/* The workers annotation: a producer pinned to one worker, its consumer to
+ * the other (which fetches from the first); allow_other_workers runs a task
+ * whose named workers are absent; a bad name is refused at submit. */
+static void test_workers_annotation(void **state)
+{
+    herd_runner *r = tu_flow("{n_workers: 2, threads_per_worker: 1}", NULL, 2, NULL);
+    for (int i = 0; i < 3; i++) {
+        herd_future *p = tu_submit(r, "t_make", herd_tuple("Iin", (int64_t)(4 << 20), 50 + i), "{workers: [local-1]}");
+        herd_future *c = tu_submit(r, "t_check", herd_tuple("vIinn", herd_future_arg(p), (int64_t)(4 << 20), 50 + i),
+                                   "{workers: [local-0]}");
+        const herd_value *v = result_of(c);
+        assert_int_equal(herd_as_int(herd_at(v, 0)), 1);
+        assert_string_equal(herd_as_str(herd_at(v, 1)), "local-0");
+        assert_string_equal(herd_as_str(herd_map_get(result_of(p), "worker")), "local-1");
+        herd_future_release(c);
+        herd_future_release(p);
+    }
+    herd_future *o = tu_submit(r, "t_make", herd_tuple("Iin", (int64_t)16, 60),
+                               "{workers: [nobody], allow_other_workers: true}");
+    assert_true(blob_ok(result_of(o), 16, 60));
+    herd_future_release(o);
+    herd_future *bad = NULL;
+    herd_err err = { 0 };
+    assert_int_not_equal(herd_submit_annotated(r, "t_make", herd_tuple("Iin", (int64_t)1, 1), "{workers: [3]}", &bad,
+                                               &err), 0);
+    assert_non_null(strstr(err.msg, "annotations.workers[0]: expected a worker name"));
+    tu_flow_end(r);
+}
+
+/* A task's sub-task returns a big value: the task reads it (fetched from
+ * its holder, which may be the same worker or the other one). */
+static void test_subtask_result(void **state)
+{
+    herd_runner *r = tu_flow("{n_workers: 2, threads_per_worker: 1}", NULL, 2, NULL);
+    herd_future *f[4];
+    for (int i = 0; i < 4; i++) f[i] = tu_submit(r, "t_parent", herd_tuple("Ii", (int64_t)(1 << 20), 70 + i), NULL);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(tu_int_result(f[i]), 1);
+        herd_future_release(f[i]);
+    }
+    tu_flow_end(r);
+}
+
+/* The holder is SIGKILLed before anyone read its value: the scheduler says
+ * so and recomputes it; the client and a dependent read it right. */
+static void test_holder_killed_recomputed(void **state)
+{
+    char dir[256];
+    tu_mkdtemp(dir, sizeof dir);
+    tu_log log;
+    tu_log_init(&log);
+    log.echo_level = HERD_LOG_ERROR + 1;
+    herd_runner *r = tu_flow("{n_workers: 2, threads_per_worker: 1}", NULL, 2, &log);
+    herd_future *p = tu_submit(r, "t_make", herd_tuple("Iis", (int64_t)(1 << 20), 7, dir), NULL);
+    wait_completed(p);
+    char path[400];
+    snprintf(path, sizeof path, "%s/7.pid", dir);
+    char *pid = tu_read_file(path);
+    assert_non_null(pid);
+    pid_t holder = (pid_t)atol(pid);
+    free(pid);
+    assert_int_equal(kill(holder, SIGKILL), 0);
+    assert_true(tu_log_wait_line(&log, "t_make", "which left; recomputing it", TU_WAIT_S));
+    const herd_value *v = result_of(p);
+    assert_true(blob_ok(v, 1 << 20, 7));
+    assert_int_not_equal(herd_as_int(herd_map_get(v, "pid")), holder);
+    herd_future *c = tu_submit(r, "t_check", herd_tuple("vIinn", herd_future_arg(p), (int64_t)(1 << 20), 7), NULL);
+    assert_int_equal(herd_as_int(herd_at(result_of(c), 0)), 1);
+    herd_future_release(c);
+    herd_future_release(p);
+    tu_flow_end(r);
+    tu_log_free(&log);
+    tu_rmtree(dir);
+}
+
+/* The holder dies and the recomputation fails: reading the future fails
+ * with the reason instead of waiting for a copy that will never come. */
+static void test_lost_value_recompute_fails(void **state)
+{
+    char dir[256];
+    tu_mkdtemp(dir, sizeof dir);
+    tu_log log;
+    tu_log_init(&log);
+    log.echo_level = HERD_LOG_ERROR + 1;       /* the expected warnings stay quiet */
+    herd_runner *r = tu_flow("{n_workers: 2, threads_per_worker: 1}", NULL, 2, &log);
+    herd_future *p = tu_submit(r, "t_once", herd_tuple("s", dir), NULL);
+    wait_completed(p);
+    char path[400];
+    snprintf(path, sizeof path, "%s/once", dir);
+    char *pid = tu_read_file(path);
+    assert_non_null(pid);
+    assert_int_equal(kill((pid_t)atol(pid), SIGKILL), 0);
+    free(pid);
+    const herd_value *v = NULL;
+    herd_err err = { 0 };
+    assert_int_equal(herd_future_result(p, -1, &v, &err), -HERD_ECRASHED);
+    assert_non_null(strstr(err.msg, "not again"));
+    assert_true(tu_log_has_line(&log, "t_once", "which left; recomputing it"));
+    herd_future_release(p);
+    tu_flow_end(r);
+    tu_log_free(&log);
+    tu_rmtree(dir);
+}
+
+/* Released, the value leaves the worker; a peer without the token is
+ * refused; a malformed message closes that connection only; a value not yet
+ * read when the flow run ends is still readable. */
+static void test_peer_server(void **state)
+{
+    herd_runner *r = tu_flow("{n_workers: 1, threads_per_worker: 1}", "{token: " TOKEN "}", 1, NULL);
+    herd_future *p = tu_submit(r, "t_make", herd_tuple("Iin", (int64_t)65536, 3), NULL);
+    wait_completed(p);
+    char path[300];
+    peer_socket(r, path, sizeof path);
+
+    int fd = peer_connect(path);
+    peer_hello(fd, TOKEN);
+    assert_true(peer_get(fd, herd_future_key(p)) > 65536);       /* held there */
+    int other = peer_connect(path);
+    peer_hello(other, TOKEN);
+    send_raw(other, "\x00\x00\x00\x04\xc1\xc1\xc1\xc1", 8);        /* not msgpack */
+    assert_null(recv_msg(other));                                  /* closed */
+    close(other);
+    other = peer_connect(path);
+    peer_hello(other, TOKEN);
+    send_msg(other, herd_tuple("iI", OP_RELEASE, (int64_t)1));     /* not a peer's message */
+    assert_null(recv_msg(other));
+    close(other);
+
+    uint64_t key = herd_future_key(p);
+    herd_future_release(p);
+    double end = tu_now() + TU_WAIT_S;
+    while (peer_get(fd, key) != -1) {                              /* the first connection still serves */
+        if (tu_now() > end) fail_msg("the released value is still held after %.0fs", TU_WAIT_S);
+        tu_sleep_ms(5);
+    }
+    close(fd);
+
+    fd = peer_connect(path);
+    peer_hello(fd, "not-the-token");
+    herd_value *m = recv_msg(fd);
+    assert_non_null(m);
+    assert_int_equal(herd_as_int(herd_at(m, 0)), OP_REFUSE);
+    assert_non_null(strstr(herd_as_str(herd_at(m, 1)), "wrong or missing token"));
+    herd_value_free(m);
+    assert_null(recv_msg(fd));
+    close(fd);
+
+    herd_future *q = tu_submit(r, "t_make", herd_tuple("Iin", (int64_t)4096, 4), NULL);
+    wait_completed(q);
+    char *slash = strrchr(path, '/');
+    *slash = '\0';                                                 /* the cluster's directory */
+    herd_err err = { 0 };
+    assert_int_equal(herd_flow_end(r, false, &err), 0);
+    assert_true(blob_ok(result_of(q), 4096, 4));
+    /* the workers were killed at close: no peer socket keeps the directory */
+    if (access(path, F_OK) == 0) fail_msg("%s is still there after the flow run", path);
+    herd_runner_free(r);
+}
+
+int main(int argc, char **argv)
+{
+    herd_init(&argc, &argv);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_bytes_take),
+        cmocka_unit_test(test_peer_server),
+        cmocka_unit_test(test_dependent_runs_on_holder),
+        cmocka_unit_test(test_workers_annotation),
+        cmocka_unit_test(test_subtask_result),
+        cmocka_unit_test(test_holder_killed_recomputed),
+        cmocka_unit_test(test_lost_value_recompute_fails),
+        cmocka_unit_test(test_values_between_thread_workers),
+        cmocka_unit_test(test_values_between_workers),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
