@@ -174,6 +174,12 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 
 void herd_conn_flush(herd_conn *c) { if (c) write_frame(c); }
 
+size_t herd_conn_queued(const herd_conn *c)
+{
+    if (!c || !c->bev) return 0;
+    return c->sb.size + evbuffer_get_length(bufferevent_get_output(c->bev));
+}
+
 msgpack_packer *herd_conn_packer(herd_conn *c) { return &c->pk; }
 msgpack_sbuffer *herd_conn_buf(herd_conn *c) { return &c->sb; }
 

@@ -72,6 +72,9 @@ void herd_conn_end(herd_conn *c);
 void herd_conn_append(herd_conn *c, const char *data, size_t len);
 /* Write pending messages now (flush at teardown). */
 void herd_conn_flush(herd_conn *c);
+/* Bytes queued and not yet handed to the socket (or to TLS): 0 once
+ * everything sent so far has left this process (after herd_conn_flush). */
+size_t herd_conn_queued(const herd_conn *c);
 /* Flush what is queued, then close once written; on_close is not called. */
 void herd_conn_close_after_flush(herd_conn *c);
 const char *herd_conn_peer(const herd_conn *c);

@@ -47,6 +47,8 @@ static const char scheduler_help[] =
     "  --heartbeat-interval S      how often workers send a heartbeat\n"
     "  --heartbeat-timeout S       declare a silent worker dead after S seconds\n"
     "  --allowed-failures N        worker deaths a task survives\n"
+    "  --herd-no-workers-timeout S a ready task no worker can run for S seconds ends\n"
+    "                              Crashed (the client's no_workers_timeout); 0: never\n"
     "environment:\n"
     "  HERD_TOKEN                  required: the token workers and clients must present\n"
     "  HERD_TLS_CA, HERD_TLS_CERT, HERD_TLS_KEY\n"

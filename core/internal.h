@@ -66,6 +66,7 @@ typedef struct herd_env_core {
      * certificate (NULL: no TLS) */
     double heartbeat_interval, heartbeat_timeout;
     int allowed_failures;
+    double no_workers_timeout;     /* seconds; <= 0: never (client_kwargs null) */
     const char *token;
     int (*sched_tls)(void *ud, const char *const *names, char ***envp_out, herd_err *err);
     void *sched_tls_ud;

@@ -133,7 +133,9 @@ typedef struct herd_msg_welcome {
 int herd_proto_pack_welcome(msgpack_sbuffer *sb, const herd_msg_welcome *m);
 int herd_proto_unpack_welcome(const msgpack_object *msg, herd_msg_welcome *out, herd_err *err);
 
-/* REFUSE and CLOSE */
+/* REFUSE and CLOSE. CLOSE from the scheduler asks a worker to exit; from a
+ * worker it says why the worker is about to go (over memory_limit): the
+ * scheduler gives that reason for the connection's end. */
 typedef struct herd_msg_reason { herd_pstr reason; } herd_msg_reason;
 int herd_proto_pack_refuse(msgpack_sbuffer *sb, const herd_msg_reason *m);
 int herd_proto_unpack_refuse(const msgpack_object *msg, herd_msg_reason *out, herd_err *err);

@@ -126,8 +126,9 @@ static void restore_signals(void)
 
 static void *sig_main(void *arg)
 {
+    int rfd = (int)(intptr_t)arg;        /* its own pipe's read end, not the global: a later run may have a new one */
     unsigned char b;
-    while (read(sig_pipe[0], &b, 1) == 1) {
+    while (read(rfd, &b, 1) == 1) {
         if (b == 0) continue;
         char why[96];
         snprintf(why, sizeof why, "the flow's process got signal %d (%s); its cluster was torn down", b,
@@ -165,7 +166,7 @@ static void activate(flow_runner *r)
         sa.sa_flags = SA_RESTART;
         sigaction(SIGINT, NULL, &old_int);
         sigaction(SIGTERM, NULL, &old_term);
-        if (pthread_create(&sig_thread, NULL, sig_main, NULL) == 0) {
+        if (pthread_create(&sig_thread, NULL, sig_main, (void *)(intptr_t)sig_pipe[0]) == 0) {
             sig_installed = 1;
             /* never a handler for a signal the program ignores */
             if (old_int.sa_handler != SIG_IGN) sig_mine[0] = sigaction(SIGINT, &sa, &old_int) == 0;
@@ -181,20 +182,32 @@ static void activate(flow_runner *r)
     pthread_mutex_unlock(&active_mu);
 }
 
+/* The last runner out stops the signal thread. The thread is joined after
+ * active_mu is released: a signal read just before the pipe closes has the
+ * thread waiting for active_mu, and joining it under the lock would wait
+ * forever. Its handle and read end are taken out under the lock, so a flow
+ * run beginning meanwhile installs a thread and pipe of its own. */
 static void deactivate(flow_runner *r)
 {
+    int stop = 0, rfd = -1;
+    pthread_t th;
     pthread_mutex_lock(&active_mu);
     for (flow_runner **pp = &active_list; *pp; pp = &(*pp)->next_active)
         if (*pp == r) { *pp = r->next_active; break; }
     if (!active_list && sig_installed) {
         restore_signals();
-        close(sig_pipe[1]);
-        pthread_join(sig_thread, NULL);
-        close(sig_pipe[0]);
+        close(sig_pipe[1]);              /* the thread's read ends: it exits */
+        rfd = sig_pipe[0];
+        th = sig_thread;
         sig_pipe[0] = sig_pipe[1] = -1;
         sig_installed = 0;
+        stop = 1;
     }
     pthread_mutex_unlock(&active_mu);
+    if (stop) {
+        pthread_join(th, NULL);
+        close(rfd);
+    }
 }
 
 static int start_cluster(flow_runner *r, herd_err *err);
@@ -596,6 +609,7 @@ static int start_cluster(flow_runner *r, herd_err *err)
         .heartbeat_interval = r->opts.client.heartbeat_interval,
         .heartbeat_timeout = r->opts.client.heartbeat_timeout,
         .allowed_failures = r->opts.client.allowed_failures,
+        .no_workers_timeout = r->opts.client.no_workers_timeout,
         .token = r->token,
     };
     free((char *)r->env.name);

@@ -89,6 +89,7 @@ struct sworker {
     double last_done;          /* when it last finished a task */
     kmap running;              /* key -> stask */
     char *peer;                /* where it serves held values (OP_PEER), or NULL */
+    char *last_words;          /* why a worker said it is going (its CLOSE), or NULL */
     stuck *stuck;              /* timed-out attempts still occupying a thread */
     struct event *hello_timer;
     sworker *next;
@@ -774,6 +775,7 @@ static void worker_free(sworker *w)
     for (stuck *st = w->stuck, *n; st; st = n) { n = st->next; herd_value_free(st->resources); free(st); }
     kmap_free(&w->running);
     free(w->peer);
+    free(w->last_words);
     free(w->name);
     free(w);
 }
@@ -1341,6 +1343,15 @@ static void on_msg(herd_conn *c, const msgpack_object *m, void *ud)
         on_missing(s, w, &mm);
         return;
     }
+    case OP_CLOSE: {       /* a worker's last words: why its connection is about to end */
+        herd_msg_reason r;
+        if (herd_proto_unpack_close(m, &r, &e)) break;
+        if (w->role != ROLE_WORKER) { herd_err_set(&e, -HERD_EPROTO, "CLOSE: only a worker says why it goes"); break; }
+        if (!r.reason.len) return;
+        free(w->last_words);
+        w->last_words = herd_pstr_dup(r.reason);
+        return;
+    }
     case OP_CONTROL: {
         herd_msg_control ctl;
         if (herd_proto_unpack_control(m, &ctl, &e)) break;
@@ -1417,7 +1428,7 @@ static void on_close(herd_conn *c, const char *why, void *ud)
         worker_free(w);
         return;
     }
-    worker_lost(w->s, w, why);
+    worker_lost(w->s, w, w->last_words ? w->last_words : why);
 }
 
 #define HELLO_TIMEOUT_S 10

@@ -47,7 +47,8 @@ int herd_scheduler_start(herd_scheduler **out, const herd_scheduler_opts *o, her
         .tls = h->tls,
         .listen = o->listen, .token = o->token && *o->token ? o->token : NULL,
         .heartbeat_interval = o->heartbeat_interval, .heartbeat_timeout = o->heartbeat_timeout,
-        .allowed_failures = o->allowed_failures, .log = o->log ? o->log : herd_log_default, .log_ud = o->log_ud,
+        .allowed_failures = o->allowed_failures, .no_workers_timeout = o->no_workers_timeout,
+        .log = o->log ? o->log : herd_log_default, .log_ud = o->log_ud,
     };
     int rc = herd_sched_start(&h->s, &cfg, h->addr, sizeof h->addr, err);
     if (rc) { herd_tls_free(h->tls); free(h); return rc; }
@@ -111,14 +112,15 @@ int herd_scheduler_argv(const herd_cluster_env *env, const char *listen, char **
     if (!listen || herd_addr_parse(listen, &a, err) || a.is_unix)
         return herd_err_set(err, HERD_EARG, "herd_scheduler_argv: listen \"%s\": expected tcp://HOST:PORT",
                             listen ? listen : "(null)");
-    char addr[600], hb[40], ht[40], af[16];
+    char addr[600], hb[40], ht[40], af[16], nw[40];
     const char *host = strstr(listen, "://") + 3;
     snprintf(addr, sizeof addr, "%s://%s", core->sched_tls ? "tls" : "tcp", host);
     snprintf(hb, sizeof hb, "%.17g", core->heartbeat_interval > 0 ? core->heartbeat_interval : 1);
     snprintf(ht, sizeof ht, "%.17g", core->heartbeat_timeout > 0 ? core->heartbeat_timeout : 30);
     snprintf(af, sizeof af, "%d", core->allowed_failures >= 0 ? core->allowed_failures : 3);
+    snprintf(nw, sizeof nw, "%.17g", core->no_workers_timeout > 0 ? core->no_workers_timeout : 0);   /* 0: never */
     const char *v[] = { env->worker_argv[0], "--herd-scheduler", "--listen", addr, "--heartbeat-interval", hb,
-                        "--heartbeat-timeout", ht, "--allowed-failures", af, NULL };
+                        "--heartbeat-timeout", ht, "--allowed-failures", af, "--herd-no-workers-timeout", nw, NULL };
     size_t n = sizeof v / sizeof *v;
     char **out = calloc(n, sizeof *out);
     if (!out) return herd_err_set(err, -ENOMEM, "out of memory");
@@ -182,6 +184,7 @@ int herd_scheduler_serve_args(int argc, char **argv, char *const *secrets)
         else if (!strcmp(a, "--heartbeat-interval")) o.heartbeat_interval = strtod(v, &end);
         else if (!strcmp(a, "--heartbeat-timeout")) o.heartbeat_timeout = strtod(v, &end);
         else if (!strcmp(a, "--allowed-failures")) o.allowed_failures = (int)strtol(v, &end, 10);
+        else if (!strcmp(a, "--herd-no-workers-timeout")) o.no_workers_timeout = strtod(v, &end);
         else { fprintf(stderr, "herd scheduler: unknown option \"%s\"\n", a); return 2; }
         if (end && *end) { fprintf(stderr, "herd scheduler: %s: expected a number, got \"%s\"\n", a, v); return 2; }
     }
@@ -213,7 +216,8 @@ int herd_scheduler_serve_args(int argc, char **argv, char *const *secrets)
     herd_sched_cfg cfg = {
         .tls = tls, .listen = o.listen, .token = token, .owned = 1,
         .heartbeat_interval = o.heartbeat_interval, .heartbeat_timeout = o.heartbeat_timeout,
-        .allowed_failures = o.allowed_failures, .log = herd_log_default,
+        .allowed_failures = o.allowed_failures, .no_workers_timeout = o.no_workers_timeout,
+        .log = herd_log_default,
     };
     rc = herd_sched_start(&s, &cfg, addr, sizeof addr, &err);
     memset(token, 0, strlen(token));  /* the scheduler keeps its own copy */

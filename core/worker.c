@@ -40,6 +40,7 @@ typedef struct wk {
     struct event_base *base;
     herd_conn *conn;
     struct event *hb_ev, *stop_ev, *mem_ev;
+    int mem_exit_ticks;        /* > 0: over memory_limit, CLOSE queued, exiting */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     wtask *head, *tail;
@@ -516,14 +517,36 @@ static int64_t rss_bytes(void)
     return (int64_t)rss * sysconf(_SC_PAGESIZE);
 }
 
+/* Over memory_limit: the scheduler is told why (CLOSE from a worker: its
+ * last words, which its death and rescheduling messages then give instead of
+ * "connection closed by peer"), and the worker exits as soon as that has
+ * left the process, or after MEM_EXIT_WAIT_MS whatever happened to it. */
+#define MEM_EXIT_WAIT_MS 1000
+
 static void mem_cb(evutil_socket_t fd, short what, void *arg)
 {
     wk *w = arg;
+    if (w->mem_exit_ticks) {                     /* CLOSE sent: waiting for it to leave */
+        if (!herd_conn_queued(w->conn) || ++w->mem_exit_ticks > MEM_EXIT_WAIT_MS)
+            _exit(HERD_WORKER_EXIT_MEMORY_LIMIT);
+        return;
+    }
     int64_t rss = rss_bytes();
     if (w->cfg.memory_limit > 0 && rss > w->cfg.memory_limit) {
         wlog(w, HERD_LOG_ERROR, "memory %lld bytes exceeds memory_limit %lld; exiting so its tasks run elsewhere",
              (long long)rss, (long long)w->cfg.memory_limit);
-        _exit(HERD_WORKER_EXIT_MEMORY_LIMIT);
+        if (!w->conn) _exit(HERD_WORKER_EXIT_MEMORY_LIMIT);
+        char why[128];
+        snprintf(why, sizeof why, "exceeded memory_limit %lld MiB (RSS %lld MiB)",
+                 (long long)(w->cfg.memory_limit >> 20), (long long)(rss >> 20));
+        herd_msg_reason m = { herd_pstr_c(why) };
+        if (herd_proto_pack_close(herd_conn_buf(w->conn), &m)) _exit(HERD_WORKER_EXIT_MEMORY_LIMIT);
+        herd_conn_flush(w->conn);
+        if (!herd_conn_queued(w->conn)) _exit(HERD_WORKER_EXIT_MEMORY_LIMIT);
+        w->mem_exit_ticks = 1;                   /* now every millisecond until it is out */
+        struct timeval tv = { 0, 1000 };
+        event_del(w->mem_ev);
+        event_add(w->mem_ev, &tv);
     }
 }
 

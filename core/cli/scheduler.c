@@ -25,6 +25,9 @@ static void usage(FILE *out)
         "                         the port can then run tasks: only on a trusted network)\n"
         "  --heartbeat-timeout S  declare a silent worker dead after S seconds (default 30)\n"
         "  --allowed-failures N   worker deaths a task survives (default 3)\n"
+        "  --no-workers-timeout S a ready task no connected worker can run for S seconds ends\n"
+        "                         Crashed, saying why (default 60, Dask's no-workers-timeout;\n"
+        "                         0: wait forever)\n"
         "  --pid-file FILE        write the process id to FILE (removed at exit)\n"
         "  --log-file FILE        append log lines to FILE instead of stderr\n"
         "  --tls-ca-file FILE     TLS: the CA every worker's and client's certificate must come from\n"
@@ -56,7 +59,7 @@ int herd_cli_scheduler(int argc, char **argv)
     char tokbuf[512], lbuf[600];
     long port = 8786;
     int anonymous = 0;
-    herd_scheduler_opts o = { .allowed_failures = -1 };
+    herd_scheduler_opts o = { .allowed_failures = -1, .no_workers_timeout = 60 };
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
@@ -77,6 +80,12 @@ int herd_cli_scheduler(int argc, char **argv)
             long n = strtol(v, &end, 10);
             if (*end || n < 0 || n > 1000) { fprintf(stderr, "herd scheduler: --allowed-failures: expected 0..1000, got \"%s\"\n", v); return HERD_CLI_EXIT_USAGE; }
             o.allowed_failures = (int)n;
+        } else if (!strcmp(a, "--no-workers-timeout")) {
+            o.no_workers_timeout = strtod(v, &end);
+            if (*end || !(o.no_workers_timeout >= 0 && o.no_workers_timeout <= 1e6)) {
+                fprintf(stderr, "herd scheduler: --no-workers-timeout: expected seconds 0..1000000 (0: never), got \"%s\"\n", v);
+                return HERD_CLI_EXIT_USAGE;
+            }
         } else if (!strcmp(a, "--pid-file")) pid_file = v;
         else if (!strcmp(a, "--log-file")) log_file = v;
         else if (!strcmp(a, "--tls-ca-file")) o.tls_ca_file = v;

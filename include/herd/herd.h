@@ -195,6 +195,10 @@ typedef struct herd_scheduler_opts {
     /* TLS (listen must then be tls://): the CA that issued every worker's and
      * client's certificate, this scheduler's certificate and key (PEM). */
     const char *tls_ca_file, *tls_cert, *tls_key;
+    /* s; > 0: a ready task no connected worker can run this long ends Crashed,
+     * saying why (Dask's no-workers-timeout); 0: never (`herd scheduler`
+     * passes 60, Dask's default) */
+    double no_workers_timeout;
 } herd_scheduler_opts;
 typedef struct herd_scheduler herd_scheduler;
 /* Start a scheduler on its own thread. *out is NULL on error (opts and

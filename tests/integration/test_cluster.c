@@ -834,6 +834,30 @@ static void test_wrong_token_refused(void **state)
     unfinished = false;
 }
 
+/* `herd scheduler --no-workers-timeout 1`: a flow's task that no worker
+ * (there is none) can run ends Crashed, saying why; the scheduler serves on. */
+static void test_cli_no_workers_timeout(void **state)
+{
+    sched s;
+    const char *ex[] = { "--port", "0", "--token", TOKEN, "--no-workers-timeout", "1", NULL };
+    sched_start(&s, "sched", ex);
+    herd_runner *r = connect_flow(s.addr, TOKEN, "h9-no-workers", 0);
+    herd_future *f = NULL;
+    herd_err err = { 0 };
+    if (herd_submit(r, "t_tagged", herd_tuple("sIss", "nw", (int64_t)0, NULL, NULL), &f, &err))
+        fail_msg("herd_submit: %s", err.msg);
+    const herd_value *v = NULL;
+    assert_int_equal(herd_future_result(f, WAIT_S, &v, &err), -HERD_ECRASHED);
+    const char *why = herd_future_error(f);
+    if (!why || !strstr(why, "no_workers_timeout") || !strstr(why, "no workers")) fail_msg("reason: %s", why ? why : "(none)");
+    assert_true(file_has_line(s.log, "end Crashed", "the cluster has no workers"));
+    herd_future_release(f);
+    if (herd_flow_end(r, false, &err)) fail_msg("herd_flow_end: %s", err.msg);
+    herd_runner_free(r);
+    assert_true(alive(s.pid));
+    unfinished = false;
+}
+
 /* 5. The scheduler restarts on the same port; workers come back by themselves. */
 static void test_workers_reconnect_after_restart(void **state)
 {
@@ -956,6 +980,7 @@ static void test_cli_usage_errors(void **state)
         { { "worker", "tcp://127.0.0.1:9", "tcp://127.0.0.1:10", NULL }, "one ADDRESS expected" },
         { { "scheduler", "--port", "99999", NULL }, "--port: expected 0..65535" },
         { { "scheduler", "--bogus", "x", NULL }, "unknown option \"--bogus\"" },
+        { { "scheduler", "--no-workers-timeout", "-1", NULL }, "--no-workers-timeout: expected seconds" },
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         const char *argv[8] = { herd_bin };
@@ -969,7 +994,7 @@ static void test_cli_usage_errors(void **state)
         if (code != 2 || !err || !strstr(err, cases[i].msg))
             fail_msg("herd %s %s: expected exit 2 and \"%s\", got %d and \"%s\"", cases[i].argv[0],
                      cases[i].argv[1] ? cases[i].argv[1] : "", cases[i].msg, code, err ? err : "");
-        if (i != 2 && i != 3 && i != 4 && !strstr(err, "usage: herd"))
+        if (i != 2 && i != 3 && i != 4 && i != 6 && !strstr(err, "usage: herd"))
             fail_msg("herd %s: expected the usage in \"%s\"", cases[i].argv[0], err);
         free(err);
     }
@@ -999,6 +1024,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_flows_share_scheduler, setup, teardown),
         cmocka_unit_test_setup_teardown(test_quick_tasks_bypass_busy_worker, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wrong_token_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cli_no_workers_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_workers_reconnect_after_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_public_listen_needs_token, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cli_usage_errors, setup, teardown),

@@ -209,7 +209,9 @@ static void test_fixed_cluster_replaces_killed_workers(void **state)
 
 /* A task over the worker's memory_limit ends that worker with an exit the
  * provider names ("exceeded memory_limit … peak RSS"); the nanny replaces
- * it and the task runs elsewhere. */
+ * it and the task runs elsewhere. The worker told the scheduler why before
+ * it went: its rescheduling line names the limit, not a closed connection,
+ * and so does a task's Crashed message when no failure is allowed. */
 static void test_memory_limit_names_the_cause(void **state)
 {
     char dir[64], pidf[128];
@@ -230,8 +232,26 @@ static void test_memory_limit_names_the_cause(void **state)
     herd_future_release(f);
     if (!tu_log_wait_line(&log, "nanny: worker", "exceeded memory_limit 100 MiB (peak RSS", TU_WAIT_S))
         fail_msg("no nanny line naming the memory limit in:\n%s", log.text ? log.text : "");
+    if (!tu_log_has_line(&log, "died (exceeded memory_limit 100 MiB (RSS ", "; rescheduling"))
+        fail_msg("no rescheduling line naming the memory limit in:\n%s", log.text ? log.text : "");
+    assert_false(tu_log_has_line(&log, "died (connection closed by peer)", NULL));
     herd_err err = { 0 };
     if (herd_wait_for_workers(r, 2, TU_WAIT_S, &err)) fail_msg("cluster not back to 2 workers: %s", err.msg);
+    tu_flow_end(r);
+    tu_log_free(&log);
+    tu_rmtree(dir);
+    /* allowed_failures 0: the task ends Crashed, saying why its worker went */
+    tu_mkdtemp(dir, sizeof dir);
+    tu_log_init(&log);
+    log.echo_level = HERD_LOG_ERROR;
+    r = tu_flow("{n_workers: 1, threads_per_worker: 1, memory_limit: 100MiB}", "{allowed_failures: 0}", 1, &log);
+    f = tu_submit(r, "t_hog_once", herd_tuple("si", dir, 100), NULL);
+    const herd_value *v = NULL;
+    assert_int_equal(herd_future_result(f, TU_WAIT_S, &v, &err), -HERD_ECRASHED);
+    const char *why = herd_future_error(f);
+    if (!why || !strstr(why, "died while running it (exceeded memory_limit 100 MiB (RSS "))
+        fail_msg("Crashed message: %s", why ? why : "(none)");
+    herd_future_release(f);
     tu_flow_end(r);
     tu_log_free(&log);
     tu_rmtree(dir);

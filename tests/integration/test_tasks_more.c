@@ -237,6 +237,35 @@ static int hog(herd_task_ctx *ctx, const herd_value *args, herd_value **out)
 }
 HERD_TASK(hog);
 
+/* A scheduler the provider runs (--herd-scheduler) gets the client's
+ * no_workers_timeout on its command line: a task that may run only on a
+ * worker that never exists ends Crashed there, saying why. */
+static void test_remote_scheduler_no_workers_timeout(void **state)
+{
+    char cls[PATH_MAX + 16], ck[PATH_MAX + 64];
+    snprintf(cls, sizeof cls, "%s:RemoteSched", rsched);
+    snprintf(ck, sizeof ck, "{n_workers: 1, herd: '%s'}", herd_bin);
+    herd_runner_opts o = { .cluster_class = cls, .cluster_kwargs = ck,
+                           .client_kwargs = "{no_workers_timeout: 1, heartbeat_interval: 0.1}" };
+    herd_runner *r;
+    herd_err err;
+    if (herd_runner_new(&r, &o, &err) || herd_flow_begin(r, "remote-no-workers", &err)) fail_msg("%s", err.msg);
+    assert_true(strncmp(herd_runner_address(r), "tcp://127.0.0.1:", 16) == 0);   /* the remote one */
+    if (herd_wait_for_workers(r, 1, 20, &err)) fail_msg("%s", err.msg);
+    herd_future *f;
+    if (herd_submit_annotated(r, "echo_pid", NULL, "{workers: [nobody], allow_other_workers: false}", &f, &err))
+        fail_msg("%s", err.msg);
+    const herd_value *v;
+    assert_int_equal(herd_future_result(f, 30, &v, &err), -HERD_ECRASHED);
+    const char *why = herd_future_error(f);
+    if (!why || !strstr(why, "no_workers_timeout") || !strstr(why, "nobody")) fail_msg("reason: %s", why ? why : "(none)");
+    /* the worker it has still runs what it may */
+    herd_future *g;
+    assert_int_equal(herd_submit(r, "echo_pid", NULL, &g, &err), 0);
+    if (herd_future_result(g, 20, &v, &err)) fail_msg("%s", err.msg);
+    end(r);
+}
+
 /* A worker above its memory_limit exits, and a task that keeps doing that
  * ends Crashed, naming the worker. */
 static void test_memory_limit(void **state)
@@ -267,6 +296,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_tags_reach_the_task),
         cmocka_unit_test(test_silent_worker_declared_dead),
         cmocka_unit_test(test_provider_runs_the_scheduler),
+        cmocka_unit_test(test_remote_scheduler_no_workers_timeout),
         cmocka_unit_test(test_memory_limit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
