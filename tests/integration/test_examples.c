@@ -3,7 +3,9 @@
  * path, $(BUILD)/tests/) and checks what they print and write: both phases
  * of nino34 and twelve valid PNG files; the order the annotations example's
  * tasks ran in (high priority before low) and that its {process: 1} tasks
- * did not overlap. Only ordering facts are asserted, never timings. */
+ * did not overlap; the timeseries example's yearly table (years, row counts,
+ * plausible means) in both modes, with its own --check passing. Only
+ * ordering facts are asserted, never timings. */
 #include <herd/herd.h>
 
 #include <errno.h>
@@ -215,6 +217,77 @@ static void test_nino34_bad_options(void **state)
     free(r.out);
 }
 
+/* ---- timeseries ---- */
+
+/* The yearly table's row for year, parsed: "  1988    31622400    999.9950  ..." */
+static int64_t table_rows(const char *out, int year)
+{
+    const char *t = strstr(out, "  year        rows");
+    assert_non_null(t);
+    char key[16];
+    snprintf(key, sizeof key, "\n  %d  ", year);
+    const char *p = strstr(t, key);
+    if (!p) return -1;
+    long long rows;
+    double id, x, y;
+    assert_int_equal(sscanf(p + strlen(key), "%lld %lf %lf %lf", &rows, &id, &x, &y), 4);
+    assert_true(id > 990 && id < 1010);               /* Poisson(1000) */
+    assert_true(x > -0.01 && x < 0.01 && y > -0.01 && y < 0.01);   /* uniform in [-1, 1) */
+    return rows;
+}
+
+static void timeseries_run(const char *start, const char *end, bool materialize, int y0, int64_t rows0, int y1,
+                           int64_t rows1)
+{
+    char exe[PATH_MAX];
+    example(exe, sizeof exe, "timeseries");
+    char *argv[] = { exe, "--start", (char *)start, "--end", (char *)end, "--check", "--freq", "1s",
+                     materialize ? "--materialize" : NULL, NULL };
+    result r = run(argv);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, materialize ? "materialised as columns" : "summed where generated"));
+    assert_int_equal(table_rows(r.out, y0), rows0);
+    assert_int_equal(table_rows(r.out, y1), rows1);
+    assert_int_equal(table_rows(r.out, y0 - 1), -1);
+    assert_int_equal(table_rows(r.out, y1 + 1), -1);
+    assert_non_null(strstr(r.out, "check: passed: 2 years equal"));
+    assert_non_null(strstr(r.out, "million rows/s"));
+    free(r.out);
+}
+
+static void test_timeseries_sums(void **state)
+{
+    /* 1988 is a leap year: 366 days; 1989-01-01..06-30 is 181 days */
+    timeseries_run("1988-01-01", "1989-06-30", false, 1988, 366 * 86400LL, 1989, 181 * 86400LL);
+}
+
+static void test_timeseries_materialize(void **state)
+{
+    /* a partition straddles the new year: 47 days of 1988, 45 of 1989 */
+    timeseries_run("1988-11-15", "1989-02-14", true, 1988, 47 * 86400LL, 1989, 45 * 86400LL);
+}
+
+static void test_timeseries_bad_options(void **state)
+{
+    char exe[PATH_MAX];
+    example(exe, sizeof exe, "timeseries");
+    char *a1[] = { exe, "--freq", "1h", NULL };
+    result r = run(a1);
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.out, "--freq: only 1s"));
+    free(r.out);
+    char *a2[] = { exe, "--start", "1989-02-29", NULL };
+    r = run(a2);
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.out, "--start: expected a date"));
+    free(r.out);
+    char *a3[] = { exe, "--start", "1990-01-02", "--end", "1990-01-01", NULL };
+    r = run(a3);
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.out, "--end is before --start"));
+    free(r.out);
+}
+
 /* ---- annotations ---- */
 
 static void test_quickstart(void **state)
@@ -274,6 +347,9 @@ int main(void)
         cmocka_unit_test(test_nino34_runner_only_with_kwargs),
         cmocka_unit_test(test_annotations_order),
         cmocka_unit_test(test_quickstart),
+        cmocka_unit_test(test_timeseries_bad_options),
+        cmocka_unit_test(test_timeseries_sums),
+        cmocka_unit_test(test_timeseries_materialize),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
