@@ -16,7 +16,6 @@
 
 #include <dirent.h>
 #include <stdatomic.h>
-#include <sys/prctl.h>
 
 #include "../support/testutil.h"
 
@@ -189,28 +188,11 @@ static int flow_child(const char *dir)
 
 static void test_flow_process_killed(void **state)
 {
-    char dir[64], path[128];
+    char dir[64];
     tu_mkdtemp(dir, sizeof dir);
-    snprintf(path, sizeof path, "%s/pids", dir);
-    /* orphaned workers come to this process, so it can see them end */
-    assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
-    pid_t child = fork();
-    assert_true(child >= 0);
-    if (child == 0) {
-        char *argv[] = { "/proc/self/exe", "--flow-child", dir, NULL };
-        execv("/proc/self/exe", argv);
-        _exit(127);
-    }
-    char *text = NULL;
-    double end = tu_now() + TU_WAIT_S;
+    pid_t child;
     int st;
-    while (!(text = tu_read_file(path)) || !*text) {
-        free(text);
-        text = NULL;
-        if (waitpid(child, &st, WNOHANG) == child) fail_msg("flow child exited early (status 0x%x)", st);
-        if (tu_now() > end) { kill(child, SIGKILL); waitpid(child, &st, 0); fail_msg("flow child wrote no pids"); }
-        tu_sleep_ms(10);
-    }
+    char *text = tu_self_child("--flow-child", dir, "pids", &child);   /* its orphans come here */
     long pids[2] = { 0, 0 };
     char sock[600] = "";
     if (sscanf(text, "%ld %ld unix://%599s", &pids[0], &pids[1], sock) != 3 || pids[0] <= 1 || pids[1] <= 1) {

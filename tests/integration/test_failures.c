@@ -20,7 +20,6 @@
 #include <cmocka.h>
 
 #include <stdatomic.h>
-#include <sys/prctl.h>
 
 #include "../support/testutil.h"
 
@@ -581,27 +580,9 @@ static void signal_flow(int sig)
 {
     char dir[64], path[128];
     tu_mkdtemp(dir, sizeof dir);
-    snprintf(path, sizeof path, "%s/pids", dir);
-    /* orphaned grandchildren come to this process, so it can see them end */
-    assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
-    pid_t child = fork();
-    assert_true(child >= 0);
-    if (child == 0) {
-        char *argv[] = { "/proc/self/exe", "--signal-child", dir, NULL };
-        execv("/proc/self/exe", argv);
-        _exit(127);
-    }
-    /* wait for the pids, or for the child to die early */
-    char *text = NULL;
-    double end = tu_now() + TU_WAIT_S;
+    pid_t child;
     int st;
-    while (!(text = tu_read_file(path)) || !*text) {
-        free(text);
-        text = NULL;
-        if (waitpid(child, &st, WNOHANG) == child) fail_msg("signal child exited early (status 0x%x)", st);
-        if (tu_now() > end) { kill(child, SIGKILL); waitpid(child, &st, 0); fail_msg("signal child wrote no pids"); }
-        tu_sleep_ms(10);
-    }
+    char *text = tu_self_child("--signal-child", dir, "pids", &child);   /* its orphans come here */
     long pids[2] = { 0, 0 };
     char sock[600] = "";
     bool ok = sscanf(text, "%ld %ld unix://%599s", &pids[0], &pids[1], sock) == 3 &&
@@ -615,7 +596,7 @@ static void signal_flow(int sig)
     free(text);
 
     assert_int_equal(kill(child, sig), 0);
-    end = tu_now() + TU_WAIT_S;
+    double end = tu_now() + TU_WAIT_S;
     pid_t w;
     while ((w = waitpid(child, &st, WNOHANG)) == 0) {
         if (tu_now() > end) { kill(child, SIGKILL); waitpid(child, &st, 0); fail_msg("child ignored signal %d", sig); }

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/prctl.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -295,6 +296,36 @@ static inline bool tu_wait_pid_gone(pid_t pid, double timeout_s)
         tu_sleep_ms(10);
     }
     return true;
+}
+
+/* Run this test binary again as a child ("/proc/self/exe MODE DIR", which its
+ * main handles), this process its subreaper so the child's orphans come here,
+ * and wait until the child has written DIR/FILE: the file's text (malloc'd).
+ * Fails the test if the child dies first or writes nothing in TU_WAIT_S. */
+static inline char *tu_self_child(const char *mode, const char *dir, const char *file, pid_t *child)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, file);
+    assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+    pid_t c = fork();
+    assert_true(c >= 0);
+    if (c == 0) {
+        char *argv[] = { "/proc/self/exe", (char *)mode, (char *)dir, NULL };
+        execv("/proc/self/exe", argv);
+        _exit(127);
+    }
+    *child = c;
+    char *text = NULL;
+    double end = tu_now() + TU_WAIT_S;
+    int st;
+    while (!(text = tu_read_file(path)) || !*text) {
+        free(text);
+        text = NULL;
+        if (waitpid(c, &st, WNOHANG) == c) fail_msg("%s child exited early (status 0x%x)", mode, st);
+        if (tu_now() > end) { kill(c, SIGKILL); waitpid(c, &st, 0); fail_msg("%s child wrote no %s", mode, file); }
+        tu_sleep_ms(10);
+    }
+    return text;
 }
 
 #endif
