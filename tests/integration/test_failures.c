@@ -47,17 +47,26 @@ HERD_TASK(t_sleep_first);
 
 /* (dir): the first run anywhere claims dir/claimed, writes its pid to
  * dir/pid and sleeps (the test kills it); any later run returns its pid. */
-static int t_kill_once(herd_task_ctx *ctx, const herd_value *args, herd_value **out)
+/* The first run anywhere claims dir/claimed and writes its pid to dir/pid:
+ * 1 for that run, 0 for every later one, -1 if the pid cannot be written. */
+static int claim_first(const char *dir)
 {
-    const char *dir = herd_as_str(herd_at(args, 0));
     char claim[4200], pidf[4200], text[32];
     snprintf(claim, sizeof claim, "%s/claimed", dir);
     snprintf(pidf, sizeof pidf, "%s/pid", dir);
     int fd = open(claim, O_WRONLY | O_CREAT | O_EXCL, 0600);
-    if (fd >= 0) {
-        close(fd);
-        snprintf(text, sizeof text, "%ld\n", (long)getpid());
-        if (tu_write_file(pidf, text)) return herd_task_fail(ctx, "t_kill_once: cannot write %s", pidf);
+    if (fd < 0) return 0;
+    close(fd);
+    snprintf(text, sizeof text, "%ld\n", (long)getpid());
+    return tu_write_file(pidf, text) ? -1 : 1;
+}
+
+static int t_kill_once(herd_task_ctx *ctx, const herd_value *args, herd_value **out)
+{
+    const char *dir = herd_as_str(herd_at(args, 0));
+    int first = claim_first(dir);
+    if (first < 0) return herd_task_fail(ctx, "t_kill_once: cannot write %s/pid", dir);
+    if (first) {
         for (int i = 0; i < 600; i++) tu_sleep_ms(100);     /* killed long before */
         return herd_task_fail(ctx, "t_kill_once: was not killed");
     }
@@ -81,14 +90,9 @@ static int t_hog_once(herd_task_ctx *ctx, const herd_value *args, herd_value **o
 {
     const char *dir = herd_as_str(herd_at(args, 0));
     size_t mib = (size_t)arg_int(args, 1);
-    char claim[4200], pidf[4200], text[32];
-    snprintf(claim, sizeof claim, "%s/claimed", dir);
-    snprintf(pidf, sizeof pidf, "%s/pid", dir);
-    int fd = open(claim, O_WRONLY | O_CREAT | O_EXCL, 0600);
-    if (fd >= 0) {
-        close(fd);
-        snprintf(text, sizeof text, "%ld\n", (long)getpid());
-        if (tu_write_file(pidf, text)) return herd_task_fail(ctx, "t_hog_once: cannot write %s", pidf);
+    int first = claim_first(dir);
+    if (first < 0) return herd_task_fail(ctx, "t_hog_once: cannot write %s/pid", dir);
+    if (first) {
         size_t n = 2 * mib << 20;
         volatile char *p = malloc(n);   /* volatile: the stores are not optimised away */
         if (!p) return herd_task_fail(ctx, "t_hog_once: malloc(%zu) failed", n);
