@@ -23,6 +23,11 @@ typedef struct herd_sched_cfg {
                                       workers (OP_CONTROL) */
     void (*log)(void *ud, int level, const char *line);
     void *log_ud;
+    /* The HTTP endpoint (the dashboard page, /health, /metrics, /api/v1):
+     * "HOST:PORT", ":PORT" (every interface) or "http://HOST:PORT"; port 0
+     * picks one; NULL or "": none. On an address other than loopback it
+     * needs the token, and it serves HTTPS when tls is set. */
+    const char *http;
 } herd_sched_cfg;
 
 /* Start a scheduler on a new thread; *addr gets the address workers dial. */
@@ -65,6 +70,15 @@ int  herd_sched_drain(herd_sched *s, const char *name);
 /* 1 while a worker of that name is connected. */
 int  herd_sched_has_worker(herd_sched *s, const char *name);
 
+/* The HTTP endpoint's base URL ("http://127.0.0.1:8787"), or NULL when it
+ * is off. Valid until herd_sched_stop. */
+const char *herd_sched_http_url(const herd_sched *s);
+/* A one-time link that sets the login cookie (non-loopback endpoints; NULL
+ * otherwise): for a log line, once. */
+const char *herd_sched_http_login(const herd_sched *s);
+/* Record an adaptive decision for the endpoint (any thread). */
+void herd_sched_note_decision(herd_sched *s, int target, int have, const char *reason);
+
 /* Transport for an in-process client. */
 extern const herd_transport herd_sched_local_tp;
 
@@ -76,6 +90,7 @@ typedef struct herd_sched_ops {
     int (*drain)(void *ud, const char *name);             /* as herd_sched_drain */
     int (*has_worker)(void *ud, const char *name);        /* 1: connected */
     int (*nworkers)(void *ud, int *nthreads);             /* connected, not closing */
+    void (*note)(void *ud, int target, int have, const char *reason);   /* a decision, for the dashboard; may be NULL */
     const herd_transport *tp;                             /* submits go here (ud the same) */
 } herd_sched_ops;
 extern const herd_sched_ops herd_sched_ops_local;

@@ -201,12 +201,24 @@ typedef struct herd_scheduler_opts {
      * saying why (Dask's no-workers-timeout); 0: never (`herd scheduler`
      * passes 60, Dask's default) */
     double no_workers_timeout;
+    /* The HTTP endpoint (live page at /, /health, /metrics, /api/v1):
+     * "HOST:PORT" (Dask: 127.0.0.1:8787), ":PORT" for every interface, port 0
+     * picks one; NULL or "": none. Beyond loopback it needs the token (a
+     * Bearer header, or the one-time link herd_scheduler_dashboard_login
+     * gives) and it serves HTTPS when the scheduler uses TLS. */
+    const char *dashboard_address;
 } herd_scheduler_opts;
 typedef struct herd_scheduler herd_scheduler;
 /* Start a scheduler on its own thread. *out is NULL on error (opts and
  * opts->listen are required). */
 HERD_API int  herd_scheduler_start(herd_scheduler **out, const herd_scheduler_opts *opts, herd_err *err);
 HERD_API const char *herd_scheduler_address(const herd_scheduler *s);   /* NULL for NULL */
+/* The HTTP endpoint's URL ("http://127.0.0.1:8787"); NULL when it is off or s
+ * is NULL. */
+HERD_API const char *herd_scheduler_dashboard_url(const herd_scheduler *s);
+/* Beyond loopback: a link that logs a browser in once (sets a cookie); NULL
+ * on loopback, when off, or for NULL. */
+HERD_API const char *herd_scheduler_dashboard_login(const herd_scheduler *s);
 /* Stop it (workers are not told to exit: they reconnect when it is back).
  * NULL: nothing. */
 HERD_API void herd_scheduler_stop(herd_scheduler *s);
