@@ -685,6 +685,7 @@ static int start_cluster(flow_runner *r, herd_err *err)
         .allowed_failures = r->opts.client.allowed_failures,
         .no_workers_timeout = r->opts.client.no_workers_timeout,
         .log = r->log, .log_ud = r->log_ud, .tls = r->tls,
+        .http = r->opts.client.dashboard_address,
     };
     if ((rc = herd_sched_start(&r->sched, &sc, r->addr, sizeof r->addr, err))) {
         r->sched = NULL;
@@ -727,6 +728,11 @@ static int start_cluster(flow_runner *r, herd_err *err)
     }
     rlog(r, HERD_LOG_INFO, "flow run %s: %s cluster up at %s in %.3fs", r->flow_name, r->cprov->name,
          r->addr, herd_now() - r->t0);
+    if (herd_sched_http_url(r->sched))     /* as prefect-dask prints the dashboard link */
+        rlog(r, HERD_LOG_INFO, "flow run %s: the dashboard is available at %s", r->flow_name, herd_sched_http_url(r->sched));
+    if (herd_sched_http_login(r->sched))
+        rlog(r, HERD_LOG_INFO, "flow run %s: the dashboard needs the token (Authorization: Bearer) or this one-time "
+             "login link: %s", r->flow_name, herd_sched_http_login(r->sched));
     return 0;
 fail:
     herd_client_shutdown(&r->client, HERD_CANCELLED, "the flow run's cluster could not start");

@@ -18,7 +18,8 @@ static const char *const end_names[4] = { "completed", "failed", "crashed", "can
 static void sample_proc(sworker *w, int64_t *rss)
 {
     *rss = -1;
-    if (!w->local || w->pid <= 0) { w->cpu_pct = -1; return; }
+    int here = w->local || !strncmp(w->ip, "127.", 4) || !strcmp(w->ip, "::1");   /* this host: its /proc */
+    if (!here || w->pid <= 0) { w->cpu_pct = -1; return; }
     char path[64], buf[1024];
     snprintf(path, sizeof path, "/proc/%ld/statm", w->pid);
     FILE *f = fopen(path, "r");
