@@ -232,6 +232,29 @@ static void j_runs(herd_sched *s, uint64_t since, struct evbuffer *b)
     LIT(b, "]}");
 }
 
+/* Attempts running now (bounded by the workers' threads and prefetch). */
+static void j_running(herd_sched *s, struct evbuffer *b)
+{
+    double wall = herd_wall_now(), mono = herd_now();
+    int first = 1;
+    LIT(b, "[");
+    for (sworker *w = s->workers; w; w = w->next) {
+        size_t i = 0;
+        void *v;
+        while (is_worker(w) && kmap_next(&w->running, &i, NULL, &v)) {
+            const stask *t = v;
+            if (!first) LIT(b, ",");
+            first = 0;
+            LIT(b, "{");
+            herd_json_key(b, "name", 1); herd_json_str(b, t->grp ? t->grp->name : t->task);
+            herd_json_key(b, "worker", 0); herd_json_str(b, w->name);
+            herd_json_key(b, "start", 0); herd_json_num(b, wall - (mono - t->started));
+            LIT(b, "}");
+        }
+    }
+    LIT(b, "]");
+}
+
 static void j_adaptive(herd_sched *s, struct evbuffer *b)
 {
     pthread_mutex_lock(&s->met.mu);
@@ -293,6 +316,7 @@ int sch_report_json(herd_sched *s, const char *which, uint64_t since_run, uint64
         herd_json_key(b, "workers", 0); j_workers(s, b);
         herd_json_key(b, "tasks", 0); j_tasks(s, b);
         herd_json_key(b, "runs", 0); j_runs(s, since_run, b);
+        herd_json_key(b, "running", 0); j_running(s, b);
         herd_json_key(b, "adaptive", 0); j_adaptive(s, b);
         herd_json_key(b, "logs", 0); j_logs(s, since_log, b);
         LIT(b, "}");
