@@ -23,6 +23,7 @@
 #include <event2/buffer.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
@@ -41,6 +42,8 @@ typedef struct herd_http {
     char session[65];                  /* the login cookie's value */
     char once[65];                     /* the one-time login link's secret; "" once used */
     char url[300], login[400];
+    struct evconnlistener *lis;        /* evhttp's (it frees it) */
+    struct event *resume;              /* re-enables lis each second, after accept() failed */
 } herd_http;
 
 static int hexrand(char *out, size_t nbytes)
@@ -128,6 +131,7 @@ static void handle(struct evhttp_request *req, void *arg)
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
     const char *query = uri ? evhttp_uri_get_query(uri) : NULL;
+    if (!uri) { reply_text(req, 400, "Bad Request", "malformed request URI\n"); return; }
     if (!path || !*path) path = "/";
     struct evkeyvalq q;
     TAILQ_INIT(&q);
@@ -199,6 +203,21 @@ static int parse_addr(const char *a, char *host, size_t cap, int *port, herd_err
     return 0;
 }
 
+/* accept() failing (out of descriptors) would fail again at once, forever:
+ * the listener stops until the next tick of a 1 s timer instead of spinning
+ * the scheduler's loop. (The listener's argument is evhttp's, so the
+ * scheduler's own accept guard, which needs state of its own, cannot serve.) */
+static void accept_error(struct evconnlistener *l, void *arg)
+{
+    evconnlistener_disable(l);
+}
+
+static void accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+    herd_http *h = arg;
+    if (h->lis) evconnlistener_enable(h->lis);
+}
+
 static int loopback(const struct sockaddr_storage *ss)
 {
     if (ss->ss_family == AF_INET)
@@ -233,6 +252,12 @@ int sch_http_start(herd_sched *s, herd_err *err)
         if (bs) slog(s, HERD_LOG_WARN, "dashboard: port %d is already in use (another cluster?); serving on another port", port);
     }
     if (!bs) return herd_err_set(err, HERD_EARG, "dashboard_address %s: cannot listen there: %s", s->cfg.http, strerror(errno));
+    struct timeval sec = { 1, 0 };
+    if ((h->lis = evhttp_bound_socket_get_listener(bs))) {
+        if (!(h->resume = event_new(s->base, -1, EV_PERSIST, accept_resume, h)) || event_add(h->resume, &sec))
+            return herd_err_set(err, -ENOMEM, "dashboard: out of memory");
+        evconnlistener_set_error_cb(h->lis, accept_error);
+    }
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
     char ip[INET6_ADDRSTRLEN] = "?";
@@ -265,6 +290,7 @@ void sch_http_stop(herd_sched *s)
 {
     herd_http *h = s->http;
     if (!h) return;
+    if (h->resume) event_free(h->resume);
     if (h->http) evhttp_free(h->http);
     OPENSSL_cleanse(h->session, sizeof h->session);
     OPENSSL_cleanse(h->once, sizeof h->once);

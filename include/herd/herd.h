@@ -174,6 +174,12 @@ HERD_API int herd_future_cancel(herd_future *f);
 /* Wait until every future is final. 0, or -HERD_ETIMEOUT. n = 0 returns 0 at
  * once; a NULL fs (with n > 0) or a NULL item is -HERD_EARG naming it. */
 HERD_API int herd_wait(herd_future *const *fs, size_t n, double timeout_s, herd_err *err);
+/* Wait until every future is final, showing their progress on stderr: one
+ * line per task name (done, running, pending, failed, a bar), redrawn in
+ * place at most 10 times a second on a terminal; otherwise plain lines when
+ * counts change (at most once a second) and at the end (Dask's progress()).
+ * 0, or -HERD_EARG naming a NULL argument. */
+HERD_API int herd_progress(herd_runner *r, herd_future *const *fs, size_t n, herd_err *err);
 
 /* as_completed: futures in the order they finish. NULL when out of memory,
  * or for a NULL fs with n > 0 or a NULL item. */

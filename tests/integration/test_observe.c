@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 #include <curl/curl.h>
+#include <pty.h>
 #include <sys/socket.h>
 
 #include "../support/testutil.h"
@@ -44,6 +45,12 @@ static int obs_block(herd_task_ctx *ctx, const herd_value *args, herd_value **ou
     return 0;
 }
 HERD_TASK(obs_block);
+
+static int obs_fail(herd_task_ctx *ctx, const herd_value *args, herd_value **out)
+{
+    return herd_task_fail(ctx, "obs_fail fails on purpose");
+}
+HERD_TASK(obs_fail);
 
 /* ---- HTTP with libcurl ---- */
 typedef struct resp { long code; char *body, *headers; size_t n, hn; } resp;
@@ -517,6 +524,69 @@ static void test_https(void **state)
     tu_log_free(&log);
 }
 
+/* herd_progress with stderr as fd: a file (plain lines) or a terminal. The
+ * text written. */
+static char *progress_to(herd_runner *r, herd_future **fs, size_t n, int fd, int master)
+{
+    fflush(stderr);
+    int saved = dup(STDERR_FILENO);
+    assert_true(saved >= 0);
+    assert_int_equal(dup2(fd, STDERR_FILENO), STDERR_FILENO);
+    herd_err err = { 0 };
+    int rc = herd_progress(r, fs, n, &err);
+    fflush(stderr);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    if (rc) fail_msg("herd_progress: %s", err.msg);
+    size_t cap = 1 << 20, len = 0;
+    char *text = calloc(1, cap + 1);
+    int src = master >= 0 ? master : fd;
+    if (master < 0) lseek(fd, 0, SEEK_SET);
+    for (;;) {
+        struct pollfd p = { src, POLLIN, 0 };
+        if (poll(&p, 1, master >= 0 ? 200 : 0) <= 0 && master >= 0) break;
+        ssize_t k = read(src, text + len, cap - len);
+        if (k <= 0) break;
+        len += (size_t)k;
+    }
+    return text;
+}
+
+static void test_progress(void **state)
+{
+    herd_runner *r = tu_flow("{n_workers: 1, threads_per_worker: 2}", NULL, 1, NULL);
+    herd_future *fs[13];
+    for (int i = 0; i < 10; i++) fs[i] = tu_submit(r, "obs_square", herd_tuple("i", i), NULL);
+    for (int i = 10; i < 13; i++) fs[i] = tu_submit(r, "obs_fail", herd_array(), NULL);
+    char path[] = "/tmp/herd-obs-progress-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    unlink(path);
+    char *text = progress_to(r, fs, 13, fd, -1);
+    close(fd);
+    for (int i = 0; i < 13; i++) assert_true(herd_future_state(fs[i]) >= HERD_COMPLETED);   /* it waited for all */
+    assert_non_null(strstr(text, "obs_square"));
+    assert_non_null(strstr(text, "10/10 done, 0 running, 0 pending"));
+    assert_non_null(strstr(text, "0/3 done, 0 running, 0 pending, 3 failed"));
+    assert_null(strstr(text, "\033["));            /* no terminal codes in a file */
+    free(text);
+    /* on a terminal: redrawn in place */
+    int master, slave;
+    assert_int_equal(openpty(&master, &slave, NULL, NULL, NULL), 0);
+    herd_future *more[4];
+    for (int i = 0; i < 4; i++) more[i] = tu_submit(r, "obs_square", herd_tuple("i", i), NULL);
+    text = progress_to(r, more, 4, slave, master);
+    assert_non_null(strstr(text, "\r\033[K"));
+    assert_non_null(strstr(text, "4/4 done"));
+    free(text);
+    close(slave);
+    close(master);
+    herd_err err = { 0 };
+    assert_int_equal(herd_progress(NULL, fs, 1, &err), -HERD_EARG);
+    assert_non_null(strstr(err.msg, "runner"));
+    tu_flow_end(r);
+}
+
 /* Bad addresses: a clear error naming the key. */
 static void test_bad_address(void **state)
 {
@@ -571,6 +641,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_token_beyond_loopback),
         cmocka_unit_test(test_https),
         cmocka_unit_test(test_bad_address),
+        cmocka_unit_test(test_progress),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
