@@ -750,6 +750,15 @@ int herd_flow_end(herd_runner *base, bool failed, herd_err *err)
     atomic_store(&r->lazy, 0);
     atomic_store(&r->start_rc, 0);
     pthread_mutex_unlock(&r->start_mu);
+    const char *report = r->opts.client.performance_report_path;
+    if (report && r->sched) {            /* before anything is cancelled or closed */
+        herd_err e = { 0 };
+        if (herd_sched_perf_report(r->sched, report, &e))
+            rlog(r, HERD_LOG_WARN, "flow run %s: %s", r->flow_name, e.msg);
+        else rlog(r, HERD_LOG_INFO, "flow run %s: performance report written to %s", r->flow_name, report);
+    } else if (report) {
+        rlog(r, HERD_LOG_WARN, "flow run %s: no performance report: its scheduler runs elsewhere (start_scheduler)", r->flow_name);
+    }
     herd_client_shutdown(&r->client, HERD_CANCELLED, "the flow run ended before the task finished");
     teardown(r);
     rlog(r, failed ? HERD_LOG_ERROR : HERD_LOG_INFO, "flow run %s %s in %.3fs", r->flow_name,

@@ -313,6 +313,14 @@ int sch_report_json(herd_sched *s, const char *which, uint64_t since_run, uint64
         herd_json_key(b, "version", 1); herd_json_str(b, HERD_VERSION_STRING);
         herd_json_key(b, "time", 0); herd_json_num(b, herd_wall_now());
         herd_json_key(b, "started", 0); herd_json_num(b, s->met.t0);
+        herd_json_key(b, "totals", 0);
+        LIT(b, "{");
+        herd_json_key(b, "transfers", 1); herd_json_num(b, (double)s->met.transfers);
+        herd_json_key(b, "transfer_bytes", 0); herd_json_num(b, (double)s->met.transfer_bytes);
+        herd_json_key(b, "worker_joins", 0); herd_json_num(b, (double)s->met.worker_joins);
+        herd_json_key(b, "worker_losses", 0); herd_json_num(b, (double)s->met.worker_losses);
+        herd_json_key(b, "tasks_suspicious", 0); herd_json_num(b, (double)s->met.suspicious);
+        LIT(b, "}");
         herd_json_key(b, "workers", 0); j_workers(s, b);
         herd_json_key(b, "tasks", 0); j_tasks(s, b);
         herd_json_key(b, "runs", 0); j_runs(s, since_run, b);

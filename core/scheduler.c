@@ -146,6 +146,21 @@ static int lops_nworkers(void *ud, int *nthreads) { return herd_sched_nworkers(u
 static void lops_note(void *ud, int target, int have, const char *reason) { herd_sched_note_decision(ud, target, have, reason); }
 const herd_sched_ops herd_sched_ops_local = { lops_load, lops_drain, lops_has, lops_nworkers, lops_note, &herd_sched_local_tp };
 
+struct reportreq { const char *which; struct evbuffer *b; int rc; };
+
+static void report_fn(herd_sched *s, void *arg)
+{
+    struct reportreq *q = arg;
+    q->rc = sch_report_json(s, q->which, 0, 0, q->b) ? -HERD_EARG : 0;
+}
+
+int herd_sched_report(herd_sched *s, const char *which, struct evbuffer *b)
+{
+    struct reportreq q = { which, b, 0 };
+    int rc = sched_call(s, report_fn, &q);
+    return rc ? rc : q.rc;
+}
+
 void herd_sched_note_decision(herd_sched *s, int target, int have, const char *reason)
 {
     if (s) herd_metrics_decision(&s->met, target, have, reason);

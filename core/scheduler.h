@@ -8,6 +8,7 @@
 #include "security.h"
 
 typedef struct herd_sched herd_sched;
+struct evbuffer;
 
 typedef struct herd_sched_cfg {
     const char *listen;            /* "unix:///…" or "tcp://host:port" */
@@ -76,6 +77,13 @@ const char *herd_sched_http_url(const herd_sched *s);
 /* A one-time link that sets the login cookie (non-loopback endpoints; NULL
  * otherwise): for a log line, once. */
 const char *herd_sched_http_login(const herd_sched *s);
+/* The endpoint's JSON report `which` ("status", "workers", …; sched_report.c)
+ * appended to b, made on the scheduler's thread: works with the endpoint off.
+ * 0, -HERD_EARG for an unknown report, or a negative code when stopped. */
+int herd_sched_report(herd_sched *s, const char *which, struct evbuffer *b);
+/* performance_report_path (perf_report.c): the page with the status report
+ * inlined, written to path (through a temporary file, renamed). */
+int herd_sched_perf_report(herd_sched *s, const char *path, herd_err *err);
 /* Record an adaptive decision for the endpoint (any thread). */
 void herd_sched_note_decision(herd_sched *s, int target, int have, const char *reason);
 

@@ -399,6 +399,50 @@ static void test_page_in_chromium(void **state)
     tu_log_free(&log);
 }
 
+/* performance_report_path: one HTML file at flow end that Chromium draws
+ * from the data inlined in it (nothing fetched: file://). */
+static void test_performance_report(void **state)
+{
+    if (access("/usr/bin/chromium", X_OK) != 0) {
+        fprintf(stderr, "\n*** SKIPPED: the report test needs Chromium (apt-get install chromium) ***\n\n");
+        skip();
+    }
+    char dir[64], ck[300], cmd[4096];
+    tu_mkdtemp(dir, sizeof dir);
+    snprintf(ck, sizeof ck, "{performance_report_path: '%s/report.html'}", dir);
+    tu_log log;
+    tu_log_init(&log);
+    herd_runner *r = tu_flow("{n_workers: 2, threads_per_worker: 1}", ck, 2, &log);
+    herd_future *fs[12];
+    for (int i = 0; i < 12; i++) fs[i] = tu_submit(r, i < 10 ? "obs_square" : "obs_fail", i < 10 ? herd_tuple("i", i) : herd_array(), NULL);
+    assert_int_equal(herd_wait(fs, 12, TU_WAIT_S, NULL), 0);
+    tu_flow_end(r);
+    assert_true(tu_log_has_line(&log, "performance report written to", "report.html"));
+    tu_log_free(&log);
+    snprintf(cmd, sizeof cmd, "%s/report.html", dir);
+    char *html = tu_read_file(cmd);
+    assert_non_null(html);
+    assert_non_null(strstr(html, "window.HERD_SNAPSHOT = {"));
+    assert_true(strlen(html) < 400 * 1024);
+    free(html);
+    snprintf(cmd, sizeof cmd,
+             "cd %s && timeout 120 chromium --headless --no-sandbox --disable-gpu --no-first-run --user-data-dir=%s/profile "
+             "--enable-logging=stderr --v=0 --virtual-time-budget=2000 --window-size=1280,900 --dump-dom file://%s/report.html "
+             "> dom.html 2> chromium.log && timeout 120 chromium --headless --no-sandbox --disable-gpu --no-first-run "
+             "--user-data-dir=%s/profile --virtual-time-budget=2000 --window-size=1280,900 --hide-scrollbars "
+             "--screenshot=%s/observe-report.png file://%s/report.html > /dev/null 2>&1",
+             dir, dir, dir, dir, build_dir, dir);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(check("dom %s/dom.html local-0 local-1 obs_square 10 obs_fail 0", dir), 0);
+    snprintf(cmd, sizeof cmd, "grep -q CONSOLE %s/chromium.log", dir);
+    if (system(cmd) == 0) {
+        snprintf(cmd, sizeof cmd, "grep CONSOLE %s/chromium.log >&2", dir);
+        if (system(cmd)) {}
+        fail_msg("the report logged to its console");
+    }
+    tu_rmtree(dir);
+}
+
 /* A non-loopback address: an interface of its own (a bridge with no port)
  * with a 10.x address; connections to it stay on this host. */
 static char dummy_if[32], dummy_ip[32];
@@ -642,6 +686,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_https),
         cmocka_unit_test(test_bad_address),
         cmocka_unit_test(test_progress),
+        cmocka_unit_test(test_performance_report),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
