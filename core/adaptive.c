@@ -283,6 +283,7 @@ static void decide(herd_adaptive *a, int full)
     if (full) finish_retires(a);
     size_t ninfo;
     provider_status(a, &ninfo);
+    if (a->ops->provider) a->ops->provider(a->s, a->prov->name, a->info, ninfo);   /* for the dashboard */
     double now = herd_now();
     note_deaths(a, &l, ninfo, now);
 

@@ -31,6 +31,8 @@ void herd_metrics_destroy(herd_metrics *m)
 {
     for (herd_mgroup *g = m->groups, *n; g; g = n) { n = g->next; free(g->name); free(g); }
     m->groups = NULL;
+    free(m->pinfo);
+    m->pinfo = NULL;
     kmap_free(&m->byhash);
     pthread_mutex_destroy(&m->mu);
 }
@@ -103,5 +105,19 @@ void herd_metrics_decision(herd_metrics *m, int target, int have, const char *re
     d->have = have;
     snprintf(d->reason, sizeof d->reason, "%s", reason ? reason : "");
     m->desired = target;
+    pthread_mutex_unlock(&m->mu);
+}
+
+void herd_metrics_provider(herd_metrics *m, const char *name, const herd_worker_info *info, size_t n)
+{
+    if (n > HERD_MET_NPROV) n = HERD_MET_NPROV;
+    pthread_mutex_lock(&m->mu);
+    if (!m->pinfo) m->pinfo = malloc(HERD_MET_NPROV * sizeof *m->pinfo);
+    if (m->pinfo) {
+        memcpy(m->pinfo, info, n * sizeof *info);
+        m->npinfo = n;
+        snprintf(m->pname, sizeof m->pname, "%s", name ? name : "");
+        m->pat = herd_wall_now();
+    }
     pthread_mutex_unlock(&m->mu);
 }

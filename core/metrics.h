@@ -17,6 +17,7 @@
 #define HERD_MET_NRUNS    512        /* task runs kept (a ring) */
 #define HERD_MET_NLOGS    100        /* log lines kept */
 #define HERD_MET_NDECIDE  100        /* adaptive decisions kept */
+#define HERD_MET_NPROV    256        /* provider status entries kept */
 #define HERD_MET_MAXGROUPS 1000      /* more distinct task names share the group "(other)" */
 extern const double herd_met_bounds[HERD_MET_NBUCKETS];   /* upper bounds, s; the last is +Inf */
 
@@ -58,6 +59,10 @@ typedef struct herd_metrics {
     herd_mdecision dec[HERD_MET_NDECIDE];
     uint64_t ndec;
     int desired;                     /* the adaptive target; -1: none decided */
+    char pname[64];                  /* the provider whose status list this is ("": none) */
+    double pat;                      /* when it was listed */
+    herd_worker_info *pinfo;         /* at most HERD_MET_NPROV entries */
+    size_t npinfo;
 } herd_metrics;
 
 void herd_metrics_init(herd_metrics *m);
@@ -70,6 +75,7 @@ void herd_metrics_run(herd_metrics *m, herd_mgroup *g, const char *worker, doubl
 /* From any thread. */
 void herd_metrics_log(herd_metrics *m, int level, const char *line);
 void herd_metrics_decision(herd_metrics *m, int target, int have, const char *reason);
+void herd_metrics_provider(herd_metrics *m, const char *name, const herd_worker_info *info, size_t n);
 double herd_wall_now(void);
 
 #endif

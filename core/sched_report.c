@@ -301,6 +301,33 @@ static void j_logs(herd_sched *s, uint64_t since, struct evbuffer *b)
     pthread_mutex_unlock(&s->met.mu);
 }
 
+/* The provider's own list of its workers (starting ones, failed ones and
+ * why), as the keeper last read it; null without one. */
+static void j_provider(herd_sched *s, struct evbuffer *b)
+{
+    static const char *const st[] = { "starting", "running", "stopping", "stopped", "failed" };
+    pthread_mutex_lock(&s->met.mu);
+    if (!s->met.pname[0]) { LIT(b, "null"); pthread_mutex_unlock(&s->met.mu); return; }
+    LIT(b, "{");
+    herd_json_key(b, "provider", 1); herd_json_str(b, s->met.pname);
+    herd_json_key(b, "time", 0); herd_json_num(b, s->met.pat);
+    herd_json_key(b, "workers", 0);
+    LIT(b, "[");
+    for (size_t i = 0; i < s->met.npinfo; i++) {
+        const herd_worker_info *w = &s->met.pinfo[i];
+        if (i) LIT(b, ",");
+        LIT(b, "{");
+        herd_json_key(b, "name", 1); herd_json_strn(b, w->name, strnlen(w->name, sizeof w->name));
+        herd_json_key(b, "state", 0); herd_json_str(b, w->state >= 0 && w->state <= 4 ? st[w->state] : "unknown");
+        herd_json_key(b, "pid", 0); herd_json_num(b, (double)w->pid);
+        herd_json_key(b, "host", 0); herd_json_strn(b, w->host, strnlen(w->host, sizeof w->host));
+        herd_json_key(b, "detail", 0); herd_json_strn(b, w->detail, strnlen(w->detail, sizeof w->detail));
+        LIT(b, "}");
+    }
+    LIT(b, "]}");
+    pthread_mutex_unlock(&s->met.mu);
+}
+
 int sch_report_json(herd_sched *s, const char *which, uint64_t since_run, uint64_t since_log, struct evbuffer *b)
 {
     if (!strcmp(which, "workers")) j_workers(s, b);
@@ -308,6 +335,7 @@ int sch_report_json(herd_sched *s, const char *which, uint64_t since_run, uint64
     else if (!strcmp(which, "runs")) j_runs(s, since_run, b);
     else if (!strcmp(which, "adaptive")) j_adaptive(s, b);
     else if (!strcmp(which, "logs")) j_logs(s, since_log, b);
+    else if (!strcmp(which, "provider")) j_provider(s, b);
     else if (!strcmp(which, "status")) {
         LIT(b, "{");
         herd_json_key(b, "version", 1); herd_json_str(b, HERD_VERSION_STRING);
@@ -327,6 +355,7 @@ int sch_report_json(herd_sched *s, const char *which, uint64_t since_run, uint64
         herd_json_key(b, "running", 0); j_running(s, b);
         herd_json_key(b, "adaptive", 0); j_adaptive(s, b);
         herd_json_key(b, "logs", 0); j_logs(s, since_log, b);
+        herd_json_key(b, "provider", 0); j_provider(s, b);
         LIT(b, "}");
     } else return -1;
     LIT(b, "\n");

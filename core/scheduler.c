@@ -144,7 +144,13 @@ static int lops_drain(void *ud, const char *name) { return herd_sched_drain(ud, 
 static int lops_has(void *ud, const char *name) { return herd_sched_has_worker(ud, name); }
 static int lops_nworkers(void *ud, int *nthreads) { return herd_sched_nworkers(ud, nthreads); }
 static void lops_note(void *ud, int target, int have, const char *reason) { herd_sched_note_decision(ud, target, have, reason); }
-const herd_sched_ops herd_sched_ops_local = { lops_load, lops_drain, lops_has, lops_nworkers, lops_note, &herd_sched_local_tp };
+static void lops_provider(void *ud, const char *name, const herd_worker_info *info, size_t n)
+{
+    herd_sched *s = ud;
+    herd_metrics_provider(&s->met, name, info, n);
+}
+const herd_sched_ops herd_sched_ops_local = { lops_load, lops_drain, lops_has, lops_nworkers, lops_note, lops_provider,
+                                              &herd_sched_local_tp };
 
 struct reportreq { const char *which; struct evbuffer *b; int rc; };
 

@@ -99,6 +99,8 @@ typedef struct herd_sched_ops {
     int (*has_worker)(void *ud, const char *name);        /* 1: connected */
     int (*nworkers)(void *ud, int *nthreads);             /* connected, not closing */
     void (*note)(void *ud, int target, int have, const char *reason);   /* a decision, for the dashboard; may be NULL */
+    /* the provider's status list, for the dashboard; may be NULL */
+    void (*provider)(void *ud, const char *name, const herd_worker_info *info, size_t n);
     const herd_transport *tp;                             /* submits go here (ud the same) */
 } herd_sched_ops;
 extern const herd_sched_ops herd_sched_ops_local;

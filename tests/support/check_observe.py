@@ -63,9 +63,14 @@ def check_api(doc, nworkers, task, completed):
     runs = [r for r in doc["runs"]["runs"] if r["name"] == task]
     if len(runs) < min(completed, 1) or any(r["stop"] < r["start"] for r in runs):
         fail("runs of %s: %s" % (task, runs[:3]))
-    for k in ("adaptive", "logs"):
+    for k in ("adaptive", "logs", "totals"):
         if k not in doc:
             fail("no %s in /api/v1/status" % k)
+    # a temporary cluster: the provider's own list, as the keeper last read it
+    prov = doc.get("provider")
+    if not prov or prov["provider"] != "LocalCluster" or len(prov["workers"]) != nworkers \
+            or any(w["state"] not in ("starting", "running") or w["pid"] <= 0 for w in prov["workers"]):
+        fail("provider status: %s" % prov)
 
 
 class Dom(HTMLParser):
