@@ -405,8 +405,9 @@ void sch_report_text(herd_sched *s, struct evbuffer *b)
         for (herd_mgroup *g = s->met.groups; g; g = g->next) {
             char mean[32] = "-";
             double m = g->dur_count ? g->dur_sum / (double)g->dur_count : 0;
-            if (g->dur_count) snprintf(mean, sizeof mean, m >= 1 ? "%.1f s" : m >= 1e-3 ? "%.1f ms" : "%.0f us",
-                                       m >= 1 ? m : m >= 1e-3 ? m * 1e3 : m * 1e6);
+            if (g->dur_count && m < 1e-6) snprintf(mean, sizeof mean, "< 1 us");
+            else if (g->dur_count) snprintf(mean, sizeof mean, m >= 1 ? "%.1f s" : m >= 1e-3 ? "%.1f ms" : "%.0f us",
+                                            m >= 1 ? m : m >= 1e-3 ? m * 1e3 : m * 1e6);
             evbuffer_add_printf(b, "%-28.28s %8llu %8lld %8lld %10llu %8llu %10s\n", g->name, (unsigned long long)g->total,
                                 (long long)(g->n[0] + g->n[1] + g->n[3]), (long long)g->n[2], (unsigned long long)g->ended[0],
                                 (unsigned long long)(g->ended[1] + g->ended[2] + g->ended[3]), mean);
