@@ -81,6 +81,7 @@ struct sworker {
     char *name;
     uint32_t id;
     int role, hello, nthreads, busy, closing, close_sent;
+    int paused;                /* over 80% of its memory_limit (PAUSE): sent no task */
     long pid;
     sres *res;
     size_t nres;
@@ -668,7 +669,7 @@ static void dispatch_cb(evutil_socket_t fd, short what, void *arg)
         sworker *bw = NULL;
         stask *bt = NULL;
         for (sworker *w = s->workers; w; w = w->next) {
-            if (!w->hello || w->role != ROLE_WORKER || w->closing || capacity(s, w, now) <= 0) continue;
+            if (!w->hello || w->role != ROLE_WORKER || w->closing || w->paused || capacity(s, w, now) <= 0) continue;
             stask *t = best_for(s, w);
             if (!t) continue;
             if (!bt || (t != bt && before(t, bt)) || (t == bt && better_for(s, t, w, bw))) { bt = t; bw = w; }
@@ -1296,6 +1297,15 @@ static void on_msg(herd_conn *c, const msgpack_object *m, void *ud)
         herd_msg_log lm;
         if (herd_proto_unpack_log(m, &lm, &e)) break;
         on_log(s, w, &lm);
+        return;
+    }
+    case OP_PAUSE: {
+        herd_msg_pause pm;
+        if (herd_proto_unpack_pause(m, &pm, &e)) break;
+        if (pm.paused != w->paused)
+            slog(s, HERD_LOG_DEBUG, "worker %s %s", w->name, pm.paused ? "paused (memory)" : "resumed");
+        w->paused = pm.paused;
+        if (!w->paused) kick(s);
         return;
     }
     case OP_SECEDE: {
