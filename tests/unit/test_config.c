@@ -617,7 +617,7 @@ static void test_check_bad(void **state)
     snprintf(want, sizeof want,
              "%s:4:18: cluster_kwargs.n_workers: expected int or null, got str \"four\"\n"
              "%s:5:7: cluster_kwargs.threads_per_worke: unknown key; did you mean \"threads_per_worker\"? known keys: "
-             "n_workers, threads_per_worker, processes, resources, memory_limit, env, name\n"
+             "n_workers, threads_per_worker, processes, resources, memory_limit, env, name, local_directory\n"
              "%s:6:21: cluster_kwargs.memory_limit: expected size (bytes, or a string like \"512MiB\", \"4GB\", "
              "\"auto\") or null, got str \"lots\"\n"
              "%s:9:5: cluster_kwargs.zone: required key is missing (expected str)\n"
