@@ -808,7 +808,7 @@ static void test_show(void **state)
                         "description: small\n"
                         "cluster_class: local.LocalCluster\n"
                         "cluster_kwargs: {n_workers: 2, threads_per_worker: null, processes: true, resources: {}, "
-                        "memory_limit: 1073741824, env: {}, name: local}\n"
+                        "memory_limit: 1073741824, env: {}, name: local, local_directory: null}\n"
                         "adapt_kwargs: {minimum: 0, maximum: 4, interval: 0.5, wait_count: 3, target_duration: 5.0}\n"
                         "client_kwargs: {connect_timeout: 30.0, provision_timeout: 60.0, heartbeat_interval: 1.0, "
                         "heartbeat_timeout: 30.0, allowed_failures: 3, listen: null, token: null, security: null, tls_ca_file: null, tls_cert: null, tls_key: null, no_workers_timeout: 60.0, start: lazy, log_level: null}\n");
