@@ -131,7 +131,7 @@ herd_blob *herd_spill_view(const herd_blob *spilled)
 static int spill_one(herd_spill *sp, const char *why)
 {
     uint64_t key = 0;
-    herd_blob *b = sp->closed ? NULL : herd_store_lru(sp->st, &key);
+    herd_blob *b = sp->closed || !sp->st ? NULL : herd_store_lru(sp->st, &key);
     if (!b) return 0;
     char path[4200];
     snprintf(path, sizeof path, "%s/%016llx-%llu", sp->dir, (unsigned long long)key, (unsigned long long)++sp->seq);
@@ -166,7 +166,7 @@ static int64_t target(const herd_spill *sp) { return (int64_t)(HERD_MEM_TARGET *
 static size_t managed(herd_spill *sp)
 {
     size_t mem = 0, spilled = 0;
-    herd_store_stats(sp->st, NULL, &mem, &spilled);
+    if (sp->st) herd_store_stats(sp->st, NULL, &mem, &spilled);
     if (sp->full && !spilled) sp->full = 0;         /* the disk may have room again */
     return mem;
 }
@@ -242,18 +242,20 @@ int herd_spill_new(herd_spill **out, herd_store *st, const herd_spill_cfg *cfg, 
     const char *parent = cfg->local_directory ? cfg->local_directory : cfg->parent;
     if (!parent) parent = getenv("TMPDIR");
     if (!parent || !*parent) parent = "/tmp";
-    int rc = herd_local_directory_check(cfg->local_directory ? "local_directory" : "the spill directory's parent",
-                                        parent, err);
+    int rc = st ? herd_local_directory_check(cfg->local_directory ? "local_directory" : "the spill directory's parent",
+                                             parent, err) : 0;
     if (rc) return rc;
     herd_spill *sp = calloc(1, sizeof *sp);
     if (!sp) return herd_err_set(err, -ENOMEM, "out of memory");
     sp->cfg = *cfg;
     sp->st = st;
-    snprintf(sp->dir, sizeof sp->dir, "%s/herd-spill-%.40s-XXXXXX", parent, cfg->name ? cfg->name : "worker");
-    if (!mkdtemp(sp->dir)) {
-        rc = herd_err_set(err, -errno, "local_directory: cannot create %s: %s", sp->dir, strerror(errno));
-        free(sp);
-        return rc;
+    if (st) {
+        snprintf(sp->dir, sizeof sp->dir, "%s/herd-spill-%.40s-XXXXXX", parent, cfg->name ? cfg->name : "worker");
+        if (!mkdtemp(sp->dir)) {
+            rc = herd_err_set(err, -errno, "local_directory: cannot create %s: %s", sp->dir, strerror(errno));
+            free(sp);
+            return rc;
+        }
     }
     pthread_mutex_init(&sp->mu, NULL);
     pthread_mutex_init(&sp->tmu, NULL);
@@ -286,7 +288,7 @@ void herd_spill_close(herd_spill *sp)
     pthread_mutex_lock(&sp->mu);
     if (sp->closed) { pthread_mutex_unlock(&sp->mu); return; }
     sp->closed = 1;
-    DIR *d = opendir(sp->dir);
+    DIR *d = sp->dir[0] ? opendir(sp->dir) : NULL;
     for (struct dirent *e; d && (e = readdir(d));) {
         if (e->d_name[0] == '.') continue;
         char path[4400];
@@ -294,7 +296,7 @@ void herd_spill_close(herd_spill *sp)
         unlink(path);
     }
     if (d) closedir(d);
-    rmdir(sp->dir);
+    if (sp->dir[0]) rmdir(sp->dir);
     pthread_mutex_unlock(&sp->mu);
 }
 

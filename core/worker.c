@@ -643,14 +643,27 @@ static void start_peer(wk *w)
     herd_msg_peer m = { herd_pstr_c(herd_peer_server_address(w->peer)) };
     herd_proto_pack_peer(herd_conn_buf(w->conn), &m);
     herd_conn_end(w->conn);
-    if (w->cfg.memory_limit > 0) {
-        char parent[200];
+}
+
+/* Under memory_limit (a worker process): the spiller of its store, by
+ * default in the cluster's private directory (where the peer socket is);
+ * without a store (results travel inline) the pause alone. */
+static void start_memory(wk *w)
+{
+    if (w->cfg.memory_limit <= 0) return;
+    char parent[200] = "";
+    const char *slash;
+    herd_addr a;
+    if (w->store && herd_addr_parse(w->address, &a, NULL) == 0 && a.is_unix && (slash = strrchr(a.path, '/')))
         snprintf(parent, sizeof parent, "%.*s", (int)(slash - a.path), a.path);
-        herd_spill_cfg sc = { .memory_limit = w->cfg.memory_limit, .local_directory = w->cfg.local_directory,
-                              .parent = parent, .name = w->name, .log = spill_log, .on_pause = spill_pause, .ud = w };
-        if (herd_spill_new(&w->spill, w->store, &sc, &e))
-            wlog(w, HERD_LOG_ERROR, "held values will not be spilled to disk: %s", e.msg);
-    }
+    herd_spill_cfg sc = { .memory_limit = w->cfg.memory_limit, .local_directory = w->cfg.local_directory,
+                          .parent = parent[0] ? parent : NULL, .name = w->name, .log = spill_log,
+                          .on_pause = spill_pause, .ud = w };
+    herd_err e;
+    if (herd_spill_new(&w->spill, w->store, &sc, &e) == 0) return;
+    wlog(w, HERD_LOG_ERROR, "held values will not be spilled to disk: %s", e.msg);
+    if (w->store && herd_spill_new(&w->spill, NULL, &sc, &e))
+        wlog(w, HERD_LOG_ERROR, "no memory monitor (pausing): %s", e.msg);
 }
 
 static wk *wk_new(const herd_worker_cfg *cfg, herd_err *err)
@@ -691,6 +704,7 @@ static wk *wk_new(const herd_worker_cfg *cfg, herd_err *err)
     }
     herd_conn_end(w->conn);
     start_peer(w);
+    start_memory(w);
     for (int i = 0; i < w->cfg.nthreads; i++) {
         pthread_t th;
         atomic_fetch_add(&w->refs, 1);

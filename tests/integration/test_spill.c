@@ -276,8 +276,8 @@ static void test_default_local_directory(void **state)
 
 /* A worker over 80% of its limit is paused: the tasks submitted meanwhile
  * all run on the other worker although it has a free thread; once its
- * memory falls back it resumes and runs tasks again. */
-static void test_pause_and_resume(void **state)
+ * memory falls back it resumes and runs tasks again. With client_kwargs cl. */
+static void pause_and_resume(const char *cl)
 {
     int64_t base = baseline_rss();
     int64_t limit = 4 * base;
@@ -288,7 +288,7 @@ static void test_pause_and_resume(void **state)
     snprintf(ck, sizeof ck, "{n_workers: 2, threads_per_worker: 2, memory_limit: %lld, " ENV "}", (long long)limit);
     tu_log log;
     tu_log_init(&log);
-    herd_runner *r = tu_flow(ck, NULL, 2, &log);
+    herd_runner *r = tu_flow(ck, cl, 2, &log);
     /* between the pause (80%) and the exit (95%) */
     herd_future *hog = tu_submit(r, "t_hog", herd_tuple("sI", dir, (int64_t)(0.87 * (double)limit)),
                                  "{workers: [local-0]}");
@@ -317,6 +317,11 @@ static void test_pause_and_resume(void **state)
     tu_log_free(&log);
     tu_rmtree(dir);
 }
+
+static void test_pause_and_resume(void **state) { pause_and_resume(NULL); }
+
+/* Over TCP workers hold no values (nothing to spill) but pause all the same. */
+static void test_pause_over_tcp(void **state) { pause_and_resume("{listen: 'tcp://127.0.0.1:0'}"); }
 
 /* Released futures free the worker's memory: its RSS falls back. The values
  * are of two sizes, and the last one stays held, so glibc would keep the
@@ -414,6 +419,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_spill_and_read_back),
         cmocka_unit_test(test_default_local_directory),
         cmocka_unit_test(test_pause_and_resume),
+        cmocka_unit_test(test_pause_over_tcp),
         cmocka_unit_test(test_release_frees_worker_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
