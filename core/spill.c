@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #define MONITOR_MS 100         /* Dask's distributed.worker.memory.monitor-interval */
+#define RETRY_S 5.0            /* after a failed write */
 
 struct herd_spill {
     herd_spill_cfg cfg;
@@ -29,7 +30,9 @@ struct herd_spill {
     char dir[4096];
     pthread_mutex_t mu;        /* one spiller at a time (an executor, the monitor) */
     uint64_t seq;              /* file names (under mu) */
-    int full;                  /* a write failed (disk full?): stop trying until a FREE makes room */
+    int full;                  /* a write failed (disk full?): no spilling until a FREE */
+    size_t full_at;            /* makes room (fewer bytes spilled than then), or for RETRY_S */
+    double full_since;
     int closed;                /* the directory is gone: spill no more (under mu) */
     pthread_mutex_t tmu;       /* the monitor thread's stop flag and wait */
     pthread_cond_t tcv;
@@ -87,26 +90,29 @@ static int fout_write(void *ud, const char *buf, size_t len)
     return 0;
 }
 
+static int errno_or_eio(void) { return errno ? -errno : -EIO; }
+
 /* Write b's packed bytes to path. 0 or -errno. */
 static int write_blob(const char *path, const herd_blob *b)
 {
+    errno = 0;
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0) return -errno;
+    if (fd < 0) return errno_or_eio();
     FILE *f = fdopen(fd, "w");
-    if (!f) { int e = errno; close(fd); unlink(path); return -e; }
+    if (!f) { int e = errno_or_eio(); close(fd); unlink(path); return e; }
     fout o = { f, 0 };
     int rc = 0;
     if (b->value) {
         msgpack_packer pk;
         msgpack_packer_init(&pk, &o, fout_write);
-        if (herd_value_pack(&pk, b->value)) rc = ferror(f) ? -errno : -EINVAL;
+        if (herd_value_pack(&pk, b->value)) rc = ferror(f) ? errno_or_eio() : -EINVAL;
     } else if (fout_write(&o, b->data, b->len)) {
-        rc = -errno;
+        rc = errno_or_eio();
     }
     if (!rc && o.n != b->len) rc = -EINVAL;      /* herd_wire_size and the packer disagree */
-    if (fclose(f) && !rc) rc = -errno;
+    if (fclose(f) && !rc) rc = errno_or_eio();
     if (rc) unlink(path);
-    return rc ? rc : 0;
+    return rc;
 }
 
 herd_blob *herd_spill_view(const herd_blob *spilled)
@@ -142,6 +148,8 @@ static int spill_one(herd_spill *sp, const char *why)
         slogf(sp, HERD_LOG_ERROR, "cannot spill a value of %.1f MiB to %s: %s; keeping it in memory", mib((int64_t)b->len),
               sp->dir, strerror(-rc));
         sp->full = 1;
+        herd_store_stats(sp->st, NULL, NULL, &sp->full_at);
+        sp->full_since = herd_now();
         herd_blob_unref(b);
         return 0;
     }
@@ -167,7 +175,7 @@ static size_t managed(herd_spill *sp)
 {
     size_t mem = 0, spilled = 0;
     if (sp->st) herd_store_stats(sp->st, NULL, &mem, &spilled);
-    if (sp->full && !spilled) sp->full = 0;         /* the disk may have room again */
+    if (sp->full && (spilled < sp->full_at || herd_now() - sp->full_since > RETRY_S)) sp->full = 0;
     return mem;
 }
 
