@@ -52,11 +52,15 @@ static int t_rss(herd_task_ctx *ctx, const herd_value *args, herd_value **out)
 }
 HERD_TASK(t_rss);
 
-/* (n, seed) -> n bytes of pattern(seed), taken without a copy */
+/* (n, seed[, below]) -> n bytes of pattern(seed), taken without a copy.
+ * With below, it first waits (a while at most) until the worker's RSS is
+ * under below bytes: a producer no faster than the memory monitor, whose
+ * RSS readings come every 100 ms (sanitizer builds grow faster). */
 static int t_make(herd_task_ctx *ctx, const herd_value *args, herd_value **out)
 {
     size_t n = (size_t)herd_as_int(herd_at(args, 0));
-    int64_t seed = herd_as_int(herd_at(args, 1));
+    int64_t seed = herd_as_int(herd_at(args, 1)), below = herd_len(args) > 2 ? herd_as_int(herd_at(args, 2)) : 0;
+    for (double end = tu_now() + TU_WAIT_S; below && rss_now() >= below && tu_now() < end;) tu_sleep_ms(5);
     unsigned char *buf = malloc(n ? n : 1);
     if (!buf) return herd_task_fail(ctx, "t_make: no memory for %zu bytes", n);
     for (size_t off = 0; off < n; off += BLOCK) memset(buf + off, pattern(seed, off / BLOCK), n - off < BLOCK ? n - off : BLOCK);
@@ -130,17 +134,37 @@ static const herd_value *result_of(herd_future *f)
     return v;
 }
 
-/* A worker's RSS right after it started (this binary, one thread, no limit):
- * the memory limits below are set above it. */
-static int64_t baseline_rss(void)
+/* A worker's RSS right after it started (this binary, one thread, no limit)
+ * and, with cost, what holding one value adds to it (VALUE, or more under a
+ * sanitizer's shadow memory): the memory limits below are set from these. */
+static int64_t baseline_rss(int64_t *cost)
 {
     herd_runner *r = tu_flow("{n_workers: 1, threads_per_worker: 1, memory_limit: 0, " ENV "}", NULL, 1, NULL);
     herd_future *f = tu_submit(r, "t_rss", herd_tuple(""), NULL);
     int64_t rss = herd_as_int(herd_at(result_of(f), 0));
     herd_future_release(f);
+    if (cost) {
+        herd_future *v = tu_submit(r, "t_make", herd_tuple("Ii", VALUE, 1), NULL);
+        herd_err err = { 0 };
+        if (herd_wait(&v, 1, 4 * TU_WAIT_S, &err)) fail_msg("%s", err.msg);
+        herd_future *g = tu_submit(r, "t_rss", herd_tuple(""), NULL);   /* v held meanwhile */
+        *cost = herd_as_int(herd_at(result_of(g), 0)) - rss;
+        if (*cost < VALUE) *cost = VALUE;
+        herd_future_release(g);
+        herd_future_release(v);
+    }
     tu_flow_end(r);
     assert_true(rss > 0);
     return rss;
+}
+
+/* A limit the values outgrow, where a producer waiting for the RSS to be
+ * under 65% (t_make's below) never reaches 80% (paused) or 95% (exit). */
+static int64_t spill_limit(int64_t base, int64_t cost)
+{
+    int64_t limit = 3 * (base + 2 * cost);
+    if (limit < 96 * MIB) limit = 96 * MIB;
+    return (limit + MIB - 1) / MIB * MIB;
 }
 
 /* Files matching pattern. */
@@ -179,10 +203,7 @@ static int64_t vm_rss(long pid)
  * every value right, a FREE deletes its file, and closing removes the rest. */
 static void test_spill_and_read_back(void **state)
 {
-    int64_t base = baseline_rss();
-    int64_t limit = 3 * (base + VALUE);
-    if (limit < 96 * MIB) limit = 96 * MIB;
-    limit = (limit + MIB - 1) / MIB * MIB;
+    int64_t cost = 0, base = baseline_rss(&cost), limit = spill_limit(base, cost);
     int n = (int)(limit / VALUE) + 3;                     /* more than the limit holds */
     int in_memory = (int)(0.6 * (double)limit / (double)VALUE);
     char dir[256], ck[600], pat[400];
@@ -194,7 +215,8 @@ static void test_spill_and_read_back(void **state)
     tu_log_init(&log);
     herd_runner *r = tu_flow(ck, NULL, 1, &log);
     herd_future **f = calloc((size_t)n, sizeof *f);
-    for (int i = 0; i < n; i++) f[i] = tu_submit(r, "t_make", herd_tuple("Ii", VALUE, i + 1), NULL);
+    for (int i = 0; i < n; i++)
+        f[i] = tu_submit(r, "t_make", herd_tuple("IiI", VALUE, i + 1, (int64_t)(0.65 * (double)limit)), NULL);
     herd_err err = { 0 };
     if (herd_wait(f, (size_t)n, 4 * TU_WAIT_S, &err)) fail_msg("herd_wait: %s", err.msg);
     for (int i = 0; i < n; i++)
@@ -204,8 +226,9 @@ static void test_spill_and_read_back(void **state)
     /* spilled while held: one file per value, mode 0600, beside no other */
     size_t files = count(pat);
     if ((int)files < n - in_memory || (int)files > n)
-        fail_msg("%zu spill files for %d values of which at most %d fit in memory (limit %lld MiB, baseline RSS %lld MiB)",
-                 files, n, in_memory, (long long)(limit / MIB), (long long)(base / MIB));
+        fail_msg("%zu spill files for %d values of which at most %d fit in memory (limit %lld MiB, baseline RSS %lld MiB, "
+                 "%lld MiB per value)", files, n, in_memory, (long long)(limit / MIB), (long long)(base / MIB),
+                 (long long)(cost / MIB));
     glob_t g;
     assert_int_equal(glob(pat, 0, NULL, &g), 0);
     struct stat st;
@@ -243,9 +266,7 @@ static void test_spill_and_read_back(void **state)
  * SIGKILLed worker's spill files go when the cluster closes. */
 static void test_default_local_directory(void **state)
 {
-    int64_t base = baseline_rss();
-    int64_t limit = (3 * (base + VALUE) + MIB - 1) / MIB * MIB;
-    if (limit < 96 * MIB) limit = 96 * MIB;
+    int64_t cost = 0, base = baseline_rss(&cost), limit = spill_limit(base, cost);
     int n = (int)(limit / VALUE) + 2;
     char ck[300];
     snprintf(ck, sizeof ck, "{n_workers: 1, threads_per_worker: 1, memory_limit: %lld, " ENV "}", (long long)limit);
@@ -253,7 +274,8 @@ static void test_default_local_directory(void **state)
     tu_log_init(&log);
     herd_runner *r = tu_flow(ck, NULL, 1, &log);
     herd_future **f = calloc((size_t)n, sizeof *f);
-    for (int i = 0; i < n; i++) f[i] = tu_submit(r, "t_make", herd_tuple("Ii", VALUE, i + 1), NULL);
+    for (int i = 0; i < n; i++)
+        f[i] = tu_submit(r, "t_make", herd_tuple("IiI", VALUE, i + 1, (int64_t)(0.65 * (double)limit)), NULL);
     for (int i = 0; i < n; i++) assert_true(bytes_ok(result_of(f[i]), (size_t)VALUE, i + 1));
     assert_true(tu_log_has_line(&log, "spilled 16.0 MiB", "/herd-spill-local-0-"));
     char pat[300];
@@ -279,7 +301,7 @@ static void test_default_local_directory(void **state)
  * memory falls back it resumes and runs tasks again. With client_kwargs cl. */
 static void pause_and_resume(const char *cl)
 {
-    int64_t base = baseline_rss();
+    int64_t base = baseline_rss(NULL);
     int64_t limit = 4 * base;
     if (limit < 96 * MIB) limit = 96 * MIB;
     limit = (limit + MIB - 1) / MIB * MIB;
