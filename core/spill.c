@@ -27,7 +27,9 @@
 struct herd_spill {
     herd_spill_cfg cfg;
     herd_store *st;
-    char dir[4096];
+    char parent[4000];         /* where dir goes ("": no store, nothing spills) */
+    char dir[4096];            /* made on the first spill ("" until then; under mu) */
+    char name[48];
     pthread_mutex_t mu;        /* one spiller at a time (an executor, the monitor) */
     uint64_t seq;              /* file names (under mu) */
     int full;                  /* a write failed (disk full?): no spilling until a FREE */
@@ -139,6 +141,19 @@ static int spill_one(herd_spill *sp, const char *why)
     uint64_t key = 0;
     herd_blob *b = sp->closed || !sp->st ? NULL : herd_store_lru(sp->st, &key);
     if (!b) return 0;
+    if (!sp->dir[0]) {             /* the first spill: the worker's directory */
+        char dir[sizeof sp->dir];
+        snprintf(dir, sizeof dir, "%s/herd-spill-%.40s-XXXXXX", sp->parent, sp->name);
+        if (!mkdtemp(dir)) {
+            slogf(sp, HERD_LOG_ERROR, "cannot spill: cannot create %s: %s; keeping values in memory", dir, strerror(errno));
+            sp->full = 1;
+            sp->full_at = 0;
+            sp->full_since = herd_now();
+            herd_blob_unref(b);
+            return 0;
+        }
+        memcpy(sp->dir, dir, sizeof dir);
+    }
     char path[4200];
     snprintf(path, sizeof path, "%s/%016llx-%llu", sp->dir, (unsigned long long)key, (unsigned long long)++sp->seq);
     int rc = write_blob(path, b);
@@ -257,14 +272,9 @@ int herd_spill_new(herd_spill **out, herd_store *st, const herd_spill_cfg *cfg, 
     if (!sp) return herd_err_set(err, -ENOMEM, "out of memory");
     sp->cfg = *cfg;
     sp->st = st;
-    if (st) {
-        snprintf(sp->dir, sizeof sp->dir, "%s/herd-spill-%.40s-XXXXXX", parent, cfg->name ? cfg->name : "worker");
-        if (!mkdtemp(sp->dir)) {
-            rc = herd_err_set(err, -errno, "local_directory: cannot create %s: %s", sp->dir, strerror(errno));
-            free(sp);
-            return rc;
-        }
-    }
+    sp->cfg.name = NULL;           /* borrowed: copied into the directory's name below */
+    if (st) snprintf(sp->parent, sizeof sp->parent, "%s", parent);
+    snprintf(sp->name, sizeof sp->name, "%s", cfg->name ? cfg->name : "worker");
     pthread_mutex_init(&sp->mu, NULL);
     pthread_mutex_init(&sp->tmu, NULL);
     herd_cond_init_monotonic(&sp->tcv);
@@ -280,7 +290,13 @@ int herd_spill_new(herd_spill **out, herd_store *st, const herd_spill_cfg *cfg, 
 
 int herd_spill_paused(herd_spill *sp) { return sp ? atomic_load(&sp->paused) : 0; }
 
-const char *herd_spill_dir(const herd_spill *sp) { return sp->dir; }
+const char *herd_spill_dir(herd_spill *sp)
+{
+    pthread_mutex_lock(&sp->mu);
+    const char *d = sp->dir;
+    pthread_mutex_unlock(&sp->mu);
+    return d;
+}
 
 void herd_spill_close(herd_spill *sp)
 {

@@ -28,19 +28,19 @@ typedef struct herd_spill_cfg {
 
 typedef struct herd_spill herd_spill;
 
-/* The worker's spill directory (a new herd-spill-<name>-XXXXXX, mode 0700,
- * under local_directory or parent) and the monitor thread (every 100 ms:
- * RSS against the spill and pause thresholds). An unusable local_directory
- * is an error naming it. Without a store (st NULL: the worker holds no
- * values) only the pause: no directory. */
+/* A worker's spiller and its monitor thread (every 100 ms: RSS against the
+ * spill and pause thresholds). Its spill directory, herd-spill-<name>-XXXXXX
+ * (mode 0700) under local_directory or parent, is made on the first spill;
+ * an unusable local_directory is an error naming it now. Without a store
+ * (st NULL: the worker holds no values) only the pause. */
 int herd_spill_new(herd_spill **out, herd_store *st, const herd_spill_cfg *cfg, herd_err *err);
 /* After a value joined the store: spill, in the caller's thread, while
  * managed bytes are over the target. */
 void herd_spill_after_put(herd_spill *sp);
 /* Is the worker paused (over HERD_MEM_PAUSE)? */
 int herd_spill_paused(herd_spill *sp);
-/* The spill directory's path ("" without a store). */
-const char *herd_spill_dir(const herd_spill *sp);
+/* The spill directory's path ("" before the first spill, or without a store). */
+const char *herd_spill_dir(herd_spill *sp);
 /* Stop the monitor and remove the directory with every file in it; nothing
  * spills after this (a worker about to exit, whatever its executors still
  * do). The store's spilled blobs then find their files gone. */
