@@ -68,7 +68,9 @@ int64_t herd_rss_bytes(void)
 int herd_local_directory_check(const char *field, const char *dir, herd_err *err)
 {
     struct stat s;
-    if (!dir || !*dir) return herd_err_set(err, HERD_ECONFIG, "%s: expected a directory, got an empty string", field);
+    if (!field) field = "local_directory";
+    if (!dir || !*dir)
+        return herd_err_set(err, HERD_ECONFIG, "%s: expected a directory, got %s", field, dir ? "an empty string" : "null");
     if (stat(dir, &s))
         return herd_err_set(err, HERD_ECONFIG, "%s: \"%s\": %s (expected an existing, writable directory)", field, dir,
                             strerror(errno));

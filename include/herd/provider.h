@@ -140,8 +140,8 @@ HERD_API int herd_worker_argv(const herd_cluster_env *env, const herd_worker_spe
 HERD_API void herd_strv_free(char **v);
 /* Is dir usable as a worker's local_directory (where it spills held values
  * under memory_limit: an existing, writable directory)? 0, or HERD_ECONFIG
- * with a message naming field ("cluster_kwargs.local_directory"), dir and
- * what was expected. A worker reads its local_directory from
+ * with a message naming field ("cluster_kwargs.local_directory"; NULL:
+ * "local_directory"), dir (NULL is refused) and what was expected. A worker reads its local_directory from
  * HERD_LOCAL_DIRECTORY in its environment (or --herd-local-directory). */
 HERD_API int herd_local_directory_check(const char *field, const char *dir, herd_err *err);
 /* For scheduler_listen: the host names or IP addresses this cluster's
