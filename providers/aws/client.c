@@ -314,7 +314,10 @@ int aws_json_call(aws_client *c, const char *service, const char *target_prefix,
     free(body);
     if (rc) return rc;
     json_error_t je;
-    json_t *j = json_loadb(out.s, out.len, JSON_DECODE_ANY, &je);
+    /* some operations (CreateLogGroup, PutRetentionPolicy) answer 200 with no body */
+    size_t sp = 0;
+    while (sp < out.len && (out.s[sp] == ' ' || out.s[sp] == '\n' || out.s[sp] == '\r' || out.s[sp] == '\t')) sp++;
+    json_t *j = sp == out.len ? json_object() : json_loadb(out.s, out.len, JSON_DECODE_ANY, &je);
     aws_buf_free(&out);
     if (!j || !json_is_object(j)) {
         json_decref(j);

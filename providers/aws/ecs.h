@@ -48,7 +48,8 @@ struct herd_cluster {
     /* what the cluster uses, and what it created itself (deleted on close) */
     char cluster_arn[256], cluster_name[256], log_group[256], vpc[64], sg_made[64];
     char container[256], exec_role[256], task_role[256], exec_role_made[128], task_role_made[128], td_arn[512];
-    bool cluster_made, log_group_made, td_made;
+    bool cluster_made, log_group_made, td_made, exec_policy_put;
+    size_t task_policies_attached;
     char **subnets, **sgs;       /* NULL-terminated, owned */
 };
 

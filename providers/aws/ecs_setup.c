@@ -21,7 +21,13 @@
 
 #define EC2_VERSION "2016-11-15"
 #define IAM_VERSION "2010-05-08"
-#define EXEC_POLICY "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
+/* The execution role's rights, inline: what AWS's managed
+   AmazonECSTaskExecutionRolePolicy grants (pull from ECR, write the logs). */
+#define EXEC_POLICY_NAME "herd-task-execution"
+#define EXEC_POLICY                                                                                            \
+    "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Action\":[\"ecr:GetAuthorizationToken\","   \
+    "\"ecr:BatchCheckLayerAvailability\",\"ecr:GetDownloadUrlForLayer\",\"ecr:BatchGetImage\",\"logs:CreateLogStream\"," \
+    "\"logs:PutLogEvents\"],\"Resource\":\"*\"}]}"
 
 char **ecs_strv_dup(const herd_value *list)
 {
@@ -275,7 +281,8 @@ static int setup_security_group(herd_cluster *c, herd_err *err)
 }
 
 static int create_role(herd_cluster *c, const char *suffix, const char *what, char *name_out, size_t ncap,
-                       char *arn_out, size_t acap, char **policies, const char *extra_policy, herd_err *err)
+                       char *arn_out, size_t acap, char **policies, const char *inline_policy, size_t *attached,
+                       herd_err *err)
 {
     short_name(name_out, ncap, c->cluster_name, suffix, 64);
     aws_buf q;
@@ -293,12 +300,18 @@ static int create_role(herd_cluster *c, const char *suffix, const char *what, ch
     aws_xml_text(aws_xml_find(xmlDocGetRootElement(d), "Arn"), NULL, arn_out, acap);
     xmlFreeDoc(d);
     herd_log(c->env, HERD_LOG_INFO, "%s: created %s %s", c->cls, what, name_out);
-    for (size_t i = 0; !rc && (extra_policy ? i <= strv_len(policies) : i < strv_len(policies)); i++) {
-        const char *p = i < strv_len(policies) ? policies[i] : extra_policy;
+    if (inline_policy) {
+        aws_query_init(&q, "PutRolePolicy", IAM_VERSION);
+        aws_query_add(&q, "RoleName", name_out);
+        aws_query_add(&q, "PolicyName", EXEC_POLICY_NAME);
+        aws_query_add(&q, "PolicyDocument", inline_policy);
+        if (!(rc = query(c, "iam", &q, "PutRolePolicy", NULL, NULL, err))) c->exec_policy_put = true;
+    }
+    for (size_t i = 0; !rc && i < strv_len(policies); i++) {
         aws_query_init(&q, "AttachRolePolicy", IAM_VERSION);
         aws_query_add(&q, "RoleName", name_out);
-        aws_query_add(&q, "PolicyArn", p);
-        rc = query(c, "iam", &q, "AttachRolePolicy", NULL, NULL, err);
+        aws_query_add(&q, "PolicyArn", policies[i]);
+        if (!(rc = query(c, "iam", &q, "AttachRolePolicy", NULL, NULL, err))) (*attached)++;
     }
     return rc;
 }
@@ -308,12 +321,12 @@ static int setup_roles(herd_cluster *c, herd_err *err)
     int rc = 0;
     if (c->set.execution_role_arn) snprintf(c->exec_role, sizeof c->exec_role, "%s", c->set.execution_role_arn);
     else rc = create_role(c, "-exec", "execution role", c->exec_role_made, sizeof c->exec_role_made, c->exec_role,
-                          sizeof c->exec_role, NULL, EXEC_POLICY, err);
+                          sizeof c->exec_role, NULL, EXEC_POLICY, &(size_t){ 0 }, err);
     if (rc) return rc;
     if (c->set.task_role_arn) snprintf(c->task_role, sizeof c->task_role, "%s", c->set.task_role_arn);
     else if (strv_len(c->set.task_role_policies))
         rc = create_role(c, "-task", "task role", c->task_role_made, sizeof c->task_role_made, c->task_role,
-                         sizeof c->task_role, c->set.task_role_policies, NULL, err);
+                         sizeof c->task_role, c->set.task_role_policies, NULL, &c->task_policies_attached, err);
     return rc;
 }
 
@@ -383,16 +396,22 @@ static void warn(herd_cluster *c, const char *what, herd_err *err)
     herd_log(c->env, HERD_LOG_WARN, "%s: could not delete %s: %s", c->cls, what, err->msg);
 }
 
-static void delete_role(herd_cluster *c, const char *name, char **policies, const char *extra)
+/* its policies first: the n attached ones, the inline one */
+static void delete_role(herd_cluster *c, const char *name, char **policies, size_t n, bool inline_policy)
 {
     herd_err err = { 0 };
     aws_buf q;
-    size_t n = strv_len(policies);
-    for (size_t i = 0; i < n + (extra ? 1 : 0); i++) {
+    for (size_t i = 0; i < n; i++) {
         aws_query_init(&q, "DetachRolePolicy", IAM_VERSION);
         aws_query_add(&q, "RoleName", name);
-        aws_query_add(&q, "PolicyArn", i < n ? policies[i] : extra);
+        aws_query_add(&q, "PolicyArn", policies[i]);
         if (query(c, "iam", &q, "DetachRolePolicy", NULL, NULL, &err)) warn(c, "a role's policy", &err);
+    }
+    if (inline_policy) {
+        aws_query_init(&q, "DeleteRolePolicy", IAM_VERSION);
+        aws_query_add(&q, "RoleName", name);
+        aws_query_add(&q, "PolicyName", EXEC_POLICY_NAME);
+        if (query(c, "iam", &q, "DeleteRolePolicy", NULL, NULL, &err)) warn(c, "a role's policy", &err);
     }
     aws_query_init(&q, "DeleteRole", IAM_VERSION);
     aws_query_add(&q, "RoleName", name);
@@ -424,8 +443,8 @@ void ecs_teardown(herd_cluster *c)
         }
         c->sg_made[0] = 0;
     }
-    if (c->task_role_made[0]) delete_role(c, c->task_role_made, c->set.task_role_policies, NULL);
-    if (c->exec_role_made[0]) delete_role(c, c->exec_role_made, NULL, EXEC_POLICY);
+    if (c->task_role_made[0]) delete_role(c, c->task_role_made, c->set.task_role_policies, c->task_policies_attached, false);
+    if (c->exec_role_made[0]) delete_role(c, c->exec_role_made, NULL, 0, c->exec_policy_put);
     c->task_role_made[0] = c->exec_role_made[0] = 0;
     if (c->log_group_made) {
         /* kept when a task wrote to it: the workers' output may be wanted */

@@ -158,15 +158,19 @@ static void apply(herd_cluster *c, ecs_worker *w, json_t *t)
     if (ip) snprintf(w->ip, sizeof w->ip, "%s", ip);
     int was = w->state;
     if (strcmp(st, "STOPPED") == 0 || strcmp(st, "DELETED") == 0) {
-        if (w->retiring) {
+        const char *code = json_string_value(json_object_get(t, "stopCode"));
+        const char *why = json_string_value(json_object_get(t, "stoppedReason"));
+        json_t *ct = json_array_get(json_object_get(t, "containers"), 0);
+        json_t *ex = json_object_get(ct, "exitCode");
+        const char *creason = json_string_value(json_object_get(ct, "reason"));
+        /* the worker ended itself cleanly (drained and closed by the
+           scheduler): its container exited 0 */
+        bool clean = json_is_integer(ex) && json_integer_value(ex) == 0 &&
+                     (!code || strcmp(code, "EssentialContainerExited") == 0);
+        if (w->retiring || clean) {
             w->state = HERD_WORKER_STOPPED;
-            snprintf(w->detail, sizeof w->detail, "stopped");
+            snprintf(w->detail, sizeof w->detail, "%s", w->retiring ? "stopped" : "exited (exit code 0)");
         } else {
-            const char *code = json_string_value(json_object_get(t, "stopCode"));
-            const char *why = json_string_value(json_object_get(t, "stoppedReason"));
-            json_t *ct = json_array_get(json_object_get(t, "containers"), 0);
-            json_t *ex = json_object_get(ct, "exitCode");
-            const char *creason = json_string_value(json_object_get(ct, "reason"));
             char exit[48] = "";
             if (json_is_integer(ex)) snprintf(exit, sizeof exit, " (exit code %lld)", (long long)json_integer_value(ex));
             w->state = HERD_WORKER_FAILED;

@@ -9,7 +9,8 @@ of moto (throttling and 5xx answers before the real one).
 GET  /creds                     container credentials (needs Authorization: test-auth-token)
 PUT  /latest/api/token          IMDSv2 session token (needs the TTL header)
 GET  /latest/meta-data/iam/security-credentials/[ROLE]   (needs the token)
-POST /control                   {"fail": N, "status": 400, "body": "...", "expires_in": S}
+POST /control                   {"fail": N, "status": 400, "body": "...", "op": "RunTask", "expires_in": S}
+                                (op: only requests for that operation fail; "" any)
 GET  /counts                    {"path": count, ...}
 POST /                          forwarded to moto after the next N injected failures
 """
@@ -21,7 +22,7 @@ import sys
 import threading
 
 lock = threading.Lock()
-state = {"fail": 0, "status": 400, "ctype": "application/x-amz-json-1.1",
+state = {"fail": 0, "op": "", "status": 400, "ctype": "application/x-amz-json-1.1",
          "body": '{"__type":"ThrottlingException","message":"Rate exceeded"}',
          "expires_in": 6 * 3600, "counts": {}}
 IMDS_TOKEN = "imds-session-token-123"
@@ -89,8 +90,12 @@ class H(http.server.BaseHTTPRequestHandler):
             with lock:
                 state.update(json.loads(data))
             return self.reply(200, "{}")
+        target = self.headers.get("X-Amz-Target") or ""
+        op = target.rsplit(".", 1)[-1] if target else ""
+        if not op and data.startswith(b"Action="):
+            op = data[7:].split(b"&", 1)[0].decode()
         with lock:
-            inject = state["fail"] > 0
+            inject = state["fail"] > 0 and state["op"] in ("", op)
             if inject:
                 state["fail"] -= 1
         if inject:

@@ -1,6 +1,7 @@
 /* tests/support/aws_moto.h — the AWS side of the AWS provider's tests, on
- * 127.0.0.1 only: moto's server (`python3 -m moto.server`, which the base
- * image's Python has) and tests/support/aws_endpoints.py (container
+ * 127.0.0.1 only: moto's server (tests/support/moto_ecs.py: moto, which the
+ * base image's Python has, with an optional ECS agent that runs the tasks
+ * here) and tests/support/aws_endpoints.py (container
  * credentials, IMDSv2, a fault-injecting proxy in front of moto), started and
  * stopped by the test; an environment that points the AWS client at them and
  * can never reach a real AWS address (instance metadata disabled unless a
@@ -110,7 +111,9 @@ static inline void tmoto_env(tmoto *m, const char *endpoint)
     setenv("HOME", m->home, 1);
 }
 
-static inline int tmoto_start(tmoto *m)
+/* with_agent: moto_ecs.py's agent runs the tasks' commands here (and moto's
+   ECS tasks hold RUNNING until stopped) */
+static inline int tmoto_start(tmoto *m, bool with_agent)
 {
     memset(m, 0, sizeof *m);
     snprintf(m->home, sizeof m->home, "/tmp/herd-aws-test-XXXXXX");
@@ -121,13 +124,14 @@ static inline int tmoto_start(tmoto *m)
     m->ep_port = tmoto_free_port();
     snprintf(m->url, sizeof m->url, "http://127.0.0.1:%d", m->port);
     snprintf(m->ep_url, sizeof m->ep_url, "http://127.0.0.1:%d", m->ep_port);
-    char port[16], ep_port[16], script[PATH_MAX];
+    char port[16], ep_port[16], script[PATH_MAX], moto_py[PATH_MAX];
     snprintf(port, sizeof port, "%d", m->port);
     snprintf(ep_port, sizeof ep_port, "%d", m->ep_port);
     tmoto_src_path(script, sizeof script, "tests/support/aws_endpoints.py");
-    const char *moto_argv[] = { "python3", "-m", "moto.server", "-H", "127.0.0.1", "-p", port, NULL };
+    tmoto_src_path(moto_py, sizeof moto_py, "tests/support/moto_ecs.py");
+    const char *moto_argv[] = { "python3", moto_py, port, with_agent ? "--agent" : NULL, NULL };
     const char *ep_argv[] = { "python3", script, ep_port, port, NULL };
-    herd_proc_spec s1 = { .argv = moto_argv, .io = { HERD_PROC_DEVNULL, HERD_PROC_DEVNULL, HERD_PROC_DEVNULL } };
+    herd_proc_spec s1 = { .argv = moto_argv, .io = { HERD_PROC_DEVNULL, HERD_PROC_DEVNULL, HERD_PROC_INHERIT } };
     herd_proc_spec s2 = { .argv = ep_argv, .io = { HERD_PROC_DEVNULL, HERD_PROC_DEVNULL, HERD_PROC_INHERIT } };
     if (herd_proc_start(m->sp, &s1, &m->moto, NULL, &err) || herd_proc_start(m->sp, &s2, &m->endpoints, NULL, &err) ||
         !tmoto_wait_port(m->port, 60) || !tmoto_wait_port(m->ep_port, 60)) {
@@ -181,10 +185,11 @@ static inline void tmoto_reset(tmoto *m)
 
 /* The endpoints' fault injection: the next n requests through the proxy get
    this status and body. */
-static inline void tmoto_inject(tmoto *m, int n, int status, const char *ctype, const char *body)
+static inline void tmoto_inject_op(tmoto *m, const char *op, int n, int status, const char *ctype, const char *body)
 {
     char url[128], *cmd = malloc(strlen(body) * 2 + 256), *q = cmd;
-    q += sprintf(q, "{\"fail\": %d, \"status\": %d, \"ctype\": \"%s\", \"body\": \"", n, status, ctype);
+    q += sprintf(q, "{\"op\": \"%s\", \"fail\": %d, \"status\": %d, \"ctype\": \"%s\", \"body\": \"", op, n,
+                 status, ctype);
     for (const char *p = body; *p; p++) {
         if (*p == '"' || *p == '\\') *q++ = '\\';
         *q++ = *p;
@@ -193,6 +198,11 @@ static inline void tmoto_inject(tmoto *m, int n, int status, const char *ctype, 
     snprintf(url, sizeof url, "%s/control", m->ep_url);
     free(tmoto_http("POST", url, cmd));
     free(cmd);
+}
+
+static inline void tmoto_inject(tmoto *m, int n, int status, const char *ctype, const char *body)
+{
+    tmoto_inject_op(m, "", n, status, ctype, body);
 }
 
 #endif

@@ -24,7 +24,7 @@ static tmoto moto;
 static int setup(void **state)
 {
     (void)state;
-    return tmoto_start(&moto);
+    return tmoto_start(&moto, false);
 }
 
 static int teardown(void **state)
