@@ -57,6 +57,7 @@ static void test_alias(void **state)
 int main(int argc, char **argv)
 {
     herd_init(&argc, &argv);   /* the agent runs this binary as the workers */
+    tmoto_require();
     const struct CMUnitTest suite[] = {
         cmocka_unit_test(test_basic),
         cmocka_unit_test(test_lifecycle),

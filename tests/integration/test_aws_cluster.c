@@ -126,14 +126,20 @@ static void assert_nothing_left(void)
     aws_client_free(c);
 }
 
-static herd_runner *aws_flow(const char *cls, const char *ck, const char *ak, tu_log *log, herd_err *err)
+static herd_runner *aws_flow_cl(const char *cls, const char *ck, const char *ak, const char *cl, tu_log *log,
+                                herd_err *err)
 {
     herd_runner *r = NULL;
-    herd_runner_opts o = { .cluster_class = cls, .cluster_kwargs = ck, .adapt_kwargs = ak,
+    herd_runner_opts o = { .cluster_class = cls, .cluster_kwargs = ck, .adapt_kwargs = ak, .client_kwargs = cl,
                            .log = log ? tu_log_sink : tu_quiet_sink, .log_ud = log };
     if (herd_runner_new(&r, &o, err)) return NULL;
     if (herd_flow_begin(r, "aws", err)) { herd_runner_free(r); return NULL; }
     return r;
+}
+
+static herd_runner *aws_flow(const char *cls, const char *ck, const char *ak, tu_log *log, herd_err *err)
+{
+    return aws_flow_cl(cls, ck, ak, NULL, log, err);
 }
 
 /* The seed's example: DaskTaskRunner(cluster_class="dask_cloudprovider.aws.FargateCluster",
@@ -329,9 +335,32 @@ static void test_task_stopped_is_worker_failure(void **state)
     tu_log_free(&log);
 }
 
+/* security: temporary: the tasks dial the scheduler over TLS with the
+   certificate the core issued for the address scheduler_listen chose. */
+static void test_tls_temporary(void **state)
+{
+    (void)state;
+    tu_log log;
+    tu_log_init(&log);
+    herd_err err = { 0 };
+    herd_runner *r = aws_flow_cl("aws.FargateCluster", "{image: x, n_workers: 2, worker_cpu: 256, worker_mem: 512}",
+                                 NULL, "{security: temporary}", &log, &err);
+    if (!r) fail_msg("%s", err.msg);
+    if (herd_wait_for_workers(r, 2, 60, &err)) fail_msg("%s", err.msg);
+    herd_future *f = tu_submit(r, "t_square", herd_tuple("i", (int64_t)9), NULL);
+    const herd_value *v = NULL;
+    if (herd_future_result(f, 60, &v, &err)) fail_msg("%s", err.msg);
+    assert_int_equal(herd_as_int(herd_at(v, 0)), 81);
+    assert_true(tu_log_has_line(&log, "cluster up at tls://127.0.0.1:", NULL));
+    tu_flow_end(r);
+    assert_nothing_left();
+    tu_log_free(&log);
+}
+
 int main(int argc, char **argv)
 {
     herd_init(&argc, &argv);   /* the agent runs this binary as the workers */
+    tmoto_require();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_seed_example_runs_a_flow, each),
         cmocka_unit_test_setup(test_adaptive_0_to_4, each),
@@ -339,6 +368,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup(test_unknown_cluster_arn, each),
         cmocka_unit_test_setup(test_runtask_failures_and_throttling, each),
         cmocka_unit_test_setup(test_task_stopped_is_worker_failure, each),
+        cmocka_unit_test_setup(test_tls_temporary, each),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -111,6 +111,18 @@ static inline void tmoto_env(tmoto *m, const char *endpoint)
     setenv("HOME", m->home, 1);
 }
 
+/* Whether this machine's python3 has moto and boto3; if not, the test binary
+   exits 77 (skipped: run.sh counts it, HERD_NO_SKIP=1 fails it) saying what
+   to install. */
+static inline void tmoto_require(void)
+{
+    if (system("python3 -c 'import moto.server, boto3' >/dev/null 2>&1") != 0) {
+        fprintf(stderr, "\n*** SKIPPED: the AWS tests need Python's moto (5.x) and boto3 "
+                        "(pip install 'moto[server]') ***\n\n");
+        exit(77);
+    }
+}
+
 /* with_agent: moto_ecs.py's agent runs the tasks' commands here (and moto's
    ECS tasks hold RUNNING until stopped) */
 static inline int tmoto_start(tmoto *m, bool with_agent)

@@ -365,6 +365,7 @@ static void endpoint_url_checked(void **state)
 
 int main(void)
 {
+    tmoto_require();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(ecs_json_calls, each),
         cmocka_unit_test_setup(ecs_error_surfaced, each),
