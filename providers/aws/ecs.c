@@ -120,6 +120,8 @@ static int start(herd_cluster *c, herd_err *err)
         if (!c->poller_on) rc = ecs_poll_start(c, err);
     }
     if (!rc && c->set.n_workers) rc = ecs_run(c, c->set.n_workers, err);
+    if (!rc) herd_log(c->env, HERD_LOG_INFO, "%s: %d workers started (%lu AWS requests so far)", c->cls,
+                      c->set.n_workers, aws_client_calls(c->aws));
     pthread_mutex_unlock(&c->api_mu);
     if (rc) herd_err_prefix(err, "%s", c->cls);
     return rc;
@@ -188,7 +190,8 @@ static void close_hook(herd_cluster *c)
     ecs_stop_all(c, 300);
     ecs_teardown(c);
     pthread_mutex_unlock(&c->api_mu);
-    herd_log(c->env, HERD_LOG_DEBUG, "%s: closed (%zu workers ever started)", c->cls, c->nw);
+    herd_log(c->env, HERD_LOG_INFO, "%s: closed (%zu workers ever started, %lu AWS requests in all)", c->cls, c->nw,
+             aws_client_calls(c->aws));
     cluster_free(c);
 }
 

@@ -142,9 +142,10 @@ static int setup_cluster(herd_cluster *c, herd_err *err)
             json_decref(resp);
             return err->code;
         }
-        snprintf(c->cluster_arn, sizeof c->cluster_arn, "%s", json_string_value(json_object_get(cl, "clusterArn")));
-        snprintf(c->cluster_name, sizeof c->cluster_name, "%s",
-                 json_string_value(json_object_get(cl, "clusterName")));
+        const char *arn = json_string_value(json_object_get(cl, "clusterArn"));
+        const char *name = json_string_value(json_object_get(cl, "clusterName"));
+        snprintf(c->cluster_arn, sizeof c->cluster_arn, "%s", arn ? arn : c->set.cluster_arn);
+        snprintf(c->cluster_name, sizeof c->cluster_name, "%s", name ? name : "");
         json_decref(resp);
         herd_log(c->env, HERD_LOG_INFO, "%s: using ECS cluster %s", c->cls, c->cluster_arn);
         return 0;

@@ -48,6 +48,8 @@ static ecs_worker *add_worker(herd_cluster *c)
     return w;
 }
 
+static void apply(herd_cluster *c, ecs_worker *w, json_t *t);
+
 static void set_failed(herd_cluster *c, ecs_worker *w, const char *fmt, const char *a, const char *b)
 {
     pthread_mutex_lock(&c->mu);
@@ -126,6 +128,7 @@ int ecs_run(herd_cluster *c, int n, herd_err *err)
         }
         pthread_mutex_lock(&c->mu);
         snprintf(w->arn, sizeof w->arn, "%s", arn);
+        apply(c, w, json_array_get(json_object_get(resp, "tasks"), 0));   /* its state as RunTask answered */
         pthread_mutex_unlock(&c->mu);
         herd_log(c->env, HERD_LOG_INFO, "%s: started worker %s as task %s", c->cls, w->name, arn);
         json_decref(resp);
