@@ -357,6 +357,25 @@ static void test_tls_temporary(void **state)
     tu_log_free(&log);
 }
 
+/* examples/fargate/herd.yaml's profiles pass the checks herd_runner_new makes
+   (the provider's schema, the Fargate pairs) without starting anything. */
+static void test_example_profiles(void **state)
+{
+    (void)state;
+    char path[PATH_MAX];
+    tmoto_src_path(path, sizeof path, "examples/fargate/herd.yaml");
+    setenv("HERD_CONFIG", path, 1);
+    const char *profiles[] = { "fargate", "fargate-adaptive", "fargate-given" };
+    for (size_t i = 0; i < 3; i++) {
+        herd_runner *r = NULL;
+        herd_err err = { 0 };
+        herd_runner_opts o = { .profile = profiles[i], .log = tu_quiet_sink };
+        if (herd_runner_new(&r, &o, &err)) fail_msg("profile %s: %s", profiles[i], err.msg);
+        herd_runner_free(r);
+    }
+    unsetenv("HERD_CONFIG");
+}
+
 int main(int argc, char **argv)
 {
     herd_init(&argc, &argv);   /* the agent runs this binary as the workers */
@@ -369,6 +388,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup(test_runtask_failures_and_throttling, each),
         cmocka_unit_test_setup(test_task_stopped_is_worker_failure, each),
         cmocka_unit_test_setup(test_tls_temporary, each),
+        cmocka_unit_test_setup(test_example_profiles, each),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
