@@ -20,6 +20,7 @@
 #include "../support/testutil.h"
 
 #include <jansson.h>
+#include <signal.h>
 #include <libxml/tree.h>
 
 static tmoto moto;
@@ -376,6 +377,36 @@ static void test_example_profiles(void **state)
     unsetenv("HERD_CONFIG");
 }
 
+/* The AWS endpoint goes away mid-run (moto is killed; the workers' processes
+   live on): the flow keeps running tasks on the workers it has, and its end
+   returns (each call retried, then given up) with a warning naming each
+   resource it could not delete. Last: moto is gone afterwards. */
+static void test_endpoint_gone_mid_run(void **state)
+{
+    (void)state;
+    tu_log log;
+    tu_log_init(&log);
+    log.echo_level = HERD_LOG_ERROR + 1;
+    herd_err err = { 0 };
+    herd_runner *r = aws_flow("aws.FargateCluster", "{image: x, n_workers: 2, worker_cpu: 256, worker_mem: 512, "
+                              "poll_interval: 0.1}", NULL, &log, &err);
+    if (!r) fail_msg("%s", err.msg);
+    if (herd_wait_for_workers(r, 2, 60, &err)) fail_msg("%s", err.msg);
+    kill(herd_proc_pid(moto.moto), SIGKILL);          /* moto alone: its agent's children stay */
+    assert_true(tu_log_wait_line(&log, "reading the tasks' states", "Couldn't connect", 60));
+    herd_future *f = tu_submit(r, "t_square", herd_tuple("i", (int64_t)12), NULL);
+    const herd_value *v = NULL;
+    if (herd_future_result(f, 60, &v, &err)) fail_msg("%s", err.msg);
+    assert_int_equal(herd_as_int(herd_at(v, 0)), 144);
+    int rc = herd_flow_end(r, false, &err);
+    herd_runner_free(r);
+    assert_int_equal(rc, 0);
+    assert_true(tu_log_has_line(&log, "StopTask", "Couldn't connect"));
+    assert_true(tu_log_has_line(&log, "could not delete", "ecs DeregisterTaskDefinition"));
+    assert_true(tu_log_has_line(&log, "could not delete", "ecs DeleteCluster"));
+    tu_log_free(&log);
+}
+
 int main(int argc, char **argv)
 {
     herd_init(&argc, &argv);   /* the agent runs this binary as the workers */
@@ -389,6 +420,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup(test_task_stopped_is_worker_failure, each),
         cmocka_unit_test_setup(test_tls_temporary, each),
         cmocka_unit_test_setup(test_example_profiles, each),
+        cmocka_unit_test_setup(test_endpoint_gone_mid_run, each),   /* last: it kills moto */
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
