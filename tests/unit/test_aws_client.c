@@ -182,6 +182,14 @@ static void throttling_then_success(void **state)
     assert_int_not_equal(aws_json_call(c, AWS_ECS, "ListClusters", req, NULL, code, sizeof code, &err), 0);
     assert_string_equal(code, "InvalidParameterException");
     assert_int_equal(aws_client_calls(c), 12);
+
+    /* expired credentials: AWS's answer reaches the user as it is, once */
+    tmoto_inject(&moto, 1, 400, "application/x-amz-json-1.1",
+                 "{\"__type\":\"ExpiredTokenException\",\"message\":\"The security token included in the request is expired\"}");
+    assert_int_not_equal(aws_json_call(c, AWS_ECS, "ListClusters", req, NULL, code, sizeof code, &err), 0);
+    assert_string_equal(err.msg, "ExpiredTokenException: The security token included in the request is expired "
+                                 "(ecs ListClusters)");
+    assert_int_equal(aws_client_calls(c), 13);
     json_decref(req);
     aws_client_free(c);
 }
