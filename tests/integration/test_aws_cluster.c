@@ -235,8 +235,25 @@ static void test_adaptive_0_to_4(void **state)
         if (!dup && nseen < 8) snprintf(seen[nseen++], sizeof seen[0], "%s", herd_as_str(v));
     }
     assert_true(nseen >= 2);
-    /* idle: scaled down to 0 through StopTask */
-    assert_true(tu_log_wait_line(&log, "retired worker", "StopTask", 60));
+    /* idle: scaled down to 0 — every task stopped (StopTask, or drained by
+       the scheduler and exited), while the flow is still open */
+    aws_client *c = checker();
+    json_t *cl = ecs(c, "ListClusters", json_object());
+    json_t *arn = json_array_get(json_object_get(cl, "clusterArns"), 0);
+    assert_non_null(arn);
+    size_t running = 1, stopped = 0;
+    for (double end = tu_now() + 60; running && tu_now() < end; tu_sleep_ms(100)) {
+        json_t *lt = ecs(c, "ListTasks", json_pack("{s:O, s:s}", "cluster", arn, "desiredStatus", "RUNNING"));
+        running = json_array_size(json_object_get(lt, "taskArns"));
+        json_decref(lt);
+    }
+    json_t *lt = ecs(c, "ListTasks", json_pack("{s:O, s:s}", "cluster", arn, "desiredStatus", "STOPPED"));
+    stopped = json_array_size(json_object_get(lt, "taskArns"));
+    json_decref(lt);
+    json_decref(cl);
+    aws_client_free(c);
+    assert_int_equal(running, 0);
+    assert_true(stopped >= (size_t)nseen);
     tu_flow_end(r);
     assert_nothing_left();
     tu_log_free(&log);
