@@ -143,7 +143,11 @@ static inline int tmoto_start(tmoto *m, bool with_agent)
     tmoto_src_path(moto_py, sizeof moto_py, "tests/support/moto_ecs.py");
     const char *moto_argv[] = { "python3", moto_py, port, with_agent ? "--agent" : NULL, NULL };
     const char *ep_argv[] = { "python3", script, ep_port, port, NULL };
-    herd_proc_spec s1 = { .argv = moto_argv, .io = { HERD_PROC_DEVNULL, HERD_PROC_DEVNULL, HERD_PROC_INHERIT } };
+    /* the workers the agent runs log warnings and errors only (the flow's own
+       log says what they do) */
+    const char *quiet[] = { "HERD_LOG_LEVEL=warning", NULL };
+    herd_proc_spec s1 = { .argv = moto_argv, .env = quiet,
+                          .io = { HERD_PROC_DEVNULL, HERD_PROC_DEVNULL, HERD_PROC_INHERIT } };
     herd_proc_spec s2 = { .argv = ep_argv, .io = { HERD_PROC_DEVNULL, HERD_PROC_DEVNULL, HERD_PROC_INHERIT } };
     if (herd_proc_start(m->sp, &s1, &m->moto, NULL, &err) || herd_proc_start(m->sp, &s2, &m->endpoints, NULL, &err) ||
         !tmoto_wait_port(m->port, 60) || !tmoto_wait_port(m->ep_port, 60)) {
