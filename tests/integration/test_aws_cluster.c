@@ -6,8 +6,9 @@
  * in the environment, network, tags); adaptive 0..4 through RunTask/StopTask;
  * failures (a bad cpu/memory pair refused before any call, an unknown
  * cluster_arn, RunTask failures[], a task that stops on a bad image, RunTask
- * throttled then served, refused dask-cloudprovider keys); and after every
- * test nothing the cluster created is left in moto. */
+ * throttled then served, refused dask-cloudprovider keys, SIGTERM to the
+ * flow's process, the endpoint gone mid-run); TLS; the example profiles; and
+ * after every test nothing the cluster created is left in moto. */
 #include <herd/herd.h>
 
 #include <setjmp.h>
@@ -21,6 +22,7 @@
 
 #include <jansson.h>
 #include <signal.h>
+#include <sys/wait.h>
 #include <libxml/tree.h>
 
 static tmoto moto;
@@ -394,6 +396,46 @@ static void test_example_profiles(void **state)
     unsetenv("HERD_CONFIG");
 }
 
+/* The child of test_sigterm_tears_down: a flow on FargateCluster whose two
+   workers are busy when SIGTERM comes. */
+static int sigterm_child(const char *dir)
+{
+    signal(SIGTERM, SIG_DFL);
+    herd_err err = { 0 };
+    herd_runner *r = aws_flow("aws.FargateCluster", "{image: x, n_workers: 2, worker_cpu: 256, worker_mem: 512, "
+                              "poll_interval: 0.1}", NULL, NULL, &err);
+    if (!r || herd_wait_for_workers(r, 2, 60, &err)) { fprintf(stderr, "sigterm child: %s\n", err.msg); _exit(2); }
+    herd_future *f[2];
+    for (int i = 0; i < 2; i++)
+        if (herd_submit(r, "t_nap", herd_tuple("i", (int64_t)60000), &f[i], &err)) _exit(2);
+    char path[600];
+    snprintf(path, sizeof path, "%s/ready", dir);
+    if (tu_write_file(path, "ready\n")) _exit(2);
+    for (;;) pause();
+}
+
+/* SIGTERM to a flow's process: its tasks are stopped and everything the
+   cluster created is deleted before the process ends. */
+static void test_sigterm_tears_down(void **state)
+{
+    (void)state;
+    char dir[128];
+    tu_mkdtemp(dir, sizeof dir);
+    pid_t child;
+    free(tu_self_child("--aws-sigterm-child", dir, "ready", &child));
+    aws_client *c = checker();
+    json_t *cl = ecs(c, "ListClusters", json_object());
+    assert_int_equal(json_array_size(json_object_get(cl, "clusterArns")), 1);   /* it is up */
+    json_decref(cl);
+    aws_client_free(c);
+    assert_int_equal(kill(child, SIGTERM), 0);
+    int st;
+    assert_int_equal(waitpid(child, &st, 0), child);
+    assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM);
+    assert_nothing_left();
+    tu_rmtree(dir);
+}
+
 /* The AWS endpoint goes away mid-run (moto is killed; the workers' processes
    live on): the flow keeps running tasks on the workers it has, and its end
    returns (each call retried, then given up) with a warning naming each
@@ -427,6 +469,7 @@ static void test_endpoint_gone_mid_run(void **state)
 int main(int argc, char **argv)
 {
     herd_init(&argc, &argv);   /* the agent runs this binary as the workers */
+    if (argc == 3 && strcmp(argv[1], "--aws-sigterm-child") == 0) return sigterm_child(argv[2]);
     tmoto_require();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_seed_example_runs_a_flow, each),
@@ -437,6 +480,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup(test_task_stopped_is_worker_failure, each),
         cmocka_unit_test_setup(test_tls_temporary, each),
         cmocka_unit_test_setup(test_example_profiles, each),
+        cmocka_unit_test_setup(test_sigterm_tears_down, each),
         cmocka_unit_test_setup(test_endpoint_gone_mid_run, each),   /* last: it kills moto */
     };
     return cmocka_run_group_tests(tests, setup, teardown);
