@@ -1,7 +1,9 @@
 /* providers/aws/ecs.h — what the ECS provider's files share (above the AWS
  * client of aws.h): ecs_options (the cluster_kwargs and their checks),
  * ecs_setup (what the cluster creates before the first task and deletes on
- * close), ecs_tasks (RunTask, the DescribeTasks poller, StopTask) and the hub
+ * close; it records each step through ecs_state), ecs_state (that record on
+ * this machine, and the sweep of what a killed run left, through ecs_tasks'
+ * StopTask and ecs_setup's teardown), ecs_tasks (RunTask, the DescribeTasks poller, StopTask) and the hub
  * ecs.c (the hooks and the FargateCluster/ECSCluster descriptors). */
 #ifndef HERD_AWS_ECS_H
 #define HERD_AWS_ECS_H
@@ -18,7 +20,7 @@ typedef struct ecs_settings {
     char **task_role_policies, **subnets, **security_groups;   /* NULL-terminated */
     herd_value *environment, *tags;                             /* maps of strings */
     int n_workers, worker_cpu, worker_mem, nthreads, logs_retention;
-    bool fargate, spot, private_ip;
+    bool fargate, spot, private_ip, skip_cleanup;
     double poll_interval;
 } ecs_settings;
 
@@ -49,6 +51,7 @@ struct herd_cluster {
     char cluster_arn[256], cluster_name[256], log_group[256], vpc[64], sg_made[64];
     char container[256], exec_role[256], task_role[256], exec_role_made[128], task_role_made[128], td_arn[512];
     bool cluster_made, log_group_made, td_made, exec_policy_put;
+    bool record;                 /* keeps a state file (not for a swept run's stand-in) */
     size_t task_policies_attached;
     char **subnets, **sgs;       /* NULL-terminated, owned */
 };
@@ -67,6 +70,11 @@ void ecs_poll_stop(herd_cluster *c);
 int  ecs_describe(herd_cluster *c, herd_err *err);    /* one DescribeTasks round over live tasks */
 int  ecs_stop_task(herd_cluster *c, const char *arn, const char *reason, herd_err *err);
 void ecs_stop_all(herd_cluster *c, double timeout);   /* StopTask each live task, wait for STOPPED */
+
+/* ecs_state.c: what this cluster created, in a state file on this machine
+   until it is deleted; the sweep of what a run whose process is gone left */
+void ecs_state_save(herd_cluster *c);               /* after each resource created or deleted */
+void ecs_state_sweep(herd_cluster *c);
 
 /* small helpers of ecs_setup.c used by the task files */
 json_t *ecs_tags_json(herd_cluster *c, const char *kkey, const char *vkey);

@@ -18,7 +18,7 @@ typedef struct ecs_kw {
     const char *region_name, *endpoint_url, *worker_command;
     const herd_value *task_role_policies, *subnets, *security_groups, *environment, *tags;
     int n_workers, worker_cpu, worker_mem, worker_nthreads, logs_retention;
-    bool fargate_spot, private_ip;   /* fargate_workers is read from the map: null means the class's default */
+    bool fargate_spot, private_ip, skip_cleanup;   /* fargate_workers is read from the map: null means the class's default */
     double poll_interval;
 } ecs_kw;
 #define KF(m) HERD_PARAM_FIELD(ecs_kw, m)
@@ -47,8 +47,6 @@ static const struct { const char *key, *why; } refused[] = {
                            "AWS_ACCESS_KEY_ID, ~/.aws/credentials with AWS_PROFILE, or a role" },
     { "aws_secret_access_key", "herd takes no credentials in cluster_kwargs (they would sit in profiles and logs): "
                                "use AWS_SECRET_ACCESS_KEY, ~/.aws/credentials with AWS_PROFILE, or a role" },
-    { "skip_cleanup", "herd has no sweep of stale resources yet, so there is nothing to skip; every resource it "
-                      "creates is tagged herd-cluster=<name> and deleted on close" },
 };
 #define NREFUSED (sizeof refused / sizeof refused[0])
 
@@ -119,6 +117,9 @@ const herd_param ecs_params[] = {
     { "endpoint_url", HERD_PARAM_STRING, "null",
       "One endpoint for every AWS service (an emulator, a private endpoint); null: AWS_ENDPOINT_URL or AWS's own.",
       HERD_PARAM_NULLABLE, 0, 0, KF(endpoint_url) },
+    { "skip_cleanup", HERD_PARAM_BOOL, "false",
+      "Skip the sweep, at start, of what earlier runs on this machine left when their process was killed before "
+      "close (recorded in ~/.cache/herd/aws).", 0, 0, 0, KF(skip_cleanup) },
     { "poll_interval", HERD_PARAM_DURATION, "1", "How often the tasks' states are read (DescribeTasks).", 0, 0.01,
       60, KF(poll_interval) },
     REFUSED("scheduler_address"), REFUSED("fargate_scheduler"), REFUSED("scheduler_cpu"), REFUSED("scheduler_mem"),
@@ -126,7 +127,7 @@ const herd_param ecs_params[] = {
     REFUSED("scheduler_task_definition_arn"), REFUSED("scheduler_task_kwargs"), REFUSED("worker_extra_args"),
     REFUSED("worker_task_kwargs"), REFUSED("worker_gpu"), REFUSED("mount_points"), REFUSED("volumes"),
     REFUSED("mount_volumes_on_scheduler"), REFUSED("workers_name_start"), REFUSED("workers_name_step"),
-    REFUSED("aws_access_key_id"), REFUSED("aws_secret_access_key"), REFUSED("skip_cleanup"),
+    REFUSED("aws_access_key_id"), REFUSED("aws_secret_access_key"),
     { NULL }
 };
 
@@ -196,6 +197,7 @@ int ecs_settings_read(ecs_settings *s, const herd_value *kw, bool fargate_defaul
     s->fargate = fw && herd_typeof(fw) == HERD_BOOL ? herd_as_bool(fw) : fargate_default;
     s->spot = k.fargate_spot;
     s->private_ip = k.private_ip;
+    s->skip_cleanup = k.skip_cleanup;
     s->n_workers = k.n_workers;
     s->worker_cpu = k.worker_cpu;
     s->worker_mem = k.worker_mem;

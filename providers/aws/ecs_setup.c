@@ -164,6 +164,7 @@ static int setup_cluster(herd_cluster *c, herd_err *err)
     }
     snprintf(c->cluster_arn, sizeof c->cluster_arn, "%s", arn);
     c->cluster_made = true;
+    ecs_state_save(c);
     json_decref(resp);
     herd_log(c->env, HERD_LOG_INFO, "%s: created ECS cluster %s", c->cls, c->cluster_name);
     return 0;
@@ -187,6 +188,7 @@ static int setup_logs(herd_cluster *c, herd_err *err)
     }
     if (rc) return rc;
     c->log_group_made = true;
+    ecs_state_save(c);
     herd_log(c->env, HERD_LOG_INFO, "%s: created log group %s", c->cls, c->log_group);
     return logs_call(c, "PutRetentionPolicy",
                      json_pack("{s:s, s:i}", "logGroupName", c->log_group, "retentionInDays", c->set.logs_retention),
@@ -271,6 +273,7 @@ static int setup_security_group(herd_cluster *c, herd_err *err)
     aws_xml_text(aws_xml_find(xmlDocGetRootElement(d), "groupId"), NULL, c->sg_made, sizeof c->sg_made);
     xmlFreeDoc(d);
     if (!c->sg_made[0]) return herd_err_set(err, -HERD_EPROTO, "ec2 CreateSecurityGroup: no groupId in the reply");
+    ecs_state_save(c);
     if (!(c->sgs = calloc(2, sizeof *c->sgs)) || !(c->sgs[0] = strdup(c->sg_made)))
         return herd_err_set(err, -ENOMEM, "out of memory");
     herd_log(c->env, HERD_LOG_INFO, "%s: created security group %s in %s", c->cls, c->sg_made, c->vpc);
@@ -300,19 +303,20 @@ static int create_role(herd_cluster *c, const char *suffix, const char *what, ch
     if (rc) { name_out[0] = 0; return rc; }
     aws_xml_text(aws_xml_find(xmlDocGetRootElement(d), "Arn"), NULL, arn_out, acap);
     xmlFreeDoc(d);
+    ecs_state_save(c);
     herd_log(c->env, HERD_LOG_INFO, "%s: created %s %s", c->cls, what, name_out);
     if (inline_policy) {
         aws_query_init(&q, "PutRolePolicy", IAM_VERSION);
         aws_query_add(&q, "RoleName", name_out);
         aws_query_add(&q, "PolicyName", EXEC_POLICY_NAME);
         aws_query_add(&q, "PolicyDocument", inline_policy);
-        if (!(rc = query(c, "iam", &q, "PutRolePolicy", NULL, NULL, err))) c->exec_policy_put = true;
+        if (!(rc = query(c, "iam", &q, "PutRolePolicy", NULL, NULL, err))) { c->exec_policy_put = true; ecs_state_save(c); }
     }
     for (size_t i = 0; !rc && i < strv_len(policies); i++) {
         aws_query_init(&q, "AttachRolePolicy", IAM_VERSION);
         aws_query_add(&q, "RoleName", name_out);
         aws_query_add(&q, "PolicyArn", policies[i]);
-        if (!(rc = query(c, "iam", &q, "AttachRolePolicy", NULL, NULL, err))) (*attached)++;
+        if (!(rc = query(c, "iam", &q, "AttachRolePolicy", NULL, NULL, err))) { (*attached)++; ecs_state_save(c); }
     }
     return rc;
 }
@@ -374,6 +378,7 @@ static int setup_task_definition(herd_cluster *c, herd_err *err)
     json_decref(resp);
     if (!arn) return herd_err_set(err, -HERD_EPROTO, "ecs RegisterTaskDefinition: no taskDefinitionArn in the reply");
     c->td_made = true;
+    ecs_state_save(c);
     herd_log(c->env, HERD_LOG_INFO, "%s: registered task definition %s", c->cls, c->td_arn);
     return 0;
 }
@@ -397,77 +402,107 @@ static void warn(herd_cluster *c, const char *what, herd_err *err)
     herd_log(c->env, HERD_LOG_WARN, "%s: could not delete %s: %s", c->cls, what, err->msg);
 }
 
-/* its policies first: the n attached ones, the inline one */
-static void delete_role(herd_cluster *c, const char *name, char **policies, size_t n, bool inline_policy)
+/* An error that means the resource is gone already (deleted by hand, or by
+   an earlier attempt whose answer was lost): nothing left to do. */
+static bool gone(const char *code)
+{
+    static const char *const codes[] = { "InvalidGroup.NotFound", "NoSuchEntity", "ResourceNotFoundException",
+                                         "ClusterNotFoundException", NULL };
+    for (size_t i = 0; codes[i]; i++)
+        if (strcmp(code, codes[i]) == 0) return true;
+    return false;
+}
+
+/* its policies first: the n attached ones, the inline one; true when it is gone */
+static bool delete_role(herd_cluster *c, const char *name, char **policies, size_t n, bool inline_policy)
 {
     herd_err err = { 0 };
+    char code[AWS_CODE_MAX];
     aws_buf q;
     for (size_t i = 0; i < n; i++) {
         aws_query_init(&q, "DetachRolePolicy", IAM_VERSION);
         aws_query_add(&q, "RoleName", name);
         aws_query_add(&q, "PolicyArn", policies[i]);
-        if (query(c, "iam", &q, "DetachRolePolicy", NULL, NULL, &err)) warn(c, "a role's policy", &err);
+        if (query(c, "iam", &q, "DetachRolePolicy", NULL, code, &err) && !gone(code)) warn(c, "a role's policy", &err);
     }
     if (inline_policy) {
         aws_query_init(&q, "DeleteRolePolicy", IAM_VERSION);
         aws_query_add(&q, "RoleName", name);
         aws_query_add(&q, "PolicyName", EXEC_POLICY_NAME);
-        if (query(c, "iam", &q, "DeleteRolePolicy", NULL, NULL, &err)) warn(c, "a role's policy", &err);
+        if (query(c, "iam", &q, "DeleteRolePolicy", NULL, code, &err) && !gone(code)) warn(c, "a role's policy", &err);
     }
     aws_query_init(&q, "DeleteRole", IAM_VERSION);
     aws_query_add(&q, "RoleName", name);
-    if (query(c, "iam", &q, "DeleteRole", NULL, NULL, &err)) warn(c, name, &err);
-    else herd_log(c->env, HERD_LOG_INFO, "%s: deleted role %s", c->cls, name);
+    if (query(c, "iam", &q, "DeleteRole", NULL, code, &err) && !gone(code)) {
+        warn(c, name, &err);
+        return false;
+    }
+    herd_log(c->env, HERD_LOG_INFO, "%s: deleted role %s", c->cls, name);
+    return true;
 }
 
+/* Each resource's flag is cleared once it is gone, so what could not be
+   deleted stays recorded (ecs_state) for the next start's sweep. */
 void ecs_teardown(herd_cluster *c)
 {
     herd_err err = { 0 };
+    char code[AWS_CODE_MAX];
     if (c->td_made) {
-        if (ecs_call(c, "DeregisterTaskDefinition", json_pack("{s:s}", "taskDefinition", c->td_arn), NULL, NULL, &err))
+        /* ECS answers ClientException for a task definition already inactive */
+        if (ecs_call(c, "DeregisterTaskDefinition", json_pack("{s:s}", "taskDefinition", c->td_arn), NULL, code, &err) &&
+            strcmp(code, "ClientException") != 0) {
             warn(c, c->td_arn, &err);
-        else herd_log(c->env, HERD_LOG_INFO, "%s: deregistered task definition %s", c->cls, c->td_arn);
-        c->td_made = false;
+        } else {
+            herd_log(c->env, HERD_LOG_INFO, "%s: deregistered task definition %s", c->cls, c->td_arn);
+            c->td_made = false;
+        }
     }
     if (c->sg_made[0]) {
         /* the tasks' network interfaces linger a while after they stop */
         double until = herd_now() + 120;
         for (;;) {
             aws_buf q;
-            char code[AWS_CODE_MAX];
             aws_query_init(&q, "DeleteSecurityGroup", EC2_VERSION);
             aws_query_add(&q, "GroupId", c->sg_made);
             int rc = query(c, "ec2", &q, "DeleteSecurityGroup", NULL, code, &err);
-            if (!rc) { herd_log(c->env, HERD_LOG_INFO, "%s: deleted security group %s", c->cls, c->sg_made); break; }
+            if (!rc || gone(code)) {
+                herd_log(c->env, HERD_LOG_INFO, "%s: deleted security group %s", c->cls, c->sg_made);
+                c->sg_made[0] = 0;
+                break;
+            }
             if (strcmp(code, "DependencyViolation") != 0 || herd_now() > until) { warn(c, c->sg_made, &err); break; }
             sleep(5);
         }
-        c->sg_made[0] = 0;
     }
-    if (c->task_role_made[0]) delete_role(c, c->task_role_made, c->set.task_role_policies, c->task_policies_attached, false);
-    if (c->exec_role_made[0]) delete_role(c, c->exec_role_made, NULL, 0, c->exec_policy_put);
-    c->task_role_made[0] = c->exec_role_made[0] = 0;
+    if (c->task_role_made[0] &&
+        delete_role(c, c->task_role_made, c->set.task_role_policies, c->task_policies_attached, false))
+        c->task_role_made[0] = 0;
+    if (c->exec_role_made[0] && delete_role(c, c->exec_role_made, NULL, 0, c->exec_policy_put))
+        c->exec_role_made[0] = 0;
     if (c->log_group_made) {
         /* kept when a task wrote to it: the workers' output may be wanted */
         json_t *resp = NULL;
         if (logs_call(c, "DescribeLogStreams", json_pack("{s:s, s:i}", "logGroupName", c->log_group, "limit", 1),
-                      &resp, NULL, &err)) {
-            warn(c, c->log_group, &err);
+                      &resp, code, &err)) {
+            if (gone(code)) c->log_group_made = false;
+            else warn(c, c->log_group, &err);
         } else if (json_array_size(json_object_get(resp, "logStreams"))) {
             herd_log(c->env, HERD_LOG_INFO, "%s: kept log group %s (it holds the workers' logs; retention %d days)",
                      c->cls, c->log_group, c->set.logs_retention);
-        } else if (logs_call(c, "DeleteLogGroup", json_pack("{s:s}", "logGroupName", c->log_group), NULL, NULL, &err)) {
+            c->log_group_made = false;
+        } else if (logs_call(c, "DeleteLogGroup", json_pack("{s:s}", "logGroupName", c->log_group), NULL, code, &err) &&
+                   !gone(code)) {
             warn(c, c->log_group, &err);
         } else {
             herd_log(c->env, HERD_LOG_INFO, "%s: deleted log group %s", c->cls, c->log_group);
+            c->log_group_made = false;
         }
         json_decref(resp);
-        c->log_group_made = false;
     }
     if (c->cluster_made) {
-        if (ecs_call(c, "DeleteCluster", json_pack("{s:s}", "cluster", c->cluster_arn), NULL, NULL, &err))
+        if (ecs_call(c, "DeleteCluster", json_pack("{s:s}", "cluster", c->cluster_arn), NULL, code, &err) && !gone(code))
             warn(c, c->cluster_arn, &err);
-        else herd_log(c->env, HERD_LOG_INFO, "%s: deleted ECS cluster %s", c->cls, c->cluster_name);
-        c->cluster_made = false;
+        else { herd_log(c->env, HERD_LOG_INFO, "%s: deleted ECS cluster %s", c->cls, c->cluster_name); c->cluster_made = false; }
     }
+    ecs_state_save(c);   /* what could not be deleted stays recorded for the next start's sweep */
 }

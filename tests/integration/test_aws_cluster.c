@@ -22,6 +22,7 @@
 
 #include <jansson.h>
 #include <signal.h>
+#include <dirent.h>
 #include <sys/wait.h>
 #include <libxml/tree.h>
 
@@ -82,6 +83,18 @@ static json_t *ecs(aws_client *c, const char *op, json_t *req)
     return resp;
 }
 
+/* The provider's records of clusters not yet deleted (HOME is moto.home). */
+static int state_files(void)
+{
+    char dir[256];
+    snprintf(dir, sizeof dir, "%s/.cache/herd/aws", moto.home);
+    DIR *d = opendir(dir);
+    int n = 0;
+    for (struct dirent *e; d && (e = readdir(d));) n += strstr(e->d_name, ".state") != NULL;
+    if (d) closedir(d);
+    return n;
+}
+
 /* Nothing this test's clusters created is left: no ACTIVE cluster, no task
    running, no ACTIVE task definition, no herd security group, role or log
    group. */
@@ -127,6 +140,7 @@ static void assert_nothing_left(void)
     assert_int_equal(json_array_size(json_object_get(lr, "logGroups")), 0);
     json_decref(lr);
     aws_client_free(c);
+    assert_int_equal(state_files(), 0);    /* a closed cluster keeps no record */
 }
 
 static herd_runner *aws_flow_cl(const char *cls, const char *ck, const char *ak, const char *cl, tu_log *log,
@@ -436,6 +450,39 @@ static void test_sigterm_tears_down(void **state)
     tu_rmtree(dir);
 }
 
+/* A flow's process killed (SIGKILL: no close) leaves its resources, recorded
+   on this machine; the next cluster's start sweeps them, then its own close
+   deletes its own: nothing is left. skip_cleanup leaves them alone. */
+static void test_killed_run_swept(void **state)
+{
+    (void)state;
+    char dir[128];
+    tu_mkdtemp(dir, sizeof dir);
+    pid_t child;
+    free(tu_self_child("--aws-sigterm-child", dir, "ready", &child));
+    assert_int_equal(kill(child, SIGKILL), 0);
+    int st;
+    assert_int_equal(waitpid(child, &st, 0), child);
+    tu_rmtree(dir);
+    assert_int_equal(state_files(), 1);
+    tu_log log;
+    tu_log_init(&log);
+    herd_err err = { 0 };
+    /* skip_cleanup: the leftovers stay */
+    herd_runner *r = aws_flow("aws.FargateCluster", "{image: x, n_workers: 1, worker_cpu: 256, worker_mem: 512, "
+                              "skip_cleanup: true}", NULL, &log, &err);
+    if (!r || herd_wait_for_workers(r, 1, 60, &err)) fail_msg("%s", err.msg);
+    tu_flow_end(r);
+    assert_false(tu_log_has_line(&log, "sweeping what the run", NULL));
+    assert_int_equal(state_files(), 1);
+    r = aws_flow("aws.FargateCluster", "{image: x, n_workers: 1, worker_cpu: 256, worker_mem: 512}", NULL, &log, &err);
+    if (!r || herd_wait_for_workers(r, 1, 60, &err)) fail_msg("%s", err.msg);
+    assert_true(tu_log_has_line(&log, "sweeping what the run", "its process is gone"));
+    tu_flow_end(r);
+    assert_nothing_left();
+    tu_log_free(&log);
+}
+
 /* The AWS endpoint goes away mid-run (moto is killed; the workers' processes
    live on): the flow keeps running tasks on the workers it has, and its end
    returns (each call retried, then given up) with a warning naming each
@@ -481,6 +528,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup(test_tls_temporary, each),
         cmocka_unit_test_setup(test_example_profiles, each),
         cmocka_unit_test_setup(test_sigterm_tears_down, each),
+        cmocka_unit_test_setup(test_killed_run_swept, each),
         cmocka_unit_test_setup(test_endpoint_gone_mid_run, each),   /* last: it kills moto */
     };
     return cmocka_run_group_tests(tests, setup, teardown);
