@@ -3,8 +3,9 @@
  * ecs_setup (what the cluster creates before the first task and deletes on
  * close; it records each step through ecs_state), ecs_state (that record on
  * this machine, and the sweep of what a killed run left, through ecs_tasks'
- * StopTask and ecs_setup's teardown), ecs_tasks (RunTask, the DescribeTasks poller, StopTask) and the hub
- * ecs.c (the hooks and the FargateCluster/ECSCluster descriptors). */
+ * StopTask and ecs_setup's teardown), ecs_tasks (RunTask, the DescribeTasks
+ * poller, StopTask) and the hub ecs.c (the hooks and the FargateCluster and
+ * ECSCluster descriptors). */
 #ifndef HERD_AWS_ECS_H
 #define HERD_AWS_ECS_H
 
