@@ -283,11 +283,20 @@ void ecs_poll_stop(herd_cluster *c)
     c->poller_on = false;
 }
 
+/* The worker's state as StopTask answers it (STOPPED at once for a task
+   that never ran; else DEACTIVATING and on, read later by the poller). */
 int ecs_stop_task(herd_cluster *c, const char *arn, const char *reason, herd_err *err)
 {
-    json_t *req = json_pack("{s:s, s:s, s:s}", "cluster", c->cluster_arn, "task", arn, "reason", reason);
-    int rc = aws_json_call(c->aws, AWS_ECS, "StopTask", req, NULL, NULL, 0, err);
+    json_t *req = json_pack("{s:s, s:s, s:s}", "cluster", c->cluster_arn, "task", arn, "reason", reason), *resp = NULL;
+    int rc = aws_json_call(c->aws, AWS_ECS, "StopTask", req, &resp, NULL, 0, err);
     json_decref(req);
+    json_t *t = json_object_get(resp, "task");
+    pthread_mutex_lock(&c->mu);
+    ecs_worker *w = rc ? NULL : by_arn(c, arn);
+    if (w && t) apply(c, w, t);
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    json_decref(resp);
     return rc;
 }
 
