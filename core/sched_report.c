@@ -69,7 +69,7 @@ void sch_report_metrics(herd_sched *s, struct evbuffer *b)
     for (sworker *w = s->workers; w; w = w->next) {
         if (w->hello && w->role == ROLE_CLIENT) nclients++;
         if (!is_worker(w)) continue;
-        wst[w->closing ? 3 : w->busy == 0 ? 0 : w->busy < w->nthreads ? 1 : 2]++;
+        wst[w->closing || w->paused ? 3 : w->busy == 0 ? 0 : w->busy < w->nthreads ? 1 : 2]++;
     }
     static const char *const wnames[4] = { "idle", "partially_saturated", "saturated", "paused_or_retiring" };
     help(b, "herd_scheduler_workers", "gauge", "Workers connected, by state (Dask: dask_scheduler_workers)");
@@ -173,6 +173,7 @@ static void j_workers(herd_sched *s, struct evbuffer *b)
         herd_json_key(b, "threads", 0); herd_json_num(b, w->nthreads);
         herd_json_key(b, "running", 0); herd_json_num(b, w->busy);
         herd_json_key(b, "closing", 0); evbuffer_add_printf(b, "%s", w->closing ? "true" : "false");
+        herd_json_key(b, "paused", 0); evbuffer_add_printf(b, "%s", w->paused ? "true" : "false");
         herd_json_key(b, "held_bytes", 0); herd_json_num(b, (double)w->held_bytes);
         herd_json_key(b, "memory", 0); if (rss >= 0) herd_json_num(b, (double)rss); else LIT(b, "null");
         herd_json_key(b, "cpu", 0); if (w->cpu_pct >= 0) herd_json_num(b, w->cpu_pct); else LIT(b, "null");
@@ -396,7 +397,7 @@ void sch_report_text(herd_sched *s, struct evbuffer *b)
             if (w->cpu_pct >= 0) snprintf(cpu, sizeof cpu, "%.0f", w->cpu_pct);
             human_bytes(held, sizeof held, (double)w->held_bytes);
             evbuffer_add_printf(b, "%-24.24s %-16.16s %7d %7d %10s %6s %10s %8llu%s\n", w->name, w->host ? w->host : "-",
-                                w->nthreads, w->busy, mem, cpu, held, (unsigned long long)w->ndone, w->closing ? " (closing)" : "");
+                                w->nthreads, w->busy, mem, cpu, held, (unsigned long long)w->ndone, w->closing ? " (closing)" : w->paused ? " (paused: memory)" : "");
         }
     }
     if (s->met.groups) {
