@@ -1,0 +1,115 @@
+/* providers/slurm/script.c — the batch script of a SLURMCluster job, as
+ * dask-jobqueue's Job._script_template lays it out: the shebang, #SBATCH
+ * lines (minus job_directives_skip, plus job_extra_directives), the
+ * prologue, then `processes` herd workers started in the background, each
+ * named <job_name>-<job id>-<array index>-<process>, a wait for all of them
+ * (a worker stopped alone by retire: SIGRTMIN+p to the batch shell, which
+ * passes SIGTERM to that worker), the epilogue. POSIX sh, so any shebang
+ * works. The token is not in it: the workers get it from the environment
+ * sbatch exports (see slurm.c). */
+#include "slurm.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int slurm_stop_signal(int p) { return SIGRTMIN + p; }
+
+/* s single-quoted for sh. */
+static void quote(FILE *f, const char *s)
+{
+    fputc('\'', f);
+    for (; *s; s++) {
+        if (*s == '\'') fputs("'\\''", f);
+        else fputc(*s, f);
+    }
+    fputc('\'', f);
+}
+
+static bool skipped(const slurm_opts *o, const char *line)
+{
+    for (size_t i = 0; i < herd_len(o->skip); i++) {
+        const char *s = herd_as_str(herd_at(o->skip, i));
+        if (s && *s && strstr(line, s)) return true;
+    }
+    return false;
+}
+
+__attribute__((format(printf, 3, 4)))
+static void directive(FILE *f, const slurm_opts *o, const char *fmt, ...)
+{
+    char line[1200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (!skipped(o, line)) fprintf(f, "#SBATCH %s\n", line);
+}
+
+static void lines(FILE *f, const herd_value *v)
+{
+    for (size_t i = 0; i < herd_len(v); i++) fprintf(f, "%s\n", herd_as_str(herd_at(v, i)));
+}
+
+int slurm_job_script(const slurm_opts *o, const char *const *wargv, const char *job_name, char **out,
+                     herd_err *err)
+{
+    *out = NULL;
+    if (!wargv || !wargv[0]) return herd_err_set(err, HERD_EPROVIDER, "SLURMCluster: empty worker command");
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f) return herd_err_set(err, -ENOMEM, "SLURMCluster: out of memory");
+    fprintf(f, "%s\n\n", o->shebang);
+    directive(f, o, "-J %s", job_name);
+    if (o->log_directory) {
+        directive(f, o, "-e %s/%s-%%A_%%a.err", o->log_directory, job_name);
+        directive(f, o, "-o %s/%s-%%A_%%a.out", o->log_directory, job_name);
+    }
+    if (o->queue) directive(f, o, "-p %s", o->queue);
+    if (o->account) directive(f, o, "-A %s", o->account);
+    directive(f, o, "-n 1");
+    directive(f, o, "-N 1");
+    directive(f, o, "--cpus-per-task=%d", o->job_cpu_n);
+    directive(f, o, "--mem=%s", o->job_mem_s);
+    if (o->walltime) directive(f, o, "-t %s", o->walltime);
+    for (size_t i = 0; i < herd_len(o->extra); i++)
+        fprintf(f, "#SBATCH %s\n", herd_as_str(herd_at(o->extra, i)));
+    fputc('\n', f);
+    lines(f, o->prologue);
+    if (o->local_directory) {
+        fputs("mkdir -p ", f);
+        quote(f, o->local_directory);
+        fputs(" && export TMPDIR=", f);
+        quote(f, o->local_directory);
+        fputc('\n', f);
+    }
+    fputs("herd_name=", f);
+    quote(f, o->job_name);
+    fputs("-\"${SLURM_ARRAY_JOB_ID:-$SLURM_JOB_ID}-${SLURM_ARRAY_TASK_ID:-0}\"\n", f);
+    for (int p = 0; p < o->processes; p++) {
+        bool name_next = false;
+        for (size_t i = 0; wargv[i]; i++) {
+            if (i) fputc(' ', f);
+            if (name_next) fprintf(f, "\"$herd_name-%d\"", p);
+            else quote(f, i == 0 && o->worker_command ? o->worker_command : wargv[i]);
+            name_next = strcmp(wargv[i], "--herd-name") == 0;
+        }
+        fprintf(f, " &\nherd_pid%d=$!\n", p);
+    }
+    for (int p = 0; p < o->processes; p++)
+        fprintf(f, "trap 'kill -TERM $herd_pid%d 2>/dev/null' %d\n", p, slurm_stop_signal(p));
+    fputs("trap 'kill -TERM", f);
+    for (int p = 0; p < o->processes; p++) fprintf(f, " $herd_pid%d", p);
+    fputs(" 2>/dev/null' TERM\n", f);
+    fputs("while :; do wait; [ $? -gt 128 ] || break; done\n", f);
+    lines(f, o->epilogue);
+    if (fclose(f) != 0 || !buf) {
+        free(buf);
+        return herd_err_set(err, -ENOMEM, "SLURMCluster: out of memory");
+    }
+    *out = buf;
+    return 0;
+}

@@ -1,0 +1,417 @@
+/* tests/integration/test_slurm_cluster.c — slurm.SLURMCluster against a real
+ * Slurm this test starts itself (tests/support/slurm.h: munged, slurmctld
+ * and slurmd on this machine, 127.0.0.1). The workers are this binary, run
+ * by slurmd inside batch jobs; they dial the scheduler on 127.0.0.1
+ * (interface: lo).
+ *
+ * Cases: a flow on 2 jobs x 2 processes (the tasks see Slurm's job ids);
+ * adaptive 0..4; a job held PENDING (its partition DOWN) reported with
+ * Slurm's reason; a job cancelled from outside fails its workers (Slurm's
+ * state in the log) and their tasks run elsewhere; nothing left in squeue
+ * after close; jobs of a client killed by SIGKILL swept by the next start;
+ * bad kwargs (no cores, memory: lots) refused before any sbatch; sbatch
+ * refusing the script (unknown partition) surfaces Slurm's message. Skips,
+ * loudly, only when Slurm is not installed or the test is not root. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "../support/testutil.h"
+#include "../support/slurm.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+
+/* ---- tasks (run inside the Slurm jobs) ---- */
+
+/* Sleep args[0] ms; the Slurm job this worker runs in. */
+static int slurm_where(herd_task_ctx *ctx, const herd_value *args, herd_value **out)
+{
+    tu_sleep_ms(herd_as_int(herd_at(args, 0)));
+    const char *id = getenv("SLURM_JOB_ID");
+    *out = herd_str(id ? id : "none");
+    return 0;
+}
+HERD_TASK(slurm_where);
+
+/* ---- fixtures ---- */
+
+static tslurm slurm;
+static bool have_slurm;
+static char skip_why[1024];
+
+static int setup(void **state)
+{
+    if (!tslurm_available(skip_why, sizeof skip_why)) return 0;
+    if (tslurm_start(&slurm, skip_why, sizeof skip_why)) { fprintf(stderr, "%s\n", skip_why); return -1; }
+    have_slurm = true;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    tslurm_stop(&slurm);
+    return 0;
+}
+
+static void need_slurm(void)
+{
+    if (!have_slurm) {
+        fprintf(stderr, "\n*** SKIPPED: the SLURMCluster tests need a local Slurm: %s ***\n\n", skip_why);
+        skip();
+    }
+}
+
+/* cluster_kwargs: small jobs on this machine, polled often */
+static void kw(char *buf, size_t cap, const char *more)
+{
+    snprintf(buf, cap, "{memory: 200MiB, interface: lo, poll_interval: 0.2, walltime: '00:10:00'%s%s}",
+             more && *more ? ", " : "", more ? more : "");
+}
+
+static const herd_provider *cur_prov;
+static herd_cluster *cur_cluster;
+
+static int factory(const herd_value *kwargs, const herd_cluster_env *env, const herd_provider **prov_out,
+                   herd_cluster **out, herd_err *err)
+{
+    const herd_provider *p;
+    int rc = herd_provider_resolve("dask_jobqueue.SLURMCluster", &p, err);   /* the alias */
+    if (rc) return rc;
+    herd_value *v = NULL;
+    if ((rc = herd_kwargs_validate(p->params, kwargs, "cluster_kwargs", &v, err))) return rc;
+    rc = p->create(out, v, env, err);
+    herd_value_free(v);
+    if (rc) return rc;
+    *prov_out = cur_prov = p;
+    cur_cluster = *out;
+    return 0;
+}
+
+static herd_runner *runner(const char *ck, const char *adapt, tu_log *log)
+{
+    herd_runner *r = NULL;
+    herd_err err = { 0 };
+    herd_runner_opts o = { .cluster_factory = factory, .cluster_kwargs = ck, .client_kwargs = "{start: eager}",
+                           .adapt_kwargs = adapt, .log = log ? tu_log_sink : tu_quiet_sink, .log_ud = log };
+    if (herd_runner_new(&r, &o, &err)) fail_msg("herd_runner_new: %s", err.msg);
+    return r;
+}
+
+static void assert_queue_empty(void)
+{
+    char q[2048];
+    double end = tu_now() + 20;
+    do {
+        tslurm_active(q, sizeof q);
+        if (!q[0]) return;
+        tu_sleep_ms(100);
+    } while (tu_now() < end);
+    tslurm_sh(NULL, 0, "scancel --user=$(id -un)");   /* the next case starts clean */
+    fail_msg("jobs left in squeue: %s", q);
+}
+
+typedef struct st { herd_worker_info w[64]; size_t n; } st;
+
+static void status(st *s)
+{
+    s->n = 0;
+    assert_int_equal(cur_prov->status(cur_cluster, s->w, 64, &s->n), 0);
+}
+
+/* ---- cases ---- */
+
+/* 2 jobs x 2 processes: 4 workers; tasks run in both jobs; the queue is
+ * empty after the flow. */
+static void test_flow_two_jobs_two_processes(void **state)
+{
+    need_slurm();
+    char ck[1024];
+    kw(ck, sizeof ck, "cores: 2, processes: 2, n_workers: 4, job_name: flow");
+    herd_err err = { 0 };
+    herd_runner *r = runner(ck, NULL, NULL);
+    if (herd_flow_begin(r, "slurm-flow", &err)) fail_msg("%s", err.msg);
+    if (herd_wait_for_workers(r, 4, TU_WAIT_S, &err)) fail_msg("%s", err.msg);
+    char q[2048];
+    tslurm_active(q, sizeof q);
+    int running = 0;
+    for (char *p = q; (p = strstr(p, "RUNNING")); p++) running++;
+    assert_int_equal(running, 2);
+    herd_future *fs[16];
+    for (int i = 0; i < 16; i++)
+        if (herd_submit(r, "slurm_where", herd_tuple("i", 200), &fs[i], &err)) fail_msg("%s", err.msg);
+    char jobs[2][32] = { "", "" };
+    for (int i = 0; i < 16; i++) {
+        const herd_value *v;
+        if (herd_future_result(fs[i], TU_WAIT_S, &v, &err)) fail_msg("%s", err.msg);
+        const char *id = herd_as_str(v);
+        assert_non_null(id);
+        assert_string_not_equal(id, "none");
+        if (!jobs[0][0]) snprintf(jobs[0], sizeof jobs[0], "%s", id);
+        else if (strcmp(jobs[0], id) && !jobs[1][0]) snprintf(jobs[1], sizeof jobs[1], "%s", id);
+        herd_future_release(fs[i]);
+    }
+    assert_true(jobs[1][0]);   /* both jobs ran tasks */
+    st s;
+    status(&s);
+    assert_int_equal(s.n, 4);
+    for (size_t i = 0; i < s.n; i++) {
+        assert_int_equal(s.w[i].state, HERD_WORKER_RUNNING);
+        assert_non_null(strstr(s.w[i].detail, "RUNNING"));
+    }
+    if (herd_flow_end(r, false, &err)) fail_msg("%s", err.msg);
+    herd_runner_free(r);
+    assert_queue_empty();
+}
+
+/* adapt 0..4: jobs come with the load and go after it. */
+static void test_adaptive(void **state)
+{
+    need_slurm();
+    char ck[1024];
+    kw(ck, sizeof ck, "cores: 2, processes: 2, n_workers: 0, job_name: adapt");
+    herd_err err = { 0 };
+    tu_log log;
+    tu_log_init(&log);
+    log.echo_level = HERD_LOG_ERROR + 1;
+    herd_runner *r = runner(ck, "{minimum: 0, maximum: 4, interval: 0.1, target_duration: 0.2, wait_count: 3}", &log);
+    if (herd_flow_begin(r, "slurm-adapt", &err)) fail_msg("%s", err.msg);
+    herd_future *fs[40];
+    for (int i = 0; i < 40; i++)
+        if (herd_submit(r, "slurm_where", herd_tuple("i", 150), &fs[i], &err)) fail_msg("%s", err.msg);
+    int most = 0;
+    for (int i = 0; i < 40; i++) {
+        const herd_value *v;
+        if (herd_future_result(fs[i], TU_WAIT_S, &v, &err)) fail_msg("%s", err.msg);
+        herd_future_release(fs[i]);
+        int nw = herd_runner_workers(r, NULL);
+        if (nw > most) most = nw;
+    }
+    assert_true(most >= 2);                    /* at least one job's workers came */
+    assert_true(most <= 4);
+    /* idle: adaptive retires them all (minimum 0), and their jobs end */
+    double end = tu_now() + TU_WAIT_S;
+    while (herd_runner_workers(r, NULL) > 0 && tu_now() < end) tu_sleep_ms(50);
+    assert_int_equal(herd_runner_workers(r, NULL), 0);
+    assert_queue_empty();
+    herd_flow_end(r, false, &err);
+    herd_runner_free(r);
+    tu_log_free(&log);
+    assert_queue_empty();
+}
+
+/* A partition set DOWN holds the job PENDING: the log and status give
+ * Slurm's reason; close cancels it. */
+static void test_pending_reported_with_reason(void **state)
+{
+    need_slurm();
+    char out[512];
+    assert_int_equal(tslurm_sh(out, sizeof out, "scontrol update PartitionName=spare State=DOWN"), 0);
+    char ck[1024];
+    kw(ck, sizeof ck, "cores: 1, n_workers: 1, queue: spare, pending_report: 0.5, job_name: pend");
+    herd_err err = { 0 };
+    tu_log log;
+    tu_log_init(&log);
+    log.echo_level = HERD_LOG_ERROR + 1;
+    /* adaptive (minimum 1): herd_flow_begin does not wait for the worker */
+    herd_runner *r = runner(ck, "{minimum: 1, maximum: 1, interval: 0.1}", &log);
+    if (herd_flow_begin(r, "slurm-pending", &err)) fail_msg("%s", err.msg);
+    bool seen = tu_log_wait_line(&log, "PENDING", "PartitionDown", TU_WAIT_S);
+    st s;
+    status(&s);
+    herd_flow_end(r, false, &err);
+    herd_runner_free(r);
+    tu_log_free(&log);
+    /* a fixed cluster: the provision timeout says why no worker came */
+    herd_runner_opts o = { .cluster_class = "slurm.SLURMCluster", .cluster_kwargs = ck,
+                           .client_kwargs = "{start: eager, provision_timeout: 1}", .log = tu_quiet_sink };
+    herd_err err2 = { 0 };
+    int rc = herd_runner_new(&r, &o, &err2);
+    if (!rc) {
+        rc = herd_flow_begin(r, "slurm-pending-fixed", &err2);
+        if (!rc) herd_flow_end(r, false, NULL);
+        herd_runner_free(r);
+    }
+    tslurm_sh(out, sizeof out, "scontrol update PartitionName=spare State=UP");
+    assert_true(seen);
+    assert_int_equal(s.n, 1);
+    assert_int_equal(s.w[0].state, HERD_WORKER_STARTING);
+    assert_non_null(strstr(s.w[0].detail, "PartitionDown"));
+    assert_int_not_equal(rc, 0);
+    if (!strstr(err2.msg, "provision_timeout") || !strstr(err2.msg, "PartitionDown"))
+        fail_msg("the provision timeout does not give Slurm's reason: %s", err2.msg);
+    assert_queue_empty();
+}
+
+/* An admin's scancel of one job: its worker fails with Slurm's state, its
+ * task runs on the other job's worker, the nanny replaces it. */
+static void test_scancel_from_outside(void **state)
+{
+    need_slurm();
+    char ck[1024];
+    kw(ck, sizeof ck, "cores: 1, processes: 1, n_workers: 2, job_name: kill");
+    herd_err err = { 0 };
+    tu_log log;
+    tu_log_init(&log);
+    log.echo_level = HERD_LOG_ERROR + 1;
+    herd_runner *r = runner(ck, NULL, &log);
+    if (herd_flow_begin(r, "slurm-scancel", &err)) fail_msg("%s", err.msg);
+    if (herd_wait_for_workers(r, 2, TU_WAIT_S, &err)) fail_msg("%s", err.msg);
+    herd_future *fs[2];
+    for (int i = 0; i < 2; i++)
+        if (herd_submit(r, "slurm_where", herd_tuple("i", 3000), &fs[i], &err)) fail_msg("%s", err.msg);
+    assert_int_equal(tu_wait_running(fs, 2, 2, TU_WAIT_S), 2);
+    /* cancel the job of the first worker, as an admin would */
+    st s;
+    status(&s);
+    assert_true(s.n >= 1);
+    const char *d = strstr(s.w[0].detail, "job ");
+    assert_non_null(d);
+    char id[32];
+    sscanf(d + 4, "%31s", id);
+    char out[512];
+    assert_int_equal(tslurm_sh(out, sizeof out, "scancel %s", id), 0);
+    for (int i = 0; i < 2; i++) {
+        const herd_value *v;
+        if (herd_future_result(fs[i], TU_WAIT_S, &v, &err)) fail_msg("task %d: %s", i, err.msg);
+        herd_future_release(fs[i]);
+    }
+    char want[64];
+    snprintf(want, sizeof want, "Slurm job %s CANCELLED", id);
+    bool logged = tu_log_wait_line(&log, want, "died", TU_WAIT_S);
+    herd_flow_end(r, false, &err);
+    herd_runner_free(r);
+    tu_log_free(&log);
+    assert_true(logged);
+    assert_queue_empty();
+}
+
+/* A client killed by SIGKILL leaves PENDING jobs; the next start with the
+ * same job_name cancels them. */
+static void test_killed_client_swept(void **state)
+{
+    need_slurm();
+    char out[2048];
+    assert_int_equal(tslurm_sh(out, sizeof out, "scontrol update PartitionName=spare State=DOWN"), 0);
+    char ck[1024];
+    kw(ck, sizeof ck, "cores: 1, n_workers: 2, queue: spare, job_name: orphan");
+    int pfd[2];
+    assert_int_equal(pipe(pfd), 0);
+    pid_t child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        close(pfd[0]);
+        herd_err err = { 0 };
+        herd_runner *r = NULL;
+        herd_runner_opts o = { .cluster_class = "slurm.SLURMCluster", .cluster_kwargs = ck,
+                               .client_kwargs = "{start: eager}", .adapt_kwargs = "{minimum: 2, maximum: 2}",
+                               .log = tu_quiet_sink };
+        if (herd_runner_new(&r, &o, &err) || herd_flow_begin(r, "orphan", &err)) _exit(1);
+        if (write(pfd[1], "up", 2) != 2) _exit(1);
+        for (;;) pause();
+    }
+    close(pfd[1]);
+    char b[2];
+    bool up = read(pfd[0], b, 2) == 2;
+    close(pfd[0]);
+    kill(child, SIGKILL);
+    int stt;
+    waitpid(child, &stt, 0);
+    assert_true(up);
+    tslurm_active(out, sizeof out);
+    int left = 0;
+    for (char *p = out; (p = strstr(p, "orphan-")); p++) left++;
+    assert_int_equal(left, 2);                 /* the killed client's jobs are still there */
+    assert_int_equal(tslurm_sh(out, sizeof out, "scontrol update PartitionName=spare State=UP"), 0);
+    /* the next cluster with that job_name removes them at start */
+    char ck2[1024];
+    kw(ck2, sizeof ck2, "cores: 1, n_workers: 0, job_name: orphan");
+    tu_log log;
+    tu_log_init(&log);
+    log.echo_level = HERD_LOG_ERROR + 1;
+    herd_err err = { 0 };
+    herd_runner *r = runner(ck2, "{minimum: 0, maximum: 1}", &log);
+    if (herd_flow_begin(r, "sweep", &err)) fail_msg("%s", err.msg);
+    bool swept = tu_log_has_line(&log, "left by a client", "no longer runs");
+    herd_flow_end(r, false, &err);
+    herd_runner_free(r);
+    tu_log_free(&log);
+    assert_true(swept);
+    assert_queue_empty();
+}
+
+/* Bad kwargs are refused with the field named, before any sbatch runs (the
+ * submit command is a program that would leave a mark). */
+static void test_bad_kwargs_refused_before_sbatch(void **state)
+{
+    need_slurm();
+    char dir[128], mark[192], fake[192];
+    tu_mkdtemp(dir, sizeof dir);
+    snprintf(mark, sizeof mark, "%s/ran", dir);
+    snprintf(fake, sizeof fake, "%s/sbatch", dir);
+    char script[400];
+    snprintf(script, sizeof script, "#!/bin/sh\ntouch '%s'\nexec sbatch \"$@\"\n", mark);
+    assert_int_equal(tu_write_file(fake, script), 0);
+    chmod(fake, 0755);
+    const struct { const char *kw, *want1, *want2; } cases[] = {
+        { "{memory: 1GiB, n_workers: 1, submit_command: '%s'}", "cores", "required" },
+        { "{cores: 1, memory: lots, n_workers: 1, submit_command: '%s'}", "memory", "lots" },
+        { "{cores: 1, memory: auto, n_workers: 1, submit_command: '%s'}", "memory", "auto" },
+        { "{cores: 1, memory: 1GiB, processes: 2, n_workers: 1, submit_command: '%s'}", "processes", "cores" },
+        { "{cores: 1, memory: 1GiB, job_name: 'a b', submit_command: '%s'}", "job_name", "a b" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char ck[512];
+        snprintf(ck, sizeof ck, cases[i].kw, fake);
+        herd_err err = { 0 };
+        herd_runner *r = NULL;
+        herd_runner_opts o = { .cluster_class = "slurm.SLURMCluster", .cluster_kwargs = ck,
+                               .client_kwargs = "{start: eager}", .log = tu_quiet_sink };
+        int rc = herd_runner_new(&r, &o, &err);
+        if (!rc) {
+            rc = herd_flow_begin(r, "bad", &err);
+            if (!rc) herd_flow_end(r, false, NULL);
+            herd_runner_free(r);
+        }
+        if (!rc) fail_msg("%s was accepted", ck);
+        if (!strstr(err.msg, cases[i].want1) || !strstr(err.msg, cases[i].want2))
+            fail_msg("%s: the error \"%s\" does not name %s / %s", ck, err.msg, cases[i].want1, cases[i].want2);
+        assert_int_not_equal(access(mark, F_OK), 0);   /* no sbatch ran */
+    }
+    tu_rmtree(dir);
+    assert_queue_empty();
+}
+
+/* sbatch refusing the job (an unknown partition): Slurm's own words. */
+static void test_sbatch_refusal_surfaces(void **state)
+{
+    need_slurm();
+    char ck[1024];
+    kw(ck, sizeof ck, "cores: 1, n_workers: 1, queue: nosuchpartition");
+    herd_err err = { 0 };
+    herd_runner *r = runner(ck, NULL, NULL);
+    int rc = herd_flow_begin(r, "refused", &err);
+    if (!rc) herd_flow_end(r, false, NULL);
+    herd_runner_free(r);
+    assert_int_not_equal(rc, 0);
+    if (!strstr(err.msg, "invalid partition") && !strstr(err.msg, "Invalid partition"))
+        fail_msg("the error does not carry sbatch's message: %s", err.msg);
+    assert_non_null(strstr(err.msg, "sbatch"));
+    assert_queue_empty();
+}
+
+int main(int argc, char **argv)
+{
+    herd_init(&argc, &argv);   /* slurmd re-runs this binary as a worker */
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_flow_two_jobs_two_processes),
+        cmocka_unit_test(test_adaptive),
+        cmocka_unit_test(test_pending_reported_with_reason),
+        cmocka_unit_test(test_scancel_from_outside),
+        cmocka_unit_test(test_killed_client_swept),
+        cmocka_unit_test(test_bad_kwargs_refused_before_sbatch),
+        cmocka_unit_test(test_sbatch_refusal_surfaces),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
