@@ -2,10 +2,14 @@
  * dask-jobqueue's Job._script_template lays it out: the shebang, #SBATCH
  * lines (minus job_directives_skip, plus job_extra_directives), the
  * prologue, then `processes` herd workers started in the background, each
- * named <job_name>-<job id>-<array index>-<process>, a wait for all of them
- * (a worker stopped alone by retire: SIGRTMIN+p to the batch shell, which
- * passes SIGTERM to that worker), the epilogue. POSIX sh, so any shebang
- * works. The token is not in it: the workers get it from the environment
+ * named <job_name>-<job id>-<array index>-<process> and watched by a
+ * subshell, a wait for all of them, the epilogue, and the exit status of
+ * the first worker that failed. A worker stopped alone by retire gets
+ * SIGTERM through SIGRTMIN+p sent to the batch shell (scancel --batch); a
+ * worker that fails (a signal, a non-zero status such as the memory
+ * limit's) ends the job, so the job's state and exit code say what
+ * happened and all its workers are replaced together. POSIX sh, so any
+ * shebang works. The token is not in it: the workers get it from the environment
  * sbatch exports (see slurm.c). */
 #include "slurm.h"
 
@@ -89,7 +93,21 @@ int slurm_job_script(const slurm_opts *o, const char *const *wargv, const char *
     fputs("herd_name=", f);
     quote(f, o->job_name);
     fputs("-\"${SLURM_ARRAY_JOB_ID:-$SLURM_JOB_ID}-${SLURM_ARRAY_TASK_ID:-0}\"\n", f);
+    /* herd_wait PID: its exit status, waiting through the traps (a trap
+     * interrupts wait; the last wait gives the status the shell kept) */
+    fputs("herd_wait() { while kill -0 \"$1\" 2>/dev/null; do wait \"$1\"; done; wait \"$1\"; }\n", f);
+    /* the traps first (a subshell starts with the default ones): SIGRTMIN+p
+     * stops worker p (retire), TERM (scancel) and USR1 (a worker failed)
+     * stop them all */
+    for (int p = 0; p < o->processes; p++)
+        fprintf(f, "trap 'kill -TERM $herd_pid%d 2>/dev/null' %d\n", p, slurm_stop_signal(p));
+    fputs("herd_all() { kill -TERM", f);
+    for (int p = 0; p < o->processes; p++) fprintf(f, " $herd_pid%d", p);
+    fputs(" 2>/dev/null; }\ntrap herd_all TERM USR1\n", f);
     for (int p = 0; p < o->processes; p++) {
+        /* each worker in a subshell that passes SIGTERM on (a stop on
+         * purpose exits 0) and, when its worker fails, ends the job */
+        fputs("(\n    trap 'herd_stop=1; kill -TERM $herd_w 2>/dev/null' TERM\n    ", f);
         bool name_next = false;
         for (size_t i = 0; wargv[i]; i++) {
             if (i) fputc(' ', f);
@@ -97,15 +115,16 @@ int slurm_job_script(const slurm_opts *o, const char *const *wargv, const char *
             else quote(f, i == 0 && o->worker_command ? o->worker_command : wargv[i]);
             name_next = strcmp(wargv[i], "--herd-name") == 0;
         }
-        fprintf(f, " &\nherd_pid%d=$!\n", p);
+        fputs(" &\n    herd_w=$!\n    herd_wait $herd_w; herd_r=$?\n"
+              "    [ -n \"$herd_stop\" ] && exit 0\n", f);
+        fprintf(f, "    [ $herd_r -ne 0 ] && echo \"herd: worker $herd_name-%d exited with status $herd_r: "
+                   "ending the job\" >&2 && kill -USR1 $$\n    exit $herd_r\n) &\nherd_pid%d=$!\n", p, p);
     }
+    fputs("herd_rc=0\n", f);
     for (int p = 0; p < o->processes; p++)
-        fprintf(f, "trap 'kill -TERM $herd_pid%d 2>/dev/null' %d\n", p, slurm_stop_signal(p));
-    fputs("trap 'kill -TERM", f);
-    for (int p = 0; p < o->processes; p++) fprintf(f, " $herd_pid%d", p);
-    fputs(" 2>/dev/null' TERM\n", f);
-    fputs("while :; do wait; [ $? -gt 128 ] || break; done\n", f);
+        fprintf(f, "herd_wait $herd_pid%d; herd_r=$?; [ $herd_rc -eq 0 ] && herd_rc=$herd_r\n", p);
     lines(f, o->epilogue);
+    fputs("exit $herd_rc\n", f);
     if (fclose(f) != 0 || !buf) {
         free(buf);
         return herd_err_set(err, -ENOMEM, "SLURMCluster: out of memory");

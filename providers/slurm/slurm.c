@@ -245,6 +245,17 @@ static int poll_jobs(herd_cluster *c, herd_err *err)
     return 0;
 }
 
+/* squeue's exit_code is the batch script's wait status: "exit status 3",
+ * "killed by signal 15". */
+static void exit_text(const char *code, char *out, size_t cap)
+{
+    char *end;
+    long v = strtol(code, &end, 10);
+    if (!*code || *end || v < 0) snprintf(out, cap, "exit code %.20s", *code ? code : "unknown");
+    else if (v & 0x7f) snprintf(out, cap, "killed by signal %ld", v & 0x7f);
+    else snprintf(out, cap, "exit status %ld", v >> 8);
+}
+
 /* The workers' states and details from their jobs'; c->mu held. */
 static void refresh_workers(herd_cluster *c)
 {
@@ -269,17 +280,18 @@ static void refresh_workers(herd_cluster *c)
                 w->state = HERD_WORKER_RUNNING;
                 snprintf(w->detail, sizeof w->detail, "Slurm job %.30s RUNNING on %.40s", jb->id, jb->node);
             } else {
-                bool ok = w->retired || (strcmp(jb->sstate, "COMPLETED") == 0 && strcmp(jb->exitc, "0") == 0);
+                bool ok = w->retired || (strcmp(jb->sstate, "COMPLETED") == 0 && atol(jb->exitc) == 0);
                 w->state = ok ? HERD_WORKER_STOPPED : HERD_WORKER_FAILED;
                 if (strcmp(jb->sstate, "GONE") == 0)
                     snprintf(w->detail, sizeof w->detail, "Slurm job %.30s left the queue%s", jb->id,
                              w->retired ? " (retired)" : " (its end state is no longer known)");
-                else
-                    snprintf(w->detail, sizeof w->detail, "Slurm job %.30s %.20s, exit code %.10s%s%.40s%s", jb->id,
-                             jb->sstate, jb->exitc[0] ? jb->exitc : "?",
-                             jb->reason[0] && strcmp(jb->reason, "None") ? " (" : "",
-                             jb->reason[0] && strcmp(jb->reason, "None") ? jb->reason : "",
-                             jb->reason[0] && strcmp(jb->reason, "None") ? ")" : "");
+                else {
+                    char how[48], why[80] = "";
+                    exit_text(jb->exitc, how, sizeof how);
+                    if (jb->reason[0] && strcmp(jb->reason, "None"))
+                        snprintf(why, sizeof why, " (%.60s)", jb->reason);
+                    snprintf(w->detail, sizeof w->detail, "Slurm job %.30s %.20s%s, %s", jb->id, jb->sstate, why, how);
+                }
                 if (w->retired && !strstr(w->detail, "(retired)"))
                     snprintf(w->detail + strlen(w->detail), sizeof w->detail - strlen(w->detail), " (retired)");
             }
@@ -543,6 +555,19 @@ static void sc_close(herd_cluster *c)
     herd_log(c->env, HERD_LOG_DEBUG, "SLURMCluster: closed (%zu jobs, %zu workers ever submitted)", c->nj, c->nw);
     pthread_mutex_unlock(&c->mu);
     cluster_free(c);
+}
+
+/* For `herd slurm job-script`: the script scale_up would submit (the
+ * worker's name is filled in by the job from Slurm's job id). Malloc'd. */
+HERD_API int SLURMCluster_job_script(herd_cluster *c, char **out, herd_err *err);
+int SLURMCluster_job_script(herd_cluster *c, char **out, herd_err *err)
+{
+    if (!c || !out) return herd_err_set(err, HERD_EARG, "SLURMCluster_job_script: NULL argument");
+    char **wargv = NULL;
+    int rc = worker_cmd(c, &wargv, err);
+    if (!rc) rc = slurm_job_script(&c->o, (const char *const *)wargv, c->job_name, out, err);
+    herd_strv_free(wargv);
+    return rc;
 }
 
 HERD_PROVIDER(SLURMCluster) = {

@@ -20,7 +20,9 @@
 #include "../support/testutil.h"
 #include "../support/slurm.h"
 
+#include <dirent.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 /* ---- tasks (run inside the Slurm jobs) ---- */
@@ -277,13 +279,114 @@ static void test_scancel_from_outside(void **state)
         if (herd_future_result(fs[i], TU_WAIT_S, &v, &err)) fail_msg("task %d: %s", i, err.msg);
         herd_future_release(fs[i]);
     }
-    char want[64];
+    char want[128];
     snprintf(want, sizeof want, "Slurm job %s CANCELLED", id);
     bool logged = tu_log_wait_line(&log, want, "died", TU_WAIT_S);
     herd_flow_end(r, false, &err);
     herd_runner_free(r);
     tu_log_free(&log);
     assert_true(logged);
+    assert_queue_empty();
+}
+
+/* retire one worker of a running 2-process job: it leaves, the job and its
+ * other worker run on. */
+static void test_retire_one_worker_of_a_job(void **state)
+{
+    need_slurm();
+    char ck[1024];
+    kw(ck, sizeof ck, "cores: 2, processes: 2, n_workers: 2, job_name: ret");
+    herd_err err = { 0 };
+    herd_runner *r = runner(ck, NULL, NULL);
+    if (herd_flow_begin(r, "slurm-retire", &err)) fail_msg("%s", err.msg);
+    if (herd_wait_for_workers(r, 2, TU_WAIT_S, &err)) fail_msg("%s", err.msg);
+    st s;
+    status(&s);
+    assert_int_equal(s.n, 2);
+    assert_int_equal(cur_prov->retire(cur_cluster, s.w[0].name, &err), 0);
+    double end = tu_now() + TU_WAIT_S;
+    while (herd_runner_workers(r, NULL) > 1 && tu_now() < end) tu_sleep_ms(20);
+    assert_int_equal(herd_runner_workers(r, NULL), 1);
+    status(&s);
+    assert_int_equal(s.w[0].state, HERD_WORKER_STOPPED);
+    assert_int_equal(s.w[1].state, HERD_WORKER_RUNNING);
+    char q[1024];
+    tslurm_active(q, sizeof q);
+    assert_non_null(strstr(q, "RUNNING"));      /* the job runs on with its other worker */
+    herd_future *f;
+    if (herd_submit(r, "slurm_where", herd_tuple("i", 10), &f, &err)) fail_msg("%s", err.msg);
+    const herd_value *v;
+    if (herd_future_result(f, TU_WAIT_S, &v, &err)) fail_msg("%s", err.msg);
+    herd_future_release(f);
+    /* an unknown name is refused, naming it */
+    assert_int_not_equal(cur_prov->retire(cur_cluster, "ret-nosuch-0-0", &err), 0);
+    assert_non_null(strstr(err.msg, "ret-nosuch-0-0"));
+    herd_flow_end(r, false, &err);
+    herd_runner_free(r);
+    assert_queue_empty();
+}
+
+/* The pid of the process on this machine whose command line has
+ * "--herd-name NAME" (the workers run here, under slurmd), or 0. */
+static pid_t worker_pid(const char *name)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    pid_t found = 0;
+    while (d && !found && (e = readdir(d))) {
+        char path[300], buf[4096];
+        if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+        snprintf(path, sizeof path, "/proc/%s/cmdline", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f) continue;
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        for (size_t i = 0; i + 1 < n; i += strlen(buf + i) + 1)
+            if (strcmp(buf + i, "--herd-name") == 0 && strcmp(buf + i + strlen(buf + i) + 1, name) == 0)
+                found = (pid_t)atol(e->d_name);
+    }
+    if (d) closedir(d);
+    return found;
+}
+
+/* A worker process killed inside its job ends the job: its workers fail
+ * with Slurm's state and the worker's status, and the nanny submits a new
+ * job. */
+static void test_worker_killed_ends_its_job(void **state)
+{
+    need_slurm();
+    char ck[1024];
+    kw(ck, sizeof ck, "cores: 2, processes: 2, n_workers: 2, job_name: dies");
+    herd_err err = { 0 };
+    tu_log log;
+    tu_log_init(&log);
+    log.echo_level = HERD_LOG_ERROR + 1;
+    herd_runner *r = runner(ck, NULL, &log);
+    if (herd_flow_begin(r, "slurm-dies", &err)) fail_msg("%s", err.msg);
+    if (herd_wait_for_workers(r, 2, TU_WAIT_S, &err)) fail_msg("%s", err.msg);
+    st s;
+    status(&s);
+    pid_t pid = worker_pid(s.w[1].name);
+    assert_true(pid > 0);
+    kill(pid, SIGKILL);
+    bool died = tu_log_wait_line(&log, s.w[0].name, "FAILED (NonZeroExitCode), exit status 137", TU_WAIT_S);
+    /* replaced: a new job's two workers connect */
+    double end = tu_now() + TU_WAIT_S;
+    size_t n = 0;
+    while (tu_now() < end) {
+        status(&s);
+        n = 0;
+        for (size_t i = 0; i < s.n; i++) n += s.w[i].state == HERD_WORKER_RUNNING;
+        if (n == 2 && herd_runner_workers(r, NULL) == 2) break;
+        tu_sleep_ms(50);
+    }
+    herd_flow_end(r, false, &err);
+    herd_runner_free(r);
+    tu_log_free(&log);
+    assert_true(died);
+    assert_int_equal(n, 2);
+    assert_true(s.n >= 4);
     assert_queue_empty();
 }
 
@@ -409,6 +512,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_adaptive),
         cmocka_unit_test(test_pending_reported_with_reason),
         cmocka_unit_test(test_scancel_from_outside),
+        cmocka_unit_test(test_retire_one_worker_of_a_job),
+        cmocka_unit_test(test_worker_killed_ends_its_job),
         cmocka_unit_test(test_killed_client_swept),
         cmocka_unit_test(test_bad_kwargs_refused_before_sbatch),
         cmocka_unit_test(test_sbatch_refusal_surfaces),
