@@ -40,6 +40,7 @@
 #define CMD_TIMEOUT_S   60.0   /* any one sbatch, squeue or scancel */
 #define CLOSE_WAIT_S    30.0   /* close: for the jobs to leave the active states */
 #define COMMENT_TAG     "herd-client"
+#define EAGER_POLL_S    60.0   /* a job this young and PENDING: squeue at every status */
 
 enum { J_PENDING, J_RUNNING, J_ENDED };
 
@@ -498,7 +499,14 @@ static int sc_retire(herd_cluster *c, const char *worker, herd_err *err)
 static int sc_status(herd_cluster *c, herd_worker_info *out, size_t cap, size_t *n)
 {
     pthread_mutex_lock(&c->mu);
-    if (c->nj && herd_now() - c->last_poll >= c->o.poll_interval) {
+    /* every poll_interval; and, while a job submitted in the last
+     * EAGER_POLL_S is still PENDING, at every call, so a worker is listed
+     * running as soon as it can have connected */
+    double now = herd_now();
+    bool eager = false;
+    for (size_t j = 0; j < c->nj && !eager; j++)
+        eager = c->jobs[j].state == J_PENDING && now - c->jobs[j].since < EAGER_POLL_S;
+    if (c->nj && (eager || now - c->last_poll >= c->o.poll_interval)) {
         herd_err e = { 0 };
         if (poll_jobs(c, &e))
             herd_log(c->env, HERD_LOG_WARN, "SLURMCluster: cannot ask Slurm about the jobs: %s", e.msg);
