@@ -90,6 +90,7 @@ int slurm_job_script(const slurm_opts *o, const char *const *wargv, const char *
         quote(f, o->local_directory);
         fputc('\n', f);
     }
+    fputs("herd_failed=$(mktemp \"${TMPDIR:-/tmp}/herd-job.XXXXXX\") || exit 1\n", f);
     fputs("herd_name=", f);
     quote(f, o->job_name);
     fputs("-\"${SLURM_ARRAY_JOB_ID:-$SLURM_JOB_ID}-${SLURM_ARRAY_TASK_ID:-0}\"\n", f);
@@ -117,12 +118,16 @@ int slurm_job_script(const slurm_opts *o, const char *const *wargv, const char *
         }
         fputs(" &\n    herd_w=$!\n    herd_wait $herd_w; herd_r=$?\n"
               "    [ -n \"$herd_stop\" ] && exit 0\n", f);
-        fprintf(f, "    [ $herd_r -ne 0 ] && echo \"herd: worker $herd_name-%d exited with status $herd_r: "
-                   "ending the job\" >&2 && kill -USR1 $$\n    exit $herd_r\n) &\nherd_pid%d=$!\n", p, p);
+        fprintf(f, "    if [ $herd_r -ne 0 ]; then\n"
+                   "        echo \"herd: worker $herd_name-%d exited with status $herd_r: ending the job\" >&2\n"
+                   "        [ -s \"$herd_failed\" ] || echo $herd_r >\"$herd_failed\"\n"
+                   "        kill -USR1 $$\n    fi\n    exit $herd_r\n) &\nherd_pid%d=$!\n", p, p);
     }
     fputs("herd_rc=0\n", f);
     for (int p = 0; p < o->processes; p++)
         fprintf(f, "herd_wait $herd_pid%d; herd_r=$?; [ $herd_rc -eq 0 ] && herd_rc=$herd_r\n", p);
+    /* the job's status: the first worker that failed, as it wrote it */
+    fputs("[ -s \"$herd_failed\" ] && herd_rc=$(cat \"$herd_failed\")\nrm -f \"$herd_failed\"\n", f);
     lines(f, o->epilogue);
     fputs("exit $herd_rc\n", f);
     if (fclose(f) != 0 || !buf) {

@@ -185,11 +185,13 @@ static int sc_listen(herd_cluster *c, char *out, size_t cap, herd_err *err)
 
 /* ---- asking Slurm ---- */
 
+/* Not one of the states a job is still active in (COMPLETING counts as
+ * active: the final state, with the reason, follows). */
 static bool final_state(const char *s)
 {
     static const char *const active[] = { "PENDING", "CONFIGURING", "RUNNING", "SUSPENDED",
                                           "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESIZING",
-                                          "SIGNALING", "STAGE_OUT", "STOPPED", NULL };
+                                          "SIGNALING", "STAGE_OUT", "STOPPED", "COMPLETING", NULL };
     for (const char *const *a = active; *a; a++)
         if (strcmp(s, *a) == 0) return false;
     return true;
@@ -231,7 +233,8 @@ static int poll_jobs(herd_cluster *c, herd_err *err)
             snprintf(jb->exitc, sizeof jb->exitc, "%s", nf > 3 ? f[3] : "");
             if (nf > 4 && *f[4]) snprintf(jb->node, sizeof jb->node, "%s", f[4]);
             jb->state = final_state(f[1]) ? J_ENDED
-                      : strcmp(f[1], "RUNNING") == 0 || strcmp(f[1], "SUSPENDED") == 0 ? J_RUNNING : J_PENDING;
+                      : strcmp(f[1], "RUNNING") == 0 || strcmp(f[1], "SUSPENDED") == 0 ||
+                        strcmp(f[1], "COMPLETING") == 0 || strcmp(f[1], "SIGNALING") == 0 ? J_RUNNING : J_PENDING;
             break;
         }
     }

@@ -7,8 +7,10 @@
  * Cases: a flow on 2 jobs x 2 processes (the tasks see Slurm's job ids);
  * adaptive 0..4; a job held PENDING (its partition DOWN) reported with
  * Slurm's reason; a job cancelled from outside fails its workers (Slurm's
- * state in the log) and their tasks run elsewhere; nothing left in squeue
- * after close; jobs of a client killed by SIGKILL swept by the next start;
+ * state in the log) and their tasks run elsewhere; retiring one worker of a
+ * job; a worker killed inside its job ends the job and is replaced; TLS
+ * (security: temporary); nothing left in squeue after close or after
+ * SIGTERM; jobs of a client killed by SIGKILL swept by the next start;
  * bad kwargs (no cores, memory: lots) refused before any sbatch; sbatch
  * refusing the script (unknown partition) surfaces Slurm's message. Skips,
  * loudly, only when Slurm is not installed or the test is not root. */
@@ -68,8 +70,8 @@ static void need_slurm(void)
 /* cluster_kwargs: small jobs on this machine, polled often */
 static void kw(char *buf, size_t cap, const char *more)
 {
-    snprintf(buf, cap, "{memory: 200MiB, interface: lo, poll_interval: 0.2, walltime: '00:10:00'%s%s}",
-             more && *more ? ", " : "", more ? more : "");
+    snprintf(buf, cap, "{memory: 200MiB, interface: lo, poll_interval: 0.2, walltime: '00:10:00', "
+                       "log_directory: '%s/jobs'%s%s}", slurm.dir, more && *more ? ", " : "", more ? more : "");
 }
 
 static const herd_provider *cur_prov;
@@ -383,10 +385,84 @@ static void test_worker_killed_ends_its_job(void **state)
     }
     herd_flow_end(r, false, &err);
     herd_runner_free(r);
+    if (!died) {
+        fprintf(stderr, "the flow's log:\n%s\n", log.text ? log.text : "");
+        char cmd[300];
+        snprintf(cmd, sizeof cmd, "tail -n 20 %s/jobs/dies-*", slurm.dir);
+        if (system(cmd) != 0) fprintf(stderr, "no job output\n");
+    }
     tu_log_free(&log);
     assert_true(died);
     assert_int_equal(n, 2);
     assert_true(s.n >= 4);
+    assert_queue_empty();
+}
+
+/* security: temporary: the workers in the jobs get their certificate
+ * through sbatch's environment, like the token, and the flow runs over TLS. */
+static void test_tls_temporary(void **state)
+{
+    need_slurm();
+    char ck[1024];
+    kw(ck, sizeof ck, "cores: 2, processes: 2, n_workers: 2, job_name: tls");
+    herd_err err = { 0 };
+    herd_runner *r = NULL;
+    herd_runner_opts o = { .cluster_factory = factory, .cluster_kwargs = ck,
+                           .client_kwargs = "{start: eager, security: temporary}", .log = tu_quiet_sink };
+    if (herd_runner_new(&r, &o, &err)) fail_msg("herd_runner_new: %s", err.msg);
+    if (herd_flow_begin(r, "slurm-tls", &err)) fail_msg("%s", err.msg);
+    assert_int_equal(strncmp(herd_runner_address(r), "tls://127.0.0.1:", 16), 0);
+    if (herd_wait_for_workers(r, 2, TU_WAIT_S, &err)) fail_msg("%s", err.msg);
+    herd_future *f;
+    if (herd_submit(r, "slurm_where", herd_tuple("i", 10), &f, &err)) fail_msg("%s", err.msg);
+    const herd_value *v;
+    if (herd_future_result(f, TU_WAIT_S, &v, &err)) fail_msg("%s", err.msg);
+    assert_string_not_equal(herd_as_str(v), "none");
+    herd_future_release(f);
+    if (herd_flow_end(r, false, &err)) fail_msg("%s", err.msg);
+    herd_runner_free(r);
+    assert_queue_empty();
+}
+
+/* SIGTERM to the client in the middle of a flow: the runtime's teardown
+ * closes the cluster, which cancels its jobs (PENDING ones here, which
+ * nothing else would remove). */
+static void test_sigterm_cancels_jobs(void **state)
+{
+    need_slurm();
+    char out[2048];
+    assert_int_equal(tslurm_sh(out, sizeof out, "scontrol update PartitionName=spare State=DOWN"), 0);
+    char ck[1024];
+    kw(ck, sizeof ck, "cores: 1, n_workers: 2, queue: spare, job_name: term");
+    int pfd[2];
+    assert_int_equal(pipe(pfd), 0);
+    pid_t child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        close(pfd[0]);
+        herd_err err = { 0 };
+        herd_runner *r = NULL;
+        herd_runner_opts o = { .cluster_class = "slurm.SLURMCluster", .cluster_kwargs = ck,
+                               .client_kwargs = "{start: eager}", .adapt_kwargs = "{minimum: 2, maximum: 2}",
+                               .log = tu_quiet_sink };
+        if (herd_runner_new(&r, &o, &err) || herd_flow_begin(r, "term", &err)) _exit(1);
+        if (write(pfd[1], "up", 2) != 2) _exit(1);
+        for (;;) pause();
+    }
+    close(pfd[1]);
+    char b[2];
+    bool up = read(pfd[0], b, 2) == 2;
+    close(pfd[0]);
+    tslurm_active(out, sizeof out);
+    int before = 0;
+    for (char *p = out; (p = strstr(p, "term-")); p++) before++;
+    kill(child, SIGTERM);
+    int stt;
+    waitpid(child, &stt, 0);
+    tslurm_sh(NULL, 0, "scontrol update PartitionName=spare State=UP");
+    assert_true(up);
+    assert_int_equal(before, 2);
+    assert_true(WIFSIGNALED(stt) || WIFEXITED(stt));
     assert_queue_empty();
 }
 
@@ -514,6 +590,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_scancel_from_outside),
         cmocka_unit_test(test_retire_one_worker_of_a_job),
         cmocka_unit_test(test_worker_killed_ends_its_job),
+        cmocka_unit_test(test_tls_temporary),
+        cmocka_unit_test(test_sigterm_cancels_jobs),
         cmocka_unit_test(test_killed_client_swept),
         cmocka_unit_test(test_bad_kwargs_refused_before_sbatch),
         cmocka_unit_test(test_sbatch_refusal_surfaces),

@@ -4,8 +4,10 @@
 # slurmctld -D and slurmd -D with a slurm.conf written into DIR (its own
 # ports, state and spool in DIR, ProctrackType=proctrack/linuxproc, no cgroups,
 # no accounting database, 127.0.0.1 only).
-#     slurm.sh start DIR PORT   writes DIR/slurm.conf, starts the daemons,
-#                               waits until sinfo shows the node idle
+#     slurm.sh start DIR PORT   writes DIR/slurm.conf, starts the daemons
+#                               (PORT, PORT+1, PORT+2..PORT+40 for srun),
+#                               waits until sinfo shows the node idle;
+#                               exit 3 when a port is in use
 #     slurm.sh stop DIR         stops what start started (pid files in DIR)
 # Clients use it with SLURM_CONF=DIR/slurm.conf. Must run as root (slurmd
 # starts jobs as their user). Exit 0, or 1 with the reason on stderr.
@@ -14,15 +16,16 @@ cmd=${1:-}; dir=${2:-}
 [ -n "$cmd" ] && [ -n "$dir" ] || { echo "usage: $0 start|stop DIR [PORT]" >&2; exit 2; }
 
 stop() {
-    for d in slurmd slurmctld munged; do
-        f="$dir/$d.pid"
+    # each daemon's pid file, and the pid the shell started it with
+    for f in slurmd.pid slurmd.pid.sh slurmctld.pid slurmctld.pid.sh munged.pid; do
+        f="$dir/$f"
         [ -f "$f" ] || continue
         p=$(cat "$f" 2>/dev/null)
         [ -n "$p" ] && kill -TERM "$p" 2>/dev/null
         i=0
         while [ -n "$p" ] && kill -0 "$p" 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
         [ -n "$p" ] && kill -KILL "$p" 2>/dev/null
-        rm -f "$f" "$f.sh"
+        rm -f "$f"
     done
     # what a job started and slurmd left (proctrack/linuxproc follows it)
     pkill -KILL -f "slurmstepd: \[.*\]" -P 1 2>/dev/null
@@ -102,7 +105,16 @@ slurmd -D -N herdnode -f "$dir/slurm.conf" >"$dir/slurmd.out" 2>&1 &
 echo $! > "$dir/slurmd.pid.sh"
 i=0
 while :; do
-    st=$(sinfo -h -n herdnode -p debug -o %t 2>/dev/null)
+    # a daemon that could not start (a port in use: exit 3, the caller
+    # tries other ports) ends the wait at once
+    for d in slurmctld slurmd; do
+        kill -0 "$(cat "$dir/$d.pid.sh")" 2>/dev/null && continue
+        if grep -q "Address already in use" "$dir/$d.out" "$dir/$d.log" 2>/dev/null; then
+            echo "slurm.sh: $d: port $port or $((port + 1)) is in use" >&2; stop; exit 3
+        fi
+        fail "$d exited at start"
+    done
+    st=$(timeout 5 sinfo -h -n herdnode -p debug -o %t 2>/dev/null)
     [ "$st" = idle ] && break
     i=$((i + 1))
     [ $i -gt 300 ] && fail "the node is not idle after 30 s (sinfo: '$st')"

@@ -1,9 +1,10 @@
 /* tests/support/slurm.h — a real single-node Slurm for the SLURMCluster
  * tests: tests/slurm/slurm.sh starts munged, slurmctld and slurmd with a
- * slurm.conf in a temporary directory (127.0.0.1, ports from a range picked
- * by this process's pid) and stops them; SLURM_CONF points this process
- * (and so sbatch, squeue, scancel and the jobs) at it. tslurm_sh runs a
- * Slurm client command and returns its output.
+ * slurm.conf in a temporary directory (127.0.0.1; ports 20000-31999, below
+ * the ephemeral range, a slot picked by this process's pid, the next one
+ * when in use) and stops them; SLURM_CONF points this process (and so
+ * sbatch, squeue, scancel and the jobs) at it. tslurm_sh runs a Slurm
+ * client command and returns its output.
  *
  * Header-only (static), like testutil.h. Every function returns 0 or -1
  * with the reason in why. */
@@ -48,17 +49,24 @@ static inline int tslurm_start(tslurm *s, char *why, size_t cap)
     memset(s, 0, sizeof *s);
     snprintf(s->dir, sizeof s->dir, "%s/herd-slurm.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     if (!mkdtemp(s->dir)) { snprintf(why, cap, "mkdtemp: failed"); return -1; }
-    s->port = 30000 + (int)(getpid() % 800) * 40;
     snprintf(s->conf, sizeof s->conf, "%s/slurm.conf", s->dir);
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "sh tests/slurm/slurm.sh start '%s' %d 2>&1", s->dir, s->port);
-    FILE *p = popen(cmd, "r");
-    if (!p) { snprintf(why, cap, "popen failed"); return -1; }
-    char out[2048];
-    size_t n = fread(out, 1, sizeof out - 1, p);
-    out[n] = '\0';
-    int st = pclose(p);
-    if (st != 0) { snprintf(why, cap, "tests/slurm/slurm.sh start failed: %.900s", out); return -1; }
+    /* ports below the ephemeral range, a slot of 41 picked by pid; a slot
+     * in use (exit 3) moves to the next */
+    for (int attempt = 0;; attempt++) {
+        s->port = 20000 + (int)((getpid() + attempt * 37) % 240) * 50;
+        char cmd[512];
+        snprintf(cmd, sizeof cmd, "sh tests/slurm/slurm.sh start '%s' %d 2>&1", s->dir, s->port);
+        FILE *p = popen(cmd, "r");
+        if (!p) { snprintf(why, cap, "popen failed"); return -1; }
+        char out[2048];
+        size_t n = fread(out, 1, sizeof out - 1, p);
+        out[n] = '\0';
+        int st = pclose(p);
+        if (st == 0) break;
+        if (WIFEXITED(st) && WEXITSTATUS(st) == 3 && attempt < 8) continue;
+        snprintf(why, cap, "tests/slurm/slurm.sh start failed: %.900s", out);
+        return -1;
+    }
     setenv("SLURM_CONF", s->conf, 1);
     s->up = true;
     return 0;
