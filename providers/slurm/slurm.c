@@ -339,7 +339,11 @@ static void sweep_orphans(herd_cluster *c)
         for (char *t = strtok_r(line, "|", &s2); t && nf < 3; t = strtok_r(NULL, "|", &s2)) f[nf++] = t;
         if (nf < 3) continue;
         for (int i = 0; i < 3; i++) while (*f[i] == ' ') f[i]++;
-        if (strncmp(f[1], c->o.job_name, plen) != 0 || f[1][plen] != '-') continue;
+        /* exactly <job_name>-<6 hex digits>: another job_name that starts
+         * with ours is not ours to sweep */
+        if (strncmp(f[1], c->o.job_name, plen) != 0 || f[1][plen] != '-' ||
+            strspn(f[1] + plen + 1, "0123456789abcdef") != 6 || (f[1][plen + 7] && f[1][plen + 7] != ' '))
+            continue;
         if (strncmp(f[2], COMMENT_TAG " ", tlen + 1) != 0) continue;
         const char *h = f[2] + tlen + 1;
         if (strncmp(h, c->host, hlen) != 0 || h[hlen] != ' ') continue;
