@@ -37,6 +37,7 @@ cat >"$tmp/want" <<'WANT'
 module load foo
 export OMP_NUM_THREADS=1
 mkdir -p '/scratch' && export TMPDIR='/scratch'
+herd_failed=$(mktemp "${TMPDIR:-/tmp}/herd-job.XXXXXX") || exit 1
 herd_name='exp'-"${SLURM_ARRAY_JOB_ID:-$SLURM_JOB_ID}-${SLURM_ARRAY_TASK_ID:-0}"
 herd_wait() { while kill -0 "$1" 2>/dev/null; do wait "$1"; done; wait "$1"; }
 trap 'kill -TERM $herd_pid0 2>/dev/null' 34
@@ -49,7 +50,11 @@ trap herd_all TERM USR1
     herd_w=$!
     herd_wait $herd_w; herd_r=$?
     [ -n "$herd_stop" ] && exit 0
-    [ $herd_r -ne 0 ] && echo "herd: worker $herd_name-0 exited with status $herd_r: ending the job" >&2 && kill -USR1 $$
+    if [ $herd_r -ne 0 ]; then
+        echo "herd: worker $herd_name-0 exited with status $herd_r: ending the job" >&2
+        [ -s "$herd_failed" ] || echo $herd_r >"$herd_failed"
+        kill -USR1 $$
+    fi
     exit $herd_r
 ) &
 herd_pid0=$!
@@ -59,13 +64,19 @@ herd_pid0=$!
     herd_w=$!
     herd_wait $herd_w; herd_r=$?
     [ -n "$herd_stop" ] && exit 0
-    [ $herd_r -ne 0 ] && echo "herd: worker $herd_name-1 exited with status $herd_r: ending the job" >&2 && kill -USR1 $$
+    if [ $herd_r -ne 0 ]; then
+        echo "herd: worker $herd_name-1 exited with status $herd_r: ending the job" >&2
+        [ -s "$herd_failed" ] || echo $herd_r >"$herd_failed"
+        kill -USR1 $$
+    fi
     exit $herd_r
 ) &
 herd_pid1=$!
 herd_rc=0
 herd_wait $herd_pid0; herd_r=$?; [ $herd_rc -eq 0 ] && herd_rc=$herd_r
 herd_wait $herd_pid1; herd_r=$?; [ $herd_rc -eq 0 ] && herd_rc=$herd_r
+[ -s "$herd_failed" ] && herd_rc=$(cat "$herd_failed")
+rm -f "$herd_failed"
 echo done
 exit $herd_rc
 WANT
