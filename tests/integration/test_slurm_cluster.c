@@ -9,8 +9,9 @@
  * Slurm's reason; a job cancelled from outside fails its workers (Slurm's
  * state in the log) and their tasks run elsewhere; retiring one worker of a
  * job; a worker killed inside its job ends the job and is replaced; TLS
- * (security: temporary); nothing left in squeue after close or after
- * SIGTERM; jobs of a client killed by SIGKILL swept by the next start;
+ * (security: temporary); a job ended by its walltime; nothing left in
+ * squeue after close or after SIGTERM; jobs of a client killed by SIGKILL
+ * swept by the next start;
  * bad kwargs (no cores, memory: lots) refused before any sbatch; sbatch
  * refusing the script (unknown partition) surfaces Slurm's message. Skips,
  * loudly, only when Slurm is not installed or the test is not root. */
@@ -466,6 +467,45 @@ static void test_sigterm_cancels_jobs(void **state)
     assert_queue_empty();
 }
 
+/* A job that reaches its walltime: Slurm ends it (TIMEOUT), its worker
+ * fails with that state and reason, and the nanny submits a replacement. Slurm's smallest limit is a minute and it checks limits
+ * about every 30 s: this case takes 1 to 2 minutes. */
+static void test_walltime_expiry(void **state)
+{
+    need_slurm();
+    char ck[1024];    /* kw's walltime is 10 minutes: this one is 1 */
+    snprintf(ck, sizeof ck, "{memory: 200MiB, interface: lo, poll_interval: 0.5, walltime: '1', cores: 1, "
+                            "n_workers: 1, job_name: wall, log_directory: '%s/jobs'}", slurm.dir);
+    herd_err err = { 0 };
+    tu_log log;
+    tu_log_init(&log);
+    log.echo_level = HERD_LOG_ERROR + 1;
+    herd_runner *r = runner(ck, NULL, &log);
+    if (herd_flow_begin(r, "slurm-walltime", &err)) fail_msg("%s", err.msg);
+    if (herd_wait_for_workers(r, 1, TU_WAIT_S, &err)) fail_msg("%s", err.msg);
+    st s;
+    status(&s);
+    char first[64];
+    snprintf(first, sizeof first, "%s", s.w[0].name);
+    bool timed_out = tu_log_wait_line(&log, "TIMEOUT", "TimeLimit", 180);
+    /* the replacement connects */
+    double end = tu_now() + 120;
+    bool replaced = false;
+    while (!replaced && tu_now() < end) {
+        status(&s);
+        for (size_t i = 0; i < s.n; i++)
+            replaced |= strcmp(s.w[i].name, first) != 0 && s.w[i].state == HERD_WORKER_RUNNING;
+        if (!replaced) tu_sleep_ms(100);
+    }
+    herd_flow_end(r, false, &err);
+    herd_runner_free(r);
+    if (!timed_out) fprintf(stderr, "the flow's log:\n%s\n", log.text ? log.text : "");
+    tu_log_free(&log);
+    assert_true(timed_out);
+    assert_true(replaced);
+    assert_queue_empty();
+}
+
 /* A client killed by SIGKILL leaves PENDING jobs; the next start with the
  * same job_name cancels them. */
 static void test_killed_client_swept(void **state)
@@ -592,6 +632,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_worker_killed_ends_its_job),
         cmocka_unit_test(test_tls_temporary),
         cmocka_unit_test(test_sigterm_cancels_jobs),
+        cmocka_unit_test(test_walltime_expiry),
         cmocka_unit_test(test_killed_client_swept),
         cmocka_unit_test(test_bad_kwargs_refused_before_sbatch),
         cmocka_unit_test(test_sbatch_refusal_surfaces),
