@@ -290,11 +290,11 @@ static void refresh_workers(herd_cluster *c)
                     snprintf(w->detail, sizeof w->detail, "Slurm job %.30s left the queue%s", jb->id,
                              w->retired ? " (retired)" : " (its end state is no longer known)");
                 else {
-                    char how[48], why[80] = "";
+                    char how[48], why[48] = "";
                     exit_text(jb->exitc, how, sizeof how);
                     if (jb->reason[0] && strcmp(jb->reason, "None"))
-                        snprintf(why, sizeof why, " (%.60s)", jb->reason);
-                    snprintf(w->detail, sizeof w->detail, "Slurm job %.30s %.20s%s, %s", jb->id, jb->sstate, why, how);
+                        snprintf(why, sizeof why, " (%.40s)", jb->reason);
+                    snprintf(w->detail, sizeof w->detail, "Slurm job %.30s %.20s%.44s, %.32s", jb->id, jb->sstate, why, how);
                 }
                 if (w->retired && !strstr(w->detail, "(retired)"))
                     snprintf(w->detail + strlen(w->detail), sizeof w->detail - strlen(w->detail), " (retired)");
