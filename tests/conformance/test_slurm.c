@@ -15,13 +15,14 @@ static tslurm slurm;
 static bool have_slurm;
 static char skip_why[1024];
 
-static const char kwargs[] = "{cores: 1, memory: 100MiB, processes: 1, n_workers: 2, interface: lo, "
-                             "poll_interval: 0.2, job_name: conf}";
+static char kwargs[512];
 
 static int setup(void **state)
 {
     if (!tslurm_available(skip_why, sizeof skip_why)) return 0;
     if (tslurm_start(&slurm, skip_why, sizeof skip_why)) { fprintf(stderr, "%s\n", skip_why); return -1; }
+    snprintf(kwargs, sizeof kwargs, "{cores: 1, memory: 100MiB, processes: 1, n_workers: 2, interface: lo, "
+                                    "poll_interval: 0.2, job_name: conf, log_directory: '%s/jobs'}", slurm.dir);
     have_slurm = true;
     return 0;
 }
@@ -75,6 +76,16 @@ static void test_alias(void **state)
     assert_queue_empty();
 }
 
+/* Last: no worker reported a sanitizer error or crashed (the jobs'
+ * output files). */
+static void test_job_output_clean(void **state)
+{
+    opts("slurm.SLURMCluster");
+    char dir[256], bad[2048];
+    snprintf(dir, sizeof dir, "%s/jobs", slurm.dir);
+    if (!tslurm_job_output_clean(dir, bad, sizeof bad)) fail_msg("in the jobs' output: %s", bad);
+}
+
 int main(int argc, char **argv)
 {
     herd_init(&argc, &argv);   /* slurmd re-runs this binary as a worker */
@@ -82,6 +93,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_basic),
         cmocka_unit_test(test_lifecycle),
         cmocka_unit_test(test_alias),
+        cmocka_unit_test(test_job_output_clean),
     };
     return cmocka_run_group_tests_name("slurm.SLURMCluster conformance", suite, setup, teardown);
 }

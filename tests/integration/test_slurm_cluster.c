@@ -620,6 +620,16 @@ static void test_sbatch_refusal_surfaces(void **state)
     assert_queue_empty();
 }
 
+/* Last: no worker in any job of this file's cases reported a sanitizer
+ * error or crashed (their stderr is in the jobs' log_directory). */
+static void test_job_output_clean(void **state)
+{
+    need_slurm();
+    char dir[256], bad[2048];
+    snprintf(dir, sizeof dir, "%s/jobs", slurm.dir);
+    if (!tslurm_job_output_clean(dir, bad, sizeof bad)) fail_msg("in the jobs' output: %s", bad);
+}
+
 int main(int argc, char **argv)
 {
     herd_init(&argc, &argv);   /* slurmd re-runs this binary as a worker */
@@ -636,6 +646,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_killed_client_swept),
         cmocka_unit_test(test_bad_kwargs_refused_before_sbatch),
         cmocka_unit_test(test_sbatch_refusal_surfaces),
+        cmocka_unit_test(test_job_output_clean),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

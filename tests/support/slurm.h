@@ -107,6 +107,17 @@ static inline int tslurm_sh(char *out, size_t cap, const char *fmt, ...)
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+/* Whether the jobs' output files under dir (their log_directory) hold a
+ * sanitizer report or a crash of a worker: the workers' stderr goes there,
+ * not to the test's. The offending lines in out (empty: none). */
+static inline bool tslurm_job_output_clean(const char *dir, char *out, size_t cap)
+{
+    out[0] = '\0';
+    tslurm_sh(out, cap, "grep -rhE 'Sanitizer|runtime error|Segmentation fault|core dumped' '%s' 2>/dev/null | head -5",
+              dir);
+    return out[0] == '\0';
+}
+
 /* The jobs still active (pending, running, completing), one line each
  * ("ID STATE NAME"); "" when none. */
 static inline void tslurm_active(char *out, size_t cap)
