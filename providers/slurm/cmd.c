@@ -2,12 +2,14 @@
  * scancel) to its end through the core's process helpers: input written to
  * its stdin, stdout and stderr read together with poll, a time limit after
  * which it is killed, and an error that names the command and quotes what
- * Slurm printed ("sbatch: error: invalid partition specified: nope"). */
+ * Slurm printed ("sbatch: error: invalid partition specified: nope"). A
+ * command that stops reading its stdin costs an EPIPE, never a SIGPIPE. */
 #include "slurm.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -51,9 +53,21 @@ int slurm_run(const char *const *argv, const char *const *env, const char *input
             if (!fds[k].revents) continue;
             int i = which[k];
             if (i == 0) {
+                /* SIGPIPE blocked around the write: a command that closed
+                 * its stdin gives EPIPE here, not a signal to the process */
+                sigset_t pipe_set, old;
+                sigemptyset(&pipe_set);
+                sigaddset(&pipe_set, SIGPIPE);
+                pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
                 ssize_t w = write(pipes[0], input + ioff, ilen - ioff);
+                int werr = errno;
+                if (w < 0 && werr == EPIPE) {
+                    struct timespec zero = { 0, 0 };
+                    sigtimedwait(&pipe_set, NULL, &zero);
+                }
+                pthread_sigmask(SIG_SETMASK, &old, NULL);
                 if (w > 0) ioff += (size_t)w;
-                if (w < 0 && errno != EAGAIN && errno != EINTR) ioff = ilen;   /* it closed stdin */
+                if (w < 0 && werr != EAGAIN && werr != EINTR) ioff = ilen;   /* it closed stdin */
                 if (ioff >= ilen) { close(pipes[0]); pipes[0] = -1; }
                 continue;
             }

@@ -602,6 +602,36 @@ static void test_bad_kwargs_refused_before_sbatch(void **state)
     assert_queue_empty();
 }
 
+/* A submit command that exits without reading the script (here 200 KB, more
+ * than a pipe holds): its words come back as the error, and this process
+ * gets no SIGPIPE. */
+static void test_submit_command_not_reading_stdin(void **state)
+{
+    need_slurm();
+    char dir[128], fake[192];
+    tu_mkdtemp(dir, sizeof dir);
+    snprintf(fake, sizeof fake, "%s/sbatch", dir);
+    assert_int_equal(tu_write_file(fake, "#!/bin/sh\nexec 0<&-\necho 'sbatch: error: refused by the test' >&2\nexit 1\n"), 0);
+    chmod(fake, 0755);
+    size_t cap = 300 * 1024;
+    char *ck = malloc(cap);
+    assert_non_null(ck);
+    int o = snprintf(ck, cap, "{cores: 1, memory: 100MiB, n_workers: 1, interface: lo, submit_command: '%s', "
+                              "job_script_prologue: [", fake);
+    for (int i = 0; i < 2000; i++)
+        o += snprintf(ck + o, cap - (size_t)o, "%s'echo %0100d'", i ? ", " : "", i);
+    snprintf(ck + o, cap - (size_t)o, "]}");
+    herd_err err = { 0 };
+    herd_runner *r = runner(ck, NULL, NULL);
+    int rc = herd_flow_begin(r, "no-stdin", &err);
+    if (!rc) herd_flow_end(r, false, NULL);
+    herd_runner_free(r);
+    free(ck);
+    tu_rmtree(dir);
+    assert_int_not_equal(rc, 0);
+    if (!strstr(err.msg, "refused by the test")) fail_msg("the error lacks the command's words: %s", err.msg);
+}
+
 /* sbatch refusing the job (an unknown partition): Slurm's own words. */
 static void test_sbatch_refusal_surfaces(void **state)
 {
@@ -646,6 +676,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_killed_client_swept),
         cmocka_unit_test(test_bad_kwargs_refused_before_sbatch),
         cmocka_unit_test(test_sbatch_refusal_surfaces),
+        cmocka_unit_test(test_submit_command_not_reading_stdin),
         cmocka_unit_test(test_job_output_clean),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
