@@ -9,11 +9,14 @@
 #                               waits until sinfo shows the node idle;
 #                               exit 3 when a port is in use
 #     slurm.sh stop DIR         stops what start started (pid files in DIR)
+#     slurm.sh sweep PARENT     stops and removes every PARENT/herd-slurm.*
+#                               whose DIR/owner names a process that is gone
+#                               (a test that crashed before its teardown)
 # Clients use it with SLURM_CONF=DIR/slurm.conf. Must run as root (slurmd
 # starts jobs as their user). Exit 0, or 1 with the reason on stderr.
 set -u
 cmd=${1:-}; dir=${2:-}
-[ -n "$cmd" ] && [ -n "$dir" ] || { echo "usage: $0 start|stop DIR [PORT]" >&2; exit 2; }
+[ -n "$cmd" ] && [ -n "$dir" ] || { echo "usage: $0 start|stop|sweep DIR [PORT]" >&2; exit 2; }
 
 stop() {
     # each daemon's pid file, and the pid the shell started it with
@@ -36,6 +39,16 @@ fail() { echo "slurm.sh: $*" >&2; for l in munged slurmctld slurmd; do [ -f "$di
 
 case $cmd in
 stop) stop; exit 0 ;;
+sweep)
+    parent=$dir
+    for dir in "$parent"/herd-slurm.*; do
+        [ -f "$dir/owner" ] || continue
+        o=$(cat "$dir/owner" 2>/dev/null)
+        [ -n "$o" ] && kill -0 "$o" 2>/dev/null && continue
+        stop
+        rm -rf "$dir"
+    done
+    exit 0 ;;
 start) ;;
 *) echo "usage: $0 start|stop DIR [PORT]" >&2; exit 2 ;;
 esac

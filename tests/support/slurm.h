@@ -3,8 +3,9 @@
  * slurm.conf in a temporary directory (127.0.0.1; ports 20000-31999, below
  * the ephemeral range, a slot picked by this process's pid, the next one
  * when in use) and stops them; SLURM_CONF points this process (and so
- * sbatch, squeue, scancel and the jobs) at it. tslurm_sh runs a Slurm
- * client command and returns its output.
+ * sbatch, squeue, scancel and the jobs) at it; the directory's owner file
+ * names this process, so the next start sweeps what a crashed test left.
+ * tslurm_sh runs a Slurm client command and returns its output.
  *
  * Header-only (static), like testutil.h. Every function returns 0 or -1
  * with the reason in why. */
@@ -48,7 +49,18 @@ static inline int tslurm_start(tslurm *s, char *why, size_t cap)
 {
     memset(s, 0, sizeof *s);
     snprintf(s->dir, sizeof s->dir, "%s/herd-slurm.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    /* what a crashed run of a Slurm test left (its owner is gone) */
+    char sweep[300];
+    snprintf(sweep, sizeof sweep, "sh tests/slurm/slurm.sh sweep '%s' >/dev/null 2>&1",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    if (system(sweep) != 0) fprintf(stderr, "tslurm_start: %s failed\n", sweep);
     if (!mkdtemp(s->dir)) { snprintf(why, cap, "mkdtemp: failed"); return -1; }
+    char owner[256], pid[32];
+    snprintf(owner, sizeof owner, "%s/owner", s->dir);
+    snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    FILE *of = fopen(owner, "w");
+    if (!of || fputs(pid, of) < 0) { if (of) fclose(of); snprintf(why, cap, "cannot write %s", owner); return -1; }
+    fclose(of);
     snprintf(s->conf, sizeof s->conf, "%s/slurm.conf", s->dir);
     /* ports below the ephemeral range, a slot of 41 picked by pid; a slot
      * in use (exit 3) moves to the next */
