@@ -9,8 +9,8 @@
  * Slurm's reason; a job cancelled from outside fails its workers (Slurm's
  * state in the log) and their tasks run elsewhere; retiring one worker of a
  * job; a worker killed inside its job ends the job and is replaced; TLS
- * (security: temporary); a job ended by its walltime; nothing left in
- * squeue after close or after SIGTERM; jobs of a client killed by SIGKILL
+ * (security: temporary); nothing left in squeue after close or after
+ * SIGTERM; jobs of a client killed by SIGKILL
  * swept by the next start;
  * bad kwargs (no cores, memory: lots) refused before any sbatch; sbatch
  * refusing the script (unknown partition) surfaces Slurm's message. Skips,
@@ -21,109 +21,12 @@
 #include <cmocka.h>
 
 #include "../support/testutil.h"
-#include "../support/slurm.h"
+#include "../support/slurm_flow.h"
 
 #include <dirent.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-
-/* ---- tasks (run inside the Slurm jobs) ---- */
-
-/* Sleep args[0] ms; the Slurm job this worker runs in. */
-static int slurm_where(herd_task_ctx *ctx, const herd_value *args, herd_value **out)
-{
-    tu_sleep_ms(herd_as_int(herd_at(args, 0)));
-    const char *id = getenv("SLURM_JOB_ID");
-    *out = herd_str(id ? id : "none");
-    return 0;
-}
-HERD_TASK(slurm_where);
-
-/* ---- fixtures ---- */
-
-static tslurm slurm;
-static bool have_slurm;
-static char skip_why[1024];
-
-static int setup(void **state)
-{
-    if (!tslurm_available(skip_why, sizeof skip_why)) return 0;
-    if (tslurm_start(&slurm, skip_why, sizeof skip_why)) { fprintf(stderr, "%s\n", skip_why); return -1; }
-    have_slurm = true;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    tslurm_stop(&slurm);
-    return 0;
-}
-
-static void need_slurm(void)
-{
-    if (!have_slurm) {
-        fprintf(stderr, "\n*** SKIPPED: the SLURMCluster tests need a local Slurm: %s ***\n\n", skip_why);
-        skip();
-    }
-}
-
-/* cluster_kwargs: small jobs on this machine, polled often */
-static void kw(char *buf, size_t cap, const char *more)
-{
-    snprintf(buf, cap, "{memory: 200MiB, interface: lo, poll_interval: 0.2, walltime: '00:10:00', "
-                       "log_directory: '%s/jobs'%s%s}", slurm.dir, more && *more ? ", " : "", more ? more : "");
-}
-
-static const herd_provider *cur_prov;
-static herd_cluster *cur_cluster;
-
-static int factory(const herd_value *kwargs, const herd_cluster_env *env, const herd_provider **prov_out,
-                   herd_cluster **out, herd_err *err)
-{
-    const herd_provider *p;
-    int rc = herd_provider_resolve("dask_jobqueue.SLURMCluster", &p, err);   /* the alias */
-    if (rc) return rc;
-    herd_value *v = NULL;
-    if ((rc = herd_kwargs_validate(p->params, kwargs, "cluster_kwargs", &v, err))) return rc;
-    rc = p->create(out, v, env, err);
-    herd_value_free(v);
-    if (rc) return rc;
-    *prov_out = cur_prov = p;
-    cur_cluster = *out;
-    return 0;
-}
-
-static herd_runner *runner(const char *ck, const char *adapt, tu_log *log)
-{
-    herd_runner *r = NULL;
-    herd_err err = { 0 };
-    herd_runner_opts o = { .cluster_factory = factory, .cluster_kwargs = ck, .client_kwargs = "{start: eager}",
-                           .adapt_kwargs = adapt, .log = log ? tu_log_sink : tu_quiet_sink, .log_ud = log };
-    if (herd_runner_new(&r, &o, &err)) fail_msg("herd_runner_new: %s", err.msg);
-    return r;
-}
-
-static void assert_queue_empty(void)
-{
-    char q[2048];
-    double end = tu_now() + 20;
-    do {
-        tslurm_active(q, sizeof q);
-        if (!q[0]) return;
-        tu_sleep_ms(100);
-    } while (tu_now() < end);
-    tslurm_sh(NULL, 0, "scancel --user=$(id -un)");   /* the next case starts clean */
-    fail_msg("jobs left in squeue: %s", q);
-}
-
-typedef struct st { herd_worker_info w[64]; size_t n; } st;
-
-static void status(st *s)
-{
-    s->n = 0;
-    assert_int_equal(cur_prov->status(cur_cluster, s->w, 64, &s->n), 0);
-}
 
 /* ---- cases ---- */
 
@@ -467,45 +370,6 @@ static void test_sigterm_cancels_jobs(void **state)
     assert_queue_empty();
 }
 
-/* A job that reaches its walltime: Slurm ends it (TIMEOUT), its worker
- * fails with that state and reason, and the nanny submits a replacement. Slurm's smallest limit is a minute and it checks limits
- * about every 30 s: this case takes 1 to 2 minutes. */
-static void test_walltime_expiry(void **state)
-{
-    need_slurm();
-    char ck[1024];    /* kw's walltime is 10 minutes: this one is 1 */
-    snprintf(ck, sizeof ck, "{memory: 200MiB, interface: lo, poll_interval: 0.5, walltime: '1', cores: 1, "
-                            "n_workers: 1, job_name: wall, log_directory: '%s/jobs'}", slurm.dir);
-    herd_err err = { 0 };
-    tu_log log;
-    tu_log_init(&log);
-    log.echo_level = HERD_LOG_ERROR + 1;
-    herd_runner *r = runner(ck, NULL, &log);
-    if (herd_flow_begin(r, "slurm-walltime", &err)) fail_msg("%s", err.msg);
-    if (herd_wait_for_workers(r, 1, TU_WAIT_S, &err)) fail_msg("%s", err.msg);
-    st s;
-    status(&s);
-    char first[64];
-    snprintf(first, sizeof first, "%s", s.w[0].name);
-    bool timed_out = tu_log_wait_line(&log, "TIMEOUT", "TimeLimit", 180);
-    /* the replacement connects */
-    double end = tu_now() + 120;
-    bool replaced = false;
-    while (!replaced && tu_now() < end) {
-        status(&s);
-        for (size_t i = 0; i < s.n; i++)
-            replaced |= strcmp(s.w[i].name, first) != 0 && s.w[i].state == HERD_WORKER_RUNNING;
-        if (!replaced) tu_sleep_ms(100);
-    }
-    herd_flow_end(r, false, &err);
-    herd_runner_free(r);
-    if (!timed_out) fprintf(stderr, "the flow's log:\n%s\n", log.text ? log.text : "");
-    tu_log_free(&log);
-    assert_true(timed_out);
-    assert_true(replaced);
-    assert_queue_empty();
-}
-
 /* A client killed by SIGKILL leaves PENDING jobs; the next start with the
  * same job_name cancels them. */
 static void test_killed_client_swept(void **state)
@@ -650,16 +514,6 @@ static void test_sbatch_refusal_surfaces(void **state)
     assert_queue_empty();
 }
 
-/* Last: no worker in any job of this file's cases reported a sanitizer
- * error or crashed (their stderr is in the jobs' log_directory). */
-static void test_job_output_clean(void **state)
-{
-    need_slurm();
-    char dir[256], bad[2048];
-    snprintf(dir, sizeof dir, "%s/jobs", slurm.dir);
-    if (!tslurm_job_output_clean(dir, bad, sizeof bad)) fail_msg("in the jobs' output: %s", bad);
-}
-
 int main(int argc, char **argv)
 {
     herd_init(&argc, &argv);   /* slurmd re-runs this binary as a worker */
@@ -672,7 +526,6 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_worker_killed_ends_its_job),
         cmocka_unit_test(test_tls_temporary),
         cmocka_unit_test(test_sigterm_cancels_jobs),
-        cmocka_unit_test(test_walltime_expiry),
         cmocka_unit_test(test_killed_client_swept),
         cmocka_unit_test(test_bad_kwargs_refused_before_sbatch),
         cmocka_unit_test(test_sbatch_refusal_surfaces),

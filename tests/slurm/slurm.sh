@@ -103,6 +103,7 @@ MpiDefault=none
 SwitchType=switch/none
 MailProg=/bin/true
 KillWait=5
+UnkillableStepTimeout=180
 MinJobAge=30
 DefMemPerCPU=100
 SchedulerParameters=sched_interval=1
