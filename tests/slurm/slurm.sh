@@ -30,8 +30,6 @@ stop() {
         [ -n "$p" ] && kill -KILL "$p" 2>/dev/null
         rm -f "$f"
     done
-    # what a job started and slurmd left (proctrack/linuxproc follows it)
-    pkill -KILL -f "slurmstepd: \[.*\]" -P 1 2>/dev/null
     return 0
 }
 
