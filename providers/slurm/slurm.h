@@ -50,9 +50,9 @@ int slurm_job_script(const slurm_opts *o, const char *const *worker_argv, const 
 int slurm_stop_signal(int p);
 
 /* Run a Slurm command: argv with env additions, input on stdin (or none),
- * stdout into out (NUL-terminated, truncated to cap), stderr into errtxt;
- * at most timeout seconds. 0 when it ran and exited 0; else a negative
- * code with err naming the command and what it printed. */
+ * stdout into out (NUL-terminated, truncated to cap); at most timeout
+ * seconds. 0 when it ran and exited 0; else a negative code with err naming
+ * the command, how it ended and what it printed on stderr (else stdout). */
 int slurm_run(const char *const *argv, const char *const *env, const char *input, char *out, size_t cap,
               double timeout, herd_err *err);
 
