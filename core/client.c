@@ -268,7 +268,8 @@ static int fetch_held(herd_client *cl, herd_future *f, double timeout_s, herd_er
         herd_value *v = NULL;
         herd_err e;
         e.msg[0] = '\0';
-        int rc = addr ? herd_peer_fetch(addr, cl->peer_token, f->key, 60, &v, &e) : -ENOMEM;
+        herd_peer_auth auth = { cl->peer_token, cl->peer_tls, cl->peer_budget };
+        int rc = addr ? herd_peer_fetch(addr, &auth, f->key, 60, &v, &e) : -ENOMEM;
         free(addr);
         pthread_mutex_lock(&cl->mu);
         if (rc == 0) {

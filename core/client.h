@@ -71,6 +71,8 @@ struct herd_client {
     void (*log)(void *ud, int level, const char *line);
     void *log_ud;
     char *peer_token;              /* presented to workers when fetching held values (owned) */
+    struct herd_tls *peer_tls;     /* credentials for tls:// holders (borrowed; NULL: none) */
+    struct herd_fetch_budget *peer_budget;   /* bound on bytes fetched at once (borrowed; NULL: none) */
 };
 
 struct herd_runner;                  /* runner.c */

@@ -1594,6 +1594,7 @@ void herd_sched_attach_local(herd_sched *s, herd_client *cl)
     pthread_mutex_lock(&cl->mu);
     free(cl->peer_token);
     cl->peer_token = s->token ? strdup(s->token) : NULL;
+    cl->peer_tls = s->cfg.tls;
     pthread_mutex_unlock(&cl->mu);
 }
 

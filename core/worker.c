@@ -58,6 +58,8 @@ typedef struct wk {
     int thread_mode;
     herd_store *store;         /* held results (NULL: this worker holds none) */
     herd_peer_server *peer;    /* serves them to other workers */
+    herd_fetch_budget budget;  /* bytes of inputs fetched at once */
+    int have_budget;
 } wk;
 
 struct herd_task_ctx {
@@ -212,7 +214,8 @@ static int resolve_input(void *ud, uint64_t key, herd_value **out)
         herd_blob_unref(b);
         return rc;
     }
-    return herd_peer_fetch(peer, r->w->token, key, 60, out, &r->err);
+    herd_peer_auth auth = { r->w->token, r->w->cfg.tls, r->w->have_budget ? &r->w->budget : NULL };
+    return herd_peer_fetch(peer, &auth, key, 60, out, &r->err);
 }
 
 /* Put a task's held inputs into its arguments. 0, or -1 after telling the
@@ -415,6 +418,8 @@ static void on_msg(herd_conn *c, const msgpack_object *m, void *ud)
         if (herd_client_init(&w->subcl, wm.id, &sub_tp, w) == 0) {
             w->subcl_ready = 1;
             w->subcl.peer_token = w->token ? strdup(w->token) : NULL;   /* it fetches held sub-task results */
+            w->subcl.peer_tls = w->cfg.tls;
+            w->subcl.peer_budget = w->have_budget ? &w->budget : NULL;
             w->subrunner.cl = &w->subcl;
             w->subrunner.is_task_client = 1;
         }
@@ -564,6 +569,7 @@ static void wk_free(wk *w)
     }
     herd_peer_server_stop(w->peer);
     herd_store_free(w->store);
+    if (w->have_budget) herd_fetch_budget_destroy(&w->budget);
     if (w->conn) herd_conn_free(w->conn);
     herd_outbox_destroy(&w->out);
     if (w->hb_ev) event_free(w->hb_ev);
@@ -590,21 +596,31 @@ static void wk_unref(wk *w)
     if (last) wk_free(w);
 }
 
-/* A scheduler on this host (unix://DIR/…): serve held values on a socket in
- * DIR, the cluster's private directory, and tell the scheduler where. A
- * worker that cannot sends every result inline, as before. */
+/* Serve held values and tell the scheduler where. A scheduler on this host
+ * (unix://DIR/…): a socket in DIR, the cluster's private directory. A
+ * scheduler reached over tcp:// or tls://: the same scheme on the address
+ * this worker reaches the scheduler from (the interface other hosts of the
+ * cluster can reach too), a port picked by the system, with the same TLS
+ * credentials and token. A worker that cannot sends every result inline. */
 static void start_peer(wk *w)
 {
     static atomic_uint seq;
     herd_addr a;
-    if (herd_addr_parse(w->address, &a, NULL) || !a.is_unix) return;
-    char path[200], *slash = strrchr(a.path, '/');
-    if (!slash) return;
-    snprintf(path, sizeof path, "%.*s/peer-%ld-%u.sock", (int)(slash - a.path), a.path, (long)getpid(),
-             atomic_fetch_add(&seq, 1));
+    char listen[300];
+    if (herd_addr_parse(w->address, &a, NULL)) return;
+    if (a.is_unix) {
+        char *slash = strrchr(a.path, '/');
+        if (!slash) return;
+        snprintf(listen, sizeof listen, "unix://%.*s/peer-%ld-%u.sock", (int)(slash - a.path), a.path,
+                 (long)getpid(), atomic_fetch_add(&seq, 1));
+    } else {
+        char ip[64];
+        if (herd_conn_local_ip(w->conn, ip, sizeof ip)) return;
+        snprintf(listen, sizeof listen, strchr(ip, ':') ? "%s://[%s]:0" : "%s://%s:0", a.is_tls ? "tls" : "tcp", ip);
+    }
     herd_err e;
     if (!(w->store = herd_store_new())) return;
-    if (herd_peer_server_start(&w->peer, path, w->token, w->store, w->name, &e)) {
+    if (herd_peer_server_start(&w->peer, listen, w->token, w->cfg.tls, w->store, w->name, &e)) {
         wlog(w, HERD_LOG_WARN, "results travel inline: %s", e.msg);
         herd_store_free(w->store);
         w->store = NULL;
@@ -652,6 +668,10 @@ static wk *wk_new(const herd_worker_cfg *cfg, herd_err *err)
         return NULL;
     }
     herd_conn_end(w->conn);
+    /* inputs fetched at once: a tenth of memory_limit as Dask (at least
+     * 64 MiB), else 512 MiB; one fetch is always admitted */
+    size_t cap = w->cfg.memory_limit > 0 ? (size_t)w->cfg.memory_limit / 10 : (size_t)512 << 20;
+    if (herd_fetch_budget_init(&w->budget, cap < ((size_t)64 << 20) ? (size_t)64 << 20 : cap) == 0) w->have_budget = 1;
     start_peer(w);
     for (int i = 0; i < w->cfg.nthreads; i++) {
         pthread_t th;

@@ -223,10 +223,9 @@ static void peer_hello(int fd, const char *token)
     send_msg(fd, herd_tuple("iiissinI", OP_HELLO, HERD_PROTO_VERSION, ROLE_PEER, token, "probe", 0, (int64_t)getpid()));
 }
 
-/* GET key on an authenticated connection: the value's size, -1 when not held. */
-static int64_t peer_get(int fd, uint64_t key)
+/* The answer to a GET sent before: the value's size, -1 when not held. */
+static int64_t peer_read_data(int fd)
 {
-    send_msg(fd, herd_tuple("iI", OP_GET, (int64_t)key));
     herd_value *m = recv_msg(fd);
     if (!m || herd_as_int(herd_at(m, 0)) != OP_DATA) fail_msg("GET: no DATA answer");
     int64_t n = herd_as_int(herd_at(m, 2));
@@ -238,6 +237,13 @@ static int64_t peer_get(int fd, uint64_t key)
         left -= (int64_t)k;
     }
     return n;
+}
+
+/* GET key on an authenticated connection: the value's size, -1 when not held. */
+static int64_t peer_get(int fd, uint64_t key)
+{
+    send_msg(fd, herd_tuple("iI", OP_GET, (int64_t)key));
+    return peer_read_data(fd);
 }
 
 /* The one peer socket in the cluster's directory (one worker). */
@@ -501,12 +507,45 @@ static void test_peer_server(void **state)
     herd_runner_free(r);
 }
 
+/* The server serves its connections at once: a peer that asked for a big
+ * value and reads none of it does not hold up another one; GETs sent
+ * together on one connection are answered in order. */
+static void test_peer_server_concurrent(void **state)
+{
+    herd_runner *r = tu_flow("{n_workers: 1, threads_per_worker: 1}", "{token: " TOKEN "}", 1, NULL);
+    const int64_t big = 64 << 20;
+    herd_future *p = tu_submit(r, "t_make", herd_tuple("Iin", big, 5), NULL);
+    herd_future *q = tu_submit(r, "t_make", herd_tuple("Iin", (int64_t)8192, 6), NULL);
+    wait_completed(p);
+    wait_completed(q);
+    char path[300];
+    peer_socket(r, path, sizeof path);
+
+    int slow = peer_connect(path);
+    peer_hello(slow, TOKEN);
+    send_msg(slow, herd_tuple("iI", OP_GET, (int64_t)herd_future_key(p)));   /* read later */
+    int other = peer_connect(path);
+    peer_hello(other, TOKEN);
+    send_msg(other, herd_tuple("iI", OP_GET, (int64_t)herd_future_key(q)));
+    send_msg(other, herd_tuple("iI", OP_GET, (int64_t)herd_future_key(p)));
+    send_msg(other, herd_tuple("iI", OP_GET, (int64_t)123456789));           /* not held */
+    assert_true(peer_read_data(other) > 8192);
+    assert_true(peer_read_data(other) > big);
+    assert_int_equal(peer_read_data(other), -1);
+    assert_true(peer_read_data(slow) > big);                                 /* its turn */
+    close(slow);
+    close(other);
+    assert_true(blob_ok(result_of(p), (size_t)big, 5));
+    tu_flow_end(r);
+}
+
 int main(int argc, char **argv)
 {
     herd_init(&argc, &argv);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bytes_take),
         cmocka_unit_test(test_peer_server),
+        cmocka_unit_test(test_peer_server_concurrent),
         cmocka_unit_test(test_dependent_runs_on_holder),
         cmocka_unit_test(test_workers_annotation),
         cmocka_unit_test(test_subtask_result),
