@@ -327,7 +327,9 @@ static void write_cb(struct bufferevent *bev, void *arg)
     size_t queued = evbuffer_get_length(bufferevent_get_output(bev));
     if (c->closing && queued == 0) {
         if (c->in_cb) c->dead = 1; else destroy(c);
-    } else if (c->over_cap && !c->closing && queued <= c->max_queued) {
+        return;
+    }
+    if (c->over_cap && !c->closing && queued <= c->max_queued) {
         c->over_cap = 0;
         bufferevent_set_timeouts(bev, NULL, NULL);
         bufferevent_setwatermark(bev, EV_WRITE, c->drain_low, 0);

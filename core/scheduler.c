@@ -128,6 +128,7 @@ struct herd_sched {
     int dispatch_pending;
     int closing_all;           /* every worker was told to close: values they held are not recomputed */
     char unix_path[128];
+    struct relay *relays;      /* FETCHes waiting for the holder's VALUE */
 };
 
 static void finalize(herd_sched *s, stask *t, herd_state st, const char *msg);
@@ -376,10 +377,9 @@ static void deliver(herd_sched *s, stask *t)
         /* a value that was held, lost, and whose recomputation failed: the
          * future completed earlier and waits for a new copy; tell it */
         if (t->final != HERD_COMPLETED) herd_client_deliver_held(s->local, t->fut, NULL, t->error);
-    } else if (t->owner && t->owner->conn && t->owner->role == ROLE_WORKER &&
-               (t->holder || (t->final != HERD_COMPLETED && t->nbytes))) {
-        /* a sub-task's held result: where it is (or, after a failed
-         * recomputation, that it is lost) */
+    } else if (t->owner && t->owner->conn && (t->holder || (t->final != HERD_COMPLETED && t->nbytes))) {
+        /* a held result of a sub-task or a remote client's task: where it is
+         * (or, after a failed recomputation, that it is lost) */
         herd_msg_held m = { t->key, herd_pstr_c(t->holder ? t->holder->peer : NULL), herd_pstr_c(t->error) };
         herd_proto_pack_held(herd_conn_buf(t->owner->conn), &m);
         herd_conn_end(t->owner->conn);
@@ -595,11 +595,12 @@ static herd_value *inputs_of(herd_sched *s, const stask *t)
 static void assign(herd_sched *s, stask *t, sworker *w)
 {
     herd_value *inputs = inputs_of(s, t);
-    /* a result may stay on the worker when its reader fetches from workers:
-     * the in-process client, a task's sub-task client, or a dependent (not
-     * a remote client) */
+    /* a result may stay on the worker when it serves values and the cluster
+     * holds results (data_transfer is not inline): every reader (the
+     * in-process client, a task's sub-task client, a remote client, a
+     * dependent) fetches it, directly or relayed */
     herd_msg_run m = { t->key, herd_pstr_c(t->task), t->args, t->attempt, herd_pstr_c(t->run_name), t->tags,
-                       inputs, (!t->owner || t->owner->role == ROLE_WORKER) && w->peer };
+                       inputs, w->peer && s->cfg.data_transfer != HERD_DT_INLINE };
     msgpack_sbuffer *sb = herd_conn_buf(w->conn);
     size_t before = sb->size;
     int rc = herd_proto_pack_run(sb, &m);
@@ -840,6 +841,78 @@ static int by_seq(const void *a, const void *b)
     return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
+/* ---- the relay: FETCH from a worker or client that cannot reach a
+ * value's holder (or whose cluster relays everything), FETCH to the holder,
+ * its VALUE back to each one waiting. A value travels inline in one message,
+ * so the relay keeps the HERD_MAX_DATA limit (the holder says so for a
+ * larger one). ---- */
+typedef struct relay { uint64_t key; sworker *req; struct relay *next; } relay;   /* req NULL: the in-process client */
+
+static void relay_answer(herd_sched *s, sworker *req, uint64_t key, const herd_value *v, const char *error)
+{
+    if (!req) {
+        if (s->local) herd_client_deliver_value(s->local, key, v ? herd_value_copy(v) : NULL, error);
+        return;
+    }
+    if (!req->conn) return;
+    herd_msg_value m = { .key = key, .v = v, .error = herd_pstr_c(error) };
+    if (herd_proto_pack_value(herd_conn_buf(req->conn), &m)) {
+        m.v = NULL;
+        m.error = herd_pstr_c("the value cannot be encoded");
+        herd_proto_pack_value(herd_conn_buf(req->conn), &m);
+    }
+    herd_conn_end(req->conn);
+}
+
+static void on_fetch(herd_sched *s, sworker *req, uint64_t key)
+{
+    stask *t = kmap_get(&s->tasks, key);
+    if (t && t->state == T_DONE && t->final == HERD_COMPLETED && t->result) {
+        relay_answer(s, req, key, t->result, NULL);
+        return;
+    }
+    if (!t || t->state != T_DONE || !t->holder || !t->holder->conn) {
+        relay_answer(s, req, key, NULL, "no worker holds this value now (released, or lost and not recomputed yet)");
+        return;
+    }
+    relay *r = malloc(sizeof *r);
+    if (!r) { relay_answer(s, req, key, NULL, "the scheduler is out of memory"); return; }
+    *r = (relay){ key, req, s->relays };
+    s->relays = r;
+    for (relay *o = r->next; o; o = o->next)
+        if (o->key == key) return;                 /* the holder was asked already */
+    herd_msg_key k = { key };
+    herd_proto_pack_fetch(herd_conn_buf(t->holder->conn), &k);
+    herd_conn_end(t->holder->conn);
+}
+
+static void on_value(herd_sched *s, herd_msg_value *m)
+{
+    char *error = herd_pstr_dup(m->error);
+    for (relay **pp = &s->relays; *pp;) {
+        relay *r = *pp;
+        if (r->key != m->key) { pp = &r->next; continue; }
+        *pp = r->next;
+        relay_answer(s, r->req, m->key, m->value, error ? error : m->value ? NULL : "no value");
+        free(r);
+    }
+    free(error);
+    herd_value_free(m->value);
+}
+
+/* w leaves: drop what it asked for; what it was asked for fails. */
+static void relays_gone(herd_sched *s, sworker *w)
+{
+    for (relay **pp = &s->relays; *pp;) {
+        relay *r = *pp;
+        stask *t = kmap_get(&s->tasks, r->key);
+        if (r->req != w && !(t && t->holder == w)) { pp = &r->next; continue; }
+        *pp = r->next;
+        if (r->req != w) relay_answer(s, r->req, r->key, NULL, "its holder left");
+        free(r);
+    }
+}
+
 /* Worker w left: the values it held are gone. Those still needed (a future
  * not released, a dependent) are recomputed, oldest first, so a lost input
  * is running again before what reads it. */
@@ -961,6 +1034,7 @@ static void worker_lost(herd_sched *s, sworker *w, const char *why)
         }
     }
     kmap_free(&w->running);
+    relays_gone(s, w);
     lost_values(s, w);
     unlink_peer(s, w);
     /* tasks this connection submitted (sub-tasks of its tasks) lose their owner */
@@ -1054,7 +1128,7 @@ static int on_hello(herd_sched *s, sworker *w, const msgpack_object *msg)
     pthread_mutex_lock(&s->w_mu);
     int nw = s->nworkers, nt = s->nthreads;
     pthread_mutex_unlock(&s->w_mu);
-    herd_msg_welcome wm = { w->id, s->cfg.heartbeat_interval, nw, nt, s->cfg.owned ? 1 : 0 };
+    herd_msg_welcome wm = { w->id, s->cfg.heartbeat_interval, nw, nt, s->cfg.owned ? 1 : 0, s->cfg.data_transfer };
     herd_proto_pack_welcome(herd_conn_buf(w->conn), &wm);
     herd_conn_end(w->conn);
     if (role == ROLE_WORKER) {
@@ -1337,6 +1411,23 @@ static void on_msg(herd_conn *c, const msgpack_object *m, void *ud)
         w->peer = herd_pstr_dup(pm.address);
         return;
     }
+    case OP_FETCH: {
+        herd_msg_key k;
+        if (herd_proto_unpack_fetch(m, &k, &e)) break;
+        on_fetch(s, w, k.key);
+        return;
+    }
+    case OP_VALUE: {
+        herd_msg_value vm;
+        if (herd_proto_unpack_value(m, &vm, &e)) break;
+        if (w->role != ROLE_WORKER) {
+            herd_value_free(vm.value);
+            herd_err_set(&e, -HERD_EPROTO, "VALUE: only a worker holds values");
+            break;
+        }
+        on_value(s, &vm);
+        return;
+    }
     case OP_MISSING: {
         herd_msg_missing mm;
         if (herd_proto_unpack_missing(m, &mm, &e)) break;
@@ -1564,6 +1655,7 @@ static void inbox_cb(evutil_socket_t fd, short what, void *arg)
         case OP_SUBMIT: add_task(s, sp, NULL); break;
         case OP_RELEASE: on_release(s, sp->key, 1); herd_spec_free(sp); break;
         case OP_CANCEL: on_cancel(s, sp->key, 1); herd_spec_free(sp); break;
+        case OP_FETCH: on_fetch(s, NULL, sp->key); herd_spec_free(sp); break;
         default: herd_spec_free(sp);
         }
         sp = next;
@@ -1595,6 +1687,7 @@ void herd_sched_attach_local(herd_sched *s, herd_client *cl)
     free(cl->peer_token);
     cl->peer_token = s->token ? strdup(s->token) : NULL;
     cl->peer_tls = s->cfg.tls;
+    cl->transfer = s->cfg.data_transfer;
     pthread_mutex_unlock(&cl->mu);
 }
 
@@ -1839,6 +1932,7 @@ void herd_sched_stop(herd_sched *s)
     }
     for (herd_submit_spec *sp = s->in_head, *n; sp; sp = n) { n = sp->next; herd_spec_free(sp); }
     while (s->workers) { sworker *w = s->workers; s->workers = w->next; unlink_peer(s, w); worker_free(w); }
+    while (s->relays) { relay *r = s->relays; s->relays = r->next; free(r); }
     size_t i = 0;
     void *v;
     while (kmap_next(&s->tasks, &i, NULL, &v)) task_free(v);

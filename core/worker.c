@@ -60,7 +60,21 @@ typedef struct wk {
     herd_peer_server *peer;    /* serves them to other workers */
     herd_fetch_budget budget;  /* bytes of inputs fetched at once */
     int have_budget;
+    int transfer;              /* the cluster's data_transfer (WELCOME): HERD_DT_* */
+    struct rwait *rwaits;      /* executors waiting for a relayed input (guarded by mu) */
+    pthread_cond_t rcv;        /* a relayed input arrived */
+    char **relay_logged;       /* holders this worker said it relays for (guarded by mu) */
+    size_t nrelay_logged;
 } wk;
+
+/* An executor waiting for the scheduler to relay an input (FETCH, VALUE). */
+typedef struct rwait {
+    uint64_t key;
+    int done;
+    herd_value *v;
+    char *error;
+    struct rwait *next;
+} rwait;
 
 struct herd_task_ctx {
     wk *w;
@@ -191,6 +205,88 @@ static void sub_block(void *ud, int blocking)
 static const herd_transport sub_tp = { sub_send, sub_block };
 
 /* ---- held inputs and results ---- */
+/* Say once per holder that this worker's inputs from it are relayed. */
+static void note_relay(wk *w, const char *peer, const char *why)
+{
+    pthread_mutex_lock(&w->mu);
+    for (size_t i = 0; i < w->nrelay_logged; i++)
+        if (!strcmp(w->relay_logged[i], peer)) { pthread_mutex_unlock(&w->mu); return; }
+    char **n = realloc(w->relay_logged, (w->nrelay_logged + 1) * sizeof *n);
+    if (n) {
+        w->relay_logged = n;
+        if ((n[w->nrelay_logged] = strdup(peer))) w->nrelay_logged++;
+    }
+    pthread_mutex_unlock(&w->mu);
+    wlog(w, HERD_LOG_WARN, "cannot reach the worker at %s (%s): inputs it holds are relayed through the scheduler",
+         peer, why);
+}
+
+/* An input through the scheduler (FETCH; the loop hands the VALUE over). */
+static int relay_input(wk *w, uint64_t key, herd_value **out, herd_err *err)
+{
+    rwait rw = { .key = key };
+    herd_msg_key k = { key };
+    struct timespec ts;
+    herd_deadline(120, &ts);
+    pthread_mutex_lock(&w->mu);
+    rw.next = w->rwaits;
+    w->rwaits = &rw;
+    herd_proto_pack_fetch(&w->out.sb, &k);
+    herd_outbox_wake(&w->out);
+    while (!rw.done && !w->stop)
+        if (pthread_cond_timedwait(&w->rcv, &w->mu, &ts) == ETIMEDOUT) break;
+    for (rwait **pp = &w->rwaits; *pp; pp = &(*pp)->next)
+        if (*pp == &rw) { *pp = rw.next; break; }
+    pthread_mutex_unlock(&w->mu);
+    int rc = 0;
+    if (rw.v) *out = rw.v;
+    else rc = herd_err_set(err, -ENOENT, "input %llu relayed by the scheduler: %s", (unsigned long long)key,
+                           rw.error ? rw.error : rw.done ? "no value" : "no answer within 120s");
+    free(rw.error);
+    return rc;
+}
+
+/* The loop: the scheduler's VALUE for executors waiting on key (the first
+ * takes v, the others a copy) and for the sub-task client. */
+static void on_relayed(wk *w, uint64_t key, herd_value *v, const char *error)
+{
+    pthread_mutex_lock(&w->mu);
+    for (rwait *rw = w->rwaits; rw; rw = rw->next) {
+        if (rw->key != key || rw->done) continue;
+        rw->done = 1;
+        if (!v) rw->error = strdup(error ? error : "no value");
+        else if (!(rw->v = herd_value_copy(v))) rw->error = strdup("out of memory");
+    }
+    pthread_cond_broadcast(&w->rcv);
+    pthread_mutex_unlock(&w->mu);
+    if (w->subcl_ready) herd_client_deliver_value(&w->subcl, key, v, error);
+    else herd_value_free(v);
+}
+
+/* The loop: the scheduler relays one of this worker's values to a worker or
+ * client that cannot reach it: VALUE with it inline (HERD_MAX_DATA at most). */
+static void send_relayed(wk *w, uint64_t key)
+{
+    herd_blob *b = w->store ? herd_store_get(w->store, key) : NULL;
+    herd_msg_value m = { .key = key };
+    char why[160];
+    if (!b) m.error = herd_pstr_c("the holder no longer has it");
+    else if (b->len > HERD_MAX_DATA) {
+        snprintf(why, sizeof why, "a value of %zu bytes is over the relay's %zu-byte limit (one message); only a "
+                 "direct connection to its holder moves it", b->len, (size_t)HERD_MAX_DATA);
+        m.error = herd_pstr_c(why);
+    } else if (b->value) m.v = b->value;
+    else m.raw = (herd_pstr){ b->data, b->len };
+    if (herd_proto_pack_value(herd_conn_buf(w->conn), &m)) {
+        m.v = NULL;
+        m.raw = herd_pstr_c(NULL);
+        m.error = herd_pstr_c("the value cannot be encoded");
+        herd_proto_pack_value(herd_conn_buf(w->conn), &m);
+    }
+    herd_conn_end(w->conn);
+    herd_blob_unref(b);
+}
+
 typedef struct inres { wk *w; const herd_value *inputs; uint64_t missing; herd_err err; } inres;
 
 /* A futref left in the arguments: its value from this worker's store or
@@ -214,8 +310,13 @@ static int resolve_input(void *ud, uint64_t key, herd_value **out)
         herd_blob_unref(b);
         return rc;
     }
-    herd_peer_auth auth = { r->w->token, r->w->cfg.tls, r->w->have_budget ? &r->w->budget : NULL };
-    return herd_peer_fetch(peer, &auth, key, 60, out, &r->err);
+    wk *w = r->w;
+    herd_peer_auth auth = { w->token, w->cfg.tls, w->have_budget ? &w->budget : NULL };
+    int transfer = w->transfer;
+    int rc = transfer == HERD_DT_RELAY ? -HERD_ECLOSED : herd_peer_fetch(peer, &auth, key, 60, out, &r->err);
+    if (rc != -HERD_ECLOSED || transfer == HERD_DT_DIRECT) return rc;
+    if (transfer != HERD_DT_RELAY) note_relay(w, peer, r->err.msg);
+    return relay_input(w, key, out, &r->err);
 }
 
 /* Put a task's held inputs into its arguments. 0, or -1 after telling the
@@ -390,6 +491,7 @@ static void stop_loop(wk *w, int code)
     w->stop = 1;
     pthread_cond_broadcast(&w->cv);
     pthread_cond_broadcast(&w->evcv);
+    pthread_cond_broadcast(&w->rcv);
     pthread_mutex_unlock(&w->mu);
     event_base_loopbreak(w->base);
 }
@@ -419,6 +521,7 @@ static void on_msg(herd_conn *c, const msgpack_object *m, void *ud)
             w->subcl_ready = 1;
             w->subcl.peer_token = w->token ? strdup(w->token) : NULL;   /* it fetches held sub-task results */
             w->subcl.peer_tls = w->cfg.tls;
+            w->subcl.transfer = wm.transfer;
             w->subcl.peer_budget = w->have_budget ? &w->budget : NULL;
             w->subrunner.cl = &w->subcl;
             w->subrunner.is_task_client = 1;
@@ -428,6 +531,7 @@ static void on_msg(herd_conn *c, const msgpack_object *m, void *ud)
         event_add(w->hb_ev, &tv);
         pthread_mutex_lock(&w->mu);
         w->welcomed = 1;
+        w->transfer = wm.transfer;
         pthread_mutex_unlock(&w->mu);
         return;
     }
@@ -467,6 +571,20 @@ static void on_msg(herd_conn *c, const msgpack_object *m, void *ud)
         char *peer = herd_pstr_dup(hm.peer), *error = herd_pstr_dup(hm.error);
         if (w->subcl_ready) herd_client_deliver_held_key(&w->subcl, hm.key, peer, error ? error : "the value was lost");
         free(peer);
+        free(error);
+        return;
+    }
+    case OP_FETCH: {       /* relay one of this worker's values */
+        herd_msg_key k;
+        if (herd_proto_unpack_fetch(m, &k, &e)) break;
+        send_relayed(w, k.key);
+        return;
+    }
+    case OP_VALUE: {       /* a relayed value this worker asked for */
+        herd_msg_value vm;
+        if (herd_proto_unpack_value(m, &vm, &e)) break;
+        char *error = herd_pstr_dup(vm.error);
+        on_relayed(w, vm.key, vm.value, error);
         free(error);
         return;
     }
@@ -570,6 +688,9 @@ static void wk_free(wk *w)
     herd_peer_server_stop(w->peer);
     herd_store_free(w->store);
     if (w->have_budget) herd_fetch_budget_destroy(&w->budget);
+    for (size_t i = 0; i < w->nrelay_logged; i++) free(w->relay_logged[i]);
+    free(w->relay_logged);
+    pthread_cond_destroy(&w->rcv);
     if (w->conn) herd_conn_free(w->conn);
     herd_outbox_destroy(&w->out);
     if (w->hb_ev) event_free(w->hb_ev);
@@ -647,6 +768,7 @@ static wk *wk_new(const herd_worker_cfg *cfg, herd_err *err)
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);
     herd_cond_init_monotonic(&w->evcv);
+    herd_cond_init_monotonic(&w->rcv);
     atomic_init(&w->refs, 1);
     if (!(w->base = event_base_new())) { wk_free(w); herd_err_set(err, -ENOMEM, "cannot create event loop"); return NULL; }
     if (herd_outbox_init(&w->out, w->base, &w->mu, &w->conn) ||
