@@ -344,8 +344,9 @@ static int fetch_held(herd_client *cl, herd_future *f, double timeout_s, herd_er
             return 0;
         }
         if (rc == -HERD_ECLOSED && transfer != HERD_DT_DIRECT) {
-            if ((rc = relay(cl, f, timeout_s, &e)) == 0) return 0;
-            if (f->result) return 0;
+            if ((rc = relay(cl, f, timeout_s, &e)) == 0 || f->result) return 0;
+            if (!f->relay_error || !strstr(f->relay_error, HERD_RELAY_GONE))     /* final: not lost */
+                return herd_err_set(err, HERD_ECRASHED, "%s: cannot fetch its result: %s", f->run_name, e.msg);
         }
         if (rc == -HERD_EAUTH || rc == -HERD_EPROTO || rc == -ENOMEM)
             return herd_err_set(err, HERD_ECRASHED, "%s: cannot fetch its result: %s", f->run_name, e.msg);

@@ -105,6 +105,10 @@ enum {
  * cannot be reached; DIRECT: never relayed; RELAY: always relayed; INLINE:
  * results are not held at all, they travel inline with DONE and RESULT. */
 enum { HERD_DT_AUTO = 0, HERD_DT_DIRECT, HERD_DT_RELAY, HERD_DT_INLINE };
+/* How VALUE's error begins when no worker holds the value any more: the
+ * reader waits for its recomputation (any other error is final). */
+#define HERD_RELAY_GONE "no worker holds this value now"
+
 /* ROLE_PEER: a worker (or a client) fetching held values from a worker's
  * peer server (peer.c); the scheduler refuses it. */
 enum { ROLE_WORKER = 0, ROLE_CLIENT = 1, ROLE_PEER = 2 };

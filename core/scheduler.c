@@ -872,7 +872,7 @@ static void on_fetch(herd_sched *s, sworker *req, uint64_t key)
         return;
     }
     if (!t || t->state != T_DONE || !t->holder || !t->holder->conn) {
-        relay_answer(s, req, key, NULL, "no worker holds this value now (released, or lost and not recomputed yet)");
+        relay_answer(s, req, key, NULL, HERD_RELAY_GONE " (released, or lost and not recomputed yet)");
         return;
     }
     relay *r = malloc(sizeof *r);
@@ -908,7 +908,7 @@ static void relays_gone(herd_sched *s, sworker *w)
         stask *t = kmap_get(&s->tasks, r->key);
         if (r->req != w && !(t && t->holder == w)) { pp = &r->next; continue; }
         *pp = r->next;
-        if (r->req != w) relay_answer(s, r->req, r->key, NULL, "its holder left");
+        if (r->req != w) relay_answer(s, r->req, r->key, NULL, HERD_RELAY_GONE " (its holder left)");
         free(r);
     }
 }
@@ -1409,6 +1409,7 @@ static void on_msg(herd_conn *c, const msgpack_object *m, void *ud)
         if (w->role != ROLE_WORKER) { herd_err_set(&e, -HERD_EPROTO, "PEER: only a worker serves values"); break; }
         free(w->peer);
         w->peer = herd_pstr_dup(pm.address);
+        slog(s, HERD_LOG_DEBUG, "worker %s serves held values at %s", w->name, w->peer ? w->peer : "?");
         return;
     }
     case OP_FETCH: {

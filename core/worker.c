@@ -58,6 +58,7 @@ typedef struct wk {
     int thread_mode;
     herd_store *store;         /* held results (NULL: this worker holds none) */
     herd_peer_server *peer;    /* serves them to other workers */
+    char *peer_addr;           /* the address it gives for it (PEER) */
     herd_fetch_budget budget;  /* bytes of inputs fetched at once */
     int have_budget;
     int transfer;              /* the cluster's data_transfer (WELCOME): HERD_DT_* */
@@ -240,6 +241,8 @@ static int relay_input(wk *w, uint64_t key, herd_value **out, herd_err *err)
     pthread_mutex_unlock(&w->mu);
     int rc = 0;
     if (rw.v) *out = rw.v;
+    else if (rw.error && !strstr(rw.error, HERD_RELAY_GONE))      /* final: the task fails */
+        rc = herd_err_set(err, -E2BIG, "input %llu relayed by the scheduler: %s", (unsigned long long)key, rw.error);
     else rc = herd_err_set(err, -ENOENT, "input %llu relayed by the scheduler: %s", (unsigned long long)key,
                            rw.error ? rw.error : rw.done ? "no value" : "no answer within 120s");
     free(rw.error);
@@ -287,7 +290,7 @@ static void send_relayed(wk *w, uint64_t key)
     herd_blob_unref(b);
 }
 
-typedef struct inres { wk *w; const herd_value *inputs; uint64_t missing; herd_err err; } inres;
+typedef struct inres { wk *w; const herd_value *inputs; uint64_t missing; int final; herd_err err; } inres;
 
 /* A futref left in the arguments: its value from this worker's store or
  * from the holder RUN named. */
@@ -301,32 +304,39 @@ static int resolve_input(void *ud, uint64_t key, herd_value **out)
     }
     r->missing = key;
     if (!peer) return herd_err_set(&r->err, -HERD_EPROTO, "RUN: input %llu has no holder", (unsigned long long)key);
-    if (r->w->peer && strcmp(peer, herd_peer_server_address(r->w->peer)) == 0) {
-        herd_blob *b = herd_store_get(r->w->store, key);
-        if (!b) return herd_err_set(&r->err, -ENOENT, "input %llu is no longer held here", (unsigned long long)key);
+    herd_blob *b = r->w->store ? herd_store_get(r->w->store, key) : NULL;
+    if (b) {              /* this worker holds it (whatever address RUN gave) */
         int rc = 0;
         if (b->value && !(*out = herd_value_copy(b->value))) rc = herd_err_set(&r->err, -ENOMEM, "out of memory");
         else if (!b->value) rc = herd_value_decode(b->data, b->len, out, &r->err);
         herd_blob_unref(b);
         return rc;
     }
+    if (r->w->peer_addr && strcmp(peer, r->w->peer_addr) == 0 && strcmp(peer, herd_peer_server_address(r->w->peer)) == 0)
+        return herd_err_set(&r->err, -ENOENT, "input %llu is no longer held here", (unsigned long long)key);
     wk *w = r->w;
     herd_peer_auth auth = { w->token, w->cfg.tls, w->have_budget ? &w->budget : NULL };
     int transfer = w->transfer;
     int rc = transfer == HERD_DT_RELAY ? -HERD_ECLOSED : herd_peer_fetch(peer, &auth, key, 60, out, &r->err);
     if (rc != -HERD_ECLOSED || transfer == HERD_DT_DIRECT) return rc;
     if (transfer != HERD_DT_RELAY) note_relay(w, peer, r->err.msg);
-    return relay_input(w, key, out, &r->err);
+    if ((rc = relay_input(w, key, out, &r->err)) == -E2BIG) r->final = 1;
+    return rc;
 }
 
 /* Put a task's held inputs into its arguments. 0, or -1 after telling the
- * scheduler which input is missing (it recomputes it and runs t again). */
-static int fetch_inputs(wk *w, wtask *t)
+ * scheduler which input is missing (it recomputes it and runs t again), or
+ * -2 when one cannot reach this worker at all (why says so; the task fails). */
+static int fetch_inputs(wk *w, wtask *t, char *why, size_t cap)
 {
     if (!t->inputs || !herd_len(t->inputs)) return 0;
     inres r = { .w = w, .inputs = t->inputs };
     r.err.msg[0] = '\0';
     if (herd_value_replace_futrefs(t->args, resolve_input, &r) == 0) return 0;
+    if (r.final) {        /* it cannot reach this worker at all: the task fails, saying why */
+        snprintf(why, cap, "cannot get input %llu: %s", (unsigned long long)r.missing, r.err.msg);
+        return -2;
+    }
     wlog(w, HERD_LOG_WARN, "%s: cannot get input %llu: %s", t->run_name, (unsigned long long)r.missing, r.err.msg);
     herd_msg_missing m = { t->key, t->attempt, r.missing };
     pthread_mutex_lock(&w->mu);
@@ -365,13 +375,18 @@ static void run_one(wk *w, wtask *t, fncache **cache)
         if (c && (c->name = strdup(t->task))) { c->fn = fn; c->next = *cache; *cache = c; }
         else free(c);
     }
-    if (fetch_inputs(w, t)) return;
+    char why[1200];
+    int fr = fetch_inputs(w, t, why, sizeof why);
+    if (fr == -1) return;
     herd_msg_started st = { t->key, t->attempt };
     pthread_mutex_lock(&w->mu);           /* Running, batched with whatever else is queued */
     herd_proto_pack_started(&w->out.sb, &st);
     herd_outbox_send_unlock(&w->out);
     double t0 = herd_now();
-    if (fn) {
+    if (fr == -2) {
+        ctx.fail_msg = strdup(why);
+        rc = -HERD_EFAILED;
+    } else if (fn) {
         current = &ctx;
         rc = fn(&ctx, t->args, &out);
         current = NULL;
@@ -686,6 +701,7 @@ static void wk_free(wk *w)
         herd_value_free(t->inputs); free(t);
     }
     herd_peer_server_stop(w->peer);
+    free(w->peer_addr);
     herd_store_free(w->store);
     if (w->have_budget) herd_fetch_budget_destroy(&w->budget);
     for (size_t i = 0; i < w->nrelay_logged; i++) free(w->relay_logged[i]);
@@ -747,7 +763,16 @@ static void start_peer(wk *w)
         w->store = NULL;
         return;
     }
-    herd_msg_peer m = { herd_pstr_c(herd_peer_server_address(w->peer)) };
+    /* behind NAT or a port forward, HERD_PEER_ADDRESS is what others dial */
+    const char *adv = getenv("HERD_PEER_ADDRESS");
+    herd_addr aa;
+    if (adv && *adv && herd_addr_parse(adv, &aa, &e) == 0) wlog(w, HERD_LOG_INFO, "serving held values at %s, "
+                                                                 "reached as %s (HERD_PEER_ADDRESS)",
+                                                                 herd_peer_server_address(w->peer), adv);
+    else if (adv && *adv) { wlog(w, HERD_LOG_WARN, "HERD_PEER_ADDRESS ignored: %s", e.msg); adv = NULL; }
+    else adv = NULL;
+    w->peer_addr = strdup(adv ? adv : herd_peer_server_address(w->peer));
+    herd_msg_peer m = { herd_pstr_c(w->peer_addr) };
     herd_proto_pack_peer(herd_conn_buf(w->conn), &m);
     herd_conn_end(w->conn);
 }
