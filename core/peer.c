@@ -43,6 +43,7 @@ typedef struct pconn pconn;
 struct herd_peer_server {
     struct event_base *base;
     struct evconnlistener *lis;
+    struct event *stop_ev;     /* made active by stop: ends the loop, even one not yet running */
     herd_accept_guard guard;
     pthread_t thread;
     char address[300], path[108];
@@ -324,6 +325,11 @@ static void accept_err(struct evconnlistener *l, void *arg)
 
 static void guard_log(void *ud, int level, const char *line) { plog(ud, level, "%s", line); }
 
+static void stop_cb(evutil_socket_t fd, short what, void *arg)
+{
+    event_base_loopbreak(((herd_peer_server *)arg)->base);
+}
+
 static void *serve_main(void *arg)
 {
     herd_peer_server *ps = arg;
@@ -336,6 +342,7 @@ static void server_free(herd_peer_server *ps)
 {
     while (ps->conns) drop(ps->conns);
     herd_accept_guard_destroy(&ps->guard);
+    if (ps->stop_ev) event_free(ps->stop_ev);
     if (ps->lis) evconnlistener_free(ps->lis);
     if (ps->path[0]) unlink(ps->path);
     if (ps->base) herd_event_base_drain_free(ps->base);
@@ -366,7 +373,8 @@ int herd_peer_server_start(herd_peer_server **out, const char *listen_addr, cons
     }
     if (a.is_unix) snprintf(ps->path, sizeof ps->path, "%s", a.path);
     evconnlistener_set_error_cb(ps->lis, accept_err);
-    if (herd_accept_guard_init(&ps->guard, ps->lis, guard_log, ps)) {
+    if (herd_accept_guard_init(&ps->guard, ps->lis, guard_log, ps) ||
+        !(ps->stop_ev = event_new(ps->base, -1, 0, stop_cb, ps))) {
         server_free(ps);
         return herd_err_set(err, -ENOMEM, "out of memory");
     }
@@ -381,7 +389,7 @@ int herd_peer_server_start(herd_peer_server **out, const char *listen_addr, cons
 void herd_peer_server_stop(herd_peer_server *ps)
 {
     if (!ps) return;
-    event_base_loopbreak(ps->base);
+    event_active(ps->stop_ev, EV_TIMEOUT, 0);     /* a loopbreak before the loop runs would be forgotten */
     pthread_join(ps->thread, NULL);
     server_free(ps);
 }
