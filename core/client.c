@@ -349,19 +349,27 @@ static int fetch_held(herd_client *cl, herd_future *f, double timeout_s, herd_er
             pthread_mutex_unlock(&cl->mu);
         }
         int rc = !addr ? -ENOMEM : skip ? -HERD_ECLOSED : herd_peer_fetch(addr, &auth, f->key, 60, &v, &e);
-        if (rc == -HERD_ECLOSED && transfer != HERD_DT_DIRECT && !skip) note_relay(cl, addr, e.msg);
-        free(addr);
+        char why[sizeof e.msg];
+        snprintf(why, sizeof why, "%s", e.msg);
         pthread_mutex_lock(&cl->mu);
         if (rc == 0) {
+            free(addr);
             if (!f->result) { f->result = v; free(f->held_at); f->held_at = NULL; }
             else herd_value_free(v);
             return 0;
         }
         if (rc == -HERD_ECLOSED && transfer != HERD_DT_DIRECT) {
-            if ((rc = relay(cl, f, timeout_s, &e)) == 0 || f->result) return 0;
+            rc = relay(cl, f, timeout_s, &e);
+            if (rc == 0 && !skip) {     /* alive, but not reachable from here: say so once */
+                pthread_mutex_unlock(&cl->mu);
+                note_relay(cl, addr, why);
+                pthread_mutex_lock(&cl->mu);
+            }
+            free(addr);
+            if (rc == 0 || f->result) return 0;
             if (!f->relay_error || !strstr(f->relay_error, HERD_RELAY_GONE))     /* final: not lost */
                 return herd_err_set(err, HERD_ECRASHED, "%s: cannot fetch its result: %s", f->run_name, e.msg);
-        }
+        } else free(addr);
         if (rc == -HERD_EAUTH || rc == -HERD_EPROTO || rc == -ENOMEM)
             return herd_err_set(err, HERD_ECRASHED, "%s: cannot fetch its result: %s", f->run_name, e.msg);
         moved m = { f, gen };

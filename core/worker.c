@@ -330,8 +330,10 @@ static int resolve_input(void *ud, uint64_t key, herd_value **out)
     int skip = transfer == HERD_DT_RELAY || (transfer != HERD_DT_DIRECT && known_unreachable(w, peer));
     int rc = skip ? -HERD_ECLOSED : herd_peer_fetch(peer, &auth, key, 60, out, &r->err);
     if (rc != -HERD_ECLOSED || transfer == HERD_DT_DIRECT) return rc;
-    if (!skip) note_relay(w, peer, r->err.msg);
+    char why[sizeof r->err.msg];
+    snprintf(why, sizeof why, "%s", r->err.msg);
     if ((rc = relay_input(w, key, out, &r->err)) == -E2BIG) r->final = 1;
+    if (rc != -ENOENT && !skip) note_relay(w, peer, why);   /* alive, but not reachable from here: once */
     return rc;
 }
 
