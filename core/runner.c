@@ -612,6 +612,7 @@ static int start_cluster(flow_runner *r, herd_err *err)
         .heartbeat_timeout = r->opts.client.heartbeat_timeout,
         .allowed_failures = r->opts.client.allowed_failures,
         .no_workers_timeout = r->opts.client.no_workers_timeout,
+        .data_transfer = r->opts.client.data_transfer,
         .token = r->token,
     };
     free((char *)r->env.name);
