@@ -232,12 +232,15 @@ static void note_relay(wk *w, const char *peer, const char *why)
          peer, why);
 }
 
-/* An input through the scheduler (FETCH; the loop hands the VALUE over). */
+/* An input through the scheduler (FETCH; the loop hands the VALUE over).
+ * Its size is not known before: it counts as the most a relay carries in
+ * the worker's budget, which bounds what the scheduler queues for it. */
 static int relay_input(wk *w, uint64_t key, herd_value **out, herd_err *err)
 {
     rwait rw = { .key = key };
     herd_msg_key k = { key };
     struct timespec ts;
+    if (w->have_budget) herd_fetch_budget_acquire(&w->budget, HERD_MAX_DATA);
     herd_deadline(120, &ts);
     pthread_mutex_lock(&w->mu);
     rw.next = w->rwaits;
@@ -249,6 +252,7 @@ static int relay_input(wk *w, uint64_t key, herd_value **out, herd_err *err)
     for (rwait **pp = &w->rwaits; *pp; pp = &(*pp)->next)
         if (*pp == &rw) { *pp = rw.next; break; }
     pthread_mutex_unlock(&w->mu);
+    if (w->have_budget) herd_fetch_budget_release(&w->budget, HERD_MAX_DATA);
     int rc = 0;
     if (rw.v) *out = rw.v;
     else if (rw.error && !strstr(rw.error, HERD_RELAY_GONE))      /* final: the task fails */

@@ -69,8 +69,6 @@ static void capture_free(capture *c) { tu_rmtree(c->dir); }
 /* ---- the peer protocol by hand over TCP ---- */
 static int tcp_connect(const char *address)
 {
-    herd_value *parts = NULL;
-    (void)parts;
     const char *hp = strstr(address, "://");
     assert_non_null(hp);
     hp += 3;
