@@ -458,6 +458,7 @@ typedef struct fetch {
     herd_value *v;
     herd_err *err;
     double timeout_s;
+    int tls;
 } fetch;
 
 static void fetch_end(fetch *f, int rc)
@@ -511,6 +512,9 @@ static void fetch_msg(herd_conn *c, const msgpack_object *msg, void *ud)
             else {
                 herd_conn_set_limits(c, IO_MAX, 0);       /* the read watermark: big reads */
                 herd_conn_read_raw(c, f->data, f->n, fetch_raw_done);
+                /* plain sockets: the rest is read straight into the buffer once
+                 * the loop is left (herd_conn_finish_raw); TLS through the loop */
+                if (!f->tls) event_base_loopbreak(f->base);
                 return;
             }
         }
@@ -541,7 +545,7 @@ int herd_peer_fetch(const char *address, const herd_peer_auth *auth, uint64_t ke
      * firewall) is given up on in CONNECT_S, and the reader relays */
     if ((rc = herd_dial_once(address, timeout_s < CONNECT_S ? timeout_s : CONNECT_S, &fd, err)))
         return herd_err_set(err, -HERD_ECLOSED, "cannot reach peer %s: %s", address, strerror(-rc > 0 ? -rc : EIO));
-    fetch f = { .address = address, .auth = auth, .key = key, .err = err, .timeout_s = timeout_s };
+    fetch f = { .address = address, .auth = auth, .key = key, .err = err, .timeout_s = timeout_s, .tls = tls != NULL };
     if (!(f.base = event_base_new())) { close(fd); return herd_err_set(err, -ENOMEM, "out of memory"); }
     struct bufferevent *bev = tls ? herd_tls_connect_peer(tls, f.base, fd, err)
                                   : bufferevent_socket_new(f.base, fd, BEV_OPT_CLOSE_ON_FREE);
@@ -562,7 +566,11 @@ int herd_peer_fetch(const char *address, const herd_peer_auth *auth, uint64_t ke
         herd_proto_pack_get(herd_conn_buf(c), &g);
         herd_conn_end(c);
         event_base_dispatch(f.base);
-        rc = f.done ? f.rc : herd_err_set(err, -HERD_ECLOSED, "peer %s: the transfer ended unfinished", address);
+        if (!f.done && f.data && !f.tls && (rc = herd_conn_finish_raw(c, timeout_s)) && !f.done)
+            herd_err_set(err, -HERD_ECLOSED, "peer %s: the transfer broke off: %s", address, strerror(-rc));
+        if (!f.done && !rc) rc = herd_err_set(err, -HERD_ECLOSED, "peer %s: the transfer ended unfinished", address);
+        else if (f.done) rc = f.rc;
+        else rc = -HERD_ECLOSED;
     }
     if (c) herd_conn_free(c);
     herd_event_base_drain_free(f.base);
