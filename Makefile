@@ -19,9 +19,10 @@ SAN     ?=
 
 VERSION     := 0.1.0
 SOVERSION   := 0
-PKGS        := libevent libevent_pthreads libevent_openssl msgpack yaml-0.1 libcurl openssl cmocka
+PKGS        := libevent libevent_pthreads libevent_openssl msgpack yaml-0.1 libcurl openssl cmocka \
+               jansson libxml-2.0
 DEB_PKGS    := build-essential pkg-config libevent-dev libmsgpack-dev libyaml-dev \
-               libcurl4-openssl-dev libssl-dev libcmocka-dev
+               libcurl4-openssl-dev libssl-dev libcmocka-dev libjansson-dev libxml2-dev
 # What the tests need beyond the build (README.md, "Dependencies", says which
 # test needs what): a real sshd and ssh client (the ssh provider's tests), ip
 # (network namespaces for the multi-host ssh test), ps and pgrep (to find what
@@ -34,6 +35,8 @@ DEB_TEST_PKGS := openssh-server openssh-client iproute2 procps binutils python3-
 PKG_CFLAGS  = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS    = $(shell pkg-config --libs libevent libevent_pthreads libevent_openssl msgpack yaml-0.1 libcurl openssl 2>/dev/null)
 CMOCKA_LIBS = $(shell pkg-config --libs cmocka 2>/dev/null)
+# The AWS provider alone parses JSON (jansson) and XML (libxml2).
+AWS_LIBS    = $(shell pkg-config --libs jansson libxml-2.0 2>/dev/null)
 
 ifeq ($(SAN),1)
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -170,6 +173,12 @@ $(HERD_BIN): $(CLI_SRC:%.c=$(BUILD)/obj/%.o) $(LIBA)
 $(BUILD)/providers/%.so: $$(foreach f,$$(wildcard providers/$$*/*.c),$(BUILD)/obj/$$(basename $$(f)).o)
 	@mkdir -p $(dir $@)
 	$(CC) -shared $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS) -lpthread
+
+# The AWS provider's client and provider files, linked whole into its tests.
+AWS_OBJ      := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard providers/aws/*.c))
+AWS_TEST_BIN := $(filter $(BUILD)/tests/test_aws_%,$(TEST_BINS))
+$(BUILD)/providers/aws.so $(AWS_TEST_BIN): PKG_LIBS += $(AWS_LIBS)
+$(AWS_TEST_BIN): $(AWS_OBJ)
 
 $(BUILD)/plugins/%.so: $$(foreach f,$$(wildcard plugins/$$*/*.c),$(BUILD)/obj/$$(basename $$(f)).o)
 	@mkdir -p $(dir $@)

@@ -24,8 +24,12 @@ static const char worker_help[] =
     "  --herd-name NAME         the worker's name, unique in its cluster (default \"worker\")\n"
     "  --herd-nthreads N        task slots, 1..4096 (default 1)\n"
     "  --herd-resources SPEC    abstract resources offered, e.g. \"GPU=1,process=1\"\n"
-    "  --herd-memory-limit B    exit (its tasks then run elsewhere) when the resident\n"
-    "                           memory exceeds B bytes (default 0: no limit)\n"
+    "  --herd-memory-limit B    above 60%% of B bytes spill held results to disk, above\n"
+    "                           80%% start no task, above 95%% exit (its tasks then run\n"
+    "                           elsewhere); resident memory (default 0: no limit)\n"
+    "  --herd-local-directory DIR  where held results spill (an existing, writable\n"
+    "                           directory; default $HERD_LOCAL_DIRECTORY, else the\n"
+    "                           directory of the scheduler's Unix socket)\n"
     "  --herd-reconnect         redial with backoff when the scheduler goes away\n"
     "                           (default: exit)\n"
     "environment:\n"
@@ -36,6 +40,7 @@ static const char worker_help[] =
     "                           certificate and its private key, as PEM text (not file\n"
     "                           names); all three or none; removed from the environment\n"
     "                           before any task runs\n"
+    "  HERD_LOCAL_DIRECTORY     --herd-local-directory, when that is not given\n"
     "  HERD_LOG_LEVEL           debug, info (default), warning or error\n";
 
 static const char scheduler_help[] =

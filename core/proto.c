@@ -32,7 +32,7 @@ static const char *const op_names[OP_MAX] = {
     [OP_SUBMIT] = "SUBMIT", [OP_RELEASE] = "RELEASE", [OP_CANCEL] = "CANCEL", [OP_RESULT] = "RESULT",
     [OP_CLOSE] = "CLOSE", [OP_WORKERS] = "WORKERS", [OP_STARTED] = "STARTED", [OP_CONTROL] = "CONTROL",
     [OP_REPLY] = "REPLY", [OP_PEER] = "PEER", [OP_FREE] = "FREE", [OP_MISSING] = "MISSING", [OP_GET] = "GET",
-    [OP_DATA] = "DATA", [OP_HELD] = "HELD", [OP_FETCH] = "FETCH", [OP_VALUE] = "VALUE",
+    [OP_DATA] = "DATA", [OP_HELD] = "HELD", [OP_PAUSE] = "PAUSE", [OP_FETCH] = "FETCH", [OP_VALUE] = "VALUE",
 };
 
 const char *herd_proto_op_name(int op) { return op > 0 && op < OP_MAX ? op_names[op] : "?"; }
@@ -868,6 +868,25 @@ int herd_proto_unpack_held(const msgpack_object *msg, herd_msg_held *out, herd_e
     memset(out, 0, sizeof *out);
     if ((rc = rd_open(&r, msg, OP_HELD, 4, err)) || (rc = rd_u64(&r, 1, "key", &out->key)) ||
         (rc = rd_str(&r, 2, "peer", S_NAME | S_NIL, &out->peer)) || (rc = rd_str(&r, 3, "error", S_NIL, &out->error)))
+        return rc;
+    return 0;
+}
+
+/* ---- PAUSE ---- */
+int herd_proto_pack_pause(msgpack_sbuffer *sb, const herd_msg_pause *m)
+{
+    wr w;
+    msgpack_packer *pk = wr_open(&w, sb, OP_PAUSE, 2);
+    msgpack_pack_int(pk, m->paused);
+    return wr_close(&w, 0);
+}
+
+int herd_proto_unpack_pause(const msgpack_object *msg, herd_msg_pause *out, herd_err *err)
+{
+    rd r;
+    int rc;
+    memset(out, 0, sizeof *out);
+    if ((rc = rd_open(&r, msg, OP_PAUSE, 2, err)) || (rc = rd_i32(&r, 1, "paused", 0, 1, &out->paused)))
         return rc;
     return 0;
 }

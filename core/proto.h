@@ -64,6 +64,9 @@
  *                   answer, the value inline (so the relay keeps the
  *                   HERD_MAX_DATA limit: one message in one frame), or nil
  *                   and why not
+ *   PAUSE     w->s [op, paused int 0|1]: 1, the worker's memory is over 80% of
+ *                   its memory_limit (spill.c): send it no task; 0, it fell
+ *                   back under: it takes tasks again
  *   REPLY     s->c [op, seq int, rc int <= 0, payload]: the load (rc 0, for
  *                   "load": [waiting, ready, running, avg_duration,
  *                   task_seconds, [[name, nthreads, busy, closing, idle_for]…]]),
@@ -97,7 +100,8 @@
 enum {
     OP_HELLO = 1, OP_WELCOME, OP_REFUSE, OP_RUN, OP_DONE, OP_LOG, OP_HEARTBEAT, OP_SECEDE,
     OP_SUBMIT, OP_RELEASE, OP_CANCEL, OP_RESULT, OP_CLOSE, OP_WORKERS, OP_STARTED,
-    OP_CONTROL, OP_REPLY, OP_PEER, OP_FREE, OP_MISSING, OP_GET, OP_DATA, OP_HELD, OP_FETCH, OP_VALUE, OP_MAX
+    OP_CONTROL, OP_REPLY, OP_PEER, OP_FREE, OP_MISSING, OP_GET, OP_DATA, OP_HELD, OP_PAUSE, OP_FETCH, OP_VALUE,
+    OP_MAX
 };
 
 /* data_transfer (client_kwargs): how held values reach a worker or client.
@@ -269,6 +273,9 @@ typedef struct herd_msg_held { uint64_t key; herd_pstr peer, error; } herd_msg_h
 int herd_proto_pack_held(msgpack_sbuffer *sb, const herd_msg_held *m);
 int herd_proto_unpack_held(const msgpack_object *msg, herd_msg_held *out, herd_err *err);
 
+typedef struct herd_msg_pause { int paused; } herd_msg_pause;
+int herd_proto_pack_pause(msgpack_sbuffer *sb, const herd_msg_pause *m);
+int herd_proto_unpack_pause(const msgpack_object *msg, herd_msg_pause *out, herd_err *err);
 typedef struct herd_msg_data { uint64_t key; int64_t nbytes; } herd_msg_data;
 int herd_proto_pack_data(msgpack_sbuffer *sb, const herd_msg_data *m);
 int herd_proto_unpack_data(const msgpack_object *msg, herd_msg_data *out, herd_err *err);

@@ -329,6 +329,7 @@ static const struct { const char *from, *to; } aliases[] = {
     { "distributed.SSHCluster",                "ssh.SSHCluster" },
     { "dask.distributed.SSHCluster",           "ssh.SSHCluster" },
     { "dask_cloudprovider.aws.FargateCluster", "aws.FargateCluster" },
+    { "dask_cloudprovider.aws.ECSCluster",     "aws.ECSCluster" },
     { "dask_jobqueue.SLURMCluster",            "slurm.SLURMCluster" },
 };
 

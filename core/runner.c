@@ -140,12 +140,7 @@ static void *sig_main(void *arg)
             close_cluster(r);
             /* no future waits on a cluster that is gone */
             herd_client_shutdown(&r->client, HERD_CANCELLED, why);
-            if (r->tmpdir[0]) {          /* the scheduler's socket goes with the process */
-                char sock[128];
-                snprintf(sock, sizeof sock, "%s/scheduler.sock", r->tmpdir);
-                unlink(sock);
-                rmdir(r->tmpdir);
-            }
+            if (r->tmpdir[0]) herd_tmpdir_remove(r->tmpdir);   /* the scheduler's socket goes with the process */
         }
         /* the disposition from before: the default ends the process with
          * this signal; a handler of the program's own runs (and the
@@ -364,7 +359,7 @@ static void teardown(flow_runner *r)
     r->cluster = NULL;
     r->client.tp = &closed_tp;
     r->client.tp_ud = NULL;
-    if (r->tmpdir[0]) { rmdir(r->tmpdir); r->tmpdir[0] = '\0'; }
+    if (r->tmpdir[0]) { herd_tmpdir_remove(r->tmpdir); r->tmpdir[0] = '\0'; }
     memset(r->token, 0, sizeof r->token);
     herd_strv_free(r->envcore.dial_names);
     r->envcore.dial_names = NULL;

@@ -75,6 +75,7 @@ struct sworker {
     int local;                 /* connected through the scheduler's Unix socket: on this host */
     uint32_t id;
     int role, hello, nthreads, busy, closing, close_sent;
+    int paused;                /* over 80% of its memory_limit (PAUSE): sent no task */
     long pid;
     sres *res;
     size_t nres;

@@ -120,6 +120,15 @@ static void on_msg(herd_conn *c, const msgpack_object *m, void *ud)
         on_log(s, w, &lm);
         return;
     }
+    case OP_PAUSE: {
+        herd_msg_pause pm;
+        if (herd_proto_unpack_pause(m, &pm, &e)) break;
+        if (pm.paused != w->paused)
+            slog(s, HERD_LOG_DEBUG, "worker %s %s", w->name, pm.paused ? "paused (memory)" : "resumed");
+        w->paused = pm.paused;
+        if (!w->paused) kick(s);
+        return;
+    }
     case OP_SECEDE: {
         herd_msg_key k;
         if (herd_proto_unpack_secede(m, &k, &e)) break;

@@ -174,7 +174,7 @@ void sch_dispatch_cb(evutil_socket_t fd, short what, void *arg)
         sworker *bw = NULL;
         stask *bt = NULL;
         for (sworker *w = s->workers; w; w = w->next) {
-            if (!w->hello || w->role != ROLE_WORKER || w->closing || capacity(s, w, now) <= 0) continue;
+            if (!w->hello || w->role != ROLE_WORKER || w->closing || w->paused || capacity(s, w, now) <= 0) continue;
             stask *t = best_for(s, w);
             if (!t) continue;
             if (!bt || (t != bt && before(t, bt)) || (t == bt && better_for(s, t, w, bw))) { bt = t; bw = w; }

@@ -92,6 +92,7 @@ int herd_worker_serve(const herd_worker_opts *o, herd_err *err)
         .address = o->address, .token = o->token && *o->token ? o->token : NULL, .name = name,
         .nthreads = o->nthreads > 0 ? o->nthreads : (int)(ncpu > 0 ? ncpu : 1),
         .resources = res, .memory_limit = o->memory_limit, .tls = tls,
+        .local_directory = getenv("HERD_LOCAL_DIRECTORY"),
         .connect_timeout = o->connect_timeout > 0 ? o->connect_timeout : 30, .reconnect = o->reconnect,
     };
     int code = herd_worker_main(&cfg);

@@ -1,16 +1,27 @@
 /* core/store.c — a worker's held values (store.h): a mutex-guarded map from
- * task key to a reference-counted blob (a value, or its packed bytes). */
+ * task key to a reference-counted blob (a value, its packed bytes, or the
+ * file spill.c moved it to), with a clock for least-recently-used order. */
 #include "store.h"
 #include "kmap.h"
+#include "spill.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+/* Freeing this much at once gives the memory back to the system
+ * (malloc_trim): glibc keeps large freed heap chunks otherwise, and a
+ * released or spilled value would not lower the worker's RSS. */
+#define TRIM_AT ((size_t)1 << 20)
 
 struct herd_store {
     pthread_mutex_t mu;
     kmap vals;                 /* key -> herd_blob (one reference) */
-    size_t bytes;
+    size_t bytes, spilled;     /* in memory; in files */
+    uint64_t clock;            /* LRU stamps */
 };
 
 herd_store *herd_store_new(void)
@@ -24,11 +35,14 @@ herd_store *herd_store_new(void)
 
 void herd_blob_unref(herd_blob *b)
 {
-    if (b && atomic_fetch_sub(&b->refs, 1) == 1) {
-        free(b->data);
-        herd_value_free(b->value);
-        free(b);
-    }
+    if (!b || atomic_fetch_sub(&b->refs, 1) != 1) return;
+    int trim = !b->path && !b->mapped && b->len >= TRIM_AT;
+    if (b->mapped) munmap(b->data, b->len);
+    else free(b->data);
+    if (b->path) { unlink(b->path); free(b->path); }
+    herd_value_free(b->value);
+    free(b);
+    if (trim) malloc_trim(0);
 }
 
 void herd_store_free(herd_store *st)
@@ -42,19 +56,28 @@ void herd_store_free(herd_store *st)
     free(st);
 }
 
+/* b leaves (or joins, sign 1) the map's accounting; st->mu held. */
+static void account(herd_store *st, const herd_blob *b, int sign)
+{
+    size_t *n = b->path ? &st->spilled : &st->bytes;
+    if (sign > 0) *n += b->len;
+    else *n -= b->len;
+}
+
 static int put(herd_store *st, uint64_t key, char *data, herd_value *v, size_t len)
 {
-    herd_blob *b = malloc(sizeof *b);
+    herd_blob *b = calloc(1, sizeof *b);
     if (!b) { free(data); return -ENOMEM; }
     atomic_init(&b->refs, 1);
     b->len = len;
     b->data = data;
     b->value = v;
     pthread_mutex_lock(&st->mu);
+    b->used = ++st->clock;
     herd_blob *old = kmap_del(&st->vals, key);
-    if (old) st->bytes -= old->len;
+    if (old) account(st, old, -1);
     int rc = kmap_put(&st->vals, key, b);
-    if (!rc) st->bytes += len;
+    if (!rc) account(st, b, 1);
     pthread_mutex_unlock(&st->mu);
     herd_blob_unref(old);
     if (rc) { b->value = NULL; herd_blob_unref(b); }   /* a value stays the caller's */
@@ -72,8 +95,16 @@ herd_blob *herd_store_get(herd_store *st, uint64_t key)
 {
     pthread_mutex_lock(&st->mu);
     herd_blob *b = kmap_get(&st->vals, key);
-    if (b) atomic_fetch_add(&b->refs, 1);
+    if (b) {
+        atomic_fetch_add(&b->refs, 1);
+        b->used = ++st->clock;
+    }
     pthread_mutex_unlock(&st->mu);
+    if (b && b->path) {        /* the file stays while we hold b: map it */
+        herd_blob *view = herd_spill_view(b);
+        herd_blob_unref(b);
+        b = view;
+    }
     return b;
 }
 
@@ -81,16 +112,48 @@ int herd_store_del(herd_store *st, uint64_t key)
 {
     pthread_mutex_lock(&st->mu);
     herd_blob *b = kmap_del(&st->vals, key);
-    if (b) st->bytes -= b->len;
+    if (b) account(st, b, -1);
     pthread_mutex_unlock(&st->mu);
     herd_blob_unref(b);
     return b != NULL;
 }
 
-void herd_store_stats(herd_store *st, size_t *count, size_t *bytes)
+void herd_store_stats(herd_store *st, size_t *count, size_t *bytes, size_t *spilled)
 {
     pthread_mutex_lock(&st->mu);
     if (count) *count = st->vals.len;
     if (bytes) *bytes = st->bytes;
+    if (spilled) *spilled = st->spilled;
     pthread_mutex_unlock(&st->mu);
+}
+
+herd_blob *herd_store_lru(herd_store *st, uint64_t *key)
+{
+    herd_blob *best = NULL;
+    size_t i = 0;
+    uint64_t k;
+    void *v;
+    pthread_mutex_lock(&st->mu);
+    while (kmap_next(&st->vals, &i, &k, &v)) {
+        herd_blob *b = v;
+        if (!b->path && (!best || b->used < best->used)) { best = b; *key = k; }
+    }
+    if (best) atomic_fetch_add(&best->refs, 1);
+    pthread_mutex_unlock(&st->mu);
+    return best;
+}
+
+int herd_store_swap(herd_store *st, uint64_t key, const herd_blob *old, herd_blob *now)
+{
+    pthread_mutex_lock(&st->mu);
+    herd_blob *cur = kmap_get(&st->vals, key);
+    int ok = cur == old && kmap_put(&st->vals, key, now) == 0;
+    if (ok) {
+        account(st, cur, -1);
+        account(st, now, 1);
+        now->used = cur->used;
+    }
+    pthread_mutex_unlock(&st->mu);
+    if (ok) herd_blob_unref(cur);
+    return ok;
 }

@@ -25,6 +25,42 @@ static void tlog(void (*log)(void *, int, const char *), void *ud, int level, co
     va_end(ap);
 }
 
+/* The files of dir/name, a worker's spill directory (spill.c), and it. */
+static void remove_spill_dir(const char *dir, const char *name)
+{
+    char path[600], f[900];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    DIR *d = opendir(path);
+    for (struct dirent *e; d && (e = readdir(d));) {
+        if (e->d_name[0] == '.') continue;
+        snprintf(f, sizeof f, "%s/%s", path, e->d_name);
+        unlink(f);
+    }
+    if (d) closedir(d);
+    rmdir(path);
+}
+
+int herd_tmpdir_remove(const char *dir)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/scheduler.sock", dir);
+    unlink(path);
+    DIR *d = opendir(dir);
+    for (struct dirent *e; d && (e = readdir(d));) {
+        long wpid;
+        unsigned n;
+        char end[8];
+        if (sscanf(e->d_name, "peer-%ld-%u%7s", &wpid, &n, end) == 3 && strcmp(end, ".sock") == 0) {
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);   /* a worker's peer socket (peer.c) */
+            unlink(path);
+        } else if (strncmp(e->d_name, "herd-spill-", 11) == 0) {
+            remove_spill_dir(dir, e->d_name);                       /* a killed worker's spill files */
+        }
+    }
+    if (d) closedir(d);
+    return rmdir(dir) ? -errno : 0;
+}
+
 static void sweep(void (*log)(void *, int, const char *), void *ud)
 {
     DIR *d = opendir("/tmp");
@@ -36,25 +72,11 @@ static void sweep(void (*log)(void *, int, const char *), void *ud)
         if (sscanf(e->d_name, "herd-%ld-%15s", &pid, tail) != 2 || strlen(tail) != 6 || pid <= 1 || pid == getpid())
             continue;
         if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;   /* alive, or not ours to signal */
-        char path[300], sock[340];
+        char path[300];
         snprintf(path, sizeof path, "/tmp/%s", e->d_name);
         struct stat st;
         if (lstat(path, &st) || !S_ISDIR(st.st_mode) || st.st_uid != geteuid()) continue;
-        snprintf(sock, sizeof sock, "%s/scheduler.sock", path);
-        unlink(sock);
-        DIR *sd = opendir(path);               /* and its workers' peer sockets (peer.c) */
-        for (struct dirent *pe; sd && (pe = readdir(sd));) {
-            long wpid;
-            unsigned n;
-            char end[8];
-            char ps[600];
-            if (sscanf(pe->d_name, "peer-%ld-%u%7s", &wpid, &n, end) == 3 && strcmp(end, ".sock") == 0) {
-                snprintf(ps, sizeof ps, "%s/%s", path, pe->d_name);
-                unlink(ps);
-            }
-        }
-        if (sd) closedir(sd);
-        if (rmdir(path) == 0)
+        if (herd_tmpdir_remove(path) == 0)
             tlog(log, ud, HERD_LOG_DEBUG, "removed %s, left by flow process %ld, which is gone", path, pid);
     }
     closedir(d);

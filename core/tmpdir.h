@@ -14,4 +14,9 @@
 int herd_tmpdir_make(char *out, size_t cap, void (*log)(void *ud, int level, const char *line), void *ud,
                      herd_err *err);
 
+/* Remove a cluster's private directory with what its scheduler and workers
+ * leave there (the scheduler's socket, peer sockets, spill directories of
+ * workers that were killed). 0 or -errno from rmdir. */
+int herd_tmpdir_remove(const char *dir);
+
 #endif

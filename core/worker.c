@@ -6,12 +6,15 @@
  * The data path: a worker whose scheduler is on this host (a unix://
  * address) keeps big results in its store (store.c) and serves them to
  * peers (peer.c); its executors read a task's held inputs from the store or
- * fetch them from their holder before running it.
+ * fetch them from their holder before running it. Under a memory_limit its
+ * spiller (spill.c) moves held values to disk and pauses it (no new task
+ * starts; PAUSE tells the scheduler) while its RSS is over 80%.
  * (A flow's own connection to a scheduler is remote.c's.) */
 #include "worker.h"
 #include "client.h"
 #include "comm.h"
 #include "peer.h"
+#include "spill.h"
 #include "store.h"
 #include "value_int.h"
 
@@ -66,6 +69,8 @@ typedef struct wk {
     pthread_cond_t rcv;        /* a relayed input arrived */
     char **relay_logged;       /* holders this worker said it relays for (guarded by mu) */
     size_t nrelay_logged;
+    herd_spill *spill;         /* under memory_limit: spills the store, pauses */
+    int paused;                /* executors start no task (guarded by mu) */
 } wk;
 
 /* An executor waiting for the scheduler to relay an input (FETCH, VALUE). */
@@ -373,6 +378,7 @@ static void hold_result(wk *w, wtask *t, herd_msg_done *d)
         return;                                  /* inline */
     d->held = (int64_t)len;
     d->value = NULL;
+    herd_spill_after_put(w->spill);
 }
 
 /* ---- executors ---- */
@@ -460,7 +466,7 @@ static void *exec_main(void *arg)
         /* an extra executor (started while others blocked on sub-tasks) retires
          * when not needed, handing any wakeup it took to a thread that stays */
         if (w->nexec - w->blocked > w->cfg.nthreads) { pthread_cond_signal(&w->cv); break; }
-        if (!w->head) { pthread_cond_wait(&w->cv, &w->mu); continue; }
+        if (!w->head || w->paused) { pthread_cond_wait(&w->cv, &w->mu); continue; }
         wtask *t = w->head;
         w->head = t->next;
         if (!w->head) w->tail = NULL;
@@ -662,14 +668,13 @@ static void hb_cb(evutil_socket_t fd, short what, void *arg)
 
 static void stop_cb(evutil_socket_t fd, short what, void *arg) { stop_loop(arg, HERD_WORKER_EXIT_OK); }
 
-static int64_t rss_bytes(void)
+/* SIGTERM (a provider stopping its worker process): leave as after CLOSE,
+ * so the spill directory goes too. */
+static void term_cb(evutil_socket_t fd, short what, void *arg)
 {
-    FILE *f = fopen("/proc/self/statm", "r");
-    long pages = 0, rss = 0;
-    if (!f) return 0;
-    if (fscanf(f, "%ld %ld", &pages, &rss) != 2) rss = 0;
-    fclose(f);
-    return (int64_t)rss * sysconf(_SC_PAGESIZE);
+    wk *w = arg;
+    wlog(w, HERD_LOG_DEBUG, "SIGTERM: exiting");
+    stop_loop(w, HERD_WORKER_EXIT_OK);
 }
 
 /* Over memory_limit: the scheduler is told why (CLOSE from a worker: its
@@ -686,7 +691,7 @@ static void mem_cb(evutil_socket_t fd, short what, void *arg)
             _exit(HERD_WORKER_EXIT_MEMORY_LIMIT);
         return;
     }
-    int64_t rss = rss_bytes();
+    int64_t rss = herd_rss_bytes();
     if (w->cfg.memory_limit > 0 && rss > w->cfg.memory_limit) {
         wlog(w, HERD_LOG_ERROR, "memory %lld bytes exceeds memory_limit %lld; exiting so its tasks run elsewhere",
              (long long)rss, (long long)w->cfg.memory_limit);
@@ -719,6 +724,7 @@ static void wk_free(wk *w)
     }
     herd_peer_server_stop(w->peer);
     free(w->peer_addr);
+    herd_spill_free(w->spill);                   /* its files first, then the store */
     herd_store_free(w->store);
     if (w->have_budget) herd_fetch_budget_destroy(&w->budget);
     for (size_t i = 0; i < w->nrelay_logged; i++) free(w->relay_logged[i]);
@@ -748,6 +754,30 @@ static void wk_unref(wk *w)
     int last = atomic_fetch_sub(&w->refs, 1) == 1;
     pthread_mutex_unlock(&w->mu);
     if (last) wk_free(w);
+}
+
+/* The spiller's lines go to this worker's log and, as a LOG without a task,
+ * to the scheduler's (the flow's log for a temporary cluster). */
+static void spill_log(void *ud, int level, const char *line)
+{
+    wk *w = ud;
+    wlog(w, level, "%s", line);
+    herd_msg_log m = { 0, level, herd_pstr_c(line) };
+    pthread_mutex_lock(&w->mu);
+    herd_proto_pack_log(&w->out.sb, &m);
+    herd_outbox_send_unlock(&w->out);
+}
+
+/* Paused: executors start no task and the scheduler sends none (PAUSE). */
+static void spill_pause(void *ud, int paused)
+{
+    wk *w = ud;
+    herd_msg_pause m = { paused };
+    pthread_mutex_lock(&w->mu);
+    w->paused = paused;
+    if (!paused) pthread_cond_broadcast(&w->cv);
+    herd_proto_pack_pause(&w->out.sb, &m);
+    herd_outbox_send_unlock(&w->out);
 }
 
 /* Serve held values and tell the scheduler where. A scheduler on this host
@@ -792,6 +822,27 @@ static void start_peer(wk *w)
     herd_msg_peer m = { herd_pstr_c(w->peer_addr) };
     herd_proto_pack_peer(herd_conn_buf(w->conn), &m);
     herd_conn_end(w->conn);
+}
+
+/* Under memory_limit (a worker process): the spiller of its store, by
+ * default in the cluster's private directory (where the peer socket is);
+ * without a store (results travel inline) the pause alone. */
+static void start_memory(wk *w)
+{
+    if (w->cfg.memory_limit <= 0) return;
+    char parent[200] = "";
+    const char *slash;
+    herd_addr a;
+    if (w->store && herd_addr_parse(w->address, &a, NULL) == 0 && a.is_unix && (slash = strrchr(a.path, '/')))
+        snprintf(parent, sizeof parent, "%.*s", (int)(slash - a.path), a.path);
+    herd_spill_cfg sc = { .memory_limit = w->cfg.memory_limit, .local_directory = w->cfg.local_directory,
+                          .parent = parent[0] ? parent : NULL, .name = w->name, .log = spill_log,
+                          .on_pause = spill_pause, .ud = w };
+    herd_err e;
+    if (herd_spill_new(&w->spill, w->store, &sc, &e) == 0) return;
+    wlog(w, HERD_LOG_ERROR, "held values will not be spilled to disk: %s", e.msg);
+    if (w->store && herd_spill_new(&w->spill, NULL, &sc, &e))
+        wlog(w, HERD_LOG_ERROR, "no memory monitor (pausing): %s", e.msg);
 }
 
 static wk *wk_new(const herd_worker_cfg *cfg, herd_err *err)
@@ -839,6 +890,7 @@ static wk *wk_new(const herd_worker_cfg *cfg, herd_err *err)
     size_t cap = w->cfg.memory_limit > 0 ? (size_t)w->cfg.memory_limit / 10 : (size_t)512 << 20;
     if (herd_fetch_budget_init(&w->budget, cap < ((size_t)64 << 20) ? (size_t)64 << 20 : cap) == 0) w->have_budget = 1;
     start_peer(w);
+    start_memory(w);
     for (int i = 0; i < w->cfg.nthreads; i++) {
         pthread_t th;
         atomic_fetch_add(&w->refs, 1);
@@ -872,6 +924,9 @@ int herd_worker_run(const herd_worker_cfg *cfg)
         struct timeval tv = { 0, 200000 };
         if (w->mem_ev) event_add(w->mem_ev, &tv);
     }
+    /* libevent's handler lives as long as the event; the default comes back after it */
+    struct event *term = evsignal_new(w->base, SIGTERM, term_cb, w);
+    if (term) event_add(term, NULL);
     herd_block_sigpipe();
     event_base_dispatch(w->base);
     int code = w->exit_code;
@@ -883,6 +938,8 @@ int herd_worker_run(const herd_worker_cfg *cfg)
     pthread_mutex_lock(&w->mu);
     while (atomic_load(&w->refs) > 1 && pthread_cond_timedwait(&w->evcv, &w->mu, &ts) != ETIMEDOUT) {}
     pthread_mutex_unlock(&w->mu);
+    herd_spill_close(w->spill);      /* now, even if an abandoned executor keeps w alive */
+    if (term) event_free(term);      /* a SIGTERM until here was caught, and ends nothing early */
     wk_unref(w);
     return code;
 }
@@ -1058,6 +1115,7 @@ int herd_worker_cfg_from_args(int argc, char **argv, herd_worker_cfg *cfg, herd_
     *res = NULL;
     cfg->address = getenv("HERD_SCHEDULER_ADDRESS");
     cfg->token = getenv("HERD_TOKEN");
+    cfg->local_directory = getenv("HERD_LOCAL_DIRECTORY");
     cfg->nthreads = 1;
     cfg->connect_timeout = 30;
     for (int i = 1; i < argc; i++) {
@@ -1081,6 +1139,10 @@ int herd_worker_cfg_from_args(int argc, char **argv, herd_worker_cfg *cfg, herd_
             long long n = strtoll(val, &end, 10);
             if (*end || n < 0) return herd_err_set(err, HERD_EARG, "--herd-memory-limit: expected bytes >= 0, got \"%s\"", val);
             cfg->memory_limit = n;
+        } else if (strcmp(a, "--herd-local-directory") == 0) {
+            int rc = herd_local_directory_check("--herd-local-directory", val, err);
+            if (rc) return rc;
+            cfg->local_directory = val;
         } else return herd_err_set(err, HERD_EARG, "unknown worker option \"%s\"", a);
         i++;
     }

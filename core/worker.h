@@ -13,6 +13,8 @@ typedef struct herd_worker_cfg {
     int nthreads;
     const herd_value *resources;
     int64_t memory_limit;      /* bytes, 0 = none (process mode only) */
+    const char *local_directory; /* where held values spill under memory_limit;
+                                  NULL: the cluster's private directory (spill.c) */
     double connect_timeout;    /* seconds */
     herd_tls *tls;             /* NULL: plain; tls:// addresses need it (borrowed) */
     int reconnect;             /* a long-lived worker: redial with backoff when the

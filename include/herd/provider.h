@@ -138,6 +138,12 @@ HERD_API void herd_log(const herd_cluster_env *env, int level, const char *fmt, 
 HERD_API int herd_worker_argv(const herd_cluster_env *env, const herd_worker_spec *spec,
                               char ***argv_out, herd_err *err);
 HERD_API void herd_strv_free(char **v);
+/* Is dir usable as a worker's local_directory (where it spills held values
+ * under memory_limit: an existing, writable directory)? 0, or HERD_ECONFIG
+ * with a message naming field ("cluster_kwargs.local_directory"; NULL:
+ * "local_directory"), dir (NULL is refused) and what was expected. A worker reads its local_directory from
+ * HERD_LOCAL_DIRECTORY in its environment (or --herd-local-directory). */
+HERD_API int herd_local_directory_check(const char *field, const char *dir, herd_err *err);
 /* For scheduler_listen: the host names or IP addresses this cluster's
  * workers will dial the in-process scheduler by, when the listen address
  * does not say (0.0.0.0, or hosts on different routes each dialling their

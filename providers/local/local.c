@@ -34,6 +34,7 @@ typedef struct local_opts {
     int64_t memory_limit;         /* bytes; HERD_SIZE_AUTO: "auto"; 0: none (null too) */
     const herd_value *env;        /* map, or NULL */
     const char *name;             /* NULL: "local" */
+    const char *local_directory;  /* NULL: the cluster's private directory */
 } local_opts;
 #define LF(m) HERD_PARAM_FIELD(local_opts, m)
 
@@ -65,6 +66,11 @@ static const herd_param params[] = {
     { "name", HERD_PARAM_STRING, "\"local\"",
       "Prefix of worker names: <name>-0, <name>-1, … (numbers never reused). null: \"local\".",
       HERD_PARAM_NULLABLE, 0, 0, LF(name) },
+    { "local_directory", HERD_PARAM_STRING, "null",
+      "Directory (existing, writable) where worker processes spill held results to disk above 60% of "
+      "memory_limit, each in its own herd-spill-<worker>-XXXXXX directory removed when the worker ends. "
+      "null: inside the cluster's private temporary directory.",
+      HERD_PARAM_NULLABLE, 0, 0, LF(local_directory) },
     { NULL }
 };
 
@@ -121,13 +127,15 @@ static int check_resources(const herd_value *res, herd_err *err)
     return 0;
 }
 
-static int build_env(herd_cluster *c, const herd_value *env, herd_err *err)
+/* The env kwarg's variables, then HERD_LOCAL_DIRECTORY for local_directory
+ * (the worker reads it: herd_worker_argv has no field for it). */
+static int build_env(herd_cluster *c, const herd_value *env, const char *local_directory, herd_err *err)
 {
     size_t n = herd_typeof(env) == HERD_MAP ? herd_len(env) : 0;
     if (herd_typeof(env) != HERD_NIL && herd_typeof(env) != HERD_MAP)
         return herd_err_set(err, HERD_ECONFIG, "cluster_kwargs.env: expected a map name -> "
                             "string, got %s", herd_type_name(herd_typeof(env)));
-    if (!(c->extra_env = calloc(n + 1, sizeof *c->extra_env)))
+    if (!(c->extra_env = calloc(n + 2, sizeof *c->extra_env)))
         return herd_err_set(err, -ENOMEM, "cluster_kwargs.env: out of memory");
     for (size_t i = 0; i < n; i++) {
         const char *k = herd_key_at(env, i);
@@ -142,6 +150,14 @@ static int build_env(herd_cluster *c, const herd_value *env, herd_err *err)
         if (!(c->extra_env[i] = malloc(len)))
             return herd_err_set(err, -ENOMEM, "cluster_kwargs.env: out of memory");
         snprintf(c->extra_env[i], len, "%s=%s", k, v);
+    }
+    if (local_directory) {
+        int rc = herd_local_directory_check("cluster_kwargs.local_directory", local_directory, err);
+        if (rc) return rc;
+        if (asprintf(&c->extra_env[n], "HERD_LOCAL_DIRECTORY=%s", local_directory) < 0) {
+            c->extra_env[n] = NULL;
+            return herd_err_set(err, -ENOMEM, "cluster_kwargs.local_directory: out of memory");
+        }
     }
     return 0;
 }
@@ -217,7 +233,7 @@ static int lc_create(herd_cluster **out, const herd_value *kw, const herd_cluste
         c->resources = o.resources ? herd_value_copy(o.resources) : herd_map();
         if (!c->resources) rc = herd_err_set(err, -ENOMEM, "LocalCluster: out of memory");
     }
-    if (!rc) rc = build_env(c, o.env, err);
+    if (!rc) rc = build_env(c, o.env, o.local_directory, err);
     if (!rc) {
         const char *name = o.name ? o.name : "local";
         if (!herd_name_prefix_ok(name))

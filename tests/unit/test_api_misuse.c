@@ -182,6 +182,9 @@ static void test_provider(void **state)
     assert_false(herd_name_prefix_ok("a b"));
     assert_false(herd_name_prefix_ok("01234567890123456789012345678901234567890"));   /* 41 */
     assert_true(herd_name_prefix_ok("ssh-workers_1.x"));
+    assert_int_equal(herd_local_directory_check(NULL, NULL, &err), -HERD_ECONFIG);
+    assert_contains(err.msg, "local_directory: expected a directory, got null");
+    assert_int_equal(herd_local_directory_check("f", "/tmp", NULL), 0);
     assert_true(herd_now() > 0);
     herd_deadline(1, NULL);
     assert_int_equal(herd_cond_init_monotonic(NULL), -EINVAL);

@@ -67,6 +67,7 @@ static int unpack_any(int op, const msgpack_object *m, herd_err *err)
     case OP_MISSING: { herd_msg_missing x; rc = herd_proto_unpack_missing(m, &x, err); break; }
     case OP_DATA: { herd_msg_data x; rc = herd_proto_unpack_data(m, &x, err); break; }
     case OP_HELD: { herd_msg_held x; rc = herd_proto_unpack_held(m, &x, err); break; }
+    case OP_PAUSE: { herd_msg_pause x; rc = herd_proto_unpack_pause(m, &x, err); break; }
     case OP_FETCH: { herd_msg_key x; rc = herd_proto_unpack_fetch(m, &x, err); break; }
     case OP_VALUE: { herd_msg_value x; if (!(rc = herd_proto_unpack_value(m, &x, err))) herd_value_free(x.value); break; }
     case OP_DONE: { herd_msg_done x; if (!(rc = herd_proto_unpack_done(m, &x, err))) herd_value_free(x.value); break; }
@@ -163,6 +164,7 @@ static herd_value *valid(int op)
     case OP_MISSING: herd_value_free(res); return herd_tuple("iIiI", OP_MISSING, KEY, 0, KEY + 1);
     case OP_DATA: herd_value_free(res); return herd_tuple("iII", OP_DATA, KEY, (int64_t)300);
     case OP_HELD: herd_value_free(res); return herd_tuple("iIss", OP_HELD, KEY, "unix:///tmp/p.sock", "why");
+    case OP_PAUSE: herd_value_free(res); return herd_tuple("ii", OP_PAUSE, 1);
     case OP_LOG: herd_value_free(res); return herd_tuple("iIis", OP_LOG, KEY, HERD_LOG_WARN, "text");
     case OP_HEARTBEAT: herd_value_free(res); return herd_tuple("i", OP_HEARTBEAT);
     case OP_SECEDE: case OP_RELEASE: case OP_CANCEL: herd_value_free(res); return herd_tuple("iI", op, KEY);
@@ -208,6 +210,7 @@ static const shape shapes[] = {
     { OP_MISSING, { "key", "attempt", "input" }, 0 },
     { OP_DATA, { "key", "nbytes" }, 0 },
     { OP_HELD, { "key", "peer", "error" }, 0 },
+    { OP_PAUSE, { "paused" }, 0 },
     { OP_FETCH, { "key" }, 0 },
     { OP_VALUE, { "key", "value", "error" }, 1u << 1 },
 };
@@ -545,6 +548,14 @@ static void test_round_trips(void **state)
     assert_true(st2.key == (uint64_t)KEY);
     assert_int_equal(st2.attempt, 4);
     AGAIN();
+
+    for (int v = 0; v <= 1; v++) {
+        herd_msg_pause pz = { v }, pz2;
+        assert_int_equal(herd_proto_pack_pause(&p.sb, &pz), 0);
+        assert_int_equal(herd_proto_unpack_pause(reread(&p), &pz2, &err), 0);
+        assert_int_equal(pz2.paused, v);
+        AGAIN();
+    }
 
     herd_msg_control c = { 9, herd_pstr_c("load"), herd_pstr_c(NULL) }, c2;
     assert_int_equal(herd_proto_pack_control(&p.sb, &c), 0);

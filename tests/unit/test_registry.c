@@ -230,6 +230,7 @@ static void test_aliases(void **state)
     /* the other seed strings map to their herd modules */
     struct { const char *from, *to, *cls; } al[] = {
         { "dask_cloudprovider.aws.FargateCluster", "aws.FargateCluster", "FargateCluster" },
+        { "dask_cloudprovider.aws.ECSCluster", "aws.ECSCluster", "ECSCluster" },
         { "dask_jobqueue.SLURMCluster", "slurm.SLURMCluster", "SLURMCluster" },
         { "distributed.SSHCluster", "ssh.SSHCluster", "SSHCluster" },
         { "dask.distributed.SSHCluster", "ssh.SSHCluster", "SSHCluster" },

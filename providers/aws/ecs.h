@@ -1,0 +1,85 @@
+/* providers/aws/ecs.h — what the ECS provider's files share (above the AWS
+ * client of aws.h): ecs_options (the cluster_kwargs and their checks),
+ * ecs_setup (what the cluster creates before the first task and deletes on
+ * close; it records each step through ecs_state), ecs_state (that record on
+ * this machine, and the sweep of what a killed run left, through ecs_tasks'
+ * StopTask and ecs_setup's teardown), ecs_tasks (RunTask, the DescribeTasks
+ * poller, StopTask) and the hub ecs.c (the hooks and the FargateCluster and
+ * ECSCluster descriptors). */
+#ifndef HERD_AWS_ECS_H
+#define HERD_AWS_ECS_H
+
+#include "aws.h"
+
+#include <jansson.h>
+#include <pthread.h>
+
+typedef struct ecs_settings {
+    char *image, *cluster_arn, *cluster_name_template, *worker_task_definition_arn;
+    char *execution_role_arn, *task_role_arn, *logs_group, *logs_prefix, *vpc;
+    char *platform_version, *cpu_architecture, *region, *endpoint_url, *worker_command;
+    char **task_role_policies, **subnets, **security_groups;   /* NULL-terminated */
+    herd_value *environment, *tags;                             /* maps of strings */
+    int n_workers, worker_cpu, worker_mem, nthreads, logs_retention;
+    bool fargate, spot, private_ip, skip_cleanup;
+    double poll_interval;
+} ecs_settings;
+
+typedef struct ecs_worker {
+    char name[64];
+    char arn[256];               /* "" until RunTask answered */
+    char ip[64];
+    char detail[160];
+    int state;                   /* HERD_WORKER_* */
+    bool retiring;               /* StopTask asked by us: STOPPED is no failure */
+} ecs_worker;
+
+struct herd_cluster {
+    const herd_cluster_env *env;
+    const char *cls;             /* "FargateCluster" or "ECSCluster", for messages */
+    ecs_settings set;
+    aws_client *aws;
+    pthread_mutex_t mu;          /* guards the workers and the flags below */
+    pthread_cond_t cv;
+    pthread_mutex_t api_mu;      /* one scale/retire/close at a time */
+    pthread_t poller;
+    bool poller_on, closing, set_up;
+    ecs_worker **w;
+    size_t nw, capw;
+    unsigned next_id;
+    char dial[64];               /* the address tasks dial the scheduler at */
+    /* what the cluster uses, and what it created itself (deleted on close) */
+    char cluster_arn[256], cluster_name[256], log_group[256], vpc[64], sg_made[64];
+    char container[256], exec_role[256], task_role[256], exec_role_made[128], task_role_made[128], td_arn[512];
+    bool cluster_made, log_group_made, td_made, exec_policy_put;
+    bool record;                 /* keeps a state file (not for a swept run's stand-in) */
+    size_t task_policies_attached;
+    char **subnets, **sgs;       /* NULL-terminated, owned */
+};
+
+extern const herd_param ecs_params[];
+int  ecs_settings_read(ecs_settings *s, const herd_value *kw, bool fargate_default, herd_err *err);
+void ecs_settings_free(ecs_settings *s);
+int  ecs_fargate_pair_ok(int cpu, int mem, char *why, size_t cap);
+
+int  ecs_setup(herd_cluster *c, herd_err *err);      /* creates what is not given, in order */
+void ecs_teardown(herd_cluster *c);                  /* deletes what ecs_setup created, in order */
+
+int  ecs_run(herd_cluster *c, int n, herd_err *err); /* RunTask for n new workers */
+int  ecs_poll_start(herd_cluster *c, herd_err *err);
+void ecs_poll_stop(herd_cluster *c);
+int  ecs_describe(herd_cluster *c, herd_err *err);    /* one DescribeTasks round over live tasks */
+int  ecs_stop_task(herd_cluster *c, const char *arn, const char *reason, herd_err *err);
+void ecs_stop_all(herd_cluster *c, double timeout);   /* StopTask each live task, wait for STOPPED */
+
+/* ecs_state.c: what this cluster created, in a state file on this machine
+   until it is deleted; the sweep of what a run whose process is gone left */
+void ecs_state_save(herd_cluster *c);               /* after each resource created or deleted */
+void ecs_state_sweep(herd_cluster *c);
+
+/* small helpers of ecs_setup.c used by the task files */
+json_t *ecs_tags_json(herd_cluster *c, const char *kkey, const char *vkey);
+char  **ecs_strv_dup(const herd_value *list);
+void    ecs_strv_free(char **v);
+
+#endif

@@ -1,0 +1,343 @@
+/* providers/aws/ecs_tasks.c — the workers as ECS tasks: RunTask for each new
+ * worker (its command and environment as a container override, the token
+ * never on a command line; a clientToken makes a retried call idempotent),
+ * the poller thread that reads every live task's state with DescribeTasks
+ * (up to 100 ARNs a call, on poll_interval, never a busy loop), and StopTask.
+ * A task that stops without being asked is a failed worker whose detail is
+ * the task's stopCode, stoppedReason and exit code. */
+#include "ecs.h"
+
+#include <errno.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* details and names are cut to herd_worker_info's fixed sizes on purpose */
+#pragma GCC diagnostic ignored "-Wformat-truncation"
+
+static void client_token(char out[37])
+{
+    unsigned char b[16];
+    if (RAND_bytes(b, sizeof b) != 1) memset(b, 0, sizeof b);
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+    char hex[33];
+    aws_hex(b, 16, hex);
+    snprintf(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16, hex + 20);
+}
+
+static ecs_worker *add_worker(herd_cluster *c)
+{
+    pthread_mutex_lock(&c->mu);
+    if (c->nw == c->capw) {
+        size_t cap = c->capw ? c->capw * 2 : 16;
+        ecs_worker **w = realloc(c->w, cap * sizeof *w);
+        if (!w) { pthread_mutex_unlock(&c->mu); return NULL; }
+        c->w = w;
+        c->capw = cap;
+    }
+    ecs_worker *w = calloc(1, sizeof *w);
+    if (w) {
+        snprintf(w->name, sizeof w->name, "%s-%u", c->set.fargate ? "fargate" : "ecs", c->next_id++);
+        w->state = HERD_WORKER_STARTING;
+        c->w[c->nw++] = w;
+    }
+    pthread_mutex_unlock(&c->mu);
+    return w;
+}
+
+static void apply(herd_cluster *c, ecs_worker *w, json_t *t);
+
+static void set_failed(herd_cluster *c, ecs_worker *w, const char *fmt, const char *a, const char *b)
+{
+    pthread_mutex_lock(&c->mu);
+    w->state = HERD_WORKER_FAILED;
+    snprintf(w->detail, sizeof w->detail, fmt, a, b ? b : "");
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* The RunTask request of one worker. */
+static json_t *run_request(herd_cluster *c, ecs_worker *w, herd_err *err)
+{
+    herd_worker_spec spec = { .name = w->name, .nthreads = c->set.nthreads,
+                              .memory_limit = (int64_t)c->set.worker_mem << 20 };
+    char **argv = NULL;
+    if (herd_worker_argv(c->env, &spec, &argv, err)) return NULL;
+    json_t *cmd = json_array();
+    for (size_t i = 0; argv[i]; i++)
+        json_array_append_new(cmd, json_string(i == 0 && c->set.worker_command ? c->set.worker_command : argv[i]));
+    herd_strv_free(argv);
+    /* the scheduler's address and token, then the user's variables */
+    json_t *envl = json_array();
+    for (size_t i = 0; c->env->worker_envp && c->env->worker_envp[i]; i++) {
+        const char *kv = c->env->worker_envp[i], *eq = strchr(kv, '=');
+        if (!eq) continue;
+        json_t *name = json_stringn(kv, (size_t)(eq - kv));
+        json_array_append_new(envl, json_pack("{s:o, s:s}", "name", name, "value", eq + 1));
+    }
+    for (size_t i = 0; i < herd_len(c->set.environment); i++)
+        json_array_append_new(envl, json_pack("{s:s, s:s}", "name", herd_key_at(c->set.environment, i), "value",
+                                              herd_as_str(herd_at(c->set.environment, i))));
+    json_t *subnets = json_array(), *sgs = json_array();
+    for (size_t i = 0; c->subnets && c->subnets[i]; i++) json_array_append_new(subnets, json_string(c->subnets[i]));
+    for (size_t i = 0; c->sgs && c->sgs[i]; i++) json_array_append_new(sgs, json_string(c->sgs[i]));
+    char token[37];
+    client_token(token);
+    json_t *req = json_pack(
+        "{s:s, s:s, s:i, s:s, s:s, s:{s:[{s:s, s:o, s:o}]}, s:{s:{s:o, s:o, s:s}}, s:o}", "cluster", c->cluster_arn,
+        "taskDefinition", c->td_arn, "count", 1, "clientToken", token, "startedBy", "herd", "overrides",
+        "containerOverrides", "name", c->container, "command", cmd, "environment", envl, "networkConfiguration",
+        "awsvpcConfiguration", "subnets", subnets, "securityGroups", sgs, "assignPublicIp",
+        c->set.fargate && !c->set.private_ip ? "ENABLED" : "DISABLED", "tags", ecs_tags_json(c, "key", "value"));
+    if (c->set.spot)
+        json_object_set_new(req, "capacityProviderStrategy", json_pack("[{s:s}]", "capacityProvider", "FARGATE_SPOT"));
+    else
+        json_object_set_new(req, "launchType", json_string(c->set.fargate ? "FARGATE" : "EC2"));
+    if (c->set.platform_version && c->set.fargate)
+        json_object_set_new(req, "platformVersion", json_string(c->set.platform_version));
+    return req;
+}
+
+int ecs_run(herd_cluster *c, int n, herd_err *err)
+{
+    int first_rc = 0;
+    for (int i = 0; i < n; i++) {
+        ecs_worker *w = add_worker(c);
+        if (!w) return herd_err_set(err, -ENOMEM, "%s: out of memory", c->cls);
+        herd_err e = { 0 };
+        json_t *req = run_request(c, w, &e), *resp = NULL;
+        int rc = req ? aws_json_call(c->aws, AWS_ECS, "RunTask", req, &resp, NULL, 0, &e) : e.code;
+        json_decref(req);
+        const char *arn = json_string_value(json_object_get(json_array_get(json_object_get(resp, "tasks"), 0),
+                                                            "taskArn"));
+        if (!rc && !arn) {
+            json_t *f = json_array_get(json_object_get(resp, "failures"), 0);
+            const char *reason = json_string_value(json_object_get(f, "reason"));
+            const char *detail = json_string_value(json_object_get(f, "detail"));
+            rc = herd_err_set(&e, -HERD_EPROVIDER, "RunTask failed: %s%s%s", reason ? reason : "no task and no reason",
+                              detail ? ": " : "", detail ? detail : "");
+        }
+        if (rc) {
+            set_failed(c, w, "%s%s", e.msg, NULL);
+            herd_log(c->env, HERD_LOG_ERROR, "%s: worker %s: %s", c->cls, w->name, e.msg);
+            if (!first_rc) { *err = e; first_rc = rc; }
+            json_decref(resp);
+            continue;
+        }
+        pthread_mutex_lock(&c->mu);
+        snprintf(w->arn, sizeof w->arn, "%s", arn);
+        apply(c, w, json_array_get(json_object_get(resp, "tasks"), 0));   /* its state as RunTask answered */
+        pthread_mutex_unlock(&c->mu);
+        herd_log(c->env, HERD_LOG_INFO, "%s: started worker %s as task %s", c->cls, w->name, arn);
+        json_decref(resp);
+    }
+    if (first_rc) herd_err_prefix(err, "%s: starting workers", c->cls);
+    return first_rc;
+}
+
+static const char *detail_value(json_t *task, const char *name)
+{
+    json_t *atts = json_object_get(task, "attachments"), *a, *d;
+    size_t i, j;
+    json_array_foreach(atts, i, a) {
+        const char *type = json_string_value(json_object_get(a, "type"));
+        if (!type || strcmp(type, "ElasticNetworkInterface") != 0) continue;
+        json_array_foreach(json_object_get(a, "details"), j, d) {
+            const char *n = json_string_value(json_object_get(d, "name"));
+            if (n && strcmp(n, name) == 0) return json_string_value(json_object_get(d, "value"));
+        }
+    }
+    return NULL;
+}
+
+/* one task's state into its worker; called with mu held */
+static void apply(herd_cluster *c, ecs_worker *w, json_t *t)
+{
+    const char *st = json_string_value(json_object_get(t, "lastStatus"));
+    if (!st) return;
+    const char *ip = detail_value(t, "privateIPv4Address");
+    if (ip) snprintf(w->ip, sizeof w->ip, "%s", ip);
+    int was = w->state;
+    if (strcmp(st, "STOPPED") == 0 || strcmp(st, "DELETED") == 0) {
+        const char *code = json_string_value(json_object_get(t, "stopCode"));
+        const char *why = json_string_value(json_object_get(t, "stoppedReason"));
+        json_t *ct = json_array_get(json_object_get(t, "containers"), 0);
+        json_t *ex = json_object_get(ct, "exitCode");
+        const char *creason = json_string_value(json_object_get(ct, "reason"));
+        /* the worker ended itself cleanly (drained and closed by the
+           scheduler): its container exited 0 */
+        bool clean = json_is_integer(ex) && json_integer_value(ex) == 0 &&
+                     (!code || strcmp(code, "EssentialContainerExited") == 0);
+        if (w->retiring || clean) {
+            w->state = HERD_WORKER_STOPPED;
+            snprintf(w->detail, sizeof w->detail, "%s", w->retiring ? "stopped" : "exited (exit code 0)");
+        } else {
+            char exit[48] = "";
+            if (json_is_integer(ex)) snprintf(exit, sizeof exit, " (exit code %lld)", (long long)json_integer_value(ex));
+            w->state = HERD_WORKER_FAILED;
+            snprintf(w->detail, sizeof w->detail, "task stopped: %s%s%s%s%s%s", code ? code : "", code ? ": " : "",
+                     why ? why : "no reason given", creason ? "; " : "", creason ? creason : "", exit);
+        }
+    } else if (strcmp(st, "RUNNING") == 0) {
+        w->state = w->retiring ? HERD_WORKER_STOPPING : HERD_WORKER_RUNNING;
+    } else if (strcmp(st, "DEACTIVATING") == 0 || strcmp(st, "STOPPING") == 0 || strcmp(st, "DEPROVISIONING") == 0) {
+        w->state = HERD_WORKER_STOPPING;
+    } else {
+        w->state = w->retiring ? HERD_WORKER_STOPPING : HERD_WORKER_STARTING;   /* PROVISIONING, PENDING, ACTIVATING */
+    }
+    if (was != w->state && w->state == HERD_WORKER_RUNNING)
+        herd_log(c->env, HERD_LOG_INFO, "%s: worker %s is running at %s", c->cls, w->name, w->ip[0] ? w->ip : "?");
+}
+
+static bool live(const ecs_worker *w)
+{
+    return w->arn[0] && w->state != HERD_WORKER_STOPPED && w->state != HERD_WORKER_FAILED;
+}
+
+static ecs_worker *by_arn(herd_cluster *c, const char *arn)
+{
+    for (size_t i = 0; arn && i < c->nw; i++)
+        if (strcmp(c->w[i]->arn, arn) == 0) return c->w[i];
+    return NULL;
+}
+
+int ecs_describe(herd_cluster *c, herd_err *err)
+{
+    /* the ARNs to ask about, copied (the call runs without the lock) */
+    pthread_mutex_lock(&c->mu);
+    size_t n = 0;
+    char (*arns)[256] = calloc(c->nw ? c->nw : 1, sizeof *arns);
+    for (size_t i = 0; arns && i < c->nw; i++)
+        if (live(c->w[i])) memcpy(arns[n++], c->w[i]->arn, sizeof arns[0]);
+    pthread_mutex_unlock(&c->mu);
+    if (!arns) return herd_err_set(err, -ENOMEM, "out of memory");
+    int rc = 0;
+    for (size_t off = 0; off < n && !rc; off += 100) {
+        json_t *list = json_array();
+        for (size_t i = off; i < n && i < off + 100; i++) json_array_append_new(list, json_string(arns[i]));
+        json_t *req = json_pack("{s:s, s:o}", "cluster", c->cluster_arn, "tasks", list), *resp = NULL;
+        rc = aws_json_call(c->aws, AWS_ECS, "DescribeTasks", req, &resp, NULL, 0, err);
+        json_decref(req);
+        if (rc) break;
+        json_t *t, *f;
+        size_t i;
+        pthread_mutex_lock(&c->mu);
+        json_array_foreach(json_object_get(resp, "tasks"), i, t) {
+            ecs_worker *w = by_arn(c, json_string_value(json_object_get(t, "taskArn")));
+            if (w) apply(c, w, t);
+        }
+        json_array_foreach(json_object_get(resp, "failures"), i, f) {
+            ecs_worker *w = by_arn(c, json_string_value(json_object_get(f, "arn")));
+            const char *reason = json_string_value(json_object_get(f, "reason"));
+            if (!w) continue;
+            w->state = w->retiring ? HERD_WORKER_STOPPED : HERD_WORKER_FAILED;
+            snprintf(w->detail, sizeof w->detail, "DescribeTasks: %s", reason ? reason : "no reason given");
+        }
+        pthread_cond_broadcast(&c->cv);
+        pthread_mutex_unlock(&c->mu);
+        json_decref(resp);
+    }
+    free(arns);
+    return rc;
+}
+
+static void *poller(void *arg)
+{
+    herd_cluster *c = arg;
+    pthread_mutex_lock(&c->mu);
+    while (!c->closing) {
+        struct timespec ts;
+        herd_deadline(c->set.poll_interval, &ts);
+        pthread_cond_timedwait(&c->cv, &c->mu, &ts);
+        if (c->closing) break;
+        bool any = false;
+        for (size_t i = 0; i < c->nw && !any; i++) any = live(c->w[i]);
+        if (!any) continue;
+        pthread_mutex_unlock(&c->mu);
+        herd_err err = { 0 };
+        if (ecs_describe(c, &err)) herd_log(c->env, HERD_LOG_WARN, "%s: reading the tasks' states: %s", c->cls, err.msg);
+        pthread_mutex_lock(&c->mu);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return NULL;
+}
+
+int ecs_poll_start(herd_cluster *c, herd_err *err)
+{
+    int rc = pthread_create(&c->poller, NULL, poller, c);
+    if (rc) return herd_err_set(err, -rc, "%s: cannot start the task poller: %s", c->cls, strerror(rc));
+    c->poller_on = true;
+    return 0;
+}
+
+void ecs_poll_stop(herd_cluster *c)
+{
+    if (!c->poller_on) return;
+    pthread_mutex_lock(&c->mu);
+    c->closing = true;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    pthread_join(c->poller, NULL);
+    c->poller_on = false;
+}
+
+/* The worker's state as StopTask answers it (STOPPED at once for a task
+   that never ran; else DEACTIVATING and on, read later by the poller). */
+int ecs_stop_task(herd_cluster *c, const char *arn, const char *reason, herd_err *err)
+{
+    json_t *req = json_pack("{s:s, s:s, s:s}", "cluster", c->cluster_arn, "task", arn, "reason", reason), *resp = NULL;
+    int rc = aws_json_call(c->aws, AWS_ECS, "StopTask", req, &resp, NULL, 0, err);
+    json_decref(req);
+    json_t *t = json_object_get(resp, "task");
+    pthread_mutex_lock(&c->mu);
+    ecs_worker *w = rc ? NULL : by_arn(c, arn);
+    if (w && t) apply(c, w, t);
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    json_decref(resp);
+    return rc;
+}
+
+void ecs_stop_all(herd_cluster *c, double timeout)
+{
+    pthread_mutex_lock(&c->mu);
+    size_t n = 0;
+    char (*arns)[256] = calloc(c->nw ? c->nw : 1, sizeof *arns);
+    for (size_t i = 0; arns && i < c->nw; i++)
+        if (live(c->w[i])) {
+            c->w[i]->retiring = true;
+            c->w[i]->state = HERD_WORKER_STOPPING;
+            memcpy(arns[n++], c->w[i]->arn, sizeof arns[0]);
+        }
+    pthread_mutex_unlock(&c->mu);
+    for (size_t i = 0; arns && i < n; i++) {
+        herd_err err = { 0 };
+        if (ecs_stop_task(c, arns[i], "herd: cluster closed", &err))
+            herd_log(c->env, HERD_LOG_WARN, "%s: StopTask %s: %s", c->cls, arns[i], err.msg);
+    }
+    free(arns);
+    if (!n) return;
+    herd_log(c->env, HERD_LOG_INFO, "%s: stopping %zu tasks", c->cls, n);
+    /* wait for STOPPED: the security group cannot go before the tasks */
+    double until = herd_now() + timeout;
+    for (;;) {
+        herd_err err = { 0 };
+        if (ecs_describe(c, &err)) {
+            herd_log(c->env, HERD_LOG_WARN, "%s: reading the tasks' states: %s", c->cls, err.msg);
+            break;
+        }
+        pthread_mutex_lock(&c->mu);
+        size_t left = 0;
+        for (size_t i = 0; i < c->nw; i++) left += live(c->w[i]);
+        pthread_mutex_unlock(&c->mu);
+        if (!left) break;
+        if (herd_now() > until) {
+            herd_log(c->env, HERD_LOG_WARN, "%s: %zu tasks not STOPPED after %.0f s", c->cls, left, timeout);
+            break;
+        }
+        struct timespec ts = { (time_t)c->set.poll_interval, (long)((c->set.poll_interval - (double)(time_t)c->set.poll_interval) * 1e9) };
+        nanosleep(&ts, NULL);
+    }
+}

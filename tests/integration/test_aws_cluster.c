@@ -1,0 +1,536 @@
+/* tests/integration/test_aws_cluster.c — aws.FargateCluster end to end
+ * against moto on 127.0.0.1, with tests/support/ecs_agent.py running each
+ * ECS task's command override here as a real worker process that dials back
+ * to the flow's scheduler: the seed's example (n_workers 4 and an image) runs
+ * a real flow; the requests' fields as moto recorded them (command, token only
+ * in the environment, network, tags); adaptive 0..4 through RunTask/StopTask;
+ * failures (a bad cpu/memory pair refused before any call, an unknown
+ * cluster_arn, RunTask failures[], a task that stops on a bad image, RunTask
+ * throttled then served, refused dask-cloudprovider keys, SIGTERM to the
+ * flow's process, the endpoint gone mid-run); TLS; the example profiles; and
+ * after every test nothing the cluster created is left in moto. */
+#include <herd/herd.h>
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "../../providers/aws/aws.h"
+#include "../support/aws_moto.h"
+#include "../support/testutil.h"
+
+#include <jansson.h>
+#include <signal.h>
+#include <dirent.h>
+#include <sys/wait.h>
+#include <libxml/tree.h>
+
+static tmoto moto;
+
+static int t_square(herd_task_ctx *ctx, const herd_value *args, herd_value **out)
+{
+    int64_t x = herd_as_int(herd_at(args, 0));
+    *out = herd_tuple("is", x * x, herd_task_worker_name(ctx));
+    return 0;
+}
+HERD_TASK(t_square);
+
+static int t_nap(herd_task_ctx *ctx, const herd_value *args, herd_value **out)
+{
+    tu_sleep_ms(herd_as_int(herd_at(args, 0)));
+    *out = herd_str(herd_task_worker_name(ctx));
+    return 0;
+}
+HERD_TASK(t_nap);
+
+static int setup(void **state)
+{
+    (void)state;
+    return tmoto_start(&moto, true);
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    tmoto_stop(&moto);
+    return 0;
+}
+
+static int each(void **state)
+{
+    (void)state;
+    tmoto_reset(&moto);
+    tmoto_env(&moto, NULL);
+    return 0;
+}
+
+static aws_client *checker(void)
+{
+    aws_client *c;
+    herd_err err = { 0 };
+    aws_client_opts o = { 0 };
+    if (aws_client_new(&c, &o, &err)) fail_msg("aws_client_new: %s", err.msg);
+    return c;
+}
+
+static json_t *ecs(aws_client *c, const char *op, json_t *req)
+{
+    json_t *resp = NULL;
+    herd_err err = { 0 };
+    if (aws_json_call(c, AWS_ECS, op, req, &resp, NULL, 0, &err)) fail_msg("ecs %s: %s", op, err.msg);
+    json_decref(req);
+    return resp;
+}
+
+/* The provider's records of clusters not yet deleted (HOME is moto.home). */
+static int state_files(void)
+{
+    char dir[256];
+    snprintf(dir, sizeof dir, "%s/.cache/herd/aws", moto.home);
+    DIR *d = opendir(dir);
+    int n = 0;
+    for (struct dirent *e; d && (e = readdir(d));) n += strstr(e->d_name, ".state") != NULL;
+    if (d) closedir(d);
+    return n;
+}
+
+/* Nothing this test's clusters created is left: no ACTIVE cluster, no task
+   running, no ACTIVE task definition, no herd security group, role or log
+   group. */
+static void assert_nothing_left(void)
+{
+    aws_client *c = checker();
+    json_t *r = ecs(c, "ListClusters", json_object()), *arn;
+    size_t i;
+    json_array_foreach(json_object_get(r, "clusterArns"), i, arn) {
+        json_t *d = ecs(c, "DescribeClusters", json_pack("{s:[O]}", "clusters", arn));
+        const char *st = json_string_value(json_object_get(json_array_get(json_object_get(d, "clusters"), 0), "status"));
+        if (st && strcmp(st, "ACTIVE") == 0) fail_msg("cluster %s is still ACTIVE", json_string_value(arn));
+        json_decref(d);
+        d = ecs(c, "ListTasks", json_pack("{s:O, s:s}", "cluster", arn, "desiredStatus", "RUNNING"));
+        assert_int_equal(json_array_size(json_object_get(d, "taskArns")), 0);
+        json_decref(d);
+    }
+    json_decref(r);
+    r = ecs(c, "ListTaskDefinitions", json_pack("{s:s}", "status", "ACTIVE"));
+    assert_int_equal(json_array_size(json_object_get(r, "taskDefinitionArns")), 0);
+    json_decref(r);
+    herd_err err = { 0 };
+    aws_buf q;
+    xmlDoc *d = NULL;
+    char buf[256];
+    aws_query_init(&q, "DescribeSecurityGroups", "2016-11-15");
+    assert_int_equal(aws_query_call(c, "ec2", "DescribeSecurityGroups", q.s, &d, NULL, 0, &err), 0);
+    aws_buf_free(&q);
+    xmlNode *set = aws_xml_find(xmlDocGetRootElement(d), "securityGroupInfo");
+    for (xmlNode *it = set ? set->children : NULL; it; it = it->next)
+        if (strncmp(aws_xml_text(it, "groupName", buf, sizeof buf), "herd-", 5) == 0) fail_msg("security group %s left", buf);
+    xmlFreeDoc(d);
+    aws_query_init(&q, "ListRoles", "2010-05-08");
+    assert_int_equal(aws_query_call(c, "iam", "ListRoles", q.s, &d, NULL, 0, &err), 0);
+    aws_buf_free(&q);
+    set = aws_xml_find(xmlDocGetRootElement(d), "Roles");
+    for (xmlNode *it = set ? set->children : NULL; it; it = it->next)
+        if (strncmp(aws_xml_text(it, "RoleName", buf, sizeof buf), "herd-", 5) == 0) fail_msg("role %s left", buf);
+    xmlFreeDoc(d);
+    json_t *lr = NULL, *lq = json_pack("{s:s}", "logGroupNamePrefix", "/herd/");
+    assert_int_equal(aws_json_call(c, AWS_LOGS, "DescribeLogGroups", lq, &lr, NULL, 0, &err), 0);
+    json_decref(lq);
+    assert_int_equal(json_array_size(json_object_get(lr, "logGroups")), 0);
+    json_decref(lr);
+    aws_client_free(c);
+    assert_int_equal(state_files(), 0);    /* a closed cluster keeps no record */
+}
+
+static herd_runner *aws_flow_cl(const char *cls, const char *ck, const char *ak, const char *cl, tu_log *log,
+                                herd_err *err)
+{
+    herd_runner *r = NULL;
+    herd_runner_opts o = { .cluster_class = cls, .cluster_kwargs = ck, .adapt_kwargs = ak, .client_kwargs = cl,
+                           .log = log ? tu_log_sink : tu_quiet_sink, .log_ud = log };
+    if (herd_runner_new(&r, &o, err)) return NULL;
+    if (herd_flow_begin(r, "aws", err)) { herd_runner_free(r); return NULL; }
+    return r;
+}
+
+static herd_runner *aws_flow(const char *cls, const char *ck, const char *ak, tu_log *log, herd_err *err)
+{
+    return aws_flow_cl(cls, ck, ak, NULL, log, err);
+}
+
+/* The seed's example: DaskTaskRunner(cluster_class="dask_cloudprovider.aws.FargateCluster",
+   cluster_kwargs={"n_workers": 4, "image": "my-prefect-image"}). */
+static void test_seed_example_runs_a_flow(void **state)
+{
+    (void)state;
+    tu_log log;
+    tu_log_init(&log);
+    herd_err err = { 0 };
+    herd_runner *r = aws_flow("dask_cloudprovider.aws.FargateCluster", "{n_workers: 4, image: my-prefect-image}", NULL,
+                              &log, &err);
+    if (!r) fail_msg("%s", err.msg);
+    if (herd_wait_for_workers(r, 4, 60, &err)) fail_msg("herd_wait_for_workers: %s", err.msg);
+    herd_future *fs[40];
+    for (int i = 0; i < 40; i++) fs[i] = tu_submit(r, "t_square", herd_tuple("i", (int64_t)i), NULL);
+    char seen[4][64] = { "" };
+    int nseen = 0;
+    for (int i = 0; i < 40; i++) {
+        const herd_value *v = NULL;
+        if (herd_future_result(fs[i], 60, &v, &err)) fail_msg("%s", err.msg);
+        assert_int_equal(herd_as_int(herd_at(v, 0)), i * i);
+        const char *w = herd_as_str(herd_at(v, 1));
+        assert_true(strncmp(w, "fargate-", 8) == 0);
+        bool dup = false;
+        for (int j = 0; j < nseen; j++) dup |= strcmp(seen[j], w) == 0;
+        if (!dup && nseen < 4) snprintf(seen[nseen++], sizeof seen[0], "%s", w);
+    }
+    /* what RunTask asked for, as moto recorded it */
+    aws_client *c = checker();
+    json_t *cl = ecs(c, "ListClusters", json_object());
+    assert_int_equal(json_array_size(json_object_get(cl, "clusterArns")), 1);
+    json_t *arn = json_array_get(json_object_get(cl, "clusterArns"), 0);
+    json_t *lt = ecs(c, "ListTasks", json_pack("{s:O}", "cluster", arn));
+    assert_int_equal(json_array_size(json_object_get(lt, "taskArns")), 4);
+    json_t *dt = ecs(c, "DescribeTasks", json_pack("{s:O, s:O, s:[s]}", "cluster", arn, "tasks",
+                                                   json_object_get(lt, "taskArns"), "include", "TAGS"));
+    json_t *t;
+    size_t i;
+    json_array_foreach(json_object_get(dt, "tasks"), i, t) {
+        assert_string_equal(json_string_value(json_object_get(t, "lastStatus")), "RUNNING");
+        assert_string_equal(json_string_value(json_object_get(t, "launchType")), "FARGATE");
+        json_t *ov = json_array_get(json_object_get(json_object_get(t, "overrides"), "containerOverrides"), 0);
+        assert_string_equal(json_string_value(json_object_get(ov, "name")), "herd-worker");
+        char *cmd = json_dumps(json_object_get(ov, "command"), 0), *envs = json_dumps(json_object_get(ov, "environment"), 0);
+        assert_non_null(strstr(cmd, "--herd-worker"));
+        assert_non_null(strstr(cmd, "--herd-nthreads\", \"4\""));     /* worker_cpu 4096 → 4 threads */
+        assert_null(strstr(cmd, "HERD_TOKEN"));                          /* the token: environment only */
+        assert_non_null(strstr(envs, "HERD_TOKEN"));
+        assert_non_null(strstr(envs, "HERD_SCHEDULER_ADDRESS"));
+        free(cmd);
+        free(envs);
+        char *tags = json_dumps(json_object_get(t, "tags"), 0);
+        assert_non_null(tags);
+        assert_non_null(strstr(tags, "\"createdBy\", \"value\": \"herd\""));
+        assert_non_null(strstr(tags, "herd-cluster"));
+        free(tags);
+    }
+    json_decref(dt);
+    json_decref(lt);
+    json_decref(cl);
+    aws_client_free(c);
+    tu_flow_end(r);
+    /* each step logged */
+    assert_true(tu_log_has_line(&log, "created ECS cluster", NULL));
+    assert_true(tu_log_has_line(&log, "registered task definition", NULL));
+    assert_true(tu_log_has_line(&log, "created security group", NULL));
+    assert_true(tu_log_has_line(&log, "deleted ECS cluster", NULL));
+    assert_true(tu_log_has_line(&log, "deleted role", NULL));
+    assert_nothing_left();
+    tu_log_free(&log);
+}
+
+static void test_adaptive_0_to_4(void **state)
+{
+    (void)state;
+    tu_log log;
+    tu_log_init(&log);
+    herd_err err = { 0 };
+    herd_runner *r = aws_flow("aws.FargateCluster", "{image: img, worker_cpu: 1024, worker_mem: 2048, poll_interval: 0.1}",
+                              "{minimum: 0, maximum: 4, interval: 0.1, wait_count: 3}", &log, &err);
+    if (!r) fail_msg("%s", err.msg);
+    herd_future *fs[16];
+    for (int i = 0; i < 16; i++) fs[i] = tu_submit(r, "t_nap", herd_tuple("i", (int64_t)300), NULL);
+    char seen[8][64] = { "" };
+    int nseen = 0;
+    for (int i = 0; i < 16; i++) {
+        const herd_value *v = NULL;
+        if (herd_future_result(fs[i], 120, &v, &err)) fail_msg("%s", err.msg);
+        bool dup = false;
+        for (int j = 0; j < nseen; j++) dup |= strcmp(seen[j], herd_as_str(v)) == 0;
+        if (!dup && nseen < 8) snprintf(seen[nseen++], sizeof seen[0], "%s", herd_as_str(v));
+    }
+    assert_true(nseen >= 2);
+    /* idle: scaled down to 0 — every task stopped (StopTask, or drained by
+       the scheduler and exited), while the flow is still open */
+    aws_client *c = checker();
+    json_t *cl = ecs(c, "ListClusters", json_object());
+    json_t *arn = json_array_get(json_object_get(cl, "clusterArns"), 0);
+    assert_non_null(arn);
+    size_t running = 1, stopped = 0;
+    for (double end = tu_now() + 60; running && tu_now() < end; tu_sleep_ms(100)) {
+        json_t *lt = ecs(c, "ListTasks", json_pack("{s:O, s:s}", "cluster", arn, "desiredStatus", "RUNNING"));
+        running = json_array_size(json_object_get(lt, "taskArns"));
+        json_decref(lt);
+    }
+    json_t *lt = ecs(c, "ListTasks", json_pack("{s:O, s:s}", "cluster", arn, "desiredStatus", "STOPPED"));
+    stopped = json_array_size(json_object_get(lt, "taskArns"));
+    json_decref(lt);
+    json_decref(cl);
+    aws_client_free(c);
+    assert_int_equal(running, 0);
+    assert_true(stopped >= (size_t)nseen);
+    tu_flow_end(r);
+    assert_nothing_left();
+    tu_log_free(&log);
+}
+
+static void expect_refused(const char *cls, const char *ck, const char *want)
+{
+    herd_err err = { 0 };
+    herd_runner *r = aws_flow(cls, ck, NULL, NULL, &err);
+    if (r) {
+        int rc = herd_wait_for_workers(r, 1, 30, &err);
+        herd_flow_end(r, true, NULL);
+        herd_runner_free(r);
+        assert_int_not_equal(rc, 0);
+    }
+    if (!strstr(err.msg, want)) fail_msg("expected \"%s\" in: %s", want, err.msg);
+}
+
+/* Refused before any AWS call: nothing exists in moto afterwards. */
+static void test_bad_kwargs_refused_before_any_call(void **state)
+{
+    (void)state;
+    expect_refused("aws.FargateCluster", "{image: x, worker_cpu: 256, worker_mem: 4096}",
+                   "worker_cpu/worker_mem: Fargate's worker_cpu 256 allows worker_mem 512, 1024 or 2048 MiB, got 4096");
+    expect_refused("aws.FargateCluster", "{image: x, worker_cpu: 1000, worker_mem: 2048}",
+                   "Fargate's worker_cpu is one of 256, 512, 1024, 2048, 4096, 8192, 16384, got 1000");
+    expect_refused("aws.FargateCluster", "{n_workers: 1}", "image: required");
+    expect_refused("aws.FargateCluster", "{image: x, worker_gpu: 1}", "worker_gpu: not supported: GPUs need");
+    expect_refused("aws.FargateCluster", "{image: x, aws_secret_access_key: abc}", "aws_secret_access_key: not supported");
+    expect_refused("aws.ECSCluster", "{image: x}", "cluster_arn: required with fargate_workers: false");
+    expect_refused("aws.FargateCluster", "{image: x, subnets: [1]}", "subnets[0]: expected a non-empty string, got int");
+    expect_refused("aws.FargateCluster", "{image: x, imagee: y}", "imagee");
+    aws_client *c = checker();
+    json_t *r = ecs(c, "ListClusters", json_object());
+    assert_int_equal(json_array_size(json_object_get(r, "clusterArns")), 0);
+    assert_int_equal(aws_client_calls(c), 1);
+    json_decref(r);
+    aws_client_free(c);
+}
+
+static void test_unknown_cluster_arn(void **state)
+{
+    (void)state;
+    expect_refused("aws.FargateCluster",
+                   "{image: x, n_workers: 1, cluster_arn: 'arn:aws:ecs:us-east-1:123456789012:cluster/nope'}",
+                   "no active ECS cluster arn:aws:ecs:us-east-1:123456789012:cluster/nope (MISSING)");
+    assert_nothing_left();
+}
+
+/* RunTask answers 200 with failures[]: the worker is failed with the reason,
+   the flow says so; throttled RunTasks are retried and served. */
+static void test_runtask_failures_and_throttling(void **state)
+{
+    (void)state;
+    char ep[160];
+    snprintf(ep, sizeof ep, "{image: x, n_workers: 1, endpoint_url: '%s', poll_interval: 0.1}", moto.ep_url);
+    tmoto_inject_op(&moto, "RunTask", 1, 200, "application/x-amz-json-1.1",
+                    "{\"tasks\": [], \"failures\": [{\"arn\": \"arn:aws:ecs:us-east-1:1:container-instance/x\", "
+                    "\"reason\": \"RESOURCE:MEMORY\", \"detail\": \"not enough memory\"}]}");
+    expect_refused("aws.FargateCluster", ep, "RunTask failed: RESOURCE:MEMORY: not enough memory");
+    assert_nothing_left();
+
+    tu_log log;
+    tu_log_init(&log);
+    herd_err err = { 0 };
+    tmoto_inject_op(&moto, "RunTask", 2, 400, "application/x-amz-json-1.1",
+                    "{\"__type\": \"ThrottlingException\", \"message\": \"Rate exceeded\"}");
+    herd_runner *r = aws_flow("aws.FargateCluster", ep, NULL, &log, &err);
+    if (!r) fail_msg("%s", err.msg);
+    if (herd_wait_for_workers(r, 1, 60, &err)) fail_msg("%s", err.msg);
+    herd_future *f = tu_submit(r, "t_square", herd_tuple("i", (int64_t)7), NULL);
+    const herd_value *v = NULL;
+    if (herd_future_result(f, 60, &v, &err)) fail_msg("%s", err.msg);
+    assert_int_equal(herd_as_int(herd_at(v, 0)), 49);
+    tu_flow_end(r);
+    assert_nothing_left();
+    tu_log_free(&log);
+}
+
+/* A task that stops by itself (its image cannot be pulled) is a failed worker
+   whose detail is the task's stoppedReason. */
+static void test_task_stopped_is_worker_failure(void **state)
+{
+    (void)state;
+    tu_log log;
+    tu_log_init(&log);
+    log.echo_level = HERD_LOG_ERROR + 1;
+    herd_err err = { 0 };
+    herd_runner *r = aws_flow("aws.FargateCluster", "{image: bad-image, n_workers: 1, poll_interval: 0.1}", NULL, &log,
+                              &err);
+    if (!r) fail_msg("%s", err.msg);
+    herd_wait_for_workers(r, 1, 0.01, NULL);   /* starts the cluster (lazy start) */
+    assert_true(tu_log_wait_line(&log, "fargate-0", "CannotPullContainerError", 60));
+    herd_flow_end(r, true, NULL);
+    herd_runner_free(r);
+    assert_nothing_left();
+    tu_log_free(&log);
+}
+
+/* security: temporary: the tasks dial the scheduler over TLS with the
+   certificate the core issued for the address scheduler_listen chose. */
+static void test_tls_temporary(void **state)
+{
+    (void)state;
+    tu_log log;
+    tu_log_init(&log);
+    herd_err err = { 0 };
+    herd_runner *r = aws_flow_cl("aws.FargateCluster", "{image: x, n_workers: 2, worker_cpu: 256, worker_mem: 512}",
+                                 NULL, "{security: temporary}", &log, &err);
+    if (!r) fail_msg("%s", err.msg);
+    if (herd_wait_for_workers(r, 2, 60, &err)) fail_msg("%s", err.msg);
+    herd_future *f = tu_submit(r, "t_square", herd_tuple("i", (int64_t)9), NULL);
+    const herd_value *v = NULL;
+    if (herd_future_result(f, 60, &v, &err)) fail_msg("%s", err.msg);
+    assert_int_equal(herd_as_int(herd_at(v, 0)), 81);
+    assert_true(tu_log_has_line(&log, "cluster up at tls://127.0.0.1:", NULL));
+    tu_flow_end(r);
+    assert_nothing_left();
+    tu_log_free(&log);
+}
+
+/* examples/fargate/herd.yaml's profiles pass the checks herd_runner_new makes
+   (the provider's schema, the Fargate pairs) without starting anything. */
+static void test_example_profiles(void **state)
+{
+    (void)state;
+    char path[PATH_MAX];
+    tmoto_src_path(path, sizeof path, "examples/fargate/herd.yaml");
+    setenv("HERD_CONFIG", path, 1);
+    const char *profiles[] = { "fargate", "fargate-adaptive", "fargate-given" };
+    for (size_t i = 0; i < 3; i++) {
+        herd_runner *r = NULL;
+        herd_err err = { 0 };
+        herd_runner_opts o = { .profile = profiles[i], .log = tu_quiet_sink };
+        if (herd_runner_new(&r, &o, &err)) fail_msg("profile %s: %s", profiles[i], err.msg);
+        herd_runner_free(r);
+    }
+    unsetenv("HERD_CONFIG");
+}
+
+/* The child of test_sigterm_tears_down: a flow on FargateCluster whose two
+   workers are busy when SIGTERM comes. */
+static int sigterm_child(const char *dir)
+{
+    signal(SIGTERM, SIG_DFL);
+    herd_err err = { 0 };
+    herd_runner *r = aws_flow("aws.FargateCluster", "{image: x, n_workers: 2, worker_cpu: 256, worker_mem: 512, "
+                              "poll_interval: 0.1}", NULL, NULL, &err);
+    if (!r || herd_wait_for_workers(r, 2, 60, &err)) { fprintf(stderr, "sigterm child: %s\n", err.msg); _exit(2); }
+    herd_future *f[2];
+    for (int i = 0; i < 2; i++)
+        if (herd_submit(r, "t_nap", herd_tuple("i", (int64_t)60000), &f[i], &err)) _exit(2);
+    char path[600];
+    snprintf(path, sizeof path, "%s/ready", dir);
+    if (tu_write_file(path, "ready\n")) _exit(2);
+    for (;;) pause();
+}
+
+/* SIGTERM to a flow's process: its tasks are stopped and everything the
+   cluster created is deleted before the process ends. */
+static void test_sigterm_tears_down(void **state)
+{
+    (void)state;
+    char dir[128];
+    tu_mkdtemp(dir, sizeof dir);
+    pid_t child;
+    free(tu_self_child("--aws-sigterm-child", dir, "ready", &child));
+    aws_client *c = checker();
+    json_t *cl = ecs(c, "ListClusters", json_object());
+    assert_int_equal(json_array_size(json_object_get(cl, "clusterArns")), 1);   /* it is up */
+    json_decref(cl);
+    aws_client_free(c);
+    assert_int_equal(kill(child, SIGTERM), 0);
+    int st;
+    assert_int_equal(waitpid(child, &st, 0), child);
+    assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM);
+    assert_nothing_left();
+    tu_rmtree(dir);
+}
+
+/* A flow's process killed (SIGKILL: no close) leaves its resources, recorded
+   on this machine; the next cluster's start sweeps them, then its own close
+   deletes its own: nothing is left. skip_cleanup leaves them alone. */
+static void test_killed_run_swept(void **state)
+{
+    (void)state;
+    char dir[128];
+    tu_mkdtemp(dir, sizeof dir);
+    pid_t child;
+    free(tu_self_child("--aws-sigterm-child", dir, "ready", &child));
+    assert_int_equal(kill(child, SIGKILL), 0);
+    int st;
+    assert_int_equal(waitpid(child, &st, 0), child);
+    tu_rmtree(dir);
+    assert_int_equal(state_files(), 1);
+    tu_log log;
+    tu_log_init(&log);
+    herd_err err = { 0 };
+    /* skip_cleanup: the leftovers stay */
+    herd_runner *r = aws_flow("aws.FargateCluster", "{image: x, n_workers: 1, worker_cpu: 256, worker_mem: 512, "
+                              "skip_cleanup: true}", NULL, &log, &err);
+    if (!r || herd_wait_for_workers(r, 1, 60, &err)) fail_msg("%s", err.msg);
+    tu_flow_end(r);
+    assert_false(tu_log_has_line(&log, "sweeping what the run", NULL));
+    assert_int_equal(state_files(), 1);
+    r = aws_flow("aws.FargateCluster", "{image: x, n_workers: 1, worker_cpu: 256, worker_mem: 512}", NULL, &log, &err);
+    if (!r || herd_wait_for_workers(r, 1, 60, &err)) fail_msg("%s", err.msg);
+    assert_true(tu_log_has_line(&log, "sweeping what the run", "its process is gone"));
+    tu_flow_end(r);
+    assert_nothing_left();
+    tu_log_free(&log);
+}
+
+/* The AWS endpoint goes away mid-run (moto is killed; the workers' processes
+   live on): the flow keeps running tasks on the workers it has, and its end
+   returns (each call retried, then given up) with a warning naming each
+   resource it could not delete. Last: moto is gone afterwards. */
+static void test_endpoint_gone_mid_run(void **state)
+{
+    (void)state;
+    tu_log log;
+    tu_log_init(&log);
+    log.echo_level = HERD_LOG_ERROR + 1;
+    herd_err err = { 0 };
+    herd_runner *r = aws_flow("aws.FargateCluster", "{image: x, n_workers: 2, worker_cpu: 256, worker_mem: 512, "
+                              "poll_interval: 0.1}", NULL, &log, &err);
+    if (!r) fail_msg("%s", err.msg);
+    if (herd_wait_for_workers(r, 2, 60, &err)) fail_msg("%s", err.msg);
+    kill(herd_proc_pid(moto.moto), SIGKILL);          /* moto alone: its agent's children stay */
+    assert_true(tu_log_wait_line(&log, "reading the tasks' states", "Couldn't connect", 60));
+    herd_future *f = tu_submit(r, "t_square", herd_tuple("i", (int64_t)12), NULL);
+    const herd_value *v = NULL;
+    if (herd_future_result(f, 60, &v, &err)) fail_msg("%s", err.msg);
+    assert_int_equal(herd_as_int(herd_at(v, 0)), 144);
+    int rc = herd_flow_end(r, false, &err);
+    herd_runner_free(r);
+    assert_int_equal(rc, 0);
+    assert_true(tu_log_has_line(&log, "StopTask", "Couldn't connect"));
+    assert_true(tu_log_has_line(&log, "could not delete", "ecs DeregisterTaskDefinition"));
+    assert_true(tu_log_has_line(&log, "could not delete", "ecs DeleteCluster"));
+    assert_int_equal(state_files(), 1);   /* what is left stays recorded for the next start */
+    tu_log_free(&log);
+}
+
+int main(int argc, char **argv)
+{
+    herd_init(&argc, &argv);   /* the agent runs this binary as the workers */
+    if (argc == 3 && strcmp(argv[1], "--aws-sigterm-child") == 0) return sigterm_child(argv[2]);
+    tmoto_require();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(test_seed_example_runs_a_flow, each),
+        cmocka_unit_test_setup(test_adaptive_0_to_4, each),
+        cmocka_unit_test_setup(test_bad_kwargs_refused_before_any_call, each),
+        cmocka_unit_test_setup(test_unknown_cluster_arn, each),
+        cmocka_unit_test_setup(test_runtask_failures_and_throttling, each),
+        cmocka_unit_test_setup(test_task_stopped_is_worker_failure, each),
+        cmocka_unit_test_setup(test_tls_temporary, each),
+        cmocka_unit_test_setup(test_example_profiles, each),
+        cmocka_unit_test_setup(test_sigterm_tears_down, each),
+        cmocka_unit_test_setup(test_killed_run_swept, each),
+        cmocka_unit_test_setup(test_endpoint_gone_mid_run, each),   /* last: it kills moto */
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,0 +1,135 @@
+#!/usr/bin/env python3
+"""tests/support/moto_ecs.py — moto's server on 127.0.0.1 with, optionally, a
+small ECS "agent" in the same process, for the AWS provider's tests.
+
+    moto_ecs.py PORT [--agent]
+
+The agent polls moto for the tasks of every cluster and runs each task's
+container command override as a local process with the override's
+environment, as ECS runs a container. When the process exits, the agent
+records what ECS would (stopCode EssentialContainerExited, the container's
+exit code) and stops the task; when a task is stopped through the API
+(StopTask) it ends the process. A task whose image is "bad-image" stops at
+once as ECS reports a failed image pull (stopCode TaskFailedToStart, no exit
+code). Running in moto's own process lets it set those fields, which moto's
+API has no call for. The processes stay in this process group, so stopping
+the group stops them too. Tasks are held RUNNING until stopped (moto's state
+manager), as ECS does while the container runs.
+"""
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import boto3
+from moto.ecs.models import ecs_backends
+from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+
+PORT = int(sys.argv[1])
+AGENT = "--agent" in sys.argv[2:]
+REGION = os.environ.get("AWS_REGION", "us-east-1")
+ACCOUNT = "123456789012"
+
+logging.getLogger("werkzeug").setLevel(logging.ERROR)    # no line per request
+server = ThreadedMotoServer(ip_address="127.0.0.1", port=PORT, verbose=False)
+server.start()
+
+procs = {}      # task arn -> (cluster arn, Popen)
+done = set()    # task arns handled
+ecs = boto3.client("ecs", endpoint_url="http://127.0.0.1:%d" % PORT, region_name=REGION,
+                   aws_access_key_id="agent", aws_secret_access_key="agent")
+
+
+def task_model(cluster, arn):
+    backend = ecs_backends[ACCOUNT][REGION]
+    for tasks in backend.tasks.values():
+        if arn in tasks:
+            return tasks[arn]
+    return None
+
+
+def stop(cluster, arn, reason, stop_code, exit_code):
+    t = task_model(cluster, arn)
+    if t is not None:               # before the task reads STOPPED
+        t.stop_code = stop_code
+        t.containers[0].exitCode = exit_code
+        t.containers[0].last_status = "STOPPED"
+    ecs.stop_task(cluster=cluster, task=arn, reason=reason)
+
+
+def image_of(td):
+    # not cached: after a reset moto hands out the same ARNs again
+    d = ecs.describe_task_definition(taskDefinition=td)["taskDefinition"]
+    return d["containerDefinitions"][0].get("image", "")
+
+
+def start(cluster, t):
+    arn = t["taskArn"]
+    done.add(arn)
+    if image_of(t["taskDefinitionArn"]) == "bad-image":
+        stop(cluster, arn, "CannotPullContainerError: pull image manifest has been retried 5 time(s): failed to "
+             "resolve ref docker.io/library/bad-image:latest: not found", "TaskFailedToStart", None)
+        return
+    ov = (t.get("overrides") or {}).get("containerOverrides") or [{}]
+    cmd = ov[0].get("command") or []
+    env = dict(os.environ)
+    for kv in ov[0].get("environment") or []:
+        env[kv["name"]] = kv["value"]
+    try:
+        procs[arn] = (cluster, subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL))
+    except OSError as e:
+        stop(cluster, arn, "CannotStartContainerError: %s" % e, "TaskFailedToStart", None)
+
+
+def step():
+    for cluster in ecs.list_clusters()["clusterArns"]:
+        try:
+            running = set(ecs.list_tasks(cluster=cluster, desiredStatus="RUNNING")["taskArns"])
+        except Exception:
+            continue
+        new = [a for a in running if a not in done]
+        for i in range(0, len(new), 100):
+            for t in ecs.describe_tasks(cluster=cluster, tasks=new[i:i + 100])["tasks"]:
+                start(cluster, t)
+        for arn, (c, p) in list(procs.items()):
+            if c != cluster:
+                continue
+            if p.poll() is not None:
+                del procs[arn]
+                if arn in running:
+                    code = p.returncode if p.returncode >= 0 else 128 - p.returncode
+                    stop(cluster, arn, "Essential container in task exited", "EssentialContainerExited", code)
+            elif arn not in running:        # StopTask through the API
+                p.terminate()
+                try:
+                    p.wait(5)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+                del procs[arn]
+
+
+def hold_tasks():
+    from moto.moto_api import state_manager
+    state_manager.set_transition(model_name="ecs::task", transition={"progression": "manual", "times": 10 ** 9})
+
+
+def bye(*_):
+    for _, p in procs.values():
+        p.kill()
+    os._exit(0)
+
+
+signal.signal(signal.SIGTERM, bye)
+signal.signal(signal.SIGINT, bye)
+while True:
+    if AGENT:
+        try:
+            hold_tasks()            # again after each /moto-api/reset
+            step()
+        except Exception as e:      # a reset in the middle: try again
+            print("moto_ecs agent: %s" % e, file=sys.stderr)
+            time.sleep(0.2)
+    time.sleep(0.05)
