@@ -10,6 +10,7 @@
 #include "peer.h"
 #include "comm.h"
 #include "proto.h"
+#include "shm.h"
 #include "value_int.h"
 
 #include <errno.h>
@@ -95,13 +96,19 @@ static int send_frame(int fd, const msgpack_sbuffer *sb)
 }
 
 /* Read one frame holding exactly one message: *buf (malloc'd) and *up (the
- * message, pointing into *buf) for the caller to free. */
-static int read_msg(int fd, char **buf, msgpack_unpacked *up, herd_err *err)
+ * message, pointing into *buf) for the caller to free. With fds, the
+ * descriptors that came with the frame go there (*nfds of them, the
+ * caller's to close); without, the frame must come without any. */
+static int read_msg_fds(int fd, char **buf, msgpack_unpacked *up, int *fds, int *nfds, herd_err *err)
 {
     unsigned char hdr[4];
     *buf = NULL;
-    int rc = read_full(fd, hdr, 4);
-    if (rc) return herd_err_set(err, rc, "connection closed (%s)", strerror(-rc));
+    int rc, n = 0;
+    if (fds) {
+        if ((rc = herd_shm_recv(fd, hdr, 4, fds, HERD_SHM_MAX_FDS, &n, err))) return rc;
+        *nfds = n;
+    } else if ((rc = read_full(fd, hdr, 4)))
+        return herd_err_set(err, rc, "connection closed (%s)", strerror(-rc));
     size_t len = (size_t)hdr[0] << 24 | (size_t)hdr[1] << 16 | (size_t)hdr[2] << 8 | hdr[3];
     if (len == 0 || len > MAX_CTL_FRAME)
         return herd_err_set(err, -HERD_EPROTO, "a frame of %zu bytes, expected 1..%d", len, MAX_CTL_FRAME);
@@ -122,6 +129,11 @@ static int read_msg(int fd, char **buf, msgpack_unpacked *up, herd_err *err)
         return rc < 0 ? rc : -HERD_EPROTO;
     }
     return rc;       /* the opcode */
+}
+
+static int read_msg(int fd, char **buf, msgpack_unpacked *up, herd_err *err)
+{
+    return read_msg_fds(fd, buf, up, NULL, NULL, err);
 }
 
 /* ---- server ---- */
@@ -155,23 +167,52 @@ static int check_hello(herd_peer_server *ps, const msgpack_object *msg, char *wh
     return 0;
 }
 
+/* The descriptors one answer hands over (shm.c): bytes payloads of
+ * HERD_SHM_MIN or more, each sent once; those not already in a sealed memfd
+ * are copied into a new one (closed after sending). */
+typedef struct fdset { int fds[HERD_SHM_MAX_FDS], own[HERD_SHM_MAX_FDS]; const void *ptr[HERD_SHM_MAX_FDS]; int n; } fdset;
+
+static int fdref(void *ud, const herd_value *bytes)
+{
+    fdset *fs = ud;
+    size_t len;
+    const void *p = herd_as_bytes(bytes, &len);
+    if (len < HERD_SHM_MIN) return -1;
+    for (int i = 0; i < fs->n; i++)
+        if (fs->ptr[i] == p) return i;
+    if (fs->n == HERD_SHM_MAX_FDS) return -1;            /* the rest travel as bytes */
+    int fd = herd_bytes_memfd(bytes), own = 0;
+    if (fd < 0) {
+        if (herd_shm_copy(p, len, &fd)) return -1;
+        own = 1;
+    }
+    fs->fds[fs->n] = fd;
+    fs->own[fs->n] = own;
+    fs->ptr[fs->n] = p;
+    return fs->n++;
+}
+
 /* Answer one GET: DATA, then the bytes. A value held as is is packed into
  * a vectored buffer whose big pieces (str and bytes payloads) point into the
  * value itself, so they go to the socket without a copy; the blob reference
- * keeps the value alive meanwhile. */
+ * keeps the value alive meanwhile. Bytes payloads of HERD_SHM_MIN or more go
+ * as sealed memfds attached to DATA's first byte instead (the packed bytes
+ * then hold a reference to each, ext type 2): the peer maps the pages. */
 static int serve_get(herd_peer_server *ps, int fd, uint64_t key)
 {
     herd_blob *b = herd_store_get(ps->st, key);
     msgpack_vrefbuffer vb;
     int have_vb = 0, rc = 0;
     size_t len = b ? b->len : 0;
+    fdset *fs = NULL;
     if (b && b->value) {
         msgpack_packer pk;
-        if (!msgpack_vrefbuffer_init(&vb, 64 * 1024, 64 * 1024)) rc = -ENOMEM;
+        if (!(fs = malloc(sizeof *fs)) || !msgpack_vrefbuffer_init(&vb, 64 * 1024, 64 * 1024)) rc = -ENOMEM;
         else {
             have_vb = 1;
+            fs->n = 0;
             msgpack_packer_init(&pk, &vb, msgpack_vrefbuffer_write);
-            rc = herd_value_pack(&pk, b->value);         /* encodability checked when stored: no memory */
+            rc = herd_value_pack_fds(&pk, b->value, fdref, fs);   /* encodability checked when stored */
         }
         len = 0;
         for (size_t i = 0; !rc && i < msgpack_vrefbuffer_veclen(&vb); i++) len += msgpack_vrefbuffer_vec(&vb)[i].iov_len;
@@ -179,6 +220,9 @@ static int serve_get(herd_peer_server *ps, int fd, uint64_t key)
     if (rc) {
         plog(ps, HERD_LOG_ERROR, "cannot send value %llu: %s", (unsigned long long)key, herd_strerror(rc));
         if (have_vb) msgpack_vrefbuffer_destroy(&vb);
+        for (int i = 0; fs && i < fs->n; i++)
+            if (fs->own[i]) close(fs->fds[i]);
+        free(fs);
         herd_blob_unref(b);
         return rc;
     }
@@ -186,7 +230,16 @@ static int serve_get(herd_peer_server *ps, int fd, uint64_t key)
     msgpack_sbuffer_init(&sb);
     herd_msg_data d = { key, b ? (int64_t)len : -1 };
     rc = herd_proto_pack_data(&sb, &d);
-    if (!rc) rc = send_frame(fd, &sb);
+    if (!rc && fs && fs->n) {             /* the descriptors ride on the frame's first byte */
+        unsigned char hdr[4] = { (unsigned char)(sb.size >> 24), (unsigned char)(sb.size >> 16),
+                                 (unsigned char)(sb.size >> 8), (unsigned char)sb.size };
+        rc = herd_shm_send(fd, hdr, 4, fs->fds, fs->n);
+        if (!rc) rc = write_full(fd, sb.data, sb.size);
+    } else if (!rc)
+        rc = send_frame(fd, &sb);
+    for (int i = 0; fs && i < fs->n; i++)
+        if (fs->own[i]) close(fs->fds[i]);
+    free(fs);
     if (!rc && b && !have_vb) rc = write_full(fd, b->data, len);
     for (size_t i = 0; !rc && have_vb && i < msgpack_vrefbuffer_veclen(&vb); i++)
         rc = write_full(fd, msgpack_vrefbuffer_vec(&vb)[i].iov_base, msgpack_vrefbuffer_vec(&vb)[i].iov_len);
@@ -323,6 +376,35 @@ void herd_peer_server_stop(herd_peer_server *ps)
 const char *herd_peer_server_address(const herd_peer_server *ps) { return ps->address; }
 
 /* ---- fetch ---- */
+/* The descriptors that came with DATA, and which payload maps each gave. */
+typedef struct rfds { int fds[HERD_SHM_MAX_FDS]; int n, used; herd_value *val[HERD_SHM_MAX_FDS]; } rfds;
+
+/* A payload sent as descriptor idx: checked and mapped read-only (shm.c);
+ * a payload referenced twice shares its map. */
+static herd_value *fd_value(void *ud, uint32_t idx, uint64_t len, herd_err *err)
+{
+    rfds *rf = ud;
+    if (idx >= (uint32_t)rf->n) {
+        herd_err_set(err, -HERD_EPROTO, "payload refers to descriptor %u, %d came", idx, rf->n);
+        return NULL;
+    }
+    if (len < HERD_SHM_MIN || len > SIZE_MAX / 2) {
+        herd_err_set(err, -HERD_EPROTO, "payload of %llu bytes sent as a descriptor, expected %zu or more",
+                     (unsigned long long)len, HERD_SHM_MIN);
+        return NULL;
+    }
+    if (rf->val[idx]) {                   /* still alive: the decoded value holds it */
+        herd_value *c = herd_len(rf->val[idx]) == len ? herd_value_copy(rf->val[idx]) : NULL;
+        if (!c) herd_err_set(err, -HERD_EPROTO, "descriptor %u referred to with another length", idx);
+        return c;
+    }
+    void *p;
+    if (herd_shm_map(rf->fds[idx], (size_t)len, &p, err)) return NULL;
+    if (!(rf->val[idx] = herd_bytes_mapped(p, (size_t)len))) herd_err_set(err, -ENOMEM, "out of memory");
+    else rf->used++;
+    return rf->val[idx];
+}
+
 int herd_peer_fetch(const char *address, const char *token, uint64_t key, double timeout_s, herd_value **out,
                     herd_err *err)
 {
@@ -363,7 +445,8 @@ int herd_peer_fetch(const char *address, const char *token, uint64_t key, double
     msgpack_unpacked_init(&up);
     herd_err e;
     e.msg[0] = '\0';
-    int op = read_msg(fd, &buf, &up, &e);
+    rfds rf = { .n = 0 };
+    int op = read_msg_fds(fd, &buf, &up, rf.fds, &rf.n, &e);
     if (op < 0) {
         rc = herd_err_set(err, op, "peer %s: %s", address, e.msg);
     } else if (op == OP_REFUSE) {
@@ -382,9 +465,16 @@ int herd_peer_fetch(const char *address, const char *token, uint64_t key, double
             rc = herd_err_set(err, -ENOMEM, "peer %s: no memory for a value of %lld bytes", address, (long long)d.nbytes);
         else if ((rc = read_full(fd, data, (size_t)d.nbytes)))
             rc = herd_err_set(err, rc, "peer %s: the transfer broke off (%s)", address, strerror(-rc));
-        else if ((rc = herd_value_decode(data, (size_t)d.nbytes, out, &e)))
+        else if ((rc = herd_value_decode_fds(data, (size_t)d.nbytes, rf.n ? fd_value : NULL, &rf, out, &e)))
             rc = herd_err_set(err, rc, "peer %s: the value does not decode: %s", address, e.msg);
     }
+    if (!rc && rf.used != rf.n) {
+        rc = herd_err_set(err, -HERD_EPROTO, "peer %s sent %d descriptors, the value uses %d", address, rf.n, rf.used);
+        herd_value_free(*out);
+        *out = NULL;
+    }
+    for (int i = 0; i < rf.n; i++) close(rf.fds[i]);
+    if (rc && rf.n) herd_log_default(NULL, HERD_LOG_WARN, err ? err->msg : "a peer's descriptors refused");
     free(data);
     msgpack_unpacked_destroy(&up);
     free(buf);
