@@ -66,11 +66,20 @@ static int make_bytes(herd_task_ctx *ctx, const herd_value *args, herd_value **o
 {
     (void)ctx;
     size_t n = (size_t)herd_as_int(herd_at(args, 0));
-    char *p = malloc(n ? n : 1);
-    if (!p) return -ENOMEM;
+    const char *how = getenv("HERD_BENCH_PRODUCER");
+    if (how && strcmp(how, "take") == 0) {        /* malloc + memset + herd_bytes_take */
+        char *b = malloc(n ? n : 1);
+        if (!b) return -ENOMEM;
+        memset(b, 1, n);
+        *out = herd_bytes_take(b, n);
+        return *out ? 0 : -ENOMEM;
+    }
+    void *p;
+    if (how && strcmp(how, "shm") == 0) *out = herd_bytes_alloc_shm(n, &p);   /* in a memfd */
+    else *out = herd_bytes_alloc(n, &p);      /* filled in place (huge pages from 1 MiB) */
+    if (!*out) return -ENOMEM;
     memset(p, 1, n);
-    *out = herd_bytes_take(p, n);          /* no copy */
-    return *out ? 0 : -ENOMEM;
+    return 0;
 }
 HERD_TASK(make_bytes);
 

@@ -1,8 +1,8 @@
 /* core/value_buf.c — str/bytes payloads that live outside their node: a
  * reference-counted buffer (herd_extbuf) that copies of a value share, so a
  * held result is read in place by every task of its worker; buffers a task
- * fills itself (herd_bytes_alloc, memfd-backed when large, so another local
- * worker maps the same pages) or hands over with a free function
+ * fills itself (herd_bytes_alloc: huge pages; herd_bytes_alloc_shm: a memfd
+ * that another local worker maps without a copy) or hands over with a free function
  * (herd_bytes_take_fn); and herd_value_share, which freezes a result before
  * it is stored: memfds sealed, large payloads moved into shared buffers. */
 #include "value_node.h"
@@ -75,22 +75,9 @@ static herd_value *ext_node(herd_type t, herd_extbuf *x, char *p, size_t len)
     return v;
 }
 
-HERD_API herd_value *herd_bytes_alloc(size_t len, void **ptr)
+/* Small payloads: in the node's own allocation, as herd_bytes makes them. */
+static herd_value *inline_bytes(size_t len, void **ptr)
 {
-    if (!ptr) return NULL;
-    *ptr = NULL;
-    if (len >= HERD_SHM_MIN) {
-        int fd;
-        void *m;
-        if (herd_shm_create(len, &fd, &m) == 0) {
-            herd_extbuf *x = extbuf(REL_MAP, m, len);
-            if (!x) { munmap(m, len); close(fd); return NULL; }
-            x->memfd = fd;
-            herd_value *v = ext_node(HERD_BYTES, x, m, len);
-            if (v) *ptr = m;
-            return v;
-        }                          /* no memfd here: plain memory */
-    }
     if (len > SIZE_MAX - sizeof(herd_value) - 1) return NULL;
     herd_value *v = malloc(sizeof *v + len + 1);
     if (!v) return NULL;
@@ -101,6 +88,52 @@ HERD_API herd_value *herd_bytes_alloc(size_t len, void **ptr)
     v->u.s.p[len] = '\0';
     *ptr = v->u.s.p;
     return v;
+}
+
+/* A node over a fresh map m of len bytes (memfd fd, or -1: anonymous). */
+static herd_value *map_node(void *m, size_t len, int fd, void **ptr)
+{
+    herd_extbuf *x = extbuf(REL_MAP, m, len);
+    if (!x) {
+        munmap(m, len);
+        if (fd >= 0) close(fd);
+        return NULL;
+    }
+    x->memfd = fd;
+    herd_value *v = ext_node(HERD_BYTES, x, m, len);
+    if (v) *ptr = m;
+    return v;
+}
+
+/* Large payloads: anonymous memory asking for transparent huge pages and
+ * faulted in at once (on this project's machine, filling fresh 4 KiB pages
+ * runs at half the speed), unmapped when the last copy goes. */
+HERD_API herd_value *herd_bytes_alloc(size_t len, void **ptr)
+{
+    if (!ptr) return NULL;
+    *ptr = NULL;
+    if (len >= HERD_SHM_MIN) {
+        void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m != MAP_FAILED) {
+            madvise(m, len, MADV_HUGEPAGE);          /* hints: no error matters */
+            madvise(m, len, MADV_POPULATE_WRITE);
+            return map_node(m, len, -1, ptr);
+        }
+    }
+    return inline_bytes(len, ptr);
+}
+
+HERD_API herd_value *herd_bytes_alloc_shm(size_t len, void **ptr)
+{
+    if (!ptr) return NULL;
+    *ptr = NULL;
+    int fd;
+    void *m;
+    if (len >= HERD_SHM_MIN && herd_shm_create(len, &fd, &m) == 0) {
+        madvise(m, len, MADV_POPULATE_WRITE);
+        return map_node(m, len, fd, ptr);
+    }
+    return herd_bytes_alloc(len, ptr);
 }
 
 HERD_API herd_value *herd_bytes_take_fn(void *p, size_t len, void (*free_fn)(void *p, size_t len, void *ctx),

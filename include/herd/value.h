@@ -66,10 +66,19 @@ HERD_API herd_value *herd_bytes_take(void *p, size_t len);
  *     void *p; herd_value *v = herd_bytes_alloc(n, &p); if (v) memset(p, 1, n);
  * *ptr stays writable only until v is returned as a result, pushed into a
  * container, passed to any other herd function or copied: from then on the
- * bytes must not change. From 1 MiB up the payload is a memfd, so that
- * another worker of this machine maps the same pages instead of receiving
- * a copy. NULL (and *ptr NULL) when memory runs out or ptr is NULL. */
+ * bytes must not change. From 1 MiB up the payload is its own anonymous
+ * mapping with transparent huge pages asked for (filled about twice as fast
+ * as fresh malloc memory). A dependent on the same worker reads it in place;
+ * another worker of this machine gets it as one copy into a sealed memfd that
+ * it maps. NULL (and *ptr NULL) when memory runs out or ptr is NULL. */
 HERD_API herd_value *herd_bytes_alloc(size_t len, void **ptr);
+/* The same, the payload (from 1 MiB up) in a memfd: once returned it is
+ * sealed read-only and every other worker of this machine (and a flow's
+ * client there) maps the very same pages — no copy at all. Filling it costs
+ * more than herd_bytes_alloc where shared memory gets no huge pages (the
+ * common default), so use it for a value read on other workers (a lookup
+ * table every task needs), herd_bytes_alloc otherwise. */
+HERD_API herd_value *herd_bytes_alloc_shm(size_t len, void **ptr);
 /* Bytes over a buffer the caller made some other way (mmap'd file, a
  * library's buffer): p is read in place, never copied or written, and
  * free_fn(p, len, ctx) runs once when the last value sharing it is freed —

@@ -135,7 +135,18 @@ static void count_free(void *p, size_t len, void *ctx)
 static void test_bytes_alloc_share(void **state)
 {
     void *p;
-    herd_value *v = herd_bytes_alloc(4 * MIB, &p);
+    herd_value *v = herd_bytes_alloc(4 * MIB, &p);             /* anonymous memory */
+    assert_non_null(v);
+    assert_false(in_memfd(p));
+    memset(p, 3, 4 * MIB);
+    assert_int_equal(herd_value_share(&v), 0);
+    assert_int_equal(herd_bytes_memfd(v), -1);
+    herd_value *c = herd_value_copy(v);
+    assert_ptr_equal(herd_as_bytes(c, NULL), p);                 /* shared */
+    herd_value_free(v);
+    herd_value_free(c);
+
+    v = herd_bytes_alloc_shm(4 * MIB, &p);                       /* a memfd */
     assert_non_null(v);
     assert_true(in_memfd(p));
     memset(p, 9, 4 * MIB);
@@ -147,7 +158,7 @@ static void test_bytes_alloc_share(void **state)
     size_t len;
     assert_ptr_equal(herd_as_bytes(v, &len), p);                 /* same pages, now read-only */
     assert_int_equal(len, 4 * MIB);
-    herd_value *c = herd_value_copy(v);
+    c = herd_value_copy(v);
     assert_ptr_equal(herd_as_bytes(c, NULL), p);                 /* shared, not copied */
     herd_value_free(v);
     assert_int_equal(((unsigned char *)herd_as_bytes(c, NULL))[4 * MIB - 1], 9);
@@ -207,7 +218,7 @@ static void test_fetch_from_server(void **state)
     const size_t sizes[] = { 0, 1024, 2 * MIB, 20 * MIB };
     for (size_t i = 0; i < 4; i++) {
         void *p;
-        herd_value *v = herd_bytes_alloc(sizes[i], &p);
+        herd_value *v = i == 2 ? herd_bytes_alloc_shm(sizes[i], &p) : herd_bytes_alloc(sizes[i], &p);
         if (sizes[i]) memset(p, (int)i + 1, sizes[i]);
         herd_value *arr = herd_array();
         herd_array_push(arr, v);
@@ -236,7 +247,7 @@ static void test_fetch_from_server(void **state)
         assert_true(sizes[i] < HERD_SHM_MIN ? !p || !in_memfd(p) : in_memfd(p));
         if (i == 3) {
             assert_ptr_equal(herd_as_bytes(herd_at(got, 2), NULL), p);     /* one map for both */
-            assert_true(in_memfd(herd_as_bytes(herd_at(got, 3), NULL)));   /* copied into a memfd */
+            assert_true(in_memfd(herd_as_bytes(herd_at(got, 3), NULL)));   /* copied into a memfd, as [0] */
         }
         herd_value_free(got);
     }
