@@ -416,13 +416,38 @@ static double bench_data(herd_runner *r, int nprod, int64_t mib, const char *pan
     return median(rates, (size_t)reps);
 }
 
+/* This process's peak resident memory (VmHWM) in MiB; reset_peak() starts it
+ * again from the current RSS (clear_refs 5). */
+static double peak_mib(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    double kib = NAN;
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, "VmHWM:", 6) == 0) kib = strtod(line + 6, NULL);
+    if (f) fclose(f);
+    return kib / 1024.0;
+}
+
+static int reset_peak(void)
+{
+    FILE *f = fopen("/proc/self/clear_refs", "w");
+    if (!f) return -1;
+    int rc = fputs("5", f) < 0;
+    return fclose(f) || rc ? -1 : 0;
+}
+
 static void bench_data_all(herd_runner *r, int reps)
 {
+    int reset = reset_peak();
     note("data: producers of bytes -> one consumer each (returns the length); MiB/s of producer output, median of %d", reps);
     result("data_16x16", bench_data(r, 16, 16, NULL, NULL, reps), "MiB/s");
     result("data_16x16_other", bench_data(r, 16, 16, "{workers: [local-0]}", "{workers: [local-1]}", reps), "MiB/s");
     result("data_4x128", bench_data(r, 4, 128, NULL, NULL, reps), "MiB/s");
     result("data_1x1024", bench_data(r, 1, 1024, NULL, NULL, reps), "MiB/s");
+    note("data_client_peak_rss: peak RSS (VmHWM) of this process (client + scheduler) during the data rows%s",
+         reset ? " (could not reset it first: peak of the whole run)" : "");
+    result("data_client_peak_rss", peak_mib(), "MiB");
 }
 
 static double bench_start_close(int runs)

@@ -49,6 +49,7 @@ BEGIN {
     row("data_16x16_other", "data: 16x16 MiB, other worker", "MiB/s",   "hi", 4)
     row("data_4x128",      "data: 4x128 MiB prod->cons",    "MiB/s",   "hi", 3)
     row("data_1x1024",     "data: 1x1 GiB prod->cons",      "MiB/s",   "hi", 3)
+    row("data_client_peak_rss", "data: client peak RSS (<64)", "MiB",     "lo", 0)
 }
 function row(m, l, u, d, t) { order[++n] = m; label[m] = l; unit[m] = u; dir[m] = d; target[m] = t }
 $1 == "RESULT" {
