@@ -176,9 +176,11 @@ static int share_node(herd_value **slot)
     herd_value *v = *slot;
     herd_extbuf *x = v->u.s.ext;
     if (x) {
-        if (x->kind == REL_MAP && x->memfd >= 0 && !atomic_load(&x->sealed)) {
-            if (herd_shm_seal(x->memfd, x->base, x->size)) {
-                close(x->memfd);           /* unsealable: stays a plain shared map */
+        if (x->kind == REL_MAP && !atomic_load(&x->sealed)) {
+            if (x->memfd < 0) {
+                mprotect(x->base, x->size, PROT_READ);      /* herd_bytes_alloc's map: read-only now */
+            } else if (herd_shm_seal(x->memfd, x->base, x->size)) {
+                close(x->memfd);           /* unsealable: stays a plain shared map, copied for peers */
                 x->memfd = -1;
             }
             atomic_store(&x->sealed, true);
