@@ -21,6 +21,8 @@ typedef struct herd_client_opts {
     bool eager;                   /* start == "eager" */
     const char *listen, *token, *security;
     const char *tls_ca_file, *tls_cert, *tls_key;
+    const char *data_transfer_name;   /* "auto", "direct", "relay" or "inline" */
+    int data_transfer;            /* HERD_DT_* (proto.h), in that order */
     const char *log_level_name;   /* as given, or NULL */
     int log_level;                /* HERD_LOG_*: log_level, else $HERD_LOG_LEVEL, else INFO */
 } herd_client_opts;

@@ -236,10 +236,15 @@ static void test_fetch_from_server(void **state)
     sock_path(path, sizeof path, "srv");
     herd_peer_server *ps;
     herd_err err = { 0 };
-    assert_int_equal(herd_peer_server_start(&ps, path, "tok", st, "test", &err), 0);
+    herd_fetch_budget budget;
+    assert_int_equal(herd_fetch_budget_init(&budget, (size_t)64 << 20), 0);
+    herd_peer_auth auth = { "tok", NULL, &budget };
+    char listen_addr[140];
+    snprintf(listen_addr, sizeof listen_addr, "unix://%s", path);
+    assert_int_equal(herd_peer_server_start(&ps, listen_addr, "tok", NULL, st, "test", &err), 0);
     for (size_t i = 0; i < 4; i++) {
         herd_value *got = NULL;
-        assert_int_equal(herd_peer_fetch(herd_peer_server_address(ps), "tok", 100 + i, 10, &got, &err), 0);
+        assert_int_equal(herd_peer_fetch(herd_peer_server_address(ps), &auth, 100 + i, 10, &got, &err), 0);
         herd_blob *b = herd_store_get(st, 100 + i);
         assert_true(herd_value_equal(got, b->value));
         herd_blob_unref(b);
@@ -252,14 +257,15 @@ static void test_fetch_from_server(void **state)
         herd_value_free(got);
     }
     herd_value *none = NULL;
-    assert_int_equal(herd_peer_fetch(herd_peer_server_address(ps), "tok", 999, 10, &none, &err), -ENOENT);
+    assert_int_equal(herd_peer_fetch(herd_peer_server_address(ps), &auth, 999, 10, &none, &err), -ENOENT);
     herd_peer_server_stop(ps);
     herd_store_free(st);
+    herd_fetch_budget_destroy(&budget);
 }
 
 /* A hostile peer: answers one GET with a descriptor reference and the
  * descriptor the test chose. */
-typedef struct evil { int lfd; int fds[3]; int nfds; size_t len; } evil;
+typedef struct evil { int lfd; int fds[3]; int nfds; size_t len; int on_header; } evil;
 
 static void read_frame(int fd)
 {
@@ -298,9 +304,16 @@ static void *evil_main(void *arg)
     assert_int_equal(herd_proto_pack_data(&sb, &d), 0);
     unsigned char hdr[4] = { (unsigned char)(sb.size >> 24), (unsigned char)(sb.size >> 16),
                              (unsigned char)(sb.size >> 8), (unsigned char)sb.size };
-    assert_int_equal(herd_shm_send(c, hdr, 4, e->fds, e->nfds), 0);
-    assert_int_equal(write(c, sb.data, sb.size), (ssize_t)sb.size);
-    assert_int_equal(write(c, body.data, body.size), (ssize_t)body.size);
+    if (e->on_header) {                 /* descriptors with the answer's frame: not where they go */
+        assert_int_equal(herd_shm_send(c, hdr, 4, e->fds, e->nfds), 0);
+        assert_int_equal(write(c, sb.data, sb.size), (ssize_t)sb.size);
+        assert_int_equal(write(c, body.data, body.size), (ssize_t)body.size);
+    } else {                            /* as a peer server sends them: with the value's first byte */
+        assert_int_equal(write(c, hdr, 4), 4);
+        assert_int_equal(write(c, sb.data, sb.size), (ssize_t)sb.size);
+        assert_int_equal(herd_shm_send(c, body.data, 1, e->fds, e->nfds), 0);
+        assert_int_equal(write(c, body.data + 1, body.size - 1), (ssize_t)body.size - 1);
+    }
     msgpack_sbuffer_destroy(&sb);
     msgpack_sbuffer_destroy(&body);
     char x;
@@ -310,14 +323,14 @@ static void *evil_main(void *arg)
 }
 
 /* Fetch key 42 from a hostile peer sending fds; the error's text. */
-static int fetch_evil(const int *fds, int nfds, size_t len, char *msg, size_t cap)
+static int fetch_evil_at(const int *fds, int nfds, size_t len, int on_header, char *msg, size_t cap)
 {
     char path[108];
     sock_path(path, sizeof path, "evil");
     unlink(path);
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
     snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
-    evil e = { .nfds = nfds, .len = len };
+    evil e = { .nfds = nfds, .len = len, .on_header = on_header };
     memcpy(e.fds, fds, sizeof(int) * (size_t)nfds);
     e.lfd = socket(AF_UNIX, SOCK_STREAM, 0);
     assert_int_equal(bind(e.lfd, (struct sockaddr *)&sa, sizeof sa), 0);
@@ -328,13 +341,19 @@ static int fetch_evil(const int *fds, int nfds, size_t len, char *msg, size_t ca
     snprintf(addr, sizeof addr, "unix://%s", path);
     herd_value *v = NULL;
     herd_err err = { 0 };
-    int rc = herd_peer_fetch(addr, "tok", 42, 10, &v, &err);
+    herd_peer_auth auth = { "tok", NULL, NULL };
+    int rc = herd_peer_fetch(addr, &auth, 42, 10, &v, &err);
     herd_value_free(v);
     snprintf(msg, cap, "%s", err.msg);
     pthread_join(t, NULL);
     close(e.lfd);
     unlink(path);
     return rc;
+}
+
+static int fetch_evil(const int *fds, int nfds, size_t len, char *msg, size_t cap)
+{
+    return fetch_evil_at(fds, nfds, len, 0, msg, cap);
 }
 
 static void test_fetch_refuses_bad_descriptors(void **state)
@@ -357,6 +376,8 @@ static void test_fetch_refuses_bad_descriptors(void **state)
     assert_int_equal(fetch_evil(two, 2, 2 * MIB, msg, sizeof msg), -HERD_EPROTO);     /* one too many */
     assert_non_null(strstr(msg, "sent 2 descriptors, the value uses 1"));
     assert_int_equal(fetch_evil(&fd, 1, 2 * MIB, msg, sizeof msg), 0);                /* the right one works */
+    assert_int_equal(fetch_evil_at(&fd, 1, 2 * MIB, 1, msg, sizeof msg), -HERD_EPROTO); /* with the frame */
+    assert_non_null(strstr(msg, "more descriptors than 0"));
     assert_int_equal(fetch_evil(&fd, 0, 2 * MIB, msg, sizeof msg), -HERD_EPROTO);     /* none came */
     assert_non_null(strstr(msg, "ext type 2"));
     munmap(p, 2 * MIB);

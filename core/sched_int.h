@@ -1,0 +1,220 @@
+/* core/sched_int.h — what the scheduler's files share and nobody else sees:
+ * the task and worker records, the scheduler object, and the functions one
+ * scheduler file calls in another (prefix sch_). Every one of them runs on
+ * the scheduler's thread. The files, each calling only those listed above it:
+ *   sched_state.c    task states: ready queue, dependencies, completion, failure, retries
+ *   sched_place.c    placement: priority, resources, locality, `workers` restrictions, dispatch
+ *   sched_held.c     held values: lineage recompute when a holder leaves, MISSING, pulls at close, the relay
+ *   sched_workers.c  worker membership: HELLO, counts, a worker lost, heartbeats, no workers
+ *   sched_control.c  load snapshot, drain, close every worker (OP_CONTROL and in-process)
+ *   sched_msg.c      connections: accept, the HELLO timeout, each message a connection sends
+ *   scheduler.c      the public face (scheduler.h): start, stop, inbox, synchronous calls */
+#ifndef HERD_SCHED_INT_H
+#define HERD_SCHED_INT_H
+
+#include "scheduler.h"
+#include "comm.h"
+#include "value_int.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { T_WAITING, T_READY, T_RUNNING, T_RETRY, T_DONE };
+
+typedef struct sworker sworker;
+
+typedef struct stask {
+    uint64_t key, seq;
+    char *task, *run_name;
+    herd_value *args;
+    int priority;
+    herd_value *resources;
+    herd_value *tags;          /* array of str or NULL */
+    herd_value *workers;       /* names it may run on (array of str), or NULL: any */
+    int allow_other;           /* with workers: any worker while none of those is connected */
+    int retries_left, attempt, suspicious;
+    double retry_delay, timeout, started;
+    double no_worker_since;    /* ready with resources no connected worker has; 0: one has */
+    int state;
+    herd_state final;
+    uint64_t *deps;            /* keys this task waits on (registered as dependent) */
+    size_t ndeps, ndeps_waiting;
+    uint64_t *dependents;      /* keys of waiting tasks that need this result */
+    size_t ndependents, capdependents, nwaiting_dependents;
+    sworker *worker;
+    int seceded;
+    int pins;                  /* >0 while the scheduler walks it: not to be forgotten */
+    herd_value *result;
+    int result_at_client;      /* moved to the in-process future */
+    char *error;
+    herd_future *fut;          /* in-process owner, or NULL */
+    sworker *owner;            /* remote owner (a connection), or NULL */
+    int owner_released;
+    size_t hidx;               /* heap index while T_READY without resources */
+    sworker *holder;           /* holds the result (not inline), or NULL */
+    int64_t nbytes;            /* the held result's packed size */
+    uint64_t *ins;             /* held inputs it reads: a need counted on each (in
+                                  nwaiting_dependents) until it completes or ends */
+    size_t nins;
+    int missing;               /* attempts that could not fetch an input */
+    struct event *timer;
+    struct herd_sched *s;
+} stask;
+
+typedef struct sres { char *name; double total, avail; } sres;
+
+typedef struct stuck { uint64_t key; int attempt; herd_value *resources; struct stuck *next; } stuck;
+
+struct sworker {
+    struct herd_sched *s;
+    herd_conn *conn;
+    char *name;
+    uint32_t id;
+    int role, hello, nthreads, busy, closing, close_sent;
+    long pid;
+    sres *res;
+    size_t nres;
+    double last_seen;
+    double idle_since;         /* when busy last dropped to 0 */
+    double last_done;          /* when it last finished a task */
+    kmap running;              /* key -> stask */
+    char *peer;                /* where it serves held values (OP_PEER), or NULL */
+    char *last_words;          /* why a worker said it is going (its CLOSE), or NULL */
+    stuck *stuck;              /* timed-out attempts still occupying a thread */
+    struct event *hello_timer;
+    sworker *next;
+};
+
+struct herd_sched {
+    herd_sched_cfg cfg;
+    char *token;
+    struct event_base *base;
+    struct evconnlistener *lis;
+    herd_accept_guard guard;   /* backoff when accept() runs out of descriptors */
+    struct event *inbox_ev, *dispatch_ev, *hb_ev, *stop_ev;
+    pthread_t thread;
+    int running;
+    /* inbox: the only state shared with client threads */
+    pthread_mutex_t in_mu;
+    herd_submit_spec *in_head, *in_tail;
+    int in_signalled;
+    size_t nstate[5];          /* tasks in each T_* state (for the load snapshot) */
+    /* worker counters for waiters */
+    pthread_mutex_t w_mu;
+    pthread_cond_t w_cv;
+    int nworkers, nthreads;
+    /* scheduler-thread state */
+    herd_client *local;
+    kmap tasks;
+    stask **heap;
+    size_t hlen, hcap;
+    stask **rlist;             /* ready tasks with resources, sorted */
+    size_t rlen, rcap;
+    uint64_t seq;
+    uint32_t next_id;
+    sworker *workers;
+    double avg_dur;            /* EWMA of task durations, s; < 0 unknown */
+    double no_workers_since;   /* ready tasks and no worker since then; 0: not so */
+    int dispatch_pending;
+    int closing_all;           /* every worker was told to close: values they held are not recomputed */
+    char unix_path[128];
+    struct relay *relays;      /* FETCHes waiting for the holder's VALUE (sched_held.c) */
+};
+
+static inline void slog(herd_sched *s, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static inline void slog(herd_sched *s, int level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    herd_vlogf(s->cfg.log, s->cfg.log_ud, level, fmt, ap);
+    va_end(ap);
+}
+
+/* The ready order: priority desc, then submission order (seq asc). */
+static inline int before(const stask *a, const stask *b)
+{
+    return a->priority != b->priority ? a->priority > b->priority : a->seq < b->seq;
+}
+
+/* Every change of a stored task's state goes through here. */
+static inline void set_state(herd_sched *s, stask *t, int st)
+{
+    s->nstate[t->state]--;
+    s->nstate[st]++;
+    t->state = st;
+}
+
+/* Run a dispatch pass once the loop has handled this iteration's messages. */
+static inline void kick(herd_sched *s)
+{
+    if (!s->dispatch_pending) {
+        s->dispatch_pending = 1;
+        event_active(s->dispatch_ev, EV_TIMEOUT, 0);
+    }
+}
+
+/* ---- task states (sched_state.c): the ready queue, dependencies, results, ends ---- */
+void sch_make_ready(herd_sched *s, stask *t);
+void sch_unready(herd_sched *s, stask *t);
+void sch_task_free(stask *t);
+void sch_forget(herd_sched *s, stask *t);
+int sch_releasable(const stask *t);
+int sch_add_in(stask *t, uint64_t key);
+void sch_release_deps(herd_sched *s, stask *t, int keep_held);
+void sch_release_ins(herd_sched *s, stask *t);
+void sch_materialize(herd_sched *s, stask *t);
+void sch_complete(herd_sched *s, stask *t, herd_value *v, sworker *holder, int64_t nbytes);
+void sch_finalize(herd_sched *s, stask *t, herd_state st, const char *msg);
+void sch_retry_cb(evutil_socket_t fd, short what, void *arg);
+void sch_attempt_failed(herd_sched *s, stask *t, const char *msg);
+void sch_tell_owner(const stask *t, herd_state st);
+int sch_wait_on(stask *dep, stask *t);
+void sch_add_task(herd_sched *s, herd_submit_spec *sp, sworker *owner);
+void sch_on_release(herd_sched *s, uint64_t key, uint32_t owner_id);
+void sch_on_cancel(herd_sched *s, uint64_t key, uint32_t owner_id);
+
+/* ---- placement (sched_place.c): which worker runs which ready task ---- */
+int sch_allowed_on(const herd_sched *s, const sworker *w, const stask *t);
+int sch_fits_in(const sworker *w, const stask *t, int whole);
+void sch_res_take(sworker *w, const herd_value *res, double sign);
+void sch_dispatch_cb(evutil_socket_t fd, short what, void *arg);
+void sch_send_close(sworker *w, const char *reason);
+void sch_unassign(herd_sched *s, sworker *w, stask *t);
+
+/* ---- held values (sched_held.c): lost holders, recomputation, MISSING ---- */
+void sch_lost_values(herd_sched *s, sworker *w);
+void sch_on_missing(herd_sched *s, sworker *w, const herd_msg_missing *m);
+void sch_pull_held(herd_sched *s);
+/* The relay: req (NULL: the in-process client) asks for key's value (FETCH);
+ * the holder's VALUE goes to each one waiting; a worker leaving drops what
+ * it asked for and fails what it was asked for. */
+void sch_on_fetch(herd_sched *s, sworker *req, uint64_t key);
+void sch_on_value(herd_sched *s, herd_msg_value *m);
+void sch_relays_gone(herd_sched *s, sworker *w);
+void sch_relays_free(herd_sched *s);
+
+/* ---- worker membership (sched_workers.c): join, leave, death, no workers ---- */
+void sch_worker_counts(herd_sched *s);
+void sch_unlink_peer(const herd_sched *s, const sworker *w);
+void sch_worker_free(sworker *w);
+void sch_worker_lost(herd_sched *s, sworker *w, const char *why);
+void sch_refuse(herd_sched *s, sworker *w, const char *why);
+int sch_on_hello(herd_sched *s, sworker *w, const msgpack_object *msg);
+void sch_heartbeat_cb(evutil_socket_t fd, short what, void *arg);
+
+/* ---- control (sched_control.c): load snapshot, drain, close every worker ---- */
+/* A remote client's OP_CONTROL, answered with OP_REPLY. */
+void sch_on_control(herd_sched *s, sworker *c, const herd_msg_control *m);
+/* Fill the herd_sched_load at arg (free with herd_sched_load_free). */
+void sch_load_fn(herd_sched *s, void *arg);
+/* Drain worker name: 0, or -HERD_EARG when no such worker is connected. */
+int sch_drain_now(herd_sched *s, const char *name);
+/* Pull the client's held values, then CLOSE every worker with reason arg. */
+void sch_close_fn(herd_sched *s, void *arg);
+
+/* ---- connections and their messages (sched_msg.c) ---- */
+void sch_accept_error_cb(struct evconnlistener *l, void *arg);
+void sch_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len, void *arg);
+
+#endif
