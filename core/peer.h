@@ -52,7 +52,9 @@ typedef struct herd_peer_auth {
 } herd_peer_auth;
 
 /* Fetch key's value from the peer at address within timeout_s seconds of
- * silence: *out gets it (new). -ENOENT when the peer does not hold it,
+ * silence: *out gets it (new; from a unix:// peer, of this host, its bytes
+ * payloads of 1 MiB or more are read-only maps of the holder's sealed memfds:
+ * GETFD, shm.h). -ENOENT when the peer does not hold it,
  * -HERD_EAUTH when it refuses the token, -HERD_ECLOSED when it cannot be
  * connected to at all (refused, unreachable: a relay may help), another
  * negative code when the answer is malformed or breaks off; err says which. */
