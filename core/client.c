@@ -295,6 +295,15 @@ static int relay(herd_client *cl, herd_future *f, double timeout_s, herd_err *e)
     return herd_err_set(e, -HERD_ECLOSED, "relayed by the scheduler: %s", f->relay_error ? f->relay_error : "?");
 }
 
+/* cl->mu held: a holder this client could not connect to before (relayed
+ * from then on). */
+static int known_unreachable(herd_client *cl, const char *addr)
+{
+    for (size_t i = 0; i < cl->nrelay_logged; i++)
+        if (!strcmp(cl->relay_logged[i], addr)) return 1;
+    return 0;
+}
+
 /* Say once per holder that its values are relayed. */
 static void note_relay(herd_client *cl, const char *addr, const char *why)
 {
@@ -333,9 +342,14 @@ static int fetch_held(herd_client *cl, herd_future *f, double timeout_s, herd_er
         e.msg[0] = '\0';
         herd_peer_auth auth = { cl->peer_token, cl->peer_tls, cl->peer_budget };
         int transfer = cl->transfer;
-        int rc = !addr ? -ENOMEM : transfer == HERD_DT_RELAY ? -HERD_ECLOSED
-                                  : herd_peer_fetch(addr, &auth, f->key, 60, &v, &e);
-        if (rc == -HERD_ECLOSED && transfer != HERD_DT_DIRECT && transfer != HERD_DT_RELAY) note_relay(cl, addr, e.msg);
+        int skip = transfer == HERD_DT_RELAY;
+        if (addr && transfer != HERD_DT_DIRECT && !skip) {
+            pthread_mutex_lock(&cl->mu);
+            skip = known_unreachable(cl, addr);
+            pthread_mutex_unlock(&cl->mu);
+        }
+        int rc = !addr ? -ENOMEM : skip ? -HERD_ECLOSED : herd_peer_fetch(addr, &auth, f->key, 60, &v, &e);
+        if (rc == -HERD_ECLOSED && transfer != HERD_DT_DIRECT && !skip) note_relay(cl, addr, e.msg);
         free(addr);
         pthread_mutex_lock(&cl->mu);
         if (rc == 0) {

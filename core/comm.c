@@ -422,11 +422,12 @@ void herd_conn_on_drain(herd_conn *c, size_t low, herd_conn_fn fn)
     if (c->bev && !c->over_cap) bufferevent_setwatermark(c->bev, EV_WRITE, c->drain_low, 0);
 }
 
-void herd_conn_set_read_timeout(herd_conn *c, double s)
+void herd_conn_set_timeouts(herd_conn *c, double read_s, double write_s)
 {
     if (!c->bev) return;
-    struct timeval tv = { (time_t)s, (suseconds_t)((s - (time_t)s) * 1e6) };
-    bufferevent_set_timeouts(c->bev, s > 0 ? &tv : NULL, NULL);
+    struct timeval r = { (time_t)read_s, (suseconds_t)((read_s - (time_t)read_s) * 1e6) },
+                   w = { (time_t)write_s, (suseconds_t)((write_s - (time_t)write_s) * 1e6) };
+    bufferevent_set_timeouts(c->bev, read_s > 0 ? &r : NULL, write_s > 0 ? &w : NULL);
 }
 
 void herd_conn_set_max_io(herd_conn *c, size_t n)

@@ -112,9 +112,11 @@ int herd_conn_add_ref(herd_conn *c, const void *data, size_t len, herd_conn_ref_
 /* fn(c, ud) runs whenever the output falls to low bytes or fewer, until
  * set again with fn NULL: a sender that keeps a bounded amount queued. */
 void herd_conn_on_drain(herd_conn *c, size_t low, herd_conn_fn fn);
-/* Fail the connection ("connection timed out") after s seconds without
- * input (s <= 0: never). */
-void herd_conn_set_read_timeout(herd_conn *c, double s);
+/* Fail the connection ("connection timed out") after read_s seconds without
+ * input, or write_s seconds in which output waits and none of it can be
+ * written (<= 0: never). Not for a connection whose output may go over its
+ * cap (that sets the write timeout itself). */
+void herd_conn_set_timeouts(herd_conn *c, double read_s, double write_s);
 /* Read and write up to n bytes per system call (libevent's default is
  * 16 KiB): for connections that move values. */
 void herd_conn_set_max_io(herd_conn *c, size_t n);

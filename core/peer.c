@@ -44,6 +44,8 @@ enum { MAX_CONNS = 256, MAX_QUEUED_GETS = 64 };
 #define QUEUED ((size_t)8 << 20)      /* at most this much of a value queued per connection */
 #define IO_MAX ((size_t)4 << 20)      /* bytes per read or write call */
 #define HELLO_WITHIN 10               /* seconds a connection may stay without its HELLO */
+#define CONNECT_S 5.0                 /* seconds a fetch waits for its connect */
+#define STALL_S 60.0                  /* seconds a peer may take none of a value sent to it */
 
 typedef struct xfer xfer;
 typedef struct pconn pconn;
@@ -394,6 +396,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     pc->ps = ps;
     herd_conn_set_limits(pc->c, HERD_PREAUTH_MAX_FRAME, 0);
     herd_conn_set_max_io(pc->c, IO_MAX);
+    herd_conn_set_timeouts(pc->c, 0, STALL_S);      /* a peer that stops reading a value is dropped */
     struct timeval tv = { HELLO_WITHIN, 0 };
     if (!(pc->hello_timer = evtimer_new(ps->base, hello_late, pc)) || evtimer_add(pc->hello_timer, &tv)) {
         herd_conn_free(pc->c);
@@ -502,7 +505,10 @@ void herd_fetch_budget_destroy(herd_fetch_budget *b)
     pthread_mutex_destroy(&b->mu);
 }
 
-static int fits(const herd_fetch_budget *b, size_t n) { return b->inflight == 0 || n <= b->cap - b->inflight; }
+static int fits(const herd_fetch_budget *b, size_t n)
+{
+    return b->inflight == 0 || (b->inflight <= b->cap && n <= b->cap - b->inflight);
+}
 
 void herd_fetch_budget_acquire(herd_fetch_budget *b, size_t n)
 {
@@ -587,7 +593,7 @@ static void fetch_msg(herd_conn *c, const msgpack_object *msg, void *ud)
             if (f->auth && f->auth->budget) {
                 herd_fetch_budget_acquire(f->auth->budget, f->n);
                 f->admitted = f->n;
-                herd_conn_set_read_timeout(c, f->timeout_s);    /* the wait was not the peer's silence */
+                herd_conn_set_timeouts(c, f->timeout_s, f->timeout_s);    /* the wait was not the peer's silence */
             }
             if (!(f->data = malloc(f->n)))
                 rc = herd_err_set(f->err, -ENOMEM, "peer %s: no memory for a value of %zu bytes", f->address, f->n);
@@ -780,7 +786,9 @@ int herd_peer_fetch(const char *address, const herd_peer_auth *auth, uint64_t ke
     if (a.is_tls && !tls)
         return herd_err_set(err, -HERD_ECONFIG, "peer %s speaks TLS and this side has no TLS credentials", address);
     if (timeout_s <= 0 || timeout_s > 1e6) timeout_s = 60;
-    if ((rc = herd_dial_once(address, timeout_s, &fd, err)))
+    /* a peer that answers does so at once: one that drops the connect (a
+     * firewall) is given up on in CONNECT_S, and the reader relays */
+    if ((rc = herd_dial_once(address, timeout_s < CONNECT_S ? timeout_s : CONNECT_S, &fd, err)))
         return herd_err_set(err, -HERD_ECLOSED, "cannot reach peer %s: %s", address, strerror(-rc > 0 ? -rc : EIO));
     fetch f = { .address = address, .auth = auth, .key = key, .err = err, .timeout_s = timeout_s };
     if (!(f.base = event_base_new())) { close(fd); return herd_err_set(err, -ENOMEM, "out of memory"); }
@@ -795,7 +803,7 @@ int herd_peer_fetch(const char *address, const herd_peer_auth *auth, uint64_t ke
     } else {
         herd_conn_set_limits(c, CTL_FRAME, 0);
         herd_conn_set_max_io(c, IO_MAX);
-        herd_conn_set_read_timeout(c, timeout_s);
+        herd_conn_set_timeouts(c, timeout_s, timeout_s);
         herd_msg_hello h = { HERD_PROTO_VERSION, ROLE_PEER, herd_pstr_c(auth && auth->token ? auth->token : ""),
                              herd_pstr_c("peer"), 0, NULL, (int64_t)getpid() };
         herd_msg_key g = { key };

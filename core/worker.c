@@ -206,6 +206,16 @@ static void sub_block(void *ud, int blocking)
 static const herd_transport sub_tp = { sub_send, sub_block };
 
 /* ---- held inputs and results ---- */
+/* A holder this worker could not connect to before: relayed from then on. */
+static int known_unreachable(wk *w, const char *peer)
+{
+    int yes = 0;
+    pthread_mutex_lock(&w->mu);
+    for (size_t i = 0; i < w->nrelay_logged && !yes; i++) yes = !strcmp(w->relay_logged[i], peer);
+    pthread_mutex_unlock(&w->mu);
+    return yes;
+}
+
 /* Say once per holder that this worker's inputs from it are relayed. */
 static void note_relay(wk *w, const char *peer, const char *why)
 {
@@ -317,9 +327,10 @@ static int resolve_input(void *ud, uint64_t key, herd_value **out)
     wk *w = r->w;
     herd_peer_auth auth = { w->token, w->cfg.tls, w->have_budget ? &w->budget : NULL };
     int transfer = w->transfer;
-    int rc = transfer == HERD_DT_RELAY ? -HERD_ECLOSED : herd_peer_fetch(peer, &auth, key, 60, out, &r->err);
+    int skip = transfer == HERD_DT_RELAY || (transfer != HERD_DT_DIRECT && known_unreachable(w, peer));
+    int rc = skip ? -HERD_ECLOSED : herd_peer_fetch(peer, &auth, key, 60, out, &r->err);
     if (rc != -HERD_ECLOSED || transfer == HERD_DT_DIRECT) return rc;
-    if (transfer != HERD_DT_RELAY) note_relay(w, peer, r->err.msg);
+    if (!skip) note_relay(w, peer, r->err.msg);
     if ((rc = relay_input(w, key, out, &r->err)) == -E2BIG) r->final = 1;
     return rc;
 }
