@@ -60,4 +60,10 @@ typedef struct herd_peer_auth {
  * negative code when the answer is malformed or breaks off; err says which. */
 int herd_peer_fetch(const char *address, const herd_peer_auth *auth, uint64_t key, double timeout_s,
                     herd_value **out, herd_err *err);
+/* herd_peer_fetch from a unix:// peer (peer_local.c): big payloads as maps. */
+int herd_peer_fetch_local(const char *address, const herd_peer_auth *auth, uint64_t key, double timeout_s,
+                          herd_value **out, herd_err *err);
+
+#define HERD_PEER_CTL_FRAME ((size_t)64 << 10)   /* an authenticated peer's frames: GETs */
+#define HERD_PEER_CONNECT_S 5.0                  /* seconds a fetch waits for its connect */
 #endif
