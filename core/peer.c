@@ -190,6 +190,7 @@ static void send_fds(herd_conn *c, void *ud)
 {
     pconn *pc = ud;
     xfer *x = pc->x;
+    if (!x || !x->fs) return;
     int fd = herd_conn_fd(c), rc;
     const struct iovec *v = &x->vec[0];
     for (;;) {
@@ -202,6 +203,7 @@ static void send_fds(herd_conn *c, void *ud)
     x->fs = NULL;
     if (rc) {
         plog(pc->ps, HERD_LOG_WARN, "cannot hand a value's descriptors to %s: %s", herd_conn_peer(c), strerror(-rc));
+        herd_conn_on_drain(c, 0, NULL);
         herd_conn_fail(c, "cannot send descriptors");
         return;
     }
