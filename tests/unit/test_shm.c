@@ -283,6 +283,11 @@ static void read_frame(int fd)
 
 static int idx0(void *ud, const herd_value *b) { return 0; }
 
+static void put(int fd, const void *p, size_t n)
+{
+    if (send(fd, p, n, MSG_NOSIGNAL) < 0) {}
+}
+
 static void *evil_main(void *arg)
 {
     evil *e = arg;
@@ -304,15 +309,16 @@ static void *evil_main(void *arg)
     assert_int_equal(herd_proto_pack_data(&sb, &d), 0);
     unsigned char hdr[4] = { (unsigned char)(sb.size >> 24), (unsigned char)(sb.size >> 16),
                              (unsigned char)(sb.size >> 8), (unsigned char)sb.size };
+    /* the fetcher may hang up as soon as it sees what is wrong: no SIGPIPE, errors ignored */
     if (e->on_header) {                 /* descriptors with the answer's frame: not where they go */
-        assert_int_equal(herd_shm_send(c, hdr, 4, e->fds, e->nfds), 0);
-        assert_int_equal(write(c, sb.data, sb.size), (ssize_t)sb.size);
-        assert_int_equal(write(c, body.data, body.size), (ssize_t)body.size);
+        herd_shm_send(c, hdr, 4, e->fds, e->nfds);
+        put(c, sb.data, sb.size);
+        put(c, body.data, body.size);
     } else {                            /* as a peer server sends them: with the value's first byte */
-        assert_int_equal(write(c, hdr, 4), 4);
-        assert_int_equal(write(c, sb.data, sb.size), (ssize_t)sb.size);
-        assert_int_equal(herd_shm_send(c, body.data, 1, e->fds, e->nfds), 0);
-        assert_int_equal(write(c, body.data + 1, body.size - 1), (ssize_t)body.size - 1);
+        put(c, hdr, 4);
+        put(c, sb.data, sb.size);
+        herd_shm_send(c, body.data, 1, e->fds, e->nfds);
+        put(c, body.data + 1, body.size - 1);
     }
     msgpack_sbuffer_destroy(&sb);
     msgpack_sbuffer_destroy(&body);
