@@ -27,7 +27,15 @@ Measures, and prints as machine-readable lines
                                      MiB/s of producer output, median of
                                      --data-reps
   data_4x128 / data_1x1024           4 x 128 MiB, 1 x 1 GiB the same way
---data-only runs the data workloads alone.
+  timeseries_rows                    (--timeseries-only) the seed's second
+                                     example: dask.datasets.timeseries(start,
+                                     end, freq="1s", partition_freq="4w") and
+                                     df.groupby(df.index.year).mean().compute();
+                                     million rows/s, median of --ts-reps, after
+                                     one small warm-up computation
+--data-only runs the data workloads alone; --timeseries-only the timeseries
+workload alone (--ts-start, --ts-end: days, the end included, as
+examples/timeseries takes them).
 """
 import argparse
 import logging
@@ -98,6 +106,29 @@ def bench_data_all(client, reps):
     result("data_client_peak_rss", peak_mib(), "MiB")
 
 
+def bench_timeseries(client, start, end, reps):
+    """The seed's data pipeline; (median million rows/s, rows, seconds of
+    each run). end is the last day included."""
+    import dask.datasets
+    import pandas as pd
+    t0 = pd.Timestamp(start)
+    t1 = pd.Timestamp(end) + pd.Timedelta(days=1)
+    rows = int((t1 - t0).total_seconds())
+    warm = dask.datasets.timeseries(str(t0.date()), str((t0 + pd.Timedelta(days=1)).date()),
+                                    freq="1s", partition_freq="1d", seed=1)
+    warm.groupby(warm.index.year).mean().compute()        # imports on the workers
+    secs = []
+    for i in range(reps):
+        df = dask.datasets.timeseries(str(t0.date()), str(t1.date()), freq="1s",
+                                      partition_freq="4w", seed=42 + i)
+        t = time.perf_counter()
+        table = df.groupby(df.index.year).mean().compute()
+        secs.append(time.perf_counter() - t)
+        if len(table) != t1.year - t0.year + (1 if t1 != pd.Timestamp(t1.year, 1, 1) else 0):
+            raise SystemExit(f"timeseries: {len(table)} years in the table")
+    return rows / statistics.median(secs) / 1e6, rows, secs
+
+
 def stamp(ms):
     """The adaptive burst's task: when it started (time.monotonic is
     CLOCK_MONOTONIC, system-wide, so it compares with the client's), then
@@ -124,8 +155,8 @@ def ppid_of(pid):
     return int(s[s.rindex(")") + 2:].split()[1])
 
 
-def result(metric, value, unit):
-    print(f"RESULT dask {metric} {value:.1f} {unit}", flush=True)
+def result(metric, value, unit, digits=1):
+    print(f"RESULT dask {metric} {value:.{digits}f} {unit}", flush=True)
 
 
 def note(msg):
@@ -278,6 +309,10 @@ def main():
     ap.add_argument("--adapt-burst", type=int, default=20)
     ap.add_argument("--data-reps", type=int, default=3)
     ap.add_argument("--data-only", action="store_true")
+    ap.add_argument("--timeseries-only", action="store_true")
+    ap.add_argument("--ts-start", default="1988-01-01")
+    ap.add_argument("--ts-end", default="1989-06-30")
+    ap.add_argument("--ts-reps", type=int, default=1)
     # bench/ssh_bench.sh: Dask's SSHCluster on the same sshd hosts, only
     ap.add_argument("--ssh-hosts", default=None, help="host:port,host:port")
     ap.add_argument("--ssh-key", default=None)
@@ -301,6 +336,16 @@ def main():
          f"distributed {distributed.__version__}")
 
     cluster, client = new_cluster()
+    if a.timeseries_only:
+        try:
+            rate, rows, secs = bench_timeseries(client, a.ts_start, a.ts_end, a.ts_reps)
+            note(f"timeseries_rows: {a.ts_start}..{a.ts_end}, {rows} rows, partition_freq 4w, "
+                 f"groupby(index.year).mean(): " + " ".join(f"{s:.2f}s" for s in secs))
+            result("timeseries_rows", rate, "Mrows/s", 3)
+        finally:
+            client.close()
+            cluster.close()
+        return
     if a.data_only:
         try:
             bench_data_all(client, a.data_reps)

@@ -30,7 +30,7 @@ static const herd_param annot_params[] = {
     { "retry_delay", HERD_PARAM_DURATION, NULL, "delay before the first retry; doubles after each", 0, 0, 1e9 },
     { "timeout", HERD_PARAM_DURATION, NULL, "fail the attempt when it runs longer", 0, 0, 1e9 },
     { "tags", HERD_PARAM_LIST, NULL, "labels for the task run", 0, 0, 0 },
-    { "workers", HERD_PARAM_LIST, NULL, "names of the workers it may run on", 0, 0, 0 },
+    { "workers", HERD_PARAM_LIST, NULL, "the workers it may run on: names, hosts or addresses", 0, 0, 0 },
     { "allow_other_workers", HERD_PARAM_BOOL, NULL, "run elsewhere when none of those workers is connected", 0, 0, 0 },
     { NULL, 0, NULL, NULL, 0, 0, 0 }
 };
@@ -90,6 +90,12 @@ int herd_annot_parse(const char *text, herd_annot *a, herd_err *err)
     herd_value *v = NULL, *ok = NULL;
     int rc = herd_value_parse(text, &v, err);
     if (rc) return herd_err_prefix(err, "annotations");
+    /* workers: one entry, as Dask's workers="alice", is a list of one */
+    herd_value *one = herd_typeof(v) == HERD_MAP ? herd_map_get(v, "workers") : NULL;
+    if (one && herd_typeof(one) == HERD_STR && herd_map_set(v, "workers", herd_tuple("s", herd_as_str(one)))) {
+        herd_value_free(v);
+        return herd_err_set(err, -ENOMEM, "annotations: out of memory");
+    }
     rc = herd_kwargs_validate(annot_params, v, "annotations", &ok, err);
     herd_value_free(v);
     if (rc) return rc;
@@ -115,8 +121,8 @@ int herd_annot_parse(const char *text, herd_annot *a, herd_err *err)
             if (herd_typeof(herd_at(x, i)) == HERD_STR) herd_as_bytes(herd_at(x, i), &len);
             if (!name || !*name || len > 1024 || memchr(name, '\0', len)) {
                 char *sv = herd_value_to_string(herd_at(x, i));
-                int rc2 = herd_err_set(err, HERD_EARG, "annotations.workers[%zu]: expected a worker name (1..1024 "
-                                       "bytes), got %s", i, sv ? sv : "?");
+                int rc2 = herd_err_set(err, HERD_EARG, "annotations.workers[%zu]: expected a worker name, host "
+                                       "or address (1..1024 bytes), got %s", i, sv ? sv : "?");
                 free(sv);
                 herd_value_free(ok);
                 return rc2;

@@ -1,17 +1,15 @@
 /* core/config.c — cluster profiles: finding herd.yaml, checking its structure
  * (top-level and profile keys, with did-you-mean and FILE:LINE:COL), loading
  * one profile, merging explicit runner options over it key by key, citing the
- * file in errors about what it supplied, and checking each profile of a file
- * on its own: every key against the provider and runner schemas, then the
- * runtime's own herd_run_opts_check (`herd config check`/`show`).
+ * file in errors about what it supplied. Checking each profile of a file on
+ * its own (`herd config check`/`show`/`list`) is config_check.c, which reuses
+ * the reading, problems and structure checks here (config_int.h).
  *
  * Key checks reuse herd_kwargs_validate with small schemas of their own (the
  * file's top level and a profile's keys), so every message has the same shape
  * as a runner's: "path: what was wrong". To report every problem rather than
  * the first, validate_all re-runs the validator without the offending key. */
-#include "config.h"
-#include "internal.h"
-#include "options.h"
+#include "config_int.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -23,7 +21,6 @@
 #include <unistd.h>
 
 #define MAX_FILE (4u << 20)   /* a config file larger than this is a mistake */
-
 /* ---- the file's own schemas ---- */
 static const herd_param top_params[] = {
     { "profiles", HERD_PARAM_MAP, NULL, "profile name -> profile", HERD_PARAM_NULLABLE, 0, 0 },
@@ -99,21 +96,7 @@ int herd_config_find(char *path_out, size_t cap, herd_err *err)
     return herd_err_set(err, -ENOENT, "no herd.yaml found (looked for %s)", tried);
 }
 
-/* ---- problems, collected in file order ---- */
-
-typedef struct problem { int line, col; size_t seq; char *msg; const char *profile; } problem;
-typedef struct problems {
-    problem *v;
-    size_t n, cap;
-    int oom;
-    const char *profile;     /* the profile being checked (borrowed), NULL: the top level */
-    struct { char *msg; const char *profile; } notes[32];   /* not problems: what was not checked */
-    size_t nnotes;
-} problems;
-
-static void add_problem(problems *ps, const char *file, herd_srcpos at, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static void add_problem(problems *ps, const char *file, herd_srcpos at, const char *fmt, ...)
+void cfg_add_problem(problems *ps, const char *file, herd_srcpos at, const char *fmt, ...)
 {
     char body[1024], *msg = NULL;
     va_list ap;
@@ -132,38 +115,7 @@ static void add_problem(problems *ps, const char *file, herd_srcpos at, const ch
     ps->n++;
 }
 
-static void add_note(problems *ps, const char *file, herd_srcpos at, const char *what)
-{
-    if (ps->nnotes == sizeof ps->notes / sizeof *ps->notes) return;
-    char *msg = NULL;
-    if (asprintf(&msg, "%s:%d:%d: note: %s", file, at.line, at.col, what) < 0) { ps->oom = 1; return; }
-    ps->notes[ps->nnotes].msg = msg;
-    ps->notes[ps->nnotes++].profile = ps->profile;
-}
-
-/* A cluster_class naming a file ("path/x.so:Class") is never loaded by a
- * check: loading runs the library's constructors, and a configuration file
- * must not run code. Check what can be checked without it: a readable
- * regular ELF file. 0, or -1 with why. */
-static int check_class_file(const char *cls, char *why, size_t cap)
-{
-    const char *colon = strrchr(cls, ':');
-    char path[PATH_MAX];
-    snprintf(path, sizeof path, "%.*s", (int)(colon - cls), cls);
-    struct stat st;
-    unsigned char magic[4] = { 0 };
-    if (stat(path, &st) != 0) return snprintf(why, cap, "%s: %s", path, strerror(errno)), -1;
-    if (!S_ISREG(st.st_mode)) return snprintf(why, cap, "%s: not a regular file", path), -1;
-    FILE *f = fopen(path, "rb");
-    if (!f) return snprintf(why, cap, "%s: %s", path, strerror(errno)), -1;
-    size_t n = fread(magic, 1, sizeof magic, f);
-    fclose(f);
-    if (n != sizeof magic || memcmp(magic, "\x7f" "ELF", 4))
-        return snprintf(why, cap, "%s: not a shared library (no ELF header)", path), -1;
-    return 0;
-}
-
-static int by_position(const void *a, const void *b)
+int cfg_by_position(const void *a, const void *b)
 {
     const problem *x = a, *y = b;
     if (x->line != y->line) return x->line < y->line ? -1 : 1;
@@ -171,7 +123,7 @@ static int by_position(const void *a, const void *b)
     return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-static void problems_free(problems *ps)
+void cfg_problems_free(problems *ps)
 {
     for (size_t i = 0; i < ps->n; i++) free(ps->v[i].msg);
     for (size_t i = 0; i < ps->nnotes; i++) free(ps->notes[i].msg);
@@ -196,7 +148,7 @@ static void path_up(char *path)
 
 /* Where path (or its nearest listed ancestor) is: its key's position when
  * want_key, else its value's. {1, 1} when nothing is listed. */
-static herd_srcpos find_pos(const herd_value *positions, const char *path, bool want_key)
+herd_srcpos cfg_find_pos(const herd_value *positions, const char *path, bool want_key)
 {
     char buf[1024];
     herd_srcpos k, v;
@@ -209,7 +161,7 @@ static herd_srcpos find_pos(const herd_value *positions, const char *path, bool 
     return (herd_srcpos){ 1, 1 };
 }
 
-static void join(char *out, size_t cap, const char *a, const char *b)
+void cfg_join(char *out, size_t cap, const char *a, const char *b)
 {
     snprintf(out, cap, "%s%s%s", a, a[0] && b[0] ? "." : "", b);
 }
@@ -226,7 +178,7 @@ static bool about(const char *msg, const char *pre, const char *key)
 /* Validate map (a map or NULL) against params as `where` (message prefix);
  * its entries sit at pospath in positions. Every problem goes to ps; *ok (may
  * be NULL) receives the validated map when there was none. */
-static void validate_all(const herd_param *params, const herd_value *map, const char *where,
+void cfg_validate_all(const herd_param *params, const herd_value *map, const char *where,
                          const herd_value *positions, const char *pospath, const char *file,
                          problems *ps, herd_value **ok)
 {
@@ -263,12 +215,12 @@ static void validate_all(const herd_param *params, const herd_value *map, const 
                 key = pc[i].name, given = false;
         herd_srcpos at;
         if (key && given) {
-            join(path, sizeof path, pospath, key);
-            at = find_pos(positions, path, strstr(e.msg, ": unknown key") != NULL);
+            cfg_join(path, sizeof path, pospath, key);
+            at = cfg_find_pos(positions, path, strstr(e.msg, ": unknown key") != NULL);
         } else {
-            at = find_pos(positions, pospath, true);
+            at = cfg_find_pos(positions, pospath, true);
         }
-        add_problem(ps, file, at, "%s", e.msg);
+        cfg_add_problem(ps, file, at, "%s", e.msg);
         if (!key) break;
         if (given) {
             herd_map_del(work, key);
@@ -283,15 +235,7 @@ static void validate_all(const herd_param *params, const herd_value *map, const 
     herd_value_free(work);
 }
 
-/* ---- reading a file ---- */
-
-typedef struct cfgfile {
-    char *file;
-    herd_value *root;       /* map or nil */
-    herd_value *pos;
-} cfgfile;
-
-static void cfg_free(cfgfile *c)
+void cfg_free(cfgfile *c)
 {
     free(c->file);
     herd_value_free(c->root);
@@ -299,7 +243,7 @@ static void cfg_free(cfgfile *c)
     memset(c, 0, sizeof *c);
 }
 
-static int cfg_read(const char *file, cfgfile *c, herd_err *err)
+int cfg_read(const char *file, cfgfile *c, herd_err *err)
 {
     memset(c, 0, sizeof *c);
     FILE *f = fopen(file, "rb");
@@ -337,13 +281,13 @@ static int cfg_read(const char *file, cfgfile *c, herd_err *err)
     return rc;
 }
 
-static const herd_value *cfg_profiles(const cfgfile *c)
+const herd_value *cfg_profiles(const cfgfile *c)
 {
     const herd_value *p = herd_map_get(c->root, "profiles");
     return herd_typeof(p) == HERD_MAP ? p : NULL;
 }
 
-static bool good_name(const char *s)
+bool cfg_good_name(const char *s)
 {
     if (!*s) return false;
     for (; *s; s++)
@@ -352,47 +296,47 @@ static bool good_name(const char *s)
 }
 
 /* Structure of the file's top level: a map whose keys are known. */
-static void check_top(const cfgfile *c, problems *ps)
+void cfg_check_top(const cfgfile *c, problems *ps)
 {
     herd_type t = herd_typeof(c->root);
     if (t != HERD_NIL && t != HERD_MAP) {
         char *d = herd_value_describe(c->root, 80);
-        add_problem(ps, c->file, (herd_srcpos){ 1, 1 },
+        cfg_add_problem(ps, c->file, (herd_srcpos){ 1, 1 },
                     "expected a map with a \"profiles\" key at the top level, got %s", d ? d : "?");
         free(d);
         return;
     }
-    validate_all(top_params, c->root, "", c->pos, "", c->file, ps, NULL);
+    cfg_validate_all(top_params, c->root, "", c->pos, "", c->file, ps, NULL);
 }
 
 /* Structure of profile `name`: its name, its keys and their types, address
  * against temporary-cluster keys. Each profile stands alone: one that is
  * wrong does not stop another from being used. */
-static void check_profile_structure(const cfgfile *c, const char *name, problems *ps)
+void cfg_check_profile_structure(const cfgfile *c, const char *name, problems *ps)
 {
     const herd_value *p = herd_map_get(cfg_profiles(c), name);
     char base[1024], path[1200];
-    join(base, sizeof base, "profiles", name);
-    if (!good_name(name)) {
-        add_problem(ps, c->file, find_pos(c->pos, base, true),
+    cfg_join(base, sizeof base, "profiles", name);
+    if (!cfg_good_name(name)) {
+        cfg_add_problem(ps, c->file, cfg_find_pos(c->pos, base, true),
                     "profiles.%s: profile names may contain only letters, digits, '_' and '-'", name);
         return;
     }
     if (herd_typeof(p) != HERD_MAP && herd_typeof(p) != HERD_NIL) {
         char *d = herd_value_describe(p, 80);
-        add_problem(ps, c->file, find_pos(c->pos, base, false),
+        cfg_add_problem(ps, c->file, cfg_find_pos(c->pos, base, false),
                     "profiles.%s: expected a map of profile keys (cluster_class, cluster_kwargs, "
                     "adapt_kwargs, client_kwargs, address, description), got %s", name, d ? d : "?");
         free(d);
         return;
     }
-    validate_all(profile_params, p, "", c->pos, base, c->file, ps, NULL);
+    cfg_validate_all(profile_params, p, "", c->pos, base, c->file, ps, NULL);
     const char *strs[] = { "cluster_class", "address" };
     for (int k = 0; k < 2; k++) {
         const herd_value *s = herd_map_get(p, strs[k]);
         if (herd_typeof(s) == HERD_STR && !*herd_as_str(s)) {
-            join(path, sizeof path, base, strs[k]);
-            add_problem(ps, c->file, find_pos(c->pos, path, false), "%s: expected a non-empty string", strs[k]);
+            cfg_join(path, sizeof path, base, strs[k]);
+            cfg_add_problem(ps, c->file, cfg_find_pos(c->pos, path, false), "%s: expected a non-empty string", strs[k]);
         }
     }
     const herd_value *addr = herd_map_get(p, "address");
@@ -400,10 +344,10 @@ static void check_profile_structure(const cfgfile *c, const char *name, problems
     const char *with[] = { "cluster_class", "cluster_kwargs", "adapt_kwargs" };
     for (int k = 0; k < 3; k++) {
         if (herd_typeof(herd_map_get(p, with[k])) == HERD_NIL) continue;
-        join(path, sizeof path, base, with[k]);
-        herd_srcpos w = find_pos(c->pos, path, true);
-        join(path, sizeof path, base, "address");
-        add_problem(ps, c->file, find_pos(c->pos, path, true),
+        cfg_join(path, sizeof path, base, with[k]);
+        herd_srcpos w = cfg_find_pos(c->pos, path, true);
+        cfg_join(path, sizeof path, base, "address");
+        cfg_add_problem(ps, c->file, cfg_find_pos(c->pos, path, true),
                     "address: \"%s\" connects to an existing scheduler; %s (line %d) only applies to a "
                     "temporary cluster and cannot be given with it", herd_as_str(addr), with[k], w.line);
     }
@@ -444,7 +388,7 @@ static herd_value *dup_map(const herd_value *v, int *oom)
 }
 
 /* Build profile `name` (present and structurally valid) of c. */
-static int make_profile(const cfgfile *c, const char *name, herd_profile **out, herd_err *err)
+int cfg_make_profile(const cfgfile *c, const char *name, herd_profile **out, herd_err *err)
 {
     const herd_value *pv = herd_map_get(cfg_profiles(c), name);
     herd_profile *p = calloc(1, sizeof *p);
@@ -478,7 +422,7 @@ static int make_profile(const cfgfile *c, const char *name, herd_profile **out, 
 }
 
 /* "no profile "x"; did you mean "y"? profiles: a, b" (herd_did_you_mean). */
-static int no_such_profile(const cfgfile *c, const char *name, const char *via, herd_err *err)
+int cfg_no_such_profile(const cfgfile *c, const char *name, const char *via, herd_err *err)
 {
     const herd_value *profs = cfg_profiles(c);
     size_t n = herd_len(profs), len = 0;
@@ -497,18 +441,18 @@ static int no_such_profile(const cfgfile *c, const char *name, const char *via, 
                         best >= 0 ? "" : ";", list);
 }
 
-static int first_problem(problems *ps, herd_err *err)
+int cfg_first_problem(problems *ps, herd_err *err)
 {
     if (ps->oom) return herd_err_set(err, -ENOMEM, "out of memory");
     if (!ps->n) return 0;
-    qsort(ps->v, ps->n, sizeof *ps->v, by_position);
+    qsort(ps->v, ps->n, sizeof *ps->v, cfg_by_position);
     if (ps->n == 1) return herd_err_set(err, -HERD_ECONFIG, "%s", ps->v[0].msg);
     return herd_err_set(err, -HERD_ECONFIG, "%s (and %zu more problem%s: run `herd config check`)",
                         ps->v[0].msg, ps->n - 1, ps->n == 2 ? "" : "s");
 }
 
 /* Which profile: name, else $HERD_PROFILE, else "default" when c has it. */
-static int select_profile(const cfgfile *c, const char *name, herd_profile **out, herd_err *err)
+int cfg_select_profile(const cfgfile *c, const char *name, herd_profile **out, herd_err *err)
 {
     const char *via = "";
     if (!name || !*name) {
@@ -519,25 +463,25 @@ static int select_profile(const cfgfile *c, const char *name, herd_profile **out
         if (!herd_map_get(cfg_profiles(c), "default")) return 0;
         name = "default";
     }
-    if (!herd_map_get(cfg_profiles(c), name)) return no_such_profile(c, name, via, err);
+    if (!herd_map_get(cfg_profiles(c), name)) return cfg_no_such_profile(c, name, via, err);
     problems ps = { 0 };
-    check_profile_structure(c, name, &ps);
-    int rc = first_problem(&ps, err);
-    problems_free(&ps);
+    cfg_check_profile_structure(c, name, &ps);
+    int rc = cfg_first_problem(&ps, err);
+    cfg_problems_free(&ps);
     if (rc) return rc;
-    return make_profile(c, name, out, err);
+    return cfg_make_profile(c, name, out, err);
 }
 
 /* Read file and check its top level (each profile is checked when it is
  * used); the first problem is the error (c is then freed). */
-static int cfg_open(const char *file, cfgfile *c, herd_err *err)
+int cfg_open(const char *file, cfgfile *c, herd_err *err)
 {
     int rc = cfg_read(file, c, err);
     if (rc) return rc;
     problems ps = { 0 };
-    check_top(c, &ps);
-    rc = first_problem(&ps, err);
-    problems_free(&ps);
+    cfg_check_top(c, &ps);
+    rc = cfg_first_problem(&ps, err);
+    cfg_problems_free(&ps);
     if (rc) cfg_free(c);
     return rc;
 }
@@ -549,7 +493,7 @@ int herd_config_load_profile_from(const char *file, const char *name, herd_profi
     cfgfile c;
     int rc = cfg_open(file, &c, err);
     if (rc) return rc;
-    rc = select_profile(&c, name, out, err);
+    rc = cfg_select_profile(&c, name, out, err);
     cfg_free(&c);
     return rc;
 }
@@ -579,7 +523,7 @@ int herd_config_load_profile(const char *name, herd_profile **out, herd_err *err
 /* ---- citing the file in errors ---- */
 
 /* Where in p's file the message msg is about (see herd_profile_locate_error). */
-static bool locate(const herd_profile *p, const char *path, const char *msg, herd_srcpos *at)
+bool cfg_locate(const herd_profile *p, const char *path, const char *msg, herd_srcpos *at)
 {
     if (!p || !msg[0]) return false;
     char at_path[1024] = "";
@@ -602,7 +546,7 @@ static bool locate(const herd_profile *p, const char *path, const char *msg, her
                 if (about(msg, pre, k) && (!best || strlen(k) > strlen(best))) best = k;
             }
             if (best) {
-                join(at_path, sizeof at_path, herd_profile_kwargs[i], best);
+                cfg_join(at_path, sizeof at_path, herd_profile_kwargs[i], best);
                 want_key = strstr(msg, ": unknown key") != NULL;
             } else if (maps[i] && strstr(msg, ": required key is missing")) {
                 snprintf(at_path, sizeof at_path, "%s", herd_profile_kwargs[i]);
@@ -617,7 +561,7 @@ static bool locate(const herd_profile *p, const char *path, const char *msg, her
                 snprintf(at_path, sizeof at_path, "%s", scalars[i]);
         if (!at_path[0]) return false;
     }
-    *at = find_pos(p->positions, at_path, want_key);
+    *at = cfg_find_pos(p->positions, at_path, want_key);
     if (at->line == 1 && at->col == 1 && p->at.line) *at = p->at;
     return true;
 }
@@ -626,231 +570,9 @@ int herd_profile_locate_error(const herd_profile *p, const char *path, herd_err 
 {
     if (!err) return -HERD_EARG;
     herd_srcpos at;
-    if (!locate(p, path, err->msg, &at)) return err->code;
+    if (!cfg_locate(p, path, err->msg, &at)) return err->code;
     int code = err->code ? err->code : -HERD_ECONFIG;
     herd_err_prefix(err, "%s:%d:%d", p->file, at.line, at.col);
     err->code = code;
     return code;
-}
-
-/* ---- checking a whole file ---- */
-
-/* Validate profile `name` of c against the schemas; problems to ps. When
- * shown is not NULL, build the effective settings for `herd config show`. */
-/* What herd_runner_new would say of profile `name` given no options of
- * its own: the runtime's own check (herd_run_opts_check), cited in the file. */
-static void check_runtime(const cfgfile *c, const char *name, int file_class, problems *ps)
-{
-    herd_profile *prof = NULL;
-    herd_err e = { 0 };
-    if (make_profile(c, name, &prof, &e)) { ps->oom = 1; return; }
-    herd_run_opts o = { .address = prof->address, .cluster_class = prof->cluster_class,
-                        .cluster_kwargs = prof->cluster_kwargs, .adapt_kwargs = prof->adapt_kwargs,
-                        .client_kwargs = prof->client_kwargs };
-    if (file_class) o.cluster_class = NULL, o.cluster_kwargs = NULL;   /* not loaded: the rest is checked */
-    if (herd_run_opts_check(&o, &e)) {
-        herd_srcpos at = prof->at;
-        locate(prof, o.failed_key, e.msg, &at);
-        add_problem(ps, c->file, at, "%s", e.msg);
-    }
-    herd_run_opts_clear(&o);
-    herd_profile_free(prof);
-}
-
-/* The workers' resources (a provider param "resources" of type map): finite
- * numbers > 0, as workers require (herd_resources_check), said at the key. */
-static void check_offer(const cfgfile *c, const herd_param *schema, const herd_value *given, const char *base,
-                        problems *ps)
-{
-    const herd_param *p = schema;
-    while (p && p->name && strcmp(p->name, "resources")) p++;
-    const herd_value *res = herd_map_get(given, "resources");
-    if (!p || !p->name || p->type != HERD_PARAM_MAP || herd_typeof(res) != HERD_MAP) return;
-    for (size_t k = 0; k < herd_len(res); k++) {
-        herd_value *one = herd_map();
-        herd_err e = { 0 };
-        if (!one) { ps->oom = 1; return; }
-        herd_map_set(one, herd_key_at(res, k), herd_value_copy(herd_at(res, k)));
-        if (herd_resources_check(one, "cluster_kwargs.resources", &e)) {
-            char path[1500], sub[1300];
-            join(sub, sizeof sub, base, "resources");
-            join(path, sizeof path, sub, herd_key_at(res, k));
-            add_problem(ps, c->file, find_pos(c->pos, path, false), "%s", e.msg);
-        }
-        herd_value_free(one);
-    }
-}
-
-static void check_profile(const cfgfile *c, const char *name, problems *ps, herd_value *shown)
-{
-    const herd_value *pv = herd_map_get(cfg_profiles(c), name);
-    char base[1024], path[1200];
-    size_t before = ps->n;
-    int file_class = 0;
-    join(base, sizeof base, "profiles", name);
-    check_profile_structure(c, name, ps);
-    if (!good_name(name) || (herd_typeof(pv) != HERD_MAP && herd_typeof(pv) != HERD_NIL)) return;
-    const char *addr = herd_as_str(herd_map_get(pv, "address"));
-    const char *cls = herd_as_str(herd_map_get(pv, "cluster_class"));
-    const herd_value *given[3];
-    for (int i = 0; i < 3; i++) {
-        given[i] = herd_map_get(pv, herd_profile_kwargs[i]);
-        if (herd_typeof(given[i]) != HERD_MAP) given[i] = NULL;
-    }
-    const herd_param *schemas[3] = { NULL, herd_options_schema("adapt_kwargs"), herd_options_schema("client_kwargs") };
-    if (shown) {
-        herd_map_set(shown, "profile", herd_str(name));
-        herd_map_set(shown, "file", herd_str(c->file));
-        const char *d = herd_as_str(herd_map_get(pv, "description"));
-        if (d) herd_map_set(shown, "description", herd_str(d));
-    }
-    if (addr && *addr) {
-        if (shown) herd_map_set(shown, "address", herd_str(addr));
-    } else if (cls && strchr(cls, ':')) {
-        char why[PATH_MAX + 64];
-        join(path, sizeof path, base, "cluster_class");
-        herd_srcpos at = find_pos(c->pos, path, false);
-        if (check_class_file(cls, why, sizeof why)) add_problem(ps, c->file, at, "cluster_class \"%s\": %s", cls, why);
-        else add_note(ps, c->file, at, "cluster_class names a file: not loaded (a check runs no code from it), "
-                      "so cluster_kwargs were not checked against its schema");
-        if (shown) herd_map_set(shown, "cluster_class", herd_str(cls));
-        file_class = 1;
-    } else {
-        const char *eff = cls && *cls ? cls : "local.LocalCluster";
-        const herd_provider *prov = NULL;
-        herd_err e = { 0 };
-        if (herd_provider_resolve(eff, &prov, &e)) {
-            join(path, sizeof path, base, "cluster_class");
-            herd_srcpos at = cls ? find_pos(c->pos, path, false) : find_pos(c->pos, base, true);
-            add_problem(ps, c->file, at, "%s%s", strncmp(e.msg, "cluster_class", 13) ? "cluster_class: " : "", e.msg);
-        } else {
-            schemas[0] = prov->params;
-        }
-        if (shown) herd_map_set(shown, "cluster_class", herd_str(eff));
-    }
-    for (int i = 0; i < 3; i++) {
-        if (!schemas[i] || (i == 1 && !given[i])) continue;
-        if (i == 0 && addr && *addr) continue;
-        herd_value *ok = NULL;
-        join(path, sizeof path, base, herd_profile_kwargs[i]);
-        validate_all(schemas[i], given[i], herd_profile_kwargs[i], c->pos, path, c->file, ps, shown ? &ok : NULL);
-        if (i == 0) check_offer(c, schemas[0], given[0], path, ps);
-        if (!ok) continue;
-        for (const herd_param *p = schemas[i]; p->name; p++)
-            if ((p->flags & HERD_PARAM_SECRET) && herd_typeof(herd_map_get(ok, p->name)) != HERD_NIL)
-                herd_map_set(ok, p->name, herd_str("<secret>"));
-        herd_map_set(shown, herd_profile_kwargs[i], ok);
-    }
-    if (ps->n == before) check_runtime(c, name, file_class, ps);   /* every key is right: what is left is the runtime's */
-}
-
-int herd_config_check(const char *file, const char *only,
-                      void (*fn)(void *ud, const char *profile, const char *problem),
-                      void (*done)(void *ud, const char *profile, size_t nproblems), void *ud, herd_err *err)
-{
-    cfgfile c;
-    int rc = cfg_read(file, &c, err);
-    if (rc) return rc;
-    problems ps = { 0 };
-    check_top(&c, &ps);
-    const herd_value *profs = cfg_profiles(&c);
-    if (only && !herd_map_get(profs, only)) {
-        rc = no_such_profile(&c, only, "", err);
-        problems_free(&ps);
-        cfg_free(&c);
-        return rc;
-    }
-    for (size_t i = 0; i < herd_len(profs); i++) {
-        if (only && strcmp(only, herd_key_at(profs, i))) continue;
-        ps.profile = herd_key_at(profs, i);
-        check_profile(&c, ps.profile, &ps, NULL);
-    }
-    if (ps.oom) rc = herd_err_set(err, -ENOMEM, "out of memory");
-    else {
-        if (ps.n) qsort(ps.v, ps.n, sizeof *ps.v, by_position);
-        for (size_t i = 0; i < ps.n; i++)
-            if (fn) fn(ud, ps.v[i].profile, ps.v[i].msg);
-        for (size_t i = 0; i < ps.nnotes; i++)   /* after the problems: not counted */
-            if (fn) fn(ud, ps.notes[i].profile, ps.notes[i].msg);
-        for (size_t i = 0; done && i < herd_len(profs); i++) {
-            const char *name = herd_key_at(profs, i);
-            if (only && strcmp(only, name)) continue;
-            size_t n = 0;
-            for (size_t j = 0; j < ps.n; j++) n += ps.v[j].profile == name;
-            done(ud, name, n);
-        }
-        rc = (int)ps.n;
-    }
-    problems_free(&ps);
-    cfg_free(&c);
-    return rc;
-}
-
-int herd_config_show(const char *file, const char *name, herd_value **out, herd_err *err)
-{
-    if (!out) return herd_err_set(err, -HERD_EARG, "herd_config_show: out is NULL");
-    *out = NULL;
-    char path[PATH_MAX];
-    int rc;
-    if (!file) {
-        if ((rc = herd_config_find(path, sizeof path, err))) return rc;
-        file = path;
-    }
-    cfgfile c;
-    if ((rc = cfg_open(file, &c, err))) return rc;
-    problems ps = { 0 };
-    herd_profile *p = NULL;
-    rc = select_profile(&c, name, &p, err);
-    if (!rc && !p)
-        rc = herd_err_set(err, -HERD_ECONFIG, "%s: no profile selected: name one, set $HERD_PROFILE, "
-                          "or add a \"default\" profile", c.file);
-    herd_value *shown = NULL;
-    if (!rc && !(shown = herd_map())) rc = herd_err_set(err, -ENOMEM, "out of memory");
-    if (!rc) {
-        check_profile(&c, p->name, &ps, shown);
-        rc = first_problem(&ps, err);
-        problems_free(&ps);
-    }
-    herd_profile_free(p);
-    cfg_free(&c);
-    if (rc) {
-        herd_value_free(shown);
-        return rc;
-    }
-    *out = shown;
-    return 0;
-}
-
-int herd_config_list(const char *file, herd_value **out, herd_err *err)
-{
-    if (!out) return herd_err_set(err, -HERD_EARG, "herd_config_list: out is NULL");
-    *out = NULL;
-    cfgfile c;
-    int rc = cfg_open(file, &c, err);
-    if (rc) return rc;
-    herd_value *arr = NULL;
-    if (!rc && !(arr = herd_array())) rc = herd_err_set(err, -ENOMEM, "out of memory");
-    const herd_value *profs = cfg_profiles(&c);
-    for (size_t i = 0; !rc && i < herd_len(profs); i++) {
-        herd_profile *p = NULL;
-        if ((rc = make_profile(&c, herd_key_at(profs, i), &p, err))) break;
-        herd_value *m = herd_map();
-        if (!m) rc = -ENOMEM;
-        if (!rc) rc = herd_map_set(m, "profile", herd_str(p->name));
-        if (!rc && p->address) rc = herd_map_set(m, "address", herd_str(p->address));
-        if (!rc && !p->address)
-            rc = herd_map_set(m, "cluster_class", herd_str(p->cluster_class ? p->cluster_class : "local.LocalCluster"));
-        if (!rc && p->description) rc = herd_map_set(m, "description", herd_str(p->description));
-        if (!rc) rc = herd_array_push(arr, m);
-        else herd_value_free(m);
-        if (rc) herd_err_set(err, rc, "out of memory");
-        herd_profile_free(p);
-    }
-    cfg_free(&c);
-    if (rc) {
-        herd_value_free(arr);
-        return rc;
-    }
-    *out = arr;
-    return 0;
 }

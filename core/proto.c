@@ -284,7 +284,7 @@ char *herd_obj_strdup(const msgpack_object *o)
 int herd_proto_pack_hello(msgpack_sbuffer *sb, const herd_msg_hello *m)
 {
     wr w;
-    msgpack_packer *pk = wr_open(&w, sb, OP_HELLO, 8);
+    msgpack_packer *pk = wr_open(&w, sb, OP_HELLO, 9);
     msgpack_pack_int64(pk, m->proto);
     msgpack_pack_int(pk, m->role);
     pk_str(pk, m->token.ptr ? m->token : herd_pstr_c(""));
@@ -292,6 +292,7 @@ int herd_proto_pack_hello(msgpack_sbuffer *sb, const herd_msg_hello *m)
     msgpack_pack_int(pk, m->nthreads);
     int rc = pk_value(pk, m->resources);
     msgpack_pack_int64(pk, m->pid);
+    pk_str(pk, m->host.ptr ? m->host : herd_pstr_c(""));
     return wr_close(&w, rc);
 }
 
@@ -309,14 +310,21 @@ int herd_proto_unpack_hello(const msgpack_object *msg, herd_msg_hello *out, herd
                                 v->via.u64, HERD_PROTO_VERSION);
     }
     int64_t role = 0, pid = 0;
-    if ((rc = rd_open(&r, msg, OP_HELLO, 8, err)) || (rc = rd_int(&r, 1, "proto", HERD_PROTO_VERSION,
+    if ((rc = rd_open(&r, msg, OP_HELLO, 9, err)) || (rc = rd_int(&r, 1, "proto", HERD_PROTO_VERSION,
                                                                   HERD_PROTO_VERSION, &out->proto)) ||
         (rc = rd_int(&r, 2, "role", ROLE_WORKER, ROLE_PEER, &role)) ||
         (rc = rd_str(&r, 3, "token", S_ANY, &out->token)) || (rc = rd_str(&r, 4, "name", S_NAME, &out->name)) ||
         (rc = rd_i32(&r, 5, "nthreads", role == ROLE_WORKER ? 1 : 0, 65536, &out->nthreads)) ||
         (rc = rd_int(&r, 7, "pid", 0, INT32_MAX, &pid)) ||
-        (rc = rd_resources(&r, 6, "resources", &out->resources)))
+        (rc = rd_str(&r, 8, "host", S_ANY, &out->host)) || (rc = rd_resources(&r, 6, "resources", &out->resources)))
         return rc;
+    if (out->host.len > HERD_PROTO_MAX_NAME || memchr(out->host.ptr, '\0', out->host.len)) {
+        herd_value_free(out->resources);
+        out->resources = NULL;
+        return herd_err_set(err, -HERD_EPROTO, "HELLO: field 'host' is a str of %zu bytes%s, expected 0..%d without NUL",
+                            out->host.len, out->host.len > HERD_PROTO_MAX_NAME ? "" : " holding a NUL byte",
+                            HERD_PROTO_MAX_NAME);
+    }
     out->role = (int)role;
     out->pid = pid;
     return 0;

@@ -140,6 +140,8 @@ typedef struct herd_msg_hello {
     int nthreads;              /* 1..65536 for a worker, 0..65536 for a client */
     herd_value *resources;     /* map name -> number >= 0, or NULL */
     int64_t pid;
+    herd_pstr host;            /* the sender's host name (gethostname), 0..HERD_PROTO_MAX_NAME
+                                  bytes: what `workers` annotations match besides names */
 } herd_msg_hello;
 int herd_proto_pack_hello(msgpack_sbuffer *sb, const herd_msg_hello *m);
 int herd_proto_unpack_hello(const msgpack_object *msg, herd_msg_hello *out, herd_err *err);

@@ -31,7 +31,7 @@ typedef struct stask {
     int priority;
     herd_value *resources;
     herd_value *tags;          /* array of str or NULL */
-    herd_value *workers;       /* names it may run on (array of str), or NULL: any */
+    herd_value *workers;       /* workers it may run on (names, hosts, addresses: array of str), or NULL: any */
     int allow_other;           /* with workers: any worker while none of those is connected */
     int retries_left, attempt, suspicious;
     double retry_delay, timeout, started;
@@ -70,6 +70,9 @@ struct sworker {
     struct herd_sched *s;
     herd_conn *conn;
     char *name;
+    char *host;                /* its host name (HELLO), or NULL */
+    char ip[64];               /* the address its connection comes from (TCP), or "" */
+    int local;                 /* connected through the scheduler's Unix socket: on this host */
     uint32_t id;
     int role, hello, nthreads, busy, closing, close_sent;
     long pid;

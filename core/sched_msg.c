@@ -245,9 +245,8 @@ void sch_accept_error_cb(struct evconnlistener *l, void *arg)
 void sch_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len, void *arg)
 {
     herd_sched *s = arg;
-    char peer[128] = "local";
+    char peer[128] = "local", host[64] = "";
     if (sa->sa_family == AF_INET || sa->sa_family == AF_INET6) {
-        char host[64] = "?";
         int port = 0;
         if (sa->sa_family == AF_INET) {
             struct sockaddr_in *in = (struct sockaddr_in *)sa;
@@ -258,7 +257,7 @@ void sch_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr
             evutil_inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
             port = ntohs(in6->sin6_port);
         }
-        snprintf(peer, sizeof peer, "%s:%d", host, port);
+        snprintf(peer, sizeof peer, "%s:%d", host[0] ? host : "?", port);
     }
     sworker *w = calloc(1, sizeof *w);
     if (!w) { evutil_closesocket(fd); return; }
@@ -272,6 +271,8 @@ void sch_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr
         return;
     }
     w->s = s;
+    snprintf(w->ip, sizeof w->ip, "%s", host);
+    w->local = sa->sa_family == AF_UNIX;
     kmap_init(&w->running);
     w->last_seen = herd_now();
     w->conn = herd_conn_new(bev, peer, on_msg, on_close, w);

@@ -7,10 +7,19 @@
 
 #include <math.h>
 
-static int named(const herd_value *names, const char *name)
+/* Does an entry of a `workers` list (Dask's: names, hosts or addresses)
+ * name w? Its name, its host name (HELLO), the IP address its connection
+ * comes from (TCP), or the address where it serves values; a worker on the
+ * scheduler's Unix socket is on this host, so "localhost" and "127.0.0.1"
+ * name it too. */
+static int named(const herd_value *names, const sworker *w)
 {
-    for (size_t i = 0; i < herd_len(names); i++)
-        if (strcmp(herd_as_str(herd_at(names, i)), name) == 0) return 1;
+    for (size_t i = 0; i < herd_len(names); i++) {
+        const char *n = herd_as_str(herd_at(names, i));
+        if (!strcmp(n, w->name) || (w->host && *w->host && !strcmp(n, w->host)) || (w->ip[0] && !strcmp(n, w->ip)) ||
+            (w->peer && !strcmp(n, w->peer)) || (w->local && (!strcmp(n, "localhost") || !strcmp(n, "127.0.0.1"))))
+            return 1;
+    }
     return 0;
 }
 
@@ -18,10 +27,10 @@ static int named(const herd_value *names, const char *name)
  * none of the named workers is connected (and not closing). */
 int sch_allowed_on(const herd_sched *s, const sworker *w, const stask *t)
 {
-    if (!t->workers || named(t->workers, w->name)) return 1;
+    if (!t->workers || named(t->workers, w)) return 1;
     if (!t->allow_other) return 0;
     for (const sworker *o = s->workers; o; o = o->next)
-        if (o->hello && o->role == ROLE_WORKER && !o->closing && named(t->workers, o->name)) return 0;
+        if (o->hello && o->role == ROLE_WORKER && !o->closing && named(t->workers, o)) return 0;
     return 1;
 }
 

@@ -53,6 +53,7 @@ void sch_worker_free(sworker *w)
     free(w->peer);
     free(w->last_words);
     free(w->name);
+    free(w->host);
     free(w);
 }
 
@@ -170,6 +171,7 @@ int sch_on_hello(herd_sched *s, sworker *w, const msgpack_object *msg)
     w->role = role;
     w->nthreads = h.nthreads > 0 ? h.nthreads : 1;
     w->pid = (long)h.pid;
+    w->host = h.host.len ? herd_pstr_dup(h.host) : NULL;
     w->hello = 1;
     herd_conn_set_limits(w->conn, HERD_MAX_FRAME, 0);    /* authenticated: full-size frames */
     w->idle_since = herd_now();

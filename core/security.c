@@ -1,13 +1,14 @@
 /* core/security.c — TLS for herd connections with OpenSSL through libevent's
  * bufferevent_openssl: credentials (PEM files, PEM text, environment), the
- * in-memory temporary CA of `security: temporary`, certificate issuing, the
  * server/client SSL_CTX pair with herd's policy (TLS 1.2+, AEAD ciphers,
  * mutual authentication), TLS bufferevents, and turning handshake failures
- * into reasons a person can act on. See security.h for the contract.
+ * into reasons a person can act on. See security.h for the contract. The
+ * temporary CA of `security: temporary` and certificate issuing are
+ * security_ca.c, which builds on the PEM helpers here (security_int.h).
  *
  * Process-wide state: one SSL ex_data index, registered once (pthread_once),
  * under which each SSL keeps a note of its first verification failure. */
-#include "security.h"
+#include "security_int.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -57,9 +58,7 @@ static void note_init(void)
     note_idx = SSL_get_ex_new_index(0, (void *)"herd verify note", NULL, NULL, note_free);
 }
 
-static void clip(char *buf, size_t cap, size_t *len, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static void clip(char *buf, size_t cap, size_t *len, const char *fmt, ...)
+void tls_clip(char *buf, size_t cap, size_t *len, const char *fmt, ...)
 {
     if (*len >= cap) return;
     va_list ap;
@@ -102,13 +101,13 @@ static void san_text(X509 *x, char *buf, size_t cap)
         const char *sep = len ? ", " : "";
         if (g->type == GEN_DNS) {
             const ASN1_STRING *s = g->d.dNSName;
-            clip(buf, cap, &len, "%sDNS:%.*s", sep, ASN1_STRING_length(s), (const char *)ASN1_STRING_get0_data(s));
+            tls_clip(buf, cap, &len, "%sDNS:%.*s", sep, ASN1_STRING_length(s), (const char *)ASN1_STRING_get0_data(s));
         } else if (g->type == GEN_IPADD) {
             const ASN1_STRING *s = g->d.iPAddress;
             char ip[INET6_ADDRSTRLEN] = "?";
             int l = ASN1_STRING_length(s);
             if (l == 4 || l == 16) inet_ntop(l == 4 ? AF_INET : AF_INET6, ASN1_STRING_get0_data(s), ip, sizeof ip);
-            clip(buf, cap, &len, "%sIP:%s", sep, ip);
+            tls_clip(buf, cap, &len, "%sIP:%s", sep, ip);
         }
     }
     GENERAL_NAMES_free(gens);
@@ -126,37 +125,37 @@ static int verify_cb(int ok, X509_STORE_CTX *xs)
     char cn[128], when[64], names[384];
     cn_text(x, cn, sizeof cn);
     size_t len = 0;
-    clip(n->text, sizeof n->text, &len, "certificate verify failed: %s", X509_verify_cert_error_string(e));
+    tls_clip(n->text, sizeof n->text, &len, "certificate verify failed: %s", X509_verify_cert_error_string(e));
     switch (e) {
     case X509_V_ERR_CERT_HAS_EXPIRED:
         time_text(X509_get0_notAfter(x), when, sizeof when);
-        clip(n->text, sizeof n->text, &len, " (certificate \"%s\" expired %s)", cn, when);
+        tls_clip(n->text, sizeof n->text, &len, " (certificate \"%s\" expired %s)", cn, when);
         break;
     case X509_V_ERR_CERT_NOT_YET_VALID:
         time_text(X509_get0_notBefore(x), when, sizeof when);
-        clip(n->text, sizeof n->text, &len, " (certificate \"%s\" is valid from %s)", cn, when);
+        tls_clip(n->text, sizeof n->text, &len, " (certificate \"%s\" is valid from %s)", cn, when);
         break;
     case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
     case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
     case X509_V_ERR_CERT_SIGNATURE_FAILURE:
-        clip(n->text, sizeof n->text, &len, " (certificate \"%s\" was not issued by a CA this side trusts: unknown CA)", cn);
+        tls_clip(n->text, sizeof n->text, &len, " (certificate \"%s\" was not issued by a CA this side trusts: unknown CA)", cn);
         break;
     case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
     case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
-        clip(n->text, sizeof n->text, &len, " (\"%s\" is not a CA this side trusts: unknown CA)", cn);
+        tls_clip(n->text, sizeof n->text, &len, " (\"%s\" is not a CA this side trusts: unknown CA)", cn);
         break;
     case X509_V_ERR_HOSTNAME_MISMATCH:
     case X509_V_ERR_IP_ADDRESS_MISMATCH:
         san_text(x, names, sizeof names);
-        clip(n->text, sizeof n->text, &len, " (server certificate \"%s\" is not valid for \"%s\": wrong host; it names %s)",
+        tls_clip(n->text, sizeof n->text, &len, " (server certificate \"%s\" is not valid for \"%s\": wrong host; it names %s)",
              cn, n->host, names);
         break;
     case X509_V_ERR_INVALID_PURPOSE:
-        clip(n->text, sizeof n->text, &len, " (certificate \"%s\" is not for a TLS %s: check its extendedKeyUsage)",
+        tls_clip(n->text, sizeof n->text, &len, " (certificate \"%s\" is not for a TLS %s: check its extendedKeyUsage)",
              cn, SSL_is_server(ssl) ? "client" : "server");
         break;
     default:
-        clip(n->text, sizeof n->text, &len, " (certificate \"%s\", depth %d)", cn, X509_STORE_CTX_get_error_depth(xs));
+        tls_clip(n->text, sizeof n->text, &len, " (certificate \"%s\", depth %d)", cn, X509_STORE_CTX_get_error_depth(xs));
     }
     return 0;
 }
@@ -164,7 +163,7 @@ static int verify_cb(int ok, X509_STORE_CTX *xs)
 /* ---- reading PEM ---- */
 static int no_passphrase(char *buf, int size, int rwflag, void *u) { return -1; }
 
-static const char *ossl_reason(void)
+const char *tls_ossl_reason(void)
 {
     unsigned long e = ERR_peek_last_error();
     const char *r = e ? ERR_reason_error_string(e) : NULL;
@@ -192,7 +191,7 @@ static char *pem_block(const char *pem, const char *kind)
     return NULL;
 }
 
-static int load_certs(const char *pem, const char *what, STACK_OF(X509) **out, herd_err *err)
+int tls_load_certs(const char *pem, const char *what, STACK_OF(X509) **out, herd_err *err)
 {
     STACK_OF(X509) *sk = sk_X509_new_null();
     BIO *b = BIO_new_mem_buf(pem, -1);
@@ -201,7 +200,7 @@ static int load_certs(const char *pem, const char *what, STACK_OF(X509) **out, h
     while ((x = PEM_read_bio_X509(b, NULL, no_passphrase, NULL))) sk_X509_push(sk, x);
     int parsed = sk_X509_num(sk), rc = 0;
     if (!parsed && strstr(pem, "-----BEGIN CERTIFICATE-----"))
-        rc = herd_err_set(err, HERD_ECONFIG, "%s: malformed PEM certificate: %s", what, ossl_reason());
+        rc = herd_err_set(err, HERD_ECONFIG, "%s: malformed PEM certificate: %s", what, tls_ossl_reason());
     else if (!parsed)
         rc = herd_err_set(err, HERD_ECONFIG, "%s: no PEM certificate found (expected a -----BEGIN CERTIFICATE----- block)", what);
     ERR_clear_error();   /* the loop ends on "no start line" */
@@ -211,7 +210,7 @@ static int load_certs(const char *pem, const char *what, STACK_OF(X509) **out, h
     return 0;
 }
 
-static int load_key(const char *pem, const char *what, EVP_PKEY **out, herd_err *err)
+int tls_load_key(const char *pem, const char *what, EVP_PKEY **out, herd_err *err)
 {
     char *blk = pem_block(pem, "PRIVATE KEY");
     if (!blk) return herd_err_set(err, HERD_ECONFIG, "%s: no PEM private key found (expected a -----BEGIN PRIVATE KEY----- block)", what);
@@ -227,7 +226,7 @@ static int load_key(const char *pem, const char *what, EVP_PKEY **out, herd_err 
     OPENSSL_cleanse(blk, strlen(blk));
     free(blk);
     if (!*out) {
-        int rc = herd_err_set(err, HERD_ECONFIG, "%s: malformed PEM private key: %s", what, ossl_reason());
+        int rc = herd_err_set(err, HERD_ECONFIG, "%s: malformed PEM private key: %s", what, tls_ossl_reason());
         ERR_clear_error();
         return rc;
     }
@@ -235,7 +234,7 @@ static int load_key(const char *pem, const char *what, EVP_PKEY **out, herd_err 
 }
 
 /* A memory BIO's contents as a NUL-terminated malloc'd string. */
-static char *bio_text(BIO *b)
+char *tls_bio_text(BIO *b)
 {
     char *data;
     long n = BIO_get_mem_data(b, &data);
@@ -251,16 +250,16 @@ static char *certs_pem(STACK_OF(X509) *sk)
     char *s = NULL;
     int ok = b != NULL;
     for (int i = 0; ok && i < sk_X509_num(sk); i++) ok = PEM_write_bio_X509(b, sk_X509_value(sk, i));
-    if (ok) s = bio_text(b);
+    if (ok) s = tls_bio_text(b);
     BIO_free(b);
     return s;
 }
 
-static char *key_pem(EVP_PKEY *k)
+char *tls_key_pem(EVP_PKEY *k)
 {
     BIO *b = BIO_new(BIO_s_secmem());
     char *s = NULL;
-    if (b && PEM_write_bio_PrivateKey(b, k, NULL, NULL, 0, NULL, NULL)) s = bio_text(b);
+    if (b && PEM_write_bio_PrivateKey(b, k, NULL, NULL, 0, NULL, NULL)) s = tls_bio_text(b);
     BIO_free(b);
     return s;
 }
@@ -290,8 +289,8 @@ static int load_ident(const char *cert, const char *cert_what, const char *key, 
                       ident *id, herd_err *err)
 {
     memset(id, 0, sizeof *id);
-    int rc = load_certs(cert, cert_what, &id->certs, err);
-    if (!rc) rc = load_key(key ? key : cert, key ? key_what : cert_what, &id->key, err);
+    int rc = tls_load_certs(cert, cert_what, &id->certs, err);
+    if (!rc) rc = tls_load_key(key ? key : cert, key ? key_what : cert_what, &id->key, err);
     if (!rc && X509_check_private_key(sk_X509_value(id->certs, 0), id->key) != 1) {
         char cn[128];
         cn_text(sk_X509_value(id->certs, 0), cn, sizeof cn);
@@ -306,7 +305,7 @@ static int load_ident(const char *cert, const char *cert_what, const char *key, 
 static SSL_CTX *make_ctx(int server, STACK_OF(X509) *cas, const ident *id, herd_err *err)
 {
     SSL_CTX *ctx = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
-    if (!ctx) { herd_err_set(err, -ENOMEM, "TLS: cannot create a context: %s", ossl_reason()); return NULL; }
+    if (!ctx) { herd_err_set(err, -ENOMEM, "TLS: cannot create a context: %s", tls_ossl_reason()); return NULL; }
     int ok = SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) &&
              SSL_CTX_set_cipher_list(ctx, TLS12_CIPHERS);
     SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
@@ -319,7 +318,7 @@ static SSL_CTX *make_ctx(int server, STACK_OF(X509) *cas, const ident *id, herd_
     for (int i = 1; ok && i < sk_X509_num(id->certs); i++) ok = SSL_CTX_add1_chain_cert(ctx, sk_X509_value(id->certs, i));
     ok = ok && SSL_CTX_use_PrivateKey(ctx, id->key);
     if (!ok) {
-        herd_err_set(err, HERD_ECONFIG, "TLS: cannot set up the %s context: %s", server ? "server" : "client", ossl_reason());
+        herd_err_set(err, HERD_ECONFIG, "TLS: cannot set up the %s context: %s", server ? "server" : "client", tls_ossl_reason());
         ERR_clear_error();
         SSL_CTX_free(ctx);
         return NULL;
@@ -340,7 +339,7 @@ void herd_tls_free(herd_tls *t)
 }
 
 /* ca + client identity (cert/key); server identity scert/skey (NULL: the same). */
-static int build(const char *ca, const char *ca_what, const char *cert, const char *cert_what,
+int tls_build(const char *ca, const char *ca_what, const char *cert, const char *cert_what,
                  const char *key, const char *key_what, const char *scert, const char *skey,
                  herd_tls **out, herd_err *err)
 {
@@ -350,7 +349,7 @@ static int build(const char *ca, const char *ca_what, const char *cert, const ch
     STACK_OF(X509) *cas = NULL;
     ident cid = { 0 }, sid = { 0 };
     herd_tls *t = NULL;
-    int rc = load_certs(ca, ca_what, &cas, err);
+    int rc = tls_load_certs(ca, ca_what, &cas, err);
     if (!rc) rc = load_ident(cert, cert_what, key, key_what, &cid, err);
     if (!rc && scert) rc = load_ident(scert, "scheduler certificate", skey, "scheduler key", &sid, err);
     if (!rc && !(t = calloc(1, sizeof *t))) rc = herd_err_set(err, -ENOMEM, "out of memory");
@@ -359,7 +358,7 @@ static int build(const char *ca, const char *ca_what, const char *cert, const ch
     if (!rc) {
         t->ca = certs_pem(cas);
         t->cert = certs_pem(cid.certs);
-        t->key = key_pem(cid.key);
+        t->key = tls_key_pem(cid.key);
         if (!t->ca || !t->cert || !t->key) rc = herd_err_set(err, -ENOMEM, "out of memory");
     }
     sk_X509_pop_free(cas, X509_free);
@@ -375,7 +374,7 @@ int herd_tls_from_pem(const char *ca, const char *cert, const char *key, herd_tl
     *out = NULL;
     if (!ca || !cert) return herd_err_set(err, HERD_EARG, "TLS: a CA and a certificate are required (mutual TLS), got %s%s",
                                           ca ? "" : "no CA ", cert ? "" : "no certificate");
-    return build(ca, "CA PEM", cert, "certificate PEM", key, "key PEM", NULL, NULL, out, err);
+    return tls_build(ca, "CA PEM", cert, "certificate PEM", key, "key PEM", NULL, NULL, out, err);
 }
 
 static int read_text(const char *path, const char *opt, char **out, herd_err *err)
@@ -415,7 +414,7 @@ int herd_tls_from_files(const char *ca_file, const char *cert_file, const char *
     int rc = read_text(ca_file, "tls_ca_file", &ca, err);
     if (!rc) rc = read_text(cert_file, "tls_cert", &cert, err);
     if (!rc && key_file) rc = read_text(key_file, "tls_key", &key, err);
-    if (!rc) rc = build(ca, ca_what, cert, cert_what, key, key_what, NULL, NULL, out, err);
+    if (!rc) rc = tls_build(ca, ca_what, cert, cert_what, key, key_what, NULL, NULL, out, err);
     free(ca);
     herd_tls_pem_free(cert);
     herd_tls_pem_free(key);
@@ -442,7 +441,7 @@ int herd_tls_from_envp(const char *const *envp, herd_tls **out, herd_err *err)
         return herd_err_set(err, HERD_ECONFIG, "TLS credentials in the environment are incomplete: %s%s%s%s%s not set",
                             !ca ? HERD_TLS_ENV_CA : "", !ca && (!cert || !key) ? ", " : "",
                             !cert ? HERD_TLS_ENV_CERT : "", !cert && !key ? ", " : "", !key ? HERD_TLS_ENV_KEY : "");
-    return build(ca, HERD_TLS_ENV_CA, cert, HERD_TLS_ENV_CERT, key, HERD_TLS_ENV_KEY, NULL, NULL, out, err);
+    return tls_build(ca, HERD_TLS_ENV_CA, cert, HERD_TLS_ENV_CERT, key, HERD_TLS_ENV_KEY, NULL, NULL, out, err);
 }
 
 int herd_tls_export_env(const herd_tls *t, char ***envp_out, herd_err *err)
@@ -466,224 +465,10 @@ void herd_tls_envp_free(char **envp)
     free(envp);
 }
 
-/* ---- issuing ---- */
-static int is_ip(const char *s)
+int tls_is_ip(const char *s)
 {
     unsigned char b[16];
     return inet_pton(AF_INET, s, b) == 1 || inet_pton(AF_INET6, s, b) == 1;
-}
-
-static int dns_ok(const char *s)
-{
-    size_t n = strlen(s);
-    if (!n || n > 253) return 0;
-    for (const char *p = s; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '.'))
-            return 0;
-    return 1;
-}
-
-static int add_ext(X509 *x, X509V3_CTX *vctx, int nid, const char *value)
-{
-    X509_EXTENSION *e = X509V3_EXT_conf_nid(NULL, vctx, nid, value);
-    if (!e) return 0;
-    int ok = X509_add_ext(x, e, -1);
-    X509_EXTENSION_free(e);
-    return ok;
-}
-
-int herd_tls_issue(const herd_tls_spec *spec, char **cert_out, char **key_out, herd_err *err)
-{
-    *cert_out = *key_out = NULL;
-    if (!spec || !spec->cn || !*spec->cn || strlen(spec->cn) > 64)
-        return herd_err_set(err, HERD_EARG, "herd_tls_issue: cn must be 1..64 bytes");
-    if (!spec->issuer_cert != !spec->issuer_key)
-        return herd_err_set(err, HERD_EARG, "herd_tls_issue: issuer_cert and issuer_key go together");
-    /* subjectAltName */
-    char san[2048] = "";
-    size_t sl = 0;
-    for (const char *const *n = spec->names; n && *n; n++) {
-        if (!is_ip(*n) && !dns_ok(*n))
-            return herd_err_set(err, HERD_EARG, "herd_tls_issue: name \"%s\" is neither an IP address nor a DNS name", *n);
-        clip(san, sizeof san, &sl, "%s%s:%s", sl ? "," : "", is_ip(*n) ? "IP" : "DNS", *n);
-        if (sl >= sizeof san - 1) return herd_err_set(err, HERD_EARG, "herd_tls_issue: too many names");
-    }
-    X509 *issuer = NULL, *x = NULL;
-    EVP_PKEY *ikey = NULL, *key = NULL;
-    BIGNUM *bn = NULL;
-    int rc = 0;
-    if (spec->issuer_cert) {
-        STACK_OF(X509) *sk = NULL;
-        if ((rc = load_certs(spec->issuer_cert, "issuer certificate", &sk, err))) return rc;
-        issuer = sk_X509_shift(sk);
-        sk_X509_pop_free(sk, X509_free);
-        if ((rc = load_key(spec->issuer_key, "issuer key", &ikey, err))) goto done;
-    }
-    unsigned char serial[16];
-    key = EVP_EC_gen("P-256");
-    x = X509_new();
-    if (!key || !x || RAND_bytes(serial, sizeof serial) != 1) { rc = herd_err_set(err, -ENOMEM, "TLS: cannot generate a key: %s", ossl_reason()); goto done; }
-    serial[0] &= 0x7f;
-    bn = BN_bin2bn(serial, sizeof serial, NULL);
-    X509_NAME *nm = X509_get_subject_name(x);
-    int ok = bn && BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)) &&
-             X509_set_version(x, 2) &&
-             X509_gmtime_adj(X509_getm_notBefore(x), spec->not_before) &&
-             X509_gmtime_adj(X509_getm_notAfter(x), spec->not_after) &&
-             X509_NAME_add_entry_by_txt(nm, "O", MBSTRING_UTF8, (const unsigned char *)"herd", -1, -1, 0) &&
-             X509_NAME_add_entry_by_txt(nm, "CN", MBSTRING_UTF8, (const unsigned char *)spec->cn, -1, -1, 0) &&
-             X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : nm) &&
-             X509_set_pubkey(x, key);
-    X509V3_CTX vctx;
-    X509V3_set_ctx(&vctx, issuer ? issuer : x, x, NULL, NULL, 0);
-    ok = ok && add_ext(x, &vctx, NID_basic_constraints, spec->is_ca ? "critical,CA:TRUE" : "critical,CA:FALSE") &&
-         add_ext(x, &vctx, NID_key_usage, spec->is_ca ? "critical,keyCertSign,cRLSign" : "critical,digitalSignature") &&
-         add_ext(x, &vctx, NID_subject_key_identifier, "hash") &&
-         add_ext(x, &vctx, NID_authority_key_identifier, "keyid");
-    if (ok && !spec->is_ca && (spec->server || spec->client))
-        ok = add_ext(x, &vctx, NID_ext_key_usage, spec->server && spec->client ? "serverAuth,clientAuth"
-                                                 : spec->server ? "serverAuth" : "clientAuth");
-    if (ok && sl) ok = add_ext(x, &vctx, NID_subject_alt_name, san);
-    ok = ok && X509_sign(x, ikey ? ikey : key, EVP_sha256()) > 0;
-    if (!ok) { rc = herd_err_set(err, HERD_ECONFIG, "TLS: cannot issue certificate \"%s\": %s", spec->cn, ossl_reason()); goto done; }
-    BIO *b = BIO_new(BIO_s_mem());
-    if (b && PEM_write_bio_X509(b, x)) *cert_out = bio_text(b);
-    BIO_free(b);
-    *key_out = key_pem(key);
-    if (!*cert_out || !*key_out) {
-        free(*cert_out);
-        herd_tls_pem_free(*key_out);
-        *cert_out = *key_out = NULL;
-        rc = herd_err_set(err, -ENOMEM, "out of memory");
-    }
-done:
-    ERR_clear_error();
-    BN_free(bn);
-    X509_free(x);
-    X509_free(issuer);
-    EVP_PKEY_free(key);
-    EVP_PKEY_free(ikey);
-    return rc;
-}
-
-/* The scheduler certificate's names: loopback, this host's name, and hosts. */
-static int sched_names(const char *const *hosts, const char **names, size_t cap, char *self, size_t selfcap,
-                       const char *what, herd_err *err)
-{
-    size_t nn = 0;
-    names[nn++] = "localhost";
-    names[nn++] = "127.0.0.1";
-    names[nn++] = "::1";
-    if (self && gethostname(self, selfcap - 1) == 0 && (self[selfcap - 1] = '\0', dns_ok(self)) &&
-        strcmp(self, "localhost") != 0)
-        names[nn++] = self;
-    for (const char *const *h = hosts; h && *h; h++) {
-        if (nn >= cap - 1)
-            return herd_err_set(err, HERD_EARG, "%s: at most %zu extra host names", what, cap - 5);
-        if (!is_ip(*h) && !dns_ok(*h))
-            return herd_err_set(err, HERD_EARG, "%s: host \"%s\" is neither an IP address nor a DNS name", what, *h);
-        names[nn++] = *h;
-    }
-    names[nn] = NULL;
-    return 0;
-}
-
-struct herd_tls_ca { char *cert, *key; };
-
-void herd_tls_ca_free(herd_tls_ca *ca)
-{
-    if (!ca) return;
-    free(ca->cert);
-    herd_tls_pem_free(ca->key);
-    free(ca);
-}
-
-/* A CA made in memory and the worker/client identity it issues. */
-static int temp_ca(const char *cluster_name, herd_tls_ca **ca_out, char **wcert, char **wkey, herd_err *err)
-{
-    char cn[65];
-    size_t cl = (size_t)snprintf(cn, sizeof cn, "herd temporary CA ");
-    for (const char *p = cluster_name ? cluster_name : ""; *p && cl < sizeof cn - 1; p++)
-        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || strchr("-_.", *p))
-            cn[cl++] = *p;
-    cn[cl] = '\0';
-    herd_tls_ca *ca = calloc(1, sizeof *ca);
-    if (!ca) return herd_err_set(err, -ENOMEM, "out of memory");
-    herd_tls_spec cas = { .cn = cn, .is_ca = 1, .not_before = -3600, .not_after = HERD_TLS_TEMP_VALID_S };
-    int rc = herd_tls_issue(&cas, &ca->cert, &ca->key, err);
-    if (!rc) {
-        herd_tls_spec ws = { .cn = "herd-worker", .client = 1, .not_before = -3600, .not_after = HERD_TLS_TEMP_VALID_S,
-                             .issuer_cert = ca->cert, .issuer_key = ca->key };
-        rc = herd_tls_issue(&ws, wcert, wkey, err);
-    }
-    if (rc) { herd_tls_ca_free(ca); return rc; }
-    *ca_out = ca;
-    return 0;
-}
-
-static int sched_ident(const herd_tls_ca *ca, const char *const *names, char **scert, char **skey, herd_err *err)
-{
-    herd_tls_spec ss = { .cn = "herd-scheduler", .server = 1, .client = 1, .names = names,
-                         .not_before = -3600, .not_after = HERD_TLS_TEMP_VALID_S,
-                         .issuer_cert = ca->cert, .issuer_key = ca->key };
-    return herd_tls_issue(&ss, scert, skey, err);
-}
-
-int herd_tls_temporary(const char *cluster_name, const char *const *hosts, herd_tls **out, herd_err *err)
-{
-    *out = NULL;
-    const char *names[64];
-    char self[256] = "";
-    int rc = sched_names(hosts, names, sizeof names / sizeof *names, self, sizeof self, "TLS temporary", err);
-    if (rc) return rc;
-    herd_tls_ca *ca = NULL;
-    char *scert = NULL, *skey = NULL, *wcert = NULL, *wkey = NULL;
-    rc = temp_ca(cluster_name, &ca, &wcert, &wkey, err);
-    if (!rc) rc = sched_ident(ca, names, &scert, &skey, err);
-    if (!rc) rc = build(ca->cert, "temporary CA", wcert, "worker certificate", wkey, "worker key", scert, skey, out, err);
-    herd_tls_ca_free(ca);    /* the CA key is gone once both are signed */
-    free(scert);
-    free(wcert);
-    herd_tls_pem_free(skey);
-    herd_tls_pem_free(wkey);
-    return rc ? herd_err_prefix(err, "security: temporary") : 0;
-}
-
-int herd_tls_temporary_remote(const char *cluster_name, herd_tls **client_out, herd_tls_ca **ca_out, herd_err *err)
-{
-    *client_out = NULL;
-    *ca_out = NULL;
-    char *wcert = NULL, *wkey = NULL;
-    int rc = temp_ca(cluster_name, ca_out, &wcert, &wkey, err);
-    if (!rc) rc = build((*ca_out)->cert, "temporary CA", wcert, "worker certificate", wkey, "worker key", NULL, NULL,
-                        client_out, err);
-    free(wcert);
-    herd_tls_pem_free(wkey);
-    if (rc) { herd_tls_ca_free(*ca_out); *ca_out = NULL; }
-    return rc ? herd_err_prefix(err, "security: temporary") : 0;
-}
-
-int herd_tls_ca_server_env(const herd_tls_ca *ca, const char *const *hosts, char ***envp_out, herd_err *err)
-{
-    *envp_out = NULL;
-    if (!ca) return herd_err_set(err, HERD_ESTATE, "TLS: the temporary CA is gone (a scheduler certificate is issued "
-                                 "only while start_scheduler runs)");
-    const char *names[64];
-    int rc = sched_names(hosts, names, sizeof names / sizeof *names, NULL, 0, "scheduler certificate", err);
-    char *scert = NULL, *skey = NULL;
-    if (!rc) rc = sched_ident(ca, names, &scert, &skey, err);
-    char **v = rc ? NULL : calloc(4, sizeof *v);
-    if (!rc && !v) rc = herd_err_set(err, -ENOMEM, "out of memory");
-    if (!rc) {
-        if (asprintf(&v[0], "%s=%s", HERD_TLS_ENV_CA, ca->cert) < 0) v[0] = NULL;
-        if (asprintf(&v[1], "%s=%s", HERD_TLS_ENV_CERT, scert) < 0) v[1] = NULL;
-        if (asprintf(&v[2], "%s=%s", HERD_TLS_ENV_KEY, skey) < 0) v[2] = NULL;
-        if (!v[0] || !v[1] || !v[2]) { herd_tls_envp_free(v); v = NULL; rc = herd_err_set(err, -ENOMEM, "out of memory"); }
-    }
-    free(scert);
-    herd_tls_pem_free(skey);
-    *envp_out = v;
-    return rc;
 }
 
 int herd_tls_addr_check(const herd_tls *t, const char *addr, herd_err *err)
@@ -707,7 +492,7 @@ SSL *herd_tls_ssl_new(herd_tls *t, int server, const char *host, herd_err *err)
     if (!ssl || !n || !SSL_set_ex_data(ssl, note_idx, n)) {
         free(n);
         SSL_free(ssl);
-        herd_err_set(err, -ENOMEM, "TLS: cannot create a connection: %s", ossl_reason());
+        herd_err_set(err, -ENOMEM, "TLS: cannot create a connection: %s", tls_ossl_reason());
         ERR_clear_error();
         return NULL;
     }
@@ -715,13 +500,13 @@ SSL *herd_tls_ssl_new(herd_tls *t, int server, const char *host, herd_err *err)
     if (!server && host && *host) {
         snprintf(n->host, sizeof n->host, "%s", host);
         int ok;
-        if (is_ip(host)) ok = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host);
+        if (tls_is_ip(host)) ok = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host);
         else {
             SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
             ok = SSL_set1_host(ssl, host) && SSL_set_tlsext_host_name(ssl, host);
         }
         if (!ok) {
-            herd_err_set(err, HERD_EARG, "TLS: cannot check the server name against host \"%s\": %s", host, ossl_reason());
+            herd_err_set(err, HERD_EARG, "TLS: cannot check the server name against host \"%s\": %s", host, tls_ossl_reason());
             ERR_clear_error();
             SSL_free(ssl);
             return NULL;

@@ -820,8 +820,10 @@ static wk *wk_new(const herd_worker_cfg *cfg, herd_err *err)
         wk_free(w);
         return NULL;
     }
+    char host[256] = "";         /* the scheduler matches `workers` annotations against it */
+    if (gethostname(host, sizeof host - 1)) host[0] = '\0';
     herd_msg_hello h = { HERD_PROTO_VERSION, ROLE_WORKER, herd_pstr_c(w->token), herd_pstr_c(w->name),
-                         w->cfg.nthreads, w->resources, (int64_t)getpid() };
+                         w->cfg.nthreads, w->resources, (int64_t)getpid(), herd_pstr_c(host) };
     if (herd_proto_pack_hello(herd_conn_buf(w->conn), &h)) {
         wk_free(w);
         herd_err_set(err, HERD_EARG, "resources: cannot be encoded for the scheduler");

@@ -134,9 +134,11 @@ HERD_API herd_value *herd_future_arg(const herd_future *f);
 /* ---- annotations (dask.annotate) ----
  * Keys: priority (int, higher first), resources (map name -> number),
  * retries (int), retry_delay (duration; doubles after each retry),
- * timeout (duration), tags (list of strings), workers (list of worker names
- * it may run on), allow_other_workers (bool: any worker while none of those
- * is connected). push merges over the current scope (NULL or "" pushes an
+ * timeout (duration), tags (list of strings), workers (list of the worker
+ * names, host names or addresses it may run on, as Dask's: a host names every
+ * worker on it; while none is connected the task waits, within the client's
+ * no_workers_timeout), allow_other_workers (bool: any worker while none of
+ * those is connected). push merges over the current scope (NULL or "" pushes an
  * empty scope); pop restores the previous one: -HERD_ESTATE when nothing was
  * pushed, -HERD_EARG for a NULL runner. */
 HERD_API int herd_annotate_push(herd_runner *r, const char *annotations, herd_err *err);

@@ -939,7 +939,8 @@ static void test_refused_worker_marks_host(void **state)
 
 /* Hosts in their own network namespaces: the scheduler listens on this
  * side's bridge address, workers dial it across the veth links; with TLS,
- * whose certificate names that address. */
+ * whose certificate names that address. A `workers` annotation naming a
+ * host's address runs the task there. */
 static void test_netns_hosts(void **state)
 {
     need_net();
@@ -964,6 +965,21 @@ static void test_netns_hosts(void **state)
             assert_true(strcmp(seen[0], w) == 0 || strcmp(seen[1], w) == 0);
         }
         cross_host_transfer(r);
+        /* `workers` naming a host by the address its workers dial from:
+         * every task runs there */
+        for (int h = 0; h < 2; h++)
+            for (int i = 0; i < 4; i++) {
+                char ann[128], w[64];
+                snprintf(ann, sizeof ann, "{workers: ['%s']}", net.addr[h]);
+                herd_future *f = NULL;
+                const herd_value *v;
+                if (herd_submit_annotated(r, "ssh_where", herd_tuple("i", 0), ann, &f, &err) ||
+                    herd_future_result(f, TU_WAIT_S, &v, &err))
+                    fail_msg("%s: %s", ann, err.msg);
+                snprintf(w, sizeof w, "%s 2222", net.addr[h]);
+                assert_string_equal(herd_as_str(v), w);
+                herd_future_release(f);
+            }
         herd_flow_end(r, false, &err);
         herd_runner_free(r);
         assert_true(wait_no_procs("ns", 5));

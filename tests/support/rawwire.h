@@ -120,7 +120,7 @@ static inline herd_value *read_message(int fd)
 
 static inline herd_value *hello(const char *token, int proto, int role, const char *name)
 {
-    return herd_tuple("iiissinI", OP_HELLO, proto, role, token, name, 1, (int64_t)getpid());
+    return herd_tuple("iiissinIs", OP_HELLO, proto, role, token, name, 1, (int64_t)getpid(), "");
 }
 
 #endif

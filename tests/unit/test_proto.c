@@ -150,7 +150,8 @@ static herd_value *valid(int op)
     herd_value *res = herd_map();
     herd_map_set(res, "GPU", herd_int(2));
     switch (op) {
-    case OP_HELLO: return herd_tuple("iiissivI", OP_HELLO, HERD_PROTO_VERSION, ROLE_WORKER, "tok", "w-1", 2, res, (int64_t)42);
+    case OP_HELLO: return herd_tuple("iiissivIs", OP_HELLO, HERD_PROTO_VERSION, ROLE_WORKER, "tok", "w-1", 2, res, (int64_t)42,
+                                       "node-1");
     case OP_WELCOME: herd_value_free(res); return herd_tuple("iidiiii", OP_WELCOME, 7, 0.5, 1, 2, 1, HERD_DT_RELAY);
     case OP_REFUSE: herd_value_free(res); return herd_tuple("is", OP_REFUSE, "no");
     case OP_CLOSE: herd_value_free(res); return herd_tuple("is", OP_CLOSE, "bye");
@@ -184,7 +185,7 @@ static herd_value *valid(int op)
 }
 
 static const shape shapes[] = {
-    { OP_HELLO, { "proto", "role", "token", "name", "nthreads", "resources", "pid" }, 0 },
+    { OP_HELLO, { "proto", "role", "token", "name", "nthreads", "resources", "pid", "host" }, 0 },
     { OP_WELCOME, { "id", "heartbeat_interval", "nworkers", "nthreads", "owned", "transfer" }, 0 },
     { OP_REFUSE, { "reason" }, 0 },
     { OP_CLOSE, { "reason" }, 0 },
@@ -269,6 +270,13 @@ static void test_named_errors(void **state)
     refused(OP_HELLO, mutate(v, 5, herd_int(0)), "HELLO: field 'nthreads' is 0, expected 1..65536", NULL);
     refused(OP_HELLO, mutate(v, 5, herd_int(70000)), "field 'nthreads' is 70000", NULL);
     refused(OP_HELLO, mutate(v, 7, herd_int(-5)), "HELLO: field 'pid' is -5", NULL);
+    refused(OP_HELLO, mutate(v, 8, herd_strn("a\0b", 3)), "HELLO: field 'host' is a str of 3 bytes holding a NUL", NULL);
+    char *longhost = malloc(HERD_PROTO_MAX_NAME + 2);
+    memset(longhost, 'h', HERD_PROTO_MAX_NAME + 1);
+    longhost[HERD_PROTO_MAX_NAME + 1] = '\0';
+    refused(OP_HELLO, mutate(v, 8, herd_str(longhost)), "HELLO: field 'host' is a str of 1025 bytes, expected 0..1024", NULL);
+    free(longhost);
+    accepted(OP_HELLO, mutate(v, 8, herd_str("")));         /* host unknown: empty */
     herd_value *cl = mutate(v, 2, herd_int(ROLE_CLIENT));
     accepted(OP_HELLO, mutate(cl, 5, herd_int(0)));          /* a client has no threads */
     herd_value_free(cl);
@@ -357,7 +365,8 @@ static void test_round_trips(void **state)
 
     herd_value *res = herd_map();
     herd_map_set(res, "GPU", herd_float(1.5));
-    herd_msg_hello h = { HERD_PROTO_VERSION, ROLE_WORKER, herd_pstr_c(NULL), herd_pstr_c("w-9"), 3, res, 77 }, h2;
+    herd_msg_hello h = { HERD_PROTO_VERSION, ROLE_WORKER, herd_pstr_c(NULL), herd_pstr_c("w-9"), 3, res, 77,
+                         herd_pstr_c("node-9") }, h2;
     assert_int_equal(herd_proto_pack_hello(&p.sb, &h), 0);
     assert_int_equal(herd_proto_unpack_hello(reread(&p), &h2, &err), 0);
     assert_int_equal(h2.role, ROLE_WORKER);
@@ -365,6 +374,7 @@ static void test_round_trips(void **state)
     assert_true(str_eq(h2.name, "w-9"));
     assert_int_equal(h2.nthreads, 3);
     assert_int_equal(h2.pid, 77);
+    assert_true(str_eq(h2.host, "node-9"));
     assert_true(herd_value_equal(h2.resources, res));
     herd_value_free(h2.resources);
     AGAIN();
