@@ -132,7 +132,7 @@ static herd_value *recv_msg(int fd)
 
 static void peer_hello(int fd, const char *token)
 {
-    send_msg(fd, herd_tuple("iiissinI", OP_HELLO, HERD_PROTO_VERSION, ROLE_PEER, token, "probe", 0, (int64_t)getpid()));
+    send_msg(fd, herd_tuple("iiissinIs", OP_HELLO, HERD_PROTO_VERSION, ROLE_PEER, token, "probe", 0, (int64_t)getpid(), ""));
 }
 
 /* The peer address worker name serves at, from the scheduler's debug line. */
