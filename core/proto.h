@@ -101,7 +101,7 @@ enum {
     OP_HELLO = 1, OP_WELCOME, OP_REFUSE, OP_RUN, OP_DONE, OP_LOG, OP_HEARTBEAT, OP_SECEDE,
     OP_SUBMIT, OP_RELEASE, OP_CANCEL, OP_RESULT, OP_CLOSE, OP_WORKERS, OP_STARTED,
     OP_CONTROL, OP_REPLY, OP_PEER, OP_FREE, OP_MISSING, OP_GET, OP_DATA, OP_HELD, OP_PAUSE, OP_FETCH, OP_VALUE,
-    OP_MAX
+    OP_GETFD, OP_MAX
 };
 
 /* data_transfer (client_kwargs): how held values reach a worker or client.
@@ -264,6 +264,11 @@ int herd_proto_pack_free(msgpack_sbuffer *sb, const herd_msg_key *m);
 int herd_proto_unpack_free(const msgpack_object *msg, herd_msg_key *out, herd_err *err);
 int herd_proto_pack_get(msgpack_sbuffer *sb, const herd_msg_key *m);
 int herd_proto_unpack_get(const msgpack_object *msg, herd_msg_key *out, herd_err *err);
+/* GETFD [key]: GET from a peer of this host (Unix socket): the answer's bytes
+ * payloads of HERD_SHM_MIN or more may come as memfd descriptors attached to
+ * its first raw byte (ext type 2 in their place; core/shm.h). */
+int herd_proto_pack_getfd(msgpack_sbuffer *sb, const herd_msg_key *m);
+int herd_proto_unpack_getfd(const msgpack_object *msg, herd_msg_key *out, herd_err *err);
 
 typedef struct herd_msg_missing { uint64_t key; int attempt; uint64_t input; } herd_msg_missing;
 int herd_proto_pack_missing(msgpack_sbuffer *sb, const herd_msg_missing *m);

@@ -89,6 +89,15 @@ static void test_value(void **state)
     v = herd_bytes(NULL, 0);
     assert_non_null(v);
     herd_value_free(v);
+    assert_null(herd_bytes_alloc(16, NULL));
+    assert_null(herd_bytes_alloc_shm(16, NULL));
+    void *p = (void *)1;
+    assert_null(herd_bytes_alloc(SIZE_MAX, &p));                 /* no memory for that */
+    assert_null(p);
+    assert_null(herd_bytes_take_fn(NULL, 5, NULL, NULL));
+    v = herd_bytes_take_fn(NULL, 0, NULL, NULL);
+    assert_int_equal(herd_len(v), 0);
+    herd_value_free(v);
     assert_null(herd_tuple(NULL));
     assert_null(herd_tuple("Q"));
     assert_int_equal(herd_array_push(NULL, herd_int(1)), -HERD_EARG);
