@@ -28,9 +28,10 @@ DEB_PKGS    := build-essential pkg-config libevent-dev libmsgpack-dev libyaml-de
 # (network namespaces for the multi-host ssh test), ps and pgrep (to find what
 # a failed test left), nm (tests/install/test_exports.sh), Dask (the defaults
 # compared with Dask's in test_local, and bench/), clang with its libFuzzer
-# runtime (make fuzz).
+# runtime (make fuzz), a real Slurm with munge (the SLURMCluster tests start
+# munged, slurmctld and slurmd themselves: tests/slurm/slurm.sh).
 DEB_TEST_PKGS := openssh-server openssh-client iproute2 procps binutils python3-distributed \
-                 clang libclang-rt-14-dev
+                 clang libclang-rt-14-dev slurmctld slurmd slurm-client munge
 
 PKG_CFLAGS  = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS    = $(shell pkg-config --libs libevent libevent_pthreads libevent_openssl msgpack yaml-0.1 libcurl openssl 2>/dev/null)

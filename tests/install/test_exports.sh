@@ -1,11 +1,13 @@
 #!/bin/sh
 # tests/install/test_exports.sh — what the built shared objects export
 # (nm -D --defined-only), checked against what each must: libherd.so only
-# herd_* (the public API, HERD_API); each provider .so only herd_providers
-# and the descriptors its sources declare with HERD_PROVIDER(sym); each task
-# plugin nothing (its tasks register through constructors). Anything more is
-# a symbol that leaks into every program that loads it. Run by `make test`
-# (tests/run.sh) with BUILD set; exits 77 (skipped) without nm.
+# herd_* (the public API, HERD_API); each provider .so only herd_providers,
+# the descriptors its sources declare with HERD_PROVIDER(sym) and helpers
+# named after one of them for the herd command (SLURMCluster_job_script);
+# each task plugin nothing (its tasks register through constructors).
+# Anything more is a symbol that leaks into every program that loads it.
+# Run by `make test` (tests/run.sh) with BUILD set; exits 77 (skipped)
+# without nm.
 cd "$(dirname "$0")/../.." || exit 1
 b=${BUILD:-build}
 if ! command -v nm >/dev/null 2>&1; then
@@ -21,7 +23,7 @@ exports() {
 # check FILE EXPECTED-SORTED-LIST WHAT
 check() {
     got=$(exports "$1") || { echo "FAIL $1: nm failed"; bad=1; return; }
-    extra=$(printf '%s\n' "$got" | grep -vxF -e "$2" -e '' | grep -v "$3")
+    extra=$(printf '%s\n' "$got" | grep -vxF -e "$2" -e '' | grep -Ev "$3")
     missing=$(printf '%s\n' "$2" | grep -v '^$' | grep -vxF -e "$got" -e '')
     if [ -n "$extra" ] || [ -n "$missing" ]; then
         bad=1
@@ -38,8 +40,10 @@ n=0
 for d in providers/*/; do
     p=$(basename "$d"); so=$b/providers/$p.so; n=$((n + 1))
     [ -f "$so" ] || { echo "FAIL $so: not built"; bad=1; continue; }
-    want=$( (echo herd_providers; sed -n 's/.*HERD_PROVIDER(\([A-Za-z_][A-Za-z0-9_]*\)).*/\1/p' "$d"*.c) | sort -u)
-    check "$so" "$want" '^$'
+    classes=$(sed -n 's/.*HERD_PROVIDER(\([A-Za-z_][A-Za-z0-9_]*\)).*/\1/p' "$d"*.c | sort -u)
+    want=$( (echo herd_providers; echo "$classes") | sort -u)
+    helpers=$(printf '%s\n' $classes | sed 's/.*/^&_[a-z][a-z_]*$/' | paste -sd'|')
+    check "$so" "$want" "${helpers:-^$}"
 done
 for d in plugins/*/; do
     p=$(basename "$d"); so=$b/plugins/$p.so; n=$((n + 1))
