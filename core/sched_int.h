@@ -122,6 +122,7 @@ struct herd_sched {
     double no_workers_since;   /* ready tasks and no worker since then; 0: not so */
     int dispatch_pending;
     int closing_all;           /* every worker was told to close: values they held are not recomputed */
+    int lifetime_retired;      /* workers that asked to retire (their lifetime passed) */
     char unix_path[128];
 };
 

@@ -35,6 +35,7 @@ typedef struct local_opts {
     const herd_value *env;        /* map, or NULL */
     const char *name;             /* NULL: "local" */
     const char *local_directory;  /* NULL: the cluster's private directory */
+    double lifetime, lifetime_stagger;   /* seconds, 0: none */
 } local_opts;
 #define LF(m) HERD_PARAM_FIELD(local_opts, m)
 
@@ -71,6 +72,7 @@ static const herd_param params[] = {
       "memory_limit, each in its own herd-spill-<worker>-XXXXXX directory removed when the worker ends. "
       "null: inside the cluster's private temporary directory.",
       HERD_PARAM_NULLABLE, 0, 0, LF(local_directory) },
+    HERD_PARAMS_LIFETIME(local_opts, lifetime, lifetime_stagger),
     { NULL }
 };
 
@@ -90,6 +92,7 @@ struct herd_cluster {
     bool processes;
     int n_workers, nthreads;
     int64_t memory_limit;       /* bytes, 0 = none */
+    double lifetime, lifetime_stagger;   /* seconds, 0 = none */
     herd_value *resources;      /* map, owned */
     char **extra_env;           /* "KEY=VALUE", from the env kwarg */
     char prefix[48];
@@ -189,6 +192,8 @@ static int lc_create(herd_cluster **out, const herd_value *kw, const herd_cluste
     int rc = herd_kwargs_bind(params, kw, &o, sizeof o, err);
     if (rc) { cluster_free(c); return herd_err_prefix(err, "cluster_kwargs"); }
     c->processes = o.processes;
+    c->lifetime = o.lifetime;
+    c->lifetime_stagger = o.lifetime_stagger;
     int nw = o.n_workers, tpw = o.threads_per_worker;
     if (nw < -1 || nw > 100000 || tpw == 0 || tpw < -1)
         rc = herd_err_set(err, HERD_ECONFIG, "cluster_kwargs: n_workers %d / threads_per_worker %d: "
@@ -197,7 +202,7 @@ static int lc_create(herd_cluster **out, const herd_value *kw, const herd_cluste
     /* LocalCluster.__init__: */
     int cpu = local_cpu_count();
     if (nw < 0 && tpw < 0) {
-        if (c->processes) local_nprocesses_nthreads(cpu, &nw, &tpw);
+        if (c->processes) herd_nprocesses_nthreads(cpu, &nw, &tpw);
         else { nw = 1; tpw = cpu; }
     }
     if (nw < 0) nw = c->processes ? (cpu / tpw > 1 ? cpu / tpw : 1) : 1;
@@ -295,6 +300,7 @@ static int start_one(herd_cluster *c, herd_err *err)
         .name = w->name, .nthreads = c->nthreads,
         .resources = herd_len(c->resources) ? c->resources : NULL,
         .memory_limit = c->processes ? c->memory_limit : 0,   /* as in Dask: processes only */
+        .lifetime = c->lifetime, .lifetime_stagger = c->lifetime_stagger,
     };
     int rc;
     if (!c->processes) {

@@ -62,6 +62,7 @@ const herd_param slurm_params[] = {
       0, 0.05, 3600, SF(poll_interval) },
     { "pending_report", HERD_PARAM_DURATION, "\"60s\"", "A job PENDING longer than this is "
       "reported (log and status) with Slurm's reason.", 0, 0, 86400, SF(pending_report) },
+    HERD_PARAMS_LIFETIME(slurm_opts, lifetime, lifetime_stagger),
     { NULL }
 };
 
@@ -72,15 +73,6 @@ void slurm_format_mem(int64_t n, char *out, size_t cap)
     else if (n >= M) snprintf(out, cap, "%lldM", (long long)((n + M - 1) / M));
     else if (n >= K) snprintf(out, cap, "%lldK", (long long)((n + K - 1) / K));
     else snprintf(out, cap, "1K");
-}
-
-/* dask-jobqueue's nprocesses_nthreads (the same rule as LocalCluster's). */
-static int default_processes(int cores)
-{
-    if (cores <= 4) return cores;
-    for (int f = 1; f <= cores; f++)
-        if (cores % f == 0 && (long)f * f >= cores) return f;
-    return cores;
 }
 
 static int check_lines(const herd_value *v, const char *key, bool one_line, herd_err *err)
@@ -108,7 +100,7 @@ int slurm_opts_load(const herd_value *kwargs, herd_value **validated, slurm_opts
         return herd_err_set(err, HERD_ECONFIG, "cluster_kwargs.memory: expected the memory of one "
                             "job, such as \"4GiB\" or \"27GB\", got %s",
                             o->memory == HERD_SIZE_AUTO ? "\"auto\"" : "0");
-    if (o->processes == 0) o->processes = default_processes(o->cores);
+    if (o->processes == 0) herd_nprocesses_nthreads(o->cores, &o->processes, NULL);
     if (o->processes > o->cores)
         return herd_err_set(err, HERD_ECONFIG, "cluster_kwargs.processes: %d workers per job with "
                             "cores %d: expected processes <= cores (each worker needs a thread)",
