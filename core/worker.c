@@ -823,8 +823,6 @@ static int spec_cfg(const herd_cluster_env *env, const herd_worker_spec *spec, h
     cfg->name = spec->name;
     cfg->nthreads = spec->nthreads;
     cfg->resources = spec->resources;
-    cfg->lifetime = spec->lifetime;
-    cfg->lifetime_stagger = spec->lifetime_stagger;
     cfg->connect_timeout = 30;
     return 0;
 }
@@ -929,7 +927,7 @@ int herd_worker_argv(const herd_cluster_env *env, const herd_worker_spec *spec, 
     if (vrc) return vrc;
     size_t n = 0;
     while (env->worker_argv && env->worker_argv[n]) n++;
-    char **v = calloc(n + 16, sizeof *v);
+    char **v = calloc(n + 12, sizeof *v);
     if (!v) return herd_err_set(err, -ENOMEM, "out of memory");
     size_t k = 0;
     for (size_t i = 0; i < n; i++) v[k++] = strdup(env->worker_argv[i]);
@@ -957,14 +955,6 @@ int herd_worker_argv(const herd_cluster_env *env, const herd_worker_spec *spec, 
     if (spec->memory_limit > 0) {
         snprintf(buf, sizeof buf, "%lld", (long long)spec->memory_limit);
         v[k++] = strdup("--herd-memory-limit");
-        v[k++] = strdup(buf);
-    }
-    if (spec->lifetime > 0) {
-        snprintf(buf, sizeof buf, "%.17g", spec->lifetime);
-        v[k++] = strdup("--herd-lifetime");
-        v[k++] = strdup(buf);
-        snprintf(buf, sizeof buf, "%.17g", spec->lifetime_stagger > 0 ? spec->lifetime_stagger : 0);
-        v[k++] = strdup("--herd-lifetime-stagger");
         v[k++] = strdup(buf);
     }
     v[k] = NULL;

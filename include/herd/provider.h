@@ -60,7 +60,9 @@ typedef struct herd_param {
  * (Dask's worker --lifetime, --lifetime-stagger; dask-jobqueue's
  * worker_extra_args idiom), one definition for every provider's schema,
  * bound to two double fields of `type` (seconds; null, the default, leaves
- * them 0: none). The provider copies them into each herd_worker_spec. */
+ * them 0: none). The provider gives them to its worker processes as
+ * HERD_LIFETIME and HERD_LIFETIME_STAGGER in their environment (seconds; the
+ * worker flags --herd-lifetime, --herd-lifetime-stagger take precedence). */
 #define HERD_PARAMS_LIFETIME(type, life, stagger)                                                   \
     { "lifetime", HERD_PARAM_DURATION, "null", "Each worker retires gracefully after this long "    \
       "(\"55m\", \"3s\"), as Dask's --lifetime: it asks the scheduler to retire it, takes no new " \
@@ -129,11 +131,6 @@ typedef struct herd_worker_spec {
     int nthreads;                  /* >= 1 */
     const herd_value *resources;   /* map name -> number, or NULL */
     int64_t memory_limit;          /* bytes, 0 = none */
-    double lifetime;               /* seconds, 0 = none: Dask's --lifetime; past it (varied by a
-                                      uniform +/- lifetime_stagger) the worker asks the
-                                      scheduler to retire it, finishes its running tasks and
-                                      exits 0 (flags --herd-lifetime, --herd-lifetime-stagger) */
-    double lifetime_stagger;       /* seconds, 0 = none */
 } herd_worker_spec;
 
 typedef struct herd_cluster_env {

@@ -92,7 +92,6 @@ struct herd_cluster {
     bool processes;
     int n_workers, nthreads;
     int64_t memory_limit;       /* bytes, 0 = none */
-    double lifetime, lifetime_stagger;   /* seconds, 0 = none */
     herd_value *resources;      /* map, owned */
     char **extra_env;           /* "KEY=VALUE", from the env kwarg */
     char prefix[48];
@@ -131,14 +130,16 @@ static int check_resources(const herd_value *res, herd_err *err)
 }
 
 /* The env kwarg's variables, then HERD_LOCAL_DIRECTORY for local_directory
- * (the worker reads it: herd_worker_argv has no field for it). */
-static int build_env(herd_cluster *c, const herd_value *env, const char *local_directory, herd_err *err)
+ * and HERD_LIFETIME(_STAGGER) for lifetime (the worker reads them:
+ * herd_worker_spec has no field for them). */
+static int build_env(herd_cluster *c, const herd_value *env, const local_opts *o, herd_err *err)
 {
+    const char *local_directory = o->local_directory;
     size_t n = herd_typeof(env) == HERD_MAP ? herd_len(env) : 0;
     if (herd_typeof(env) != HERD_NIL && herd_typeof(env) != HERD_MAP)
         return herd_err_set(err, HERD_ECONFIG, "cluster_kwargs.env: expected a map name -> "
                             "string, got %s", herd_type_name(herd_typeof(env)));
-    if (!(c->extra_env = calloc(n + 2, sizeof *c->extra_env)))
+    if (!(c->extra_env = calloc(n + 4, sizeof *c->extra_env)))
         return herd_err_set(err, -ENOMEM, "cluster_kwargs.env: out of memory");
     for (size_t i = 0; i < n; i++) {
         const char *k = herd_key_at(env, i);
@@ -160,6 +161,20 @@ static int build_env(herd_cluster *c, const herd_value *env, const char *local_d
         if (asprintf(&c->extra_env[n], "HERD_LOCAL_DIRECTORY=%s", local_directory) < 0) {
             c->extra_env[n] = NULL;
             return herd_err_set(err, -ENOMEM, "cluster_kwargs.local_directory: out of memory");
+        }
+        n++;
+    }
+    if (o->lifetime > 0) {
+        if (!o->processes)
+            return herd_err_set(err, HERD_ECONFIG, "cluster_kwargs.lifetime: %g s with processes: false: "
+                                "expected processes: true (a worker thread does not retire itself)", o->lifetime);
+        if (asprintf(&c->extra_env[n], "HERD_LIFETIME=%.17g", o->lifetime) < 0) {
+            c->extra_env[n] = NULL;
+            return herd_err_set(err, -ENOMEM, "cluster_kwargs.lifetime: out of memory");
+        }
+        if (asprintf(&c->extra_env[n + 1], "HERD_LIFETIME_STAGGER=%.17g", o->lifetime_stagger) < 0) {
+            c->extra_env[n + 1] = NULL;
+            return herd_err_set(err, -ENOMEM, "cluster_kwargs.lifetime: out of memory");
         }
     }
     return 0;
@@ -192,8 +207,6 @@ static int lc_create(herd_cluster **out, const herd_value *kw, const herd_cluste
     int rc = herd_kwargs_bind(params, kw, &o, sizeof o, err);
     if (rc) { cluster_free(c); return herd_err_prefix(err, "cluster_kwargs"); }
     c->processes = o.processes;
-    c->lifetime = o.lifetime;
-    c->lifetime_stagger = o.lifetime_stagger;
     int nw = o.n_workers, tpw = o.threads_per_worker;
     if (nw < -1 || nw > 100000 || tpw == 0 || tpw < -1)
         rc = herd_err_set(err, HERD_ECONFIG, "cluster_kwargs: n_workers %d / threads_per_worker %d: "
@@ -238,7 +251,7 @@ static int lc_create(herd_cluster **out, const herd_value *kw, const herd_cluste
         c->resources = o.resources ? herd_value_copy(o.resources) : herd_map();
         if (!c->resources) rc = herd_err_set(err, -ENOMEM, "LocalCluster: out of memory");
     }
-    if (!rc) rc = build_env(c, o.env, o.local_directory, err);
+    if (!rc) rc = build_env(c, o.env, &o, err);
     if (!rc) {
         const char *name = o.name ? o.name : "local";
         if (!herd_name_prefix_ok(name))
@@ -300,7 +313,6 @@ static int start_one(herd_cluster *c, herd_err *err)
         .name = w->name, .nthreads = c->nthreads,
         .resources = herd_len(c->resources) ? c->resources : NULL,
         .memory_limit = c->processes ? c->memory_limit : 0,   /* as in Dask: processes only */
-        .lifetime = c->lifetime, .lifetime_stagger = c->lifetime_stagger,
     };
     int rc;
     if (!c->processes) {

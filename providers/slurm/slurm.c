@@ -380,8 +380,7 @@ static int grow(void **v, size_t *cap, size_t need, size_t size)
 /* The worker command (its name a placeholder the script replaces). */
 static int worker_cmd(herd_cluster *c, char ***argv, herd_err *err)
 {
-    herd_worker_spec spec = { .name = "NAME", .nthreads = c->o.nthreads, .memory_limit = c->o.worker_memory,
-                              .lifetime = c->o.lifetime, .lifetime_stagger = c->o.lifetime_stagger };
+    herd_worker_spec spec = { .name = "NAME", .nthreads = c->o.nthreads, .memory_limit = c->o.worker_memory };
     return herd_worker_argv(c->env, &spec, argv, err);
 }
 

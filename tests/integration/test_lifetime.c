@@ -42,22 +42,6 @@ static int t_check(herd_task_ctx *ctx, const herd_value *args, herd_value **out)
 }
 HERD_TASK(t_check);
 
-static int count_lines(tu_log *l, const char *w1, const char *w2)
-{
-    int n = 0;
-    pthread_mutex_lock(&l->mu);
-    for (const char *p = l->text; p && *p;) {
-        const char *e = strchr(p, '\n');
-        size_t len = e ? (size_t)(e - p) : strlen(p);
-        char *line = strndup(p, len);
-        if (line && strstr(line, w1) && (!w2 || strstr(line, w2))) n++;
-        free(line);
-        p += len + (e ? 1 : 0);
-    }
-    pthread_mutex_unlock(&l->mu);
-    return n;
-}
-
 /* Waves of producer/consumer pairs (a consumer reads the previous wave's
  * producer, often held by a worker that retired since) until `want` workers
  * retired by lifetime; then every result must be right. */
@@ -88,14 +72,14 @@ static void run_waves(const char *ck, const char *ak, int want, const char *repl
             assert_int_equal(tu_int_result(chk[i]), nw ? i - WAVE : i);
         }
         nw++;
-        if (count_lines(&log, "retiring: lifetime", NULL) >= want &&
-            count_lines(&log, replaced, NULL) >= want)
+        if (tu_log_count(&log, "retiring: lifetime", NULL) >= want &&
+            tu_log_count(&log, replaced, NULL) >= want)
             break;
     }
-    int retiring = count_lines(&log, "retiring: lifetime", NULL);
-    if (retiring < want || count_lines(&log, replaced, NULL) < want)
+    int retiring = tu_log_count(&log, "retiring: lifetime", NULL);
+    if (retiring < want || tu_log_count(&log, replaced, NULL) < want)
         fail_msg("after %d waves: %d workers retiring by lifetime, %d \"%s\" lines; expected %d", nw, retiring,
-                 count_lines(&log, replaced, NULL), replaced, want);
+                 tu_log_count(&log, replaced, NULL), replaced, want);
     for (int i = 0; i < nw * WAVE; i++) {
         assert_int_equal(herd_future_state(blob[i]), HERD_COMPLETED);
         assert_int_equal(herd_future_state(chk[i]), HERD_COMPLETED);
@@ -103,8 +87,8 @@ static void run_waves(const char *ck, const char *ak, int want, const char *repl
         herd_future_release(blob[i]);
     }
     /* workers that retired left when told to, none died */
-    assert_int_equal(count_lines(&log, "died after", NULL), 0);
-    assert_int_equal(count_lines(&log, ") left: ", NULL), 0);
+    assert_int_equal(tu_log_count(&log, "died after", NULL), 0);
+    assert_int_equal(tu_log_count(&log, ") left: ", NULL), 0);
     tu_flow_end(r);
     tu_log_free(&log);
 }
