@@ -63,6 +63,10 @@ const herd_param slurm_params[] = {
     { "pending_report", HERD_PARAM_DURATION, "\"60s\"", "A job PENDING longer than this is "
       "reported (log and status) with Slurm's reason.", 0, 0, 86400, SF(pending_report) },
     HERD_PARAMS_LIFETIME(slurm_opts, lifetime, lifetime_stagger),
+    { "worker_extra_args", HERD_PARAM_LIST, "[]", "dask-jobqueue's extra worker flags, for its "
+      "lifetime idiom: [\"--lifetime\", \"55m\", \"--lifetime-stagger\", \"4m\"] (or "
+      "\"--lifetime=55m\") is the same as lifetime: 55m, lifetime_stagger: 4m. Other flags are "
+      "refused (herd workers take no Dask flags).", 0, 0, 0, SF(worker_extra_args) },
     { NULL }
 };
 
@@ -85,6 +89,34 @@ static int check_lines(const herd_value *v, const char *key, bool one_line, herd
         if (one_line && strchr(s, '\n'))
             return herd_err_set(err, HERD_ECONFIG, "cluster_kwargs.%s[%zu]: \"%.60s\": expected one "
                                 "line", key, i, s);
+    }
+    return 0;
+}
+
+/* worker_extra_args: dask-jobqueue's --lifetime and --lifetime-stagger
+ * (each "--flag value" or "--flag=value"), into lifetime and lifetime_stagger. */
+static int extra_args(slurm_opts *o, herd_err *err)
+{
+    const herd_value *a = o->worker_extra_args;
+    for (size_t i = 0; i < herd_len(a); i++) {
+        const char *s = herd_as_str(herd_at(a, i));
+        if (!s)
+            return herd_err_set(err, HERD_ECONFIG, "cluster_kwargs.worker_extra_args[%zu]: expected a string, "
+                                "got %s", i, herd_type_name(herd_typeof(herd_at(a, i))));
+        const char *eq = strchr(s, '=');
+        size_t n = eq ? (size_t)(eq - s) : strlen(s);
+        double *out = n == 10 && !strncmp(s, "--lifetime", n) ? &o->lifetime
+                    : n == 18 && !strncmp(s, "--lifetime-stagger", n) ? &o->lifetime_stagger : NULL;
+        if (!out)
+            return herd_err_set(err, HERD_ECONFIG, "cluster_kwargs.worker_extra_args[%zu]: \"%.60s\": expected "
+                                "--lifetime or --lifetime-stagger (herd workers take no other Dask flags)", i, s);
+        herd_value *own = eq ? herd_str(eq + 1) : NULL;
+        const herd_value *v = eq ? own : i + 1 < herd_len(a) ? herd_at(a, ++i) : NULL;
+        int rc = v ? herd_value_duration(v, out) : -HERD_EARG;
+        herd_value_free(own);
+        if (rc)
+            return herd_err_set(err, HERD_ECONFIG, "cluster_kwargs.worker_extra_args[%zu]: %.*s: expected a "
+                                "duration after it, such as \"55m\"", i, (int)n, s);
     }
     return 0;
 }
@@ -125,6 +157,7 @@ int slurm_opts_load(const herd_value *kwargs, herd_value **validated, slurm_opts
     if (strncmp(o->shebang, "#!", 2) != 0)
         return herd_err_set(err, HERD_ECONFIG, "cluster_kwargs.shebang: \"%.60s\": expected a line "
                             "starting with #!", o->shebang);
+    if ((rc = extra_args(o, err))) return rc;
     if ((rc = check_lines(o->extra, "job_extra_directives", true, err)) ||
         (rc = check_lines(o->skip, "job_directives_skip", true, err)) ||
         (rc = check_lines(o->prologue, "job_script_prologue", false, err)) ||

@@ -119,6 +119,10 @@ static void test_bad_lifetime(void **state)
     o.cluster_kwargs = "{n_workers: 1, lifetime_stagger: -3}";
     assert_int_not_equal(herd_runner_new(&r, &o, &err), 0);
     assert_non_null(strstr(err.msg, "lifetime_stagger"));
+    o.cluster_kwargs = "{n_workers: 1, processes: false, lifetime: 5s}";   /* a thread does not retire itself */
+    assert_int_not_equal(herd_runner_new(&r, &o, &err), 0);
+    assert_non_null(strstr(err.msg, "cluster_kwargs.lifetime"));
+    assert_non_null(strstr(err.msg, "processes: true"));
 }
 
 int main(int argc, char **argv)
