@@ -4,10 +4,9 @@
  * remove), so every provider gets it. A fixed cluster (no adapt_kwargs) runs
  * it as a nanny: the intended size is the count start() brought up, and a
  * worker that dies is replaced (Dask's LocalCluster(processes=True) nanny),
- * as is one that retired itself when its lifetime passed (counted by the
- * scheduler: load.lifetime_retired),
  * with backoff while workers keep dying at start; the death's cause (the
- * provider's status detail) is logged. An adaptive cluster's intended size
+ * provider's status detail) is logged. So is one that retired itself when
+ * its lifetime passed (the scheduler counts them: load.lifetime_retired). An adaptive cluster's intended size
  * is the load's target. The adaptive rules are Dask's
  * (distributed/deploy/adaptive_core.py, adaptive.py and
  * Scheduler.adaptive_target, 2022.12):
