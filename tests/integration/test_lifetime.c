@@ -120,7 +120,10 @@ static void test_bad_lifetime(void **state)
     assert_int_not_equal(herd_runner_new(&r, &o, &err), 0);
     assert_non_null(strstr(err.msg, "lifetime_stagger"));
     o.cluster_kwargs = "{n_workers: 1, processes: false, lifetime: 5s}";   /* a thread does not retire itself */
-    assert_int_not_equal(herd_runner_new(&r, &o, &err), 0);
+    o.client_kwargs = "{start: eager}";                    /* the cluster is made at flow begin */
+    assert_int_equal(herd_runner_new(&r, &o, &err), 0);
+    assert_int_not_equal(herd_flow_begin(r, "lifetime-threads", &err), 0);
+    herd_runner_free(r);
     assert_non_null(strstr(err.msg, "cluster_kwargs.lifetime"));
     assert_non_null(strstr(err.msg, "processes: true"));
 }
