@@ -22,16 +22,19 @@ SOVERSION   := 0
 PKGS        := libevent libevent_pthreads libevent_openssl msgpack yaml-0.1 libcurl openssl cmocka \
                jansson libxml-2.0
 DEB_PKGS    := build-essential pkg-config libevent-dev libmsgpack-dev libyaml-dev \
-               libcurl4-openssl-dev libssl-dev libcmocka-dev libjansson-dev libxml2-dev
+               libcurl4-openssl-dev libssl-dev libcmocka-dev libjansson-dev libxml2-dev xxd
 # What the tests need beyond the build (README.md, "Dependencies", says which
 # test needs what): a real sshd and ssh client (the ssh provider's tests), ip
 # (network namespaces for the multi-host ssh test), ps and pgrep (to find what
 # a failed test left), nm (tests/install/test_exports.sh), Dask (the defaults
 # compared with Dask's in test_local, and bench/), clang with its libFuzzer
 # runtime (make fuzz), a real Slurm with munge (the SLURMCluster tests start
-# munged, slurmctld and slurmd themselves: tests/slurm/slurm.sh).
+# munged, slurmctld and slurmd themselves: tests/slurm/slurm.sh), Prometheus's text
+# parser (the /metrics test) and Chromium (the dashboard page loaded headless,
+# tests/integration/test_observe.c).
 DEB_TEST_PKGS := openssh-server openssh-client iproute2 procps binutils python3-distributed \
-                 clang libclang-rt-14-dev slurmctld slurmd slurm-client munge
+                 clang libclang-rt-14-dev slurmctld slurmd slurm-client munge \
+                 python3-prometheus-client chromium
 
 PKG_CFLAGS  = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS    = $(shell pkg-config --libs libevent libevent_pthreads libevent_openssl msgpack yaml-0.1 libcurl openssl 2>/dev/null)
@@ -82,7 +85,8 @@ FUZZ_SRC     := $(wildcard tests/fuzz/fuzz_*.c)
 # providers that break a conformance rule on purpose (not test_*.c)
 CONF_PROV_SRC := $(filter-out tests/conformance/test_%.c,$(wildcard tests/conformance/*.c))
 
-CORE_OBJ  := $(CORE_SRC:%.c=$(BUILD)/obj/%.o)
+# the live page (core/dashboard.html) is compiled into libherd as a C array
+CORE_OBJ  := $(CORE_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/dashboard_html.o
 LIBSO     := $(BUILD)/lib/libherd.so.$(VERSION)
 LIBA      := $(BUILD)/lib/libherd.a
 HERD_BIN  := $(BUILD)/bin/herd
@@ -144,6 +148,13 @@ $(BUILD)/obj/tests/fixtures/%.o: tests/fixtures/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_PUB) -c $< -o $@
 $(CONF_PROV_SRC:%.c=$(BUILD)/obj/%.o): $(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_PUB) -c $< -o $@
+
+$(BUILD)/gen/dashboard_html.c: core/dashboard.html
+	@mkdir -p $(dir $@)
+	(cd core && xxd -i dashboard.html) > $@.tmp && mv $@.tmp $@
+$(BUILD)/obj/gen/dashboard_html.o: $(BUILD)/gen/dashboard_html.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_PUB) -c $< -o $@
 

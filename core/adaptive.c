@@ -84,6 +84,7 @@ struct herd_adaptive {
     size_t nseen, capseen;
     double death_backoff, death_until;   /* workers dying at start: replacements wait */
     int lifetime_replaced;     /* of the scheduler's lifetime_retired, stops already replaced */
+    int noted_target, noted_size;        /* the last decision told to ops->note */
 };
 
 
@@ -307,6 +308,7 @@ static void decide(herd_adaptive *a, int full)
     if (full) finish_retires(a);
     size_t ninfo;
     provider_status(a, &ninfo);
+    if (a->ops->provider) a->ops->provider(a->s, a->prov->name, a->info, ninfo);   /* for the dashboard */
     double now = herd_now();
     note_deaths(a, &l, ninfo, now);
 
@@ -338,6 +340,11 @@ static void decide(herd_adaptive *a, int full)
     int target = a->cfg.fixed ? a->cfg.minimum : herd_adaptive_target(&a->cfg, &l, a->tpw, why, sizeof why);
     if (a->cfg.fixed) snprintf(why, sizeof why, "a fixed cluster of %d", target);
 
+    if (a->ops->note && (target != a->noted_target || size != a->noted_size)) {   /* for the dashboard */
+        a->ops->note(a->s, target, size, why);
+        a->noted_target = target;
+        a->noted_size = size;
+    }
     if (target >= size) a->ncounts = 0;           /* Dask: close_counts.clear() */
     if (target > size_up) {
         if (now < a->retry_at || now < a->death_until) goto out;
@@ -509,6 +516,7 @@ int herd_adaptive_start(herd_adaptive **out, const herd_adaptive_cfg *cfg, const
     a->env = env;
     a->tpw = 1;
     atomic_init(&a->poked, 0);
+    a->noted_target = a->noted_size = -1;
     if (!(a->info = calloc(64, sizeof *a->info))) { free(a); return herd_err_set(err, -ENOMEM, "adaptive: out of memory"); }
     a->capinfo = 64;
     pthread_mutex_init(&a->mu, NULL);

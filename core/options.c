@@ -24,6 +24,8 @@ static const herd_param client_params[] = {
     { "tls_key", HERD_PARAM_STRING, "null", "its unencrypted private key (PEM; default: in tls_cert)", HERD_PARAM_NULLABLE | HERD_PARAM_SECRET, 0, 0, CF(tls_key) },
     { "no_workers_timeout", HERD_PARAM_DURATION, "60", "a task no worker can run for this long ends Crashed, saying why (Dask's scheduler no-workers-timeout); null: wait forever", HERD_PARAM_NULLABLE, 0.001, 1e6, CF(no_workers_timeout) },
     { "start", HERD_PARAM_STRING, "\"lazy\"", "when a temporary cluster starts: lazy (on the first submit, or whatever needs workers) or eager (in herd_flow_begin)", 0, 0, 0, CF(start) },
+    { "dashboard_address", HERD_PARAM_STRING, "null", "a temporary cluster's HTTP endpoint (live page, /metrics, /health, /api/v1): HOST:PORT such as 127.0.0.1:8787 (port 0: any free one), :PORT for every interface (needs the token); null: none", HERD_PARAM_NULLABLE, 0, 0, CF(dashboard_address) },
+    { "performance_report_path", HERD_PARAM_STRING, "null", "an HTML file written when the flow run ends: the task stream, per task name counts and durations, workers, transfers, adaptive decisions (prefect-dask's performance_report_path)", HERD_PARAM_NULLABLE, 0, 0, CF(performance_report_path) },
     { "log_level", HERD_PARAM_STRING, "null", "least level of the flow's log lines and its workers': debug, info, warning or error (null: $HERD_LOG_LEVEL, else info)", HERD_PARAM_NULLABLE, 0, 0, CF(log_level_name) },
     { NULL }
 };
@@ -111,6 +113,13 @@ int herd_run_opts_check(herd_run_opts *o, herd_err *err)
         if (with)
             return herd_err_set(err, HERD_EARG, "address \"%s\" connects to an existing scheduler; %s only applies to "
                                 "a temporary cluster and cannot be given with it", o->address, with);
+        if (o->client.performance_report_path)
+            return herd_err_set(err, HERD_EARG, "client_kwargs.performance_report_path: the report is made from a temporary "
+                                "cluster's scheduler; with address \"%s\" there is none in this process", o->address);
+        if (o->client.dashboard_address)
+            return herd_err_set(err, HERD_EARG, "client_kwargs.dashboard_address: the HTTP endpoint belongs to a temporary "
+                                "cluster's scheduler; with address \"%s\" use that scheduler's own (herd scheduler "
+                                "--dashboard-address)", o->address);
         herd_addr a;
         if ((rc = herd_addr_parse(o->address, &a, err))) return herd_err_prefix(err, "address");
         return 0;

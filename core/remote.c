@@ -361,4 +361,4 @@ static int rops_has(void *ud, const char *name)
 
 static int rops_nworkers(void *ud, int *nthreads) { return herd_remote_workers(ud, nthreads); }
 
-const herd_sched_ops herd_remote_ops = { rops_load, rops_drain, rops_has, rops_nworkers, &herd_remote_tp };
+const herd_sched_ops herd_remote_ops = { rops_load, rops_drain, rops_has, rops_nworkers, NULL, NULL, &herd_remote_tp };

@@ -680,6 +680,7 @@ static int start_cluster(flow_runner *r, herd_err *err)
         .allowed_failures = r->opts.client.allowed_failures,
         .no_workers_timeout = r->opts.client.no_workers_timeout,
         .log = r->log, .log_ud = r->log_ud, .tls = r->tls,
+        .http = r->opts.client.dashboard_address,
     };
     if ((rc = herd_sched_start(&r->sched, &sc, r->addr, sizeof r->addr, err))) {
         r->sched = NULL;
@@ -722,6 +723,11 @@ static int start_cluster(flow_runner *r, herd_err *err)
     }
     rlog(r, HERD_LOG_INFO, "flow run %s: %s cluster up at %s in %.3fs", r->flow_name, r->cprov->name,
          r->addr, herd_now() - r->t0);
+    if (herd_sched_http_url(r->sched))     /* as prefect-dask prints the dashboard link */
+        rlog(r, HERD_LOG_INFO, "flow run %s: the dashboard is available at %s", r->flow_name, herd_sched_http_url(r->sched));
+    if (herd_sched_http_login(r->sched))
+        rlog(r, HERD_LOG_INFO, "flow run %s: the dashboard needs the token (Authorization: Bearer) or this one-time "
+             "login link: %s", r->flow_name, herd_sched_http_login(r->sched));
     return 0;
 fail:
     herd_client_shutdown(&r->client, HERD_CANCELLED, "the flow run's cluster could not start");
@@ -739,6 +745,15 @@ int herd_flow_end(herd_runner *base, bool failed, herd_err *err)
     atomic_store(&r->lazy, 0);
     atomic_store(&r->start_rc, 0);
     pthread_mutex_unlock(&r->start_mu);
+    const char *report = r->opts.client.performance_report_path;
+    if (report && r->sched) {            /* before anything is cancelled or closed */
+        herd_err e = { 0 };
+        if (herd_sched_perf_report(r->sched, report, &e))
+            rlog(r, HERD_LOG_WARN, "flow run %s: %s", r->flow_name, e.msg);
+        else rlog(r, HERD_LOG_INFO, "flow run %s: performance report written to %s", r->flow_name, report);
+    } else if (report) {
+        rlog(r, HERD_LOG_WARN, "flow run %s: no performance report: its scheduler runs elsewhere (start_scheduler)", r->flow_name);
+    }
     herd_client_shutdown(&r->client, HERD_CANCELLED, "the flow run ended before the task finished");
     teardown(r);
     rlog(r, failed ? HERD_LOG_ERROR : HERD_LOG_INFO, "flow run %s %s in %.3fs", r->flow_name,

@@ -77,6 +77,7 @@ void sch_lost_values(herd_sched *s, sworker *w)
     while (kmap_next(&s->tasks, &i, NULL, &v)) {
         stask *t = v;
         if (t->holder != w) continue;
+        w->held_bytes -= t->nbytes;
         t->holder = NULL;
         if (n == cap) {
             stask **nl = realloc(lost, (cap = cap ? 2 * cap : 16) * sizeof *nl);
@@ -101,6 +102,7 @@ void sch_lost_values(herd_sched *s, sworker *w)
                  "it read was released)", w->name);
         slog(s, HERD_LOG_ERROR, "%s: %s", t->run_name, msg);
         t->final = HERD_CRASHED;
+        count_end(t);
         free(t->error);
         t->error = strdup(msg);
         if (t->fut && s->local) herd_client_deliver_held(s->local, t->fut, NULL, msg);

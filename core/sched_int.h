@@ -15,6 +15,9 @@
 #include "scheduler.h"
 #include "comm.h"
 #include "value_int.h"
+#include "metrics.h"
+
+#include <event2/buffer.h>
 
 #include <stdarg.h>
 #include <stdlib.h>
@@ -59,6 +62,7 @@ typedef struct stask {
     size_t nins;
     int missing;               /* attempts that could not fetch an input */
     struct event *timer;
+    herd_mgroup *grp;          /* its task name's counters (metrics.h) */
     struct herd_sched *s;
 } stask;
 
@@ -86,6 +90,11 @@ struct sworker {
     char *peer;                /* where it serves held values (OP_PEER), or NULL */
     char *last_words;          /* why a worker said it is going (its CLOSE), or NULL */
     stuck *stuck;              /* timed-out attempts still occupying a thread */
+    int64_t held_bytes;        /* bytes of results it holds for the scheduler */
+    uint64_t ndone, nfailed;   /* attempts it finished: ok, not ok */
+    double joined;             /* wall clock when its HELLO was accepted */
+    double cpu_s, cpu_at;      /* CPU seconds last read from /proc (local workers), and when */
+    double cpu_pct;            /* CPU use between the last two reads, %; < 0 unknown */
     struct event *hello_timer;
     sworker *next;
 };
@@ -124,6 +133,10 @@ struct herd_sched {
     int closing_all;           /* every worker was told to close: values they held are not recomputed */
     int lifetime_retired;      /* workers that asked to retire (their lifetime passed) */
     char unix_path[128];
+    herd_metrics met;          /* what the HTTP endpoint reports (metrics.h) */
+    void (*user_log)(void *ud, int level, const char *line);   /* cfg.log as given (cfg.log tees) */
+    void *user_log_ud;
+    struct herd_http *http;    /* the HTTP endpoint (sched_http.c), or NULL */
 };
 
 static inline void slog(herd_sched *s, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -146,7 +159,14 @@ static inline void set_state(herd_sched *s, stask *t, int st)
 {
     s->nstate[t->state]--;
     s->nstate[st]++;
+    if (t->grp) { t->grp->n[t->state]--; t->grp->n[st]++; }
     t->state = st;
+}
+
+/* t reached its final state (t->final): its task name's count of ends. */
+static inline void count_end(stask *t)
+{
+    if (t->grp && t->final >= HERD_COMPLETED && t->final <= HERD_CANCELLED) t->grp->ended[t->final - HERD_COMPLETED]++;
 }
 
 /* Run a dispatch pass once the loop has handled this iteration's messages. */
@@ -199,6 +219,18 @@ void sch_worker_lost(herd_sched *s, sworker *w, const char *why);
 void sch_refuse(herd_sched *s, sworker *w, const char *why);
 int sch_on_hello(herd_sched *s, sworker *w, const msgpack_object *msg);
 void sch_heartbeat_cb(evutil_socket_t fd, short what, void *arg);
+
+/* ---- the HTTP endpoint (sched_http.c, sched_report.c) ---- */
+/* Start it on the scheduler's loop (s->cfg.http): bind, TLS, auth. */
+int sch_http_start(herd_sched *s, herd_err *err);
+void sch_http_stop(herd_sched *s);
+/* What it serves: Prometheus text; JSON (which: "workers", "tasks", "runs",
+ * "adaptive", "logs" or "status" for all; runs and log lines after the
+ * sequence numbers given); the text `herd status` prints. -1: no such
+ * report. */
+void sch_report_metrics(herd_sched *s, struct evbuffer *b);
+int sch_report_json(herd_sched *s, const char *which, uint64_t since_run, uint64_t since_log, struct evbuffer *b);
+void sch_report_text(herd_sched *s, struct evbuffer *b);
 
 /* ---- control (sched_control.c): load snapshot, drain, close every worker ---- */
 /* A remote client's OP_CONTROL, answered with OP_REPLY. */

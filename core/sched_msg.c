@@ -34,6 +34,8 @@ static void on_done(herd_sched *s, sworker *w, herd_msg_done *d)
     }
     double dur = (double)d->duration_us / 1e6;
     s->avg_dur = s->avg_dur < 0 ? dur : 0.9 * s->avg_dur + 0.1 * dur;
+    herd_metrics_run(&s->met, t->grp, w->name, dur, d->ok);
+    if (d->ok) w->ndone++; else w->nfailed++;
     w->last_done = herd_now();
     sch_unassign(s, w, t);
     if (d->ok && d->held >= 0) {          /* the value stays on w: nil here */

@@ -127,6 +127,10 @@ static void assign(herd_sched *s, stask *t, sworker *w)
     t->worker = w;
     t->seceded = 0;
     t->started = herd_now();
+    for (size_t i = 0; i < t->nins; i++) {          /* inputs held elsewhere: fetched from a peer */
+        stask *d = kmap_get(&s->tasks, t->ins[i]);
+        if (d && d->holder && d->holder != w) { s->met.transfers++; s->met.transfer_bytes += (uint64_t)d->nbytes; }
+    }
     w->busy++;
     if (t->resources) sch_res_take(w, t->resources, 1);
     kmap_put(&w->running, t->key, t);

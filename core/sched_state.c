@@ -111,6 +111,7 @@ void sch_task_free(stask *t)
 /* The holder deletes t's value: nobody can read it any more. */
 static void free_held(stask *t)
 {
+    if (t->holder) t->holder->held_bytes -= t->nbytes;
     if (t->holder && t->holder->conn) {
         herd_msg_key k = { t->key };
         herd_proto_pack_free(herd_conn_buf(t->holder->conn), &k);
@@ -122,6 +123,7 @@ static void free_held(stask *t)
 void sch_forget(herd_sched *s, stask *t)
 {
     s->nstate[t->state]--;
+    if (t->grp) t->grp->n[t->state]--;
     kmap_del(&s->tasks, t->key);
     sch_unready(s, t);
     free_held(t);
@@ -211,6 +213,7 @@ void sch_materialize(herd_sched *s, stask *t)
 
 static void deliver(herd_sched *s, stask *t)
 {
+    count_end(t);
     if (t->owner_released) return;
     if (t->fut && s->local && t->final == HERD_COMPLETED && t->holder) {
         herd_client_deliver_held(s->local, t->fut, t->holder->peer, NULL);
@@ -257,6 +260,7 @@ void sch_complete(herd_sched *s, stask *t, herd_value *v, sworker *holder, int64
     t->result = v;
     t->holder = holder;
     t->nbytes = nbytes;
+    if (holder) holder->held_bytes += nbytes;
     t->missing = 0;
     t->pins++;
     sch_release_ins(s, t);         /* it has read its inputs */
@@ -404,6 +408,9 @@ void sch_add_task(herd_sched *s, herd_submit_spec *sp, sworker *owner)
         return;
     }
     s->nstate[T_WAITING]++;
+    t->grp = herd_metrics_group(&s->met, t->task);
+    t->grp->n[T_WAITING]++;
+    t->grp->total++;
     uint64_t *keys = NULL;
     size_t nk = 0;
     herd_value_collect_futrefs(t->args, &keys, &nk);

@@ -66,6 +66,7 @@ void sch_worker_lost(herd_sched *s, sworker *w, const char *why)
         slog(s, HERD_LOG_INFO, "worker %s (pid %ld) closed", w->name, w->pid);
     else if (w->hello && w->role == ROLE_WORKER)
         slog(s, HERD_LOG_WARN, "worker %s (pid %ld) left: %s", w->name, w->pid, why);
+    if (w->hello && w->role == ROLE_WORKER) s->met.worker_losses++;
     else if (w->hello)
         slog(s, HERD_LOG_INFO, "client %s left (%s); releasing its tasks", w->name, why);
     size_t i = 0;
@@ -74,6 +75,7 @@ void sch_worker_lost(herd_sched *s, sworker *w, const char *why)
         stask *t = v;
         t->worker = NULL;
         if (t->timer) event_del(t->timer);
+        s->met.suspicious++;
         if (++t->suspicious > s->cfg.allowed_failures) {
             char msg[512];
             snprintf(msg, sizeof msg, "worker %s died while running it (%s); it was on %d workers that died "
@@ -172,6 +174,8 @@ int sch_on_hello(herd_sched *s, sworker *w, const msgpack_object *msg)
     w->pid = (long)h.pid;
     w->host = h.host.len ? herd_pstr_dup(h.host) : NULL;
     w->hello = 1;
+    w->joined = herd_wall_now();
+    if (w->role == ROLE_WORKER) s->met.worker_joins++;
     herd_conn_set_limits(w->conn, HERD_MAX_FRAME, 0);    /* authenticated: full-size frames */
     w->idle_since = herd_now();
     w->id = s->next_id++;

@@ -143,7 +143,43 @@ static int lops_load(void *ud, herd_sched_load *l) { return herd_sched_get_load(
 static int lops_drain(void *ud, const char *name) { return herd_sched_drain(ud, name); }
 static int lops_has(void *ud, const char *name) { return herd_sched_has_worker(ud, name); }
 static int lops_nworkers(void *ud, int *nthreads) { return herd_sched_nworkers(ud, nthreads); }
-const herd_sched_ops herd_sched_ops_local = { lops_load, lops_drain, lops_has, lops_nworkers, &herd_sched_local_tp };
+static void lops_note(void *ud, int target, int have, const char *reason) { herd_sched_note_decision(ud, target, have, reason); }
+static void lops_provider(void *ud, const char *name, const herd_worker_info *info, size_t n)
+{
+    herd_sched *s = ud;
+    herd_metrics_provider(&s->met, name, info, n);
+}
+const herd_sched_ops herd_sched_ops_local = { lops_load, lops_drain, lops_has, lops_nworkers, lops_note, lops_provider,
+                                              &herd_sched_local_tp };
+
+struct reportreq { const char *which; struct evbuffer *b; int rc; };
+
+static void report_fn(herd_sched *s, void *arg)
+{
+    struct reportreq *q = arg;
+    q->rc = sch_report_json(s, q->which, 0, 0, q->b) ? -HERD_EARG : 0;
+}
+
+int herd_sched_report(herd_sched *s, const char *which, struct evbuffer *b)
+{
+    struct reportreq q = { which, b, 0 };
+    int rc = sched_call(s, report_fn, &q);
+    return rc ? rc : q.rc;
+}
+
+void herd_sched_note_decision(herd_sched *s, int target, int have, const char *reason)
+{
+    if (s) herd_metrics_decision(&s->met, target, have, reason);
+}
+
+/* Every log line also goes to the endpoint's log tail. */
+static void tee_log(void *ud, int level, const char *line)
+{
+    herd_sched *s = ud;
+    herd_metrics_log(&s->met, level, line);
+    if (s->user_log) s->user_log(s->user_log_ud, level, line);
+    else herd_log_default(NULL, level, line);
+}
 
 static void *loop_main(void *arg)
 {
@@ -176,6 +212,12 @@ int herd_sched_start(herd_sched **out, const herd_sched_cfg *cfg, char *addr, si
     if (!s) return herd_err_set(err, -ENOMEM, "out of memory");
     s->cfg = *cfg;
     s->cfg.listen = NULL;
+    s->cfg.http = NULL;
+    herd_metrics_init(&s->met);
+    s->user_log = cfg->log;
+    s->user_log_ud = cfg->log_ud;
+    s->cfg.log = tee_log;
+    s->cfg.log_ud = s;
     if (s->cfg.heartbeat_interval <= 0) s->cfg.heartbeat_interval = 1;
     if (s->cfg.heartbeat_timeout <= 0) s->cfg.heartbeat_timeout = 30;
     if (s->cfg.allowed_failures < 0) s->cfg.allowed_failures = 3;
@@ -208,6 +250,12 @@ int herd_sched_start(herd_sched **out, const herd_sched_cfg *cfg, char *addr, si
         goto fail;
     }
     evconnlistener_set_error_cb(s->lis, sch_accept_error_cb);
+    if (cfg->http && cfg->http[0]) {
+        s->cfg.http = cfg->http;               /* read by sch_http_start only */
+        rc = sch_http_start(s, err);
+        s->cfg.http = NULL;
+        if (rc) goto fail;
+    }
     s->running = 1;
     if ((rc = pthread_create(&s->thread, NULL, loop_main, s))) {
         s->running = 0;
@@ -263,6 +311,7 @@ void herd_sched_stop(herd_sched *s)
     free(s->heap);
     free(s->rlist);
     if (s->lis) evconnlistener_free(s->lis);
+    sch_http_stop(s);
     herd_accept_guard_destroy(&s->guard);
     if (s->unix_path[0]) unlink(s->unix_path);
     if (s->inbox_ev) event_free(s->inbox_ev);
@@ -274,5 +323,6 @@ void herd_sched_stop(herd_sched *s)
     pthread_mutex_destroy(&s->w_mu);
     pthread_cond_destroy(&s->w_cv);
     free(s->token);
+    herd_metrics_destroy(&s->met);
     free(s);
 }

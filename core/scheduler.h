@@ -8,6 +8,7 @@
 #include "security.h"
 
 typedef struct herd_sched herd_sched;
+struct evbuffer;
 
 typedef struct herd_sched_cfg {
     const char *listen;            /* "unix:///…" or "tcp://host:port" */
@@ -23,6 +24,11 @@ typedef struct herd_sched_cfg {
                                       workers (OP_CONTROL) */
     void (*log)(void *ud, int level, const char *line);
     void *log_ud;
+    /* The HTTP endpoint (the dashboard page, /health, /metrics, /api/v1):
+     * "HOST:PORT", ":PORT" (every interface) or "http://HOST:PORT"; port 0
+     * picks one; NULL or "": none. On an address other than loopback it
+     * needs the token, and it serves HTTPS when tls is set. */
+    const char *http;
 } herd_sched_cfg;
 
 /* Start a scheduler on a new thread; *addr gets the address workers dial. */
@@ -67,6 +73,22 @@ int  herd_sched_drain(herd_sched *s, const char *name);
 /* 1 while a worker of that name is connected. */
 int  herd_sched_has_worker(herd_sched *s, const char *name);
 
+/* The HTTP endpoint's base URL ("http://127.0.0.1:8787"), or NULL when it
+ * is off. Valid until herd_sched_stop. */
+const char *herd_sched_http_url(const herd_sched *s);
+/* A one-time link that sets the login cookie (non-loopback endpoints; NULL
+ * otherwise): for a log line, once. */
+const char *herd_sched_http_login(const herd_sched *s);
+/* The endpoint's JSON report `which` ("status", "workers", …; sched_report.c)
+ * appended to b, made on the scheduler's thread: works with the endpoint off.
+ * 0, -HERD_EARG for an unknown report, or a negative code when stopped. */
+int herd_sched_report(herd_sched *s, const char *which, struct evbuffer *b);
+/* performance_report_path (perf_report.c): the page with the status report
+ * inlined, written to path (through a temporary file, renamed). */
+int herd_sched_perf_report(herd_sched *s, const char *path, herd_err *err);
+/* Record an adaptive decision for the endpoint (any thread). */
+void herd_sched_note_decision(herd_sched *s, int target, int have, const char *reason);
+
 /* Transport for an in-process client. */
 extern const herd_transport herd_sched_local_tp;
 
@@ -78,6 +100,9 @@ typedef struct herd_sched_ops {
     int (*drain)(void *ud, const char *name);             /* as herd_sched_drain */
     int (*has_worker)(void *ud, const char *name);        /* 1: connected */
     int (*nworkers)(void *ud, int *nthreads);             /* connected, not closing */
+    void (*note)(void *ud, int target, int have, const char *reason);   /* a decision, for the dashboard; may be NULL */
+    /* the provider's status list, for the dashboard; may be NULL */
+    void (*provider)(void *ud, const char *name, const herd_worker_info *info, size_t n);
     const herd_transport *tp;                             /* submits go here (ud the same) */
 } herd_sched_ops;
 extern const herd_sched_ops herd_sched_ops_local;

@@ -49,6 +49,7 @@ int herd_scheduler_start(herd_scheduler **out, const herd_scheduler_opts *o, her
         .heartbeat_interval = o->heartbeat_interval, .heartbeat_timeout = o->heartbeat_timeout,
         .allowed_failures = o->allowed_failures, .no_workers_timeout = o->no_workers_timeout,
         .log = o->log ? o->log : herd_log_default, .log_ud = o->log_ud,
+        .http = o->dashboard_address,
     };
     int rc = herd_sched_start(&h->s, &cfg, h->addr, sizeof h->addr, err);
     if (rc) { herd_tls_free(h->tls); free(h); return rc; }
@@ -57,6 +58,8 @@ int herd_scheduler_start(herd_scheduler **out, const herd_scheduler_opts *o, her
 }
 
 const char *herd_scheduler_address(const herd_scheduler *h) { return h ? h->addr : NULL; }
+const char *herd_scheduler_dashboard_url(const herd_scheduler *h) { return h ? herd_sched_http_url(h->s) : NULL; }
+const char *herd_scheduler_dashboard_login(const herd_scheduler *h) { return h ? herd_sched_http_login(h->s) : NULL; }
 
 void herd_scheduler_stop(herd_scheduler *h)
 {

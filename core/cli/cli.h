@@ -11,6 +11,7 @@ int herd_cli_providers(int argc, char **argv);
 int herd_cli_config(int argc, char **argv);
 int herd_cli_scheduler(int argc, char **argv);
 int herd_cli_worker(int argc, char **argv);
+int herd_cli_status(int argc, char **argv);
 int herd_cli_slurm(int argc, char **argv);
 
 #endif

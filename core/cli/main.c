@@ -17,6 +17,7 @@ static const struct command {
     { "config",    herd_cli_config,    "herd.yaml cluster profiles: search paths, list, check, show" },
     { "scheduler", herd_cli_scheduler, "run a long-running scheduler (default 127.0.0.1:8786)" },
     { "worker",    herd_cli_worker,    "run a long-running worker for a scheduler, reconnecting when it restarts" },
+    { "status",    herd_cli_status,    "what a scheduler is doing: workers, tasks (its dashboard address, default 127.0.0.1:8787)" },
     { "slurm",     herd_cli_slurm,     "slurm.SLURMCluster: print the batch script a profile's cluster_kwargs submit" },
 };
 

@@ -32,7 +32,11 @@ static void usage(FILE *out)
         "  --log-file FILE        append log lines to FILE instead of stderr\n"
         "  --tls-ca-file FILE     TLS: the CA every worker's and client's certificate must come from\n"
         "  --tls-cert FILE        TLS: this scheduler's certificate (PEM); listens on tls://\n"
-        "  --tls-key FILE         TLS: its private key (default: in --tls-cert)\n");
+        "  --tls-key FILE         TLS: its private key (default: in --tls-cert)\n"
+        "  --dashboard-address A  the live page, /metrics, /health and /api/v1 at HOST:PORT\n"
+        "                         (default 127.0.0.1:8787, like Dask; :PORT for every interface,\n"
+        "                         which then needs the token; HTTPS when TLS is on)\n"
+        "  --no-dashboard         no HTTP endpoint\n");
 }
 
 static int read_token(const char *file, char *out, size_t cap)
@@ -59,11 +63,12 @@ int herd_cli_scheduler(int argc, char **argv)
     char tokbuf[512], lbuf[600];
     long port = 8786;
     int anonymous = 0;
-    herd_scheduler_opts o = { .allowed_failures = -1, .no_workers_timeout = 60 };
+    herd_scheduler_opts o = { .allowed_failures = -1, .no_workers_timeout = 60, .dashboard_address = "127.0.0.1:8787" };
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
         if (!strcmp(a, "--allow-anonymous")) { anonymous = 1; continue; }
+        if (!strcmp(a, "--no-dashboard")) { o.dashboard_address = NULL; continue; }
         if (!v) { fprintf(stderr, "herd scheduler: %s needs a value\n", a); usage(stderr); return HERD_CLI_EXIT_USAGE; }
         char *end;
         if (!strcmp(a, "--host")) host = v;
@@ -91,6 +96,7 @@ int herd_cli_scheduler(int argc, char **argv)
         else if (!strcmp(a, "--tls-ca-file")) o.tls_ca_file = v;
         else if (!strcmp(a, "--tls-cert")) o.tls_cert = v;
         else if (!strcmp(a, "--tls-key")) o.tls_key = v;
+        else if (!strcmp(a, "--dashboard-address")) o.dashboard_address = v;
         else { fprintf(stderr, "herd scheduler: unknown option \"%s\"\n", a); usage(stderr); return HERD_CLI_EXIT_USAGE; }
         i++;
     }
@@ -130,6 +136,11 @@ int herd_cli_scheduler(int argc, char **argv)
     }
     fprintf(stderr, "herd scheduler %s listening at %s%s\n", HERD_VERSION_STRING, herd_scheduler_address(s),
             token ? " (token required)" : " (no token)");
+    if (herd_scheduler_dashboard_url(s))
+        fprintf(stderr, "herd scheduler: dashboard at %s%s\n", herd_scheduler_dashboard_url(s),
+                herd_scheduler_dashboard_login(s) ? " (needs the token)" : "");
+    if (herd_scheduler_dashboard_login(s))
+        fprintf(stderr, "herd scheduler: one-time dashboard login link: %s\n", herd_scheduler_dashboard_login(s));
     printf("%s\n", herd_scheduler_address(s));
     fflush(stdout);
     int sig = 0;

@@ -174,6 +174,12 @@ HERD_API int herd_future_cancel(herd_future *f);
 /* Wait until every future is final. 0, or -HERD_ETIMEOUT. n = 0 returns 0 at
  * once; a NULL fs (with n > 0) or a NULL item is -HERD_EARG naming it. */
 HERD_API int herd_wait(herd_future *const *fs, size_t n, double timeout_s, herd_err *err);
+/* Wait until every future is final, showing their progress on stderr: one
+ * line per task name (done, running, pending, failed, a bar), redrawn in
+ * place at most 10 times a second on a terminal; otherwise plain lines when
+ * counts change (at most once a second) and at the end (Dask's progress()).
+ * 0, or -HERD_EARG naming a NULL argument. */
+HERD_API int herd_progress(herd_runner *r, herd_future *const *fs, size_t n, herd_err *err);
 
 /* as_completed: futures in the order they finish. NULL when out of memory,
  * or for a NULL fs with n > 0 or a NULL item. */
@@ -201,12 +207,24 @@ typedef struct herd_scheduler_opts {
      * saying why (Dask's no-workers-timeout); 0: never (`herd scheduler`
      * passes 60, Dask's default) */
     double no_workers_timeout;
+    /* The HTTP endpoint (live page at /, /health, /metrics, /api/v1):
+     * "HOST:PORT" (Dask: 127.0.0.1:8787), ":PORT" for every interface, port 0
+     * picks one; NULL or "": none. Beyond loopback it needs the token (a
+     * Bearer header, or the one-time link herd_scheduler_dashboard_login
+     * gives) and it serves HTTPS when the scheduler uses TLS. */
+    const char *dashboard_address;
 } herd_scheduler_opts;
 typedef struct herd_scheduler herd_scheduler;
 /* Start a scheduler on its own thread. *out is NULL on error (opts and
  * opts->listen are required). */
 HERD_API int  herd_scheduler_start(herd_scheduler **out, const herd_scheduler_opts *opts, herd_err *err);
 HERD_API const char *herd_scheduler_address(const herd_scheduler *s);   /* NULL for NULL */
+/* The HTTP endpoint's URL ("http://127.0.0.1:8787"); NULL when it is off or s
+ * is NULL. */
+HERD_API const char *herd_scheduler_dashboard_url(const herd_scheduler *s);
+/* Beyond loopback: a link that logs a browser in once (sets a cookie); NULL
+ * on loopback, when off, or for NULL. */
+HERD_API const char *herd_scheduler_dashboard_login(const herd_scheduler *s);
 /* Stop it (workers are not told to exit: they reconnect when it is back).
  * NULL: nothing. */
 HERD_API void herd_scheduler_stop(herd_scheduler *s);

@@ -375,6 +375,13 @@ static void test_futures(void **state)
     fs[0] = NULL;
     assert_int_equal(herd_wait(fs, 3, 1, &err), -HERD_EARG);
     assert_string_equal(err.msg, "herd_wait: fs[0] is NULL");
+    /* herd_progress: the same, and a NULL runner */
+    assert_int_equal(herd_progress(NULL, fs, 3, &err), -HERD_EARG);
+    assert_string_equal(err.msg, "herd_progress: runner is NULL");
+    assert_int_equal(herd_progress(live, NULL, 3, &err), -HERD_EARG);
+    assert_string_equal(err.msg, "herd_progress: futures is NULL");
+    assert_int_equal(herd_progress(live, fs, 3, &err), -HERD_EARG);
+    assert_string_equal(err.msg, "herd_progress: futures[0] is NULL");
 
     /* as_completed: NULL array, NULL items */
     assert_null(herd_as_completed(NULL, 3));
@@ -402,6 +409,8 @@ static void test_long_running(void **state)
     assert_int_equal(herd_scheduler_start(&s, NULL, &err), -HERD_EARG);
     assert_null(s);
     assert_null(herd_scheduler_address(NULL));
+    assert_null(herd_scheduler_dashboard_url(NULL));
+    assert_null(herd_scheduler_dashboard_login(NULL));
     herd_scheduler_stop(NULL);
     assert_int_equal(herd_worker_serve(NULL, &err), 1);
     assert_contains(err.msg, "address is required");

@@ -156,7 +156,7 @@ static int setup(void **state)
 
     herd_scheduler_opts o = { .listen = "tls://127.0.0.1:0", .token = "tok", .allowed_failures = -1,
                               .log = log_sink, .tls_ca_file = P("ca.pem"), .tls_cert = P("sched.pem"),
-                              .tls_key = P("sched.key") };
+                              .tls_key = P("sched.key"), .dashboard_address = "127.0.0.1:0" };
     herd_err err;
     if (herd_scheduler_start(&sched, &o, &err)) fail_msg("scheduler: %s", err.msg);
     snprintf(addr, sizeof addr, "%s", herd_scheduler_address(sched));
@@ -281,6 +281,28 @@ static void test_expired_refused(void **state)
 {
     assert_int_equal(wait_exit(start_worker("old", "expired", "tok", "ca.pem")), 3);
     assert_true(log_has("refused connection from 127.0.0.1", "certificate has expired"));
+}
+
+/* The dashboard of a TLS scheduler speaks HTTPS with its certificate:
+ * `herd status` checks it against --tls-ca-file, and refuses another CA's. */
+static void test_status_over_https(void **state)
+{
+    const char *url = herd_scheduler_dashboard_url(sched);
+    assert_non_null(url);
+    assert_true(strncmp(url, "https://127.0.0.1:", 18) == 0);
+    char cmd[PATH_MAX + 1200];
+    snprintf(cmd, sizeof cmd, "%s status --tls-ca-file %s %s > %s 2>&1", herd_bin, P("ca.pem"), url, P("status.out"));
+    int st = system(cmd);
+    char *out = tu_read_file(P("status.out"));
+    if (st != 0) fail_msg("herd status over HTTPS: %s", out ? out : "(nothing)");
+    assert_non_null(strstr(out, "herd scheduler"));
+    free(out);
+    snprintf(cmd, sizeof cmd, "%s status --tls-ca-file %s %s > %s 2>&1", herd_bin, P("ca2.pem"), url, P("status.out"));
+    assert_int_equal(WEXITSTATUS(system(cmd)), 1);
+    out = tu_read_file(P("status.out"));
+    assert_non_null(strstr(out, "herd status: https://127.0.0.1:"));
+    free(out);
+    unlink(P("status.out"));
 }
 
 static void test_wrong_token_refused(void **state)
@@ -475,6 +497,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_other_ca_refused),
         cmocka_unit_test(test_expired_refused),
         cmocka_unit_test(test_wrong_token_refused),
+        cmocka_unit_test(test_status_over_https),
         cmocka_unit_test(test_no_certificate_refused),
         cmocka_unit_test(test_idle_tls_connects_closed),
         cmocka_unit_test(test_connect_messages),
