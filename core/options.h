@@ -22,6 +22,7 @@ typedef struct herd_client_opts {
     const char *listen, *token, *security;
     const char *dashboard_address; /* the scheduler's HTTP endpoint, or NULL: none */
     const char *performance_report_path;   /* the report written at flow end, or NULL */
+    bool progress;                /* draw the flow's progress on stderr (progress.c) */
     const char *tls_ca_file, *tls_cert, *tls_key;
     const char *log_level_name;   /* as given, or NULL */
     int log_level;                /* HERD_LOG_*: log_level, else $HERD_LOG_LEVEL, else INFO */
