@@ -169,6 +169,7 @@ static void future_free(herd_future *f)
     free(f->error);
     free(f->run_name);
     free(f->held_at);
+    free(f->relay_error);
     free(f);
 }
 
@@ -268,6 +269,77 @@ void herd_client_deliver_held_key(herd_client *cl, uint64_t key, const char *add
     herd_future_unref(f);
 }
 
+void herd_client_deliver_value(herd_client *cl, uint64_t key, herd_value *value, const char *error)
+{
+    pthread_mutex_lock(&cl->mu);
+    herd_future *f = kmap_get(&cl->futs, key);
+    if (f && f->relaying) {
+        f->relaying = 0;
+        if (value && !f->result) {
+            f->result = value;
+            value = NULL;
+            free(f->held_at);
+            f->held_at = NULL;
+        } else if (!value) {
+            free(f->relay_error);
+            f->relay_error = strdup(error ? error : "no value");
+        }
+        pthread_cond_broadcast(&cl->cv);
+    }
+    pthread_mutex_unlock(&cl->mu);
+    herd_value_free(value);
+}
+
+static void send_op(herd_client *cl, int op, uint64_t key);
+
+static int relay_answered(void *arg)
+{
+    herd_future *f = arg;
+    return !f->relaying || f->cl->closed;
+}
+
+/* cl->mu held: the scheduler relays f's value from its holder (FETCH,
+ * answered by VALUE). 0 with f->result set, or a negative code and e. */
+static int relay(herd_client *cl, herd_future *f, double timeout_s, herd_err *e)
+{
+    f->relaying = 1;
+    pthread_mutex_unlock(&cl->mu);
+    send_op(cl, OP_FETCH, f->key);
+    pthread_mutex_lock(&cl->mu);
+    if (wait_until(cl, relay_answered, f, timeout_s > 0 ? timeout_s : timeout_s < 0 ? -1 : 60)) {
+        f->relaying = 0;
+        return herd_err_set(e, -HERD_ETIMEOUT, "the scheduler did not relay it in time");
+    }
+    if (f->result) return 0;
+    if (f->relaying) { f->relaying = 0; return herd_err_set(e, -HERD_ECLOSED, "the connection to the scheduler closed"); }
+    return herd_err_set(e, -HERD_ECLOSED, "relayed by the scheduler: %s", f->relay_error ? f->relay_error : "?");
+}
+
+/* cl->mu held: a holder this client could not connect to before (relayed
+ * from then on). */
+static int known_unreachable(herd_client *cl, const char *addr)
+{
+    for (size_t i = 0; i < cl->nrelay_logged; i++)
+        if (!strcmp(cl->relay_logged[i], addr)) return 1;
+    return 0;
+}
+
+/* Say once per holder that its values are relayed. */
+static void note_relay(herd_client *cl, const char *addr, const char *why)
+{
+    pthread_mutex_lock(&cl->mu);
+    for (size_t i = 0; i < cl->nrelay_logged; i++)
+        if (!strcmp(cl->relay_logged[i], addr)) { pthread_mutex_unlock(&cl->mu); return; }
+    char **n = realloc(cl->relay_logged, (cl->nrelay_logged + 1) * sizeof *n);
+    if (n) {
+        cl->relay_logged = n;
+        if ((n[cl->nrelay_logged] = strdup(addr))) cl->nrelay_logged++;
+    }
+    pthread_mutex_unlock(&cl->mu);
+    herd_client_logf(cl, HERD_LOG_WARN, "cannot reach the worker at %s (%s): values it holds are relayed through "
+                     "the scheduler", addr, why);
+}
+
 typedef struct moved { herd_future *f; unsigned gen; } moved;
 static int held_moved(void *arg)
 {
@@ -288,14 +360,36 @@ static int fetch_held(herd_client *cl, herd_future *f, double timeout_s, herd_er
         herd_value *v = NULL;
         herd_err e;
         e.msg[0] = '\0';
-        int rc = addr ? herd_peer_fetch(addr, cl->peer_token, f->key, 60, &v, &e) : -ENOMEM;
-        free(addr);
+        herd_peer_auth auth = { cl->peer_token, cl->peer_tls, cl->peer_budget };
+        int transfer = cl->transfer;
+        int skip = transfer == HERD_DT_RELAY;
+        if (addr && transfer != HERD_DT_DIRECT && !skip) {
+            pthread_mutex_lock(&cl->mu);
+            skip = known_unreachable(cl, addr);
+            pthread_mutex_unlock(&cl->mu);
+        }
+        int rc = !addr ? -ENOMEM : skip ? -HERD_ECLOSED : herd_peer_fetch(addr, &auth, f->key, 60, &v, &e);
+        char why[sizeof e.msg];
+        snprintf(why, sizeof why, "%s", e.msg);
         pthread_mutex_lock(&cl->mu);
         if (rc == 0) {
+            free(addr);
             if (!f->result) { f->result = v; free(f->held_at); f->held_at = NULL; }
             else herd_value_free(v);
             return 0;
         }
+        if (rc == -HERD_ECLOSED && transfer != HERD_DT_DIRECT) {
+            rc = relay(cl, f, timeout_s, &e);
+            if (rc == 0 && !skip) {     /* alive, but not reachable from here: say so once */
+                pthread_mutex_unlock(&cl->mu);
+                note_relay(cl, addr, why);
+                pthread_mutex_lock(&cl->mu);
+            }
+            free(addr);
+            if (rc == 0 || f->result) return 0;
+            if (!f->relay_error || !strstr(f->relay_error, HERD_RELAY_GONE))     /* final: not lost */
+                return herd_err_set(err, HERD_ECRASHED, "%s: cannot fetch its result: %s", f->run_name, e.msg);
+        } else free(addr);
         if (rc == -HERD_EAUTH || rc == -HERD_EPROTO || rc == -ENOMEM)
             return herd_err_set(err, HERD_ECRASHED, "%s: cannot fetch its result: %s", f->run_name, e.msg);
         moved m = { f, gen };
@@ -314,6 +408,34 @@ int herd_client_pull(herd_future *f, herd_err *err)
     int rc = f->held_at && !f->result ? fetch_held(f->cl, f, 0, err) : 0;
     pthread_mutex_unlock(&f->cl->mu);
     return rc;
+}
+
+void herd_client_pull_all(herd_client *cl)
+{
+    /* one at a time, the lock dropped meanwhile: collect first */
+    pthread_mutex_lock(&cl->mu);
+    size_t i = 0, n = 0, cap = 0;
+    void *v;
+    herd_future **fs = NULL;
+    while (kmap_next(&cl->futs, &i, NULL, &v)) {
+        herd_future *f = v;
+        if (!f->held_at || f->result || f->state != HERD_COMPLETED) continue;
+        if (n == cap) {
+            herd_future **nf = realloc(fs, (cap = cap ? 2 * cap : 16) * sizeof *nf);
+            if (!nf) break;
+            fs = nf;
+        }
+        atomic_fetch_add(&f->refs, 1);
+        fs[n++] = f;
+    }
+    pthread_mutex_unlock(&cl->mu);
+    for (size_t k = 0; k < n; k++) {
+        herd_err e;
+        e.msg[0] = '\0';
+        if (herd_client_pull(fs[k], &e)) herd_client_logf(cl, HERD_LOG_WARN, "%s", e.msg);
+        herd_future_unref(fs[k]);
+    }
+    free(fs);
 }
 
 herd_value *herd_client_fetch(herd_future *f)
@@ -375,6 +497,8 @@ void herd_client_destroy(herd_client *cl)
         herd_future_unref(f);
     }
     kmap_free(&cl->futs);
+    for (size_t k = 0; k < cl->nrelay_logged; k++) free(cl->relay_logged[k]);
+    free(cl->relay_logged);
     for (size_t d = 0; d < cl->depth; d++) herd_annot_clear(&cl->stack[d]);
     free(cl->stack);
     for (runcount *c = cl->counts, *n; c; c = n) { n = c->next; free(c->name); free(c); }

@@ -73,6 +73,11 @@ struct herd_client {
     void (*log)(void *ud, int level, const char *line);
     void *log_ud;
     char *peer_token;              /* presented to workers when fetching held values (owned) */
+    struct herd_tls *peer_tls;     /* credentials for tls:// holders (borrowed; NULL: none) */
+    struct herd_fetch_budget *peer_budget;   /* bound on bytes fetched at once (borrowed; NULL: none) */
+    int transfer;                  /* HERD_DT_* (proto.h): relay when a holder cannot be reached, or always */
+    char **relay_logged;           /* holders this client said it relays for (once each) */
+    size_t nrelay_logged;
 };
 
 struct herd_runner;                  /* runner.c */
@@ -97,10 +102,17 @@ void herd_client_deliver_key(herd_client *cl, uint64_t key, herd_state st, herd_
  * herd_future_result fetches it on demand. Called again when a lost value
  * was recomputed elsewhere. */
 void herd_client_deliver_held(herd_client *cl, herd_future *f, const char *address, const char *error);
+/* The scheduler's answer to a FETCH (the relay) for key's future: value
+ * (taken) or error. */
+void herd_client_deliver_value(herd_client *cl, uint64_t key, herd_value *value, const char *error);
 /* herd_client_deliver_held for the future of key (a sub-task's, by HELD). */
 void herd_client_deliver_held_key(herd_client *cl, uint64_t key, const char *address, const char *error);
 /* Fetch f's held value now, if it has one not fetched yet (flow end, before
  * the workers leave). 0 or the fetch's error. */
+/* herd_client_pull for every completed future whose value is held and not
+ * fetched yet (a flow run's end, before its cluster goes), from the calling
+ * thread: the scheduler may relay meanwhile. Failures are logged. */
+void herd_client_pull_all(herd_client *cl);
 int herd_client_pull(herd_future *f, herd_err *err);
 /* A copy of a completed future's result (NULL if none). */
 herd_value *herd_client_fetch(herd_future *f);

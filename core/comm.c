@@ -52,6 +52,14 @@ struct herd_conn {
     int over_cap;       /* output past max_queued: a write stall drops the peer */
     int flood;          /* output past 2 x max_queued: fail from flush_cb */
     size_t max_frame, max_queued;
+    /* raw input (herd_conn_read_raw): the next raw_left bytes go to raw_dst */
+    int raw_on;
+    char *raw_dst;
+    size_t raw_left;
+    herd_conn_fn raw_done;
+    /* herd_conn_on_drain: called when the output falls to drain_low bytes */
+    herd_conn_fn drain_fn;
+    size_t drain_low;
 };
 
 #define LINGER_S 1
@@ -245,6 +253,20 @@ static void read_cb(struct bufferevent *bev, void *arg)
     c->in_cb++;
     while (!c->dead && c->on_msg) {
         size_t avail = evbuffer_get_length(in);
+        if (c->raw_on) {            /* raw bytes outside frames: straight to the caller's buffer */
+            size_t n = avail < c->raw_left ? avail : c->raw_left;
+            if (n) {
+                evbuffer_remove(in, c->raw_dst, n);
+                c->raw_dst += n;
+                c->raw_left -= n;
+            }
+            if (c->raw_left) break;
+            c->raw_on = 0;
+            herd_conn_fn done = c->raw_done;
+            c->raw_done = NULL;
+            if (done) done(c, c->ud);
+            continue;
+        }
         if (avail < 4) break;
         uint32_t be;
         evbuffer_copyout(in, &be, 4);
@@ -271,7 +293,7 @@ static void read_cb(struct bufferevent *bev, void *arg)
         size_t off = 0;
         const char *why = NULL;
         char whybuf[sizeof e.msg + 32];
-        while (off < len && !c->dead && c->on_msg) {
+        while (off < len && !c->dead && c->on_msg && !c->raw_on) {
             /* msgpack-c allocates a container's declared size before reading
              * it: validate untrusted bytes first */
             if (herd_msgpack_check(data + off, len - off, NULL, NULL)) {
@@ -305,10 +327,18 @@ static void write_cb(struct bufferevent *bev, void *arg)
     size_t queued = evbuffer_get_length(bufferevent_get_output(bev));
     if (c->closing && queued == 0) {
         if (c->in_cb) c->dead = 1; else destroy(c);
-    } else if (c->over_cap && !c->closing && queued <= c->max_queued) {
+        return;
+    }
+    if (c->over_cap && !c->closing && queued <= c->max_queued) {
         c->over_cap = 0;
         bufferevent_set_timeouts(bev, NULL, NULL);
-        bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+        bufferevent_setwatermark(bev, EV_WRITE, c->drain_low, 0);
+    }
+    if (c->drain_fn && !c->closing && !c->dead && queued <= c->drain_low) {
+        c->in_cb++;
+        c->drain_fn(c, c->ud);
+        c->in_cb--;
+        if (c->dead && !c->in_cb) destroy(c);
     }
 }
 
@@ -370,6 +400,74 @@ void herd_conn_set_limits(herd_conn *c, size_t max_frame, size_t max_queued)
     if (c->bev) bufferevent_setwatermark(c->bev, EV_READ, 0, 4 + c->max_frame);
 }
 
+void herd_conn_read_raw(herd_conn *c, char *dst, size_t n, herd_conn_fn done)
+{
+    c->raw_on = 1;
+    c->raw_dst = dst;
+    c->raw_left = n;
+    c->raw_done = done;
+}
+
+int herd_conn_finish_raw(herd_conn *c, double timeout_s)
+{
+    if (!c->raw_on || !c->bev) return -EINVAL;
+    bufferevent_disable(c->bev, EV_READ);
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    size_t n = evbuffer_get_length(in);
+    if (n > c->raw_left) n = c->raw_left;
+    if (n) {
+        evbuffer_remove(in, c->raw_dst, n);
+        c->raw_dst += n;
+        c->raw_left -= n;
+    }
+    int fd = bufferevent_getfd(c->bev), ms = timeout_s > 0 && timeout_s < 1e6 ? (int)(timeout_s * 1000) : -1;
+    while (c->raw_left) {
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        int pr = poll(&p, 1, ms);
+        if (pr < 0 && errno == EINTR) continue;
+        if (pr == 0) return -ETIMEDOUT;
+        ssize_t r = recv(fd, c->raw_dst, c->raw_left < ((size_t)1 << 30) ? c->raw_left : (size_t)1 << 30, 0);
+        if (r < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+        if (r <= 0) return r == 0 ? -ECONNRESET : -errno;
+        c->raw_dst += r;
+        c->raw_left -= (size_t)r;
+    }
+    c->raw_on = 0;
+    herd_conn_fn done = c->raw_done;
+    c->raw_done = NULL;
+    if (done) done(c, c->ud);
+    return 0;
+}
+
+int herd_conn_add_ref(herd_conn *c, const void *data, size_t len, herd_conn_ref_cleanup cleanup, void *arg)
+{
+    write_frame(c);              /* messages queued before go first */
+    if (!c->bev) return -EPIPE;
+    return evbuffer_add_reference(bufferevent_get_output(c->bev), data, len, cleanup, arg) ? -ENOMEM : 0;
+}
+
+void herd_conn_on_drain(herd_conn *c, size_t low, herd_conn_fn fn)
+{
+    c->drain_fn = fn;
+    c->drain_low = fn ? low : 0;
+    if (c->bev && !c->over_cap) bufferevent_setwatermark(c->bev, EV_WRITE, c->drain_low, 0);
+}
+
+void herd_conn_set_timeouts(herd_conn *c, double read_s, double write_s)
+{
+    if (!c->bev) return;
+    struct timeval r = { (time_t)read_s, (suseconds_t)((read_s - (time_t)read_s) * 1e6) },
+                   w = { (time_t)write_s, (suseconds_t)((write_s - (time_t)write_s) * 1e6) };
+    bufferevent_set_timeouts(c->bev, read_s > 0 ? &r : NULL, write_s > 0 ? &w : NULL);
+}
+
+void herd_conn_set_max_io(herd_conn *c, size_t n)
+{
+    if (!c->bev) return;
+    bufferevent_set_max_single_read(c->bev, n);
+    bufferevent_set_max_single_write(c->bev, n);
+}
+
 int herd_conn_handshaking(const herd_conn *c)
 {
     return c && c->bev && herd_tls_handshaking(c->bev);
@@ -413,6 +511,18 @@ herd_conn *herd_conn_new(struct bufferevent *bev, const char *peer,
 }
 
 const char *herd_conn_peer(const herd_conn *c) { return c->peer; }
+
+int herd_conn_local_ip(const herd_conn *c, char *buf, size_t cap)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    evutil_socket_t fd = c && c->bev ? bufferevent_getfd(c->bev) : -1;
+    if (fd < 0 || getsockname(fd, (struct sockaddr *)&ss, &len)) return -EBADF;
+    const void *a = ss.ss_family == AF_INET ? (const void *)&((struct sockaddr_in *)&ss)->sin_addr
+                  : ss.ss_family == AF_INET6 ? (const void *)&((struct sockaddr_in6 *)&ss)->sin6_addr : NULL;
+    if (!a || !inet_ntop(ss.ss_family, a, buf, (socklen_t)cap)) return -EAFNOSUPPORT;
+    return 0;
+}
 
 herd_conn *herd_conn_dial(struct event_base *base, const char *address, herd_tls *tls, double timeout_s,
                           herd_conn_msg_fn on_msg, herd_conn_close_fn on_close, void *ud, herd_err *err)
@@ -643,8 +753,22 @@ int herd_dial(const char *addr, double timeout_s, int *fd_out, herd_err *err)
     return herd_dial_log(addr, timeout_s, NULL, NULL, fd_out, err);
 }
 
+static int dial(const char *addr, double timeout_s, int retry, void (*log)(void *ud, int level, const char *line),
+                void *log_ud, int *fd_out, herd_err *err);
+
 int herd_dial_log(const char *addr, double timeout_s, void (*log)(void *ud, int level, const char *line),
                   void *log_ud, int *fd_out, herd_err *err)
+{
+    return dial(addr, timeout_s, 1, log, log_ud, fd_out, err);
+}
+
+int herd_dial_once(const char *addr, double timeout_s, int *fd_out, herd_err *err)
+{
+    return dial(addr, timeout_s, 0, NULL, NULL, fd_out, err);
+}
+
+static int dial(const char *addr, double timeout_s, int retry, void (*log)(void *ud, int level, const char *line),
+                void *log_ud, int *fd_out, herd_err *err)
 {
     herd_addr a;
     int rc = herd_addr_parse(addr, &a, err);
@@ -675,7 +799,7 @@ int herd_dial_log(const char *addr, double timeout_s, void (*log)(void *ud, int 
         close(fd);
         /* the scheduler may not be listening yet: retry refused/absent until the deadline */
         double left = deadline - herd_now();
-        if ((last != ECONNREFUSED && last != ENOENT && last != EAGAIN) || left <= 0) break;
+        if (!retry || (last != ECONNREFUSED && last != ENOENT && last != EAGAIN) || left <= 0) break;
         double wait = step < left ? step : left;
         if (log) {
             char line[700];
@@ -686,5 +810,6 @@ int herd_dial_log(const char *addr, double timeout_s, void (*log)(void *ud, int 
         usleep((useconds_t)(wait * 1e6));
         step = step * 2 > 1 ? 1 : step * 2;
     }
+    if (!retry) return herd_err_set(err, -last, "cannot connect to %s: %s", addr, strerror(last));
     return herd_err_set(err, -last, "cannot connect to scheduler at %s within %.1fs: %s", addr, timeout_s, strerror(last));
 }

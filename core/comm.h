@@ -52,6 +52,7 @@ void herd_event_base_drain_free(struct event_base *base);
  * so the peer reads the alert that says why, not a reset; a peer that spoke
  * plain frames to this TLS side gets a plain REFUSE saying to use tls://. */
 void herd_conn_set_linger(herd_conn *c);
+typedef void (*herd_conn_fn)(herd_conn *c, void *ud);
 typedef void (*herd_conn_msg_fn)(herd_conn *c, const msgpack_object *msg, void *ud);
 typedef void (*herd_conn_close_fn)(herd_conn *c, const char *why, void *ud);
 
@@ -78,6 +79,9 @@ size_t herd_conn_queued(const herd_conn *c);
 /* Flush what is queued, then close once written; on_close is not called. */
 void herd_conn_close_after_flush(herd_conn *c);
 const char *herd_conn_peer(const herd_conn *c);
+/* This side's IP address on a TCP connection ("10.0.0.2", "::1"): 0, or a
+ * negative code (a Unix socket). */
+int herd_conn_local_ip(const herd_conn *c, char *buf, size_t cap);
 /* Limits for this connection: the largest frame it may send us (<=
  * HERD_MAX_FRAME; also the cap on its buffered input) and the most output
  * queued for it (0: HERD_MAX_QUEUED). New connections have HERD_MAX_FRAME
@@ -90,6 +94,35 @@ int herd_conn_handshaking(const herd_conn *c);
  * with why (once; safe inside on_msg, which is not called again). For a
  * message that does not unpack. */
 void herd_conn_fail(herd_conn *c, const char *why);
+
+/* Raw bytes outside frames (the data plane's values, core/peer.c). Inside
+ * on_msg: the next n bytes the peer sends after the current frame's message
+ * are raw: they are copied into dst (the caller's, n bytes) as they arrive,
+ * then done(c, ud) runs and framing resumes. The rest of that frame is not
+ * read: a peer sends such a message alone in its frame. */
+void herd_conn_read_raw(herd_conn *c, char *dst, size_t n, herd_conn_fn done);
+/* Outside the loop, on a plain (not TLS) connection: finish the raw read in
+ * progress with blocking reads straight from the socket into dst (no copy
+ * through the input buffer), then call done; reading through the loop stays
+ * off. 0, or a negative code (-ETIMEDOUT after timeout_s without a byte,
+ * -ECONNRESET when the peer closed). */
+int herd_conn_finish_raw(herd_conn *c, double timeout_s);
+/* Queue len bytes at data after what is queued (pending messages are
+ * written first), by reference, not copied: cleanup(data, len, arg) runs
+ * once they are sent or the connection is freed. 0 or a negative code. */
+typedef void (*herd_conn_ref_cleanup)(const void *data, size_t len, void *arg);
+int herd_conn_add_ref(herd_conn *c, const void *data, size_t len, herd_conn_ref_cleanup cleanup, void *arg);
+/* fn(c, ud) runs whenever the output falls to low bytes or fewer, until
+ * set again with fn NULL: a sender that keeps a bounded amount queued. */
+void herd_conn_on_drain(herd_conn *c, size_t low, herd_conn_fn fn);
+/* Fail the connection ("connection timed out") after read_s seconds without
+ * input, or write_s seconds in which output waits and none of it can be
+ * written (<= 0: never). Not for a connection whose output may go over its
+ * cap (that sets the write timeout itself). */
+void herd_conn_set_timeouts(herd_conn *c, double read_s, double write_s);
+/* Read and write up to n bytes per system call (libevent's default is
+ * 16 KiB): for connections that move values. */
+void herd_conn_set_max_io(herd_conn *c, size_t n);
 
 /* Addresses: "tcp://host:port", "tls://host:port", "host:port", "unix:///path". */
 typedef struct herd_addr {
@@ -132,6 +165,9 @@ void herd_accept_guard_destroy(herd_accept_guard *g);
  * says so through log (when not NULL) once per step, at INFO: "cannot
  * connect to ADDR yet (why); retrying in Xs, Ys left". */
 int herd_dial(const char *addr, double timeout_s, int *fd_out, herd_err *err);
+/* One attempt, no retry (a peer that refuses is not there): within
+ * timeout_s, "cannot connect to ADDR: why". */
+int herd_dial_once(const char *addr, double timeout_s, int *fd_out, herd_err *err);
 int herd_dial_log(const char *addr, double timeout_s, void (*log)(void *ud, int level, const char *line),
                   void *log_ud, int *fd_out, herd_err *err);
 

@@ -31,6 +31,10 @@ struct herd_future {
     char *held_at;
     unsigned held_gen;
     int held_lost;
+    /* A FETCH sent to the scheduler (the relay) and not answered yet; the
+     * last relay's error. Guarded by cl->mu. */
+    int relaying;
+    char *relay_error;
 };
 
 static inline uint64_t herd_future_key_of(const herd_future *f) { return f ? f->key : 0; }

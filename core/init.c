@@ -54,6 +54,7 @@ static const char scheduler_help[] =
     "  --allowed-failures N        worker deaths a task survives\n"
     "  --herd-no-workers-timeout S a ready task no worker can run for S seconds ends\n"
     "                              Crashed (the client's no_workers_timeout); 0: never\n"
+    "  --herd-data-transfer MODE   auto, direct, relay or inline (the client's data_transfer)\n"
     "environment:\n"
     "  HERD_TOKEN                  required: the token workers and clients must present\n"
     "  HERD_TLS_CA, HERD_TLS_CERT, HERD_TLS_KEY\n"

@@ -67,6 +67,7 @@ typedef struct herd_env_core {
     double heartbeat_interval, heartbeat_timeout;
     int allowed_failures;
     double no_workers_timeout;     /* seconds; <= 0: never (client_kwargs null) */
+    int data_transfer;             /* client_kwargs.data_transfer: HERD_DT_* (proto.h) */
     const char *token;
     int (*sched_tls)(void *ud, const char *const *names, char ***envp_out, herd_err *err);
     void *sched_tls_ud;

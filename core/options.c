@@ -26,6 +26,7 @@ static const herd_param client_params[] = {
     { "start", HERD_PARAM_STRING, "\"lazy\"", "when a temporary cluster starts: lazy (on the first submit, or whatever needs workers) or eager (in herd_flow_begin)", 0, 0, 0, CF(start) },
     { "dashboard_address", HERD_PARAM_STRING, "null", "a temporary cluster's HTTP endpoint (live page, /metrics, /health, /api/v1): HOST:PORT such as 127.0.0.1:8787 (port 0: any free one), :PORT for every interface (needs the token); null: none", HERD_PARAM_NULLABLE, 0, 0, CF(dashboard_address) },
     { "performance_report_path", HERD_PARAM_STRING, "null", "an HTML file written when the flow run ends: the task stream, per task name counts and durations, workers, transfers, adaptive decisions (prefect-dask's performance_report_path)", HERD_PARAM_NULLABLE, 0, 0, CF(performance_report_path) },
+    { "data_transfer", HERD_PARAM_STRING, "\"auto\"", "how held results reach workers and clients: auto (from the worker holding them, relayed through the scheduler when it cannot be reached), direct (never relayed), relay (always through the scheduler; at most 191 MiB a value) or inline (results are not held: they travel with the task's completion, at most 191 MiB)", 0, 0, 0, CF(data_transfer_name) },
     { "progress", HERD_PARAM_BOOL, "false", "draw the flow run's progress on stderr while it runs: a line per task name with counts and a bar, redrawn in place at most 10 times a second on a terminal, plain lines (at most one a second) otherwise", 0, 0, 0, CF(progress) },
     { "log_level", HERD_PARAM_STRING, "null", "least level of the flow's log lines and its workers': debug, info, warning or error (null: $HERD_LOG_LEVEL, else info)", HERD_PARAM_NULLABLE, 0, 0, CF(log_level_name) },
     { NULL }
@@ -69,6 +70,13 @@ static int check_client(herd_run_opts *o, herd_err *err)
     if ((c->tls_ca_file || c->tls_cert || c->tls_key) && (!c->tls_ca_file || !c->tls_cert))
         return herd_err_set(err, HERD_EARG, "client_kwargs: TLS needs tls_ca_file and tls_cert (and tls_key unless the "
                             "key is in tls_cert); %s is missing", c->tls_ca_file ? "tls_cert" : "tls_ca_file");
+    static const char *const dts[] = { "auto", "direct", "relay", "inline" };
+    c->data_transfer = -1;
+    for (int i = 0; i < 4; i++)
+        if (c->data_transfer_name && !strcmp(c->data_transfer_name, dts[i])) c->data_transfer = i;
+    if (c->data_transfer < 0)
+        return herd_err_set(err, HERD_ECONFIG, "client_kwargs.data_transfer: expected one of auto, direct, relay, "
+                            "inline, got \"%.100s\"", c->data_transfer_name ? c->data_transfer_name : "");
     const char *env = getenv("HERD_LOG_LEVEL");
     if (c->log_level_name) {
         if (herd_log_level_parse(c->log_level_name, &c->log_level))

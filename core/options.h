@@ -24,6 +24,8 @@ typedef struct herd_client_opts {
     const char *performance_report_path;   /* the report written at flow end, or NULL */
     bool progress;                /* draw the flow's progress on stderr (progress.c) */
     const char *tls_ca_file, *tls_cert, *tls_key;
+    const char *data_transfer_name;   /* "auto", "direct", "relay" or "inline" */
+    int data_transfer;            /* HERD_DT_* (proto.h), in that order */
     const char *log_level_name;   /* as given, or NULL */
     int log_level;                /* HERD_LOG_*: log_level, else $HERD_LOG_LEVEL, else INFO */
 } herd_client_opts;

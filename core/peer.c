@@ -1,43 +1,83 @@
-/* core/peer.c — worker-to-worker transfer (peer.h). The server is one thread
- * polling a Unix listening socket and its connections: a connection's first
- * message must be a HELLO with role ROLE_PEER and the cluster's token (else
- * REFUSE, a log line, and that connection closes); then each GET is answered
- * with DATA and the value's packed bytes, raw, after the frame, so a value of
- * any size moves without a frame limit. A malformed message closes that one
- * connection with a log line. Frames are comm.c's: a 4-byte big-endian length
- * and the message. The fetch side is blocking (an executor thread, or the
- * client thread reading a future). */
+/* core/peer.c — worker-to-worker transfer (peer.h). The server is an event
+ * loop on its own thread, on comm.c's framed connections (pre-auth limits,
+ * TLS by security.c): a connection's first message must be a HELLO with role
+ * ROLE_PEER and the cluster's token within 10 s (else REFUSE, a log line, and
+ * that connection closes); then each GET is answered with DATA [key, nbytes]
+ * alone in its frame and the value's nbytes packed bytes, raw, after it, so
+ * a value of any size moves without a frame limit. Many connections are
+ * served at once; one connection's GETs are answered in order. A value is
+ * streamed from the held value itself: packed into a vectored buffer whose big
+ * pieces point into it, added to the output by reference in pieces of at most
+ * PIECE bytes while less than QUEUED is queued (send_value and pump). A
+ * malformed or unexpected message closes that one connection with a log line.
+ * The fetch side is a blocking call with a private event loop (an executor
+ * thread, or a thread reading a future); the budget bounds what a process
+ * fetches at once. */
 #include "peer.h"
 #include "comm.h"
 #include "proto.h"
 #include "value_int.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
+#include <netinet/in.h>
 #include <openssl/crypto.h>
-#include <poll.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
+#include <sys/uio.h>
 #include <unistd.h>
+#include <event2/buffer.h>
+#include <event2/thread.h>
 
-enum { MAX_CONNS = 64, MAX_CTL_FRAME = 64 * 1024 };
-#define HELLO_WITHIN 10.0      /* seconds a connection may stay without its HELLO */
-#define IO_TIMEOUT 60          /* seconds of silence inside one frame or transfer */
+enum { MAX_CONNS = 256, MAX_QUEUED_GETS = 64 };
+#define CTL_FRAME ((size_t)64 << 10)  /* an authenticated peer's frames: GETs */
+#define PIECE ((size_t)1 << 20)       /* bytes added to a connection's output at once */
+#define QUEUED ((size_t)8 << 20)      /* at most this much of a value queued per connection */
+#define IO_MAX ((size_t)4 << 20)      /* bytes per read or write call */
+#define HELLO_WITHIN 10               /* seconds a connection may stay without its HELLO */
+#define CONNECT_S 5.0                 /* seconds a fetch waits for its connect */
+#define STALL_S 60.0                  /* seconds a peer may take none of a value sent to it */
 
-typedef struct pconn { int fd, authed; double since; } pconn;
+typedef struct xfer xfer;
+typedef struct pconn pconn;
 
 struct herd_peer_server {
-    int lfd, stop_pipe[2];
-    char path[108], address[120];
-    const char *token, *name;
-    herd_store *st;
+    struct event_base *base;
+    struct evconnlistener *lis;
+    struct event *stop_ev;     /* made active by stop: ends the loop, even one not yet running */
+    herd_accept_guard guard;
     pthread_t thread;
-    pconn conns[MAX_CONNS];
+    char address[300], path[108];
+    const char *token, *name;
+    herd_tls *tls;
+    herd_store *st;
+    pconn *conns;
     int nconns;
+};
+
+/* One value on its way out: the pieces still to add, and a count of those
+ * added but not yet sent (+1 while the sender still adds), so the value
+ * outlives every reference the output holds to it. */
+struct xfer {
+    herd_blob *b;
+    msgpack_vrefbuffer vb;
+    int have_vb;
+    struct iovec one;
+    const struct iovec *vec;
+    size_t nvec, i, off;
+    int refs;
+};
+
+struct pconn {
+    herd_peer_server *ps;
+    herd_conn *c;
+    struct event *hello_timer;
+    int authed;
+    xfer *x;
+    uint64_t gets[MAX_QUEUED_GETS];
+    int ngets;
+    pconn *prev, *next;
 };
 
 static void plog(const herd_peer_server *ps, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -52,92 +92,129 @@ static void plog(const herd_peer_server *ps, int level, const char *fmt, ...)
     herd_log_default(NULL, level, full);
 }
 
-static void set_timeouts(int fd, int secs)
+/* ---- one value out ---- */
+static void xfer_unref(xfer *x)
 {
-    struct timeval tv = { secs, 0 };
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    if (--x->refs) return;
+    if (x->have_vb) msgpack_vrefbuffer_destroy(&x->vb);
+    herd_blob_unref(x->b);
+    free(x);
 }
 
-static int read_full(int fd, void *buf, size_t n)
+static void piece_sent(const void *data, size_t len, void *arg) { xfer_unref(arg); }
+
+static void send_value(pconn *pc, uint64_t key);
+
+/* Add pieces of the value being sent while less than QUEUED is queued; when
+ * all are added, go on with the next GET. Runs again as the output drains. */
+static void pump(herd_conn *c, void *ud)
 {
-    char *p = buf;
-    while (n) {
-        ssize_t r = read(fd, p, n > (1u << 30) ? (1u << 30) : n);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) return r == 0 ? -ECONNRESET : -errno;
-        p += r;
-        n -= (size_t)r;
+    pconn *pc = ud;
+    while (pc->x && herd_conn_queued(c) < QUEUED) {
+        xfer *x = pc->x;
+        if (x->i == x->nvec) {
+            pc->x = NULL;
+            herd_conn_on_drain(c, 0, NULL);
+            xfer_unref(x);
+            if (pc->ngets) {
+                uint64_t k = pc->gets[0];
+                memmove(pc->gets, pc->gets + 1, (size_t)--pc->ngets * sizeof *pc->gets);
+                send_value(pc, k);
+            }
+            return;
+        }
+        const struct iovec *v = &x->vec[x->i];
+        size_t n = v->iov_len - x->off < PIECE ? v->iov_len - x->off : PIECE;
+        if (n) {
+            x->refs++;
+            if (herd_conn_add_ref(c, (const char *)v->iov_base + x->off, n, piece_sent, x)) {
+                x->refs--;
+                herd_conn_fail(c, "out of memory queueing a value");
+                return;
+            }
+        }
+        if ((x->off += n) == v->iov_len) { x->i++; x->off = 0; }
     }
-    return 0;
 }
 
-static int write_full(int fd, const void *buf, size_t n)
+/* Answer one GET: DATA [key, nbytes] (-1: not held), then the bytes. A value
+ * held as is is packed into a vectored buffer whose big pieces (str and bytes
+ * payloads) point into the value itself; the blob reference keeps it alive
+ * until the last piece has left. The one place a value leaves a worker. */
+static void send_value(pconn *pc, uint64_t key)
 {
-    const char *p = buf;
-    while (n) {
-        ssize_t r = send(fd, p, n > (1u << 30) ? (1u << 30) : n, MSG_NOSIGNAL);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) return r == 0 ? -EPIPE : -errno;
-        p += r;
-        n -= (size_t)r;
+    herd_peer_server *ps = pc->ps;
+    herd_blob *b = herd_store_get(ps->st, key);
+    xfer *x = b ? calloc(1, sizeof *x) : NULL;
+    int rc = b && !x ? -ENOMEM : 0;
+    size_t len = 0;
+    if (x) {
+        x->b = b;
+        x->refs = 1;
+        if (b->value) {
+            msgpack_packer pk;
+            if (!msgpack_vrefbuffer_init(&x->vb, 64 * 1024, 64 * 1024)) rc = -ENOMEM;
+            else {
+                x->have_vb = 1;
+                msgpack_packer_init(&pk, &x->vb, msgpack_vrefbuffer_write);
+                rc = herd_value_pack(&pk, b->value);     /* encodability checked when stored: no memory */
+                x->vec = msgpack_vrefbuffer_vec(&x->vb);
+                x->nvec = msgpack_vrefbuffer_veclen(&x->vb);
+            }
+        } else {
+            x->one = (struct iovec){ b->data, b->len };
+            x->vec = &x->one;
+            x->nvec = 1;
+        }
+        for (size_t i = 0; !rc && i < x->nvec; i++) len += x->vec[i].iov_len;
     }
-    return 0;
-}
-
-/* Send what sb holds as one frame. */
-static int send_frame(int fd, const msgpack_sbuffer *sb)
-{
-    unsigned char hdr[4] = { (unsigned char)(sb->size >> 24), (unsigned char)(sb->size >> 16),
-                             (unsigned char)(sb->size >> 8), (unsigned char)sb->size };
-    int rc = write_full(fd, hdr, 4);
-    return rc ? rc : write_full(fd, sb->data, sb->size);
-}
-
-/* Read one frame holding exactly one message: *buf (malloc'd) and *up (the
- * message, pointing into *buf) for the caller to free. */
-static int read_msg(int fd, char **buf, msgpack_unpacked *up, herd_err *err)
-{
-    unsigned char hdr[4];
-    *buf = NULL;
-    int rc = read_full(fd, hdr, 4);
-    if (rc) return herd_err_set(err, rc, "connection closed (%s)", strerror(-rc));
-    size_t len = (size_t)hdr[0] << 24 | (size_t)hdr[1] << 16 | (size_t)hdr[2] << 8 | hdr[3];
-    if (len == 0 || len > MAX_CTL_FRAME)
-        return herd_err_set(err, -HERD_EPROTO, "a frame of %zu bytes, expected 1..%d", len, MAX_CTL_FRAME);
-    if (!(*buf = malloc(len))) return herd_err_set(err, -ENOMEM, "out of memory");
-    if ((rc = read_full(fd, *buf, len))) {
-        free(*buf);
-        *buf = NULL;
-        return herd_err_set(err, rc, "connection closed inside a frame (%s)", strerror(-rc));
+    if (rc) {
+        plog(ps, HERD_LOG_ERROR, "cannot send value %llu to %s: %s", (unsigned long long)key, herd_conn_peer(pc->c),
+             herd_strerror(rc));
+        if (x) xfer_unref(x); else herd_blob_unref(b);
+        herd_conn_fail(pc->c, "cannot send a value");
+        return;
     }
-    size_t used = 0, off = 0;
-    if ((rc = herd_msgpack_check(*buf, len, &used, err)) ||
-        (used != len && (rc = herd_err_set(err, -HERD_EPROTO, "%zu bytes after the message", len - used))) ||
-        (msgpack_unpack_next(up, *buf, len, &off) != MSGPACK_UNPACK_SUCCESS &&
-         (rc = herd_err_set(err, -HERD_EPROTO, "malformed message"))) ||
-        (rc = herd_proto_op(&up->data, err)) < 0) {
-        free(*buf);
-        *buf = NULL;
-        return rc < 0 ? rc : -HERD_EPROTO;
-    }
-    return rc;       /* the opcode */
+    herd_msg_data d = { key, x ? (int64_t)len : -1 };
+    herd_proto_pack_data(herd_conn_buf(pc->c), &d);
+    herd_conn_end(pc->c);
+    if (!x) return;
+    herd_conn_flush(pc->c);           /* DATA alone in its frame, the bytes after it */
+    pc->x = x;
+    herd_conn_on_drain(pc->c, QUEUED / 2, pump);
+    pump(pc->c, pc);
 }
 
-/* ---- server ---- */
-static void drop(herd_peer_server *ps, int i)
+/* ---- connections ---- */
+static void drop(pconn *pc)
 {
-    close(ps->conns[i].fd);
-    ps->conns[i] = ps->conns[--ps->nconns];
+    herd_peer_server *ps = pc->ps;
+    if (pc->prev) pc->prev->next = pc->next; else ps->conns = pc->next;
+    if (pc->next) pc->next->prev = pc->prev;
+    ps->nconns--;
+    if (pc->hello_timer) event_free(pc->hello_timer);
+    if (pc->c) herd_conn_free(pc->c);
+    if (pc->x) xfer_unref(pc->x);     /* pieces still queued hold their own references */
+    free(pc);
 }
 
-static void refuse(herd_peer_server *ps, int fd, const char *why)
+static void on_close(herd_conn *c, const char *why, void *ud)
 {
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
+    pconn *pc = ud;
+    if (strcmp(why, "connection closed by peer") != 0 || pc->x)
+        plog(pc->ps, HERD_LOG_WARN, "closing the peer connection from %s: %s", herd_conn_peer(c), why);
+    drop(pc);
+}
+
+static void refuse(pconn *pc, const char *why)
+{
+    plog(pc->ps, HERD_LOG_WARN, "refused a peer connection from %s: %s", herd_conn_peer(pc->c), why);
     herd_msg_reason m = { herd_pstr_c(why) };
-    if (!herd_proto_pack_refuse(&sb, &m)) send_frame(fd, &sb);
-    msgpack_sbuffer_destroy(&sb);
+    herd_proto_pack_refuse(herd_conn_buf(pc->c), &m);
+    herd_conn_end(pc->c);
+    herd_conn_close_after_flush(pc->c);
+    pc->c = NULL;
+    drop(pc);
 }
 
 static int check_hello(herd_peer_server *ps, const msgpack_object *msg, char *why, size_t cap)
@@ -155,239 +232,351 @@ static int check_hello(herd_peer_server *ps, const msgpack_object *msg, char *wh
     return 0;
 }
 
-/* Answer one GET: DATA, then the bytes. A value held as is is packed into
- * a vectored buffer whose big pieces (str and bytes payloads) point into the
- * value itself, so they go to the socket without a copy; the blob reference
- * keeps the value alive meanwhile. */
-static int serve_get(herd_peer_server *ps, int fd, uint64_t key)
+static void on_msg(herd_conn *c, const msgpack_object *msg, void *ud)
 {
-    herd_blob *b = herd_store_get(ps->st, key);
-    msgpack_vrefbuffer vb;
-    int have_vb = 0, rc = 0;
-    size_t len = b ? b->len : 0;
-    if (b && b->value) {
-        msgpack_packer pk;
-        if (!msgpack_vrefbuffer_init(&vb, 64 * 1024, 64 * 1024)) rc = -ENOMEM;
-        else {
-            have_vb = 1;
-            msgpack_packer_init(&pk, &vb, msgpack_vrefbuffer_write);
-            rc = herd_value_pack(&pk, b->value);         /* encodability checked when stored: no memory */
-        }
-        len = 0;
-        for (size_t i = 0; !rc && i < msgpack_vrefbuffer_veclen(&vb); i++) len += msgpack_vrefbuffer_vec(&vb)[i].iov_len;
+    pconn *pc = ud;
+    herd_err e;
+    int op = herd_proto_op(msg, &e);         /* checked by comm.c */
+    char why[1200];
+    if (!pc->authed) {
+        if (op != OP_HELLO) snprintf(why, sizeof why, "expected HELLO first, got %s", herd_proto_op_name(op));
+        if (op != OP_HELLO || check_hello(pc->ps, msg, why, sizeof why)) { refuse(pc, why); return; }
+        pc->authed = 1;
+        event_free(pc->hello_timer);
+        pc->hello_timer = NULL;
+        herd_conn_set_limits(c, CTL_FRAME, 0);
+        return;
     }
-    if (rc) {
-        plog(ps, HERD_LOG_ERROR, "cannot send value %llu: %s", (unsigned long long)key, herd_strerror(rc));
-        if (have_vb) msgpack_vrefbuffer_destroy(&vb);
-        herd_blob_unref(b);
-        return rc;
-    }
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
-    herd_msg_data d = { key, b ? (int64_t)len : -1 };
-    rc = herd_proto_pack_data(&sb, &d);
-    if (!rc) rc = send_frame(fd, &sb);
-    if (!rc && b && !have_vb) rc = write_full(fd, b->data, len);
-    for (size_t i = 0; !rc && have_vb && i < msgpack_vrefbuffer_veclen(&vb); i++)
-        rc = write_full(fd, msgpack_vrefbuffer_vec(&vb)[i].iov_base, msgpack_vrefbuffer_vec(&vb)[i].iov_len);
-    msgpack_sbuffer_destroy(&sb);
-    if (have_vb) msgpack_vrefbuffer_destroy(&vb);
-    herd_blob_unref(b);
-    return rc;
+    herd_msg_key k;
+    if (op != OP_GET) {
+        snprintf(why, sizeof why, "protocol error: %s is not a message a peer server takes", herd_proto_op_name(op));
+        herd_conn_fail(c, why);
+    } else if (herd_proto_unpack_get(msg, &k, &e)) {
+        snprintf(why, sizeof why, "protocol error: %s", e.msg);
+        herd_conn_fail(c, why);
+    } else if (pc->x) {
+        if (pc->ngets == MAX_QUEUED_GETS) {
+            snprintf(why, sizeof why, "more than %d GETs waiting", MAX_QUEUED_GETS);
+            herd_conn_fail(c, why);
+        } else pc->gets[pc->ngets++] = k.key;
+    } else send_value(pc, k.key);
 }
 
-/* One message from connection i; 0 to keep it, -1 to close it. */
-static int on_readable(herd_peer_server *ps, int i)
+static void hello_late(evutil_socket_t fd, short what, void *arg)
 {
-    pconn *c = &ps->conns[i];
-    char *buf;
-    msgpack_unpacked up;
-    msgpack_unpacked_init(&up);
-    herd_err e;
-    e.msg[0] = '\0';
-    int op = read_msg(c->fd, &buf, &up, &e), keep = -1;
-    if (op == -ECONNRESET) {
-        /* the peer hung up between requests: normal */
-    } else if (op < 0) {
-        plog(ps, HERD_LOG_WARN, "closing a peer connection: %s", e.msg);
-    } else if (!c->authed) {
-        char why[1100];
-        if (op != OP_HELLO) snprintf(why, sizeof why, "expected HELLO first, got %s", herd_proto_op_name(op));
-        if (op != OP_HELLO || check_hello(ps, &up.data, why, sizeof why)) {
-            plog(ps, HERD_LOG_WARN, "refused a peer connection: %s", why);
-            refuse(ps, c->fd, why);
-        } else {
-            c->authed = 1;
-            keep = 0;
-        }
-    } else if (op == OP_GET) {
-        herd_msg_key k;
-        if (herd_proto_unpack_get(&up.data, &k, &e)) plog(ps, HERD_LOG_WARN, "closing a peer connection: %s", e.msg);
-        else if (serve_get(ps, c->fd, k.key) == 0) keep = 0;
-    } else {
-        plog(ps, HERD_LOG_WARN, "closing a peer connection: %s: not a message a peer server takes",
-             herd_proto_op_name(op));
+    pconn *pc = arg;
+    char why[64];
+    snprintf(why, sizeof why, "no HELLO within %ds", HELLO_WITHIN);
+    plog(pc->ps, HERD_LOG_WARN, "refused a peer connection from %s: %s", herd_conn_peer(pc->c), why);
+    drop(pc);
+}
+
+static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
+{
+    herd_peer_server *ps = arg;
+    char peer[96] = "a local peer";
+    if (sa && (sa->sa_family == AF_INET || sa->sa_family == AF_INET6)) {
+        char ip[64] = "?";
+        const void *a = sa->sa_family == AF_INET ? (const void *)&((struct sockaddr_in *)sa)->sin_addr
+                                                  : (const void *)&((struct sockaddr_in6 *)sa)->sin6_addr;
+        int port = ntohs(sa->sa_family == AF_INET ? ((struct sockaddr_in *)sa)->sin_port
+                                                  : ((struct sockaddr_in6 *)sa)->sin6_port);
+        inet_ntop(sa->sa_family, a, ip, sizeof ip);
+        snprintf(peer, sizeof peer, "%s:%d", ip, port);
     }
-    msgpack_unpacked_destroy(&up);
-    free(buf);
-    return keep;
+    if (ps->nconns >= MAX_CONNS) {
+        plog(ps, HERD_LOG_WARN, "refused a peer connection from %s: %d already open", peer, MAX_CONNS);
+        close(fd);
+        return;
+    }
+    herd_err e;
+    struct bufferevent *bev = ps->tls ? herd_tls_accept(ps->tls, ps->base, fd, &e)
+                                      : bufferevent_socket_new(ps->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (!bev) {
+        if (!ps->tls) close(fd);
+        plog(ps, HERD_LOG_WARN, "cannot take a peer connection from %s", peer);
+        return;
+    }
+    pconn *pc = calloc(1, sizeof *pc);
+    if (!pc || !(pc->c = herd_conn_new(bev, peer, on_msg, on_close, pc))) {
+        if (!pc) bufferevent_free(bev);
+        free(pc);
+        plog(ps, HERD_LOG_WARN, "cannot take a peer connection from %s: out of memory", peer);
+        return;
+    }
+    pc->ps = ps;
+    herd_conn_set_limits(pc->c, HERD_PREAUTH_MAX_FRAME, 0);
+    herd_conn_set_max_io(pc->c, IO_MAX);
+    herd_conn_set_timeouts(pc->c, 0, STALL_S);      /* a peer that stops reading a value is dropped */
+    struct timeval tv = { HELLO_WITHIN, 0 };
+    if (!(pc->hello_timer = evtimer_new(ps->base, hello_late, pc)) || evtimer_add(pc->hello_timer, &tv)) {
+        herd_conn_free(pc->c);
+        if (pc->hello_timer) event_free(pc->hello_timer);
+        free(pc);
+        return;
+    }
+    pc->next = ps->conns;
+    if (ps->conns) ps->conns->prev = pc;
+    ps->conns = pc;
+    ps->nconns++;
+}
+
+static void accept_err(struct evconnlistener *l, void *arg)
+{
+    herd_accept_guard_fail(&((herd_peer_server *)arg)->guard);
+}
+
+static void guard_log(void *ud, int level, const char *line) { plog(ud, level, "%s", line); }
+
+static void stop_cb(evutil_socket_t fd, short what, void *arg)
+{
+    event_base_loopbreak(((herd_peer_server *)arg)->base);
 }
 
 static void *serve_main(void *arg)
 {
     herd_peer_server *ps = arg;
-    struct pollfd fds[MAX_CONNS + 2];
-    for (;;) {
-        fds[0] = (struct pollfd){ .fd = ps->stop_pipe[0], .events = POLLIN };
-        fds[1] = (struct pollfd){ .fd = ps->lfd, .events = POLLIN };
-        for (int i = 0; i < ps->nconns; i++) fds[2 + i] = (struct pollfd){ .fd = ps->conns[i].fd, .events = POLLIN };
-        int n = ps->nconns;
-        if (poll(fds, (nfds_t)(2 + n), 1000) < 0 && errno != EINTR) break;
-        if (fds[0].revents) break;
-        double now = herd_now();
-        /* from the last, so dropping one (moved from the end) skips none */
-        for (int i = n - 1; i >= 0; i--) {
-            if (fds[2 + i].revents) {
-                if (on_readable(ps, i)) drop(ps, i);
-            } else if (!ps->conns[i].authed && now - ps->conns[i].since > HELLO_WITHIN) {
-                plog(ps, HERD_LOG_WARN, "refused a peer connection: no HELLO within %.0fs", HELLO_WITHIN);
-                drop(ps, i);
-            }
-        }
-        if (fds[1].revents & POLLIN) {
-            int fd = accept4(ps->lfd, NULL, NULL, SOCK_CLOEXEC);
-            if (fd < 0) continue;
-            if (ps->nconns == MAX_CONNS) {
-                plog(ps, HERD_LOG_WARN, "refused a peer connection: %d already open", MAX_CONNS);
-                close(fd);
-                continue;
-            }
-            set_timeouts(fd, IO_TIMEOUT);
-            ps->conns[ps->nconns++] = (pconn){ fd, 0, now };
-        }
-    }
+    herd_block_sigpipe();
+    event_base_dispatch(ps->base);
     return NULL;
 }
 
-int herd_peer_server_start(herd_peer_server **out, const char *path, const char *token, herd_store *st,
-                           const char *name, herd_err *err)
+static void server_free(herd_peer_server *ps)
 {
+    while (ps->conns) drop(ps->conns);
+    herd_accept_guard_destroy(&ps->guard);
+    if (ps->stop_ev) event_free(ps->stop_ev);
+    if (ps->lis) evconnlistener_free(ps->lis);
+    if (ps->path[0]) unlink(ps->path);
+    if (ps->base) herd_event_base_drain_free(ps->base);
+    free(ps);
+}
+
+int herd_peer_server_start(herd_peer_server **out, const char *listen_addr, const char *token, herd_tls *tls,
+                           herd_store *st, const char *name, herd_err *err)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, (void (*)(void))evthread_use_pthreads);
     *out = NULL;
-    struct sockaddr_un sa = { .sun_family = AF_UNIX };
-    if (strlen(path) >= sizeof sa.sun_path)
-        return herd_err_set(err, -HERD_EARG, "peer socket path \"%s\" is %zu bytes, at most %zu fit", path,
-                            strlen(path), sizeof sa.sun_path - 1);
+    herd_addr a;
+    int rc = herd_addr_parse(listen_addr, &a, err);
+    if (rc) return rc;
+    if ((rc = herd_tls_addr_check(tls, listen_addr, err))) return herd_err_prefix(err, "peer server");
     herd_peer_server *ps = calloc(1, sizeof *ps);
     if (!ps) return herd_err_set(err, -ENOMEM, "out of memory");
     ps->token = token;
     ps->name = name;
     ps->st = st;
-    ps->stop_pipe[0] = ps->stop_pipe[1] = -1;
-    snprintf(ps->path, sizeof ps->path, "%s", path);
-    snprintf(ps->address, sizeof ps->address, "unix://%s", path);
-    memcpy(sa.sun_path, path, strlen(path) + 1);
-    int rc;
-    unlink(path);
-    if ((ps->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
-        bind(ps->lfd, (struct sockaddr *)&sa, sizeof sa) || chmod(path, 0600) || listen(ps->lfd, 64) ||
-        pipe2(ps->stop_pipe, O_CLOEXEC)) {
-        rc = herd_err_set(err, -errno, "peer socket %s: %s", path, strerror(errno));
-        goto fail;
+    ps->tls = tls;
+    if (!(ps->base = event_base_new())) { free(ps); return herd_err_set(err, -ENOMEM, "out of memory"); }
+    if (!(ps->lis = herd_listen(ps->base, listen_addr, accept_cb, ps, ps->address, sizeof ps->address, err))) {
+        rc = herd_err_prefix(err, "peer server");
+        server_free(ps);
+        return rc ? rc : -EIO;
+    }
+    if (a.is_unix) snprintf(ps->path, sizeof ps->path, "%s", a.path);
+    evconnlistener_set_error_cb(ps->lis, accept_err);
+    if (herd_accept_guard_init(&ps->guard, ps->lis, guard_log, ps) ||
+        !(ps->stop_ev = event_new(ps->base, -1, 0, stop_cb, ps))) {
+        server_free(ps);
+        return herd_err_set(err, -ENOMEM, "out of memory");
     }
     if ((rc = pthread_create(&ps->thread, NULL, serve_main, ps))) {
-        rc = herd_err_set(err, -rc, "cannot start the peer server thread: %s", strerror(rc));
-        goto fail;
+        server_free(ps);
+        return herd_err_set(err, -rc, "cannot start the peer server thread: %s", strerror(rc));
     }
     *out = ps;
     return 0;
-fail:
-    if (ps->lfd >= 0) { close(ps->lfd); unlink(path); }
-    if (ps->stop_pipe[0] >= 0) { close(ps->stop_pipe[0]); close(ps->stop_pipe[1]); }
-    free(ps);
-    return rc;
 }
 
 void herd_peer_server_stop(herd_peer_server *ps)
 {
     if (!ps) return;
-    if (write(ps->stop_pipe[1], "x", 1) < 0) {}
+    event_active(ps->stop_ev, EV_TIMEOUT, 0);     /* a loopbreak before the loop runs would be forgotten */
     pthread_join(ps->thread, NULL);
-    while (ps->nconns) drop(ps, 0);
-    close(ps->lfd);
-    unlink(ps->path);
-    close(ps->stop_pipe[0]);
-    close(ps->stop_pipe[1]);
-    free(ps);
+    server_free(ps);
 }
 
 const char *herd_peer_server_address(const herd_peer_server *ps) { return ps->address; }
 
+/* ---- the budget ---- */
+int herd_fetch_budget_init(herd_fetch_budget *b, size_t cap)
+{
+    memset(b, 0, sizeof *b);
+    b->cap = cap;
+    int rc = pthread_mutex_init(&b->mu, NULL);
+    if (rc) return -rc;
+    if ((rc = pthread_cond_init(&b->cv, NULL))) { pthread_mutex_destroy(&b->mu); return -rc; }
+    return 0;
+}
+
+void herd_fetch_budget_destroy(herd_fetch_budget *b)
+{
+    pthread_cond_destroy(&b->cv);
+    pthread_mutex_destroy(&b->mu);
+}
+
+static int fits(const herd_fetch_budget *b, size_t n)
+{
+    return b->inflight == 0 || (b->inflight <= b->cap && n <= b->cap - b->inflight);
+}
+
+void herd_fetch_budget_acquire(herd_fetch_budget *b, size_t n)
+{
+    pthread_mutex_lock(&b->mu);
+    while (!fits(b, n)) pthread_cond_wait(&b->cv, &b->mu);
+    b->inflight += n;
+    pthread_mutex_unlock(&b->mu);
+}
+
+int herd_fetch_budget_try(herd_fetch_budget *b, size_t n)
+{
+    pthread_mutex_lock(&b->mu);
+    int ok = fits(b, n);
+    if (ok) b->inflight += n;
+    pthread_mutex_unlock(&b->mu);
+    return ok ? 0 : -EAGAIN;
+}
+
+void herd_fetch_budget_release(herd_fetch_budget *b, size_t n)
+{
+    pthread_mutex_lock(&b->mu);
+    b->inflight -= n < b->inflight ? n : b->inflight;
+    pthread_cond_broadcast(&b->cv);
+    pthread_mutex_unlock(&b->mu);
+}
+
 /* ---- fetch ---- */
-int herd_peer_fetch(const char *address, const char *token, uint64_t key, double timeout_s, herd_value **out,
-                    herd_err *err)
+typedef struct fetch {
+    struct event_base *base;
+    const char *address;
+    const herd_peer_auth *auth;
+    uint64_t key;
+    char *data;
+    size_t n, admitted;
+    int rc, done;
+    herd_value *v;
+    herd_err *err;
+    double timeout_s;
+    int tls;
+} fetch;
+
+static void fetch_end(fetch *f, int rc)
+{
+    if (f->done) return;
+    f->done = 1;
+    f->rc = rc;
+    event_base_loopbreak(f->base);
+}
+
+static void fetch_raw_done(herd_conn *c, void *ud)
+{
+    fetch *f = ud;
+    herd_err e;
+    int rc = herd_value_decode(f->data, f->n, &f->v, &e);
+    if (rc) rc = herd_err_set(f->err, rc, "peer %s: the value does not decode: %s", f->address, e.msg);
+    fetch_end(f, rc);
+}
+
+static void fetch_msg(herd_conn *c, const msgpack_object *msg, void *ud)
+{
+    fetch *f = ud;
+    herd_err e;
+    int op = herd_proto_op(msg, &e), rc = 0;
+    if (f->done || f->data) {
+        rc = herd_err_set(f->err, -HERD_EPROTO, "peer %s sent %s out of turn", f->address, herd_proto_op_name(op));
+    } else if (op == OP_REFUSE) {
+        herd_msg_reason r;
+        if (herd_proto_unpack_refuse(msg, &r, &e)) rc = herd_err_set(f->err, -HERD_EPROTO, "peer %s: %s", f->address, e.msg);
+        else rc = herd_err_set(f->err, -HERD_EAUTH, "peer %s refused this connection: %.*s", f->address,
+                               (int)r.reason.len, r.reason.ptr);
+    } else if (op != OP_DATA) {
+        rc = herd_err_set(f->err, -HERD_EPROTO, "peer %s answered %s, expected DATA", f->address, herd_proto_op_name(op));
+    } else {
+        herd_msg_data d;
+        if (herd_proto_unpack_data(msg, &d, &e)) rc = herd_err_set(f->err, -HERD_EPROTO, "peer %s: %s", f->address, e.msg);
+        else if (d.key != f->key) rc = herd_err_set(f->err, -HERD_EPROTO, "peer %s answered for another key", f->address);
+        else if (d.nbytes < 0) rc = herd_err_set(f->err, -ENOENT, "peer %s does not hold the value", f->address);
+        else if (d.nbytes == 0) rc = herd_err_set(f->err, -HERD_EPROTO, "peer %s sent an empty value", f->address);
+        else if ((uint64_t)d.nbytes > SIZE_MAX / 2)
+            rc = herd_err_set(f->err, -ENOMEM, "peer %s: a value of %lld bytes", f->address, (long long)d.nbytes);
+        else {
+            f->n = (size_t)d.nbytes;
+            if (f->auth && f->auth->budget) {
+                herd_fetch_budget_acquire(f->auth->budget, f->n);
+                f->admitted = f->n;
+                herd_conn_set_timeouts(c, f->timeout_s, f->timeout_s);    /* the wait was not the peer's silence */
+            }
+            if (!(f->data = malloc(f->n)))
+                rc = herd_err_set(f->err, -ENOMEM, "peer %s: no memory for a value of %zu bytes", f->address, f->n);
+            else {
+                herd_conn_set_limits(c, IO_MAX, 0);       /* the read watermark: big reads */
+                herd_conn_read_raw(c, f->data, f->n, fetch_raw_done);
+                /* plain sockets: the rest is read straight into the buffer once
+                 * the loop is left (herd_conn_finish_raw); TLS through the loop */
+                if (!f->tls) event_base_loopbreak(f->base);
+                return;
+            }
+        }
+    }
+    fetch_end(f, rc);
+}
+
+static void fetch_closed(herd_conn *c, const char *why, void *ud)
+{
+    fetch *f = ud;
+    if (f->done) return;
+    fetch_end(f, herd_err_set(f->err, -HERD_ECLOSED, "peer %s: %s%s", f->address,
+                              f->data ? "the transfer broke off: " : "", why));
+}
+
+int herd_peer_fetch(const char *address, const herd_peer_auth *auth, uint64_t key, double timeout_s,
+                    herd_value **out, herd_err *err)
 {
     *out = NULL;
     herd_addr a;
-    int rc = herd_addr_parse(address, &a, err);
+    int rc = herd_addr_parse(address, &a, err), fd = -1;
+    herd_tls *tls = a.is_tls && auth ? auth->tls : NULL;
     if (rc) return rc;
-    if (!a.is_unix) return herd_err_set(err, -HERD_EARG, "peer address %s: only unix:// peers are served", address);
-    struct sockaddr_un sa = { .sun_family = AF_UNIX };
-    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", a.path);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return herd_err_set(err, -errno, "peer %s: %s", address, strerror(errno));
-    set_timeouts(fd, timeout_s > 0 && timeout_s < 1e6 ? (int)timeout_s + 1 : IO_TIMEOUT);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa)) {
-        rc = herd_err_set(err, -errno, "cannot reach peer %s: %s", address, strerror(errno));
-        close(fd);
-        return rc;
-    }
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
-    herd_msg_hello h = { HERD_PROTO_VERSION, ROLE_PEER, herd_pstr_c(token ? token : ""), herd_pstr_c("peer"), 0, NULL,
-                         (int64_t)getpid() };
-    herd_msg_key g = { key };
-    if ((rc = herd_proto_pack_hello(&sb, &h)) == 0) {
-        size_t hl = sb.size;
-        unsigned char hdr[4] = { (unsigned char)(hl >> 24), (unsigned char)(hl >> 16), (unsigned char)(hl >> 8),
-                                 (unsigned char)hl };
-        msgpack_sbuffer gb;
-        msgpack_sbuffer_init(&gb);
-        if (!(rc = herd_proto_pack_get(&gb, &g)) && !(rc = write_full(fd, hdr, 4)) && !(rc = write_full(fd, sb.data, hl)))
-            rc = send_frame(fd, &gb);
-        msgpack_sbuffer_destroy(&gb);
-    }
-    msgpack_sbuffer_destroy(&sb);
-    if (rc) { close(fd); return herd_err_set(err, rc, "peer %s: cannot send the request: %s", address, strerror(-rc)); }
-    char *buf = NULL, *data = NULL;
-    msgpack_unpacked up;
-    msgpack_unpacked_init(&up);
-    herd_err e;
-    e.msg[0] = '\0';
-    int op = read_msg(fd, &buf, &up, &e);
-    if (op < 0) {
-        rc = herd_err_set(err, op, "peer %s: %s", address, e.msg);
-    } else if (op == OP_REFUSE) {
-        herd_msg_reason r;
-        if (herd_proto_unpack_refuse(&up.data, &r, &e)) rc = herd_err_set(err, -HERD_EPROTO, "peer %s: %s", address, e.msg);
-        else rc = herd_err_set(err, -HERD_EAUTH, "peer %s refused this connection: %.*s", address, (int)r.reason.len,
-                               r.reason.ptr);
-    } else if (op != OP_DATA) {
-        rc = herd_err_set(err, -HERD_EPROTO, "peer %s answered %s, expected DATA", address, herd_proto_op_name(op));
+    if (a.is_tls && !tls)
+        return herd_err_set(err, -HERD_ECONFIG, "peer %s speaks TLS and this side has no TLS credentials", address);
+    if (timeout_s <= 0 || timeout_s > 1e6) timeout_s = 60;
+    /* a peer that answers does so at once: one that drops the connect (a
+     * firewall) is given up on in CONNECT_S, and the reader relays */
+    if ((rc = herd_dial_once(address, timeout_s < CONNECT_S ? timeout_s : CONNECT_S, &fd, err)))
+        return herd_err_set(err, -HERD_ECLOSED, "cannot reach peer %s: %s", address, strerror(-rc > 0 ? -rc : EIO));
+    fetch f = { .address = address, .auth = auth, .key = key, .err = err, .timeout_s = timeout_s, .tls = tls != NULL };
+    if (!(f.base = event_base_new())) { close(fd); return herd_err_set(err, -ENOMEM, "out of memory"); }
+    struct bufferevent *bev = tls ? herd_tls_connect_peer(tls, f.base, fd, err)
+                                  : bufferevent_socket_new(f.base, fd, BEV_OPT_CLOSE_ON_FREE);
+    herd_conn *c = NULL;
+    if (!bev) {
+        if (!tls) { close(fd); herd_err_set(err, -ENOMEM, "out of memory"); }
+        rc = -ENOMEM;
+    } else if (!(c = herd_conn_new(bev, address, fetch_msg, fetch_closed, &f))) {
+        rc = herd_err_set(err, -ENOMEM, "out of memory");
     } else {
-        herd_msg_data d;
-        if (herd_proto_unpack_data(&up.data, &d, &e)) rc = herd_err_set(err, -HERD_EPROTO, "peer %s: %s", address, e.msg);
-        else if (d.key != key) rc = herd_err_set(err, -HERD_EPROTO, "peer %s answered for another key", address);
-        else if (d.nbytes < 0) rc = herd_err_set(err, -ENOENT, "peer %s does not hold the value", address);
-        else if ((uint64_t)d.nbytes > SIZE_MAX / 2 || !(data = malloc(d.nbytes ? (size_t)d.nbytes : 1)))
-            rc = herd_err_set(err, -ENOMEM, "peer %s: no memory for a value of %lld bytes", address, (long long)d.nbytes);
-        else if ((rc = read_full(fd, data, (size_t)d.nbytes)))
-            rc = herd_err_set(err, rc, "peer %s: the transfer broke off (%s)", address, strerror(-rc));
-        else if ((rc = herd_value_decode(data, (size_t)d.nbytes, out, &e)))
-            rc = herd_err_set(err, rc, "peer %s: the value does not decode: %s", address, e.msg);
+        herd_conn_set_limits(c, CTL_FRAME, 0);
+        herd_conn_set_max_io(c, IO_MAX);
+        herd_conn_set_timeouts(c, timeout_s, timeout_s);
+        herd_msg_hello h = { HERD_PROTO_VERSION, ROLE_PEER, herd_pstr_c(auth && auth->token ? auth->token : ""),
+                             herd_pstr_c("peer"), 0, NULL, (int64_t)getpid() };
+        herd_msg_key g = { key };
+        herd_proto_pack_hello(herd_conn_buf(c), &h);
+        herd_proto_pack_get(herd_conn_buf(c), &g);
+        herd_conn_end(c);
+        event_base_dispatch(f.base);
+        if (!f.done && f.data && !f.tls && (rc = herd_conn_finish_raw(c, timeout_s)) && !f.done)
+            herd_err_set(err, -HERD_ECLOSED, "peer %s: the transfer broke off: %s", address, strerror(-rc));
+        if (!f.done && !rc) rc = herd_err_set(err, -HERD_ECLOSED, "peer %s: the transfer ended unfinished", address);
+        else if (f.done) rc = f.rc;
+        else rc = -HERD_ECLOSED;
     }
-    free(data);
-    msgpack_unpacked_destroy(&up);
-    free(buf);
-    close(fd);
-    return rc;
+    if (c) herd_conn_free(c);
+    herd_event_base_drain_free(f.base);
+    free(f.data);
+    if (f.admitted) herd_fetch_budget_release(auth->budget, f.admitted);
+    if (rc) { herd_value_free(f.v); return rc; }
+    *out = f.v;
+    return 0;
 }

@@ -32,7 +32,7 @@ static const char *const op_names[OP_MAX] = {
     [OP_SUBMIT] = "SUBMIT", [OP_RELEASE] = "RELEASE", [OP_CANCEL] = "CANCEL", [OP_RESULT] = "RESULT",
     [OP_CLOSE] = "CLOSE", [OP_WORKERS] = "WORKERS", [OP_STARTED] = "STARTED", [OP_CONTROL] = "CONTROL",
     [OP_REPLY] = "REPLY", [OP_PEER] = "PEER", [OP_FREE] = "FREE", [OP_MISSING] = "MISSING", [OP_GET] = "GET",
-    [OP_DATA] = "DATA", [OP_HELD] = "HELD", [OP_PAUSE] = "PAUSE",
+    [OP_DATA] = "DATA", [OP_HELD] = "HELD", [OP_PAUSE] = "PAUSE", [OP_FETCH] = "FETCH", [OP_VALUE] = "VALUE",
 };
 
 const char *herd_proto_op_name(int op) { return op > 0 && op < OP_MAX ? op_names[op] : "?"; }
@@ -333,12 +333,13 @@ int herd_proto_unpack_hello(const msgpack_object *msg, herd_msg_hello *out, herd
 int herd_proto_pack_welcome(msgpack_sbuffer *sb, const herd_msg_welcome *m)
 {
     wr w;
-    msgpack_packer *pk = wr_open(&w, sb, OP_WELCOME, 6);
+    msgpack_packer *pk = wr_open(&w, sb, OP_WELCOME, 7);
     msgpack_pack_uint32(pk, m->id);
     msgpack_pack_double(pk, m->heartbeat_interval);
     msgpack_pack_int(pk, m->nworkers);
     msgpack_pack_int(pk, m->nthreads);
     msgpack_pack_int(pk, m->owned);
+    msgpack_pack_int(pk, m->transfer);
     return wr_close(&w, 0);
 }
 
@@ -348,11 +349,12 @@ int herd_proto_unpack_welcome(const msgpack_object *msg, herd_msg_welcome *out, 
     int64_t id = 0;
     int rc;
     memset(out, 0, sizeof *out);
-    if ((rc = rd_open(&r, msg, OP_WELCOME, 6, err)) || (rc = rd_int(&r, 1, "id", 1, (1 << 24) - 1, &id)) ||
+    if ((rc = rd_open(&r, msg, OP_WELCOME, 7, err)) || (rc = rd_int(&r, 1, "id", 1, (1 << 24) - 1, &id)) ||
         (rc = rd_num(&r, 2, "heartbeat_interval", 1e-6, 1e9, &out->heartbeat_interval)) ||
         (rc = rd_i32(&r, 3, "nworkers", 0, INT32_MAX, &out->nworkers)) ||
         (rc = rd_i32(&r, 4, "nthreads", 0, INT32_MAX, &out->nthreads)) ||
-        (rc = rd_i32(&r, 5, "owned", 0, 1, &out->owned)))
+        (rc = rd_i32(&r, 5, "owned", 0, 1, &out->owned)) ||
+        (rc = rd_i32(&r, 6, "transfer", HERD_DT_AUTO, HERD_DT_INLINE, &out->transfer)))
         return rc;
     out->id = (uint32_t)id;
     return 0;
@@ -597,6 +599,7 @@ int herd_proto_pack_spec(msgpack_sbuffer *sb, const herd_submit_spec *m)
     case OP_SUBMIT: return herd_proto_pack_submit(sb, m);
     case OP_RELEASE: return pack_key(sb, OP_RELEASE, &k);
     case OP_CANCEL: return pack_key(sb, OP_CANCEL, &k);
+    case OP_FETCH: return pack_key(sb, OP_FETCH, &k);
     }
     return -HERD_EARG;
 }
@@ -896,5 +899,37 @@ int herd_proto_unpack_pause(const msgpack_object *msg, herd_msg_pause *out, herd
     memset(out, 0, sizeof *out);
     if ((rc = rd_open(&r, msg, OP_PAUSE, 2, err)) || (rc = rd_i32(&r, 1, "paused", 0, 1, &out->paused)))
         return rc;
+    return 0;
+}
+
+/* ---- FETCH, VALUE ---- */
+int herd_proto_pack_fetch(msgpack_sbuffer *sb, const herd_msg_key *m) { return pack_key(sb, OP_FETCH, m); }
+int herd_proto_unpack_fetch(const msgpack_object *msg, herd_msg_key *out, herd_err *err)
+{
+    return unpack_key(msg, OP_FETCH, out, err);
+}
+
+int herd_proto_pack_value(msgpack_sbuffer *sb, const herd_msg_value *m)
+{
+    wr w;
+    msgpack_packer *pk = wr_open(&w, sb, OP_VALUE, 4);
+    msgpack_pack_uint64(pk, m->key);
+    int rc = 0;
+    if (m->raw.ptr) msgpack_sbuffer_write(sb, m->raw.ptr, m->raw.len);
+    else if (m->v) rc = pk_value(pk, m->v);
+    else msgpack_pack_nil(pk);
+    pk_str(pk, m->v || m->raw.ptr ? herd_pstr_c(NULL) : m->error.ptr ? m->error : herd_pstr_c("no value"));
+    return wr_close(&w, rc);
+}
+
+int herd_proto_unpack_value(const msgpack_object *msg, herd_msg_value *out, herd_err *err)
+{
+    rd r;
+    int rc;
+    memset(out, 0, sizeof *out);
+    if ((rc = rd_open(&r, msg, OP_VALUE, 4, err)) || (rc = rd_u64(&r, 1, "key", &out->key)) ||
+        (rc = rd_str(&r, 3, "error", S_NIL, &out->error)))
+        return rc;
+    if (!out->error.ptr && (rc = rd_value(&r, 2, "value", &out->value))) return rc;
     return 0;
 }

@@ -12,7 +12,9 @@
  *   HELLO     c->s [op, proto int, role int 0|1, token str, name str,
  *                   nthreads int, resources map|nil, pid int]
  *   WELCOME   s->c [op, id int 1..2^24-1, heartbeat_interval num > 0,
- *                   nworkers int, nthreads int, owned int 0|1]
+ *                   nworkers int, nthreads int, owned int 0|1, transfer int 0..3]:
+ *                   transfer is the cluster's data_transfer (HERD_DT_*): how
+ *                   a worker fetches held inputs
  *   REFUSE    s->c [op, reason str]
  *   RUN       s->w [op, key int, task str, args value, attempt int,
  *                   run_name str, tags array of str|nil, inputs, hold int 0|1]:
@@ -27,7 +29,7 @@
  *   LOG       w->s and s->c [op, key int, level int 0..3, text str]
  *   HEARTBEAT w->s [op, cpu num -1..1e6, memory int >= -1, managed int >= 0,
  *                   spilled int >= 0]: the worker's own figures, every
- *                   heartbeat_interval (protocol 5): its process's CPU use since
+ *                   heartbeat_interval (protocol 6): its process's CPU use since
  *                   the last heartbeat (% of one core) and resident memory in
  *                   bytes (-1 each: unknown, as for a worker thread inside
  *                   another process), and the bytes of held values in memory
@@ -60,6 +62,14 @@
  *   DATA      p->p [op, key int, nbytes int >= -1]: the answer; nbytes -1:
  *                   not held here; else nbytes raw bytes (the value, packed)
  *                   follow the frame, outside msgpack, so no frame limit applies
+ *   FETCH     w|c->s and s->w [op, key int]: the relay (item 8 of the data
+ *                   plane): a worker or client that cannot reach a value's
+ *                   holder (or whose cluster relays everything) asks the
+ *                   scheduler, which asks the holder
+ *   VALUE     w->s and s->w|c [op, key int, value|nil, error str|nil]: the
+ *                   answer, the value inline (so the relay keeps the
+ *                   HERD_MAX_DATA limit: one message in one frame), or nil
+ *                   and why not
  *   PAUSE     w->s [op, paused int 0|1]: 1, the worker's memory is over 80% of
  *                   its memory_limit (spill.c): send it no task; 0, it fell
  *                   back under: it takes tasks again
@@ -96,8 +106,19 @@
 enum {
     OP_HELLO = 1, OP_WELCOME, OP_REFUSE, OP_RUN, OP_DONE, OP_LOG, OP_HEARTBEAT, OP_SECEDE,
     OP_SUBMIT, OP_RELEASE, OP_CANCEL, OP_RESULT, OP_CLOSE, OP_WORKERS, OP_STARTED,
-    OP_CONTROL, OP_REPLY, OP_PEER, OP_FREE, OP_MISSING, OP_GET, OP_DATA, OP_HELD, OP_PAUSE, OP_MAX
+    OP_CONTROL, OP_REPLY, OP_PEER, OP_FREE, OP_MISSING, OP_GET, OP_DATA, OP_HELD, OP_PAUSE, OP_FETCH, OP_VALUE,
+    OP_MAX
 };
+
+/* data_transfer (client_kwargs): how held values reach a worker or client.
+ * AUTO: from the holder directly, relayed by the scheduler when the holder
+ * cannot be reached; DIRECT: never relayed; RELAY: always relayed; INLINE:
+ * results are not held at all, they travel inline with DONE and RESULT. */
+enum { HERD_DT_AUTO = 0, HERD_DT_DIRECT, HERD_DT_RELAY, HERD_DT_INLINE };
+/* How VALUE's error begins when no worker holds the value any more: the
+ * reader waits for its recomputation (any other error is final). */
+#define HERD_RELAY_GONE "no worker holds this value now"
+
 /* ROLE_PEER: a worker (or a client) fetching held values from a worker's
  * peer server (peer.c); the scheduler refuses it. */
 enum { ROLE_WORKER = 0, ROLE_CLIENT = 1, ROLE_PEER = 2 };
@@ -140,6 +161,7 @@ typedef struct herd_msg_welcome {
     double heartbeat_interval; /* seconds */
     int nworkers, nthreads;
     int owned;                 /* the scheduler was started for one cluster */
+    int transfer;              /* HERD_DT_* */
 } herd_msg_welcome;
 int herd_proto_pack_welcome(msgpack_sbuffer *sb, const herd_msg_welcome *m);
 int herd_proto_unpack_welcome(const msgpack_object *msg, herd_msg_welcome *out, herd_err *err);
@@ -268,6 +290,22 @@ int herd_proto_unpack_pause(const msgpack_object *msg, herd_msg_pause *out, herd
 typedef struct herd_msg_data { uint64_t key; int64_t nbytes; } herd_msg_data;
 int herd_proto_pack_data(msgpack_sbuffer *sb, const herd_msg_data *m);
 int herd_proto_unpack_data(const msgpack_object *msg, herd_msg_data *out, herd_err *err);
+
+/* FETCH */
+int herd_proto_pack_fetch(msgpack_sbuffer *sb, const herd_msg_key *m);
+int herd_proto_unpack_fetch(const msgpack_object *msg, herd_msg_key *out, herd_err *err);
+
+/* VALUE: value (packed from v, or from raw: already packed msgpack bytes,
+ * when raw.ptr) or error. */
+typedef struct herd_msg_value {
+    uint64_t key;
+    const herd_value *v;       /* pack: the value, or NULL */
+    herd_pstr raw;             /* pack: its packed bytes instead (ptr NULL: not) */
+    herd_value *value;         /* unpack: new, or NULL with error */
+    herd_pstr error;
+} herd_msg_value;
+int herd_proto_pack_value(msgpack_sbuffer *sb, const herd_msg_value *m);
+int herd_proto_unpack_value(const msgpack_object *msg, herd_msg_value *out, herd_err *err);
 
 /* Older helpers for code outside the protocol (tests of the framing). */
 void herd_pack_str(msgpack_packer *pk, const char *s);

@@ -81,6 +81,8 @@ static void on_msg(herd_conn *c, const msgpack_object *m, void *ud)
         if (herd_proto_unpack_welcome(m, &wm, &e)) break;
         pthread_mutex_lock(&r->cl->mu);
         r->cl->id = wm.id;
+        if (r->cl->transfer == HERD_DT_AUTO || r->cl->transfer == HERD_DT_INLINE)
+            r->cl->transfer = wm.transfer;          /* the client's own direct/relay wins */
         pthread_mutex_unlock(&r->cl->mu);
         pthread_mutex_lock(&r->mu);
         r->welcomed = 1;
@@ -112,6 +114,23 @@ static void on_msg(herd_conn *c, const msgpack_object *m, void *ud)
         if (herd_proto_unpack_result(m, &rm, &e)) break;
         char *error = herd_pstr_dup(rm.error);
         herd_client_deliver_key(r->cl, rm.key, rm.state, rm.value, error);
+        free(error);
+        return;
+    }
+    case OP_HELD: {        /* a result stays on a worker: fetched from there on demand */
+        herd_msg_held hm;
+        if (herd_proto_unpack_held(m, &hm, &e)) break;
+        char *peer = herd_pstr_dup(hm.peer), *error = herd_pstr_dup(hm.error);
+        herd_client_deliver_held_key(r->cl, hm.key, peer, error ? error : "the value was lost");
+        free(peer);
+        free(error);
+        return;
+    }
+    case OP_VALUE: {       /* a value the scheduler relayed */
+        herd_msg_value vm;
+        if (herd_proto_unpack_value(m, &vm, &e)) break;
+        char *error = herd_pstr_dup(vm.error);
+        herd_client_deliver_value(r->cl, vm.key, vm.value, error);
         free(error);
         return;
     }
@@ -209,6 +228,13 @@ int herd_remote_connect(const char *address, const char *token, herd_tls *tls, c
     herd_remote *r = calloc(1, sizeof *r);
     if (!r) return herd_err_set(err, -ENOMEM, "out of memory");
     r->cl = cl;
+    if (cl) {   /* it fetches held results from the workers with the cluster's credentials */
+        pthread_mutex_lock(&cl->mu);
+        free(cl->peer_token);
+        cl->peer_token = token ? strdup(token) : NULL;
+        cl->peer_tls = tls;
+        pthread_mutex_unlock(&cl->mu);
+    }
     pthread_mutex_init(&r->mu, NULL);
     pthread_mutex_init(&r->call_mu, NULL);
     herd_cond_init_monotonic(&r->cv);

@@ -419,6 +419,7 @@ static int begin_remote(flow_runner *r, herd_err *err)
     double ct = r->opts.client.connect_timeout;
     snprintf(r->addr, sizeof r->addr, "%s", r->address);
     int rc = tls_from_kwargs(r, err);
+    r->client.transfer = r->opts.client.data_transfer;
     if (!rc) rc = herd_remote_connect(r->address, tok, r->tls, name, ct, &r->client, &r->remote, err);
     if (rc) {
         herd_tls_free(r->tls);
@@ -498,6 +499,7 @@ static int begin_remote_scheduler(flow_runner *r, const char *tok, herd_err *err
     char name[256];
     snprintf(name, sizeof name, "%s-%ld", r->flow_name, (long)getpid());
     double ct = r->opts.client.connect_timeout;
+    r->client.transfer = r->opts.client.data_transfer;
     if ((rc = herd_remote_connect(r->addr, tok, r->tls, name, ct, &r->client, &r->remote, err)))
         return herd_err_prefix(err, "%s's scheduler", who);
     r->remote_owned = 1;
@@ -615,6 +617,7 @@ static int start_cluster(flow_runner *r, herd_err *err)
         .heartbeat_timeout = r->opts.client.heartbeat_timeout,
         .allowed_failures = r->opts.client.allowed_failures,
         .no_workers_timeout = r->opts.client.no_workers_timeout,
+        .data_transfer = r->opts.client.data_transfer,
         .token = r->token,
     };
     free((char *)r->env.name);
@@ -691,6 +694,7 @@ static int start_cluster(flow_runner *r, herd_err *err)
         .no_workers_timeout = r->opts.client.no_workers_timeout,
         .log = r->log, .log_ud = r->log_ud, .tls = r->tls,
         .http = r->opts.client.dashboard_address,
+        .data_transfer = r->opts.client.data_transfer,
     };
     if ((rc = herd_sched_start(&r->sched, &sc, r->addr, sizeof r->addr, err))) {
         r->sched = NULL;
@@ -764,6 +768,7 @@ int herd_flow_end(herd_runner *base, bool failed, herd_err *err)
     } else if (report) {
         rlog(r, HERD_LOG_WARN, "flow run %s: no performance report: its scheduler runs elsewhere (start_scheduler)", r->flow_name);
     }
+    herd_client_pull_all(&r->client);       /* held results leave the workers before they do */
     herd_client_shutdown(&r->client, HERD_CANCELLED, "the flow run ended before the task finished");
     herd_flow_progress_stop(r->progress);   /* its last lines: every task's final state */
     r->progress = NULL;

@@ -4,7 +4,7 @@
  * the scheduler's thread. The files, each calling only those listed above it:
  *   sched_state.c    task states: ready queue, dependencies, completion, failure, retries
  *   sched_place.c    placement: priority, resources, locality, `workers` restrictions, dispatch
- *   sched_held.c     held values: lineage recompute when a holder leaves, MISSING, pulls at close
+ *   sched_held.c     held values: lineage recompute when a holder leaves, MISSING, pulls at close, the relay
  *   sched_workers.c  worker membership: HELLO, counts, a worker lost, heartbeats, no workers
  *   sched_control.c  load snapshot, drain, close every worker (OP_CONTROL and in-process)
  *   sched_msg.c      connections: accept, the HELLO timeout, each message a connection sends
@@ -139,6 +139,7 @@ struct herd_sched {
     void (*user_log)(void *ud, int level, const char *line);   /* cfg.log as given (cfg.log tees) */
     void *user_log_ud;
     struct herd_http *http;    /* the HTTP endpoint (sched_http.c), or NULL */
+    struct relay *relays;      /* FETCHes waiting for the holder's VALUE (sched_held.c) */
 };
 
 static inline void slog(herd_sched *s, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -212,6 +213,13 @@ void sch_unassign(herd_sched *s, sworker *w, stask *t);
 void sch_lost_values(herd_sched *s, sworker *w);
 void sch_on_missing(herd_sched *s, sworker *w, const herd_msg_missing *m);
 void sch_pull_held(herd_sched *s);
+/* The relay: req (NULL: the in-process client) asks for key's value (FETCH);
+ * the holder's VALUE goes to each one waiting; a worker leaving drops what
+ * it asked for and fails what it was asked for. */
+void sch_on_fetch(herd_sched *s, sworker *req, uint64_t key);
+void sch_on_value(herd_sched *s, herd_msg_value *m);
+void sch_relays_gone(herd_sched *s, sworker *w);
+void sch_relays_free(herd_sched *s);
 
 /* ---- worker membership (sched_workers.c): join, leave, death, no workers ---- */
 void sch_worker_counts(herd_sched *s);

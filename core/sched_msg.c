@@ -174,6 +174,24 @@ static void on_msg(herd_conn *c, const msgpack_object *m, void *ud)
         if (w->role != ROLE_WORKER) { herd_err_set(&e, -HERD_EPROTO, "PEER: only a worker serves values"); break; }
         free(w->peer);
         w->peer = herd_pstr_dup(pm.address);
+        slog(s, HERD_LOG_DEBUG, "worker %s serves held values at %s", w->name, w->peer ? w->peer : "?");
+        return;
+    }
+    case OP_FETCH: {
+        herd_msg_key k;
+        if (herd_proto_unpack_fetch(m, &k, &e)) break;
+        sch_on_fetch(s, w, k.key);
+        return;
+    }
+    case OP_VALUE: {
+        herd_msg_value vm;
+        if (herd_proto_unpack_value(m, &vm, &e)) break;
+        if (w->role != ROLE_WORKER) {
+            herd_value_free(vm.value);
+            herd_err_set(&e, -HERD_EPROTO, "VALUE: only a worker holds values");
+            break;
+        }
+        sch_on_value(s, &vm);
         return;
     }
     case OP_MISSING: {

@@ -100,11 +100,12 @@ static herd_value *inputs_of(herd_sched *s, const stask *t)
 static void assign(herd_sched *s, stask *t, sworker *w)
 {
     herd_value *inputs = inputs_of(s, t);
-    /* a result may stay on the worker when its reader fetches from workers:
-     * the in-process client, a task's sub-task client, or a dependent (not
-     * a remote client) */
+    /* a result may stay on the worker when it serves values and the cluster
+     * holds results (data_transfer is not inline): every reader (the
+     * in-process client, a task's sub-task client, a remote client, a
+     * dependent) fetches it, directly or relayed */
     herd_msg_run m = { t->key, herd_pstr_c(t->task), t->args, t->attempt, herd_pstr_c(t->run_name), t->tags,
-                       inputs, (!t->owner || t->owner->role == ROLE_WORKER) && w->peer };
+                       inputs, w->peer && s->cfg.data_transfer != HERD_DT_INLINE };
     msgpack_sbuffer *sb = herd_conn_buf(w->conn);
     size_t before = sb->size;
     int rc = herd_proto_pack_run(sb, &m);

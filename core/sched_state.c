@@ -228,10 +228,9 @@ static void deliver(herd_sched *s, stask *t)
         /* a value that was held, lost, and whose recomputation failed: the
          * future completed earlier and waits for a new copy; tell it */
         if (t->final != HERD_COMPLETED) herd_client_deliver_held(s->local, t->fut, NULL, t->error);
-    } else if (t->owner && t->owner->conn && t->owner->role == ROLE_WORKER &&
-               (t->holder || (t->final != HERD_COMPLETED && t->nbytes))) {
-        /* a sub-task's held result: where it is (or, after a failed
-         * recomputation, that it is lost) */
+    } else if (t->owner && t->owner->conn && (t->holder || (t->final != HERD_COMPLETED && t->nbytes))) {
+        /* a held result of a sub-task or a remote client's task: where it is
+         * (or, after a failed recomputation, that it is lost) */
         herd_msg_held m = { t->key, herd_pstr_c(t->holder ? t->holder->peer : NULL), herd_pstr_c(t->error) };
         herd_proto_pack_held(herd_conn_buf(t->owner->conn), &m);
         herd_conn_end(t->owner->conn);

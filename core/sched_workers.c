@@ -88,6 +88,7 @@ void sch_worker_lost(herd_sched *s, sworker *w, const char *why)
         }
     }
     kmap_free(&w->running);
+    sch_relays_gone(s, w);
     sch_lost_values(s, w);
     sch_unlink_peer(s, w);
     /* tasks this connection submitted (sub-tasks of its tasks) lose their owner */
@@ -183,7 +184,7 @@ int sch_on_hello(herd_sched *s, sworker *w, const msgpack_object *msg)
     pthread_mutex_lock(&s->w_mu);
     int nw = s->nworkers, nt = s->nthreads;
     pthread_mutex_unlock(&s->w_mu);
-    herd_msg_welcome wm = { w->id, s->cfg.heartbeat_interval, nw, nt, s->cfg.owned ? 1 : 0 };
+    herd_msg_welcome wm = { w->id, s->cfg.heartbeat_interval, nw, nt, s->cfg.owned ? 1 : 0, s->cfg.data_transfer };
     herd_proto_pack_welcome(herd_conn_buf(w->conn), &wm);
     herd_conn_end(w->conn);
     if (role == ROLE_WORKER) {

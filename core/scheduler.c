@@ -42,6 +42,7 @@ static void inbox_cb(evutil_socket_t fd, short what, void *arg)
         case OP_SUBMIT: sch_add_task(s, sp, NULL); break;
         case OP_RELEASE: sch_on_release(s, sp->key, 1); herd_spec_free(sp); break;
         case OP_CANCEL: sch_on_cancel(s, sp->key, 1); herd_spec_free(sp); break;
+        case OP_FETCH: sch_on_fetch(s, NULL, sp->key); herd_spec_free(sp); break;
         default: herd_spec_free(sp);
         }
         sp = next;
@@ -72,6 +73,8 @@ void herd_sched_attach_local(herd_sched *s, herd_client *cl)
     pthread_mutex_lock(&cl->mu);
     free(cl->peer_token);
     cl->peer_token = s->token ? strdup(s->token) : NULL;
+    cl->peer_tls = s->cfg.tls;
+    cl->transfer = s->cfg.data_transfer;
     pthread_mutex_unlock(&cl->mu);
 }
 
@@ -304,6 +307,7 @@ void herd_sched_stop(herd_sched *s)
     }
     for (herd_submit_spec *sp = s->in_head, *n; sp; sp = n) { n = sp->next; herd_spec_free(sp); }
     while (s->workers) { sworker *w = s->workers; s->workers = w->next; sch_unlink_peer(s, w); sch_worker_free(w); }
+    sch_relays_free(s);
     size_t i = 0;
     void *v;
     while (kmap_next(&s->tasks, &i, NULL, &v)) sch_task_free(v);

@@ -19,6 +19,7 @@ typedef struct herd_sched_cfg {
     double no_workers_timeout;     /* > 0: a ready task no worker can run this long ends
                                       Crashed (Dask's no-workers-timeout); <= 0: never */
     herd_tls *tls;                 /* NULL: plain; else tls:// with mutual auth (borrowed) */
+    int data_transfer;             /* HERD_DT_* (proto.h): told to workers in WELCOME */
     int owned;                     /* started by a cluster's provider for one flow run
                                       (--herd-scheduler): its client may drain and close
                                       workers (OP_CONTROL) */

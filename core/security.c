@@ -543,6 +543,25 @@ struct bufferevent *herd_tls_connect(herd_tls *t, struct event_base *base, evuti
     return wrap(t, base, fd, 0, host, err);
 }
 
+struct bufferevent *herd_tls_connect_peer(herd_tls *t, struct event_base *base, evutil_socket_t fd, herd_err *err)
+{
+    SSL *ssl = herd_tls_ssl_new(t, 0, NULL, err);
+    if (!ssl) { evutil_closesocket(fd); return NULL; }
+    /* the holder presents its worker identity: a cluster member's
+     * certificate (clientAuth), not a server's */
+    X509_VERIFY_PARAM_set_purpose(SSL_get0_param(ssl), X509_PURPOSE_SSL_CLIENT);
+    struct bufferevent *bev = bufferevent_openssl_socket_new(base, fd, ssl, BUFFEREVENT_SSL_CONNECTING,
+                                                             BEV_OPT_CLOSE_ON_FREE);
+    if (!bev) {
+        SSL_free(ssl);
+        evutil_closesocket(fd);
+        herd_err_set(err, -ENOMEM, "TLS: cannot create a bufferevent");
+        return NULL;
+    }
+    bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    return bev;
+}
+
 static const char *alert_reason(int r)
 {
     switch (r) {

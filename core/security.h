@@ -93,6 +93,12 @@ struct bufferevent *herd_tls_accept(herd_tls *t, struct event_base *base, evutil
 struct bufferevent *herd_tls_connect(herd_tls *t, struct event_base *base, evutil_socket_t fd,
                                      const char *host, herd_err *err);
 
+/* The client side of a connection to a worker's peer server: the peer's
+ * certificate must chain to the CA and be a cluster member's (clientAuth:
+ * workers present their worker identity); its host is not checked (a
+ * worker's certificate names no host). The cluster token is checked on top. */
+struct bufferevent *herd_tls_connect_peer(herd_tls *t, struct event_base *base, evutil_socket_t fd, herd_err *err);
+
 /* How herd_tls_error's reason begins when the peer sent something that is not
  * TLS (a plain herd frame: it dialled tcp://). */
 #define HERD_TLS_NOT_TLS "the peer does not speak TLS"

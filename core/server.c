@@ -123,8 +123,11 @@ int herd_scheduler_argv(const herd_cluster_env *env, const char *listen, char **
     snprintf(ht, sizeof ht, "%.17g", core->heartbeat_timeout > 0 ? core->heartbeat_timeout : 30);
     snprintf(af, sizeof af, "%d", core->allowed_failures >= 0 ? core->allowed_failures : 3);
     snprintf(nw, sizeof nw, "%.17g", core->no_workers_timeout > 0 ? core->no_workers_timeout : 0);   /* 0: never */
+    static const char *const dts[] = { "auto", "direct", "relay", "inline" };
+    const char *dt = core->data_transfer >= 0 && core->data_transfer < 4 ? dts[core->data_transfer] : "auto";
     const char *v[] = { env->worker_argv[0], "--herd-scheduler", "--listen", addr, "--heartbeat-interval", hb,
-                        "--heartbeat-timeout", ht, "--allowed-failures", af, "--herd-no-workers-timeout", nw, NULL };
+                        "--heartbeat-timeout", ht, "--allowed-failures", af, "--herd-no-workers-timeout", nw,
+                        "--herd-data-transfer", dt, NULL };
     size_t n = sizeof v / sizeof *v;
     char **out = calloc(n, sizeof *out);
     if (!out) return herd_err_set(err, -ENOMEM, "out of memory");
@@ -180,6 +183,7 @@ int herd_scheduler_envp(const herd_cluster_env *env, const char *const *names, c
 int herd_scheduler_serve_args(int argc, char **argv, char *const *secrets)
 {
     herd_scheduler_opts o = { .allowed_failures = -1 };
+    int transfer = HERD_DT_AUTO;
     for (int i = 2; i < argc; i += 2) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         char *end = NULL;
@@ -189,6 +193,15 @@ int herd_scheduler_serve_args(int argc, char **argv, char *const *secrets)
         else if (!strcmp(a, "--heartbeat-timeout")) o.heartbeat_timeout = strtod(v, &end);
         else if (!strcmp(a, "--allowed-failures")) o.allowed_failures = (int)strtol(v, &end, 10);
         else if (!strcmp(a, "--herd-no-workers-timeout")) o.no_workers_timeout = strtod(v, &end);
+        else if (!strcmp(a, "--herd-data-transfer")) {
+            static const char *const dts[] = { "auto", "direct", "relay", "inline" };
+            transfer = -1;
+            for (int k = 0; k < 4; k++) if (!strcmp(v, dts[k])) transfer = k;
+            if (transfer < 0) {
+                fprintf(stderr, "herd scheduler: --herd-data-transfer: expected auto, direct, relay or inline, got \"%s\"\n", v);
+                return 2;
+            }
+        }
         else { fprintf(stderr, "herd scheduler: unknown option \"%s\"\n", a); return 2; }
         if (end && *end) { fprintf(stderr, "herd scheduler: %s: expected a number, got \"%s\"\n", a, v); return 2; }
     }
@@ -218,7 +231,7 @@ int herd_scheduler_serve_args(int argc, char **argv, char *const *secrets)
     herd_sched *s = NULL;
     char addr[512];
     herd_sched_cfg cfg = {
-        .tls = tls, .listen = o.listen, .token = token, .owned = 1,
+        .tls = tls, .listen = o.listen, .token = token, .owned = 1, .data_transfer = transfer,
         .heartbeat_interval = o.heartbeat_interval, .heartbeat_timeout = o.heartbeat_timeout,
         .allowed_failures = o.allowed_failures, .no_workers_timeout = o.no_workers_timeout,
         .log = herd_log_default,

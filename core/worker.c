@@ -63,10 +63,27 @@ typedef struct wk {
     int thread_mode;
     herd_store *store;         /* held results (NULL: this worker holds none) */
     herd_peer_server *peer;    /* serves them to other workers */
+    char *peer_addr;           /* the address it gives for it (PEER) */
+    herd_fetch_budget budget;  /* bytes of inputs fetched at once */
+    int have_budget;
+    int transfer;              /* the cluster's data_transfer (WELCOME): HERD_DT_* */
+    struct rwait *rwaits;      /* executors waiting for a relayed input (guarded by mu) */
+    pthread_cond_t rcv;        /* a relayed input arrived */
+    char **relay_logged;       /* holders this worker said it relays for (guarded by mu) */
+    size_t nrelay_logged;
     herd_spill *spill;         /* under memory_limit: spills the store, pauses */
     int paused;                /* executors start no task (guarded by mu) */
     double cpu_s, cpu_at;      /* this process's CPU seconds at the last heartbeat, and when */
 } wk;
+
+/* An executor waiting for the scheduler to relay an input (FETCH, VALUE). */
+typedef struct rwait {
+    uint64_t key;
+    int done;
+    herd_value *v;
+    char *error;
+    struct rwait *next;
+} rwait;
 
 struct herd_task_ctx {
     wk *w;
@@ -197,7 +214,105 @@ static void sub_block(void *ud, int blocking)
 static const herd_transport sub_tp = { sub_send, sub_block };
 
 /* ---- held inputs and results ---- */
-typedef struct inres { wk *w; const herd_value *inputs; uint64_t missing; herd_err err; } inres;
+/* A holder this worker could not connect to before: relayed from then on. */
+static int known_unreachable(wk *w, const char *peer)
+{
+    int yes = 0;
+    pthread_mutex_lock(&w->mu);
+    for (size_t i = 0; i < w->nrelay_logged && !yes; i++) yes = !strcmp(w->relay_logged[i], peer);
+    pthread_mutex_unlock(&w->mu);
+    return yes;
+}
+
+/* Say once per holder that this worker's inputs from it are relayed. */
+static void note_relay(wk *w, const char *peer, const char *why)
+{
+    pthread_mutex_lock(&w->mu);
+    for (size_t i = 0; i < w->nrelay_logged; i++)
+        if (!strcmp(w->relay_logged[i], peer)) { pthread_mutex_unlock(&w->mu); return; }
+    char **n = realloc(w->relay_logged, (w->nrelay_logged + 1) * sizeof *n);
+    if (n) {
+        w->relay_logged = n;
+        if ((n[w->nrelay_logged] = strdup(peer))) w->nrelay_logged++;
+    }
+    pthread_mutex_unlock(&w->mu);
+    wlog(w, HERD_LOG_WARN, "cannot reach the worker at %s (%s): inputs it holds are relayed through the scheduler",
+         peer, why);
+}
+
+/* An input through the scheduler (FETCH; the loop hands the VALUE over).
+ * Its size is not known before: it counts as the most a relay carries in
+ * the worker's budget, which bounds what the scheduler queues for it. */
+static int relay_input(wk *w, uint64_t key, herd_value **out, herd_err *err)
+{
+    rwait rw = { .key = key };
+    herd_msg_key k = { key };
+    struct timespec ts;
+    if (w->have_budget) herd_fetch_budget_acquire(&w->budget, HERD_MAX_DATA);
+    herd_deadline(120, &ts);
+    pthread_mutex_lock(&w->mu);
+    rw.next = w->rwaits;
+    w->rwaits = &rw;
+    herd_proto_pack_fetch(&w->out.sb, &k);
+    herd_outbox_wake(&w->out);
+    while (!rw.done && !w->stop)
+        if (pthread_cond_timedwait(&w->rcv, &w->mu, &ts) == ETIMEDOUT) break;
+    for (rwait **pp = &w->rwaits; *pp; pp = &(*pp)->next)
+        if (*pp == &rw) { *pp = rw.next; break; }
+    pthread_mutex_unlock(&w->mu);
+    if (w->have_budget) herd_fetch_budget_release(&w->budget, HERD_MAX_DATA);
+    int rc = 0;
+    if (rw.v) *out = rw.v;
+    else if (rw.error && !strstr(rw.error, HERD_RELAY_GONE))      /* final: the task fails */
+        rc = herd_err_set(err, -E2BIG, "input %llu relayed by the scheduler: %s", (unsigned long long)key, rw.error);
+    else rc = herd_err_set(err, -ENOENT, "input %llu relayed by the scheduler: %s", (unsigned long long)key,
+                           rw.error ? rw.error : rw.done ? "no value" : "no answer within 120s");
+    free(rw.error);
+    return rc;
+}
+
+/* The loop: the scheduler's VALUE for executors waiting on key (the first
+ * takes v, the others a copy) and for the sub-task client. */
+static void on_relayed(wk *w, uint64_t key, herd_value *v, const char *error)
+{
+    pthread_mutex_lock(&w->mu);
+    for (rwait *rw = w->rwaits; rw; rw = rw->next) {
+        if (rw->key != key || rw->done) continue;
+        rw->done = 1;
+        if (!v) rw->error = strdup(error ? error : "no value");
+        else if (!(rw->v = herd_value_copy(v))) rw->error = strdup("out of memory");
+    }
+    pthread_cond_broadcast(&w->rcv);
+    pthread_mutex_unlock(&w->mu);
+    if (w->subcl_ready) herd_client_deliver_value(&w->subcl, key, v, error);
+    else herd_value_free(v);
+}
+
+/* The loop: the scheduler relays one of this worker's values to a worker or
+ * client that cannot reach it: VALUE with it inline (HERD_MAX_DATA at most). */
+static void send_relayed(wk *w, uint64_t key)
+{
+    herd_blob *b = w->store ? herd_store_get(w->store, key) : NULL;
+    herd_msg_value m = { .key = key };
+    char why[160];
+    if (!b) m.error = herd_pstr_c("the holder no longer has it");
+    else if (b->len > HERD_MAX_DATA) {
+        snprintf(why, sizeof why, "a value of %zu bytes is over the relay's %zu-byte limit (one message); only a "
+                 "direct connection to its holder moves it", b->len, (size_t)HERD_MAX_DATA);
+        m.error = herd_pstr_c(why);
+    } else if (b->value) m.v = b->value;
+    else m.raw = (herd_pstr){ b->data, b->len };
+    if (herd_proto_pack_value(herd_conn_buf(w->conn), &m)) {
+        m.v = NULL;
+        m.raw = herd_pstr_c(NULL);
+        m.error = herd_pstr_c("the value cannot be encoded");
+        herd_proto_pack_value(herd_conn_buf(w->conn), &m);
+    }
+    herd_conn_end(w->conn);
+    herd_blob_unref(b);
+}
+
+typedef struct inres { wk *w; const herd_value *inputs; uint64_t missing; int final; herd_err err; } inres;
 
 /* A futref left in the arguments: its value from this worker's store or
  * from the holder RUN named. */
@@ -211,26 +326,42 @@ static int resolve_input(void *ud, uint64_t key, herd_value **out)
     }
     r->missing = key;
     if (!peer) return herd_err_set(&r->err, -HERD_EPROTO, "RUN: input %llu has no holder", (unsigned long long)key);
-    if (r->w->peer && strcmp(peer, herd_peer_server_address(r->w->peer)) == 0) {
-        herd_blob *b = herd_store_get(r->w->store, key);
-        if (!b) return herd_err_set(&r->err, -ENOENT, "input %llu is no longer held here", (unsigned long long)key);
+    herd_blob *b = r->w->store ? herd_store_get(r->w->store, key) : NULL;
+    if (b) {              /* this worker holds it (whatever address RUN gave) */
         int rc = 0;
         if (b->value && !(*out = herd_value_copy(b->value))) rc = herd_err_set(&r->err, -ENOMEM, "out of memory");
         else if (!b->value) rc = herd_value_decode(b->data, b->len, out, &r->err);
         herd_blob_unref(b);
         return rc;
     }
-    return herd_peer_fetch(peer, r->w->token, key, 60, out, &r->err);
+    if (r->w->peer_addr && strcmp(peer, r->w->peer_addr) == 0 && strcmp(peer, herd_peer_server_address(r->w->peer)) == 0)
+        return herd_err_set(&r->err, -ENOENT, "input %llu is no longer held here", (unsigned long long)key);
+    wk *w = r->w;
+    herd_peer_auth auth = { w->token, w->cfg.tls, w->have_budget ? &w->budget : NULL };
+    int transfer = w->transfer;
+    int skip = transfer == HERD_DT_RELAY || (transfer != HERD_DT_DIRECT && known_unreachable(w, peer));
+    int rc = skip ? -HERD_ECLOSED : herd_peer_fetch(peer, &auth, key, 60, out, &r->err);
+    if (rc != -HERD_ECLOSED || transfer == HERD_DT_DIRECT) return rc;
+    char why[sizeof r->err.msg];
+    snprintf(why, sizeof why, "%s", r->err.msg);
+    if ((rc = relay_input(w, key, out, &r->err)) == -E2BIG) r->final = 1;
+    if (rc != -ENOENT && !skip) note_relay(w, peer, why);   /* alive, but not reachable from here: once */
+    return rc;
 }
 
 /* Put a task's held inputs into its arguments. 0, or -1 after telling the
- * scheduler which input is missing (it recomputes it and runs t again). */
-static int fetch_inputs(wk *w, wtask *t)
+ * scheduler which input is missing (it recomputes it and runs t again), or
+ * -2 when one cannot reach this worker at all (why says so; the task fails). */
+static int fetch_inputs(wk *w, wtask *t, char *why, size_t cap)
 {
     if (!t->inputs || !herd_len(t->inputs)) return 0;
     inres r = { .w = w, .inputs = t->inputs };
     r.err.msg[0] = '\0';
     if (herd_value_replace_futrefs(t->args, resolve_input, &r) == 0) return 0;
+    if (r.final) {        /* it cannot reach this worker at all: the task fails, saying why */
+        snprintf(why, cap, "cannot get input %llu: %s", (unsigned long long)r.missing, r.err.msg);
+        return -2;
+    }
     wlog(w, HERD_LOG_WARN, "%s: cannot get input %llu: %s", t->run_name, (unsigned long long)r.missing, r.err.msg);
     herd_msg_missing m = { t->key, t->attempt, r.missing };
     pthread_mutex_lock(&w->mu);
@@ -270,13 +401,18 @@ static void run_one(wk *w, wtask *t, fncache **cache)
         if (c && (c->name = strdup(t->task))) { c->fn = fn; c->next = *cache; *cache = c; }
         else free(c);
     }
-    if (fetch_inputs(w, t)) return;
+    char why[1200];
+    int fr = fetch_inputs(w, t, why, sizeof why);
+    if (fr == -1) return;
     herd_msg_started st = { t->key, t->attempt };
     pthread_mutex_lock(&w->mu);           /* Running, batched with whatever else is queued */
     herd_proto_pack_started(&w->out.sb, &st);
     herd_outbox_send_unlock(&w->out);
     double t0 = herd_now();
-    if (fn) {
+    if (fr == -2) {
+        ctx.fail_msg = strdup(why);
+        rc = -HERD_EFAILED;
+    } else if (fn) {
         current = &ctx;
         rc = fn(&ctx, t->args, &out);
         current = NULL;
@@ -396,6 +532,7 @@ static void stop_loop(wk *w, int code)
     w->stop = 1;
     pthread_cond_broadcast(&w->cv);
     pthread_cond_broadcast(&w->evcv);
+    pthread_cond_broadcast(&w->rcv);
     pthread_mutex_unlock(&w->mu);
     event_base_loopbreak(w->base);
 }
@@ -424,6 +561,9 @@ static void on_msg(herd_conn *c, const msgpack_object *m, void *ud)
         if (herd_client_init(&w->subcl, wm.id, &sub_tp, w) == 0) {
             w->subcl_ready = 1;
             w->subcl.peer_token = w->token ? strdup(w->token) : NULL;   /* it fetches held sub-task results */
+            w->subcl.peer_tls = w->cfg.tls;
+            w->subcl.transfer = wm.transfer;
+            w->subcl.peer_budget = w->have_budget ? &w->budget : NULL;
             w->subrunner.cl = &w->subcl;
             w->subrunner.is_task_client = 1;
         }
@@ -432,6 +572,7 @@ static void on_msg(herd_conn *c, const msgpack_object *m, void *ud)
         event_add(w->hb_ev, &tv);
         pthread_mutex_lock(&w->mu);
         w->welcomed = 1;
+        w->transfer = wm.transfer;
         pthread_mutex_unlock(&w->mu);
         return;
     }
@@ -471,6 +612,20 @@ static void on_msg(herd_conn *c, const msgpack_object *m, void *ud)
         char *peer = herd_pstr_dup(hm.peer), *error = herd_pstr_dup(hm.error);
         if (w->subcl_ready) herd_client_deliver_held_key(&w->subcl, hm.key, peer, error ? error : "the value was lost");
         free(peer);
+        free(error);
+        return;
+    }
+    case OP_FETCH: {       /* relay one of this worker's values */
+        herd_msg_key k;
+        if (herd_proto_unpack_fetch(m, &k, &e)) break;
+        send_relayed(w, k.key);
+        return;
+    }
+    case OP_VALUE: {       /* a relayed value this worker asked for */
+        herd_msg_value vm;
+        if (herd_proto_unpack_value(m, &vm, &e)) break;
+        char *error = herd_pstr_dup(vm.error);
+        on_relayed(w, vm.key, vm.value, error);
         free(error);
         return;
     }
@@ -595,8 +750,13 @@ static void wk_free(wk *w)
         herd_value_free(t->inputs); free(t);
     }
     herd_peer_server_stop(w->peer);
+    free(w->peer_addr);
     herd_spill_free(w->spill);                   /* its files first, then the store */
     herd_store_free(w->store);
+    if (w->have_budget) herd_fetch_budget_destroy(&w->budget);
+    for (size_t i = 0; i < w->nrelay_logged; i++) free(w->relay_logged[i]);
+    free(w->relay_logged);
+    pthread_cond_destroy(&w->rcv);
     if (w->conn) herd_conn_free(w->conn);
     herd_outbox_destroy(&w->out);
     if (w->hb_ev) event_free(w->hb_ev);
@@ -647,27 +807,46 @@ static void spill_pause(void *ud, int paused)
     herd_outbox_send_unlock(&w->out);
 }
 
-/* A scheduler on this host (unix://DIR/…): serve held values on a socket in
- * DIR, the cluster's private directory, and tell the scheduler where. A
- * worker that cannot sends every result inline, as before. */
+/* Serve held values and tell the scheduler where. A scheduler on this host
+ * (unix://DIR/…): a socket in DIR, the cluster's private directory. A
+ * scheduler reached over tcp:// or tls://: the same scheme on the address
+ * this worker reaches the scheduler from (the interface other hosts of the
+ * cluster can reach too), a port picked by the system, with the same TLS
+ * credentials and token. A worker that cannot sends every result inline. */
 static void start_peer(wk *w)
 {
     static atomic_uint seq;
     herd_addr a;
-    if (herd_addr_parse(w->address, &a, NULL) || !a.is_unix) return;
-    char path[200], *slash = strrchr(a.path, '/');
-    if (!slash) return;
-    snprintf(path, sizeof path, "%.*s/peer-%ld-%u.sock", (int)(slash - a.path), a.path, (long)getpid(),
-             atomic_fetch_add(&seq, 1));
+    char listen[300];
+    if (herd_addr_parse(w->address, &a, NULL)) return;
+    if (a.is_unix) {
+        char *slash = strrchr(a.path, '/');
+        if (!slash) return;
+        snprintf(listen, sizeof listen, "unix://%.*s/peer-%ld-%u.sock", (int)(slash - a.path), a.path,
+                 (long)getpid(), atomic_fetch_add(&seq, 1));
+    } else {
+        char ip[64];
+        if (herd_conn_local_ip(w->conn, ip, sizeof ip)) return;
+        snprintf(listen, sizeof listen, strchr(ip, ':') ? "%s://[%s]:0" : "%s://%s:0", a.is_tls ? "tls" : "tcp", ip);
+    }
     herd_err e;
     if (!(w->store = herd_store_new())) return;
-    if (herd_peer_server_start(&w->peer, path, w->token, w->store, w->name, &e)) {
+    if (herd_peer_server_start(&w->peer, listen, w->token, w->cfg.tls, w->store, w->name, &e)) {
         wlog(w, HERD_LOG_WARN, "results travel inline: %s", e.msg);
         herd_store_free(w->store);
         w->store = NULL;
         return;
     }
-    herd_msg_peer m = { herd_pstr_c(herd_peer_server_address(w->peer)) };
+    /* behind NAT or a port forward, HERD_PEER_ADDRESS is what others dial */
+    const char *adv = getenv("HERD_PEER_ADDRESS");
+    herd_addr aa;
+    if (adv && *adv && herd_addr_parse(adv, &aa, &e) == 0) wlog(w, HERD_LOG_INFO, "serving held values at %s, "
+                                                                 "reached as %s (HERD_PEER_ADDRESS)",
+                                                                 herd_peer_server_address(w->peer), adv);
+    else if (adv && *adv) { wlog(w, HERD_LOG_WARN, "HERD_PEER_ADDRESS ignored: %s", e.msg); adv = NULL; }
+    else adv = NULL;
+    w->peer_addr = strdup(adv ? adv : herd_peer_server_address(w->peer));
+    herd_msg_peer m = { herd_pstr_c(w->peer_addr) };
     herd_proto_pack_peer(herd_conn_buf(w->conn), &m);
     herd_conn_end(w->conn);
 }
@@ -709,6 +888,7 @@ static wk *wk_new(const herd_worker_cfg *cfg, herd_err *err)
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);
     herd_cond_init_monotonic(&w->evcv);
+    herd_cond_init_monotonic(&w->rcv);
     atomic_init(&w->refs, 1);
     if (!(w->base = event_base_new())) { wk_free(w); herd_err_set(err, -ENOMEM, "cannot create event loop"); return NULL; }
     if (herd_outbox_init(&w->out, w->base, &w->mu, &w->conn) ||
@@ -732,6 +912,10 @@ static wk *wk_new(const herd_worker_cfg *cfg, herd_err *err)
         return NULL;
     }
     herd_conn_end(w->conn);
+    /* inputs fetched at once: a tenth of memory_limit as Dask (at least
+     * 64 MiB), else 512 MiB; one fetch is always admitted */
+    size_t cap = w->cfg.memory_limit > 0 ? (size_t)w->cfg.memory_limit / 10 : (size_t)512 << 20;
+    if (herd_fetch_budget_init(&w->budget, cap < ((size_t)64 << 20) ? (size_t)64 << 20 : cap) == 0) w->have_budget = 1;
     start_peer(w);
     start_memory(w);
     for (int i = 0; i < w->cfg.nthreads; i++) {

@@ -25,41 +25,11 @@
 
 #include "proto.h"         /* the wire protocol: opcodes, version, roles */
 #include "../support/testutil.h"
+#include "../support/blobs.h"
 
 #define TOKEN "dataplane-token-0123456789"
 
 /* ---- tasks (they run in the workers) ---- */
-/* t_make's data: 4 KiB blocks, block k filled with one byte of (seed, k),
- * so it is written and checked with memset/memcmp (fast under sanitizers). */
-#define BLOCK 4096
-static unsigned char pattern(int64_t seed, size_t block) { return (unsigned char)((uint64_t)seed * 131 + block * 31 + 7); }
-
-/* (n, seed, dir|nil) -> {worker, pid, data: n bytes of pattern(seed)}; with a
- * dir, also writes the worker's pid to dir/<seed>.pid */
-static int t_make(herd_task_ctx *ctx, const herd_value *args, herd_value **out)
-{
-    size_t n = (size_t)herd_as_int(herd_at(args, 0));
-    int64_t seed = herd_as_int(herd_at(args, 1));
-    const char *dir = herd_as_str(herd_at(args, 2));
-    unsigned char *buf = malloc(n ? n : 1);
-    if (!buf) return herd_task_fail(ctx, "t_make: no memory for %zu bytes", n);
-    for (size_t off = 0; off < n; off += BLOCK) memset(buf + off, pattern(seed, off / BLOCK), n - off < BLOCK ? n - off : BLOCK);
-    if (dir) {
-        char path[600], pid[32];
-        snprintf(path, sizeof path, "%s/%lld.pid", dir, (long long)seed);
-        int len = snprintf(pid, sizeof pid, "%ld", (long)getpid());
-        FILE *f = fopen(path, "w");
-        if (!f || fwrite(pid, 1, (size_t)len, f) != (size_t)len) { if (f) fclose(f); free(buf); return herd_task_fail(ctx, "t_make: %s", path); }
-        fclose(f);
-    }
-    *out = herd_map();
-    herd_map_set(*out, "worker", herd_str(herd_task_worker_name(ctx)));
-    herd_map_set(*out, "pid", herd_int(getpid()));
-    herd_map_set(*out, "data", herd_bytes_take(buf, n));     /* no copy */
-    return 0;
-}
-HERD_TASK(t_make);
-
 /* (dir): the first run returns 64 KiB (held) and writes its pid to dir/once;
  * any later run fails. */
 static int t_once(herd_task_ctx *ctx, const herd_value *args, herd_value **out)
@@ -78,50 +48,6 @@ static int t_once(herd_task_ctx *ctx, const herd_value *args, herd_value **out)
 }
 HERD_TASK(t_once);
 
-/* Does v hold t_make(n, seed)'s data? */
-static bool blob_ok(const herd_value *v, size_t n, int64_t seed)
-{
-    size_t len = 0;
-    const unsigned char *p = herd_as_bytes(herd_map_get(v, "data"), &len);
-    if (len != n || (n && !p)) return false;
-    unsigned char want[BLOCK];
-    for (size_t off = 0; off < n; off += BLOCK) {
-        size_t k = n - off < BLOCK ? n - off : BLOCK;
-        memset(want, pattern(seed, off / BLOCK), k);
-        if (memcmp(p + off, want, k)) return false;
-    }
-    return true;
-}
-
-/* (blob, n, seed, barrier dir|nil, id) -> [ok, worker]. With a barrier, it
- * creates dir/id and waits until dir holds two such files, so two consumers
- * run at the same time. */
-static int t_check(herd_task_ctx *ctx, const herd_value *args, herd_value **out)
-{
-    const char *dir = herd_as_str(herd_at(args, 3));
-    if (dir) {
-        char path[600];
-        snprintf(path, sizeof path, "%s/%s", dir, herd_as_str(herd_at(args, 4)));
-        FILE *f = fopen(path, "w");
-        if (!f) return herd_task_fail(ctx, "t_check: %s", path);
-        fclose(f);
-        double end = tu_now() + TU_WAIT_S;
-        for (;;) {
-            glob_t g;
-            char pat[600];
-            snprintf(pat, sizeof pat, "%s/c*", dir);
-            size_t k = glob(pat, 0, NULL, &g) == 0 ? g.gl_pathc : 0;
-            globfree(&g);
-            if (k >= 2) break;
-            if (tu_now() > end) return herd_task_fail(ctx, "t_check: the other consumer never came");
-            tu_sleep_ms(2);
-        }
-    }
-    bool ok = blob_ok(herd_at(args, 0), (size_t)herd_as_int(herd_at(args, 1)), herd_as_int(herd_at(args, 2)));
-    *out = herd_tuple("is", ok ? 1 : 0, herd_task_worker_name(ctx));
-    return 0;
-}
-HERD_TASK(t_check);
 
 /* (n, seed) -> 1 when a sub-task t_make(n, seed) read through the task's
  * client holds the right data (held on a worker when over 1 KiB), else 0. */
@@ -141,26 +67,6 @@ static int t_parent(herd_task_ctx *ctx, const herd_value *args, herd_value **out
     return 0;
 }
 HERD_TASK(t_parent);
-
-/* ---- helpers ---- */
-static const herd_value *result_of(herd_future *f)
-{
-    const herd_value *v = NULL;
-    herd_err err = { 0 };
-    /* 300 MiB values under ThreadSanitizer take a while: a wide bound */
-    if (herd_future_result(f, 4 * TU_WAIT_S, &v, &err)) fail_msg("%s: %s", herd_future_name(f), err.msg);
-    return v;
-}
-
-static void wait_completed(herd_future *f)
-{
-    double end = tu_now() + TU_WAIT_S;
-    while (herd_future_state(f) != HERD_COMPLETED) {
-        if (tu_now() > end || herd_state_is_final(herd_future_state(f)))
-            fail_msg("%s: %s", herd_future_name(f), herd_state_name(herd_future_state(f)));
-        tu_sleep_ms(2);
-    }
-}
 
 /* ---- the peer protocol, raw ---- */
 static int peer_connect(const char *path)
@@ -223,10 +129,9 @@ static void peer_hello(int fd, const char *token)
     send_msg(fd, herd_tuple("iiissinIs", OP_HELLO, HERD_PROTO_VERSION, ROLE_PEER, token, "probe", 0, (int64_t)getpid(), ""));
 }
 
-/* GET key on an authenticated connection: the value's size, -1 when not held. */
-static int64_t peer_get(int fd, uint64_t key)
+/* The answer to a GET sent before: the value's size, -1 when not held. */
+static int64_t peer_read_data(int fd)
 {
-    send_msg(fd, herd_tuple("iI", OP_GET, (int64_t)key));
     herd_value *m = recv_msg(fd);
     if (!m || herd_as_int(herd_at(m, 0)) != OP_DATA) fail_msg("GET: no DATA answer");
     int64_t n = herd_as_int(herd_at(m, 2));
@@ -238,6 +143,13 @@ static int64_t peer_get(int fd, uint64_t key)
         left -= (int64_t)k;
     }
     return n;
+}
+
+/* GET key on an authenticated connection: the value's size, -1 when not held. */
+static int64_t peer_get(int fd, uint64_t key)
+{
+    send_msg(fd, herd_tuple("iI", OP_GET, (int64_t)key));
+    return peer_read_data(fd);
 }
 
 /* The one peer socket in the cluster's directory (one worker). */
@@ -279,46 +191,14 @@ static void test_bytes_take(void **state)
     assert_null(herd_bytes_take(NULL, 5));
 }
 
-/* Each size: two consumers of one producer run at once on the two workers
- * (so one of them fetched it from the other), both read it right, and the
- * client reads it on demand. */
-static void values_between_workers(const char *ck)
-{
-    char dir[256];
-    tu_mkdtemp(dir, sizeof dir);
-    herd_runner *r = tu_flow(ck, NULL, 2, NULL);
-    const size_t sizes[] = { 0, 1024, (size_t)300 << 20 };
-    for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++) {
-        size_t n = sizes[s];
-        char round[300];
-        snprintf(round, sizeof round, "%s/r%zu", dir, s);
-        assert_int_equal(mkdir(round, 0700), 0);
-        herd_future *p = tu_submit(r, "t_make", herd_tuple("Iin", (int64_t)n, (int)s + 1), NULL);
-        herd_future *c[2];
-        for (int i = 0; i < 2; i++)
-            c[i] = tu_submit(r, "t_check", herd_tuple("vIiss", herd_future_arg(p), (int64_t)n, (int)s + 1, round,
-                                                      i ? "c1" : "c0"), "{resources: {slot: 1}}");
-        const herd_value *a = result_of(c[0]), *b = result_of(c[1]);
-        if (herd_as_int(herd_at(a, 0)) != 1 || herd_as_int(herd_at(b, 0)) != 1)
-            fail_msg("%zu bytes: a consumer read the wrong value", n);
-        assert_string_not_equal(herd_as_str(herd_at(a, 1)), herd_as_str(herd_at(b, 1)));
-        if (!blob_ok(result_of(p), n, (int)s + 1)) fail_msg("%zu bytes: the client read the wrong value", n);
-        herd_future_release(c[0]);
-        herd_future_release(c[1]);
-        herd_future_release(p);
-    }
-    tu_flow_end(r);
-    tu_rmtree(dir);
-}
-
 static void test_values_between_workers(void **state)
 {
-    values_between_workers("{n_workers: 2, threads_per_worker: 1, resources: {slot: 1}}");
+    values_between_workers("{n_workers: 2, threads_per_worker: 1, resources: {slot: 1}}", NULL);
 }
 
 static void test_values_between_thread_workers(void **state)
 {
-    values_between_workers("{n_workers: 2, threads_per_worker: 1, processes: false, resources: {slot: 1}}");
+    values_between_workers("{n_workers: 2, threads_per_worker: 1, processes: false, resources: {slot: 1}}", NULL);
 }
 
 /* A dependent runs on the worker holding its input when that has a slot. */
@@ -501,12 +381,45 @@ static void test_peer_server(void **state)
     herd_runner_free(r);
 }
 
+/* The server serves its connections at once: a peer that asked for a big
+ * value and reads none of it does not hold up another one; GETs sent
+ * together on one connection are answered in order. */
+static void test_peer_server_concurrent(void **state)
+{
+    herd_runner *r = tu_flow("{n_workers: 1, threads_per_worker: 1}", "{token: " TOKEN "}", 1, NULL);
+    const int64_t big = 64 << 20;
+    herd_future *p = tu_submit(r, "t_make", herd_tuple("Iin", big, 5), NULL);
+    herd_future *q = tu_submit(r, "t_make", herd_tuple("Iin", (int64_t)8192, 6), NULL);
+    wait_completed(p);
+    wait_completed(q);
+    char path[300];
+    peer_socket(r, path, sizeof path);
+
+    int slow = peer_connect(path);
+    peer_hello(slow, TOKEN);
+    send_msg(slow, herd_tuple("iI", OP_GET, (int64_t)herd_future_key(p)));   /* read later */
+    int other = peer_connect(path);
+    peer_hello(other, TOKEN);
+    send_msg(other, herd_tuple("iI", OP_GET, (int64_t)herd_future_key(q)));
+    send_msg(other, herd_tuple("iI", OP_GET, (int64_t)herd_future_key(p)));
+    send_msg(other, herd_tuple("iI", OP_GET, (int64_t)123456789));           /* not held */
+    assert_true(peer_read_data(other) > 8192);
+    assert_true(peer_read_data(other) > big);
+    assert_int_equal(peer_read_data(other), -1);
+    assert_true(peer_read_data(slow) > big);                                 /* its turn */
+    close(slow);
+    close(other);
+    assert_true(blob_ok(result_of(p), (size_t)big, 5));
+    tu_flow_end(r);
+}
+
 int main(int argc, char **argv)
 {
     herd_init(&argc, &argv);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bytes_take),
         cmocka_unit_test(test_peer_server),
+        cmocka_unit_test(test_peer_server_concurrent),
         cmocka_unit_test(test_dependent_runs_on_holder),
         cmocka_unit_test(test_workers_annotation),
         cmocka_unit_test(test_subtask_result),

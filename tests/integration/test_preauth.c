@@ -245,9 +245,10 @@ static void test_oversized_data(void **state)
 {
     tu_log log;
     tu_log_init(&log);
-    /* over TCP, where results and arguments travel inline (on a Unix socket
-     * big results stay on their worker: tests/integration/test_dataplane.c) */
-    herd_runner *r = tu_flow("{n_workers: 1, threads_per_worker: 2}", "{listen: 'tcp://127.0.0.1:0'}", 1, &log);
+    /* with data_transfer: inline, where results and arguments travel inline
+     * (otherwise big results stay on their worker: tests/integration/test_dataplane.c) */
+    herd_runner *r = tu_flow("{n_workers: 1, threads_per_worker: 2}",
+                             "{listen: 'tcp://127.0.0.1:0', data_transfer: inline}", 1, &log);
     int64_t wpid = pid_of_worker(r);
     herd_err err = { 0 };
     const char *num = "3145728";             /* 300 MiB = 314572800 bytes, and a few for the encoding */

@@ -21,6 +21,7 @@
 
 #include "../support/testutil.h"
 #include "../support/sshd.h"
+#include "../support/blobs.h"
 
 #include <dirent.h>
 #include <limits.h>
@@ -50,6 +51,17 @@ static int ssh_exe(herd_task_ctx *ctx, const herd_value *args, herd_value **out)
     return 0;
 }
 HERD_TASK(ssh_exe);
+
+/* [this worker's name, which sshd it came through] */
+static int ssh_who(herd_task_ctx *ctx, const herd_value *args, herd_value **out)
+{
+    herd_value *where = NULL;
+    int rc = ssh_where(ctx, args, &where);
+    if (rc) return rc;
+    *out = herd_tuple("sv", herd_task_worker_name(ctx), where);
+    return 0;
+}
+HERD_TASK(ssh_who);
 
 /* ---- fixtures ---- */
 
@@ -266,6 +278,42 @@ static int hosts_used(herd_runner *r, int n, int ms, char seen[][64], int maxsee
         herd_future_release(fs[i]);
     }
     return ns;
+}
+
+/* Held values cross hosts: a producer on a worker of one host, its consumer
+ * pinned to a worker of the other (which fetches it from the first host's
+ * peer server over the bridge: the flow runs with data_transfer: direct, so
+ * nothing is relayed), and this process reads it too. */
+static void cross_host_transfer(herd_runner *r)
+{
+    char name[2][64] = { "", "" }, where[2][64] = { "", "" };
+    for (int round = 0; round < 10 && (!name[0][0] || !name[1][0]); round++) {
+        herd_future *fs[16];
+        for (int i = 0; i < 16; i++) fs[i] = tu_submit(r, "ssh_who", herd_tuple("i", 30), NULL);
+        for (int i = 0; i < 16; i++) {
+            const herd_value *v = result_of(fs[i]);
+            const char *n = herd_as_str(herd_at(v, 0)), *w = herd_as_str(herd_at(v, 1));
+            for (int h = 0; h < 2; h++) {
+                if (where[h][0] && strcmp(where[h], w)) continue;
+                if (!where[h][0]) { snprintf(where[h], sizeof where[h], "%s", w); snprintf(name[h], sizeof name[h], "%s", n); }
+                break;
+            }
+            herd_future_release(fs[i]);
+        }
+    }
+    if (!name[0][0] || !name[1][0]) fail_msg("no workers seen on two hosts");
+    const int64_t n = (int64_t)4 << 20;
+    char on[2][128];
+    for (int h = 0; h < 2; h++) snprintf(on[h], sizeof on[h], "{workers: ['%s']}", name[h]);
+    herd_future *p = tu_submit(r, "t_make", herd_tuple("Iin", n, 77), on[0]);
+    herd_future *c = tu_submit(r, "t_check", herd_tuple("vIinn", herd_future_arg(p), n, 77), on[1]);
+    const herd_value *v = result_of(c);
+    if (herd_as_int(herd_at(v, 0)) != 1) fail_msg("the consumer on %s read the wrong value", name[1]);
+    assert_string_equal(herd_as_str(herd_at(v, 1)), name[1]);
+    assert_true(blob_ok(result_of(p), (size_t)n, 77));
+    assert_string_equal(herd_as_str(herd_map_get(result_of(p), "worker")), name[0]);
+    herd_future_release(c);
+    herd_future_release(p);
 }
 
 /* ---- cases ---- */
@@ -901,7 +949,8 @@ static void test_netns_hosts(void **state)
     kw(ck, sizeof ck, hosts, "workers_per_host: 2, name: ns");
     for (int tls = 0; tls < 2; tls++) {
         herd_err err = { 0 };
-        herd_runner *r = runner(ck, tls ? "{security: temporary}" : NULL, NULL, NULL, &err);
+        herd_runner *r = runner(ck, tls ? "{security: temporary, data_transfer: direct}" : "{data_transfer: direct}",
+                                NULL, NULL, &err);
         if (herd_flow_begin(r, "netns", &err)) fail_msg("%s", err.msg);
         char want[96];
         snprintf(want, sizeof want, "%s://%s:", tls ? "tls" : "tcp", net.gw);
@@ -930,6 +979,7 @@ static void test_netns_hosts(void **state)
                 assert_string_equal(herd_as_str(v), w);
                 herd_future_release(f);
             }
+        cross_host_transfer(r);
         herd_flow_end(r, false, &err);
         herd_runner_free(r);
         assert_true(wait_no_procs("ns", 5));
@@ -957,7 +1007,7 @@ static void test_netns_hosts(void **state)
     snprintf(more, sizeof more, "workers_per_host: 1, name: nss, scheduler_host: '%s'", nhost[0].host);
     kw(ck, sizeof ck, hosts, more);
     herd_err err = { 0 };
-    herd_runner *r = runner(ck, "{security: temporary}", NULL, NULL, &err);
+    herd_runner *r = runner(ck, "{security: temporary, data_transfer: direct}", NULL, NULL, &err);
     if (herd_flow_begin(r, "netns-sched", &err)) fail_msg("%s", err.msg);
     char want[96];
     snprintf(want, sizeof want, "tls://%s:", net.addr[0]);
@@ -966,6 +1016,7 @@ static void test_netns_hosts(void **state)
     if (herd_wait_for_workers(r, 2, TU_WAIT_S, &err)) fail_msg("%s", err.msg);
     char seen[4][64];
     assert_int_equal(hosts_used(r, 20, 30, seen, 4), 2);
+    cross_host_transfer(r);                /* and this client reads held results across the bridge */
     herd_flow_end(r, false, &err);
     herd_runner_free(r);
     assert_true(wait_no_procs("nss", 5));

@@ -68,6 +68,8 @@ static int unpack_any(int op, const msgpack_object *m, herd_err *err)
     case OP_DATA: { herd_msg_data x; rc = herd_proto_unpack_data(m, &x, err); break; }
     case OP_HELD: { herd_msg_held x; rc = herd_proto_unpack_held(m, &x, err); break; }
     case OP_PAUSE: { herd_msg_pause x; rc = herd_proto_unpack_pause(m, &x, err); break; }
+    case OP_FETCH: { herd_msg_key x; rc = herd_proto_unpack_fetch(m, &x, err); break; }
+    case OP_VALUE: { herd_msg_value x; if (!(rc = herd_proto_unpack_value(m, &x, err))) herd_value_free(x.value); break; }
     case OP_DONE: { herd_msg_done x; if (!(rc = herd_proto_unpack_done(m, &x, err))) herd_value_free(x.value); break; }
     case OP_LOG: { herd_msg_log x; rc = herd_proto_unpack_log(m, &x, err); break; }
     case OP_HEARTBEAT: { herd_msg_heartbeat x; rc = herd_proto_unpack_heartbeat(m, &x, err); break; }
@@ -150,14 +152,15 @@ static herd_value *valid(int op)
     switch (op) {
     case OP_HELLO: return herd_tuple("iiissivIs", OP_HELLO, HERD_PROTO_VERSION, ROLE_WORKER, "tok", "w-1", 2, res, (int64_t)42,
                                        "node-1");
-    case OP_WELCOME: herd_value_free(res); return herd_tuple("iidiii", OP_WELCOME, 7, 0.5, 1, 2, 1);
+    case OP_WELCOME: herd_value_free(res); return herd_tuple("iidiiii", OP_WELCOME, 7, 0.5, 1, 2, 1, HERD_DT_RELAY);
     case OP_REFUSE: herd_value_free(res); return herd_tuple("is", OP_REFUSE, "no");
     case OP_CLOSE: herd_value_free(res); return herd_tuple("is", OP_CLOSE, "bye");
     case OP_RUN: herd_value_free(res); return herd_tuple("iIsvisvvi", OP_RUN, KEY, "t_add", herd_tuple("ii", 1, 2), 1, "t_add-1", herd_tuple("s", "tag"),
                                                          herd_tuple("v", herd_tuple("Is", KEY, "unix:///tmp/p.sock")), 1);
     case OP_DONE: herd_value_free(res); return herd_tuple("iIisIiI", OP_DONE, KEY, 0, "boom", (int64_t)12, 0, (int64_t)-1);
     case OP_PEER: herd_value_free(res); return herd_tuple("is", OP_PEER, "unix:///tmp/p.sock");
-    case OP_FREE: case OP_GET: herd_value_free(res); return herd_tuple("iI", op, KEY);
+    case OP_VALUE: herd_value_free(res); return herd_tuple("iIvn", OP_VALUE, KEY, herd_tuple("ii", 1, 2));
+    case OP_FREE: case OP_GET: case OP_FETCH: herd_value_free(res); return herd_tuple("iI", op, KEY);
     case OP_MISSING: herd_value_free(res); return herd_tuple("iIiI", OP_MISSING, KEY, 0, KEY + 1);
     case OP_DATA: herd_value_free(res); return herd_tuple("iII", OP_DATA, KEY, (int64_t)300);
     case OP_HELD: herd_value_free(res); return herd_tuple("iIss", OP_HELD, KEY, "unix:///tmp/p.sock", "why");
@@ -184,7 +187,7 @@ static herd_value *valid(int op)
 
 static const shape shapes[] = {
     { OP_HELLO, { "proto", "role", "token", "name", "nthreads", "resources", "pid", "host" }, 0 },
-    { OP_WELCOME, { "id", "heartbeat_interval", "nworkers", "nthreads", "owned" }, 0 },
+    { OP_WELCOME, { "id", "heartbeat_interval", "nworkers", "nthreads", "owned", "transfer" }, 0 },
     { OP_REFUSE, { "reason" }, 0 },
     { OP_CLOSE, { "reason" }, 0 },
     { OP_RUN, { "key", "task", "args", "attempt", "run_name", "tags", "inputs", "hold" }, 1u << 2 },
@@ -208,6 +211,8 @@ static const shape shapes[] = {
     { OP_DATA, { "key", "nbytes" }, 0 },
     { OP_HELD, { "key", "peer", "error" }, 0 },
     { OP_PAUSE, { "paused" }, 0 },
+    { OP_FETCH, { "key" }, 0 },
+    { OP_VALUE, { "key", "value", "error" }, 1u << 1 },
 };
 
 /* Every opcode: the valid message passes; one field fewer or one more, any
@@ -279,10 +284,10 @@ static void test_named_errors(void **state)
     accepted(OP_HELLO, mutate(v, 3, herd_str("")));         /* no token: an empty one */
     herd_value_free(v);
 
-    refused(OP_WELCOME, herd_tuple("iidiii", OP_WELCOME, 0, 0.5, 1, 2, 1), "WELCOME: field 'id' is 0", NULL);
-    refused(OP_WELCOME, herd_tuple("iIdiii", OP_WELCOME, (int64_t)1 << 24, 0.5, 1, 2, 1), "field 'id' is 16777216", NULL);
-    refused(OP_WELCOME, herd_tuple("iidiii", OP_WELCOME, 3, 0.0, 1, 2, 1), "field 'heartbeat_interval' is 0", NULL);
-    refused(OP_WELCOME, herd_tuple("iidiii", OP_WELCOME, 3, 1.0, -1, 2, 1), "field 'nworkers' is -1", NULL);
+    refused(OP_WELCOME, herd_tuple("iidiiii", OP_WELCOME, 0, 0.5, 1, 2, 1, 0), "WELCOME: field 'id' is 0", NULL);
+    refused(OP_WELCOME, herd_tuple("iIdiiii", OP_WELCOME, (int64_t)1 << 24, 0.5, 1, 2, 1, 0), "field 'id' is 16777216", NULL);
+    refused(OP_WELCOME, herd_tuple("iidiiii", OP_WELCOME, 3, 0.0, 1, 2, 1, 0), "field 'heartbeat_interval' is 0", NULL);
+    refused(OP_WELCOME, herd_tuple("iidiiii", OP_WELCOME, 3, 1.0, -1, 2, 1, 0), "field 'nworkers' is -1", NULL);
     refused(OP_RUN, herd_tuple("iIsvisnni", OP_RUN, KEY, "t", herd_array(), -1, "t-1", 0), "RUN: field 'attempt' is -1", NULL);
     refused(OP_RUN, herd_tuple("iIsvisnvi", OP_RUN, KEY, "t", herd_array(), 0, "t-1", herd_tuple("v", herd_tuple("Ii", KEY, 3)), 0),
             "RUN: field 'inputs' item 0 is not [key int, peer str]", NULL);
@@ -294,6 +299,8 @@ static void test_named_errors(void **state)
     refused(OP_DONE, herd_tuple("iIinIiI", OP_DONE, KEY, 1, (int64_t)1, 0, (int64_t)-2), "DONE: field 'held' is -2", NULL);
     accepted(OP_DONE, herd_tuple("iIinIiI", OP_DONE, KEY, 1, (int64_t)1, 0, (int64_t)4096));
     refused(OP_DATA, herd_tuple("iII", OP_DATA, KEY, (int64_t)-2), "DATA: field 'nbytes' is -2", NULL);
+    refused(OP_WELCOME, herd_tuple("iidiiii", OP_WELCOME, 3, 1.0, 1, 2, 1, 4), "WELCOME: field 'transfer' is 4", NULL);
+    accepted(OP_VALUE, herd_tuple("iIns", OP_VALUE, KEY, "the holder left"));   /* no value, and why */
     refused(OP_PEER, herd_tuple("is", OP_PEER, ""), "PEER: field 'address' is a str of 0 bytes", NULL);
     refused(OP_LOG, herd_tuple("iIis", OP_LOG, KEY, 9, "x"), "LOG: field 'level' is 9, expected 0..3", NULL);
     refused(OP_RESULT, herd_tuple("iIis", OP_RESULT, KEY, HERD_PENDING, "x"), "RESULT: field 'state' is 0", NULL);
@@ -373,7 +380,7 @@ static void test_round_trips(void **state)
     herd_value_free(h2.resources);
     AGAIN();
 
-    herd_msg_welcome wm = { 12, 0.25, 4, 8, 1 }, wm2;
+    herd_msg_welcome wm = { 12, 0.25, 4, 8, 1, HERD_DT_INLINE }, wm2;
     assert_int_equal(herd_proto_pack_welcome(&p.sb, &wm), 0);
     assert_int_equal(herd_proto_unpack_welcome(reread(&p), &wm2, &err), 0);
     assert_int_equal(wm2.id, 12);
@@ -381,6 +388,32 @@ static void test_round_trips(void **state)
     assert_int_equal(wm2.nworkers, 4);
     assert_int_equal(wm2.nthreads, 8);
     assert_int_equal(wm2.owned, 1);
+    assert_int_equal(wm2.transfer, HERD_DT_INLINE);
+    AGAIN();
+
+    /* VALUE: a value, its packed bytes as they are, or an error */
+    herd_value *val = herd_tuple("si", "x", 5);
+    herd_msg_value vm = { .key = 77, .v = val }, vm2;
+    assert_int_equal(herd_proto_pack_value(&p.sb, &vm), 0);
+    assert_int_equal(herd_proto_unpack_value(reread(&p), &vm2, &err), 0);
+    assert_true(vm2.key == 77 && herd_value_equal(vm2.value, val) && !vm2.error.ptr);
+    herd_value_free(vm2.value);
+    AGAIN();
+    char *raw;
+    size_t rawlen;
+    assert_int_equal(herd_value_encode(val, &raw, &rawlen, &err), 0);
+    vm = (herd_msg_value){ .key = 78, .raw = { raw, rawlen } };
+    assert_int_equal(herd_proto_pack_value(&p.sb, &vm), 0);
+    assert_int_equal(herd_proto_unpack_value(reread(&p), &vm2, &err), 0);
+    assert_true(vm2.key == 78 && herd_value_equal(vm2.value, val));
+    herd_value_free(vm2.value);
+    free(raw);
+    herd_value_free(val);
+    AGAIN();
+    vm = (herd_msg_value){ .key = 79, .error = herd_pstr_c("gone") };
+    assert_int_equal(herd_proto_pack_value(&p.sb, &vm), 0);
+    assert_int_equal(herd_proto_unpack_value(reread(&p), &vm2, &err), 0);
+    assert_true(vm2.key == 79 && !vm2.value && str_eq(vm2.error, "gone"));
     AGAIN();
 
     herd_msg_reason r = { herd_pstr_c("") }, r2;           /* an empty str: msgpack-c gives it no pointer */

@@ -1,0 +1,138 @@
+/* tests/support/blobs.h — what the data-plane tests share: tasks that make
+ * and check big values (t_make, t_check) in the workers, and waiting for a
+ * future's state and value. Header-only: each test binary registers its own
+ * copy of the tasks (HERD_TASK). Include after testutil.h. */
+#ifndef HERD_TEST_BLOBS_H
+#define HERD_TEST_BLOBS_H
+
+#include <glob.h>
+
+/* t_make's data: 4 KiB blocks, block k filled with one byte of (seed, k),
+ * so it is written and checked with memset/memcmp (fast under sanitizers). */
+#define BLOCK 4096
+static inline unsigned char pattern(int64_t seed, size_t block) { return (unsigned char)((uint64_t)seed * 131 + block * 31 + 7); }
+
+/* (n, seed, dir|nil) -> {worker, pid, data: n bytes of pattern(seed)}; with a
+ * dir, also writes the worker's pid to dir/<seed>.pid */
+static int t_make(herd_task_ctx *ctx, const herd_value *args, herd_value **out)
+{
+    size_t n = (size_t)herd_as_int(herd_at(args, 0));
+    int64_t seed = herd_as_int(herd_at(args, 1));
+    const char *dir = herd_as_str(herd_at(args, 2));
+    unsigned char *buf = malloc(n ? n : 1);
+    if (!buf) return herd_task_fail(ctx, "t_make: no memory for %zu bytes", n);
+    for (size_t off = 0; off < n; off += BLOCK) memset(buf + off, pattern(seed, off / BLOCK), n - off < BLOCK ? n - off : BLOCK);
+    if (dir) {
+        char path[600], pid[32];
+        snprintf(path, sizeof path, "%s/%lld.pid", dir, (long long)seed);
+        int len = snprintf(pid, sizeof pid, "%ld", (long)getpid());
+        FILE *f = fopen(path, "w");
+        if (!f || fwrite(pid, 1, (size_t)len, f) != (size_t)len) { if (f) fclose(f); free(buf); return herd_task_fail(ctx, "t_make: %s", path); }
+        fclose(f);
+    }
+    *out = herd_map();
+    herd_map_set(*out, "worker", herd_str(herd_task_worker_name(ctx)));
+    herd_map_set(*out, "pid", herd_int(getpid()));
+    herd_map_set(*out, "data", herd_bytes_take(buf, n));     /* no copy */
+    return 0;
+}
+HERD_TASK(t_make);
+
+/* Does v hold t_make(n, seed)'s data? */
+static inline bool blob_ok(const herd_value *v, size_t n, int64_t seed)
+{
+    size_t len = 0;
+    const unsigned char *p = herd_as_bytes(herd_map_get(v, "data"), &len);
+    if (len != n || (n && !p)) return false;
+    unsigned char want[BLOCK];
+    for (size_t off = 0; off < n; off += BLOCK) {
+        size_t k = n - off < BLOCK ? n - off : BLOCK;
+        memset(want, pattern(seed, off / BLOCK), k);
+        if (memcmp(p + off, want, k)) return false;
+    }
+    return true;
+}
+
+/* (blob, n, seed, barrier dir|nil, id) -> [ok, worker]. With a barrier, it
+ * creates dir/id and waits until dir holds two such files, so two consumers
+ * run at the same time. */
+static int t_check(herd_task_ctx *ctx, const herd_value *args, herd_value **out)
+{
+    const char *dir = herd_as_str(herd_at(args, 3));
+    if (dir) {
+        char path[600];
+        snprintf(path, sizeof path, "%s/%s", dir, herd_as_str(herd_at(args, 4)));
+        FILE *f = fopen(path, "w");
+        if (!f) return herd_task_fail(ctx, "t_check: %s", path);
+        fclose(f);
+        double end = tu_now() + 4 * TU_WAIT_S;   /* the other may be fetching 300 MiB under sanitizers */
+        for (;;) {
+            glob_t g;
+            char pat[600];
+            snprintf(pat, sizeof pat, "%s/c*", dir);
+            size_t k = glob(pat, 0, NULL, &g) == 0 ? g.gl_pathc : 0;
+            globfree(&g);
+            if (k >= 2) break;
+            if (tu_now() > end) return herd_task_fail(ctx, "t_check: the other consumer never came");
+            tu_sleep_ms(2);
+        }
+    }
+    bool ok = blob_ok(herd_at(args, 0), (size_t)herd_as_int(herd_at(args, 1)), herd_as_int(herd_at(args, 2)));
+    *out = herd_tuple("is", ok ? 1 : 0, herd_task_worker_name(ctx));
+    return 0;
+}
+HERD_TASK(t_check);
+
+static inline const herd_value *result_of(herd_future *f)
+{
+    const herd_value *v = NULL;
+    herd_err err = { 0 };
+    /* 300 MiB values under ThreadSanitizer take a while: a wide bound */
+    if (herd_future_result(f, 4 * TU_WAIT_S, &v, &err)) fail_msg("%s: %s", herd_future_name(f), err.msg);
+    return v;
+}
+
+static inline void wait_completed(herd_future *f)
+{
+    double end = tu_now() + TU_WAIT_S;
+    while (herd_future_state(f) != HERD_COMPLETED) {
+        if (tu_now() > end || herd_state_is_final(herd_future_state(f)))
+            fail_msg("%s: %s", herd_future_name(f), herd_state_name(herd_future_state(f)));
+        tu_sleep_ms(2);
+    }
+}
+
+/* Each size: two consumers of one producer run at once on the two workers
+ * (so one of them fetched it from the other), both read it right, and the
+ * client reads it on demand. ck and cl: cluster_kwargs and client_kwargs
+ * (ck has resources {slot: 1} per worker). */
+static inline void values_between_workers(const char *ck, const char *cl)
+{
+    char dir[256];
+    tu_mkdtemp(dir, sizeof dir);
+    herd_runner *r = tu_flow(ck, cl, 2, NULL);
+    const size_t sizes[] = { 0, 1024, (size_t)300 << 20 };
+    for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++) {
+        size_t n = sizes[s];
+        char round[300];
+        snprintf(round, sizeof round, "%s/r%zu", dir, s);
+        assert_int_equal(mkdir(round, 0700), 0);
+        herd_future *p = tu_submit(r, "t_make", herd_tuple("Iin", (int64_t)n, (int)s + 1), NULL);
+        herd_future *c[2];
+        for (int i = 0; i < 2; i++)
+            c[i] = tu_submit(r, "t_check", herd_tuple("vIiss", herd_future_arg(p), (int64_t)n, (int)s + 1, round,
+                                                      i ? "c1" : "c0"), "{resources: {slot: 1}}");
+        const herd_value *a = result_of(c[0]), *b = result_of(c[1]);
+        if (herd_as_int(herd_at(a, 0)) != 1 || herd_as_int(herd_at(b, 0)) != 1)
+            fail_msg("%zu bytes: a consumer read the wrong value", n);
+        assert_string_not_equal(herd_as_str(herd_at(a, 1)), herd_as_str(herd_at(b, 1)));
+        if (!blob_ok(result_of(p), n, (int)s + 1)) fail_msg("%zu bytes: the client read the wrong value", n);
+        herd_future_release(c[0]);
+        herd_future_release(c[1]);
+        herd_future_release(p);
+    }
+    tu_flow_end(r);
+    tu_rmtree(dir);
+}
+
+#endif
