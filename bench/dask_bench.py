@@ -80,7 +80,21 @@ def bench_data(client, nprod, mib, pw, cw, reps):
     return statistics.median(rates)
 
 
+def peak_mib():
+    """This process's peak resident memory (VmHWM), MiB."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
 def bench_data_all(client, reps):
+    try:
+        with open("/proc/self/clear_refs", "w") as f:   # the peak starts again here
+            f.write("5")
+    except OSError:
+        pass
     a, b = sorted(client.scheduler_info()["workers"])[:2]
     note(f"data: producers of bytes -> one consumer each (returns the length); "
          f"MiB/s of producer output, median of {reps}")
@@ -88,6 +102,8 @@ def bench_data_all(client, reps):
     result("data_16x16_other", bench_data(client, 16, 16, [a], [b], reps), "MiB/s")
     result("data_4x128", bench_data(client, 4, 128, None, None, reps), "MiB/s")
     result("data_1x1024", bench_data(client, 1, 1024, None, None, reps), "MiB/s")
+    note("data_client_peak_rss: peak RSS (VmHWM) of the client process during the data rows")
+    result("data_client_peak_rss", peak_mib(), "MiB")
 
 
 def bench_timeseries(client, start, end, reps):

@@ -66,11 +66,20 @@ static int make_bytes(herd_task_ctx *ctx, const herd_value *args, herd_value **o
 {
     (void)ctx;
     size_t n = (size_t)herd_as_int(herd_at(args, 0));
-    char *p = malloc(n ? n : 1);
-    if (!p) return -ENOMEM;
+    const char *how = getenv("HERD_BENCH_PRODUCER");
+    if (how && strcmp(how, "take") == 0) {        /* malloc + memset + herd_bytes_take */
+        char *b = malloc(n ? n : 1);
+        if (!b) return -ENOMEM;
+        memset(b, 1, n);
+        *out = herd_bytes_take(b, n);
+        return *out ? 0 : -ENOMEM;
+    }
+    void *p;
+    if (how && strcmp(how, "shm") == 0) *out = herd_bytes_alloc_shm(n, &p);   /* in a memfd */
+    else *out = herd_bytes_alloc(n, &p);      /* filled in place (huge pages from 1 MiB) */
+    if (!*out) return -ENOMEM;
     memset(p, 1, n);
-    *out = herd_bytes_take(p, n);          /* no copy */
-    return *out ? 0 : -ENOMEM;
+    return 0;
 }
 HERD_TASK(make_bytes);
 
@@ -407,13 +416,38 @@ static double bench_data(herd_runner *r, int nprod, int64_t mib, const char *pan
     return median(rates, (size_t)reps);
 }
 
+/* This process's peak resident memory (VmHWM) in MiB; reset_peak() starts it
+ * again from the current RSS (clear_refs 5). */
+static double peak_mib(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    double kib = NAN;
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, "VmHWM:", 6) == 0) kib = strtod(line + 6, NULL);
+    if (f) fclose(f);
+    return kib / 1024.0;
+}
+
+static int reset_peak(void)
+{
+    FILE *f = fopen("/proc/self/clear_refs", "w");
+    if (!f) return -1;
+    int rc = fputs("5", f) < 0;
+    return fclose(f) || rc ? -1 : 0;
+}
+
 static void bench_data_all(herd_runner *r, int reps)
 {
+    int reset = reset_peak();
     note("data: producers of bytes -> one consumer each (returns the length); MiB/s of producer output, median of %d", reps);
     result("data_16x16", bench_data(r, 16, 16, NULL, NULL, reps), "MiB/s");
     result("data_16x16_other", bench_data(r, 16, 16, "{workers: [local-0]}", "{workers: [local-1]}", reps), "MiB/s");
     result("data_4x128", bench_data(r, 4, 128, NULL, NULL, reps), "MiB/s");
     result("data_1x1024", bench_data(r, 1, 1024, NULL, NULL, reps), "MiB/s");
+    note("data_client_peak_rss: peak RSS (VmHWM) of this process (client + scheduler) during the data rows%s",
+         reset ? " (could not reset it first: peak of the whole run)" : "");
+    result("data_client_peak_rss", peak_mib(), "MiB");
 }
 
 static double bench_start_close(int runs)

@@ -56,6 +56,7 @@ BEGIN {
     row("data_16x16_other", "data: 16x16 MiB, other worker", "MiB/s",   "hi", 4)
     row("data_4x128",      "data: 4x128 MiB prod->cons",    "MiB/s",   "hi", 3)
     row("data_1x1024",     "data: 1x1 GiB prod->cons",      "MiB/s",   "hi", 3)
+    row("data_client_peak_rss", "data: client peak RSS (<64)", "MiB",     "lo", 0)
     row("timeseries_rows", "timeseries by year, TS range",   "Mrows/s", "hi", 20)
     row("timeseries_mat_rows", "  same, herd --materialize", "Mrows/s", "hi", 0)
     row("timeseries_full_rows", "  1988-2022, herd",         "Mrows/s", "hi", 0)

@@ -511,6 +511,7 @@ herd_conn *herd_conn_new(struct bufferevent *bev, const char *peer,
 }
 
 const char *herd_conn_peer(const herd_conn *c) { return c->peer; }
+int herd_conn_fd(const herd_conn *c) { return c->bev ? (int)bufferevent_getfd(c->bev) : -1; }
 
 int herd_conn_local_ip(const herd_conn *c, char *buf, size_t cap)
 {

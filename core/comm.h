@@ -79,6 +79,9 @@ size_t herd_conn_queued(const herd_conn *c);
 /* Flush what is queued, then close once written; on_close is not called. */
 void herd_conn_close_after_flush(herd_conn *c);
 const char *herd_conn_peer(const herd_conn *c);
+/* The connection's socket (-1 once closed): for what bufferevents cannot
+ * carry, such as descriptors (core/peer.c, sent when nothing is queued). */
+int herd_conn_fd(const herd_conn *c);
 /* This side's IP address on a TCP connection ("10.0.0.2", "::1"): 0, or a
  * negative code (a Unix socket). */
 int herd_conn_local_ip(const herd_conn *c, char *buf, size_t cap);

@@ -10,18 +10,25 @@
  * pieces point into it, added to the output by reference in pieces of at most
  * PIECE bytes while less than QUEUED is queued (send_value and pump). A
  * malformed or unexpected message closes that one connection with a log line.
+ * A peer of this host asks with GETFD instead: its bytes payloads of 1 MiB or
+ * more are not sent but handed over as sealed memfds (shm.c), attached to the
+ * value's first raw byte, which send_fds writes straight to the socket once
+ * nothing else is queued (a bufferevent cannot carry descriptors).
  * The fetch side is a blocking call with a private event loop (an executor
- * thread, or a thread reading a future); the budget bounds what a process
- * fetches at once. */
+ * thread, or a thread reading a future) — for unix:// peers plain blocking
+ * reads (recvmsg, so the descriptors are taken: peer_local.c); the budget bounds
+ * what a process fetches at once. */
 #include "peer.h"
 #include "comm.h"
 #include "proto.h"
+#include "shm.h"
 #include "value_int.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <openssl/crypto.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -31,12 +38,12 @@
 #include <event2/thread.h>
 
 enum { MAX_CONNS = 256, MAX_QUEUED_GETS = 64 };
-#define CTL_FRAME ((size_t)64 << 10)  /* an authenticated peer's frames: GETs */
+#define CTL_FRAME HERD_PEER_CTL_FRAME
 #define PIECE ((size_t)1 << 20)       /* bytes added to a connection's output at once */
 #define QUEUED ((size_t)8 << 20)      /* at most this much of a value queued per connection */
 #define IO_MAX ((size_t)4 << 20)      /* bytes per read or write call */
 #define HELLO_WITHIN 10               /* seconds a connection may stay without its HELLO */
-#define CONNECT_S 5.0                 /* seconds a fetch waits for its connect */
+#define CONNECT_S HERD_PEER_CONNECT_S
 #define STALL_S 60.0                  /* seconds a peer may take none of a value sent to it */
 
 typedef struct xfer xfer;
@@ -59,7 +66,13 @@ struct herd_peer_server {
 /* One value on its way out: the pieces still to add, and a count of those
  * added but not yet sent (+1 while the sender still adds), so the value
  * outlives every reference the output holds to it. */
+/* The descriptors one answer hands over (shm.c): bytes payloads of
+ * HERD_SHM_MIN or more, each sent once; those not already in a sealed memfd
+ * are copied into a new one (own: closed once sent). */
+typedef struct fdset { int fds[HERD_SHM_MAX_FDS], own[HERD_SHM_MAX_FDS]; const void *ptr[HERD_SHM_MAX_FDS]; int n; } fdset;
+
 struct xfer {
+    fdset *fs;                 /* descriptors still to send with the first raw byte, or NULL */
     herd_blob *b;
     msgpack_vrefbuffer vb;
     int have_vb;
@@ -76,6 +89,7 @@ struct pconn {
     int authed;
     xfer *x;
     uint64_t gets[MAX_QUEUED_GETS];
+    unsigned char getfd[MAX_QUEUED_GETS];   /* that GET was a GETFD */
     int ngets;
     pconn *prev, *next;
 };
@@ -93,9 +107,17 @@ static void plog(const herd_peer_server *ps, int level, const char *fmt, ...)
 }
 
 /* ---- one value out ---- */
+static void fdset_free(fdset *fs)
+{
+    for (int i = 0; fs && i < fs->n; i++)
+        if (fs->own[i]) close(fs->fds[i]);
+    free(fs);
+}
+
 static void xfer_unref(xfer *x)
 {
     if (--x->refs) return;
+    fdset_free(x->fs);
     if (x->have_vb) msgpack_vrefbuffer_destroy(&x->vb);
     herd_blob_unref(x->b);
     free(x);
@@ -103,7 +125,7 @@ static void xfer_unref(xfer *x)
 
 static void piece_sent(const void *data, size_t len, void *arg) { xfer_unref(arg); }
 
-static void send_value(pconn *pc, uint64_t key);
+static void send_value(pconn *pc, uint64_t key, int fds);
 
 /* Add pieces of the value being sent while less than QUEUED is queued; when
  * all are added, go on with the next GET. Runs again as the output drains. */
@@ -118,8 +140,10 @@ static void pump(herd_conn *c, void *ud)
             xfer_unref(x);
             if (pc->ngets) {
                 uint64_t k = pc->gets[0];
+                int fds = pc->getfd[0];
                 memmove(pc->gets, pc->gets + 1, (size_t)--pc->ngets * sizeof *pc->gets);
-                send_value(pc, k);
+                memmove(pc->getfd, pc->getfd + 1, (size_t)pc->ngets);
+                send_value(pc, k, fds);
             }
             return;
         }
@@ -137,11 +161,62 @@ static void pump(herd_conn *c, void *ud)
     }
 }
 
+static int fdref(void *ud, const herd_value *bytes)
+{
+    fdset *fs = ud;
+    size_t len;
+    const void *p = herd_as_bytes(bytes, &len);
+    if (len < HERD_SHM_MIN) return -1;
+    for (int i = 0; i < fs->n; i++)
+        if (fs->ptr[i] == p) return i;
+    if (fs->n == HERD_SHM_MAX_FDS) return -1;            /* the rest travel as bytes */
+    int fd = herd_bytes_memfd(bytes), own = 0;
+    if (fd < 0) {
+        if (herd_shm_copy(p, len, &fd)) return -1;       /* no memfd: as bytes */
+        own = 1;
+    }
+    fs->fds[fs->n] = fd;
+    fs->own[fs->n] = own;
+    fs->ptr[fs->n] = p;
+    return fs->n++;
+}
+
+/* Nothing queued any more: the value's first raw byte goes straight to the
+ * socket with the descriptors attached (SCM_RIGHTS cannot pass through a
+ * bufferevent), then the rest as usual. A reader that takes nothing for
+ * IO_WAIT_MS fails its connection. */
+#define IO_WAIT_MS 10000
+static void send_fds(herd_conn *c, void *ud)
+{
+    pconn *pc = ud;
+    xfer *x = pc->x;
+    if (!x || !x->fs) return;
+    int fd = herd_conn_fd(c), rc;
+    const struct iovec *v = &x->vec[0];
+    for (;;) {
+        rc = herd_shm_send(fd, v->iov_base, 1, x->fs->fds, x->fs->n);
+        if (rc != -EAGAIN && rc != -EWOULDBLOCK) break;
+        struct pollfd pf = { fd, POLLOUT, 0 };
+        if (poll(&pf, 1, IO_WAIT_MS) <= 0) break;
+    }
+    fdset_free(x->fs);
+    x->fs = NULL;
+    if (rc) {
+        plog(pc->ps, HERD_LOG_WARN, "cannot hand a value's descriptors to %s: %s", herd_conn_peer(c), strerror(-rc));
+        herd_conn_on_drain(c, 0, NULL);
+        herd_conn_fail(c, "cannot send descriptors");
+        return;
+    }
+    if (++x->off == v->iov_len) { x->i++; x->off = 0; }
+    herd_conn_on_drain(c, QUEUED / 2, pump);
+    pump(c, pc);
+}
+
 /* Answer one GET: DATA [key, nbytes] (-1: not held), then the bytes. A value
  * held as is is packed into a vectored buffer whose big pieces (str and bytes
  * payloads) point into the value itself; the blob reference keeps it alive
  * until the last piece has left. The one place a value leaves a worker. */
-static void send_value(pconn *pc, uint64_t key)
+static void send_value(pconn *pc, uint64_t key, int fds)
 {
     herd_peer_server *ps = pc->ps;
     herd_blob *b = herd_store_get(ps->st, key);
@@ -157,7 +232,14 @@ static void send_value(pconn *pc, uint64_t key)
             else {
                 x->have_vb = 1;
                 msgpack_packer_init(&pk, &x->vb, msgpack_vrefbuffer_write);
-                rc = herd_value_pack(&pk, b->value);     /* encodability checked when stored: no memory */
+                if (!fds || !ps->path[0])
+                    rc = herd_value_pack(&pk, b->value);     /* encodability checked when stored: no memory */
+                else if (!(x->fs = calloc(1, sizeof *x->fs)))
+                    rc = -ENOMEM;
+                else {                                       /* a peer of this host: big payloads by memfd */
+                    rc = herd_value_pack_fds(&pk, b->value, fdref, x->fs);
+                    if (!x->fs->n) { free(x->fs); x->fs = NULL; }
+                }
                 x->vec = msgpack_vrefbuffer_vec(&x->vb);
                 x->nvec = msgpack_vrefbuffer_veclen(&x->vb);
             }
@@ -181,6 +263,11 @@ static void send_value(pconn *pc, uint64_t key)
     if (!x) return;
     herd_conn_flush(pc->c);           /* DATA alone in its frame, the bytes after it */
     pc->x = x;
+    if (x->fs) {                      /* the descriptors ride on the first raw byte, sent directly */
+        herd_conn_on_drain(pc->c, 0, send_fds);
+        if (herd_conn_queued(pc->c) == 0) send_fds(pc->c, pc);
+        return;
+    }
     herd_conn_on_drain(pc->c, QUEUED / 2, pump);
     pump(pc->c, pc);
 }
@@ -248,18 +335,21 @@ static void on_msg(herd_conn *c, const msgpack_object *msg, void *ud)
         return;
     }
     herd_msg_key k;
-    if (op != OP_GET) {
+    if (op != OP_GET && op != OP_GETFD) {
         snprintf(why, sizeof why, "protocol error: %s is not a message a peer server takes", herd_proto_op_name(op));
         herd_conn_fail(c, why);
-    } else if (herd_proto_unpack_get(msg, &k, &e)) {
+    } else if (op == OP_GET ? herd_proto_unpack_get(msg, &k, &e) : herd_proto_unpack_getfd(msg, &k, &e)) {
         snprintf(why, sizeof why, "protocol error: %s", e.msg);
         herd_conn_fail(c, why);
     } else if (pc->x) {
         if (pc->ngets == MAX_QUEUED_GETS) {
             snprintf(why, sizeof why, "more than %d GETs waiting", MAX_QUEUED_GETS);
             herd_conn_fail(c, why);
-        } else pc->gets[pc->ngets++] = k.key;
-    } else send_value(pc, k.key);
+        } else {
+            pc->getfd[pc->ngets] = op == OP_GETFD;
+            pc->gets[pc->ngets++] = k.key;
+        }
+    } else send_value(pc, k.key, op == OP_GETFD);
 }
 
 static void hello_late(evutil_socket_t fd, short what, void *arg)
@@ -538,6 +628,7 @@ int herd_peer_fetch(const char *address, const herd_peer_auth *auth, uint64_t ke
     int rc = herd_addr_parse(address, &a, err), fd = -1;
     herd_tls *tls = a.is_tls && auth ? auth->tls : NULL;
     if (rc) return rc;
+    if (a.is_unix) return herd_peer_fetch_local(address, auth, key, timeout_s > 0 && timeout_s <= 1e6 ? timeout_s : 60, out, err);
     if (a.is_tls && !tls)
         return herd_err_set(err, -HERD_ECONFIG, "peer %s speaks TLS and this side has no TLS credentials", address);
     if (timeout_s <= 0 || timeout_s > 1e6) timeout_s = 60;

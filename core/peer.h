@@ -52,10 +52,18 @@ typedef struct herd_peer_auth {
 } herd_peer_auth;
 
 /* Fetch key's value from the peer at address within timeout_s seconds of
- * silence: *out gets it (new). -ENOENT when the peer does not hold it,
+ * silence: *out gets it (new; from a unix:// peer, of this host, its bytes
+ * payloads of 1 MiB or more are read-only maps of the holder's sealed memfds:
+ * GETFD, shm.h). -ENOENT when the peer does not hold it,
  * -HERD_EAUTH when it refuses the token, -HERD_ECLOSED when it cannot be
  * connected to at all (refused, unreachable: a relay may help), another
  * negative code when the answer is malformed or breaks off; err says which. */
 int herd_peer_fetch(const char *address, const herd_peer_auth *auth, uint64_t key, double timeout_s,
                     herd_value **out, herd_err *err);
+/* herd_peer_fetch from a unix:// peer (peer_local.c): big payloads as maps. */
+int herd_peer_fetch_local(const char *address, const herd_peer_auth *auth, uint64_t key, double timeout_s,
+                          herd_value **out, herd_err *err);
+
+#define HERD_PEER_CTL_FRAME ((size_t)64 << 10)   /* an authenticated peer's frames: GETs */
+#define HERD_PEER_CONNECT_S 5.0                  /* seconds a fetch waits for its connect */
 #endif

@@ -33,6 +33,7 @@ static const char *const op_names[OP_MAX] = {
     [OP_CLOSE] = "CLOSE", [OP_WORKERS] = "WORKERS", [OP_STARTED] = "STARTED", [OP_CONTROL] = "CONTROL",
     [OP_REPLY] = "REPLY", [OP_PEER] = "PEER", [OP_FREE] = "FREE", [OP_MISSING] = "MISSING", [OP_GET] = "GET",
     [OP_DATA] = "DATA", [OP_HELD] = "HELD", [OP_PAUSE] = "PAUSE", [OP_FETCH] = "FETCH", [OP_VALUE] = "VALUE",
+    [OP_GETFD] = "GETFD",
 };
 
 const char *herd_proto_op_name(int op) { return op > 0 && op < OP_MAX ? op_names[op] : "?"; }
@@ -816,6 +817,11 @@ int herd_proto_pack_get(msgpack_sbuffer *sb, const herd_msg_key *m) { return pac
 int herd_proto_unpack_get(const msgpack_object *msg, herd_msg_key *out, herd_err *err)
 {
     return unpack_key(msg, OP_GET, out, err);
+}
+int herd_proto_pack_getfd(msgpack_sbuffer *sb, const herd_msg_key *m) { return pack_key(sb, OP_GETFD, m); }
+int herd_proto_unpack_getfd(const msgpack_object *msg, herd_msg_key *out, herd_err *err)
+{
+    return unpack_key(msg, OP_GETFD, out, err);
 }
 
 /* ---- MISSING ---- */

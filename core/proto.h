@@ -29,7 +29,7 @@
  *   LOG       w->s and s->c [op, key int, level int 0..3, text str]
  *   HEARTBEAT w->s [op, cpu num -1..1e6, memory int >= -1, managed int >= 0,
  *                   spilled int >= 0]: the worker's own figures, every
- *                   heartbeat_interval (protocol 6): its process's CPU use since
+ *                   heartbeat_interval (protocol 7): its process's CPU use since
  *                   the last heartbeat (% of one core) and resident memory in
  *                   bytes (-1 each: unknown, as for a worker thread inside
  *                   another process), and the bytes of held values in memory
@@ -107,7 +107,7 @@ enum {
     OP_HELLO = 1, OP_WELCOME, OP_REFUSE, OP_RUN, OP_DONE, OP_LOG, OP_HEARTBEAT, OP_SECEDE,
     OP_SUBMIT, OP_RELEASE, OP_CANCEL, OP_RESULT, OP_CLOSE, OP_WORKERS, OP_STARTED,
     OP_CONTROL, OP_REPLY, OP_PEER, OP_FREE, OP_MISSING, OP_GET, OP_DATA, OP_HELD, OP_PAUSE, OP_FETCH, OP_VALUE,
-    OP_MAX
+    OP_GETFD, OP_MAX
 };
 
 /* data_transfer (client_kwargs): how held values reach a worker or client.
@@ -275,6 +275,11 @@ int herd_proto_pack_free(msgpack_sbuffer *sb, const herd_msg_key *m);
 int herd_proto_unpack_free(const msgpack_object *msg, herd_msg_key *out, herd_err *err);
 int herd_proto_pack_get(msgpack_sbuffer *sb, const herd_msg_key *m);
 int herd_proto_unpack_get(const msgpack_object *msg, herd_msg_key *out, herd_err *err);
+/* GETFD [key]: GET from a peer of this host (Unix socket): the answer's bytes
+ * payloads of HERD_SHM_MIN or more may come as memfd descriptors attached to
+ * its first raw byte (ext type 2 in their place; core/shm.h). */
+int herd_proto_pack_getfd(msgpack_sbuffer *sb, const herd_msg_key *m);
+int herd_proto_unpack_getfd(const msgpack_object *msg, herd_msg_key *out, herd_err *err);
 
 typedef struct herd_msg_missing { uint64_t key; int attempt; uint64_t input; } herd_msg_missing;
 int herd_proto_pack_missing(msgpack_sbuffer *sb, const herd_msg_missing *m);

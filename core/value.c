@@ -2,8 +2,10 @@
  * copy/free/equal, herd_tuple, and the future-reference walkers. YAML text
  * lives in value_yaml.c, msgpack in value_msgpack.c.
  *
- * Layout: one allocation per scalar; a str/bytes payload sits right after the
- * node (same allocation) unless it was moved in by replace_futrefs. Arrays
+ * Layout (value_node.h): one allocation per scalar; a str/bytes payload sits
+ * right after the node (same allocation) unless it was moved in by
+ * replace_futrefs or taken, or lives in a shared buffer (value_buf.c: copies
+ * share it). Arrays
  * and maps grow geometrically; maps keep insertion order and are searched
  * linearly (kwargs and task arguments are small), with a hash index once
  * they grow past MAP_INDEX_MIN entries, hashed with the keyed hash of hash.h
@@ -16,6 +18,7 @@
  * walk is bounded by the same limit as well, and free is iterative. */
 #include "future.h"
 #include "value_int.h"
+#include "value_node.h"
 #include "hash.h"
 
 #include <herd/herd.h>
@@ -27,29 +30,6 @@
 
 #define MAP_INDEX_MIN 16
 
-struct mapent {
-    char *key;
-    herd_value *val;
-    uint32_t hash;
-};
-
-struct herd_value {              /* 32 bytes on LP64 */
-    uint8_t type;                /* herd_type */
-    uint8_t ilog;                /* maps: log2 of the index size, when idx is set */
-    uint8_t depth;               /* nesting as built by push/set (see the top) */
-    union {
-        bool b;
-        int64_t i;
-        double d;
-        uint64_t fut;
-        struct { char *p; size_t len; } s;                  /* str, bytes */
-        struct { herd_value **v; size_t n, cap; } a;         /* array */
-        struct { struct mapent *e; uint32_t *idx;            /* map; idx: entry+1, 0 empty */
-                 uint32_t n, cap; } m;
-    } u;
-};
-
-_Static_assert(sizeof(void *) != 8 || sizeof(herd_value) == 32, "herd_value should stay 32 bytes");
 
 /* ---- constructors ---- */
 
@@ -161,7 +141,9 @@ HERD_API void herd_value_free(herd_value *v)
                 v->u.m.idx = (uint32_t *)(void *)top;
                 top = v;
             } else {
-                if ((v->type == HERD_STR || v->type == HERD_BYTES) && v->u.s.p != (char *)(v + 1))
+                if ((v->type == HERD_STR || v->type == HERD_BYTES) && v->u.s.ext)
+                    herd_extbuf_unref(v->u.s.ext);
+                else if ((v->type == HERD_STR || v->type == HERD_BYTES) && v->u.s.p != (char *)(v + 1))
                     free(v->u.s.p);
                 else if (v->type == HERD_ARRAY) free(v->u.a.v);
                 else if (v->type == HERD_MAP) { free(v->u.m.e); free(v->u.m.idx); }
@@ -458,6 +440,12 @@ static herd_value *copy_at(const herd_value *v, int level)
     switch (v->type) {
     case HERD_STR:
     case HERD_BYTES:
+        if (v->u.s.ext) {                  /* a shared payload: the copy shares it too */
+            if (!(c = node(v->type))) return NULL;
+            c->u.s = v->u.s;
+            herd_extbuf_ref(c->u.s.ext);
+            return c;
+        }
         return blob(v->type, v->u.s.p, v->u.s.len);
     case HERD_ARRAY:
         if (!(c = herd_array())) return NULL;
@@ -668,6 +656,7 @@ static int move_into(herd_value *dst, herd_value *src)
             dst->type = src->type;
             dst->u.s.p = p;
             dst->u.s.len = src->u.s.len;
+            dst->u.s.ext = NULL;
             free(src);
             return 0;
         }

@@ -54,6 +54,36 @@ int herd_msgpack_check(const void *buf, size_t len, size_t *used, herd_err *err)
 /* "int", "str", "map", … for error messages. */
 const char *herd_msgpack_type_name(msgpack_object_type t);
 
+/* Like herd_value_pack, but a bytes payload for which fdref returns an
+ * index >= 0 is written as ext type 2 (4-byte index, 8-byte length,
+ * big-endian) instead of its bytes: it travels as a descriptor. */
+int herd_value_pack_fds(msgpack_packer *pk, const herd_value *v,
+                        int (*fdref)(void *ud, const herd_value *bytes), void *ud);
+/* herd_value_decode for what herd_value_pack_fds wrote: each ext 2 becomes
+ * what fdval returns for (index, length) — a new bytes value, or NULL with
+ * err set. Without fdval, ext 2 is refused. */
+int herd_value_decode_fds(const void *buf, size_t len,
+                          herd_value *(*fdval)(void *ud, uint32_t idx, uint64_t len, herd_err *err), void *ud,
+                          herd_value **out, herd_err *err);
+
+/* ---- payloads outside the node (value_buf.c) ---- */
+typedef struct herd_extbuf herd_extbuf;
+/* str/bytes payloads this long are shared by copies once herd_value_share
+ * has run over their value. */
+#define HERD_SHARE_MIN ((size_t)64 * 1024)
+/* Freeze a task's result before it is stored and read by others: memfds
+ * from herd_bytes_alloc sealed (their maps read-only), payloads of
+ * HERD_SHARE_MIN bytes or more moved into shared buffers, so that
+ * herd_value_copy shares them instead of copying. *v may be replaced (a
+ * bytes value itself). 0 or -ENOMEM (v stays valid, partly shared). */
+int herd_value_share(herd_value **v);
+/* The sealed memfd holding all of bytes value v's payload, or -1. Borrowed:
+ * valid while v is. */
+int herd_bytes_memfd(const herd_value *v);
+/* A bytes value over len bytes mapped read-only at p (taken: unmapped when
+ * the last copy goes, also on failure). */
+herd_value *herd_bytes_mapped(void *p, size_t len);
+
 /* ---- units (kwargs.c) ---- */
 /* "1.5", "500ms", "2s", "5m", "1h", "1d" (also us, ns, w and long names like
  * "minutes"; case-insensitive; spaces before the unit ok) -> seconds >= 0.

@@ -11,6 +11,10 @@
 #include <string.h>
 
 #define EXT_FUTREF 1
+#define EXT_FDREF 2        /* a payload passed as a descriptor (herd_value_pack_fds) */
+
+typedef struct fdpack { int (*fdref)(void *ud, const herd_value *bytes); void *ud; } fdpack;
+typedef struct fdconv { herd_value *(*fdval)(void *ud, uint32_t idx, uint64_t len, herd_err *err); void *ud; } fdconv;
 
 /* ---- encoding ---- */
 
@@ -27,7 +31,7 @@ static bool unpackable(const herd_value *v, int budget)
     return false;
 }
 
-static int pack(msgpack_packer *pk, const herd_value *v)
+static int pack(msgpack_packer *pk, const herd_value *v, const fdpack *fp)
 {
     int rc = 0;
     switch (herd_typeof(v)) {
@@ -39,7 +43,13 @@ static int pack(msgpack_packer *pk, const herd_value *v)
     case HERD_BYTES: {
         size_t n;
         const void *p = herd_as_bytes(v, &n);
-        if (herd_typeof(v) == HERD_STR)
+        int idx = fp && herd_typeof(v) == HERD_BYTES ? fp->fdref(fp->ud, v) : -1;
+        if (idx >= 0) {
+            unsigned char b[12];
+            for (int i = 0; i < 4; i++) b[i] = (unsigned char)((uint32_t)idx >> (24 - 8 * i));
+            for (int i = 0; i < 8; i++) b[4 + i] = (unsigned char)((uint64_t)n >> (56 - 8 * i));
+            rc = msgpack_pack_ext(pk, 12, EXT_FDREF) || msgpack_pack_ext_body(pk, b, 12);
+        } else if (herd_typeof(v) == HERD_STR)
             rc = msgpack_pack_str(pk, n) || msgpack_pack_str_body(pk, p, n);
         else
             rc = msgpack_pack_bin(pk, n) || msgpack_pack_bin_body(pk, p, n);
@@ -56,7 +66,7 @@ static int pack(msgpack_packer *pk, const herd_value *v)
                 size_t kl = strlen(k);
                 if (msgpack_pack_str(pk, kl) || msgpack_pack_str_body(pk, k, kl)) return -ENOMEM;
             }
-            int r = pack(pk, herd_at(v, i));
+            int r = pack(pk, herd_at(v, i), fp);
             if (r) return r;
         }
         break;
@@ -75,7 +85,15 @@ static int pack(msgpack_packer *pk, const herd_value *v)
 int herd_value_pack(msgpack_packer *pk, const herd_value *v)
 {
     if (!pk || unpackable(v, HERD_VALUE_WIRE_DEPTH)) return -HERD_EARG;
-    return pack(pk, v);
+    return pack(pk, v, NULL);
+}
+
+int herd_value_pack_fds(msgpack_packer *pk, const herd_value *v,
+                        int (*fdref)(void *ud, const herd_value *bytes), void *ud)
+{
+    if (!pk || !fdref || unpackable(v, HERD_VALUE_WIRE_DEPTH)) return -HERD_EARG;
+    fdpack fp = { fdref, ud };
+    return pack(pk, v, &fp);
 }
 
 HERD_API int herd_value_encode(const herd_value *v, char **buf, size_t *len, herd_err *err)
@@ -94,7 +112,7 @@ HERD_API int herd_value_encode(const herd_value *v, char **buf, size_t *len, her
     msgpack_packer pk;
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    int rc = pack(&pk, v);
+    int rc = pack(&pk, v, NULL);
     if (rc) {
         msgpack_sbuffer_destroy(&sb);
         return herd_err_set(err, rc, "out of memory encoding a value");
@@ -124,7 +142,7 @@ const char *herd_msgpack_type_name(msgpack_object_type t)
     return "unknown";
 }
 
-static int conv(const msgpack_object *o, int depth, herd_value **out, herd_err *err)
+static int conv(const msgpack_object *o, int depth, const fdconv *fc, herd_value **out, herd_err *err)
 {
     herd_value *v = NULL;
     *out = NULL;
@@ -143,6 +161,18 @@ static int conv(const msgpack_object *o, int depth, herd_value **out, herd_err *
     case MSGPACK_OBJECT_STR: v = herd_strn(o->via.str.ptr, o->via.str.size); break;
     case MSGPACK_OBJECT_BIN: v = herd_bytes(o->via.bin.ptr, o->via.bin.size); break;
     case MSGPACK_OBJECT_EXT:
+        if (o->via.ext.type == EXT_FDREF && fc) {
+            if (o->via.ext.size != 12)
+                return herd_err_set(err, -HERD_EPROTO, "msgpack: descriptor reference (ext 2) holds %u bytes, expected 12",
+                                    (unsigned)o->via.ext.size);
+            const unsigned char *b = (const unsigned char *)o->via.ext.ptr;
+            uint32_t idx = 0;
+            uint64_t n = 0;
+            for (int i = 0; i < 4; i++) idx = (idx << 8) | b[i];
+            for (int i = 0; i < 8; i++) n = (n << 8) | b[4 + i];
+            if (!(v = fc->fdval(fc->ud, idx, n, err))) return err && err->code ? err->code : -HERD_EPROTO;
+            break;
+        }
         if (o->via.ext.type != EXT_FUTREF)
             return herd_err_set(err, -HERD_EPROTO, "msgpack: unknown ext type %d", o->via.ext.type);
         if (o->via.ext.size != 8)
@@ -199,7 +229,7 @@ static int conv(const msgpack_object *o, int depth, herd_value **out, herd_err *
                 if (kl) memcpy((char *)k, ko->via.str.ptr, kl);
                 ((char *)k)[kl] = '\0';
             }
-            int rc = conv(io, depth + 1, &item, err);
+            int rc = conv(io, depth + 1, fc, &item, err);
             if (!rc) rc = map ? herd_map_set(v, k, item) : herd_array_push(v, item);
             free(kheap);
             if (rc) {
@@ -224,7 +254,7 @@ int herd_value_from_msgpack(const msgpack_object *o, herd_value **out, herd_err 
 {
     if (out) *out = NULL;
     if (!o || !out) return herd_err_set(err, -HERD_EARG, "herd_value_from_msgpack: NULL argument");
-    return conv(o, 0, out, err);
+    return conv(o, 0, NULL, out, err);
 }
 
 /* ---- structural check ---- */
@@ -316,10 +346,26 @@ int herd_msgpack_check(const void *buf, size_t len, size_t *used, herd_err *err)
     return 0;
 }
 
+static int decode(const void *buf, size_t len, const fdconv *fc, herd_value **out, herd_err *err);
+
 HERD_API int herd_value_decode(const void *buf, size_t len, herd_value **out, herd_err *err)
 {
     if (out) *out = NULL;
     if (!out) return herd_err_set(err, -HERD_EARG, "herd_value_decode: no output");
+    return decode(buf, len, NULL, out, err);
+}
+
+int herd_value_decode_fds(const void *buf, size_t len,
+                          herd_value *(*fdval)(void *ud, uint32_t idx, uint64_t len, herd_err *err), void *ud,
+                          herd_value **out, herd_err *err)
+{
+    fdconv fc = { fdval, ud };
+    *out = NULL;
+    return decode(buf, len, fdval ? &fc : NULL, out, err);
+}
+
+static int decode(const void *buf, size_t len, const fdconv *fc, herd_value **out, herd_err *err)
+{
     size_t used;
     int rc = herd_msgpack_check(buf, len, &used, err);
     if (rc) return rc;
@@ -330,7 +376,7 @@ HERD_API int herd_value_decode(const void *buf, size_t len, herd_value **out, he
     size_t off = 0;
     msgpack_unpack_return r = msgpack_unpack_next(&u, buf, len, &off);
     if (r == MSGPACK_UNPACK_SUCCESS)
-        rc = conv(&u.data, 0, out, err);
+        rc = conv(&u.data, 0, fc, out, err);
     else if (r == MSGPACK_UNPACK_NOMEM_ERROR)
         rc = herd_err_set(err, -ENOMEM, "out of memory decoding a value");
     else

@@ -372,13 +372,15 @@ static int fetch_inputs(wk *w, wtask *t, char *why, size_t cap)
 
 /* Keep a big result in the store as it is (packed only when a peer asks for
  * it): d then says so (held) instead of carrying it, and the store owns the
- * value. */
+ * value. A dependent here reads it in place (its copy shares the payloads);
+ * a peer of this host maps its big payloads (peer.c, shm.c). */
 static void hold_result(wk *w, wtask *t, herd_msg_done *d)
 {
     if (!d->ok || !t->hold || !w->peer || !d->value) return;
     size_t len = herd_wire_size(d->value);       /* SIZE_MAX: it cannot be encoded, DONE says why */
-    if (len <= HERD_INLINE_MAX || len == SIZE_MAX || herd_store_put_value(w->store, t->key, d->value, len))
-        return;                                  /* inline */
+    if (len <= HERD_INLINE_MAX || len == SIZE_MAX) return;      /* inline */
+    /* read-only from now on: memfds sealed, big payloads shared by the copies local readers get */
+    if (herd_value_share(&d->value) || herd_store_put_value(w->store, t->key, d->value, len)) return;
     d->held = (int64_t)len;
     d->value = NULL;
     herd_spill_after_put(w->spill);

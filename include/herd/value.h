@@ -5,7 +5,16 @@
  *
  * Ownership: every constructor returns a new value the caller owns and frees
  * with herd_value_free(). Containers take ownership of what is pushed into
- * them. Accessors return borrowed pointers, valid while the container is. */
+ * them. Accessors return borrowed pointers, valid while the container is.
+ *
+ * Large payloads are shared, not copied: a task's arguments are read in
+ * place (herd_as_bytes points at the holder's bytes when the input was
+ * computed on this worker, or at the pages another worker of this machine
+ * filled, mapped read-only), and a result of 64 KiB or more, once returned,
+ * is shared by every copy herd_value_copy makes of it. So values are
+ * immutable once they are a task's argument or result: never write through
+ * a pointer that herd_as_bytes/herd_as_str returned (mapped pages are
+ * read-only; writing them kills the process). */
 #ifndef HERD_VALUE_H
 #define HERD_VALUE_H
 
@@ -51,6 +60,33 @@ HERD_API herd_value *herd_bytes(const void *p, size_t len);   /* copies */
  * so does a failure) as the value's payload. For a large result, build it in
  * a malloc'd buffer and return herd_bytes_take(buf, len). */
 HERD_API herd_value *herd_bytes_take(void *p, size_t len);
+/* Bytes filled in place, the fastest way to return a large result: a new
+ * bytes value of len bytes (contents undefined) whose payload the caller
+ * writes through *ptr, e.g.
+ *     void *p; herd_value *v = herd_bytes_alloc(n, &p); if (v) memset(p, 1, n);
+ * *ptr stays writable only until v is returned as a result, pushed into a
+ * container, passed to any other herd function or copied: from then on the
+ * bytes must not change. From 1 MiB up the payload is its own anonymous
+ * mapping with transparent huge pages asked for (filled about twice as fast
+ * as fresh malloc memory). A dependent on the same worker reads it in place;
+ * another worker of this machine gets it as one copy into a sealed memfd that
+ * it maps. NULL (and *ptr NULL) when memory runs out or ptr is NULL. */
+HERD_API herd_value *herd_bytes_alloc(size_t len, void **ptr);
+/* The same, the payload (from 1 MiB up) in a memfd: once returned it is
+ * sealed read-only and every other worker of this machine (and a flow's
+ * client there) maps the very same pages — no copy at all. Filling it costs
+ * more than herd_bytes_alloc where shared memory gets no huge pages (the
+ * common default), so use it for a value read on other workers (a lookup
+ * table every task needs), herd_bytes_alloc otherwise. */
+HERD_API herd_value *herd_bytes_alloc_shm(size_t len, void **ptr);
+/* Bytes over a buffer the caller made some other way (mmap'd file, a
+ * library's buffer): p is read in place, never copied or written, and
+ * free_fn(p, len, ctx) runs once when the last value sharing it is freed —
+ * or right away when this call fails (NULL). free_fn may be NULL for a
+ * buffer that outlives every value (static data). p may be NULL only when
+ * len is 0. */
+HERD_API herd_value *herd_bytes_take_fn(void *p, size_t len, void (*free_fn)(void *p, size_t len, void *ctx),
+                                        void *ctx);
 HERD_API herd_value *herd_array(void);
 HERD_API herd_value *herd_map(void);
 HERD_API herd_value *herd_futref(uint64_t key);               /* used by herd_future_arg */

@@ -45,6 +45,7 @@ static int unpack_one(int op, const msgpack_object *m, msgpack_sbuffer *sb, herd
     case OP_PEER: { herd_msg_peer x; if (!(rc = herd_proto_unpack_peer(m, &x, e)) && sb) herd_proto_pack_peer(sb, &x); break; }
     case OP_FREE: { herd_msg_key x; if (!(rc = herd_proto_unpack_free(m, &x, e)) && sb) herd_proto_pack_free(sb, &x); break; }
     case OP_GET: { herd_msg_key x; if (!(rc = herd_proto_unpack_get(m, &x, e)) && sb) herd_proto_pack_get(sb, &x); break; }
+    case OP_GETFD: { herd_msg_key x; if (!(rc = herd_proto_unpack_getfd(m, &x, e)) && sb) herd_proto_pack_getfd(sb, &x); break; }
     case OP_MISSING: { herd_msg_missing x; if (!(rc = herd_proto_unpack_missing(m, &x, e)) && sb) herd_proto_pack_missing(sb, &x); break; }
     case OP_HELD: { herd_msg_held x; if (!(rc = herd_proto_unpack_held(m, &x, e)) && sb) herd_proto_pack_held(sb, &x); break; }
     case OP_PAUSE: { herd_msg_pause x; if (!(rc = herd_proto_unpack_pause(m, &x, e)) && sb) herd_proto_pack_pause(sb, &x); break; }

@@ -1,8 +1,11 @@
 /* tests/integration/test_dataplane.c — the data plane with real worker
  * processes (and threads) and real sockets: results over 1 KiB stay on the
- * worker that computed them; values of 0 B, 1 KiB and 300 MiB move worker to
- * worker and reach the client on demand; a dependent runs on the holder when
- * it can, or where the workers annotation says; a holder SIGKILLed before its value was read has it recomputed;
+ * worker that computed them; values of 0 B, 1 KiB, 8 MiB, 300 MiB and 1.5 GiB
+ * move worker to worker (from 1 MiB up as a memfd the reader maps) and reach
+ * the client on demand; a dependent runs on the holder when it can, or where
+ * the workers annotation says; a holder SIGKILLed before its value was read
+ * has it recomputed (and one SIGKILLed after handing it over leaves its
+ * reader's map whole);
  * a sub-task's big result reaches the task that asked for it; released
  * futures free the value on the worker; a peer without the token is
  * refused; a malformed peer message closes that one connection.
@@ -193,12 +196,12 @@ static void test_bytes_take(void **state)
 
 static void test_values_between_workers(void **state)
 {
-    values_between_workers("{n_workers: 2, threads_per_worker: 1, resources: {slot: 1}}", NULL);
+    values_between_workers("{n_workers: 2, threads_per_worker: 1, resources: {slot: 1}}", NULL, true);
 }
 
 static void test_values_between_thread_workers(void **state)
 {
-    values_between_workers("{n_workers: 2, threads_per_worker: 1, processes: false, resources: {slot: 1}}", NULL);
+    values_between_workers("{n_workers: 2, threads_per_worker: 1, processes: false, resources: {slot: 1}}", NULL, true);
 }
 
 /* A dependent runs on the worker holding its input when that has a slot. */
@@ -289,6 +292,53 @@ static void test_holder_killed_recomputed(void **state)
     assert_int_not_equal(herd_as_int(herd_map_get(v, "pid")), holder);
     herd_future *c = tu_submit(r, "t_check", herd_tuple("vIinn", herd_future_arg(p), (int64_t)(1 << 20), 7), NULL);
     assert_int_equal(herd_as_int(herd_at(result_of(c), 0)), 1);
+    herd_future_release(c);
+    herd_future_release(p);
+    tu_flow_end(r);
+    tu_log_free(&log);
+    tu_rmtree(dir);
+}
+
+/* The holder is SIGKILLed after handing a value over and before its reader
+ * looked at it: the reader's map of the memfd stays whole (its result is
+ * right), and the value is recomputed for the client. */
+static void test_holder_killed_after_handover(void **state)
+{
+    char dir[256];
+    tu_mkdtemp(dir, sizeof dir);
+    tu_log log;
+    tu_log_init(&log);
+    log.echo_level = HERD_LOG_ERROR + 1;
+    herd_runner *r = tu_flow("{n_workers: 2, threads_per_worker: 1}", NULL, 2, &log);
+    size_t n = (size_t)16 << 20;
+    herd_future *p = tu_submit(r, "t_make", herd_tuple("Iiss", (int64_t)n, 9, dir, "alloc"),
+                               "{workers: [local-1], allow_other_workers: true}");
+    herd_future *c = tu_submit(r, "t_check", herd_tuple("vIiss", herd_future_arg(p), (int64_t)n, 9, dir, "c0"),
+                               "{workers: [local-0]}");
+    char path[400];
+    snprintf(path, sizeof path, "%s/c0", dir);
+    double end = tu_now() + TU_WAIT_S;
+    while (access(path, F_OK) != 0) {            /* the consumer has its input and waits */
+        if (tu_now() > end) fail_msg("the consumer never started");
+        tu_sleep_ms(2);
+    }
+    snprintf(path, sizeof path, "%s/9.pid", dir);
+    char *pid = tu_read_file(path);
+    assert_non_null(pid);
+    pid_t holder = (pid_t)atol(pid);
+    free(pid);
+    assert_int_equal(kill(holder, SIGKILL), 0);
+    assert_true(tu_log_wait_line(&log, "t_make", "which left; recomputing it", TU_WAIT_S));
+    snprintf(path, sizeof path, "%s/c1", dir);
+    FILE *f = fopen(path, "w");                  /* let the consumer read */
+    assert_non_null(f);
+    fclose(f);
+    const herd_value *v = result_of(c);
+    assert_int_equal(herd_as_int(herd_at(v, 0)), 1);
+    assert_int_equal(herd_as_int(herd_at(v, 2)), 1);            /* it read a memfd's pages */
+    v = result_of(p);
+    assert_true(blob_ok(v, n, 9));
+    assert_int_not_equal(herd_as_int(herd_map_get(v, "pid")), holder);
     herd_future_release(c);
     herd_future_release(p);
     tu_flow_end(r);
@@ -424,6 +474,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_workers_annotation),
         cmocka_unit_test(test_subtask_result),
         cmocka_unit_test(test_holder_killed_recomputed),
+        cmocka_unit_test(test_holder_killed_after_handover),
         cmocka_unit_test(test_lost_value_recompute_fails),
         cmocka_unit_test(test_values_between_thread_workers),
         cmocka_unit_test(test_values_between_workers),

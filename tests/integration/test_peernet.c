@@ -151,12 +151,12 @@ static void peer_address_of(tu_log *log, const char *name, char *out, size_t cap
 /* ---- tests ---- */
 static void test_tcp_values(void **state)
 {
-    values_between_workers(CK2, "{listen: 'tcp://127.0.0.1:0'}");
+    values_between_workers(CK2, "{listen: 'tcp://127.0.0.1:0'}", false);
 }
 
 static void test_tls_values(void **state)
 {
-    values_between_workers(CK2, "{listen: 'tls://127.0.0.1:0', security: temporary}");
+    values_between_workers(CK2, "{listen: 'tls://127.0.0.1:0', security: temporary}", false);
 }
 
 /* A TCP peer server: without the token, refused and logged; a malformed

@@ -64,6 +64,7 @@ static int unpack_any(int op, const msgpack_object *m, herd_err *err)
     case OP_PEER: { herd_msg_peer x; rc = herd_proto_unpack_peer(m, &x, err); break; }
     case OP_FREE: { herd_msg_key x; rc = herd_proto_unpack_free(m, &x, err); break; }
     case OP_GET: { herd_msg_key x; rc = herd_proto_unpack_get(m, &x, err); break; }
+    case OP_GETFD: { herd_msg_key x; rc = herd_proto_unpack_getfd(m, &x, err); break; }
     case OP_MISSING: { herd_msg_missing x; rc = herd_proto_unpack_missing(m, &x, err); break; }
     case OP_DATA: { herd_msg_data x; rc = herd_proto_unpack_data(m, &x, err); break; }
     case OP_HELD: { herd_msg_held x; rc = herd_proto_unpack_held(m, &x, err); break; }
@@ -160,7 +161,7 @@ static herd_value *valid(int op)
     case OP_DONE: herd_value_free(res); return herd_tuple("iIisIiI", OP_DONE, KEY, 0, "boom", (int64_t)12, 0, (int64_t)-1);
     case OP_PEER: herd_value_free(res); return herd_tuple("is", OP_PEER, "unix:///tmp/p.sock");
     case OP_VALUE: herd_value_free(res); return herd_tuple("iIvn", OP_VALUE, KEY, herd_tuple("ii", 1, 2));
-    case OP_FREE: case OP_GET: case OP_FETCH: herd_value_free(res); return herd_tuple("iI", op, KEY);
+    case OP_FREE: case OP_GET: case OP_GETFD: case OP_FETCH: herd_value_free(res); return herd_tuple("iI", op, KEY);
     case OP_MISSING: herd_value_free(res); return herd_tuple("iIiI", OP_MISSING, KEY, 0, KEY + 1);
     case OP_DATA: herd_value_free(res); return herd_tuple("iII", OP_DATA, KEY, (int64_t)300);
     case OP_HELD: herd_value_free(res); return herd_tuple("iIss", OP_HELD, KEY, "unix:///tmp/p.sock", "why");
@@ -207,6 +208,7 @@ static const shape shapes[] = {
     { OP_PEER, { "address" }, 0 },
     { OP_FREE, { "key" }, 0 },
     { OP_GET, { "key" }, 0 },
+    { OP_GETFD, { "key" }, 0 },
     { OP_MISSING, { "key", "attempt", "input" }, 0 },
     { OP_DATA, { "key", "nbytes" }, 0 },
     { OP_HELD, { "key", "peer", "error" }, 0 },
