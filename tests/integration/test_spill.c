@@ -6,8 +6,8 @@
  * starts there, the flow still completes) and resumed; released futures
  * giving the worker's memory back (its RSS, read from /proc, falls); a bad
  * local_directory refused naming the field; the worker's own figures (bytes
- * held in memory and spilled, its RSS), sent in its heartbeats over TCP,
- * on the scheduler's /api/v1/workers and /metrics.
+ * held in memory and spilled, its RSS), sent in its heartbeats, on the
+ * scheduler's /api/v1/workers and /metrics.
  *
  * The memory limits are set from a worker's own baseline RSS, measured
  * first (sanitizer builds start bigger), so every threshold lies where the
@@ -288,8 +288,8 @@ static void test_spill_and_read_back(void **state)
     snprintf(pat, sizeof pat, "%s/herd-spill-local-0-*/*", dir);
     tu_log log;
     tu_log_init(&log);
-    /* over TCP, with the dashboard: the worker's figures reach it through its heartbeats */
-    herd_runner *r = tu_flow(ck, "{listen: 'tcp://127.0.0.1:0', dashboard_address: '127.0.0.1:0'}", 1, &log);
+    /* with the dashboard: the worker's figures reach it through its heartbeats */
+    herd_runner *r = tu_flow(ck, "{dashboard_address: '127.0.0.1:0'}", 1, &log);
     herd_future **f = calloc((size_t)n, sizeof *f);
     for (int i = 0; i < n; i++)
         f[i] = tu_submit(r, "t_make", herd_tuple("IiI", VALUE, i + 1, (int64_t)(0.65 * (double)limit)), NULL);
