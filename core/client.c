@@ -6,6 +6,7 @@
 #include "client.h"
 #include "comm.h"
 #include "peer.h"
+#include "progress.h"
 #include "value_int.h"
 
 #include <errno.h>
@@ -190,11 +191,24 @@ static void notify(herd_client *cl, herd_future *f)
     pthread_cond_broadcast(&cl->cv);
 }
 
+/* f's state becomes st, its task name's counts follow. Called with cl->mu held. */
+static void set_state(herd_future *f, herd_state st)
+{
+    runcount *g = f->grp;
+    if (g && f->state != st) {
+        if (f->state == HERD_RUNNING) g->running--;
+        if (st == HERD_RUNNING) g->running++;
+        else if (st == HERD_COMPLETED) g->done++;
+        else if (herd_state_is_final(st)) g->failed++;
+    }
+    f->state = st;
+}
+
 /* Called with cl->mu held. */
 static void set_final(herd_client *cl, herd_future *f, herd_state st, herd_value *value, const char *error)
 {
     if (herd_state_is_final(f->state)) { herd_value_free(value); return; }
-    f->state = st;
+    set_state(f, st);
     herd_value_free(f->result);
     f->result = value;
     free(f->error);
@@ -207,7 +221,7 @@ void herd_client_deliver(herd_client *cl, herd_future *f, herd_state st, herd_va
     pthread_mutex_lock(&cl->mu);
     if (herd_state_is_final(st) || !herd_state_is_final(f->state)) {
         if (herd_state_is_final(st)) set_final(cl, f, st, value, error), value = NULL;
-        else f->state = st;
+        else set_state(f, st);
     }
     pthread_mutex_unlock(&cl->mu);
     herd_value_free(value);
@@ -234,7 +248,7 @@ void herd_client_deliver_held(herd_client *cl, herd_future *f, const char *addre
         if (!address) { free(f->error); f->error = strdup(error ? error : "the value was lost"); }
         f->held_gen++;
         if (!herd_state_is_final(f->state)) {
-            f->state = HERD_COMPLETED;
+            set_state(f, HERD_COMPLETED);
             notify(cl, f);
         }
         pthread_cond_broadcast(&cl->cv);
@@ -495,8 +509,28 @@ void herd_client_destroy(herd_client *cl)
     pthread_cond_destroy(&cl->cv);
 }
 
+size_t herd_client_progress(herd_client *cl, herd_pgroup *out, size_t cap)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&cl->mu);
+    for (runcount *c = cl->counts; c && n < cap; c = c->next, n++) {
+        snprintf(out[n].name, sizeof out[n].name, "%s", c->name);
+        out[n].total = c->n;
+        out[n].running = c->running;
+        out[n].done = c->done;
+        out[n].failed = c->failed;
+    }
+    pthread_mutex_unlock(&cl->mu);
+    for (size_t i = 0; i < n / 2; i++) {    /* the list is newest first: show them in submit order */
+        herd_pgroup t = out[i];
+        out[i] = out[n - 1 - i];
+        out[n - 1 - i] = t;
+    }
+    return n;
+}
+
 /* ---- submit ---- */
-static char *run_name(herd_client *cl, const char *task)
+static char *run_name(herd_client *cl, const char *task, runcount **grp)
 {
     runcount *c;
     for (c = cl->counts; c; c = c->next)
@@ -507,6 +541,7 @@ static char *run_name(herd_client *cl, const char *task)
         cl->counts = c;
     }
     char *s;
+    *grp = c;
     if (asprintf(&s, "%s-%llu", task, (unsigned long long)c->n++) < 0) return NULL;
     return s;
 }
@@ -618,7 +653,7 @@ int herd_client_submit(herd_client *cl, const char *task, herd_value *args, cons
     if (!spec || !f) { rc = herd_err_set(err, -ENOMEM, "out of memory"); free(d.why); goto fail; }
     f->cl = cl;
     f->key = ((uint64_t)cl->id << 40) | ++cl->seq;
-    f->run_name = run_name(cl, task);
+    f->run_name = run_name(cl, task, &f->grp);
     f->state = HERD_PENDING;
     atomic_init(&f->refs, 2);              /* the user's and the map's */
     kmap_put(&cl->futs, f->key, f);

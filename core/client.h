@@ -49,7 +49,9 @@ typedef struct herd_annot {
 enum { ANN_PRIORITY = 1, ANN_RESOURCES = 2, ANN_RETRIES = 4, ANN_RETRY_DELAY = 8,
        ANN_TIMEOUT = 16, ANN_TAGS = 32, ANN_WORKERS = 64, ANN_ALLOW_OTHER = 128 };
 
-typedef struct runcount { char *name; uint64_t n; struct runcount *next; } runcount;
+/* Per task name: runs named (n) and, for the flow's progress line, how many
+ * are running, completed and failed/crashed/cancelled right now. */
+typedef struct runcount { char *name; uint64_t n, running, done, failed; struct runcount *next; } runcount;
 
 struct herd_client {
     pthread_mutex_t mu;
@@ -83,6 +85,10 @@ int  herd_client_init(herd_client *cl, uint32_t id, const herd_transport *tp, vo
 /* Mark every non-final future Cancelled/Crashed with reason, stop submits. */
 void herd_client_shutdown(herd_client *cl, herd_state st, const char *reason);
 void herd_client_destroy(herd_client *cl);
+/* The progress of every task submitted so far, per task name, into out
+ * (up to cap groups; progress.h). Returns the number of groups filled. */
+struct herd_pgroup;
+size_t herd_client_progress(herd_client *cl, struct herd_pgroup *out, size_t cap);
 /* Send through the current transport, counted so the transport can be
  * swapped or torn down safely (herd_client_quiesce). Takes spec. */
 int  herd_client_send(herd_client *cl, herd_submit_spec *spec);

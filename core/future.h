@@ -22,6 +22,7 @@ struct herd_future {
     herd_value *result;
     char *error;
     char *run_name;
+    struct runcount *grp;          /* its task name's counts on the client (client.h), or NULL */
     herd_watch *watchers;
     int user_released;
     /* Completed with the value held on a worker (result NULL until fetched):

@@ -27,6 +27,7 @@ static const herd_param client_params[] = {
     { "dashboard_address", HERD_PARAM_STRING, "null", "a temporary cluster's HTTP endpoint (live page, /metrics, /health, /api/v1): HOST:PORT such as 127.0.0.1:8787 (port 0: any free one), :PORT for every interface (needs the token); null: none", HERD_PARAM_NULLABLE, 0, 0, CF(dashboard_address) },
     { "performance_report_path", HERD_PARAM_STRING, "null", "an HTML file written when the flow run ends: the task stream, per task name counts and durations, workers, transfers, adaptive decisions (prefect-dask's performance_report_path)", HERD_PARAM_NULLABLE, 0, 0, CF(performance_report_path) },
     { "data_transfer", HERD_PARAM_STRING, "\"auto\"", "how held results reach workers and clients: auto (from the worker holding them, relayed through the scheduler when it cannot be reached), direct (never relayed), relay (always through the scheduler; at most 191 MiB a value) or inline (results are not held: they travel with the task's completion, at most 191 MiB)", 0, 0, 0, CF(data_transfer_name) },
+    { "progress", HERD_PARAM_BOOL, "false", "draw the flow run's progress on stderr while it runs: a line per task name with counts and a bar, redrawn in place at most 10 times a second on a terminal, plain lines (at most one a second) otherwise", 0, 0, 0, CF(progress) },
     { "log_level", HERD_PARAM_STRING, "null", "least level of the flow's log lines and its workers': debug, info, warning or error (null: $HERD_LOG_LEVEL, else info)", HERD_PARAM_NULLABLE, 0, 0, CF(log_level_name) },
     { NULL }
 };

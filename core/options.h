@@ -22,6 +22,7 @@ typedef struct herd_client_opts {
     const char *listen, *token, *security;
     const char *dashboard_address; /* the scheduler's HTTP endpoint, or NULL: none */
     const char *performance_report_path;   /* the report written at flow end, or NULL */
+    bool progress;                /* draw the flow's progress on stderr (progress.c) */
     const char *tls_ca_file, *tls_cert, *tls_key;
     const char *data_transfer_name;   /* "auto", "direct", "relay" or "inline" */
     int data_transfer;            /* HERD_DT_* (proto.h), in that order */

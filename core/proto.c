@@ -481,17 +481,28 @@ int herd_proto_unpack_log(const msgpack_object *msg, herd_msg_log *out, herd_err
 }
 
 /* ---- HEARTBEAT ---- */
-int herd_proto_pack_heartbeat(msgpack_sbuffer *sb)
+int herd_proto_pack_heartbeat(msgpack_sbuffer *sb, const herd_msg_heartbeat *m)
 {
     wr w;
-    wr_open(&w, sb, OP_HEARTBEAT, 1);
+    msgpack_packer *pk = wr_open(&w, sb, OP_HEARTBEAT, 5);
+    msgpack_pack_double(pk, m->cpu >= 0 ? m->cpu : -1);
+    msgpack_pack_int64(pk, m->memory >= 0 ? m->memory : -1);
+    msgpack_pack_int64(pk, m->managed >= 0 ? m->managed : 0);
+    msgpack_pack_int64(pk, m->spilled >= 0 ? m->spilled : 0);
     return wr_close(&w, 0);
 }
 
-int herd_proto_unpack_heartbeat(const msgpack_object *msg, herd_err *err)
+int herd_proto_unpack_heartbeat(const msgpack_object *msg, herd_msg_heartbeat *out, herd_err *err)
 {
     rd r;
-    return rd_open(&r, msg, OP_HEARTBEAT, 1, err);
+    int rc;
+    memset(out, 0, sizeof *out);
+    if ((rc = rd_open(&r, msg, OP_HEARTBEAT, 5, err)) || (rc = rd_num(&r, 1, "cpu", -1, 1e6, &out->cpu)) ||
+        (rc = rd_int(&r, 2, "memory", -1, INT64_MAX, &out->memory)) ||
+        (rc = rd_int(&r, 3, "managed", 0, INT64_MAX, &out->managed)) ||
+        (rc = rd_int(&r, 4, "spilled", 0, INT64_MAX, &out->spilled)))
+        return rc;
+    return 0;
 }
 
 /* ---- SECEDE, RELEASE, CANCEL ---- */

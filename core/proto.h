@@ -27,7 +27,13 @@
  *                   the value is inline; else the value (nil here) stays in
  *                   the worker's store and is held bytes long (packed)
  *   LOG       w->s and s->c [op, key int, level int 0..3, text str]
- *   HEARTBEAT w->s [op]
+ *   HEARTBEAT w->s [op, cpu num -1..1e6, memory int >= -1, managed int >= 0,
+ *                   spilled int >= 0]: the worker's own figures, every
+ *                   heartbeat_interval (protocol 8): its process's CPU use since
+ *                   the last heartbeat (% of one core) and resident memory in
+ *                   bytes (-1 each: unknown, as for a worker thread inside
+ *                   another process), and the bytes of held values in memory
+ *                   (Dask's managed) and spilled to disk (being paused is PAUSE)
  *   SECEDE    w->s [op, key int]: the task waits on sub-tasks, its slot is free
  *   SUBMIT    c->s [op, key int, task str, args value, priority int,
  *                   resources map|nil, retries int, retry_delay num,
@@ -198,8 +204,13 @@ typedef struct herd_msg_log { uint64_t key; int level; herd_pstr text; } herd_ms
 int herd_proto_pack_log(msgpack_sbuffer *sb, const herd_msg_log *m);
 int herd_proto_unpack_log(const msgpack_object *msg, herd_msg_log *out, herd_err *err);
 
-int herd_proto_pack_heartbeat(msgpack_sbuffer *sb);
-int herd_proto_unpack_heartbeat(const msgpack_object *msg, herd_err *err);
+typedef struct herd_msg_heartbeat {
+    double cpu;                /* %, < 0 unknown */
+    int64_t memory;            /* RSS bytes, < 0 unknown */
+    int64_t managed, spilled;  /* held values' bytes in memory, on disk */
+} herd_msg_heartbeat;
+int herd_proto_pack_heartbeat(msgpack_sbuffer *sb, const herd_msg_heartbeat *m);
+int herd_proto_unpack_heartbeat(const msgpack_object *msg, herd_msg_heartbeat *out, herd_err *err);
 
 /* SECEDE, RELEASE and CANCEL */
 typedef struct herd_msg_key { uint64_t key; } herd_msg_key;

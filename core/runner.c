@@ -8,6 +8,7 @@
  * Signal dispositions are process-wide, so the list of active runners the
  * handler tears down is the one piece of process-wide state here. */
 #include "client.h"
+#include "progress.h"
 #include "config.h"
 #include "comm.h"
 #include "scheduler.h"
@@ -69,6 +70,7 @@ typedef struct flow_runner {
     herd_tls_ca *tmp_ca;             /* security: temporary with a remote scheduler, during start_scheduler */
     char token[160];                 /* the cluster's token during herd_flow_begin */
     herd_adaptive *adaptive;
+    herd_flow_progress *progress;    /* client_kwargs.progress: the progress line's thread, or NULL */
     /* start: lazy — the temporary cluster starts on the first submit (or
      * whatever needs workers); start_mu serialises that start */
     pthread_mutex_t start_mu;
@@ -543,13 +545,21 @@ int herd_flow_begin(herd_runner *base, const char *flow_name, herd_err *err)
     r->flow_name = strdup(flow_name && *flow_name ? flow_name : "flow");
     r->t0 = herd_now();
     atomic_store(&r->start_rc, 0);
-    if (r->address) return begin_remote(r, err);
-    if (r->opts.client.eager) return start_cluster(r, err);
-    r->active = 1;                   /* start: lazy — nothing runs until something needs workers */
-    atomic_store(&r->lazy, 1);
-    rlog(r, HERD_LOG_DEBUG, "flow run %s: the cluster starts on the first submit (client_kwargs.start: lazy)",
-         r->flow_name);
-    return 0;
+    int rc = 0;
+    if (r->address) {
+        rc = begin_remote(r, err);
+    } else if (r->opts.client.eager) {
+        rc = start_cluster(r, err);
+    } else {
+        r->active = 1;               /* start: lazy — nothing runs until something needs workers */
+        atomic_store(&r->lazy, 1);
+        rlog(r, HERD_LOG_DEBUG, "flow run %s: the cluster starts on the first submit (client_kwargs.start: lazy)",
+             r->flow_name);
+    }
+    if (!rc && r->active && r->opts.client.progress && herd_flow_progress_start(&r->client, stderr, &r->progress))
+        rlog(r, HERD_LOG_WARN, "flow run %s: no progress line (client_kwargs.progress): cannot start its thread",
+             r->flow_name);
+    return rc;
 }
 
 /* The first submit of a lazy flow run (or anything else that needs workers)
@@ -760,6 +770,8 @@ int herd_flow_end(herd_runner *base, bool failed, herd_err *err)
     }
     herd_client_pull_all(&r->client);       /* held results leave the workers before they do */
     herd_client_shutdown(&r->client, HERD_CANCELLED, "the flow run ended before the task finished");
+    herd_flow_progress_stop(r->progress);   /* its last lines: every task's final state */
+    r->progress = NULL;
     teardown(r);
     rlog(r, failed ? HERD_LOG_ERROR : HERD_LOG_INFO, "flow run %s %s in %.3fs", r->flow_name,
          failed ? "failed" : "finished", herd_now() - r->t0);

@@ -95,6 +95,9 @@ struct sworker {
     double joined;             /* wall clock when its HELLO was accepted */
     double cpu_s, cpu_at;      /* CPU seconds last read from /proc (local workers), and when */
     double cpu_pct;            /* CPU use between the last two reads, %; < 0 unknown */
+    /* its own figures from its last HEARTBEAT (< 0: unknown; then /proc if on this host) */
+    double hb_cpu;
+    int64_t hb_rss, managed, spilled;   /* RSS; held values' bytes in memory, on disk */
     struct event *hello_timer;
     sworker *next;
 };

@@ -113,9 +113,15 @@ static void on_msg(herd_conn *c, const msgpack_object *m, void *ud)
         }
         return;
     }
-    case OP_HEARTBEAT:
-        if (herd_proto_unpack_heartbeat(m, &e)) break;
+    case OP_HEARTBEAT: {
+        herd_msg_heartbeat hb;
+        if (herd_proto_unpack_heartbeat(m, &hb, &e)) break;
+        w->hb_cpu = hb.cpu;
+        w->hb_rss = hb.memory;
+        w->managed = hb.managed;
+        w->spilled = hb.spilled;
         return;
+    }
     case OP_LOG: {
         herd_msg_log lm;
         if (herd_proto_unpack_log(m, &lm, &e)) break;
@@ -271,6 +277,7 @@ void sch_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr
         snprintf(peer, sizeof peer, "%s:%d", host[0] ? host : "?", port);
     }
     sworker *w = calloc(1, sizeof *w);
+    if (w) w->hb_cpu = w->hb_rss = -1;       /* none reported yet */
     if (!w) { evutil_closesocket(fd); return; }
     herd_err e = { 0 };
     struct bufferevent *bev = s->cfg.tls ? herd_tls_accept(s->cfg.tls, s->base, fd, &e)   /* closes fd on failure */

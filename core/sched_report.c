@@ -44,6 +44,19 @@ static void sample_proc(sworker *w, int64_t *rss)
     w->cpu_at = now;
 }
 
+/* A worker's RSS (-1 unknown) and CPU use (into w->cpu_pct): its own
+ * figures from its heartbeats (any host), else /proc when it is on this host
+ * (a worker thread, which reports none). */
+static void usage(sworker *w, int64_t *rss)
+{
+    if (w->hb_rss >= 0) {
+        *rss = w->hb_rss;
+        w->cpu_pct = w->hb_cpu;
+        return;
+    }
+    sample_proc(w, rss);
+}
+
 static int is_worker(const sworker *w) { return w->hello && w->role == ROLE_WORKER; }
 
 /* ---- Prometheus text ---- */
@@ -132,6 +145,23 @@ void sch_report_metrics(herd_sched *s, struct evbuffer *b)
     help(b, "herd_worker_held_bytes", "gauge", "Bytes of results held per worker");
     for (sworker *w = s->workers; w; w = w->next)
         if (is_worker(w)) { LIT(b, "herd_worker_held_bytes{worker=\""); prom_label(b, w->name); evbuffer_add_printf(b, "\"} %lld\n", (long long)w->held_bytes); }
+    help(b, "herd_worker_memory_bytes", "gauge", "Memory per worker as the worker reports it (Dask's names): held values in memory (managed), the rest of its process's RSS (unmanaged, when known), held values spilled to disk (spilled)");
+    for (sworker *w = s->workers; w; w = w->next) {
+        if (!is_worker(w)) continue;
+        int64_t rss;
+        usage(w, &rss);
+        int64_t v[3] = { w->managed, rss >= 0 ? (rss > w->managed ? rss - w->managed : 0) : -1, w->spilled };
+        static const char *const type[3] = { "managed", "unmanaged", "spilled" };
+        for (int i = 0; i < 3; i++) {
+            if (v[i] < 0) continue;
+            LIT(b, "herd_worker_memory_bytes{worker=\"");
+            prom_label(b, w->name);
+            evbuffer_add_printf(b, "\",type=\"%s\"} %lld\n", type[i], (long long)v[i]);
+        }
+    }
+    help(b, "herd_worker_cpu_percent", "gauge", "CPU use per worker process, % of one core (when known)");
+    for (sworker *w = s->workers; w; w = w->next)
+        if (is_worker(w) && w->cpu_pct >= 0) { LIT(b, "herd_worker_cpu_percent{worker=\""); prom_label(b, w->name); evbuffer_add_printf(b, "\"} %.3g\n", w->cpu_pct); }
     help(b, "herd_worker_tasks_total", "counter", "Task attempts finished per worker, by outcome");
     for (sworker *w = s->workers; w; w = w->next)
         if (is_worker(w))
@@ -162,7 +192,7 @@ static void j_workers(herd_sched *s, struct evbuffer *b)
     for (sworker *w = s->workers; w; w = w->next) {
         if (!is_worker(w)) continue;
         int64_t rss;
-        sample_proc(w, &rss);
+        usage(w, &rss);
         if (!first) LIT(b, ",");
         first = 0;
         LIT(b, "{");
@@ -175,6 +205,8 @@ static void j_workers(herd_sched *s, struct evbuffer *b)
         herd_json_key(b, "closing", 0); evbuffer_add_printf(b, "%s", w->closing ? "true" : "false");
         herd_json_key(b, "paused", 0); evbuffer_add_printf(b, "%s", w->paused ? "true" : "false");
         herd_json_key(b, "held_bytes", 0); herd_json_num(b, (double)w->held_bytes);
+        herd_json_key(b, "managed_bytes", 0); herd_json_num(b, (double)w->managed);
+        herd_json_key(b, "spilled_bytes", 0); herd_json_num(b, (double)w->spilled);
         herd_json_key(b, "memory", 0); if (rss >= 0) herd_json_num(b, (double)rss); else LIT(b, "null");
         herd_json_key(b, "cpu", 0); if (w->cpu_pct >= 0) herd_json_num(b, w->cpu_pct); else LIT(b, "null");
         herd_json_key(b, "done", 0); herd_json_num(b, (double)w->ndone);
@@ -386,18 +418,19 @@ void sch_report_text(herd_sched *s, struct evbuffer *b)
     if (s->met.desired >= 0) evbuffer_add_printf(b, "desired workers: %d\n", s->met.desired);
     pthread_mutex_unlock(&s->met.mu);
     if (nw) {
-        evbuffer_add_printf(b, "\n%-24s %-16s %7s %7s %10s %6s %10s %8s\n", "WORKER", "HOST", "THREADS", "RUNNING", "MEMORY", "CPU%",
-                            "HELD", "DONE");
+        evbuffer_add_printf(b, "\n%-24s %-16s %7s %7s %10s %6s %10s %10s %8s\n", "WORKER", "HOST", "THREADS", "RUNNING", "MEMORY", "CPU%",
+                            "HELD", "SPILLED", "DONE");
         for (sworker *w = s->workers; w; w = w->next) {
             if (!is_worker(w)) continue;
             int64_t rss;
-            sample_proc(w, &rss);
-            char mem[32] = "-", held[32], cpu[16] = "-";
+            usage(w, &rss);
+            char mem[32] = "-", held[32], spilled[32], cpu[16] = "-";
             if (rss >= 0) human_bytes(mem, sizeof mem, (double)rss);
             if (w->cpu_pct >= 0) snprintf(cpu, sizeof cpu, "%.0f", w->cpu_pct);
             human_bytes(held, sizeof held, (double)w->held_bytes);
-            evbuffer_add_printf(b, "%-24.24s %-16.16s %7d %7d %10s %6s %10s %8llu%s\n", w->name, w->host ? w->host : "-",
-                                w->nthreads, w->busy, mem, cpu, held, (unsigned long long)w->ndone, w->closing ? " (closing)" : w->paused ? " (paused: memory)" : "");
+            human_bytes(spilled, sizeof spilled, (double)w->spilled);
+            evbuffer_add_printf(b, "%-24.24s %-16.16s %7d %7d %10s %6s %10s %10s %8llu%s\n", w->name, w->host ? w->host : "-",
+                                w->nthreads, w->busy, mem, cpu, held, spilled, (unsigned long long)w->ndone, w->closing ? " (closing)" : w->paused ? " (paused: memory)" : "");
         }
     }
     if (s->met.groups) {

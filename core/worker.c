@@ -15,6 +15,8 @@
 #include "comm.h"
 #include "peer.h"
 #include "spill.h"
+
+#include <time.h>
 #include "store.h"
 #include "value_int.h"
 
@@ -73,6 +75,7 @@ typedef struct wk {
     size_t nrelay_logged;
     herd_spill *spill;         /* under memory_limit: spills the store, pauses */
     int paused;                /* executors start no task (guarded by mu) */
+    double cpu_s, cpu_at;      /* this process's CPU seconds at the last heartbeat, and when */
 } wk;
 
 /* An executor waiting for the scheduler to relay an input (FETCH, VALUE). */
@@ -664,11 +667,35 @@ static void on_close(herd_conn *c, const char *why, void *ud)
     stop_loop(w, w->welcomed ? HERD_WORKER_EXIT_LOST : HERD_WORKER_EXIT_ERROR);
 }
 
+/* The heartbeat carries the worker's own figures (so a scheduler on another
+ * host shows them): a worker process's CPU use since the last one and its
+ * RSS (a worker thread shares its process: unknown), the bytes it holds in
+ * memory and on disk (being paused has its own message, PAUSE). */
 static void hb_cb(evutil_socket_t fd, short what, void *arg)
 {
     wk *w = arg;
     if (!w->conn) return;
-    herd_proto_pack_heartbeat(herd_conn_buf(w->conn));
+    herd_msg_heartbeat hb = { .cpu = -1, .memory = -1 };
+    if (!w->thread_mode) {
+        struct timespec ts;
+        double now = herd_now();
+        if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) == 0) {
+            double cpu = (double)ts.tv_sec + ts.tv_nsec / 1e9;
+            if (w->cpu_at > 0 && now > w->cpu_at) hb.cpu = 100 * (cpu - w->cpu_s) / (now - w->cpu_at);
+            if (hb.cpu < 0 && w->cpu_at > 0) hb.cpu = 0;
+            w->cpu_s = cpu;
+            w->cpu_at = now;
+        }
+        int64_t rss = herd_rss_bytes();
+        hb.memory = rss > 0 ? rss : -1;
+    }
+    if (w->store) {
+        size_t count, bytes, spilled;
+        herd_store_stats(w->store, &count, &bytes, &spilled);
+        hb.managed = (int64_t)bytes;
+        hb.spilled = (int64_t)spilled;
+    }
+    herd_proto_pack_heartbeat(herd_conn_buf(w->conn), &hb);
     herd_conn_end(w->conn);
 }
 

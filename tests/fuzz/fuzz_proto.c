@@ -22,7 +22,7 @@ static int unpack_one(int op, const msgpack_object *m, msgpack_sbuffer *sb, herd
     case OP_RUN: { herd_msg_run x; if (!(rc = herd_proto_unpack_run(m, &x, e))) { if (sb) herd_proto_pack_run(sb, &x); herd_value_free(x.args); herd_value_free(x.tags); herd_value_free(x.inputs); } break; }
     case OP_DONE: { herd_msg_done x; if (!(rc = herd_proto_unpack_done(m, &x, e))) { if (sb) herd_proto_pack_done(sb, &x); herd_value_free(x.value); } break; }
     case OP_LOG: { herd_msg_log x; if (!(rc = herd_proto_unpack_log(m, &x, e)) && sb) herd_proto_pack_log(sb, &x); break; }
-    case OP_HEARTBEAT: if (!(rc = herd_proto_unpack_heartbeat(m, e)) && sb) herd_proto_pack_heartbeat(sb); break;
+    case OP_HEARTBEAT: { herd_msg_heartbeat x; if (!(rc = herd_proto_unpack_heartbeat(m, &x, e)) && sb) herd_proto_pack_heartbeat(sb, &x); break; }
     case OP_SECEDE: { herd_msg_key x; if (!(rc = herd_proto_unpack_secede(m, &x, e)) && sb) herd_proto_pack_secede(sb, &x); break; }
     case OP_RELEASE: { herd_msg_key x; if (!(rc = herd_proto_unpack_release(m, &x, e)) && sb) herd_proto_pack_release(sb, &x); break; }
     case OP_CANCEL: { herd_msg_key x; if (!(rc = herd_proto_unpack_cancel(m, &x, e)) && sb) herd_proto_pack_cancel(sb, &x); break; }

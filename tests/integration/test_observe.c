@@ -15,6 +15,7 @@
 #include <limits.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -631,6 +632,129 @@ static void test_progress(void **state)
     tu_flow_end(r);
 }
 
+/* client_kwargs.progress: the flow's progress on stderr, here a file or a
+ * terminal (a pty drained by a thread). */
+typedef struct drain { int fd, pty; pthread_mutex_t mu; char *text; size_t len; pthread_t th; } drain;
+
+static void *drain_main(void *arg)
+{
+    drain *d = arg;
+    char buf[4096];
+    for (;;) {
+        ssize_t k = read(d->fd, buf, sizeof buf);
+        if (k <= 0) break;                          /* EIO once the pty's other side is closed */
+        pthread_mutex_lock(&d->mu);
+        char *t = realloc(d->text, d->len + (size_t)k + 1);
+        assert_non_null(t);
+        memcpy(t + d->len, buf, (size_t)k);
+        d->len += (size_t)k;
+        t[d->len] = '\0';
+        d->text = t;
+        pthread_mutex_unlock(&d->mu);
+    }
+    return NULL;
+}
+
+/* What was written so far contains needle (the file is read again). */
+static bool drain_has(drain *d, const char *needle)
+{
+    if (!d->pty) {
+        char buf[1 << 16];
+        ssize_t k = pread(d->fd, buf, sizeof buf - 1, 0);
+        buf[k > 0 ? k : 0] = '\0';
+        pthread_mutex_lock(&d->mu);
+        free(d->text);
+        d->text = strdup(buf);
+        pthread_mutex_unlock(&d->mu);
+    }
+    pthread_mutex_lock(&d->mu);
+    bool has = d->text && strstr(d->text, needle);
+    pthread_mutex_unlock(&d->mu);
+    return has;
+}
+
+static void wait_text(drain *d, const char *needle)
+{
+    double end = tu_now() + TU_WAIT_S;
+    while (!drain_has(d, needle)) {
+        if (tu_now() > end) fail_msg("no \"%s\" in the progress output: %s", needle, d->text ? d->text : "");
+        tu_sleep_ms(20);
+    }
+}
+
+static void flow_progress_on(int fd, int pty)
+{
+    drain d = { .fd = fd, .pty = pty };
+    pthread_mutex_init(&d.mu, NULL);
+    int out = fd;
+    if (pty) {
+        int slave;
+        assert_int_equal(openpty(&d.fd, &slave, NULL, NULL, NULL), 0);
+        out = slave;
+        assert_int_equal(pthread_create(&d.th, NULL, drain_main, &d), 0);
+    }
+    fflush(stderr);
+    int saved = dup(STDERR_FILENO);
+    assert_true(saved >= 0);
+    assert_int_equal(dup2(out, STDERR_FILENO), STDERR_FILENO);
+    char gate[] = "/tmp/herd-obs-gate-XXXXXX";
+    int gfd = mkstemp(gate);
+    assert_true(gfd >= 0);
+    close(gfd);
+    unlink(gate);
+    herd_runner *r = tu_flow("{n_workers: 1, threads_per_worker: 2}", "{progress: true}", 1, NULL);
+    herd_future *fs[15];
+    for (int i = 0; i < 2; i++) fs[i] = tu_submit(r, "obs_block", herd_tuple("s", gate), NULL);
+    for (int i = 2; i < 12; i++) fs[i] = tu_submit(r, "obs_square", herd_tuple("i", i), NULL);
+    for (int i = 12; i < 15; i++) fs[i] = tu_submit(r, "obs_fail", herd_array(), NULL);
+    /* while the flow runs: both blockers hold the two threads */
+    assert_int_equal(tu_wait_running(fs, 2, 2, TU_WAIT_S), 2);
+    wait_text(&d, "0/2 done, 2 running, 0 pending");
+    FILE *g = fopen(gate, "w");
+    assert_non_null(g);
+    fclose(g);
+    herd_err err = { 0 };
+    assert_int_equal(herd_wait(fs, 15, TU_WAIT_S, &err), 0);
+    wait_text(&d, "10/10 done, 0 running, 0 pending");   /* drawn before the flow ends */
+    wait_text(&d, "0/3 done, 0 running, 0 pending, 3 failed");
+    tu_flow_end(r);
+    wait_text(&d, "2/2 done, 0 running, 0 pending");
+    fflush(stderr);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    unlink(gate);
+    if (pty) {
+        close(out);                                     /* the drain thread reads EIO and ends */
+        pthread_join(d.th, NULL);
+        close(d.fd);
+        assert_non_null(strstr(d.text, "\r\033[K"));   /* redrawn in place */
+        assert_non_null(strstr(d.text, "\033[3A"));     /* back over the three lines */
+    } else {
+        drain_has(&d, "");
+        assert_null(strstr(d.text, "\033["));          /* no terminal codes in a file */
+        assert_non_null(strstr(d.text, "[########################################] 10/10 done, 0 running, 0 pending\n"));
+    }
+    free(d.text);
+    pthread_mutex_destroy(&d.mu);
+}
+
+static void test_flow_progress(void **state)
+{
+    char path[] = "/tmp/herd-obs-fprogress-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    unlink(path);
+    flow_progress_on(fd, 0);
+    close(fd);
+    flow_progress_on(-1, 1);
+    /* a bad value names the key */
+    herd_runner *r = NULL;
+    herd_err err = { 0 };
+    herd_runner_opts o = { .client_kwargs = "{progress: 'yes'}" };
+    assert_true(herd_runner_new(&r, &o, &err) != 0);
+    assert_non_null(strstr(err.msg, "client_kwargs.progress"));
+}
+
 /* Bad addresses: a clear error naming the key. */
 static void test_bad_address(void **state)
 {
@@ -686,6 +810,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_https),
         cmocka_unit_test(test_bad_address),
         cmocka_unit_test(test_progress),
+        cmocka_unit_test(test_flow_progress),
         cmocka_unit_test(test_performance_report),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

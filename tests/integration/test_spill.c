@@ -5,7 +5,9 @@
  * files gone when the cluster closes; a worker over 80% paused (no task
  * starts there, the flow still completes) and resumed; released futures
  * giving the worker's memory back (its RSS, read from /proc, falls); a bad
- * local_directory refused naming the field.
+ * local_directory refused naming the field; the worker's own figures (bytes
+ * held in memory and spilled, its RSS), sent in its heartbeats, on the
+ * scheduler's /api/v1/workers and /metrics.
  *
  * The memory limits are set from a worker's own baseline RSS, measured
  * first (sanitizer builds start bigger), so every threshold lies where the
@@ -18,7 +20,9 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include <curl/curl.h>
 #include <glob.h>
+#include <pthread.h>
 #include <malloc.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -197,6 +201,77 @@ static int64_t vm_rss(long pid)
     return kib * 1024;
 }
 
+/* ---- the scheduler's HTTP endpoint (libcurl) ---- */
+typedef struct body { char *p; size_t n; } body;
+static size_t on_body(char *d, size_t sz, size_t nm, void *ud)
+{
+    body *b = ud;
+    char *t = realloc(b->p, b->n + sz * nm + 1);
+    if (!t) return 0;
+    memcpy(t + b->n, d, sz * nm);
+    b->n += sz * nm;
+    t[b->n] = '\0';
+    b->p = t;
+    return sz * nm;
+}
+
+/* GET url+path: the body (caller frees), or NULL. */
+static char *http_get(const char *url, const char *path)
+{
+    char full[600];
+    snprintf(full, sizeof full, "%s%s", url, path);
+    body b = { 0 };
+    CURL *c = curl_easy_init();
+    if (!c) return NULL;
+    curl_easy_setopt(c, CURLOPT_URL, full);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+    CURLcode rc = curl_easy_perform(c);
+    curl_easy_cleanup(c);
+    if (rc != CURLE_OK) { free(b.p); return NULL; }
+    return b.p;
+}
+
+/* The number after the first `key` in text, or -1. */
+static double number_after(const char *text, const char *key)
+{
+    const char *p = text ? strstr(text, key) : NULL;
+    return p ? strtod(p + strlen(key), NULL) : -1;
+}
+
+/* The worker's own figures (its heartbeat) on the scheduler's endpoint: wait
+ * until /api/v1/workers shows at least spilled bytes spilled and /metrics has
+ * herd_worker_memory_bytes of each type for it. */
+static void check_reported(tu_log *log, double spilled)
+{
+    assert_true(tu_log_wait_line(log, "the dashboard is available at ", NULL, TU_WAIT_S));
+    char url[300];
+    pthread_mutex_lock(&log->mu);
+    const char *p = strstr(log->text, "the dashboard is available at ") + strlen("the dashboard is available at ");
+    snprintf(url, sizeof url, "%.*s", (int)strcspn(p, " \n"), p);
+    pthread_mutex_unlock(&log->mu);
+    double end = tu_now() + 4 * TU_WAIT_S;
+    char *api = NULL, *met = NULL;
+    for (;;) {
+        free(api);
+        free(met);
+        api = http_get(url, "/api/v1/workers");
+        met = http_get(url, "/metrics");
+        if (number_after(api, "\"spilled_bytes\":") >= spilled &&
+            number_after(met, "herd_worker_memory_bytes{worker=\"local-0\",type=\"spilled\"} ") >= spilled)
+            break;
+        if (tu_now() > end) fail_msg("no %.0f spilled bytes reported: /api/v1/workers %s\n/metrics %s", spilled, api, met);
+        tu_sleep_ms(100);
+    }
+    assert_true(number_after(api, "\"managed_bytes\":") > 0);         /* what stayed in memory */
+    assert_true(number_after(api, "\"memory\":") > 0);                /* its RSS */
+    assert_true(number_after(met, "herd_worker_memory_bytes{worker=\"local-0\",type=\"managed\"} ") > 0);
+    assert_true(number_after(met, "herd_worker_memory_bytes{worker=\"local-0\",type=\"unmanaged\"} ") >= 0);
+    free(api);
+    free(met);
+}
+
 /* ---- tests ---- */
 /* A limit that the values outgrow: they spill (the oldest first), the files
  * are in local_directory, a dependent on the same worker and the client read
@@ -213,7 +288,8 @@ static void test_spill_and_read_back(void **state)
     snprintf(pat, sizeof pat, "%s/herd-spill-local-0-*/*", dir);
     tu_log log;
     tu_log_init(&log);
-    herd_runner *r = tu_flow(ck, NULL, 1, &log);
+    /* with the dashboard: the worker's figures reach it through its heartbeats */
+    herd_runner *r = tu_flow(ck, "{dashboard_address: '127.0.0.1:0'}", 1, &log);
     herd_future **f = calloc((size_t)n, sizeof *f);
     for (int i = 0; i < n; i++)
         f[i] = tu_submit(r, "t_make", herd_tuple("IiI", VALUE, i + 1, (int64_t)(0.65 * (double)limit)), NULL);
@@ -238,6 +314,7 @@ static void test_spill_and_read_back(void **state)
     globfree(&g);
     assert_true(tu_log_has_line(&log, "local-0: spilled 16.0 MiB", dir));
     assert_true(tu_log_has_line(&log, "spilled", "% of memory_limit"));
+    check_reported(&log, (double)(n - in_memory) * VALUE);
 
     /* the oldest value is spilled: a dependent on this worker reads it back */
     herd_future *c = tu_submit(r, "t_check", herd_tuple("vIi", herd_future_arg(f[0]), VALUE, 1), NULL);
@@ -445,6 +522,7 @@ static void test_bad_local_directory(void **state)
 int main(int argc, char **argv)
 {
     herd_init(&argc, &argv);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bad_local_directory),
         cmocka_unit_test(test_spill_and_read_back),
@@ -453,5 +531,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_pause_over_tcp),
         cmocka_unit_test(test_release_frees_worker_memory),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    curl_global_cleanup();
+    return rc;
 }

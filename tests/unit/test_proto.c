@@ -73,7 +73,7 @@ static int unpack_any(int op, const msgpack_object *m, herd_err *err)
     case OP_VALUE: { herd_msg_value x; if (!(rc = herd_proto_unpack_value(m, &x, err))) herd_value_free(x.value); break; }
     case OP_DONE: { herd_msg_done x; if (!(rc = herd_proto_unpack_done(m, &x, err))) herd_value_free(x.value); break; }
     case OP_LOG: { herd_msg_log x; rc = herd_proto_unpack_log(m, &x, err); break; }
-    case OP_HEARTBEAT: rc = herd_proto_unpack_heartbeat(m, err); break;
+    case OP_HEARTBEAT: { herd_msg_heartbeat x; rc = herd_proto_unpack_heartbeat(m, &x, err); break; }
     case OP_SECEDE: { herd_msg_key x; rc = herd_proto_unpack_secede(m, &x, err); break; }
     case OP_RELEASE: { herd_msg_key x; rc = herd_proto_unpack_release(m, &x, err); break; }
     case OP_CANCEL: { herd_msg_key x; rc = herd_proto_unpack_cancel(m, &x, err); break; }
@@ -167,7 +167,7 @@ static herd_value *valid(int op)
     case OP_HELD: herd_value_free(res); return herd_tuple("iIss", OP_HELD, KEY, "unix:///tmp/p.sock", "why");
     case OP_PAUSE: herd_value_free(res); return herd_tuple("ii", OP_PAUSE, 1);
     case OP_LOG: herd_value_free(res); return herd_tuple("iIis", OP_LOG, KEY, HERD_LOG_WARN, "text");
-    case OP_HEARTBEAT: herd_value_free(res); return herd_tuple("i", OP_HEARTBEAT);
+    case OP_HEARTBEAT: herd_value_free(res); return herd_tuple("idIII", OP_HEARTBEAT, 37.5, (int64_t)1 << 30, (int64_t)4096, (int64_t)0);
     case OP_SECEDE: case OP_RELEASE: case OP_CANCEL: herd_value_free(res); return herd_tuple("iI", op, KEY);
     case OP_SUBMIT: return herd_tuple("iIsvividds" "nvi", OP_SUBMIT, KEY, "t_add", herd_tuple("ii", 1, 2), 5, res, 2, 0.5, 10.0, "t_add-1",
                                       herd_tuple("s", "local-1"), 1);
@@ -194,7 +194,7 @@ static const shape shapes[] = {
     { OP_RUN, { "key", "task", "args", "attempt", "run_name", "tags", "inputs", "hold" }, 1u << 2 },
     { OP_DONE, { "key", "ok", "error", "duration_us", "attempt", "held" }, 0 },
     { OP_LOG, { "key", "level", "text" }, 0 },
-    { OP_HEARTBEAT, { NULL }, 0 },
+    { OP_HEARTBEAT, { "cpu", "memory", "managed", "spilled" }, 0 },
     { OP_SECEDE, { "key" }, 0 },
     { OP_RELEASE, { "key" }, 0 },
     { OP_CANCEL, { "key" }, 0 },
@@ -478,8 +478,19 @@ static void test_round_trips(void **state)
     assert_true(str_eq(lg2.text, "a line"));
     AGAIN();
 
-    assert_int_equal(herd_proto_pack_heartbeat(&p.sb), 0);
-    assert_int_equal(herd_proto_unpack_heartbeat(reread(&p), &err), 0);
+    herd_msg_heartbeat hb = { 12.5, 1 << 20, 4096, INT64_MAX }, hb2;
+    assert_int_equal(herd_proto_pack_heartbeat(&p.sb, &hb), 0);
+    assert_int_equal(herd_proto_unpack_heartbeat(reread(&p), &hb2, &err), 0);
+    assert_true(hb2.cpu == 12.5);
+    assert_int_equal(hb2.memory, 1 << 20);
+    assert_int_equal(hb2.managed, 4096);
+    assert_true(hb2.spilled == INT64_MAX);
+    AGAIN();
+    hb = (herd_msg_heartbeat){ -1, -1, 0, 0 };          /* unknown CPU and memory travel as -1 */
+    assert_int_equal(herd_proto_pack_heartbeat(&p.sb, &hb), 0);
+    assert_int_equal(herd_proto_unpack_heartbeat(reread(&p), &hb2, &err), 0);
+    assert_true(hb2.cpu == -1);
+    assert_int_equal(hb2.memory, -1);
     AGAIN();
 
     herd_msg_key k = { UINT64_MAX }, k2;
@@ -610,7 +621,8 @@ static void test_pack_failure_writes_nothing(void **state)
     for (int i = 0; i < HERD_VALUE_WIRE_DEPTH + 1; i++) deep = herd_tuple("v", deep);
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
-    assert_int_equal(herd_proto_pack_heartbeat(&sb), 0);
+    herd_msg_heartbeat hb = { -1, -1, 0, 0 };
+    assert_int_equal(herd_proto_pack_heartbeat(&sb, &hb), 0);
     size_t before = sb.size;
     herd_msg_done d = { KEY, 1, deep, { NULL, 0 }, 1, 0 };
     assert_int_equal(herd_proto_pack_done(&sb, &d), -HERD_EARG);
