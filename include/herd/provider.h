@@ -150,6 +150,15 @@ HERD_API int herd_local_directory_check(const char *field, const char *dir, herd
  * own). With `security: temporary` they go into the scheduler's
  * certificate. NULL-terminated; copied. Replaces an earlier call's list. */
 HERD_API int herd_scheduler_names(const herd_cluster_env *env, const char *const *names, herd_err *err);
+/* For scheduler_listen: this machine's source address on the route to host
+ * (a name or a numeric address; the first address it resolves to), which is
+ * what a remote worker on that route dials back. No packet is sent (a
+ * connected UDP socket). Writes the numeric address, without brackets, into
+ * out (cap >= 46, INET6_ADDRSTRLEN); *is_loopback (may be NULL) tells whether
+ * host itself is a loopback address. -HERD_EARG for a NULL or empty host, a
+ * NULL out or a smaller cap; -HERD_EPROVIDER naming host when it does not
+ * resolve or no route leads to it. */
+HERD_API int herd_route_source(const char *host, char *out, size_t cap, bool *is_loopback, herd_err *err);
 /* For start_scheduler: the command that runs this cluster's scheduler on
  * another machine — env->worker_argv[0] (any program that calls herd_init,
  * the herd command included) with --herd-scheduler, listening on `listen`

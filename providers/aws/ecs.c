@@ -9,12 +9,10 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #pragma GCC diagnostic ignored "-Wformat-truncation"
@@ -84,25 +82,12 @@ static int listen_hook(herd_cluster *c, char *out, size_t cap, herd_err *err)
     } else {
         snprintf(host, sizeof host, "ecs.%s.amazonaws.com", aws_client_region(c->aws));
     }
-    struct addrinfo hints = { .ai_socktype = SOCK_DGRAM }, *ai = NULL;
-    int g = getaddrinfo(host, "443", &hints, &ai);
-    if (g != 0 || !ai)
-        return herd_err_set(err, -HERD_EPROVIDER, "%s: cannot resolve %s (%s) to find this machine's address; set "
-                            "client_kwargs.listen to tcp://ADDRESS:PORT that the tasks can reach",
-                            c->cls, host, gai_strerror(g));
-    char ip[INET6_ADDRSTRLEN] = "";
-    int fd = socket(ai->ai_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_storage me;
-    socklen_t ml = sizeof me;
-    if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
-        getsockname(fd, (struct sockaddr *)&me, &ml) == 0) {
-        const void *a = me.ss_family == AF_INET ? (const void *)&((struct sockaddr_in *)&me)->sin_addr
-                                                : (const void *)&((struct sockaddr_in6 *)&me)->sin6_addr;
-        inet_ntop(me.ss_family, a, ip, sizeof ip);
-    }
-    if (fd >= 0) close(fd);
-    freeaddrinfo(ai);
-    if (!ip[0]) return herd_err_set(err, -HERD_EPROVIDER, "%s: no route to %s; set client_kwargs.listen", c->cls, host);
+    char ip[INET6_ADDRSTRLEN];
+    herd_err why = { 0 };
+    if (herd_route_source(host, ip, sizeof ip, NULL, &why) != 0)
+        return herd_err_set(err, -HERD_EPROVIDER, "%s: %s, so this machine's address on the tasks' route is "
+                            "unknown; set client_kwargs.listen to tcp://ADDRESS:PORT that the tasks can reach",
+                            c->cls, why.msg);
     snprintf(c->dial, sizeof c->dial, "%s", ip);
     const char *names[] = { ip, NULL };
     int rc = herd_scheduler_names(c->env, names, err);

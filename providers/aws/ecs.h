@@ -32,6 +32,7 @@ typedef struct ecs_worker {
     char detail[160];
     int state;                   /* HERD_WORKER_* */
     bool retiring;               /* StopTask asked by us: STOPPED is no failure */
+    bool logs_pending, logs_read; /* failed: its last log lines are (being) added to detail */
 } ecs_worker;
 
 struct herd_cluster {

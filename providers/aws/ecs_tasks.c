@@ -4,7 +4,8 @@
  * the poller thread that reads every live task's state with DescribeTasks
  * (up to 100 ARNs a call, on poll_interval, never a busy loop), and StopTask.
  * A task that stops without being asked is a failed worker whose detail is
- * the task's stopCode, stoppedReason and exit code. */
+ * the task's stopCode, stoppedReason and exit code, and the last lines its
+ * container logged to the cluster's log group (GetLogEvents). */
 #include "ecs.h"
 
 #include <errno.h>
@@ -49,6 +50,7 @@ static ecs_worker *add_worker(herd_cluster *c)
 }
 
 static void apply(herd_cluster *c, ecs_worker *w, json_t *t);
+static void read_logs(herd_cluster *c);
 
 static void set_failed(herd_cluster *c, ecs_worker *w, const char *fmt, const char *a, const char *b)
 {
@@ -133,6 +135,7 @@ int ecs_run(herd_cluster *c, int n, herd_err *err)
         herd_log(c->env, HERD_LOG_INFO, "%s: started worker %s as task %s", c->cls, w->name, arn);
         json_decref(resp);
     }
+    read_logs(c);
     if (first_rc) herd_err_prefix(err, "%s: starting workers", c->cls);
     return first_rc;
 }
@@ -179,6 +182,12 @@ static void apply(herd_cluster *c, ecs_worker *w, json_t *t)
             w->state = HERD_WORKER_FAILED;
             snprintf(w->detail, sizeof w->detail, "task stopped: %s%s%s%s%s%s", code ? code : "", code ? ": " : "",
                      why ? why : "no reason given", creason ? "; " : "", creason ? creason : "", exit);
+            /* its container ran and wrote to our log group: failed once its
+               last lines are read (read_logs, outside the lock) */
+            if (json_is_integer(ex) && c->td_made && c->log_group[0] && !w->logs_read) {
+                w->logs_pending = true;
+                w->state = was;
+            }
         }
     } else if (strcmp(st, "RUNNING") == 0) {
         w->state = w->retiring ? HERD_WORKER_STOPPING : HERD_WORKER_RUNNING;
@@ -189,6 +198,62 @@ static void apply(herd_cluster *c, ecs_worker *w, json_t *t)
     }
     if (was != w->state && w->state == HERD_WORKER_RUNNING)
         herd_log(c->env, HERD_LOG_INFO, "%s: worker %s is running at %s", c->cls, w->name, w->ip[0] ? w->ip : "?");
+}
+
+/* The last lines a failed worker's container logged (its awslogs stream
+   PREFIX/CONTAINER/TASK-ID in our log group, GetLogEvents from the end) go
+   to the log and, as far as they fit, into its failure detail; then it reads
+   failed. Called without the lock after each call that applies task states. */
+static void read_logs(herd_cluster *c)
+{
+    for (;;) {
+        char arn[256] = "", name[64] = "";
+        ecs_worker *w = NULL;
+        pthread_mutex_lock(&c->mu);
+        for (size_t i = 0; i < c->nw && !w; i++)
+            if (c->w[i]->logs_pending) w = c->w[i];
+        if (w) {
+            memcpy(arn, w->arn, sizeof arn);
+            memcpy(name, w->name, sizeof name);
+        }
+        pthread_mutex_unlock(&c->mu);
+        if (!w) return;
+        const char *id = strrchr(arn, '/');
+        char stream[600];
+        snprintf(stream, sizeof stream, "%s/%s/%s", c->set.logs_prefix, c->container, id ? id + 1 : arn);
+        json_t *req = json_pack("{s:s, s:s, s:i, s:b}", "logGroupName", c->log_group, "logStreamName", stream,
+                                "limit", 5, "startFromHead", 0), *resp = NULL;
+        herd_err e = { 0 };
+        char code[128] = "";
+        int rc = aws_json_call(c->aws, AWS_LOGS, "GetLogEvents", req, &resp, code, sizeof code, &e);
+        json_decref(req);
+        aws_buf lines = { 0 };
+        json_t *ev;
+        size_t i;
+        json_array_foreach(rc ? NULL : json_object_get(resp, "events"), i, ev) {
+            const char *m = json_string_value(json_object_get(ev, "message"));
+            if (!m) continue;
+            size_t n = strcspn(m, "\n");
+            aws_buf_fmt(&lines, "%s%.*s", lines.len ? " | " : "", (int)n, m);
+        }
+        json_decref(resp);
+        if (rc)
+            herd_log(c->env, HERD_LOG_WARN, "%s: worker %s: reading its log stream %s: %s", c->cls, name, stream, e.msg);
+        else if (lines.len && !lines.oom)
+            herd_log(c->env, HERD_LOG_ERROR, "%s: worker %s failed; the last lines of its log stream %s: %s", c->cls,
+                     name, stream, lines.s);
+        pthread_mutex_lock(&c->mu);
+        w->logs_pending = false;
+        w->logs_read = true;
+        w->state = HERD_WORKER_FAILED;
+        if (lines.len && !lines.oom) {
+            size_t have = strlen(w->detail);
+            snprintf(w->detail + have, sizeof w->detail - have, "; log: %s", lines.s);
+        }
+        pthread_cond_broadcast(&c->cv);
+        pthread_mutex_unlock(&c->mu);
+        aws_buf_free(&lines);
+    }
 }
 
 static bool live(const ecs_worker *w)
@@ -240,6 +305,7 @@ int ecs_describe(herd_cluster *c, herd_err *err)
         json_decref(resp);
     }
     free(arns);
+    read_logs(c);
     return rc;
 }
 
@@ -297,6 +363,7 @@ int ecs_stop_task(herd_cluster *c, const char *arn, const char *reason, herd_err
     pthread_cond_broadcast(&c->cv);
     pthread_mutex_unlock(&c->mu);
     json_decref(resp);
+    read_logs(c);
     return rc;
 }
 

@@ -6,21 +6,18 @@
  * by. */
 #include "ssh.h"
 
-#include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
-/* The address ssh really connects to for h (aliases of ~/.ssh/config
- * resolved by `ssh -G`), as a sockaddr. */
-static int resolve_host(herd_cluster *c, shost *h, struct sockaddr_storage *ss, socklen_t *len)
+/* The name ssh really connects to for h (aliases of ~/.ssh/config resolved
+ * by `ssh -G`; h->host when ssh cannot say). */
+static void resolve_host(herd_cluster *c, shost *h, char *name, size_t cap)
 {
-    char name[256];
-    snprintf(name, sizeof name, "%s", h->host);
+    snprintf(name, cap, "%s", h->host);
     const char *argv[12];
     int k = 0;
     argv[k++] = c->set.so.program;
@@ -34,40 +31,10 @@ static int resolve_host(herd_cluster *c, shost *h, struct sockaddr_storage *ss, 
     if (out && ssh_run_ok(ssh_run((char *const *)argv, -1, NULL, out, 65536, tail, sizeof tail, 10, &st), &st)) {
         char *p = strstr(out, "\nhostname ");
         if (!p && strncmp(out, "hostname ", 9) == 0) p = out - 1;
-        if (p) sscanf(p + 10, "%255s", name);
+        char got[256];
+        if (p && sscanf(p + 10, "%255s", got) == 1) snprintf(name, cap, "%s", got);
     }
     free(out);
-    struct addrinfo hints = { .ai_socktype = SOCK_DGRAM }, *ai = NULL;
-    if (getaddrinfo(name, "22", &hints, &ai) != 0 || !ai) return -1;
-    memcpy(ss, ai->ai_addr, ai->ai_addrlen);
-    *len = ai->ai_addrlen;
-    freeaddrinfo(ai);
-    return 0;
-}
-
-static bool is_loopback(const struct sockaddr_storage *ss)
-{
-    if (ss->ss_family == AF_INET)
-        return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >> 24) == 127;
-    if (ss->ss_family == AF_INET6)
-        return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)ss)->sin6_addr);
-    return false;
-}
-
-/* This machine's address on the route to ss (no packet is sent). */
-static int source_ip(const struct sockaddr_storage *ss, socklen_t len, char *out, size_t cap)
-{
-    int fd = socket(ss->ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return -1;
-    struct sockaddr_storage me;
-    socklen_t ml = sizeof me;
-    int rc = connect(fd, (const struct sockaddr *)ss, len) == 0 &&
-             getsockname(fd, (struct sockaddr *)&me, &ml) == 0 ? 0 : -1;
-    close(fd);
-    if (rc) return -1;
-    const void *a = me.ss_family == AF_INET ? (const void *)&((struct sockaddr_in *)&me)->sin_addr
-                                            : (const void *)&((struct sockaddr_in6 *)&me)->sin6_addr;
-    return inet_ntop(me.ss_family, a, out, (socklen_t)cap) ? 0 : -1;
 }
 
 int ssh_scheduler_listen(herd_cluster *c, char *out, size_t cap, herd_err *err)
@@ -86,16 +53,13 @@ int ssh_scheduler_listen(herd_cluster *c, char *out, size_t cap, herd_err *err)
     bool all_loop = true, same = true;
     for (size_t i = 0; i < c->set.nh; i++) {
         shost *h = &c->set.hosts[i];
-        struct sockaddr_storage ss;
-        socklen_t len;
-        if (resolve_host(c, h, &ss, &len) != 0) {   /* ssh will say why it cannot reach it */
-            all_loop = false;
-            continue;
-        }
-        if (is_loopback(&ss)) { snprintf(h->dial, sizeof h->dial, "127.0.0.1"); continue; }
+        char name[256], ip[INET6_ADDRSTRLEN];
+        bool loop = false;
+        resolve_host(c, h, name, sizeof name);
+        int r = herd_route_source(name, ip, sizeof ip, &loop, NULL);
+        if (r == 0 && loop) { snprintf(h->dial, sizeof h->dial, "127.0.0.1"); continue; }
         all_loop = false;
-        char ip[INET6_ADDRSTRLEN];
-        if (source_ip(&ss, len, ip, sizeof ip) != 0) continue;
+        if (r) continue;                             /* ssh will say why it cannot reach it */
         snprintf(h->dial, sizeof h->dial, strchr(ip, ':') ? "[%s]" : "%s", ip);
         if (!common[0]) snprintf(common, sizeof common, "%s", h->dial);
         else if (strcmp(common, h->dial) != 0) same = false;
@@ -133,12 +97,13 @@ int ssh_scheduler_listen(herd_cluster *c, char *out, size_t cap, herd_err *err)
  * name to (~/.ssh/config's HostName included), else the name itself. */
 void ssh_dial_name(herd_cluster *c, shost *h, char *out, size_t cap)
 {
-    struct sockaddr_storage ss;
-    socklen_t len;
-    char ip[INET6_ADDRSTRLEN];
+    char name[256];
+    resolve_host(c, h, name, sizeof name);
     snprintf(out, cap, "%s", h->host);
-    if (resolve_host(c, h, &ss, &len) != 0) return;
-    const void *a = ss.ss_family == AF_INET ? (const void *)&((struct sockaddr_in *)&ss)->sin_addr
-                                            : (const void *)&((struct sockaddr_in6 *)&ss)->sin6_addr;
-    if (inet_ntop(ss.ss_family, a, ip, sizeof ip)) snprintf(out, cap, "%s", ip);
+    struct addrinfo hints = { .ai_socktype = SOCK_DGRAM }, *ai = NULL;
+    if (getaddrinfo(name, "22", &hints, &ai) != 0 || !ai) return;
+    char ip[INET6_ADDRSTRLEN];
+    if (getnameinfo(ai->ai_addr, ai->ai_addrlen, ip, sizeof ip, NULL, 0, NI_NUMERICHOST) == 0)
+        snprintf(out, cap, "%s", ip);
+    freeaddrinfo(ai);
 }

@@ -23,7 +23,9 @@
 #include <jansson.h>
 #include <signal.h>
 #include <dirent.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 #include <libxml/tree.h>
 
 static tmoto moto;
@@ -369,6 +371,54 @@ static void test_task_stopped_is_worker_failure(void **state)
     tu_log_free(&log);
 }
 
+/* A worker whose container fails by itself (exit code 3, after writing two
+   lines) is a failed worker whose detail ends with the last lines its
+   container logged to the cluster's log group (GetLogEvents), and those
+   lines are logged. The log group then holds them, so the close keeps it
+   (only an empty one is deleted); the test deletes it. */
+static void test_failed_worker_shows_its_log(void **state)
+{
+    (void)state;
+    char script[512];
+    snprintf(script, sizeof script, "%s/failing-worker.sh", moto.home);
+    FILE *f = fopen(script, "w");
+    assert_non_null(f);
+    fputs("#!/bin/sh\necho 'starting up' >&2\necho 'fatal: cannot open /data/model.bin' >&2\nexit 3\n", f);
+    fclose(f);
+    assert_int_equal(chmod(script, 0755), 0);
+    char ck[800];
+    snprintf(ck, sizeof ck, "{image: x, n_workers: 1, poll_interval: 0.1, worker_command: '%s'}", script);
+    tu_log log;
+    tu_log_init(&log);
+    log.echo_level = HERD_LOG_ERROR + 1;
+    herd_err err = { 0 };
+    herd_runner *r = aws_flow("aws.FargateCluster", ck, NULL, &log, &err);
+    if (!r) fail_msg("%s", err.msg);
+    herd_wait_for_workers(r, 1, 0.01, NULL);   /* starts the cluster (lazy start) */
+    assert_true(tu_log_wait_line(&log, "worker fargate-0 failed; the last lines of its log stream",
+                                 "starting up | fatal: cannot open /data/model.bin", 60));
+    assert_true(tu_log_wait_line(&log, "fargate-0", "(exit code 3); log: starting up | fatal: cannot open", 60));
+    herd_flow_end(r, true, NULL);
+    herd_runner_free(r);
+    assert_true(tu_log_has_line(&log, "kept log group", "it holds the workers' logs"));
+    aws_client *c = checker();
+    json_t *lr = NULL, *lq = json_pack("{s:s}", "logGroupNamePrefix", "/herd/"), *g;
+    assert_int_equal(aws_json_call(c, AWS_LOGS, "DescribeLogGroups", lq, &lr, NULL, 0, &err), 0);
+    json_decref(lq);
+    size_t i;
+    assert_int_equal(json_array_size(json_object_get(lr, "logGroups")), 1);
+    json_array_foreach(json_object_get(lr, "logGroups"), i, g) {
+        json_t *dq = json_pack("{s:O}", "logGroupName", json_object_get(g, "logGroupName"));
+        assert_int_equal(aws_json_call(c, AWS_LOGS, "DeleteLogGroup", dq, NULL, NULL, 0, &err), 0);
+        json_decref(dq);
+    }
+    json_decref(lr);
+    aws_client_free(c);
+    unlink(script);
+    assert_nothing_left();
+    tu_log_free(&log);
+}
+
 /* security: temporary: the tasks dial the scheduler over TLS with the
    certificate the core issued for the address scheduler_listen chose. */
 static void test_tls_temporary(void **state)
@@ -526,6 +576,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup(test_unknown_cluster_arn, each),
         cmocka_unit_test_setup(test_runtask_failures_and_throttling, each),
         cmocka_unit_test_setup(test_task_stopped_is_worker_failure, each),
+        cmocka_unit_test_setup(test_failed_worker_shows_its_log, each),
         cmocka_unit_test_setup(test_tls_temporary, each),
         cmocka_unit_test_setup(test_example_profiles, each),
         cmocka_unit_test_setup(test_sigterm_tears_down, each),

@@ -11,7 +11,11 @@ records what ECS would (stopCode EssentialContainerExited, the container's
 exit code) and stops the task; when a task is stopped through the API
 (StopTask) it ends the process. A task whose image is "bad-image" stops at
 once as ECS reports a failed image pull (stopCode TaskFailedToStart, no exit
-code). Running in moto's own process lets it set those fields, which moto's
+code). A container whose task definition logs through awslogs writes its
+output to a file; when it exits by itself with a non-zero code the agent puts
+those lines into its stream PREFIX/CONTAINER/TASK-ID, as ECS's awslogs driver
+would (other output is only echoed here, so a clean run leaves the log group
+empty, as the provider's teardown expects). Running in moto's own process lets it set those fields, which moto's
 API has no call for. The processes stay in this process group, so stopping
 the group stops them too. Tasks are held RUNNING until stopped (moto's state
 manager), as ECS does while the container runs.
@@ -20,7 +24,9 @@ import logging
 import os
 import signal
 import subprocess
+import shutil
 import sys
+import tempfile
 import time
 
 import boto3
@@ -37,9 +43,13 @@ server = ThreadedMotoServer(ip_address="127.0.0.1", port=PORT, verbose=False)
 server.start()
 
 procs = {}      # task arn -> (cluster arn, Popen)
+outs = {}       # task arn -> ((group, prefix, container), file of its output)
+LOGDIR = tempfile.mkdtemp(prefix="moto-ecs-agent-")
 done = set()    # task arns handled
 ecs = boto3.client("ecs", endpoint_url="http://127.0.0.1:%d" % PORT, region_name=REGION,
                    aws_access_key_id="agent", aws_secret_access_key="agent")
+logs = boto3.client("logs", endpoint_url="http://127.0.0.1:%d" % PORT, region_name=REGION,
+                    aws_access_key_id="agent", aws_secret_access_key="agent")
 
 
 def task_model(cluster, arn):
@@ -59,16 +69,40 @@ def stop(cluster, arn, reason, stop_code, exit_code):
     ecs.stop_task(cluster=cluster, task=arn, reason=reason)
 
 
-def image_of(td):
+def container_of(td):
     # not cached: after a reset moto hands out the same ARNs again
-    d = ecs.describe_task_definition(taskDefinition=td)["taskDefinition"]
-    return d["containerDefinitions"][0].get("image", "")
+    return ecs.describe_task_definition(taskDefinition=td)["taskDefinition"]["containerDefinitions"][0]
+
+
+def awslogs_of(cdef):
+    """(group, stream prefix, container name) of an awslogs container, or None."""
+    lc = cdef.get("logConfiguration") or {}
+    o = lc.get("options") or {}
+    if lc.get("logDriver") != "awslogs" or "awslogs-group" not in o:
+        return None
+    return o["awslogs-group"], o.get("awslogs-stream-prefix", ""), cdef.get("name", "")
+
+
+def put_logs(arn, where, path):
+    """What a failed container wrote, into its awslogs stream PREFIX/NAME/TASK-ID."""
+    group, prefix, name = where
+    with open(path, "rb") as f:
+        lines = [l.decode("utf-8", "replace") for l in f.read().splitlines() if l.strip()]
+    sys.stderr.write("".join(l + "\n" for l in lines))
+    if not lines:
+        return
+    stream = "%s/%s/%s" % (prefix, name, arn.rsplit("/", 1)[-1])
+    now = int(time.time() * 1000)
+    logs.create_log_stream(logGroupName=group, logStreamName=stream)
+    logs.put_log_events(logGroupName=group, logStreamName=stream,
+                        logEvents=[{"timestamp": now, "message": l} for l in lines])
 
 
 def start(cluster, t):
     arn = t["taskArn"]
     done.add(arn)
-    if image_of(t["taskDefinitionArn"]) == "bad-image":
+    cdef = container_of(t["taskDefinitionArn"])
+    if cdef.get("image", "") == "bad-image":
         stop(cluster, arn, "CannotPullContainerError: pull image manifest has been retried 5 time(s): failed to "
              "resolve ref docker.io/library/bad-image:latest: not found", "TaskFailedToStart", None)
         return
@@ -77,10 +111,33 @@ def start(cluster, t):
     env = dict(os.environ)
     for kv in ov[0].get("environment") or []:
         env[kv["name"]] = kv["value"]
+    where = awslogs_of(cdef)
+    out = None
+    if where:
+        out = os.path.join(LOGDIR, arn.rsplit("/", 1)[-1] + ".log")
+        outs[arn] = (where, out)
     try:
-        procs[arn] = (cluster, subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL))
+        f = open(out, "wb") if out else None
+        try:
+            procs[arn] = (cluster, subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=f,
+                                                    stderr=subprocess.STDOUT if f else None))
+        finally:
+            if f:
+                f.close()
     except OSError as e:
         stop(cluster, arn, "CannotStartContainerError: %s" % e, "TaskFailedToStart", None)
+
+
+def flush_logs(arn, failed):
+    where, path = outs.pop(arn, (None, None))
+    if not path:
+        return
+    if failed:
+        put_logs(arn, where, path)
+    else:
+        with open(path, "rb") as f:
+            sys.stderr.buffer.write(f.read())
+    os.unlink(path)
 
 
 def step():
@@ -98,8 +155,9 @@ def step():
                 continue
             if p.poll() is not None:
                 del procs[arn]
+                code = p.returncode if p.returncode >= 0 else 128 - p.returncode
+                flush_logs(arn, arn in running and code != 0)
                 if arn in running:
-                    code = p.returncode if p.returncode >= 0 else 128 - p.returncode
                     stop(cluster, arn, "Essential container in task exited", "EssentialContainerExited", code)
             elif arn not in running:        # StopTask through the API
                 p.terminate()
@@ -109,6 +167,7 @@ def step():
                     p.kill()
                     p.wait()
                 del procs[arn]
+                flush_logs(arn, False)
 
 
 def hold_tasks():
@@ -119,6 +178,7 @@ def hold_tasks():
 def bye(*_):
     for _, p in procs.values():
         p.kill()
+    shutil.rmtree(LOGDIR, ignore_errors=True)
     os._exit(0)
 
 

@@ -357,6 +357,29 @@ static void test_annotations(void **state)
 }
 
 /* ---- herd.h: futures ---- */
+/* herd_route_source: bad arguments are refused naming them; a loopback
+ * host is routed from a loopback address and said to be loopback (no
+ * name is looked up: a test contacts no resolver). */
+static void test_route_source(void **state)
+{
+    (void)state;
+    herd_err err = { 0 };
+    char ip[64];
+    bool loop = false;
+    assert_int_equal(herd_route_source(NULL, ip, sizeof ip, NULL, &err), -HERD_EARG);
+    assert_non_null(strstr(err.msg, "host = NULL"));
+    assert_int_equal(herd_route_source("127.0.0.1", ip, 8, NULL, &err), -HERD_EARG);
+    assert_int_equal(herd_route_source("127.0.0.1", NULL, 64, NULL, &err), -HERD_EARG);
+    assert_int_equal(herd_route_source("127.0.0.1", ip, sizeof ip, &loop, &err), 0);
+    assert_true(loop);
+    assert_string_equal(ip, "127.0.0.1");
+    loop = false;
+    assert_int_equal(herd_route_source("127.3.4.5", ip, sizeof ip, &loop, NULL), 0);
+    assert_true(loop);
+    assert_int_equal(strncmp(ip, "127.", 4), 0);
+    assert_int_equal(herd_route_source("", ip, sizeof ip, &loop, &err), -HERD_EARG);
+}
+
 static void test_futures(void **state)
 {
     herd_err err = { 0 };
@@ -464,6 +487,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_runner),
         cmocka_unit_test(test_submit),
         cmocka_unit_test(test_annotations),
+        cmocka_unit_test(test_route_source),
         cmocka_unit_test(test_futures),
         cmocka_unit_test(test_long_running),
         cmocka_unit_test(test_worker_resources_flag),
