@@ -15,12 +15,12 @@
 #include "comm.h"
 #include "peer.h"
 #include "spill.h"
-
-#include <time.h>
 #include "store.h"
+#include "tmpdir.h"
 #include "value_int.h"
 
 #include <errno.h>
+#include <time.h>
 #include <math.h>
 #include <signal.h>
 #include <sys/random.h>
@@ -74,6 +74,8 @@ typedef struct wk {
     char **relay_logged;       /* holders this worker said it relays for (guarded by mu) */
     size_t nrelay_logged;
     herd_spill *spill;         /* under memory_limit: spills the store, pauses */
+    char spill_tmp[64];        /* a private /tmp/herd-<pid>-XXXXXX for the spill directory
+                                * when there is no cluster directory (scheduler over TCP/TLS) */
     int paused;                /* executors start no task (guarded by mu) */
     double cpu_s, cpu_at;      /* this process's CPU seconds at the last heartbeat, and when */
 } wk;
@@ -792,6 +794,7 @@ static void wk_free(wk *w)
     herd_peer_server_stop(w->peer);
     free(w->peer_addr);
     herd_spill_free(w->spill);                   /* its files first, then the store */
+    if (w->spill_tmp[0]) herd_tmpdir_remove(w->spill_tmp);
     herd_store_free(w->store);
     if (w->have_budget) herd_fetch_budget_destroy(&w->budget);
     for (size_t i = 0; i < w->nrelay_logged; i++) free(w->relay_logged[i]);
@@ -893,8 +896,11 @@ static void start_peer(wk *w)
 }
 
 /* Under memory_limit (a worker process): the spiller of its store, by
- * default in the cluster's private directory (where the peer socket is);
- * without a store (results travel inline) the pause alone. */
+ * default in the cluster's private directory (where the peer socket is) or,
+ * with the scheduler over TCP/TLS, in a private directory of this worker's
+ * own (tmpdir.c: mode 0700, removed when it leaves, swept by the next
+ * herd process if it was killed); without a store (results travel inline)
+ * the pause alone. */
 static void start_memory(wk *w)
 {
     if (w->cfg.memory_limit <= 0) return;
@@ -903,10 +909,16 @@ static void start_memory(wk *w)
     herd_addr a;
     if (w->store && herd_addr_parse(w->address, &a, NULL) == 0 && a.is_unix && (slash = strrchr(a.path, '/')))
         snprintf(parent, sizeof parent, "%.*s", (int)(slash - a.path), a.path);
+    herd_err e;
+    if (w->store && !parent[0] && !w->cfg.local_directory) {
+        if (herd_tmpdir_make(w->spill_tmp, sizeof w->spill_tmp, spill_log, w, &e))
+            wlog(w, HERD_LOG_WARN, "spilling to $TMPDIR or /tmp: %s", e.msg);
+        else
+            snprintf(parent, sizeof parent, "%s", w->spill_tmp);
+    }
     herd_spill_cfg sc = { .memory_limit = w->cfg.memory_limit, .local_directory = w->cfg.local_directory,
                           .parent = parent[0] ? parent : NULL, .name = w->name, .log = spill_log,
                           .on_pause = spill_pause, .ud = w };
-    herd_err e;
     if (herd_spill_new(&w->spill, w->store, &sc, &e) == 0) return;
     wlog(w, HERD_LOG_ERROR, "held values will not be spilled to disk: %s", e.msg);
     if (w->store && herd_spill_new(&w->spill, NULL, &sc, &e))
@@ -1007,6 +1019,7 @@ int herd_worker_run(const herd_worker_cfg *cfg)
     while (atomic_load(&w->refs) > 1 && pthread_cond_timedwait(&w->evcv, &w->mu, &ts) != ETIMEDOUT) {}
     pthread_mutex_unlock(&w->mu);
     herd_spill_close(w->spill);      /* now, even if an abandoned executor keeps w alive */
+    if (w->spill_tmp[0]) { herd_tmpdir_remove(w->spill_tmp); w->spill_tmp[0] = '\0'; }
     if (term) event_free(term);      /* a SIGTERM until here was caught, and ends nothing early */
     wk_unref(w);
     return code;

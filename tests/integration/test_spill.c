@@ -382,6 +382,46 @@ static void test_default_local_directory(void **state)
     tu_log_free(&log);
 }
 
+/* With its scheduler over TCP a worker holds its values too and spills
+ * them, by default into a private directory of its own (/tmp/herd-<its
+ * pid>-XXXXXX), which goes when the worker leaves. */
+static void test_spill_over_tcp(void **state)
+{
+    int64_t cost = 0, base = baseline_rss(&cost), limit = spill_limit(base, cost);
+    int n = (int)(limit / VALUE) + 2;
+    char ck[300];
+    snprintf(ck, sizeof ck, "{n_workers: 1, threads_per_worker: 1, memory_limit: %lld, " ENV "}", (long long)limit);
+    tu_log log;
+    tu_log_init(&log);
+    herd_runner *r = tu_flow(ck, "{listen: 'tcp://127.0.0.1:0'}", 1, &log);
+    herd_future *p = tu_submit(r, "t_rss", herd_tuple(""), NULL);
+    long pid = (long)herd_as_int(herd_at(result_of(p), 1));
+    herd_future_release(p);
+    herd_future **f = calloc((size_t)n, sizeof *f);
+    for (int i = 0; i < n; i++)
+        f[i] = tu_submit(r, "t_make", herd_tuple("IiI", VALUE, i + 1, (int64_t)(0.65 * (double)limit)), NULL);
+    herd_err err = { 0 };
+    if (herd_wait(f, (size_t)n, 4 * TU_WAIT_S, &err)) fail_msg("herd_wait: %s", err.msg);
+    char where[64], pat[300];
+    snprintf(where, sizeof where, "/tmp/herd-%ld-", pid);
+    assert_true(tu_log_has_line(&log, "local-0: spilled 16.0 MiB", where));
+    snprintf(pat, sizeof pat, "/tmp/herd-%ld-*/herd-spill-local-0-*/*", pid);
+    assert_true(count(pat) >= 1);
+    /* the oldest value is spilled: a dependent there and the client read it back */
+    herd_future *c = tu_submit(r, "t_check", herd_tuple("vIi", herd_future_arg(f[0]), VALUE, 1), NULL);
+    assert_int_equal(tu_int_result(c), 1);
+    herd_future_release(c);
+    for (int i = 0; i < n; i++)
+        if (!bytes_ok(result_of(f[i]), (size_t)VALUE, i + 1)) fail_msg("value %d read back wrong", i);
+    for (int i = 0; i < n; i++) herd_future_release(f[i]);
+    free(f);
+    tu_flow_end(r);
+    assert_true(tu_wait_pid_gone((pid_t)pid, TU_WAIT_S));
+    snprintf(pat, sizeof pat, "/tmp/herd-%ld-*", pid);
+    assert_int_equal(count(pat), 0);
+    tu_log_free(&log);
+}
+
 /* A worker over 80% of its limit is paused: the tasks submitted meanwhile
  * all run on the other worker although it has a free thread; once its
  * memory falls back it resumes and runs tasks again. With client_kwargs cl. */
@@ -428,7 +468,7 @@ static void pause_and_resume(const char *cl)
 
 static void test_pause_and_resume(void **state) { pause_and_resume(NULL); }
 
-/* Over TCP workers hold no values (nothing to spill) but pause all the same. */
+/* Over TCP a worker pauses all the same. */
 static void test_pause_over_tcp(void **state) { pause_and_resume("{listen: 'tcp://127.0.0.1:0'}"); }
 
 /* Released futures free the worker's memory: its RSS falls back. The values
@@ -529,6 +569,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_default_local_directory),
         cmocka_unit_test(test_pause_and_resume),
         cmocka_unit_test(test_pause_over_tcp),
+        cmocka_unit_test(test_spill_over_tcp),
         cmocka_unit_test(test_release_frees_worker_memory),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
