@@ -303,7 +303,7 @@ static void cross_host_transfer(herd_runner *r)
     }
     if (!name[0][0] || !name[1][0]) fail_msg("no workers seen on two hosts");
     const int64_t n = (int64_t)4 << 20;
-    char on[2][128];
+    char on[2][160];   /* name[h] (128) and the braces around it */
     for (int h = 0; h < 2; h++) snprintf(on[h], sizeof on[h], "{workers: ['%s']}", name[h]);
     herd_future *p = tu_submit(r, "t_make", herd_tuple("Iin", n, 77), on[0]);
     herd_future *c = tu_submit(r, "t_check", herd_tuple("vIinn", herd_future_arg(p), n, 77), on[1]);
