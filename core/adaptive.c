@@ -5,7 +5,8 @@
  * it as a nanny: the intended size is the count start() brought up, and a
  * worker that dies is replaced (Dask's LocalCluster(processes=True) nanny),
  * with backoff while workers keep dying at start; the death's cause (the
- * provider's status detail) is logged. An adaptive cluster's intended size
+ * provider's status detail) is logged. So is one that retired itself when
+ * its lifetime passed (the scheduler counts them: load.lifetime_retired). An adaptive cluster's intended size
  * is the load's target. The adaptive rules are Dask's
  * (distributed/deploy/adaptive_core.py, adaptive.py and
  * Scheduler.adaptive_target, 2022.12):
@@ -82,6 +83,7 @@ struct herd_adaptive {
     seen *seen;                /* workers status listed, for deaths: when first seen, reported */
     size_t nseen, capseen;
     double death_backoff, death_until;   /* workers dying at start: replacements wait */
+    int lifetime_replaced;     /* of the scheduler's lifetime_retired, stops already replaced */
     int noted_target, noted_size;        /* the last decision told to ops->note */
 };
 
@@ -227,6 +229,18 @@ static seen *find_seen(herd_adaptive *a, const char *name)
     return w;
 }
 
+/* The scheduler's count of workers that retired themselves, asked again:
+ * one may have asked after the load snapshot and left before the provider's
+ * status was read. */
+static int lifetime_now(herd_adaptive *a, int before)
+{
+    herd_sched_load l;
+    if (a->ops->get_load(a->s, &l)) return before;
+    int n = l.lifetime_retired;
+    herd_sched_load_free(&l);
+    return n;
+}
+
 /* Workers the provider now lists as failed (died unexpectedly: a signal, an
  * exit status, the memory limit — its detail says which) are logged once
  * with the cause. One that died at start (before it ever connected to the
@@ -234,6 +248,7 @@ static seen *find_seen(herd_adaptive *a, const char *name)
  * that connects resets the backoff. */
 static void note_deaths(herd_adaptive *a, const herd_sched_load *l, size_t ninfo, double now)
 {
+    int lifetime_retired = l->lifetime_retired;
     for (size_t i = 0; i < ninfo; i++) {
         herd_worker_info *w = &a->info[i];
         seen *k = find_seen(a, w->name);
@@ -243,6 +258,16 @@ static void note_deaths(herd_adaptive *a, const herd_sched_load *l, size_t ninfo
             a->death_backoff = 0;
         }
         if (k->reported || is_retiring(a, w->name)) continue;
+        if (w->state == HERD_WORKER_STOPPED && a->cfg.fixed && a->lifetime_replaced >= lifetime_retired)
+            lifetime_retired = lifetime_now(a, lifetime_retired);
+        if (w->state == HERD_WORKER_STOPPED && a->cfg.fixed && a->lifetime_replaced < lifetime_retired) {
+            /* it retired itself (its lifetime passed): replaced, as Dask's
+             * nanny-less --lifetime workers are by their cluster's spec */
+            k->reported = 1;
+            a->lifetime_replaced++;
+            herd_log(a->env, HERD_LOG_INFO, "nanny: worker %s retired (lifetime); replacing it", w->name);
+            continue;
+        }
         if (w->state == HERD_WORKER_STOPPED && a->cfg.fixed) {
             /* stopped on purpose (retired through the provider, or told to
              * close): a fixed cluster is that much smaller from now on */

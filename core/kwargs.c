@@ -599,3 +599,18 @@ HERD_API bool herd_name_prefix_ok(const char *s)
             return false;
     return true;
 }
+
+/* Distributed's nprocesses_nthreads (LocalCluster's and dask-jobqueue's
+ * default split of n cores into worker processes and threads each): n <= 4,
+ * one process per core; else the smallest factor of n that is >= sqrt(n)
+ * processes (32 -> 8 x 4). n < 1 counts as 1; NULL outputs are skipped. */
+HERD_API void herd_nprocesses_nthreads(int n, int *procs, int *threads)
+{
+    if (n < 1) n = 1;
+    int p = n;
+    if (n > 4)
+        for (int f = 1; f <= n; f++)
+            if (n % f == 0 && (long)f * f >= n) { p = f; break; }
+    if (procs) *procs = p;
+    if (threads) *threads = n / p;
+}

@@ -699,7 +699,7 @@ int herd_proto_pack_reply(msgpack_sbuffer *sb, const herd_msg_reply *m)
     if (m->rc) { pk_str(pk, m->error); return wr_close(&w, 0); }
     if (!m->has_load) { msgpack_pack_nil(pk); return wr_close(&w, 0); }
     const herd_sched_load *l = &m->load;
-    msgpack_pack_array(pk, 6);
+    msgpack_pack_array(pk, 7);
     msgpack_pack_int(pk, l->waiting);
     msgpack_pack_int(pk, l->ready);
     msgpack_pack_int(pk, l->running);
@@ -714,6 +714,7 @@ int herd_proto_pack_reply(msgpack_sbuffer *sb, const herd_msg_reply *m)
         msgpack_pack_int(pk, l->workers[i].closing);
         msgpack_pack_double(pk, l->workers[i].idle_for);
     }
+    msgpack_pack_int(pk, l->lifetime_retired);
     return wr_close(&w, 0);
 }
 
@@ -721,8 +722,8 @@ int herd_proto_pack_reply(msgpack_sbuffer *sb, const herd_msg_reply *m)
  * name them ("REPLY: field 'load.workers.busy' is -1, …"). */
 static int unpack_load(rd *outer, const msgpack_object *o, herd_sched_load *l)
 {
-    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != 6)
-        return herd_err_set(outer->err, -HERD_EPROTO, "REPLY: field 'load' is %s, expected an array of 6",
+    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != 7)
+        return herd_err_set(outer->err, -HERD_EPROTO, "REPLY: field 'load' is %s, expected an array of 7",
                             o->type == MSGPACK_OBJECT_ARRAY ? "an array of another size"
                                                             : herd_msgpack_type_name(o->type));
     rd r = { o->via.array.ptr, OP_REPLY, outer->err };
@@ -731,7 +732,8 @@ static int unpack_load(rd *outer, const msgpack_object *o, herd_sched_load *l)
         (rc = rd_i32(&r, 1, "load.ready", 0, INT32_MAX, &l->ready)) ||
         (rc = rd_i32(&r, 2, "load.running", 0, INT32_MAX, &l->running)) ||
         (rc = rd_num(&r, 3, "load.avg_duration", -1, 1e12, &l->avg_duration)) ||
-        (rc = rd_num(&r, 4, "load.task_seconds", 0, 1e18, &l->task_seconds)))
+        (rc = rd_num(&r, 4, "load.task_seconds", 0, 1e18, &l->task_seconds)) ||
+        (rc = rd_i32(&r, 6, "load.lifetime_retired", 0, INT32_MAX, &l->lifetime_retired)))
         return rc;
     const msgpack_object *ws = &r.a[5];
     if (ws->type != MSGPACK_OBJECT_ARRAY) return bad_type(&r, "load.workers", ws, "an array");

@@ -5,11 +5,34 @@
 #include "sched_int.h"
 
 
+/* A worker's own CONTROL "retire" (its --herd-lifetime passed): the same
+ * drain as adaptive scaling's. It gets no new task, finishes its running
+ * ones, then is told to close; what it holds that is still needed when it
+ * has left is recomputed from its task's lineage (sched_held.c). No reply. */
+static void sch_retire_self(herd_sched *s, sworker *w, const herd_msg_control *m)
+{
+    if (w->closing) return;
+    int al = m->arg.len > 60 ? 60 : (int)m->arg.len;
+    size_t held = 0, i = 0;
+    void *v;
+    while (kmap_next(&s->tasks, &i, NULL, &v))
+        if (((stask *)v)->holder == w) held++;
+    slog(s, HERD_LOG_INFO, "worker %s retiring: %.*s (%zu running tasks finish there first; %zu held values "
+         "are recomputed elsewhere if still needed after it leaves)", w->name, al, al ? m->arg.ptr : "asked",
+         (size_t)w->running.len, held);
+    s->lifetime_retired++;
+    sch_drain_now(s, w->name);
+}
+
 /* A remote client's OP_CONTROL, answered with OP_REPLY [op, seq, rc, payload].
  * The action comes first: it may send other messages (worker counts) on the
  * same connection, which must not land inside the reply. */
 void sch_on_control(herd_sched *s, sworker *c, const herd_msg_control *m)
 {
+    if (c->role == ROLE_WORKER && m->verb.len == 6 && !memcmp(m->verb.ptr, "retire", 6)) {
+        sch_retire_self(s, c, m);
+        return;
+    }
     if (c->role != ROLE_CLIENT || !c->conn) {
         slog(s, HERD_LOG_WARN, "control message from %s ignored: not a client", c->name);
         return;
@@ -58,6 +81,7 @@ void sch_load_fn(herd_sched *s, void *arg)
     l->running = (int)s->nstate[T_RUNNING];
     l->avg_duration = s->avg_dur;
     l->task_seconds = (l->ready + l->running) * avg;
+    l->lifetime_retired = s->lifetime_retired;
     size_t n = 0;
     for (sworker *w = s->workers; w; w = w->next)
         if (w->hello && w->role == ROLE_WORKER) n++;

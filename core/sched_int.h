@@ -131,6 +131,7 @@ struct herd_sched {
     double no_workers_since;   /* ready tasks and no worker since then; 0: not so */
     int dispatch_pending;
     int closing_all;           /* every worker was told to close: values they held are not recomputed */
+    int lifetime_retired;      /* workers that asked to retire (their lifetime passed) */
     char unix_path[128];
     herd_metrics met;          /* what the HTTP endpoint reports (metrics.h) */
     void (*user_log)(void *ud, int level, const char *line);   /* cfg.log as given (cfg.log tees) */

@@ -61,6 +61,8 @@ typedef struct herd_sched_load {
     double task_seconds;       /* sum of expected seconds of ready + running work */
     herd_sched_wload *workers; /* connected workers (malloc'd) */
     size_t nworkers;
+    int lifetime_retired;      /* workers that retired themselves (lifetime) so far: the
+                                  nanny replaces these instead of shrinking (adaptive.c) */
 } herd_sched_load;
 
 /* Snapshot the scheduler's load. 0, or a negative code when stopped. */

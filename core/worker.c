@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
+#include <sys/random.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -43,6 +44,7 @@ typedef struct wk {
     struct event_base *base;
     herd_conn *conn;
     struct event *hb_ev, *stop_ev, *mem_ev;
+    struct event *life_ev;     /* cfg.lifetime: asks the scheduler to retire it */
     int mem_exit_ticks;        /* > 0: over memory_limit, CLOSE queued, exiting */
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -97,6 +99,7 @@ struct herd_task_ctx {
 static _Thread_local herd_task_ctx *current;
 
 static void wk_unref(wk *w);
+static void life_start(wk *w);
 static void wk_free(wk *w);
 
 static void wlog(wk *w, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -569,6 +572,7 @@ static void on_msg(herd_conn *c, const msgpack_object *m, void *ud)
         double iv = wm.heartbeat_interval;
         struct timeval tv = { (time_t)iv, (suseconds_t)((iv - floor(iv)) * 1e6) };
         event_add(w->hb_ev, &tv);
+        life_start(w);
         pthread_mutex_lock(&w->mu);
         w->welcomed = 1;
         w->transfer = wm.transfer;
@@ -670,6 +674,40 @@ static void hb_cb(evutil_socket_t fd, short what, void *arg)
 
 static void stop_cb(evutil_socket_t fd, short what, void *arg) { stop_loop(arg, HERD_WORKER_EXIT_OK); }
 
+/* Dask's --lifetime: past it the worker asks the scheduler to retire it
+ * (CONTROL "retire": the scheduler's drain, as adaptive scaling's), takes no
+ * new task, finishes its running ones and exits 0 when told to close. */
+static void life_cb(evutil_socket_t fd, short what, void *arg)
+{
+    wk *w = arg;
+    if (!w->conn || w->stop) return;
+    wlog(w, HERD_LOG_INFO, "retiring: lifetime (%.3gs, stagger %.3gs) reached; finishing its running tasks",
+         w->cfg.lifetime, w->cfg.lifetime_stagger);
+    herd_msg_control m = { .verb = herd_pstr_c("retire"), .arg = herd_pstr_c("lifetime") };
+    herd_proto_pack_control(herd_conn_buf(w->conn), &m);
+    herd_conn_end(w->conn);
+}
+
+/* On the first WELCOME: the lifetime timer, lifetime +/- a uniform draw
+ * within the stagger (Dask: lifetime += (2 * random() - 1) * stagger), so a
+ * cluster's workers do not all leave at once. */
+static void life_start(wk *w)
+{
+    if (w->cfg.lifetime <= 0 || w->life_ev) return;
+    uint64_t r = 0;
+    if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r) r = (uint64_t)getpid() * 0x9e3779b97f4a7c15ull;
+    double u = (double)(r >> 11) / 9007199254740992.0;           /* [0, 1) */
+    double secs = w->cfg.lifetime + (2 * u - 1) * w->cfg.lifetime_stagger;
+    if (secs < 0) secs = 0;
+    if (!(w->life_ev = evtimer_new(w->base, life_cb, w))) {
+        wlog(w, HERD_LOG_ERROR, "lifetime: out of memory for its timer; the worker will not retire by itself");
+        return;
+    }
+    struct timeval tv = { (time_t)secs, (suseconds_t)((secs - floor(secs)) * 1e6) };
+    evtimer_add(w->life_ev, &tv);
+    wlog(w, HERD_LOG_DEBUG, "lifetime: retiring in %.3gs", secs);
+}
+
 /* SIGTERM (a provider stopping its worker process): leave as after CLOSE,
  * so the spill directory goes too. */
 static void term_cb(evutil_socket_t fd, short what, void *arg)
@@ -737,6 +775,7 @@ static void wk_free(wk *w)
     if (w->hb_ev) event_free(w->hb_ev);
     if (w->stop_ev) event_free(w->stop_ev);
     if (w->mem_ev) event_free(w->mem_ev);
+    if (w->life_ev) event_free(w->life_ev);
     if (w->base) herd_event_base_drain_free(w->base);
     herd_value_free(w->resources);
     free(w->address);
@@ -1111,6 +1150,17 @@ int herd_worker_argv(const herd_cluster_env *env, const herd_worker_spec *spec, 
     return 0;
 }
 
+/* A lifetime flag or variable: a duration ("55m", "3s", "90"); NULL or ""
+ * leaves *out alone. */
+static int life_opt(const char *what, const char *val, double *out, herd_err *err)
+{
+    if (!val || !*val) return 0;
+    if (herd_parse_duration(val, out))
+        return herd_err_set(err, HERD_EARG, "%s: expected a duration such as \"55m\", \"3s\" or \"90\", "
+                            "got \"%.60s\"", what, val);
+    return 0;
+}
+
 int herd_worker_cfg_from_args(int argc, char **argv, herd_worker_cfg *cfg, herd_value **res, herd_err *err)
 {
     memset(cfg, 0, sizeof *cfg);
@@ -1120,6 +1170,9 @@ int herd_worker_cfg_from_args(int argc, char **argv, herd_worker_cfg *cfg, herd_
     cfg->local_directory = getenv("HERD_LOCAL_DIRECTORY");
     cfg->nthreads = 1;
     cfg->connect_timeout = 30;
+    int rc = life_opt("HERD_LIFETIME", getenv("HERD_LIFETIME"), &cfg->lifetime, err);
+    if (!rc) rc = life_opt("HERD_LIFETIME_STAGGER", getenv("HERD_LIFETIME_STAGGER"), &cfg->lifetime_stagger, err);
+    if (rc) return rc;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--herd-worker") == 0) continue;
@@ -1134,16 +1187,19 @@ int herd_worker_cfg_from_args(int argc, char **argv, herd_worker_cfg *cfg, herd_
             cfg->nthreads = (int)n;
         } else if (strcmp(a, "--herd-resources") == 0) {
             herd_value_free(*res);
-            int rc = herd_resources_parse(val, res, err);
+            rc = herd_resources_parse(val, res, err);
             if (rc) return rc;
             cfg->resources = *res;
         } else if (strcmp(a, "--herd-memory-limit") == 0) {
             long long n = strtoll(val, &end, 10);
             if (*end || n < 0) return herd_err_set(err, HERD_EARG, "--herd-memory-limit: expected bytes >= 0, got \"%s\"", val);
             cfg->memory_limit = n;
+        } else if (strcmp(a, "--herd-lifetime") == 0) {
+            if ((rc = life_opt(a, val, &cfg->lifetime, err))) return rc;
+        } else if (strcmp(a, "--herd-lifetime-stagger") == 0) {
+            if ((rc = life_opt(a, val, &cfg->lifetime_stagger, err))) return rc;
         } else if (strcmp(a, "--herd-local-directory") == 0) {
-            int rc = herd_local_directory_check("--herd-local-directory", val, err);
-            if (rc) return rc;
+            if ((rc = herd_local_directory_check("--herd-local-directory", val, err))) return rc;
             cfg->local_directory = val;
         } else return herd_err_set(err, HERD_EARG, "unknown worker option \"%s\"", a);
         i++;

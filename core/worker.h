@@ -13,6 +13,8 @@ typedef struct herd_worker_cfg {
     int nthreads;
     const herd_value *resources;
     int64_t memory_limit;      /* bytes, 0 = none (process mode only) */
+    double lifetime;           /* seconds, 0 = none: then it asks to be retired */
+    double lifetime_stagger;   /* the lifetime varies by a uniform +/- this */
     const char *local_directory; /* where held values spill under memory_limit;
                                   NULL: the cluster's private directory (spill.c) */
     double connect_timeout;    /* seconds */

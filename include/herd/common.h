@@ -22,7 +22,7 @@ extern "C" {
 /* The wire protocol between clients, schedulers and workers: processes with
  * different numbers refuse each other. `<program> --herd-version` (herd_init)
  * prints "herd <version> protocol <n>". */
-#define HERD_PROTOCOL_VERSION 6   /* 4: PAUSE; 5: FETCH/VALUE, WELCOME's transfer; 6: GETFD, memfd payloads (ext 2) */
+#define HERD_PROTOCOL_VERSION 7   /* 4: PAUSE; 5: FETCH/VALUE, WELCOME's transfer; 6: GETFD, memfd payloads (ext 2); 7: a worker's CONTROL "retire", load.lifetime_retired */
 
 /* herd's own error codes. Functions return 0 or a negative code: -errno for
  * system errors, -HERD_E... for these. */

@@ -56,6 +56,23 @@ typedef struct herd_param {
 /* The binding of a param, as its last initializer:
  *     { "n_workers", HERD_PARAM_INT, "1", "workers", 0, 0, 1000, HERD_PARAM_FIELD(my_opts, n_workers) } */
 #define HERD_PARAM_FIELD(type, member) offsetof(type, member), sizeof(((type *)0)->member)
+/* The two entries of the `lifetime` and `lifetime_stagger` cluster_kwargs
+ * (Dask's worker --lifetime, --lifetime-stagger; dask-jobqueue's
+ * worker_extra_args idiom), one definition for every provider's schema,
+ * bound to two double fields of `type` (seconds; null, the default, leaves
+ * them 0: none). The provider gives them to its worker processes as
+ * HERD_LIFETIME and HERD_LIFETIME_STAGGER in their environment (seconds; the
+ * worker flags --herd-lifetime, --herd-lifetime-stagger take precedence). */
+#define HERD_PARAMS_LIFETIME(type, life, stagger)                                                   \
+    { "lifetime", HERD_PARAM_DURATION, "null", "Each worker retires gracefully after this long "    \
+      "(\"55m\", \"3s\"), as Dask's --lifetime: it asks the scheduler to retire it, takes no new " \
+      "task, finishes its running ones and exits 0; what it holds that is still needed is "         \
+      "recomputed elsewhere; the cluster's nanny or adaptive scaling starts a replacement. Set "   \
+      "it below a batch job's walltime. null: none.", HERD_PARAM_NULLABLE, 0, 1e9,                \
+      HERD_PARAM_FIELD(type, life) },                                                              \
+    { "lifetime_stagger", HERD_PARAM_DURATION, "null", "Each worker's lifetime varies by a "       \
+      "uniform random +/- this (\"4m\"), so the workers do not all leave at once. null: 0.",      \
+      HERD_PARAM_NULLABLE, 0, 1e9, HERD_PARAM_FIELD(type, stagger) }
 /* What a SIZE field holds for "auto". */
 #define HERD_SIZE_AUTO ((int64_t)-1)
 
@@ -93,6 +110,12 @@ HERD_API int herd_kwargs_load(const herd_param *params, const herd_value *kwargs
  * `name` kwarg of LocalCluster and SSHCluster): 1 to 40 letters, digits, '_',
  * '.' or '-'? NULL is not. */
 HERD_API bool herd_name_prefix_ok(const char *s);
+/* Distributed's default split of n cores (LocalCluster's cpu count, a Slurm
+ * job's `cores`) into worker processes and threads per worker: n <= 4 gives
+ * n x 1; else the smallest factor of n that is >= sqrt(n) processes, n / that
+ * threads each (32 -> 8 x 4, 7 -> 7 x 1). n < 1 counts as 1; a NULL output
+ * is skipped. */
+HERD_API void herd_nprocesses_nthreads(int n, int *procs, int *threads);
 
 /* ---- what the core gives a cluster ---- */
 enum { HERD_LOG_DEBUG, HERD_LOG_INFO, HERD_LOG_WARN, HERD_LOG_ERROR };

@@ -35,6 +35,7 @@ typedef struct local_opts {
     const herd_value *env;        /* map, or NULL */
     const char *name;             /* NULL: "local" */
     const char *local_directory;  /* NULL: the cluster's private directory */
+    double lifetime, lifetime_stagger;   /* seconds, 0: none */
 } local_opts;
 #define LF(m) HERD_PARAM_FIELD(local_opts, m)
 
@@ -71,6 +72,7 @@ static const herd_param params[] = {
       "memory_limit, each in its own herd-spill-<worker>-XXXXXX directory removed when the worker ends. "
       "null: inside the cluster's private temporary directory.",
       HERD_PARAM_NULLABLE, 0, 0, LF(local_directory) },
+    HERD_PARAMS_LIFETIME(local_opts, lifetime, lifetime_stagger),
     { NULL }
 };
 
@@ -128,14 +130,16 @@ static int check_resources(const herd_value *res, herd_err *err)
 }
 
 /* The env kwarg's variables, then HERD_LOCAL_DIRECTORY for local_directory
- * (the worker reads it: herd_worker_argv has no field for it). */
-static int build_env(herd_cluster *c, const herd_value *env, const char *local_directory, herd_err *err)
+ * and HERD_LIFETIME(_STAGGER) for lifetime (the worker reads them:
+ * herd_worker_spec has no field for them). */
+static int build_env(herd_cluster *c, const herd_value *env, const local_opts *o, herd_err *err)
 {
+    const char *local_directory = o->local_directory;
     size_t n = herd_typeof(env) == HERD_MAP ? herd_len(env) : 0;
     if (herd_typeof(env) != HERD_NIL && herd_typeof(env) != HERD_MAP)
         return herd_err_set(err, HERD_ECONFIG, "cluster_kwargs.env: expected a map name -> "
                             "string, got %s", herd_type_name(herd_typeof(env)));
-    if (!(c->extra_env = calloc(n + 2, sizeof *c->extra_env)))
+    if (!(c->extra_env = calloc(n + 4, sizeof *c->extra_env)))
         return herd_err_set(err, -ENOMEM, "cluster_kwargs.env: out of memory");
     for (size_t i = 0; i < n; i++) {
         const char *k = herd_key_at(env, i);
@@ -157,6 +161,20 @@ static int build_env(herd_cluster *c, const herd_value *env, const char *local_d
         if (asprintf(&c->extra_env[n], "HERD_LOCAL_DIRECTORY=%s", local_directory) < 0) {
             c->extra_env[n] = NULL;
             return herd_err_set(err, -ENOMEM, "cluster_kwargs.local_directory: out of memory");
+        }
+        n++;
+    }
+    if (o->lifetime > 0) {
+        if (!o->processes)
+            return herd_err_set(err, HERD_ECONFIG, "cluster_kwargs.lifetime: %g s with processes: false: "
+                                "expected processes: true (a worker thread does not retire itself)", o->lifetime);
+        if (asprintf(&c->extra_env[n], "HERD_LIFETIME=%.17g", o->lifetime) < 0) {
+            c->extra_env[n] = NULL;
+            return herd_err_set(err, -ENOMEM, "cluster_kwargs.lifetime: out of memory");
+        }
+        if (asprintf(&c->extra_env[n + 1], "HERD_LIFETIME_STAGGER=%.17g", o->lifetime_stagger) < 0) {
+            c->extra_env[n + 1] = NULL;
+            return herd_err_set(err, -ENOMEM, "cluster_kwargs.lifetime: out of memory");
         }
     }
     return 0;
@@ -197,7 +215,7 @@ static int lc_create(herd_cluster **out, const herd_value *kw, const herd_cluste
     /* LocalCluster.__init__: */
     int cpu = local_cpu_count();
     if (nw < 0 && tpw < 0) {
-        if (c->processes) local_nprocesses_nthreads(cpu, &nw, &tpw);
+        if (c->processes) herd_nprocesses_nthreads(cpu, &nw, &tpw);
         else { nw = 1; tpw = cpu; }
     }
     if (nw < 0) nw = c->processes ? (cpu / tpw > 1 ? cpu / tpw : 1) : 1;
@@ -233,7 +251,7 @@ static int lc_create(herd_cluster **out, const herd_value *kw, const herd_cluste
         c->resources = o.resources ? herd_value_copy(o.resources) : herd_map();
         if (!c->resources) rc = herd_err_set(err, -ENOMEM, "LocalCluster: out of memory");
     }
-    if (!rc) rc = build_env(c, o.env, o.local_directory, err);
+    if (!rc) rc = build_env(c, o.env, &o, err);
     if (!rc) {
         const char *name = o.name ? o.name : "local";
         if (!herd_name_prefix_ok(name))

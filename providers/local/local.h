@@ -17,6 +17,5 @@ int local_cpu_count(void);
 int64_t local_memory_limit(void);
 /* Dask's nprocesses_nthreads(n): the default split of n cores into
  * processes and threads per process. */
-void local_nprocesses_nthreads(int n, int *procs, int *threads);
 
 #endif

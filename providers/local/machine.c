@@ -1,8 +1,8 @@
 /* providers/local/machine.c — how big this machine is, measured the way
  * Dask measures it, so LocalCluster picks Dask's defaults: CPU count
- * (dask/system.py cpu_count), memory (distributed/system.py memory_limit)
- * and the process/thread split (distributed/deploy/utils.py
- * nprocesses_nthreads). */
+ * (dask/system.py cpu_count) and memory (distributed/system.py
+ * memory_limit); the process/thread split is libherd's
+ * herd_nprocesses_nthreads, shared with SLURMCluster. */
 #include "local.h"
 
 #include <sched.h>
@@ -83,17 +83,4 @@ int64_t local_memory_limit(void)
         rl.rlim_max > 0 && (int64_t)rl.rlim_max < limit)
         limit = (int64_t)rl.rlim_max;
     return limit;
-}
-
-void local_nprocesses_nthreads(int n, int *procs, int *threads)
-{
-    /* n <= 4: one process per core; else the smallest factor of n that is
-     * >= sqrt(n) processes, n // processes threads each (32 -> 8 x 4). */
-    int p = n;
-    if (n > 4)
-        for (int f = 1; f <= n; f++)
-            if (n % f == 0 && (long)f * f >= n) { p = f; break; }   /* f >= sqrt(n) */
-    if (p < 1) p = 1;
-    *procs = p;
-    *threads = n / p > 0 ? n / p : 1;
 }

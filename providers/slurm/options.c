@@ -62,6 +62,11 @@ const herd_param slurm_params[] = {
       0, 0.05, 3600, SF(poll_interval) },
     { "pending_report", HERD_PARAM_DURATION, "\"60s\"", "A job PENDING longer than this is "
       "reported (log and status) with Slurm's reason.", 0, 0, 86400, SF(pending_report) },
+    HERD_PARAMS_LIFETIME(slurm_opts, lifetime, lifetime_stagger),
+    { "worker_extra_args", HERD_PARAM_LIST, "[]", "dask-jobqueue's extra worker flags, for its "
+      "lifetime idiom: [\"--lifetime\", \"55m\", \"--lifetime-stagger\", \"4m\"] (or "
+      "\"--lifetime=55m\") is the same as lifetime: 55m, lifetime_stagger: 4m. Other flags are "
+      "refused (herd workers take no Dask flags).", 0, 0, 0, SF(worker_extra_args) },
     { NULL }
 };
 
@@ -72,15 +77,6 @@ void slurm_format_mem(int64_t n, char *out, size_t cap)
     else if (n >= M) snprintf(out, cap, "%lldM", (long long)((n + M - 1) / M));
     else if (n >= K) snprintf(out, cap, "%lldK", (long long)((n + K - 1) / K));
     else snprintf(out, cap, "1K");
-}
-
-/* dask-jobqueue's nprocesses_nthreads (the same rule as LocalCluster's). */
-static int default_processes(int cores)
-{
-    if (cores <= 4) return cores;
-    for (int f = 1; f <= cores; f++)
-        if (cores % f == 0 && (long)f * f >= cores) return f;
-    return cores;
 }
 
 static int check_lines(const herd_value *v, const char *key, bool one_line, herd_err *err)
@@ -97,6 +93,34 @@ static int check_lines(const herd_value *v, const char *key, bool one_line, herd
     return 0;
 }
 
+/* worker_extra_args: dask-jobqueue's --lifetime and --lifetime-stagger
+ * (each "--flag value" or "--flag=value"), into lifetime and lifetime_stagger. */
+static int extra_args(slurm_opts *o, herd_err *err)
+{
+    const herd_value *a = o->worker_extra_args;
+    for (size_t i = 0; i < herd_len(a); i++) {
+        const char *s = herd_as_str(herd_at(a, i));
+        if (!s)
+            return herd_err_set(err, HERD_ECONFIG, "cluster_kwargs.worker_extra_args[%zu]: expected a string, "
+                                "got %s", i, herd_type_name(herd_typeof(herd_at(a, i))));
+        const char *eq = strchr(s, '=');
+        size_t n = eq ? (size_t)(eq - s) : strlen(s);
+        double *out = n == 10 && !strncmp(s, "--lifetime", n) ? &o->lifetime
+                    : n == 18 && !strncmp(s, "--lifetime-stagger", n) ? &o->lifetime_stagger : NULL;
+        if (!out)
+            return herd_err_set(err, HERD_ECONFIG, "cluster_kwargs.worker_extra_args[%zu]: \"%.60s\": expected "
+                                "--lifetime or --lifetime-stagger (herd workers take no other Dask flags)", i, s);
+        herd_value *own = eq ? herd_str(eq + 1) : NULL;
+        const herd_value *v = eq ? own : i + 1 < herd_len(a) ? herd_at(a, ++i) : NULL;
+        int rc = v ? herd_value_duration(v, out) : -HERD_EARG;
+        herd_value_free(own);
+        if (rc)
+            return herd_err_set(err, HERD_ECONFIG, "cluster_kwargs.worker_extra_args[%zu]: %.*s: expected a "
+                                "duration after it, such as \"55m\"", i, (int)n, s);
+    }
+    return 0;
+}
+
 static bool one_line(const char *s) { return !s || !strpbrk(s, "\n\r"); }
 
 int slurm_opts_load(const herd_value *kwargs, herd_value **validated, slurm_opts *o, herd_err *err)
@@ -108,7 +132,7 @@ int slurm_opts_load(const herd_value *kwargs, herd_value **validated, slurm_opts
         return herd_err_set(err, HERD_ECONFIG, "cluster_kwargs.memory: expected the memory of one "
                             "job, such as \"4GiB\" or \"27GB\", got %s",
                             o->memory == HERD_SIZE_AUTO ? "\"auto\"" : "0");
-    if (o->processes == 0) o->processes = default_processes(o->cores);
+    if (o->processes == 0) herd_nprocesses_nthreads(o->cores, &o->processes, NULL);
     if (o->processes > o->cores)
         return herd_err_set(err, HERD_ECONFIG, "cluster_kwargs.processes: %d workers per job with "
                             "cores %d: expected processes <= cores (each worker needs a thread)",
@@ -133,6 +157,7 @@ int slurm_opts_load(const herd_value *kwargs, herd_value **validated, slurm_opts
     if (strncmp(o->shebang, "#!", 2) != 0)
         return herd_err_set(err, HERD_ECONFIG, "cluster_kwargs.shebang: \"%.60s\": expected a line "
                             "starting with #!", o->shebang);
+    if ((rc = extra_args(o, err))) return rc;
     if ((rc = check_lines(o->extra, "job_extra_directives", true, err)) ||
         (rc = check_lines(o->skip, "job_directives_skip", true, err)) ||
         (rc = check_lines(o->prologue, "job_script_prologue", false, err)) ||

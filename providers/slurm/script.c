@@ -90,6 +90,8 @@ int slurm_job_script(const slurm_opts *o, const char *const *wargv, const char *
         quote(f, o->local_directory);
         fputc('\n', f);
     }
+    if (o->lifetime > 0)   /* the workers read them (herd_worker_spec has no field for them) */
+        fprintf(f, "export HERD_LIFETIME=%.17g HERD_LIFETIME_STAGGER=%.17g\n", o->lifetime, o->lifetime_stagger);
     fputs("herd_failed=$(mktemp \"${TMPDIR:-/tmp}/herd-job.XXXXXX\") || exit 1\n", f);
     fputs("herd_name=", f);
     quote(f, o->job_name);

@@ -24,6 +24,8 @@ typedef struct slurm_opts {
     int n_workers;
     const char *worker_command, *interface, *submit_command, *cancel_command, *queue_command;
     double poll_interval, pending_report;
+    double lifetime, lifetime_stagger;  /* seconds, 0: none (the workers' HERD_LIFETIME) */
+    const herd_value *worker_extra_args;   /* dask-jobqueue's flags: the lifetime ones */
     int job_cpu_n;                      /* derived: --cpus-per-task */
     char job_mem_s[32];                 /* derived: --mem */
     int nthreads;                       /* derived: cores / processes */

@@ -91,9 +91,21 @@ for want in '#SBATCH --cpus-per-task=6' '#SBATCH --mem=954M' '#SBATCH -t 00:30:0
     grep -qF -- "$want" "$tmp/d" || fail "defaults: no line with $want in: $(cat "$tmp/d")"
 done
 
+# lifetime (dask-jobqueue's worker_extra_args ["--lifetime", "55m", "--lifetime-stagger", "4m"]): the workers' environment
+"$herd" slurm job-script --cluster-kwargs '{cores: 2, memory: 1GB, lifetime: 55m, lifetime_stagger: 4m}' >"$tmp/l" 2>&1 ||
+    fail "lifetime: $(cat "$tmp/l")"
+grep -qxF 'export HERD_LIFETIME=3300 HERD_LIFETIME_STAGGER=240' "$tmp/l" || fail "lifetime: no export line in: $(cat "$tmp/l")"
+# the same as dask-jobqueue writes it
+"$herd" slurm job-script --cluster-kwargs '{cores: 2, memory: 1GB, worker_extra_args: ["--lifetime", "55m", "--lifetime-stagger=4m"]}' \
+    >"$tmp/l2" 2>&1 || fail "worker_extra_args: $(cat "$tmp/l2")"
+grep -qxF 'export HERD_LIFETIME=3300 HERD_LIFETIME_STAGGER=240' "$tmp/l2" || fail "worker_extra_args: no export line in: $(cat "$tmp/l2")"
+grep -q 'HERD_LIFETIME' "$tmp/d" && fail "defaults: a lifetime without the kwarg: $(cat "$tmp/d")"
+
 # bad kwargs: refused, the key named
 for case in '{memory: 1GB}|cores' '{cores: 1, memory: lots}|memory' '{cores: 2, memory: 1GB, processes: 3}|processes' \
-            '{cores: 1, memory: 1GB, shebang: bash}|shebang'; do
+            '{cores: 1, memory: 1GB, shebang: bash}|shebang' '{cores: 1, memory: 1GB, lifetime: soon}|lifetime' \
+            '{cores: 1, memory: 1GB, worker_extra_args: [--nworkers, "2"]}|worker_extra_args' \
+            '{cores: 1, memory: 1GB, worker_extra_args: [--lifetime]}|worker_extra_args'; do
     k=${case%|*}; key=${case##*|}
     out=$("$herd" slurm job-script --cluster-kwargs "$k" 2>&1) && fail "$k was accepted"
     echo "$out" | grep -q "cluster_kwargs.$key" || fail "$k: the error does not name $key: $out"

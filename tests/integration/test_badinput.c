@@ -273,12 +273,30 @@ static void test_malformed_frames(void **state)
     msg = read_message(fd);
     assert_int_equal(herd_as_int(herd_at(msg, 1)), 8);
     assert_int_equal(herd_as_int(herd_at(msg, 2)), 0);
-    assert_int_equal(herd_len(herd_at(msg, 3)), 6);
+    assert_int_equal(herd_len(herd_at(msg, 3)), 7);
     herd_value_free(msg);
     send_value(fd, herd_tuple("iivn", OP_CONTROL, 9, herd_map()));  /* a verb that is no string */
     assert_true(read_until_closed(fd, NULL));
     close(fd);
     assert_true(tu_log_wait_line(&log, "closing the connection from 127.0.0.1:", "CONTROL: field 'verb' is map", 5));
+
+    /* a worker's own retire (its lifetime passed): idle, it is told to close
+     * at once; a client's "retire" is an unknown verb */
+    fd = raw_connect(address);
+    send_value(fd, hello(TOKEN, HERD_PROTO_VERSION, ROLE_WORKER, "raw-retire"));
+    msg = read_message(fd);
+    assert_int_equal(herd_as_int(herd_at(msg, 0)), OP_WELCOME);
+    herd_value_free(msg);
+    send_value(fd, herd_tuple("iiss", OP_CONTROL, 0, "retire", "lifetime"));
+    int got_close = 0;
+    for (int i = 0; i < 20 && !got_close; i++) {
+        msg = read_message(fd);
+        got_close = herd_as_int(herd_at(msg, 0)) == OP_CLOSE;
+        herd_value_free(msg);
+    }
+    close(fd);
+    assert_true(got_close);
+    assert_true(tu_log_has_line(&log, "worker raw-retire retiring: lifetime", NULL));
 
     /* a connection that sends half a frame and hangs up */
     fd = raw_connect(address);

@@ -1031,7 +1031,13 @@ static void test_partitioned_worker_exits(void **state)
     need_net();
     char ck[2048], hosts[128];
     snprintf(hosts, sizeof hosts, "'%s'", nhost[1].host);
-    kw(ck, sizeof ck, hosts, "n_workers: 1, name: part");
+    /* a name of this process's own: other checkouts running this test at the
+     * same time must not count as this run's leftovers */
+    char name[32], w0[40], kwx[64];
+    snprintf(name, sizeof name, "part%ld", (long)getpid());
+    snprintf(w0, sizeof w0, "%s-0", name);
+    snprintf(kwx, sizeof kwx, "n_workers: 1, name: %s", name);
+    kw(ck, sizeof ck, hosts, kwx);
     herd_err err = { 0 };
     tu_log log;
     tu_log_init(&log);
@@ -1055,10 +1061,10 @@ static void test_partitioned_worker_exits(void **state)
     assert_int_equal(tssh_sh(why, sizeof why, "ip link set %s up", link), 0);
     if (!gone) fail_msg("the cut-off worker (pid %ld) still runs after %.0fs", (long)pid, took);
     fprintf(stderr, "    the cut-off worker exited after %.1fs\n", took);
-    assert_true(tu_log_has_line(&log, "part-0", "no heartbeat"));   /* the scheduler gave up on it too */
+    assert_true(tu_log_has_line(&log, w0, "no heartbeat"));   /* the scheduler gave up on it too */
     herd_flow_end(r, false, &err);
     herd_runner_free(r);
-    assert_true(wait_no_procs("part", 15));
+    assert_true(wait_no_procs(name, 15));
     tu_log_free(&log);
 }
 

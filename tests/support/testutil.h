@@ -103,6 +103,23 @@ static inline bool tu_log_has_line(tu_log *l, const char *w1, const char *w2)
     return found;
 }
 
+/* How many captured lines contain w1 (and w2, unless it is NULL). */
+static inline int tu_log_count(tu_log *l, const char *w1, const char *w2)
+{
+    int n = 0;
+    pthread_mutex_lock(&l->mu);
+    for (const char *p = l->text; p && *p;) {
+        const char *e = strchr(p, '\n');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        char *line = strndup(p, len);
+        if (line && strstr(line, w1) && (!w2 || strstr(line, w2))) n++;
+        free(line);
+        p += len + (e ? 1 : 0);
+    }
+    pthread_mutex_unlock(&l->mu);
+    return n;
+}
+
 /* Poll for a log line (log lines come from the scheduler's thread). */
 static inline bool tu_log_wait_line(tu_log *l, const char *w1, const char *w2, double timeout_s)
 {

@@ -617,7 +617,8 @@ static void test_check_bad(void **state)
     snprintf(want, sizeof want,
              "%s:4:18: cluster_kwargs.n_workers: expected int or null, got str \"four\"\n"
              "%s:5:7: cluster_kwargs.threads_per_worke: unknown key; did you mean \"threads_per_worker\"? known keys: "
-             "n_workers, threads_per_worker, processes, resources, memory_limit, env, name, local_directory\n"
+             "n_workers, threads_per_worker, processes, resources, memory_limit, env, name, local_directory, "
+             "lifetime, lifetime_stagger\n"
              "%s:6:21: cluster_kwargs.memory_limit: expected size (bytes, or a string like \"512MiB\", \"4GB\", "
              "\"auto\") or null, got str \"lots\"\n"
              "%s:9:5: cluster_kwargs.zone: required key is missing (expected str)\n"
@@ -808,7 +809,7 @@ static void test_show(void **state)
                         "description: small\n"
                         "cluster_class: local.LocalCluster\n"
                         "cluster_kwargs: {n_workers: 2, threads_per_worker: null, processes: true, resources: {}, "
-                        "memory_limit: 1073741824, env: {}, name: local, local_directory: null}\n"
+                        "memory_limit: 1073741824, env: {}, name: local, local_directory: null, lifetime: null, lifetime_stagger: null}\n"
                         "adapt_kwargs: {minimum: 0, maximum: 4, interval: 0.5, wait_count: 3, target_duration: 5.0}\n"
                         "client_kwargs: {connect_timeout: 30.0, provision_timeout: 60.0, heartbeat_interval: 1.0, "
                         "heartbeat_timeout: 30.0, allowed_failures: 3, listen: null, token: null, security: null, tls_ca_file: null, tls_cert: null, tls_key: null, no_workers_timeout: 60.0, start: lazy, dashboard_address: null, performance_report_path: null, data_transfer: auto, log_level: null}\n");

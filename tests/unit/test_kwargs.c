@@ -412,6 +412,25 @@ static void test_bind_refused(void **state)
     herd_value_free(in);
 }
 
+/* distributed.deploy.utils.nprocesses_nthreads, the rule LocalCluster and
+ * SLURMCluster share (its values from distributed's test_deploy_utils). */
+static void test_nprocesses_nthreads(void **state)
+{
+    (void)state;
+    static const int cases[][3] = { {1, 1, 1}, {2, 2, 1}, {4, 4, 1}, {5, 5, 1}, {6, 3, 2},
+                                    {7, 7, 1}, {8, 4, 2}, {12, 4, 3}, {20, 5, 4}, {24, 6, 4},
+                                    {32, 8, 4}, {40, 8, 5}, {64, 8, 8}, {0, 1, 1} };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int p = -1, t = -1;
+        herd_nprocesses_nthreads(cases[i][0], &p, &t);
+        assert_int_equal(p, cases[i][1]);
+        assert_int_equal(t, cases[i][2]);
+    }
+    int p = -1;
+    herd_nprocesses_nthreads(9, &p, NULL);     /* a NULL output is skipped */
+    assert_int_equal(p, 3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -428,6 +447,7 @@ int main(void)
         cmocka_unit_test(test_bind_defaults),
         cmocka_unit_test(test_bind_given),
         cmocka_unit_test(test_bind_refused),
+        cmocka_unit_test(test_nprocesses_nthreads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -178,7 +178,7 @@ static herd_value *valid(int op)
     case OP_REPLY: {
         herd_value_free(res);
         herd_value *w = herd_tuple("siiid", "w-1", 2, 1, 0, 0.0);
-        herd_value *load = herd_tuple("iiiddv", 0, 1, 2, 0.01, 0.03, herd_tuple("v", w));
+        herd_value *load = herd_tuple("iiiddvi", 0, 1, 2, 0.01, 0.03, herd_tuple("v", w), 1);
         return herd_tuple("iIiv", OP_REPLY, (int64_t)3, 0, load);
     }
     }
@@ -313,10 +313,12 @@ static void test_named_errors(void **state)
     refused(OP_REPLY, herd_tuple("iIis", OP_REPLY, (int64_t)1, 3, "x"), "REPLY: field 'rc' is 3", NULL);
     refused(OP_REPLY, herd_tuple("iIiv", OP_REPLY, (int64_t)1, 0, herd_tuple("iii", 1, 2, 3)), "REPLY: field 'load'", NULL);
     herd_value *w = herd_tuple("siiid", "w-1", 2, -1, 0, 0.0);
-    refused(OP_REPLY, herd_tuple("iIiv", OP_REPLY, (int64_t)1, 0, herd_tuple("iiiddv", 0, 0, 0, 0.0, 0.0, herd_tuple("v", w))),
+    refused(OP_REPLY, herd_tuple("iIiv", OP_REPLY, (int64_t)1, 0, herd_tuple("iiiddvi", 0, 0, 0, 0.0, 0.0, herd_tuple("v", w), 0)),
             "REPLY: field 'load.workers.busy' is -1", NULL);
-    refused(OP_REPLY, herd_tuple("iIiv", OP_REPLY, (int64_t)1, 0, herd_tuple("iiiddv", 0, 0, 0, 0.0, 0.0, herd_tuple("i", 4))),
+    refused(OP_REPLY, herd_tuple("iIiv", OP_REPLY, (int64_t)1, 0, herd_tuple("iiiddvi", 0, 0, 0, 0.0, 0.0, herd_tuple("i", 4), 0)),
             "field 'load.workers' item 0 is int", NULL);
+    refused(OP_REPLY, herd_tuple("iIiv", OP_REPLY, (int64_t)1, 0, herd_tuple("iiiddvi", 0, 0, 0, 0.0, 0.0, herd_map(), -2)),
+            "REPLY: field 'load.lifetime_retired' is -2", NULL);
 }
 
 static void test_not_a_message(void **state)
@@ -569,7 +571,7 @@ static void test_round_trips(void **state)
 
     herd_sched_wload ws[2] = { { "w-0", 2, 1, 0, 0 }, { "w-1", 4, 0, 1, 3.5 } };
     herd_msg_reply rp = { .seq = 9, .has_load = 1,
-                          .load = { 1, 2, 3, 0.004, 0.02, ws, 2 } }, rp2;
+                          .load = { 1, 2, 3, 0.004, 0.02, ws, 2, 5 } }, rp2;
     assert_int_equal(herd_proto_pack_reply(&p.sb, &rp), 0);
     assert_int_equal(herd_proto_unpack_reply(reread(&p), &rp2, &err), 0);
     assert_int_equal(rp2.rc, 0);
@@ -583,6 +585,7 @@ static void test_round_trips(void **state)
     assert_int_equal(rp2.load.workers[1].nthreads, 4);
     assert_int_equal(rp2.load.workers[1].closing, 1);
     assert_true(rp2.load.workers[1].idle_for == 3.5);
+    assert_int_equal(rp2.load.lifetime_retired, 5);
     herd_sched_load_free(&rp2.load);
     AGAIN();
     herd_msg_reply re = { .seq = 10, .rc = -HERD_EARG, .error = herd_pstr_c("no such worker") };
