@@ -112,10 +112,15 @@ int herd_init(int *argc, char ***argv)
     herd_worker_cfg cfg;
     herd_value *res = NULL;
     int code;
+    char name[192];
     if (herd_worker_cfg_from_args(*argc, *argv, &cfg, &res, &err)) {
         herd_log_default(NULL, HERD_LOG_ERROR, err.msg);
         code = 2;
+    } else if (herd_worker_name_complete(cfg.name, name, sizeof name, &err)) {
+        herd_log_default(NULL, HERD_LOG_ERROR, err.msg);
+        code = 1;
     } else {
+        cfg.name = name;
         herd_tls *tls = NULL;
         cfg.token = herd_secrets_get(secrets, "HERD_TOKEN");
         int rc = herd_tls_from_envp((const char *const *)secrets, &tls, &err);

@@ -37,6 +37,9 @@ int herd_worker_main(const herd_worker_cfg *cfg);
 /* Parse worker-mode flags (--herd-name …) and the environment into cfg.
  * Strings point into argv/environ; *res is a new map or NULL. */
 int herd_worker_cfg_from_args(int argc, char **argv, herd_worker_cfg *cfg, herd_value **res, herd_err *err);
+/* The worker's name: base (NULL: "worker"), completed as HERD_WORKER_NAME_FROM
+ * says (worker_name.c; unset: base as is, "ecs-metadata": base-<ECS task id>). */
+int herd_worker_name_complete(const char *base, char *out, size_t cap, herd_err *err);
 /* server.c: herd_init's --herd-scheduler mode, with the secrets it took out
  * of the environment ("K=V", herd_secrets_take); returns the exit code. */
 int herd_scheduler_serve_args(int argc, char **argv, char *const *secrets);

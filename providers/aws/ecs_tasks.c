@@ -1,6 +1,9 @@
-/* providers/aws/ecs_tasks.c — the workers as ECS tasks: RunTask for each new
- * worker (its command and environment as a container override, the token
- * never on a command line; a clientToken makes a retried call idempotent),
+/* providers/aws/ecs_tasks.c — the workers as ECS tasks: RunTask for up to 10
+ * new workers a call (one command and environment for all, as a container
+ * override, the token never on a command line; each worker completes its name
+ * with its task id, HERD_WORKER_NAME_FROM=ecs-metadata, and the provider
+ * names it alike from RunTask's answer; a clientToken makes a retried call
+ * idempotent),
  * the poller thread that reads every live task's state with DescribeTasks
  * (up to 100 ARNs a call, on poll_interval, never a busy loop), and StopTask.
  * A task that stops without being asked is a failed worker whose detail is
@@ -29,6 +32,11 @@ static void client_token(char out[37])
     snprintf(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16, hex + 20);
 }
 
+static const char *name_prefix(const herd_cluster *c)
+{
+    return c->set.fargate ? "fargate" : "ecs";
+}
+
 static ecs_worker *add_worker(herd_cluster *c)
 {
     pthread_mutex_lock(&c->mu);
@@ -41,7 +49,9 @@ static ecs_worker *add_worker(herd_cluster *c)
     }
     ecs_worker *w = calloc(1, sizeof *w);
     if (w) {
-        snprintf(w->name, sizeof w->name, "%s-%u", c->set.fargate ? "fargate" : "ecs", c->next_id++);
+        /* provisional: once RunTask answers it is PREFIX-<task id>, the name
+           the worker takes itself from its task metadata */
+        snprintf(w->name, sizeof w->name, "%s-pending-%u", name_prefix(c), c->next_id++);
         w->state = HERD_WORKER_STARTING;
         c->w[c->nw++] = w;
     }
@@ -60,10 +70,11 @@ static void set_failed(herd_cluster *c, ecs_worker *w, const char *fmt, const ch
     pthread_mutex_unlock(&c->mu);
 }
 
-/* The RunTask request of one worker. */
-static json_t *run_request(herd_cluster *c, ecs_worker *w, herd_err *err)
+/* The RunTask request of count workers: one command for all of them, each
+   completing its name prefix with its task id (HERD_WORKER_NAME_FROM). */
+static json_t *run_request(herd_cluster *c, int count, herd_err *err)
 {
-    herd_worker_spec spec = { .name = w->name, .nthreads = c->set.nthreads,
+    herd_worker_spec spec = { .name = name_prefix(c), .nthreads = c->set.nthreads,
                               .memory_limit = (int64_t)c->set.worker_mem << 20 };
     char **argv = NULL;
     if (herd_worker_argv(c->env, &spec, &argv, err)) return NULL;
@@ -79,6 +90,7 @@ static json_t *run_request(herd_cluster *c, ecs_worker *w, herd_err *err)
         json_t *name = json_stringn(kv, (size_t)(eq - kv));
         json_array_append_new(envl, json_pack("{s:o, s:s}", "name", name, "value", eq + 1));
     }
+    json_array_append_new(envl, json_pack("{s:s, s:s}", "name", "HERD_WORKER_NAME_FROM", "value", "ecs-metadata"));
     for (size_t i = 0; i < herd_len(c->set.environment); i++)
         json_array_append_new(envl, json_pack("{s:s, s:s}", "name", herd_key_at(c->set.environment, i), "value",
                                               herd_as_str(herd_at(c->set.environment, i))));
@@ -89,7 +101,7 @@ static json_t *run_request(herd_cluster *c, ecs_worker *w, herd_err *err)
     client_token(token);
     json_t *req = json_pack(
         "{s:s, s:s, s:i, s:s, s:s, s:{s:[{s:s, s:o, s:o}]}, s:{s:{s:o, s:o, s:s}}, s:o}", "cluster", c->cluster_arn,
-        "taskDefinition", c->td_arn, "count", 1, "clientToken", token, "startedBy", "herd", "overrides",
+        "taskDefinition", c->td_arn, "count", count, "clientToken", token, "startedBy", "herd", "overrides",
         "containerOverrides", "name", c->container, "command", cmd, "environment", envl, "networkConfiguration",
         "awsvpcConfiguration", "subnets", subnets, "securityGroups", sgs, "assignPublicIp",
         c->set.fargate && !c->set.private_ip ? "ENABLED" : "DISABLED", "tags", ecs_tags_json(c, "key", "value"));
@@ -102,38 +114,62 @@ static json_t *run_request(herd_cluster *c, ecs_worker *w, herd_err *err)
     return req;
 }
 
-int ecs_run(herd_cluster *c, int n, herd_err *err)
+/* RunTask for up to 10 workers (ECS's limit per call). Each task answered
+   names its worker PREFIX-<task id>; workers without a task fail with the
+   first failure's reason. */
+static int run_batch(herd_cluster *c, int k, herd_err *err)
 {
-    int first_rc = 0;
-    for (int i = 0; i < n; i++) {
-        ecs_worker *w = add_worker(c);
-        if (!w) return herd_err_set(err, -ENOMEM, "%s: out of memory", c->cls);
-        herd_err e = { 0 };
-        json_t *req = run_request(c, w, &e), *resp = NULL;
-        int rc = req ? aws_json_call(c->aws, AWS_ECS, "RunTask", req, &resp, NULL, 0, &e) : e.code;
-        json_decref(req);
-        const char *arn = json_string_value(json_object_get(json_array_get(json_object_get(resp, "tasks"), 0),
-                                                            "taskArn"));
-        if (!rc && !arn) {
+    ecs_worker *ws[10];
+    for (int i = 0; i < k; i++)
+        if (!(ws[i] = add_worker(c))) {
+            for (int j = 0; j < i; j++) set_failed(c, ws[j], "%s%s", "out of memory", NULL);
+            return herd_err_set(err, -ENOMEM, "%s: out of memory", c->cls);
+        }
+    herd_err e = { 0 };
+    herd_log(c->env, HERD_LOG_INFO, "%s: RunTask for %d workers", c->cls, k);
+    json_t *req = run_request(c, k, &e), *resp = NULL;
+    int rc = req ? aws_json_call(c->aws, AWS_ECS, "RunTask", req, &resp, NULL, 0, &e) : e.code;
+    json_decref(req);
+    json_t *tasks = json_object_get(resp, "tasks"), *t;
+    size_t got = 0, i;
+    if (!rc) {
+        pthread_mutex_lock(&c->mu);
+        json_array_foreach(tasks, i, t) {
+            const char *arn = json_string_value(json_object_get(t, "taskArn"));
+            const char *id = arn ? strrchr(arn, '/') : NULL;
+            if (!id || got == (size_t)k) continue;
+            ecs_worker *w = ws[got++];
+            snprintf(w->arn, sizeof w->arn, "%s", arn);
+            snprintf(w->name, sizeof w->name, "%s-%s", name_prefix(c), id + 1);
+            apply(c, w, t);   /* its state as RunTask answered */
+            herd_log(c->env, HERD_LOG_INFO, "%s: started worker %s as task %s", c->cls, w->name, arn);
+        }
+        pthread_mutex_unlock(&c->mu);
+        if (got < (size_t)k) {
             json_t *f = json_array_get(json_object_get(resp, "failures"), 0);
             const char *reason = json_string_value(json_object_get(f, "reason"));
             const char *detail = json_string_value(json_object_get(f, "detail"));
             rc = herd_err_set(&e, -HERD_EPROVIDER, "RunTask failed: %s%s%s", reason ? reason : "no task and no reason",
                               detail ? ": " : "", detail ? detail : "");
         }
-        if (rc) {
-            set_failed(c, w, "%s%s", e.msg, NULL);
-            herd_log(c->env, HERD_LOG_ERROR, "%s: worker %s: %s", c->cls, w->name, e.msg);
-            if (!first_rc) { *err = e; first_rc = rc; }
-            json_decref(resp);
-            continue;
-        }
-        pthread_mutex_lock(&c->mu);
-        snprintf(w->arn, sizeof w->arn, "%s", arn);
-        apply(c, w, json_array_get(json_object_get(resp, "tasks"), 0));   /* its state as RunTask answered */
-        pthread_mutex_unlock(&c->mu);
-        herd_log(c->env, HERD_LOG_INFO, "%s: started worker %s as task %s", c->cls, w->name, arn);
-        json_decref(resp);
+    }
+    for (size_t j = got; rc && j < (size_t)k; j++) {
+        set_failed(c, ws[j], "%s%s", e.msg, NULL);
+        herd_log(c->env, HERD_LOG_ERROR, "%s: worker %s: %s", c->cls, ws[j]->name, e.msg);
+    }
+    json_decref(resp);
+    if (rc) *err = e;
+    return rc;
+}
+
+int ecs_run(herd_cluster *c, int n, herd_err *err)
+{
+    int first_rc = 0;
+    for (int left = n; left > 0; left -= 10) {
+        herd_err e = { 0 };
+        int rc = run_batch(c, left < 10 ? left : 10, &e);
+        if (rc && !first_rc) { *err = e; first_rc = rc; }
+        if (rc == -ENOMEM) break;
     }
     read_logs(c);
     if (first_rc) herd_err_prefix(err, "%s: starting workers", c->cls);

@@ -15,12 +15,18 @@ code). A container whose task definition logs through awslogs writes its
 output to a file; when it exits by itself with a non-zero code the agent puts
 those lines into its stream PREFIX/CONTAINER/TASK-ID, as ECS's awslogs driver
 would (other output is only echoed here, so a clean run leaves the log group
-empty, as the provider's teardown expects). Running in moto's own process lets it set those fields, which moto's
+empty, as the provider's teardown expects). Each task gets its own task metadata endpoint (v4) on 127.0.0.1, served by
+the agent, its URI in the container's ECS_CONTAINER_METADATA_URI_V4 as ECS
+sets it: GET URI/task answers the task's TaskARN, Cluster and
+DesiredStatus. Running in moto's own process lets it set those fields, which moto's
 API has no call for. The processes stay in this process group, so stopping
 the group stops them too. Tasks are held RUNNING until stopped (moto's state
 manager), as ECS does while the container runs.
 """
+import http.server
+import json
 import logging
+import threading
 import os
 import signal
 import subprocess
@@ -43,6 +49,27 @@ server = ThreadedMotoServer(ip_address="127.0.0.1", port=PORT, verbose=False)
 server.start()
 
 procs = {}      # task arn -> (cluster arn, Popen)
+meta = {}       # task id -> {TaskARN, Cluster, ...}: the metadata endpoints
+
+
+class Metadata(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        parts = self.path.strip("/").split("/")     # v4/TASK-ID/task
+        doc = meta.get(parts[1]) if len(parts) == 3 and parts[0] == "v4" and parts[2] == "task" else None
+        body = json.dumps(doc).encode() if doc else b'{"error": "no such task"}'
+        self.send_response(200 if doc else 404)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_):
+        pass
+
+
+metasrv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Metadata)
+metasrv.daemon_threads = True
+threading.Thread(target=metasrv.serve_forever, daemon=True).start()
 outs = {}       # task arn -> ((group, prefix, container), file of its output)
 LOGDIR = tempfile.mkdtemp(prefix="moto-ecs-agent-")
 done = set()    # task arns handled
@@ -111,6 +138,9 @@ def start(cluster, t):
     env = dict(os.environ)
     for kv in ov[0].get("environment") or []:
         env[kv["name"]] = kv["value"]
+    tid = arn.rsplit("/", 1)[-1]
+    meta[tid] = {"TaskARN": arn, "Cluster": cluster, "DesiredStatus": "RUNNING", "KnownStatus": "RUNNING"}
+    env["ECS_CONTAINER_METADATA_URI_V4"] = "http://127.0.0.1:%d/v4/%s" % (metasrv.server_address[1], tid)
     where = awslogs_of(cdef)
     out = None
     if where:
