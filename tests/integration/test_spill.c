@@ -64,7 +64,11 @@ static int t_make(herd_task_ctx *ctx, const herd_value *args, herd_value **out)
 {
     size_t n = (size_t)herd_as_int(herd_at(args, 0));
     int64_t seed = herd_as_int(herd_at(args, 1)), below = herd_len(args) > 2 ? herd_as_int(herd_at(args, 2)) : 0;
-    for (double end = tu_now() + TU_WAIT_S; below && rss_now() >= below && tu_now() < end;) tu_sleep_ms(5);
+    /* 3 s at most: when nothing is left to spill and the RSS stays up (spilled
+     * files read back are mapped; a sanitizer keeps freed memory), every
+     * producer would otherwise wait the whole while and the flow outlast
+     * its futures' timeouts */
+    for (double end = tu_now() + 3.0; below && rss_now() >= below && tu_now() < end;) tu_sleep_ms(5);
     unsigned char *buf = malloc(n ? n : 1);
     if (!buf) return herd_task_fail(ctx, "t_make: no memory for %zu bytes", n);
     for (size_t off = 0; off < n; off += BLOCK) memset(buf + off, pattern(seed, off / BLOCK), n - off < BLOCK ? n - off : BLOCK);
