@@ -1,9 +1,11 @@
 /* core/fetch.c — the bound on a process's bytes of fetched values in
- * flight (fetch.h), shared by the fetches of peer.c and peer_local.c. */
+ * flight (fetch.h), shared by the fetches of peer.c and peer_local.c, and
+ * the socket buffers of local peer connections. */
 #include "fetch.h"
 
 #include <errno.h>
 #include <string.h>
+#include <sys/socket.h>
 
 int herd_fetch_budget_init(herd_fetch_budget *b, size_t cap)
 {
@@ -49,4 +51,11 @@ void herd_fetch_budget_release(herd_fetch_budget *b, size_t n)
     b->inflight -= n < b->inflight ? n : b->inflight;
     pthread_cond_broadcast(&b->cv);
     pthread_mutex_unlock(&b->mu);
+}
+
+void herd_peer_sock_bufs(int fd)
+{
+    int n = HERD_PEER_SOCKBUF;
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &n, sizeof n);
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &n, sizeof n);
 }

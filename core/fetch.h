@@ -1,7 +1,7 @@
 /* core/fetch.h — what every fetch of a held value shares, over TCP/TLS
  * (peer.c) or from a peer of this host (peer_local.c): the bound on a
- * process's bytes in flight (fetch.c), how a fetch authenticates, and the
- * limits of its connect and control frames. */
+ * process's bytes in flight (fetch.c), how a fetch authenticates, the
+ * limits of its connect and control frames, and local sockets' buffers. */
 #ifndef HERD_FETCH_H
 #define HERD_FETCH_H
 #include "internal.h"
@@ -35,5 +35,11 @@ typedef struct herd_peer_auth {
 } herd_peer_auth;
 
 #define HERD_PEER_CTL_FRAME ((size_t)64 << 10)   /* an authenticated peer's frames: GETs */
+/* Socket buffers of a connection between peers of this host, both ends. With
+ * the default (~200 KiB) a Unix socket moves a value at a tenth of the speed. */
+#define HERD_PEER_SOCKBUF (4 << 20)
+/* Ask for HERD_PEER_SOCKBUF on socket fd (capped by net.core.wmem_max and
+ * rmem_max; a refusal only costs speed). */
+void herd_peer_sock_bufs(int fd);
 #define HERD_PEER_CONNECT_S 5.0                  /* seconds a fetch waits for its connect */
 #endif

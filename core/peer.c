@@ -30,6 +30,7 @@
 #include <netinet/in.h>
 #include <openssl/crypto.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -62,15 +63,17 @@ struct herd_peer_server {
     herd_store *st;
     pconn *conns;
     int nconns;
+    _Atomic uint64_t values, bytes, fds;     /* herd_peer_counts */
 };
 
 /* One value on its way out: the pieces still to add, and a count of those
  * added but not yet sent (+1 while the sender still adds), so the value
  * outlives every reference the output holds to it. */
 /* The descriptors one answer hands over (shm.c): bytes payloads of
- * HERD_SHM_MIN or more, each sent once; those not already in a sealed memfd
- * are copied into a new one (own: closed once sent). */
-typedef struct fdset { int fds[HERD_SHM_MAX_FDS], own[HERD_SHM_MAX_FDS]; const void *ptr[HERD_SHM_MAX_FDS]; int n; } fdset;
+ * HERD_SHM_MIN or more that already live in a sealed memfd, each sent once
+ * (borrowed from the value, which the xfer keeps alive). Other payloads are
+ * streamed: the fetcher reads them straight into buffers of its own. */
+typedef struct fdset { int fds[HERD_SHM_MAX_FDS]; const void *ptr[HERD_SHM_MAX_FDS]; int n; } fdset;
 
 struct xfer {
     fdset *fs;                 /* descriptors still to send with the first raw byte, or NULL */
@@ -108,17 +111,10 @@ static void plog(const herd_peer_server *ps, int level, const char *fmt, ...)
 }
 
 /* ---- one value out ---- */
-static void fdset_free(fdset *fs)
-{
-    for (int i = 0; fs && i < fs->n; i++)
-        if (fs->own[i]) close(fs->fds[i]);
-    free(fs);
-}
-
 static void xfer_unref(xfer *x)
 {
     if (--x->refs) return;
-    fdset_free(x->fs);
+    free(x->fs);
     if (x->have_vb) msgpack_vrefbuffer_destroy(&x->vb);
     herd_blob_unref(x->b);
     free(x);
@@ -171,13 +167,9 @@ static int fdref(void *ud, const herd_value *bytes)
     for (int i = 0; i < fs->n; i++)
         if (fs->ptr[i] == p) return i;
     if (fs->n == HERD_SHM_MAX_FDS) return -1;            /* the rest travel as bytes */
-    int fd = herd_bytes_memfd(bytes), own = 0;
-    if (fd < 0) {
-        if (herd_shm_copy(p, len, &fd)) return -1;       /* no memfd: as bytes */
-        own = 1;
-    }
+    int fd = herd_bytes_memfd(bytes);
+    if (fd < 0) return -1;                               /* not in a sealed memfd: streamed */
     fs->fds[fs->n] = fd;
-    fs->own[fs->n] = own;
     fs->ptr[fs->n] = p;
     return fs->n++;
 }
@@ -200,7 +192,7 @@ static void send_fds(herd_conn *c, void *ud)
         struct pollfd pf = { fd, POLLOUT, 0 };
         if (poll(&pf, 1, IO_WAIT_MS) <= 0) break;
     }
-    fdset_free(x->fs);
+    free(x->fs);
     x->fs = NULL;
     if (rc) {
         plog(pc->ps, HERD_LOG_WARN, "cannot hand a value's descriptors to %s: %s", herd_conn_peer(c), strerror(-rc));
@@ -257,6 +249,11 @@ static void send_value(pconn *pc, uint64_t key, int fds)
         if (x) xfer_unref(x); else herd_blob_unref(b);
         herd_conn_fail(pc->c, "cannot send a value");
         return;
+    }
+    if (x) {
+        atomic_fetch_add(&ps->values, 1);
+        atomic_fetch_add(&ps->bytes, len);
+        if (x->fs) atomic_fetch_add(&ps->fds, (uint64_t)x->fs->n);
     }
     herd_msg_data d = { key, x ? (int64_t)len : -1 };
     herd_proto_pack_data(herd_conn_buf(pc->c), &d);
@@ -380,6 +377,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
         close(fd);
         return;
     }
+    if (ps->path[0]) herd_peer_sock_bufs(fd);       /* a peer of this host: values stream at memory speed */
     herd_err e;
     struct bufferevent *bev = ps->tls ? herd_tls_accept(ps->tls, ps->base, fd, &e)
                                       : bufferevent_socket_new(ps->base, fd, BEV_OPT_CLOSE_ON_FREE);
@@ -489,6 +487,13 @@ void herd_peer_server_stop(herd_peer_server *ps)
 }
 
 const char *herd_peer_server_address(const herd_peer_server *ps) { return ps->address; }
+
+void herd_peer_server_counts(const herd_peer_server *ps, herd_peer_counts *out)
+{
+    out->values = atomic_load(&ps->values);
+    out->bytes = atomic_load(&ps->bytes);
+    out->fds = atomic_load(&ps->fds);
+}
 
 /* ---- fetch ---- */
 typedef struct fetch {
