@@ -12,10 +12,12 @@
  * admitted once its size is known (DATA's header) while the bytes in flight
  * plus its own stay within cap, and always when nothing is in flight, so one
  * fetch larger than cap still proceeds and fetches cannot deadlock. */
+typedef struct herd_fetch_pool herd_fetch_pool;
 typedef struct herd_fetch_budget {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     size_t cap, inflight;
+    herd_fetch_pool *pool;     /* receive buffers kept for reuse (herd_fetch_bytes) */
 } herd_fetch_budget;
 int  herd_fetch_budget_init(herd_fetch_budget *b, size_t cap);
 void herd_fetch_budget_destroy(herd_fetch_budget *b);
@@ -24,6 +26,15 @@ void herd_fetch_budget_acquire(herd_fetch_budget *b, size_t n);
 /* Admit n bytes if it fits now: 0, or -EAGAIN. */
 int  herd_fetch_budget_try(herd_fetch_budget *b, size_t n);
 void herd_fetch_budget_release(herd_fetch_budget *b, size_t n);
+
+/* A bytes value of n (>= HERD_SHM_MIN) bytes to receive a fetched payload
+ * into, *p its writable bytes: huge-page memory (herd_huge_map). With a
+ * budget, a buffer whose value was freed is kept for the next fetch of the
+ * same size (at most cap / 8 bytes kept, 4 buffers): fresh memory costs the
+ * kernel a zero-fill that runs slower than the socket here, so a worker
+ * fetching one big input after another reuses one buffer. NULL when memory
+ * runs out. Values may outlive b. */
+herd_value *herd_fetch_bytes(herd_fetch_budget *b, size_t n, void **p);
 
 /* How a fetch authenticates and what bounds it: the cluster token (NULL:
  * none), TLS credentials for tls:// peers (NULL otherwise), a budget (NULL:

@@ -95,6 +95,7 @@ typedef struct rd {
     char *sk;                        /* the skeleton: the value with big payloads as references */
     size_t sklen, skcap;
     rfds *rf;
+    herd_fetch_budget *budget;       /* its buffers, or NULL */
     herd_err *err;
     char buf[RBUF];
 } rd;
@@ -184,7 +185,7 @@ static int big_bytes(rd *r, size_t n)
         rf->capbufs = cap;
     }
     void *p;
-    herd_value *v = herd_bytes_alloc(n, &p);
+    herd_value *v = herd_fetch_bytes(r->budget, n, &p);
     if (!v) return herd_err_set(r->err, -ENOMEM, "no memory for a payload of %zu bytes", n);
     rf->bufs[rf->nbufs++] = v;
     int rc = take(r, p, n);
@@ -369,7 +370,7 @@ int herd_peer_fetch_local(const char *address, const herd_peer_auth *auth, uint6
         admitted = (size_t)d.nbytes;
     }
     if (!(r = malloc(sizeof *r))) { rc = herd_err_set(err, -ENOMEM, "out of memory"); goto out; }
-    *r = (rd){ .fd = fd, .first = 1, .left = (size_t)d.nbytes, .rf = &rf, .err = &e };
+    *r = (rd){ .fd = fd, .first = 1, .left = (size_t)d.nbytes, .rf = &rf, .budget = auth ? auth->budget : NULL, .err = &e };
     /* the bytes, parsed as they come; descriptors come with the first of them */
     if ((rc = read_value(r))) {
         rc = herd_err_set(err, rc == -HERD_EPROTO || rc == -ENOMEM ? rc : -HERD_ECLOSED, "peer %s: %s%s", address,

@@ -347,6 +347,46 @@ static void test_stream_and_descriptor(void **state)
     herd_store_free(st);
 }
 
+/* With a budget, a fetched payload's buffer is kept once its value is freed
+ * and the next fetch of that size reads into it; a buffer still out when the
+ * budget goes is unmapped with its value (ASan checks). */
+static void test_fetch_buffer_reuse(void **state)
+{
+    herd_store *st = herd_store_new();
+    const size_t n = 2 * MIB + 5;
+    void *p;
+    herd_value *v = herd_bytes_alloc(n, &p);
+    fill(p, n, 9);
+    assert_int_equal(herd_value_share(&v), 0);
+    assert_int_equal(herd_store_put_value(st, 1, v, herd_wire_size(v)), 0);
+    char path[108], listen_addr[140];
+    sock_path(path, sizeof path, "reuse");
+    snprintf(listen_addr, sizeof listen_addr, "unix://%s", path);
+    herd_peer_server *ps;
+    herd_err err = { 0 };
+    assert_int_equal(herd_peer_server_start(&ps, listen_addr, NULL, NULL, st, "test", &err), 0);
+    herd_fetch_budget budget;
+    assert_int_equal(herd_fetch_budget_init(&budget, 64 * MIB), 0);          /* keeps up to 8 MiB */
+    herd_peer_auth auth = { NULL, NULL, &budget };
+    herd_value *a = NULL, *b = NULL, *c = NULL;
+    assert_int_equal(herd_peer_fetch(herd_peer_server_address(ps), &auth, 1, 10, &a, &err), 0);
+    assert_true(filled(a, n, 9));
+    const void *first = herd_as_bytes(a, NULL);
+    herd_value_free(a);
+    assert_int_equal(herd_peer_fetch(herd_peer_server_address(ps), &auth, 1, 10, &b, &err), 0);
+    assert_ptr_equal(herd_as_bytes(b, NULL), first);                         /* the same buffer again */
+    assert_true(filled(b, n, 9));
+    assert_int_equal(herd_peer_fetch(herd_peer_server_address(ps), &auth, 1, 10, &c, &err), 0);
+    assert_ptr_not_equal(herd_as_bytes(c, NULL), first);                     /* in use: a fresh one */
+    assert_true(filled(c, n, 9));
+    herd_value_free(b);
+    herd_fetch_budget_destroy(&budget);                                      /* c outlives its budget */
+    assert_true(filled(c, n, 9));
+    herd_value_free(c);
+    herd_peer_server_stop(ps);
+    herd_store_free(st);
+}
+
 /* A hostile peer: answers one GET with a descriptor reference and the
  * descriptor the test chose. */
 typedef struct evil { int lfd; int fds[3]; int nfds; size_t len; int on_header; size_t cut; int plain; } evil;
@@ -493,6 +533,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_memfd_seal_and_map),
         cmocka_unit_test(test_stream_and_descriptor),
+        cmocka_unit_test(test_fetch_buffer_reuse),
         cmocka_unit_test(test_fd_passing),
         cmocka_unit_test(test_bytes_alloc_share),
         cmocka_unit_test(test_fetch_from_server),
