@@ -94,7 +94,7 @@ int herd_fetch_budget_init(herd_fetch_budget *b, size_t cap)
     int rc = pthread_mutex_init(&b->mu, NULL);
     if (rc) return -rc;
     if ((rc = pthread_cond_init(&b->cv, NULL))) { pthread_mutex_destroy(&b->mu); return -rc; }
-    b->pool = pool_new(cap / 8);          /* none: every buffer is fresh */
+    b->pool = pool_new(cap / 16);         /* none: every buffer is fresh */
     return 0;
 }
 

@@ -30,7 +30,7 @@ void herd_fetch_budget_release(herd_fetch_budget *b, size_t n);
 /* A bytes value of n (>= HERD_SHM_MIN) bytes to receive a fetched payload
  * into, *p its writable bytes: huge-page memory (herd_huge_map). With a
  * budget, a buffer whose value was freed is kept for the next fetch of the
- * same size (at most cap / 8 bytes kept, 4 buffers): fresh memory costs the
+ * same size (at most cap / 16 bytes kept, 4 buffers): fresh memory costs the
  * kernel a zero-fill that runs slower than the socket here, so a worker
  * fetching one big input after another reuses one buffer. NULL when memory
  * runs out. Values may outlive b. */

@@ -366,7 +366,7 @@ static void test_fetch_buffer_reuse(void **state)
     herd_err err = { 0 };
     assert_int_equal(herd_peer_server_start(&ps, listen_addr, NULL, NULL, st, "test", &err), 0);
     herd_fetch_budget budget;
-    assert_int_equal(herd_fetch_budget_init(&budget, 64 * MIB), 0);          /* keeps up to 8 MiB */
+    assert_int_equal(herd_fetch_budget_init(&budget, 64 * MIB), 0);          /* keeps up to 4 MiB */
     herd_peer_auth auth = { NULL, NULL, &budget };
     herd_value *a = NULL, *b = NULL, *c = NULL;
     assert_int_equal(herd_peer_fetch(herd_peer_server_address(ps), &auth, 1, 10, &a, &err), 0);
