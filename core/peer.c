@@ -21,6 +21,7 @@
 #include "peer.h"
 #include "peer_local.h"
 #include "comm.h"
+#include "fetch_read.h"
 #include "proto.h"
 #include "shm.h"
 #include "value_int.h"
@@ -508,6 +509,7 @@ typedef struct fetch {
     herd_err *err;
     double timeout_s;
     int tls;
+    struct evbuffer *in;       /* plain TCP, DATA read: the value's bytes already read */
 } fetch;
 
 static void fetch_end(fetch *f, int rc)
@@ -532,7 +534,7 @@ static void fetch_msg(herd_conn *c, const msgpack_object *msg, void *ud)
     fetch *f = ud;
     herd_err e;
     int op = herd_proto_op(msg, &e), rc = 0;
-    if (f->done || f->data) {
+    if (f->done || f->data || f->in) {
         rc = herd_err_set(f->err, -HERD_EPROTO, "peer %s sent %s out of turn", f->address, herd_proto_op_name(op));
     } else if (op == OP_REFUSE) {
         herd_msg_reason r;
@@ -556,14 +558,16 @@ static void fetch_msg(herd_conn *c, const msgpack_object *msg, void *ud)
                 f->admitted = f->n;
                 herd_conn_set_timeouts(c, f->timeout_s, f->timeout_s);    /* the wait was not the peer's silence */
             }
+            if (!f->tls) {            /* plain TCP: read as it comes, once the loop is left (fetch_read.c) */
+                f->in = herd_conn_raw_input(c);
+                event_base_loopbreak(f->base);
+                return;
+            }
             if (!(f->data = malloc(f->n)))
                 rc = herd_err_set(f->err, -ENOMEM, "peer %s: no memory for a value of %zu bytes", f->address, f->n);
             else {
                 herd_conn_set_limits(c, IO_MAX, 0);       /* the read watermark: big reads */
-                herd_conn_read_raw(c, f->data, f->n, fetch_raw_done);
-                /* plain sockets: the rest is read straight into the buffer once
-                 * the loop is left (herd_conn_finish_raw); TLS through the loop */
-                if (!f->tls) event_base_loopbreak(f->base);
+                herd_conn_read_raw(c, f->data, f->n, fetch_raw_done);     /* TLS: through the loop */
                 return;
             }
         }
@@ -616,11 +620,13 @@ int herd_peer_fetch(const char *address, const herd_peer_auth *auth, uint64_t ke
         herd_proto_pack_get(herd_conn_buf(c), &g);
         herd_conn_end(c);
         event_base_dispatch(f.base);
-        if (!f.done && f.data && !f.tls && (rc = herd_conn_finish_raw(c, timeout_s)) && !f.done)
-            herd_err_set(err, -HERD_ECLOSED, "peer %s: the transfer broke off: %s", address, strerror(-rc));
-        if (!f.done && !rc) rc = herd_err_set(err, -HERD_ECLOSED, "peer %s: the transfer ended unfinished", address);
-        else if (f.done) rc = f.rc;
-        else rc = -HERD_ECLOSED;
+        herd_err e;
+        if (!f.done && f.in) {
+            if ((rc = herd_fetch_read_value(herd_conn_fd(c), f.in, f.n, 0, auth ? auth->budget : NULL, timeout_s, &f.v,
+                                            &e)))
+                herd_err_set(err, rc, "peer %s: %s", address, e.msg);
+        } else if (!f.done) rc = herd_err_set(err, -HERD_ECLOSED, "peer %s: the transfer ended unfinished", address);
+        else rc = f.rc;
     }
     if (c) herd_conn_free(c);
     herd_event_base_drain_free(f.base);
