@@ -11,13 +11,15 @@
  * PIECE bytes while less than QUEUED is queued (send_value and pump). A
  * malformed or unexpected message closes that one connection with a log line.
  * A peer of this host asks with GETFD instead: its bytes payloads of 1 MiB or
- * more are not sent but handed over as sealed memfds (shm.c), attached to the
- * value's first raw byte, which send_fds writes straight to the socket once
- * nothing else is queued (a bufferevent cannot carry descriptors).
- * The fetch side is a blocking call with a private event loop (an executor
- * thread, or a thread reading a future) — for unix:// peers plain blocking
- * reads (recvmsg, so the descriptors are taken: peer_local.c); the budget bounds
- * what a process fetches at once. */
+ * more that already live in a sealed memfd are not sent but handed over as
+ * those memfds (shm.c), attached to the value's first raw byte, which
+ * send_fds writes straight to the socket once nothing else is queued (a
+ * bufferevent cannot carry descriptors); its other payloads stream as bytes,
+ * over 4 MiB socket buffers. The fetch side is a blocking call with a private
+ * event loop (an executor thread, or a thread reading a future) until DATA;
+ * on a plain socket the value is then read as it arrives (fetch_read.c); for
+ * unix:// peers plain blocking reads throughout (recvmsg, so the descriptors
+ * are taken: peer_local.c); the budget bounds what a process fetches at once. */
 #include "peer.h"
 #include "peer_local.h"
 #include "comm.h"
