@@ -288,7 +288,6 @@ int herd_fetch_read_value(int fd, struct evbuffer *in, size_t nbytes, int fds, h
     if (!r) return herd_err_set(err, -ENOMEM, "out of memory");
     *r = (rd){ .fd = fd, .first = 1, .fds_ok = fds, .in = in, .left = nbytes, .rf = &rf, .budget = budget, .err = &e,
                .ms = timeout_s > 0 && timeout_s < 1e6 ? (int)(timeout_s * 1000) : -1 };
-    if (in) r->left = nbytes;
     int rc = read_value(r);
     if (rc) {
         rc = herd_err_set(err, rc == -HERD_EPROTO || rc == -ENOMEM ? rc : -HERD_ECLOSED, "%s%s",

@@ -135,6 +135,7 @@ ssize_t herd_shm_recv_some(int sock, void *buf, size_t cap, int *fds, int maxfds
         }
         break;
     }
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return -EAGAIN;    /* nothing yet: fds kept */
     int rc = 0;
     if (r <= 0) {
         rc = r == 0 ? -ECONNRESET : -errno;

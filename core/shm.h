@@ -39,7 +39,8 @@ int herd_shm_send(int sock, const void *buf, size_t len, const int *fds, int nfd
 int herd_shm_recv(int sock, void *buf, size_t len, int *fds, int maxfds, int *nfds, herd_err *err);
 /* One read of 1..cap bytes (its count, or a negative code with err set):
  * descriptors arriving with them are added at fds[*nfds] (at most maxfds in
- * all). Too many, or a read error: every descriptor in fds is closed and
- * *nfds is 0. */
+ * all). -EAGAIN (nothing to read yet on a non-blocking socket, or
+ * SO_RCVTIMEO ran out) leaves everything as it was. Too many descriptors, or
+ * another error: every descriptor in fds is closed and *nfds is 0. */
 ssize_t herd_shm_recv_some(int sock, void *buf, size_t cap, int *fds, int maxfds, int *nfds, herd_err *err);
 #endif
