@@ -73,6 +73,7 @@ struct herd_adaptive {
     size_t ncounts;
     retiring *ret;
     size_t nret, capret;
+    char kept[64];             /* the idle worker last kept for its needed values (logged once) */
     herd_worker_info *info;
     size_t capinfo;
     int tpw;                   /* threads per worker, as last seen */
@@ -403,9 +404,19 @@ static void decide(herd_adaptive *a, int full)
     /* a worker holding needed values stays when no open worker would be left
      * to take them (Dask keeps a worker with the only copy of needed data) */
     size_t nk = 0;
-    for (size_t i = 0; i < nc; i++)
+    const char *kept = NULL;
+    int64_t kept_bytes = 0;
+    for (size_t i = 0; i < nc; i++) {
         if (c[i].needed <= 0 || (size_t)open > nk + 1) c[nk++] = c[i];
+        else if (!kept) { kept = c[i].name; kept_bytes = c[i].needed; }
+    }
     nc = nk;
+    if (kept && strcmp(kept, a->kept)) {
+        herd_log(a->env, HERD_LOG_INFO, "adaptive: keeping worker %s: it holds the only copy of %.1f MiB still needed "
+                 "and no other worker would be left to take it (release the futures to let it go)", kept,
+                 (double)kept_bytes / 1048576);
+        snprintf(a->kept, sizeof a->kept, "%s", kept);
+    } else if (!kept) a->kept[0] = '\0';
     if (nc > need) nc = need;
     ccount *next = calloc(nc + 1, sizeof *next);
     if (!next) { free(c); goto out; }

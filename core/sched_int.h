@@ -90,6 +90,7 @@ struct sworker {
     int64_t moved_bytes;
     int64_t incoming;          /* bytes being moved to it */
     double move_started;
+    char *move_to;             /* the one recipient's name, or NULL: several */
     struct event *move_timer;  /* the moves' deadline */
     long pid;
     sres *res;

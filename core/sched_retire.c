@@ -73,8 +73,9 @@ static void moves_done(herd_sched *s, sworker *w)
 {
     if (w->move_timer) event_del(w->move_timer);
     if (w->nmoved)
-        slog(s, HERD_LOG_INFO, "worker %s retiring: moved %d value%s, %.1f MiB, to other workers in %.3gs", w->name,
-             w->nmoved, w->nmoved == 1 ? "" : "s", (double)w->moved_bytes / 1048576, herd_now() - w->move_started);
+        slog(s, HERD_LOG_INFO, "worker %s retiring: moved %d value%s, %.1f MiB, to %s%s in %.3gs", w->name, w->nmoved,
+             w->nmoved == 1 ? "" : "s", (double)w->moved_bytes / 1048576, w->move_to ? "worker " : "other workers",
+             w->move_to ? w->move_to : "", herd_now() - w->move_started);
     sch_retire_step(s, w);
 }
 
@@ -158,6 +159,8 @@ static int plan(herd_sched *s, sworker *w)
          spread ? "" : first->name);
     w->moving = sent;
     w->move_started = herd_now();
+    free(w->move_to);
+    w->move_to = spread ? NULL : strdup(first->name);
     double secs = MOVE_TIMEOUT_S + (double)bytes / MOVE_MIN_RATE;
     if (!w->move_timer) w->move_timer = evtimer_new(s->base, move_timeout, w);
     struct timeval tv = { (time_t)secs, (suseconds_t)((secs - floor(secs)) * 1e6) };

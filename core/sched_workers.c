@@ -53,6 +53,7 @@ void sch_worker_free(sworker *w)
     kmap_free(&w->running);
     free(w->peer);
     free(w->last_words);
+    free(w->move_to);
     free(w->name);
     free(w->host);
     free(w);

@@ -18,8 +18,11 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -173,6 +176,7 @@ static void test_adaptive_moves_value(void **state)
     assert_int_equal(tu_int_result(st.w2), 1);
     need_line(&log, "retiring: moved 1 value", st.wname);
     need_line(&log, "adaptive: worker", "retired");
+    if (getenv("RETIRE_SHOW_LOG")) fprintf(stderr, "%s", log.text);
     check_value(st.prod, 0);
     assert_int_equal(runs_of(d, 0), 1);
     assert_int_equal(tu_log_count(&log, "recomputing", NULL), 0);
@@ -212,6 +216,64 @@ static void test_recipient_killed(void **state)
     tu_flow_end(st.r);
     tu_log_free(&log);
     tu_rmtree(d);
+}
+
+/* Scaling to zero while a future holds a value only the last worker has:
+ * that worker stays (Dask keeps a worker with the only copy of needed data)
+ * and the value is read from it; once the future is released, the worker
+ * is retired. */
+static void test_last_holder_kept(void **state)
+{
+    char d[64];
+    tu_mkdtemp(d, sizeof d);
+    tu_log log;
+    tu_log_init(&log);
+    herd_err err = { 0 };
+    herd_runner *r = NULL;
+    herd_runner_opts o = { .cluster_kwargs = "{n_workers: 0, threads_per_worker: 1}",
+                           .adapt_kwargs = "{minimum: 0, maximum: 1, interval: 0.05, wait_count: 2}",
+                           .log = tu_log_sink, .log_ud = &log };
+    if (herd_runner_new(&r, &o, &err)) fail_msg("herd_runner_new: %s", err.msg);
+    if (herd_flow_begin(r, "retire-last", &err)) { herd_runner_free(r); fail_msg("herd_flow_begin: %s", err.msg); }
+    herd_future *prod = tu_submit(r, "t_make", herd_tuple("si", d, 3), NULL);
+    wait_state(prod, HERD_COMPLETED);
+    need_line(&log, "adaptive: keeping worker", "only copy");
+    assert_int_equal(tu_log_count(&log, "adaptive: scaling down", NULL), 0);
+    check_value(prod, 3);
+    assert_int_equal(runs_of(d, 3), 1);
+    herd_future_release(prod);
+    need_line(&log, "adaptive: worker", "retired");
+    assert_int_equal(tu_log_count(&log, "recomputing", NULL), 0);
+    tu_flow_end(r);
+    tu_log_free(&log);
+    tu_rmtree(d);
+}
+
+/* GET path from the scheduler's HTTP endpoint at url ("http://127.0.0.1:PORT"):
+ * the whole answer, malloc'd. */
+static char *http_get(const char *url, const char *path)
+{
+    const char *colon = strrchr(url, ':');
+    int port = colon ? atoi(colon + 1) : 0;
+    if (strncmp(url, "http://127.0.0.1:", 17) || port <= 0) fail_msg("unexpected endpoint URL %s", url);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa)) fail_msg("cannot connect to %s", url);
+    char req[256];
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", path);
+    if (write(fd, req, (size_t)n) != n) fail_msg("cannot send to %s", url);
+    size_t len = 0, cap = 1 << 16;
+    char *buf = malloc(cap);
+    ssize_t got;
+    while (buf && (got = read(fd, buf + len, cap - len - 1)) > 0) {
+        len += (size_t)got;
+        if (cap - len < 1024) { char *b = realloc(buf, cap *= 2); if (!b) { free(buf); buf = NULL; } else buf = b; }
+    }
+    close(fd);
+    if (!buf) fail_msg("out of memory");
+    buf[len] = '\0';
+    return buf;
 }
 
 /* ---- lifetime: a scheduler in this process, two workers of this binary,
@@ -261,7 +323,8 @@ static void test_lifetime_moves_value(void **state)
     tu_log log;
     tu_log_init(&log);
     herd_err err = { 0 };
-    herd_scheduler_opts so = { .listen = addr, .token = "retire-token", .log = tu_log_sink, .log_ud = &log };
+    herd_scheduler_opts so = { .listen = addr, .token = "retire-token", .log = tu_log_sink, .log_ud = &log,
+                               .dashboard_address = "127.0.0.1:0" };
     herd_scheduler *s = NULL;
     if (herd_scheduler_start(&s, &so, &err)) fail_msg("herd_scheduler_start: %s", err.msg);
     pid_t keep = spawn_worker(addr, "keep", NULL), shrt = spawn_worker(addr, "short", "4s");
@@ -283,6 +346,11 @@ static void test_lifetime_moves_value(void **state)
     check_value(prod, 7);
     assert_int_equal(runs_of(d, 7), 1);
     assert_int_equal(tu_log_count(&log, "recomputing", NULL), 0);
+    char *m = http_get(herd_scheduler_dashboard_url(s), "/metrics");
+    const char *moved = strstr(m, "\nherd_retire_moved_values_total "), *mb = strstr(m, "\nherd_retire_moved_bytes_total ");
+    if (!moved || atoi(moved + 32) != 1 || !mb || atoll(mb + 31) <= VAL_LEN)
+        fail_msg("/metrics does not count one value of over %d bytes moved:\n%s", VAL_LEN, m);
+    free(m);
     int status = 0;
     assert_int_equal(waitpid(shrt, &status, 0), shrt);
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
@@ -290,9 +358,8 @@ static void test_lifetime_moves_value(void **state)
     herd_future_release(prod);
     if (herd_flow_end(r, false, &err)) fail_msg("herd_flow_end: %s", err.msg);
     herd_runner_free(r);
-    kill(keep, SIGTERM);
-    waitpid(keep, &status, 0);
-    herd_scheduler_stop(s);
+    herd_scheduler_stop(s);                      /* keep, not reconnecting, exits */
+    if (waitpid(keep, &status, 0) != keep) fail_msg("worker keep was not reaped");
     tu_log_free(&log);
     tu_rmtree(d);
 }
@@ -306,6 +373,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_adaptive_moves_value),
         cmocka_unit_test(test_recipient_killed),
+        cmocka_unit_test(test_last_holder_kept),
         cmocka_unit_test(test_lifetime_moves_value),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
