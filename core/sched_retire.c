@@ -171,6 +171,9 @@ static int plan(herd_sched *s, sworker *w)
 void sch_retire_step(herd_sched *s, sworker *w)
 {
     if (!w->closing || w->close_sent || w->running.len || w->stuck || w->moving) return;
+    /* values still coming to it (it was a recipient before it was drained):
+     * they are its own to move once they have arrived */
+    if (w->incoming > 0 && !w->planned && !s->closing_all && w->conn) return;
     if (!w->planned && !s->closing_all && w->conn) {
         w->planned = 1;
         int rc = plan(s, w);
@@ -223,11 +226,11 @@ void sch_on_acquired(herd_sched *s, sworker *v, const herd_msg_acquired *a)
         s->met.retire_moved++;
         s->met.retire_moved_bytes += (uint64_t)t->nbytes;
         tell_readers(s, t, v);
-        kick(s);                                     /* a dependent may now go where it is */
     }
     sworker *from = m->from;
     free(m);
     if (from->moving > 0 && --from->moving == 0) moves_done(s, from);
+    kick(s);                                         /* v, if closing, may go on now */
 }
 
 void sch_retire_lost(herd_sched *s, sworker *w)
