@@ -548,8 +548,8 @@ static void test_example_profiles(void **state)
     char path[PATH_MAX];
     tmoto_src_path(path, sizeof path, "examples/fargate/herd.yaml");
     setenv("HERD_CONFIG", path, 1);
-    const char *profiles[] = { "fargate", "fargate-adaptive", "fargate-given" };
-    for (size_t i = 0; i < 3; i++) {
+    const char *profiles[] = { "fargate", "fargate-adaptive", "fargate-given", "ecs-gpu" };
+    for (size_t i = 0; i < 4; i++) {
         herd_runner *r = NULL;
         herd_err err = { 0 };
         herd_runner_opts o = { .profile = profiles[i], .log = tu_quiet_sink };
