@@ -6,7 +6,7 @@
 BUILD=${BUILD:-build}
 here=$(cd "$(dirname "$0")/.." && pwd)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-MOTO_IAM_LOAD_MANAGED_POLICIES=true python3 "$here/tests/support/moto_ecs.py" "$port" --agent 2>/dev/null &
+python3 "$here/tests/support/moto_ecs.py" "$port" --agent 2>/dev/null &
 moto=$!
 trap 'kill $moto 2>/dev/null' EXIT
 python3 -c "

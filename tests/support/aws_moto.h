@@ -144,9 +144,8 @@ static inline int tmoto_start(tmoto *m, bool with_agent)
     const char *moto_argv[] = { "python3", moto_py, port, with_agent ? "--agent" : NULL, NULL };
     const char *ep_argv[] = { "python3", script, ep_port, port, NULL };
     /* the workers the agent runs log warnings and errors only (the flow's own
-       log says what they do); moto knows AWS's managed IAM policies (the
-       execution role's AmazonECSTaskExecutionRolePolicy) */
-    const char *quiet[] = { "HERD_LOG_LEVEL=warning", "MOTO_IAM_LOAD_MANAGED_POLICIES=true", NULL };
+       log says what they do) */
+    const char *quiet[] = { "HERD_LOG_LEVEL=warning", NULL };
     herd_proc_spec s1 = { .argv = moto_argv, .env = quiet,
                           .io = { HERD_PROC_DEVNULL, HERD_PROC_DEVNULL, HERD_PROC_INHERIT } };
     herd_proc_spec s2 = { .argv = ep_argv, .io = { HERD_PROC_DEVNULL, HERD_PROC_DEVNULL, HERD_PROC_INHERIT } };
