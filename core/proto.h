@@ -47,7 +47,8 @@
  *   CLOSE     s->w [op, reason str]: finish and exit
  *   WORKERS   s->c [op, nworkers int, nthreads int]: the cluster's size changed
  *   STARTED   w->s [op, key int, attempt int]: an executor thread started the task
- *   CONTROL   c->s [op, seq int, verb str, arg str|nil]: "load"; "drain" NAME
+ *   CONTROL   c->s [op, seq int, verb str, arg str|nil]: "load"; "dashboard" (its
+ *                   HTTP endpoint: "SCHEME IP PORT ONCE|-", sched_http.c); "drain" NAME
  *                   and "close_workers" REASON only on a scheduler its cluster's
  *                   provider started (owned)
  *   PEER      w->s [op, address str]: where this worker serves its held values
@@ -76,7 +77,7 @@
  *   REPLY     s->c [op, seq int, rc int <= 0, payload]: the load (rc 0, for
  *                   "load": [waiting, ready, running, avg_duration,
  *                   task_seconds, [[name, nthreads, busy, closing, idle_for]…]]),
- *                   the error str (rc < 0), or nil
+ *                   the error str (rc < 0), a text str (rc 0: "dashboard"), or nil
  *
  * Names (HELLO name, task names, control verbs) are 1..HERD_PROTO_MAX_NAME
  * bytes without a NUL byte.
@@ -261,6 +262,7 @@ typedef struct herd_msg_reply {
     int rc;                    /* 0 or a negative error code */
     herd_pstr error;           /* rc < 0: the reason (nil: none given) */
     int has_load;              /* rc 0: load holds the scheduler's load */
+    herd_pstr text;            /* rc 0, no load: a text answer ("dashboard"), or nil */
     herd_sched_load load;      /* unpacked: workers malloc'd (herd_sched_load_free) */
 } herd_msg_reply;
 int herd_proto_pack_reply(msgpack_sbuffer *sb, const herd_msg_reply *m);

@@ -29,7 +29,7 @@ struct herd_remote {
     int nworkers, nthreads, owned; /* as the scheduler last said */
     uint64_t rpc_seq, rpc_got;     /* control calls: the last one sent, the last answered */
     int rpc_rc;
-    char *rpc_error;               /* the answer's error text, or NULL */
+    char *rpc_error;               /* the answer's error text (rc < 0) or its text (rc 0), or NULL */
     int rpc_has_load;
     herd_sched_load rpc_load;      /* the answer's load (taken by the caller) */
     pthread_mutex_t call_mu;       /* one control call at a time */
@@ -58,7 +58,7 @@ static void on_reply(herd_remote *r, herd_msg_reply *m)
     if (m->seq == r->rpc_seq && r->rpc_got != m->seq) {
         rpc_clear(r);
         r->rpc_rc = m->rc;
-        r->rpc_error = herd_pstr_dup(m->error);
+        r->rpc_error = herd_pstr_dup(m->rc ? m->error : m->text);
         r->rpc_has_load = m->has_load;
         r->rpc_load = m->load;
         memset(&m->load, 0, sizeof m->load);
@@ -290,9 +290,10 @@ static int remote_send(void *ud, herd_submit_spec *sp)
 const herd_transport herd_remote_tp = { remote_send, NULL };
 
 int herd_remote_control(herd_remote *r, const char *verb, const char *arg, double timeout_s,
-                        herd_sched_load *load, herd_err *err)
+                        herd_sched_load *load, char **text, herd_err *err)
 {
     if (load) memset(load, 0, sizeof *load);
+    if (text) *text = NULL;
     pthread_mutex_lock(&r->call_mu);
     pthread_mutex_lock(&r->mu);
     if (r->loop_done) {
@@ -318,10 +319,13 @@ int herd_remote_control(herd_remote *r, const char *verb, const char *arg, doubl
         herd_err_set(err, rc, "%s: %s", verb, r->rpc_error ? r->rpc_error : herd_strerror(rc));
     else if (load && !r->rpc_has_load)
         rc = herd_err_set(err, -HERD_EPROTO, "%s: the scheduler's answer holds no load", verb);
+    else if (text && !r->rpc_error)
+        rc = herd_err_set(err, -HERD_EPROTO, "%s: the scheduler's answer holds no text", verb);
     else if (load) {
         *load = r->rpc_load;
         memset(&r->rpc_load, 0, sizeof r->rpc_load);
     }
+    if (!rc && text) { *text = r->rpc_error; r->rpc_error = NULL; }
     rpc_clear(r);
     pthread_mutex_unlock(&r->mu);
     pthread_mutex_unlock(&r->call_mu);
@@ -366,12 +370,12 @@ int herd_remote_wait_workers(herd_remote *r, int n, double timeout_s, herd_err *
 
 static int rops_load(void *ud, herd_sched_load *l)
 {
-    return herd_remote_control(ud, "load", NULL, CONTROL_TIMEOUT_S, l, NULL);
+    return herd_remote_control(ud, "load", NULL, CONTROL_TIMEOUT_S, l, NULL, NULL);
 }
 
 static int rops_drain(void *ud, const char *name)
 {
-    return herd_remote_control(ud, "drain", name, CONTROL_TIMEOUT_S, NULL, NULL);
+    return herd_remote_control(ud, "drain", name, CONTROL_TIMEOUT_S, NULL, NULL, NULL);
 }
 
 static int rops_has(void *ud, const char *name)

@@ -20,11 +20,11 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
-#include <curl/curl.h>
 #include <pty.h>
 #include <sys/socket.h>
 
 #include "../support/testutil.h"
+#include "../support/http.h"
 
 static char build_dir[400], herd_bin[450], checker[500];
 
@@ -52,78 +52,6 @@ static int obs_fail(herd_task_ctx *ctx, const herd_value *args, herd_value **out
     return herd_task_fail(ctx, "obs_fail fails on purpose");
 }
 HERD_TASK(obs_fail);
-
-/* ---- HTTP with libcurl ---- */
-typedef struct resp { long code; char *body, *headers; size_t n, hn; } resp;
-
-static size_t on_body(char *d, size_t sz, size_t nm, void *ud)
-{
-    resp *r = ud;
-    size_t n = sz * nm;
-    char *p = realloc(r->body, r->n + n + 1);
-    if (!p) return 0;
-    memcpy(p + r->n, d, n);
-    r->body = p;
-    r->n += n;
-    p[r->n] = '\0';
-    return n;
-}
-
-static size_t on_header(char *d, size_t sz, size_t nm, void *ud)
-{
-    resp *r = ud;
-    size_t n = sz * nm;
-    char *p = realloc(r->headers, r->hn + n + 1);
-    if (!p) return 0;
-    memcpy(p + r->hn, d, n);
-    r->headers = p;
-    r->hn += n;
-    p[r->hn] = '\0';
-    return n;
-}
-
-/* GET base+path with an extra header (NULL: none); fails the test when the
- * request cannot be made at all. */
-static resp get(const char *base, const char *path, const char *header)
-{
-    resp r = { 0 };
-    char url[600];
-    snprintf(url, sizeof url, "%s%s", base, path);
-    CURL *c = curl_easy_init();
-    assert_non_null(c);
-    struct curl_slist *h = header ? curl_slist_append(NULL, header) : NULL;
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, &r);
-    curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);    /* a temporary CA: the test has no copy of it */
-    curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
-    if (h) curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    CURLcode rc = curl_easy_perform(c);
-    if (rc != CURLE_OK) fail_msg("GET %s: %s", url, curl_easy_strerror(rc));
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.code);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
-    if (!r.body) r.body = strdup("");
-    if (!r.headers) r.headers = strdup("");
-    return r;
-}
-
-static void resp_free(resp *r) { free(r->body); free(r->headers); }
-
-/* The dashboard URL the flow log printed. */
-static void dashboard_url(tu_log *log, char *url, size_t cap)
-{
-    assert_true(tu_log_wait_line(log, "the dashboard is available at ", NULL, TU_WAIT_S));
-    pthread_mutex_lock(&log->mu);
-    const char *p = strstr(log->text, "the dashboard is available at ") + strlen("the dashboard is available at ");
-    size_t n = strcspn(p, " \n");
-    snprintf(url, cap, "%.*s", (int)n, p);
-    pthread_mutex_unlock(&log->mu);
-}
 
 /* ---- raw sockets for bad input ---- */
 static void host_port(const char *url, char *host, size_t cap, int *port)
@@ -198,17 +126,17 @@ static void test_health_metrics_api(void **state)
     tu_log_init(&log);
     herd_runner *r = tu_flow("{n_workers: 2, threads_per_worker: 2}", "{dashboard_address: '127.0.0.1:0'}", 2, &log);
     char url[300];
-    dashboard_url(&log, url, sizeof url);
+    tu_dashboard_links(&log, url, sizeof url, NULL, 0);
     assert_true(strncmp(url, "http://127.0.0.1:", 17) == 0);
 
     herd_future *fs[20];
     for (int i = 0; i < 20; i++) fs[i] = tu_submit(r, "obs_square", herd_tuple("i", i), NULL);
     for (int i = 0; i < 20; i++) assert_int_equal(tu_int_result(fs[i]), i * i);
 
-    resp h = get(url, "/health", NULL);
+    tu_resp h = tu_get(url, "/health", NULL);
     assert_int_equal(h.code, 200);
     assert_string_equal(h.body, "ok\n");
-    resp_free(&h);
+    tu_resp_free(&h);
     /* Prometheus's parser reads it all; workers 2, obs_square completed 20 times */
     assert_int_equal(check("metrics %s/metrics 2 obs_square 20", url), 0);
     assert_int_equal(check("api %s/api/v1/status 2 obs_square 20", url), 0);
@@ -217,19 +145,19 @@ static void test_health_metrics_api(void **state)
     for (size_t i = 0; i < sizeof parts / sizeof *parts; i++) {
         char path[64];
         snprintf(path, sizeof path, "/api/v1/%s", parts[i]);
-        resp j = get(url, path, NULL);
+        tu_resp j = tu_get(url, path, NULL);
         assert_int_equal(j.code, 200);
         assert_non_null(strstr(j.headers, "application/json"));
-        resp_free(&j);
+        tu_resp_free(&j);
     }
-    resp n = get(url, "/api/v1/nothing", NULL);
+    tu_resp n = tu_get(url, "/api/v1/nothing", NULL);
     assert_int_equal(n.code, 404);
-    resp_free(&n);
-    resp page = get(url, "/", NULL);
+    tu_resp_free(&n);
+    tu_resp page = tu_get(url, "/", NULL);
     assert_int_equal(page.code, 200);
     assert_non_null(strstr(page.body, "<canvas id=\"stream\">"));
     assert_true(page.n < 150 * 1024);
-    resp_free(&page);
+    tu_resp_free(&page);
     tu_flow_end(r);
     tu_log_free(&log);
 }
@@ -240,7 +168,7 @@ static void test_bad_input(void **state)
     tu_log_init(&log);
     herd_runner *r = tu_flow("{n_workers: 1, threads_per_worker: 2}", "{dashboard_address: '127.0.0.1:0'}", 1, &log);
     char url[300];
-    dashboard_url(&log, url, sizeof url);
+    tu_dashboard_links(&log, url, sizeof url, NULL, 0);
 
     /* slow clients: many connections that never finish their request */
     int slow[40];
@@ -281,14 +209,14 @@ static void test_bad_input(void **state)
     out = raw(url, "GET /api/v1/runs?since_run=%zz&x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 73, 10);
     assert_non_null(strstr(out, "HTTP/1.1"));
     free(out);
-    resp nf = get(url, "/../../etc/passwd", NULL);
+    tu_resp nf = tu_get(url, "/../../etc/passwd", NULL);
     assert_int_equal(nf.code, 404);
-    resp_free(&nf);
+    tu_resp_free(&nf);
 
     /* with all that open, the endpoint and the scheduler both still answer */
-    resp h = get(url, "/health", NULL);
+    tu_resp h = tu_get(url, "/health", NULL);
     assert_int_equal(h.code, 200);
-    resp_free(&h);
+    tu_resp_free(&h);
     check_flow_still_works(r);
     /* and the slow ones are dropped (HTTP_TIMEOUT_S), not kept forever */
     char c;
@@ -311,7 +239,7 @@ static void test_status_cli(void **state)
     tu_log_init(&log);
     herd_runner *r = tu_flow("{n_workers: 2, threads_per_worker: 1}", "{dashboard_address: '127.0.0.1:0'}", 2, &log);
     char url[300], cmd[4096];
-    dashboard_url(&log, url, sizeof url);
+    tu_dashboard_links(&log, url, sizeof url, NULL, 0);
     herd_future *f = tu_submit(r, "obs_square", herd_tuple("i", 3), NULL);
     assert_int_equal(tu_int_result(f), 9);
     char dir[64];
@@ -360,7 +288,7 @@ static void test_page_in_chromium(void **state)
     tu_log_init(&log);
     herd_runner *r = tu_flow("{n_workers: 2, threads_per_worker: 2}", "{dashboard_address: '127.0.0.1:0'}", 2, &log);
     char url[300], dir[64], marker[128], cmd[4096];
-    dashboard_url(&log, url, sizeof url);
+    tu_dashboard_links(&log, url, sizeof url, NULL, 0);
     tu_mkdtemp(dir, sizeof dir);
     snprintf(marker, sizeof marker, "%s/release", dir);
     herd_future *done[30], *blocked[3];
@@ -478,53 +406,10 @@ static void test_token_beyond_loopback(void **state)
     char ck[200];
     snprintf(ck, sizeof ck, "{dashboard_address: '%s:0', token: obs-secret-token}", dummy_ip);
     herd_runner *r = tu_flow("{n_workers: 1, threads_per_worker: 1}", ck, 1, &log);
-    char url[300];
-    dashboard_url(&log, url, sizeof url);
+    char url[300], login[400];
+    tu_dashboard_links(&log, url, sizeof url, login, sizeof login);
     assert_non_null(strstr(url, dummy_ip));
-    assert_true(tu_log_wait_line(&log, "one-time login link: ", NULL, TU_WAIT_S));
-    pthread_mutex_lock(&log.mu);
-    const char *p = strstr(log.text, "one-time login link: ") + strlen("one-time login link: ");
-    char login[400];
-    snprintf(login, sizeof login, "%.*s", (int)strcspn(p, " \n"), p);
-    pthread_mutex_unlock(&log.mu);
-
-    resp a = get(url, "/metrics", NULL);
-    assert_int_equal(a.code, 401);
-    assert_non_null(strstr(a.headers, "WWW-Authenticate: Bearer"));
-    resp_free(&a);
-    a = get(url, "/", NULL);
-    assert_int_equal(a.code, 401);
-    resp_free(&a);
-    a = get(url, "/metrics", "Authorization: Bearer wrong-token");
-    assert_int_equal(a.code, 401);
-    resp_free(&a);
-    a = get(url, "/metrics", "Cookie: herd_session=0000000000000000000000000000000000000000000000000000000000000000");
-    assert_int_equal(a.code, 401);
-    resp_free(&a);
-    a = get(url, "/health", NULL);                /* no secret in it */
-    assert_int_equal(a.code, 200);
-    resp_free(&a);
-    a = get(url, "/metrics", "Authorization: Bearer obs-secret-token");
-    assert_int_equal(a.code, 200);
-    assert_non_null(strstr(a.body, "herd_scheduler_workers"));
-    resp_free(&a);
-    a = get(url, "/login?once=abc", NULL);
-    assert_int_equal(a.code, 401);
-    resp_free(&a);
-    /* the link: once, and its cookie works */
-    a = get(login, "", NULL);
-    assert_int_equal(a.code, 303);
-    char *sc = strstr(a.headers, "Set-Cookie: ");
-    assert_non_null(sc);
-    char cookie[200];
-    snprintf(cookie, sizeof cookie, "Cookie: %.*s", (int)strcspn(sc + 12, ";\r\n"), sc + 12);
-    resp_free(&a);
-    a = get(url, "/api/v1/workers", cookie);
-    assert_int_equal(a.code, 200);
-    resp_free(&a);
-    a = get(login, "", NULL);
-    assert_int_equal(a.code, 401);
-    resp_free(&a);
+    tu_check_token_rules(url, login, "obs-secret-token");
     /* herd status: without the token a clear refusal; with it the report */
     char cmd[4096], dir[64];
     tu_mkdtemp(dir, sizeof dir);
@@ -554,11 +439,11 @@ static void test_https(void **state)
     tu_log_init(&log);
     herd_runner *r = tu_flow("{n_workers: 1, threads_per_worker: 1}", "{dashboard_address: '127.0.0.1:0', security: temporary}", 1, &log);
     char url[300];
-    dashboard_url(&log, url, sizeof url);
+    tu_dashboard_links(&log, url, sizeof url, NULL, 0);
     assert_true(strncmp(url, "https://127.0.0.1:", 18) == 0);
-    resp a = get(url, "/health", NULL);
+    tu_resp a = tu_get(url, "/health", NULL);
     assert_int_equal(a.code, 200);
-    resp_free(&a);
+    tu_resp_free(&a);
     char plain[300];
     snprintf(plain, sizeof plain, "http://%s", url + 8);
     char *out = raw(plain, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n", 34, 10);

@@ -12,7 +12,9 @@
  * (its tasks run elsewhere; the session's other worker runs on); close leaves no process behind on any host, even when the
  * client is killed; the upload is skipped when the sha256 matches and
  * redone for a file changed on the host; TLS
- * (security: temporary); adaptive scaling. Whatever the machine cannot do
+ * (security: temporary); adaptive scaling; the dashboard of a scheduler on
+ * a namespaced host, fetched through the link the flow log prints (401
+ * without the token, 200 with it). Whatever the machine cannot do
  * is skipped with a loud message saying why. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -22,6 +24,7 @@
 #include "../support/testutil.h"
 #include "../support/sshd.h"
 #include "../support/blobs.h"
+#include "../support/http.h"
 
 #include <dirent.h>
 #include <limits.h>
@@ -1003,22 +1006,37 @@ static void test_netns_hosts(void **state)
         assert_true(wait_no_procs("nsany", 5));
     }
     /* the scheduler on the first namespace, over TLS: this client and the
-     * other host's workers cross the bridge to reach it */
+     * other host's workers cross the bridge to reach it; its dashboard
+     * (dashboard_address) on every interface of that host, over HTTPS, with
+     * the token, at the link the flow log prints */
     snprintf(more, sizeof more, "workers_per_host: 1, name: nss, scheduler_host: '%s'", nhost[0].host);
     kw(ck, sizeof ck, hosts, more);
     herd_err err = { 0 };
-    herd_runner *r = runner(ck, "{security: temporary, data_transfer: direct}", NULL, NULL, &err);
+    tu_log log;
+    tu_log_init(&log);
+    log.echo_level = HERD_LOG_ERROR + 1;
+    herd_runner *r = runner(ck, "{security: temporary, data_transfer: direct, dashboard_address: ':0', "
+                            "token: ssh-dash-token}", NULL, &log, &err);
     if (herd_flow_begin(r, "netns-sched", &err)) fail_msg("%s", err.msg);
     char want[96];
     snprintf(want, sizeof want, "tls://%s:", net.addr[0]);
     if (strncmp(herd_runner_address(r), want, strlen(want)) != 0)
         fail_msg("scheduler at %s, expected %s…", herd_runner_address(r), want);
+    char url[300], login[400], wurl[96];
+    tu_dashboard_links(&log, url, sizeof url, login, sizeof login);
+    snprintf(wurl, sizeof wurl, "https://%s:", net.addr[0]);   /* that host's address, HTTPS */
+    if (strncmp(url, wurl, strlen(wurl)) != 0) fail_msg("dashboard at %s, expected %s…", url, wurl);
     if (herd_wait_for_workers(r, 2, TU_WAIT_S, &err)) fail_msg("%s", err.msg);
+    tu_check_token_rules(url, login, "ssh-dash-token");
+    tu_resp rep = tu_get(url, "/api/v1/status", "Authorization: Bearer ssh-dash-token");
+    assert_non_null(strstr(rep.body, "\"nss-"));       /* the workers it sees */
+    tu_resp_free(&rep);
     char seen[4][64];
     assert_int_equal(hosts_used(r, 20, 30, seen, 4), 2);
     cross_host_transfer(r);                /* and this client reads held results across the bridge */
     herd_flow_end(r, false, &err);
     herd_runner_free(r);
+    tu_log_free(&log);
     assert_true(wait_no_procs("nss", 5));
     assert_true(wait_no_sched(5));
 }
