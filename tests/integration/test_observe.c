@@ -118,15 +118,86 @@ static int check(const char *fmt, ...)
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+/* A LocalCluster of nworkers x threads with the dashboard (client_kwargs
+ * client: NULL for 127.0.0.1, port 0), its log in *log, its URL in url. */
+static herd_runner *dash_flow(int nworkers, int threads, const char *client, tu_log *log, char *url, size_t cap)
+{
+    char ck[100];
+    snprintf(ck, sizeof ck, "{n_workers: %d, threads_per_worker: %d}", nworkers, threads);
+    tu_log_init(log);
+    herd_runner *r = tu_flow(ck, client ? client : "{dashboard_address: '127.0.0.1:0'}", nworkers, log);
+    tu_dashboard_links(log, url, cap, NULL, 0);
+    return r;
+}
+
+static void dash_end(herd_runner *r, tu_log *log)
+{
+    tu_flow_end(r);
+    tu_log_free(log);
+}
+
+/* `herd ARGS` (env first when given) with its output in dir/out: its exit
+ * status, the output in *text (malloc'd). */
+static int herd_cmd(const char *dir, const char *env, char **text, const char *fmt, ...)
+{
+    char args[2000], cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof cmd, "%s %s %s > %s/out 2>&1", env ? env : "", herd_bin, args, dir);
+    int st = system(cmd);
+    snprintf(cmd, sizeof cmd, "%s/out", dir);
+    *text = tu_read_file(cmd);
+    assert_non_null(*text);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void need_chromium(const char *what)
+{
+    if (access("/usr/bin/chromium", X_OK) != 0) {
+        fprintf(stderr, "\n*** SKIPPED: the %s test needs Chromium (apt-get install chromium) ***\n\n", what);
+        skip();
+    }
+}
+
+/* Headless Chromium on url: its DOM after budget_ms of its scripts in
+ * dir/dom.html (its console in dir/chromium.log, which must hold no
+ * message of the page), then its screenshot in build_dir/shot. */
+static void chromium(const char *dir, const char *url, int budget_ms, const char *shot)
+{
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd,
+             "cd %s && timeout 120 chromium --headless --no-sandbox --disable-gpu --no-first-run --user-data-dir=%s/profile "
+             "--enable-logging=stderr --v=0 --virtual-time-budget=%d --window-size=1280,900 --dump-dom %s "
+             "> dom.html 2> chromium.log && timeout 120 chromium --headless --no-sandbox --disable-gpu --no-first-run "
+             "--user-data-dir=%s/profile --virtual-time-budget=%d --window-size=1280,900 --hide-scrollbars "
+             "--screenshot=%s/%s %s > /dev/null 2>&1",
+             dir, dir, budget_ms, url, dir, budget_ms, build_dir, shot, url);
+    int st = system(cmd);
+    if (st != 0) {
+        snprintf(cmd, sizeof cmd, "tail -30 %s/chromium.log >&2", dir);
+        if (system(cmd)) {}
+    }
+    assert_int_equal(st, 0);
+    /* no console message of the page (Chromium logs them as CONSOLE lines) */
+    snprintf(cmd, sizeof cmd, "grep -q 'CONSOLE' %s/chromium.log", dir);
+    if (system(cmd) == 0) {
+        snprintf(cmd, sizeof cmd, "grep CONSOLE %s/chromium.log >&2", dir);
+        if (system(cmd)) {}
+        fail_msg("%s logged to its console", url);
+    }
+    snprintf(cmd, sizeof cmd, "%s/%s", build_dir, shot);
+    assert_int_equal(access(cmd, R_OK), 0);
+}
+
 /* ---- the tests ---- */
 
 static void test_health_metrics_api(void **state)
 {
     tu_log log;
-    tu_log_init(&log);
-    herd_runner *r = tu_flow("{n_workers: 2, threads_per_worker: 2}", "{dashboard_address: '127.0.0.1:0'}", 2, &log);
     char url[300];
-    tu_dashboard_links(&log, url, sizeof url, NULL, 0);
+    herd_runner *r = dash_flow(2, 2, NULL, &log, url, sizeof url);
     assert_true(strncmp(url, "http://127.0.0.1:", 17) == 0);
 
     herd_future *fs[20];
@@ -158,17 +229,14 @@ static void test_health_metrics_api(void **state)
     assert_non_null(strstr(page.body, "<canvas id=\"stream\">"));
     assert_true(page.n < 150 * 1024);
     tu_resp_free(&page);
-    tu_flow_end(r);
-    tu_log_free(&log);
+    dash_end(r, &log);
 }
 
 static void test_bad_input(void **state)
 {
     tu_log log;
-    tu_log_init(&log);
-    herd_runner *r = tu_flow("{n_workers: 1, threads_per_worker: 2}", "{dashboard_address: '127.0.0.1:0'}", 1, &log);
     char url[300];
-    tu_dashboard_links(&log, url, sizeof url, NULL, 0);
+    herd_runner *r = dash_flow(1, 2, NULL, &log, url, sizeof url);
 
     /* slow clients: many connections that never finish their request */
     int slow[40];
@@ -228,67 +296,48 @@ static void test_bad_input(void **state)
     assert_int_equal(got, 0);          /* closed by the server */
     for (int i = 0; i < 40; i++) close(slow[i]);
     check_flow_still_works(r);
-    tu_flow_end(r);
-    tu_log_free(&log);
+    dash_end(r, &log);
 }
 
 /* herd status against the flow's endpoint: text, --json, --watch. */
 static void test_status_cli(void **state)
 {
     tu_log log;
-    tu_log_init(&log);
-    herd_runner *r = tu_flow("{n_workers: 2, threads_per_worker: 1}", "{dashboard_address: '127.0.0.1:0'}", 2, &log);
-    char url[300], cmd[4096];
-    tu_dashboard_links(&log, url, sizeof url, NULL, 0);
+    char url[300];
+    herd_runner *r = dash_flow(2, 1, NULL, &log, url, sizeof url);
     herd_future *f = tu_submit(r, "obs_square", herd_tuple("i", 3), NULL);
     assert_int_equal(tu_int_result(f), 9);
-    char dir[64];
+    char dir[64], *text;
     tu_mkdtemp(dir, sizeof dir);
-    snprintf(cmd, sizeof cmd, "%s status %s > %s/text 2>&1", herd_bin, url + 7, dir);
-    assert_int_equal(system(cmd), 0);
-    snprintf(cmd, sizeof cmd, "%s/text", dir);
-    char *text = tu_read_file(cmd);
-    assert_non_null(text);
+    assert_int_equal(herd_cmd(dir, NULL, &text, "status %s", url + 7), 0);
     assert_non_null(strstr(text, "2 workers, 2 threads"));
     assert_non_null(strstr(text, "local-0"));
     assert_non_null(strstr(text, "obs_square"));
     free(text);
-    snprintf(cmd, sizeof cmd, "%s status --json %s > %s/json", herd_bin, url, dir);
-    assert_int_equal(system(cmd), 0);
-    assert_int_equal(check("apifile %s/json 2 obs_square 1", dir), 0);
-    snprintf(cmd, sizeof cmd, "%s status --watch --interval 0.5 --count 3 %s > %s/watch", herd_bin, url, dir);
-    assert_int_equal(system(cmd), 0);
-    snprintf(cmd, sizeof cmd, "%s/watch", dir);
-    text = tu_read_file(cmd);
+    assert_int_equal(herd_cmd(dir, NULL, &text, "status --json %s", url), 0);
+    free(text);
+    assert_int_equal(check("apifile %s/out 2 obs_square 1", dir), 0);
+    assert_int_equal(herd_cmd(dir, NULL, &text, "status --watch --interval 0.5 --count 3 %s", url), 0);
     int n = 0;
     for (const char *p = text; (p = strstr(p, "herd scheduler ")); p++) n++;
     assert_int_equal(n, 3);
     free(text);
     /* wrong addresses say what was expected */
-    snprintf(cmd, sizeof cmd, "%s status tcp://127.0.0.1:1 > %s/err 2>&1", herd_bin, dir);
-    assert_int_equal(WEXITSTATUS(system(cmd)), 2);
-    snprintf(cmd, sizeof cmd, "%s/err", dir);
-    text = tu_read_file(cmd);
+    assert_int_equal(herd_cmd(dir, NULL, &text, "status tcp://127.0.0.1:1"), 2);
     assert_non_null(strstr(text, "expected the dashboard's HOST:PORT"));
     free(text);
     tu_rmtree(dir);
-    tu_flow_end(r);
-    tu_log_free(&log);
+    dash_end(r, &log);
 }
 
 /* The live page in headless Chromium while tasks run: it shows both workers
  * and the progress of the running flow, and logs nothing to its console. */
 static void test_page_in_chromium(void **state)
 {
-    if (access("/usr/bin/chromium", X_OK) != 0) {
-        fprintf(stderr, "\n*** SKIPPED: the page test needs Chromium (apt-get install chromium) ***\n\n");
-        skip();
-    }
+    need_chromium("page");
     tu_log log;
-    tu_log_init(&log);
-    herd_runner *r = tu_flow("{n_workers: 2, threads_per_worker: 2}", "{dashboard_address: '127.0.0.1:0'}", 2, &log);
-    char url[300], dir[64], marker[128], cmd[4096];
-    tu_dashboard_links(&log, url, sizeof url, NULL, 0);
+    char url[300], dir[64], marker[128];
+    herd_runner *r = dash_flow(2, 2, NULL, &log, url, sizeof url);
     tu_mkdtemp(dir, sizeof dir);
     snprintf(marker, sizeof marker, "%s/release", dir);
     herd_future *done[30], *blocked[3];
@@ -297,45 +346,22 @@ static void test_page_in_chromium(void **state)
     for (int i = 0; i < 3; i++) blocked[i] = tu_submit(r, "obs_block", herd_tuple("s", marker), NULL);
     assert_int_equal(tu_wait_running(blocked, 3, 3, TU_WAIT_S), 3);
 
-    snprintf(cmd, sizeof cmd,
-             "cd %s && timeout 120 chromium --headless --no-sandbox --disable-gpu --no-first-run --user-data-dir=%s/profile "
-             "--enable-logging=stderr --v=0 --virtual-time-budget=3000 --window-size=1280,900 --dump-dom %s/ "
-             "> dom.html 2> chromium.log && timeout 120 chromium --headless --no-sandbox --disable-gpu --no-first-run "
-             "--user-data-dir=%s/profile --virtual-time-budget=3000 --window-size=1280,900 --hide-scrollbars "
-             "--screenshot=%s/observe-dashboard.png %s/ > /dev/null 2>&1",
-             dir, dir, url, dir, build_dir, url);
-    int st = system(cmd);
-    if (st != 0) {
-        snprintf(cmd, sizeof cmd, "tail -30 %s/chromium.log >&2", dir);
-        if (system(cmd)) {}
-    }
-    assert_int_equal(st, 0);
+    char page[320];
+    snprintf(page, sizeof page, "%s/", url);
+    chromium(dir, page, 3000, "observe-dashboard.png");
     /* the DOM after its scripts ran */
     assert_int_equal(check("dom %s/dom.html local-0 local-1 obs_square 30 obs_block 3", dir), 0);
-    /* no console message of the page (Chromium logs them as CONSOLE lines) */
-    snprintf(cmd, sizeof cmd, "grep -q 'CONSOLE' %s/chromium.log", dir);
-    if (system(cmd) == 0) {
-        snprintf(cmd, sizeof cmd, "grep CONSOLE %s/chromium.log >&2", dir);
-        if (system(cmd)) {}
-        fail_msg("the page logged to its console");
-    }
-    snprintf(cmd, sizeof cmd, "%s/observe-dashboard.png", build_dir);
-    assert_int_equal(access(cmd, R_OK), 0);
     assert_int_equal(tu_write_file(marker, "go"), 0);
     for (int i = 0; i < 3; i++) assert_int_equal(tu_int_result(blocked[i]), 1);
     tu_rmtree(dir);
-    tu_flow_end(r);
-    tu_log_free(&log);
+    dash_end(r, &log);
 }
 
 /* performance_report_path: one HTML file at flow end that Chromium draws
  * from the data inlined in it (nothing fetched: file://). */
 static void test_performance_report(void **state)
 {
-    if (access("/usr/bin/chromium", X_OK) != 0) {
-        fprintf(stderr, "\n*** SKIPPED: the report test needs Chromium (apt-get install chromium) ***\n\n");
-        skip();
-    }
+    need_chromium("report");
     char dir[64], ck[300], cmd[4096];
     tu_mkdtemp(dir, sizeof dir);
     snprintf(ck, sizeof ck, "{performance_report_path: '%s/report.html'}", dir);
@@ -354,21 +380,10 @@ static void test_performance_report(void **state)
     assert_non_null(strstr(html, "window.HERD_SNAPSHOT = {"));
     assert_true(strlen(html) < 400 * 1024);
     free(html);
-    snprintf(cmd, sizeof cmd,
-             "cd %s && timeout 120 chromium --headless --no-sandbox --disable-gpu --no-first-run --user-data-dir=%s/profile "
-             "--enable-logging=stderr --v=0 --virtual-time-budget=2000 --window-size=1280,900 --dump-dom file://%s/report.html "
-             "> dom.html 2> chromium.log && timeout 120 chromium --headless --no-sandbox --disable-gpu --no-first-run "
-             "--user-data-dir=%s/profile --virtual-time-budget=2000 --window-size=1280,900 --hide-scrollbars "
-             "--screenshot=%s/observe-report.png file://%s/report.html > /dev/null 2>&1",
-             dir, dir, dir, dir, build_dir, dir);
-    assert_int_equal(system(cmd), 0);
+    char file[300];
+    snprintf(file, sizeof file, "file://%s/report.html", dir);
+    chromium(dir, file, 2000, "observe-report.png");
     assert_int_equal(check("dom %s/dom.html local-0 local-1 obs_square 10 obs_fail 0", dir), 0);
-    snprintf(cmd, sizeof cmd, "grep -q CONSOLE %s/chromium.log", dir);
-    if (system(cmd) == 0) {
-        snprintf(cmd, sizeof cmd, "grep CONSOLE %s/chromium.log >&2", dir);
-        if (system(cmd)) {}
-        fail_msg("the report logged to its console");
-    }
     tu_rmtree(dir);
 }
 
@@ -411,24 +426,17 @@ static void test_token_beyond_loopback(void **state)
     assert_non_null(strstr(url, dummy_ip));
     tu_check_token_rules(url, login, "obs-secret-token");
     /* herd status: without the token a clear refusal; with it the report */
-    char cmd[4096], dir[64];
+    char dir[64], *text;
     tu_mkdtemp(dir, sizeof dir);
-    snprintf(cmd, sizeof cmd, "env -u HERD_TOKEN %s status %s > %s/out 2>&1", herd_bin, url, dir);
-    assert_int_equal(WEXITSTATUS(system(cmd)), 1);
-    snprintf(cmd, sizeof cmd, "%s/out", dir);
-    char *text = tu_read_file(cmd);
+    assert_int_equal(herd_cmd(dir, "env -u HERD_TOKEN", &text, "status %s", url), 1);
     assert_non_null(strstr(text, "needs the cluster's token"));
     free(text);
-    snprintf(cmd, sizeof cmd, "HERD_TOKEN=obs-secret-token %s status %s > %s/out 2>&1", herd_bin, url, dir);
-    assert_int_equal(system(cmd), 0);
-    snprintf(cmd, sizeof cmd, "%s/out", dir);
-    text = tu_read_file(cmd);
+    assert_int_equal(herd_cmd(dir, "HERD_TOKEN=obs-secret-token", &text, "status %s", url), 0);
     assert_non_null(strstr(text, "1 worker, 1 thread"));
     free(text);
     tu_rmtree(dir);
     check_flow_still_works(r);
-    tu_flow_end(r);
-    tu_log_free(&log);
+    dash_end(r, &log);
     dummy_down();
 }
 
@@ -436,10 +444,8 @@ static void test_token_beyond_loopback(void **state)
 static void test_https(void **state)
 {
     tu_log log;
-    tu_log_init(&log);
-    herd_runner *r = tu_flow("{n_workers: 1, threads_per_worker: 1}", "{dashboard_address: '127.0.0.1:0', security: temporary}", 1, &log);
     char url[300];
-    tu_dashboard_links(&log, url, sizeof url, NULL, 0);
+    herd_runner *r = dash_flow(1, 1, "{dashboard_address: '127.0.0.1:0', security: temporary}", &log, url, sizeof url);
     assert_true(strncmp(url, "https://127.0.0.1:", 18) == 0);
     tu_resp a = tu_get(url, "/health", NULL);
     assert_int_equal(a.code, 200);
@@ -450,8 +456,7 @@ static void test_https(void **state)
     assert_null(strstr(out, "200 OK"));
     free(out);
     check_flow_still_works(r);
-    tu_flow_end(r);
-    tu_log_free(&log);
+    dash_end(r, &log);
 }
 
 /* herd_progress with stderr as fd: a file (plain lines) or a terminal. The
