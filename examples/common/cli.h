@@ -1,10 +1,10 @@
-/* examples/common/cli.h — what the examples' programs share: the
- * --cluster-kwargs and --profile options (their getopt entries, help lines
- * and values), the cluster those choose (a herd.yaml profile, else a
- * temporary local.LocalCluster with the example's default cluster_kwargs
- * under the user's keys), beginning the flow run on it and waiting for its
- * workers, and a monotonic clock. Header-only: include it from one file of
- * an example (it uses only the public API). */
+/* examples/common/cli.h — what the examples' programs share: their command
+ * line (their own options plus --cluster-kwargs, --profile and --help; the
+ * help text; unexpected arguments), the cluster those choose (a herd.yaml
+ * profile, else a temporary local.LocalCluster with the example's default
+ * cluster_kwargs under the user's keys), beginning the flow run on it and
+ * waiting for its workers, and a monotonic clock. Header-only: include it
+ * from one file of an example (it uses only the public API). */
 #ifndef HERD_EXAMPLES_CLI_H
 #define HERD_EXAMPLES_CLI_H
 
@@ -14,18 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
-
-/* In an example's getopt_long table; its switch hands 'k' and 'p' to
- * ex_cluster_opt. */
-#define EX_CLUSTER_LONGOPTS                                 \
-    { "cluster-kwargs", required_argument, NULL, 'k' },     \
-    { "profile", required_argument, NULL, 'p' }
-
-/* Its help lines: one %s, the default cluster_kwargs. */
-#define EX_CLUSTER_USAGE                                                      \
-    "  --cluster-kwargs YAML    keys over the default %s\n"                   \
-    "  --profile NAME           run on the cluster of a herd.yaml profile instead\n" \
-    "                           (also $HERD_PROFILE; see examples/config, examples/ssh)\n"
 
 typedef struct ex_cluster {
     const char *defaults;          /* the example's cluster_kwargs (YAML) */
@@ -39,14 +27,54 @@ static inline ex_cluster ex_cluster_defaults(const char *defaults)
     return (ex_cluster){ .defaults = defaults, .profile = p && *p ? p : NULL };
 }
 
-/* getopt's 'k' (--cluster-kwargs) and 'p' (--profile): 1 when opt was one
- * of them, 0 otherwise. */
-static inline int ex_cluster_opt(ex_cluster *c, int opt, const char *arg)
+/* An example's command line: its own options (getopt_long entries ending
+ * with a NULL name; 'k', 'p' and 'h' are taken), their help lines, and what
+ * to do with each (on_opt: 0, or -1 after saying why on stderr); the
+ * cluster options and --help come with them. */
+typedef struct ex_cli {
+    const char *about;             /* the help's lines under "usage:" */
+    const struct option *opts;
+    const char *opts_help;
+    int (*on_opt)(void *ud, int opt, const char *arg, const char *prog);
+    void *ud;
+    ex_cluster *cluster;
+} ex_cli;
+
+static inline void ex_usage(FILE *f, const char *prog, const ex_cli *cli)
 {
-    if (opt == 'k') c->kwargs_override = arg;
-    else if (opt == 'p') c->profile = arg;
-    else return 0;
-    return 1;
+    fprintf(f, "usage: %s [options]\n%s%s"
+               "  --cluster-kwargs YAML    keys over the default %s\n"
+               "  --profile NAME           run on the cluster of a herd.yaml profile instead\n"
+               "                           (also $HERD_PROFILE; see examples/config, examples/ssh)\n"
+               "  --help\n", prog, cli->about, cli->opts_help, cli->cluster->defaults);
+}
+
+/* 0, or -1 after saying why (bad options); --help prints the help and exits. */
+static inline int ex_parse_args(int argc, char **argv, const ex_cli *cli)
+{
+    struct option all[24];
+    size_t n = 0;
+    for (const struct option *o = cli->opts; o && o->name && n < 20; o++) all[n++] = *o;
+    all[n++] = (struct option){ "cluster-kwargs", required_argument, NULL, 'k' };
+    all[n++] = (struct option){ "profile", required_argument, NULL, 'p' };
+    all[n++] = (struct option){ "help", no_argument, NULL, 'h' };
+    all[n] = (struct option){ NULL, 0, NULL, 0 };
+    int c;
+    while ((c = getopt_long(argc, argv, "", all, NULL)) != -1) {
+        switch (c) {
+        case 'k': cli->cluster->kwargs_override = optarg; break;
+        case 'p': cli->cluster->profile = optarg; break;
+        case 'h': ex_usage(stdout, argv[0], cli); exit(0);
+        case '?': ex_usage(stderr, argv[0], cli); return -1;
+        default:
+            if (cli->on_opt(cli->ud, c, optarg, argv[0])) return -1;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "%s: unexpected argument \"%s\"\n", argv[0], argv[optind]);
+        return -1;
+    }
+    return 0;
 }
 
 static inline double ex_now(void)

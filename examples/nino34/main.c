@@ -187,64 +187,54 @@ static int run_on_cluster(const config *cf, const char *base, double *elapsed)
     return failed ? -1 : check_files(cf);
 }
 
-static void usage(FILE *f, const char *prog)
+static int on_opt(void *ud, int c, const char *arg, const char *prog)
 {
-    fprintf(f,
-            "usage: %s [options]\n"
-            "Download the 12 Nino 3.4 plume charts of a year, sequentially and then as tasks\n"
-            "on a temporary LocalCluster, from a local server that imitates NOAA's.\n"
-            "  --year YEAR              year to download (default 2022)\n"
-            "  --dir DIR                where the images go (default ./data)\n"
-            "  --delay SECONDS          the server's latency per request (default 1.2)\n"
-            "  --sequential-only        skip the task runner\n"
-            "  --runner-only            skip the sequential run\n"
-            EX_CLUSTER_USAGE
-            "  --help\n", prog, DEFAULT_KWARGS);
+    config *cf = ud;
+    char *end;
+    switch (c) {
+    case 'y':
+        cf->year = (int)strtol(arg, &end, 10);
+        if (*end || end == arg || cf->year < 1982 || cf->year > 2100) {
+            fprintf(stderr, "%s: --year: expected a year from 1982 to 2100, got \"%s\"\n", prog, arg);
+            return -1;
+        }
+        break;
+    case 'd': cf->dir = arg; break;
+    case 'D':
+        cf->delay = strtod(arg, &end);
+        if (*end || end == arg || !(cf->delay >= 0 && cf->delay <= 600)) {
+            fprintf(stderr, "%s: --delay: expected seconds from 0 to 600, got \"%s\"\n", prog, arg);
+            return -1;
+        }
+        break;
+    case 's': cf->runner = false; break;
+    case 'r': cf->sequential = false; break;
+    }
+    return 0;
 }
 
 static int parse_args(int argc, char **argv, config *cf)
 {
-    static const struct option longopts[] = {
+    static const struct option opts[] = {
         { "year", required_argument, NULL, 'y' },
         { "dir", required_argument, NULL, 'd' },
         { "delay", required_argument, NULL, 'D' },
         { "sequential-only", no_argument, NULL, 's' },
         { "runner-only", no_argument, NULL, 'r' },
-        EX_CLUSTER_LONGOPTS,
-        { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
-    int c;
-    char *end;
-    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'y':
-            cf->year = (int)strtol(optarg, &end, 10);
-            if (*end || end == optarg || cf->year < 1982 || cf->year > 2100) {
-                fprintf(stderr, "%s: --year: expected a year from 1982 to 2100, got \"%s\"\n", argv[0], optarg);
-                return -1;
-            }
-            break;
-        case 'd': cf->dir = optarg; break;
-        case 'D':
-            cf->delay = strtod(optarg, &end);
-            if (*end || end == optarg || !(cf->delay >= 0 && cf->delay <= 600)) {
-                fprintf(stderr, "%s: --delay: expected seconds from 0 to 600, got \"%s\"\n", argv[0], optarg);
-                return -1;
-            }
-            break;
-        case 's': cf->runner = false; break;
-        case 'r': cf->sequential = false; break;
-        case 'k':
-        case 'p': ex_cluster_opt(&cf->cluster, c, optarg); break;
-        case 'h': usage(stdout, argv[0]); exit(0);
-        default: usage(stderr, argv[0]); return -1;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "%s: unexpected argument \"%s\"\n", argv[0], argv[optind]);
-        return -1;
-    }
+    const ex_cli cli = {
+        .about = "Download the 12 Nino 3.4 plume charts of a year, sequentially and then as tasks\n"
+                 "on a temporary LocalCluster, from a local server that imitates NOAA's.\n",
+        .opts = opts,
+        .opts_help = "  --year YEAR              year to download (default 2022)\n"
+                     "  --dir DIR                where the images go (default ./data)\n"
+                     "  --delay SECONDS          the server's latency per request (default 1.2)\n"
+                     "  --sequential-only        skip the task runner\n"
+                     "  --runner-only            skip the sequential run\n",
+        .on_opt = on_opt, .ud = cf, .cluster = &cf->cluster,
+    };
+    if (ex_parse_args(argc, argv, &cli)) return -1;
     if (!cf->sequential && !cf->runner) {
         fprintf(stderr, "%s: --sequential-only and --runner-only exclude each other\n", argv[0]);
         return -1;

@@ -631,66 +631,58 @@ static int compare(const part *a, size_t na, const part *b, size_t nb)
     return bad ? -1 : 0;
 }
 
-static void usage(FILE *f, const char *prog)
+typedef struct opts_state { config *cf; int64_t last; } opts_state;
+
+static int on_opt(void *ud, int c, const char *arg, const char *prog)
 {
-    fprintf(f,
-            "usage: %s [options]\n"
-            "Dask's timeseries dataset (one row a second: timestamp, id, name, x, y) in\n"
-            "4-week partitions, generated and summed by year as tasks on a temporary\n"
-            "LocalCluster; prints the yearly means.\n"
-            "  --start YYYY-MM-DD       first day (default 1988-01-01)\n"
-            "  --end YYYY-MM-DD         last day, included (default 2022-12-31)\n"
-            "  --freq 1s                the row frequency (only 1s)\n"
-            "  --materialize            build each partition's columns in one stage (bytes,\n"
-            "                           ~80 MB for 4 weeks) and sum them in another\n"
-            "  --check                  compute the table again here, row by row, and compare\n"
-            EX_CLUSTER_USAGE
-            "  --help\n", prog, DEFAULT_KWARGS);
+    opts_state *st = ud;
+    switch (c) {
+    case 's':
+    case 'e':
+        if (parse_date(arg, c == 's' ? &st->cf->start : &st->last)) {
+            fprintf(stderr, "%s: --%s: expected a date YYYY-MM-DD from 1970 on, got \"%s\"\n", prog,
+                    c == 's' ? "start" : "end", arg);
+            return -1;
+        }
+        break;
+    case 'f':
+        if (strcmp(arg, "1s")) {
+            fprintf(stderr, "%s: --freq: only 1s is supported, got \"%s\"\n", prog, arg);
+            return -1;
+        }
+        break;
+    case 'm': st->cf->materialize = true; break;
+    case 'c': st->cf->check = true; break;
+    }
+    return 0;
 }
 
 static int parse_args(int argc, char **argv, config *cf)
 {
-    static const struct option longopts[] = {
+    static const struct option opts[] = {
         { "start", required_argument, NULL, 's' },
         { "end", required_argument, NULL, 'e' },
         { "freq", required_argument, NULL, 'f' },
         { "materialize", no_argument, NULL, 'm' },
         { "check", no_argument, NULL, 'c' },
-        EX_CLUSTER_LONGOPTS,
-        { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
-    int c;
-    int64_t last = cf->end - 1;
-    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-        switch (c) {
-        case 's':
-        case 'e':
-            if (parse_date(optarg, c == 's' ? &cf->start : &last)) {
-                fprintf(stderr, "%s: --%s: expected a date YYYY-MM-DD from 1970 on, got \"%s\"\n", argv[0],
-                        c == 's' ? "start" : "end", optarg);
-                return -1;
-            }
-            break;
-        case 'f':
-            if (strcmp(optarg, "1s")) {
-                fprintf(stderr, "%s: --freq: only 1s is supported, got \"%s\"\n", argv[0], optarg);
-                return -1;
-            }
-            break;
-        case 'm': cf->materialize = true; break;
-        case 'c': cf->check = true; break;
-        case 'k':
-        case 'p': ex_cluster_opt(&cf->cluster, c, optarg); break;
-        case 'h': usage(stdout, argv[0]); exit(0);
-        default: usage(stderr, argv[0]); return -1;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "%s: unexpected argument \"%s\"\n", argv[0], argv[optind]);
-        return -1;
-    }
-    cf->end = last + 1;
+    opts_state st = { cf, cf->end - 1 };
+    const ex_cli cli = {
+        .about = "Dask's timeseries dataset (one row a second: timestamp, id, name, x, y) in\n"
+                 "4-week partitions, generated and summed by year as tasks on a temporary\n"
+                 "LocalCluster; prints the yearly means.\n",
+        .opts = opts,
+        .opts_help = "  --start YYYY-MM-DD       first day (default 1988-01-01)\n"
+                     "  --end YYYY-MM-DD         last day, included (default 2022-12-31)\n"
+                     "  --freq 1s                the row frequency (only 1s)\n"
+                     "  --materialize            build each partition's columns in one stage (bytes,\n"
+                     "                           ~80 MB for 4 weeks) and sum them in another\n"
+                     "  --check                  compute the table again here, row by row, and compare\n",
+        .on_opt = on_opt, .ud = &st, .cluster = &cf->cluster,
+    };
+    if (ex_parse_args(argc, argv, &cli)) return -1;
+    cf->end = st.last + 1;
     if (cf->end <= cf->start) {
         fprintf(stderr, "%s: --end is before --start\n", argv[0]);
         return -1;
