@@ -25,6 +25,8 @@
 
 #include "../support/testutil.h"
 #include "../support/http.h"
+#include "proto.h"
+#include "../support/rawwire.h"   /* a HELLO by hand */
 
 static char build_dir[400], herd_bin[450], checker[500];
 
@@ -295,6 +297,32 @@ static void test_bad_input(void **state)
     while ((got = recv(slow[0], &c, 1, MSG_DONTWAIT)) > 0) {}
     assert_int_equal(got, 0);          /* closed by the server */
     for (int i = 0; i < 40; i++) close(slow[i]);
+    check_flow_still_works(r);
+    dash_end(r, &log);
+}
+
+/* The JSON is jansson's, with < > & escaped (it sits in the performance
+ * report's <script>) and bytes that are not UTF-8 replaced by U+FFFD, where
+ * jansson alone would refuse the string: a worker whose name (its HELLO, by
+ * hand) holds both. */
+static void test_json_escapes(void **state)
+{
+    tu_log log;
+    char url[300];
+    herd_runner *r = dash_flow(1, 1, "{dashboard_address: '127.0.0.1:0', listen: 'tcp://127.0.0.1:0', token: obs-tok}",
+                               &log, url, sizeof url);
+    int fd = raw_connect(herd_runner_address(r));
+    send_value(fd, hello("obs-tok", HERD_PROTO_VERSION, ROLE_WORKER, "x</script><b>&amp; \xff\xfe\xc3 end"));
+    assert_true(tu_log_wait_line(&log, "x</script>", "connected", TU_WAIT_S));
+    const char *want = "x\\u003c/script\\u003e\\u003cb\\u003e\\u0026amp; \xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd end";
+    for (int i = 0; i < 2; i++) {
+        tu_resp a = tu_get(url, i ? "/api/v1/logs" : "/api/v1/workers", NULL);
+        assert_int_equal(a.code, 200);
+        if (!strstr(a.body, want)) fail_msg("no %s in %s", want, a.body);
+        assert_null(strstr(a.body, "</script>"));
+        tu_resp_free(&a);
+    }
+    close(fd);
     check_flow_still_works(r);
     dash_end(r, &log);
 }
@@ -694,6 +722,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_health_metrics_api),
         cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_json_escapes),
         cmocka_unit_test(test_status_cli),
         cmocka_unit_test(test_page_in_chromium),
         cmocka_unit_test(test_token_beyond_loopback),
