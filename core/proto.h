@@ -48,9 +48,11 @@
  *   WORKERS   s->c [op, nworkers int, nthreads int]: the cluster's size changed
  *   STARTED   w->s [op, key int, attempt int]: an executor thread started the task
  *   CONTROL   c->s [op, seq int, verb str, arg str|nil]: "load"; "dashboard" (its
- *                   HTTP endpoint: "SCHEME IP PORT ONCE|-", sched_http.c); "drain" NAME
- *                   and "close_workers" REASON only on a scheduler its cluster's
- *                   provider started (owned)
+ *                   HTTP endpoint: "SCHEME IP PORT ONCE|-", sched_http.c); "drain"
+ *                   NAME and "close_workers" REASON only on a scheduler its
+ *                   cluster's provider started (owned); with seq 0, unanswered
+ *                   notifications for an owned scheduler's dashboard: "note"
+ *                   "TARGET HAVE REASON", "provider" JSON (metrics.c)
  *   PEER      w->s [op, address str]: where this worker serves its held values
  *                   (sent right after HELLO; a worker without it holds none)
  *   FREE      s->w [op, key int]: delete a held value nobody needs any more

@@ -6,6 +6,7 @@
  * threads send through an outbox. (A worker's connection is worker.c's.) */
 #include "remote.h"
 #include "comm.h"
+#include "metrics.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -33,6 +34,7 @@ struct herd_remote {
     int rpc_has_load;
     herd_sched_load rpc_load;      /* the answer's load (taken by the caller) */
     pthread_mutex_t call_mu;       /* one control call at a time */
+    char *prov_sent;               /* the provider list last sent ("provider"; the keeper's thread only) */
 };
 
 static void rpc_clear(herd_remote *r)
@@ -200,6 +202,7 @@ static void remote_free(herd_remote *r)
     if (r->stop_ev) event_free(r->stop_ev);
     if (r->base) herd_event_base_drain_free(r->base);
     rpc_clear(r);
+    free(r->prov_sent);
     free(r->address);
     pthread_mutex_destroy(&r->mu);
     pthread_mutex_destroy(&r->call_mu);
@@ -332,6 +335,19 @@ int herd_remote_control(herd_remote *r, const char *verb, const char *arg, doubl
     return rc;
 }
 
+int herd_remote_notify(herd_remote *r, const char *verb, const char *arg)
+{
+    pthread_mutex_lock(&r->mu);
+    if (r->loop_done) {
+        pthread_mutex_unlock(&r->mu);
+        return -HERD_ECLOSED;
+    }
+    herd_msg_control m = { 0, herd_pstr_c(verb), herd_pstr_c(arg) };   /* seq 0: no answer */
+    int rc = herd_proto_pack_control(&r->out.sb, &m);
+    herd_outbox_send_unlock(&r->out);
+    return rc;
+}
+
 int herd_remote_owned(herd_remote *r)
 {
     pthread_mutex_lock(&r->mu);
@@ -391,4 +407,26 @@ static int rops_has(void *ud, const char *name)
 
 static int rops_nworkers(void *ud, int *nthreads) { return herd_remote_workers(ud, nthreads); }
 
-const herd_sched_ops herd_remote_ops = { rops_load, rops_drain, rops_has, rops_nworkers, NULL, NULL, &herd_remote_tp };
+/* For the scheduler's dashboard: adaptive decisions, and the provider's
+ * list when it changed (the keeper reads it every 0.2 s). */
+static void rops_note(void *ud, int target, int have, const char *reason)
+{
+    char arg[300];
+    snprintf(arg, sizeof arg, "%d %d %s", target, have, reason ? reason : "");
+    herd_remote_notify(ud, "note", arg);
+}
+
+static void rops_provider(void *ud, const char *name, const herd_worker_info *info, size_t n)
+{
+    herd_remote *r = ud;
+    char *text = herd_metrics_provider_text(name, info, n);
+    if (!text || (r->prov_sent && !strcmp(text, r->prov_sent)) || herd_remote_notify(r, "provider", text)) {
+        free(text);
+        return;
+    }
+    free(r->prov_sent);
+    r->prov_sent = text;
+}
+
+const herd_sched_ops herd_remote_ops = { rops_load, rops_drain, rops_has, rops_nworkers, rops_note, rops_provider,
+                                         &herd_remote_tp };

@@ -39,6 +39,17 @@ void sch_on_control(herd_sched *s, sworker *c, const herd_msg_control *m)
     }
     uint64_t seq = m->seq;
     char *verb = herd_pstr_dup(m->verb), *arg = herd_pstr_dup(m->arg);
+    if (verb && (!strcmp(verb, "note") || !strcmp(verb, "provider"))) {   /* notifications: no answer */
+        int target = 0, have = 0, off = 0;
+        if (!s->cfg.owned) slog(s, HERD_LOG_DEBUG, "client %s: %s ignored: this scheduler is shared", c->name, verb);
+        else if (!strcmp(verb, "provider") ? herd_metrics_provider_set(&s->met, arg ? arg : "") != 0
+                 : !arg || sscanf(arg, "%d %d %n", &target, &have, &off) < 2)
+            slog(s, HERD_LOG_WARN, "client %s: a %s notification it cannot read", c->name, verb);
+        else if (!strcmp(verb, "note")) herd_metrics_decision(&s->met, target, have, arg + off);
+        free(verb);
+        free(arg);
+        return;
+    }
     const char *v = verb ? verb : "", *error = NULL;
     int rc = 0, is_load = 0;
     char text[200] = "";

@@ -1031,6 +1031,14 @@ static void test_netns_hosts(void **state)
     tu_resp rep = tu_get(url, "/api/v1/status", "Authorization: Bearer ssh-dash-token");
     assert_non_null(strstr(rep.body, "\"nss-"));       /* the workers it sees */
     tu_resp_free(&rep);
+    /* and the provider's own list, which this client sends it */
+    for (double end = tu_now() + TU_WAIT_S;; tu_sleep_ms(100)) {
+        rep = tu_get(url, "/api/v1/provider", "Authorization: Bearer ssh-dash-token");
+        bool seen = strstr(rep.body, "\"workers\":[{\"name\":\"nss-") && strstr(rep.body, "\"state\":\"running\"");
+        if (!seen && tu_now() > end) fail_msg("no provider list on the remote dashboard: %s", rep.body);
+        tu_resp_free(&rep);
+        if (seen) break;
+    }
     char seen[4][64];
     assert_int_equal(hosts_used(r, 20, 30, seen, 4), 2);
     cross_host_transfer(r);                /* and this client reads held results across the bridge */

@@ -4,7 +4,8 @@
  * scheduler`) answers load and refuses the other two; one a provider started
  * for a single cluster (owned, --herd-scheduler) carries them out; the load
  * counts tasks by state as they move; "dashboard" describes the HTTP
- * endpoint, which the client turns into links (herd_sched_http_links). Real
+ * endpoint, which the client turns into links (herd_sched_http_links);
+ * notifications carry adaptive decisions and the provider's list. Real
  * worker processes (this binary re-run) and a real TCP socket. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -24,7 +25,10 @@
 
 #include <herd/herd.h>
 #include "scheduler.h"
+#include "metrics.h"
 #include "remote.h"
+
+#include <event2/buffer.h>
 #include "worker.h"
 
 #define TOKEN "control-test-token"
@@ -261,6 +265,57 @@ static void test_dashboard_links(void **state)
         assert_int_equal(herd_sched_http_links(bad[i], "h", url, sizeof url, login, sizeof login, &lo), -HERD_EPROTO);
 }
 
+/* The report `which` of the scheduler, as text (malloc'd). */
+static char *report(herd_sched *s, const char *which)
+{
+    struct evbuffer *b = evbuffer_new();
+    assert_int_equal(herd_sched_report(s, which, b), 0);
+    size_t n = evbuffer_get_length(b);
+    char *t = calloc(1, n + 1);
+    evbuffer_remove(b, t, n);
+    evbuffer_free(b);
+    return t;
+}
+
+/* Notifications (seq 0, no answer) for the dashboard of an owned scheduler
+ * a provider runs: adaptive decisions and the provider's list reach its
+ * report; a shared scheduler ignores them, and text it cannot read is
+ * dropped. A load call after them is answered after they were handled (one
+ * connection, in order). */
+static void test_notifications(void **state)
+{
+    for (int owned = 0; owned < 2; owned++) {
+        fixture f;
+        herd_err err = { 0 };
+        up(&f, owned, NULL);
+        herd_worker_info info[2] = { { .name = "w-0", .state = HERD_WORKER_RUNNING, .pid = 7, .host = "h1" },
+                                     { .name = "w-1", .state = HERD_WORKER_FAILED, .host = "h2", .detail = "exit 3" } };
+        char *text = herd_metrics_provider_text("ssh.SSHCluster", info, 2);
+        assert_non_null(text);
+        assert_int_equal(herd_remote_notify(f.r, "provider", "{not json"), 0);
+        assert_int_equal(herd_remote_notify(f.r, "note", "x"), 0);
+        assert_int_equal(herd_remote_notify(f.r, "note", "3 1 load: 12 tasks queued"), 0);
+        assert_int_equal(herd_remote_notify(f.r, "provider", text), 0);
+        free(text);
+        herd_sched_load l;
+        if (herd_remote_control(f.r, "load", NULL, 5, &l, NULL, &err)) fail_msg("load: %s", err.msg);
+        herd_sched_load_free(&l);
+        char *ad = report(f.s, "adaptive"), *pr = report(f.s, "provider");
+        if (owned) {
+            assert_non_null(strstr(ad, "\"desired\":3"));
+            assert_non_null(strstr(ad, "\"reason\":\"load: 12 tasks queued\""));
+            assert_non_null(strstr(pr, "\"provider\":\"ssh.SSHCluster\""));
+            assert_non_null(strstr(pr, "{\"name\":\"w-1\",\"state\":\"failed\",\"pid\":0,\"host\":\"h2\",\"detail\":\"exit 3\"}"));
+        } else {
+            assert_non_null(strstr(ad, "\"desired\":null"));
+            assert_string_equal(pr, "null\n");
+        }
+        free(ad);
+        free(pr);
+        down(&f);
+    }
+}
+
 int main(int argc, char **argv)
 {
     herd_init(&argc, &argv);          /* re-run as a worker */
@@ -270,6 +325,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_load_counts_tasks),
         cmocka_unit_test(test_closed_connection),
         cmocka_unit_test(test_dashboard_links),
+        cmocka_unit_test(test_notifications),
     };
     return cmocka_run_group_tests_name("control calls (OP_CONTROL)", tests, NULL, NULL);
 }
