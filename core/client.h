@@ -122,6 +122,9 @@ int  herd_client_submit(herd_client *cl, const char *task, herd_value *args, con
 int  herd_annot_parse(const char *text, herd_annot *a, herd_err *err);
 void herd_annot_clear(herd_annot *a);
 void herd_client_logf(herd_client *cl, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* A future's final state, value (taken) and error; with cl->mu held
+ * (client.c, for client_submit.c). */
+void herd_client_set_final(herd_client *cl, herd_future *f, herd_state st, herd_value *value, const char *error);
 
 /* The object behind herd_runner *: a flow's runner (runner.c) or a task's
  * sub-task client (worker.c). */

@@ -19,6 +19,7 @@
  * reads (recvmsg, so the descriptors are taken: peer_local.c); the budget bounds
  * what a process fetches at once. */
 #include "peer.h"
+#include "peer_local.h"
 #include "comm.h"
 #include "proto.h"
 #include "shm.h"
@@ -488,53 +489,6 @@ void herd_peer_server_stop(herd_peer_server *ps)
 }
 
 const char *herd_peer_server_address(const herd_peer_server *ps) { return ps->address; }
-
-/* ---- the budget ---- */
-int herd_fetch_budget_init(herd_fetch_budget *b, size_t cap)
-{
-    memset(b, 0, sizeof *b);
-    b->cap = cap;
-    int rc = pthread_mutex_init(&b->mu, NULL);
-    if (rc) return -rc;
-    if ((rc = pthread_cond_init(&b->cv, NULL))) { pthread_mutex_destroy(&b->mu); return -rc; }
-    return 0;
-}
-
-void herd_fetch_budget_destroy(herd_fetch_budget *b)
-{
-    pthread_cond_destroy(&b->cv);
-    pthread_mutex_destroy(&b->mu);
-}
-
-static int fits(const herd_fetch_budget *b, size_t n)
-{
-    return b->inflight == 0 || (b->inflight <= b->cap && n <= b->cap - b->inflight);
-}
-
-void herd_fetch_budget_acquire(herd_fetch_budget *b, size_t n)
-{
-    pthread_mutex_lock(&b->mu);
-    while (!fits(b, n)) pthread_cond_wait(&b->cv, &b->mu);
-    b->inflight += n;
-    pthread_mutex_unlock(&b->mu);
-}
-
-int herd_fetch_budget_try(herd_fetch_budget *b, size_t n)
-{
-    pthread_mutex_lock(&b->mu);
-    int ok = fits(b, n);
-    if (ok) b->inflight += n;
-    pthread_mutex_unlock(&b->mu);
-    return ok ? 0 : -EAGAIN;
-}
-
-void herd_fetch_budget_release(herd_fetch_budget *b, size_t n)
-{
-    pthread_mutex_lock(&b->mu);
-    b->inflight -= n < b->inflight ? n : b->inflight;
-    pthread_cond_broadcast(&b->cv);
-    pthread_mutex_unlock(&b->mu);
-}
 
 /* ---- fetch ---- */
 typedef struct fetch {

@@ -3,7 +3,7 @@
  * memfd descriptors the server attaches to the value's first raw byte are
  * taken, checked and mapped (shm.c) instead of the bytes crossing the socket.
  * GETFD asks for them; herd_peer_fetch calls this for every unix:// address. */
-#include "peer.h"
+#include "peer_local.h"
 #include "comm.h"
 #include "proto.h"
 #include "shm.h"

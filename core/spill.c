@@ -119,22 +119,6 @@ static int write_blob(const char *path, const herd_blob *b)
     return rc;
 }
 
-herd_blob *herd_spill_view(const herd_blob *spilled)
-{
-    herd_blob *v = calloc(1, sizeof *v);
-    if (!v) return NULL;
-    atomic_init(&v->refs, 1);
-    v->len = spilled->len;
-    int fd = open(spilled->path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) { free(v); return NULL; }
-    void *p = v->len ? mmap(NULL, v->len, PROT_READ, MAP_PRIVATE, fd, 0) : MAP_FAILED;
-    close(fd);
-    if (p == MAP_FAILED) { free(v); return NULL; }
-    v->data = p;
-    v->mapped = 1;
-    return v;
-}
-
 /* ---- spilling ---- */
 /* Spill the least recently used value in memory; sp->mu held. 1 if one
  * went to disk, 0 if none is left in memory or the write failed. */

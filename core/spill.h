@@ -48,9 +48,6 @@ void herd_spill_close(herd_spill *sp);
 /* herd_spill_close, then free (before the store is freed). */
 void herd_spill_free(herd_spill *sp);
 
-/* A readable view of a spilled blob (its file mapped read-only), a new
- * blob with one reference, or NULL when the file cannot be read. */
-herd_blob *herd_spill_view(const herd_blob *spilled);
 /* This process's resident set size in bytes (Dask's "process" memory); 0
  * when /proc cannot be read. */
 int64_t herd_rss_bytes(void);

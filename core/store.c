@@ -3,9 +3,9 @@
  * file spill.c moved it to), with a clock for least-recently-used order. */
 #include "store.h"
 #include "kmap.h"
-#include "spill.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -91,6 +91,24 @@ int herd_store_put_value(herd_store *st, uint64_t key, herd_value *v, size_t len
     return put(st, key, NULL, v, len);
 }
 
+/* A readable view of a spilled blob (its file mapped read-only), a new
+ * blob with one reference, or NULL when the file cannot be read. */
+static herd_blob *spill_view(const herd_blob *spilled)
+{
+    herd_blob *v = calloc(1, sizeof *v);
+    if (!v) return NULL;
+    atomic_init(&v->refs, 1);
+    v->len = spilled->len;
+    int fd = open(spilled->path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) { free(v); return NULL; }
+    void *p = v->len ? mmap(NULL, v->len, PROT_READ, MAP_PRIVATE, fd, 0) : MAP_FAILED;
+    close(fd);
+    if (p == MAP_FAILED) { free(v); return NULL; }
+    v->data = p;
+    v->mapped = 1;
+    return v;
+}
+
 herd_blob *herd_store_get(herd_store *st, uint64_t key)
 {
     pthread_mutex_lock(&st->mu);
@@ -101,7 +119,7 @@ herd_blob *herd_store_get(herd_store *st, uint64_t key)
     }
     pthread_mutex_unlock(&st->mu);
     if (b && b->path) {        /* the file stays while we hold b: map it */
-        herd_blob *view = herd_spill_view(b);
+        herd_blob *view = spill_view(b);
         herd_blob_unref(b);
         b = view;
     }

@@ -10,14 +10,8 @@
  * spiller (spill.c) moves held values to disk and pauses it (no new task
  * starts; PAUSE tells the scheduler) while its RSS is over 80%.
  * (A flow's own connection to a scheduler is remote.c's.) */
-#include "worker.h"
-#include "client.h"
-#include "comm.h"
-#include "peer.h"
-#include "spill.h"
-#include "store.h"
+#include "worker_int.h"
 #include "tmpdir.h"
-#include "value_int.h"
 
 #include <errno.h>
 #include <time.h>
@@ -28,66 +22,6 @@
 #include <string.h>
 #include <unistd.h>
 #include <event2/thread.h>
-
-typedef struct wtask {
-    uint64_t key;
-    char *task, *run_name;
-    herd_value *args;
-    herd_value *tags;
-    herd_value *inputs;        /* RUN's inputs: [[key, peer]…] or NULL */
-    int attempt, hold;
-    struct wtask *next;
-} wtask;
-
-typedef struct wk {
-    herd_worker_cfg cfg;
-    char *address, *token, *name;
-    herd_value *resources;
-    struct event_base *base;
-    herd_conn *conn;
-    struct event *hb_ev, *stop_ev, *mem_ev;
-    struct event *life_ev;     /* cfg.lifetime: asks the scheduler to retire it */
-    int mem_exit_ticks;        /* > 0: over memory_limit, CLOSE queued, exiting */
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    wtask *head, *tail;
-    herd_outbox out;           /* messages from executor threads (guarded by mu) */
-    int stop;                  /* executors exit */
-    int nexec, blocked;        /* executor threads, of which blocked on sub-tasks */
-    atomic_int refs;           /* loop + each executor thread */
-    int welcomed, exit_code;
-    pthread_cond_t evcv;       /* executors leaving, loop end */
-    int loop_done;
-    herd_client subcl;
-    int subcl_ready;
-    struct herd_runner subrunner;
-    pthread_t loop_thread;     /* thread mode */
-    int thread_mode;
-    herd_store *store;         /* held results (NULL: this worker holds none) */
-    herd_peer_server *peer;    /* serves them to other workers */
-    char *peer_addr;           /* the address it gives for it (PEER) */
-    herd_fetch_budget budget;  /* bytes of inputs fetched at once */
-    int have_budget;
-    int transfer;              /* the cluster's data_transfer (WELCOME): HERD_DT_* */
-    struct rwait *rwaits;      /* executors waiting for a relayed input (guarded by mu) */
-    pthread_cond_t rcv;        /* a relayed input arrived */
-    char **relay_logged;       /* holders this worker said it relays for (guarded by mu) */
-    size_t nrelay_logged;
-    herd_spill *spill;         /* under memory_limit: spills the store, pauses */
-    char spill_tmp[64];        /* a private /tmp/herd-<pid>-XXXXXX for the spill directory
-                                * when there is no cluster directory (scheduler over TCP/TLS) */
-    int paused;                /* executors start no task (guarded by mu) */
-    double cpu_s, cpu_at;      /* this process's CPU seconds at the last heartbeat, and when */
-} wk;
-
-/* An executor waiting for the scheduler to relay an input (FETCH, VALUE). */
-typedef struct rwait {
-    uint64_t key;
-    int done;
-    herd_value *v;
-    char *error;
-    struct rwait *next;
-} rwait;
 
 struct herd_task_ctx {
     wk *w;
@@ -107,17 +41,6 @@ static void wk_unref(wk *w);
 static void life_start(wk *w);
 static void wk_free(wk *w);
 
-static void wlog(wk *w, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void wlog(wk *w, int level, const char *fmt, ...)
-{
-    char line[1536], full[1700];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    snprintf(full, sizeof full, "worker %s: %s", w->name ? w->name : "?", line);
-    herd_log_default(NULL, level, full);
-}
 
 /* ---- task context API ---- */
 void herd_task_log(herd_task_ctx *ctx, const char *fmt, ...)
@@ -218,179 +141,6 @@ static void sub_block(void *ud, int blocking)
 
 static const herd_transport sub_tp = { sub_send, sub_block };
 
-/* ---- held inputs and results ---- */
-/* A holder this worker could not connect to before: relayed from then on. */
-static int known_unreachable(wk *w, const char *peer)
-{
-    int yes = 0;
-    pthread_mutex_lock(&w->mu);
-    for (size_t i = 0; i < w->nrelay_logged && !yes; i++) yes = !strcmp(w->relay_logged[i], peer);
-    pthread_mutex_unlock(&w->mu);
-    return yes;
-}
-
-/* Say once per holder that this worker's inputs from it are relayed. */
-static void note_relay(wk *w, const char *peer, const char *why)
-{
-    pthread_mutex_lock(&w->mu);
-    for (size_t i = 0; i < w->nrelay_logged; i++)
-        if (!strcmp(w->relay_logged[i], peer)) { pthread_mutex_unlock(&w->mu); return; }
-    char **n = realloc(w->relay_logged, (w->nrelay_logged + 1) * sizeof *n);
-    if (n) {
-        w->relay_logged = n;
-        if ((n[w->nrelay_logged] = strdup(peer))) w->nrelay_logged++;
-    }
-    pthread_mutex_unlock(&w->mu);
-    wlog(w, HERD_LOG_WARN, "cannot reach the worker at %s (%s): inputs it holds are relayed through the scheduler",
-         peer, why);
-}
-
-/* An input through the scheduler (FETCH; the loop hands the VALUE over).
- * Its size is not known before: it counts as the most a relay carries in
- * the worker's budget, which bounds what the scheduler queues for it. */
-static int relay_input(wk *w, uint64_t key, herd_value **out, herd_err *err)
-{
-    rwait rw = { .key = key };
-    herd_msg_key k = { key };
-    struct timespec ts;
-    if (w->have_budget) herd_fetch_budget_acquire(&w->budget, HERD_MAX_DATA);
-    herd_deadline(120, &ts);
-    pthread_mutex_lock(&w->mu);
-    rw.next = w->rwaits;
-    w->rwaits = &rw;
-    herd_proto_pack_fetch(&w->out.sb, &k);
-    herd_outbox_wake(&w->out);
-    while (!rw.done && !w->stop)
-        if (pthread_cond_timedwait(&w->rcv, &w->mu, &ts) == ETIMEDOUT) break;
-    for (rwait **pp = &w->rwaits; *pp; pp = &(*pp)->next)
-        if (*pp == &rw) { *pp = rw.next; break; }
-    pthread_mutex_unlock(&w->mu);
-    if (w->have_budget) herd_fetch_budget_release(&w->budget, HERD_MAX_DATA);
-    int rc = 0;
-    if (rw.v) *out = rw.v;
-    else if (rw.error && !strstr(rw.error, HERD_RELAY_GONE))      /* final: the task fails */
-        rc = herd_err_set(err, -E2BIG, "input %llu relayed by the scheduler: %s", (unsigned long long)key, rw.error);
-    else rc = herd_err_set(err, -ENOENT, "input %llu relayed by the scheduler: %s", (unsigned long long)key,
-                           rw.error ? rw.error : rw.done ? "no value" : "no answer within 120s");
-    free(rw.error);
-    return rc;
-}
-
-/* The loop: the scheduler's VALUE for executors waiting on key (the first
- * takes v, the others a copy) and for the sub-task client. */
-static void on_relayed(wk *w, uint64_t key, herd_value *v, const char *error)
-{
-    pthread_mutex_lock(&w->mu);
-    for (rwait *rw = w->rwaits; rw; rw = rw->next) {
-        if (rw->key != key || rw->done) continue;
-        rw->done = 1;
-        if (!v) rw->error = strdup(error ? error : "no value");
-        else if (!(rw->v = herd_value_copy(v))) rw->error = strdup("out of memory");
-    }
-    pthread_cond_broadcast(&w->rcv);
-    pthread_mutex_unlock(&w->mu);
-    if (w->subcl_ready) herd_client_deliver_value(&w->subcl, key, v, error);
-    else herd_value_free(v);
-}
-
-/* The loop: the scheduler relays one of this worker's values to a worker or
- * client that cannot reach it: VALUE with it inline (HERD_MAX_DATA at most). */
-static void send_relayed(wk *w, uint64_t key)
-{
-    herd_blob *b = w->store ? herd_store_get(w->store, key) : NULL;
-    herd_msg_value m = { .key = key };
-    char why[160];
-    if (!b) m.error = herd_pstr_c("the holder no longer has it");
-    else if (b->len > HERD_MAX_DATA) {
-        snprintf(why, sizeof why, "a value of %zu bytes is over the relay's %zu-byte limit (one message); only a "
-                 "direct connection to its holder moves it", b->len, (size_t)HERD_MAX_DATA);
-        m.error = herd_pstr_c(why);
-    } else if (b->value) m.v = b->value;
-    else m.raw = (herd_pstr){ b->data, b->len };
-    if (herd_proto_pack_value(herd_conn_buf(w->conn), &m)) {
-        m.v = NULL;
-        m.raw = herd_pstr_c(NULL);
-        m.error = herd_pstr_c("the value cannot be encoded");
-        herd_proto_pack_value(herd_conn_buf(w->conn), &m);
-    }
-    herd_conn_end(w->conn);
-    herd_blob_unref(b);
-}
-
-typedef struct inres { wk *w; const herd_value *inputs; uint64_t missing; int final; herd_err err; } inres;
-
-/* A futref left in the arguments: its value from this worker's store or
- * from the holder RUN named. */
-static int resolve_input(void *ud, uint64_t key, herd_value **out)
-{
-    inres *r = ud;
-    const char *peer = NULL;
-    for (size_t i = 0; i < herd_len(r->inputs) && !peer; i++) {
-        const herd_value *it = herd_at(r->inputs, i);
-        if ((uint64_t)herd_as_int(herd_at(it, 0)) == key) peer = herd_as_str(herd_at(it, 1));
-    }
-    r->missing = key;
-    if (!peer) return herd_err_set(&r->err, -HERD_EPROTO, "RUN: input %llu has no holder", (unsigned long long)key);
-    herd_blob *b = r->w->store ? herd_store_get(r->w->store, key) : NULL;
-    if (b) {              /* this worker holds it (whatever address RUN gave) */
-        int rc = 0;
-        if (b->value && !(*out = herd_value_copy(b->value))) rc = herd_err_set(&r->err, -ENOMEM, "out of memory");
-        else if (!b->value) rc = herd_value_decode(b->data, b->len, out, &r->err);
-        herd_blob_unref(b);
-        return rc;
-    }
-    if (r->w->peer_addr && strcmp(peer, r->w->peer_addr) == 0 && strcmp(peer, herd_peer_server_address(r->w->peer)) == 0)
-        return herd_err_set(&r->err, -ENOENT, "input %llu is no longer held here", (unsigned long long)key);
-    wk *w = r->w;
-    herd_peer_auth auth = { w->token, w->cfg.tls, w->have_budget ? &w->budget : NULL };
-    int transfer = w->transfer;
-    int skip = transfer == HERD_DT_RELAY || (transfer != HERD_DT_DIRECT && known_unreachable(w, peer));
-    int rc = skip ? -HERD_ECLOSED : herd_peer_fetch(peer, &auth, key, 60, out, &r->err);
-    if (rc != -HERD_ECLOSED || transfer == HERD_DT_DIRECT) return rc;
-    char why[sizeof r->err.msg];
-    snprintf(why, sizeof why, "%s", r->err.msg);
-    if ((rc = relay_input(w, key, out, &r->err)) == -E2BIG) r->final = 1;
-    if (rc != -ENOENT && !skip) note_relay(w, peer, why);   /* alive, but not reachable from here: once */
-    return rc;
-}
-
-/* Put a task's held inputs into its arguments. 0, or -1 after telling the
- * scheduler which input is missing (it recomputes it and runs t again), or
- * -2 when one cannot reach this worker at all (why says so; the task fails). */
-static int fetch_inputs(wk *w, wtask *t, char *why, size_t cap)
-{
-    if (!t->inputs || !herd_len(t->inputs)) return 0;
-    inres r = { .w = w, .inputs = t->inputs };
-    r.err.msg[0] = '\0';
-    if (herd_value_replace_futrefs(t->args, resolve_input, &r) == 0) return 0;
-    if (r.final) {        /* it cannot reach this worker at all: the task fails, saying why */
-        snprintf(why, cap, "cannot get input %llu: %s", (unsigned long long)r.missing, r.err.msg);
-        return -2;
-    }
-    wlog(w, HERD_LOG_WARN, "%s: cannot get input %llu: %s", t->run_name, (unsigned long long)r.missing, r.err.msg);
-    herd_msg_missing m = { t->key, t->attempt, r.missing };
-    pthread_mutex_lock(&w->mu);
-    herd_proto_pack_missing(&w->out.sb, &m);
-    herd_outbox_send_unlock(&w->out);
-    return -1;
-}
-
-/* Keep a big result in the store as it is (packed only when a peer asks for
- * it): d then says so (held) instead of carrying it, and the store owns the
- * value. A dependent here reads it in place (its copy shares the payloads);
- * a peer of this host maps its big payloads (peer.c, shm.c). */
-static void hold_result(wk *w, wtask *t, herd_msg_done *d)
-{
-    if (!d->ok || !t->hold || !w->peer || !d->value) return;
-    size_t len = herd_wire_size(d->value);       /* SIZE_MAX: it cannot be encoded, DONE says why */
-    if (len <= HERD_INLINE_MAX || len == SIZE_MAX) return;      /* inline */
-    /* read-only from now on: memfds sealed, big payloads shared by the copies local readers get */
-    if (herd_value_share(&d->value) || herd_store_put_value(w->store, t->key, d->value, len)) return;
-    d->held = (int64_t)len;
-    d->value = NULL;
-    herd_spill_after_put(w->spill);
-}
-
 /* ---- executors ---- */
 typedef struct fncache { char *name; herd_task_fn fn; struct fncache *next; } fncache;
 
@@ -409,7 +159,7 @@ static void run_one(wk *w, wtask *t, fncache **cache)
         else free(c);
     }
     char why[1200];
-    int fr = fetch_inputs(w, t, why, sizeof why);
+    int fr = wk_fetch_inputs(w, t, why, sizeof why);
     if (fr == -1) return;
     herd_msg_started st = { t->key, t->attempt };
     pthread_mutex_lock(&w->mu);           /* Running, batched with whatever else is queued */
@@ -438,7 +188,7 @@ static void run_one(wk *w, wtask *t, fncache **cache)
     free(ctx.subs);
     herd_msg_done d = { .key = t->key, .ok = rc == 0, .value = out, .duration_us = us, .attempt = t->attempt,
                         .held = -1 };
-    hold_result(w, t, &d);
+    wk_hold_result(w, t, &d);
     if (d.held >= 0) out = NULL;          /* the store took it */
     char msg[160];
     if (!d.ok) {
@@ -626,14 +376,14 @@ static void on_msg(herd_conn *c, const msgpack_object *m, void *ud)
     case OP_FETCH: {       /* relay one of this worker's values */
         herd_msg_key k;
         if (herd_proto_unpack_fetch(m, &k, &e)) break;
-        send_relayed(w, k.key);
+        wk_send_relayed(w, k.key);
         return;
     }
     case OP_VALUE: {       /* a relayed value this worker asked for */
         herd_msg_value vm;
         if (herd_proto_unpack_value(m, &vm, &e)) break;
         char *error = herd_pstr_dup(vm.error);
-        on_relayed(w, vm.key, vm.value, error);
+        wk_on_relayed(w, vm.key, vm.value, error);
         free(error);
         return;
     }
@@ -746,39 +496,6 @@ static void term_cb(evutil_socket_t fd, short what, void *arg)
     stop_loop(w, HERD_WORKER_EXIT_OK);
 }
 
-/* Over memory_limit: the scheduler is told why (CLOSE from a worker: its
- * last words, which its death and rescheduling messages then give instead of
- * "connection closed by peer"), and the worker exits as soon as that has
- * left the process, or after MEM_EXIT_WAIT_MS whatever happened to it. */
-#define MEM_EXIT_WAIT_MS 1000
-
-static void mem_cb(evutil_socket_t fd, short what, void *arg)
-{
-    wk *w = arg;
-    if (w->mem_exit_ticks) {                     /* CLOSE sent: waiting for it to leave */
-        if (!herd_conn_queued(w->conn) || ++w->mem_exit_ticks > MEM_EXIT_WAIT_MS)
-            _exit(HERD_WORKER_EXIT_MEMORY_LIMIT);
-        return;
-    }
-    int64_t rss = herd_rss_bytes();
-    if (w->cfg.memory_limit > 0 && rss > w->cfg.memory_limit) {
-        wlog(w, HERD_LOG_ERROR, "memory %lld bytes exceeds memory_limit %lld; exiting so its tasks run elsewhere",
-             (long long)rss, (long long)w->cfg.memory_limit);
-        if (!w->conn) _exit(HERD_WORKER_EXIT_MEMORY_LIMIT);
-        char why[128];
-        snprintf(why, sizeof why, "exceeded memory_limit %lld MiB (RSS %lld MiB)",
-                 (long long)(w->cfg.memory_limit >> 20), (long long)(rss >> 20));
-        herd_msg_reason m = { herd_pstr_c(why) };
-        if (herd_proto_pack_close(herd_conn_buf(w->conn), &m)) _exit(HERD_WORKER_EXIT_MEMORY_LIMIT);
-        herd_conn_flush(w->conn);
-        if (!herd_conn_queued(w->conn)) _exit(HERD_WORKER_EXIT_MEMORY_LIMIT);
-        w->mem_exit_ticks = 1;                   /* now every millisecond until it is out */
-        struct timeval tv = { 0, 1000 };
-        event_del(w->mem_ev);
-        event_add(w->mem_ev, &tv);
-    }
-}
-
 static void wk_free(wk *w)
 {
     if (w->subcl_ready) {
@@ -827,104 +544,6 @@ static void wk_unref(wk *w)
     if (last) wk_free(w);
 }
 
-/* The spiller's lines go to this worker's log and, as a LOG without a task,
- * to the scheduler's (the flow's log for a temporary cluster). */
-static void spill_log(void *ud, int level, const char *line)
-{
-    wk *w = ud;
-    wlog(w, level, "%s", line);
-    herd_msg_log m = { 0, level, herd_pstr_c(line) };
-    pthread_mutex_lock(&w->mu);
-    herd_proto_pack_log(&w->out.sb, &m);
-    herd_outbox_send_unlock(&w->out);
-}
-
-/* Paused: executors start no task and the scheduler sends none (PAUSE). */
-static void spill_pause(void *ud, int paused)
-{
-    wk *w = ud;
-    herd_msg_pause m = { paused };
-    pthread_mutex_lock(&w->mu);
-    w->paused = paused;
-    if (!paused) pthread_cond_broadcast(&w->cv);
-    herd_proto_pack_pause(&w->out.sb, &m);
-    herd_outbox_send_unlock(&w->out);
-}
-
-/* Serve held values and tell the scheduler where. A scheduler on this host
- * (unix://DIR/…): a socket in DIR, the cluster's private directory. A
- * scheduler reached over tcp:// or tls://: the same scheme on the address
- * this worker reaches the scheduler from (the interface other hosts of the
- * cluster can reach too), a port picked by the system, with the same TLS
- * credentials and token. A worker that cannot sends every result inline. */
-static void start_peer(wk *w)
-{
-    static atomic_uint seq;
-    herd_addr a;
-    char listen[300];
-    if (herd_addr_parse(w->address, &a, NULL)) return;
-    if (a.is_unix) {
-        char *slash = strrchr(a.path, '/');
-        if (!slash) return;
-        snprintf(listen, sizeof listen, "unix://%.*s/peer-%ld-%u.sock", (int)(slash - a.path), a.path,
-                 (long)getpid(), atomic_fetch_add(&seq, 1));
-    } else {
-        char ip[64];
-        if (herd_conn_local_ip(w->conn, ip, sizeof ip)) return;
-        snprintf(listen, sizeof listen, strchr(ip, ':') ? "%s://[%s]:0" : "%s://%s:0", a.is_tls ? "tls" : "tcp", ip);
-    }
-    herd_err e;
-    if (!(w->store = herd_store_new())) return;
-    if (herd_peer_server_start(&w->peer, listen, w->token, w->cfg.tls, w->store, w->name, &e)) {
-        wlog(w, HERD_LOG_WARN, "results travel inline: %s", e.msg);
-        herd_store_free(w->store);
-        w->store = NULL;
-        return;
-    }
-    /* behind NAT or a port forward, HERD_PEER_ADDRESS is what others dial */
-    const char *adv = getenv("HERD_PEER_ADDRESS");
-    herd_addr aa;
-    if (adv && *adv && herd_addr_parse(adv, &aa, &e) == 0) wlog(w, HERD_LOG_INFO, "serving held values at %s, "
-                                                                 "reached as %s (HERD_PEER_ADDRESS)",
-                                                                 herd_peer_server_address(w->peer), adv);
-    else if (adv && *adv) { wlog(w, HERD_LOG_WARN, "HERD_PEER_ADDRESS ignored: %s", e.msg); adv = NULL; }
-    else adv = NULL;
-    w->peer_addr = strdup(adv ? adv : herd_peer_server_address(w->peer));
-    herd_msg_peer m = { herd_pstr_c(w->peer_addr) };
-    herd_proto_pack_peer(herd_conn_buf(w->conn), &m);
-    herd_conn_end(w->conn);
-}
-
-/* Under memory_limit (a worker process): the spiller of its store, by
- * default in the cluster's private directory (where the peer socket is) or,
- * with the scheduler over TCP/TLS, in a private directory of this worker's
- * own (tmpdir.c: mode 0700, removed when it leaves, swept by the next
- * herd process if it was killed); without a store (results travel inline)
- * the pause alone. */
-static void start_memory(wk *w)
-{
-    if (w->cfg.memory_limit <= 0) return;
-    char parent[200] = "";
-    const char *slash;
-    herd_addr a;
-    if (w->store && herd_addr_parse(w->address, &a, NULL) == 0 && a.is_unix && (slash = strrchr(a.path, '/')))
-        snprintf(parent, sizeof parent, "%.*s", (int)(slash - a.path), a.path);
-    herd_err e;
-    if (w->store && !parent[0] && !w->cfg.local_directory) {
-        if (herd_tmpdir_make(w->spill_tmp, sizeof w->spill_tmp, spill_log, w, &e))
-            wlog(w, HERD_LOG_WARN, "spilling to $TMPDIR or /tmp: %s", e.msg);
-        else
-            snprintf(parent, sizeof parent, "%s", w->spill_tmp);
-    }
-    herd_spill_cfg sc = { .memory_limit = w->cfg.memory_limit, .local_directory = w->cfg.local_directory,
-                          .parent = parent[0] ? parent : NULL, .name = w->name, .log = spill_log,
-                          .on_pause = spill_pause, .ud = w };
-    if (herd_spill_new(&w->spill, w->store, &sc, &e) == 0) return;
-    wlog(w, HERD_LOG_ERROR, "held values will not be spilled to disk: %s", e.msg);
-    if (w->store && herd_spill_new(&w->spill, NULL, &sc, &e))
-        wlog(w, HERD_LOG_ERROR, "no memory monitor (pausing): %s", e.msg);
-}
-
 static wk *wk_new(const herd_worker_cfg *cfg, herd_err *err)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -969,8 +588,8 @@ static wk *wk_new(const herd_worker_cfg *cfg, herd_err *err)
      * 64 MiB), else 512 MiB; one fetch is always admitted */
     size_t cap = w->cfg.memory_limit > 0 ? (size_t)w->cfg.memory_limit / 10 : (size_t)512 << 20;
     if (herd_fetch_budget_init(&w->budget, cap < ((size_t)64 << 20) ? (size_t)64 << 20 : cap) == 0) w->have_budget = 1;
-    start_peer(w);
-    start_memory(w);
+    wk_start_peer(w);
+    wk_start_memory(w);
     for (int i = 0; i < w->cfg.nthreads; i++) {
         pthread_t th;
         atomic_fetch_add(&w->refs, 1);
@@ -1000,7 +619,7 @@ int herd_worker_run(const herd_worker_cfg *cfg)
         return HERD_WORKER_EXIT_ERROR;
     }
     if (cfg->memory_limit > 0) {
-        w->mem_ev = event_new(w->base, -1, EV_PERSIST, mem_cb, w);
+        w->mem_ev = event_new(w->base, -1, EV_PERSIST, wk_mem_cb, w);
         struct timeval tv = { 0, 200000 };
         if (w->mem_ev) event_add(w->mem_ev, &tv);
     }
@@ -1118,134 +737,4 @@ int herd_worker_main(const herd_worker_cfg *cfg)
         usleep((useconds_t)(backoff * 1e6));
         backoff = backoff * 2 > 10 ? 10 : backoff * 2;
     }
-}
-
-/* ---- command line ---- */
-int herd_resources_parse(const char *s, herd_value **out, herd_err *err)
-{
-    *out = herd_map();
-    if (!s || !*s) return 0;
-    char *copy = strdup(s), *save = NULL;
-    int rc = 0;
-    for (char *item = strtok_r(copy, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
-        char *eq = strchr(item, '=');
-        char *end = NULL;
-        double v = eq ? strtod(eq + 1, &end) : 0;
-        if (!eq || eq == item || !end || *end || end == eq + 1) {
-            rc = herd_err_set(err, HERD_EARG, "resources: expected NAME=NUMBER[,NAME=NUMBER…] with numbers > 0, got \"%s\"", item);
-            break;
-        }
-        *eq = '\0';
-        herd_map_set(*out, item, v == floor(v) && fabs(v) < 9e15 ? herd_int((int64_t)v) : herd_float(v));
-    }
-    free(copy);
-    if (!rc) rc = herd_resources_check(*out, "resources", err);
-    if (rc) { herd_value_free(*out); *out = NULL; }
-    return rc;
-}
-
-int herd_worker_argv(const herd_cluster_env *env, const herd_worker_spec *spec, char ***argv_out, herd_err *err)
-{
-    if (argv_out) *argv_out = NULL;
-    if (!env || !spec || !argv_out)
-        return herd_err_set(err, HERD_EARG, "herd_worker_argv: %s is NULL", !env ? "env" : !spec ? "spec" : "argv_out");
-    int vrc = herd_resources_check(spec->resources, "worker resources", err);
-    if (vrc) return vrc;
-    size_t n = 0;
-    while (env->worker_argv && env->worker_argv[n]) n++;
-    char **v = calloc(n + 12, sizeof *v);
-    if (!v) return herd_err_set(err, -ENOMEM, "out of memory");
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) v[k++] = strdup(env->worker_argv[i]);
-    char buf[64];
-    v[k++] = strdup("--herd-name");
-    v[k++] = strdup(spec->name ? spec->name : "worker");
-    snprintf(buf, sizeof buf, "%d", spec->nthreads > 0 ? spec->nthreads : 1);
-    v[k++] = strdup("--herd-nthreads");
-    v[k++] = strdup(buf);
-    if (spec->resources && herd_len(spec->resources)) {
-        size_t cap = 256, len = 0;
-        char *r = malloc(cap);
-        r[0] = '\0';
-        for (size_t i = 0; i < herd_len(spec->resources); i++) {
-            char item[300];
-            int il = snprintf(item, sizeof item, "%s%s=%.17g", i ? "," : "", herd_key_at(spec->resources, i),
-                              herd_as_float(herd_at(spec->resources, i)));
-            if (len + (size_t)il + 1 > cap) { char *nr = realloc(r, cap = 2 * (len + (size_t)il + 1)); if (!nr) break; r = nr; }
-            memcpy(r + len, item, (size_t)il + 1);
-            len += (size_t)il;
-        }
-        v[k++] = strdup("--herd-resources");
-        v[k++] = r;
-    }
-    if (spec->memory_limit > 0) {
-        snprintf(buf, sizeof buf, "%lld", (long long)spec->memory_limit);
-        v[k++] = strdup("--herd-memory-limit");
-        v[k++] = strdup(buf);
-    }
-    v[k] = NULL;
-    for (size_t i = 0; i < k; i++)
-        if (!v[i]) { herd_strv_free(v); return herd_err_set(err, -ENOMEM, "out of memory"); }
-    *argv_out = v;
-    return 0;
-}
-
-/* A lifetime flag or variable: a duration ("55m", "3s", "90"); NULL or ""
- * leaves *out alone. */
-static int life_opt(const char *what, const char *val, double *out, herd_err *err)
-{
-    if (!val || !*val) return 0;
-    if (herd_parse_duration(val, out))
-        return herd_err_set(err, HERD_EARG, "%s: expected a duration such as \"55m\", \"3s\" or \"90\", "
-                            "got \"%.60s\"", what, val);
-    return 0;
-}
-
-int herd_worker_cfg_from_args(int argc, char **argv, herd_worker_cfg *cfg, herd_value **res, herd_err *err)
-{
-    memset(cfg, 0, sizeof *cfg);
-    *res = NULL;
-    cfg->address = getenv("HERD_SCHEDULER_ADDRESS");
-    cfg->token = getenv("HERD_TOKEN");
-    cfg->local_directory = getenv("HERD_LOCAL_DIRECTORY");
-    cfg->nthreads = 1;
-    cfg->connect_timeout = 30;
-    int rc = life_opt("HERD_LIFETIME", getenv("HERD_LIFETIME"), &cfg->lifetime, err);
-    if (!rc) rc = life_opt("HERD_LIFETIME_STAGGER", getenv("HERD_LIFETIME_STAGGER"), &cfg->lifetime_stagger, err);
-    if (rc) return rc;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(a, "--herd-worker") == 0) continue;
-        if (strcmp(a, "--herd-reconnect") == 0) { cfg->reconnect = 1; continue; }
-        if (!val) return herd_err_set(err, HERD_EARG, "worker option %s: expected a value", a);
-        char *end;
-        if (strcmp(a, "--herd-name") == 0) cfg->name = val;
-        else if (strcmp(a, "--herd-address") == 0) cfg->address = val;
-        else if (strcmp(a, "--herd-nthreads") == 0) {
-            long n = strtol(val, &end, 10);
-            if (*end || n < 1 || n > 4096) return herd_err_set(err, HERD_EARG, "--herd-nthreads: expected 1..4096, got \"%s\"", val);
-            cfg->nthreads = (int)n;
-        } else if (strcmp(a, "--herd-resources") == 0) {
-            herd_value_free(*res);
-            rc = herd_resources_parse(val, res, err);
-            if (rc) return rc;
-            cfg->resources = *res;
-        } else if (strcmp(a, "--herd-memory-limit") == 0) {
-            long long n = strtoll(val, &end, 10);
-            if (*end || n < 0) return herd_err_set(err, HERD_EARG, "--herd-memory-limit: expected bytes >= 0, got \"%s\"", val);
-            cfg->memory_limit = n;
-        } else if (strcmp(a, "--herd-lifetime") == 0) {
-            if ((rc = life_opt(a, val, &cfg->lifetime, err))) return rc;
-        } else if (strcmp(a, "--herd-lifetime-stagger") == 0) {
-            if ((rc = life_opt(a, val, &cfg->lifetime_stagger, err))) return rc;
-        } else if (strcmp(a, "--herd-local-directory") == 0) {
-            if ((rc = herd_local_directory_check("--herd-local-directory", val, err))) return rc;
-            cfg->local_directory = val;
-        } else return herd_err_set(err, HERD_EARG, "unknown worker option \"%s\"", a);
-        i++;
-    }
-    if (!cfg->address || !*cfg->address)
-        return herd_err_set(err, HERD_EARG, "worker: no scheduler address (HERD_SCHEDULER_ADDRESS or --herd-address)");
-    if (!cfg->name) cfg->name = "worker";
-    return 0;
 }

@@ -1,0 +1,158 @@
+/* core/proto_data.c — the data plane's messages: PEER, FREE, GET, GETFD,
+ * MISSING, DATA, HELD, PAUSE, FETCH and VALUE (layouts in proto.h; the
+ * control messages are proto_msg.c's). */
+#include "proto_int.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- PEER ---- */
+int herd_proto_pack_peer(msgpack_sbuffer *sb, const herd_msg_peer *m)
+{
+    wr w;
+    pk_str(wr_open(&w, sb, OP_PEER, 2), m->address.ptr ? m->address : herd_pstr_c(""));
+    return wr_close(&w, 0);
+}
+
+int herd_proto_unpack_peer(const msgpack_object *msg, herd_msg_peer *out, herd_err *err)
+{
+    rd r;
+    int rc;
+    memset(out, 0, sizeof *out);
+    if ((rc = rd_open(&r, msg, OP_PEER, 2, err)) || (rc = rd_str(&r, 1, "address", S_NAME, &out->address))) return rc;
+    return 0;
+}
+
+/* ---- FREE, GET ---- */
+int herd_proto_pack_free(msgpack_sbuffer *sb, const herd_msg_key *m) { return pack_key(sb, OP_FREE, m); }
+int herd_proto_unpack_free(const msgpack_object *msg, herd_msg_key *out, herd_err *err)
+{
+    return unpack_key(msg, OP_FREE, out, err);
+}
+int herd_proto_pack_get(msgpack_sbuffer *sb, const herd_msg_key *m) { return pack_key(sb, OP_GET, m); }
+int herd_proto_unpack_get(const msgpack_object *msg, herd_msg_key *out, herd_err *err)
+{
+    return unpack_key(msg, OP_GET, out, err);
+}
+int herd_proto_pack_getfd(msgpack_sbuffer *sb, const herd_msg_key *m) { return pack_key(sb, OP_GETFD, m); }
+int herd_proto_unpack_getfd(const msgpack_object *msg, herd_msg_key *out, herd_err *err)
+{
+    return unpack_key(msg, OP_GETFD, out, err);
+}
+
+/* ---- MISSING ---- */
+int herd_proto_pack_missing(msgpack_sbuffer *sb, const herd_msg_missing *m)
+{
+    wr w;
+    msgpack_packer *pk = wr_open(&w, sb, OP_MISSING, 4);
+    msgpack_pack_uint64(pk, m->key);
+    msgpack_pack_int(pk, m->attempt);
+    msgpack_pack_uint64(pk, m->input);
+    return wr_close(&w, 0);
+}
+
+int herd_proto_unpack_missing(const msgpack_object *msg, herd_msg_missing *out, herd_err *err)
+{
+    rd r;
+    int rc;
+    memset(out, 0, sizeof *out);
+    if ((rc = rd_open(&r, msg, OP_MISSING, 4, err)) || (rc = rd_u64(&r, 1, "key", &out->key)) ||
+        (rc = rd_i32(&r, 2, "attempt", 0, INT32_MAX, &out->attempt)) || (rc = rd_u64(&r, 3, "input", &out->input)))
+        return rc;
+    return 0;
+}
+
+/* ---- DATA ---- */
+int herd_proto_pack_data(msgpack_sbuffer *sb, const herd_msg_data *m)
+{
+    wr w;
+    msgpack_packer *pk = wr_open(&w, sb, OP_DATA, 3);
+    msgpack_pack_uint64(pk, m->key);
+    msgpack_pack_int64(pk, m->nbytes);
+    return wr_close(&w, 0);
+}
+
+int herd_proto_unpack_data(const msgpack_object *msg, herd_msg_data *out, herd_err *err)
+{
+    rd r;
+    int rc;
+    memset(out, 0, sizeof *out);
+    if ((rc = rd_open(&r, msg, OP_DATA, 3, err)) || (rc = rd_u64(&r, 1, "key", &out->key)) ||
+        (rc = rd_int(&r, 2, "nbytes", -1, INT64_MAX, &out->nbytes)))
+        return rc;
+    return 0;
+}
+
+/* ---- HELD ---- */
+int herd_proto_pack_held(msgpack_sbuffer *sb, const herd_msg_held *m)
+{
+    wr w;
+    msgpack_packer *pk = wr_open(&w, sb, OP_HELD, 4);
+    msgpack_pack_uint64(pk, m->key);
+    pk_str(pk, m->peer);
+    pk_str(pk, m->error);
+    return wr_close(&w, 0);
+}
+
+int herd_proto_unpack_held(const msgpack_object *msg, herd_msg_held *out, herd_err *err)
+{
+    rd r;
+    int rc;
+    memset(out, 0, sizeof *out);
+    if ((rc = rd_open(&r, msg, OP_HELD, 4, err)) || (rc = rd_u64(&r, 1, "key", &out->key)) ||
+        (rc = rd_str(&r, 2, "peer", S_NAME | S_NIL, &out->peer)) || (rc = rd_str(&r, 3, "error", S_NIL, &out->error)))
+        return rc;
+    return 0;
+}
+
+/* ---- PAUSE ---- */
+int herd_proto_pack_pause(msgpack_sbuffer *sb, const herd_msg_pause *m)
+{
+    wr w;
+    msgpack_packer *pk = wr_open(&w, sb, OP_PAUSE, 2);
+    msgpack_pack_int(pk, m->paused);
+    return wr_close(&w, 0);
+}
+
+int herd_proto_unpack_pause(const msgpack_object *msg, herd_msg_pause *out, herd_err *err)
+{
+    rd r;
+    int rc;
+    memset(out, 0, sizeof *out);
+    if ((rc = rd_open(&r, msg, OP_PAUSE, 2, err)) || (rc = rd_i32(&r, 1, "paused", 0, 1, &out->paused)))
+        return rc;
+    return 0;
+}
+
+/* ---- FETCH, VALUE ---- */
+int herd_proto_pack_fetch(msgpack_sbuffer *sb, const herd_msg_key *m) { return pack_key(sb, OP_FETCH, m); }
+int herd_proto_unpack_fetch(const msgpack_object *msg, herd_msg_key *out, herd_err *err)
+{
+    return unpack_key(msg, OP_FETCH, out, err);
+}
+
+int herd_proto_pack_value(msgpack_sbuffer *sb, const herd_msg_value *m)
+{
+    wr w;
+    msgpack_packer *pk = wr_open(&w, sb, OP_VALUE, 4);
+    msgpack_pack_uint64(pk, m->key);
+    int rc = 0;
+    if (m->raw.ptr) msgpack_sbuffer_write(sb, m->raw.ptr, m->raw.len);
+    else if (m->v) rc = pk_value(pk, m->v);
+    else msgpack_pack_nil(pk);
+    pk_str(pk, m->v || m->raw.ptr ? herd_pstr_c(NULL) : m->error.ptr ? m->error : herd_pstr_c("no value"));
+    return wr_close(&w, rc);
+}
+
+int herd_proto_unpack_value(const msgpack_object *msg, herd_msg_value *out, herd_err *err)
+{
+    rd r;
+    int rc;
+    memset(out, 0, sizeof *out);
+    if ((rc = rd_open(&r, msg, OP_VALUE, 4, err)) || (rc = rd_u64(&r, 1, "key", &out->key)) ||
+        (rc = rd_str(&r, 3, "error", S_NIL, &out->error)))
+        return rc;
+    if (!out->error.ptr && (rc = rd_value(&r, 2, "value", &out->value))) return rc;
+    return 0;
+}
