@@ -48,7 +48,8 @@
  *   WORKERS   s->c [op, nworkers int, nthreads int]: the cluster's size changed
  *   STARTED   w->s [op, key int, attempt int]: an executor thread started the task
  *   CONTROL   c->s [op, seq int, verb str, arg str|nil]: "load"; "dashboard" (its
- *                   HTTP endpoint: "SCHEME IP PORT ONCE|-", sched_http.c); "drain"
+ *                   HTTP endpoint: "SCHEME IP PORT ONCE|-", sched_http.c);
+ *                   "report" (its /api/v1/status JSON, for a performance report); "drain"
  *                   NAME and "close_workers" REASON only on a scheduler its
  *                   cluster's provider started (owned); with seq 0, unanswered
  *                   notifications for an owned scheduler's dashboard: "note"
@@ -79,7 +80,7 @@
  *   REPLY     s->c [op, seq int, rc int <= 0, payload]: the load (rc 0, for
  *                   "load": [waiting, ready, running, avg_duration,
  *                   task_seconds, [[name, nthreads, busy, closing, idle_for]…]]),
- *                   the error str (rc < 0), a text str (rc 0: "dashboard"), or nil
+ *                   the error str (rc < 0), a text str (rc 0: "dashboard", "report"), or nil
  *
  * Names (HELLO name, task names, control verbs) are 1..HERD_PROTO_MAX_NAME
  * bytes without a NUL byte.

@@ -25,7 +25,8 @@ int  herd_remote_wait_workers(herd_remote *r, int n, double timeout_s, herd_err 
 extern const herd_transport herd_remote_tp;
 /* A control call (OP_CONTROL): "load" (*load, may be NULL: the scheduler's
  * load, free with herd_sched_load_free), "dashboard" (*text: its HTTP
- * endpoint as sch_http_describe says it, malloc'd), "drain" NAME,
+ * endpoint as sch_http_describe says it, malloc'd), "report" (*text: its
+ * /api/v1/status JSON, malloc'd), "drain" NAME,
  * "close_workers" REASON (the last two only on a scheduler started for this
  * cluster). Waits for the answer up to timeout_s. */
 int  herd_remote_control(herd_remote *r, const char *verb, const char *arg, double timeout_s,

@@ -795,8 +795,14 @@ int herd_flow_end(herd_runner *base, bool failed, herd_err *err)
         if (herd_sched_perf_report(r->sched, report, &e))
             rlog(r, HERD_LOG_WARN, "flow run %s: %s", r->flow_name, e.msg);
         else rlog(r, HERD_LOG_INFO, "flow run %s: performance report written to %s", r->flow_name, report);
-    } else if (report) {
-        rlog(r, HERD_LOG_WARN, "flow run %s: no performance report: its scheduler runs elsewhere (start_scheduler)", r->flow_name);
+    } else if (report && r->remote) {   /* a scheduler the provider runs: its report over the connection */
+        herd_err e = { 0 };
+        char *json = NULL;
+        if (herd_remote_control(r->remote, "report", NULL, 30, NULL, &json, &e) ||
+            herd_perf_report_write(json, strlen(json), report, &e))
+            rlog(r, HERD_LOG_WARN, "flow run %s: no performance report: %s", r->flow_name, e.msg);
+        else rlog(r, HERD_LOG_INFO, "flow run %s: performance report written to %s", r->flow_name, report);
+        free(json);
     }
     herd_client_pull_all(&r->client);       /* held results leave the workers before they do */
     herd_client_shutdown(&r->client, HERD_CANCELLED, "the flow run ended before the task finished");

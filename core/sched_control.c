@@ -53,6 +53,7 @@ void sch_on_control(herd_sched *s, sworker *c, const herd_msg_control *m)
     const char *v = verb ? verb : "", *error = NULL;
     int rc = 0, is_load = 0;
     char text[200] = "";
+    struct evbuffer *big = NULL;       /* a long text answer ("report") */
     herd_sched_load l;
     memset(&l, 0, sizeof l);
     if (!strcmp(v, "load")) {
@@ -61,6 +62,11 @@ void sch_on_control(herd_sched *s, sworker *c, const herd_msg_control *m)
     } else if (!strcmp(v, "dashboard")) {
         if ((rc = sch_http_describe(s, text, sizeof text)))
             error = "this scheduler has no HTTP endpoint (dashboard_address, --dashboard-address)";
+    } else if (!strcmp(v, "report")) {
+        if (!(big = evbuffer_new()) || sch_report_json(s, "status", 0, 0, big)) {
+            rc = -ENOMEM;
+            error = "out of memory";
+        }
     } else if ((!strcmp(v, "drain") || !strcmp(v, "close_workers")) && !s->cfg.owned) {
         rc = -HERD_EARG;
         error = "this scheduler is shared (not started for one cluster): a client may not drain or close its workers";
@@ -73,17 +79,22 @@ void sch_on_control(herd_sched *s, sworker *c, const herd_msg_control *m)
         sch_close_fn(s, why);
     } else {
         rc = -HERD_EARG;
-        error = "unknown control verb: expected load, dashboard, drain or close_workers";
+        error = "unknown control verb: expected load, dashboard, report, drain or close_workers";
         slog(s, HERD_LOG_WARN, "client %s: unknown control verb \"%s\"", c->name, v);
     }
     if (c->conn) {
         herd_msg_reply r = { .seq = seq, .rc = rc, .error = herd_pstr_c(error), .has_load = is_load && !rc,
                              .text = herd_pstr_c(!rc && text[0] ? text : NULL) };
+        if (!rc && big) {
+            r.text.len = evbuffer_get_length(big);
+            r.text.ptr = (const char *)evbuffer_pullup(big, -1);
+        }
         if (r.has_load) r.load = l;
         herd_proto_pack_reply(herd_conn_buf(c->conn), &r);
         herd_conn_end(c->conn);
     }
     herd_sched_load_free(&l);
+    if (big) evbuffer_free(big);
     free(verb);
     free(arg);
 }

@@ -95,6 +95,9 @@ int herd_sched_report(herd_sched *s, const char *which, struct evbuffer *b);
 /* performance_report_path (perf_report.c): the page with the status report
  * inlined, written to path (through a temporary file, renamed). */
 int herd_sched_perf_report(herd_sched *s, const char *path, herd_err *err);
+/* The same page around a status report given as JSON text (len bytes, its
+ * < > & escaped as sch_report_json writes them): a remote scheduler's. */
+int herd_perf_report_write(const char *json, size_t len, const char *path, herd_err *err);
 /* Record an adaptive decision for the endpoint (any thread). */
 void herd_sched_note_decision(herd_sched *s, int target, int have, const char *reason);
 

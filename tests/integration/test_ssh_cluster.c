@@ -14,7 +14,8 @@
  * redone for a file changed on the host; TLS
  * (security: temporary); adaptive scaling; the dashboard of a scheduler on
  * a namespaced host, fetched through the link the flow log prints (401
- * without the token, 200 with it). Whatever the machine cannot do
+ * without the token, 200 with it), and its performance report. Whatever
+ * the machine cannot do
  * is skipped with a loud message saying why. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -1015,8 +1016,12 @@ static void test_netns_hosts(void **state)
     tu_log log;
     tu_log_init(&log);
     log.echo_level = HERD_LOG_ERROR + 1;
-    herd_runner *r = runner(ck, "{security: temporary, data_transfer: direct, dashboard_address: ':0', "
-                            "token: ssh-dash-token}", NULL, &log, &err);
+    char rdir[64], cl[400], rpath[128];
+    tu_mkdtemp(rdir, sizeof rdir);
+    snprintf(rpath, sizeof rpath, "%s/report.html", rdir);
+    snprintf(cl, sizeof cl, "{security: temporary, data_transfer: direct, dashboard_address: ':0', "
+                            "token: ssh-dash-token, performance_report_path: '%s'}", rpath);
+    herd_runner *r = runner(ck, cl, NULL, &log, &err);
     if (herd_flow_begin(r, "netns-sched", &err)) fail_msg("%s", err.msg);
     char want[96];
     snprintf(want, sizeof want, "tls://%s:", net.addr[0]);
@@ -1044,6 +1049,14 @@ static void test_netns_hosts(void **state)
     cross_host_transfer(r);                /* and this client reads held results across the bridge */
     herd_flow_end(r, false, &err);
     herd_runner_free(r);
+    /* the performance report, from that scheduler's own report */
+    assert_true(tu_log_has_line(&log, "performance report written to", rpath));
+    char *html = tu_read_file(rpath);
+    assert_non_null(html);
+    assert_non_null(strstr(html, "window.HERD_SNAPSHOT = {"));
+    assert_non_null(strstr(html, "\"nss-"));
+    free(html);
+    tu_rmtree(rdir);
     tu_log_free(&log);
     assert_true(wait_no_procs("nss", 5));
     assert_true(wait_no_sched(5));

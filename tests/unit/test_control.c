@@ -226,7 +226,8 @@ static void test_closed_connection(void **state)
 
 /* "dashboard": refused without an endpoint; on every interface, with the
  * token, the links name the host the client dials and carry a one-time
- * login link that works; on loopback, no login link. */
+ * login link that works; on loopback, no login link. "report": the whole
+ * status report, with or without an endpoint. */
 static void test_dashboard_links(void **state)
 {
     fixture f;
@@ -252,6 +253,11 @@ static void test_dashboard_links(void **state)
     down(&f);
 
     up(&f, 0, "127.0.0.1:0");
+    /* "report": the status JSON a performance report inlines */
+    if (herd_remote_control(f.r, "report", NULL, 5, NULL, &desc, &err)) fail_msg("report: %s", err.msg);
+    assert_true(strncmp(desc, "{\"version\":", 11) == 0);
+    assert_non_null(strstr(desc, "\"runs\":{\"next\":0,\"runs\":[]}"));
+    free(desc);
     if (herd_remote_control(f.r, "dashboard", NULL, 5, NULL, &desc, &err)) fail_msg("dashboard: %s", err.msg);
     assert_int_equal(herd_sched_http_links(desc, "10.0.0.9", url, sizeof url, login, sizeof login, &lo), 0);
     assert_int_equal(lo, 1);                                      /* its own loopback, not 10.0.0.9 */
