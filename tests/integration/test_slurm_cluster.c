@@ -105,26 +105,10 @@ static int spare_down(bool down)
  * waits to be killed; *up once it said its cluster started. */
 static pid_t flow_in_child(const char *ck, const char *name, bool *up)
 {
-    int pfd[2];
-    assert_int_equal(pipe(pfd), 0);
-    pid_t child = fork();
-    assert_true(child >= 0);
-    if (child == 0) {
-        close(pfd[0]);
-        herd_err err = { 0 };
-        herd_runner *r = NULL;
-        herd_runner_opts o = { .cluster_class = "slurm.SLURMCluster", .cluster_kwargs = ck,
-                               .client_kwargs = "{start: eager}", .adapt_kwargs = "{minimum: 2, maximum: 2}",
-                               .log = tu_quiet_sink };
-        if (herd_runner_new(&r, &o, &err) || herd_flow_begin(r, name, &err)) _exit(1);
-        if (write(pfd[1], "up", 2) != 2) _exit(1);
-        for (;;) pause();
-    }
-    close(pfd[1]);
-    char b[2];
-    *up = read(pfd[0], b, 2) == 2;
-    close(pfd[0]);
-    return child;
+    herd_runner_opts o = { .cluster_class = "slurm.SLURMCluster", .cluster_kwargs = ck,
+                           .client_kwargs = "{start: eager}", .adapt_kwargs = "{minimum: 2, maximum: 2}",
+                           .log = tu_quiet_sink };
+    return tu_flow_in_child(&o, name, 0, up);
 }
 
 /* ---- cases ---- */

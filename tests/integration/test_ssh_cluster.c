@@ -534,25 +534,9 @@ static void test_client_killed_leaves_nothing(void **state)
         snprintf(more, sizeof more, "n_workers: 2, name: orphan%s%s%s", remote ? ", scheduler_host: '" : "",
                  remote ? good[0].host : "", remote ? "'" : "");
         kw(ck, sizeof ck, hosts, more);
-        int pfd[2];
-        assert_int_equal(pipe(pfd), 0);
-        pid_t child = fork();
-        assert_true(child >= 0);
-        if (child == 0) {
-            close(pfd[0]);
-            herd_err err = { 0 };
-            herd_runner *r = NULL;
-            herd_runner_opts o = { .cluster_class = "ssh.SSHCluster", .cluster_kwargs = ck, .log = tu_quiet_sink };
-            if (herd_runner_new(&r, &o, &err) || herd_flow_begin(r, "orphan", &err) ||
-                herd_wait_for_workers(r, 2, TU_WAIT_S, &err))
-                _exit(1);
-            if (write(pfd[1], "up", 2) != 2) _exit(1);
-            for (;;) pause();                  /* killed here */
-        }
-        close(pfd[1]);
-        char b[2];
-        bool up = read(pfd[0], b, 2) == 2;
-        close(pfd[0]);
+        herd_runner_opts o = { .cluster_class = "ssh.SSHCluster", .cluster_kwargs = ck, .log = tu_quiet_sink };
+        bool up;
+        pid_t child = tu_flow_in_child(&o, "orphan", 2, &up);
         int nworkers = procs_named("orphan"), nsched = sched_procs(0);
         kill(child, SIGKILL);                  /* first: a failed check must not leave it running */
         int stt;
