@@ -29,6 +29,7 @@
 #include "proto.h"         /* the wire protocol: opcodes, version, roles */
 #include "../support/testutil.h"
 #include "../support/blobs.h"
+#include "../support/rawwire.h"   /* the peer protocol by hand */
 
 #define TOKEN "dataplane-token-0123456789"
 
@@ -70,67 +71,6 @@ static int t_parent(herd_task_ctx *ctx, const herd_value *args, herd_value **out
     return 0;
 }
 HERD_TASK(t_parent);
-
-/* ---- the peer protocol, raw ---- */
-static int peer_connect(const char *path)
-{
-    struct sockaddr_un sa = { .sun_family = AF_UNIX };
-    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
-    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa)) fail_msg("connect %s: %s", path, strerror(errno));
-    struct timeval tv = { 15, 0 };
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    return fd;
-}
-
-static void send_raw(int fd, const void *p, size_t n)
-{
-    if (send(fd, p, n, MSG_NOSIGNAL) != (ssize_t)n) fail_msg("send: %s", strerror(errno));
-}
-
-static void send_msg(int fd, herd_value *v)
-{
-    char *buf;
-    size_t len;
-    herd_err err;
-    if (herd_value_encode(v, &buf, &len, &err)) fail_msg("encode: %s", err.msg);
-    uint32_t be = htonl((uint32_t)len);
-    send_raw(fd, &be, 4);
-    send_raw(fd, buf, len);
-    free(buf);
-    herd_value_free(v);
-}
-
-static bool recv_full(int fd, void *p, size_t n)
-{
-    char *c = p;
-    while (n) {
-        ssize_t r = recv(fd, c, n, 0);
-        if (r <= 0) return false;
-        c += r;
-        n -= (size_t)r;
-    }
-    return true;
-}
-
-/* One message, or NULL when the connection closed first. */
-static herd_value *recv_msg(int fd)
-{
-    uint32_t be;
-    if (!recv_full(fd, &be, 4)) return NULL;
-    size_t len = ntohl(be);
-    char *buf = malloc(len);
-    herd_value *v = NULL;
-    herd_err err;
-    if (!buf || !recv_full(fd, buf, len) || herd_value_decode(buf, len, &v, &err)) v = NULL;
-    free(buf);
-    return v;
-}
-
-static void peer_hello(int fd, const char *token)
-{
-    send_msg(fd, herd_tuple("iiissinIs", OP_HELLO, HERD_PROTO_VERSION, ROLE_PEER, token, "probe", 0, (int64_t)getpid(), ""));
-}
 
 /* The answer to a GET sent before: the value's size, -1 when not held. */
 static int64_t peer_read_data(int fd)
@@ -386,15 +326,15 @@ static void test_peer_server(void **state)
     char path[300];
     peer_socket(r, path, sizeof path);
 
-    int fd = peer_connect(path);
+    int fd = unix_connect(path);
     peer_hello(fd, TOKEN);
     assert_true(peer_get(fd, herd_future_key(p)) > 65536);       /* held there */
-    int other = peer_connect(path);
+    int other = unix_connect(path);
     peer_hello(other, TOKEN);
-    send_raw(other, "\x00\x00\x00\x04\xc1\xc1\xc1\xc1", 8);        /* not msgpack */
+    send_all(other, "\x00\x00\x00\x04\xc1\xc1\xc1\xc1", 8);        /* not msgpack */
     assert_null(recv_msg(other));                                  /* closed */
     close(other);
-    other = peer_connect(path);
+    other = unix_connect(path);
     peer_hello(other, TOKEN);
     send_msg(other, herd_tuple("iI", OP_RELEASE, (int64_t)1));     /* not a peer's message */
     assert_null(recv_msg(other));
@@ -409,14 +349,9 @@ static void test_peer_server(void **state)
     }
     close(fd);
 
-    fd = peer_connect(path);
+    fd = unix_connect(path);
     peer_hello(fd, "not-the-token");
-    herd_value *m = recv_msg(fd);
-    assert_non_null(m);
-    assert_int_equal(herd_as_int(herd_at(m, 0)), OP_REFUSE);
-    assert_non_null(strstr(herd_as_str(herd_at(m, 1)), "wrong or missing token"));
-    herd_value_free(m);
-    assert_null(recv_msg(fd));
+    expect_refuse(fd, "wrong or missing token");
     close(fd);
 
     herd_future *q = tu_submit(r, "t_make", herd_tuple("Iin", (int64_t)4096, 4), NULL);
@@ -445,10 +380,10 @@ static void test_peer_server_concurrent(void **state)
     char path[300];
     peer_socket(r, path, sizeof path);
 
-    int slow = peer_connect(path);
+    int slow = unix_connect(path);
     peer_hello(slow, TOKEN);
     send_msg(slow, herd_tuple("iI", OP_GET, (int64_t)herd_future_key(p)));   /* read later */
-    int other = peer_connect(path);
+    int other = unix_connect(path);
     peer_hello(other, TOKEN);
     send_msg(other, herd_tuple("iI", OP_GET, (int64_t)herd_future_key(q)));
     send_msg(other, herd_tuple("iI", OP_GET, (int64_t)herd_future_key(p)));

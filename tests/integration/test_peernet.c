@@ -24,6 +24,7 @@
 #include "proto.h"         /* opcodes, version, roles */
 #include "../support/testutil.h"
 #include "../support/blobs.h"
+#include "../support/rawwire.h"   /* the peer protocol by hand */
 
 #define TOKEN "peernet-token-0123456789"
 #define CK2 "{n_workers: 2, threads_per_worker: 1, resources: {slot: 1}}"
@@ -65,73 +66,6 @@ static int captured_lines(const capture *c, const char *w1, const char *w2)
 }
 
 static void capture_free(capture *c) { tu_rmtree(c->dir); }
-
-/* ---- the peer protocol by hand over TCP ---- */
-static int tcp_connect(const char *address)
-{
-    const char *hp = strstr(address, "://");
-    assert_non_null(hp);
-    hp += 3;
-    char host[64];
-    const char *colon = strrchr(hp, ':');
-    assert_non_null(colon);
-    snprintf(host, sizeof host, "%.*s", (int)(colon - hp), hp);
-    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(colon + 1)) };
-    assert_int_equal(inet_pton(AF_INET, host, &sa.sin_addr), 1);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa)) fail_msg("connect %s: %s", address, strerror(errno));
-    struct timeval tv = { 15, 0 };
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    return fd;
-}
-
-static void send_raw(int fd, const void *p, size_t n)
-{
-    if (send(fd, p, n, MSG_NOSIGNAL) != (ssize_t)n) fail_msg("send: %s", strerror(errno));
-}
-
-static void send_msg(int fd, herd_value *v)
-{
-    char *buf;
-    size_t len;
-    herd_err err;
-    if (herd_value_encode(v, &buf, &len, &err)) fail_msg("encode: %s", err.msg);
-    uint32_t be = htonl((uint32_t)len);
-    send_raw(fd, &be, 4);
-    send_raw(fd, buf, len);
-    free(buf);
-    herd_value_free(v);
-}
-
-static bool recv_full(int fd, void *p, size_t n)
-{
-    char *c = p;
-    while (n) {
-        ssize_t r = recv(fd, c, n, 0);
-        if (r <= 0) return false;
-        c += r;
-        n -= (size_t)r;
-    }
-    return true;
-}
-
-static herd_value *recv_msg(int fd)
-{
-    uint32_t be;
-    if (!recv_full(fd, &be, 4)) return NULL;
-    size_t len = ntohl(be);
-    char *buf = malloc(len);
-    herd_value *v = NULL;
-    herd_err err;
-    if (!buf || !recv_full(fd, buf, len) || herd_value_decode(buf, len, &v, &err)) v = NULL;
-    free(buf);
-    return v;
-}
-
-static void peer_hello(int fd, const char *token)
-{
-    send_msg(fd, herd_tuple("iiissinIs", OP_HELLO, HERD_PROTO_VERSION, ROLE_PEER, token, "probe", 0, (int64_t)getpid(), ""));
-}
 
 /* The peer address worker name serves at, from the scheduler's debug line. */
 static void peer_address_of(tu_log *log, const char *name, char *out, size_t cap)
@@ -177,22 +111,17 @@ static void test_tcp_peer_refusals(void **state)
 
     int fd = tcp_connect(addr);
     peer_hello(fd, "not-the-token");
-    herd_value *m = recv_msg(fd);
-    assert_non_null(m);
-    assert_int_equal(herd_as_int(herd_at(m, 0)), OP_REFUSE);
-    assert_non_null(strstr(herd_as_str(herd_at(m, 1)), "wrong or missing token"));
-    herd_value_free(m);
-    assert_null(recv_msg(fd));
+    expect_refuse(fd, "wrong or missing token");
     close(fd);
 
     fd = tcp_connect(addr);
     peer_hello(fd, TOKEN);
-    send_raw(fd, "\x00\x00\x00\x04\xc1\xc1\xc1\xc1", 8);           /* not msgpack */
+    send_all(fd, "\x00\x00\x00\x04\xc1\xc1\xc1\xc1", 8);           /* not msgpack */
     assert_null(recv_msg(fd));
     close(fd);
     fd = tcp_connect(addr);
     peer_hello(fd, TOKEN);
-    send_raw(fd, "\x00\x10\x00\x00", 4);                           /* a 1 MiB frame: over a peer's limit */
+    send_all(fd, "\x00\x10\x00\x00", 4);                           /* a 1 MiB frame: over a peer's limit */
     assert_null(recv_msg(fd));
     close(fd);
 

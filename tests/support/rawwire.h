@@ -1,7 +1,10 @@
 /* tests/support/rawwire.h — speaking herd's wire by hand from a raw TCP
  * socket, for the tests that send what no herd peer would: connect, send a
  * frame (4-byte big-endian length, then msgpack) or an encoded value, read
- * until the peer closes or read one message, and build a HELLO.
+ * until the peer closes or read one message, and build a HELLO; and the
+ * peer protocol's blocking side (a peer server on TCP or a Unix socket:
+ * send_msg, recv_full, recv_msg, peer_hello), reads bounded by a 15 s
+ * receive timeout.
  *
  * Header-only (static inline). Include after <cmocka.h>, testutil.h and
  * proto.h (opcodes). */
@@ -13,6 +16,7 @@
 #include <poll.h>
 #include <stdbool.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 
 static inline int raw_connect(const char *addr)
 {
@@ -121,6 +125,93 @@ static inline herd_value *read_message(int fd)
 static inline herd_value *hello(const char *token, int proto, int role, const char *name)
 {
     return herd_tuple("iiissinIs", OP_HELLO, proto, role, token, name, 1, (int64_t)getpid(), "");
+}
+
+/* ---- the peer protocol, blocking (reads time out after 15 s) ---- */
+static inline void raw_recv_timeout(int fd)
+{
+    struct timeval tv = { 15, 0 };
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+}
+
+/* A peer server's tcp://IP:PORT. */
+static inline int tcp_connect(const char *address)
+{
+    const char *hp = strstr(address, "://");
+    assert_non_null(hp);
+    hp += 3;
+    char host[64];
+    const char *colon = strrchr(hp, ':');
+    assert_non_null(colon);
+    snprintf(host, sizeof host, "%.*s", (int)(colon - hp), hp);
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(colon + 1)) };
+    assert_int_equal(inet_pton(AF_INET, host, &sa.sin_addr), 1);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa)) fail_msg("connect %s: %s", address, strerror(errno));
+    raw_recv_timeout(fd);
+    return fd;
+}
+
+/* A peer server's Unix socket at path. */
+static inline int unix_connect(const char *path)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    size_t len = strlen(path);
+    if (len >= sizeof sa.sun_path) fail_msg("socket path too long: %s", path);
+    memcpy(sa.sun_path, path, len + 1);
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa)) fail_msg("connect %s: %s", path, strerror(errno));
+    raw_recv_timeout(fd);
+    return fd;
+}
+
+/* One message (a frame of its own); v is freed. */
+static inline void send_msg(int fd, herd_value *v)
+{
+    send_value(fd, v);
+}
+
+static inline bool recv_full(int fd, void *p, size_t n)
+{
+    char *c = p;
+    while (n) {
+        ssize_t r = recv(fd, c, n, 0);
+        if (r <= 0) return false;
+        c += r;
+        n -= (size_t)r;
+    }
+    return true;
+}
+
+/* One message, or NULL when the connection closed first. */
+static inline herd_value *recv_msg(int fd)
+{
+    uint32_t be;
+    if (!recv_full(fd, &be, 4)) return NULL;
+    size_t len = ntohl(be);
+    char *buf = malloc(len);
+    herd_value *v = NULL;
+    herd_err err;
+    if (!buf || !recv_full(fd, buf, len) || herd_value_decode(buf, len, &v, &err)) v = NULL;
+    free(buf);
+    return v;
+}
+
+/* HELLO as a peer (role ROLE_PEER) with token. */
+static inline void peer_hello(int fd, const char *token)
+{
+    send_msg(fd, herd_tuple("iiissinIs", OP_HELLO, HERD_PROTO_VERSION, ROLE_PEER, token, "probe", 0, (int64_t)getpid(), ""));
+}
+
+/* The next message is REFUSE saying why (a substring), then the peer closes. */
+static inline void expect_refuse(int fd, const char *why)
+{
+    herd_value *m = recv_msg(fd);
+    assert_non_null(m);
+    assert_int_equal(herd_as_int(herd_at(m, 0)), OP_REFUSE);
+    assert_non_null(strstr(herd_as_str(herd_at(m, 1)), why));
+    herd_value_free(m);
+    assert_null(recv_msg(fd));
 }
 
 #endif
