@@ -73,6 +73,7 @@ struct herd_adaptive {
     size_t ncounts;
     retiring *ret;
     size_t nret, capret;
+    char kept[64];             /* the idle worker last kept for its needed values (logged once) */
     herd_worker_info *info;
     size_t capinfo;
     int tpw;                   /* threads per worker, as last seen */
@@ -169,9 +170,16 @@ static void stop_retired(herd_adaptive *a, const char *name, const char *how)
 }
 
 /* Drained workers that have left the scheduler are stopped by the provider. */
-static void finish_retires(herd_adaptive *a)
+static void finish_retires(herd_adaptive *a, const herd_sched_load *l)
 {
     for (size_t i = 0; i < a->nret;) {
+        const herd_sched_wload *c = connected(l, a->ret[i].name);
+        if (c && !c->closing) {       /* the scheduler kept it: its values had nowhere to go */
+            herd_log(a->env, HERD_LOG_INFO, "adaptive: worker %s stays (the scheduler kept it: it holds values "
+                     "still needed that no other worker could take)", a->ret[i].name);
+            a->ret[i] = a->ret[--a->nret];
+            continue;
+        }
         if (a->ops->has_worker(a->s, a->ret[i].name)) { i++; continue; }
         char how[96];
         snprintf(how, sizeof how, "drained and left after %.3gs", herd_now() - a->ret[i].since);
@@ -292,11 +300,14 @@ static void note_deaths(herd_adaptive *a, const herd_sched_load *l, size_t ninfo
     }
 }
 
-typedef struct cand { const char *name; double idle; } cand;
+typedef struct cand { const char *name; double idle; int64_t needed; } cand;
 
-static int by_idle_desc(const void *x, const void *y)
+/* Dask's workers_to_close: fewest bytes to move first (values only it
+ * holds that are still needed), then idle longest. */
+static int by_close_order(const void *x, const void *y)
 {
     const cand *a = x, *b = y;
+    if (a->needed != b->needed) return (a->needed > b->needed) - (a->needed < b->needed);
     return (a->idle < b->idle) - (a->idle > b->idle);
 }
 
@@ -305,7 +316,7 @@ static void decide(herd_adaptive *a, int full)
 {
     herd_sched_load l;
     if (a->ops->get_load(a->s, &l)) return;   /* scheduler stopping */
-    if (full) finish_retires(a);
+    if (full) finish_retires(a, &l);
     size_t ninfo;
     provider_status(a, &ninfo);
     if (a->ops->provider) a->ops->provider(a->s, a->prov->name, a->info, ninfo);   /* for the dashboard */
@@ -372,7 +383,8 @@ static void decide(herd_adaptive *a, int full)
     }
     if (target >= size || !full || a->cfg.fixed) goto out;
 
-    /* down: pick size - target candidates, idle longest first, then the not yet
+    /* down: pick size - target candidates, fewest needed bytes first (they
+     * move to other workers before it closes), idle longest, then the not yet
      * connected; each must be picked wait_count intervals in a row */
     cand *c = calloc(l.nworkers + ninfo + 1, sizeof *c);
     if (!c) goto out;
@@ -380,15 +392,31 @@ static void decide(herd_adaptive *a, int full)
     for (size_t i = 0; i < l.nworkers; i++) {
         const herd_sched_wload *w = &l.workers[i];
         if (!w->closing && w->busy == 0 && w->idle_for > 0 && !is_retiring(a, w->name))
-            c[nc++] = (cand){ w->name, w->idle_for };
+            c[nc++] = (cand){ w->name, w->idle_for, w->needed_bytes };
     }
-    qsort(c, nc, sizeof *c, by_idle_desc);
     for (size_t i = 0; i < ninfo; i++) {
         herd_worker_info *w = &a->info[i];
         if ((w->state == HERD_WORKER_STARTING || w->state == HERD_WORKER_RUNNING) &&
             !is_retiring(a, w->name) && !connected(&l, w->name))
-            c[nc++] = (cand){ w->name, -1 };
+            c[nc++] = (cand){ w->name, -1, 0 };
     }
+    qsort(c, nc, sizeof *c, by_close_order);
+    /* a worker holding needed values stays when no open worker would be left
+     * to take them (Dask keeps a worker with the only copy of needed data) */
+    size_t nk = 0;
+    const char *kept = NULL;
+    int64_t kept_bytes = 0;
+    for (size_t i = 0; i < nc; i++) {
+        if (c[i].needed <= 0 || (size_t)open > nk + 1) c[nk++] = c[i];
+        else if (!kept) { kept = c[i].name; kept_bytes = c[i].needed; }
+    }
+    nc = nk;
+    if (kept && strcmp(kept, a->kept)) {
+        herd_log(a->env, HERD_LOG_INFO, "adaptive: keeping worker %s: it holds the only copy of %.1f MiB still needed "
+                 "and no other worker would be left to take it (release the futures to let it go)", kept,
+                 (double)kept_bytes / 1048576);
+        snprintf(a->kept, sizeof a->kept, "%s", kept);
+    } else if (!kept) a->kept[0] = '\0';
     if (nc > need) nc = need;
     ccount *next = calloc(nc + 1, sizeof *next);
     if (!next) { free(c); goto out; }

@@ -48,6 +48,8 @@ typedef struct herd_metrics {
     herd_mrun runs[HERD_MET_NRUNS];
     uint64_t nruns;                  /* runs ever recorded: runs[(nruns-1) % N] is the last */
     uint64_t transfers;              /* held inputs a worker had to fetch from another */
+    uint64_t retire_moved, retire_moved_bytes;   /* values moved off retiring workers, and their bytes */
+    uint64_t retire_fallbacks;       /* values a retiring worker could not hand over (recomputed if needed) */
     uint64_t transfer_bytes;
     uint64_t worker_joins, worker_losses;
     uint64_t suspicious;             /* tasks running on a worker that died (Dask's tasks_suspicious) */

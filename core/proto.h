@@ -79,8 +79,15 @@
  *                   back under: it takes tasks again
  *   REPLY     s->c [op, seq int, rc int <= 0, payload]: the load (rc 0, for
  *                   "load": [waiting, ready, running, avg_duration,
- *                   task_seconds, [[name, nthreads, busy, closing, idle_for]…]]),
- *                   the error str (rc < 0), a text str (rc 0: "dashboard", "report"), or nil
+ *                   task_seconds, [[name, nthreads, busy, closing, idle_for,
+ *                   needed_bytes]…]]), the error str (rc < 0), a text str (rc 0:
+ *                   "dashboard", "report"), or nil
+ *   ACQUIRE   s->w [op, key int, peer str, nbytes int >= 0] (protocol 9): a
+ *                   worker being retired holds key's value (nbytes packed) and
+ *                   serves it at peer: fetch it from there (or relayed) and
+ *                   hold it (Dask's acquire-replicas)
+ *   ACQUIRED  w->s [op, key int, nbytes int >= -1, error str|nil]: the answer:
+ *                   held here now, nbytes packed; or -1 and why not
  *
  * Names (HELLO name, task names, control verbs) are 1..HERD_PROTO_MAX_NAME
  * bytes without a NUL byte.
@@ -111,7 +118,7 @@ enum {
     OP_HELLO = 1, OP_WELCOME, OP_REFUSE, OP_RUN, OP_DONE, OP_LOG, OP_HEARTBEAT, OP_SECEDE,
     OP_SUBMIT, OP_RELEASE, OP_CANCEL, OP_RESULT, OP_CLOSE, OP_WORKERS, OP_STARTED,
     OP_CONTROL, OP_REPLY, OP_PEER, OP_FREE, OP_MISSING, OP_GET, OP_DATA, OP_HELD, OP_PAUSE, OP_FETCH, OP_VALUE,
-    OP_GETFD, OP_MAX
+    OP_GETFD, OP_ACQUIRE, OP_ACQUIRED, OP_MAX
 };
 
 /* data_transfer (client_kwargs): how held values reach a worker or client.
@@ -316,6 +323,14 @@ typedef struct herd_msg_value {
 } herd_msg_value;
 int herd_proto_pack_value(msgpack_sbuffer *sb, const herd_msg_value *m);
 int herd_proto_unpack_value(const msgpack_object *msg, herd_msg_value *out, herd_err *err);
+
+/* ACQUIRE and ACQUIRED (a retiring worker's values moved to another). */
+typedef struct herd_msg_acquire { uint64_t key; herd_pstr peer; int64_t nbytes; } herd_msg_acquire;
+int herd_proto_pack_acquire(msgpack_sbuffer *sb, const herd_msg_acquire *m);
+int herd_proto_unpack_acquire(const msgpack_object *msg, herd_msg_acquire *out, herd_err *err);
+typedef struct herd_msg_acquired { uint64_t key; int64_t nbytes; herd_pstr error; } herd_msg_acquired;
+int herd_proto_pack_acquired(msgpack_sbuffer *sb, const herd_msg_acquired *m);
+int herd_proto_unpack_acquired(const msgpack_object *msg, herd_msg_acquired *out, herd_err *err);
 
 /* Older helpers for code outside the protocol (tests of the framing). */
 void herd_pack_str(msgpack_packer *pk, const char *s);

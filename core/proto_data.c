@@ -1,5 +1,5 @@
 /* core/proto_data.c — the data plane's messages: PEER, FREE, GET, GETFD,
- * MISSING, DATA, HELD, PAUSE, FETCH and VALUE (layouts in proto.h; the
+ * MISSING, DATA, HELD, PAUSE, FETCH, VALUE, ACQUIRE and ACQUIRED (layouts in proto.h; the
  * control messages are proto_msg.c's). */
 #include "proto_int.h"
 
@@ -154,5 +154,48 @@ int herd_proto_unpack_value(const msgpack_object *msg, herd_msg_value *out, herd
         (rc = rd_str(&r, 3, "error", S_NIL, &out->error)))
         return rc;
     if (!out->error.ptr && (rc = rd_value(&r, 2, "value", &out->value))) return rc;
+    return 0;
+}
+
+/* ---- ACQUIRE, ACQUIRED ---- */
+int herd_proto_pack_acquire(msgpack_sbuffer *sb, const herd_msg_acquire *m)
+{
+    wr w;
+    msgpack_packer *pk = wr_open(&w, sb, OP_ACQUIRE, 4);
+    msgpack_pack_uint64(pk, m->key);
+    pk_str(pk, m->peer.ptr ? m->peer : herd_pstr_c(""));
+    msgpack_pack_int64(pk, m->nbytes);
+    return wr_close(&w, 0);
+}
+
+int herd_proto_unpack_acquire(const msgpack_object *msg, herd_msg_acquire *out, herd_err *err)
+{
+    rd r;
+    int rc;
+    memset(out, 0, sizeof *out);
+    if ((rc = rd_open(&r, msg, OP_ACQUIRE, 4, err)) || (rc = rd_u64(&r, 1, "key", &out->key)) ||
+        (rc = rd_str(&r, 2, "peer", S_NAME, &out->peer)) || (rc = rd_int(&r, 3, "nbytes", 0, INT64_MAX, &out->nbytes)))
+        return rc;
+    return 0;
+}
+
+int herd_proto_pack_acquired(msgpack_sbuffer *sb, const herd_msg_acquired *m)
+{
+    wr w;
+    msgpack_packer *pk = wr_open(&w, sb, OP_ACQUIRED, 4);
+    msgpack_pack_uint64(pk, m->key);
+    msgpack_pack_int64(pk, m->nbytes);
+    pk_str(pk, m->error);
+    return wr_close(&w, 0);
+}
+
+int herd_proto_unpack_acquired(const msgpack_object *msg, herd_msg_acquired *out, herd_err *err)
+{
+    rd r;
+    int rc;
+    memset(out, 0, sizeof *out);
+    if ((rc = rd_open(&r, msg, OP_ACQUIRED, 4, err)) || (rc = rd_u64(&r, 1, "key", &out->key)) ||
+        (rc = rd_int(&r, 2, "nbytes", -1, INT64_MAX, &out->nbytes)) || (rc = rd_str(&r, 3, "error", S_NIL, &out->error)))
+        return rc;
     return 0;
 }

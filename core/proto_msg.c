@@ -434,12 +434,13 @@ int herd_proto_pack_reply(msgpack_sbuffer *sb, const herd_msg_reply *m)
     msgpack_pack_double(pk, l->task_seconds);
     msgpack_pack_array(pk, (uint32_t)l->nworkers);
     for (size_t i = 0; i < l->nworkers; i++) {
-        msgpack_pack_array(pk, 5);
+        msgpack_pack_array(pk, 6);
         pk_str(pk, herd_pstr_c(l->workers[i].name));
         msgpack_pack_int(pk, l->workers[i].nthreads);
         msgpack_pack_int(pk, l->workers[i].busy);
         msgpack_pack_int(pk, l->workers[i].closing);
         msgpack_pack_double(pk, l->workers[i].idle_for);
+        msgpack_pack_int64(pk, l->workers[i].needed_bytes);
     }
     msgpack_pack_int(pk, l->lifetime_retired);
     return wr_close(&w, 0);
@@ -469,9 +470,9 @@ static int unpack_load(rd *outer, const msgpack_object *o, herd_sched_load *l)
         return herd_err_set(outer->err, -ENOMEM, "REPLY: out of memory");
     for (uint32_t i = 0; i < n; i++) {
         const msgpack_object *x = &ws->via.array.ptr[i];
-        if (x->type != MSGPACK_OBJECT_ARRAY || x->via.array.size != 5)
+        if (x->type != MSGPACK_OBJECT_ARRAY || x->via.array.size != 6)
             return herd_err_set(outer->err, -HERD_EPROTO, "REPLY: field 'load.workers' item %u is %s, expected an "
-                                "array of 5", (unsigned)i, herd_msgpack_type_name(x->type));
+                                "array of 6", (unsigned)i, herd_msgpack_type_name(x->type));
         rd w = { x->via.array.ptr, OP_REPLY, outer->err };
         herd_sched_wload *o2 = &l->workers[i];
         herd_pstr name;
@@ -479,7 +480,8 @@ static int unpack_load(rd *outer, const msgpack_object *o, herd_sched_load *l)
             (rc = rd_i32(&w, 1, "load.workers.nthreads", 0, INT32_MAX, &o2->nthreads)) ||
             (rc = rd_i32(&w, 2, "load.workers.busy", 0, INT32_MAX, &o2->busy)) ||
             (rc = rd_i32(&w, 3, "load.workers.closing", 0, 1, &o2->closing)) ||
-            (rc = rd_num(&w, 4, "load.workers.idle_for", 0, 1e12, &o2->idle_for)))
+            (rc = rd_num(&w, 4, "load.workers.idle_for", 0, 1e12, &o2->idle_for)) ||
+            (rc = rd_int(&w, 5, "load.workers.needed_bytes", 0, INT64_MAX, &o2->needed_bytes)))
             return rc;
         size_t nl = name.len < sizeof o2->name ? name.len : sizeof o2->name - 1;
         memcpy(o2->name, name.ptr, nl);

@@ -7,21 +7,21 @@
 
 /* A worker's own CONTROL "retire" (its --herd-lifetime passed): the same
  * drain as adaptive scaling's. It gets no new task, finishes its running
- * ones, then is told to close; what it holds that is still needed when it
- * has left is recomputed from its task's lineage (sched_held.c). No reply. */
+ * ones, moves the values only it holds that are still needed to other
+ * workers (sched_retire.c), then is told to close; unlike a drain it goes
+ * even when some cannot move (those are recomputed from their lineage if
+ * still needed, sched_held.c). No reply. */
 static void sch_retire_self(herd_sched *s, sworker *w, const herd_msg_control *m)
 {
-    if (w->closing) return;
+    if (w->closing) { w->keep_unique = 0; return; }
     int al = m->arg.len > 60 ? 60 : (int)m->arg.len;
-    size_t held = 0, i = 0;
-    void *v;
-    while (kmap_next(&s->tasks, &i, NULL, &v))
-        if (((stask *)v)->holder == w) held++;
-    slog(s, HERD_LOG_INFO, "worker %s retiring: %.*s (%zu running tasks finish there first; %zu held values "
-         "are recomputed elsewhere if still needed after it leaves)", w->name, al, al ? m->arg.ptr : "asked",
-         (size_t)w->running.len, held);
+    slog(s, HERD_LOG_INFO, "worker %s retiring: %.*s (%zu running tasks finish there first; then the values "
+         "only it holds that are still needed move to other workers)", w->name, al, al ? m->arg.ptr : "asked",
+         (size_t)w->running.len);
     s->lifetime_retired++;
-    sch_drain_now(s, w->name);
+    w->closing = 1;          /* it goes, whether or not its values find another holder */
+    sch_retire_step(s, w);
+    sch_worker_counts(s);
 }
 
 /* A remote client's OP_CONTROL, answered with OP_REPLY [op, seq, rc, payload].
@@ -121,6 +121,7 @@ void sch_load_fn(herd_sched *s, void *arg)
         x->busy = w->busy;
         x->closing = w->closing;
         x->idle_for = w->running.len ? 0 : now - w->idle_since;
+        x->needed_bytes = sch_needed_bytes(s, w);
     }
 }
 
@@ -136,8 +137,9 @@ int sch_drain_now(herd_sched *s, const char *name)
     int rc = -HERD_EARG;
     for (sworker *w = s->workers; w; w = w->next) {
         if (!w->hello || w->role != ROLE_WORKER || strcmp(w->name, name)) continue;
+        if (!w->closing) w->keep_unique = 1;
         w->closing = 1;
-        if (!w->running.len && !w->stuck) sch_send_close(w, "retired");
+        sch_retire_step(s, w);
         rc = 0;
         break;
     }

@@ -92,8 +92,7 @@ void sch_lost_values(herd_sched *s, sworker *w)
     for (size_t j = 0; j < n; j++) {
         stask *t = lost[j];
         t->pins--;
-        int needed = t->nwaiting_dependents || ((t->fut || t->owner) && !t->owner_released);
-        if (!needed || s->closing_all) {
+        if (!sch_needed(t) || s->closing_all) {
             if (sch_releasable(t)) sch_forget(s, t);
             continue;
         }

@@ -3,6 +3,7 @@
  * scheduler file calls in another (prefix sch_). Every one of them runs on
  * the scheduler's thread. The files, each calling only those listed above it:
  *   sched_state.c    task states: ready queue, dependencies, completion, failure, retries
+ *   sched_retire.c   a worker retiring: its needed values moved to others (ACQUIRE), then CLOSE
  *   sched_place.c    placement: priority, resources, locality, `workers` restrictions, dispatch
  *   sched_held.c     held values: lineage recompute when a holder leaves, MISSING, pulls at close, the relay
  *   sched_workers.c  worker membership: HELLO, counts, a worker lost, heartbeats, no workers
@@ -80,6 +81,17 @@ struct sworker {
     uint32_t id;
     int role, hello, nthreads, busy, closing, close_sent;
     int paused;                /* over 80% of its memory_limit (PAUSE): sent no task */
+    /* retiring (sched_retire.c) */
+    int keep_unique;           /* drained by adaptive scaling or a provider: kept (not closed) when
+                                  values only it holds are needed and no other worker can take them */
+    int planned;               /* its values' moves were planned */
+    int moving;                /* moves off it not answered yet */
+    int nmoved;                /* values moved off it, and their bytes */
+    int64_t moved_bytes;
+    int64_t incoming;          /* bytes being moved to it */
+    double move_started;
+    char *move_to;             /* the one recipient's name, or NULL: several */
+    struct event *move_timer;  /* the moves' deadline */
     long pid;
     sres *res;
     size_t nres;
@@ -141,6 +153,7 @@ struct herd_sched {
     void *user_log_ud;
     struct herd_http *http;    /* the HTTP endpoint (sched_http.c), or NULL */
     struct relay *relays;      /* FETCHes waiting for the holder's VALUE (sched_held.c) */
+    struct move *moves;        /* values being moved off retiring workers (sched_retire.c) */
 };
 
 static inline void slog(herd_sched *s, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -202,12 +215,31 @@ void sch_add_task(herd_sched *s, herd_submit_spec *sp, sworker *owner);
 void sch_on_release(herd_sched *s, uint64_t key, uint32_t owner_id);
 void sch_on_cancel(herd_sched *s, uint64_t key, uint32_t owner_id);
 
+/* ---- retiring (sched_retire.c): a closing worker's needed values moved first ---- */
+/* Is t's value still read by someone (a future not released, a dependent)? */
+static inline int sch_needed(const stask *t)
+{
+    return t->nwaiting_dependents || ((t->fut || t->owner) && !t->owner_released);
+}
+void sch_send_close(sworker *w, const char *reason);
+/* w is closing: once nothing runs there, move the needed values only it
+ * holds to other workers (ACQUIRE), then CLOSE it. Call whenever one of
+ * those conditions may have changed. */
+void sch_retire_step(herd_sched *s, sworker *w);
+/* A recipient's ACQUIRED. */
+void sch_on_acquired(herd_sched *s, sworker *v, const herd_msg_acquired *m);
+/* Worker w left: moves to it fall back (its source closes when none is
+ * left), moves off it are dropped. */
+void sch_retire_lost(herd_sched *s, sworker *w);
+/* Bytes of needed values only w holds. */
+int64_t sch_needed_bytes(herd_sched *s, const sworker *w);
+void sch_moves_free(herd_sched *s);
+
 /* ---- placement (sched_place.c): which worker runs which ready task ---- */
 int sch_allowed_on(const herd_sched *s, const sworker *w, const stask *t);
 int sch_fits_in(const sworker *w, const stask *t, int whole);
 void sch_res_take(sworker *w, const herd_value *res, double sign);
 void sch_dispatch_cb(evutil_socket_t fd, short what, void *arg);
-void sch_send_close(sworker *w, const char *reason);
 void sch_unassign(herd_sched *s, sworker *w, stask *t);
 
 /* ---- held values (sched_held.c): lost holders, recomputation, MISSING ---- */

@@ -20,8 +20,7 @@ static void on_done(herd_sched *s, sworker *w, herd_msg_done *d)
                 if (st->resources) sch_res_take(w, st->resources, -1);
                 herd_value_free(st->resources);
                 free(st);
-                if (w->closing && !w->running.len && !w->stuck) sch_send_close(w, "retired");
-                kick(s);
+                kick(s);          /* a closing worker's retire step */
                 break;
             }
         herd_value_free(d->value);
@@ -207,6 +206,13 @@ static void on_msg(herd_conn *c, const msgpack_object *m, void *ud)
         if (!r.reason.len) return;
         free(w->last_words);
         w->last_words = herd_pstr_dup(r.reason);
+        return;
+    }
+    case OP_ACQUIRED: {
+        herd_msg_acquired am;
+        if (herd_proto_unpack_acquired(m, &am, &e)) break;
+        if (w->role != ROLE_WORKER) { herd_err_set(&e, -HERD_EPROTO, "ACQUIRED: only a worker holds values"); break; }
+        sch_on_acquired(s, w, &am);
         return;
     }
     case OP_CONTROL: {

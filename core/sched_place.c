@@ -174,6 +174,10 @@ void sch_dispatch_cb(evutil_socket_t fd, short what, void *arg)
     herd_sched *s = arg;
     s->dispatch_pending = 0;
     double now = herd_now();           /* once per pass, not per worker and task */
+    for (sworker *w = s->workers, *next; w; w = next) {
+        next = w->next;
+        if (w->closing && !w->close_sent && !w->moving) sch_retire_step(s, w);
+    }
     while (s->hlen || s->rlen) {
         sworker *bw = NULL;
         stask *bt = NULL;
@@ -188,15 +192,6 @@ void sch_dispatch_cb(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-void sch_send_close(sworker *w, const char *reason)
-{
-    if (!w->conn || w->close_sent) return;
-    w->close_sent = 1;
-    herd_msg_reason m = { herd_pstr_c(reason) };
-    herd_proto_pack_close(herd_conn_buf(w->conn), &m);
-    herd_conn_end(w->conn);
-}
-
 /* The attempt running on w ends: give back the slot and resources. */
 void sch_unassign(herd_sched *s, sworker *w, stask *t)
 {
@@ -206,8 +201,7 @@ void sch_unassign(herd_sched *s, sworker *w, stask *t)
     t->worker = NULL;
     if (t->timer && t->state == T_RUNNING) event_del(t->timer);
     if (!w->running.len) w->idle_since = herd_now();
-    if (w->closing && !w->running.len && !w->stuck) sch_send_close(w, "retired");
-    kick(s);
+    kick(s);                              /* a closing worker's retire step runs there, after this DONE's value is recorded */
 }
 
 static void timeout_cb(evutil_socket_t fd, short what, void *arg)

@@ -176,6 +176,13 @@ void sch_report_metrics(herd_sched *s, struct evbuffer *b)
     evbuffer_add_printf(b, "herd_transfers_total %llu\n", (unsigned long long)s->met.transfers);
     help(b, "herd_transfer_bytes_total", "counter", "Bytes of those inputs");
     evbuffer_add_printf(b, "herd_transfer_bytes_total %llu\n", (unsigned long long)s->met.transfer_bytes);
+    help(b, "herd_retire_moved_values_total", "counter", "Held values moved off a retiring worker to another worker");
+    evbuffer_add_printf(b, "herd_retire_moved_values_total %llu\n", (unsigned long long)s->met.retire_moved);
+    help(b, "herd_retire_moved_bytes_total", "counter", "Bytes of held values moved off retiring workers");
+    evbuffer_add_printf(b, "herd_retire_moved_bytes_total %llu\n", (unsigned long long)s->met.retire_moved_bytes);
+    help(b, "herd_retire_move_failures_total", "counter",
+         "Needed values a retiring worker could not hand over (recomputed if still needed)");
+    evbuffer_add_printf(b, "herd_retire_move_failures_total %llu\n", (unsigned long long)s->met.retire_fallbacks);
     help(b, "herd_adaptive_decisions_total", "counter", "Scaling decisions that changed the target or the size");
     evbuffer_add_printf(b, "herd_adaptive_decisions_total %llu\n", (unsigned long long)ndec);
     help(b, "herd_scheduler_worker_joins_total", "counter", "Workers that joined");

@@ -45,6 +45,7 @@ void sch_unlink_peer(const herd_sched *s, const sworker *w)
 void sch_worker_free(sworker *w)
 {
     if (w->hello_timer) event_free(w->hello_timer);
+    if (w->move_timer) event_free(w->move_timer);
     if (w->conn) herd_conn_free(w->conn);
     for (size_t i = 0; i < w->nres; i++) free(w->res[i].name);
     free(w->res);
@@ -52,6 +53,7 @@ void sch_worker_free(sworker *w)
     kmap_free(&w->running);
     free(w->peer);
     free(w->last_words);
+    free(w->move_to);
     free(w->name);
     free(w->host);
     free(w);
@@ -88,6 +90,7 @@ void sch_worker_lost(herd_sched *s, sworker *w, const char *why)
         }
     }
     kmap_free(&w->running);
+    sch_retire_lost(s, w);
     sch_relays_gone(s, w);
     sch_lost_values(s, w);
     sch_unlink_peer(s, w);

@@ -308,6 +308,7 @@ void herd_sched_stop(herd_sched *s)
     for (herd_submit_spec *sp = s->in_head, *n; sp; sp = n) { n = sp->next; herd_spec_free(sp); }
     while (s->workers) { sworker *w = s->workers; s->workers = w->next; sch_unlink_peer(s, w); sch_worker_free(w); }
     sch_relays_free(s);
+    sch_moves_free(s);
     size_t i = 0;
     void *v;
     while (kmap_next(&s->tasks, &i, NULL, &v)) sch_task_free(v);

@@ -51,6 +51,9 @@ typedef struct herd_sched_wload {
     int nthreads, busy;        /* threads; tasks dispatched and not seceded */
     int closing;               /* being drained: gets no new work */
     double idle_for;           /* seconds since it last had nothing to do (0 if busy) */
+    int64_t needed_bytes;      /* bytes of held values only it holds that are still needed
+                                  (retiring it moves them first: Dask's workers_to_close
+                                  prefers workers with less) */
 } herd_sched_wload;
 
 typedef struct herd_sched_load {

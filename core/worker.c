@@ -231,7 +231,8 @@ static void *exec_main(void *arg)
         w->head = t->next;
         if (!w->head) w->tail = NULL;
         pthread_mutex_unlock(&w->mu);
-        run_one(w, t, &cache);
+        if (t->acquire) wk_acquire(w, t);
+        else run_one(w, t, &cache);
         free(t->task);
         free(t->run_name);
         herd_value_free(t->args);
@@ -277,6 +278,31 @@ static int on_run(wk *w, herd_msg_run *m)
     pthread_mutex_lock(&w->mu);
     if (w->tail) w->tail->next = t; else w->head = t;
     w->tail = t;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    return 0;
+}
+
+/* ACQUIRE: queued ahead of the tasks (a retiring worker waits for it). */
+static int on_acquire(wk *w, const herd_msg_acquire *m)
+{
+    wtask *t = calloc(1, sizeof *t);
+    char *peer = herd_pstr_dup(m->peer);
+    herd_value *in = t && peer ? herd_tuple("v", herd_tuple("Is", (int64_t)m->key, peer)) : NULL;
+    free(peer);
+    if (!in || herd_len(in) != 1 || herd_len(herd_at(in, 0)) != 2) {
+        free(t);
+        herd_value_free(in);
+        return -ENOMEM;
+    }
+    t->key = m->key;
+    t->acquire = 1;
+    t->nbytes = m->nbytes;
+    t->inputs = in;
+    pthread_mutex_lock(&w->mu);
+    t->next = w->head;
+    w->head = t;
+    if (!w->tail) w->tail = t;
     pthread_cond_signal(&w->cv);
     pthread_mutex_unlock(&w->mu);
     return 0;
@@ -386,6 +412,13 @@ static void on_msg(herd_conn *c, const msgpack_object *m, void *ud)
         wk_on_relayed(w, vm.key, vm.value, error);
         free(error);
         return;
+    }
+    case OP_ACQUIRE: {     /* hold a value a retiring worker holds */
+        herd_msg_acquire am;
+        if (herd_proto_unpack_acquire(m, &am, &e)) break;
+        if (!on_acquire(w, &am)) return;
+        herd_err_set(&e, -ENOMEM, "ACQUIRE: out of memory");
+        break;
     }
     case OP_FREE: {
         herd_msg_key k;

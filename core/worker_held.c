@@ -1,7 +1,8 @@
 /* core/worker_held.c — the worker's held values: the peer server that serves
  * them (and the PEER message saying where), big results kept in the store,
- * and a task's held inputs read from the store or fetched from their holder
- * (falling back to the relay, worker_relay.c) before it runs. */
+ * a task's held inputs read from the store or fetched from their holder
+ * (falling back to the relay, worker_relay.c) before it runs, and a value
+ * moved here off a retiring worker (ACQUIRE). */
 #include "worker_int.h"
 
 #include <errno.h>
@@ -107,6 +108,49 @@ void wk_hold_result(wk *w, wtask *t, herd_msg_done *d)
     d->held = (int64_t)len;
     d->value = NULL;
     herd_spill_after_put(w->spill);
+}
+
+/* ACQUIRE (on an executor, ahead of queued tasks): a retiring worker's value
+ * fetched like an input (directly, or relayed) and held here as if this
+ * worker had computed it; ACQUIRED says so, or why not (no store, no room
+ * under memory_limit's pause threshold, the fetch failed). */
+void wk_acquire(wk *w, wtask *t)
+{
+    herd_msg_acquired a = { .key = t->key, .nbytes = -1 };
+    char why[1200] = "";
+    herd_value *v = NULL;
+    int64_t rss, limit = w->cfg.memory_limit;
+    herd_blob *b = w->store ? herd_store_get(w->store, t->key) : NULL;
+    if (b) {                                      /* held here already */
+        a.nbytes = (int64_t)b->len;
+        herd_blob_unref(b);
+    } else if (!w->store)
+        snprintf(why, sizeof why, "worker %s holds no values (its peer server did not start)", w->name);
+    else if (limit > 0 && (rss = herd_rss_bytes()) >= 0 && rss + t->nbytes > (int64_t)(HERD_MEM_PAUSE * (double)limit))
+        snprintf(why, sizeof why, "worker %s has no room: %lld MiB in use + %lld MiB would pass %.0f%% of its "
+                 "memory_limit %lld MiB", w->name, (long long)(rss >> 20), (long long)(t->nbytes >> 20),
+                 100 * HERD_MEM_PAUSE, (long long)(limit >> 20));
+    else {
+        inres r = { .w = w, .inputs = t->inputs };
+        r.err.msg[0] = '\0';
+        size_t len;
+        if (resolve_input(&r, t->key, &v)) snprintf(why, sizeof why, "%s", r.err.msg);
+        else if ((len = herd_wire_size(v)) == SIZE_MAX || herd_value_share(&v) ||
+                 herd_store_put_value(w->store, t->key, v, len))
+            snprintf(why, sizeof why, "worker %s cannot keep it (out of memory)", w->name);
+        else {
+            a.nbytes = (int64_t)len;
+            v = NULL;
+            herd_spill_after_put(w->spill);
+        }
+    }
+    herd_value_free(v);
+    if (a.nbytes < 0) a.error = herd_pstr_c(why);
+    wlog(w, a.nbytes < 0 ? HERD_LOG_WARN : HERD_LOG_DEBUG, "value %llu from a retiring worker: %s",
+         (unsigned long long)t->key, a.nbytes < 0 ? why : "held here now");
+    pthread_mutex_lock(&w->mu);
+    herd_proto_pack_acquired(&w->out.sb, &a);
+    herd_outbox_send_unlock(&w->out);
 }
 
 /* Serve held values and tell the scheduler where. A scheduler on this host

@@ -26,6 +26,8 @@ typedef struct wtask {
     herd_value *tags;
     herd_value *inputs;        /* RUN's inputs: [[key, peer]…] or NULL */
     int attempt, hold;
+    int acquire;               /* ACQUIRE: fetch key's value from inputs' holder and hold it */
+    int64_t nbytes;            /* ACQUIRE: its packed size */
     struct wtask *next;
 } wtask;
 
@@ -98,6 +100,8 @@ void wk_start_peer(wk *w);
 int wk_fetch_inputs(wk *w, wtask *t, char *why, size_t cap);
 /* Keep a big result in the store; d then says it is held. */
 void wk_hold_result(wk *w, wtask *t, herd_msg_done *d);
+/* An executor runs an ACQUIRE: fetch, hold, answer ACQUIRED. */
+void wk_acquire(wk *w, wtask *t);
 
 /* ---- relay through the scheduler (worker_relay.c) ---- */
 int wk_relay_input(wk *w, uint64_t key, herd_value **out, herd_err *err);

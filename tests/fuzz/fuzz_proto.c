@@ -50,6 +50,8 @@ static int unpack_one(int op, const msgpack_object *m, msgpack_sbuffer *sb, herd
     case OP_HELD: { herd_msg_held x; if (!(rc = herd_proto_unpack_held(m, &x, e)) && sb) herd_proto_pack_held(sb, &x); break; }
     case OP_PAUSE: { herd_msg_pause x; if (!(rc = herd_proto_unpack_pause(m, &x, e)) && sb) herd_proto_pack_pause(sb, &x); break; }
     case OP_DATA: { herd_msg_data x; if (!(rc = herd_proto_unpack_data(m, &x, e)) && sb) herd_proto_pack_data(sb, &x); break; }
+    case OP_ACQUIRE: { herd_msg_acquire x; if (!(rc = herd_proto_unpack_acquire(m, &x, e)) && sb) herd_proto_pack_acquire(sb, &x); break; }
+    case OP_ACQUIRED: { herd_msg_acquired x; if (!(rc = herd_proto_unpack_acquired(m, &x, e)) && sb) herd_proto_pack_acquired(sb, &x); break; }
     default: break;
     }
     return rc;

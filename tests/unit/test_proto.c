@@ -71,6 +71,8 @@ static int unpack_any(int op, const msgpack_object *m, herd_err *err)
     case OP_PAUSE: { herd_msg_pause x; rc = herd_proto_unpack_pause(m, &x, err); break; }
     case OP_FETCH: { herd_msg_key x; rc = herd_proto_unpack_fetch(m, &x, err); break; }
     case OP_VALUE: { herd_msg_value x; if (!(rc = herd_proto_unpack_value(m, &x, err))) herd_value_free(x.value); break; }
+    case OP_ACQUIRE: { herd_msg_acquire x; rc = herd_proto_unpack_acquire(m, &x, err); break; }
+    case OP_ACQUIRED: { herd_msg_acquired x; rc = herd_proto_unpack_acquired(m, &x, err); break; }
     case OP_DONE: { herd_msg_done x; if (!(rc = herd_proto_unpack_done(m, &x, err))) herd_value_free(x.value); break; }
     case OP_LOG: { herd_msg_log x; rc = herd_proto_unpack_log(m, &x, err); break; }
     case OP_HEARTBEAT: { herd_msg_heartbeat x; rc = herd_proto_unpack_heartbeat(m, &x, err); break; }
@@ -166,6 +168,8 @@ static herd_value *valid(int op)
     case OP_DATA: herd_value_free(res); return herd_tuple("iII", OP_DATA, KEY, (int64_t)300);
     case OP_HELD: herd_value_free(res); return herd_tuple("iIss", OP_HELD, KEY, "unix:///tmp/p.sock", "why");
     case OP_PAUSE: herd_value_free(res); return herd_tuple("ii", OP_PAUSE, 1);
+    case OP_ACQUIRE: herd_value_free(res); return herd_tuple("iIsI", OP_ACQUIRE, KEY, "unix:///tmp/p.sock", (int64_t)4096);
+    case OP_ACQUIRED: herd_value_free(res); return herd_tuple("iIIs", OP_ACQUIRED, KEY, (int64_t)-1, "no room");
     case OP_LOG: herd_value_free(res); return herd_tuple("iIis", OP_LOG, KEY, HERD_LOG_WARN, "text");
     case OP_HEARTBEAT: herd_value_free(res); return herd_tuple("idIII", OP_HEARTBEAT, 37.5, (int64_t)1 << 30, (int64_t)4096, (int64_t)0);
     case OP_SECEDE: case OP_RELEASE: case OP_CANCEL: herd_value_free(res); return herd_tuple("iI", op, KEY);
@@ -177,7 +181,7 @@ static herd_value *valid(int op)
     case OP_CONTROL: herd_value_free(res); return herd_tuple("iIss", OP_CONTROL, (int64_t)3, "drain", "w-1");
     case OP_REPLY: {
         herd_value_free(res);
-        herd_value *w = herd_tuple("siiid", "w-1", 2, 1, 0, 0.0);
+        herd_value *w = herd_tuple("siiidI", "w-1", 2, 1, 0, 0.0, (int64_t)4096);
         herd_value *load = herd_tuple("iiiddvi", 0, 1, 2, 0.01, 0.03, herd_tuple("v", w), 1);
         return herd_tuple("iIiv", OP_REPLY, (int64_t)3, 0, load);
     }
@@ -215,6 +219,8 @@ static const shape shapes[] = {
     { OP_PAUSE, { "paused" }, 0 },
     { OP_FETCH, { "key" }, 0 },
     { OP_VALUE, { "key", "value", "error" }, 1u << 1 },
+    { OP_ACQUIRE, { "key", "peer", "nbytes" }, 0 },
+    { OP_ACQUIRED, { "key", "nbytes", "error" }, 0 },
 };
 
 /* Every opcode: the valid message passes; one field fewer or one more, any
@@ -314,7 +320,7 @@ static void test_named_errors(void **state)
     refused(OP_REPLY, herd_tuple("iIiv", OP_REPLY, (int64_t)1, 0, herd_tuple("iii", 1, 2, 3)), "REPLY: field 'load'", NULL);
     refused(OP_REPLY, herd_tuple("iIiv", OP_REPLY, (int64_t)1, 0, nested()), "REPLY: field 'load' is map", NULL);
     refused(OP_REPLY, herd_tuple("iIii", OP_REPLY, (int64_t)1, 0, 7), "REPLY: field 'load' is int", NULL);
-    herd_value *w = herd_tuple("siiid", "w-1", 2, -1, 0, 0.0);
+    herd_value *w = herd_tuple("siiidI", "w-1", 2, -1, 0, 0.0, (int64_t)0);
     refused(OP_REPLY, herd_tuple("iIiv", OP_REPLY, (int64_t)1, 0, herd_tuple("iiiddvi", 0, 0, 0, 0.0, 0.0, herd_tuple("v", w), 0)),
             "REPLY: field 'load.workers.busy' is -1", NULL);
     refused(OP_REPLY, herd_tuple("iIiv", OP_REPLY, (int64_t)1, 0, herd_tuple("iiiddvi", 0, 0, 0, 0.0, 0.0, herd_tuple("i", 4), 0)),
@@ -582,7 +588,7 @@ static void test_round_trips(void **state)
     assert_null(c2.arg.ptr);
     AGAIN();
 
-    herd_sched_wload ws[2] = { { "w-0", 2, 1, 0, 0 }, { "w-1", 4, 0, 1, 3.5 } };
+    herd_sched_wload ws[2] = { { "w-0", 2, 1, 0, 0, 0 }, { "w-1", 4, 0, 1, 3.5, 1 << 20 } };
     herd_msg_reply rp = { .seq = 9, .has_load = 1,
                           .load = { 1, 2, 3, 0.004, 0.02, ws, 2, 5 } }, rp2;
     assert_int_equal(herd_proto_pack_reply(&p.sb, &rp), 0);
@@ -598,8 +604,20 @@ static void test_round_trips(void **state)
     assert_int_equal(rp2.load.workers[1].nthreads, 4);
     assert_int_equal(rp2.load.workers[1].closing, 1);
     assert_true(rp2.load.workers[1].idle_for == 3.5);
+    assert_int_equal(rp2.load.workers[1].needed_bytes, 1 << 20);
     assert_int_equal(rp2.load.lifetime_retired, 5);
     herd_sched_load_free(&rp2.load);
+    AGAIN();
+
+    herd_msg_acquire aq = { KEY, herd_pstr_c("unix:///tmp/p.sock"), 1 << 20 }, aq2;
+    assert_int_equal(herd_proto_pack_acquire(&p.sb, &aq), 0);
+    assert_int_equal(herd_proto_unpack_acquire(reread(&p), &aq2, &err), 0);
+    assert_true(aq2.key == KEY && aq2.nbytes == 1 << 20 && aq2.peer.len == 18 && !memcmp(aq2.peer.ptr, "unix:///tmp/p.sock", 18));
+    AGAIN();
+    herd_msg_acquired ad = { KEY, -1, herd_pstr_c("no room") }, ad2;
+    assert_int_equal(herd_proto_pack_acquired(&p.sb, &ad), 0);
+    assert_int_equal(herd_proto_unpack_acquired(reread(&p), &ad2, &err), 0);
+    assert_true(ad2.key == KEY && ad2.nbytes == -1 && ad2.error.len == 7);
     AGAIN();
     herd_msg_reply re = { .seq = 10, .rc = -HERD_EARG, .error = herd_pstr_c("no such worker") };
     assert_int_equal(herd_proto_pack_reply(&p.sb, &re), 0);
