@@ -42,7 +42,7 @@ static int create(herd_cluster **out, const herd_value *kw, const herd_cluster_e
     herd_cond_init_monotonic(&c->cv);
     c->env = env;
     c->cls = cls;
-    c->record = true;
+    ecs_owner_self(c->owner, sizeof c->owner);
     int rc = ecs_settings_read(&c->set, kw, fargate, err);
     if (rc) {
         herd_err_prefix(err, "cluster_kwargs");
@@ -100,7 +100,7 @@ static int listen_hook(herd_cluster *c, char *out, size_t cap, herd_err *err)
 static int start(herd_cluster *c, herd_err *err)
 {
     pthread_mutex_lock(&c->api_mu);
-    if (!c->set_up && !c->set.skip_cleanup) ecs_state_sweep(c);
+    if (!c->set_up && !c->set.skip_cleanup) ecs_sweep(c);
     int rc = c->set_up ? 0 : ecs_setup(c, err);
     if (!rc) {
         c->set_up = true;

@@ -1,11 +1,12 @@
 /* providers/aws/ecs.h — what the ECS provider's files share (above the AWS
- * client of aws.h): ecs_options (the cluster_kwargs and their checks),
+ * client of aws.h), each file using only those below it: ecs_tags (the tags,
+ * the owner of a run, small helpers), ecs_options (the cluster_kwargs and
+ * their checks), ecs_tasks (RunTask, the DescribeTasks poller, StopTask),
  * ecs_setup (what the cluster creates before the first task and deletes on
- * close; it records each step through ecs_state), ecs_state (that record on
- * this machine, and the sweep of what a killed run left, through ecs_tasks'
- * StopTask and ecs_setup's teardown), ecs_tasks (RunTask, the DescribeTasks
- * poller, StopTask) and the hub ecs.c (the hooks and the FargateCluster and
- * ECSCluster descriptors). */
+ * close), ecs_sweep (what runs of this machine whose process is gone left,
+ * found by their herd-owner tag and deleted with ecs_tasks' StopTask and
+ * ecs_setup's teardown) and the hub ecs.c (the hooks and the FargateCluster
+ * and ECSCluster descriptors). */
 #ifndef HERD_AWS_ECS_H
 #define HERD_AWS_ECS_H
 
@@ -20,7 +21,8 @@ typedef struct ecs_settings {
     char *platform_version, *cpu_architecture, *region, *endpoint_url, *worker_command;
     char **task_role_policies, **subnets, **security_groups;   /* NULL-terminated */
     herd_value *environment, *tags;                             /* maps of strings */
-    int n_workers, worker_cpu, worker_mem, nthreads, logs_retention;
+    herd_value *volumes, *mount_points;                         /* lists of maps (task definition's shapes) */
+    int n_workers, worker_cpu, worker_mem, nthreads, logs_retention, worker_gpu;
     bool fargate, spot, private_ip, skip_cleanup;
     double poll_interval;
 } ecs_settings;
@@ -52,8 +54,8 @@ struct herd_cluster {
     /* what the cluster uses, and what it created itself (deleted on close) */
     char cluster_arn[256], cluster_name[256], log_group[256], vpc[64], sg_made[64];
     char container[256], exec_role[256], task_role[256], exec_role_made[128], task_role_made[128], td_arn[512];
-    bool cluster_made, log_group_made, td_made, exec_policy_put;
-    bool record;                 /* keeps a state file (not for a swept run's stand-in) */
+    bool cluster_made, log_group_made, td_made, exec_policy_attached;
+    char owner[300];             /* herd-owner tag: HOST:PID:START of this process */
     size_t task_policies_attached;
     char **subnets, **sgs;       /* NULL-terminated, owned */
 };
@@ -65,6 +67,10 @@ int  ecs_fargate_pair_ok(int cpu, int mem, char *why, size_t cap);
 
 int  ecs_setup(herd_cluster *c, herd_err *err);      /* creates what is not given, in order */
 void ecs_teardown(herd_cluster *c);                  /* deletes what ecs_setup created, in order */
+bool ecs_teardown_done(const herd_cluster *c);       /* nothing it created is left */
+#define ECS_EXEC_POLICY "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
+#define ECS_ROLE_PATH "/herd/"                       /* every role herd creates, for the sweep */
+#define ECS_TD_PREFIX "herd-"                        /* every task definition family herd registers */
 
 int  ecs_run(herd_cluster *c, int n, herd_err *err); /* RunTask for n new workers */
 int  ecs_poll_start(herd_cluster *c, herd_err *err);
@@ -73,14 +79,21 @@ int  ecs_describe(herd_cluster *c, herd_err *err);    /* one DescribeTasks round
 int  ecs_stop_task(herd_cluster *c, const char *arn, const char *reason, herd_err *err);
 void ecs_stop_all(herd_cluster *c, double timeout);   /* StopTask each live task, wait for STOPPED */
 
-/* ecs_state.c: what this cluster created, in a state file on this machine
-   until it is deleted; the sweep of what a run whose process is gone left */
-void ecs_state_save(herd_cluster *c);               /* after each resource created or deleted */
-void ecs_state_sweep(herd_cluster *c);
+/* ecs_sweep.c: what runs of this machine whose process is gone left, found
+   by tag account-wide (the region's), stopped and deleted */
+void ecs_sweep(herd_cluster *c);
 
-/* small helpers of ecs_setup.c used by the task files */
-json_t *ecs_tags_json(herd_cluster *c, const char *kkey, const char *vkey);
+/* ecs_tags.c */
+#define ECS_OWNER_TAG "herd-owner"
+void    ecs_owner_self(char *out, size_t cap);       /* HOST:PID:START of this process */
+int     ecs_owner_dead(const char *owner);           /* 1: a run of this machine whose process is gone */
+void    ecs_each_tag(herd_cluster *c, void (*fn)(void *ud, size_t i, const char *k, const char *v), void *ud);
+json_t *ecs_tags_json(herd_cluster *c, const char *kkey, const char *vkey);   /* [{kkey: K, vkey: V}] */
+json_t *ecs_tags_map(herd_cluster *c);                                       /* {K: V} */
+void    ecs_tags_query(herd_cluster *c, aws_buf *q, const char *fmt_k, const char *fmt_v);
+json_t *ecs_value_json(const herd_value *v);
 char  **ecs_strv_dup(const herd_value *list);
 void    ecs_strv_free(char **v);
+size_t  ecs_strv_len(char **v);
 
 #endif

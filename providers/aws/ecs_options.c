@@ -3,7 +3,8 @@
  * defaults, docs, what herd refuses and why) and ecs_settings_read, the one
  * place that reads them into the cluster's settings and checks what the
  * schema cannot: Fargate's cpu/memory pairs (before any AWS call), the image
- * or task definition, string lists and maps, names. */
+ * or task definition, string lists and maps, names, GPUs (EC2 launch type
+ * only), volumes and mount points. */
 #include "ecs.h"
 
 #include <errno.h>
@@ -16,8 +17,8 @@ typedef struct ecs_kw {
     const char *image, *cluster_arn, *cluster_name_template, *worker_task_definition_arn, *execution_role_arn;
     const char *task_role_arn, *logs_group, *logs_prefix, *vpc, *platform_version, *cpu_architecture;
     const char *region_name, *endpoint_url, *worker_command;
-    const herd_value *task_role_policies, *subnets, *security_groups, *environment, *tags;
-    int n_workers, worker_cpu, worker_mem, worker_nthreads, logs_retention;
+    const herd_value *task_role_policies, *subnets, *security_groups, *environment, *tags, *volumes, *mount_points;
+    int n_workers, worker_cpu, worker_mem, worker_nthreads, logs_retention, worker_gpu;
     bool fargate_spot, private_ip, skip_cleanup;   /* fargate_workers is read from the map: null means the class's default */
     double poll_interval;
 } ecs_kw;
@@ -37,10 +38,8 @@ static const struct { const char *key, *why; } refused[] = {
     { "scheduler_task_kwargs", "herd runs the scheduler in this process for now, not as a task" },
     { "worker_extra_args", "herd workers take no Dask command-line arguments (worker_nthreads sets the threads)" },
     { "worker_task_kwargs", "arbitrary RunTask fields are not passed through: herd sets RunTask's fields itself" },
-    { "worker_gpu", "GPUs need the EC2 launch type with GPU instances, which herd does not manage yet" },
-    { "mount_points", "volumes are not supported yet" },
-    { "volumes", "volumes are not supported yet" },
-    { "mount_volumes_on_scheduler", "volumes are not supported yet" },
+    { "mount_volumes_on_scheduler", "herd runs the scheduler in this process, not as a task: there is no scheduler "
+                                    "container to mount volumes on (mount_points applies to the workers)" },
     { "workers_name_start", "herd names workers itself (names are never reused within a cluster)" },
     { "workers_name_step", "herd names workers itself (names are never reused within a cluster)" },
     { "aws_access_key_id", "herd takes no credentials in cluster_kwargs (they would sit in profiles and logs): use "
@@ -119,14 +118,24 @@ const herd_param ecs_params[] = {
       HERD_PARAM_NULLABLE, 0, 0, KF(endpoint_url) },
     { "skip_cleanup", HERD_PARAM_BOOL, "false",
       "Skip the sweep, at start, of what earlier runs on this machine left when their process was killed before "
-      "close (recorded in ~/.cache/herd/aws).", 0, 0, 0, KF(skip_cleanup) },
+      "close (found in the region by their herd-owner tag).", 0, 0, 0, KF(skip_cleanup) },
+    { "worker_gpu", HERD_PARAM_INT, "0",
+      "GPUs per worker task (the container's GPU resourceRequirements). The EC2 launch type only: ECSCluster with "
+      "fargate_workers: false and a cluster_arn whose container instances have GPUs; Fargate has none.", 0, 0, 64,
+      KF(worker_gpu) },
+    { "volumes", HERD_PARAM_LIST, "[]",
+      "Volumes of the workers' task definition, in ECS's shape ({name, efsVolumeConfiguration | host | "
+      "dockerVolumeConfiguration | fsxWindowsFileServerVolumeConfiguration}); on Fargate EFS or a task-scoped "
+      "bind mount ({name} alone).", 0, 0, 0, KF(volumes) },
+    { "mount_points", HERD_PARAM_LIST, "[]",
+      "Where the workers' container mounts volumes: [{sourceVolume, containerPath, readOnly}], each sourceVolume "
+      "one of volumes.", 0, 0, 0, KF(mount_points) },
     { "poll_interval", HERD_PARAM_DURATION, "1", "How often the tasks' states are read (DescribeTasks).", 0, 0.01,
       60, KF(poll_interval) },
     REFUSED("scheduler_address"), REFUSED("fargate_scheduler"), REFUSED("scheduler_cpu"), REFUSED("scheduler_mem"),
     REFUSED("scheduler_timeout"), REFUSED("scheduler_port"), REFUSED("scheduler_extra_args"),
     REFUSED("scheduler_task_definition_arn"), REFUSED("scheduler_task_kwargs"), REFUSED("worker_extra_args"),
-    REFUSED("worker_task_kwargs"), REFUSED("worker_gpu"), REFUSED("mount_points"), REFUSED("volumes"),
-    REFUSED("mount_volumes_on_scheduler"), REFUSED("workers_name_start"), REFUSED("workers_name_step"),
+    REFUSED("worker_task_kwargs"), REFUSED("mount_volumes_on_scheduler"), REFUSED("workers_name_start"), REFUSED("workers_name_step"),
     REFUSED("aws_access_key_id"), REFUSED("aws_secret_access_key"),
     { NULL }
 };
@@ -182,6 +191,73 @@ static int strings_map(const char *key, const herd_value *v, herd_value **out, h
     return *out ? 0 : herd_err_set(err, -ENOMEM, "out of memory");
 }
 
+static bool one_of(const char *k, const char *const *allowed)
+{
+    for (size_t i = 0; allowed[i]; i++)
+        if (strcmp(k, allowed[i]) == 0) return true;
+    return false;
+}
+
+/* volumes and mount_points as ECS takes them, checked before any call */
+static int volumes_ok(const herd_value *vols, const herd_value *mps, bool fargate, herd_err *err)
+{
+    static const char *const vkeys[] = { "name", "host", "dockerVolumeConfiguration", "efsVolumeConfiguration",
+                                         "fsxWindowsFileServerVolumeConfiguration", "configuredAtLaunch", NULL };
+    static const char *const mkeys[] = { "sourceVolume", "containerPath", "readOnly", NULL };
+    for (size_t i = 0; i < herd_len(vols); i++) {
+        const herd_value *v = herd_at(vols, i), *name = herd_map_get(v, "name");
+        if (herd_typeof(v) != HERD_MAP)
+            return herd_err_set(err, -HERD_ECONFIG, "volumes[%zu]: expected a map {name, ...}, got %s", i,
+                                herd_type_name(herd_typeof(v)));
+        if (herd_typeof(name) != HERD_STR || !herd_len(name))
+            return herd_err_set(err, -HERD_ECONFIG, "volumes[%zu].name: expected a non-empty string", i);
+        for (size_t j = 0; j < herd_len(v); j++) {
+            const char *k = herd_key_at(v, j);
+            if (!one_of(k, vkeys))
+                return herd_err_set(err, -HERD_ECONFIG, "volumes[%zu].%s: unknown key, expected one of name, host, "
+                                    "dockerVolumeConfiguration, efsVolumeConfiguration, "
+                                    "fsxWindowsFileServerVolumeConfiguration, configuredAtLaunch", i, k);
+            if (strcmp(k, "name") && strcmp(k, "configuredAtLaunch") && herd_typeof(herd_at(v, j)) != HERD_MAP)
+                return herd_err_set(err, -HERD_ECONFIG, "volumes[%zu].%s: expected a map, got %s", i, k,
+                                    herd_type_name(herd_typeof(herd_at(v, j))));
+        }
+        if (fargate && (herd_map_get(v, "dockerVolumeConfiguration") ||
+                        herd_map_get(herd_map_get(v, "host"), "sourcePath")))
+            return herd_err_set(err, -HERD_ECONFIG, "volumes[%zu] (%s): Fargate takes EFS volumes and task-scoped "
+                                "bind mounts ({name} alone), not Docker volumes or host paths", i, herd_as_str(name));
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(herd_as_str(herd_map_get(herd_at(vols, j), "name")), herd_as_str(name)) == 0)
+                return herd_err_set(err, -HERD_ECONFIG, "volumes[%zu].name: \"%s\" is also volumes[%zu]'s", i,
+                                    herd_as_str(name), j);
+    }
+    for (size_t i = 0; i < herd_len(mps); i++) {
+        const herd_value *m = herd_at(mps, i), *src = herd_map_get(m, "sourceVolume"), *path = herd_map_get(m, "containerPath");
+        const herd_value *ro = herd_map_get(m, "readOnly");
+        if (herd_typeof(m) != HERD_MAP)
+            return herd_err_set(err, -HERD_ECONFIG, "mount_points[%zu]: expected a map {sourceVolume, containerPath, "
+                                "readOnly}, got %s", i, herd_type_name(herd_typeof(m)));
+        for (size_t j = 0; j < herd_len(m); j++)
+            if (!one_of(herd_key_at(m, j), mkeys))
+                return herd_err_set(err, -HERD_ECONFIG, "mount_points[%zu].%s: unknown key, expected sourceVolume, "
+                                    "containerPath or readOnly", i, herd_key_at(m, j));
+        if (herd_typeof(path) != HERD_STR || herd_as_str(path)[0] != '/')
+            return herd_err_set(err, -HERD_ECONFIG, "mount_points[%zu].containerPath: expected an absolute path inside "
+                                "the container", i);
+        if (ro && herd_typeof(ro) != HERD_BOOL)
+            return herd_err_set(err, -HERD_ECONFIG, "mount_points[%zu].readOnly: expected true or false, got %s", i,
+                                herd_type_name(herd_typeof(ro)));
+        bool found = false;
+        for (size_t j = 0; herd_typeof(src) == HERD_STR && j < herd_len(vols) && !found; j++)
+            found = strcmp(herd_as_str(herd_map_get(herd_at(vols, j), "name")), herd_as_str(src)) == 0;
+        if (!found)
+            return herd_err_set(err, -HERD_ECONFIG, "mount_points[%zu].sourceVolume: expected the name of one of "
+                                "volumes, got %s%s%s", i, herd_typeof(src) == HERD_STR ? "\"" : "",
+                                herd_typeof(src) == HERD_STR ? herd_as_str(src) : herd_type_name(herd_typeof(src)),
+                                herd_typeof(src) == HERD_STR ? "\"" : "");
+    }
+    return 0;
+}
+
 int ecs_settings_read(ecs_settings *s, const herd_value *kw, bool fargate_default, herd_err *err)
 {
     memset(s, 0, sizeof *s);
@@ -221,6 +297,16 @@ int ecs_settings_read(ecs_settings *s, const herd_value *kw, bool fargate_defaul
     if (strcmp(k.cpu_architecture, "X86_64") != 0 && strcmp(k.cpu_architecture, "ARM64") != 0)
         return herd_err_set(err, -HERD_ECONFIG, "cpu_architecture: expected X86_64 or ARM64, got \"%s\"",
                             k.cpu_architecture);
+    if (k.worker_gpu && s->fargate)
+        return herd_err_set(err, -HERD_ECONFIG, "worker_gpu: %d GPUs asked, but Fargate has no GPUs: use ECSCluster "
+                            "with fargate_workers: false and a cluster_arn whose EC2 container instances have GPUs "
+                            "(the EC2 launch type)", k.worker_gpu);
+    if (k.worker_task_definition_arn && (k.worker_gpu || herd_len(k.volumes) || herd_len(k.mount_points)))
+        return herd_err_set(err, -HERD_ECONFIG, "%s: goes into the task definition herd registers; "
+                            "worker_task_definition_arn is given: put it in that task definition",
+                            k.worker_gpu ? "worker_gpu" : herd_len(k.volumes) ? "volumes" : "mount_points");
+    if ((rc = volumes_ok(k.volumes, k.mount_points, s->fargate, err))) return rc;
+    s->worker_gpu = k.worker_gpu;
     if (k.worker_command && k.worker_command[0] != '/')
         return herd_err_set(err, -HERD_ECONFIG, "worker_command: expected an absolute path inside the image, got \"%s\"",
                             k.worker_command);
@@ -229,6 +315,11 @@ int ecs_settings_read(ecs_settings *s, const herd_value *kw, bool fargate_defaul
         (rc = strings_list("security_groups", k.security_groups, &s->security_groups, err)) ||
         (rc = strings_map("environment", k.environment, &s->environment, err)) ||
         (rc = strings_map("tags", k.tags, &s->tags, err))) {
+        ecs_settings_free(s);
+        return rc;
+    }
+    if (!(s->volumes = herd_value_copy(k.volumes)) || !(s->mount_points = herd_value_copy(k.mount_points))) {
+        rc = herd_err_set(err, -ENOMEM, "out of memory");
         ecs_settings_free(s);
         return rc;
     }
@@ -263,6 +354,8 @@ void ecs_settings_free(ecs_settings *s)
     ecs_strv_free(s->security_groups);
     herd_value_free(s->environment);
     herd_value_free(s->tags);
+    herd_value_free(s->volumes);
+    herd_value_free(s->mount_points);
     s->task_role_policies = s->subnets = s->security_groups = NULL;
-    s->environment = s->tags = NULL;
+    s->environment = s->tags = s->volumes = s->mount_points = NULL;
 }

@@ -3,8 +3,13 @@
  * group, the network (the default VPC's subnets), a security group open within
  * itself, the execution and task roles, the workers' task definition; and the
  * teardown on close, in the reverse order, of what this cluster created and
- * nothing else. Everything created is tagged herd-cluster=<name> and
- * createdBy=herd. */
+ * nothing else. Everything created is tagged herd-cluster=<name>,
+ * createdBy=herd and herd-owner=HOST:PID:START (ecs_tags), by which
+ * ecs_sweep finds what a killed run left; roles live under the path /herd/
+ * and task definition families begin with herd-, for the same search. The
+ * execution role gets AWS's managed AmazonECSTaskExecutionRolePolicy, the
+ * task role the managed policies of task_role_policies (AttachRolePolicy),
+ * each detached before DeleteRole. */
 #include "ecs.h"
 
 #include <errno.h>
@@ -21,80 +26,6 @@
 
 #define EC2_VERSION "2016-11-15"
 #define IAM_VERSION "2010-05-08"
-/* The execution role's rights, inline: what AWS's managed
-   AmazonECSTaskExecutionRolePolicy grants (pull from ECR, write the logs). */
-#define EXEC_POLICY_NAME "herd-task-execution"
-#define EXEC_POLICY                                                                                            \
-    "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Action\":[\"ecr:GetAuthorizationToken\","   \
-    "\"ecr:BatchCheckLayerAvailability\",\"ecr:GetDownloadUrlForLayer\",\"ecr:BatchGetImage\",\"logs:CreateLogStream\"," \
-    "\"logs:PutLogEvents\"],\"Resource\":\"*\"}]}"
-
-char **ecs_strv_dup(const herd_value *list)
-{
-    size_t n = herd_len(list);
-    char **v = calloc(n + 1, sizeof *v);
-    for (size_t i = 0; v && i < n; i++)
-        if (!(v[i] = strdup(herd_as_str(herd_at(list, i))))) { ecs_strv_free(v); return NULL; }
-    return v;
-}
-
-void ecs_strv_free(char **v)
-{
-    for (size_t i = 0; v && v[i]; i++) free(v[i]);
-    free(v);
-}
-
-static size_t strv_len(char **v)
-{
-    size_t n = 0;
-    while (v && v[n]) n++;
-    return n;
-}
-
-/* every tag: the user's, then herd-cluster and createdBy */
-static void each_tag(herd_cluster *c, void (*fn)(void *ud, size_t i, const char *k, const char *v), void *ud)
-{
-    size_t i = 0;
-    for (size_t j = 0; j < herd_len(c->set.tags); j++, i++)
-        fn(ud, i, herd_key_at(c->set.tags, j), herd_as_str(herd_at(c->set.tags, j)));
-    fn(ud, i++, "herd-cluster", c->env->name);
-    fn(ud, i, "createdBy", "herd");
-}
-
-typedef struct { const char *k, *v; json_t *out; } tagctx;
-
-static void tag_json(void *ud, size_t i, const char *k, const char *v)
-{
-    (void)i;
-    tagctx *t = ud;
-    json_array_append_new(t->out, json_pack("{s:s, s:s}", t->k, k, t->v, v));
-}
-
-json_t *ecs_tags_json(herd_cluster *c, const char *kkey, const char *vkey)
-{
-    tagctx t = { kkey, vkey, json_array() };
-    each_tag(c, tag_json, &t);
-    return t.out;
-}
-
-static void tag_map(void *ud, size_t i, const char *k, const char *v)
-{
-    (void)i;
-    json_object_set_new(ud, k, json_string(v));
-}
-
-typedef struct { aws_buf *q; const char *fmt_k, *fmt_v; } qtag;
-
-static void tag_query(void *ud, size_t i, const char *k, const char *v)
-{
-    qtag *t = ud;
-    char kk[96], vk[96];
-    snprintf(kk, sizeof kk, t->fmt_k, i + 1);
-    snprintf(vk, sizeof vk, t->fmt_v, i + 1);
-    aws_query_add(t->q, kk, k);
-    aws_query_add(t->q, vk, v);
-}
-
 static int ecs_call(herd_cluster *c, const char *op, json_t *req, json_t **resp, char *code, herd_err *err)
 {
     int rc = aws_json_call(c->aws, AWS_ECS, op, req, resp, code, code ? AWS_CODE_MAX : 0, err);
@@ -164,8 +95,7 @@ static int setup_cluster(herd_cluster *c, herd_err *err)
     }
     snprintf(c->cluster_arn, sizeof c->cluster_arn, "%s", arn);
     c->cluster_made = true;
-    ecs_state_save(c);
-    json_decref(resp);
+        json_decref(resp);
     herd_log(c->env, HERD_LOG_INFO, "%s: created ECS cluster %s", c->cls, c->cluster_name);
     return 0;
 }
@@ -177,8 +107,7 @@ static int setup_logs(herd_cluster *c, herd_err *err)
         return 0;
     }
     snprintf(c->log_group, sizeof c->log_group, "/herd/%s", c->cluster_name);
-    json_t *tags = json_object();
-    each_tag(c, tag_map, tags);
+    json_t *tags = ecs_tags_map(c);
     char code[AWS_CODE_MAX];
     int rc = logs_call(c, "CreateLogGroup", json_pack("{s:s, s:o}", "logGroupName", c->log_group, "tags", tags), NULL,
                        code, err);
@@ -188,8 +117,7 @@ static int setup_logs(herd_cluster *c, herd_err *err)
     }
     if (rc) return rc;
     c->log_group_made = true;
-    ecs_state_save(c);
-    herd_log(c->env, HERD_LOG_INFO, "%s: created log group %s", c->cls, c->log_group);
+        herd_log(c->env, HERD_LOG_INFO, "%s: created log group %s", c->cls, c->log_group);
     return logs_call(c, "PutRetentionPolicy",
                      json_pack("{s:s, s:i}", "logGroupName", c->log_group, "retentionInDays", c->set.logs_retention),
                      NULL, NULL, err);
@@ -201,12 +129,12 @@ static int setup_network(herd_cluster *c, herd_err *err)
     xmlDoc *d = NULL;
     char buf[256];
     int rc;
-    size_t nsub = strv_len(c->set.subnets);
+    size_t nsub = ecs_strv_len(c->set.subnets);
     if (nsub) {
         if (!(c->subnets = calloc(nsub + 1, sizeof *c->subnets))) return herd_err_set(err, -ENOMEM, "out of memory");
         for (size_t i = 0; i < nsub; i++)
             if (!(c->subnets[i] = strdup(c->set.subnets[i]))) return herd_err_set(err, -ENOMEM, "out of memory");
-        if (strv_len(c->set.security_groups)) return 0;       /* the VPC is needed only to create a group */
+        if (ecs_strv_len(c->set.security_groups)) return 0;       /* the VPC is needed only to create a group */
         aws_query_init(&q, "DescribeSubnets", EC2_VERSION);
         aws_query_add(&q, "SubnetId.1", c->subnets[0]);
         if ((rc = query(c, "ec2", &q, "DescribeSubnets", &d, NULL, err))) return herd_err_prefix(err, "subnets");
@@ -250,7 +178,7 @@ static int setup_network(herd_cluster *c, herd_err *err)
 
 static int setup_security_group(herd_cluster *c, herd_err *err)
 {
-    size_t n = strv_len(c->set.security_groups);
+    size_t n = ecs_strv_len(c->set.security_groups);
     if (n) {
         if (!(c->sgs = calloc(n + 1, sizeof *c->sgs))) return herd_err_set(err, -ENOMEM, "out of memory");
         for (size_t i = 0; i < n; i++)
@@ -266,15 +194,13 @@ static int setup_security_group(herd_cluster *c, herd_err *err)
     aws_query_add(&q, "GroupDescription", "herd workers (all traffic within the group)");
     aws_query_add(&q, "VpcId", c->vpc);
     aws_query_add(&q, "TagSpecification.1.ResourceType", "security-group");
-    qtag t = { &q, "TagSpecification.1.Tag.%zu.Key", "TagSpecification.1.Tag.%zu.Value" };
-    each_tag(c, tag_query, &t);
+    ecs_tags_query(c, &q, "TagSpecification.1.Tag.%zu.Key", "TagSpecification.1.Tag.%zu.Value");
     int rc = query(c, "ec2", &q, "CreateSecurityGroup", &d, NULL, err);
     if (rc) return rc;
     aws_xml_text(aws_xml_find(xmlDocGetRootElement(d), "groupId"), NULL, c->sg_made, sizeof c->sg_made);
     xmlFreeDoc(d);
     if (!c->sg_made[0]) return herd_err_set(err, -HERD_EPROTO, "ec2 CreateSecurityGroup: no groupId in the reply");
-    ecs_state_save(c);
-    if (!(c->sgs = calloc(2, sizeof *c->sgs)) || !(c->sgs[0] = strdup(c->sg_made)))
+        if (!(c->sgs = calloc(2, sizeof *c->sgs)) || !(c->sgs[0] = strdup(c->sg_made)))
         return herd_err_set(err, -ENOMEM, "out of memory");
     herd_log(c->env, HERD_LOG_INFO, "%s: created security group %s in %s", c->cls, c->sg_made, c->vpc);
     aws_query_init(&q, "AuthorizeSecurityGroupIngress", EC2_VERSION);
@@ -284,39 +210,37 @@ static int setup_security_group(herd_cluster *c, herd_err *err)
     return query(c, "ec2", &q, "AuthorizeSecurityGroupIngress", NULL, NULL, err);
 }
 
+/* A role ECS tasks assume, under the path /herd/, with the managed policies
+   given attached (*attached counts those that are, for the teardown). */
 static int create_role(herd_cluster *c, const char *suffix, const char *what, char *name_out, size_t ncap,
-                       char *arn_out, size_t acap, char **policies, const char *inline_policy, size_t *attached,
-                       herd_err *err)
+                       char *arn_out, size_t acap, char *const *policies, size_t *attached, herd_err *err)
 {
     short_name(name_out, ncap, c->cluster_name, suffix, 64);
     aws_buf q;
     xmlDoc *d = NULL;
     aws_query_init(&q, "CreateRole", IAM_VERSION);
     aws_query_add(&q, "RoleName", name_out);
+    aws_query_add(&q, "Path", ECS_ROLE_PATH);
     aws_query_add(&q, "AssumeRolePolicyDocument",
                   "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Principal\":{\"Service\":"
                   "\"ecs-tasks.amazonaws.com\"},\"Action\":\"sts:AssumeRole\"}]}");
     aws_query_add(&q, "Description", what);
-    qtag t = { &q, "Tags.member.%zu.Key", "Tags.member.%zu.Value" };
-    each_tag(c, tag_query, &t);
+    ecs_tags_query(c, &q, "Tags.member.%zu.Key", "Tags.member.%zu.Value");
     int rc = query(c, "iam", &q, "CreateRole", &d, NULL, err);
     if (rc) { name_out[0] = 0; return rc; }
     aws_xml_text(aws_xml_find(xmlDocGetRootElement(d), "Arn"), NULL, arn_out, acap);
     xmlFreeDoc(d);
-    ecs_state_save(c);
     herd_log(c->env, HERD_LOG_INFO, "%s: created %s %s", c->cls, what, name_out);
-    if (inline_policy) {
-        aws_query_init(&q, "PutRolePolicy", IAM_VERSION);
-        aws_query_add(&q, "RoleName", name_out);
-        aws_query_add(&q, "PolicyName", EXEC_POLICY_NAME);
-        aws_query_add(&q, "PolicyDocument", inline_policy);
-        if (!(rc = query(c, "iam", &q, "PutRolePolicy", NULL, NULL, err))) { c->exec_policy_put = true; ecs_state_save(c); }
-    }
-    for (size_t i = 0; !rc && i < strv_len(policies); i++) {
+    for (size_t i = 0; !rc && policies && policies[i]; i++) {
         aws_query_init(&q, "AttachRolePolicy", IAM_VERSION);
         aws_query_add(&q, "RoleName", name_out);
         aws_query_add(&q, "PolicyArn", policies[i]);
-        if (!(rc = query(c, "iam", &q, "AttachRolePolicy", NULL, NULL, err))) { (*attached)++; ecs_state_save(c); }
+        if (!(rc = query(c, "iam", &q, "AttachRolePolicy", NULL, NULL, err))) {
+            (*attached)++;
+            herd_log(c->env, HERD_LOG_INFO, "%s: attached %s to %s", c->cls, policies[i], name_out);
+        } else {
+            herd_err_prefix(err, "%s %s: attaching %s", what, name_out, policies[i]);
+        }
     }
     return rc;
 }
@@ -324,14 +248,20 @@ static int create_role(herd_cluster *c, const char *suffix, const char *what, ch
 static int setup_roles(herd_cluster *c, herd_err *err)
 {
     int rc = 0;
-    if (c->set.execution_role_arn) snprintf(c->exec_role, sizeof c->exec_role, "%s", c->set.execution_role_arn);
-    else rc = create_role(c, "-exec", "execution role", c->exec_role_made, sizeof c->exec_role_made, c->exec_role,
-                          sizeof c->exec_role, NULL, EXEC_POLICY, &(size_t){ 0 }, err);
+    if (c->set.execution_role_arn) {
+        snprintf(c->exec_role, sizeof c->exec_role, "%s", c->set.execution_role_arn);
+    } else {
+        char *const exec[] = { ECS_EXEC_POLICY, NULL };
+        size_t n = 0;
+        rc = create_role(c, "-exec", "execution role", c->exec_role_made, sizeof c->exec_role_made, c->exec_role,
+                         sizeof c->exec_role, exec, &n, err);
+        c->exec_policy_attached = n == 1;
+    }
     if (rc) return rc;
     if (c->set.task_role_arn) snprintf(c->task_role, sizeof c->task_role, "%s", c->set.task_role_arn);
-    else if (strv_len(c->set.task_role_policies))
+    else if (ecs_strv_len(c->set.task_role_policies))
         rc = create_role(c, "-task", "task role", c->task_role_made, sizeof c->task_role_made, c->task_role,
-                         sizeof c->task_role, c->set.task_role_policies, NULL, &c->task_policies_attached, err);
+                         sizeof c->task_role, c->set.task_role_policies, &c->task_policies_attached, err);
     return rc;
 }
 
@@ -355,7 +285,9 @@ static int setup_task_definition(herd_cluster *c, herd_err *err)
     }
     snprintf(c->container, sizeof c->container, "herd-worker");
     char family[256], cpu[16], mem[16];
-    snprintf(family, sizeof family, "%.240s-worker", c->cluster_name);
+    /* herd- first: the sweep lists the families by that prefix */
+    snprintf(family, sizeof family, "%s%.240s-worker",
+             strncmp(c->cluster_name, ECS_TD_PREFIX, strlen(ECS_TD_PREFIX)) ? ECS_TD_PREFIX : "", c->cluster_name);
     snprintf(cpu, sizeof cpu, "%d", c->set.worker_cpu);
     snprintf(mem, sizeof mem, "%d", c->set.worker_mem);
     json_t *container = json_pack(
@@ -363,11 +295,18 @@ static int setup_task_definition(herd_cluster *c, herd_err *err)
         "essential", 1, "cpu", c->set.worker_cpu, "memory", c->set.worker_mem, "logConfiguration", "logDriver",
         "awslogs", "options", "awslogs-group", c->log_group, "awslogs-region", aws_client_region(c->aws),
         "awslogs-stream-prefix", c->set.logs_prefix);
+    if (c->set.worker_gpu) {
+        char n[16];
+        snprintf(n, sizeof n, "%d", c->set.worker_gpu);
+        json_object_set_new(container, "resourceRequirements", json_pack("[{s:s, s:s}]", "type", "GPU", "value", n));
+    }
+    if (herd_len(c->set.mount_points)) json_object_set_new(container, "mountPoints", ecs_value_json(c->set.mount_points));
     json_t *req = json_pack("{s:s, s:s, s:[o], s:s, s:s, s:{s:s, s:s}, s:o}", "family", family, "networkMode",
                             "awsvpc", "containerDefinitions", container, "cpu", cpu, "memory", mem,
                             "runtimePlatform", "cpuArchitecture", c->set.cpu_architecture, "operatingSystemFamily",
                             "LINUX", "tags", ecs_tags_json(c, "key", "value"));
     json_object_set_new(req, "requiresCompatibilities", json_pack("[s]", c->set.fargate ? "FARGATE" : "EC2"));
+    if (herd_len(c->set.volumes)) json_object_set_new(req, "volumes", ecs_value_json(c->set.volumes));
     if (c->exec_role[0]) json_object_set_new(req, "executionRoleArn", json_string(c->exec_role));
     if (c->task_role[0]) json_object_set_new(req, "taskRoleArn", json_string(c->task_role));
     json_t *resp = NULL;
@@ -378,8 +317,7 @@ static int setup_task_definition(herd_cluster *c, herd_err *err)
     json_decref(resp);
     if (!arn) return herd_err_set(err, -HERD_EPROTO, "ecs RegisterTaskDefinition: no taskDefinitionArn in the reply");
     c->td_made = true;
-    ecs_state_save(c);
-    herd_log(c->env, HERD_LOG_INFO, "%s: registered task definition %s", c->cls, c->td_arn);
+        herd_log(c->env, HERD_LOG_INFO, "%s: registered task definition %s", c->cls, c->td_arn);
     return 0;
 }
 
@@ -413,8 +351,9 @@ static bool gone(const char *code)
     return false;
 }
 
-/* its policies first: the n attached ones, the inline one; true when it is gone */
-static bool delete_role(herd_cluster *c, const char *name, char **policies, size_t n, bool inline_policy)
+/* its n attached managed policies first (DeleteRole refuses a role that
+   has any); true when it is gone */
+static bool delete_role(herd_cluster *c, const char *name, char *const *policies, size_t n)
 {
     herd_err err = { 0 };
     char code[AWS_CODE_MAX];
@@ -424,12 +363,6 @@ static bool delete_role(herd_cluster *c, const char *name, char **policies, size
         aws_query_add(&q, "RoleName", name);
         aws_query_add(&q, "PolicyArn", policies[i]);
         if (query(c, "iam", &q, "DetachRolePolicy", NULL, code, &err) && !gone(code)) warn(c, "a role's policy", &err);
-    }
-    if (inline_policy) {
-        aws_query_init(&q, "DeleteRolePolicy", IAM_VERSION);
-        aws_query_add(&q, "RoleName", name);
-        aws_query_add(&q, "PolicyName", EXEC_POLICY_NAME);
-        if (query(c, "iam", &q, "DeleteRolePolicy", NULL, code, &err) && !gone(code)) warn(c, "a role's policy", &err);
     }
     aws_query_init(&q, "DeleteRole", IAM_VERSION);
     aws_query_add(&q, "RoleName", name);
@@ -441,8 +374,8 @@ static bool delete_role(herd_cluster *c, const char *name, char **policies, size
     return true;
 }
 
-/* Each resource's flag is cleared once it is gone, so what could not be
-   deleted stays recorded (ecs_state) for the next start's sweep. */
+/* Each resource's flag is cleared once it is gone; what could not be deleted
+   keeps its tags, by which a later start's sweep (ecs_sweep) finds it. */
 void ecs_teardown(herd_cluster *c)
 {
     herd_err err = { 0 };
@@ -474,10 +407,10 @@ void ecs_teardown(herd_cluster *c)
             sleep(5);
         }
     }
-    if (c->task_role_made[0] &&
-        delete_role(c, c->task_role_made, c->set.task_role_policies, c->task_policies_attached, false))
+    if (c->task_role_made[0] && delete_role(c, c->task_role_made, c->set.task_role_policies, c->task_policies_attached))
         c->task_role_made[0] = 0;
-    if (c->exec_role_made[0] && delete_role(c, c->exec_role_made, NULL, 0, c->exec_policy_put))
+    char *const exec[] = { ECS_EXEC_POLICY, NULL };
+    if (c->exec_role_made[0] && delete_role(c, c->exec_role_made, exec, c->exec_policy_attached ? 1 : 0))
         c->exec_role_made[0] = 0;
     if (c->log_group_made) {
         /* kept when a task wrote to it: the workers' output may be wanted */
@@ -504,5 +437,10 @@ void ecs_teardown(herd_cluster *c)
             warn(c, c->cluster_arn, &err);
         else { herd_log(c->env, HERD_LOG_INFO, "%s: deleted ECS cluster %s", c->cls, c->cluster_name); c->cluster_made = false; }
     }
-    ecs_state_save(c);   /* what could not be deleted stays recorded for the next start's sweep */
+}
+
+bool ecs_teardown_done(const herd_cluster *c)
+{
+    return !(c->cluster_made || c->td_made || c->sg_made[0] || c->exec_role_made[0] || c->task_role_made[0] ||
+             c->log_group_made);
 }

@@ -7,8 +7,11 @@
  * failures (a bad cpu/memory pair refused before any call, an unknown
  * cluster_arn, RunTask failures[], a task that stops on a bad image, RunTask
  * throttled then served, refused dask-cloudprovider keys, SIGTERM to the
- * flow's process, the endpoint gone mid-run); TLS; the example profiles; and
- * after every test nothing the cluster created is left in moto. */
+ * flow's process, the endpoint gone mid-run); TLS; the example profiles; the
+ * roles' managed policies; GPUs, volumes and mount points in the task
+ * definition; the sweep by herd-owner tag of what dead runs of this host left
+ * (and never a live run's or another host's); and after every test nothing
+ * the cluster created is left in moto. */
 #include <herd/herd.h>
 
 #include <setjmp.h>
@@ -21,6 +24,7 @@
 #include "../support/testutil.h"
 
 #include <jansson.h>
+#include <errno.h>
 #include <signal.h>
 #include <dirent.h>
 #include <sys/stat.h>
@@ -85,15 +89,48 @@ static json_t *ecs(aws_client *c, const char *op, json_t *req)
     return resp;
 }
 
-/* The provider's records of clusters not yet deleted (HOME is moto.home). */
-static int state_files(void)
+/* A query-protocol call with NULL-terminated key/value pairs; the reply, or
+   the test fails. */
+static xmlDoc *qcall(aws_client *c, const char *svc, const char *op, ...)
 {
-    char dir[256];
-    snprintf(dir, sizeof dir, "%s/.cache/herd/aws", moto.home);
-    DIR *d = opendir(dir);
+    aws_buf q;
+    aws_query_init(&q, op, strcmp(svc, "iam") == 0 ? "2010-05-08" : "2016-11-15");
+    va_list ap;
+    va_start(ap, op);
+    for (const char *k; (k = va_arg(ap, const char *));) aws_query_add(&q, k, va_arg(ap, const char *));
+    va_end(ap);
+    xmlDoc *d = NULL;
+    herd_err err = { 0 };
+    if (aws_query_call(c, svc, op, q.s, &d, NULL, 0, &err)) fail_msg("%s %s: %s", svc, op, err.msg);
+    aws_buf_free(&q);
+    return d;
+}
+
+/* How many elements named `name` the reply holds. */
+static int xml_count(xmlNode *n, const char *name)
+{
+    int k = 0;
+    for (; n; n = n->next) {
+        if (n->type == XML_ELEMENT_NODE && strcmp((const char *)n->name, name) == 0) k++;
+        k += xml_count(n->children, name);
+    }
+    return k;
+}
+
+static int active_clusters(void)
+{
+    aws_client *c = checker();
+    json_t *r = ecs(c, "ListClusters", json_object()), *arn;
+    size_t i;
     int n = 0;
-    for (struct dirent *e; d && (e = readdir(d));) n += strstr(e->d_name, ".state") != NULL;
-    if (d) closedir(d);
+    json_array_foreach(json_object_get(r, "clusterArns"), i, arn) {
+        json_t *d = ecs(c, "DescribeClusters", json_pack("{s:[O]}", "clusters", arn));
+        const char *st = json_string_value(json_object_get(json_array_get(json_object_get(d, "clusters"), 0), "status"));
+        n += st && strcmp(st, "ACTIVE") == 0;
+        json_decref(d);
+    }
+    json_decref(r);
+    aws_client_free(c);
     return n;
 }
 
@@ -142,7 +179,6 @@ static void assert_nothing_left(void)
     assert_int_equal(json_array_size(json_object_get(lr, "logGroups")), 0);
     json_decref(lr);
     aws_client_free(c);
-    assert_int_equal(state_files(), 0);    /* a closed cluster keeps no record */
 }
 
 /* Delete the log groups under /herd/ that a cluster kept because its workers
@@ -375,7 +411,6 @@ static void test_bad_kwargs_refused_before_any_call(void **state)
     expect_refused("aws.FargateCluster", "{image: x, worker_cpu: 1000, worker_mem: 2048}",
                    "Fargate's worker_cpu is one of 256, 512, 1024, 2048, 4096, 8192, 16384, got 1000");
     expect_refused("aws.FargateCluster", "{n_workers: 1}", "image: required");
-    expect_refused("aws.FargateCluster", "{image: x, worker_gpu: 1}", "worker_gpu: not supported: GPUs need");
     expect_refused("aws.FargateCluster", "{image: x, aws_secret_access_key: abc}", "aws_secret_access_key: not supported");
     expect_refused("aws.ECSCluster", "{image: x}", "cluster_arn: required with fargate_workers: false");
     expect_refused("aws.FargateCluster", "{image: x, subnets: [1]}", "subnets[0]: expected a non-empty string, got int");
@@ -513,8 +548,8 @@ static void test_example_profiles(void **state)
     char path[PATH_MAX];
     tmoto_src_path(path, sizeof path, "examples/fargate/herd.yaml");
     setenv("HERD_CONFIG", path, 1);
-    const char *profiles[] = { "fargate", "fargate-adaptive", "fargate-given" };
-    for (size_t i = 0; i < 3; i++) {
+    const char *profiles[] = { "fargate", "fargate-adaptive", "fargate-given", "ecs-gpu" };
+    for (size_t i = 0; i < 4; i++) {
         herd_runner *r = NULL;
         herd_err err = { 0 };
         herd_runner_opts o = { .profile = profiles[i], .log = tu_quiet_sink };
@@ -522,6 +557,290 @@ static void test_example_profiles(void **state)
         herd_runner_free(r);
     }
     unsetenv("HERD_CONFIG");
+}
+
+/* The roles herd creates carry managed policies, as dask-cloudprovider's:
+   the execution role AWS's AmazonECSTaskExecutionRolePolicy, the task role
+   task_role_policies (AttachRolePolicy); both under the path /herd/, named
+   in the task definition, detached before DeleteRole at close. */
+static void test_roles_managed_policies(void **state)
+{
+    (void)state;
+    tu_log log;
+    tu_log_init(&log);
+    herd_err err = { 0 };
+    herd_runner *r = aws_flow("aws.FargateCluster", "{image: x, n_workers: 1, worker_cpu: 256, worker_mem: 512, "
+                              "task_role_policies: ['arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess']}", NULL, &log, &err);
+    if (!r) fail_msg("%s", err.msg);
+    if (herd_wait_for_workers(r, 1, 60, &err)) fail_msg("%s", err.msg);
+    aws_client *c = checker();
+    xmlDoc *d = qcall(c, "iam", "ListRoles", "PathPrefix", "/herd/", NULL);
+    xmlNode *set = aws_xml_find(xmlDocGetRootElement(d), "Roles");
+    int nroles = 0;
+    char name[128], arn[256], pol[256];
+    for (xmlNode *it = set ? set->children : NULL; it; it = it->next) {
+        if (it->type != XML_ELEMENT_NODE) continue;
+        nroles++;
+        aws_xml_text(it, "RoleName", name, sizeof name);
+        xmlDoc *p = qcall(c, "iam", "ListAttachedRolePolicies", "RoleName", name, NULL);
+        assert_int_equal(xml_count(xmlDocGetRootElement(p), "PolicyArn"), 1);
+        aws_xml_text(aws_xml_find(xmlDocGetRootElement(p), "PolicyArn"), NULL, pol, sizeof pol);
+        xmlFreeDoc(p);
+        size_t n = strlen(name);
+        if (n > 5 && strcmp(name + n - 5, "-exec") == 0)
+            assert_string_equal(pol, "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy");
+        else if (n > 5 && strcmp(name + n - 5, "-task") == 0)
+            assert_string_equal(pol, "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess");
+        else
+            fail_msg("unexpected role %s", name);
+        /* inline policies: none */
+        p = qcall(c, "iam", "ListRolePolicies", "RoleName", name, NULL);
+        assert_int_equal(xml_count(xmlDocGetRootElement(p), "member"), 0);
+        xmlFreeDoc(p);
+        aws_xml_text(it, "Arn", arn, sizeof arn);
+        assert_non_null(strstr(arn, ":role/herd/"));
+    }
+    xmlFreeDoc(d);
+    assert_int_equal(nroles, 2);
+    json_t *tds = ecs(c, "ListTaskDefinitions", json_pack("{s:s}", "status", "ACTIVE"));
+    assert_int_equal(json_array_size(json_object_get(tds, "taskDefinitionArns")), 1);
+    json_t *td = ecs(c, "DescribeTaskDefinition", json_pack("{s:O}", "taskDefinition",
+                                                         json_array_get(json_object_get(tds, "taskDefinitionArns"), 0)));
+    json_t *def = json_object_get(td, "taskDefinition");
+    assert_non_null(strstr(json_string_value(json_object_get(def, "executionRoleArn")), "-exec"));
+    assert_non_null(strstr(json_string_value(json_object_get(def, "taskRoleArn")), "-task"));
+    assert_int_equal(strncmp(json_string_value(json_object_get(def, "family")), "herd-", 5), 0);
+    json_decref(td);
+    json_decref(tds);
+    aws_client_free(c);
+    tu_flow_end(r);
+    assert_true(tu_log_has_line(&log, "attached arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess to", "-task"));
+    assert_int_equal(log_count(&log, ": deleted role "), 2);
+    assert_false(tu_log_has_line(&log, "could not delete", NULL));
+    assert_nothing_left();
+    tu_log_free(&log);
+}
+
+/* worker_gpu (EC2 launch type only), volumes and mount_points: checked
+   before any call, then in the task definition herd registers, as moto
+   recorded it. */
+static void test_gpu_and_volumes(void **state)
+{
+    (void)state;
+    expect_refused("aws.FargateCluster", "{image: x, worker_gpu: 1}",
+                   "worker_gpu: 1 GPUs asked, but Fargate has no GPUs: use ECSCluster with fargate_workers: false");
+    expect_refused("aws.FargateCluster", "{image: x, volumes: [{name: data}], mount_points: [{sourceVolume: nope, "
+                   "containerPath: /data}]}", "mount_points[0].sourceVolume: expected the name of one of volumes, got \"nope\"");
+    expect_refused("aws.FargateCluster", "{image: x, volumes: [{name: data}], mount_points: [{sourceVolume: data, "
+                   "containerPath: data}]}", "mount_points[0].containerPath: expected an absolute path");
+    expect_refused("aws.FargateCluster", "{image: x, volumes: [{name: data, host: {sourcePath: /mnt}}]}",
+                   "volumes[0] (data): Fargate takes EFS volumes and task-scoped bind mounts");
+    expect_refused("aws.FargateCluster", "{image: x, volumes: [{name: a}, {name: a}]}",
+                   "volumes[1].name: \"a\" is also volumes[0]'s");
+    expect_refused("aws.FargateCluster", "{image: x, volumes: [{nam: a}]}", "volumes[0].name: expected a non-empty string");
+    expect_refused("aws.FargateCluster", "{worker_task_definition_arn: td, volumes: [{name: a}]}",
+                   "volumes: goes into the task definition herd registers");
+    expect_refused("aws.FargateCluster", "{image: x, mount_volumes_on_scheduler: true}",
+                   "mount_volumes_on_scheduler: not supported");
+    aws_client *c = checker();
+    json_t *cl = ecs(c, "ListClusters", json_object());
+    assert_int_equal(json_array_size(json_object_get(cl, "clusterArns")), 0);    /* no call was made */
+    json_decref(cl);
+    /* an EC2 cluster with GPU instances, given */
+    json_t *made = ecs(c, "CreateCluster", json_pack("{s:s}", "clusterName", "gpu-pool"));
+    char ck[800];
+    snprintf(ck, sizeof ck, "{image: x, cluster_arn: '%s', worker_gpu: 2, worker_cpu: 1024, worker_mem: 4096, "
+             "volumes: [{name: data, host: {sourcePath: /mnt/data}}, {name: scratch}], mount_points: [{sourceVolume: "
+             "data, containerPath: /data, readOnly: true}, {sourceVolume: scratch, containerPath: /scratch}]}",
+             json_string_value(json_object_get(json_object_get(made, "cluster"), "clusterArn")));
+    tu_log log;
+    tu_log_init(&log);
+    herd_err err = { 0 };
+    /* adaptive from 0: the cluster is set up and waits for work (no task,
+       moto has no EC2 instances to place one on) */
+    herd_runner *r = aws_flow("aws.ECSCluster", ck, "{minimum: 0, maximum: 1}", &log, &err);
+    if (!r) fail_msg("%s", err.msg);
+    herd_wait_for_workers(r, 1, 0.01, NULL);   /* starts the cluster (lazy start) */
+    assert_true(tu_log_wait_line(&log, "registered task definition", NULL, 60));
+    /* its ARN, from the log line */
+    char tdarn[300] = "";
+    pthread_mutex_lock(&log.mu);
+    const char *at = strstr(log.text, "registered task definition ");
+    if (at) sscanf(at + strlen("registered task definition "), "%299s", tdarn);
+    pthread_mutex_unlock(&log.mu);
+    json_t *td = ecs(c, "DescribeTaskDefinition", json_pack("{s:s}", "taskDefinition", tdarn));
+    json_t *def = json_object_get(td, "taskDefinition");
+    assert_string_equal(json_string_value(json_object_get(def, "status")), "ACTIVE");
+    json_t *ctr = json_array_get(json_object_get(def, "containerDefinitions"), 0);
+    char *rr = json_dumps(json_object_get(ctr, "resourceRequirements"), JSON_SORT_KEYS);
+    char *mp = json_dumps(json_object_get(ctr, "mountPoints"), JSON_SORT_KEYS);
+    char *vol = json_dumps(json_object_get(def, "volumes"), JSON_SORT_KEYS);
+    char *compat = json_dumps(json_object_get(def, "requiresCompatibilities"), 0);
+    assert_string_equal(rr, "[{\"type\": \"GPU\", \"value\": \"2\"}]");
+    assert_string_equal(mp, "[{\"containerPath\": \"/data\", \"readOnly\": true, \"sourceVolume\": \"data\"}, "
+                            "{\"containerPath\": \"/scratch\", \"sourceVolume\": \"scratch\"}]");
+    assert_non_null(strstr(vol, "{\"host\": {\"sourcePath\": \"/mnt/data\"}, \"name\": \"data\"}"));
+    assert_non_null(strstr(vol, "\"name\": \"scratch\""));
+    assert_string_equal(compat, "[\"EC2\"]");
+    free(rr);
+    free(mp);
+    free(vol);
+    free(compat);
+    json_decref(td);
+    herd_flow_end(r, true, NULL);
+    herd_runner_free(r);
+    assert_false(tu_log_has_line(&log, "deleted ECS cluster", NULL));     /* given: not ours to delete */
+    json_decref(ecs(c, "DeleteCluster", json_pack("{s:O}", "cluster", json_object_get(json_object_get(made, "cluster"),
+                                                                                        "clusterArn"))));
+    json_decref(made);
+    aws_client_free(c);
+    assert_nothing_left();
+    tu_log_free(&log);
+}
+
+/* ---- the sweep by tag ---- */
+
+/* a process's start time, as the provider reads it (field 22 of its stat) */
+static unsigned long long start_of(long pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    unsigned long long t = 0;
+    assert_int_equal(sscanf(strrchr(buf, ')') + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d "
+                            "%*d %*d %*d %llu", &t), 1);
+    return t;
+}
+
+/* What a run owned by `owner` would have made (names from tag): an ECS
+   cluster, a task definition, a security group, a role with a managed
+   policy and a log group, each tagged herd-owner=owner. */
+static void make_leftovers(aws_client *c, const char *tag, const char *owner)
+{
+    char name[128], fam[160], lg[160];
+    snprintf(name, sizeof name, "herd-%s", tag);
+    snprintf(fam, sizeof fam, "herd-%s-worker", tag);
+    snprintf(lg, sizeof lg, "/herd/%s", tag);
+    json_decref(ecs(c, "CreateCluster", json_pack("{s:s, s:[{s:s, s:s}]}", "clusterName", name, "tags", "key",
+                                                  "herd-owner", "value", owner)));
+    json_decref(ecs(c, "RegisterTaskDefinition", json_pack("{s:s, s:[{s:s, s:s, s:i}], s:[{s:s, s:s}]}", "family", fam,
+                                                           "containerDefinitions", "name", "w", "image", "x", "memory",
+                                                           512, "tags", "key", "herd-owner", "value", owner)));
+    xmlFreeDoc(qcall(c, "ec2", "CreateSecurityGroup", "GroupName", name, "GroupDescription", "left",
+                     "TagSpecification.1.ResourceType", "security-group", "TagSpecification.1.Tag.1.Key", "herd-owner",
+                     "TagSpecification.1.Tag.1.Value", owner, NULL));
+    xmlFreeDoc(qcall(c, "iam", "CreateRole", "RoleName", name, "Path", "/herd/", "AssumeRolePolicyDocument", "{}",
+                     "Tags.member.1.Key", "herd-owner", "Tags.member.1.Value", owner, NULL));
+    xmlFreeDoc(qcall(c, "iam", "AttachRolePolicy", "RoleName", name, "PolicyArn",
+                     "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy", NULL));
+    herd_err err = { 0 };
+    json_t *req = json_pack("{s:s, s:{s:s}}", "logGroupName", lg, "tags", "herd-owner", owner);
+    assert_int_equal(aws_json_call(c, AWS_LOGS, "CreateLogGroup", req, NULL, NULL, 0, &err), 0);
+    json_decref(req);
+}
+
+/* How many of make_leftovers' five are still there; with del, delete them. */
+static int leftovers(aws_client *c, const char *tag, bool del)
+{
+    char name[128], fam[160], lg[160], id[64];
+    snprintf(name, sizeof name, "herd-%s", tag);
+    snprintf(fam, sizeof fam, "herd-%s-worker", tag);
+    snprintf(lg, sizeof lg, "/herd/%s", tag);
+    int n = 0;
+    json_t *d = ecs(c, "DescribeClusters", json_pack("{s:[s]}", "clusters", name));
+    json_t *cl = json_array_get(json_object_get(d, "clusters"), 0);
+    if (cl && strcmp(json_string_value(json_object_get(cl, "status")), "ACTIVE") == 0) {
+        n++;
+        if (del) json_decref(ecs(c, "DeleteCluster", json_pack("{s:s}", "cluster", name)));
+    }
+    json_decref(d);
+    d = ecs(c, "ListTaskDefinitions", json_pack("{s:s, s:s}", "familyPrefix", fam, "status", "ACTIVE"));
+    json_t *a;
+    size_t i;
+    json_array_foreach(json_object_get(d, "taskDefinitionArns"), i, a) {
+        n++;
+        if (del) json_decref(ecs(c, "DeregisterTaskDefinition", json_pack("{s:O}", "taskDefinition", a)));
+    }
+    json_decref(d);
+    xmlDoc *x = qcall(c, "ec2", "DescribeSecurityGroups", "Filter.1.Name", "group-name", "Filter.1.Value.1", name, NULL);
+    if (xml_count(xmlDocGetRootElement(x), "groupName")) {
+        n++;
+        aws_xml_text(aws_xml_find(xmlDocGetRootElement(x), "groupId"), NULL, id, sizeof id);
+        if (del) xmlFreeDoc(qcall(c, "ec2", "DeleteSecurityGroup", "GroupId", id, NULL));
+    }
+    xmlFreeDoc(x);
+    x = qcall(c, "iam", "ListRoles", "PathPrefix", "/herd/", NULL);
+    xmlNode *set = aws_xml_find(xmlDocGetRootElement(x), "Roles");
+    char rn[128];
+    for (xmlNode *it = set ? set->children : NULL; it; it = it->next) {
+        if (it->type != XML_ELEMENT_NODE || strcmp(aws_xml_text(it, "RoleName", rn, sizeof rn), name)) continue;
+        n++;
+        if (!del) continue;
+        xmlFreeDoc(qcall(c, "iam", "DetachRolePolicy", "RoleName", name, "PolicyArn",
+                         "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy", NULL));
+        xmlFreeDoc(qcall(c, "iam", "DeleteRole", "RoleName", name, NULL));
+    }
+    xmlFreeDoc(x);
+    herd_err err = { 0 };
+    json_t *lr = NULL, *lq = json_pack("{s:s}", "logGroupNamePrefix", lg);
+    assert_int_equal(aws_json_call(c, AWS_LOGS, "DescribeLogGroups", lq, &lr, NULL, 0, &err), 0);
+    json_decref(lq);
+    if (json_array_size(json_object_get(lr, "logGroups"))) {
+        n++;
+        lq = json_pack("{s:s}", "logGroupName", lg);
+        if (del) assert_int_equal(aws_json_call(c, AWS_LOGS, "DeleteLogGroup", lq, NULL, NULL, 0, &err), 0);
+        json_decref(lq);
+    }
+    json_decref(lr);
+    return n;
+}
+
+/* The sweep finds leftovers by their herd-owner tag through the APIs: a dead
+   run of this host (no such pid; a pid now another process's, started at
+   another time) is swept, every kind of resource; a live run of this host
+   (this test's parent process, with its real start time) and another host's
+   run are left alone. */
+static void test_sweep_by_tag(void **state)
+{
+    (void)state;
+    char host[200] = "", dead[300], reused[300], live[300], other[300];
+    gethostname(host, sizeof host - 1);
+    long nopid = 4194000;
+    while (kill((pid_t)nopid, 0) == 0 || errno != ESRCH) nopid--;
+    long pp = (long)getppid();
+    snprintf(dead, sizeof dead, "%s:%ld:12345", host, nopid);
+    snprintf(reused, sizeof reused, "%s:%ld:%llu", host, pp, start_of(pp) + 1);
+    snprintf(live, sizeof live, "%s:%ld:%llu", host, pp, start_of(pp));
+    snprintf(other, sizeof other, "not-%s:%ld:12345", host, nopid);
+    aws_client *c = checker();
+    make_leftovers(c, "swdead", dead);
+    make_leftovers(c, "swreused", reused);
+    make_leftovers(c, "swlive", live);
+    make_leftovers(c, "swother", other);
+    assert_int_equal(leftovers(c, "swdead", false), 5);
+    tu_log log;
+    tu_log_init(&log);
+    herd_err err = { 0 };
+    herd_runner *r = aws_flow("aws.FargateCluster", "{image: x, n_workers: 1, worker_cpu: 256, worker_mem: 512}", NULL,
+                              &log, &err);
+    if (!r || herd_wait_for_workers(r, 1, 60, &err)) fail_msg("%s", err.msg);
+    tu_flow_end(r);
+    assert_int_equal(leftovers(c, "swdead", false), 0);
+    assert_int_equal(leftovers(c, "swreused", false), 0);
+    assert_int_equal(leftovers(c, "swlive", true), 5);
+    assert_int_equal(leftovers(c, "swother", true), 5);
+    char want[400];
+    snprintf(want, sizeof want, "sweeping what the run %s left", dead);
+    assert_true(tu_log_has_line(&log, want, "herd-swdead"));
+    assert_false(tu_log_has_line(&log, live, NULL));
+    assert_false(tu_log_has_line(&log, other, NULL));
+    aws_client_free(c);
+    assert_nothing_left();
+    tu_log_free(&log);
 }
 
 /* The child of test_sigterm_tears_down: a flow on FargateCluster whose two
@@ -564,9 +883,10 @@ static void test_sigterm_tears_down(void **state)
     tu_rmtree(dir);
 }
 
-/* A flow's process killed (SIGKILL: no close) leaves its resources, recorded
-   on this machine; the next cluster's start sweeps them, then its own close
-   deletes its own: nothing is left. skip_cleanup leaves them alone. */
+/* A flow's process killed (SIGKILL: no close) leaves its resources, tagged
+   herd-owner=HOST:PID:START; the next cluster's start finds them by that tag
+   and sweeps them, then its own close deletes its own: nothing is left.
+   skip_cleanup leaves them alone. */
 static void test_killed_run_swept(void **state)
 {
     (void)state;
@@ -578,7 +898,7 @@ static void test_killed_run_swept(void **state)
     int st;
     assert_int_equal(waitpid(child, &st, 0), child);
     tu_rmtree(dir);
-    assert_int_equal(state_files(), 1);
+    assert_int_equal(active_clusters(), 1);    /* what it left */
     tu_log log;
     tu_log_init(&log);
     herd_err err = { 0 };
@@ -588,7 +908,7 @@ static void test_killed_run_swept(void **state)
     if (!r || herd_wait_for_workers(r, 1, 60, &err)) fail_msg("%s", err.msg);
     tu_flow_end(r);
     assert_false(tu_log_has_line(&log, "sweeping what the run", NULL));
-    assert_int_equal(state_files(), 1);
+    assert_int_equal(active_clusters(), 1);
     r = aws_flow("aws.FargateCluster", "{image: x, n_workers: 1, worker_cpu: 256, worker_mem: 512}", NULL, &log, &err);
     if (!r || herd_wait_for_workers(r, 1, 60, &err)) fail_msg("%s", err.msg);
     assert_true(tu_log_has_line(&log, "sweeping what the run", "its process is gone"));
@@ -628,7 +948,6 @@ static void test_endpoint_gone_mid_run(void **state)
     assert_true(tu_log_has_line(&log, "StopTask", "Couldn't connect"));
     assert_true(tu_log_has_line(&log, "could not delete", "ecs DeregisterTaskDefinition"));
     assert_true(tu_log_has_line(&log, "could not delete", "ecs DeleteCluster"));
-    assert_int_equal(state_files(), 1);   /* what is left stays recorded for the next start */
     tu_log_free(&log);
 }
 
@@ -650,6 +969,9 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup(test_example_profiles, each),
         cmocka_unit_test_setup(test_sigterm_tears_down, each),
         cmocka_unit_test_setup(test_killed_run_swept, each),
+        cmocka_unit_test_setup(test_roles_managed_policies, each),
+        cmocka_unit_test_setup(test_gpu_and_volumes, each),
+        cmocka_unit_test_setup(test_sweep_by_tag, each),
         cmocka_unit_test_setup(test_endpoint_gone_mid_run, each),   /* last: it kills moto */
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -19,7 +19,10 @@ empty, as the provider's teardown expects). Each task gets its own task metadata
 the agent, its URI in the container's ECS_CONTAINER_METADATA_URI_V4 as ECS
 sets it: GET URI/task answers the task's TaskARN, Cluster and
 DesiredStatus. Running in moto's own process lets it set those fields, which moto's
-API has no call for. The processes stay in this process group, so stopping
+API has no call for. moto knows the few AWS managed IAM policies herd and its
+tests attach (AmazonECSTaskExecutionRolePolicy, AmazonS3ReadOnlyAccess): all of
+AWS's ~1,000 would make each reset's IAM backend take seconds to build, and
+requests arriving meanwhile fail inside moto. The processes stay in this process group, so stopping
 the group stops them too. Tasks are held RUNNING until stopped (moto's state
 manager), as ECS does while the container runs.
 """
@@ -36,6 +39,7 @@ import tempfile
 import time
 
 import boto3
+import moto.iam.models
 from moto.ecs.models import ecs_backends
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
@@ -45,6 +49,10 @@ REGION = os.environ.get("AWS_REGION", "us-east-1")
 ACCOUNT = "123456789012"
 
 logging.getLogger("werkzeug").setLevel(logging.ERROR)    # no line per request
+MANAGED = ("AmazonECSTaskExecutionRolePolicy", "AmazonS3ReadOnlyAccess")
+os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
+moto.iam.models.aws_managed_policies_data = json.dumps(
+    {k: v for k, v in json.loads(moto.iam.models.aws_managed_policies_data).items() if k in MANAGED})
 server = ThreadedMotoServer(ip_address="127.0.0.1", port=PORT, verbose=False)
 server.start()
 
