@@ -10,7 +10,9 @@
  * flow's process, the endpoint gone mid-run); TLS; the example profiles; the
  * roles' managed policies; GPUs, volumes and mount points in the task
  * definition; the sweep by herd-owner tag of what dead runs of this host left
- * (and never a live run's or another host's); and after every test nothing
+ * (and never a live run's or another host's); the scheduler as a task
+ * (fargate_scheduler, run by the agent in a network namespace holding the
+ * task's IP) and its failures; and after every test nothing
  * the cluster created is left in moto. */
 #include <herd/herd.h>
 
@@ -649,7 +651,7 @@ static void test_example_profiles(void **state)
     char path[PATH_MAX];
     tmoto_src_path(path, sizeof path, "examples/fargate/herd.yaml");
     setenv("HERD_CONFIG", path, 1);
-    const char *profiles[] = { "fargate", "fargate-adaptive", "fargate-given", "ecs-gpu" };
+    const char *profiles[] = { "fargate", "fargate-adaptive", "fargate-given", "fargate-scheduler", "ecs-gpu" };
     for (size_t i = 0; i < 4; i++) {
         herd_runner *r = NULL;
         herd_err err = { 0 };
