@@ -36,9 +36,6 @@ static const struct { const char *key, *why; } refused[] = {
     { "scheduler_task_kwargs", "arbitrary RunTask fields are not passed through: herd sets RunTask's fields itself" },
     { "worker_extra_args", "herd workers take no Dask command-line arguments (worker_nthreads sets the threads)" },
     { "worker_task_kwargs", "arbitrary RunTask fields are not passed through: herd sets RunTask's fields itself" },
-    { "mount_volumes_on_scheduler", "herd's scheduler holds no task data on disk: the volumes are the workers' "
-                                    "(with fargate_scheduler the scheduler task runs the same task definition, so "
-                                    "they are mounted there too)" },
     { "workers_name_start", "herd names workers itself (names are never reused within a cluster)" },
     { "workers_name_step", "herd names workers itself (names are never reused within a cluster)" },
     { "aws_access_key_id", "herd takes no credentials in cluster_kwargs (they would sit in profiles and logs): use "
@@ -144,7 +141,11 @@ const herd_param ecs_params[] = {
     REFUSED("scheduler_address"),
     REFUSED("scheduler_timeout"), REFUSED("scheduler_port"), REFUSED("scheduler_extra_args"),
     REFUSED("scheduler_task_definition_arn"), REFUSED("scheduler_task_kwargs"), REFUSED("worker_extra_args"),
-    REFUSED("worker_task_kwargs"), REFUSED("mount_volumes_on_scheduler"),
+    REFUSED("worker_task_kwargs"),
+    { "mount_volumes_on_scheduler", HERD_PARAM_BOOL, "null",
+      "With fargate_scheduler: the scheduler task runs the workers' task definition, so volumes/mount_points are "
+      "mounted there too: true says so; false with volumes is refused (it cannot be had).", HERD_PARAM_NULLABLE, 0,
+      0 },
     REFUSED("workers_name_start"), REFUSED("workers_name_step"),
     REFUSED("aws_access_key_id"), REFUSED("aws_secret_access_key"),
     { NULL }
@@ -299,6 +300,13 @@ int ecs_settings_read(ecs_settings *s, const herd_value *kw, bool fargate_defaul
     if (s->fargate && !ecs_fargate_pair_ok(k.worker_cpu, k.worker_mem, why, sizeof why))
         return herd_err_set(err, -HERD_ECONFIG, "worker_cpu/worker_mem: %s", why);
     s->fargate_scheduler = k.fargate_scheduler;
+    const herd_value *mvs = herd_map_get(kw, "mount_volumes_on_scheduler");
+    if (mvs && herd_typeof(mvs) == HERD_BOOL && herd_as_bool(mvs) && !k.fargate_scheduler)
+        return herd_err_set(err, -HERD_ECONFIG, "mount_volumes_on_scheduler: true needs fargate_scheduler: true (the "
+                            "scheduler in this process mounts nothing)");
+    if (mvs && herd_typeof(mvs) == HERD_BOOL && !herd_as_bool(mvs) && k.fargate_scheduler && herd_len(k.volumes))
+        return herd_err_set(err, -HERD_ECONFIG, "mount_volumes_on_scheduler: false, but the scheduler task runs the "
+                            "workers' task definition, which mounts volumes: leave it out or set it true");
     s->scheduler_cpu = k.scheduler_cpu;
     s->scheduler_mem = k.scheduler_mem;
     if (s->fargate_scheduler && s->fargate && !ecs_fargate_pair_ok(k.scheduler_cpu, k.scheduler_mem, why, sizeof why))

@@ -630,8 +630,14 @@ static void test_fargate_scheduler_failures(void **state)
     assert_nothing_left();
     expect_refused("aws.FargateCluster", "{image: x, fargate_scheduler: true, scheduler_cpu: 256, scheduler_mem: 4096}",
                    "scheduler_cpu/scheduler_mem: Fargate's worker_cpu 256 allows worker_mem 512, 1024 or 2048 MiB");
+    expect_refused("aws.FargateCluster", "{image: x, mount_volumes_on_scheduler: true}",
+                   "mount_volumes_on_scheduler: true needs fargate_scheduler: true");
+    expect_refused("aws.FargateCluster", "{image: x, fargate_scheduler: true, mount_volumes_on_scheduler: false, "
+                   "volumes: [{name: v}], mount_points: [{sourceVolume: v, containerPath: /v}]}",
+                   "mount_volumes_on_scheduler: false, but the scheduler task runs the workers' task definition");
     herd_err err = { 0 };
-    herd_runner *r = aws_flow_cl("aws.FargateCluster", "{image: x, n_workers: 1, fargate_scheduler: true}", NULL,
+    herd_runner *r = aws_flow_cl("aws.FargateCluster", "{image: x, n_workers: 1, fargate_scheduler: true, "
+                                 "mount_volumes_on_scheduler: true}", NULL,
                                  "{security: temporary}", NULL, &err);
     if (r) {
         assert_int_not_equal(herd_wait_for_workers(r, 1, 30, &err), 0);
@@ -743,8 +749,8 @@ static void test_gpu_and_volumes(void **state)
     expect_refused("aws.FargateCluster", "{image: x, volumes: [{nam: a}]}", "volumes[0].name: expected a non-empty string");
     expect_refused("aws.FargateCluster", "{worker_task_definition_arn: td, volumes: [{name: a}]}",
                    "volumes: goes into the task definition herd registers");
-    expect_refused("aws.FargateCluster", "{image: x, mount_volumes_on_scheduler: true}",
-                   "mount_volumes_on_scheduler: not supported");
+    expect_refused("aws.FargateCluster", "{image: x, scheduler_task_definition_arn: td}",
+                   "scheduler_task_definition_arn: not supported");
     aws_client *c = checker();
     json_t *cl = ecs(c, "ListClusters", json_object());
     assert_int_equal(json_array_size(json_object_get(cl, "clusterArns")), 0);    /* no call was made */
