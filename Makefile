@@ -37,10 +37,11 @@ DEB_TEST_PKGS := openssh-server openssh-client iproute2 procps binutils python3-
                  python3-prometheus-client chromium
 
 PKG_CFLAGS  = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS    = $(shell pkg-config --libs libevent libevent_pthreads libevent_openssl msgpack yaml-0.1 libcurl openssl 2>/dev/null)
+PKG_LIBS    = $(shell pkg-config --libs libevent libevent_pthreads libevent_openssl msgpack yaml-0.1 libcurl openssl jansson 2>/dev/null)
 CMOCKA_LIBS = $(shell pkg-config --libs cmocka 2>/dev/null)
-# The AWS provider alone parses JSON (jansson) and XML (libxml2).
-AWS_LIBS    = $(shell pkg-config --libs jansson libxml-2.0 2>/dev/null)
+# JSON (jansson) is libherd's (the dashboard's /api, the performance report)
+# and the AWS provider's; XML (libxml2) the AWS provider's alone.
+AWS_LIBS    = $(shell pkg-config --libs libxml-2.0 2>/dev/null)
 
 ifeq ($(SAN),1)
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -246,7 +247,7 @@ $(BUILD)/tests/conformance/%.so: $(BUILD)/obj/tests/conformance/%.o
 # finds libherd.so.0 at run time without LD_LIBRARY_PATH or ldconfig.
 PC_RPATH = $(if $(filter /usr /usr/,$(PREFIX)),,-Wl,-rpath,$${libdir} )
 define write_pc
-	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: herd\nDescription: run a program'"'"'s tasks in parallel on a cluster of workers\nVersion: %s\nRequires.private: libevent msgpack yaml-0.1 libcurl openssl\nLibs: -L$${libdir} %s-lherd\nCflags: -I$${includedir}\n' '$(PREFIX)' '$(VERSION)' '$(PC_RPATH)' > $(1)
+	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: herd\nDescription: run a program'"'"'s tasks in parallel on a cluster of workers\nVersion: %s\nRequires.private: libevent msgpack yaml-0.1 libcurl openssl jansson\nLibs: -L$${libdir} %s-lherd\nCflags: -I$${includedir}\n' '$(PREFIX)' '$(VERSION)' '$(PC_RPATH)' > $(1)
 endef
 
 $(BUILD)/herd.pc: Makefile

@@ -68,6 +68,7 @@ typedef struct herd_env_core {
     int allowed_failures;
     double no_workers_timeout;     /* seconds; <= 0: never (client_kwargs null) */
     int data_transfer;             /* client_kwargs.data_transfer: HERD_DT_* (proto.h) */
+    const char *dashboard;         /* client_kwargs.dashboard_address, or NULL: no HTTP endpoint */
     const char *token;
     int (*sched_tls)(void *ud, const char *const *names, char ***envp_out, herd_err *err);
     void *sched_tls_ud;

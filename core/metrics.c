@@ -1,9 +1,12 @@
 /* core/metrics.c — the scheduler's counters for its HTTP endpoint (see
  * metrics.h): task groups by name, the run ring, the log tail, adaptive
- * decisions. Rendering them is core/sched_report.c's job. */
+ * decisions, the provider's status list (and that list as the text a
+ * client sends a scheduler running elsewhere). Rendering them is
+ * core/sched_report.c's job. */
 #include "metrics.h"
 #include "hash.h"
 
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,4 +123,46 @@ void herd_metrics_provider(herd_metrics *m, const char *name, const herd_worker_
         m->pat = herd_wall_now();
     }
     pthread_mutex_unlock(&m->mu);
+}
+
+char *herd_metrics_provider_text(const char *name, const herd_worker_info *info, size_t n)
+{
+    if (n > HERD_MET_NPROV) n = HERD_MET_NPROV;
+    json_t *a = json_array();
+    for (size_t i = 0; i < n && a; i++) {
+        const herd_worker_info *w = &info[i];
+        json_t *e = json_pack("[s#,i,I,s#,s#]", w->name, (int)strnlen(w->name, sizeof w->name), w->state,
+                              (json_int_t)w->pid, w->host, (int)strnlen(w->host, sizeof w->host), w->detail,
+                              (int)strnlen(w->detail, sizeof w->detail));
+        if (e) json_array_append_new(a, e);   /* NULL: not UTF-8, left out */
+    }
+    json_t *o = a ? json_pack("{s:s,s:o}", "provider", name ? name : "", "workers", a) : NULL;
+    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    return text;
+}
+
+int herd_metrics_provider_set(herd_metrics *m, const char *text)
+{
+    json_t *o = json_loads(text, 0, NULL), *a = json_object_get(o, "workers");
+    const char *name = json_string_value(json_object_get(o, "provider"));
+    herd_worker_info *info = calloc(HERD_MET_NPROV, sizeof *info);
+    size_t n = 0;
+    int rc = name && json_is_array(a) && info ? 0 : -HERD_EPROTO;
+    for (size_t i = 0; !rc && i < json_array_size(a) && n < HERD_MET_NPROV; i++) {
+        const char *wn = NULL, *host = NULL, *detail = NULL;
+        int state = 0;
+        json_int_t pid = 0;
+        if (json_unpack(json_array_get(a, i), "[s,i,I,s,s]", &wn, &state, &pid, &host, &detail)) { rc = -HERD_EPROTO; break; }
+        herd_worker_info *w = &info[n++];
+        snprintf(w->name, sizeof w->name, "%s", wn);
+        w->state = state;
+        w->pid = (long)pid;
+        snprintf(w->host, sizeof w->host, "%s", host);
+        snprintf(w->detail, sizeof w->detail, "%s", detail);
+    }
+    if (!rc) herd_metrics_provider(m, name, info, n);
+    free(info);
+    json_decref(o);
+    return rc;
 }

@@ -78,6 +78,11 @@ void herd_metrics_run(herd_metrics *m, herd_mgroup *g, const char *worker, doubl
 void herd_metrics_log(herd_metrics *m, int level, const char *line);
 void herd_metrics_decision(herd_metrics *m, int target, int have, const char *reason);
 void herd_metrics_provider(herd_metrics *m, const char *name, const herd_worker_info *info, size_t n);
+/* The same list as text (JSON, malloc'd; NULL out of memory), which a client
+ * sends a scheduler running elsewhere (OP_CONTROL "provider"), and that
+ * text set as the list: 0, or -HERD_EPROTO for text it cannot read. */
+char *herd_metrics_provider_text(const char *name, const herd_worker_info *info, size_t n);
+int herd_metrics_provider_set(herd_metrics *m, const char *text);
 double herd_wall_now(void);
 
 #endif

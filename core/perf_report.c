@@ -4,7 +4,8 @@
  * report (/api/v1/status: task stream of the kept runs, per task name
  * counts and durations, workers, transfers, adaptive decisions, log tail)
  * inlined as window.HERD_SNAPSHOT, which the page draws once instead of
- * polling. */
+ * polling. The report comes from the in-process scheduler, or, for one a
+ * provider runs elsewhere, from its OP_CONTROL "report" answer. */
 #include "scheduler.h"
 
 #include <errno.h>
@@ -18,7 +19,7 @@
 extern unsigned char dashboard_html[];
 extern unsigned int dashboard_html_len;
 
-int herd_sched_perf_report(herd_sched *s, const char *path, herd_err *err)
+int herd_perf_report_write(const char *json, size_t len, const char *path, herd_err *err)
 {
     struct evbuffer *b = evbuffer_new();
     if (!b) return herd_err_set(err, -ENOMEM, "performance_report_path: out of memory");
@@ -27,8 +28,7 @@ int herd_sched_perf_report(herd_sched *s, const char *path, herd_err *err)
     if (!at) at = end;
     evbuffer_add(b, page, (size_t)(at - page));
     evbuffer_add_printf(b, "<script>window.HERD_SNAPSHOT = ");
-    int rc = herd_sched_report(s, "status", b);    /* JSON escapes < > &: it cannot end the script */
-    if (rc) { evbuffer_free(b); return herd_err_set(err, rc, "performance_report_path: the scheduler is gone"); }
+    evbuffer_add(b, json, len);                     /* its < > & escaped: it cannot end the script */
     evbuffer_add_printf(b, ";</script>\n");
     evbuffer_add(b, at, (size_t)(end - at));
     char tmp[4200];
@@ -49,4 +49,17 @@ int herd_sched_perf_report(herd_sched *s, const char *path, herd_err *err)
         return herd_err_set(err, -(e ? e : EIO), "performance_report_path %s: cannot write it: %s", path, strerror(e ? e : EIO));
     }
     return 0;
+}
+
+int herd_sched_perf_report(herd_sched *s, const char *path, herd_err *err)
+{
+    struct evbuffer *b = evbuffer_new();
+    if (!b) return herd_err_set(err, -ENOMEM, "performance_report_path: out of memory");
+    int rc = herd_sched_report(s, "status", b);
+    if (rc) { evbuffer_free(b); return herd_err_set(err, rc, "performance_report_path: the scheduler is gone"); }
+    size_t n = evbuffer_get_length(b);
+    const char *json = (const char *)evbuffer_pullup(b, -1);
+    rc = json ? herd_perf_report_write(json, n, path, err) : herd_err_set(err, -ENOMEM, "performance_report_path: out of memory");
+    evbuffer_free(b);
+    return rc;
 }

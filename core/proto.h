@@ -47,9 +47,13 @@
  *   CLOSE     s->w [op, reason str]: finish and exit
  *   WORKERS   s->c [op, nworkers int, nthreads int]: the cluster's size changed
  *   STARTED   w->s [op, key int, attempt int]: an executor thread started the task
- *   CONTROL   c->s [op, seq int, verb str, arg str|nil]: "load"; "drain" NAME
- *                   and "close_workers" REASON only on a scheduler its cluster's
- *                   provider started (owned)
+ *   CONTROL   c->s [op, seq int, verb str, arg str|nil]: "load"; "dashboard" (its
+ *                   HTTP endpoint: "SCHEME IP PORT ONCE|-", sched_http.c);
+ *                   "report" (its /api/v1/status JSON, for a performance report); "drain"
+ *                   NAME and "close_workers" REASON only on a scheduler its
+ *                   cluster's provider started (owned); with seq 0, unanswered
+ *                   notifications for an owned scheduler's dashboard: "note"
+ *                   "TARGET HAVE REASON", "provider" JSON (metrics.c)
  *   PEER      w->s [op, address str]: where this worker serves its held values
  *                   (sent right after HELLO; a worker without it holds none)
  *   FREE      s->w [op, key int]: delete a held value nobody needs any more
@@ -76,7 +80,8 @@
  *   REPLY     s->c [op, seq int, rc int <= 0, payload]: the load (rc 0, for
  *                   "load": [waiting, ready, running, avg_duration,
  *                   task_seconds, [[name, nthreads, busy, closing, idle_for,
- *                   needed_bytes]…]]), the error str (rc < 0), or nil
+ *                   needed_bytes]…]]), the error str (rc < 0), a text str (rc 0:
+ *                   "dashboard", "report"), or nil
  *   ACQUIRE   s->w [op, key int, peer str, nbytes int >= 0] (protocol 9): a
  *                   worker being retired holds key's value (nbytes packed) and
  *                   serves it at peer: fetch it from there (or relayed) and
@@ -267,6 +272,7 @@ typedef struct herd_msg_reply {
     int rc;                    /* 0 or a negative error code */
     herd_pstr error;           /* rc < 0: the reason (nil: none given) */
     int has_load;              /* rc 0: load holds the scheduler's load */
+    herd_pstr text;            /* rc 0, no load: a text answer ("dashboard"), or nil */
     herd_sched_load load;      /* unpacked: workers malloc'd (herd_sched_load_free) */
 } herd_msg_reply;
 int herd_proto_pack_reply(msgpack_sbuffer *sb, const herd_msg_reply *m);

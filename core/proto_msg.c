@@ -423,6 +423,7 @@ int herd_proto_pack_reply(msgpack_sbuffer *sb, const herd_msg_reply *m)
     msgpack_pack_uint64(pk, m->seq);
     msgpack_pack_int(pk, m->rc);
     if (m->rc) { pk_str(pk, m->error); return wr_close(&w, 0); }
+    if (!m->has_load && m->text.ptr) { pk_str(pk, m->text); return wr_close(&w, 0); }
     if (!m->has_load) { msgpack_pack_nil(pk); return wr_close(&w, 0); }
     const herd_sched_load *l = &m->load;
     msgpack_pack_array(pk, 7);
@@ -500,6 +501,7 @@ int herd_proto_unpack_reply(const msgpack_object *msg, herd_msg_reply *out, herd
         return rc;
     if (out->rc) return rd_str(&r, 3, "error", S_NIL, &out->error);
     if (r.a[3].type == MSGPACK_OBJECT_NIL) return 0;
+    if (r.a[3].type == MSGPACK_OBJECT_STR) return rd_str(&r, 3, "text", S_NIL, &out->text);
     out->has_load = 1;
     if ((rc = unpack_load(&r, &r.a[3], &out->load))) {
         free(out->load.workers);

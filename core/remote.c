@@ -6,6 +6,7 @@
  * threads send through an outbox. (A worker's connection is worker.c's.) */
 #include "remote.h"
 #include "comm.h"
+#include "metrics.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -29,10 +30,11 @@ struct herd_remote {
     int nworkers, nthreads, owned; /* as the scheduler last said */
     uint64_t rpc_seq, rpc_got;     /* control calls: the last one sent, the last answered */
     int rpc_rc;
-    char *rpc_error;               /* the answer's error text, or NULL */
+    char *rpc_error;               /* the answer's error text (rc < 0) or its text (rc 0), or NULL */
     int rpc_has_load;
     herd_sched_load rpc_load;      /* the answer's load (taken by the caller) */
     pthread_mutex_t call_mu;       /* one control call at a time */
+    char *prov_sent;               /* the provider list last sent ("provider"; the keeper's thread only) */
 };
 
 static void rpc_clear(herd_remote *r)
@@ -58,7 +60,7 @@ static void on_reply(herd_remote *r, herd_msg_reply *m)
     if (m->seq == r->rpc_seq && r->rpc_got != m->seq) {
         rpc_clear(r);
         r->rpc_rc = m->rc;
-        r->rpc_error = herd_pstr_dup(m->error);
+        r->rpc_error = herd_pstr_dup(m->rc ? m->error : m->text);
         r->rpc_has_load = m->has_load;
         r->rpc_load = m->load;
         memset(&m->load, 0, sizeof m->load);
@@ -200,6 +202,7 @@ static void remote_free(herd_remote *r)
     if (r->stop_ev) event_free(r->stop_ev);
     if (r->base) herd_event_base_drain_free(r->base);
     rpc_clear(r);
+    free(r->prov_sent);
     free(r->address);
     pthread_mutex_destroy(&r->mu);
     pthread_mutex_destroy(&r->call_mu);
@@ -290,9 +293,10 @@ static int remote_send(void *ud, herd_submit_spec *sp)
 const herd_transport herd_remote_tp = { remote_send, NULL };
 
 int herd_remote_control(herd_remote *r, const char *verb, const char *arg, double timeout_s,
-                        herd_sched_load *load, herd_err *err)
+                        herd_sched_load *load, char **text, herd_err *err)
 {
     if (load) memset(load, 0, sizeof *load);
+    if (text) *text = NULL;
     pthread_mutex_lock(&r->call_mu);
     pthread_mutex_lock(&r->mu);
     if (r->loop_done) {
@@ -318,13 +322,29 @@ int herd_remote_control(herd_remote *r, const char *verb, const char *arg, doubl
         herd_err_set(err, rc, "%s: %s", verb, r->rpc_error ? r->rpc_error : herd_strerror(rc));
     else if (load && !r->rpc_has_load)
         rc = herd_err_set(err, -HERD_EPROTO, "%s: the scheduler's answer holds no load", verb);
+    else if (text && !r->rpc_error)
+        rc = herd_err_set(err, -HERD_EPROTO, "%s: the scheduler's answer holds no text", verb);
     else if (load) {
         *load = r->rpc_load;
         memset(&r->rpc_load, 0, sizeof r->rpc_load);
     }
+    if (!rc && text) { *text = r->rpc_error; r->rpc_error = NULL; }
     rpc_clear(r);
     pthread_mutex_unlock(&r->mu);
     pthread_mutex_unlock(&r->call_mu);
+    return rc;
+}
+
+int herd_remote_notify(herd_remote *r, const char *verb, const char *arg)
+{
+    pthread_mutex_lock(&r->mu);
+    if (r->loop_done) {
+        pthread_mutex_unlock(&r->mu);
+        return -HERD_ECLOSED;
+    }
+    herd_msg_control m = { 0, herd_pstr_c(verb), herd_pstr_c(arg) };   /* seq 0: no answer */
+    int rc = herd_proto_pack_control(&r->out.sb, &m);
+    herd_outbox_send_unlock(&r->out);
     return rc;
 }
 
@@ -366,12 +386,12 @@ int herd_remote_wait_workers(herd_remote *r, int n, double timeout_s, herd_err *
 
 static int rops_load(void *ud, herd_sched_load *l)
 {
-    return herd_remote_control(ud, "load", NULL, CONTROL_TIMEOUT_S, l, NULL);
+    return herd_remote_control(ud, "load", NULL, CONTROL_TIMEOUT_S, l, NULL, NULL);
 }
 
 static int rops_drain(void *ud, const char *name)
 {
-    return herd_remote_control(ud, "drain", name, CONTROL_TIMEOUT_S, NULL, NULL);
+    return herd_remote_control(ud, "drain", name, CONTROL_TIMEOUT_S, NULL, NULL, NULL);
 }
 
 static int rops_has(void *ud, const char *name)
@@ -387,4 +407,26 @@ static int rops_has(void *ud, const char *name)
 
 static int rops_nworkers(void *ud, int *nthreads) { return herd_remote_workers(ud, nthreads); }
 
-const herd_sched_ops herd_remote_ops = { rops_load, rops_drain, rops_has, rops_nworkers, NULL, NULL, &herd_remote_tp };
+/* For the scheduler's dashboard: adaptive decisions, and the provider's
+ * list when it changed (the keeper reads it every 0.2 s). */
+static void rops_note(void *ud, int target, int have, const char *reason)
+{
+    char arg[300];
+    snprintf(arg, sizeof arg, "%d %d %s", target, have, reason ? reason : "");
+    herd_remote_notify(ud, "note", arg);
+}
+
+static void rops_provider(void *ud, const char *name, const herd_worker_info *info, size_t n)
+{
+    herd_remote *r = ud;
+    char *text = herd_metrics_provider_text(name, info, n);
+    if (!text || (r->prov_sent && !strcmp(text, r->prov_sent)) || herd_remote_notify(r, "provider", text)) {
+        free(text);
+        return;
+    }
+    free(r->prov_sent);
+    r->prov_sent = text;
+}
+
+const herd_sched_ops herd_remote_ops = { rops_load, rops_drain, rops_has, rops_nworkers, rops_note, rops_provider,
+                                         &herd_remote_tp };

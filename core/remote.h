@@ -24,11 +24,18 @@ int  herd_remote_owned(herd_remote *r);
 int  herd_remote_wait_workers(herd_remote *r, int n, double timeout_s, herd_err *err);
 extern const herd_transport herd_remote_tp;
 /* A control call (OP_CONTROL): "load" (*load, may be NULL: the scheduler's
- * load, free with herd_sched_load_free), "drain" NAME, "close_workers"
- * REASON (the last two only on a scheduler started for this cluster).
- * Waits for the answer up to timeout_s. */
+ * load, free with herd_sched_load_free), "dashboard" (*text: its HTTP
+ * endpoint as sch_http_describe says it, malloc'd), "report" (*text: its
+ * /api/v1/status JSON, malloc'd), "drain" NAME,
+ * "close_workers" REASON (the last two only on a scheduler started for this
+ * cluster). Waits for the answer up to timeout_s. */
 int  herd_remote_control(herd_remote *r, const char *verb, const char *arg, double timeout_s,
-                         herd_sched_load *load, herd_err *err);
+                         herd_sched_load *load, char **text, herd_err *err);
+/* A control notification (OP_CONTROL with seq 0: no answer): "note"
+ * "TARGET HAVE REASON" (an adaptive decision), "provider" TEXT (the
+ * provider's status list, herd_metrics_provider_text), for the dashboard of
+ * a scheduler started for this cluster. 0, or -HERD_ECLOSED. */
+int  herd_remote_notify(herd_remote *r, const char *verb, const char *arg);
 /* herd_sched_ops over the connection (ud: the herd_remote), for adaptive
  * scaling of a cluster whose scheduler a provider runs remotely. */
 extern const herd_sched_ops herd_remote_ops;

@@ -339,7 +339,7 @@ static void teardown(flow_runner *r)
     herd_adaptive_halt(r->adaptive);  /* no scaling decision on a closing cluster */
     if (r->remote) {                 /* our connection; an existing cluster is left running */
         if (r->cluster && r->remote_owned && herd_remote_owned(r->remote))   /* workers leave cleanly */
-            herd_remote_control(r->remote, "close_workers", "flow run ended", 5, NULL, NULL);
+            herd_remote_control(r->remote, "close_workers", "flow run ended", 5, NULL, NULL, NULL);
         herd_remote_close(r->remote);
         r->remote = NULL;
     }
@@ -461,6 +461,34 @@ static int issue_sched_tls(void *ud, const char *const *names, char ***envp_out,
     return herd_tls_ca_server_env(r->tmp_ca, names, envp_out, err);
 }
 
+/* The links of the HTTP endpoint of a scheduler the provider runs (asked
+ * for with OP_CONTROL "dashboard"), logged as an in-process one's are: the
+ * host this client dials it at in place of an every-interface address. */
+static void remote_dashboard_links(flow_runner *r)
+{
+    herd_err e = { 0 };
+    char *desc = NULL, url[400], login[500];
+    herd_addr a;
+    int lo = 0;
+    int rc = herd_remote_control(r->remote, "dashboard", NULL, 10, NULL, &desc, &e);
+    if (!rc && (rc = herd_addr_parse(r->addr, &a, &e)) == 0 &&
+        (rc = herd_sched_http_links(desc, a.host, url, sizeof url, login, sizeof login, &lo)))
+        herd_err_set(&e, rc, "cannot read its answer \"%.100s\"", desc);
+    free(desc);
+    if (rc) {
+        rlog(r, HERD_LOG_WARN, "flow run %s: no dashboard link: the scheduler %s started: %s", r->flow_name,
+             r->cprov->name, e.msg);
+        return;
+    }
+    if (lo)
+        rlog(r, HERD_LOG_INFO, "flow run %s: the dashboard listens on the loopback of the scheduler's host, at %s "
+             "there (dashboard_address :PORT serves it on every interface, with the token)", r->flow_name, url);
+    else rlog(r, HERD_LOG_INFO, "flow run %s: the dashboard is available at %s", r->flow_name, url);
+    if (login[0])
+        rlog(r, HERD_LOG_INFO, "flow run %s: the dashboard needs the token (Authorization: Bearer) or this one-time "
+             "login link: %s", r->flow_name, login);
+}
+
 static int begin_remote_scheduler(flow_runner *r, const char *tok, herd_err *err)
 {
     const char *who = r->cprov->name;
@@ -532,6 +560,7 @@ static int begin_remote_scheduler(flow_runner *r, const char *tok, herd_err *err
     }
     rlog(r, HERD_LOG_INFO, "flow run %s: %s cluster up, its scheduler at %s, in %.3fs", r->flow_name, who,
          r->addr, herd_now() - r->t0);
+    if (r->opts.client.dashboard_address) remote_dashboard_links(r);
     return 0;
 }
 
@@ -618,6 +647,7 @@ static int start_cluster(flow_runner *r, herd_err *err)
         .allowed_failures = r->opts.client.allowed_failures,
         .no_workers_timeout = r->opts.client.no_workers_timeout,
         .data_transfer = r->opts.client.data_transfer,
+        .dashboard = r->opts.client.dashboard_address,
         .token = r->token,
     };
     free((char *)r->env.name);
@@ -765,8 +795,14 @@ int herd_flow_end(herd_runner *base, bool failed, herd_err *err)
         if (herd_sched_perf_report(r->sched, report, &e))
             rlog(r, HERD_LOG_WARN, "flow run %s: %s", r->flow_name, e.msg);
         else rlog(r, HERD_LOG_INFO, "flow run %s: performance report written to %s", r->flow_name, report);
-    } else if (report) {
-        rlog(r, HERD_LOG_WARN, "flow run %s: no performance report: its scheduler runs elsewhere (start_scheduler)", r->flow_name);
+    } else if (report && r->remote) {   /* a scheduler the provider runs: its report over the connection */
+        herd_err e = { 0 };
+        char *json = NULL;
+        if (herd_remote_control(r->remote, "report", NULL, 30, NULL, &json, &e) ||
+            herd_perf_report_write(json, strlen(json), report, &e))
+            rlog(r, HERD_LOG_WARN, "flow run %s: no performance report: %s", r->flow_name, e.msg);
+        else rlog(r, HERD_LOG_INFO, "flow run %s: performance report written to %s", r->flow_name, report);
+        free(json);
     }
     herd_client_pull_all(&r->client);       /* held results leave the workers before they do */
     herd_client_shutdown(&r->client, HERD_CANCELLED, "the flow run ended before the task finished");

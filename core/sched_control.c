@@ -39,13 +39,34 @@ void sch_on_control(herd_sched *s, sworker *c, const herd_msg_control *m)
     }
     uint64_t seq = m->seq;
     char *verb = herd_pstr_dup(m->verb), *arg = herd_pstr_dup(m->arg);
+    if (verb && (!strcmp(verb, "note") || !strcmp(verb, "provider"))) {   /* notifications: no answer */
+        int target = 0, have = 0, off = 0;
+        if (!s->cfg.owned) slog(s, HERD_LOG_DEBUG, "client %s: %s ignored: this scheduler is shared", c->name, verb);
+        else if (!strcmp(verb, "provider") ? herd_metrics_provider_set(&s->met, arg ? arg : "") != 0
+                 : !arg || sscanf(arg, "%d %d %n", &target, &have, &off) < 2)
+            slog(s, HERD_LOG_WARN, "client %s: a %s notification it cannot read", c->name, verb);
+        else if (!strcmp(verb, "note")) herd_metrics_decision(&s->met, target, have, arg + off);
+        free(verb);
+        free(arg);
+        return;
+    }
     const char *v = verb ? verb : "", *error = NULL;
     int rc = 0, is_load = 0;
+    char text[200] = "";
+    struct evbuffer *big = NULL;       /* a long text answer ("report") */
     herd_sched_load l;
     memset(&l, 0, sizeof l);
     if (!strcmp(v, "load")) {
         sch_load_fn(s, &l);
         is_load = 1;
+    } else if (!strcmp(v, "dashboard")) {
+        if ((rc = sch_http_describe(s, text, sizeof text)))
+            error = "this scheduler has no HTTP endpoint (dashboard_address, --dashboard-address)";
+    } else if (!strcmp(v, "report")) {
+        if (!(big = evbuffer_new()) || sch_report_json(s, "status", 0, 0, big)) {
+            rc = -ENOMEM;
+            error = "out of memory";
+        }
     } else if ((!strcmp(v, "drain") || !strcmp(v, "close_workers")) && !s->cfg.owned) {
         rc = -HERD_EARG;
         error = "this scheduler is shared (not started for one cluster): a client may not drain or close its workers";
@@ -58,16 +79,22 @@ void sch_on_control(herd_sched *s, sworker *c, const herd_msg_control *m)
         sch_close_fn(s, why);
     } else {
         rc = -HERD_EARG;
-        error = "unknown control verb: expected load, drain or close_workers";
+        error = "unknown control verb: expected load, dashboard, report, drain or close_workers";
         slog(s, HERD_LOG_WARN, "client %s: unknown control verb \"%s\"", c->name, v);
     }
     if (c->conn) {
-        herd_msg_reply r = { .seq = seq, .rc = rc, .error = herd_pstr_c(error), .has_load = is_load && !rc };
+        herd_msg_reply r = { .seq = seq, .rc = rc, .error = herd_pstr_c(error), .has_load = is_load && !rc,
+                             .text = herd_pstr_c(!rc && text[0] ? text : NULL) };
+        if (!rc && big) {
+            r.text.len = evbuffer_get_length(big);
+            r.text.ptr = (const char *)evbuffer_pullup(big, -1);
+        }
         if (r.has_load) r.load = l;
         herd_proto_pack_reply(herd_conn_buf(c->conn), &r);
         herd_conn_end(c->conn);
     }
     herd_sched_load_free(&l);
+    if (big) evbuffer_free(big);
     free(verb);
     free(arg);
 }

@@ -14,6 +14,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <strings.h>
 #include <sys/queue.h>
@@ -42,6 +43,8 @@ typedef struct herd_http {
     char session[65];                  /* the login cookie's value */
     char once[65];                     /* the one-time login link's secret; "" once used */
     char url[300], login[400];
+    char ip[INET6_ADDRSTRLEN];         /* the bound address (0.0.0.0 or :: for every interface) */
+    int port;                          /* the bound port */
     struct evconnlistener *lis;        /* evhttp's (it frees it) */
     struct event *resume;              /* re-enables lis each second, after accept() failed */
 } herd_http;
@@ -81,6 +84,13 @@ static int authorized(herd_http *h, struct evhttp_request *req)
 
 static void reply(struct evhttp_request *req, int code, const char *reason, const char *type, struct evbuffer *body)
 {
+    /* evhttp writes the headers and the body apart: without this, Nagle's
+     * algorithm holds the body until the client's delayed ACK (40 ms) */
+    struct evhttp_connection *con = evhttp_request_get_connection(req);
+    struct bufferevent *bev = con ? evhttp_connection_get_bufferevent(con) : NULL;
+    evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
+    int one = 1;
+    if (fd >= 0) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     struct evkeyvalq *out = evhttp_request_get_output_headers(req);
     evhttp_add_header(out, "Content-Type", type);
     evhttp_add_header(out, "Cache-Control", "no-store");
@@ -230,6 +240,15 @@ static int loopback(const struct sockaddr_storage *ss)
     return 0;
 }
 
+/* The base URL, and the one-time login link when once is given ("" else). */
+static void links(const char *scheme, const char *host, int port, const char *once, char *url, size_t ucap,
+                  char *login, size_t lcap)
+{
+    snprintf(url, ucap, strchr(host, ':') ? "%s://[%s]:%d" : "%s://%s:%d", scheme, host, port);
+    if (once && *once) snprintf(login, lcap, "%s/login?once=%s", url, once);
+    else if (lcap) login[0] = '\0';
+}
+
 int sch_http_start(herd_sched *s, herd_err *err)
 {
     char host[256];
@@ -277,12 +296,12 @@ int sch_http_start(herd_sched *s, herd_err *err)
                             "(give a token, or bind the dashboard to 127.0.0.1)", s->cfg.http);
     if (h->need_auth && (hexrand(h->session, 32) || hexrand(h->once, 32)))
         return herd_err_set(err, -ENOMEM, "dashboard: cannot draw a random session secret");
-    const char *scheme = s->cfg.tls ? "https" : "http";
-    int v6 = strchr(ip, ':') != NULL;
+    snprintf(h->ip, sizeof h->ip, "%s", ip);
+    h->port = bport;
     /* all interfaces: the link names this host's loopback, where it also answers */
     const char *show = !strcmp(ip, "0.0.0.0") ? "127.0.0.1" : !strcmp(ip, "::") ? "::1" : ip;
-    snprintf(h->url, sizeof h->url, v6 && strcmp(show, "127.0.0.1") ? "%s://[%s]:%d" : "%s://%s:%d", scheme, show, bport);
-    if (h->need_auth) snprintf(h->login, sizeof h->login, "%s/login?once=%s", h->url, h->once);
+    links(s->cfg.tls ? "https" : "http", show, bport, h->need_auth ? h->once : NULL, h->url, sizeof h->url,
+          h->login, sizeof h->login);
     return 0;
 }
 
@@ -296,6 +315,31 @@ void sch_http_stop(herd_sched *s)
     OPENSSL_cleanse(h->once, sizeof h->once);
     free(h);
     s->http = NULL;
+}
+
+int sch_http_describe(herd_sched *s, char *out, size_t cap)
+{
+    herd_http *h = s->http;
+    if (!h) return -HERD_EARG;
+    snprintf(out, cap, "%s %s %d %s", s->cfg.tls ? "https" : "http", h->ip, h->port, h->once[0] ? h->once : "-");
+    return 0;
+}
+
+int herd_sched_http_links(const char *desc, const char *host, char *url, size_t ucap, char *login, size_t lcap,
+                          int *loopback_only)
+{
+    char scheme[8], ip[INET6_ADDRSTRLEN], once[65];
+    int port;
+    if (!desc || sscanf(desc, "%7s %45s %d %64s", scheme, ip, &port, once) != 4 || port < 1 || port > 65535 ||
+        (strcmp(scheme, "http") && strcmp(scheme, "https")))
+        return -HERD_EPROTO;
+    int any = !strcmp(ip, "0.0.0.0") || !strcmp(ip, "::");
+    struct in6_addr a6;
+    struct in_addr a4;
+    *loopback_only = (inet_pton(AF_INET, ip, &a4) == 1 && (ntohl(a4.s_addr) >> 24) == 127) ||
+                     (inet_pton(AF_INET6, ip, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6));
+    links(scheme, any && host && *host ? host : ip, port, strcmp(once, "-") ? once : NULL, url, ucap, login, lcap);
+    return 0;
 }
 
 const char *herd_sched_http_url(const herd_sched *s)

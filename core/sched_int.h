@@ -267,6 +267,10 @@ void sch_heartbeat_cb(evutil_socket_t fd, short what, void *arg);
 /* Start it on the scheduler's loop (s->cfg.http): bind, TLS, auth. */
 int sch_http_start(herd_sched *s, herd_err *err);
 void sch_http_stop(herd_sched *s);
+/* For a client of a scheduler running elsewhere (OP_CONTROL "dashboard"):
+ * "SCHEME IP PORT ONCE" (the bound address, the one-time login secret or
+ * "-"), which herd_sched_http_links turns into links. -HERD_EARG: no endpoint. */
+int sch_http_describe(herd_sched *s, char *out, size_t cap);
 /* What it serves: Prometheus text; JSON (which: "workers", "tasks", "runs",
  * "adaptive", "logs" or "status" for all; runs and log lines after the
  * sequence numbers given); the text `herd status` prints. -1: no such

@@ -1,11 +1,13 @@
 /* core/sched_report.c — what the scheduler's HTTP endpoint serves, written
  * from its counters (metrics.h) and worker records on the scheduler's
  * thread: Prometheus text (/metrics, Dask's names under herd_ where the
- * meaning is the same), JSON (/api/v1/...), and the text of `herd status`.
+ * meaning is the same), JSON (/api/v1/..., with jansson), and the text of
+ * `herd status`.
  * Costs O(workers + task names + kept runs), never O(tasks). */
 #include "sched_int.h"
-#include "json.h"
 
+#include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -189,215 +191,228 @@ void sch_report_metrics(herd_sched *s, struct evbuffer *b)
     evbuffer_add_printf(b, "herd_scheduler_worker_losses_total %llu\n", (unsigned long long)s->met.worker_losses);
 }
 
-/* ---- JSON ---- */
+/* ---- JSON (jansson) ---- */
 
-static void j_workers(herd_sched *s, struct evbuffer *b)
+/* Length of the valid UTF-8 sequence at p (n bytes left), or 0. */
+static size_t utf8_len(const unsigned char *p, size_t n)
 {
-    LIT(b, "[");
-    int first = 1;
+    size_t len;
+    unsigned min, c = p[0];
+    if (c < 0x80) return 1;
+    if (c >= 0xc2 && c <= 0xdf) { len = 2; min = 0x80; c &= 0x1f; }
+    else if (c >= 0xe0 && c <= 0xef) { len = 3; min = 0x800; c &= 0x0f; }
+    else if (c >= 0xf0 && c <= 0xf4) { len = 4; min = 0x10000; c &= 0x07; }
+    else return 0;
+    if (n < len) return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((p[i] & 0xc0) != 0x80) return 0;
+        c = (c << 6) | (p[i] & 0x3f);
+    }
+    return c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff) ? 0 : len;
+}
+
+/* n bytes of s as a JSON string; bytes that are not UTF-8 (a worker's name,
+ * a log line) become U+FFFD, where jansson would refuse the whole string. */
+static json_t *jstrn(const char *s, size_t n)
+{
+    json_t *j = json_stringn(s, n);
+    if (j) return j;
+    char *c = malloc(n * 3 + 1);
+    size_t k = 0;
+    for (size_t i = 0; c && i < n;) {
+        size_t l = utf8_len((const unsigned char *)s + i, n - i);
+        if (l) {
+            memcpy(c + k, s + i, l);
+            k += l;
+            i += l;
+        } else {                                 /* one byte replaced */
+            memcpy(c + k, "\xef\xbf\xbd", 3);
+            k += 3;
+            i++;
+        }
+    }
+    j = c ? json_stringn(c, k) : NULL;
+    free(c);
+    return j ? j : json_null();
+}
+
+static json_t *jstr(const char *s) { return s ? jstrn(s, strlen(s)) : json_null(); }
+
+/* A finite number (an integer when it is one), else null. */
+static json_t *jnum(double v)
+{
+    if (!isfinite(v)) return json_null();
+    if (v == (double)(long long)v && fabs(v) < 9e15) return json_integer((json_int_t)v);
+    return json_real(v);
+}
+
+static json_t *j_workers(herd_sched *s)
+{
+    json_t *a = json_array();
     double now = herd_wall_now(), mono = herd_now();
-    for (sworker *w = s->workers; w; w = w->next) {
+    for (sworker *w = s->workers; w && a; w = w->next) {
         if (!is_worker(w)) continue;
         int64_t rss;
         usage(w, &rss);
-        if (!first) LIT(b, ",");
-        first = 0;
-        LIT(b, "{");
-        herd_json_key(b, "name", 1); herd_json_str(b, w->name);
-        herd_json_key(b, "host", 0); herd_json_str(b, w->host);
-        herd_json_key(b, "address", 0); herd_json_str(b, w->local ? "local" : w->ip);
-        herd_json_key(b, "pid", 0); herd_json_num(b, (double)w->pid);
-        herd_json_key(b, "threads", 0); herd_json_num(b, w->nthreads);
-        herd_json_key(b, "running", 0); herd_json_num(b, w->busy);
-        herd_json_key(b, "closing", 0); evbuffer_add_printf(b, "%s", w->closing ? "true" : "false");
-        herd_json_key(b, "paused", 0); evbuffer_add_printf(b, "%s", w->paused ? "true" : "false");
-        herd_json_key(b, "held_bytes", 0); herd_json_num(b, (double)w->held_bytes);
-        herd_json_key(b, "managed_bytes", 0); herd_json_num(b, (double)w->managed);
-        herd_json_key(b, "spilled_bytes", 0); herd_json_num(b, (double)w->spilled);
-        herd_json_key(b, "memory", 0); if (rss >= 0) herd_json_num(b, (double)rss); else LIT(b, "null");
-        herd_json_key(b, "cpu", 0); if (w->cpu_pct >= 0) herd_json_num(b, w->cpu_pct); else LIT(b, "null");
-        herd_json_key(b, "done", 0); herd_json_num(b, (double)w->ndone);
-        herd_json_key(b, "failed", 0); herd_json_num(b, (double)w->nfailed);
-        herd_json_key(b, "joined", 0); herd_json_num(b, w->joined);
-        herd_json_key(b, "last_seen", 0); herd_json_num(b, now - (mono - w->last_seen));
-        LIT(b, "}");
+        json_array_append_new(a, json_pack("{s:o,s:o,s:o,s:I,s:i,s:i,s:b,s:b,s:I,s:I,s:I,s:o,s:o,s:I,s:I,s:o,s:o}",
+            "name", jstr(w->name), "host", jstr(w->host), "address", jstr(w->local ? "local" : w->ip),
+            "pid", (json_int_t)w->pid, "threads", w->nthreads, "running", w->busy,
+            "closing", w->closing, "paused", w->paused,
+            "held_bytes", (json_int_t)w->held_bytes, "managed_bytes", (json_int_t)w->managed,
+            "spilled_bytes", (json_int_t)w->spilled,
+            "memory", rss >= 0 ? jnum((double)rss) : json_null(), "cpu", w->cpu_pct >= 0 ? jnum(w->cpu_pct) : json_null(),
+            "done", (json_int_t)w->ndone, "failed", (json_int_t)w->nfailed,
+            "joined", jnum(w->joined), "last_seen", jnum(now - (mono - w->last_seen))));
     }
-    LIT(b, "]");
+    return a;
 }
 
-static void j_tasks(herd_sched *s, struct evbuffer *b)
+static json_t *j_tasks(herd_sched *s)
 {
-    LIT(b, "{");
-    herd_json_key(b, "states", 1);
-    LIT(b, "{");
-    for (int i = 0; i < 5; i++) { herd_json_key(b, state_names[i], i == 0); herd_json_num(b, (double)s->nstate[i]); }
-    LIT(b, "}");
-    herd_json_key(b, "groups", 0);
-    LIT(b, "[");
-    for (herd_mgroup *g = s->met.groups; g; g = g->next) {
-        if (g != s->met.groups) LIT(b, ",");
-        LIT(b, "{");
-        herd_json_key(b, "name", 1); herd_json_str(b, g->name);
-        herd_json_key(b, "total", 0); herd_json_num(b, (double)g->total);
-        herd_json_key(b, "pending", 0); herd_json_num(b, (double)(g->n[0] + g->n[1] + g->n[3]));
-        herd_json_key(b, "running", 0); herd_json_num(b, (double)g->n[2]);
-        for (int i = 0; i < 4; i++) { herd_json_key(b, end_names[i], 0); herd_json_num(b, (double)g->ended[i]); }
-        herd_json_key(b, "mean_duration", 0);
-        if (g->dur_count) herd_json_num(b, g->dur_sum / (double)g->dur_count); else LIT(b, "null");
-        LIT(b, "}");
+    json_t *states = json_object(), *groups = json_array();
+    for (int i = 0; i < 5 && states; i++) json_object_set_new(states, state_names[i], json_integer((json_int_t)s->nstate[i]));
+    for (herd_mgroup *g = s->met.groups; g && groups; g = g->next) {
+        json_t *o = json_pack("{s:o,s:I,s:I,s:I}", "name", jstr(g->name), "total", (json_int_t)g->total,
+                              "pending", (json_int_t)(g->n[0] + g->n[1] + g->n[3]), "running", (json_int_t)g->n[2]);
+        for (int i = 0; i < 4 && o; i++) json_object_set_new(o, end_names[i], json_integer((json_int_t)g->ended[i]));
+        if (o) json_object_set_new(o, "mean_duration", g->dur_count ? jnum(g->dur_sum / (double)g->dur_count) : json_null());
+        json_array_append_new(groups, o);
     }
-    LIT(b, "]}");
+    return json_pack("{s:o,s:o}", "states", states, "groups", groups);
 }
 
-static void j_runs(herd_sched *s, uint64_t since, struct evbuffer *b)
+static json_t *j_runs(herd_sched *s, uint64_t since)
 {
     uint64_t n = s->met.nruns, from = n > HERD_MET_NRUNS ? n - HERD_MET_NRUNS : 0;
     if (since > from) from = since;
     if (from > n) from = n;
-    LIT(b, "{");
-    herd_json_key(b, "next", 1); herd_json_num(b, (double)n);
-    herd_json_key(b, "runs", 0);
-    LIT(b, "[");
-    for (uint64_t i = from; i < n; i++) {
+    json_t *a = json_array();
+    for (uint64_t i = from; i < n && a; i++) {
         const herd_mrun *r = &s->met.runs[i % HERD_MET_NRUNS];
-        if (i != from) LIT(b, ",");
-        LIT(b, "{");
-        herd_json_key(b, "name", 1); herd_json_str(b, r->name);
-        herd_json_key(b, "worker", 0); herd_json_str(b, r->worker);
-        herd_json_key(b, "start", 0); herd_json_num(b, r->start);
-        herd_json_key(b, "stop", 0); herd_json_num(b, r->stop);
-        herd_json_key(b, "state", 0); herd_json_str(b, r->ok ? "completed" : "failed");
-        LIT(b, "}");
+        json_array_append_new(a, json_pack("{s:o,s:o,s:o,s:o,s:s}", "name", jstr(r->name), "worker", jstr(r->worker),
+                                           "start", jnum(r->start), "stop", jnum(r->stop),
+                                           "state", r->ok ? "completed" : "failed"));
     }
-    LIT(b, "]}");
+    return json_pack("{s:I,s:o}", "next", (json_int_t)n, "runs", a);
 }
 
 /* Attempts running now (bounded by the workers' threads and prefetch). */
-static void j_running(herd_sched *s, struct evbuffer *b)
+static json_t *j_running(herd_sched *s)
 {
     double wall = herd_wall_now(), mono = herd_now();
-    int first = 1;
-    LIT(b, "[");
-    for (sworker *w = s->workers; w; w = w->next) {
+    json_t *a = json_array();
+    for (sworker *w = s->workers; w && a; w = w->next) {
         size_t i = 0;
         void *v;
         while (is_worker(w) && kmap_next(&w->running, &i, NULL, &v)) {
             const stask *t = v;
-            if (!first) LIT(b, ",");
-            first = 0;
-            LIT(b, "{");
-            herd_json_key(b, "name", 1); herd_json_str(b, t->grp ? t->grp->name : t->task);
-            herd_json_key(b, "worker", 0); herd_json_str(b, w->name);
-            herd_json_key(b, "start", 0); herd_json_num(b, wall - (mono - t->started));
-            LIT(b, "}");
+            json_array_append_new(a, json_pack("{s:o,s:o,s:o}", "name", jstr(t->grp ? t->grp->name : t->task),
+                                               "worker", jstr(w->name), "start", jnum(wall - (mono - t->started))));
         }
     }
-    LIT(b, "]");
+    return a;
 }
 
-static void j_adaptive(herd_sched *s, struct evbuffer *b)
+static json_t *j_adaptive(herd_sched *s)
 {
     pthread_mutex_lock(&s->met.mu);
     uint64_t n = s->met.ndec, from = n > HERD_MET_NDECIDE ? n - HERD_MET_NDECIDE : 0;
-    LIT(b, "{");
-    herd_json_key(b, "desired", 1);
-    if (s->met.desired >= 0) herd_json_num(b, s->met.desired); else LIT(b, "null");
-    herd_json_key(b, "decisions", 0);
-    LIT(b, "[");
-    for (uint64_t i = from; i < n; i++) {
+    json_t *a = json_array();
+    for (uint64_t i = from; i < n && a; i++) {
         const herd_mdecision *d = &s->met.dec[i % HERD_MET_NDECIDE];
-        if (i != from) LIT(b, ",");
-        LIT(b, "{");
-        herd_json_key(b, "time", 1); herd_json_num(b, d->t);
-        herd_json_key(b, "target", 0); herd_json_num(b, d->target);
-        herd_json_key(b, "workers", 0); herd_json_num(b, d->have);
-        herd_json_key(b, "reason", 0); herd_json_str(b, d->reason);
-        LIT(b, "}");
+        json_array_append_new(a, json_pack("{s:o,s:i,s:i,s:o}", "time", jnum(d->t), "target", d->target,
+                                           "workers", d->have, "reason", jstr(d->reason)));
     }
-    LIT(b, "]}");
+    json_t *o = json_pack("{s:o,s:o}", "desired", s->met.desired >= 0 ? json_integer(s->met.desired) : json_null(),
+                          "decisions", a);
     pthread_mutex_unlock(&s->met.mu);
+    return o;
 }
 
-static void j_logs(herd_sched *s, uint64_t since, struct evbuffer *b)
+static json_t *j_logs(herd_sched *s, uint64_t since)
 {
     static const char *const lv[] = { "debug", "info", "warning", "error" };
     pthread_mutex_lock(&s->met.mu);
     uint64_t n = s->met.nlogs, from = n > HERD_MET_NLOGS ? n - HERD_MET_NLOGS : 0;
     if (since > from) from = since < n ? since : n;
-    LIT(b, "{");
-    herd_json_key(b, "next", 1); herd_json_num(b, (double)n);
-    herd_json_key(b, "lines", 0);
-    LIT(b, "[");
-    for (uint64_t i = from; i < n; i++) {
+    json_t *a = json_array();
+    for (uint64_t i = from; i < n && a; i++) {
         const herd_mlog *l = &s->met.logs[i % HERD_MET_NLOGS];
-        if (i != from) LIT(b, ",");
-        LIT(b, "{");
-        herd_json_key(b, "time", 1); herd_json_num(b, l->t);
-        herd_json_key(b, "level", 0); herd_json_str(b, l->level >= 0 && l->level < 4 ? lv[l->level] : "info");
-        herd_json_key(b, "line", 0); herd_json_str(b, l->line);
-        LIT(b, "}");
+        json_array_append_new(a, json_pack("{s:o,s:s,s:o}", "time", jnum(l->t),
+                                           "level", l->level >= 0 && l->level < 4 ? lv[l->level] : "info",
+                                           "line", jstr(l->line)));
     }
-    LIT(b, "]}");
     pthread_mutex_unlock(&s->met.mu);
+    return json_pack("{s:I,s:o}", "next", (json_int_t)n, "lines", a);
 }
 
 /* The provider's own list of its workers (starting ones, failed ones and
  * why), as the keeper last read it; null without one. */
-static void j_provider(herd_sched *s, struct evbuffer *b)
+static json_t *j_provider(herd_sched *s)
 {
     static const char *const st[] = { "starting", "running", "stopping", "stopped", "failed" };
     pthread_mutex_lock(&s->met.mu);
-    if (!s->met.pname[0]) { LIT(b, "null"); pthread_mutex_unlock(&s->met.mu); return; }
-    LIT(b, "{");
-    herd_json_key(b, "provider", 1); herd_json_str(b, s->met.pname);
-    herd_json_key(b, "time", 0); herd_json_num(b, s->met.pat);
-    herd_json_key(b, "workers", 0);
-    LIT(b, "[");
-    for (size_t i = 0; i < s->met.npinfo; i++) {
+    if (!s->met.pname[0]) { pthread_mutex_unlock(&s->met.mu); return json_null(); }
+    json_t *a = json_array();
+    for (size_t i = 0; i < s->met.npinfo && a; i++) {
         const herd_worker_info *w = &s->met.pinfo[i];
-        if (i) LIT(b, ",");
-        LIT(b, "{");
-        herd_json_key(b, "name", 1); herd_json_strn(b, w->name, strnlen(w->name, sizeof w->name));
-        herd_json_key(b, "state", 0); herd_json_str(b, w->state >= 0 && w->state <= 4 ? st[w->state] : "unknown");
-        herd_json_key(b, "pid", 0); herd_json_num(b, (double)w->pid);
-        herd_json_key(b, "host", 0); herd_json_strn(b, w->host, strnlen(w->host, sizeof w->host));
-        herd_json_key(b, "detail", 0); herd_json_strn(b, w->detail, strnlen(w->detail, sizeof w->detail));
-        LIT(b, "}");
+        json_array_append_new(a, json_pack("{s:o,s:s,s:I,s:o,s:o}",
+            "name", jstrn(w->name, strnlen(w->name, sizeof w->name)),
+            "state", w->state >= 0 && w->state <= 4 ? st[w->state] : "unknown", "pid", (json_int_t)w->pid,
+            "host", jstrn(w->host, strnlen(w->host, sizeof w->host)),
+            "detail", jstrn(w->detail, strnlen(w->detail, sizeof w->detail))));
     }
-    LIT(b, "]}");
+    json_t *o = json_pack("{s:o,s:o,s:o}", "provider", jstr(s->met.pname), "time", jnum(s->met.pat), "workers", a);
     pthread_mutex_unlock(&s->met.mu);
+    return o;
+}
+
+static json_t *j_status(herd_sched *s, uint64_t since_run, uint64_t since_log)
+{
+    json_t *totals = json_pack("{s:I,s:I,s:I,s:I,s:I}", "transfers", (json_int_t)s->met.transfers,
+                               "transfer_bytes", (json_int_t)s->met.transfer_bytes,
+                               "worker_joins", (json_int_t)s->met.worker_joins,
+                               "worker_losses", (json_int_t)s->met.worker_losses,
+                               "tasks_suspicious", (json_int_t)s->met.suspicious);
+    return json_pack("{s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "version", HERD_VERSION_STRING,
+                     "time", jnum(herd_wall_now()), "started", jnum(s->met.t0), "totals", totals,
+                     "workers", j_workers(s), "tasks", j_tasks(s), "runs", j_runs(s, since_run),
+                     "running", j_running(s), "adaptive", j_adaptive(s), "logs", j_logs(s, since_log),
+                     "provider", j_provider(s));
+}
+
+/* jansson's text into the buffer, with < > & escaped as well, so the JSON
+ * can sit inside an HTML <script> (the performance report): outside its
+ * strings JSON has none of them, so this rewrites only strings' bytes. */
+static int to_evbuffer(const char *p, size_t n, void *ud)
+{
+    struct evbuffer *b = ud;
+    size_t run = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *esc = p[i] == '<' ? "\\u003c" : p[i] == '>' ? "\\u003e" : p[i] == '&' ? "\\u0026" : NULL;
+        if (!esc) { run++; continue; }
+        if (run) evbuffer_add(b, p + i - run, run);
+        run = 0;
+        evbuffer_add(b, esc, 6);
+    }
+    if (run) evbuffer_add(b, p + n - run, run);
+    return 0;
 }
 
 int sch_report_json(herd_sched *s, const char *which, uint64_t since_run, uint64_t since_log, struct evbuffer *b)
 {
-    if (!strcmp(which, "workers")) j_workers(s, b);
-    else if (!strcmp(which, "tasks")) j_tasks(s, b);
-    else if (!strcmp(which, "runs")) j_runs(s, since_run, b);
-    else if (!strcmp(which, "adaptive")) j_adaptive(s, b);
-    else if (!strcmp(which, "logs")) j_logs(s, since_log, b);
-    else if (!strcmp(which, "provider")) j_provider(s, b);
-    else if (!strcmp(which, "status")) {
-        LIT(b, "{");
-        herd_json_key(b, "version", 1); herd_json_str(b, HERD_VERSION_STRING);
-        herd_json_key(b, "time", 0); herd_json_num(b, herd_wall_now());
-        herd_json_key(b, "started", 0); herd_json_num(b, s->met.t0);
-        herd_json_key(b, "totals", 0);
-        LIT(b, "{");
-        herd_json_key(b, "transfers", 1); herd_json_num(b, (double)s->met.transfers);
-        herd_json_key(b, "transfer_bytes", 0); herd_json_num(b, (double)s->met.transfer_bytes);
-        herd_json_key(b, "worker_joins", 0); herd_json_num(b, (double)s->met.worker_joins);
-        herd_json_key(b, "worker_losses", 0); herd_json_num(b, (double)s->met.worker_losses);
-        herd_json_key(b, "tasks_suspicious", 0); herd_json_num(b, (double)s->met.suspicious);
-        LIT(b, "}");
-        herd_json_key(b, "workers", 0); j_workers(s, b);
-        herd_json_key(b, "tasks", 0); j_tasks(s, b);
-        herd_json_key(b, "runs", 0); j_runs(s, since_run, b);
-        herd_json_key(b, "running", 0); j_running(s, b);
-        herd_json_key(b, "adaptive", 0); j_adaptive(s, b);
-        herd_json_key(b, "logs", 0); j_logs(s, since_log, b);
-        herd_json_key(b, "provider", 0); j_provider(s, b);
-        LIT(b, "}");
-    } else return -1;
+    json_t *j;
+    if (!strcmp(which, "workers")) j = j_workers(s);
+    else if (!strcmp(which, "tasks")) j = j_tasks(s);
+    else if (!strcmp(which, "runs")) j = j_runs(s, since_run);
+    else if (!strcmp(which, "adaptive")) j = j_adaptive(s);
+    else if (!strcmp(which, "logs")) j = j_logs(s, since_log);
+    else if (!strcmp(which, "provider")) j = j_provider(s);
+    else if (!strcmp(which, "status")) j = j_status(s, since_run, since_log);
+    else return -1;
+    /* NULL: out of memory (json_pack gives up on a NULL member) */
+    if (!j || json_dump_callback(j, to_evbuffer, b, JSON_COMPACT | JSON_ENCODE_ANY)) LIT(b, "null");
+    json_decref(j);
     LIT(b, "\n");
     return 0;
 }

@@ -83,6 +83,14 @@ const char *herd_sched_http_url(const herd_sched *s);
 /* A one-time link that sets the login cookie (non-loopback endpoints; NULL
  * otherwise): for a log line, once. */
 const char *herd_sched_http_login(const herd_sched *s);
+/* The links of a scheduler's endpoint elsewhere, from what its OP_CONTROL
+ * "dashboard" answers (sch_http_describe): the base URL, with host (the
+ * address its client dials) in place of an every-interface address, and the
+ * one-time login link ("" when no token is needed); *loopback_only: it
+ * answers on its own host's loopback only. 0, or -HERD_EPROTO for a
+ * description it cannot read. */
+int herd_sched_http_links(const char *desc, const char *host, char *url, size_t ucap, char *login, size_t lcap,
+                          int *loopback_only);
 /* The endpoint's JSON report `which` ("status", "workers", …; sched_report.c)
  * appended to b, made on the scheduler's thread: works with the endpoint off.
  * 0, -HERD_EARG for an unknown report, or a negative code when stopped. */
@@ -90,6 +98,9 @@ int herd_sched_report(herd_sched *s, const char *which, struct evbuffer *b);
 /* performance_report_path (perf_report.c): the page with the status report
  * inlined, written to path (through a temporary file, renamed). */
 int herd_sched_perf_report(herd_sched *s, const char *path, herd_err *err);
+/* The same page around a status report given as JSON text (len bytes, its
+ * < > & escaped as sch_report_json writes them): a remote scheduler's. */
+int herd_perf_report_write(const char *json, size_t len, const char *path, herd_err *err);
 /* Record an adaptive decision for the endpoint (any thread). */
 void herd_sched_note_decision(herd_sched *s, int target, int have, const char *reason);
 

@@ -127,11 +127,12 @@ int herd_scheduler_argv(const herd_cluster_env *env, const char *listen, char **
     const char *dt = core->data_transfer >= 0 && core->data_transfer < 4 ? dts[core->data_transfer] : "auto";
     const char *v[] = { env->worker_argv[0], "--herd-scheduler", "--listen", addr, "--heartbeat-interval", hb,
                         "--heartbeat-timeout", ht, "--allowed-failures", af, "--herd-no-workers-timeout", nw,
-                        "--herd-data-transfer", dt, NULL };
+                        "--herd-data-transfer", dt, core->dashboard ? "--dashboard-address" : NULL, core->dashboard,
+                        NULL };
     size_t n = sizeof v / sizeof *v;
     char **out = calloc(n, sizeof *out);
     if (!out) return herd_err_set(err, -ENOMEM, "out of memory");
-    for (size_t i = 0; i + 1 < n; i++)
+    for (size_t i = 0; i + 1 < n && v[i]; i++)
         if (!(out[i] = strdup(v[i]))) { herd_strv_free(out); return herd_err_set(err, -ENOMEM, "out of memory"); }
     *argv_out = out;
     return 0;
@@ -193,6 +194,7 @@ int herd_scheduler_serve_args(int argc, char **argv, char *const *secrets)
         else if (!strcmp(a, "--heartbeat-timeout")) o.heartbeat_timeout = strtod(v, &end);
         else if (!strcmp(a, "--allowed-failures")) o.allowed_failures = (int)strtol(v, &end, 10);
         else if (!strcmp(a, "--herd-no-workers-timeout")) o.no_workers_timeout = strtod(v, &end);
+        else if (!strcmp(a, "--dashboard-address")) o.dashboard_address = v;
         else if (!strcmp(a, "--herd-data-transfer")) {
             static const char *const dts[] = { "auto", "direct", "relay", "inline" };
             transfer = -1;
@@ -234,7 +236,7 @@ int herd_scheduler_serve_args(int argc, char **argv, char *const *secrets)
         .tls = tls, .listen = o.listen, .token = token, .owned = 1, .data_transfer = transfer,
         .heartbeat_interval = o.heartbeat_interval, .heartbeat_timeout = o.heartbeat_timeout,
         .allowed_failures = o.allowed_failures, .no_workers_timeout = o.no_workers_timeout,
-        .log = herd_log_default,
+        .log = herd_log_default, .http = o.dashboard_address,   /* the token and TLS rules of sched_http.c */
     };
     rc = herd_sched_start(&s, &cfg, addr, sizeof addr, &err);
     memset(token, 0, strlen(token));  /* the scheduler keeps its own copy */

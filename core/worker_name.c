@@ -2,13 +2,14 @@
  * one launch (one command for many workers, as ECS RunTask with count > 1)
  * still gives every worker a distinct name. HERD_WORKER_NAME_FROM selects
  * the source; today "ecs-metadata": "-<task id>" from the TaskARN in
- * ${ECS_CONTAINER_METADATA_URI_V4}/task (ECS's task metadata endpoint v4). */
+ * ${ECS_CONTAINER_METADATA_URI_V4}/task (ECS's task metadata endpoint v4),
+ * read with libcurl and parsed with jansson. */
 #include "internal.h"
-#include "value_int.h"
 #include "worker.h"
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,14 +52,16 @@ static int ecs_task_id(char *out, size_t cap, herd_err *err)
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
     curl_easy_cleanup(h);
     int rc = 0;
-    herd_value *v = NULL;
+    json_t *v = NULL;
+    json_error_t je;
     if (cc != CURLE_OK || status != 200 || !b.s)
         rc = herd_err_set(err, HERD_EARG, "HERD_WORKER_NAME_FROM=ecs-metadata: GET %s: %s", url,
                           cc != CURLE_OK ? (b.over ? "answer larger than 1 MiB" : curl_easy_strerror(cc)) : "no 200 answer with a body");
-    else if (herd_value_parse_at(b.s, b.len, url, &v, err))
-        rc = herd_err_prefix(err, "HERD_WORKER_NAME_FROM=ecs-metadata");
+    else if (!(v = json_loadb(b.s, b.len, 0, &je)))
+        rc = herd_err_set(err, HERD_EARG, "HERD_WORKER_NAME_FROM=ecs-metadata: %s: not JSON: %s (line %d, column %d)",
+                          url, je.text, je.line, je.column);
     if (!rc) {
-        const char *arn = herd_as_str(herd_map_get(v, "TaskARN"));
+        const char *arn = json_string_value(json_object_get(v, "TaskARN"));
         const char *id = arn ? strrchr(arn, '/') : NULL;
         if (!id || !id[1] || strlen(id + 1) >= cap)
             rc = herd_err_set(err, HERD_EARG, "HERD_WORKER_NAME_FROM=ecs-metadata: %s: expected \"TaskARN\": "
@@ -66,7 +69,7 @@ static int ecs_task_id(char *out, size_t cap, herd_err *err)
         else
             snprintf(out, cap, "%s", id + 1);
     }
-    herd_value_free(v);
+    json_decref(v);
     free(b.s);
     return rc;
 }

@@ -10,6 +10,7 @@
  *   nino34 [--year 2022] [--dir ./data] [--delay 1.2] [--sequential-only]
  *          [--runner-only] [--cluster-kwargs '{n_workers: 4}']           */
 #include "nino34.h"
+#include "../common/cli.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -25,13 +26,6 @@
 
 __attribute__((constructor)) static void curl_init(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
 __attribute__((destructor)) static void curl_fini(void) { curl_global_cleanup(); }
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static int mkdirs(const char *dir)
 {
@@ -109,8 +103,8 @@ HERD_TASK(download_image);
 
 typedef struct config {
     int year;
-    const char *dir, *kwargs_override;
-    const char *profile;           /* a herd.yaml profile (--profile or $HERD_PROFILE) */
+    const char *dir;
+    ex_cluster cluster;            /* --cluster-kwargs, --profile or $HERD_PROFILE */
     double delay;
     bool sequential, runner;
 } config;
@@ -134,7 +128,7 @@ static int run_sequential(const config *cf, const char *base, double *elapsed)
 {
     printf("sequential: downloading 12 images, one after the other\n");
     fflush(stdout);
-    double t0 = now();
+    double t0 = ex_now();
     int failed = 0;
     for (int m = 1; m <= 12; m++) {
         herd_value *args = herd_tuple("iiss", cf->year, m, cf->dir, base), *out = NULL;
@@ -147,79 +141,22 @@ static int run_sequential(const config *cf, const char *base, double *elapsed)
         herd_value_free(args);
         herd_value_free(out);
     }
-    *elapsed = now() - t0;
+    *elapsed = ex_now() - t0;
     printf("sequential: %d of 12 images in %.2f s\n", 12 - failed, *elapsed);
     fflush(stdout);
     return failed ? -1 : check_files(cf);
 }
 
-/* The cluster kwargs: the defaults, with the user's keys on top. */
-static int cluster_kwargs(const config *cf, herd_value **out, herd_err *err)
-{
-    int rc = herd_value_parse(DEFAULT_KWARGS, out, err);
-    if (rc || !cf->kwargs_override) return rc;
-    herd_value *over = NULL;
-    if ((rc = herd_value_parse(cf->kwargs_override, &over, err))) {
-        herd_err_prefix(err, "--cluster-kwargs");
-        goto fail;
-    }
-    if (herd_typeof(over) != HERD_MAP) {
-        rc = herd_err_set(err, HERD_EARG, "--cluster-kwargs: expected a map such as \"{n_workers: 4}\", got %s",
-                          herd_type_name(herd_typeof(over)));
-        goto fail;
-    }
-    for (size_t i = 0; i < herd_len(over); i++)
-        if ((rc = herd_map_set(*out, herd_key_at(over, i), herd_value_copy(herd_at(over, i))))) goto fail;
-    herd_value_free(over);
-    return 0;
-fail:
-    herd_value_free(over);
-    herd_value_free(*out);
-    *out = NULL;
-    return rc;
-}
-
 static int run_on_cluster(const config *cf, const char *base, double *elapsed)
 {
     herd_err err;
-    herd_value *kw = NULL;
-    herd_runner *r = NULL;
     herd_future **futs = NULL;
     size_t n = 0;
-    int failed = 0;
-    herd_runner_opts o = { .cluster_class = "local.LocalCluster" };
-    if (cf->profile) {
-        /* the profile decides the cluster; --cluster-kwargs keys go on top */
-        printf("task runner: the cluster of herd.yaml profile \"%s\"%s%s\n", cf->profile,
-               cf->kwargs_override ? " with cluster_kwargs " : "", cf->kwargs_override ? cf->kwargs_override : "");
-        o = (herd_runner_opts){ .profile = cf->profile, .cluster_kwargs = cf->kwargs_override };
-    } else if (cluster_kwargs(cf, &kw, &err)) {
-        fprintf(stderr, "nino34: %s\n", err.msg);
-        return -1;
-    }
-    if (kw) {
-        char *kws = herd_value_to_string(kw);
-        printf("task runner: a temporary local.LocalCluster with cluster_kwargs %s\n", kws ? kws : "?");
-        free(kws);
-        o.cluster_kwargs_value = kw;
-    }
-    fflush(stdout);
-    double t0 = now();
-    if (herd_runner_new(&r, &o, &err) || herd_flow_begin(r, "download-nino-34-plumes-from-year", &err)) {
-        fprintf(stderr, "nino34: %s\n", err.msg);
-        herd_runner_free(r);
-        herd_value_free(kw);
-        return -1;
-    }
-    int want = (int)herd_as_int(herd_map_get(kw, "n_workers"));
-    herd_value_free(kw);
-    if (want > 0 && herd_wait_for_workers(r, want, 60, &err)) {
-        fprintf(stderr, "nino34: %s\n", err.msg);
-        herd_flow_end(r, true, NULL);
-        herd_runner_free(r);
-        return -1;
-    }
-    double t1 = now();
+    int failed = 0, bad_kwargs;
+    double t0 = ex_now();
+    herd_runner *r = ex_flow_begin(&cf->cluster, "nino34", "download-nino-34-plumes-from-year", &bad_kwargs);
+    if (!r) return -1;
+    double t1 = ex_now();
     printf("task runner: cluster up in %.2f s; submitting 12 download_image tasks\n", t1 - t0);
     fflush(stdout);
 
@@ -240,77 +177,64 @@ static int run_on_cluster(const config *cf, const char *base, double *elapsed)
         herd_future_release(futs[i]);
     }
     free(futs);
-    *elapsed = now() - t1;
+    *elapsed = ex_now() - t1;
     fflush(stdout);
     if (herd_flow_end(r, failed > 0, &err)) fprintf(stderr, "nino34: closing the cluster: %s\n", err.msg);
     herd_runner_free(r);
     printf("task runner: %d of 12 images in %.2f s (%.2f s with cluster start and stop)\n", 12 - failed,
-           *elapsed, now() - t0);
+           *elapsed, ex_now() - t0);
     fflush(stdout);
     return failed ? -1 : check_files(cf);
 }
 
-static void usage(FILE *f, const char *prog)
+static int on_opt(void *ud, int c, const char *arg, const char *prog)
 {
-    fprintf(f,
-            "usage: %s [options]\n"
-            "Download the 12 Nino 3.4 plume charts of a year, sequentially and then as tasks\n"
-            "on a temporary LocalCluster, from a local server that imitates NOAA's.\n"
-            "  --year YEAR              year to download (default 2022)\n"
-            "  --dir DIR                where the images go (default ./data)\n"
-            "  --delay SECONDS          the server's latency per request (default 1.2)\n"
-            "  --sequential-only        skip the task runner\n"
-            "  --runner-only            skip the sequential run\n"
-            "  --cluster-kwargs YAML    keys over the default %s\n"
-            "  --profile NAME           run on the cluster of a herd.yaml profile instead\n"
-            "                           (also $HERD_PROFILE; see examples/config, examples/ssh)\n"
-            "  --help\n", prog, DEFAULT_KWARGS);
+    config *cf = ud;
+    char *end;
+    switch (c) {
+    case 'y':
+        cf->year = (int)strtol(arg, &end, 10);
+        if (*end || end == arg || cf->year < 1982 || cf->year > 2100) {
+            fprintf(stderr, "%s: --year: expected a year from 1982 to 2100, got \"%s\"\n", prog, arg);
+            return -1;
+        }
+        break;
+    case 'd': cf->dir = arg; break;
+    case 'D':
+        cf->delay = strtod(arg, &end);
+        if (*end || end == arg || !(cf->delay >= 0 && cf->delay <= 600)) {
+            fprintf(stderr, "%s: --delay: expected seconds from 0 to 600, got \"%s\"\n", prog, arg);
+            return -1;
+        }
+        break;
+    case 's': cf->runner = false; break;
+    case 'r': cf->sequential = false; break;
+    }
+    return 0;
 }
 
 static int parse_args(int argc, char **argv, config *cf)
 {
-    static const struct option longopts[] = {
+    static const struct option opts[] = {
         { "year", required_argument, NULL, 'y' },
         { "dir", required_argument, NULL, 'd' },
         { "delay", required_argument, NULL, 'D' },
         { "sequential-only", no_argument, NULL, 's' },
         { "runner-only", no_argument, NULL, 'r' },
-        { "cluster-kwargs", required_argument, NULL, 'k' },
-        { "profile", required_argument, NULL, 'p' },
-        { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
-    int c;
-    char *end;
-    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'y':
-            cf->year = (int)strtol(optarg, &end, 10);
-            if (*end || end == optarg || cf->year < 1982 || cf->year > 2100) {
-                fprintf(stderr, "%s: --year: expected a year from 1982 to 2100, got \"%s\"\n", argv[0], optarg);
-                return -1;
-            }
-            break;
-        case 'd': cf->dir = optarg; break;
-        case 'D':
-            cf->delay = strtod(optarg, &end);
-            if (*end || end == optarg || !(cf->delay >= 0 && cf->delay <= 600)) {
-                fprintf(stderr, "%s: --delay: expected seconds from 0 to 600, got \"%s\"\n", argv[0], optarg);
-                return -1;
-            }
-            break;
-        case 's': cf->runner = false; break;
-        case 'r': cf->sequential = false; break;
-        case 'k': cf->kwargs_override = optarg; break;
-        case 'p': cf->profile = optarg; break;
-        case 'h': usage(stdout, argv[0]); exit(0);
-        default: usage(stderr, argv[0]); return -1;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "%s: unexpected argument \"%s\"\n", argv[0], argv[optind]);
-        return -1;
-    }
+    const ex_cli cli = {
+        .about = "Download the 12 Nino 3.4 plume charts of a year, sequentially and then as tasks\n"
+                 "on a temporary LocalCluster, from a local server that imitates NOAA's.\n",
+        .opts = opts,
+        .opts_help = "  --year YEAR              year to download (default 2022)\n"
+                     "  --dir DIR                where the images go (default ./data)\n"
+                     "  --delay SECONDS          the server's latency per request (default 1.2)\n"
+                     "  --sequential-only        skip the task runner\n"
+                     "  --runner-only            skip the sequential run\n",
+        .on_opt = on_opt, .ud = cf, .cluster = &cf->cluster,
+    };
+    if (ex_parse_args(argc, argv, &cli)) return -1;
     if (!cf->sequential && !cf->runner) {
         fprintf(stderr, "%s: --sequential-only and --runner-only exclude each other\n", argv[0]);
         return -1;
@@ -326,7 +250,7 @@ int main(int argc, char **argv)
         return 1;
     }
     config cf = { .year = 2022, .dir = "./data", .delay = 1.2, .sequential = true, .runner = true,
-                  .profile = getenv("HERD_PROFILE") && *getenv("HERD_PROFILE") ? getenv("HERD_PROFILE") : NULL };
+                  .cluster = ex_cluster_defaults(DEFAULT_KWARGS) };
     if (parse_args(argc, argv, &cf)) return 2;
 
     herd_err err;

@@ -32,6 +32,7 @@
  * splitmix64 from the partition's index; each row draws, in order: id, name,
  * x, y.                                                                      */
 #include <herd/herd.h>
+#include "../common/cli.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -52,12 +53,6 @@ static const char *const NAMES[26] = {
     "Victor", "Wendy", "Xavier", "Yvonne", "Zelda",
 };
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 /* ---- calendar (proleptic Gregorian, UTC; Howard Hinnant's algorithms) ---- */
 
@@ -537,33 +532,8 @@ HERD_TASK(ts_flow);
 typedef struct config {
     int64_t start, end;             /* days; end exclusive */
     bool materialize, check;
-    const char *kwargs_override, *profile;
+    ex_cluster cluster;             /* --cluster-kwargs, --profile or $HERD_PROFILE */
 } config;
-
-static int cluster_kwargs(const config *cf, herd_value **out, herd_err *err)
-{
-    int rc = herd_value_parse(DEFAULT_KWARGS, out, err);
-    if (rc || !cf->kwargs_override) return rc;
-    herd_value *over = NULL;
-    if ((rc = herd_value_parse(cf->kwargs_override, &over, err))) {
-        herd_err_prefix(err, "--cluster-kwargs");
-        goto fail;
-    }
-    if (herd_typeof(over) != HERD_MAP) {
-        rc = herd_err_set(err, HERD_EARG, "--cluster-kwargs: expected a map such as \"{n_workers: 4}\", got %s",
-                          herd_type_name(herd_typeof(over)));
-        goto fail;
-    }
-    for (size_t i = 0; i < herd_len(over); i++)
-        if ((rc = herd_map_set(*out, herd_key_at(over, i), herd_value_copy(herd_at(over, i))))) goto fail;
-    herd_value_free(over);
-    return 0;
-fail:
-    herd_value_free(over);
-    herd_value_free(*out);
-    *out = NULL;
-    return rc;
-}
 
 /* The first rows of the dataset (partition 0), as df.head() shows them. */
 static void print_head(const config *cf, int n)
@@ -661,68 +631,58 @@ static int compare(const part *a, size_t na, const part *b, size_t nb)
     return bad ? -1 : 0;
 }
 
-static void usage(FILE *f, const char *prog)
+typedef struct opts_state { config *cf; int64_t last; } opts_state;
+
+static int on_opt(void *ud, int c, const char *arg, const char *prog)
 {
-    fprintf(f,
-            "usage: %s [options]\n"
-            "Dask's timeseries dataset (one row a second: timestamp, id, name, x, y) in\n"
-            "4-week partitions, generated and summed by year as tasks on a temporary\n"
-            "LocalCluster; prints the yearly means.\n"
-            "  --start YYYY-MM-DD       first day (default 1988-01-01)\n"
-            "  --end YYYY-MM-DD         last day, included (default 2022-12-31)\n"
-            "  --freq 1s                the row frequency (only 1s)\n"
-            "  --materialize            build each partition's columns in one stage (bytes,\n"
-            "                           ~80 MB for 4 weeks) and sum them in another\n"
-            "  --check                  compute the table again here, row by row, and compare\n"
-            "  --cluster-kwargs YAML    keys over the default %s\n"
-            "  --profile NAME           run on the cluster of a herd.yaml profile instead\n"
-            "  --help\n", prog, DEFAULT_KWARGS);
+    opts_state *st = ud;
+    switch (c) {
+    case 's':
+    case 'e':
+        if (parse_date(arg, c == 's' ? &st->cf->start : &st->last)) {
+            fprintf(stderr, "%s: --%s: expected a date YYYY-MM-DD from 1970 on, got \"%s\"\n", prog,
+                    c == 's' ? "start" : "end", arg);
+            return -1;
+        }
+        break;
+    case 'f':
+        if (strcmp(arg, "1s")) {
+            fprintf(stderr, "%s: --freq: only 1s is supported, got \"%s\"\n", prog, arg);
+            return -1;
+        }
+        break;
+    case 'm': st->cf->materialize = true; break;
+    case 'c': st->cf->check = true; break;
+    }
+    return 0;
 }
 
 static int parse_args(int argc, char **argv, config *cf)
 {
-    static const struct option longopts[] = {
+    static const struct option opts[] = {
         { "start", required_argument, NULL, 's' },
         { "end", required_argument, NULL, 'e' },
         { "freq", required_argument, NULL, 'f' },
         { "materialize", no_argument, NULL, 'm' },
         { "check", no_argument, NULL, 'c' },
-        { "cluster-kwargs", required_argument, NULL, 'k' },
-        { "profile", required_argument, NULL, 'p' },
-        { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
-    int c;
-    int64_t last = cf->end - 1;
-    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-        switch (c) {
-        case 's':
-        case 'e':
-            if (parse_date(optarg, c == 's' ? &cf->start : &last)) {
-                fprintf(stderr, "%s: --%s: expected a date YYYY-MM-DD from 1970 on, got \"%s\"\n", argv[0],
-                        c == 's' ? "start" : "end", optarg);
-                return -1;
-            }
-            break;
-        case 'f':
-            if (strcmp(optarg, "1s")) {
-                fprintf(stderr, "%s: --freq: only 1s is supported, got \"%s\"\n", argv[0], optarg);
-                return -1;
-            }
-            break;
-        case 'm': cf->materialize = true; break;
-        case 'c': cf->check = true; break;
-        case 'k': cf->kwargs_override = optarg; break;
-        case 'p': cf->profile = optarg; break;
-        case 'h': usage(stdout, argv[0]); exit(0);
-        default: usage(stderr, argv[0]); return -1;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "%s: unexpected argument \"%s\"\n", argv[0], argv[optind]);
-        return -1;
-    }
-    cf->end = last + 1;
+    opts_state st = { cf, cf->end - 1 };
+    const ex_cli cli = {
+        .about = "Dask's timeseries dataset (one row a second: timestamp, id, name, x, y) in\n"
+                 "4-week partitions, generated and summed by year as tasks on a temporary\n"
+                 "LocalCluster; prints the yearly means.\n",
+        .opts = opts,
+        .opts_help = "  --start YYYY-MM-DD       first day (default 1988-01-01)\n"
+                     "  --end YYYY-MM-DD         last day, included (default 2022-12-31)\n"
+                     "  --freq 1s                the row frequency (only 1s)\n"
+                     "  --materialize            build each partition's columns in one stage (bytes,\n"
+                     "                           ~80 MB for 4 weeks) and sum them in another\n"
+                     "  --check                  compute the table again here, row by row, and compare\n",
+        .on_opt = on_opt, .ud = &st, .cluster = &cf->cluster,
+    };
+    if (ex_parse_args(argc, argv, &cli)) return -1;
+    cf->end = st.last + 1;
     if (cf->end <= cf->start) {
         fprintf(stderr, "%s: --end is before --start\n", argv[0]);
         return -1;
@@ -738,7 +698,7 @@ int main(int argc, char **argv)
         return 1;
     }
     config cf = { .start = days_from_civil(1988, 1, 1), .end = days_from_civil(2023, 1, 1),
-                  .profile = getenv("HERD_PROFILE") && *getenv("HERD_PROFILE") ? getenv("HERD_PROFILE") : NULL };
+                  .cluster = ex_cluster_defaults(DEFAULT_KWARGS) };
     if (parse_args(argc, argv, &cf)) return 2;
 
     size_t np;
@@ -748,54 +708,28 @@ int main(int argc, char **argv)
     int64_t rows = (cf.end - cf.start) * DAY;
 
     herd_err err;
-    herd_value *kw = NULL;
-    herd_runner *r = NULL;
-    herd_runner_opts o = { .cluster_class = "local.LocalCluster" };
-    if (cf.profile) {
-        printf("task runner: the cluster of herd.yaml profile \"%s\"\n", cf.profile);
-        o = (herd_runner_opts){ .profile = cf.profile, .cluster_kwargs = cf.kwargs_override };
-    } else if (cluster_kwargs(&cf, &kw, &err)) {
-        fprintf(stderr, "timeseries: %s\n", err.msg);
-        return 2;
-    } else {
-        char *kws = herd_value_to_string(kw);
-        printf("task runner: a temporary local.LocalCluster with cluster_kwargs %s\n", kws ? kws : "?");
-        free(kws);
-        o.cluster_kwargs_value = kw;
-    }
     printf("timeseries: %" PRId64 " rows (1s) in %zu partitions (4w), %s\n", rows, np,
            cf.materialize ? "materialised as columns, then summed" : "summed where generated");
     print_head(&cf, 3);
     fflush(stdout);
 
-    double t0 = now(), t1 = 0, t2 = 0;
+    double t0 = ex_now(), t1 = 0, t2 = 0;
     herd_future *flow = NULL;
     const herd_value *v = NULL;
     part *got = NULL;
     size_t ngot = 0;
     char why[200];
-    int bad = 0;
-    if (herd_runner_new(&r, &o, &err) || herd_flow_begin(r, "timeseries-yearly-means", &err)) {
-        fprintf(stderr, "timeseries: %s\n", err.msg);
-        herd_runner_free(r);
-        herd_value_free(kw);
-        return 1;
-    }
-    int want = kw ? (int)herd_as_int(herd_map_get(kw, "n_workers")) : 0;
-    herd_value_free(kw);
-    if (want > 0 && herd_wait_for_workers(r, want, 60, &err)) {
-        fprintf(stderr, "timeseries: %s\n", err.msg);
-        bad = 1;
-        goto end;
-    }
-    t1 = now();
+    int bad = 0, bad_kwargs;
+    herd_runner *r = ex_flow_begin(&cf.cluster, "timeseries", "timeseries-yearly-means", &bad_kwargs);
+    if (!r) return bad_kwargs ? 2 : 1;
+    t1 = ex_now();
     if (herd_submit(r, "ts_flow", herd_tuple("IIb", cf.start, cf.end, (int)cf.materialize), &flow, &err) ||
         herd_future_result(flow, -1, &v, &err)) {
         fprintf(stderr, "timeseries: %s\n", err.msg);
         bad = 1;
         goto end;
     }
-    t2 = now();
+    t2 = ex_now();
     if (parts_read(herd_map_get(v, "table"), &got, &ngot, why, sizeof why)) {
         fprintf(stderr, "timeseries: the flow's result: %s\n", why);
         bad = 1;
@@ -809,7 +743,7 @@ end:
     if (herd_flow_end(r, bad, &err)) fprintf(stderr, "timeseries: closing the cluster: %s\n", err.msg);
     herd_runner_free(r);
     if (!bad && cf.check) {
-        double t3 = now();
+        double t3 = ex_now();
         size_t nd;
         part *d = compute_direct(&cf, &nd);
         if (!d) {
@@ -820,7 +754,7 @@ end:
             bad = 1;
         } else {
             printf("check: passed: %zu years equal to a direct sequential computation (%.2f s, %.1f million rows/s)\n",
-                   nd, now() - t3, rows / (now() - t3) / 1e6);
+                   nd, ex_now() - t3, rows / (ex_now() - t3) / 1e6);
         }
         free(d);
     }

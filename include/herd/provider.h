@@ -186,7 +186,10 @@ HERD_API int herd_route_source(const char *host, char *out, size_t cap, bool *is
  * another machine — env->worker_argv[0] (any program that calls herd_init,
  * the herd command included) with --herd-scheduler, listening on `listen`
  * ("tcp://0.0.0.0:0"; tcp:// becomes tls:// when the cluster uses TLS) and
- * carrying the client's heartbeat and allowed_failures settings. That
+ * carrying the client's heartbeat and allowed_failures settings and its
+ * dashboard_address (the HTTP endpoint, off unless given: the core prints
+ * its URL with the host the client dials, and the one-time login link when
+ * it needs the token; give the port through the provider's firewall). That
  * process requires HERD_TOKEN, prints "herd-scheduler-at ADDRESS" as its
  * first stdout line and runs until SIGTERM, SIGINT or SIGHUP. Replace
  * argv[0] with the program's path over there. Free with herd_strv_free. */

@@ -20,11 +20,13 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
-#include <curl/curl.h>
 #include <pty.h>
 #include <sys/socket.h>
 
 #include "../support/testutil.h"
+#include "../support/http.h"
+#include "proto.h"
+#include "../support/rawwire.h"   /* a HELLO by hand */
 
 static char build_dir[400], herd_bin[450], checker[500];
 
@@ -52,78 +54,6 @@ static int obs_fail(herd_task_ctx *ctx, const herd_value *args, herd_value **out
     return herd_task_fail(ctx, "obs_fail fails on purpose");
 }
 HERD_TASK(obs_fail);
-
-/* ---- HTTP with libcurl ---- */
-typedef struct resp { long code; char *body, *headers; size_t n, hn; } resp;
-
-static size_t on_body(char *d, size_t sz, size_t nm, void *ud)
-{
-    resp *r = ud;
-    size_t n = sz * nm;
-    char *p = realloc(r->body, r->n + n + 1);
-    if (!p) return 0;
-    memcpy(p + r->n, d, n);
-    r->body = p;
-    r->n += n;
-    p[r->n] = '\0';
-    return n;
-}
-
-static size_t on_header(char *d, size_t sz, size_t nm, void *ud)
-{
-    resp *r = ud;
-    size_t n = sz * nm;
-    char *p = realloc(r->headers, r->hn + n + 1);
-    if (!p) return 0;
-    memcpy(p + r->hn, d, n);
-    r->headers = p;
-    r->hn += n;
-    p[r->hn] = '\0';
-    return n;
-}
-
-/* GET base+path with an extra header (NULL: none); fails the test when the
- * request cannot be made at all. */
-static resp get(const char *base, const char *path, const char *header)
-{
-    resp r = { 0 };
-    char url[600];
-    snprintf(url, sizeof url, "%s%s", base, path);
-    CURL *c = curl_easy_init();
-    assert_non_null(c);
-    struct curl_slist *h = header ? curl_slist_append(NULL, header) : NULL;
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, &r);
-    curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);    /* a temporary CA: the test has no copy of it */
-    curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
-    if (h) curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    CURLcode rc = curl_easy_perform(c);
-    if (rc != CURLE_OK) fail_msg("GET %s: %s", url, curl_easy_strerror(rc));
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.code);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
-    if (!r.body) r.body = strdup("");
-    if (!r.headers) r.headers = strdup("");
-    return r;
-}
-
-static void resp_free(resp *r) { free(r->body); free(r->headers); }
-
-/* The dashboard URL the flow log printed. */
-static void dashboard_url(tu_log *log, char *url, size_t cap)
-{
-    assert_true(tu_log_wait_line(log, "the dashboard is available at ", NULL, TU_WAIT_S));
-    pthread_mutex_lock(&log->mu);
-    const char *p = strstr(log->text, "the dashboard is available at ") + strlen("the dashboard is available at ");
-    size_t n = strcspn(p, " \n");
-    snprintf(url, cap, "%.*s", (int)n, p);
-    pthread_mutex_unlock(&log->mu);
-}
 
 /* ---- raw sockets for bad input ---- */
 static void host_port(const char *url, char *host, size_t cap, int *port)
@@ -190,25 +120,96 @@ static int check(const char *fmt, ...)
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+/* A LocalCluster of nworkers x threads with the dashboard (client_kwargs
+ * client: NULL for 127.0.0.1, port 0), its log in *log, its URL in url. */
+static herd_runner *dash_flow(int nworkers, int threads, const char *client, tu_log *log, char *url, size_t cap)
+{
+    char ck[100];
+    snprintf(ck, sizeof ck, "{n_workers: %d, threads_per_worker: %d}", nworkers, threads);
+    tu_log_init(log);
+    herd_runner *r = tu_flow(ck, client ? client : "{dashboard_address: '127.0.0.1:0'}", nworkers, log);
+    tu_dashboard_links(log, url, cap, NULL, 0);
+    return r;
+}
+
+static void dash_end(herd_runner *r, tu_log *log)
+{
+    tu_flow_end(r);
+    tu_log_free(log);
+}
+
+/* `herd ARGS` (env first when given) with its output in dir/out: its exit
+ * status, the output in *text (malloc'd). */
+static int herd_cmd(const char *dir, const char *env, char **text, const char *fmt, ...)
+{
+    char args[2000], cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof cmd, "%s %s %s > %s/out 2>&1", env ? env : "", herd_bin, args, dir);
+    int st = system(cmd);
+    snprintf(cmd, sizeof cmd, "%s/out", dir);
+    *text = tu_read_file(cmd);
+    assert_non_null(*text);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void need_chromium(const char *what)
+{
+    if (access("/usr/bin/chromium", X_OK) != 0) {
+        fprintf(stderr, "\n*** SKIPPED: the %s test needs Chromium (apt-get install chromium) ***\n\n", what);
+        skip();
+    }
+}
+
+/* Headless Chromium on url: its DOM after budget_ms of its scripts in
+ * dir/dom.html (its console in dir/chromium.log, which must hold no
+ * message of the page), then its screenshot in build_dir/shot. */
+static void chromium(const char *dir, const char *url, int budget_ms, const char *shot)
+{
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd,
+             "cd %s && timeout 120 chromium --headless --no-sandbox --disable-gpu --no-first-run --user-data-dir=%s/profile "
+             "--enable-logging=stderr --v=0 --virtual-time-budget=%d --window-size=1280,900 --dump-dom %s "
+             "> dom.html 2> chromium.log && timeout 120 chromium --headless --no-sandbox --disable-gpu --no-first-run "
+             "--user-data-dir=%s/profile --virtual-time-budget=%d --window-size=1280,900 --hide-scrollbars "
+             "--screenshot=%s/%s %s > /dev/null 2>&1",
+             dir, dir, budget_ms, url, dir, budget_ms, build_dir, shot, url);
+    int st = system(cmd);
+    if (st != 0) {
+        snprintf(cmd, sizeof cmd, "tail -30 %s/chromium.log >&2", dir);
+        if (system(cmd)) {}
+    }
+    assert_int_equal(st, 0);
+    /* no console message of the page (Chromium logs them as CONSOLE lines) */
+    snprintf(cmd, sizeof cmd, "grep -q 'CONSOLE' %s/chromium.log", dir);
+    if (system(cmd) == 0) {
+        snprintf(cmd, sizeof cmd, "grep CONSOLE %s/chromium.log >&2", dir);
+        if (system(cmd)) {}
+        fail_msg("%s logged to its console", url);
+    }
+    snprintf(cmd, sizeof cmd, "%s/%s", build_dir, shot);
+    assert_int_equal(access(cmd, R_OK), 0);
+}
+
 /* ---- the tests ---- */
 
 static void test_health_metrics_api(void **state)
 {
     tu_log log;
-    tu_log_init(&log);
-    herd_runner *r = tu_flow("{n_workers: 2, threads_per_worker: 2}", "{dashboard_address: '127.0.0.1:0'}", 2, &log);
     char url[300];
-    dashboard_url(&log, url, sizeof url);
+    herd_runner *r = dash_flow(2, 2, NULL, &log, url, sizeof url);
     assert_true(strncmp(url, "http://127.0.0.1:", 17) == 0);
 
     herd_future *fs[20];
     for (int i = 0; i < 20; i++) fs[i] = tu_submit(r, "obs_square", herd_tuple("i", i), NULL);
     for (int i = 0; i < 20; i++) assert_int_equal(tu_int_result(fs[i]), i * i);
 
-    resp h = get(url, "/health", NULL);
+    tu_resp h = tu_get(url, "/health", NULL);
     assert_int_equal(h.code, 200);
     assert_string_equal(h.body, "ok\n");
-    resp_free(&h);
+    tu_resp_free(&h);
     /* Prometheus's parser reads it all; workers 2, obs_square completed 20 times */
     assert_int_equal(check("metrics %s/metrics 2 obs_square 20", url), 0);
     assert_int_equal(check("api %s/api/v1/status 2 obs_square 20", url), 0);
@@ -217,30 +218,27 @@ static void test_health_metrics_api(void **state)
     for (size_t i = 0; i < sizeof parts / sizeof *parts; i++) {
         char path[64];
         snprintf(path, sizeof path, "/api/v1/%s", parts[i]);
-        resp j = get(url, path, NULL);
+        tu_resp j = tu_get(url, path, NULL);
         assert_int_equal(j.code, 200);
         assert_non_null(strstr(j.headers, "application/json"));
-        resp_free(&j);
+        tu_resp_free(&j);
     }
-    resp n = get(url, "/api/v1/nothing", NULL);
+    tu_resp n = tu_get(url, "/api/v1/nothing", NULL);
     assert_int_equal(n.code, 404);
-    resp_free(&n);
-    resp page = get(url, "/", NULL);
+    tu_resp_free(&n);
+    tu_resp page = tu_get(url, "/", NULL);
     assert_int_equal(page.code, 200);
     assert_non_null(strstr(page.body, "<canvas id=\"stream\">"));
     assert_true(page.n < 150 * 1024);
-    resp_free(&page);
-    tu_flow_end(r);
-    tu_log_free(&log);
+    tu_resp_free(&page);
+    dash_end(r, &log);
 }
 
 static void test_bad_input(void **state)
 {
     tu_log log;
-    tu_log_init(&log);
-    herd_runner *r = tu_flow("{n_workers: 1, threads_per_worker: 2}", "{dashboard_address: '127.0.0.1:0'}", 1, &log);
     char url[300];
-    dashboard_url(&log, url, sizeof url);
+    herd_runner *r = dash_flow(1, 2, NULL, &log, url, sizeof url);
 
     /* slow clients: many connections that never finish their request */
     int slow[40];
@@ -281,14 +279,14 @@ static void test_bad_input(void **state)
     out = raw(url, "GET /api/v1/runs?since_run=%zz&x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 73, 10);
     assert_non_null(strstr(out, "HTTP/1.1"));
     free(out);
-    resp nf = get(url, "/../../etc/passwd", NULL);
+    tu_resp nf = tu_get(url, "/../../etc/passwd", NULL);
     assert_int_equal(nf.code, 404);
-    resp_free(&nf);
+    tu_resp_free(&nf);
 
     /* with all that open, the endpoint and the scheduler both still answer */
-    resp h = get(url, "/health", NULL);
+    tu_resp h = tu_get(url, "/health", NULL);
     assert_int_equal(h.code, 200);
-    resp_free(&h);
+    tu_resp_free(&h);
     check_flow_still_works(r);
     /* and the slow ones are dropped (HTTP_TIMEOUT_S), not kept forever */
     char c;
@@ -300,67 +298,74 @@ static void test_bad_input(void **state)
     assert_int_equal(got, 0);          /* closed by the server */
     for (int i = 0; i < 40; i++) close(slow[i]);
     check_flow_still_works(r);
-    tu_flow_end(r);
-    tu_log_free(&log);
+    dash_end(r, &log);
+}
+
+/* The JSON is jansson's, with < > & escaped (it sits in the performance
+ * report's <script>) and bytes that are not UTF-8 replaced by U+FFFD, where
+ * jansson alone would refuse the string: a worker whose name (its HELLO, by
+ * hand) holds both. */
+static void test_json_escapes(void **state)
+{
+    tu_log log;
+    char url[300];
+    herd_runner *r = dash_flow(1, 1, "{dashboard_address: '127.0.0.1:0', listen: 'tcp://127.0.0.1:0', token: obs-tok}",
+                               &log, url, sizeof url);
+    int fd = raw_connect(herd_runner_address(r));
+    send_value(fd, hello("obs-tok", HERD_PROTO_VERSION, ROLE_WORKER, "x</script><b>&amp; \xff\xfe\xc3 end"));
+    assert_true(tu_log_wait_line(&log, "x</script>", "connected", TU_WAIT_S));
+    const char *want = "x\\u003c/script\\u003e\\u003cb\\u003e\\u0026amp; \xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd end";
+    for (int i = 0; i < 2; i++) {
+        tu_resp a = tu_get(url, i ? "/api/v1/logs" : "/api/v1/workers", NULL);
+        assert_int_equal(a.code, 200);
+        if (!strstr(a.body, want)) fail_msg("no %s in %s", want, a.body);
+        assert_null(strstr(a.body, "</script>"));
+        tu_resp_free(&a);
+    }
+    close(fd);
+    check_flow_still_works(r);
+    dash_end(r, &log);
 }
 
 /* herd status against the flow's endpoint: text, --json, --watch. */
 static void test_status_cli(void **state)
 {
     tu_log log;
-    tu_log_init(&log);
-    herd_runner *r = tu_flow("{n_workers: 2, threads_per_worker: 1}", "{dashboard_address: '127.0.0.1:0'}", 2, &log);
-    char url[300], cmd[4096];
-    dashboard_url(&log, url, sizeof url);
+    char url[300];
+    herd_runner *r = dash_flow(2, 1, NULL, &log, url, sizeof url);
     herd_future *f = tu_submit(r, "obs_square", herd_tuple("i", 3), NULL);
     assert_int_equal(tu_int_result(f), 9);
-    char dir[64];
+    char dir[64], *text;
     tu_mkdtemp(dir, sizeof dir);
-    snprintf(cmd, sizeof cmd, "%s status %s > %s/text 2>&1", herd_bin, url + 7, dir);
-    assert_int_equal(system(cmd), 0);
-    snprintf(cmd, sizeof cmd, "%s/text", dir);
-    char *text = tu_read_file(cmd);
-    assert_non_null(text);
+    assert_int_equal(herd_cmd(dir, NULL, &text, "status %s", url + 7), 0);
     assert_non_null(strstr(text, "2 workers, 2 threads"));
     assert_non_null(strstr(text, "local-0"));
     assert_non_null(strstr(text, "obs_square"));
     free(text);
-    snprintf(cmd, sizeof cmd, "%s status --json %s > %s/json", herd_bin, url, dir);
-    assert_int_equal(system(cmd), 0);
-    assert_int_equal(check("apifile %s/json 2 obs_square 1", dir), 0);
-    snprintf(cmd, sizeof cmd, "%s status --watch --interval 0.5 --count 3 %s > %s/watch", herd_bin, url, dir);
-    assert_int_equal(system(cmd), 0);
-    snprintf(cmd, sizeof cmd, "%s/watch", dir);
-    text = tu_read_file(cmd);
+    assert_int_equal(herd_cmd(dir, NULL, &text, "status --json %s", url), 0);
+    free(text);
+    assert_int_equal(check("apifile %s/out 2 obs_square 1", dir), 0);
+    assert_int_equal(herd_cmd(dir, NULL, &text, "status --watch --interval 0.5 --count 3 %s", url), 0);
     int n = 0;
     for (const char *p = text; (p = strstr(p, "herd scheduler ")); p++) n++;
     assert_int_equal(n, 3);
     free(text);
     /* wrong addresses say what was expected */
-    snprintf(cmd, sizeof cmd, "%s status tcp://127.0.0.1:1 > %s/err 2>&1", herd_bin, dir);
-    assert_int_equal(WEXITSTATUS(system(cmd)), 2);
-    snprintf(cmd, sizeof cmd, "%s/err", dir);
-    text = tu_read_file(cmd);
+    assert_int_equal(herd_cmd(dir, NULL, &text, "status tcp://127.0.0.1:1"), 2);
     assert_non_null(strstr(text, "expected the dashboard's HOST:PORT"));
     free(text);
     tu_rmtree(dir);
-    tu_flow_end(r);
-    tu_log_free(&log);
+    dash_end(r, &log);
 }
 
 /* The live page in headless Chromium while tasks run: it shows both workers
  * and the progress of the running flow, and logs nothing to its console. */
 static void test_page_in_chromium(void **state)
 {
-    if (access("/usr/bin/chromium", X_OK) != 0) {
-        fprintf(stderr, "\n*** SKIPPED: the page test needs Chromium (apt-get install chromium) ***\n\n");
-        skip();
-    }
+    need_chromium("page");
     tu_log log;
-    tu_log_init(&log);
-    herd_runner *r = tu_flow("{n_workers: 2, threads_per_worker: 2}", "{dashboard_address: '127.0.0.1:0'}", 2, &log);
-    char url[300], dir[64], marker[128], cmd[4096];
-    dashboard_url(&log, url, sizeof url);
+    char url[300], dir[64], marker[128];
+    herd_runner *r = dash_flow(2, 2, NULL, &log, url, sizeof url);
     tu_mkdtemp(dir, sizeof dir);
     snprintf(marker, sizeof marker, "%s/release", dir);
     herd_future *done[30], *blocked[3];
@@ -369,45 +374,22 @@ static void test_page_in_chromium(void **state)
     for (int i = 0; i < 3; i++) blocked[i] = tu_submit(r, "obs_block", herd_tuple("s", marker), NULL);
     assert_int_equal(tu_wait_running(blocked, 3, 3, TU_WAIT_S), 3);
 
-    snprintf(cmd, sizeof cmd,
-             "cd %s && timeout 120 chromium --headless --no-sandbox --disable-gpu --no-first-run --user-data-dir=%s/profile "
-             "--enable-logging=stderr --v=0 --virtual-time-budget=3000 --window-size=1280,900 --dump-dom %s/ "
-             "> dom.html 2> chromium.log && timeout 120 chromium --headless --no-sandbox --disable-gpu --no-first-run "
-             "--user-data-dir=%s/profile --virtual-time-budget=3000 --window-size=1280,900 --hide-scrollbars "
-             "--screenshot=%s/observe-dashboard.png %s/ > /dev/null 2>&1",
-             dir, dir, url, dir, build_dir, url);
-    int st = system(cmd);
-    if (st != 0) {
-        snprintf(cmd, sizeof cmd, "tail -30 %s/chromium.log >&2", dir);
-        if (system(cmd)) {}
-    }
-    assert_int_equal(st, 0);
+    char page[320];
+    snprintf(page, sizeof page, "%s/", url);
+    chromium(dir, page, 3000, "observe-dashboard.png");
     /* the DOM after its scripts ran */
     assert_int_equal(check("dom %s/dom.html local-0 local-1 obs_square 30 obs_block 3", dir), 0);
-    /* no console message of the page (Chromium logs them as CONSOLE lines) */
-    snprintf(cmd, sizeof cmd, "grep -q 'CONSOLE' %s/chromium.log", dir);
-    if (system(cmd) == 0) {
-        snprintf(cmd, sizeof cmd, "grep CONSOLE %s/chromium.log >&2", dir);
-        if (system(cmd)) {}
-        fail_msg("the page logged to its console");
-    }
-    snprintf(cmd, sizeof cmd, "%s/observe-dashboard.png", build_dir);
-    assert_int_equal(access(cmd, R_OK), 0);
     assert_int_equal(tu_write_file(marker, "go"), 0);
     for (int i = 0; i < 3; i++) assert_int_equal(tu_int_result(blocked[i]), 1);
     tu_rmtree(dir);
-    tu_flow_end(r);
-    tu_log_free(&log);
+    dash_end(r, &log);
 }
 
 /* performance_report_path: one HTML file at flow end that Chromium draws
  * from the data inlined in it (nothing fetched: file://). */
 static void test_performance_report(void **state)
 {
-    if (access("/usr/bin/chromium", X_OK) != 0) {
-        fprintf(stderr, "\n*** SKIPPED: the report test needs Chromium (apt-get install chromium) ***\n\n");
-        skip();
-    }
+    need_chromium("report");
     char dir[64], ck[300], cmd[4096];
     tu_mkdtemp(dir, sizeof dir);
     snprintf(ck, sizeof ck, "{performance_report_path: '%s/report.html'}", dir);
@@ -426,21 +408,10 @@ static void test_performance_report(void **state)
     assert_non_null(strstr(html, "window.HERD_SNAPSHOT = {"));
     assert_true(strlen(html) < 400 * 1024);
     free(html);
-    snprintf(cmd, sizeof cmd,
-             "cd %s && timeout 120 chromium --headless --no-sandbox --disable-gpu --no-first-run --user-data-dir=%s/profile "
-             "--enable-logging=stderr --v=0 --virtual-time-budget=2000 --window-size=1280,900 --dump-dom file://%s/report.html "
-             "> dom.html 2> chromium.log && timeout 120 chromium --headless --no-sandbox --disable-gpu --no-first-run "
-             "--user-data-dir=%s/profile --virtual-time-budget=2000 --window-size=1280,900 --hide-scrollbars "
-             "--screenshot=%s/observe-report.png file://%s/report.html > /dev/null 2>&1",
-             dir, dir, dir, dir, build_dir, dir);
-    assert_int_equal(system(cmd), 0);
+    char file[300];
+    snprintf(file, sizeof file, "file://%s/report.html", dir);
+    chromium(dir, file, 2000, "observe-report.png");
     assert_int_equal(check("dom %s/dom.html local-0 local-1 obs_square 10 obs_fail 0", dir), 0);
-    snprintf(cmd, sizeof cmd, "grep -q CONSOLE %s/chromium.log", dir);
-    if (system(cmd) == 0) {
-        snprintf(cmd, sizeof cmd, "grep CONSOLE %s/chromium.log >&2", dir);
-        if (system(cmd)) {}
-        fail_msg("the report logged to its console");
-    }
     tu_rmtree(dir);
 }
 
@@ -478,72 +449,22 @@ static void test_token_beyond_loopback(void **state)
     char ck[200];
     snprintf(ck, sizeof ck, "{dashboard_address: '%s:0', token: obs-secret-token}", dummy_ip);
     herd_runner *r = tu_flow("{n_workers: 1, threads_per_worker: 1}", ck, 1, &log);
-    char url[300];
-    dashboard_url(&log, url, sizeof url);
+    char url[300], login[400];
+    tu_dashboard_links(&log, url, sizeof url, login, sizeof login);
     assert_non_null(strstr(url, dummy_ip));
-    assert_true(tu_log_wait_line(&log, "one-time login link: ", NULL, TU_WAIT_S));
-    pthread_mutex_lock(&log.mu);
-    const char *p = strstr(log.text, "one-time login link: ") + strlen("one-time login link: ");
-    char login[400];
-    snprintf(login, sizeof login, "%.*s", (int)strcspn(p, " \n"), p);
-    pthread_mutex_unlock(&log.mu);
-
-    resp a = get(url, "/metrics", NULL);
-    assert_int_equal(a.code, 401);
-    assert_non_null(strstr(a.headers, "WWW-Authenticate: Bearer"));
-    resp_free(&a);
-    a = get(url, "/", NULL);
-    assert_int_equal(a.code, 401);
-    resp_free(&a);
-    a = get(url, "/metrics", "Authorization: Bearer wrong-token");
-    assert_int_equal(a.code, 401);
-    resp_free(&a);
-    a = get(url, "/metrics", "Cookie: herd_session=0000000000000000000000000000000000000000000000000000000000000000");
-    assert_int_equal(a.code, 401);
-    resp_free(&a);
-    a = get(url, "/health", NULL);                /* no secret in it */
-    assert_int_equal(a.code, 200);
-    resp_free(&a);
-    a = get(url, "/metrics", "Authorization: Bearer obs-secret-token");
-    assert_int_equal(a.code, 200);
-    assert_non_null(strstr(a.body, "herd_scheduler_workers"));
-    resp_free(&a);
-    a = get(url, "/login?once=abc", NULL);
-    assert_int_equal(a.code, 401);
-    resp_free(&a);
-    /* the link: once, and its cookie works */
-    a = get(login, "", NULL);
-    assert_int_equal(a.code, 303);
-    char *sc = strstr(a.headers, "Set-Cookie: ");
-    assert_non_null(sc);
-    char cookie[200];
-    snprintf(cookie, sizeof cookie, "Cookie: %.*s", (int)strcspn(sc + 12, ";\r\n"), sc + 12);
-    resp_free(&a);
-    a = get(url, "/api/v1/workers", cookie);
-    assert_int_equal(a.code, 200);
-    resp_free(&a);
-    a = get(login, "", NULL);
-    assert_int_equal(a.code, 401);
-    resp_free(&a);
+    tu_check_token_rules(url, login, "obs-secret-token");
     /* herd status: without the token a clear refusal; with it the report */
-    char cmd[4096], dir[64];
+    char dir[64], *text;
     tu_mkdtemp(dir, sizeof dir);
-    snprintf(cmd, sizeof cmd, "env -u HERD_TOKEN %s status %s > %s/out 2>&1", herd_bin, url, dir);
-    assert_int_equal(WEXITSTATUS(system(cmd)), 1);
-    snprintf(cmd, sizeof cmd, "%s/out", dir);
-    char *text = tu_read_file(cmd);
+    assert_int_equal(herd_cmd(dir, "env -u HERD_TOKEN", &text, "status %s", url), 1);
     assert_non_null(strstr(text, "needs the cluster's token"));
     free(text);
-    snprintf(cmd, sizeof cmd, "HERD_TOKEN=obs-secret-token %s status %s > %s/out 2>&1", herd_bin, url, dir);
-    assert_int_equal(system(cmd), 0);
-    snprintf(cmd, sizeof cmd, "%s/out", dir);
-    text = tu_read_file(cmd);
+    assert_int_equal(herd_cmd(dir, "HERD_TOKEN=obs-secret-token", &text, "status %s", url), 0);
     assert_non_null(strstr(text, "1 worker, 1 thread"));
     free(text);
     tu_rmtree(dir);
     check_flow_still_works(r);
-    tu_flow_end(r);
-    tu_log_free(&log);
+    dash_end(r, &log);
     dummy_down();
 }
 
@@ -551,22 +472,19 @@ static void test_token_beyond_loopback(void **state)
 static void test_https(void **state)
 {
     tu_log log;
-    tu_log_init(&log);
-    herd_runner *r = tu_flow("{n_workers: 1, threads_per_worker: 1}", "{dashboard_address: '127.0.0.1:0', security: temporary}", 1, &log);
     char url[300];
-    dashboard_url(&log, url, sizeof url);
+    herd_runner *r = dash_flow(1, 1, "{dashboard_address: '127.0.0.1:0', security: temporary}", &log, url, sizeof url);
     assert_true(strncmp(url, "https://127.0.0.1:", 18) == 0);
-    resp a = get(url, "/health", NULL);
+    tu_resp a = tu_get(url, "/health", NULL);
     assert_int_equal(a.code, 200);
-    resp_free(&a);
+    tu_resp_free(&a);
     char plain[300];
     snprintf(plain, sizeof plain, "http://%s", url + 8);
     char *out = raw(plain, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n", 34, 10);
     assert_null(strstr(out, "200 OK"));
     free(out);
     check_flow_still_works(r);
-    tu_flow_end(r);
-    tu_log_free(&log);
+    dash_end(r, &log);
 }
 
 /* herd_progress with stderr as fd: a file (plain lines) or a terminal. The
@@ -804,6 +722,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_health_metrics_api),
         cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_json_escapes),
         cmocka_unit_test(test_status_cli),
         cmocka_unit_test(test_page_in_chromium),
         cmocka_unit_test(test_token_beyond_loopback),

@@ -28,6 +28,89 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+/* ---- the cases' scaffolding ---- */
+
+/* A flow run on cluster_kwargs ck (client_kwargs client, NULL: the
+ * default; adapt_kwargs adapt; the log into *log when given), started, with
+ * nworkers connected. */
+static herd_runner *flow_up(const char *ck, const char *client, const char *adapt, tu_log *log, const char *name,
+                            int nworkers)
+{
+    herd_err err = { 0 };
+    if (log) {
+        tu_log_init(log);
+        log->echo_level = HERD_LOG_ERROR + 1;
+    }
+    herd_runner *r = runner_client(ck, client, adapt, log);
+    if (herd_flow_begin(r, name, &err)) fail_msg("%s", err.msg);
+    if (nworkers && herd_wait_for_workers(r, nworkers, TU_WAIT_S, &err)) fail_msg("%s", err.msg);
+    return r;
+}
+
+/* The flow run's end: nothing left in squeue after it. */
+static void flow_down(herd_runner *r, tu_log *log)
+{
+    herd_err err = { 0 };
+    if (herd_flow_end(r, false, &err)) fail_msg("%s", err.msg);
+    herd_runner_free(r);
+    if (log) tu_log_free(log);
+    assert_queue_empty();
+}
+
+/* slurm_where(ms) run to its end: the Slurm job id it ran in (malloc'd). */
+static char *job_of_task(herd_runner *r, int ms)
+{
+    herd_err err = { 0 };
+    herd_future *f;
+    const herd_value *v;
+    if (herd_submit(r, "slurm_where", herd_tuple("i", ms), &f, &err) || herd_future_result(f, TU_WAIT_S, &v, &err))
+        fail_msg("%s", err.msg);
+    char *id = strdup(herd_as_str(v));
+    herd_future_release(f);
+    assert_string_not_equal(id, "none");
+    return id;
+}
+
+/* A flow that must not start (on SLURMCluster by name, client_kwargs
+ * client): its error in *err, the code returned. */
+static int flow_refused(const char *ck, const char *client, herd_err *err)
+{
+    herd_runner *r = NULL;
+    herd_runner_opts o = { .cluster_class = "slurm.SLURMCluster", .cluster_kwargs = ck, .client_kwargs = client,
+                           .log = tu_quiet_sink };
+    int rc = herd_runner_new(&r, &o, err);
+    if (!rc) {
+        rc = herd_flow_begin(r, "refused", err);
+        if (!rc) herd_flow_end(r, false, NULL);
+        herd_runner_free(r);
+    }
+    return rc;
+}
+
+/* How many times needle stands in text. */
+static int count_in(const char *text, const char *needle)
+{
+    int n = 0;
+    for (const char *p = text; (p = strstr(p, needle)); p++) n++;
+    return n;
+}
+
+/* The partition "spare" DOWN (its jobs stay PENDING) or UP again. */
+static int spare_down(bool down)
+{
+    return tslurm_sh(NULL, 0, "scontrol update PartitionName=spare State=%s", down ? "DOWN" : "UP");
+}
+
+/* A child process that starts an adaptive flow on ck (2 jobs wanted) and
+ * waits to be killed; *up once it said its cluster started. */
+static pid_t flow_in_child(const char *ck, const char *name, bool *up)
+{
+    herd_runner_opts o = { .cluster_class = "slurm.SLURMCluster", .cluster_kwargs = ck,
+                           .client_kwargs = "{start: eager}", .adapt_kwargs = "{minimum: 2, maximum: 2}",
+                           .log = tu_quiet_sink };
+    return tu_flow_in_child(&o, name, 0, up);
+}
+
 /* ---- cases ---- */
 
 /* 2 jobs x 2 processes: 4 workers; tasks run in both jobs; the queue is
@@ -38,14 +121,10 @@ static void test_flow_two_jobs_two_processes(void **state)
     char ck[1024];
     kw(ck, sizeof ck, "cores: 2, processes: 2, n_workers: 4, job_name: flow");
     herd_err err = { 0 };
-    herd_runner *r = runner(ck, NULL, NULL);
-    if (herd_flow_begin(r, "slurm-flow", &err)) fail_msg("%s", err.msg);
-    if (herd_wait_for_workers(r, 4, TU_WAIT_S, &err)) fail_msg("%s", err.msg);
+    herd_runner *r = flow_up(ck, NULL, NULL, NULL, "slurm-flow", 4);
     char q[2048];
     tslurm_active(q, sizeof q);
-    int running = 0;
-    for (char *p = q; (p = strstr(p, "RUNNING")); p++) running++;
-    assert_int_equal(running, 2);
+    assert_int_equal(count_in(q, "RUNNING"), 2);
     herd_future *fs[16];
     for (int i = 0; i < 16; i++)
         if (herd_submit(r, "slurm_where", herd_tuple("i", 200), &fs[i], &err)) fail_msg("%s", err.msg);
@@ -68,9 +147,7 @@ static void test_flow_two_jobs_two_processes(void **state)
         assert_int_equal(s.w[i].state, HERD_WORKER_RUNNING);
         assert_non_null(strstr(s.w[i].detail, "RUNNING"));
     }
-    if (herd_flow_end(r, false, &err)) fail_msg("%s", err.msg);
-    herd_runner_free(r);
-    assert_queue_empty();
+    flow_down(r, NULL);
 }
 
 /* adapt 0..4: jobs come with the load and go after it. */
@@ -81,10 +158,8 @@ static void test_adaptive(void **state)
     kw(ck, sizeof ck, "cores: 2, processes: 2, n_workers: 0, job_name: adapt");
     herd_err err = { 0 };
     tu_log log;
-    tu_log_init(&log);
-    log.echo_level = HERD_LOG_ERROR + 1;
-    herd_runner *r = runner(ck, "{minimum: 0, maximum: 4, interval: 0.1, target_duration: 0.2, wait_count: 3}", &log);
-    if (herd_flow_begin(r, "slurm-adapt", &err)) fail_msg("%s", err.msg);
+    herd_runner *r = flow_up(ck, NULL, "{minimum: 0, maximum: 4, interval: 0.1, target_duration: 0.2, wait_count: 3}", &log,
+                             "slurm-adapt", 0);
     herd_future *fs[40];
     for (int i = 0; i < 40; i++)
         if (herd_submit(r, "slurm_where", herd_tuple("i", 150), &fs[i], &err)) fail_msg("%s", err.msg);
@@ -103,10 +178,7 @@ static void test_adaptive(void **state)
     while (herd_runner_workers(r, NULL) > 0 && tu_now() < end) tu_sleep_ms(50);
     assert_int_equal(herd_runner_workers(r, NULL), 0);
     assert_queue_empty();
-    herd_flow_end(r, false, &err);
-    herd_runner_free(r);
-    tu_log_free(&log);
-    assert_queue_empty();
+    flow_down(r, &log);
 }
 
 /* A partition set DOWN holds the job PENDING: the log and status give
@@ -114,34 +186,22 @@ static void test_adaptive(void **state)
 static void test_pending_reported_with_reason(void **state)
 {
     need_slurm();
-    char out[512];
-    assert_int_equal(tslurm_sh(out, sizeof out, "scontrol update PartitionName=spare State=DOWN"), 0);
+    assert_int_equal(spare_down(true), 0);
     char ck[1024];
     kw(ck, sizeof ck, "cores: 1, n_workers: 1, queue: spare, pending_report: 0.5, job_name: pend");
-    herd_err err = { 0 };
     tu_log log;
-    tu_log_init(&log);
-    log.echo_level = HERD_LOG_ERROR + 1;
     /* adaptive (minimum 1): herd_flow_begin does not wait for the worker */
-    herd_runner *r = runner(ck, "{minimum: 1, maximum: 1, interval: 0.1}", &log);
-    if (herd_flow_begin(r, "slurm-pending", &err)) fail_msg("%s", err.msg);
+    herd_runner *r = flow_up(ck, NULL, "{minimum: 1, maximum: 1, interval: 0.1}", &log, "slurm-pending", 0);
     bool seen = tu_log_wait_line(&log, "PENDING", "PartitionDown", TU_WAIT_S);
     st s;
     status(&s);
-    herd_flow_end(r, false, &err);
+    herd_flow_end(r, false, NULL);
     herd_runner_free(r);
     tu_log_free(&log);
     /* a fixed cluster: the provision timeout says why no worker came */
-    herd_runner_opts o = { .cluster_class = "slurm.SLURMCluster", .cluster_kwargs = ck,
-                           .client_kwargs = "{start: eager, provision_timeout: 1}", .log = tu_quiet_sink };
     herd_err err2 = { 0 };
-    int rc = herd_runner_new(&r, &o, &err2);
-    if (!rc) {
-        rc = herd_flow_begin(r, "slurm-pending-fixed", &err2);
-        if (!rc) herd_flow_end(r, false, NULL);
-        herd_runner_free(r);
-    }
-    tslurm_sh(out, sizeof out, "scontrol update PartitionName=spare State=UP");
+    int rc = flow_refused(ck, "{start: eager, provision_timeout: 1}", &err2);
+    spare_down(false);
     assert_true(seen);
     assert_int_equal(s.n, 1);
     assert_int_equal(s.w[0].state, HERD_WORKER_STARTING);
@@ -161,11 +221,7 @@ static void test_scancel_from_outside(void **state)
     kw(ck, sizeof ck, "cores: 1, processes: 1, n_workers: 2, job_name: kill");
     herd_err err = { 0 };
     tu_log log;
-    tu_log_init(&log);
-    log.echo_level = HERD_LOG_ERROR + 1;
-    herd_runner *r = runner(ck, NULL, &log);
-    if (herd_flow_begin(r, "slurm-scancel", &err)) fail_msg("%s", err.msg);
-    if (herd_wait_for_workers(r, 2, TU_WAIT_S, &err)) fail_msg("%s", err.msg);
+    herd_runner *r = flow_up(ck, NULL, NULL, &log, "slurm-scancel", 2);
     herd_future *fs[2];
     for (int i = 0; i < 2; i++)
         if (herd_submit(r, "slurm_where", herd_tuple("i", 3000), &fs[i], &err)) fail_msg("%s", err.msg);
@@ -188,11 +244,8 @@ static void test_scancel_from_outside(void **state)
     char want[128];
     snprintf(want, sizeof want, "Slurm job %s CANCELLED", id);
     bool logged = tu_log_wait_line(&log, want, "died", TU_WAIT_S);
-    herd_flow_end(r, false, &err);
-    herd_runner_free(r);
-    tu_log_free(&log);
+    flow_down(r, &log);
     assert_true(logged);
-    assert_queue_empty();
 }
 
 /* retire one worker of a running 2-process job: it leaves, the job and its
@@ -203,9 +256,7 @@ static void test_retire_one_worker_of_a_job(void **state)
     char ck[1024];
     kw(ck, sizeof ck, "cores: 2, processes: 2, n_workers: 2, job_name: ret");
     herd_err err = { 0 };
-    herd_runner *r = runner(ck, NULL, NULL);
-    if (herd_flow_begin(r, "slurm-retire", &err)) fail_msg("%s", err.msg);
-    if (herd_wait_for_workers(r, 2, TU_WAIT_S, &err)) fail_msg("%s", err.msg);
+    herd_runner *r = flow_up(ck, NULL, NULL, NULL, "slurm-retire", 2);
     st s;
     status(&s);
     assert_int_equal(s.n, 2);
@@ -219,17 +270,11 @@ static void test_retire_one_worker_of_a_job(void **state)
     char q[1024];
     tslurm_active(q, sizeof q);
     assert_non_null(strstr(q, "RUNNING"));      /* the job runs on with its other worker */
-    herd_future *f;
-    if (herd_submit(r, "slurm_where", herd_tuple("i", 10), &f, &err)) fail_msg("%s", err.msg);
-    const herd_value *v;
-    if (herd_future_result(f, TU_WAIT_S, &v, &err)) fail_msg("%s", err.msg);
-    herd_future_release(f);
+    free(job_of_task(r, 10));
     /* an unknown name is refused, naming it */
     assert_int_not_equal(cur_prov->retire(cur_cluster, "ret-nosuch-0-0", &err), 0);
     assert_non_null(strstr(err.msg, "ret-nosuch-0-0"));
-    herd_flow_end(r, false, &err);
-    herd_runner_free(r);
-    assert_queue_empty();
+    flow_down(r, NULL);
 }
 
 /* The pid of the process on this machine whose command line has
@@ -266,11 +311,7 @@ static void test_worker_killed_ends_its_job(void **state)
     kw(ck, sizeof ck, "cores: 2, processes: 2, n_workers: 2, job_name: dies");
     herd_err err = { 0 };
     tu_log log;
-    tu_log_init(&log);
-    log.echo_level = HERD_LOG_ERROR + 1;
-    herd_runner *r = runner(ck, NULL, &log);
-    if (herd_flow_begin(r, "slurm-dies", &err)) fail_msg("%s", err.msg);
-    if (herd_wait_for_workers(r, 2, TU_WAIT_S, &err)) fail_msg("%s", err.msg);
+    herd_runner *r = flow_up(ck, NULL, NULL, &log, "slurm-dies", 2);
     st s;
     status(&s);
     pid_t pid = worker_pid(s.w[1].name);
@@ -309,23 +350,10 @@ static void test_tls_temporary(void **state)
     need_slurm();
     char ck[1024];
     kw(ck, sizeof ck, "cores: 2, processes: 2, n_workers: 2, job_name: tls");
-    herd_err err = { 0 };
-    herd_runner *r = NULL;
-    herd_runner_opts o = { .cluster_factory = factory, .cluster_kwargs = ck,
-                           .client_kwargs = "{start: eager, security: temporary}", .log = tu_quiet_sink };
-    if (herd_runner_new(&r, &o, &err)) fail_msg("herd_runner_new: %s", err.msg);
-    if (herd_flow_begin(r, "slurm-tls", &err)) fail_msg("%s", err.msg);
+    herd_runner *r = flow_up(ck, "{start: eager, security: temporary}", NULL, NULL, "slurm-tls", 2);
     assert_int_equal(strncmp(herd_runner_address(r), "tls://127.0.0.1:", 16), 0);
-    if (herd_wait_for_workers(r, 2, TU_WAIT_S, &err)) fail_msg("%s", err.msg);
-    herd_future *f;
-    if (herd_submit(r, "slurm_where", herd_tuple("i", 10), &f, &err)) fail_msg("%s", err.msg);
-    const herd_value *v;
-    if (herd_future_result(f, TU_WAIT_S, &v, &err)) fail_msg("%s", err.msg);
-    assert_string_not_equal(herd_as_str(v), "none");
-    herd_future_release(f);
-    if (herd_flow_end(r, false, &err)) fail_msg("%s", err.msg);
-    herd_runner_free(r);
-    assert_queue_empty();
+    free(job_of_task(r, 10));
+    flow_down(r, NULL);
 }
 
 /* SIGTERM to the client in the middle of a flow: the runtime's teardown
@@ -335,35 +363,17 @@ static void test_sigterm_cancels_jobs(void **state)
 {
     need_slurm();
     char out[2048];
-    assert_int_equal(tslurm_sh(out, sizeof out, "scontrol update PartitionName=spare State=DOWN"), 0);
+    assert_int_equal(spare_down(true), 0);
     char ck[1024];
     kw(ck, sizeof ck, "cores: 1, n_workers: 2, queue: spare, job_name: term");
-    int pfd[2];
-    assert_int_equal(pipe(pfd), 0);
-    pid_t child = fork();
-    assert_true(child >= 0);
-    if (child == 0) {
-        close(pfd[0]);
-        herd_err err = { 0 };
-        herd_runner *r = NULL;
-        herd_runner_opts o = { .cluster_class = "slurm.SLURMCluster", .cluster_kwargs = ck,
-                               .client_kwargs = "{start: eager}", .adapt_kwargs = "{minimum: 2, maximum: 2}",
-                               .log = tu_quiet_sink };
-        if (herd_runner_new(&r, &o, &err) || herd_flow_begin(r, "term", &err)) _exit(1);
-        if (write(pfd[1], "up", 2) != 2) _exit(1);
-        for (;;) pause();
-    }
-    close(pfd[1]);
-    char b[2];
-    bool up = read(pfd[0], b, 2) == 2;
-    close(pfd[0]);
+    bool up;
+    pid_t child = flow_in_child(ck, "term", &up);
     tslurm_active(out, sizeof out);
-    int before = 0;
-    for (char *p = out; (p = strstr(p, "term-")); p++) before++;
+    int before = count_in(out, "term-");
     kill(child, SIGTERM);
     int stt;
     waitpid(child, &stt, 0);
-    tslurm_sh(NULL, 0, "scontrol update PartitionName=spare State=UP");
+    spare_down(false);
     assert_true(up);
     assert_int_equal(before, 2);
     assert_true(WIFSIGNALED(stt) || WIFEXITED(stt));
@@ -376,52 +386,26 @@ static void test_killed_client_swept(void **state)
 {
     need_slurm();
     char out[2048];
-    assert_int_equal(tslurm_sh(out, sizeof out, "scontrol update PartitionName=spare State=DOWN"), 0);
+    assert_int_equal(spare_down(true), 0);
     char ck[1024];
     kw(ck, sizeof ck, "cores: 1, n_workers: 2, queue: spare, job_name: orphan");
-    int pfd[2];
-    assert_int_equal(pipe(pfd), 0);
-    pid_t child = fork();
-    assert_true(child >= 0);
-    if (child == 0) {
-        close(pfd[0]);
-        herd_err err = { 0 };
-        herd_runner *r = NULL;
-        herd_runner_opts o = { .cluster_class = "slurm.SLURMCluster", .cluster_kwargs = ck,
-                               .client_kwargs = "{start: eager}", .adapt_kwargs = "{minimum: 2, maximum: 2}",
-                               .log = tu_quiet_sink };
-        if (herd_runner_new(&r, &o, &err) || herd_flow_begin(r, "orphan", &err)) _exit(1);
-        if (write(pfd[1], "up", 2) != 2) _exit(1);
-        for (;;) pause();
-    }
-    close(pfd[1]);
-    char b[2];
-    bool up = read(pfd[0], b, 2) == 2;
-    close(pfd[0]);
+    bool up;
+    pid_t child = flow_in_child(ck, "orphan", &up);
     kill(child, SIGKILL);
     int stt;
     waitpid(child, &stt, 0);
     assert_true(up);
     tslurm_active(out, sizeof out);
-    int left = 0;
-    for (char *p = out; (p = strstr(p, "orphan-")); p++) left++;
-    assert_int_equal(left, 2);                 /* the killed client's jobs are still there */
-    assert_int_equal(tslurm_sh(out, sizeof out, "scontrol update PartitionName=spare State=UP"), 0);
+    assert_int_equal(count_in(out, "orphan-"), 2);   /* the killed client's jobs are still there */
+    assert_int_equal(spare_down(false), 0);
     /* the next cluster with that job_name removes them at start */
     char ck2[1024];
     kw(ck2, sizeof ck2, "cores: 1, n_workers: 0, job_name: orphan");
     tu_log log;
-    tu_log_init(&log);
-    log.echo_level = HERD_LOG_ERROR + 1;
-    herd_err err = { 0 };
-    herd_runner *r = runner(ck2, "{minimum: 0, maximum: 1}", &log);
-    if (herd_flow_begin(r, "sweep", &err)) fail_msg("%s", err.msg);
+    herd_runner *r = flow_up(ck2, NULL, "{minimum: 0, maximum: 1}", &log, "sweep", 0);
     bool swept = tu_log_has_line(&log, "left by a client", "no longer runs");
-    herd_flow_end(r, false, &err);
-    herd_runner_free(r);
-    tu_log_free(&log);
+    flow_down(r, &log);
     assert_true(swept);
-    assert_queue_empty();
 }
 
 /* Bad kwargs are refused with the field named, before any sbatch runs (the
@@ -448,16 +432,7 @@ static void test_bad_kwargs_refused_before_sbatch(void **state)
         char ck[512];
         snprintf(ck, sizeof ck, cases[i].kw, fake);
         herd_err err = { 0 };
-        herd_runner *r = NULL;
-        herd_runner_opts o = { .cluster_class = "slurm.SLURMCluster", .cluster_kwargs = ck,
-                               .client_kwargs = "{start: eager}", .log = tu_quiet_sink };
-        int rc = herd_runner_new(&r, &o, &err);
-        if (!rc) {
-            rc = herd_flow_begin(r, "bad", &err);
-            if (!rc) herd_flow_end(r, false, NULL);
-            herd_runner_free(r);
-        }
-        if (!rc) fail_msg("%s was accepted", ck);
+        if (!flow_refused(ck, "{start: eager}", &err)) fail_msg("%s was accepted", ck);
         if (!strstr(err.msg, cases[i].want1) || !strstr(err.msg, cases[i].want2))
             fail_msg("%s: the error \"%s\" does not name %s / %s", ck, err.msg, cases[i].want1, cases[i].want2);
         assert_int_not_equal(access(mark, F_OK), 0);   /* no sbatch ran */

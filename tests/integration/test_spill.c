@@ -20,7 +20,6 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include <curl/curl.h>
 #include <glob.h>
 #include <pthread.h>
 #include <malloc.h>
@@ -28,6 +27,7 @@
 #include <sys/wait.h>
 
 #include "../support/testutil.h"
+#include "../support/http.h"
 
 #define MIB ((int64_t)1 << 20)
 #define VALUE (16 * MIB)
@@ -166,11 +166,31 @@ static int64_t baseline_rss(int64_t *cost)
     return rss;
 }
 
+/* Under ThreadSanitizer (detected at compile time) a worker's RSS is its
+ * own plus TSan's shadow memory and what TSan's allocator keeps, and while
+ * values are made and spilled it runs well ahead of the bytes held, in
+ * bursts the 100 ms monitor cannot follow: measured, up to 250 MiB under a
+ * 160 MiB limit holding 96 MiB. The spill tests then scale their limit, so
+ * that the RSS stays under the 95% exit while the managed bytes (the values
+ * held, which the thresholds count the same in every build) still cross
+ * 60%: more values, the same rules. */
+#if defined(__SANITIZE_THREAD__)
+#define TSAN_BUILD 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define TSAN_BUILD 1
+#endif
+#endif
+#ifndef TSAN_BUILD
+#define TSAN_BUILD 0
+#endif
+#define SPILL_SCALE (TSAN_BUILD ? 4 : 1)
+
 /* A limit the values outgrow, where a producer waiting for the RSS to be
  * under 65% (t_make's below) never reaches 80% (paused) or 95% (exit). */
 static int64_t spill_limit(int64_t base, int64_t cost)
 {
-    int64_t limit = 3 * (base + 2 * cost);
+    int64_t limit = SPILL_SCALE * 3 * (base + 2 * cost);
     if (limit < 96 * MIB) limit = 96 * MIB;
     return (limit + MIB - 1) / MIB * MIB;
 }
@@ -205,37 +225,7 @@ static int64_t vm_rss(long pid)
     return kib * 1024;
 }
 
-/* ---- the scheduler's HTTP endpoint (libcurl) ---- */
-typedef struct body { char *p; size_t n; } body;
-static size_t on_body(char *d, size_t sz, size_t nm, void *ud)
-{
-    body *b = ud;
-    char *t = realloc(b->p, b->n + sz * nm + 1);
-    if (!t) return 0;
-    memcpy(t + b->n, d, sz * nm);
-    b->n += sz * nm;
-    t[b->n] = '\0';
-    b->p = t;
-    return sz * nm;
-}
-
-/* GET url+path: the body (caller frees), or NULL. */
-static char *http_get(const char *url, const char *path)
-{
-    char full[600];
-    snprintf(full, sizeof full, "%s%s", url, path);
-    body b = { 0 };
-    CURL *c = curl_easy_init();
-    if (!c) return NULL;
-    curl_easy_setopt(c, CURLOPT_URL, full);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
-    CURLcode rc = curl_easy_perform(c);
-    curl_easy_cleanup(c);
-    if (rc != CURLE_OK) { free(b.p); return NULL; }
-    return b.p;
-}
+/* ---- the scheduler's HTTP endpoint (tests/support/http.h) ---- */
 
 /* The number after the first `key` in text, or -1. */
 static double number_after(const char *text, const char *key)
@@ -249,31 +239,28 @@ static double number_after(const char *text, const char *key)
  * herd_worker_memory_bytes of each type for it. */
 static void check_reported(tu_log *log, double spilled)
 {
-    assert_true(tu_log_wait_line(log, "the dashboard is available at ", NULL, TU_WAIT_S));
     char url[300];
-    pthread_mutex_lock(&log->mu);
-    const char *p = strstr(log->text, "the dashboard is available at ") + strlen("the dashboard is available at ");
-    snprintf(url, sizeof url, "%.*s", (int)strcspn(p, " \n"), p);
-    pthread_mutex_unlock(&log->mu);
+    tu_dashboard_links(log, url, sizeof url, NULL, 0);
     double end = tu_now() + 4 * TU_WAIT_S;
-    char *api = NULL, *met = NULL;
+    tu_resp api = { 0 }, met = { 0 };
     for (;;) {
-        free(api);
-        free(met);
-        api = http_get(url, "/api/v1/workers");
-        met = http_get(url, "/metrics");
-        if (number_after(api, "\"spilled_bytes\":") >= spilled &&
-            number_after(met, "herd_worker_memory_bytes{worker=\"local-0\",type=\"spilled\"} ") >= spilled)
+        tu_resp_free(&api);
+        tu_resp_free(&met);
+        api = tu_get(url, "/api/v1/workers", NULL);
+        met = tu_get(url, "/metrics", NULL);
+        if (number_after(api.body, "\"spilled_bytes\":") >= spilled &&
+            number_after(met.body, "herd_worker_memory_bytes{worker=\"local-0\",type=\"spilled\"} ") >= spilled)
             break;
-        if (tu_now() > end) fail_msg("no %.0f spilled bytes reported: /api/v1/workers %s\n/metrics %s", spilled, api, met);
+        if (tu_now() > end)
+            fail_msg("no %.0f spilled bytes reported: /api/v1/workers %s\n/metrics %s", spilled, api.body, met.body);
         tu_sleep_ms(100);
     }
-    assert_true(number_after(api, "\"managed_bytes\":") > 0);         /* what stayed in memory */
-    assert_true(number_after(api, "\"memory\":") > 0);                /* its RSS */
-    assert_true(number_after(met, "herd_worker_memory_bytes{worker=\"local-0\",type=\"managed\"} ") > 0);
-    assert_true(number_after(met, "herd_worker_memory_bytes{worker=\"local-0\",type=\"unmanaged\"} ") >= 0);
-    free(api);
-    free(met);
+    assert_true(number_after(api.body, "\"managed_bytes\":") > 0);         /* what stayed in memory */
+    assert_true(number_after(api.body, "\"memory\":") > 0);                /* its RSS */
+    assert_true(number_after(met.body, "herd_worker_memory_bytes{worker=\"local-0\",type=\"managed\"} ") > 0);
+    assert_true(number_after(met.body, "herd_worker_memory_bytes{worker=\"local-0\",type=\"unmanaged\"} ") >= 0);
+    tu_resp_free(&api);
+    tu_resp_free(&met);
 }
 
 /* ---- tests ---- */

@@ -12,7 +12,10 @@
  * (its tasks run elsewhere; the session's other worker runs on); close leaves no process behind on any host, even when the
  * client is killed; the upload is skipped when the sha256 matches and
  * redone for a file changed on the host; TLS
- * (security: temporary); adaptive scaling. Whatever the machine cannot do
+ * (security: temporary); adaptive scaling; the dashboard of a scheduler on
+ * a namespaced host, fetched through the link the flow log prints (401
+ * without the token, 200 with it), and its performance report. Whatever
+ * the machine cannot do
  * is skipped with a loud message saying why. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -22,6 +25,7 @@
 #include "../support/testutil.h"
 #include "../support/sshd.h"
 #include "../support/blobs.h"
+#include "../support/http.h"
 
 #include <dirent.h>
 #include <limits.h>
@@ -530,25 +534,9 @@ static void test_client_killed_leaves_nothing(void **state)
         snprintf(more, sizeof more, "n_workers: 2, name: orphan%s%s%s", remote ? ", scheduler_host: '" : "",
                  remote ? good[0].host : "", remote ? "'" : "");
         kw(ck, sizeof ck, hosts, more);
-        int pfd[2];
-        assert_int_equal(pipe(pfd), 0);
-        pid_t child = fork();
-        assert_true(child >= 0);
-        if (child == 0) {
-            close(pfd[0]);
-            herd_err err = { 0 };
-            herd_runner *r = NULL;
-            herd_runner_opts o = { .cluster_class = "ssh.SSHCluster", .cluster_kwargs = ck, .log = tu_quiet_sink };
-            if (herd_runner_new(&r, &o, &err) || herd_flow_begin(r, "orphan", &err) ||
-                herd_wait_for_workers(r, 2, TU_WAIT_S, &err))
-                _exit(1);
-            if (write(pfd[1], "up", 2) != 2) _exit(1);
-            for (;;) pause();                  /* killed here */
-        }
-        close(pfd[1]);
-        char b[2];
-        bool up = read(pfd[0], b, 2) == 2;
-        close(pfd[0]);
+        herd_runner_opts o = { .cluster_class = "ssh.SSHCluster", .cluster_kwargs = ck, .log = tu_quiet_sink };
+        bool up;
+        pid_t child = tu_flow_in_child(&o, "orphan", 2, &up);
         int nworkers = procs_named("orphan"), nsched = sched_procs(0);
         kill(child, SIGKILL);                  /* first: a failed check must not leave it running */
         int stt;
@@ -1003,22 +991,57 @@ static void test_netns_hosts(void **state)
         assert_true(wait_no_procs("nsany", 5));
     }
     /* the scheduler on the first namespace, over TLS: this client and the
-     * other host's workers cross the bridge to reach it */
+     * other host's workers cross the bridge to reach it; its dashboard
+     * (dashboard_address) on every interface of that host, over HTTPS, with
+     * the token, at the link the flow log prints */
     snprintf(more, sizeof more, "workers_per_host: 1, name: nss, scheduler_host: '%s'", nhost[0].host);
     kw(ck, sizeof ck, hosts, more);
     herd_err err = { 0 };
-    herd_runner *r = runner(ck, "{security: temporary, data_transfer: direct}", NULL, NULL, &err);
+    tu_log log;
+    tu_log_init(&log);
+    log.echo_level = HERD_LOG_ERROR + 1;
+    char rdir[64], cl[400], rpath[128];
+    tu_mkdtemp(rdir, sizeof rdir);
+    snprintf(rpath, sizeof rpath, "%s/report.html", rdir);
+    snprintf(cl, sizeof cl, "{security: temporary, data_transfer: direct, dashboard_address: ':0', "
+                            "token: ssh-dash-token, performance_report_path: '%s'}", rpath);
+    herd_runner *r = runner(ck, cl, NULL, &log, &err);
     if (herd_flow_begin(r, "netns-sched", &err)) fail_msg("%s", err.msg);
     char want[96];
     snprintf(want, sizeof want, "tls://%s:", net.addr[0]);
     if (strncmp(herd_runner_address(r), want, strlen(want)) != 0)
         fail_msg("scheduler at %s, expected %s…", herd_runner_address(r), want);
+    char url[300], login[400], wurl[96];
+    tu_dashboard_links(&log, url, sizeof url, login, sizeof login);
+    snprintf(wurl, sizeof wurl, "https://%s:", net.addr[0]);   /* that host's address, HTTPS */
+    if (strncmp(url, wurl, strlen(wurl)) != 0) fail_msg("dashboard at %s, expected %s…", url, wurl);
     if (herd_wait_for_workers(r, 2, TU_WAIT_S, &err)) fail_msg("%s", err.msg);
+    tu_check_token_rules(url, login, "ssh-dash-token");
+    tu_resp rep = tu_get(url, "/api/v1/status", "Authorization: Bearer ssh-dash-token");
+    assert_non_null(strstr(rep.body, "\"nss-"));       /* the workers it sees */
+    tu_resp_free(&rep);
+    /* and the provider's own list, which this client sends it */
+    for (double end = tu_now() + TU_WAIT_S;; tu_sleep_ms(100)) {
+        rep = tu_get(url, "/api/v1/provider", "Authorization: Bearer ssh-dash-token");
+        bool seen = strstr(rep.body, "\"workers\":[{\"name\":\"nss-") && strstr(rep.body, "\"state\":\"running\"");
+        if (!seen && tu_now() > end) fail_msg("no provider list on the remote dashboard: %s", rep.body);
+        tu_resp_free(&rep);
+        if (seen) break;
+    }
     char seen[4][64];
     assert_int_equal(hosts_used(r, 20, 30, seen, 4), 2);
     cross_host_transfer(r);                /* and this client reads held results across the bridge */
     herd_flow_end(r, false, &err);
     herd_runner_free(r);
+    /* the performance report, from that scheduler's own report */
+    assert_true(tu_log_has_line(&log, "performance report written to", rpath));
+    char *html = tu_read_file(rpath);
+    assert_non_null(html);
+    assert_non_null(strstr(html, "window.HERD_SNAPSHOT = {"));
+    assert_non_null(strstr(html, "\"nss-"));
+    free(html);
+    tu_rmtree(rdir);
+    tu_log_free(&log);
     assert_true(wait_no_procs("nss", 5));
     assert_true(wait_no_sched(5));
 }

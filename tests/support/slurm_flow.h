@@ -77,14 +77,22 @@ static int factory(const herd_value *kwargs, const herd_cluster_env *env, const 
     return 0;
 }
 
-static inline herd_runner *runner(const char *ck, const char *adapt, tu_log *log)
+/* client_kwargs client (NULL: {start: eager}: these tests are about the
+ * provider, which starts in herd_flow_begin) */
+static inline herd_runner *runner_client(const char *ck, const char *client, const char *adapt, tu_log *log)
 {
     herd_runner *r = NULL;
     herd_err err = { 0 };
-    herd_runner_opts o = { .cluster_factory = factory, .cluster_kwargs = ck, .client_kwargs = "{start: eager}",
+    herd_runner_opts o = { .cluster_factory = factory, .cluster_kwargs = ck,
+                           .client_kwargs = client ? client : "{start: eager}",
                            .adapt_kwargs = adapt, .log = log ? tu_log_sink : tu_quiet_sink, .log_ud = log };
     if (herd_runner_new(&r, &o, &err)) fail_msg("herd_runner_new: %s", err.msg);
     return r;
+}
+
+static inline herd_runner *runner(const char *ck, const char *adapt, tu_log *log)
+{
+    return runner_client(ck, NULL, adapt, log);
 }
 
 static inline void assert_queue_empty(void)

@@ -3,7 +3,8 @@
  * the marker files tasks and tests exchange, reading small files, the
  * monotonic clock (CLOCK_MONOTONIC is system-wide, so stamps taken in worker
  * processes compare with each other and with the test's), checking that a
- * process is gone, and capturing the flow's log lines.
+ * process is gone, capturing the flow's log lines, and a flow run in a child
+ * process (for what a killed client leaves behind).
  *
  * Header-only (static inline), so no object file is linked into every test.
  * Include it after <cmocka.h>: failures are reported with fail_msg(). */
@@ -118,6 +119,32 @@ static inline int tu_log_count(tu_log *l, const char *w1, const char *w2)
     }
     pthread_mutex_unlock(&l->mu);
     return n;
+}
+
+/* A child process that begins flow run `name` with opts o (waiting for
+ * nworkers when > 0) and then waits to be killed; *up once it said its
+ * cluster is up. For the tests of what a killed client leaves behind. */
+static inline pid_t tu_flow_in_child(const herd_runner_opts *o, const char *name, int nworkers, bool *up)
+{
+    int pfd[2];
+    if (pipe(pfd)) fail_msg("pipe: %s", strerror(errno));
+    pid_t child = fork();
+    if (child < 0) fail_msg("fork: %s", strerror(errno));
+    if (child == 0) {
+        close(pfd[0]);
+        herd_err err = { 0 };
+        herd_runner *r = NULL;
+        if (herd_runner_new(&r, o, &err) || herd_flow_begin(r, name, &err) ||
+            (nworkers > 0 && herd_wait_for_workers(r, nworkers, TU_WAIT_S, &err)))
+            _exit(1);
+        if (write(pfd[1], "up", 2) != 2) _exit(1);
+        for (;;) pause();                  /* killed here */
+    }
+    close(pfd[1]);
+    char b[2];
+    *up = read(pfd[0], b, 2) == 2;
+    close(pfd[0]);
+    return child;
 }
 
 /* Poll for a log line (log lines come from the scheduler's thread). */

@@ -3,7 +3,9 @@
  * scaling reads), "drain" and "close_workers". A shared scheduler (`herd
  * scheduler`) answers load and refuses the other two; one a provider started
  * for a single cluster (owned, --herd-scheduler) carries them out; the load
- * counts tasks by state as they move. Real
+ * counts tasks by state as they move; "dashboard" describes the HTTP
+ * endpoint, which the client turns into links (herd_sched_http_links);
+ * notifications carry adaptive decisions and the provider's list. Real
  * worker processes (this binary re-run) and a real TCP socket. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -23,7 +25,10 @@
 
 #include <herd/herd.h>
 #include "scheduler.h"
+#include "metrics.h"
 #include "remote.h"
+
+#include <event2/buffer.h>
 #include "worker.h"
 
 #define TOKEN "control-test-token"
@@ -37,12 +42,13 @@ typedef struct fixture {
     herd_remote *r;
 } fixture;
 
-static void up(fixture *f, int owned)
+static void up(fixture *f, int owned, const char *http)
 {
     memset(f, 0, sizeof *f);
     herd_err err = { 0 };
     herd_sched_cfg cfg = { .listen = "tcp://127.0.0.1:0", .token = TOKEN, .heartbeat_interval = 0.2,
-                           .heartbeat_timeout = 10, .allowed_failures = 3, .log = quiet, .owned = owned };
+                           .heartbeat_timeout = 10, .allowed_failures = 3, .log = quiet, .owned = owned,
+                           .http = http };
     if (herd_sched_start(&f->s, &cfg, f->addr, sizeof f->addr, &err)) fail_msg("scheduler: %s", err.msg);
     assert_int_equal(herd_client_init(&f->cl, 0, &herd_remote_tp, NULL), 0);
     if (herd_remote_connect(f->addr, TOKEN, NULL, "control-client", 5, &f->cl, &f->r, &err))
@@ -101,12 +107,12 @@ static const herd_sched_wload *worker_entry(const herd_sched_load *load, const c
 static void test_shared_scheduler_answers_load_only(void **state)
 {
     fixture f;
-    up(&f, 0);
+    up(&f, 0, NULL);
     pid_t w = worker(&f, "cw-1", 2);
     herd_err err = { 0 };
     if (herd_remote_wait_workers(f.r, 1, 10, &err)) fail_msg("%s", err.msg);
     herd_sched_load load;
-    if (herd_remote_control(f.r, "load", NULL, 5, &load, &err)) fail_msg("load: %s", err.msg);
+    if (herd_remote_control(f.r, "load", NULL, 5, &load, NULL, &err)) fail_msg("load: %s", err.msg);
     assert_int_equal(load.ready, 0);                          /* nothing ready */
     assert_int_equal(load.nworkers, 1);
     const herd_sched_wload *e = worker_entry(&load, "cw-1");
@@ -125,11 +131,11 @@ static void test_shared_scheduler_answers_load_only(void **state)
     assert_int_equal(herd_remote_ops.has_worker(f.r, "cw-2"), 0);
 
     /* drain and close_workers are refused, with the reason */
-    assert_int_equal(herd_remote_control(f.r, "drain", "cw-1", 5, NULL, &err), -HERD_EARG);
+    assert_int_equal(herd_remote_control(f.r, "drain", "cw-1", 5, NULL, NULL, &err), -HERD_EARG);
     if (!strstr(err.msg, "drain") || !strstr(err.msg, "shared")) fail_msg("unexpected error: %s", err.msg);
-    assert_int_equal(herd_remote_control(f.r, "close_workers", "no", 5, NULL, &err), -HERD_EARG);
+    assert_int_equal(herd_remote_control(f.r, "close_workers", "no", 5, NULL, NULL, &err), -HERD_EARG);
     if (!strstr(err.msg, "shared")) fail_msg("unexpected error: %s", err.msg);
-    assert_int_equal(herd_remote_control(f.r, "reboot", NULL, 5, NULL, &err), -HERD_EARG);
+    assert_int_equal(herd_remote_control(f.r, "reboot", NULL, 5, NULL, NULL, &err), -HERD_EARG);
     if (!strstr(err.msg, "unknown control verb")) fail_msg("unexpected error: %s", err.msg);
     assert_int_equal(herd_sched_nworkers(f.s, NULL), 1);     /* still there */
     down(&f);
@@ -139,11 +145,11 @@ static void test_shared_scheduler_answers_load_only(void **state)
 static void test_owned_scheduler_drains_and_closes(void **state)
 {
     fixture f;
-    up(&f, 1);
+    up(&f, 1, NULL);
     pid_t w1 = worker(&f, "cw-1", 1), w2 = worker(&f, "cw-2", 1);
     herd_err err = { 0 };
     if (herd_remote_wait_workers(f.r, 2, 10, &err)) fail_msg("%s", err.msg);
-    assert_int_equal(herd_remote_control(f.r, "drain", "nobody", 5, NULL, &err), -HERD_EARG);
+    assert_int_equal(herd_remote_control(f.r, "drain", "nobody", 5, NULL, NULL, &err), -HERD_EARG);
     if (!strstr(err.msg, "no such worker")) fail_msg("unexpected error: %s", err.msg);
     /* an idle worker drained is told to close, and exits cleanly */
     assert_int_equal(herd_remote_ops.drain(f.r, "cw-1"), 0);
@@ -152,7 +158,7 @@ static void test_owned_scheduler_drains_and_closes(void **state)
     assert_int_equal(herd_remote_ops.has_worker(f.r, "cw-1"), 0);
     assert_int_equal(herd_remote_ops.nworkers(f.r, NULL), 1);
     /* close_workers: every worker leaves with status 0 */
-    assert_int_equal(herd_remote_control(f.r, "close_workers", "test over", 5, NULL, &err), 0);
+    assert_int_equal(herd_remote_control(f.r, "close_workers", "test over", 5, NULL, NULL, &err), 0);
     assert_int_equal(exit_of(w2, 10), 0);
     down(&f);
 }
@@ -170,7 +176,7 @@ HERD_TASK(nap);
 static void test_load_counts_tasks(void **state)
 {
     fixture f;
-    up(&f, 1);
+    up(&f, 1, NULL);
     pid_t w = worker(&f, "cw-1", 1);
     herd_err err = { 0 };
     if (herd_remote_wait_workers(f.r, 1, 10, &err)) fail_msg("%s", err.msg);
@@ -199,7 +205,7 @@ static void test_load_counts_tasks(void **state)
     assert_int_equal(herd_remote_ops.get_load(f.r, &l), 0);
     assert_int_equal(l.waiting + l.ready + l.running, 0);
     herd_sched_load_free(&l);
-    assert_int_equal(herd_remote_control(f.r, "close_workers", NULL, 5, NULL, &err), 0);
+    assert_int_equal(herd_remote_control(f.r, "close_workers", NULL, 5, NULL, NULL, &err), 0);
     assert_int_equal(exit_of(w, 10), 0);
     down(&f);
 }
@@ -207,15 +213,113 @@ static void test_load_counts_tasks(void **state)
 static void test_closed_connection(void **state)
 {
     fixture f;
-    up(&f, 1);
+    up(&f, 1, NULL);
     herd_sched_stop(f.s);             /* the scheduler goes away under the client */
     herd_err err = { 0 };
-    int rc = herd_remote_control(f.r, "load", NULL, 5, NULL, &err);
+    int rc = herd_remote_control(f.r, "load", NULL, 5, NULL, NULL, &err);
     assert_true(rc == -HERD_ECLOSED);
     assert_non_null(strstr(err.msg, "load"));
     herd_remote_close(f.r);
     herd_client_shutdown(&f.cl, HERD_CANCELLED, "test over");
     herd_client_destroy(&f.cl);
+}
+
+/* "dashboard": refused without an endpoint; on every interface, with the
+ * token, the links name the host the client dials and carry a one-time
+ * login link that works; on loopback, no login link. "report": the whole
+ * status report, with or without an endpoint. */
+static void test_dashboard_links(void **state)
+{
+    fixture f;
+    herd_err err = { 0 };
+    char *desc = NULL, url[300], login[400];
+    int lo = -1;
+    up(&f, 0, NULL);
+    assert_int_equal(herd_remote_control(f.r, "dashboard", NULL, 5, NULL, &desc, &err), -HERD_EARG);
+    if (!strstr(err.msg, "no HTTP endpoint")) fail_msg("unexpected error: %s", err.msg);
+    assert_null(desc);
+    down(&f);
+
+    up(&f, 0, "0.0.0.0:0");
+    if (herd_remote_control(f.r, "dashboard", NULL, 5, NULL, &desc, &err)) fail_msg("dashboard: %s", err.msg);
+    assert_int_equal(herd_sched_http_links(desc, "127.0.0.1", url, sizeof url, login, sizeof login, &lo), 0);
+    assert_int_equal(lo, 0);
+    assert_true(strncmp(url, "http://127.0.0.1:", 17) == 0);
+    assert_string_equal(url, herd_sched_http_url(f.s));         /* what the scheduler itself prints */
+    assert_string_equal(login, herd_sched_http_login(f.s));
+    assert_int_equal(herd_sched_http_links(desc, "::1", url, sizeof url, login, sizeof login, &lo), 0);
+    assert_true(strncmp(url, "http://[::1]:", 13) == 0);
+    free(desc);
+    down(&f);
+
+    up(&f, 0, "127.0.0.1:0");
+    /* "report": the status JSON a performance report inlines */
+    if (herd_remote_control(f.r, "report", NULL, 5, NULL, &desc, &err)) fail_msg("report: %s", err.msg);
+    assert_true(strncmp(desc, "{\"version\":", 11) == 0);
+    assert_non_null(strstr(desc, "\"runs\":{\"next\":0,\"runs\":[]}"));
+    free(desc);
+    if (herd_remote_control(f.r, "dashboard", NULL, 5, NULL, &desc, &err)) fail_msg("dashboard: %s", err.msg);
+    assert_int_equal(herd_sched_http_links(desc, "10.0.0.9", url, sizeof url, login, sizeof login, &lo), 0);
+    assert_int_equal(lo, 1);                                      /* its own loopback, not 10.0.0.9 */
+    assert_string_equal(url, herd_sched_http_url(f.s));
+    assert_string_equal(login, "");
+    free(desc);
+    down(&f);
+
+    const char *bad[] = { "", "http 0.0.0.0", "ftp 1.2.3.4 80 -", "http 1.2.3.4 0 -", "http 1.2.3.4 70000 -", NULL };
+    for (int i = 0; bad[i]; i++)
+        assert_int_equal(herd_sched_http_links(bad[i], "h", url, sizeof url, login, sizeof login, &lo), -HERD_EPROTO);
+}
+
+/* The report `which` of the scheduler, as text (malloc'd). */
+static char *report(herd_sched *s, const char *which)
+{
+    struct evbuffer *b = evbuffer_new();
+    assert_int_equal(herd_sched_report(s, which, b), 0);
+    size_t n = evbuffer_get_length(b);
+    char *t = calloc(1, n + 1);
+    evbuffer_remove(b, t, n);
+    evbuffer_free(b);
+    return t;
+}
+
+/* Notifications (seq 0, no answer) for the dashboard of an owned scheduler
+ * a provider runs: adaptive decisions and the provider's list reach its
+ * report; a shared scheduler ignores them, and text it cannot read is
+ * dropped. A load call after them is answered after they were handled (one
+ * connection, in order). */
+static void test_notifications(void **state)
+{
+    for (int owned = 0; owned < 2; owned++) {
+        fixture f;
+        herd_err err = { 0 };
+        up(&f, owned, NULL);
+        herd_worker_info info[2] = { { .name = "w-0", .state = HERD_WORKER_RUNNING, .pid = 7, .host = "h1" },
+                                     { .name = "w-1", .state = HERD_WORKER_FAILED, .host = "h2", .detail = "exit 3" } };
+        char *text = herd_metrics_provider_text("ssh.SSHCluster", info, 2);
+        assert_non_null(text);
+        assert_int_equal(herd_remote_notify(f.r, "provider", "{not json"), 0);
+        assert_int_equal(herd_remote_notify(f.r, "note", "x"), 0);
+        assert_int_equal(herd_remote_notify(f.r, "note", "3 1 load: 12 tasks queued"), 0);
+        assert_int_equal(herd_remote_notify(f.r, "provider", text), 0);
+        free(text);
+        herd_sched_load l;
+        if (herd_remote_control(f.r, "load", NULL, 5, &l, NULL, &err)) fail_msg("load: %s", err.msg);
+        herd_sched_load_free(&l);
+        char *ad = report(f.s, "adaptive"), *pr = report(f.s, "provider");
+        if (owned) {
+            assert_non_null(strstr(ad, "\"desired\":3"));
+            assert_non_null(strstr(ad, "\"reason\":\"load: 12 tasks queued\""));
+            assert_non_null(strstr(pr, "\"provider\":\"ssh.SSHCluster\""));
+            assert_non_null(strstr(pr, "{\"name\":\"w-1\",\"state\":\"failed\",\"pid\":0,\"host\":\"h2\",\"detail\":\"exit 3\"}"));
+        } else {
+            assert_non_null(strstr(ad, "\"desired\":null"));
+            assert_string_equal(pr, "null\n");
+        }
+        free(ad);
+        free(pr);
+        down(&f);
+    }
 }
 
 int main(int argc, char **argv)
@@ -226,6 +330,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_owned_scheduler_drains_and_closes),
         cmocka_unit_test(test_load_counts_tasks),
         cmocka_unit_test(test_closed_connection),
+        cmocka_unit_test(test_dashboard_links),
+        cmocka_unit_test(test_notifications),
     };
     return cmocka_run_group_tests_name("control calls (OP_CONTROL)", tests, NULL, NULL);
 }

@@ -208,7 +208,7 @@ static const shape shapes[] = {
     { OP_WORKERS, { "nworkers", "nthreads" }, 0 },
     { OP_STARTED, { "key", "attempt" }, 0 },
     { OP_CONTROL, { "seq", "verb", "arg" }, 0 },
-    { OP_REPLY, { "seq", "rc", "load" }, 0 },
+    { OP_REPLY, { "seq", "rc", "load" }, 1u << 2 },   /* load, text or nil: test_named_errors */
     { OP_PEER, { "address" }, 0 },
     { OP_FREE, { "key" }, 0 },
     { OP_GET, { "key" }, 0 },
@@ -318,6 +318,8 @@ static void test_named_errors(void **state)
     refused(OP_CONTROL, herd_tuple("iIvn", OP_CONTROL, (int64_t)1, herd_map()), "CONTROL: field 'verb' is map, expected str", NULL);
     refused(OP_REPLY, herd_tuple("iIis", OP_REPLY, (int64_t)1, 3, "x"), "REPLY: field 'rc' is 3", NULL);
     refused(OP_REPLY, herd_tuple("iIiv", OP_REPLY, (int64_t)1, 0, herd_tuple("iii", 1, 2, 3)), "REPLY: field 'load'", NULL);
+    refused(OP_REPLY, herd_tuple("iIiv", OP_REPLY, (int64_t)1, 0, nested()), "REPLY: field 'load' is map", NULL);
+    refused(OP_REPLY, herd_tuple("iIii", OP_REPLY, (int64_t)1, 0, 7), "REPLY: field 'load' is int", NULL);
     herd_value *w = herd_tuple("siiidI", "w-1", 2, -1, 0, 0.0, (int64_t)0);
     refused(OP_REPLY, herd_tuple("iIiv", OP_REPLY, (int64_t)1, 0, herd_tuple("iiiddvi", 0, 0, 0, 0.0, 0.0, herd_tuple("v", w), 0)),
             "REPLY: field 'load.workers.busy' is -1", NULL);
@@ -623,6 +625,13 @@ static void test_round_trips(void **state)
     assert_int_equal(rp2.rc, -HERD_EARG);
     assert_int_equal(rp2.has_load, 0);
     assert_true(str_eq(rp2.error, "no such worker"));
+    AGAIN();
+    herd_msg_reply rt = { .seq = 11, .text = herd_pstr_c("http 0.0.0.0 8787 -") };   /* "dashboard" */
+    assert_int_equal(herd_proto_pack_reply(&p.sb, &rt), 0);
+    assert_int_equal(herd_proto_unpack_reply(reread(&p), &rp2, &err), 0);
+    assert_int_equal(rp2.rc, 0);
+    assert_int_equal(rp2.has_load, 0);
+    assert_true(str_eq(rp2.text, "http 0.0.0.0 8787 -"));
     AGAIN();
 
     herd_value_free(args);

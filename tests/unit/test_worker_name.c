@@ -131,7 +131,8 @@ static void test_bad_cases(void **state)
     set_uri("/v4/t1");
     expect_error("expected \"TaskARN\": \"arn:aws:ecs:REGION:ACCOUNT:task/CLUSTER/ID\", got none");
     doc = "{\"TaskARN\": [unclosed";
-    expect_error("HERD_WORKER_NAME_FROM=ecs-metadata: ");
+    expect_error("HERD_WORKER_NAME_FROM=ecs-metadata: http://127.0.0.1:");
+    expect_error("/v4/t1/task: not JSON: ");
     setenv("ECS_CONTAINER_METADATA_URI_V4", "http://127.0.0.1:1/v4/t1", 1);   /* nothing listens on port 1 */
     expect_error("GET http://127.0.0.1:1/v4/t1/task: ");
     unsetenv("HERD_WORKER_NAME_FROM");
