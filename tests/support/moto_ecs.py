@@ -250,12 +250,15 @@ def step():
     for arn, when in list(late.items()):
         if time.time() > when:
             del late[arn]
-            drop_netns(arn)
+            if arn not in procs:
+                drop_netns(arn)
+    alive = set()
     for cluster in ecs.list_clusters()["clusterArns"]:
         try:
             running = set(ecs.list_tasks(cluster=cluster, desiredStatus="RUNNING")["taskArns"])
         except Exception:
             continue
+        alive |= running
         new = [a for a in running if a not in done]
         for i in range(0, len(new), 100):
             for t in ecs.describe_tasks(cluster=cluster, tasks=new[i:i + 100])["tasks"]:
@@ -280,6 +283,9 @@ def step():
                 del procs[arn]
                 drop_netns(arn)
                 flush_logs(arn, False)
+    for arn in list(netns):       # stopped before it ran here (StopTask at close, a reset): dropped a while later
+        if arn not in alive and arn not in procs and arn not in late:
+            late[arn] = time.time() + 5
 
 
 def hold_tasks():
