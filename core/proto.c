@@ -34,7 +34,8 @@ static const char *const op_names[OP_MAX] = {
     [OP_CLOSE] = "CLOSE", [OP_WORKERS] = "WORKERS", [OP_STARTED] = "STARTED", [OP_CONTROL] = "CONTROL",
     [OP_REPLY] = "REPLY", [OP_PEER] = "PEER", [OP_FREE] = "FREE", [OP_MISSING] = "MISSING", [OP_GET] = "GET",
     [OP_DATA] = "DATA", [OP_HELD] = "HELD", [OP_PAUSE] = "PAUSE", [OP_FETCH] = "FETCH", [OP_VALUE] = "VALUE",
-    [OP_GETFD] = "GETFD", [OP_ACQUIRE] = "ACQUIRE", [OP_ACQUIRED] = "ACQUIRED",
+    [OP_GETFD] = "GETFD", [OP_ACQUIRE] = "ACQUIRE", [OP_ACQUIRED] = "ACQUIRED", [OP_CHUNK] = "CHUNK",
+    [OP_MORE] = "MORE",
 };
 
 const char *herd_proto_op_name(int op) { return op > 0 && op < OP_MAX ? op_names[op] : "?"; }

@@ -66,14 +66,25 @@
  *   DATA      p->p [op, key int, nbytes int >= -1]: the answer; nbytes -1:
  *                   not held here; else nbytes raw bytes (the value, packed)
  *                   follow the frame, outside msgpack, so no frame limit applies
- *   FETCH     w|c->s and s->w [op, key int]: the relay (item 8 of the data
- *                   plane): a worker or client that cannot reach a value's
- *                   holder (or whose cluster relays everything) asks the
- *                   scheduler, which asks the holder
- *   VALUE     w->s and s->w|c [op, key int, value|nil, error str|nil]: the
- *                   answer, the value inline (so the relay keeps the
- *                   HERD_MAX_DATA limit: one message in one frame), or nil
- *                   and why not
+ *   FETCH     w|c->s and s->w [op, key int, xfer int >= 0, credit int >= 0]:
+ *                   the relay (item 8 of the data plane): a worker or client
+ *                   that cannot reach a value's holder (or whose cluster
+ *                   relays everything) asks the scheduler (xfer 0, credit 0),
+ *                   which asks the holder for transfer xfer (> 0, new), with
+ *                   leave to send credit bytes of it at first (protocol 10)
+ *   VALUE     w->s and s->w|c [op, id int, nbytes int >= -1, error str|nil]:
+ *                   a transfer begins: id is xfer (holder to scheduler) or
+ *                   the key (scheduler to reader); nbytes bytes of the packed
+ *                   value follow as CHUNKs. nbytes -1: there is no value
+ *                   (error says why); to a reader while that key's CHUNKs are
+ *                   coming: the transfer was cut off (its holder left)
+ *   CHUNK     w->s and s->w|c [op, id int, bytes bin 1..HERD_RELAY_CHUNK]:
+ *                   the next bytes of transfer id (as in VALUE); a CHUNK past
+ *                   the transfer's nbytes, past what MORE allowed, or of no
+ *                   transfer in progress is a protocol error
+ *   MORE      s->w [op, xfer int, credit int >= -1]: the holder may send
+ *                   credit more bytes of xfer; -1: stop, nobody reads it any
+ *                   more (the scheduler still takes what was allowed before)
  *   PAUSE     w->s [op, paused int 0|1]: 1, the worker's memory is over 80% of
  *                   its memory_limit (spill.c): send it no task; 0, it fell
  *                   back under: it takes tasks again
@@ -118,7 +129,7 @@ enum {
     OP_HELLO = 1, OP_WELCOME, OP_REFUSE, OP_RUN, OP_DONE, OP_LOG, OP_HEARTBEAT, OP_SECEDE,
     OP_SUBMIT, OP_RELEASE, OP_CANCEL, OP_RESULT, OP_CLOSE, OP_WORKERS, OP_STARTED,
     OP_CONTROL, OP_REPLY, OP_PEER, OP_FREE, OP_MISSING, OP_GET, OP_DATA, OP_HELD, OP_PAUSE, OP_FETCH, OP_VALUE,
-    OP_GETFD, OP_ACQUIRE, OP_ACQUIRED, OP_MAX
+    OP_GETFD, OP_ACQUIRE, OP_ACQUIRED, OP_CHUNK, OP_MORE, OP_MAX
 };
 
 /* data_transfer (client_kwargs): how held values reach a worker or client.
@@ -138,6 +149,9 @@ enum { ROLE_WORKER = 0, ROLE_CLIENT = 1, ROLE_PEER = 2 };
  * computed them (when the scheduler allows it: RUN's hold); smaller ones
  * travel inline in DONE. */
 #define HERD_INLINE_MAX 1024
+/* Bytes in one CHUNK at most (the relay's streams, relay.h); a bigger one
+ * is a protocol error. */
+#define HERD_RELAY_CHUNK ((size_t)1 << 20)
 
 /* A string field: len bytes at ptr, not NUL-terminated. ptr NULL: nil (an
  * absent optional field); an empty str has ptr "" (never NULL). */
@@ -309,16 +323,14 @@ int herd_proto_pack_data(msgpack_sbuffer *sb, const herd_msg_data *m);
 int herd_proto_unpack_data(const msgpack_object *msg, herd_msg_data *out, herd_err *err);
 
 /* FETCH */
-int herd_proto_pack_fetch(msgpack_sbuffer *sb, const herd_msg_key *m);
-int herd_proto_unpack_fetch(const msgpack_object *msg, herd_msg_key *out, herd_err *err);
+typedef struct herd_msg_fetch { uint64_t key, xfer; int64_t credit; } herd_msg_fetch;
+int herd_proto_pack_fetch(msgpack_sbuffer *sb, const herd_msg_fetch *m);
+int herd_proto_unpack_fetch(const msgpack_object *msg, herd_msg_fetch *out, herd_err *err);
 
-/* VALUE: value (packed from v, or from raw: already packed msgpack bytes,
- * when raw.ptr) or error. */
+/* VALUE: a relayed value's header (its CHUNKs follow), or why there is none. */
 typedef struct herd_msg_value {
-    uint64_t key;
-    const herd_value *v;       /* pack: the value, or NULL */
-    herd_pstr raw;             /* pack: its packed bytes instead (ptr NULL: not) */
-    herd_value *value;         /* unpack: new, or NULL with error */
+    uint64_t id;               /* the transfer (holder -> scheduler) or the key */
+    int64_t nbytes;            /* >= 1, or -1 with error */
     herd_pstr error;
 } herd_msg_value;
 int herd_proto_pack_value(msgpack_sbuffer *sb, const herd_msg_value *m);
@@ -331,6 +343,22 @@ int herd_proto_unpack_acquire(const msgpack_object *msg, herd_msg_acquire *out, 
 typedef struct herd_msg_acquired { uint64_t key; int64_t nbytes; herd_pstr error; } herd_msg_acquired;
 int herd_proto_pack_acquired(msgpack_sbuffer *sb, const herd_msg_acquired *m);
 int herd_proto_unpack_acquired(const msgpack_object *msg, herd_msg_acquired *out, herd_err *err);
+
+/* CHUNK: pack the nparts pieces at parts (1..HERD_RELAY_CHUNK bytes in all)
+ * as one bin; unpacked, bytes points into msg. */
+struct iovec;
+typedef struct herd_msg_chunk {
+    uint64_t id;
+    const struct iovec *parts; /* pack */
+    size_t nparts;
+    herd_pstr bytes;           /* unpack */
+} herd_msg_chunk;
+int herd_proto_pack_chunk(msgpack_sbuffer *sb, const herd_msg_chunk *m);
+int herd_proto_unpack_chunk(const msgpack_object *msg, herd_msg_chunk *out, herd_err *err);
+
+typedef struct herd_msg_more { uint64_t xfer; int64_t credit; } herd_msg_more;
+int herd_proto_pack_more(msgpack_sbuffer *sb, const herd_msg_more *m);
+int herd_proto_unpack_more(const msgpack_object *msg, herd_msg_more *out, herd_err *err);
 
 /* Older helpers for code outside the protocol (tests of the framing). */
 void herd_pack_str(msgpack_packer *pk, const char *s);

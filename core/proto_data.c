@@ -1,11 +1,13 @@
 /* core/proto_data.c — the data plane's messages: PEER, FREE, GET, GETFD,
- * MISSING, DATA, HELD, PAUSE, FETCH, VALUE, ACQUIRE and ACQUIRED (layouts in proto.h; the
+ * MISSING, DATA, HELD, PAUSE, the relay's FETCH, VALUE, CHUNK and MORE, ACQUIRE and
+ * ACQUIRED (layouts in proto.h; the
  * control messages are proto_msg.c's). */
 #include "proto_int.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 
 /* ---- PEER ---- */
 int herd_proto_pack_peer(msgpack_sbuffer *sb, const herd_msg_peer *m)
@@ -125,24 +127,36 @@ int herd_proto_unpack_pause(const msgpack_object *msg, herd_msg_pause *out, herd
     return 0;
 }
 
-/* ---- FETCH, VALUE ---- */
-int herd_proto_pack_fetch(msgpack_sbuffer *sb, const herd_msg_key *m) { return pack_key(sb, OP_FETCH, m); }
-int herd_proto_unpack_fetch(const msgpack_object *msg, herd_msg_key *out, herd_err *err)
+/* ---- FETCH, VALUE, CHUNK, MORE (the relay's streams) ---- */
+int herd_proto_pack_fetch(msgpack_sbuffer *sb, const herd_msg_fetch *m)
 {
-    return unpack_key(msg, OP_FETCH, out, err);
+    wr w;
+    msgpack_packer *pk = wr_open(&w, sb, OP_FETCH, 4);
+    msgpack_pack_uint64(pk, m->key);
+    msgpack_pack_uint64(pk, m->xfer);
+    msgpack_pack_int64(pk, m->credit);
+    return wr_close(&w, 0);
+}
+
+int herd_proto_unpack_fetch(const msgpack_object *msg, herd_msg_fetch *out, herd_err *err)
+{
+    rd r;
+    int rc;
+    memset(out, 0, sizeof *out);
+    if ((rc = rd_open(&r, msg, OP_FETCH, 4, err)) || (rc = rd_u64(&r, 1, "key", &out->key)) ||
+        (rc = rd_u64(&r, 2, "xfer", &out->xfer)) || (rc = rd_int(&r, 3, "credit", 0, INT64_MAX, &out->credit)))
+        return rc;
+    return 0;
 }
 
 int herd_proto_pack_value(msgpack_sbuffer *sb, const herd_msg_value *m)
 {
     wr w;
     msgpack_packer *pk = wr_open(&w, sb, OP_VALUE, 4);
-    msgpack_pack_uint64(pk, m->key);
-    int rc = 0;
-    if (m->raw.ptr) msgpack_sbuffer_write(sb, m->raw.ptr, m->raw.len);
-    else if (m->v) rc = pk_value(pk, m->v);
-    else msgpack_pack_nil(pk);
-    pk_str(pk, m->v || m->raw.ptr ? herd_pstr_c(NULL) : m->error.ptr ? m->error : herd_pstr_c("no value"));
-    return wr_close(&w, rc);
+    msgpack_pack_uint64(pk, m->id);
+    msgpack_pack_int64(pk, m->nbytes < 0 ? -1 : m->nbytes);
+    pk_str(pk, m->nbytes >= 0 ? herd_pstr_c(NULL) : m->error.ptr ? m->error : herd_pstr_c("no value"));
+    return wr_close(&w, 0);
 }
 
 int herd_proto_unpack_value(const msgpack_object *msg, herd_msg_value *out, herd_err *err)
@@ -150,10 +164,59 @@ int herd_proto_unpack_value(const msgpack_object *msg, herd_msg_value *out, herd
     rd r;
     int rc;
     memset(out, 0, sizeof *out);
-    if ((rc = rd_open(&r, msg, OP_VALUE, 4, err)) || (rc = rd_u64(&r, 1, "key", &out->key)) ||
-        (rc = rd_str(&r, 3, "error", S_NIL, &out->error)))
+    if ((rc = rd_open(&r, msg, OP_VALUE, 4, err)) || (rc = rd_u64(&r, 1, "id", &out->id)) ||
+        (rc = rd_int(&r, 2, "nbytes", -1, INT64_MAX, &out->nbytes)) || (rc = rd_str(&r, 3, "error", S_NIL, &out->error)))
         return rc;
-    if (!out->error.ptr && (rc = rd_value(&r, 2, "value", &out->value))) return rc;
+    if (out->nbytes == 0) return herd_err_set(err, -HERD_EPROTO, "VALUE: field 'nbytes' is 0, expected -1 or >= 1");
+    if (out->nbytes < 0 && !out->error.ptr) return herd_err_set(err, -HERD_EPROTO, "VALUE: nbytes -1 without an error");
+    return 0;
+}
+
+int herd_proto_pack_chunk(msgpack_sbuffer *sb, const herd_msg_chunk *m)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < m->nparts; i++) n += m->parts[i].iov_len;
+    if (n > HERD_RELAY_CHUNK || n > UINT32_MAX) return -HERD_EARG;
+    wr w;
+    msgpack_packer *pk = wr_open(&w, sb, OP_CHUNK, 3);
+    msgpack_pack_uint64(pk, m->id);
+    msgpack_pack_bin(pk, (uint32_t)n);
+    for (size_t i = 0; i < m->nparts; i++) msgpack_pack_bin_body(pk, m->parts[i].iov_base, m->parts[i].iov_len);
+    return wr_close(&w, 0);
+}
+
+int herd_proto_unpack_chunk(const msgpack_object *msg, herd_msg_chunk *out, herd_err *err)
+{
+    rd r;
+    int rc;
+    memset(out, 0, sizeof *out);
+    if ((rc = rd_open(&r, msg, OP_CHUNK, 3, err)) || (rc = rd_u64(&r, 1, "id", &out->id))) return rc;
+    const msgpack_object *o = &r.a[2];
+    if (o->type != MSGPACK_OBJECT_BIN) return bad_type(&r, "bytes", o, "bin");
+    if (o->via.bin.size == 0 || o->via.bin.size > HERD_RELAY_CHUNK)
+        return herd_err_set(err, -HERD_EPROTO, "CHUNK: field 'bytes' holds %lu bytes, expected 1..%zu",
+                            (unsigned long)o->via.bin.size, (size_t)HERD_RELAY_CHUNK);
+    out->bytes = (herd_pstr){ o->via.bin.ptr, o->via.bin.size };
+    return 0;
+}
+
+int herd_proto_pack_more(msgpack_sbuffer *sb, const herd_msg_more *m)
+{
+    wr w;
+    msgpack_packer *pk = wr_open(&w, sb, OP_MORE, 3);
+    msgpack_pack_uint64(pk, m->xfer);
+    msgpack_pack_int64(pk, m->credit);
+    return wr_close(&w, 0);
+}
+
+int herd_proto_unpack_more(const msgpack_object *msg, herd_msg_more *out, herd_err *err)
+{
+    rd r;
+    int rc;
+    memset(out, 0, sizeof *out);
+    if ((rc = rd_open(&r, msg, OP_MORE, 3, err)) || (rc = rd_u64(&r, 1, "xfer", &out->xfer)) ||
+        (rc = rd_int(&r, 2, "credit", -1, INT64_MAX, &out->credit)))
+        return rc;
     return 0;
 }
 

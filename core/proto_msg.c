@@ -315,7 +315,7 @@ int herd_proto_pack_spec(msgpack_sbuffer *sb, const herd_submit_spec *m)
     case OP_SUBMIT: return herd_proto_pack_submit(sb, m);
     case OP_RELEASE: return pack_key(sb, OP_RELEASE, &k);
     case OP_CANCEL: return pack_key(sb, OP_CANCEL, &k);
-    case OP_FETCH: return pack_key(sb, OP_FETCH, &k);
+    case OP_FETCH: { herd_msg_fetch f = { .key = m->key }; return herd_proto_pack_fetch(sb, &f); }
     }
     return -HERD_EARG;
 }

@@ -7,6 +7,7 @@
 #include "remote.h"
 #include "comm.h"
 #include "metrics.h"
+#include "relay.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -35,6 +36,7 @@ struct herd_remote {
     herd_sched_load rpc_load;      /* the answer's load (taken by the caller) */
     pthread_mutex_t call_mu;       /* one control call at a time */
     char *prov_sent;               /* the provider list last sent ("provider"; the keeper's thread only) */
+    herd_relay_rx *rx;             /* relayed values coming in (the loop thread's) */
 };
 
 static void rpc_clear(herd_remote *r)
@@ -128,12 +130,28 @@ static void on_msg(herd_conn *c, const msgpack_object *m, void *ud)
         free(error);
         return;
     }
-    case OP_VALUE: {       /* a value the scheduler relayed */
+    case OP_VALUE: {       /* a value the scheduler relays begins, or is not coming */
         herd_msg_value vm;
         if (herd_proto_unpack_value(m, &vm, &e)) break;
+        if (vm.nbytes >= 0) {
+            if (herd_relay_rx_begin(&r->rx, vm.id, vm.nbytes, &e)) break;
+            return;
+        }
+        herd_relay_rx_abort(&r->rx, vm.id);
         char *error = herd_pstr_dup(vm.error);
-        herd_client_deliver_value(r->cl, vm.key, vm.value, error);
+        herd_client_deliver_value(r->cl, vm.id, NULL, error ? error : "no value");
         free(error);
+        return;
+    }
+    case OP_CHUNK: {
+        herd_msg_chunk cm;
+        herd_value *v;
+        char why[1200];
+        int rc;
+        if (herd_proto_unpack_chunk(m, &cm, &e) ||
+            (rc = herd_relay_rx_chunk(&r->rx, cm.id, cm.bytes, &v, why, sizeof why, &e)) < 0)
+            break;
+        if (rc == 1) herd_client_deliver_value(r->cl, cm.id, v, v ? NULL : why);
         return;
     }
     case OP_REPLY: {
@@ -198,6 +216,7 @@ static void *loop_main(void *arg)
 static void remote_free(herd_remote *r)
 {
     if (r->conn) herd_conn_free(r->conn);
+    herd_relay_rx_free_all(&r->rx);
     herd_outbox_destroy(&r->out);
     if (r->stop_ev) event_free(r->stop_ev);
     if (r->base) herd_event_base_drain_free(r->base);

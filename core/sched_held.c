@@ -2,8 +2,8 @@
  * the worker that computed them): when a holder leaves, what it held and is
  * still needed is recomputed from its task (lineage), or its readers are told
  * it is lost; an attempt that could not fetch an input (MISSING); the
- * in-process client's pull of its held values before the workers close; the
- * relay (FETCH, VALUE) for readers that cannot reach a holder. */
+ * in-process client's pull of its held values before the workers close. The
+ * relay is sched_relay.c's. */
 #include "sched_int.h"
 
 #include <math.h>
@@ -158,80 +158,4 @@ void sch_pull_held(herd_sched *s)
         e.msg[0] = '\0';
         if (herd_client_pull(t->fut, &e)) slog(s, HERD_LOG_WARN, "%s: %s", t->run_name, e.msg);
     }
-}
-
-/* ---- the relay: FETCH from a worker or client that cannot reach a
- * value's holder (or whose cluster relays everything), FETCH to the holder,
- * its VALUE back to each one waiting. A value travels inline in one message,
- * so the relay keeps the HERD_MAX_DATA limit (the holder says so for a
- * larger one). ---- */
-typedef struct relay { uint64_t key; sworker *req; struct relay *next; } relay;   /* req NULL: the in-process client */
-
-static void relay_answer(herd_sched *s, sworker *req, uint64_t key, const herd_value *v, const char *error)
-{
-    if (!req) {
-        if (s->local) herd_client_deliver_value(s->local, key, v ? herd_value_copy(v) : NULL, error);
-        return;
-    }
-    if (!req->conn) return;
-    herd_msg_value m = { .key = key, .v = v, .error = herd_pstr_c(error) };
-    if (herd_proto_pack_value(herd_conn_buf(req->conn), &m)) {
-        m.v = NULL;
-        m.error = herd_pstr_c("the value cannot be encoded");
-        herd_proto_pack_value(herd_conn_buf(req->conn), &m);
-    }
-    herd_conn_end(req->conn);
-}
-
-void sch_on_fetch(herd_sched *s, sworker *req, uint64_t key)
-{
-    stask *t = kmap_get(&s->tasks, key);
-    if (t && t->state == T_DONE && t->final == HERD_COMPLETED && t->result) {
-        relay_answer(s, req, key, t->result, NULL);
-        return;
-    }
-    if (!t || t->state != T_DONE || !t->holder || !t->holder->conn) {
-        relay_answer(s, req, key, NULL, HERD_RELAY_GONE " (released, or lost and not recomputed yet)");
-        return;
-    }
-    relay *r = malloc(sizeof *r);
-    if (!r) { relay_answer(s, req, key, NULL, "the scheduler is out of memory"); return; }
-    *r = (relay){ key, req, s->relays };
-    s->relays = r;
-    for (relay *o = r->next; o; o = o->next)
-        if (o->key == key) return;                 /* the holder was asked already */
-    herd_msg_key k = { key };
-    herd_proto_pack_fetch(herd_conn_buf(t->holder->conn), &k);
-    herd_conn_end(t->holder->conn);
-}
-
-void sch_on_value(herd_sched *s, herd_msg_value *m)
-{
-    char *error = herd_pstr_dup(m->error);
-    for (relay **pp = &s->relays; *pp;) {
-        relay *r = *pp;
-        if (r->key != m->key) { pp = &r->next; continue; }
-        *pp = r->next;
-        relay_answer(s, r->req, m->key, m->value, error ? error : m->value ? NULL : "no value");
-        free(r);
-    }
-    free(error);
-    herd_value_free(m->value);
-}
-
-void sch_relays_gone(herd_sched *s, sworker *w)
-{
-    for (relay **pp = &s->relays; *pp;) {
-        relay *r = *pp;
-        stask *t = kmap_get(&s->tasks, r->key);
-        if (r->req != w && !(t && t->holder == w)) { pp = &r->next; continue; }
-        *pp = r->next;
-        if (r->req != w) relay_answer(s, r->req, r->key, NULL, HERD_RELAY_GONE " (its holder left)");
-        free(r);
-    }
-}
-
-void sch_relays_free(herd_sched *s)
-{
-    while (s->relays) { relay *r = s->relays; s->relays = r->next; free(r); }
 }

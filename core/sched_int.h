@@ -5,7 +5,8 @@
  *   sched_state.c    task states: ready queue, dependencies, completion, failure, retries
  *   sched_retire.c   a worker retiring: its needed values moved to others (ACQUIRE), then CLOSE
  *   sched_place.c    placement: priority, resources, locality, `workers` restrictions, dispatch
- *   sched_held.c     held values: lineage recompute when a holder leaves, MISSING, pulls at close, the relay
+ *   sched_held.c     held values: lineage recompute when a holder leaves, MISSING, pulls at close
+ *   sched_relay.c    the relay: values streamed from their holder to readers that cannot reach it
  *   sched_workers.c  worker membership: HELLO, counts, a worker lost, heartbeats, no workers
  *   sched_control.c  load snapshot, drain, close every worker (OP_CONTROL and in-process)
  *   sched_msg.c      connections: accept, the HELLO timeout, each message a connection sends
@@ -152,7 +153,9 @@ struct herd_sched {
     void (*user_log)(void *ud, int level, const char *line);   /* cfg.log as given (cfg.log tees) */
     void *user_log_ud;
     struct herd_http *http;    /* the HTTP endpoint (sched_http.c), or NULL */
-    struct relay *relays;      /* FETCHes waiting for the holder's VALUE (sched_held.c) */
+    struct relay *relays;      /* transfers through the relay, active and waiting (sched_relay.c) */
+    uint64_t next_xfer;        /* the relay's next transfer id (ids below it were given) */
+    int relays_active;
     struct move *moves;        /* values being moved off retiring workers (sched_retire.c) */
 };
 
@@ -246,11 +249,17 @@ void sch_unassign(herd_sched *s, sworker *w, stask *t);
 void sch_lost_values(herd_sched *s, sworker *w);
 void sch_on_missing(herd_sched *s, sworker *w, const herd_msg_missing *m);
 void sch_pull_held(herd_sched *s);
-/* The relay: req (NULL: the in-process client) asks for key's value (FETCH);
- * the holder's VALUE goes to each one waiting; a worker leaving drops what
- * it asked for and fails what it was asked for. */
+
+/* ---- the relay (sched_relay.c) ---- */
+/* req (NULL: the in-process client) asks for key's value (FETCH); the
+ * holder streams it (VALUE, CHUNKs) as the scheduler's credit (MORE) allows,
+ * which it gives while the reader's connection takes what is forwarded; a
+ * worker leaving ends what it asked for and cuts off what it was sending
+ * (the readers hear HERD_RELAY_GONE). The on_value/on_chunk functions return
+ * a negative code for a protocol error (err says; the connection closes). */
 void sch_on_fetch(herd_sched *s, sworker *req, uint64_t key);
-void sch_on_value(herd_sched *s, herd_msg_value *m);
+int sch_on_value(herd_sched *s, sworker *w, const herd_msg_value *m, herd_err *err);
+int sch_on_chunk(herd_sched *s, sworker *w, const herd_msg_chunk *m, herd_err *err);
 void sch_relays_gone(herd_sched *s, sworker *w);
 void sch_relays_free(herd_sched *s);
 

@@ -177,7 +177,7 @@ static void on_msg(herd_conn *c, const msgpack_object *m, void *ud)
         return;
     }
     case OP_FETCH: {
-        herd_msg_key k;
+        herd_msg_fetch k;
         if (herd_proto_unpack_fetch(m, &k, &e)) break;
         sch_on_fetch(s, w, k.key);
         return;
@@ -185,12 +185,15 @@ static void on_msg(herd_conn *c, const msgpack_object *m, void *ud)
     case OP_VALUE: {
         herd_msg_value vm;
         if (herd_proto_unpack_value(m, &vm, &e)) break;
-        if (w->role != ROLE_WORKER) {
-            herd_value_free(vm.value);
-            herd_err_set(&e, -HERD_EPROTO, "VALUE: only a worker holds values");
-            break;
-        }
-        sch_on_value(s, &vm);
+        if (w->role != ROLE_WORKER) { herd_err_set(&e, -HERD_EPROTO, "VALUE: only a worker holds values"); break; }
+        if (sch_on_value(s, w, &vm, &e)) break;
+        return;
+    }
+    case OP_CHUNK: {
+        herd_msg_chunk cm;
+        if (herd_proto_unpack_chunk(m, &cm, &e)) break;
+        if (w->role != ROLE_WORKER) { herd_err_set(&e, -HERD_EPROTO, "CHUNK: only a worker holds values"); break; }
+        if (sch_on_chunk(s, w, &cm, &e)) break;
         return;
     }
     case OP_MISSING: {

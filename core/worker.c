@@ -400,17 +400,24 @@ static void on_msg(herd_conn *c, const msgpack_object *m, void *ud)
         return;
     }
     case OP_FETCH: {       /* relay one of this worker's values */
-        herd_msg_key k;
+        herd_msg_fetch k;
         if (herd_proto_unpack_fetch(m, &k, &e)) break;
-        wk_send_relayed(w, k.key);
+        wk_on_fetch(w, &k);
         return;
     }
-    case OP_VALUE: {       /* a relayed value this worker asked for */
+    case OP_MORE: {
+        herd_msg_more mm;
+        if (herd_proto_unpack_more(m, &mm, &e) || wk_on_more(w, &mm, &e)) break;
+        return;
+    }
+    case OP_VALUE: {       /* a relayed value this worker asked for begins (or is not coming) */
         herd_msg_value vm;
-        if (herd_proto_unpack_value(m, &vm, &e)) break;
-        char *error = herd_pstr_dup(vm.error);
-        wk_on_relayed(w, vm.key, vm.value, error);
-        free(error);
+        if (herd_proto_unpack_value(m, &vm, &e) || wk_on_value(w, &vm, &e)) break;
+        return;
+    }
+    case OP_CHUNK: {
+        herd_msg_chunk cm;
+        if (herd_proto_unpack_chunk(m, &cm, &e) || wk_on_chunk(w, &cm, &e)) break;
         return;
     }
     case OP_ACQUIRE: {     /* hold a value a retiring worker holds */
@@ -441,6 +448,7 @@ static void on_msg(herd_conn *c, const msgpack_object *m, void *ud)
 static void on_close(herd_conn *c, const char *why, void *ud)
 {
     wk *w = ud;
+    wk_routs_free(w);          /* transfers on this connection end with it */
     if (!w->stop && strncmp(why, "TLS: ", 5) == 0) {
         /* the same certificates would be refused again: no reconnecting */
         wlog(w, HERD_LOG_ERROR, "cannot connect to the scheduler at %s: %s", w->address, why);
@@ -541,6 +549,7 @@ static void wk_free(wk *w)
         free(t->task); free(t->run_name); herd_value_free(t->args); herd_value_free(t->tags);
         herd_value_free(t->inputs); free(t);
     }
+    wk_routs_free(w);
     herd_peer_server_stop(w->peer);
     free(w->peer_addr);
     herd_spill_free(w->spill);                   /* its files first, then the store */

@@ -62,6 +62,9 @@ typedef struct wk {
     int have_budget;
     int transfer;              /* the cluster's data_transfer (WELCOME): HERD_DT_* */
     struct rwait *rwaits;      /* executors waiting for a relayed input (guarded by mu) */
+    uint64_t relay_moved;      /* CHUNKs received, for the waiters' deadline (guarded by mu) */
+    struct herd_relay_rx *rx;  /* relayed values coming in (the loop's) */
+    struct wk_rout *routs;     /* this worker's values going out through the relay (the loop's) */
     pthread_cond_t rcv;        /* a relayed input arrived */
     char **relay_logged;       /* holders this worker said it relays for (guarded by mu) */
     size_t nrelay_logged;
@@ -106,7 +109,12 @@ void wk_acquire(wk *w, wtask *t);
 /* ---- relay through the scheduler (worker_relay.c) ---- */
 int wk_relay_input(wk *w, uint64_t key, herd_value **out, herd_err *err);
 void wk_on_relayed(wk *w, uint64_t key, herd_value *v, const char *error);
-void wk_send_relayed(wk *w, uint64_t key);
+/* The loop: the relay's messages (protocol errors: a negative code, err). */
+void wk_on_fetch(wk *w, const herd_msg_fetch *m);
+int wk_on_more(wk *w, const herd_msg_more *m, herd_err *err);
+int wk_on_value(wk *w, const herd_msg_value *m, herd_err *err);
+int wk_on_chunk(wk *w, const herd_msg_chunk *m, herd_err *err);
+void wk_routs_free(wk *w);
 
 /* ---- memory (worker_mem.c) ---- */
 /* Under memory_limit: the spiller of its store and the pause. */

@@ -1,19 +1,22 @@
 /* core/worker_relay.c — the worker's side of the relay (FETCH/VALUE): an
  * executor's input from a holder it cannot reach, asked of the scheduler and
- * handed over by the loop, and this worker's values the scheduler relays to
- * those that cannot reach it. */
+ * handed over by the loop (VALUE and CHUNKs put together, relay.h), and this
+ * worker's values the scheduler relays to those that cannot reach it, sent
+ * as the scheduler's credit allows (FETCH, MORE). */
 #include "worker_int.h"
+#include "relay.h"
 
 #include <errno.h>
 #include <string.h>
 
-/* An input through the scheduler (FETCH; the loop hands the VALUE over).
- * Its size is not known before: it counts as the most a relay carries in
- * the worker's budget, which bounds what the scheduler queues for it. */
+/* An input through the scheduler (FETCH; the loop puts the VALUE and its
+ * CHUNKs together and hands the value over). Its size is not known before:
+ * it counts as HERD_MAX_DATA in the worker's budget while it waits. An
+ * answer must begin within 120 s, and a stream keep moving. */
 int wk_relay_input(wk *w, uint64_t key, herd_value **out, herd_err *err)
 {
     rwait rw = { .key = key };
-    herd_msg_key k = { key };
+    herd_msg_fetch k = { .key = key };
     struct timespec ts;
     if (w->have_budget) herd_fetch_budget_acquire(&w->budget, HERD_MAX_DATA);
     herd_deadline(120, &ts);
@@ -22,8 +25,13 @@ int wk_relay_input(wk *w, uint64_t key, herd_value **out, herd_err *err)
     w->rwaits = &rw;
     herd_proto_pack_fetch(&w->out.sb, &k);
     herd_outbox_wake(&w->out);
+    uint64_t moved = w->relay_moved;
     while (!rw.done && !w->stop)
-        if (pthread_cond_timedwait(&w->rcv, &w->mu, &ts) == ETIMEDOUT) break;
+        if (pthread_cond_timedwait(&w->rcv, &w->mu, &ts) == ETIMEDOUT) {
+            if (w->relay_moved == moved) break;
+            moved = w->relay_moved;                    /* a stream still coming: wait on */
+            herd_deadline(120, &ts);
+        }
     for (rwait **pp = &w->rwaits; *pp; pp = &(*pp)->next)
         if (*pp == &rw) { *pp = rw.next; break; }
     pthread_mutex_unlock(&w->mu);
@@ -55,26 +63,105 @@ void wk_on_relayed(wk *w, uint64_t key, herd_value *v, const char *error)
     else herd_value_free(v);
 }
 
-/* The loop: the scheduler relays one of this worker's values to a worker or
- * client that cannot reach it: VALUE with it inline (HERD_MAX_DATA at most). */
-void wk_send_relayed(wk *w, uint64_t key)
+/* ---- this worker as a holder: FETCH [key, xfer, credit] from the
+ * scheduler is answered with VALUE [xfer, nbytes] and as many CHUNKs as the
+ * credit allows; MORE grants more (-1: stop). The loop's alone. ---- */
+typedef struct wk_rout {
+    uint64_t xfer;
+    size_t credit;
+    herd_relay_src src;
+    struct wk_rout *next;
+} wk_rout;
+
+/* Send what r's credit allows; 1 once all is sent (r is then done). */
+static int rout_pump(wk *w, wk_rout *r)
 {
-    herd_blob *b = w->store ? herd_store_get(w->store, key) : NULL;
-    herd_msg_value m = { .key = key };
-    char why[160];
-    if (!b) m.error = herd_pstr_c("the holder no longer has it");
-    else if (b->len > HERD_MAX_DATA) {
-        snprintf(why, sizeof why, "a value of %zu bytes is over the relay's %zu-byte limit (one message); only a "
-                 "direct connection to its holder moves it", b->len, (size_t)HERD_MAX_DATA);
-        m.error = herd_pstr_c(why);
-    } else if (b->value) m.v = b->value;
-    else m.raw = (herd_pstr){ b->data, b->len };
-    if (herd_proto_pack_value(herd_conn_buf(w->conn), &m)) {
-        m.v = NULL;
-        m.raw = herd_pstr_c(NULL);
-        m.error = herd_pstr_c("the value cannot be encoded");
-        herd_proto_pack_value(herd_conn_buf(w->conn), &m);
+    while (r->credit && r->src.sent < r->src.total) {
+        size_t n = r->src.total - r->src.sent;
+        if (n > HERD_RELAY_CHUNK) n = HERD_RELAY_CHUNK;
+        if (n > r->credit) n = r->credit;
+        size_t before = r->src.sent;
+        if (herd_relay_src_chunk(&r->src, herd_conn_buf(w->conn), r->xfer, n)) {
+            herd_conn_fail(w->conn, "out of memory relaying a value");
+            return 1;
+        }
+        r->credit -= r->src.sent - before;
+        herd_conn_end(w->conn);
     }
+    return r->src.sent == r->src.total;
+}
+
+static void rout_free(wk_rout *r)
+{
+    herd_relay_src_free(&r->src);
+    free(r);
+}
+
+void wk_on_fetch(wk *w, const herd_msg_fetch *m)
+{
+    herd_blob *b = w->store ? herd_store_get(w->store, m->key) : NULL;
+    herd_msg_value v = { .id = m->xfer, .nbytes = -1 };
+    herd_err e;
+    wk_rout *r = b ? calloc(1, sizeof *r) : NULL;
+    if (!b) v.error = herd_pstr_c("the holder no longer has it");
+    else if (!r) { herd_blob_unref(b); v.error = herd_pstr_c("the holder is out of memory"); }
+    else if (herd_relay_src_blob(&r->src, b, &e)) { rout_free(r); r = NULL; v.error = herd_pstr_c(e.msg); }
+    else v.nbytes = (int64_t)r->src.total;
+    herd_proto_pack_value(herd_conn_buf(w->conn), &v);
     herd_conn_end(w->conn);
-    herd_blob_unref(b);
+    if (!r) return;
+    r->xfer = m->xfer;
+    r->credit = (size_t)m->credit;
+    if (rout_pump(w, r)) { rout_free(r); return; }
+    r->next = w->routs;
+    w->routs = r;
+}
+
+int wk_on_more(wk *w, const herd_msg_more *m, herd_err *err)
+{
+    wk_rout **pp = &w->routs;
+    while (*pp && (*pp)->xfer != m->xfer) pp = &(*pp)->next;
+    wk_rout *r = *pp;
+    if (!r) {              /* a stop for one sent in full meanwhile is fine; more for it is not */
+        if (m->credit < 0) return 0;
+        return herd_err_set(err, -HERD_EPROTO, "MORE for transfer %llu, which is not in progress here",
+                            (unsigned long long)m->xfer);
+    }
+    if (m->credit < 0) { *pp = r->next; rout_free(r); return 0; }
+    r->credit += (size_t)m->credit;
+    if (rout_pump(w, r)) { *pp = r->next; rout_free(r); }
+    return 0;
+}
+
+void wk_routs_free(wk *w)
+{
+    while (w->routs) { wk_rout *r = w->routs; w->routs = r->next; rout_free(r); }
+    herd_relay_rx_free_all(&w->rx);
+}
+
+/* ---- this worker as a reader: VALUE [key, nbytes] and CHUNKs from the
+ * scheduler, put together, then handed to those waiting. ---- */
+int wk_on_value(wk *w, const herd_msg_value *m, herd_err *err)
+{
+    if (m->nbytes < 0) {
+        herd_relay_rx_abort(&w->rx, m->id);
+        char *error = herd_pstr_dup(m->error);
+        wk_on_relayed(w, m->id, NULL, error ? error : "no value");
+        free(error);
+        return 0;
+    }
+    return herd_relay_rx_begin(&w->rx, m->id, m->nbytes, err);
+}
+
+int wk_on_chunk(wk *w, const herd_msg_chunk *m, herd_err *err)
+{
+    herd_value *v;
+    char why[1200];
+    int rc = herd_relay_rx_chunk(&w->rx, m->id, m->bytes, &v, why, sizeof why, err);
+    if (rc < 0) return rc;
+    pthread_mutex_lock(&w->mu);
+    w->relay_moved++;
+    pthread_mutex_unlock(&w->mu);
+    if (rc == 1) wk_on_relayed(w, m->id, v, v ? NULL : why);
+    return 0;
 }

@@ -22,7 +22,7 @@ extern "C" {
 /* The wire protocol between clients, schedulers and workers: processes with
  * different numbers refuse each other. `<program> --herd-version` (herd_init)
  * prints "herd <version> protocol <n>". */
-#define HERD_PROTOCOL_VERSION 9   /* 4: PAUSE; 5: FETCH/VALUE, WELCOME's transfer; 6: GETFD, memfd payloads (ext 2); 7: a worker's CONTROL "retire", load.lifetime_retired; 8: HEARTBEAT carries the worker's CPU, memory, held and spilled bytes; 9: ACQUIRE/ACQUIRED (a retiring worker's values moved), REPLY's load gives each worker's needed bytes */
+#define HERD_PROTOCOL_VERSION 10  /* 4: PAUSE; 5: FETCH/VALUE, WELCOME's transfer; 6: GETFD, memfd payloads (ext 2); 7: a worker's CONTROL "retire", load.lifetime_retired; 8: HEARTBEAT carries the worker's CPU, memory, held and spilled bytes; 9: ACQUIRE/ACQUIRED (a retiring worker's values moved), REPLY's load gives each worker's needed bytes; 10: the relay streams (FETCH with a transfer id and credit, VALUE as a header, CHUNK, MORE) */
 
 /* herd's own error codes. Functions return 0 or a negative code: -errno for
  * system errors, -HERD_E... for these. */

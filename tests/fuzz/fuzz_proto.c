@@ -8,6 +8,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 
 /* Unpack msg by its opcode; when repack, pack it again into sb. 0, or the
  * unpack's error. Frees what the unpack gave. */
@@ -52,6 +53,19 @@ static int unpack_one(int op, const msgpack_object *m, msgpack_sbuffer *sb, herd
     case OP_DATA: { herd_msg_data x; if (!(rc = herd_proto_unpack_data(m, &x, e)) && sb) herd_proto_pack_data(sb, &x); break; }
     case OP_ACQUIRE: { herd_msg_acquire x; if (!(rc = herd_proto_unpack_acquire(m, &x, e)) && sb) herd_proto_pack_acquire(sb, &x); break; }
     case OP_ACQUIRED: { herd_msg_acquired x; if (!(rc = herd_proto_unpack_acquired(m, &x, e)) && sb) herd_proto_pack_acquired(sb, &x); break; }
+    case OP_FETCH: { herd_msg_fetch x; if (!(rc = herd_proto_unpack_fetch(m, &x, e)) && sb) herd_proto_pack_fetch(sb, &x); break; }
+    case OP_VALUE: { herd_msg_value x; if (!(rc = herd_proto_unpack_value(m, &x, e)) && sb) herd_proto_pack_value(sb, &x); break; }
+    case OP_MORE: { herd_msg_more x; if (!(rc = herd_proto_unpack_more(m, &x, e)) && sb) herd_proto_pack_more(sb, &x); break; }
+    case OP_CHUNK: {
+        herd_msg_chunk x;
+        if (!(rc = herd_proto_unpack_chunk(m, &x, e)) && sb) {
+            struct iovec one = { (void *)x.bytes.ptr, x.bytes.len };
+            x.parts = &one;
+            x.nparts = 1;
+            herd_proto_pack_chunk(sb, &x);
+        }
+        break;
+    }
     default: break;
     }
     return rc;

@@ -31,9 +31,18 @@ static inline int raw_connect(const char *addr)
     return fd;
 }
 
+/* All n bytes (a signal, such as a child worker's SIGCHLD, may cut a
+ * send short: it goes on). */
 static inline void send_all(int fd, const void *p, size_t n)
 {
-    assert_int_equal(send(fd, p, n, MSG_NOSIGNAL), (ssize_t)n);
+    const char *c = p;
+    while (n) {
+        ssize_t k = send(fd, c, n, MSG_NOSIGNAL);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) fail_msg("send: %s", k < 0 ? strerror(errno) : "nothing sent");
+        c += k;
+        n -= (size_t)k;
+    }
 }
 
 /* One frame: 4-byte big-endian length, then payload. */

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include <sys/uio.h>
 
 #include <math.h>
 #include <stdio.h>
@@ -69,8 +70,10 @@ static int unpack_any(int op, const msgpack_object *m, herd_err *err)
     case OP_DATA: { herd_msg_data x; rc = herd_proto_unpack_data(m, &x, err); break; }
     case OP_HELD: { herd_msg_held x; rc = herd_proto_unpack_held(m, &x, err); break; }
     case OP_PAUSE: { herd_msg_pause x; rc = herd_proto_unpack_pause(m, &x, err); break; }
-    case OP_FETCH: { herd_msg_key x; rc = herd_proto_unpack_fetch(m, &x, err); break; }
-    case OP_VALUE: { herd_msg_value x; if (!(rc = herd_proto_unpack_value(m, &x, err))) herd_value_free(x.value); break; }
+    case OP_FETCH: { herd_msg_fetch x; rc = herd_proto_unpack_fetch(m, &x, err); break; }
+    case OP_VALUE: { herd_msg_value x; rc = herd_proto_unpack_value(m, &x, err); break; }
+    case OP_CHUNK: { herd_msg_chunk x; rc = herd_proto_unpack_chunk(m, &x, err); break; }
+    case OP_MORE: { herd_msg_more x; rc = herd_proto_unpack_more(m, &x, err); break; }
     case OP_ACQUIRE: { herd_msg_acquire x; rc = herd_proto_unpack_acquire(m, &x, err); break; }
     case OP_ACQUIRED: { herd_msg_acquired x; rc = herd_proto_unpack_acquired(m, &x, err); break; }
     case OP_DONE: { herd_msg_done x; if (!(rc = herd_proto_unpack_done(m, &x, err))) herd_value_free(x.value); break; }
@@ -162,8 +165,11 @@ static herd_value *valid(int op)
                                                          herd_tuple("v", herd_tuple("Is", KEY, "unix:///tmp/p.sock")), 1);
     case OP_DONE: herd_value_free(res); return herd_tuple("iIisIiI", OP_DONE, KEY, 0, "boom", (int64_t)12, 0, (int64_t)-1);
     case OP_PEER: herd_value_free(res); return herd_tuple("is", OP_PEER, "unix:///tmp/p.sock");
-    case OP_VALUE: herd_value_free(res); return herd_tuple("iIvn", OP_VALUE, KEY, herd_tuple("ii", 1, 2));
-    case OP_FREE: case OP_GET: case OP_GETFD: case OP_FETCH: herd_value_free(res); return herd_tuple("iI", op, KEY);
+    case OP_VALUE: herd_value_free(res); return herd_tuple("iIIn", OP_VALUE, KEY, (int64_t)300);
+    case OP_FETCH: herd_value_free(res); return herd_tuple("iIII", OP_FETCH, KEY, (int64_t)5, (int64_t)4096);
+    case OP_CHUNK: herd_value_free(res); return herd_tuple("iIv", OP_CHUNK, (int64_t)5, herd_bytes("abc", 3));
+    case OP_MORE: herd_value_free(res); return herd_tuple("iII", OP_MORE, (int64_t)5, (int64_t)-1);
+    case OP_FREE: case OP_GET: case OP_GETFD: herd_value_free(res); return herd_tuple("iI", op, KEY);
     case OP_MISSING: herd_value_free(res); return herd_tuple("iIiI", OP_MISSING, KEY, 0, KEY + 1);
     case OP_DATA: herd_value_free(res); return herd_tuple("iII", OP_DATA, KEY, (int64_t)300);
     case OP_HELD: herd_value_free(res); return herd_tuple("iIss", OP_HELD, KEY, "unix:///tmp/p.sock", "why");
@@ -217,8 +223,10 @@ static const shape shapes[] = {
     { OP_DATA, { "key", "nbytes" }, 0 },
     { OP_HELD, { "key", "peer", "error" }, 0 },
     { OP_PAUSE, { "paused" }, 0 },
-    { OP_FETCH, { "key" }, 0 },
-    { OP_VALUE, { "key", "value", "error" }, 1u << 1 },
+    { OP_FETCH, { "key", "xfer", "credit" }, 0 },
+    { OP_VALUE, { "id", "nbytes", "error" }, 0 },
+    { OP_CHUNK, { "id", "bytes" }, 0 },
+    { OP_MORE, { "xfer", "credit" }, 0 },
     { OP_ACQUIRE, { "key", "peer", "nbytes" }, 0 },
     { OP_ACQUIRED, { "key", "nbytes", "error" }, 0 },
 };
@@ -308,7 +316,17 @@ static void test_named_errors(void **state)
     accepted(OP_DONE, herd_tuple("iIinIiI", OP_DONE, KEY, 1, (int64_t)1, 0, (int64_t)4096));
     refused(OP_DATA, herd_tuple("iII", OP_DATA, KEY, (int64_t)-2), "DATA: field 'nbytes' is -2", NULL);
     refused(OP_WELCOME, herd_tuple("iidiiii", OP_WELCOME, 3, 1.0, 1, 2, 1, 4), "WELCOME: field 'transfer' is 4", NULL);
-    accepted(OP_VALUE, herd_tuple("iIns", OP_VALUE, KEY, "the holder left"));   /* no value, and why */
+    accepted(OP_VALUE, herd_tuple("iIIs", OP_VALUE, KEY, (int64_t)-1, "the holder left"));   /* no value, and why */
+    refused(OP_VALUE, herd_tuple("iIIn", OP_VALUE, KEY, (int64_t)0), "VALUE: field 'nbytes' is 0", NULL);
+    refused(OP_VALUE, herd_tuple("iIIn", OP_VALUE, KEY, (int64_t)-1), "VALUE: nbytes -1 without an error", NULL);
+    refused(OP_CHUNK, herd_tuple("iIv", OP_CHUNK, (int64_t)5, herd_bytes("", 0)), "CHUNK: field 'bytes' holds 0 bytes", NULL);
+    {
+        char *big = calloc(1, HERD_RELAY_CHUNK + 1);
+        refused(OP_CHUNK, herd_tuple("iIv", OP_CHUNK, (int64_t)5, herd_bytes(big, HERD_RELAY_CHUNK + 1)),
+                "CHUNK: field 'bytes' holds 1048577 bytes, expected 1..1048576", NULL);
+        free(big);
+    }
+    refused(OP_MORE, herd_tuple("iII", OP_MORE, (int64_t)5, (int64_t)-2), "MORE: field 'credit' is -2", NULL);
     refused(OP_PEER, herd_tuple("is", OP_PEER, ""), "PEER: field 'address' is a str of 0 bytes", NULL);
     refused(OP_LOG, herd_tuple("iIis", OP_LOG, KEY, 9, "x"), "LOG: field 'level' is 9, expected 0..3", NULL);
     refused(OP_RESULT, herd_tuple("iIis", OP_RESULT, KEY, HERD_PENDING, "x"), "RESULT: field 'state' is 0", NULL);
@@ -403,29 +421,32 @@ static void test_round_trips(void **state)
     assert_int_equal(wm2.transfer, HERD_DT_INLINE);
     AGAIN();
 
-    /* VALUE: a value, its packed bytes as they are, or an error */
-    herd_value *val = herd_tuple("si", "x", 5);
-    herd_msg_value vm = { .key = 77, .v = val }, vm2;
-    assert_int_equal(herd_proto_pack_value(&p.sb, &vm), 0);
-    assert_int_equal(herd_proto_unpack_value(reread(&p), &vm2, &err), 0);
-    assert_true(vm2.key == 77 && herd_value_equal(vm2.value, val) && !vm2.error.ptr);
-    herd_value_free(vm2.value);
+    /* the relay: FETCH, VALUE (a header or why not), CHUNK, MORE */
+    herd_msg_fetch fm = { 77, 5, 4096 }, fm2;
+    assert_int_equal(herd_proto_pack_fetch(&p.sb, &fm), 0);
+    assert_int_equal(herd_proto_unpack_fetch(reread(&p), &fm2, &err), 0);
+    assert_true(fm2.key == 77 && fm2.xfer == 5 && fm2.credit == 4096);
     AGAIN();
-    char *raw;
-    size_t rawlen;
-    assert_int_equal(herd_value_encode(val, &raw, &rawlen, &err), 0);
-    vm = (herd_msg_value){ .key = 78, .raw = { raw, rawlen } };
+    herd_msg_value vm = { .id = 77, .nbytes = 123 }, vm2;
     assert_int_equal(herd_proto_pack_value(&p.sb, &vm), 0);
     assert_int_equal(herd_proto_unpack_value(reread(&p), &vm2, &err), 0);
-    assert_true(vm2.key == 78 && herd_value_equal(vm2.value, val));
-    herd_value_free(vm2.value);
-    free(raw);
-    herd_value_free(val);
+    assert_true(vm2.id == 77 && vm2.nbytes == 123 && !vm2.error.ptr);
     AGAIN();
-    vm = (herd_msg_value){ .key = 79, .error = herd_pstr_c("gone") };
+    vm = (herd_msg_value){ .id = 79, .nbytes = -1, .error = herd_pstr_c("gone") };
     assert_int_equal(herd_proto_pack_value(&p.sb, &vm), 0);
     assert_int_equal(herd_proto_unpack_value(reread(&p), &vm2, &err), 0);
-    assert_true(vm2.key == 79 && !vm2.value && str_eq(vm2.error, "gone"));
+    assert_true(vm2.id == 79 && vm2.nbytes == -1 && str_eq(vm2.error, "gone"));
+    AGAIN();
+    struct iovec parts[2] = { { "abc", 3 }, { "de", 2 } };
+    herd_msg_chunk cm = { .id = 9, .parts = parts, .nparts = 2 }, cm2;
+    assert_int_equal(herd_proto_pack_chunk(&p.sb, &cm), 0);
+    assert_int_equal(herd_proto_unpack_chunk(reread(&p), &cm2, &err), 0);
+    assert_true(cm2.id == 9 && str_eq(cm2.bytes, "abcde"));
+    AGAIN();
+    herd_msg_more mm = { 9, -1 }, mm2;
+    assert_int_equal(herd_proto_pack_more(&p.sb, &mm), 0);
+    assert_int_equal(herd_proto_unpack_more(reread(&p), &mm2, &err), 0);
+    assert_true(mm2.xfer == 9 && mm2.credit == -1);
     AGAIN();
 
     herd_msg_reason r = { herd_pstr_c("") }, r2;           /* an empty str: msgpack-c gives it no pointer */
