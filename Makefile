@@ -247,7 +247,7 @@ $(BUILD)/tests/conformance/%.so: $(BUILD)/obj/tests/conformance/%.o
 # finds libherd.so.0 at run time without LD_LIBRARY_PATH or ldconfig.
 PC_RPATH = $(if $(filter /usr /usr/,$(PREFIX)),,-Wl,-rpath,$${libdir} )
 define write_pc
-	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: herd\nDescription: run a program'"'"'s tasks in parallel on a cluster of workers\nVersion: %s\nRequires.private: libevent msgpack yaml-0.1 libcurl openssl jansson\nLibs: -L$${libdir} %s-lherd\nCflags: -I$${includedir}\n' '$(PREFIX)' '$(VERSION)' '$(PC_RPATH)' > $(1)
+	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: herd\nDescription: run a program'"'"'s tasks in parallel on a cluster of workers\nVersion: %s\nRequires.private: libevent msgpack yaml-0.1 openssl jansson\nLibs: -L$${libdir} %s-lherd\nCflags: -I$${includedir}\n' '$(PREFIX)' '$(VERSION)' '$(PC_RPATH)' > $(1)
 endef
 
 $(BUILD)/herd.pc: Makefile
