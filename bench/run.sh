@@ -23,7 +23,9 @@
 #
 # `sh bench/run.sh --table [FILE]` prints the table again from saved RESULT
 # lines (default $BUILD/bench/results.txt) without running anything;
-# `sh bench/run.sh --timeseries` runs the timeseries pipeline alone.
+# `sh bench/run.sh --timeseries` runs the timeseries pipeline alone;
+# `sh bench/run.sh --data` runs only the data-plane rows (both sides'
+# --data-only), without the timeseries pipeline or the ssh benchmark.
 
 BUILD=${BUILD:-build}
 PYTHON=${PYTHON:-/usr/bin/python3}
@@ -106,6 +108,12 @@ echo "== cluster: 2 worker processes x 1 thread, temporary, local (adaptive: 0 t
 
 only_ts=0
 [ "$1" = "--timeseries" ] && only_ts=1
+if [ "$1" = "--data" ]; then
+    HERD_BENCH_ARGS="--data-only $HERD_BENCH_ARGS"
+    DASK_BENCH_ARGS="--data-only $DASK_BENCH_ARGS"
+    HERD_BENCH_TS=0
+    HERD_BENCH_SSH=0
+fi
 
 # ---- herd ----
 if [ $only_ts = 1 ]; then

@@ -254,6 +254,7 @@ static void read_cb(struct bufferevent *bev, void *arg)
     while (!c->dead && c->on_msg) {
         size_t avail = evbuffer_get_length(in);
         if (c->raw_on) {            /* raw bytes outside frames: straight to the caller's buffer */
+            if (!c->raw_dst) break; /* herd_conn_raw_input: the caller reads them itself */
             size_t n = avail < c->raw_left ? avail : c->raw_left;
             if (n) {
                 evbuffer_remove(in, c->raw_dst, n);
@@ -408,35 +409,15 @@ void herd_conn_read_raw(herd_conn *c, char *dst, size_t n, herd_conn_fn done)
     c->raw_done = done;
 }
 
-int herd_conn_finish_raw(herd_conn *c, double timeout_s)
+struct evbuffer *herd_conn_raw_input(herd_conn *c)
 {
-    if (!c->raw_on || !c->bev) return -EINVAL;
-    bufferevent_disable(c->bev, EV_READ);
-    struct evbuffer *in = bufferevent_get_input(c->bev);
-    size_t n = evbuffer_get_length(in);
-    if (n > c->raw_left) n = c->raw_left;
-    if (n) {
-        evbuffer_remove(in, c->raw_dst, n);
-        c->raw_dst += n;
-        c->raw_left -= n;
-    }
-    int fd = bufferevent_getfd(c->bev), ms = timeout_s > 0 && timeout_s < 1e6 ? (int)(timeout_s * 1000) : -1;
-    while (c->raw_left) {
-        struct pollfd p = { .fd = fd, .events = POLLIN };
-        int pr = poll(&p, 1, ms);
-        if (pr < 0 && errno == EINTR) continue;
-        if (pr == 0) return -ETIMEDOUT;
-        ssize_t r = recv(fd, c->raw_dst, c->raw_left < ((size_t)1 << 30) ? c->raw_left : (size_t)1 << 30, 0);
-        if (r < 0 && (errno == EINTR || errno == EAGAIN)) continue;
-        if (r <= 0) return r == 0 ? -ECONNRESET : -errno;
-        c->raw_dst += r;
-        c->raw_left -= (size_t)r;
-    }
-    c->raw_on = 0;
-    herd_conn_fn done = c->raw_done;
+    if (!c->bev) return NULL;
+    c->raw_on = 1;
+    c->raw_dst = NULL;
+    c->raw_left = 0;
     c->raw_done = NULL;
-    if (done) done(c, c->ud);
-    return 0;
+    bufferevent_disable(c->bev, EV_READ);
+    return bufferevent_get_input(c->bev);
 }
 
 int herd_conn_add_ref(herd_conn *c, const void *data, size_t len, herd_conn_ref_cleanup cleanup, void *arg)

@@ -104,12 +104,12 @@ void herd_conn_fail(herd_conn *c, const char *why);
  * then done(c, ud) runs and framing resumes. The rest of that frame is not
  * read: a peer sends such a message alone in its frame. */
 void herd_conn_read_raw(herd_conn *c, char *dst, size_t n, herd_conn_fn done);
-/* Outside the loop, on a plain (not TLS) connection: finish the raw read in
- * progress with blocking reads straight from the socket into dst (no copy
- * through the input buffer), then call done; reading through the loop stays
- * off. 0, or a negative code (-ETIMEDOUT after timeout_s without a byte,
- * -ECONNRESET when the peer closed). */
-int herd_conn_finish_raw(herd_conn *c, double timeout_s);
+/* Inside on_msg or outside the loop, on a plain (not TLS) connection: what
+ * follows the current frame's message is raw and the caller reads it itself:
+ * first from the returned input buffer (bytes already read), then from the
+ * socket (herd_conn_fd). Reading through the loop stops for good. NULL once
+ * closed. */
+struct evbuffer *herd_conn_raw_input(herd_conn *c);
 /* Queue len bytes at data after what is queued (pending messages are
  * written first), by reference, not copied: cleanup(data, len, arg) runs
  * once they are sent or the connection is freed. 0 or a negative code. */

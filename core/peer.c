@@ -11,16 +11,19 @@
  * PIECE bytes while less than QUEUED is queued (send_value and pump). A
  * malformed or unexpected message closes that one connection with a log line.
  * A peer of this host asks with GETFD instead: its bytes payloads of 1 MiB or
- * more are not sent but handed over as sealed memfds (shm.c), attached to the
- * value's first raw byte, which send_fds writes straight to the socket once
- * nothing else is queued (a bufferevent cannot carry descriptors).
- * The fetch side is a blocking call with a private event loop (an executor
- * thread, or a thread reading a future) — for unix:// peers plain blocking
- * reads (recvmsg, so the descriptors are taken: peer_local.c); the budget bounds
- * what a process fetches at once. */
+ * more that already live in a sealed memfd are not sent but handed over as
+ * those memfds (shm.c), attached to the value's first raw byte, which
+ * send_fds writes straight to the socket once nothing else is queued (a
+ * bufferevent cannot carry descriptors); its other payloads stream as bytes,
+ * over 4 MiB socket buffers. The fetch side is a blocking call with a private
+ * event loop (an executor thread, or a thread reading a future) until DATA;
+ * on a plain socket the value is then read as it arrives (fetch_read.c); for
+ * unix:// peers plain blocking reads throughout (recvmsg, so the descriptors
+ * are taken: peer_local.c); the budget bounds what a process fetches at once. */
 #include "peer.h"
 #include "peer_local.h"
 #include "comm.h"
+#include "fetch_read.h"
 #include "proto.h"
 #include "shm.h"
 #include "value_int.h"
@@ -30,6 +33,7 @@
 #include <netinet/in.h>
 #include <openssl/crypto.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -62,15 +66,17 @@ struct herd_peer_server {
     herd_store *st;
     pconn *conns;
     int nconns;
+    _Atomic uint64_t values, bytes, fds;     /* herd_peer_counts */
 };
 
 /* One value on its way out: the pieces still to add, and a count of those
  * added but not yet sent (+1 while the sender still adds), so the value
  * outlives every reference the output holds to it. */
 /* The descriptors one answer hands over (shm.c): bytes payloads of
- * HERD_SHM_MIN or more, each sent once; those not already in a sealed memfd
- * are copied into a new one (own: closed once sent). */
-typedef struct fdset { int fds[HERD_SHM_MAX_FDS], own[HERD_SHM_MAX_FDS]; const void *ptr[HERD_SHM_MAX_FDS]; int n; } fdset;
+ * HERD_SHM_MIN or more that already live in a sealed memfd, each sent once
+ * (borrowed from the value, which the xfer keeps alive). Other payloads are
+ * streamed: the fetcher reads them straight into buffers of its own. */
+typedef struct fdset { int fds[HERD_SHM_MAX_FDS]; const void *ptr[HERD_SHM_MAX_FDS]; int n; } fdset;
 
 struct xfer {
     fdset *fs;                 /* descriptors still to send with the first raw byte, or NULL */
@@ -108,17 +114,10 @@ static void plog(const herd_peer_server *ps, int level, const char *fmt, ...)
 }
 
 /* ---- one value out ---- */
-static void fdset_free(fdset *fs)
-{
-    for (int i = 0; fs && i < fs->n; i++)
-        if (fs->own[i]) close(fs->fds[i]);
-    free(fs);
-}
-
 static void xfer_unref(xfer *x)
 {
     if (--x->refs) return;
-    fdset_free(x->fs);
+    free(x->fs);
     if (x->have_vb) msgpack_vrefbuffer_destroy(&x->vb);
     herd_blob_unref(x->b);
     free(x);
@@ -171,13 +170,9 @@ static int fdref(void *ud, const herd_value *bytes)
     for (int i = 0; i < fs->n; i++)
         if (fs->ptr[i] == p) return i;
     if (fs->n == HERD_SHM_MAX_FDS) return -1;            /* the rest travel as bytes */
-    int fd = herd_bytes_memfd(bytes), own = 0;
-    if (fd < 0) {
-        if (herd_shm_copy(p, len, &fd)) return -1;       /* no memfd: as bytes */
-        own = 1;
-    }
+    int fd = herd_bytes_memfd(bytes);
+    if (fd < 0) return -1;                               /* not in a sealed memfd: streamed */
     fs->fds[fs->n] = fd;
-    fs->own[fs->n] = own;
     fs->ptr[fs->n] = p;
     return fs->n++;
 }
@@ -200,7 +195,7 @@ static void send_fds(herd_conn *c, void *ud)
         struct pollfd pf = { fd, POLLOUT, 0 };
         if (poll(&pf, 1, IO_WAIT_MS) <= 0) break;
     }
-    fdset_free(x->fs);
+    free(x->fs);
     x->fs = NULL;
     if (rc) {
         plog(pc->ps, HERD_LOG_WARN, "cannot hand a value's descriptors to %s: %s", herd_conn_peer(c), strerror(-rc));
@@ -257,6 +252,11 @@ static void send_value(pconn *pc, uint64_t key, int fds)
         if (x) xfer_unref(x); else herd_blob_unref(b);
         herd_conn_fail(pc->c, "cannot send a value");
         return;
+    }
+    if (x) {
+        atomic_fetch_add(&ps->values, 1);
+        atomic_fetch_add(&ps->bytes, len);
+        if (x->fs) atomic_fetch_add(&ps->fds, (uint64_t)x->fs->n);
     }
     herd_msg_data d = { key, x ? (int64_t)len : -1 };
     herd_proto_pack_data(herd_conn_buf(pc->c), &d);
@@ -380,6 +380,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
         close(fd);
         return;
     }
+    if (ps->path[0]) herd_peer_sock_bufs(fd);       /* a peer of this host: values stream at memory speed */
     herd_err e;
     struct bufferevent *bev = ps->tls ? herd_tls_accept(ps->tls, ps->base, fd, &e)
                                       : bufferevent_socket_new(ps->base, fd, BEV_OPT_CLOSE_ON_FREE);
@@ -490,6 +491,13 @@ void herd_peer_server_stop(herd_peer_server *ps)
 
 const char *herd_peer_server_address(const herd_peer_server *ps) { return ps->address; }
 
+void herd_peer_server_counts(const herd_peer_server *ps, herd_peer_counts *out)
+{
+    out->values = atomic_load(&ps->values);
+    out->bytes = atomic_load(&ps->bytes);
+    out->fds = atomic_load(&ps->fds);
+}
+
 /* ---- fetch ---- */
 typedef struct fetch {
     struct event_base *base;
@@ -503,6 +511,7 @@ typedef struct fetch {
     herd_err *err;
     double timeout_s;
     int tls;
+    struct evbuffer *in;       /* plain TCP, DATA read: the value's bytes already read */
 } fetch;
 
 static void fetch_end(fetch *f, int rc)
@@ -527,7 +536,7 @@ static void fetch_msg(herd_conn *c, const msgpack_object *msg, void *ud)
     fetch *f = ud;
     herd_err e;
     int op = herd_proto_op(msg, &e), rc = 0;
-    if (f->done || f->data) {
+    if (f->done || f->data || f->in) {
         rc = herd_err_set(f->err, -HERD_EPROTO, "peer %s sent %s out of turn", f->address, herd_proto_op_name(op));
     } else if (op == OP_REFUSE) {
         herd_msg_reason r;
@@ -551,14 +560,16 @@ static void fetch_msg(herd_conn *c, const msgpack_object *msg, void *ud)
                 f->admitted = f->n;
                 herd_conn_set_timeouts(c, f->timeout_s, f->timeout_s);    /* the wait was not the peer's silence */
             }
+            if (!f->tls) {            /* plain TCP: read as it comes, once the loop is left (fetch_read.c) */
+                f->in = herd_conn_raw_input(c);
+                event_base_loopbreak(f->base);
+                return;
+            }
             if (!(f->data = malloc(f->n)))
                 rc = herd_err_set(f->err, -ENOMEM, "peer %s: no memory for a value of %zu bytes", f->address, f->n);
             else {
                 herd_conn_set_limits(c, IO_MAX, 0);       /* the read watermark: big reads */
-                herd_conn_read_raw(c, f->data, f->n, fetch_raw_done);
-                /* plain sockets: the rest is read straight into the buffer once
-                 * the loop is left (herd_conn_finish_raw); TLS through the loop */
-                if (!f->tls) event_base_loopbreak(f->base);
+                herd_conn_read_raw(c, f->data, f->n, fetch_raw_done);     /* TLS: through the loop */
                 return;
             }
         }
@@ -611,11 +622,13 @@ int herd_peer_fetch(const char *address, const herd_peer_auth *auth, uint64_t ke
         herd_proto_pack_get(herd_conn_buf(c), &g);
         herd_conn_end(c);
         event_base_dispatch(f.base);
-        if (!f.done && f.data && !f.tls && (rc = herd_conn_finish_raw(c, timeout_s)) && !f.done)
-            herd_err_set(err, -HERD_ECLOSED, "peer %s: the transfer broke off: %s", address, strerror(-rc));
-        if (!f.done && !rc) rc = herd_err_set(err, -HERD_ECLOSED, "peer %s: the transfer ended unfinished", address);
-        else if (f.done) rc = f.rc;
-        else rc = -HERD_ECLOSED;
+        herd_err e;
+        if (!f.done && f.in) {
+            if ((rc = herd_fetch_read_value(herd_conn_fd(c), f.in, f.n, 0, auth ? auth->budget : NULL, timeout_s, &f.v,
+                                            &e)))
+                herd_err_set(err, rc, "peer %s: %s", address, e.msg);
+        } else if (!f.done) rc = herd_err_set(err, -HERD_ECLOSED, "peer %s: the transfer ended unfinished", address);
+        else rc = f.rc;
     }
     if (c) herd_conn_free(c);
     herd_event_base_drain_free(f.base);

@@ -20,6 +20,10 @@ typedef struct herd_peer_server herd_peer_server;
  * event loop; many connections are served at once. */
 int herd_peer_server_start(herd_peer_server **out, const char *listen_addr, const char *token, herd_tls *tls,
                            herd_store *st, const char *name, herd_err *err);
+/* What a server has sent since it started: values answered, their bytes
+ * written through the socket, payloads handed over as memfd descriptors. */
+typedef struct herd_peer_counts { uint64_t values, bytes, fds; } herd_peer_counts;
+void herd_peer_server_counts(const herd_peer_server *ps, herd_peer_counts *out);
 /* Stop serving, close every connection, join the thread, remove the socket. */
 void herd_peer_server_stop(herd_peer_server *ps);
 /* The address peers dial: "unix:///…", "tcp://IP:PORT" or "tls://IP:PORT". */
@@ -27,8 +31,9 @@ const char *herd_peer_server_address(const herd_peer_server *ps);
 
 /* Fetch key's value from the peer at address within timeout_s seconds of
  * silence: *out gets it (new; from a unix:// peer, of this host, its bytes
- * payloads of 1 MiB or more are read-only maps of the holder's sealed memfds:
- * GETFD, shm.h). -ENOENT when the peer does not hold it,
+ * payloads of 1 MiB or more that the holder keeps in sealed memfds are
+ * read-only maps of them, GETFD, shm.h; the others of that size are read
+ * straight from the socket into buffers of their own, peer_local.c). -ENOENT when the peer does not hold it,
  * -HERD_EAUTH when it refuses the token, -HERD_ECLOSED when it cannot be
  * connected to at all (refused, unreachable: a relay may help), another
  * negative code when the answer is malformed or breaks off; err says which. */

@@ -2,9 +2,13 @@
  * unix:// peer server, peer.c): plain blocking reads with recvmsg, so the
  * memfd descriptors the server attaches to the value's first raw byte are
  * taken, checked and mapped (shm.c) instead of the bytes crossing the socket.
- * GETFD asks for them; herd_peer_fetch calls this for every unix:// address. */
+ * GETFD asks for them; herd_peer_fetch calls this for every unix:// address.
+ * Payloads not in a sealed memfd come as bytes, read as they arrive
+ * (fetch_read.c) over socket buffers of HERD_PEER_SOCKBUF, big ones straight
+ * into buffers of their own. */
 #include "peer_local.h"
 #include "comm.h"
+#include "fetch_read.h"
 #include "proto.h"
 #include "shm.h"
 #include "value_int.h"
@@ -15,35 +19,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-/* The descriptors that came with a value, and the value each became. */
-typedef struct rfds { int fds[HERD_SHM_MAX_FDS]; int n, used; herd_value *val[HERD_SHM_MAX_FDS]; } rfds;
-
-/* A payload sent as descriptor idx: checked and mapped read-only (shm.c);
- * a payload referred to twice shares its map. */
-static herd_value *fd_value(void *ud, uint32_t idx, uint64_t len, herd_err *err)
-{
-    rfds *rf = ud;
-    if (idx >= (uint32_t)rf->n) {
-        herd_err_set(err, -HERD_EPROTO, "payload refers to descriptor %u, %d came", idx, rf->n);
-        return NULL;
-    }
-    if (len < HERD_SHM_MIN || len > SIZE_MAX / 2) {
-        herd_err_set(err, -HERD_EPROTO, "payload of %llu bytes sent as a descriptor, expected %zu or more",
-                     (unsigned long long)len, HERD_SHM_MIN);
-        return NULL;
-    }
-    if (rf->val[idx]) {                   /* still alive: the decoded value holds it */
-        herd_value *c = herd_len(rf->val[idx]) == len ? herd_value_copy(rf->val[idx]) : NULL;
-        if (!c) herd_err_set(err, -HERD_EPROTO, "descriptor %u referred to with another length", idx);
-        return c;
-    }
-    void *p;
-    if (herd_shm_map(rf->fds[idx], (size_t)len, &p, err)) return NULL;
-    if (!(rf->val[idx] = herd_bytes_mapped(p, (size_t)len))) herd_err_set(err, -ENOMEM, "out of memory");
-    else rf->used++;
-    return rf->val[idx];
-}
 
 static int write_all(int fd, const void *buf, size_t n)
 {
@@ -75,6 +50,7 @@ int herd_peer_fetch_local(const char *address, const herd_peer_auth *auth, uint6
         return herd_err_set(err, -HERD_ECLOSED, "cannot reach peer %s: %s", address, strerror(-rc > 0 ? -rc : EIO));
     int fl = fcntl(fd, F_GETFL);
     if (fl >= 0) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    herd_peer_sock_bufs(fd);
     struct timeval tv = { (time_t)timeout_s + 1, 0 };
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
@@ -96,16 +72,16 @@ int herd_peer_fetch_local(const char *address, const herd_peer_auth *auth, uint6
         close(fd);
         return herd_err_set(err, -HERD_ECLOSED, "peer %s: cannot send the request: %s", address, strerror(-rc));
     }
-    rfds rf = { .n = 0 };
+    int nofds[1], nnofds = 0;          /* no descriptor may come with the answer's frame */
     herd_err e;
     e.msg[0] = '\0';
     unsigned char hdr[4];
-    char *buf = NULL, *data = NULL;
+    char *buf = NULL;
     size_t admitted = 0;
     msgpack_unpacked up;
     msgpack_unpacked_init(&up);
     /* the answer's frame: no descriptor may come with it */
-    if ((rc = herd_shm_recv(fd, hdr, 4, rf.fds, 0, &rf.n, &e))) {
+    if ((rc = herd_shm_recv(fd, hdr, 4, nofds, 0, &nnofds, &e))) {
         rc = herd_err_set(err, rc == -HERD_EPROTO ? rc : -HERD_ECLOSED, "peer %s: %s", address, e.msg);
         goto out;
     }
@@ -115,7 +91,7 @@ int herd_peer_fetch_local(const char *address, const herd_peer_auth *auth, uint6
         goto out;
     }
     if (!(buf = malloc(len))) { rc = herd_err_set(err, -ENOMEM, "out of memory"); goto out; }
-    if ((rc = herd_shm_recv(fd, buf, len, rf.fds, 0, &rf.n, &e))) {
+    if ((rc = herd_shm_recv(fd, buf, len, nofds, 0, &nnofds, &e))) {
         rc = herd_err_set(err, rc == -HERD_EPROTO ? rc : -HERD_ECLOSED, "peer %s: %s", address, e.msg);
         goto out;
     }
@@ -126,10 +102,10 @@ int herd_peer_fetch_local(const char *address, const herd_peer_auth *auth, uint6
         goto out;
     }
     if (op == OP_REFUSE) {
-        herd_msg_reason r;
-        if (herd_proto_unpack_refuse(&up.data, &r, &e)) rc = herd_err_set(err, -HERD_EPROTO, "peer %s: %s", address, e.msg);
-        else rc = herd_err_set(err, -HERD_EAUTH, "peer %s refused this connection: %.*s", address, (int)r.reason.len,
-                               r.reason.ptr);
+        herd_msg_reason why;
+        if (herd_proto_unpack_refuse(&up.data, &why, &e)) rc = herd_err_set(err, -HERD_EPROTO, "peer %s: %s", address, e.msg);
+        else rc = herd_err_set(err, -HERD_EAUTH, "peer %s refused this connection: %.*s", address, (int)why.reason.len,
+                               why.reason.ptr);
         goto out;
     }
     herd_msg_data d;
@@ -145,30 +121,15 @@ int herd_peer_fetch_local(const char *address, const herd_peer_auth *auth, uint6
         herd_fetch_budget_acquire(auth->budget, (size_t)d.nbytes);
         admitted = (size_t)d.nbytes;
     }
-    if (!(data = malloc((size_t)d.nbytes))) {
-        rc = herd_err_set(err, -ENOMEM, "peer %s: no memory for a value of %lld bytes", address, (long long)d.nbytes);
-        goto out;
+    /* the bytes, parsed as they come; descriptors come with the first of them */
+    if ((rc = herd_fetch_read_value(fd, NULL, (size_t)d.nbytes, 1, auth ? auth->budget : NULL, timeout_s, out, &e))) {
+        rc = herd_err_set(err, rc, "peer %s: %s", address, e.msg);
+        if (rc == -HERD_EPROTO) herd_log_default(NULL, HERD_LOG_WARN, err ? err->msg : e.msg);
     }
-    /* the bytes; descriptors come with the first of them */
-    if ((rc = herd_shm_recv(fd, data, (size_t)d.nbytes, rf.fds, HERD_SHM_MAX_FDS, &rf.n, &e))) {
-        rc = herd_err_set(err, rc == -HERD_EPROTO ? rc : -HERD_ECLOSED, "peer %s: the transfer broke off: %s", address,
-                          e.msg);
-        goto out;
-    }
-    if ((rc = herd_value_decode_fds(data, (size_t)d.nbytes, rf.n ? fd_value : NULL, &rf, out, &e)))
-        rc = herd_err_set(err, rc, "peer %s: the value does not decode: %s", address, e.msg);
-    else if (rf.used != rf.n) {
-        rc = herd_err_set(err, -HERD_EPROTO, "peer %s sent %d descriptors, the value uses %d", address, rf.n, rf.used);
-        herd_value_free(*out);
-        *out = NULL;
-    }
-    if (rc && rf.n) herd_log_default(NULL, HERD_LOG_WARN, err ? err->msg : "a peer's descriptors refused");
 out:
-    for (int i = 0; i < rf.n; i++) close(rf.fds[i]);
     if (admitted) herd_fetch_budget_release(auth->budget, admitted);
     msgpack_unpacked_destroy(&up);
     free(buf);
-    free(data);
     close(fd);
     return rc;
 }

@@ -59,34 +59,6 @@ int herd_shm_seal(int fd, void *p, size_t len)
     return rc;
 }
 
-int herd_shm_copy(const void *p, size_t len, int *fd)
-{
-    *fd = -1;
-    if (!len || len > (size_t)INT64_MAX) return -EINVAL;
-    int f = memfd_create("herd-value", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-    if (f < 0) return -errno;
-    const char *s = p;
-    size_t left = len;
-    while (left) {                 /* the kernel copies into the file's pages: no map, no faults here */
-        ssize_t w = write(f, s, left > (1u << 30) ? (1u << 30) : left);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) {
-            int rc = w < 0 ? -errno : -EIO;
-            close(f);
-            return rc;
-        }
-        s += w;
-        left -= (size_t)w;
-    }
-    if (fcntl(f, F_ADD_SEALS, SEALS_NEEDED | F_SEAL_SEAL)) {
-        int rc = -errno;
-        close(f);
-        return rc;
-    }
-    *fd = f;
-    return 0;
-}
-
 int herd_shm_map(int fd, size_t len, void **p, herd_err *err)
 {
     *p = NULL;
@@ -137,41 +109,57 @@ int herd_shm_send(int sock, const void *buf, size_t len, const int *fds, int nfd
     return 0;
 }
 
-int herd_shm_recv(int sock, void *buf, size_t len, int *fds, int maxfds, int *nfds, herd_err *err)
+ssize_t herd_shm_recv_some(int sock, void *buf, size_t cap, int *fds, int maxfds, int *nfds, herd_err *err)
 {
     union { struct cmsghdr h; char b[CMSG_SPACE(sizeof(int) * HERD_SHM_MAX_FDS)]; } ctl;
-    char *p = buf;
-    int rc = 0, truncated = 0;
-    *nfds = 0;
+    int truncated = 0;
+    ssize_t r;
     if (maxfds > HERD_SHM_MAX_FDS) maxfds = HERD_SHM_MAX_FDS;
-    while (len) {
-        struct iovec iov = { p, len };
+    for (;;) {
+        struct iovec iov = { buf, cap };
         struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.b, .msg_controllen = sizeof ctl.b };
-        ssize_t r = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+        r = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
         if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) {
-            rc = r == 0 ? -ECONNRESET : -errno;
-            herd_err_set(err, rc, "connection closed (%s)", strerror(-rc));
-            break;
-        }
-        if (mh.msg_flags & MSG_CTRUNC) truncated = 1;
-        for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
-            if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-            size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-            for (size_t i = 0; i < n; i++) {
-                int fd;
-                memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
-                if (*nfds < maxfds) fds[(*nfds)++] = fd;
-                else { close(fd); truncated = 1; }
+        if (r > 0) {
+            if (mh.msg_flags & MSG_CTRUNC) truncated = 1;
+            for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+                if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+                size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                for (size_t i = 0; i < n; i++) {
+                    int fd;
+                    memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+                    if (*nfds < maxfds) fds[(*nfds)++] = fd;
+                    else { close(fd); truncated = 1; }
+                }
             }
         }
-        p += r;
-        len -= (size_t)r;
+        break;
     }
-    if (!rc && truncated) rc = herd_err_set(err, -HERD_EPROTO, "a peer sent more descriptors than %d", maxfds);
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return -EAGAIN;    /* nothing yet: fds kept */
+    int rc = 0;
+    if (r <= 0) {
+        rc = r == 0 ? -ECONNRESET : -errno;
+        herd_err_set(err, rc, "connection closed (%s)", strerror(-rc));
+    } else if (truncated) {
+        rc = herd_err_set(err, -HERD_EPROTO, "a peer sent more descriptors than %d", maxfds);
+    }
     if (rc) {
         for (int i = 0; i < *nfds; i++) close(fds[i]);
         *nfds = 0;
+        return rc;
     }
-    return rc;
+    return r;
+}
+
+int herd_shm_recv(int sock, void *buf, size_t len, int *fds, int maxfds, int *nfds, herd_err *err)
+{
+    char *p = buf;
+    *nfds = 0;
+    while (len) {
+        ssize_t r = herd_shm_recv_some(sock, p, len, fds, maxfds, nfds, err);
+        if (r < 0) return (int)r;
+        p += r;
+        len -= (size_t)r;
+    }
+    return 0;
 }

@@ -1,14 +1,16 @@
 /* core/shm.h — large values between processes of one host without a copy:
- * sealed memfds (create, seal, copy into, check and map what a peer sent)
+ * sealed memfds (create, seal, check and map what a peer sent)
  * and passing their descriptors over a Unix socket (SCM_RIGHTS). */
 #ifndef HERD_SHM_H
 #define HERD_SHM_H
 #include "internal.h"
 
 #include <stddef.h>
+#include <sys/types.h>
 
-/* Payloads from this size up are handed to a peer on this host as a memfd
- * (smaller ones are copied through the socket). */
+/* Payloads from this size up that already live in a sealed memfd are handed
+ * to a peer on this host as that memfd; others of this size or more are
+ * streamed and received straight into the fetcher's own buffer (peer_local.c). */
 #define HERD_SHM_MIN ((size_t)1 << 20)
 /* Descriptors one message may carry (unix(7): 253). */
 #define HERD_SHM_MAX_FDS 253
@@ -21,8 +23,6 @@ int herd_shm_create(size_t len, int *fd, void **p);
  * sealed SHRINK|GROW|WRITE|SEAL. 0 or a negative errno (the map is then
  * still usable, the file unsealed). */
 int herd_shm_seal(int fd, void *p, size_t len);
-/* A new sealed memfd holding a copy of len (> 0) bytes at p, in *fd. */
-int herd_shm_copy(const void *p, size_t len, int *fd);
 /* Check a descriptor a peer sent for a payload of len bytes: a memfd sealed
  * against SHRINK, GROW and WRITE, exactly len bytes long; then map it
  * read-only at *p. fd stays the caller's (close it after). 0, or -HERD_EPROTO
@@ -37,4 +37,10 @@ int herd_shm_send(int sock, const void *buf, size_t len, const int *fds, int nfd
  * descriptors did not all fit (MSG_CTRUNC) is -HERD_EPROTO, its
  * descriptors closed. */
 int herd_shm_recv(int sock, void *buf, size_t len, int *fds, int maxfds, int *nfds, herd_err *err);
+/* One read of 1..cap bytes (its count, or a negative code with err set):
+ * descriptors arriving with them are added at fds[*nfds] (at most maxfds in
+ * all). -EAGAIN (nothing to read yet on a non-blocking socket, or
+ * SO_RCVTIMEO ran out) leaves everything as it was. Too many descriptors, or
+ * another error: every descriptor in fds is closed and *nfds is 0. */
+ssize_t herd_shm_recv_some(int sock, void *buf, size_t cap, int *fds, int maxfds, int *nfds, herd_err *err);
 #endif

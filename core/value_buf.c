@@ -114,21 +114,25 @@ static herd_value *map_node(void *m, size_t len, int fd, void **ptr)
     return v;
 }
 
-/* Large payloads: anonymous memory asking for transparent huge pages and
- * faulted in at once (on this project's machine, filling fresh 4 KiB pages
- * runs at half the speed), unmapped when the last copy goes. */
+/* Anonymous memory asking for transparent huge pages and faulted in at once
+ * (on this project's machine, filling fresh 4 KiB pages runs at half the
+ * speed). */
+void *herd_huge_map(size_t len)
+{
+    void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) return NULL;
+    madvise(m, len, MADV_HUGEPAGE);          /* hints: no error matters */
+    madvise(m, len, MADV_POPULATE_WRITE);
+    return m;
+}
+
+/* Large payloads: herd_huge_map, unmapped when the last copy goes. */
 HERD_API herd_value *herd_bytes_alloc(size_t len, void **ptr)
 {
     if (!ptr) return NULL;
     *ptr = NULL;
-    if (len >= HERD_SHM_MIN) {
-        void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (m != MAP_FAILED) {
-            madvise(m, len, MADV_HUGEPAGE);          /* hints: no error matters */
-            madvise(m, len, MADV_POPULATE_WRITE);
-            return map_node(m, len, -1, ptr);
-        }
-    }
+    void *m = len >= HERD_SHM_MIN ? herd_huge_map(len) : NULL;
+    if (m) return map_node(m, len, -1, ptr);
     return inline_bytes(len, ptr);
 }
 

@@ -80,6 +80,9 @@ int herd_value_share(herd_value **v);
 /* The sealed memfd holding all of bytes value v's payload, or -1. Borrowed:
  * valid while v is. */
 int herd_bytes_memfd(const herd_value *v);
+/* len (> 0) bytes of fresh anonymous memory, huge pages asked for, faulted
+ * in; NULL when mmap fails. What herd_bytes_alloc uses from HERD_SHM_MIN. */
+void *herd_huge_map(size_t len);
 /* A bytes value over len bytes of a peer's memfd mapped read-only at p
  * (taken: unmapped when the last copy goes, also on failure); counted in
  * herd_peer_mapped_bytes while it is mapped. */

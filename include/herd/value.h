@@ -69,8 +69,8 @@ HERD_API herd_value *herd_bytes_take(void *p, size_t len);
  * bytes must not change. From 1 MiB up the payload is its own anonymous
  * mapping with transparent huge pages asked for (filled about twice as fast
  * as fresh malloc memory). A dependent on the same worker reads it in place;
- * another worker of this machine gets it as one copy into a sealed memfd that
- * it maps. NULL (and *ptr NULL) when memory runs out or ptr is NULL. */
+ * another worker of this machine gets it through the Unix socket, straight
+ * into a buffer of its own (one copy). NULL (and *ptr NULL) when memory runs out or ptr is NULL. */
 HERD_API herd_value *herd_bytes_alloc(size_t len, void **ptr);
 /* The same, the payload (from 1 MiB up) in a memfd: once returned it is
  * sealed read-only and every other worker of this machine (and a flow's

@@ -1,9 +1,10 @@
 /* tests/integration/test_dataplane.c — the data plane with real worker
  * processes (and threads) and real sockets: results over 1 KiB stay on the
  * worker that computed them; values of 0 B, 1 KiB, 8 MiB, 300 MiB and 1.5 GiB
- * move worker to worker (from 1 MiB up as a memfd the reader maps) and reach
- * the client on demand; a dependent runs on the holder when it can, or where
- * the workers annotation says; a holder SIGKILLed before its value was read
+ * move worker to worker (a memfd-born one as that memfd, which the reader
+ * maps; the others through the socket) and reach the client on demand; a
+ * dependent runs on the holder when it can, or where the workers annotation
+ * says; a holder SIGKILLed before its value was read
  * has it recomputed (and one SIGKILLed after handing it over leaves its
  * reader's map whole);
  * a sub-task's big result reaches the task that asked for it; released
@@ -239,9 +240,9 @@ static void test_holder_killed_recomputed(void **state)
     tu_rmtree(dir);
 }
 
-/* The holder is SIGKILLed after handing a value over and before its reader
- * looked at it: the reader's map of the memfd stays whole (its result is
- * right), and the value is recomputed for the client. */
+/* The holder is SIGKILLed after handing a memfd-born value over and before
+ * its reader looked at it: the reader's map of the memfd stays whole (its
+ * result is right), and the value is recomputed for the client. */
 static void test_holder_killed_after_handover(void **state)
 {
     char dir[256];
@@ -251,7 +252,7 @@ static void test_holder_killed_after_handover(void **state)
     log.echo_level = HERD_LOG_ERROR + 1;
     herd_runner *r = tu_flow("{n_workers: 2, threads_per_worker: 1}", NULL, 2, &log);
     size_t n = (size_t)16 << 20;
-    herd_future *p = tu_submit(r, "t_make", herd_tuple("Iiss", (int64_t)n, 9, dir, "alloc"),
+    herd_future *p = tu_submit(r, "t_make", herd_tuple("Iiss", (int64_t)n, 9, dir, "shm"),
                                "{workers: [local-1], allow_other_workers: true}");
     herd_future *c = tu_submit(r, "t_check", herd_tuple("vIiss", herd_future_arg(p), (int64_t)n, 9, dir, "c0"),
                                "{workers: [local-0]}");

@@ -73,16 +73,6 @@ static void test_memfd_seal_and_map(void **state)
     munmap(p, 2 * MIB);
     close(fd);
 
-    char *src = malloc(3 * MIB);
-    assert_non_null(src);
-    for (size_t i = 0; i < 3 * MIB; i++) src[i] = (char)(i * 7);
-    assert_int_equal(herd_shm_copy(src, 3 * MIB, &fd), 0);
-    assert_int_equal(herd_shm_map(fd, 3 * MIB, &m, &err), 0);
-    close(fd);                                                                   /* the map survives */
-    assert_memory_equal(m, src, 3 * MIB);
-    munmap(m, 3 * MIB);
-    free(src);
-
     int pp[2];
     assert_int_equal(pipe(pp), 0);
     assert_int_equal(herd_shm_map(pp[0], MIB, &m, &err), -HERD_EPROTO);
@@ -244,15 +234,21 @@ static void test_fetch_from_server(void **state)
     assert_int_equal(herd_peer_server_start(&ps, listen_addr, "tok", NULL, st, "test", &err), 0);
     for (size_t i = 0; i < 4; i++) {
         herd_value *got = NULL;
+        herd_peer_counts c0, c1;
+        herd_peer_server_counts(ps, &c0);
         assert_int_equal(herd_peer_fetch(herd_peer_server_address(ps), &auth, 100 + i, 10, &got, &err), 0);
+        herd_peer_server_counts(ps, &c1);
         herd_blob *b = herd_store_get(st, 100 + i);
         assert_true(herd_value_equal(got, b->value));
         herd_blob_unref(b);
         const void *p = herd_as_bytes(herd_at(got, 0), NULL);
-        assert_true(sizes[i] < HERD_SHM_MIN ? !p || !in_memfd(p) : in_memfd(p));
-        if (i == 3) {
-            assert_ptr_equal(herd_as_bytes(herd_at(got, 2), NULL), p);     /* one map for both */
-            assert_true(in_memfd(herd_as_bytes(herd_at(got, 3), NULL)));   /* copied into a memfd, as [0] */
+        assert_true(i == 2 ? in_memfd(p) : !p || !in_memfd(p));    /* only the memfd-born payload is mapped */
+        assert_int_equal(c1.values - c0.values, 1);
+        assert_int_equal(c1.fds - c0.fds, i == 2 ? 1 : 0);
+        if (i == 3) {                                               /* 20 + 20 + 3 MiB through the socket */
+            assert_true(c1.bytes - c0.bytes > 43 * MIB);
+            assert_ptr_not_equal(herd_as_bytes(herd_at(got, 2), NULL), p);
+            assert_false(in_memfd(herd_as_bytes(herd_at(got, 3), NULL)));
         }
         herd_value_free(got);
     }
@@ -263,9 +259,137 @@ static void test_fetch_from_server(void **state)
     herd_fetch_budget_destroy(&budget);
 }
 
+static void fill(void *p, size_t n, unsigned seed)
+{
+    unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) b[i] = (unsigned char)(i * 131 + seed + (i >> 12));
+}
+
+static bool filled(const herd_value *v, size_t n, unsigned seed)
+{
+    size_t len;
+    const unsigned char *b = herd_as_bytes(v, &len);
+    if (herd_typeof(v) != HERD_BYTES || len != n) return false;
+    for (size_t i = 0; i < n; i++)
+        if (b[i] != (unsigned char)(i * 131 + seed + (i >> 12))) return false;
+    return true;
+}
+
+/* A herd_bytes_alloc payload of 1 MiB or more reaches a local peer through
+ * the socket, intact, into memory of the fetcher's own; a
+ * herd_bytes_alloc_shm one goes by descriptor (the server's counters say
+ * which way each went), and both mix in one value. */
+static void test_stream_and_descriptor(void **state)
+{
+    herd_store *st = herd_store_new();
+    const size_t plain_n = 5 * MIB + 3, edge_n = HERD_SHM_MIN, shm_n = 3 * MIB + 1;
+    void *p;
+    herd_value *plain = herd_bytes_alloc(plain_n, &p);
+    fill(p, plain_n, 1);
+    herd_value *edge = herd_bytes_alloc(edge_n, &p);
+    fill(p, edge_n, 2);
+    herd_value *shm = herd_bytes_alloc_shm(shm_n, &p);
+    fill(p, shm_n, 3);
+    herd_value *m = herd_map();
+    herd_map_set(m, "plain", plain);
+    herd_map_set(m, "small", herd_str("between"));
+    herd_map_set(m, "edge", edge);
+    herd_map_set(m, "shm", shm);
+    herd_map_set(m, "n", herd_int(7));
+    assert_int_equal(herd_value_share(&m), 0);
+    plain = herd_map_get(m, "plain");                              /* share may have replaced the nodes */
+    shm = herd_map_get(m, "shm");
+    assert_int_equal(herd_store_put_value(st, 1, herd_value_copy(plain), herd_wire_size(plain)), 0);
+    assert_int_equal(herd_store_put_value(st, 2, herd_value_copy(shm), herd_wire_size(shm)), 0);
+    assert_int_equal(herd_store_put_value(st, 3, m, herd_wire_size(m)), 0);
+    char path[108], listen_addr[140];
+    sock_path(path, sizeof path, "mix");
+    snprintf(listen_addr, sizeof listen_addr, "unix://%s", path);
+    herd_peer_server *ps;
+    herd_err err = { 0 };
+    assert_int_equal(herd_peer_server_start(&ps, listen_addr, "tok", NULL, st, "test", &err), 0);
+    herd_peer_auth auth = { "tok", NULL, NULL };
+    herd_peer_counts c0, c1;
+    herd_value *got = NULL;
+
+    herd_peer_server_counts(ps, &c0);                              /* plain: streamed */
+    assert_int_equal(herd_peer_fetch(herd_peer_server_address(ps), &auth, 1, 10, &got, &err), 0);
+    herd_peer_server_counts(ps, &c1);
+    assert_true(filled(got, plain_n, 1));
+    assert_false(in_memfd(herd_as_bytes(got, NULL)));
+    assert_int_equal(c1.fds - c0.fds, 0);
+    assert_true(c1.bytes - c0.bytes >= plain_n);
+    herd_value_free(got);
+
+    herd_peer_server_counts(ps, &c0);                              /* alloc_shm: one descriptor, a few bytes */
+    assert_int_equal(herd_peer_fetch(herd_peer_server_address(ps), &auth, 2, 10, &got, &err), 0);
+    herd_peer_server_counts(ps, &c1);
+    assert_true(filled(got, shm_n, 3));
+    assert_true(in_memfd(herd_as_bytes(got, NULL)));
+    assert_int_equal(c1.fds - c0.fds, 1);
+    assert_true(c1.bytes - c0.bytes < 64);
+    herd_value_free(got);
+
+    herd_peer_server_counts(ps, &c0);                              /* both in one value */
+    assert_int_equal(herd_peer_fetch(herd_peer_server_address(ps), &auth, 3, 10, &got, &err), 0);
+    herd_peer_server_counts(ps, &c1);
+    assert_true(filled(herd_map_get(got, "plain"), plain_n, 1));
+    assert_true(filled(herd_map_get(got, "edge"), edge_n, 2));
+    assert_true(filled(herd_map_get(got, "shm"), shm_n, 3));
+    assert_string_equal(herd_as_str(herd_map_get(got, "small")), "between");
+    assert_int_equal(herd_as_int(herd_map_get(got, "n")), 7);
+    assert_false(in_memfd(herd_as_bytes(herd_map_get(got, "edge"), NULL)));
+    assert_true(in_memfd(herd_as_bytes(herd_map_get(got, "shm"), NULL)));
+    assert_int_equal(c1.fds - c0.fds, 1);
+    assert_true(c1.bytes - c0.bytes >= plain_n + edge_n && c1.bytes - c0.bytes < plain_n + edge_n + shm_n);
+    herd_value_free(got);
+    herd_peer_server_stop(ps);
+    herd_store_free(st);
+}
+
+/* With a budget, a fetched payload's buffer is kept once its value is freed
+ * and the next fetch of that size reads into it; a buffer still out when the
+ * budget goes is unmapped with its value (ASan checks). */
+static void test_fetch_buffer_reuse(void **state)
+{
+    herd_store *st = herd_store_new();
+    const size_t n = 2 * MIB + 5;
+    void *p;
+    herd_value *v = herd_bytes_alloc(n, &p);
+    fill(p, n, 9);
+    assert_int_equal(herd_value_share(&v), 0);
+    assert_int_equal(herd_store_put_value(st, 1, v, herd_wire_size(v)), 0);
+    char path[108], listen_addr[140];
+    sock_path(path, sizeof path, "reuse");
+    snprintf(listen_addr, sizeof listen_addr, "unix://%s", path);
+    herd_peer_server *ps;
+    herd_err err = { 0 };
+    assert_int_equal(herd_peer_server_start(&ps, listen_addr, NULL, NULL, st, "test", &err), 0);
+    herd_fetch_budget budget;
+    assert_int_equal(herd_fetch_budget_init(&budget, 64 * MIB), 0);          /* keeps up to 4 MiB */
+    herd_peer_auth auth = { NULL, NULL, &budget };
+    herd_value *a = NULL, *b = NULL, *c = NULL;
+    assert_int_equal(herd_peer_fetch(herd_peer_server_address(ps), &auth, 1, 10, &a, &err), 0);
+    assert_true(filled(a, n, 9));
+    const void *first = herd_as_bytes(a, NULL);
+    herd_value_free(a);
+    assert_int_equal(herd_peer_fetch(herd_peer_server_address(ps), &auth, 1, 10, &b, &err), 0);
+    assert_ptr_equal(herd_as_bytes(b, NULL), first);                         /* the same buffer again */
+    assert_true(filled(b, n, 9));
+    assert_int_equal(herd_peer_fetch(herd_peer_server_address(ps), &auth, 1, 10, &c, &err), 0);
+    assert_ptr_not_equal(herd_as_bytes(c, NULL), first);                     /* in use: a fresh one */
+    assert_true(filled(c, n, 9));
+    herd_value_free(b);
+    herd_fetch_budget_destroy(&budget);                                      /* c outlives its budget */
+    assert_true(filled(c, n, 9));
+    herd_value_free(c);
+    herd_peer_server_stop(ps);
+    herd_store_free(st);
+}
+
 /* A hostile peer: answers one GET with a descriptor reference and the
  * descriptor the test chose. */
-typedef struct evil { int lfd; int fds[3]; int nfds; size_t len; int on_header; } evil;
+typedef struct evil { int lfd; int fds[3]; int nfds; size_t len; int on_header; size_t cut; int plain; } evil;
 
 static void read_frame(int fd)
 {
@@ -301,16 +425,17 @@ static void *evil_main(void *arg)
     msgpack_sbuffer_init(&body);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &body, msgpack_sbuffer_write);
-    assert_int_equal(herd_value_pack_fds(&pk, v, idx0, NULL), 0);
+    if (e->plain) assert_int_equal(herd_value_pack(&pk, v), 0);   /* the bytes themselves (DATA short by cut) */
+    else assert_int_equal(herd_value_pack_fds(&pk, v, idx0, NULL), 0);
     herd_value_free(v);
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
-    herd_msg_data d = { 42, (int64_t)body.size };
+    herd_msg_data d = { 42, (int64_t)(body.size - e->cut) };
     assert_int_equal(herd_proto_pack_data(&sb, &d), 0);
     unsigned char hdr[4] = { (unsigned char)(sb.size >> 24), (unsigned char)(sb.size >> 16),
                              (unsigned char)(sb.size >> 8), (unsigned char)sb.size };
     /* the fetcher may hang up as soon as it sees what is wrong: no SIGPIPE, errors ignored */
-    if (e->on_header) {                 /* descriptors with the answer's frame: not where they go */
+    if (e->on_header == 1) {                 /* descriptors with the answer's frame: not where they go */
         herd_shm_send(c, hdr, 4, e->fds, e->nfds);
         put(c, sb.data, sb.size);
         put(c, body.data, body.size);
@@ -318,7 +443,7 @@ static void *evil_main(void *arg)
         put(c, hdr, 4);
         put(c, sb.data, sb.size);
         herd_shm_send(c, body.data, 1, e->fds, e->nfds);
-        put(c, body.data + 1, body.size - 1);
+        put(c, body.data + 1, body.size - 1 - e->cut);
     }
     msgpack_sbuffer_destroy(&sb);
     msgpack_sbuffer_destroy(&body);
@@ -329,15 +454,15 @@ static void *evil_main(void *arg)
 }
 
 /* Fetch key 42 from a hostile peer sending fds; the error's text. */
-static int fetch_evil_at(const int *fds, int nfds, size_t len, int on_header, char *msg, size_t cap)
+static int fetch_evil_cut(const int *fds, int nfds, size_t len, int on_header, size_t cut, char *msg, size_t cap)
 {
     char path[108];
     sock_path(path, sizeof path, "evil");
     unlink(path);
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
     snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
-    evil e = { .nfds = nfds, .len = len, .on_header = on_header };
-    memcpy(e.fds, fds, sizeof(int) * (size_t)nfds);
+    evil e = { .nfds = nfds, .len = len, .on_header = on_header, .cut = cut, .plain = cut || on_header == 2 };
+    if (nfds) memcpy(e.fds, fds, sizeof(int) * (size_t)nfds);
     e.lfd = socket(AF_UNIX, SOCK_STREAM, 0);
     assert_int_equal(bind(e.lfd, (struct sockaddr *)&sa, sizeof sa), 0);
     assert_int_equal(listen(e.lfd, 1), 0);
@@ -355,6 +480,11 @@ static int fetch_evil_at(const int *fds, int nfds, size_t len, int on_header, ch
     close(e.lfd);
     unlink(path);
     return rc;
+}
+
+static int fetch_evil_at(const int *fds, int nfds, size_t len, int on_header, char *msg, size_t cap)
+{
+    return fetch_evil_cut(fds, nfds, len, on_header, 0, msg, cap);
 }
 
 static int fetch_evil(const int *fds, int nfds, size_t len, char *msg, size_t cap)
@@ -385,7 +515,13 @@ static void test_fetch_refuses_bad_descriptors(void **state)
     assert_int_equal(fetch_evil_at(&fd, 1, 2 * MIB, 1, msg, sizeof msg), -HERD_EPROTO); /* with the frame */
     assert_non_null(strstr(msg, "more descriptors than 0"));
     assert_int_equal(fetch_evil(&fd, 0, 2 * MIB, msg, sizeof msg), -HERD_EPROTO);     /* none came */
-    assert_non_null(strstr(msg, "ext type 2"));
+    assert_non_null(strstr(msg, "payload refers to descriptor 0, 0 came"));
+    /* a streamed payload longer than the value DATA announced: refused before it is read */
+    assert_int_equal(fetch_evil_cut(NULL, 0, 2 * MIB, 0, 100, msg, sizeof msg), -HERD_EPROTO);
+    assert_non_null(strstr(msg, "truncated: a payload of 2097152 bytes"));
+    assert_int_equal(fetch_evil_cut(&fd, 1, 2 * MIB, 2, 0, msg, sizeof msg), -HERD_EPROTO);   /* a stray descriptor */
+    assert_non_null(strstr(msg, "sent 1 descriptors, the value uses 0"));
+    assert_int_equal(fetch_evil_cut(NULL, 0, 2 * MIB, 2, 0, msg, sizeof msg), 0);            /* without it: fine */
     munmap(p, 2 * MIB);
     close(fd);
     close(pp[0]);
@@ -396,6 +532,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_memfd_seal_and_map),
+        cmocka_unit_test(test_stream_and_descriptor),
+        cmocka_unit_test(test_fetch_buffer_reuse),
         cmocka_unit_test(test_fd_passing),
         cmocka_unit_test(test_bytes_alloc_share),
         cmocka_unit_test(test_fetch_from_server),
