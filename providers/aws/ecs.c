@@ -2,7 +2,8 @@
  * dask_cloudprovider.aws.*): herd workers as ECS tasks, through the AWS
  * client of this directory (no SDK). The scheduler stays in this process and
  * listens where the tasks can dial it back (scheduler_listen: this machine's
- * address on the route to the ECS endpoint, or client_kwargs.listen). This
+ * address on the route to the ECS endpoint, or client_kwargs.listen), or,
+ * with fargate_scheduler, runs as a task too (start_scheduler, ecs_sched.c). This
  * file is the hub: the cluster's life, the hooks and the two descriptors;
  * ecs.h says which file does the rest. */
 #include "ecs.h"
@@ -73,6 +74,7 @@ static int ec_create(herd_cluster **out, const herd_value *kw, const herd_cluste
    client_kwargs.listen overrides this. */
 static int listen_hook(herd_cluster *c, char *out, size_t cap, herd_err *err)
 {
+    if (c->set.fargate_scheduler) { out[0] = 0; return 0; }   /* not asked: the scheduler is a task */
     char host[256];
     const char *ep = c->set.endpoint_url ? c->set.endpoint_url : getenv("AWS_ENDPOINT_URL");
     if (ep && strstr(ep, "://")) {
@@ -97,15 +99,35 @@ static int listen_hook(herd_cluster *c, char *out, size_t cap, herd_err *err)
     return 0;
 }
 
+/* the sweep, then what the cluster creates, once; called with api_mu held */
+static int set_up(herd_cluster *c, herd_err *err)
+{
+    if (c->set_up) return 0;
+    if (!c->set.skip_cleanup) ecs_sweep(c);
+    int rc = ecs_setup(c, err);
+    if (!rc) c->set_up = true;
+    return rc;
+}
+
+/* fargate_scheduler: the scheduler as a task (ecs_sched.c), after what the
+   cluster creates; else declined (an empty address: it runs in this process) */
+static int start_scheduler(herd_cluster *c, char *out, size_t cap, herd_err *err)
+{
+    out[0] = 0;
+    if (!c->set.fargate_scheduler) return 0;
+    pthread_mutex_lock(&c->api_mu);
+    int rc = set_up(c, err);
+    if (!rc) rc = ecs_sched_start(c, out, cap, err);
+    pthread_mutex_unlock(&c->api_mu);
+    if (rc) out[0] = 0;
+    return rc;
+}
+
 static int start(herd_cluster *c, herd_err *err)
 {
     pthread_mutex_lock(&c->api_mu);
-    if (!c->set_up && !c->set.skip_cleanup) ecs_sweep(c);
-    int rc = c->set_up ? 0 : ecs_setup(c, err);
-    if (!rc) {
-        c->set_up = true;
-        if (!c->poller_on) rc = ecs_poll_start(c, err);
-    }
+    int rc = set_up(c, err);
+    if (!rc && !c->poller_on) rc = ecs_poll_start(c, err);
     if (!rc && c->set.n_workers) rc = ecs_run(c, c->set.n_workers, err);
     if (!rc) herd_log(c->env, HERD_LOG_INFO, "%s: %d workers started (%lu AWS requests so far)", c->cls,
                       c->set.n_workers, aws_client_calls(c->aws));
@@ -175,6 +197,7 @@ static void close_hook(herd_cluster *c)
     pthread_mutex_lock(&c->api_mu);
     ecs_poll_stop(c);
     ecs_stop_all(c, 300);
+    ecs_sched_stop(c);   /* after the workers: they may still report to it */
     ecs_teardown(c);
     pthread_mutex_unlock(&c->api_mu);
     herd_log(c->env, HERD_LOG_INFO, "%s: closed (%zu workers ever started, %lu AWS requests in all)", c->cls, c->nw,
@@ -187,6 +210,7 @@ HERD_PROVIDER(FargateCluster) = {
                        ecs_params),
     .create = fg_create, .start = start, .scale_up = scale_up, .retire = retire, .status = status,
     .close = close_hook, .scheduler_listen = listen_hook,
+    .start_scheduler = start_scheduler,
 };
 
 HERD_PROVIDER(ECSCluster) = {
@@ -194,6 +218,7 @@ HERD_PROVIDER(ECSCluster) = {
                        "fargate_workers)", ecs_params),
     .create = ec_create, .start = start, .scale_up = scale_up, .retire = retire, .status = status,
     .close = close_hook, .scheduler_listen = listen_hook,
+    .start_scheduler = start_scheduler,
 };
 
 HERD_API const herd_provider *const herd_providers[] = { &FargateCluster, &ECSCluster, NULL };

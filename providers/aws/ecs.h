@@ -22,8 +22,8 @@ typedef struct ecs_settings {
     char **task_role_policies, **subnets, **security_groups;   /* NULL-terminated */
     herd_value *environment, *tags;                             /* maps of strings */
     herd_value *volumes, *mount_points;                         /* lists of maps (task definition's shapes) */
-    int n_workers, worker_cpu, worker_mem, nthreads, logs_retention, worker_gpu;
-    bool fargate, spot, private_ip, skip_cleanup;
+    int n_workers, worker_cpu, worker_mem, nthreads, logs_retention, worker_gpu, scheduler_cpu, scheduler_mem;
+    bool fargate_scheduler, fargate, spot, private_ip, skip_cleanup;
     double poll_interval;
 } ecs_settings;
 
@@ -51,6 +51,7 @@ struct herd_cluster {
     size_t nw, capw;
     unsigned next_id;
     char dial[64];               /* the address tasks dial the scheduler at */
+    char sched_arn[256];         /* the scheduler task (fargate_scheduler), "" when none runs */
     /* what the cluster uses, and what it created itself (deleted on close) */
     char cluster_arn[256], cluster_name[256], log_group[256], vpc[64], sg_made[64];
     char container[256], exec_role[256], task_role[256], exec_role_made[128], task_role_made[128], td_arn[512];
@@ -78,6 +79,14 @@ void ecs_poll_stop(herd_cluster *c);
 int  ecs_describe(herd_cluster *c, herd_err *err);    /* one DescribeTasks round over live tasks */
 int  ecs_stop_task(herd_cluster *c, const char *arn, const char *reason, herd_err *err);
 void ecs_stop_all(herd_cluster *c, double timeout);   /* StopTask each live task, wait for STOPPED */
+
+/* ecs_sched.c: the scheduler as an ECS task (fargate_scheduler) */
+#define ECS_SCHED_PORT 8786
+int  ecs_sched_start(herd_cluster *c, char *addr_out, size_t cap, herd_err *err);   /* RunTask, RUNNING, its address */
+void ecs_sched_stop(herd_cluster *c);                                             /* StopTask, wait for STOPPED */
+json_t *ecs_task_request(herd_cluster *c, int count, json_t *cmd, json_t *envl);  /* RunTask's request (steals) */
+json_t *ecs_worker_environment(herd_cluster *c, const char *const *envp);              /* envp, then the user's */
+const char *ecs_task_ip(json_t *task);                                           /* its private IPv4 address */
 
 /* ecs_sweep.c: what runs of this machine whose process is gone left, found
    by tag account-wide (the region's), stopped and deleted */

@@ -18,8 +18,8 @@ typedef struct ecs_kw {
     const char *task_role_arn, *logs_group, *logs_prefix, *vpc, *platform_version, *cpu_architecture;
     const char *region_name, *endpoint_url, *worker_command;
     const herd_value *task_role_policies, *subnets, *security_groups, *environment, *tags, *volumes, *mount_points;
-    int n_workers, worker_cpu, worker_mem, worker_nthreads, logs_retention, worker_gpu;
-    bool fargate_spot, private_ip, skip_cleanup;   /* fargate_workers is read from the map: null means the class's default */
+    int n_workers, worker_cpu, worker_mem, worker_nthreads, logs_retention, worker_gpu, scheduler_cpu, scheduler_mem;
+    bool fargate_scheduler, fargate_spot, private_ip, skip_cleanup;   /* fargate_workers is read from the map: null means the class's default */
     double poll_interval;
 } ecs_kw;
 #define KF(m) HERD_PARAM_FIELD(ecs_kw, m)
@@ -28,18 +28,14 @@ typedef struct ecs_kw {
 static const struct { const char *key, *why; } refused[] = {
     { "scheduler_address", "herd runs the scheduler in this process for now; to use a scheduler that already runs, "
                            "give the runner's address instead of cluster_class" },
-    { "fargate_scheduler", "herd runs the scheduler in this process for now (workers dial back to it), not as a task" },
-    { "scheduler_cpu", "herd runs the scheduler in this process for now, not as a task" },
-    { "scheduler_mem", "herd runs the scheduler in this process for now, not as a task" },
-    { "scheduler_timeout", "herd runs the scheduler in this process for now, not as a task" },
-    { "scheduler_port", "herd runs the scheduler in this process for now; client_kwargs.listen picks its port" },
+    { "scheduler_timeout", "herd's scheduler task runs until the cluster closes (no idle timeout)" },
+    { "scheduler_port", "the scheduler task listens on 8786; in this process client_kwargs.listen picks its port" },
     { "scheduler_extra_args", "herd's scheduler takes no Dask command-line arguments" },
-    { "scheduler_task_definition_arn", "herd runs the scheduler in this process for now, not as a task" },
-    { "scheduler_task_kwargs", "herd runs the scheduler in this process for now, not as a task" },
+    { "scheduler_task_definition_arn", "the scheduler task (fargate_scheduler) runs the workers' task definition with "
+                                       "its own cpu/memory overrides" },
+    { "scheduler_task_kwargs", "arbitrary RunTask fields are not passed through: herd sets RunTask's fields itself" },
     { "worker_extra_args", "herd workers take no Dask command-line arguments (worker_nthreads sets the threads)" },
     { "worker_task_kwargs", "arbitrary RunTask fields are not passed through: herd sets RunTask's fields itself" },
-    { "mount_volumes_on_scheduler", "herd runs the scheduler in this process, not as a task: there is no scheduler "
-                                    "container to mount volumes on (mount_points applies to the workers)" },
     { "workers_name_start", "herd names workers itself (names are never reused within a cluster)" },
     { "workers_name_step", "herd names workers itself (names are never reused within a cluster)" },
     { "aws_access_key_id", "herd takes no credentials in cluster_kwargs (they would sit in profiles and logs): use "
@@ -132,10 +128,25 @@ const herd_param ecs_params[] = {
       "one of volumes.", 0, 0, 0, KF(mount_points) },
     { "poll_interval", HERD_PARAM_DURATION, "1", "How often the tasks' states are read (DescribeTasks).", 0, 0.01,
       60, KF(poll_interval) },
-    REFUSED("scheduler_address"), REFUSED("fargate_scheduler"), REFUSED("scheduler_cpu"), REFUSED("scheduler_mem"),
+    { "fargate_scheduler", HERD_PARAM_BOOL, "false",
+      "Run the scheduler as an ECS task too (RunTask of the workers' task definition with the scheduler's command "
+      "and scheduler_cpu/scheduler_mem, listening on 8786): clients and workers dial its private IP, so this "
+      "machine must reach the VPC. false (herd's default, unlike dask-cloudprovider): the scheduler runs in this "
+      "process and the workers dial back to it (scheduler_listen). security: temporary is refused with it.", 0, 0,
+      0, KF(fargate_scheduler) },
+    { "scheduler_cpu", HERD_PARAM_INT, "1024", "CPU units of the scheduler task (fargate_scheduler).", 0, 128,
+      16384, KF(scheduler_cpu) },
+    { "scheduler_mem", HERD_PARAM_INT, "4096", "Memory of the scheduler task in MiB (fargate_scheduler).", 0, 512,
+      122880, KF(scheduler_mem) },
+    REFUSED("scheduler_address"),
     REFUSED("scheduler_timeout"), REFUSED("scheduler_port"), REFUSED("scheduler_extra_args"),
     REFUSED("scheduler_task_definition_arn"), REFUSED("scheduler_task_kwargs"), REFUSED("worker_extra_args"),
-    REFUSED("worker_task_kwargs"), REFUSED("mount_volumes_on_scheduler"), REFUSED("workers_name_start"), REFUSED("workers_name_step"),
+    REFUSED("worker_task_kwargs"),
+    { "mount_volumes_on_scheduler", HERD_PARAM_BOOL, "null",
+      "With fargate_scheduler: the scheduler task runs the workers' task definition, so volumes/mount_points are "
+      "mounted there too: true says so; false with volumes is refused (it cannot be had).", HERD_PARAM_NULLABLE, 0,
+      0 },
+    REFUSED("workers_name_start"), REFUSED("workers_name_step"),
     REFUSED("aws_access_key_id"), REFUSED("aws_secret_access_key"),
     { NULL }
 };
@@ -288,6 +299,19 @@ int ecs_settings_read(ecs_settings *s, const herd_value *kw, bool fargate_defaul
     char why[200];
     if (s->fargate && !ecs_fargate_pair_ok(k.worker_cpu, k.worker_mem, why, sizeof why))
         return herd_err_set(err, -HERD_ECONFIG, "worker_cpu/worker_mem: %s", why);
+    s->fargate_scheduler = k.fargate_scheduler;
+    const herd_value *mvs = herd_map_get(kw, "mount_volumes_on_scheduler");
+    if (mvs && herd_typeof(mvs) == HERD_BOOL && herd_as_bool(mvs) && !k.fargate_scheduler)
+        return herd_err_set(err, -HERD_ECONFIG, "mount_volumes_on_scheduler: true needs fargate_scheduler: true (the "
+                            "scheduler in this process mounts nothing)");
+    if (mvs && herd_typeof(mvs) == HERD_BOOL && !herd_as_bool(mvs) && k.fargate_scheduler && herd_len(k.volumes))
+        return herd_err_set(err, -HERD_ECONFIG, "mount_volumes_on_scheduler: false, but the scheduler task runs the "
+                            "workers' task definition, which mounts volumes: leave it out or set it true");
+    s->scheduler_cpu = k.scheduler_cpu;
+    s->scheduler_mem = k.scheduler_mem;
+    if (s->fargate_scheduler && s->fargate && !ecs_fargate_pair_ok(k.scheduler_cpu, k.scheduler_mem, why, sizeof why))
+        return herd_err_set(err, -HERD_ECONFIG, "scheduler_cpu/scheduler_mem: %s (the pair Fargate allows for "
+                            "the scheduler task)", why);
     if (!s->fargate && !k.cluster_arn)
         return herd_err_set(err, -HERD_ECONFIG, "cluster_arn: required with fargate_workers: false (an ECS cluster "
                                                 "with EC2 container instances; herd creates only Fargate clusters)");

@@ -207,6 +207,14 @@ static int setup_security_group(herd_cluster *c, herd_err *err)
     aws_query_add(&q, "GroupId", c->sg_made);
     aws_query_add(&q, "IpPermissions.1.IpProtocol", "-1");
     aws_query_add(&q, "IpPermissions.1.Groups.1.GroupId", c->sg_made);
+    if (c->set.fargate_scheduler) {   /* the scheduler task's port, for this machine in or peered with the VPC */
+        char port[16];
+        snprintf(port, sizeof port, "%d", ECS_SCHED_PORT);
+        aws_query_add(&q, "IpPermissions.2.IpProtocol", "tcp");
+        aws_query_add(&q, "IpPermissions.2.FromPort", port);
+        aws_query_add(&q, "IpPermissions.2.ToPort", port);
+        aws_query_add(&q, "IpPermissions.2.IpRanges.1.CidrIp", "0.0.0.0/0");
+    }
     return query(c, "ec2", &q, "AuthorizeSecurityGroupIngress", NULL, NULL, err);
 }
 

@@ -70,30 +70,27 @@ static void set_failed(herd_cluster *c, ecs_worker *w, const char *fmt, const ch
     pthread_mutex_unlock(&c->mu);
 }
 
-/* The RunTask request of count workers: one command for all of them, each
-   completing its name prefix with its task id (HERD_WORKER_NAME_FROM). */
-static json_t *run_request(herd_cluster *c, int count, herd_err *err)
+/* The environment override: envp ("K=V": the scheduler's address and
+   token), then the user's variables. */
+json_t *ecs_worker_environment(herd_cluster *c, const char *const *envp)
 {
-    herd_worker_spec spec = { .name = name_prefix(c), .nthreads = c->set.nthreads,
-                              .memory_limit = (int64_t)c->set.worker_mem << 20 };
-    char **argv = NULL;
-    if (herd_worker_argv(c->env, &spec, &argv, err)) return NULL;
-    json_t *cmd = json_array();
-    for (size_t i = 0; argv[i]; i++)
-        json_array_append_new(cmd, json_string(i == 0 && c->set.worker_command ? c->set.worker_command : argv[i]));
-    herd_strv_free(argv);
-    /* the scheduler's address and token, then the user's variables */
     json_t *envl = json_array();
-    for (size_t i = 0; c->env->worker_envp && c->env->worker_envp[i]; i++) {
-        const char *kv = c->env->worker_envp[i], *eq = strchr(kv, '=');
+    for (size_t i = 0; envp && envp[i]; i++) {
+        const char *kv = envp[i], *eq = strchr(kv, '=');
         if (!eq) continue;
         json_t *name = json_stringn(kv, (size_t)(eq - kv));
         json_array_append_new(envl, json_pack("{s:o, s:s}", "name", name, "value", eq + 1));
     }
-    json_array_append_new(envl, json_pack("{s:s, s:s}", "name", "HERD_WORKER_NAME_FROM", "value", "ecs-metadata"));
     for (size_t i = 0; i < herd_len(c->set.environment); i++)
         json_array_append_new(envl, json_pack("{s:s, s:s}", "name", herd_key_at(c->set.environment, i), "value",
                                               herd_as_str(herd_at(c->set.environment, i))));
+    return envl;
+}
+
+/* RunTask's request for count tasks of the cluster's task definition running
+   cmd with envl (both stolen) in its container. */
+json_t *ecs_task_request(herd_cluster *c, int count, json_t *cmd, json_t *envl)
+{
     json_t *subnets = json_array(), *sgs = json_array();
     for (size_t i = 0; c->subnets && c->subnets[i]; i++) json_array_append_new(subnets, json_string(c->subnets[i]));
     for (size_t i = 0; c->sgs && c->sgs[i]; i++) json_array_append_new(sgs, json_string(c->sgs[i]));
@@ -112,6 +109,23 @@ static json_t *run_request(herd_cluster *c, int count, herd_err *err)
     if (c->set.platform_version && c->set.fargate)
         json_object_set_new(req, "platformVersion", json_string(c->set.platform_version));
     return req;
+}
+
+/* The RunTask request of count workers: one command for all of them, each
+   completing its name prefix with its task id (HERD_WORKER_NAME_FROM). */
+static json_t *run_request(herd_cluster *c, int count, herd_err *err)
+{
+    herd_worker_spec spec = { .name = name_prefix(c), .nthreads = c->set.nthreads,
+                              .memory_limit = (int64_t)c->set.worker_mem << 20 };
+    char **argv = NULL;
+    if (herd_worker_argv(c->env, &spec, &argv, err)) return NULL;
+    json_t *cmd = json_array();
+    for (size_t i = 0; argv[i]; i++)
+        json_array_append_new(cmd, json_string(i == 0 && c->set.worker_command ? c->set.worker_command : argv[i]));
+    herd_strv_free(argv);
+    json_t *envl = ecs_worker_environment(c, c->env->worker_envp);
+    json_array_insert_new(envl, 0, json_pack("{s:s, s:s}", "name", "HERD_WORKER_NAME_FROM", "value", "ecs-metadata"));
+    return ecs_task_request(c, count, cmd, envl);
 }
 
 /* RunTask for up to 10 workers (ECS's limit per call). Each task answered
@@ -189,6 +203,11 @@ static const char *detail_value(json_t *task, const char *name)
         }
     }
     return NULL;
+}
+
+const char *ecs_task_ip(json_t *task)
+{
+    return detail_value(task, "privateIPv4Address");
 }
 
 /* one task's state into its worker; called with mu held */

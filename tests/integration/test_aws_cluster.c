@@ -10,7 +10,9 @@
  * flow's process, the endpoint gone mid-run); TLS; the example profiles; the
  * roles' managed policies; GPUs, volumes and mount points in the task
  * definition; the sweep by herd-owner tag of what dead runs of this host left
- * (and never a live run's or another host's); and after every test nothing
+ * (and never a live run's or another host's); the scheduler as a task
+ * (fargate_scheduler, run by the agent in a network namespace holding the
+ * task's IP) and its failures; and after every test nothing
  * the cluster created is left in moto. */
 #include <herd/herd.h>
 
@@ -540,6 +542,113 @@ static void test_tls_temporary(void **state)
     tu_log_free(&log);
 }
 
+/* fargate_scheduler: the scheduler is an ECS task too. The agent runs it in
+   a network namespace holding the private IP moto gave the task, so this
+   client and the workers dial the address the provider read from
+   DescribeTasks; its command is herd_scheduler_argv's, its token in the
+   environment only, its cpu/memory overridden; the workers get its address;
+   close stops the workers, then it, then deletes everything. */
+static void test_fargate_scheduler_runs_a_flow(void **state)
+{
+    (void)state;
+    tu_log log;
+    tu_log_init(&log);
+    herd_err err = { 0 };
+    herd_runner *r = aws_flow("aws.FargateCluster", "{image: img, n_workers: 2, worker_cpu: 1024, worker_mem: 2048, "
+                              "fargate_scheduler: true, scheduler_cpu: 512, scheduler_mem: 1024, poll_interval: 0.1}",
+                              NULL, &log, &err);
+    if (!r) fail_msg("%s", err.msg);
+    if (herd_wait_for_workers(r, 2, 60, &err)) fail_msg("herd_wait_for_workers: %s", err.msg);
+    herd_future *fs[10];
+    for (int i = 0; i < 10; i++) fs[i] = tu_submit(r, "t_square", herd_tuple("i", (int64_t)i), NULL);
+    for (int i = 0; i < 10; i++) {
+        const herd_value *v = NULL;
+        if (herd_future_result(fs[i], 60, &v, &err)) fail_msg("%s", err.msg);
+        assert_int_equal(herd_as_int(herd_at(v, 0)), i * i);
+        assert_true(strncmp(herd_as_str(herd_at(v, 1)), "fargate-", 8) == 0);
+    }
+    /* the scheduler task as moto recorded it, and its address as dialled */
+    aws_client *c = checker();
+    json_t *cl = ecs(c, "ListClusters", json_object());
+    json_t *arn = json_array_get(json_object_get(cl, "clusterArns"), 0);
+    json_t *lt = ecs(c, "ListTasks", json_pack("{s:O}", "cluster", arn));
+    assert_int_equal(json_array_size(json_object_get(lt, "taskArns")), 3);
+    json_t *dt = ecs(c, "DescribeTasks", json_pack("{s:O, s:O}", "cluster", arn, "tasks", json_object_get(lt, "taskArns")));
+    json_t *t;
+    size_t i;
+    int scheds = 0;
+    json_array_foreach(json_object_get(dt, "tasks"), i, t) {
+        json_t *ov = json_object_get(t, "overrides");
+        json_t *co = json_array_get(json_object_get(ov, "containerOverrides"), 0);
+        char *cmd = json_dumps(json_object_get(co, "command"), 0), *envs = json_dumps(json_object_get(co, "environment"), 0);
+        assert_null(strstr(cmd, "HERD_TOKEN"));
+        assert_non_null(strstr(envs, "HERD_TOKEN"));
+        if (strstr(cmd, "--herd-scheduler")) {
+            scheds++;
+            assert_non_null(strstr(cmd, "tcp://0.0.0.0:8786"));
+            assert_null(strstr(envs, "HERD_SCHEDULER_ADDRESS"));
+            assert_string_equal(json_string_value(json_object_get(ov, "cpu")), "512");
+            assert_string_equal(json_string_value(json_object_get(ov, "memory")), "1024");
+            const char *ip = NULL;
+            json_t *d;
+            size_t j;
+            json_array_foreach(json_object_get(json_array_get(json_object_get(t, "attachments"), 0), "details"), j, d)
+                if (strcmp(json_string_value(json_object_get(d, "name")), "privateIPv4Address") == 0)
+                    ip = json_string_value(json_object_get(d, "value"));
+            assert_non_null(ip);
+            char want[96];
+            snprintf(want, sizeof want, "the scheduler task runs at tcp://%s:8786", ip);
+            assert_true(tu_log_has_line(&log, want, NULL));
+        } else {
+            assert_non_null(strstr(cmd, "--herd-worker"));
+            assert_non_null(strstr(envs, "HERD_SCHEDULER_ADDRESS"));
+            assert_non_null(strstr(envs, ":8786"));
+        }
+        free(cmd);
+        free(envs);
+    }
+    assert_int_equal(scheds, 1);
+    json_decref(dt);
+    json_decref(lt);
+    json_decref(cl);
+    aws_client_free(c);
+    tu_flow_end(r);
+    assert_true(tu_log_has_line(&log, "stopping the scheduler task", NULL));
+    assert_true(tu_log_has_line(&log, "deleted ECS cluster", NULL));
+    assert_nothing_left();
+    tu_log_free(&log);
+}
+
+/* A scheduler task that stops (its image cannot be pulled) fails the flow's
+   start with the task's stopCode and stoppedReason; a bad scheduler cpu/memory
+   pair and security: temporary are refused; nothing is left. */
+static void test_fargate_scheduler_failures(void **state)
+{
+    (void)state;
+    expect_refused("aws.FargateCluster", "{image: bad-image, n_workers: 1, fargate_scheduler: true, poll_interval: 0.1}",
+                   "the scheduler task stopped (STOPPED): TaskFailedToStart: CannotPullContainerError");
+    assert_nothing_left();
+    expect_refused("aws.FargateCluster", "{image: x, fargate_scheduler: true, scheduler_cpu: 256, scheduler_mem: 4096}",
+                   "scheduler_cpu/scheduler_mem: Fargate's worker_cpu 256 allows worker_mem 512, 1024 or 2048 MiB");
+    expect_refused("aws.FargateCluster", "{image: x, mount_volumes_on_scheduler: true}",
+                   "mount_volumes_on_scheduler: true needs fargate_scheduler: true");
+    expect_refused("aws.FargateCluster", "{image: x, fargate_scheduler: true, mount_volumes_on_scheduler: false, "
+                   "volumes: [{name: v}], mount_points: [{sourceVolume: v, containerPath: /v}]}",
+                   "mount_volumes_on_scheduler: false, but the scheduler task runs the workers' task definition");
+    herd_err err = { 0 };
+    herd_runner *r = aws_flow_cl("aws.FargateCluster", "{image: x, n_workers: 1, fargate_scheduler: true, "
+                                 "mount_volumes_on_scheduler: true}", NULL,
+                                 "{security: temporary}", NULL, &err);
+    if (r) {
+        assert_int_not_equal(herd_wait_for_workers(r, 1, 30, &err), 0);
+        herd_flow_end(r, true, NULL);
+        herd_runner_free(r);
+    }
+    if (!strstr(err.msg, "fargate_scheduler: true cannot take client_kwargs.security: temporary"))
+        fail_msg("%s", err.msg);
+    assert_nothing_left();
+}
+
 /* examples/fargate/herd.yaml's profiles pass the checks herd_runner_new makes
    (the provider's schema, the Fargate pairs) without starting anything. */
 static void test_example_profiles(void **state)
@@ -548,7 +657,7 @@ static void test_example_profiles(void **state)
     char path[PATH_MAX];
     tmoto_src_path(path, sizeof path, "examples/fargate/herd.yaml");
     setenv("HERD_CONFIG", path, 1);
-    const char *profiles[] = { "fargate", "fargate-adaptive", "fargate-given", "ecs-gpu" };
+    const char *profiles[] = { "fargate", "fargate-adaptive", "fargate-given", "fargate-scheduler", "ecs-gpu" };
     for (size_t i = 0; i < 4; i++) {
         herd_runner *r = NULL;
         herd_err err = { 0 };
@@ -640,8 +749,8 @@ static void test_gpu_and_volumes(void **state)
     expect_refused("aws.FargateCluster", "{image: x, volumes: [{nam: a}]}", "volumes[0].name: expected a non-empty string");
     expect_refused("aws.FargateCluster", "{worker_task_definition_arn: td, volumes: [{name: a}]}",
                    "volumes: goes into the task definition herd registers");
-    expect_refused("aws.FargateCluster", "{image: x, mount_volumes_on_scheduler: true}",
-                   "mount_volumes_on_scheduler: not supported");
+    expect_refused("aws.FargateCluster", "{image: x, scheduler_task_definition_arn: td}",
+                   "scheduler_task_definition_arn: not supported");
     aws_client *c = checker();
     json_t *cl = ecs(c, "ListClusters", json_object());
     assert_int_equal(json_array_size(json_object_get(cl, "clusterArns")), 0);    /* no call was made */
@@ -966,6 +1075,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup(test_task_stopped_is_worker_failure, each),
         cmocka_unit_test_setup(test_failed_worker_shows_its_log, each),
         cmocka_unit_test_setup(test_tls_temporary, each),
+        cmocka_unit_test_setup(test_fargate_scheduler_runs_a_flow, each),
+        cmocka_unit_test_setup(test_fargate_scheduler_failures, each),
         cmocka_unit_test_setup(test_example_profiles, each),
         cmocka_unit_test_setup(test_sigterm_tears_down, each),
         cmocka_unit_test_setup(test_killed_run_swept, each),

@@ -24,7 +24,12 @@ tests attach (AmazonECSTaskExecutionRolePolicy, AmazonS3ReadOnlyAccess): all of
 AWS's ~1,000 would make each reset's IAM backend take seconds to build, and
 requests arriving meanwhile fail inside moto. The processes stay in this process group, so stopping
 the group stops them too. Tasks are held RUNNING until stopped (moto's state
-manager), as ECS does while the container runs.
+manager), as ECS does while the container runs. A scheduler task (its
+command holds --herd-scheduler) runs inside a network namespace the agent
+makes for it, holding the private IPv4 address moto gave the task (a /32
+routed from this namespace over a veth pair), so clients and workers here
+dial the address the provider read from DescribeTasks; the namespace goes
+when the task ends.
 """
 import http.server
 import json
@@ -40,7 +45,7 @@ import time
 
 import boto3
 import moto.iam.models
-from moto.ecs.models import ecs_backends
+from moto.ecs.models import ecs_backends, EC2ContainerServiceBackend
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
 PORT = int(sys.argv[1])
@@ -57,6 +62,9 @@ server = ThreadedMotoServer(ip_address="127.0.0.1", port=PORT, verbose=False)
 server.start()
 
 procs = {}      # task arn -> (cluster arn, Popen)
+netns = {}      # task arn -> network namespace of a scheduler task
+made = [0]      # namespaces made, for unique names
+late = {}       # task arn -> when to drop the namespace of a scheduler task that never ran
 meta = {}       # task id -> {TaskARN, Cluster, ...}: the metadata endpoints
 
 
@@ -133,11 +141,66 @@ def put_logs(arn, where, path):
                         logEvents=[{"timestamp": now, "message": l} for l in lines])
 
 
+def sh(cmd):
+    subprocess.run(cmd, shell=True, check=True, stdout=subprocess.DEVNULL)
+
+
+def task_ip(t):
+    for a in t.get("attachments") or []:
+        for d in a.get("details") or []:
+            if d.get("name") == "privateIPv4Address":
+                return d.get("value")
+    return None
+
+
+def scheduler_netns(arn, ip):
+    """A namespace holding ip/32, routed from here; its name."""
+    made[0] += 1
+    k = made[0]
+    ns, vh, vn = "ms%d-%d" % (os.getpid(), k), "msh%d-%d" % (os.getpid() % 100000, k), "msn%d-%d" % (os.getpid() % 100000, k)
+    src = "169.254.%d.%d" % (100 + (os.getpid() % 100), k % 250 + 1)
+    netns[arn] = ns
+    sh("ip netns add %s && ip link add %s type veth peer name %s && ip link set %s netns %s && "
+       "ip addr add %s/32 dev %s && ip link set %s up && ip -n %s addr add %s/32 dev %s && "
+       "ip -n %s link set %s up && ip -n %s link set lo up && ip -n %s route add default dev %s && "
+       "ip route add %s/32 dev %s src %s" % (ns, vh, vn, vn, ns, src, vh, vh, ns, ip, vn, ns, vn, ns, ns, vn,
+                                             ip, vh, src))
+    return ns
+
+
+def drop_netns(arn):
+    ns = netns.pop(arn, None)
+    if ns:
+        subprocess.run(["ip", "netns", "del", ns])
+
+
+moto_run_task = EC2ContainerServiceBackend.run_task
+
+
+def run_task(self, *a, **kw):
+    """moto's RunTask, a scheduler task's namespace made before it answers
+    (no one dials the task's address before the route to it exists)."""
+    tasks = moto_run_task(self, *a, **kw)
+    for t in tasks:
+        ov = (t.overrides or {}).get("containerOverrides") or [{}]
+        if "--herd-scheduler" in (ov[0].get("command") or []):
+            try:
+                scheduler_netns(t.task_arn, task_ip({"attachments": t.attachments}))
+            except (subprocess.CalledProcessError, TypeError) as e:
+                print("moto_ecs agent: network of %s: %s" % (t.task_arn, e), file=sys.stderr)
+    return tasks
+
+
+EC2ContainerServiceBackend.run_task = run_task
+
+
 def start(cluster, t):
     arn = t["taskArn"]
     done.add(arn)
     cdef = container_of(t["taskDefinitionArn"])
     if cdef.get("image", "") == "bad-image":
+        if arn in netns:    # kept a while: a dial that read RUNNING just before meets a refusal, not the world
+            late[arn] = time.time() + 5
         stop(cluster, arn, "CannotPullContainerError: pull image manifest has been retried 5 time(s): failed to "
              "resolve ref docker.io/library/bad-image:latest: not found", "TaskFailedToStart", None)
         return
@@ -149,6 +212,11 @@ def start(cluster, t):
     tid = arn.rsplit("/", 1)[-1]
     meta[tid] = {"TaskARN": arn, "Cluster": cluster, "DesiredStatus": "RUNNING", "KnownStatus": "RUNNING"}
     env["ECS_CONTAINER_METADATA_URI_V4"] = "http://127.0.0.1:%d/v4/%s" % (metasrv.server_address[1], tid)
+    if "--herd-scheduler" in cmd:
+        if arn not in netns:
+            stop(cluster, arn, "CannotStartContainerError: no network for %s" % task_ip(t), "TaskFailedToStart", None)
+            return
+        cmd = ["ip", "netns", "exec", netns[arn]] + cmd
     where = awslogs_of(cdef)
     out = None
     if where:
@@ -179,11 +247,18 @@ def flush_logs(arn, failed):
 
 
 def step():
+    for arn, when in list(late.items()):
+        if time.time() > when:
+            del late[arn]
+            if arn not in procs:
+                drop_netns(arn)
+    alive = set()
     for cluster in ecs.list_clusters()["clusterArns"]:
         try:
             running = set(ecs.list_tasks(cluster=cluster, desiredStatus="RUNNING")["taskArns"])
         except Exception:
             continue
+        alive |= running
         new = [a for a in running if a not in done]
         for i in range(0, len(new), 100):
             for t in ecs.describe_tasks(cluster=cluster, tasks=new[i:i + 100])["tasks"]:
@@ -193,6 +268,7 @@ def step():
                 continue
             if p.poll() is not None:
                 del procs[arn]
+                drop_netns(arn)
                 code = p.returncode if p.returncode >= 0 else 128 - p.returncode
                 flush_logs(arn, arn in running and code != 0)
                 if arn in running:
@@ -205,7 +281,11 @@ def step():
                     p.kill()
                     p.wait()
                 del procs[arn]
+                drop_netns(arn)
                 flush_logs(arn, False)
+    for arn in list(netns):       # stopped before it ran here (StopTask at close, a reset): dropped a while later
+        if arn not in alive and arn not in procs and arn not in late:
+            late[arn] = time.time() + 5
 
 
 def hold_tasks():
@@ -216,6 +296,8 @@ def hold_tasks():
 def bye(*_):
     for _, p in procs.values():
         p.kill()
+    for arn in list(netns):
+        drop_netns(arn)
     shutil.rmtree(LOGDIR, ignore_errors=True)
     os._exit(0)
 
