@@ -48,7 +48,9 @@ void herd_spill_close(herd_spill *sp);
 /* herd_spill_close, then free (before the store is freed). */
 void herd_spill_free(herd_spill *sp);
 
-/* This process's resident set size in bytes (Dask's "process" memory); 0
+/* This process's own resident memory in bytes (Dask's "process" memory): its
+ * RSS less the pages of peers' memfds it maps (herd_peer_mapped_bytes, at
+ * most its RssShmem: the holders' memory, counted once in their stores); 0
  * when /proc cannot be read. */
 int64_t herd_rss_bytes(void);
 #endif

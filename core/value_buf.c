@@ -19,11 +19,19 @@
 
 enum { REL_FREE, REL_MAP, REL_FN, REL_NONE };
 
+/* The bytes of peers' memfds this process maps now (herd_bytes_mapped, until
+ * the last copy goes): process-wide by nature, like the RSS they inflate
+ * (docs/ARCHITECTURE.md, Process-wide state); herd_rss_bytes subtracts them. */
+static atomic_size_t peer_mapped;
+
+size_t herd_peer_mapped_bytes(void) { return atomic_load(&peer_mapped); }
+
 struct herd_extbuf {
     atomic_int refs;
     int kind;                  /* REL_*: how the buffer goes at the last reference */
     int memfd;                 /* REL_MAP: the memfd mapped at base, or -1 (a received map) */
     atomic_bool sealed;        /* memfd sealed, the map read-only */
+    bool peer;                 /* a peer's memfd mapped here (herd_bytes_mapped): counted in peer_mapped */
     void *base;                /* what is freed or unmapped */
     size_t size;
     void (*fn)(void *p, size_t len, void *ctx);
@@ -44,6 +52,7 @@ void herd_extbuf_unref(herd_extbuf *x)
     case REL_MAP:
         if (x->size) munmap(x->base, x->size);
         if (x->memfd >= 0) close(x->memfd);
+        if (x->peer) atomic_fetch_sub(&peer_mapped, x->size);
         break;
     case REL_FN: x->fn(x->base, x->size, x->ctx); break;
     default: break;
@@ -162,6 +171,8 @@ herd_value *herd_bytes_mapped(void *p, size_t len)
     herd_extbuf *x = extbuf(REL_MAP, p, len);
     if (!x) { munmap(p, len); return NULL; }
     atomic_store(&x->sealed, true);
+    x->peer = true;
+    atomic_fetch_add(&peer_mapped, len);
     return ext_node(HERD_BYTES, x, p, len);
 }
 

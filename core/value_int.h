@@ -83,9 +83,12 @@ int herd_bytes_memfd(const herd_value *v);
 /* len (> 0) bytes of fresh anonymous memory, huge pages asked for, faulted
  * in; NULL when mmap fails. What herd_bytes_alloc uses from HERD_SHM_MIN. */
 void *herd_huge_map(size_t len);
-/* A bytes value over len bytes mapped read-only at p (taken: unmapped when
- * the last copy goes, also on failure). */
+/* A bytes value over len bytes of a peer's memfd mapped read-only at p
+ * (taken: unmapped when the last copy goes, also on failure); counted in
+ * herd_peer_mapped_bytes while it is mapped. */
 herd_value *herd_bytes_mapped(void *p, size_t len);
+/* The bytes of peers' memfds this process maps now (herd_bytes_mapped). */
+size_t herd_peer_mapped_bytes(void);
 
 /* ---- units (kwargs.c) ---- */
 /* "1.5", "500ms", "2s", "5m", "1h", "1d" (also us, ns, w and long names like

@@ -133,6 +133,36 @@ static int t_hog(herd_task_ctx *ctx, const herd_value *args, herd_value **out)
 }
 HERD_TASK(t_hog);
 
+/* (n, seed) -> n bytes of pattern(seed) in a memfd (herd_bytes_alloc_shm):
+ * a reader of this host maps this worker's pages without a copy. */
+static int t_make_shm(herd_task_ctx *ctx, const herd_value *args, herd_value **out)
+{
+    size_t n = (size_t)herd_as_int(herd_at(args, 0));
+    int64_t seed = herd_as_int(herd_at(args, 1));
+    unsigned char *buf;
+    if (!(*out = herd_bytes_alloc_shm(n, (void **)&buf))) return herd_task_fail(ctx, "t_make_shm: no memory for %zu bytes", n);
+    for (size_t off = 0; off < n; off += BLOCK) memset(buf + off, pattern(seed, off / BLOCK), n - off < BLOCK ? n - off : BLOCK);
+    return 0;
+}
+HERD_TASK(t_make_shm);
+
+/* ([bytes...], n, hold_ms) -> [values that are t_make_shm(n, i + 1)'s, the
+ * worker's RSS while it reads them all, in bytes]: it keeps them mapped
+ * hold_ms more, so the memory monitor (every 100 ms) and the exit check
+ * (every 200 ms) see them several times. */
+static int t_check_all(herd_task_ctx *ctx, const herd_value *args, herd_value **out)
+{
+    const herd_value *vs = herd_at(args, 0);
+    size_t n = (size_t)herd_as_int(herd_at(args, 1));
+    int64_t ok = 0;
+    for (size_t i = 0; i < herd_len(vs); i++) ok += bytes_ok(herd_at(vs, i), n, (int64_t)i + 1);
+    int64_t rss = rss_now();
+    tu_sleep_ms((int)herd_as_int(herd_at(args, 2)));
+    *out = herd_tuple("II", ok, rss);
+    return 0;
+}
+HERD_TASK(t_check_all);
+
 /* ---- helpers ---- */
 static const herd_value *result_of(herd_future *f)
 {
@@ -550,6 +580,46 @@ static void test_bad_local_directory(void **state)
     tu_rmtree(dir);
 }
 
+/* Pages a reader maps from same-host peers (their memfds) are the holders'
+ * memory, not the reader's: a worker whose memory_limit is smaller than the
+ * values it reads from three other local workers (their RSS over the limit
+ * while it reads them) is neither paused nor spilling nor terminated, and
+ * reads them right. The producers' limit is the same and holds their one
+ * value each (35% of it). */
+static void test_peer_maps_are_not_the_readers_memory(void **state)
+{
+    int64_t base = baseline_rss(NULL), limit = SPILL_SCALE * 8 * base;
+    if (limit < SPILL_SCALE * 128 * MIB) limit = SPILL_SCALE * 128 * MIB;
+    limit = (limit + MIB - 1) / MIB * MIB;
+    int64_t n = (int64_t)(0.35 * (double)limit) / BLOCK * BLOCK;
+    char ck[300];
+    snprintf(ck, sizeof ck, "{n_workers: 4, threads_per_worker: 1, memory_limit: %lld, " ENV "}", (long long)limit);
+    tu_log log;
+    tu_log_init(&log);
+    herd_runner *r = tu_flow(ck, NULL, 4, &log);
+    herd_future *p[3];
+    for (int i = 0; i < 3; i++) {
+        char where[64];
+        snprintf(where, sizeof where, "{workers: [local-%d]}", i);
+        p[i] = tu_submit(r, "t_make_shm", herd_tuple("Ii", n, i + 1), where);
+    }
+    herd_future *c = tu_submit(r, "t_check_all", herd_tuple("vIi", herd_tuple("fff", p[0], p[1], p[2]), n, 1000), "{workers: [local-3]}");
+    const herd_value *res = result_of(c);
+    int64_t ok = herd_as_int(herd_at(res, 0)), rss = herd_as_int(herd_at(res, 1));
+    if (ok != 3) fail_msg("%lld of 3 values read right", (long long)ok);
+    /* the reader's RSS did count the maps: over the limit it is not held to */
+    if (rss <= limit)
+        fail_msg("reader's RSS %lld MiB while reading 3 x %lld MiB, under memory_limit %lld MiB: the test shows nothing",
+                 (long long)(rss / MIB), (long long)(n / MIB), (long long)(limit / MIB));
+    herd_future_release(c);
+    for (int i = 0; i < 3; i++) herd_future_release(p[i]);
+    tu_flow_end(r);
+    if (tu_log_has_line(&log, "local-3", "paused") || tu_log_has_line(&log, "local-3", "spilled") ||
+        tu_log_has_line(&log, "local-3", "memory_limit") || tu_log_has_line(&log, "died", NULL))
+        fail_msg("the reader acted on its peers' memory:\n%s", log.text);
+    tu_log_free(&log);
+}
+
 int main(int argc, char **argv)
 {
     herd_init(&argc, &argv);
@@ -562,6 +632,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_pause_over_tcp),
         cmocka_unit_test(test_spill_over_tcp),
         cmocka_unit_test(test_release_frees_worker_memory),
+        cmocka_unit_test(test_peer_maps_are_not_the_readers_memory),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();

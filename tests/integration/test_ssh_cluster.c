@@ -12,7 +12,9 @@
  * (its tasks run elsewhere; the session's other worker runs on); close leaves no process behind on any host, even when the
  * client is killed; the upload is skipped when the sha256 matches and
  * redone for a file changed on the host; TLS
- * (security: temporary); adaptive scaling; the dashboard of a scheduler on
+ * (security: temporary); adaptive scaling; a holder SIGKILLed in the middle
+ * of a direct transfer over a rate-limited veth (tc tbf): the value is
+ * recomputed and read right; the dashboard of a scheduler on
  * a namespaced host, fetched through the link the flow log prints (401
  * without the token, 200 with it), and its performance report. Whatever
  * the machine cannot do
@@ -1091,6 +1093,91 @@ static void test_partitioned_worker_exits(void **state)
     tu_log_free(&log);
 }
 
+/* Bytes sent out of interface dev so far (its statistics), or -1. */
+static long long tx_bytes(const char *dev)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/sys/class/net/%s/statistics/tx_bytes", dev);
+    char *t = tu_read_file(path);
+    long long n = t ? atoll(t) : -1;
+    free(t);
+    return n;
+}
+
+/* A holder SIGKILLed in the middle of a direct transfer, made deterministic
+ * by a slow link rather than a sleep: the bridge's veth towards the second
+ * host is rate-limited (tc tbf, 64 Mbit/s) so a 64 MiB value takes about 8 s
+ * to cross it; once 8 MiB of it went out (the veth's tx counter), the
+ * holder's process on the first host is killed. The consumer's fetch fails
+ * (its worker's log line, which the provider passes on to the flow's log,
+ * says so), the scheduler recomputes the
+ * value on the first host's other worker, the consumer reads the new copy
+ * right, and no task ends Failed. */
+static void test_holder_killed_mid_transfer(void **state)
+{
+    need_net();
+    char ck[2048], hosts[256], name[32], more[96], link[32], why[256], dir[256];
+    snprintf(hosts, sizeof hosts, "'%s', '%s'", nhost[0].host, nhost[1].host);
+    snprintf(name, sizeof name, "mid%ld", (long)getpid());
+    snprintf(more, sizeof more, "workers_per_host: 2, name: %s", name);
+    kw(ck, sizeof ck, hosts, more);
+    snprintf(link, sizeof link, "hv%ld-1", atol(net.br + 2));   /* the second host's veth, bridge side */
+    tu_mkdtemp(dir, sizeof dir);
+    herd_err err = { 0 };
+    tu_log log;
+    tu_log_init(&log);
+    log.echo_level = HERD_LOG_ERROR + 1;
+    herd_runner *r = runner(ck, "{data_transfer: direct}", NULL, &log, &err);
+    if (herd_flow_begin(r, "midkill", &err)) fail_msg("%s", err.msg);
+    if (herd_wait_for_workers(r, 4, TU_WAIT_S, &err)) fail_msg("%s", err.msg);
+    char on[2][64];
+    for (int h = 0; h < 2; h++) snprintf(on[h], sizeof on[h], "{workers: ['%s']}", net.addr[h]);
+    const int64_t n = (int64_t)64 << 20, seed = 91;
+    herd_future *p = tu_submit(r, "t_make", herd_tuple("IIs", n, seed, dir), on[0]);
+    if (herd_wait(&p, 1, TU_WAIT_S, &err) || herd_future_state(p) != HERD_COMPLETED)
+        fail_msg("producer: %s %s", err.msg, herd_future_error(p));
+    char pidf[300];
+    snprintf(pidf, sizeof pidf, "%s/%lld.pid", dir, (long long)seed);
+    char *t = tu_read_file(pidf);
+    pid_t holder = t ? (pid_t)atol(t) : 0;
+    free(t);
+    assert_true(holder > 0);
+    unlink(pidf);
+    if (tssh_sh(why, sizeof why, "tc qdisc add dev %s root tbf rate 64mbit burst 256kb latency 2s", link))
+        fail_msg("tc qdisc add dev %s root tbf (iproute2, sch_tbf): %s", link, why);
+    long long tx0 = tx_bytes(link);
+    assert_true(tx0 >= 0);
+    herd_future *c = tu_submit(r, "t_check", herd_tuple("vIInn", herd_future_arg(p), n, seed), on[1]);
+    /* the value is on its way: 8 MiB of its 64 went out towards the consumer */
+    double end = tu_now() + 4 * TU_WAIT_S;
+    while (tx_bytes(link) - tx0 < (8 << 20) && tu_now() < end && herd_future_state(c) != HERD_COMPLETED) tu_sleep_ms(5);
+    long long sent = tx_bytes(link) - tx0;
+    int killed = kill(holder, SIGKILL);
+    tssh_sh(why, sizeof why, "tc qdisc del dev %s root", link);   /* the recomputed copy at full speed */
+    if (sent < (8 << 20) || sent >= n) fail_msg("killed the holder with %lld bytes sent, expected mid-transfer", sent);
+    assert_int_equal(killed, 0);
+    const herd_value *v = result_of(c);
+    if (herd_as_int(herd_at(v, 0)) != 1) fail_msg("the consumer read a wrong value");
+    assert_int_equal(herd_future_state(c), HERD_COMPLETED);
+    /* recomputed on the first host's other worker (a new pid file) */
+    t = tu_read_file(pidf);
+    pid_t again = t ? (pid_t)atol(t) : 0;
+    free(t);
+    assert_true(again > 0 && again != holder);
+    assert_int_equal(herd_future_state(p), HERD_COMPLETED);
+    assert_true(tu_log_has_line(&log, "t_check-0: cannot get input", "the transfer broke off"));
+    assert_true(tu_log_has_line(&log, "t_make", "recomputing it"));
+    if (tu_log_has_line(&log, "ends Failed", NULL) || tu_log_has_line(&log, "ends Crashed", NULL))
+        fail_msg("a task was counted failed:\n%s", log.text);
+    herd_future_release(c);
+    herd_future_release(p);
+    herd_flow_end(r, false, &err);
+    herd_runner_free(r);
+    assert_true(wait_no_procs(name, 15));
+    tu_log_free(&log);
+    tu_rmtree(dir);
+}
+
 int main(int argc, char **argv)
 {
     herd_init(&argc, &argv);   /* the hosts re-run this binary as a worker */
@@ -1111,6 +1198,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_refused_worker_marks_host),
         cmocka_unit_test(test_netns_hosts),
         cmocka_unit_test(test_partitioned_worker_exits),
+        cmocka_unit_test(test_holder_killed_mid_transfer),
     };
     return cmocka_run_group_tests_name("ssh.SSHCluster on real sshd", tests, setup, teardown);
 }
