@@ -12,7 +12,7 @@
 #   HERD_BENCH_ARGS  extra options for herd_bench   (e.g. "--large 20000",
 #                    "--adapt-runs 3 --adapt-burst 20")
 #   DASK_BENCH_ARGS  extra options for dask_bench.py (same option names)
-#   HERD_TIMEOUT / DASK_TIMEOUT   seconds before a side is stopped (240 / 420)
+#   HERD_TIMEOUT / DASK_TIMEOUT   seconds before a side is stopped (240 / 600)
 #   HERD_BENCH_SSH   0: skip the ssh benchmark (bench/ssh_bench.sh)
 #   HERD_BENCH_TS    0: skip the timeseries pipeline (examples/timeseries beside
 #                    dask.datasets.timeseries + groupby(df.index.year).mean())
@@ -30,7 +30,7 @@
 BUILD=${BUILD:-build}
 PYTHON=${PYTHON:-/usr/bin/python3}
 HERD_TIMEOUT=${HERD_TIMEOUT:-240}
-DASK_TIMEOUT=${DASK_TIMEOUT:-420}
+DASK_TIMEOUT=${DASK_TIMEOUT:-600}
 here=$(cd "$(dirname "$0")" && pwd)
 out="$BUILD/bench"
 mkdir -p "$out"
