@@ -190,6 +190,13 @@ static void flow_new(tflow *f, const char *hosts, const char *more, const char *
     f->r = runner(ck, client, adapt, &f->log, &f->err);
 }
 
+/* flow_new on both 127.0.0.1 sshds (good). */
+static void flow_new_good(tflow *f, const char *more, const char *client, const char *adapt)
+{
+    char hosts[256];
+    flow_new(f, both(hosts, sizeof hosts, good), more, client, adapt);
+}
+
 /* Begin f's flow (name), then wait for nworkers workers (0: do not wait). */
 static void flow_begin(tflow *f, const char *name, int nworkers)
 {
@@ -386,9 +393,8 @@ static void cross_host_transfer(herd_runner *r)
 static void test_tasks_spread_over_hosts(void **state)
 {
     need_sshd();
-    char hosts[256];
     tflow f;
-    flow_new(&f, both(hosts, sizeof hosts, good), "n_workers: 4, name: spread", NULL, NULL);
+    flow_new_good(&f, "n_workers: 4, name: spread", NULL, NULL);
     flow_begin(&f, "spread", 4);
     st s;
     status(&s);
@@ -486,9 +492,8 @@ static void test_bad_hosts_reported_others_keep_going(void **state)
 static void test_worker_killed_mid_task(void **state)
 {
     need_sshd();
-    char hosts[256];
     tflow f;
-    flow_new(&f, both(hosts, sizeof hosts, good), "workers_per_host: 2, name: kill", NULL, NULL);
+    flow_new_good(&f, "workers_per_host: 2, name: kill", NULL, NULL);
     flow_begin(&f, "killed", 4);
     herd_future *fs[6];
     for (int i = 0; i < 6; i++)
@@ -530,9 +535,8 @@ static void test_worker_killed_mid_task(void **state)
 static void test_close_leaves_nothing(void **state)
 {
     need_sshd();
-    char hosts[256];
     tflow f;
-    flow_new(&f, both(hosts, sizeof hosts, good), "workers_per_host: 2, name: gone", NULL, NULL);
+    flow_new_good(&f, "workers_per_host: 2, name: gone", NULL, NULL);
     flow_begin(&f, "close", 4);
     assert_true(procs_named("gone") >= 4);   /* workers (and their wrappers) exist */
     st s;
@@ -591,24 +595,38 @@ static void worker_runs(tflow *f, const char *bin)
     herd_future_release(fu);
 }
 
+/* exe: this program; bin: where an upload into DIR/up puts it. */
+static void upload_paths(const char *dir, char exe[PATH_MAX], char bin[PATH_MAX + 160])
+{
+    self_exe(exe, PATH_MAX);
+    snprintf(bin, PATH_MAX + 160, "%s/up/bin/%s", dir, strrchr(exe, '/') + 1);
+}
+
+/* One flow on good[0] (cluster name) with upload into DIR/up: its worker
+ * must be bin, the uploaded copy of this program. The flow has ended when
+ * this returns; its log stays in f for checks (flow_free). */
+static void upload_round(tflow *f, const char *dir, const char *name, const char *bin)
+{
+    char hosts[256], more[512];
+    snprintf(hosts, sizeof hosts, "'%s'", good[0].host);
+    snprintf(more, sizeof more, "name: %s, upload: true, upload_dir: '%s/up'", name, dir);
+    flow_new(f, hosts, more, NULL, NULL);
+    flow_begin(f, "upload", 0);
+    worker_runs(f, bin);
+    flow_end(f);
+}
+
 static void test_upload_skipped_when_hash_matches(void **state)
 {
     need_sshd();
     char dir[128];
     tu_mkdtemp(dir, sizeof dir);
-    char hosts[256], more[512];
-    snprintf(hosts, sizeof hosts, "'%s'", good[0].host);
-    snprintf(more, sizeof more, "name: up, upload: true, upload_dir: '%s/up'", dir);
     struct stat st1, st2;
     char exe[PATH_MAX], bin[PATH_MAX + 160];
-    self_exe(exe, sizeof exe);
-    snprintf(bin, sizeof bin, "%s/up/bin/%s", dir, strrchr(exe, '/') + 1);
+    upload_paths(dir, exe, bin);
     for (int round = 0; round < 2; round++) {
         tflow f;
-        flow_new(&f, hosts, more, NULL, NULL);
-        flow_begin(&f, "upload", 0);
-        worker_runs(&f, bin);
-        flow_end(&f);
+        upload_round(&f, dir, "up", bin);
         if (round == 0) {
             assert_true(tu_log_has_line(&f.log, "copied", "/up/bin/"));
             assert_true(tu_log_has_line(&f.log, "copied", "/up/lib/libherd.so"));
@@ -649,18 +667,11 @@ static void test_upload_replaces_changed_file(void **state)
     need_sshd();
     char dir[128];
     tu_mkdtemp(dir, sizeof dir);
-    char hosts[256], more[512];
-    snprintf(hosts, sizeof hosts, "'%s'", good[0].host);
-    snprintf(more, sizeof more, "name: up2, upload: true, upload_dir: '%s/up'", dir);
     char exe[PATH_MAX], bin[PATH_MAX + 160];
-    self_exe(exe, sizeof exe);
-    snprintf(bin, sizeof bin, "%s/up/bin/%s", dir, strrchr(exe, '/') + 1);
+    upload_paths(dir, exe, bin);
     for (int round = 0; round < 2; round++) {
         tflow f;
-        flow_new(&f, hosts, more, NULL, NULL);
-        flow_begin(&f, "upload-changed", 0);
-        worker_runs(&f, bin);
-        flow_end(&f);
+        upload_round(&f, dir, "up2", bin);
         if (round == 0) {
             assert_true(tu_log_has_line(&f.log, "2 files copied, 0 up to date", NULL));
             /* the host's copy changes: same size and name, other bytes (a
@@ -686,9 +697,8 @@ static void test_upload_replaces_changed_file(void **state)
 static void test_tls_temporary(void **state)
 {
     need_sshd();
-    char hosts[256];
     tflow f;
-    flow_new(&f, both(hosts, sizeof hosts, good), "name: tls", "{security: temporary}", NULL);
+    flow_new_good(&f, "name: tls", "{security: temporary}", NULL);
     flow_begin(&f, "tls", 0);
     assert_true(strncmp(herd_runner_address(f.r), "tls://", 6) == 0);
     if (herd_wait_for_workers(f.r, 2, TU_WAIT_S, &f.err)) fail_msg("%s", f.err.msg);
@@ -720,9 +730,8 @@ static int burst(herd_runner *r)
 static void test_adaptive(void **state)
 {
     need_sshd();
-    char hosts[256];
     tflow f;
-    flow_new(&f, both(hosts, sizeof hosts, good), "n_workers: 0, name: adapt", NULL,
+    flow_new_good(&f, "n_workers: 0, name: adapt", NULL,
              "{minimum: 1, maximum: 4, interval: 0.1, target_duration: 0.2}");
     flow_begin(&f, "adaptive", 0);
     int most = burst(f.r);
@@ -757,11 +766,11 @@ static void sched_at(tflow *f, const char *scheme, const char *host)
 static void test_scheduler_host(void **state)
 {
     need_sshd();
-    char hosts[256], more[256];
+    char more[256];
     snprintf(more, sizeof more, "n_workers: 2, name: rsch, scheduler_host: '%s'", good[1].host);
     for (int tls = 0; tls < 2; tls++) {
         tflow f;
-        flow_new(&f, both(hosts, sizeof hosts, good), more, tls ? "{security: temporary}" : NULL, NULL);
+        flow_new_good(&f, more, tls ? "{security: temporary}" : NULL, NULL);
         flow_begin(&f, "remote-scheduler", 0);
         sched_at(&f, tls ? "tls" : "tcp", "127.0.0.1");
         assert_int_equal(sched_procs(good[1].port), 1);   /* it came through that host's sshd */
@@ -786,10 +795,10 @@ static void test_scheduler_host(void **state)
 static void test_scheduler_host_adaptive(void **state)
 {
     need_sshd();
-    char hosts[256], more[256];
+    char more[256];
     snprintf(more, sizeof more, "n_workers: 0, name: radapt, scheduler_host: '%s'", good[0].host);
     tflow f;
-    flow_new(&f, both(hosts, sizeof hosts, good), more, NULL,
+    flow_new_good(&f, more, NULL,
              "{minimum: 1, maximum: 4, interval: 0.1, wait_count: 2, target_duration: 0.2}");
     flow_begin(&f, "remote-adaptive", 0);
     int most = burst(f.r);
