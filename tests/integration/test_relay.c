@@ -225,9 +225,12 @@ static void bad_round(herd_runner *r, const char *address, tu_log *log, int vari
     herd_future_release(p);
 }
 
-/* The fake has no slot resource: it is sent no consumer. */
+/* The fake has no slot resource: it is sent no consumer. log is made here,
+ * quiet (the warnings are expected); address gets the scheduler's. */
 static herd_runner *fake_flow(tu_log *log, char *address, size_t cap, int nworkers)
 {
+    tu_log_init(log);
+    log->echo_level = HERD_LOG_ERROR + 1;
     herd_runner *r = tu_flow(nworkers == 1 ? "{n_workers: 1, threads_per_worker: 1, resources: {slot: 1}}" : CK2,
                              "{listen: 'tcp://127.0.0.1:0', token: " TOKEN ", data_transfer: relay}", nworkers, log);
     snprintf(address, cap, "%s", herd_runner_address(r));
@@ -237,8 +240,6 @@ static herd_runner *fake_flow(tu_log *log, char *address, size_t cap, int nworke
 static void test_bad_relay_messages(void **state)
 {
     tu_log log;
-    tu_log_init(&log);
-    log.echo_level = HERD_LOG_ERROR + 1;
     char address[128];
     herd_runner *r = fake_flow(&log, address, sizeof address, 1);
     bad_round(r, address, &log, 0, "unknown relay transfer id");
@@ -258,8 +259,6 @@ static void test_bad_relay_messages(void **state)
 static void test_relay_cut_off(void **state)
 {
     tu_log log;
-    tu_log_init(&log);
-    log.echo_level = HERD_LOG_ERROR + 1;
     char address[128];
     herd_runner *r = fake_flow(&log, address, sizeof address, 2);
     /* local-0's pid, to kill it as a reader */
