@@ -3,7 +3,9 @@
  * log lines to it, follows the cluster's size, and makes control calls
  * (OP_CONTROL), which give herd_remote_ops, adaptive scaling's view of that
  * scheduler. The connection's event loop runs on a thread of its own; other
- * threads send through an outbox. (A worker's connection is worker.c's.) */
+ * threads send through an outbox. (A worker's connection is worker.c's;
+ * its sub-task client takes LOG, RESULT and HELD through
+ * herd_remote_client_msg, here.) */
 #include "remote.h"
 #include "comm.h"
 #include "metrics.h"
