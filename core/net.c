@@ -9,7 +9,6 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,22 +109,14 @@ struct evconnlistener *herd_listen(struct event_base *base, const char *addr,
 #define ACCEPT_PAUSE_MIN 0.1
 #define ACCEPT_PAUSE_MAX 2.0
 
-static void guard_log(herd_accept_guard *g, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void guard_log(herd_accept_guard *g, int level, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    herd_vlogf(g->log, g->log_ud, level, fmt, ap);
-    va_end(ap);
-}
-
 /* The timer: after a pause, accept again and watch for ACCEPT_PAUSE_MAX;
  * if nothing failed meanwhile, the burst is over (one line with the count). */
 static void guard_retry(evutil_socket_t fd, short what, void *arg)
 {
     herd_accept_guard *g = arg;
     if (g->watching) {
-        guard_log(g, HERD_LOG_WARN, "accepting connections again after %lu failed accepts over %.1fs (%s)",
+        herd_logf(g->log, g->log_ud, HERD_LOG_WARN,
+                  "accepting connections again after %lu failed accepts over %.1fs (%s)",
                   g->fails, herd_now() - g->since - ACCEPT_PAUSE_MAX, strerror(g->last_errno));
         g->fails = 0;
         g->watching = 0;
@@ -152,15 +143,16 @@ void herd_accept_guard_fail(herd_accept_guard *g)
 {
     int e = errno;
     if (e != EMFILE && e != ENFILE && e != ENOBUFS && e != ENOMEM) {
-        guard_log(g, HERD_LOG_WARN, "accept failed: %s", strerror(e));
+        herd_logf(g->log, g->log_ud, HERD_LOG_WARN, "accept failed: %s", strerror(e));
         return;
     }
     if (!g->fails++) {
         g->since = herd_now();
         g->delay = ACCEPT_PAUSE_MIN;
         g->last_errno = e;
-        guard_log(g, HERD_LOG_ERROR, "cannot accept connections: %s; pausing accepts (retrying from %.1fs up to "
-                  "%.0fs apart) until it succeeds", strerror(e), ACCEPT_PAUSE_MIN, ACCEPT_PAUSE_MAX);
+        herd_logf(g->log, g->log_ud, HERD_LOG_ERROR,
+                  "cannot accept connections: %s; pausing accepts (retrying from %.1fs up to %.0fs apart) until it succeeds",
+                  strerror(e), ACCEPT_PAUSE_MIN, ACCEPT_PAUSE_MAX);
     } else if ((g->delay *= 2) > ACCEPT_PAUSE_MAX)
         g->delay = ACCEPT_PAUSE_MAX;
     g->watching = 0;

@@ -179,9 +179,8 @@ static void start(setup *st, int echo_level)
 /* What start made, released: the futures, the flow, the log, the files. */
 static void finish(setup *st)
 {
-    herd_future_release(st->w1);
-    herd_future_release(st->w2);
-    herd_future_release(st->prod);
+    herd_future *fs[] = { st->w1, st->w2, st->prod };
+    for (size_t i = 0; i < sizeof fs / sizeof *fs; i++) herd_future_release(fs[i]);
     tu_flow_end(st->r);
     tu_log_free(&st->log);
     tu_rmtree(st->d);
