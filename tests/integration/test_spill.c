@@ -204,17 +204,7 @@ static int64_t baseline_rss(int64_t *cost)
  * that the RSS stays under the 95% exit while the managed bytes (the values
  * held, which the thresholds count the same in every build) still cross
  * 60%: more values, the same rules. */
-#if defined(__SANITIZE_THREAD__)
-#define TSAN_BUILD 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define TSAN_BUILD 1
-#endif
-#endif
-#ifndef TSAN_BUILD
-#define TSAN_BUILD 0
-#endif
-#define SPILL_SCALE (TSAN_BUILD ? 4 : 1)
+#define SPILL_SCALE (TU_TSAN ? 4 : 1)
 
 /* A limit the values outgrow, where a producer waiting for the RSS to be
  * under 65% (t_make's below) never reaches 80% (paused) or 95% (exit). */
@@ -599,6 +589,12 @@ static void test_bad_local_directory(void **state)
  * value each (35% of it). */
 static void test_peer_maps_are_not_the_readers_memory(void **state)
 {
+    if (TU_TSAN) {   /* 3 x 0.35 of the limit read: some 4 x that in shadow, the reader's own */
+        fprintf(stderr, "\n*** SKIPPED under ThreadSanitizer: reading its peers' maps gives the reader TSan shadow "
+                        "memory of its own, about four times what it reads, so a reader over its limit through the "
+                        "maps alone cannot be made there ***\n\n");
+        skip();
+    }
     int64_t base = baseline_rss(NULL), limit = SPILL_SCALE * 8 * base;
     if (limit < SPILL_SCALE * 128 * MIB) limit = SPILL_SCALE * 128 * MIB;
     limit = (limit + MIB - 1) / MIB * MIB;
