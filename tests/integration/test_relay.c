@@ -30,13 +30,17 @@
 /* 1.5 GiB through the relay over TCP. Under ThreadSanitizer the reader's RSS
  * while it takes the value in is about six times the value (TSan's shadow
  * of its buffers: measured 9.6 GiB), past the 80% of the memory_limit that
- * the machine's memory gives it, and a paused worker starts no task: in a
- * TSan build the workers have no memory_limit (this is a test of the relay). */
+ * the machine's memory gives it, and a paused worker starts no task; and
+ * putting the value together there (memcpy under TSan) kept its loop from
+ * heartbeats for over 30 s. So in a TSan build the workers have no
+ * memory_limit and 5 minutes between heartbeats (this is a test of the
+ * relay). */
 static void test_relay_big_tcp(void **state)
 {
     herd_runner *r = tu_flow(TU_TSAN ? "{n_workers: 2, threads_per_worker: 1, memory_limit: 0}"
                                      : "{n_workers: 2, threads_per_worker: 1}",
-                             "{listen: 'tcp://127.0.0.1:0', data_transfer: relay}", 2, NULL);
+                             TU_TSAN ? "{listen: 'tcp://127.0.0.1:0', data_transfer: relay, heartbeat_timeout: 300}"
+                                     : "{listen: 'tcp://127.0.0.1:0', data_transfer: relay}", 2, NULL);
     const int64_t n = (int64_t)1536 << 20;
     herd_future *p = tu_submit(r, "t_make", herd_tuple("Iin", n, 41), "{workers: [local-0]}");
     herd_future *c = tu_submit(r, "t_check", herd_tuple("vIinn", herd_future_arg(p), n, 41), "{workers: [local-1]}");
