@@ -58,15 +58,13 @@ static json_t *run_request(herd_cluster *c, herd_err *err)
     if (herd_scheduler_argv(c->env, listen, &argv, err)) return NULL;
     bool tls = false;
     for (size_t i = 0; argv[i]; i++) tls |= strncmp(argv[i], "tls://", 6) == 0;
-    if (tls) {
-        herd_strv_free(argv);
-        herd_err_set(err, -HERD_ECONFIG, "fargate_scheduler: true cannot take client_kwargs.security: temporary: "
-                     "the scheduler's certificate is issued before RunTask but must name the task's IP address, "
-                     "which exists only after it; use fargate_scheduler: false (the scheduler in this process, "
-                     "where temporary TLS works)");
-        return NULL;
-    }
-    if (herd_scheduler_envp(c->env, NULL, &envp, err)) { herd_strv_free(argv); return NULL; }
+    c->sched_tls = tls;
+    /* with TLS the certificate is issued before RunTask, the task's address
+       known only after it: the certificate names ECS_SCHED_NAME, and clients
+       and workers check it as that name (the CA is this run's alone) */
+    static const char *const names[] = { ECS_SCHED_NAME, NULL };
+    if (tls && herd_scheduler_server_name(c->env, ECS_SCHED_NAME, err)) { herd_strv_free(argv); return NULL; }
+    if (herd_scheduler_envp(c->env, tls ? names : NULL, &envp, err)) { herd_strv_free(argv); return NULL; }
     json_t *cmd = json_array();
     for (size_t i = 0; argv[i]; i++)
         json_array_append_new(cmd, json_string(i == 0 && c->set.worker_command ? c->set.worker_command : argv[i]));
@@ -151,7 +149,7 @@ int ecs_sched_start(herd_cluster *c, char *addr_out, size_t cap, herd_err *err)
                                 SCHED_WAIT);
         nap(c->set.poll_interval);
     }
-    snprintf(addr_out, cap, "tcp://%s:%d", ip, ECS_SCHED_PORT);
+    snprintf(addr_out, cap, "%s://%s:%d", c->sched_tls ? "tls" : "tcp", ip, ECS_SCHED_PORT);
     herd_log(c->env, HERD_LOG_INFO, "%s: the scheduler task runs at %s", c->cls, addr_out);
     return 0;
 }
