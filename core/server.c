@@ -161,6 +161,34 @@ int herd_scheduler_names(const herd_cluster_env *env, const char *const *names, 
     return 0;
 }
 
+/* The port of client_kwargs.dashboard_address ("HOST:PORT", ":PORT",
+ * "[V6]:PORT", after an optional http(s)://; sched_http.c serves it) when
+ * its host is not a loopback one, else -1. */
+int herd_scheduler_dashboard_port(const herd_cluster_env *env, int *port, herd_err *err)
+{
+    if (port) *port = -1;
+    const herd_env_core *core = env ? env->core : NULL;
+    if (!core || !port)
+        return herd_err_set(err, HERD_EARG, "herd_scheduler_dashboard_port: %s",
+                            !port ? "port is NULL" : "not a cluster environment from the core");
+    const char *a = core->dashboard;
+    if (!a) return 0;
+    if (!strncmp(a, "http://", 7)) a += 7;
+    else if (!strncmp(a, "https://", 8)) a += 8;
+    const char *colon = strrchr(a, ':');
+    char *end = NULL, host[256];
+    long n = colon ? strtol(colon + 1, &end, 10) : -1;
+    if (!colon || colon[1] == '\0' || *end || n < 0 || n > 65535 || (size_t)(colon - a) >= sizeof host)
+        return herd_err_set(err, HERD_EARG, "dashboard_address: expected HOST:PORT, :PORT or [IPv6]:PORT (port "
+                            "0..65535), got \"%.200s\"", core->dashboard);
+    size_t hl = (size_t)(colon - a);
+    if (hl >= 2 && a[0] == '[' && a[hl - 1] == ']') { memcpy(host, a + 1, hl - 2); host[hl - 2] = '\0'; }
+    else { memcpy(host, a, hl); host[hl] = '\0'; }
+    if (!strcmp(host, "localhost") || !strncmp(host, "127.", 4) || !strcmp(host, "::1")) return 0;
+    *port = (int)n;
+    return 0;
+}
+
 int herd_scheduler_server_name(const herd_cluster_env *env, const char *name, herd_err *err)
 {
     herd_env_core *core = env ? env->core : NULL;

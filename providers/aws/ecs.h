@@ -53,6 +53,7 @@ struct herd_cluster {
     char dial[64];               /* the address tasks dial the scheduler at */
     char sched_arn[256];         /* the scheduler task (fargate_scheduler), "" when none runs */
     bool sched_tls;              /* it listens on tls:// (security: temporary) */
+    int dash_port;               /* fargate_scheduler: the dashboard port its security group opens, or -1 */
     char sched_private[96];      /* what workers dial when the client dials its public IP, else "" */
     /* what the cluster uses, and what it created itself (deleted on close) */
     char cluster_arn[256], cluster_name[256], log_group[256], vpc[64], sg_made[64];

@@ -574,6 +574,38 @@ static void eni_public_ip(aws_client *c, const char *eni, char *out, size_t cap)
     xmlFreeDoc(d);
 }
 
+/* The ingress rules of the security group this cluster created, as
+   "tcp:8786-8786:0.0.0.0/0" and "-1:group" strings joined by spaces. */
+static void sg_rules(aws_client *c, char *out, size_t cap)
+{
+    herd_err err = { 0 };
+    aws_buf q;
+    xmlDoc *d = NULL;
+    char buf[256], from[16], to[16], cidr[64];
+    size_t len = 0;
+    out[0] = 0;
+    aws_query_init(&q, "DescribeSecurityGroups", "2016-11-15");
+    assert_int_equal(aws_query_call(c, "ec2", "DescribeSecurityGroups", q.s, &d, NULL, 0, &err), 0);
+    aws_buf_free(&q);
+    int groups = 0;
+    xmlNode *set = aws_xml_find(xmlDocGetRootElement(d), "securityGroupInfo");
+    for (xmlNode *it = set ? set->children : NULL; it; it = it->next) {
+        if (strncmp(aws_xml_text(it, "groupName", buf, sizeof buf), "herd-", 5) != 0) continue;
+        groups++;
+        xmlNode *perms = aws_xml_child(it, "ipPermissions");
+        for (xmlNode *p = perms ? perms->children : NULL; p; p = p->next) {
+            aws_xml_text(p, "ipProtocol", buf, sizeof buf);
+            aws_xml_text(p, "fromPort", from, sizeof from);
+            aws_xml_text(p, "toPort", to, sizeof to);
+            aws_xml_text(aws_xml_child(aws_xml_child(p, "ipRanges"), "item"), "cidrIp", cidr, sizeof cidr);
+            len += (size_t)snprintf(out + len, cap - len, "%s%s:%s-%s:%s", len ? " " : "", buf, from, to,
+                                    cidr[0] ? cidr : "group");
+        }
+    }
+    xmlFreeDoc(d);
+    assert_int_equal(groups, 1);
+}
+
 /* fargate_scheduler: the scheduler is an ECS task too. The agent runs it in
    a network namespace holding the private IP moto gave the task and the
    public IP (an Elastic IP on its network interface) it asked for, so this
@@ -750,16 +782,17 @@ static void test_fargate_scheduler_tls(void **state)
 }
 
 /* fargate_use_private_ip: true: no public IP asked for (the agent gives
-   none), the client and the workers both dial the private IP. */
+   none), the client and the workers both dial the private IP. A loopback
+   dashboard_address (port 0) opens nothing in the security group. */
 static void test_fargate_scheduler_private_ip(void **state)
 {
     (void)state;
     tu_log log;
     tu_log_init(&log);
     herd_err err = { 0 };
-    herd_runner *r = aws_flow("aws.FargateCluster", "{image: img, n_workers: 1, worker_cpu: 256, worker_mem: 512, "
-                              "fargate_scheduler: true, fargate_use_private_ip: true, poll_interval: 0.1}", NULL, &log,
-                              &err);
+    herd_runner *r = aws_flow_cl("aws.FargateCluster", "{image: img, n_workers: 1, worker_cpu: 256, worker_mem: 512, "
+                                 "fargate_scheduler: true, fargate_use_private_ip: true, poll_interval: 0.1}", NULL,
+                                 "{dashboard_address: \"127.0.0.1:0\"}", &log, &err);
     if (!r) fail_msg("%s", err.msg);
     herd_future *f = tu_submit(r, "t_square", herd_tuple("i", (int64_t)7), NULL);
     const herd_value *v = NULL;
@@ -790,6 +823,9 @@ static void test_fargate_scheduler_private_ip(void **state)
     }
     assert_int_equal(scheds, 1);
     assert_false(tu_log_has_line(&log, "its public IP", NULL));
+    char rules[512];
+    sg_rules(c, rules, sizeof rules);
+    assert_string_equal(rules, "-1:-:group tcp:8786-8786:0.0.0.0/0");
     json_decref(dt);
     json_decref(lt);
     json_decref(cl);
@@ -797,6 +833,58 @@ static void test_fargate_scheduler_private_ip(void **state)
     tu_flow_end(r);
     assert_nothing_left();
     tu_log_free(&log);
+}
+
+/* fargate_scheduler with dashboard_address ":8787": the security group this
+   cluster creates opens 8787 beside 8786, and the dashboard link names the
+   scheduler task's public IP; port 0 (or 8786) is refused before any call. */
+static void test_fargate_scheduler_dashboard(void **state)
+{
+    (void)state;
+    /* port 0: refused before any call */
+    const char *zero[] = { "{dashboard_address: \":0\"}", "{dashboard_address: \"0.0.0.0:8786\"}" };
+    const char *why[] = { "client_kwargs.dashboard_address: port 0 (any free port) with fargate_scheduler: true: the "
+                          "scheduler task's security group must name the port it opens before the task runs",
+                          "port 8786 with fargate_scheduler: true is the scheduler task's own port" };
+    for (int k = 0; k < 2; k++) {
+        herd_err err = { 0 };
+        herd_runner *r = aws_flow_cl("aws.FargateCluster", "{image: img, n_workers: 1, fargate_scheduler: true}", NULL,
+                                     zero[k], NULL, &err);
+        if (r) {
+            assert_int_not_equal(herd_wait_for_workers(r, 1, 30, &err), 0);
+            herd_flow_end(r, true, NULL);
+            herd_runner_free(r);
+        }
+        if (!strstr(err.msg, why[k])) fail_msg("expected \"%s\" in: %s", why[k], err.msg);
+        aws_client *c = checker();
+        json_t *cl = ecs(c, "ListClusters", json_object());
+        assert_int_equal(json_array_size(json_object_get(cl, "clusterArns")), 0);    /* nothing was created */
+        json_decref(cl);
+        aws_client_free(c);
+    }
+    tu_log log;
+    tu_log_init(&log);
+    herd_err err = { 0 };
+    herd_runner *r = aws_flow_cl("aws.FargateCluster", "{image: img, n_workers: 1, worker_cpu: 256, worker_mem: 512, "
+                                 "fargate_scheduler: true, poll_interval: 0.1}", NULL, "{dashboard_address: \":8787\"}",
+                                 &log, &err);
+    if (!r) fail_msg("%s", err.msg);
+    if (herd_wait_for_workers(r, 1, 60, &err)) fail_msg("herd_wait_for_workers: %s", err.msg);
+    aws_client *c = checker();
+    char rules[512];
+    sg_rules(c, rules, sizeof rules);
+    assert_string_equal(rules, "-1:-:group tcp:8786-8786:0.0.0.0/0 tcp:8787-8787:0.0.0.0/0");
+    aws_client_free(c);
+    char want[128];
+    const char *addr = herd_runner_address(r);            /* tcp://PUBLIC:8786 */
+    assert_non_null(addr);
+    snprintf(want, sizeof want, "the dashboard is available at http://%.*s:8787", (int)(strrchr(addr, ':') - addr - 6),
+             addr + 6);
+    assert_true(tu_log_has_line(&log, want, NULL));
+    tu_flow_end(r);
+    tu_log_free(&log);
+
+    assert_nothing_left();
 }
 
 /* examples/fargate/herd.yaml's profiles pass the checks herd_runner_new makes
@@ -1229,6 +1317,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup(test_fargate_scheduler_failures, each),
         cmocka_unit_test_setup(test_fargate_scheduler_tls, each),
         cmocka_unit_test_setup(test_fargate_scheduler_private_ip, each),
+        cmocka_unit_test_setup(test_fargate_scheduler_dashboard, each),
         cmocka_unit_test_setup(test_example_profiles, each),
         cmocka_unit_test_setup(test_sigterm_tears_down, each),
         cmocka_unit_test_setup(test_killed_run_swept, each),
