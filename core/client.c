@@ -84,6 +84,40 @@ void herd_future_unref(herd_future *f)
     if (f && atomic_fetch_sub(&f->refs, 1) == 1) future_free(f);
 }
 
+/* Waiters re-check their futures. Called with cl->mu held. */
+static void wake(herd_client *cl)
+{
+    if (!cl->wake_later || !pthread_equal(pthread_self(), cl->wake_thread)) {
+        pthread_cond_broadcast(&cl->cv);
+    } else if (!cl->wake_pending) {
+        cl->wake_pending = 1;
+        cl->wake_later(cl->wake_ud);
+    }
+}
+
+void herd_client_defer_wakes(herd_client *cl, pthread_t loop, void (*later)(void *ud), void *ud)
+{
+    pthread_mutex_lock(&cl->mu);
+    cl->wake_later = later;
+    cl->wake_ud = ud;
+    cl->wake_thread = loop;
+    if (!later && cl->wake_pending) {
+        cl->wake_pending = 0;
+        pthread_cond_broadcast(&cl->cv);
+    }
+    pthread_mutex_unlock(&cl->mu);
+}
+
+void herd_client_wake(herd_client *cl)
+{
+    pthread_mutex_lock(&cl->mu);
+    if (cl->wake_pending) {
+        cl->wake_pending = 0;
+        pthread_cond_broadcast(&cl->cv);
+    }
+    pthread_mutex_unlock(&cl->mu);
+}
+
 static void notify(herd_client *cl, herd_future *f)
 {
     for (herd_watch *w = f->watchers, *next; w; w = next) {
@@ -94,7 +128,7 @@ static void notify(herd_client *cl, herd_future *f)
         free(w);
     }
     f->watchers = NULL;
-    pthread_cond_broadcast(&cl->cv);
+    wake(cl);
 }
 
 /* f's state becomes st, its task name's counts follow. Called with cl->mu held. */
@@ -157,7 +191,7 @@ void herd_client_deliver_held(herd_client *cl, herd_future *f, const char *addre
             set_state(f, HERD_COMPLETED);
             notify(cl, f);
         }
-        pthread_cond_broadcast(&cl->cv);
+        wake(cl);
     }
     pthread_mutex_unlock(&cl->mu);
 }
@@ -190,7 +224,7 @@ void herd_client_deliver_value(herd_client *cl, uint64_t key, herd_value *value,
             free(f->relay_error);
             f->relay_error = strdup(error ? error : "no value");
         }
-        pthread_cond_broadcast(&cl->cv);
+        wake(cl);
     }
     pthread_mutex_unlock(&cl->mu);
     herd_value_free(value);

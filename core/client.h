@@ -78,6 +78,13 @@ struct herd_client {
     int transfer;                  /* HERD_DT_* (proto.h): relay when a holder cannot be reached, or always */
     char **relay_logged;           /* holders this client said it relays for (once each) */
     size_t nrelay_logged;
+    /* Wakes of threads waiting on futures, batched (herd_client_defer_wakes):
+     * a result delivered on wake_thread marks wake_pending and asks
+     * wake_later once; the loop then calls herd_client_wake. */
+    void (*wake_later)(void *ud);
+    void *wake_ud;
+    pthread_t wake_thread;
+    int wake_pending;
 };
 
 struct herd_runner;                  /* runner.c */
@@ -85,6 +92,14 @@ int  herd_client_init(herd_client *cl, uint32_t id, const herd_transport *tp, vo
 /* Mark every non-final future Cancelled/Crashed with reason, stop submits. */
 void herd_client_shutdown(herd_client *cl, herd_state st, const char *reason);
 void herd_client_destroy(herd_client *cl);
+/* Deliveries made on thread `loop` (an event loop handing over many results
+ * per callback) stop waking waiters one result at a time: the first one calls
+ * later(ud), which must make that thread call herd_client_wake once the
+ * batch is handled. Other threads' deliveries still wake at once. later
+ * NULL: back to waking at once. */
+void herd_client_defer_wakes(herd_client *cl, pthread_t loop, void (*later)(void *ud), void *ud);
+/* Wake the waiters if a deferred delivery is pending. */
+void herd_client_wake(herd_client *cl);
 /* The progress of every task submitted so far, per task name, into out
  * (up to cap groups; progress.h). Returns the number of groups filled. */
 struct herd_pgroup;

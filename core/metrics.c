@@ -34,6 +34,7 @@ void herd_metrics_destroy(herd_metrics *m)
 {
     for (herd_mgroup *g = m->groups, *n; g; g = n) { n = g->next; free(g->name); free(g); }
     m->groups = NULL;
+    m->last = NULL;
     free(m->pinfo);
     m->pinfo = NULL;
     kmap_free(&m->byhash);
@@ -54,9 +55,10 @@ herd_mgroup *herd_metrics_group(herd_metrics *m, const char *name)
 {
     static const char other[] = "(other)";
     if (!name) name = "task";
+    if (m->last && strcmp(m->last->name, name) == 0) return m->last;   /* a map's tasks share a name */
     uint64_t h = herd_hash_bytes(name, strlen(name));
     herd_mgroup *g = find(m, name, h);
-    if (g) return g;
+    if (g) return m->last = g;
     if (m->ngroups >= HERD_MET_MAXGROUPS && strcmp(name, other) != 0) return herd_metrics_group(m, other);
     if (!(g = calloc(1, sizeof *g)) || !(g->name = strdup(name))) {
         free(g);
@@ -66,15 +68,23 @@ herd_mgroup *herd_metrics_group(herd_metrics *m, const char *name)
     m->groups = g;
     m->ngroups++;
     if (!kmap_get(&m->byhash, h)) kmap_put(&m->byhash, h, g);
-    return g;
+    return m->last = g;
+}
+
+/* src into dst[cap], cut at cap - 1 bytes: per task, so no printf */
+static void copy_name(char *dst, size_t cap, const char *src)
+{
+    size_t n = strnlen(src, cap - 1);
+    memcpy(dst, src, n);
+    dst[n] = '\0';
 }
 
 void herd_metrics_run(herd_metrics *m, herd_mgroup *g, const char *worker, double dur, int ok)
 {
     herd_mrun *r = &m->runs[m->nruns++ % HERD_MET_NRUNS];
     double now = herd_wall_now();
-    snprintf(r->name, sizeof r->name, "%s", g && g->name ? g->name : "task");
-    snprintf(r->worker, sizeof r->worker, "%s", worker ? worker : "");
+    copy_name(r->name, sizeof r->name, g && g->name ? g->name : "task");
+    copy_name(r->worker, sizeof r->worker, worker ? worker : "");
     if (dur < 0) dur = 0;
     r->stop = now;
     r->start = now - dur;

@@ -43,6 +43,7 @@ typedef struct herd_mdecision { uint64_t seq; double t; int target, have; char r
 
 typedef struct herd_metrics {
     herd_mgroup *groups;             /* newest first */
+    herd_mgroup *last;               /* the group found last (one of groups) */
     size_t ngroups;
     kmap byhash;                     /* hash of the name -> a group of that hash */
     herd_mrun runs[HERD_MET_NRUNS];

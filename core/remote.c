@@ -19,7 +19,7 @@ struct herd_remote {
     char *address;
     struct event_base *base;
     herd_conn *conn;               /* the loop thread's */
-    struct event *stop_ev;
+    struct event *stop_ev, *wake_ev;
     pthread_t thread;
     int thread_started;
     herd_client *cl;               /* where results and log lines go (borrowed) */
@@ -200,6 +200,11 @@ static void on_close(herd_conn *c, const char *why, void *ud)
 
 static void stop_cb(evutil_socket_t fd, short what, void *arg) { stop(arg); }
 
+/* The client's waiters wake once per loop iteration, after the results
+ * it delivered, not once per result. */
+static void wake_later(void *ud) { event_active(((herd_remote *)ud)->wake_ev, EV_TIMEOUT, 0); }
+static void wake_cb(evutil_socket_t fd, short what, void *arg) { herd_client_wake(((herd_remote *)arg)->cl); }
+
 static void *loop_main(void *arg)
 {
     herd_remote *r = arg;
@@ -219,6 +224,7 @@ static void remote_free(herd_remote *r)
     herd_relay_rx_free_all(&r->rx);
     herd_outbox_destroy(&r->out);
     if (r->stop_ev) event_free(r->stop_ev);
+    if (r->wake_ev) event_free(r->wake_ev);
     if (r->base) herd_event_base_drain_free(r->base);
     rpc_clear(r);
     free(r->prov_sent);
@@ -238,6 +244,7 @@ void herd_remote_close(herd_remote *r)
     if (r->thread_started) {
         event_active(r->stop_ev, EV_TIMEOUT, 0);
         pthread_join(r->thread, NULL);
+        if (r->cl) herd_client_defer_wakes(r->cl, r->thread, NULL, NULL);   /* wakes at once again */
     }
     remote_free(r);
 }
@@ -262,7 +269,8 @@ int herd_remote_connect(const char *address, const char *token, herd_tls *tls, c
     herd_cond_init_monotonic(&r->cv);
     int rc;
     if (!(r->address = strdup(address ? address : "")) || !(r->base = event_base_new()) ||
-        herd_outbox_init(&r->out, r->base, &r->mu, &r->conn) || !(r->stop_ev = event_new(r->base, -1, 0, stop_cb, r))) {
+        herd_outbox_init(&r->out, r->base, &r->mu, &r->conn) || !(r->stop_ev = event_new(r->base, -1, 0, stop_cb, r)) ||
+        !(r->wake_ev = event_new(r->base, -1, 0, wake_cb, r))) {
         remote_free(r);
         return herd_err_set(err, -ENOMEM, "out of memory");
     }
@@ -281,6 +289,7 @@ int herd_remote_connect(const char *address, const char *token, herd_tls *tls, c
         return herd_err_set(err, -rc, "cannot start the client thread: %s", strerror(rc));
     }
     r->thread_started = 1;
+    if (cl) herd_client_defer_wakes(cl, r->thread, wake_later, r);
     struct timespec ts;
     herd_deadline(timeout_s > 0 ? timeout_s : 30, &ts);
     pthread_mutex_lock(&r->mu);

@@ -121,7 +121,7 @@ struct herd_sched {
     struct event_base *base;
     struct evconnlistener *lis;
     herd_accept_guard guard;   /* backoff when accept() runs out of descriptors */
-    struct event *inbox_ev, *dispatch_ev, *hb_ev, *stop_ev;
+    struct event *inbox_ev, *dispatch_ev, *hb_ev, *stop_ev, *wake_ev;
     pthread_t thread;
     int running;
     /* inbox: the only state shared with client threads */

@@ -66,9 +66,20 @@ int herd_sched_post(herd_sched *s, herd_submit_spec *sp)
 static int local_send(void *ud, herd_submit_spec *spec) { return herd_sched_post(ud, spec); }
 const herd_transport herd_sched_local_tp = { local_send, NULL };
 
+/* The in-process client's waiters wake once per loop iteration, after the
+ * results it delivered, not once per result. */
+static void wake_later(void *ud) { event_active(((herd_sched *)ud)->wake_ev, EV_TIMEOUT, 0); }
+static void wake_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    herd_sched *s = arg;
+    if (s->local) herd_client_wake(s->local);
+}
+
 void herd_sched_attach_local(herd_sched *s, herd_client *cl)
 {
     s->local = cl;
+    herd_client_defer_wakes(cl, s->thread, wake_later, s);
     /* the client fetches held values from workers with the cluster's token */
     pthread_mutex_lock(&cl->mu);
     free(cl->peer_token);
@@ -237,10 +248,12 @@ int herd_sched_start(herd_sched **out, const herd_sched_cfg *cfg, char *addr, si
     s->dispatch_ev = event_new(s->base, -1, 0, sch_dispatch_cb, s);
     s->stop_ev = event_new(s->base, -1, 0, stop_cb, s);
     s->hb_ev = event_new(s->base, -1, EV_PERSIST, sch_heartbeat_cb, s);
-    if (!s->inbox_ev || !s->dispatch_ev || !s->stop_ev || !s->hb_ev) { rc = herd_err_set(err, -ENOMEM, "out of memory"); goto fail; }
+    s->wake_ev = event_new(s->base, -1, 0, wake_cb, s);
+    if (!s->inbox_ev || !s->dispatch_ev || !s->stop_ev || !s->hb_ev || !s->wake_ev) { rc = herd_err_set(err, -ENOMEM, "out of memory"); goto fail; }
     /* the dispatch event runs after messages of the same iteration */
     event_base_priority_init(s->base, 2);
     event_priority_set(s->dispatch_ev, 1);
+    event_priority_set(s->wake_ev, 1);
     double iv = s->cfg.heartbeat_interval;
     struct timeval tv = { (time_t)iv, (suseconds_t)((iv - floor(iv)) * 1e6) };
     event_add(s->hb_ev, &tv);
@@ -305,6 +318,7 @@ void herd_sched_stop(herd_sched *s)
         event_active(s->stop_ev, EV_TIMEOUT, 0);
         pthread_join(s->thread, NULL);
     }
+    if (s->local) herd_client_defer_wakes(s->local, s->thread, NULL, NULL);   /* wakes at once again */
     for (herd_submit_spec *sp = s->in_head, *n; sp; sp = n) { n = sp->next; herd_spec_free(sp); }
     while (s->workers) { sworker *w = s->workers; s->workers = w->next; sch_unlink_peer(s, w); sch_worker_free(w); }
     sch_relays_free(s);
@@ -323,6 +337,7 @@ void herd_sched_stop(herd_sched *s)
     if (s->dispatch_ev) event_free(s->dispatch_ev);
     if (s->stop_ev) event_free(s->stop_ev);
     if (s->hb_ev) event_free(s->hb_ev);
+    if (s->wake_ev) event_free(s->wake_ev);
     if (s->base) herd_event_base_drain_free(s->base);
     pthread_mutex_destroy(&s->in_mu);
     pthread_mutex_destroy(&s->w_mu);
