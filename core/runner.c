@@ -446,11 +446,6 @@ static int begin_remote(flow_runner *r, herd_err *err)
     return 0;
 }
 
-/* A provider that may run the scheduler itself (start_scheduler): ask it;
- * when it does, connect to that scheduler as a client, then start the
- * workers. Returns 1 when the provider declined (an empty address: the
- * scheduler runs in this process as usual), 0 when the cluster is up, or an
- * error (the caller's teardown closes the cluster object). */
 /* The workers' TLS entries (identity, server name) from r->tls, replacing
  * what they held. */
 static int export_worker_tls(flow_runner *r, herd_err *err)
@@ -515,6 +510,11 @@ static void remote_dashboard_links(flow_runner *r)
              "login link: %s", r->flow_name, login);
 }
 
+/* A provider that may run the scheduler itself (start_scheduler): ask it;
+ * when it does, connect to that scheduler as a client, then start the
+ * workers. Returns 1 when the provider declined (an empty address: the
+ * scheduler runs in this process as usual), 0 when the cluster is up, or an
+ * error (the caller's teardown closes the cluster object). */
 static int begin_remote_scheduler(flow_runner *r, const char *tok, herd_err *err)
 {
     const char *who = r->cprov->name;
