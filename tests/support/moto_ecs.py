@@ -270,6 +270,9 @@ def start(cluster, t):
         if arn not in netns:
             stop(cluster, arn, "CannotStartContainerError: no network for %s" % task_ip(t), "TaskFailedToStart", None)
             return
+        # its loopback up again as the command starts: once (run under load
+        # beside another agent) a scheduler found 127.0.0.1 unassignable there
+        subprocess.run(["ip", "-n", netns[arn], "link", "set", "lo", "up"])
         cmd = ["ip", "netns", "exec", netns[arn]] + cmd
     where = awslogs_of(cdef)
     out = None
