@@ -75,6 +75,8 @@ typedef struct herd_env_core {
     int (*sched_tls)(void *ud, const char *const *names, char ***envp_out, herd_err *err);
     void *sched_tls_ud;
     char **dial_names;         /* herd_scheduler_names (owned by the runner) */
+    int in_start_scheduler;    /* 1 while the provider's start_scheduler runs */
+    char sched_server_name[256]; /* herd_scheduler_server_name during it, "" when none */
 } herd_env_core;
 
 #endif

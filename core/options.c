@@ -3,6 +3,7 @@
  * herd_run_opts_check, which herd_runner_new and `herd config check` share. */
 #include "options.h"
 #include "comm.h"
+#include "security.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,7 @@ static const herd_param client_params[] = {
     { "tls_ca_file", HERD_PARAM_STRING, "null", "CA certificates (PEM) the peer must be issued by", HERD_PARAM_NULLABLE, 0, 0, CF(tls_ca_file) },
     { "tls_cert", HERD_PARAM_STRING, "null", "this side's certificate (PEM)", HERD_PARAM_NULLABLE, 0, 0, CF(tls_cert) },
     { "tls_key", HERD_PARAM_STRING, "null", "its unencrypted private key (PEM; default: in tls_cert)", HERD_PARAM_NULLABLE | HERD_PARAM_SECRET, 0, 0, CF(tls_key) },
+    { "tls_server_name", HERD_PARAM_STRING, "null", "the name the scheduler's certificate is checked against when it differs from the host of the address dialled (a DNS name, or an IP address), as gRPC's ssl_target_name_override and curl's --connect-to: for a scheduler behind NAT or a load balancer; workers get it as HERD_TLS_SERVER_NAME; with security: temporary it is added to the scheduler's certificate; null: the host dialled", HERD_PARAM_NULLABLE, 0, 0, CF(tls_server_name) },
     { "no_workers_timeout", HERD_PARAM_DURATION, "60", "a task no worker can run for this long ends Crashed, saying why (Dask's scheduler no-workers-timeout); null: wait forever", HERD_PARAM_NULLABLE, 0.001, 1e6, CF(no_workers_timeout) },
     { "start", HERD_PARAM_STRING, "\"lazy\"", "when a temporary cluster starts: lazy (on the first submit, or whatever needs workers) or eager (in herd_flow_begin)", 0, 0, 0, CF(start) },
     { "dashboard_address", HERD_PARAM_STRING, "null", "a temporary cluster's HTTP endpoint (live page, /metrics, /health, /api/v1): HOST:PORT such as 127.0.0.1:8787 (port 0: any free one), :PORT for every interface (needs the token); null: none", HERD_PARAM_NULLABLE, 0, 0, CF(dashboard_address) },
@@ -70,6 +72,11 @@ static int check_client(herd_run_opts *o, herd_err *err)
     if ((c->tls_ca_file || c->tls_cert || c->tls_key) && (!c->tls_ca_file || !c->tls_cert))
         return herd_err_set(err, HERD_EARG, "client_kwargs: TLS needs tls_ca_file and tls_cert (and tls_key unless the "
                             "key is in tls_cert); %s is missing", c->tls_ca_file ? "tls_cert" : "tls_ca_file");
+    if (c->tls_server_name && (rc = herd_tls_server_name_check("client_kwargs.tls_server_name", c->tls_server_name, err)))
+        return rc;
+    if (c->tls_server_name && !c->security && !c->tls_ca_file)
+        return herd_err_set(err, HERD_EARG, "client_kwargs.tls_server_name \"%s\": no TLS to check it with; give "
+                            "security: temporary or tls_ca_file and tls_cert", c->tls_server_name);
     static const char *const dts[] = { "auto", "direct", "relay", "inline" };
     c->data_transfer = -1;
     for (int i = 0; i < 4; i++)

@@ -24,6 +24,7 @@ typedef struct herd_client_opts {
     const char *performance_report_path;   /* the report written at flow end, or NULL */
     bool progress;                /* draw the flow's progress on stderr (progress.c) */
     const char *tls_ca_file, *tls_cert, *tls_key;
+    const char *tls_server_name;  /* the name the scheduler's certificate is checked against, or NULL: its host */
     const char *data_transfer_name;   /* "auto", "direct", "relay" or "inline" */
     int data_transfer;            /* HERD_DT_* (proto.h), in that order */
     const char *log_level_name;   /* as given, or NULL */

@@ -33,8 +33,9 @@
 #include <unistd.h>
 
 /* The workers' environment, in order (a NULL entry ends it): the log level
- * they inherit, the token, the scheduler's address, TLS (up to 3). */
-enum { ENV_LEVEL, ENV_TOKEN, ENV_ADDR, ENV_TLS, ENV_N = ENV_TLS + 3 };
+ * they inherit, the token, the scheduler's address, TLS (up to 4: the
+ * identity and HERD_TLS_SERVER_NAME). */
+enum { ENV_LEVEL, ENV_TOKEN, ENV_ADDR, ENV_TLS, ENV_N = ENV_TLS + 4 };
 
 typedef struct flow_runner {
     struct herd_runner base;
@@ -407,7 +408,13 @@ static int tls_from_kwargs(flow_runner *r, herd_err *err)
 {
     const herd_client_opts *c = &r->opts.client;   /* both files or none: checked with the options */
     if (!c->tls_ca_file) return 0;
-    return herd_tls_from_files(c->tls_ca_file, c->tls_cert, c->tls_key, &r->tls, err);
+    int rc = herd_tls_from_files(c->tls_ca_file, c->tls_cert, c->tls_key, &r->tls, err);
+    if (!rc && c->tls_server_name &&
+        (rc = herd_tls_set_server_name(r->tls, "client_kwargs.tls_server_name", c->tls_server_name, err))) {
+        herd_tls_free(r->tls);
+        r->tls = NULL;
+    }
+    return rc;
 }
 
 static int begin_remote(flow_runner *r, herd_err *err)
@@ -439,26 +446,40 @@ static int begin_remote(flow_runner *r, herd_err *err)
     return 0;
 }
 
-/* A provider that may run the scheduler itself (start_scheduler): ask it;
- * when it does, connect to that scheduler as a client, then start the
- * workers. Returns 1 when the provider declined (an empty address: the
- * scheduler runs in this process as usual), 0 when the cluster is up, or an
- * error (the caller's teardown closes the cluster object). */
+/* The workers' TLS entries (identity, server name) from r->tls, replacing
+ * what they held. */
+static int export_worker_tls(flow_runner *r, herd_err *err)
+{
+    char **te = NULL;
+    int rc = herd_tls_export_env(r->tls, &te, err);
+    if (rc) return rc;
+    for (int i = ENV_TLS; i < ENV_N; i++) { herd_tls_pem_free(r->wenvp[i]); r->wenvp[i] = NULL; }
+    for (int i = 0; i < ENV_N - ENV_TLS && te[i]; i++) r->wenvp[ENV_TLS + i] = te[i];
+    free(te);
+    return 0;
+}
+
 /* envcore.sched_tls: the remote scheduler's certificate, from the
- * temporary CA (only while start_scheduler runs). */
+ * temporary CA (only while start_scheduler runs); it names what the
+ * provider asks for and client_kwargs.tls_server_name. */
 static int issue_sched_tls(void *ud, const char *const *names, char ***envp_out, herd_err *err)
 {
     flow_runner *r = ud;
     if (!r->tmp_ca) {                /* the first call makes the CA and the workers' identity */
         int rc = herd_tls_temporary_remote(r->flow_name, &r->tls, &r->tmp_ca, err);
-        char **te = NULL;
-        if (!rc && (rc = herd_tls_export_env(r->tls, &te, err)) == 0) {
-            for (int i = 0; i < 3 && te[i]; i++) r->wenvp[ENV_TLS + i] = te[i];
-            free(te);
-        }
+        if (!rc) rc = export_worker_tls(r, err);
         if (rc) return rc;
     }
-    return herd_tls_ca_server_env(r->tmp_ca, names, envp_out, err);
+    const char *extra = r->opts.client.tls_server_name;
+    size_t n = 0;
+    while (names && names[n]) n++;
+    const char **all = calloc(n + 2, sizeof *all);
+    if (!all) return herd_err_set(err, -ENOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) all[i] = names[i];
+    if (extra) all[n] = extra;
+    int rc = herd_tls_ca_server_env(r->tmp_ca, all, envp_out, err);
+    free(all);
+    return rc;
 }
 
 /* The links of the HTTP endpoint of a scheduler the provider runs (asked
@@ -489,6 +510,11 @@ static void remote_dashboard_links(flow_runner *r)
              "login link: %s", r->flow_name, login);
 }
 
+/* A provider that may run the scheduler itself (start_scheduler): ask it;
+ * when it does, connect to that scheduler as a client, then start the
+ * workers. Returns 1 when the provider declined (an empty address: the
+ * scheduler runs in this process as usual), 0 when the cluster is up, or an
+ * error (the caller's teardown closes the cluster object). */
 static int begin_remote_scheduler(flow_runner *r, const char *tok, herd_err *err)
 {
     const char *who = r->cprov->name;
@@ -503,7 +529,10 @@ static int begin_remote_scheduler(flow_runner *r, const char *tok, herd_err *err
         r->envcore.sched_tls_ud = r;
     }
     char addr[512] = "";
+    r->envcore.sched_server_name[0] = '\0';
+    r->envcore.in_start_scheduler = 1;
     rc = r->cprov->start_scheduler(r->cluster, addr, sizeof addr, err);
+    r->envcore.in_start_scheduler = 0;
     r->envcore.sched_tls = NULL;
     herd_tls_ca_free(r->tmp_ca);     /* no certificate is issued after this */
     r->tmp_ca = NULL;
@@ -523,6 +552,15 @@ static int begin_remote_scheduler(flow_runner *r, const char *tok, herd_err *err
                             "at %s without a certificate (it must run what herd_scheduler_envp gives)", who, addr);
     if ((rc = herd_tls_addr_check(r->tls, addr, err)))
         return herd_err_prefix(err, "%s: start_scheduler gave %s", who, addr);
+    /* the name the client and the workers check its certificate against:
+     * the user's, else the provider's (herd_scheduler_server_name) */
+    const char *sn = r->opts.client.tls_server_name ? r->opts.client.tls_server_name
+                   : r->envcore.sched_server_name[0] ? r->envcore.sched_server_name : NULL;
+    if (r->tls && sn) {
+        if ((rc = herd_tls_set_server_name(r->tls, "tls_server_name", sn, err)) || (rc = export_worker_tls(r, err)))
+            return herd_err_prefix(err, "%s's scheduler", who);
+        rlog(r, HERD_LOG_DEBUG, "flow run %s: the scheduler's certificate is checked as \"%s\"", r->flow_name, sn);
+    }
     snprintf(r->addr, sizeof r->addr, "%s", addr);
     char name[256];
     snprintf(name, sizeof name, "%s-%ld", r->flow_name, (long)getpid());
@@ -694,10 +732,13 @@ static int start_cluster(flow_runner *r, herd_err *err)
          * its workers dial (herd_scheduler_names) */
         const char *hosts[40];
         size_t nh = 0;
+        const char *sn = r->opts.client.tls_server_name;
         if (have_tcp && strcmp(la.host, "0.0.0.0") && strcmp(la.host, "::") && la.host[0]) hosts[nh++] = la.host;
+        if (sn) hosts[nh++] = sn;
         for (char **d = r->envcore.dial_names; d && *d && nh < 39; d++) hosts[nh++] = *d;
         hosts[nh] = NULL;
-        if ((rc = herd_tls_temporary(r->flow_name, nh ? hosts : NULL, &r->tls, err))) {
+        if ((rc = herd_tls_temporary(r->flow_name, nh ? hosts : NULL, &r->tls, err)) ||
+            (sn && (rc = herd_tls_set_server_name(r->tls, "client_kwargs.tls_server_name", sn, err)))) {
             herd_err_prefix(err, "flow run %s: security: temporary", r->flow_name);
             goto fail;
         }
@@ -737,10 +778,7 @@ static int start_cluster(flow_runner *r, herd_err *err)
     herd_tls_pem_free(r->wenvp[ENV_TOKEN]);
     if (asprintf(&r->wenvp[ENV_TOKEN], "HERD_TOKEN=%s", tok) < 0) r->wenvp[ENV_TOKEN] = NULL;
     if (r->tls) {                    /* the workers' certificate and key travel in their environment */
-        char **te = NULL;
-        if ((rc = herd_tls_export_env(r->tls, &te, err))) { herd_err_prefix(err, "flow run %s", r->flow_name); goto fail; }
-        for (int i = 0; i < 3 && te[i]; i++) r->wenvp[ENV_TLS + i] = te[i];
-        free(te);
+        if ((rc = export_worker_tls(r, err))) { herd_err_prefix(err, "flow run %s", r->flow_name); goto fail; }
     }
     activate(r);
     r->active = 1;

@@ -11,7 +11,9 @@
 
 extern char **environ;
 
-static const char *const names[] = { "HERD_TOKEN", HERD_TLS_ENV_CA, HERD_TLS_ENV_CERT, HERD_TLS_ENV_KEY };
+/* HERD_TLS_SERVER_NAME is no secret, but travels with the TLS identity */
+static const char *const names[] = { "HERD_TOKEN", HERD_TLS_ENV_CA, HERD_TLS_ENV_CERT, HERD_TLS_ENV_KEY,
+                                     HERD_TLS_ENV_SERVER_NAME };
 
 /* Overwrite what volatile stores the compiler cannot drop. */
 static void wipe(char *p, size_t n)

@@ -37,11 +37,13 @@
 struct herd_tls {
     SSL_CTX *srv, *cli;
     char *ca, *cert, *key;     /* client-side identity, PEM (what workers get) */
+    char *server_name;         /* the name the server's certificate is checked against, or NULL: the host dialled */
 };
 
 /* ---- per-SSL verification note ---- */
 typedef struct vnote {
-    char host[256];            /* what the client dialled ("" on the server side) */
+    char host[256];            /* the name checked: what the client dialled, or its tls_server_name ("" on the server side) */
+    char dialled[256];         /* what it dialled when that differs (tls_server_name), else "" */
     char text[768];            /* first verification failure, "" if none */
 } vnote;
 
@@ -147,8 +149,9 @@ static int verify_cb(int ok, X509_STORE_CTX *xs)
     case X509_V_ERR_HOSTNAME_MISMATCH:
     case X509_V_ERR_IP_ADDRESS_MISMATCH:
         san_text(x, names, sizeof names);
-        tls_clip(n->text, sizeof n->text, &len, " (server certificate \"%s\" is not valid for \"%s\": wrong host; it names %s)",
-             cn, n->host, names);
+        tls_clip(n->text, sizeof n->text, &len, " (server certificate \"%s\" is not valid for \"%s\"%s%s%s: wrong host; "
+                 "it names %s)", cn, n->host, n->dialled[0] ? " (tls_server_name; dialled " : "", n->dialled,
+                 n->dialled[0] ? ")" : "", names);
         break;
     case X509_V_ERR_INVALID_PURPOSE:
         tls_clip(n->text, sizeof n->text, &len, " (certificate \"%s\" is not for a TLS %s: check its extendedKeyUsage)",
@@ -334,6 +337,7 @@ void herd_tls_free(herd_tls *t)
     SSL_CTX_free(t->cli);
     free(t->ca);
     free(t->cert);
+    free(t->server_name);
     herd_tls_pem_free(t->key);
     free(t);
 }
@@ -441,19 +445,30 @@ int herd_tls_from_envp(const char *const *envp, herd_tls **out, herd_err *err)
         return herd_err_set(err, HERD_ECONFIG, "TLS credentials in the environment are incomplete: %s%s%s%s%s not set",
                             !ca ? HERD_TLS_ENV_CA : "", !ca && (!cert || !key) ? ", " : "",
                             !cert ? HERD_TLS_ENV_CERT : "", !cert && !key ? ", " : "", !key ? HERD_TLS_ENV_KEY : "");
-    return tls_build(ca, HERD_TLS_ENV_CA, cert, HERD_TLS_ENV_CERT, key, HERD_TLS_ENV_KEY, NULL, NULL, out, err);
+    int rc = tls_build(ca, HERD_TLS_ENV_CA, cert, HERD_TLS_ENV_CERT, key, HERD_TLS_ENV_KEY, NULL, NULL, out, err);
+    const char *sn = env_lookup(envp, HERD_TLS_ENV_SERVER_NAME);
+    if (!rc && sn && *sn && (rc = herd_tls_set_server_name(*out, HERD_TLS_ENV_SERVER_NAME, sn, err))) {
+        herd_tls_free(*out);
+        *out = NULL;
+    }
+    return rc;
 }
 
 int herd_tls_export_env(const herd_tls *t, char ***envp_out, herd_err *err)
 {
     *envp_out = NULL;
     if (!t) return herd_err_set(err, HERD_EARG, "herd_tls_export_env: no TLS credentials");
-    char **v = calloc(4, sizeof *v);
+    char **v = calloc(5, sizeof *v);
     if (!v) return herd_err_set(err, -ENOMEM, "out of memory");
     if (asprintf(&v[0], "%s=%s", HERD_TLS_ENV_CA, t->ca) < 0) v[0] = NULL;
     if (asprintf(&v[1], "%s=%s", HERD_TLS_ENV_CERT, t->cert) < 0) v[1] = NULL;
     if (asprintf(&v[2], "%s=%s", HERD_TLS_ENV_KEY, t->key) < 0) v[2] = NULL;
-    if (!v[0] || !v[1] || !v[2]) { herd_tls_envp_free(v); return herd_err_set(err, -ENOMEM, "out of memory"); }
+    int oom = !v[0] || !v[1] || !v[2];
+    if (!oom && t->server_name && asprintf(&v[3], "%s=%s", HERD_TLS_ENV_SERVER_NAME, t->server_name) < 0) {
+        v[3] = NULL;
+        oom = 1;
+    }
+    if (oom) { herd_tls_envp_free(v); return herd_err_set(err, -ENOMEM, "out of memory"); }
     *envp_out = v;
     return 0;
 }
@@ -470,6 +485,51 @@ int tls_is_ip(const char *s)
     unsigned char b[16];
     return inet_pton(AF_INET, s, b) == 1 || inet_pton(AF_INET6, s, b) == 1;
 }
+
+/* A DNS name: dot-separated labels of 1 to 63 letters, digits and '-' (not
+   at either end of a label), 253 characters at most. */
+static int dns_name_ok(const char *s)
+{
+    size_t n = strlen(s), label = 0;
+    if (n == 0 || n > 253) return 0;
+    for (size_t i = 0; i <= n; i++) {
+        char ch = s[i];
+        if (ch == '.' || ch == '\0') {
+            if (label == 0 || label > 63 || s[i - 1] == '-') return 0;
+            label = 0;
+            continue;
+        }
+        int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '-';
+        if (!ok || (label == 0 && ch == '-')) return 0;
+        label++;
+    }
+    return 1;
+}
+
+int herd_tls_server_name_check(const char *field, const char *name, herd_err *err)
+{
+    if (name && (dns_name_ok(name) || tls_is_ip(name))) return 0;
+    return herd_err_set(err, HERD_ECONFIG, "%s: expected a DNS name (letters, digits, '-' and dots, such as "
+                        "herd-scheduler or sched.example.com) or an IP address, the name the scheduler's "
+                        "certificate is checked against; got \"%.260s\"", field ? field : "tls_server_name",
+                        name ? name : "(null)");
+}
+
+int herd_tls_set_server_name(herd_tls *t, const char *field, const char *name, herd_err *err)
+{
+    if (!t) return herd_err_set(err, HERD_EARG, "herd_tls_set_server_name: no TLS credentials");
+    char *copy = NULL;
+    if (name) {
+        int rc = herd_tls_server_name_check(field, name, err);
+        if (rc) return rc;
+        if (!(copy = strdup(name))) return herd_err_set(err, -ENOMEM, "out of memory");
+    }
+    free(t->server_name);
+    t->server_name = copy;
+    return 0;
+}
+
+const char *herd_tls_server_name(const herd_tls *t) { return t ? t->server_name : NULL; }
 
 int herd_tls_addr_check(const herd_tls *t, const char *addr, herd_err *err)
 {
@@ -498,6 +558,10 @@ SSL *herd_tls_ssl_new(herd_tls *t, int server, const char *host, herd_err *err)
     }
     if (server) SSL_set_accept_state(ssl); else SSL_set_connect_state(ssl);
     if (!server && host && *host) {
+        if (t->server_name && strcmp(t->server_name, host) != 0) {   /* tls_server_name: that name, not the host */
+            snprintf(n->dialled, sizeof n->dialled, "%s", host);
+            host = t->server_name;
+        }
         snprintf(n->host, sizeof n->host, "%s", host);
         int ok;
         if (tls_is_ip(host)) ok = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host);

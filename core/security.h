@@ -27,6 +27,9 @@ typedef struct herd_tls herd_tls;
 #define HERD_TLS_ENV_CA   "HERD_TLS_CA"
 #define HERD_TLS_ENV_CERT "HERD_TLS_CERT"
 #define HERD_TLS_ENV_KEY  "HERD_TLS_KEY"
+/* Not secret: the name the scheduler's certificate is checked against in
+ * place of the host dialled (client_kwargs.tls_server_name). */
+#define HERD_TLS_ENV_SERVER_NAME "HERD_TLS_SERVER_NAME"
 
 /* Validity of the certificates herd_tls_temporary makes. */
 #define HERD_TLS_TEMP_VALID_S (30L * 86400)
@@ -41,7 +44,8 @@ int herd_tls_from_files(const char *ca_file, const char *cert_file, const char *
 /* The same from PEM text (key NULL: it is in cert). */
 int herd_tls_from_pem(const char *ca, const char *cert, const char *key,
                       herd_tls **out, herd_err *err);
-/* From HERD_TLS_CA/HERD_TLS_CERT/HERD_TLS_KEY looked up in envp (a
+/* From HERD_TLS_CA/HERD_TLS_CERT/HERD_TLS_KEY (and HERD_TLS_SERVER_NAME,
+ * when set: herd_tls_set_server_name) looked up in envp (a
  * NULL-terminated "K=V" array) or, when envp is NULL, in the process
  * environment. Returns -ENOENT (err filled) when none of them is set,
  * -HERD_ECONFIG naming the missing ones when only some are. */
@@ -71,11 +75,24 @@ int herd_tls_temporary_remote(const char *cluster_name, herd_tls **client_out, h
 int herd_tls_ca_server_env(const herd_tls_ca *ca, const char *const *hosts, char ***envp_out, herd_err *err);
 void herd_tls_ca_free(herd_tls_ca *ca);
 /* The client-side identity as a NULL-terminated array of three "K=V"
- * strings (HERD_TLS_CA, HERD_TLS_CERT, HERD_TLS_KEY) to add to a worker's
+ * strings (HERD_TLS_CA, HERD_TLS_CERT, HERD_TLS_KEY; a fourth,
+ * HERD_TLS_SERVER_NAME, when a server name is set) to add to a worker's
  * environment. Free with herd_tls_envp_free (wipes the key). */
 int herd_tls_export_env(const herd_tls *t, char ***envp_out, herd_err *err);
 void herd_tls_envp_free(char **envp);
 void herd_tls_free(herd_tls *t);
+
+/* The name the client side checks the server's certificate against in
+ * place of the host it dialled (gRPC's ssl_target_name_override): for a
+ * scheduler behind NAT or a load balancer, or one whose address is known
+ * only once it runs (a provider's start_scheduler). NULL: the host dialled.
+ * Set it before the first connection (a herd_tls is read-only once shared).
+ * herd_tls_server_name_check: is name a DNS name or an IP address? Errors
+ * name field ("client_kwargs.tls_server_name") and the value. Peer
+ * connections (herd_tls_connect_peer) check no name either way. */
+int herd_tls_server_name_check(const char *field, const char *name, herd_err *err);
+int herd_tls_set_server_name(herd_tls *t, const char *field, const char *name, herd_err *err);
+const char *herd_tls_server_name(const herd_tls *t);
 
 /* addr is "tls://..." exactly when t is not NULL; otherwise an error saying
  * which side is missing. */

@@ -79,6 +79,12 @@ int herd_worker_serve(const herd_worker_opts *o, herd_err *err)
     if (herd_addr_parse(o->address, &a, err)) return HERD_WORKER_EXIT_ERROR;
     herd_tls *tls = NULL;
     if (tls_opts(o->tls_ca_file, o->tls_cert, o->tls_key, &tls, err)) return HERD_WORKER_EXIT_ERROR;
+    if (o->tls_server_name && (!tls || herd_tls_set_server_name(tls, "tls_server_name", o->tls_server_name, err))) {
+        if (!tls) herd_err_set(err, HERD_EARG, "tls_server_name \"%s\": no TLS to check it with (give tls_ca_file and "
+                               "tls_cert)", o->tls_server_name);
+        herd_tls_free(tls);
+        return HERD_WORKER_EXIT_ERROR;
+    }
     herd_value *res = NULL;
     if (o->resources && herd_resources_parse(o->resources, &res, err)) { herd_tls_free(tls); return HERD_WORKER_EXIT_ERROR; }
     for (const char *const *p = o->plugins; p && *p; p++)
@@ -155,6 +161,46 @@ int herd_scheduler_names(const herd_cluster_env *env, const char *const *names, 
     return 0;
 }
 
+/* The port of client_kwargs.dashboard_address ("HOST:PORT", ":PORT",
+ * "[V6]:PORT", after an optional http(s)://; sched_http.c serves it) when
+ * its host is not a loopback one, else -1. */
+int herd_scheduler_dashboard_port(const herd_cluster_env *env, int *port, herd_err *err)
+{
+    if (port) *port = -1;
+    const herd_env_core *core = env ? env->core : NULL;
+    if (!core || !port)
+        return herd_err_set(err, HERD_EARG, "herd_scheduler_dashboard_port: %s",
+                            !port ? "port is NULL" : "not a cluster environment from the core");
+    const char *a = core->dashboard;
+    if (!a) return 0;
+    if (!strncmp(a, "http://", 7)) a += 7;
+    else if (!strncmp(a, "https://", 8)) a += 8;
+    const char *colon = strrchr(a, ':');
+    char *end = NULL, host[256];
+    long n = colon ? strtol(colon + 1, &end, 10) : -1;
+    if (!colon || colon[1] == '\0' || *end || n < 0 || n > 65535 || (size_t)(colon - a) >= sizeof host)
+        return herd_err_set(err, HERD_EARG, "dashboard_address: expected HOST:PORT, :PORT or [IPv6]:PORT (port "
+                            "0..65535), got \"%.200s\"", core->dashboard);
+    size_t hl = (size_t)(colon - a);
+    if (hl >= 2 && a[0] == '[' && a[hl - 1] == ']') { memcpy(host, a + 1, hl - 2); host[hl - 2] = '\0'; }
+    else { memcpy(host, a, hl); host[hl] = '\0'; }
+    if (!strcmp(host, "localhost") || !strncmp(host, "127.", 4) || !strcmp(host, "::1")) return 0;
+    *port = (int)n;
+    return 0;
+}
+
+int herd_scheduler_server_name(const herd_cluster_env *env, const char *name, herd_err *err)
+{
+    herd_env_core *core = env ? env->core : NULL;
+    if (!core) return herd_err_set(err, HERD_EARG, "herd_scheduler_server_name: not a cluster environment from the core");
+    if (!core->in_start_scheduler)
+        return herd_err_set(err, HERD_ESTATE, "herd_scheduler_server_name: only during start_scheduler");
+    int rc = name ? herd_tls_server_name_check("herd_scheduler_server_name", name, err) : 0;
+    if (rc) return rc;
+    snprintf(core->sched_server_name, sizeof core->sched_server_name, "%s", name ? name : "");
+    return 0;
+}
+
 int herd_scheduler_envp(const herd_cluster_env *env, const char *const *names, char ***envp_out, herd_err *err)
 {
     *envp_out = NULL;
@@ -166,12 +212,12 @@ int herd_scheduler_envp(const herd_cluster_env *env, const char *const *names, c
         int rc = core->sched_tls(core->sched_tls_ud, names, &tls, err);
         if (rc) return herd_err_prefix(err, "the scheduler's TLS certificate");
     }
-    char **v = calloc(5, sizeof *v);
+    char **v = calloc(6, sizeof *v);
     if (!v) { herd_tls_envp_free(tls); return herd_err_set(err, -ENOMEM, "out of memory"); }
     size_t k = 0;
     if (asprintf(&v[k], "HERD_TOKEN=%s", core->token) < 0) v[k] = NULL;
     int oom = !v[k++];
-    for (size_t i = 0; tls && tls[i] && k < 4; i++) { v[k++] = tls[i]; tls[i] = NULL; }
+    for (size_t i = 0; tls && tls[i] && k < 5; i++) { v[k++] = tls[i]; tls[i] = NULL; }
     herd_tls_envp_free(tls);
     if (oom) { herd_tls_envp_free(v); return herd_err_set(err, -ENOMEM, "out of memory"); }
     *envp_out = v;

@@ -33,7 +33,9 @@ static void usage(FILE *out)
         "  --no-reconnect          exit when the scheduler goes away\n"
         "  --tls-ca-file FILE      TLS (tls:// ADDRESS): the CA the scheduler's certificate comes from\n"
         "  --tls-cert FILE         this worker's certificate (PEM)\n"
-        "  --tls-key FILE          its private key (default: in --tls-cert)\n");
+        "  --tls-key FILE          its private key (default: in --tls-cert)\n"
+        "  --tls-server-name NAME  check the scheduler's certificate against NAME, not ADDRESS's host\n"
+        "                          (a scheduler behind NAT or a load balancer)\n");
 }
 
 /* "4GiB", "512MB", "1000" -> bytes */
@@ -91,6 +93,7 @@ static int serve(int argc, char **argv, const char *env_token)
         else if (!strcmp(a, "--tls-ca-file")) o.tls_ca_file = v;
         else if (!strcmp(a, "--tls-cert")) o.tls_cert = v;
         else if (!strcmp(a, "--tls-key")) o.tls_key = v;
+        else if (!strcmp(a, "--tls-server-name")) o.tls_server_name = v;
         else if (!strcmp(a, "--name")) o.name = v;
         else if (!strcmp(a, "--plugin")) {
             if (np == sizeof plugins / sizeof *plugins - 1) { fprintf(stderr, "herd worker: too many --plugin\n"); return HERD_CLI_EXIT_USAGE; }

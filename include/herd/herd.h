@@ -240,6 +240,7 @@ typedef struct herd_worker_opts {
     double connect_timeout;        /* s; 0: 30 */
     bool reconnect;                /* redial with backoff when the scheduler goes away */
     const char *tls_ca_file, *tls_cert, *tls_key;   /* for a tls:// address (PEM) */
+    const char *tls_server_name;   /* the name the scheduler's certificate is checked against; NULL: its host */
 } herd_worker_opts;
 /* Run a worker in this process until the scheduler closes it (0), refuses it
  * (3), or — without reconnect — goes away (4). 1 and err on a setup error

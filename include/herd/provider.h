@@ -204,6 +204,26 @@ HERD_API int herd_scheduler_argv(const herd_cluster_env *env, const char *listen
 HERD_API int herd_scheduler_envp(const herd_cluster_env *env, const char *const *names, char ***envp_out,
                                  herd_err *err);
 HERD_API void herd_envp_free(char **envp);
+/* Only during start_scheduler, for a scheduler whose address is known only
+ * once it runs (a cloud task's IP): clients and workers check its
+ * certificate against `name` (a DNS name, such as "herd-scheduler"), not
+ * the host they dial; pass the same name in herd_scheduler_envp's `names`
+ * so the certificate carries it. With security: temporary the CA is made
+ * for this run alone, so a fixed name names nothing else; the chain must
+ * still lead to it, and a worker's certificate (clientAuth only) still never
+ * passes as the scheduler's. client_kwargs.tls_server_name, when the user
+ * gives it, wins. NULL clears it. -HERD_ESTATE outside start_scheduler,
+ * -HERD_ECONFIG for a name that is not a DNS name or an IP address. */
+HERD_API int herd_scheduler_server_name(const herd_cluster_env *env, const char *name, herd_err *err);
+/* For a provider that runs the scheduler elsewhere and opens its firewall
+ * (a cloud security group): the port of client_kwargs.dashboard_address,
+ * which herd_scheduler_argv makes that scheduler serve, when it is served
+ * beyond the loopback (":8787", "0.0.0.0:8787"): *port = that port, 0
+ * meaning any free one (which no firewall rule can name: refuse it); -1
+ * when there is no dashboard or it is bound to a loopback address (nothing
+ * to open). Any time after create. 0, or -HERD_EARG for a NULL port or an
+ * env the core did not make, or a dashboard_address that is not HOST:PORT. */
+HERD_API int herd_scheduler_dashboard_port(const herd_cluster_env *env, int *port, herd_err *err);
 /* A worker run as threads of the calling process (LocalCluster processes=false). */
 typedef struct herd_worker_thread herd_worker_thread;
 HERD_API int  herd_worker_thread_start(const herd_cluster_env *env, const herd_worker_spec *spec,

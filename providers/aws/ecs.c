@@ -51,6 +51,18 @@ static int create(herd_cluster **out, const herd_value *kw, const herd_cluster_e
         aws_client_opts o = { .region = c->set.region, .endpoint_url = c->set.endpoint_url, .env = env };
         rc = aws_client_new(&c->aws, &o, err);
     }
+    /* the scheduler task's dashboard: its port goes into the security group this cluster creates */
+    c->dash_port = -1;
+    herd_err derr = { 0 };
+    if (!rc && c->set.fargate_scheduler && herd_scheduler_dashboard_port(env, &c->dash_port, &derr) == 0 &&
+        (c->dash_port == 0 || c->dash_port == ECS_SCHED_PORT))
+        rc = c->dash_port ? herd_err_set(err, -HERD_ECONFIG, "client_kwargs.dashboard_address: port %d with "
+                                         "fargate_scheduler: true is the scheduler task's own port; give another "
+                                         "(\":8787\")", ECS_SCHED_PORT)
+           : herd_err_set(err, -HERD_ECONFIG, "client_kwargs.dashboard_address: port 0 (any free port) with "
+                          "fargate_scheduler: true: the scheduler task's security group must name the port it "
+                          "opens before the task runs, so give one (\":8787\"), or bind the dashboard to "
+                          "127.0.0.1");
     if (rc) { cluster_free(c); return rc; }
     herd_log(env, HERD_LOG_DEBUG, "%s: %d workers, %d cpu units, %d MiB, %d threads each, region %s", cls,
              c->set.n_workers, c->set.worker_cpu, c->set.worker_mem, c->set.nthreads, aws_client_region(c->aws));

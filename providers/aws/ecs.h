@@ -52,6 +52,9 @@ struct herd_cluster {
     unsigned next_id;
     char dial[64];               /* the address tasks dial the scheduler at */
     char sched_arn[256];         /* the scheduler task (fargate_scheduler), "" when none runs */
+    bool sched_tls;              /* it listens on tls:// (security: temporary) */
+    int dash_port;               /* fargate_scheduler: the dashboard port its security group opens, or -1 */
+    char sched_private[96];      /* what workers dial when the client dials its public IP, else "" */
     /* what the cluster uses, and what it created itself (deleted on close) */
     char cluster_arn[256], cluster_name[256], log_group[256], vpc[64], sg_made[64];
     char container[256], exec_role[256], task_role[256], exec_role_made[128], task_role_made[128], td_arn[512];
@@ -82,11 +85,14 @@ void ecs_stop_all(herd_cluster *c, double timeout);   /* StopTask each live task
 
 /* ecs_sched.c: the scheduler as an ECS task (fargate_scheduler) */
 #define ECS_SCHED_PORT 8786
+#define ECS_SCHED_NAME "herd-scheduler"   /* the scheduler's certificate's name under security: temporary */
 int  ecs_sched_start(herd_cluster *c, char *addr_out, size_t cap, herd_err *err);   /* RunTask, RUNNING, its address */
 void ecs_sched_stop(herd_cluster *c);                                             /* StopTask, wait for STOPPED */
 json_t *ecs_task_request(herd_cluster *c, int count, json_t *cmd, json_t *envl);  /* RunTask's request (steals) */
 json_t *ecs_worker_environment(herd_cluster *c, const char *const *envp);              /* envp, then the user's */
 const char *ecs_task_ip(json_t *task);                                           /* its private IPv4 address */
+const char *ecs_task_eni(json_t *task);                                          /* its network interface's id */
+bool ecs_public_ip(const herd_cluster *c);            /* tasks get a public IP (Fargate, fargate_use_private_ip false) */
 
 /* ecs_sweep.c: what runs of this machine whose process is gone left, found
    by tag account-wide (the region's), stopped and deleted */

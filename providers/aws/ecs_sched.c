@@ -4,12 +4,18 @@
  * environment override, scheduler_cpu/scheduler_mem as task and container
  * overrides; DescribeTasks on poll_interval until it runs (a STOPPED task is
  * an error with its stopCode, stoppedReason and exit code), then until its
- * port accepts; clients and workers dial its private IP. On close the
- * workers stop first (ecs_stop_all), then this task. */
+ * port accepts. With public IPs (Fargate, fargate_use_private_ip false, the
+ * default) the client dials the public IP of the task's network interface
+ * (DescribeNetworkInterfaces, as dask-cloudprovider reads it) and the workers
+ * its private IP; else both the private one. Under security: temporary its
+ * certificate names ECS_SCHED_NAME, which clients and workers check, so
+ * either address passes. On close the workers stop first (ecs_stop_all),
+ * then this task. */
 #include "ecs.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <libxml/tree.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <poll.h>
@@ -58,15 +64,13 @@ static json_t *run_request(herd_cluster *c, herd_err *err)
     if (herd_scheduler_argv(c->env, listen, &argv, err)) return NULL;
     bool tls = false;
     for (size_t i = 0; argv[i]; i++) tls |= strncmp(argv[i], "tls://", 6) == 0;
-    if (tls) {
-        herd_strv_free(argv);
-        herd_err_set(err, -HERD_ECONFIG, "fargate_scheduler: true cannot take client_kwargs.security: temporary: "
-                     "the scheduler's certificate is issued before RunTask but must name the task's IP address, "
-                     "which exists only after it; use fargate_scheduler: false (the scheduler in this process, "
-                     "where temporary TLS works)");
-        return NULL;
-    }
-    if (herd_scheduler_envp(c->env, NULL, &envp, err)) { herd_strv_free(argv); return NULL; }
+    c->sched_tls = tls;
+    /* with TLS the certificate is issued before RunTask, the task's address
+       known only after it: the certificate names ECS_SCHED_NAME, and clients
+       and workers check it as that name (the CA is this run's alone) */
+    static const char *const names[] = { ECS_SCHED_NAME, NULL };
+    if (tls && herd_scheduler_server_name(c->env, ECS_SCHED_NAME, err)) { herd_strv_free(argv); return NULL; }
+    if (herd_scheduler_envp(c->env, tls ? names : NULL, &envp, err)) { herd_strv_free(argv); return NULL; }
     json_t *cmd = json_array();
     for (size_t i = 0; argv[i]; i++)
         json_array_append_new(cmd, json_string(i == 0 && c->set.worker_command ? c->set.worker_command : argv[i]));
@@ -84,6 +88,32 @@ static json_t *run_request(herd_cluster *c, herd_err *err)
     json_object_set_new(co, "cpu", json_integer(c->set.scheduler_cpu));
     json_object_set_new(co, "memory", json_integer(c->set.scheduler_mem));
     return req;
+}
+
+/* The public IP of network interface eni into out: 0, or an error (none
+   associated: the subnet gave the task no public IP). */
+static int public_ip(herd_cluster *c, const char *eni, char *out, size_t cap, herd_err *err)
+{
+    if (!eni || !*eni)
+        return herd_err_set(err, -HERD_EPROTO, "the scheduler task %s runs but DescribeTasks names no network "
+                            "interface (networkInterfaceId), so its public IP cannot be read", c->sched_arn);
+    aws_buf q;
+    xmlDoc *d = NULL;
+    aws_query_init(&q, "DescribeNetworkInterfaces", "2016-11-15");
+    aws_query_add(&q, "NetworkInterfaceId.1", eni);
+    if (q.oom) { aws_buf_free(&q); return herd_err_set(err, -ENOMEM, "out of memory"); }
+    int rc = aws_query_call(c->aws, "ec2", "DescribeNetworkInterfaces", q.s, &d, NULL, 0, err);
+    aws_buf_free(&q);
+    if (rc) return herd_err_prefix(err, "reading the scheduler task's public IP");
+    xmlNode *assoc = aws_xml_find(xmlDocGetRootElement(d), "association");
+    aws_xml_text(assoc, "publicIp", out, cap);
+    xmlFreeDoc(d);
+    if (!out[0])
+        return herd_err_set(err, -HERD_EPROVIDER, "the scheduler task's network interface %s has no public IP: its "
+                            "subnet gave it none (assignPublicIp ENABLED, fargate_use_private_ip: false); give "
+                            "subnets that assign public IPs, or set fargate_use_private_ip: true when this machine "
+                            "reaches the VPC's private addresses (in it, peered, or over a VPN)", eni);
+    return 0;
 }
 
 /* The task's state: 1 running (ip filled), 0 not yet, <0 stopped or gone
@@ -130,8 +160,11 @@ int ecs_sched_start(herd_cluster *c, char *addr_out, size_t cap, herd_err *err)
     snprintf(c->sched_arn, sizeof c->sched_arn, "%s", arn);
     json_decref(resp);
     herd_log(c->env, HERD_LOG_INFO, "%s: started the scheduler as task %s", c->cls, c->sched_arn);
-    char ip[64] = "";
+    char ip[64] = "", eni[64] = "", pub[64] = "";
+    bool want_pub = ecs_public_ip(c);
+    int nopub = 0;
     double until = herd_now() + SCHED_WAIT;
+    c->sched_private[0] = 0;
     for (;;) {
         json_t *dreq = json_pack("{s:s, s:[s]}", "cluster", c->cluster_arn, "tasks", c->sched_arn);
         rc = aws_json_call(c->aws, AWS_ECS, "DescribeTasks", dreq, &resp, NULL, 0, err);
@@ -143,16 +176,32 @@ int ecs_sched_start(herd_cluster *c, char *addr_out, size_t cap, herd_err *err)
         rc = t ? task_state(c, t, ip, sizeof ip, err)
                : herd_err_set(err, -HERD_EPROVIDER, "the scheduler task %s is gone (DescribeTasks: %s)", c->sched_arn,
                               gone ? gone : "no reason given");
+        if (rc == 1 && ecs_task_eni(t)) snprintf(eni, sizeof eni, "%s", ecs_task_eni(t));
         json_decref(resp);
         if (rc < 0) return rc;
-        if (rc == 1 && accepts(ip, ECS_SCHED_PORT)) break;
+        /* once running: its public IP, read once (one DescribeNetworkInterfaces); none is an
+           error unless the task stopped meanwhile (its interface went with it): one more
+           DescribeTasks says which */
+        if (rc == 1 && want_pub && !pub[0] && (rc = public_ip(c, eni, pub, sizeof pub, err)) < 0) {
+            if (nopub++) return rc;
+            nap(c->set.poll_interval);
+            continue;
+        }
+        if (rc == 1 && accepts(want_pub ? pub : ip, ECS_SCHED_PORT)) break;
         if (herd_now() > until)
             return herd_err_set(err, -HERD_ETIMEOUT, "the scheduler task %s %s after %.0f s", c->sched_arn, rc == 1 ? "runs but does not accept on its port" : "is not running",
                                 SCHED_WAIT);
         nap(c->set.poll_interval);
     }
-    snprintf(addr_out, cap, "tcp://%s:%d", ip, ECS_SCHED_PORT);
-    herd_log(c->env, HERD_LOG_INFO, "%s: the scheduler task runs at %s", c->cls, addr_out);
+    const char *scheme = c->sched_tls ? "tls" : "tcp";
+    snprintf(addr_out, cap, "%s://%s:%d", scheme, want_pub ? pub : ip, ECS_SCHED_PORT);
+    if (want_pub) {
+        snprintf(c->sched_private, sizeof c->sched_private, "%s://%s:%d", scheme, ip, ECS_SCHED_PORT);
+        herd_log(c->env, HERD_LOG_INFO, "%s: the scheduler task runs at %s (its public IP; the workers dial its "
+                 "private IP, %s)", c->cls, addr_out, c->sched_private);
+    } else {
+        herd_log(c->env, HERD_LOG_INFO, "%s: the scheduler task runs at %s", c->cls, addr_out);
+    }
     return 0;
 }
 

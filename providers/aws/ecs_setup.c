@@ -214,6 +214,13 @@ static int setup_security_group(herd_cluster *c, herd_err *err)
         aws_query_add(&q, "IpPermissions.2.FromPort", port);
         aws_query_add(&q, "IpPermissions.2.ToPort", port);
         aws_query_add(&q, "IpPermissions.2.IpRanges.1.CidrIp", "0.0.0.0/0");
+        if (c->dash_port > 0) {       /* its dashboard (client_kwargs.dashboard_address beyond the loopback) */
+            snprintf(port, sizeof port, "%d", c->dash_port);
+            aws_query_add(&q, "IpPermissions.3.IpProtocol", "tcp");
+            aws_query_add(&q, "IpPermissions.3.FromPort", port);
+            aws_query_add(&q, "IpPermissions.3.ToPort", port);
+            aws_query_add(&q, "IpPermissions.3.IpRanges.1.CidrIp", "0.0.0.0/0");
+        }
     }
     return query(c, "ec2", &q, "AuthorizeSecurityGroupIngress", NULL, NULL, err);
 }

@@ -75,11 +75,14 @@ static void set_failed(herd_cluster *c, ecs_worker *w, const char *fmt, const ch
 json_t *ecs_worker_environment(herd_cluster *c, const char *const *envp)
 {
     json_t *envl = json_array();
+    static const char addr_key[] = "HERD_SCHEDULER_ADDRESS=";
     for (size_t i = 0; envp && envp[i]; i++) {
         const char *kv = envp[i], *eq = strchr(kv, '=');
         if (!eq) continue;
         json_t *name = json_stringn(kv, (size_t)(eq - kv));
-        json_array_append_new(envl, json_pack("{s:o, s:s}", "name", name, "value", eq + 1));
+        /* the client dials the scheduler task's public IP, the workers its private one */
+        const char *v = c->sched_private[0] && strncmp(kv, addr_key, sizeof addr_key - 1) == 0 ? c->sched_private : eq + 1;
+        json_array_append_new(envl, json_pack("{s:o, s:s}", "name", name, "value", v));
     }
     for (size_t i = 0; i < herd_len(c->set.environment); i++)
         json_array_append_new(envl, json_pack("{s:s, s:s}", "name", herd_key_at(c->set.environment, i), "value",
@@ -101,7 +104,7 @@ json_t *ecs_task_request(herd_cluster *c, int count, json_t *cmd, json_t *envl)
         "taskDefinition", c->td_arn, "count", count, "clientToken", token, "startedBy", "herd", "overrides",
         "containerOverrides", "name", c->container, "command", cmd, "environment", envl, "networkConfiguration",
         "awsvpcConfiguration", "subnets", subnets, "securityGroups", sgs, "assignPublicIp",
-        c->set.fargate && !c->set.private_ip ? "ENABLED" : "DISABLED", "tags", ecs_tags_json(c, "key", "value"));
+        ecs_public_ip(c) ? "ENABLED" : "DISABLED", "tags", ecs_tags_json(c, "key", "value"));
     if (c->set.spot)
         json_object_set_new(req, "capacityProviderStrategy", json_pack("[{s:s}]", "capacityProvider", "FARGATE_SPOT"));
     else
@@ -208,6 +211,16 @@ static const char *detail_value(json_t *task, const char *name)
 const char *ecs_task_ip(json_t *task)
 {
     return detail_value(task, "privateIPv4Address");
+}
+
+const char *ecs_task_eni(json_t *task)
+{
+    return detail_value(task, "networkInterfaceId");
+}
+
+bool ecs_public_ip(const herd_cluster *c)
+{
+    return c->set.fargate && !c->set.private_ip;
 }
 
 /* one task's state into its worker; called with mu held */

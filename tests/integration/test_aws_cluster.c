@@ -12,7 +12,8 @@
  * definition; the sweep by herd-owner tag of what dead runs of this host left
  * (and never a live run's or another host's); the scheduler as a task
  * (fargate_scheduler, run by the agent in a network namespace holding the
- * task's IP) and its failures; and after every test nothing
+ * task's IP), over TLS (security: temporary, its certificate checked as
+ * herd-scheduler), and its failures; and after every test nothing
  * the cluster created is left in moto. */
 #include <herd/herd.h>
 
@@ -167,6 +168,12 @@ static void assert_nothing_left(void)
     xmlNode *set = aws_xml_find(xmlDocGetRootElement(d), "securityGroupInfo");
     for (xmlNode *it = set ? set->children : NULL; it; it = it->next)
         if (strncmp(aws_xml_text(it, "groupName", buf, sizeof buf), "herd-", 5) == 0) fail_msg("security group %s left", buf);
+    xmlFreeDoc(d);
+    aws_query_init(&q, "DescribeAddresses", "2016-11-15");    /* the agent's Elastic IPs: released */
+    assert_int_equal(aws_query_call(c, "ec2", "DescribeAddresses", q.s, &d, NULL, 0, &err), 0);
+    aws_buf_free(&q);
+    set = aws_xml_find(xmlDocGetRootElement(d), "addressesSet");
+    if (set && aws_xml_child(set, "item")) fail_msg("an Elastic IP is left");
     xmlFreeDoc(d);
     aws_query_init(&q, "ListRoles", "2010-05-08");
     assert_int_equal(aws_query_call(c, "iam", "ListRoles", q.s, &d, NULL, 0, &err), 0);
@@ -542,9 +549,68 @@ static void test_tls_temporary(void **state)
     tu_log_free(&log);
 }
 
+/* A detail of task t's network interface attachment ("privateIPv4Address"). */
+static const char *task_detail(json_t *t, const char *name)
+{
+    json_t *d;
+    size_t j;
+    json_array_foreach(json_object_get(json_array_get(json_object_get(t, "attachments"), 0), "details"), j, d)
+        if (strcmp(json_string_value(json_object_get(d, "name")), name) == 0)
+            return json_string_value(json_object_get(d, "value"));
+    return NULL;
+}
+
+/* The public IP of network interface eni as moto reports it (Association.PublicIp), "" when none. */
+static void eni_public_ip(aws_client *c, const char *eni, char *out, size_t cap)
+{
+    herd_err err = { 0 };
+    aws_buf q;
+    xmlDoc *d = NULL;
+    aws_query_init(&q, "DescribeNetworkInterfaces", "2016-11-15");
+    aws_query_add(&q, "NetworkInterfaceId.1", eni);
+    assert_int_equal(aws_query_call(c, "ec2", "DescribeNetworkInterfaces", q.s, &d, NULL, 0, &err), 0);
+    aws_buf_free(&q);
+    aws_xml_text(aws_xml_find(xmlDocGetRootElement(d), "association"), "publicIp", out, cap);
+    xmlFreeDoc(d);
+}
+
+/* The ingress rules of the security group this cluster created, as
+   "tcp:8786-8786:0.0.0.0/0" and "-1:group" strings joined by spaces. */
+static void sg_rules(aws_client *c, char *out, size_t cap)
+{
+    herd_err err = { 0 };
+    aws_buf q;
+    xmlDoc *d = NULL;
+    char buf[256], from[16], to[16], cidr[64];
+    size_t len = 0;
+    out[0] = 0;
+    aws_query_init(&q, "DescribeSecurityGroups", "2016-11-15");
+    assert_int_equal(aws_query_call(c, "ec2", "DescribeSecurityGroups", q.s, &d, NULL, 0, &err), 0);
+    aws_buf_free(&q);
+    int groups = 0;
+    xmlNode *set = aws_xml_find(xmlDocGetRootElement(d), "securityGroupInfo");
+    for (xmlNode *it = set ? set->children : NULL; it; it = it->next) {
+        if (strncmp(aws_xml_text(it, "groupName", buf, sizeof buf), "herd-", 5) != 0) continue;
+        groups++;
+        xmlNode *perms = aws_xml_child(it, "ipPermissions");
+        for (xmlNode *p = perms ? perms->children : NULL; p; p = p->next) {
+            aws_xml_text(p, "ipProtocol", buf, sizeof buf);
+            aws_xml_text(p, "fromPort", from, sizeof from);
+            aws_xml_text(p, "toPort", to, sizeof to);
+            aws_xml_text(aws_xml_child(aws_xml_child(p, "ipRanges"), "item"), "cidrIp", cidr, sizeof cidr);
+            len += (size_t)snprintf(out + len, cap - len, "%s%s:%s-%s:%s", len ? " " : "", buf, from, to,
+                                    cidr[0] ? cidr : "group");
+        }
+    }
+    xmlFreeDoc(d);
+    assert_int_equal(groups, 1);
+}
+
 /* fargate_scheduler: the scheduler is an ECS task too. The agent runs it in
-   a network namespace holding the private IP moto gave the task, so this
-   client and the workers dial the address the provider read from
+   a network namespace holding the private IP moto gave the task and the
+   public IP (an Elastic IP on its network interface) it asked for, so this
+   client dials the public address the provider read from
+   DescribeNetworkInterfaces and the workers the private one from
    DescribeTasks; its command is herd_scheduler_argv's, its token in the
    environment only, its cpu/memory overridden; the workers get its address;
    close stops the workers, then it, then deletes everything. */
@@ -576,7 +642,8 @@ static void test_fargate_scheduler_runs_a_flow(void **state)
     json_t *dt = ecs(c, "DescribeTasks", json_pack("{s:O, s:O}", "cluster", arn, "tasks", json_object_get(lt, "taskArns")));
     json_t *t;
     size_t i;
-    int scheds = 0;
+    int scheds = 0, nw = 0;
+    char pub[64] = "", priv[96] = "", wenv[2][4096];
     json_array_foreach(json_object_get(dt, "tasks"), i, t) {
         json_t *ov = json_object_get(t, "overrides");
         json_t *co = json_array_get(json_object_get(ov, "containerOverrides"), 0);
@@ -589,25 +656,34 @@ static void test_fargate_scheduler_runs_a_flow(void **state)
             assert_null(strstr(envs, "HERD_SCHEDULER_ADDRESS"));
             assert_string_equal(json_string_value(json_object_get(ov, "cpu")), "512");
             assert_string_equal(json_string_value(json_object_get(ov, "memory")), "1024");
-            const char *ip = NULL;
-            json_t *d;
-            size_t j;
-            json_array_foreach(json_object_get(json_array_get(json_object_get(t, "attachments"), 0), "details"), j, d)
-                if (strcmp(json_string_value(json_object_get(d, "name")), "privateIPv4Address") == 0)
-                    ip = json_string_value(json_object_get(d, "value"));
+            /* it asked for a public IP (the agent gives one only to assignPublicIp ENABLED);
+               the client dials it, the workers the private one */
+            const char *ip = task_detail(t, "privateIPv4Address"), *eni = task_detail(t, "networkInterfaceId");
             assert_non_null(ip);
-            char want[96];
-            snprintf(want, sizeof want, "the scheduler task runs at tcp://%s:8786", ip);
+            assert_non_null(eni);
+            eni_public_ip(c, eni, pub, sizeof pub);
+            assert_true(strncmp(pub, "100.", 4) == 0);
+            snprintf(priv, sizeof priv, "tcp://%s:8786", ip);
+            char want[200];
+            snprintf(want, sizeof want, "the scheduler task runs at tcp://%s:8786 (its public IP; the workers dial "
+                     "its private IP, tcp://%s:8786)", pub, ip);
             assert_true(tu_log_has_line(&log, want, NULL));
+            snprintf(want, sizeof want, "tcp://%s:8786", pub);
+            assert_string_equal(herd_runner_address(r), want);
         } else {
             assert_non_null(strstr(cmd, "--herd-worker"));
-            assert_non_null(strstr(envs, "HERD_SCHEDULER_ADDRESS"));
-            assert_non_null(strstr(envs, ":8786"));
+            snprintf(wenv[nw++ % 2], sizeof wenv[0], "%s", envs);
         }
         free(cmd);
         free(envs);
     }
     assert_int_equal(scheds, 1);
+    assert_int_equal(nw, 2);
+    for (int k = 0; k < 2; k++) {         /* the workers dial the private IP */
+        char want[160];
+        snprintf(want, sizeof want, "\"HERD_SCHEDULER_ADDRESS\", \"value\": \"%s\"", priv);
+        if (!strstr(wenv[k], want)) fail_msg("expected %s in %s", want, wenv[k]);
+    }
     json_decref(dt);
     json_decref(lt);
     json_decref(cl);
@@ -620,13 +696,19 @@ static void test_fargate_scheduler_runs_a_flow(void **state)
 }
 
 /* A scheduler task that stops (its image cannot be pulled) fails the flow's
-   start with the task's stopCode and stoppedReason; a bad scheduler cpu/memory
-   pair and security: temporary are refused; nothing is left. */
+   start with the task's stopCode and stoppedReason; one without a public IP
+   (with fargate_use_private_ip false) fails it saying so; a bad scheduler
+   cpu/memory pair is refused; nothing is left. */
 static void test_fargate_scheduler_failures(void **state)
 {
     (void)state;
     expect_refused("aws.FargateCluster", "{image: bad-image, n_workers: 1, fargate_scheduler: true, poll_interval: 0.1}",
                    "the scheduler task stopped (STOPPED): TaskFailedToStart: CannotPullContainerError");
+    assert_nothing_left();
+    /* the subnet gives no public IP (the agent gives none to this task) */
+    expect_refused("aws.FargateCluster", "{image: x, n_workers: 1, fargate_scheduler: true, poll_interval: 0.1, "
+                   "environment: {MOTO_ECS_NO_PUBLIC_IP: \"1\"}}",
+                   "has no public IP: its subnet gave it none (assignPublicIp ENABLED, fargate_use_private_ip: false)");
     assert_nothing_left();
     expect_refused("aws.FargateCluster", "{image: x, fargate_scheduler: true, scheduler_cpu: 256, scheduler_mem: 4096}",
                    "scheduler_cpu/scheduler_mem: Fargate's worker_cpu 256 allows worker_mem 512, 1024 or 2048 MiB");
@@ -635,17 +717,173 @@ static void test_fargate_scheduler_failures(void **state)
     expect_refused("aws.FargateCluster", "{image: x, fargate_scheduler: true, mount_volumes_on_scheduler: false, "
                    "volumes: [{name: v}], mount_points: [{sourceVolume: v, containerPath: /v}]}",
                    "mount_volumes_on_scheduler: false, but the scheduler task runs the workers' task definition");
+}
+
+/* fargate_scheduler with security: temporary: the scheduler task listens on
+   tls:// with a certificate (in its environment only) naming herd-scheduler,
+   the name this client and the workers (HERD_TLS_SERVER_NAME) check it as
+   while dialling its IP; a real flow runs over TLS. */
+static void test_fargate_scheduler_tls(void **state)
+{
+    (void)state;
+    tu_log log;
+    tu_log_init(&log);
     herd_err err = { 0 };
-    herd_runner *r = aws_flow_cl("aws.FargateCluster", "{image: x, n_workers: 1, fargate_scheduler: true, "
-                                 "mount_volumes_on_scheduler: true}", NULL,
-                                 "{security: temporary}", NULL, &err);
-    if (r) {
-        assert_int_not_equal(herd_wait_for_workers(r, 1, 30, &err), 0);
-        herd_flow_end(r, true, NULL);
-        herd_runner_free(r);
+    herd_runner *r = aws_flow_cl("aws.FargateCluster", "{image: img, n_workers: 2, worker_cpu: 256, worker_mem: 512, "
+                                 "fargate_scheduler: true, poll_interval: 0.1}", NULL, "{security: temporary}", &log,
+                                 &err);
+    if (!r) fail_msg("%s", err.msg);
+    if (herd_wait_for_workers(r, 2, 60, &err)) fail_msg("herd_wait_for_workers: %s", err.msg);
+    herd_future *fs[10];
+    for (int i = 0; i < 10; i++) fs[i] = tu_submit(r, "t_square", herd_tuple("i", (int64_t)i), NULL);
+    for (int i = 0; i < 10; i++) {
+        const herd_value *v = NULL;
+        if (herd_future_result(fs[i], 60, &v, &err)) fail_msg("%s", err.msg);
+        assert_int_equal(herd_as_int(herd_at(v, 0)), i * i);
     }
-    if (!strstr(err.msg, "fargate_scheduler: true cannot take client_kwargs.security: temporary"))
-        fail_msg("%s", err.msg);
+    assert_true(strncmp(herd_runner_address(r), "tls://", 6) == 0);
+    aws_client *c = checker();
+    json_t *cl = ecs(c, "ListClusters", json_object());
+    json_t *arn = json_array_get(json_object_get(cl, "clusterArns"), 0);
+    json_t *lt = ecs(c, "ListTasks", json_pack("{s:O}", "cluster", arn));
+    json_t *dt = ecs(c, "DescribeTasks", json_pack("{s:O, s:O}", "cluster", arn, "tasks", json_object_get(lt, "taskArns")));
+    json_t *t;
+    size_t i;
+    int scheds = 0, workers = 0;
+    json_array_foreach(json_object_get(dt, "tasks"), i, t) {
+        json_t *co = json_array_get(json_object_get(json_object_get(t, "overrides"), "containerOverrides"), 0);
+        char *cmd = json_dumps(json_object_get(co, "command"), 0), *envs = json_dumps(json_object_get(co, "environment"), 0);
+        assert_null(strstr(cmd, "BEGIN"));                       /* no key or certificate on a command line */
+        assert_non_null(strstr(envs, "\"HERD_TLS_CA\""));
+        assert_non_null(strstr(envs, "\"HERD_TLS_CERT\""));
+        assert_non_null(strstr(envs, "\"HERD_TLS_KEY\""));
+        if (strstr(cmd, "--herd-scheduler")) {
+            scheds++;
+            assert_non_null(strstr(cmd, "tls://0.0.0.0:8786"));
+            assert_null(strstr(envs, "HERD_TLS_SERVER_NAME"));
+        } else {
+            workers++;
+            assert_non_null(strstr(envs, "\"HERD_TLS_SERVER_NAME\", \"value\": \"herd-scheduler\""));
+            assert_non_null(strstr(envs, "\"value\": \"tls://"));
+        }
+        free(cmd);
+        free(envs);
+    }
+    assert_int_equal(scheds, 1);
+    assert_int_equal(workers, 2);
+    json_decref(dt);
+    json_decref(lt);
+    json_decref(cl);
+    aws_client_free(c);
+    assert_true(tu_log_has_line(&log, "the scheduler task runs at tls://", NULL));
+    tu_flow_end(r);
+    assert_nothing_left();
+    tu_log_free(&log);
+}
+
+/* fargate_use_private_ip: true: no public IP asked for (the agent gives
+   none), the client and the workers both dial the private IP. A loopback
+   dashboard_address (port 0) opens nothing in the security group. */
+static void test_fargate_scheduler_private_ip(void **state)
+{
+    (void)state;
+    tu_log log;
+    tu_log_init(&log);
+    herd_err err = { 0 };
+    herd_runner *r = aws_flow_cl("aws.FargateCluster", "{image: img, n_workers: 1, worker_cpu: 256, worker_mem: 512, "
+                                 "fargate_scheduler: true, fargate_use_private_ip: true, poll_interval: 0.1}", NULL,
+                                 "{dashboard_address: \"127.0.0.1:0\"}", &log, &err);
+    if (!r) fail_msg("%s", err.msg);
+    herd_future *f = tu_submit(r, "t_square", herd_tuple("i", (int64_t)7), NULL);
+    const herd_value *v = NULL;
+    if (herd_future_result(f, 60, &v, &err)) fail_msg("%s", err.msg);
+    assert_int_equal(herd_as_int(herd_at(v, 0)), 49);
+    aws_client *c = checker();
+    json_t *cl = ecs(c, "ListClusters", json_object());
+    json_t *arn = json_array_get(json_object_get(cl, "clusterArns"), 0);
+    json_t *lt = ecs(c, "ListTasks", json_pack("{s:O}", "cluster", arn));
+    json_t *dt = ecs(c, "DescribeTasks", json_pack("{s:O, s:O}", "cluster", arn, "tasks", json_object_get(lt, "taskArns")));
+    json_t *t;
+    size_t i;
+    int scheds = 0;
+    json_array_foreach(json_object_get(dt, "tasks"), i, t) {
+        json_t *co = json_array_get(json_object_get(json_object_get(t, "overrides"), "containerOverrides"), 0);
+        char *cmd = json_dumps(json_object_get(co, "command"), 0);
+        if (strstr(cmd, "--herd-scheduler")) {
+            scheds++;
+            char pub[64], want[160];
+            eni_public_ip(c, task_detail(t, "networkInterfaceId"), pub, sizeof pub);
+            assert_string_equal(pub, "");
+            snprintf(want, sizeof want, "tcp://%s:8786", task_detail(t, "privateIPv4Address"));
+            assert_string_equal(herd_runner_address(r), want);
+            snprintf(want, sizeof want, "the scheduler task runs at tcp://%s:8786", task_detail(t, "privateIPv4Address"));
+            assert_true(tu_log_has_line(&log, want, NULL));
+        }
+        free(cmd);
+    }
+    assert_int_equal(scheds, 1);
+    assert_false(tu_log_has_line(&log, "its public IP", NULL));
+    char rules[512];
+    sg_rules(c, rules, sizeof rules);
+    assert_string_equal(rules, "-1:-:group tcp:8786-8786:0.0.0.0/0");
+    json_decref(dt);
+    json_decref(lt);
+    json_decref(cl);
+    aws_client_free(c);
+    tu_flow_end(r);
+    assert_nothing_left();
+    tu_log_free(&log);
+}
+
+/* fargate_scheduler with dashboard_address ":8787": the security group this
+   cluster creates opens 8787 beside 8786, and the dashboard link names the
+   scheduler task's public IP; port 0 (or 8786) is refused before any call. */
+static void test_fargate_scheduler_dashboard(void **state)
+{
+    (void)state;
+    /* port 0: refused before any call */
+    const char *zero[] = { "{dashboard_address: \":0\"}", "{dashboard_address: \"0.0.0.0:8786\"}" };
+    const char *why[] = { "client_kwargs.dashboard_address: port 0 (any free port) with fargate_scheduler: true: the "
+                          "scheduler task's security group must name the port it opens before the task runs",
+                          "port 8786 with fargate_scheduler: true is the scheduler task's own port" };
+    for (int k = 0; k < 2; k++) {
+        herd_err err = { 0 };
+        herd_runner *r = aws_flow_cl("aws.FargateCluster", "{image: img, n_workers: 1, fargate_scheduler: true}", NULL,
+                                     zero[k], NULL, &err);
+        if (r) {
+            assert_int_not_equal(herd_wait_for_workers(r, 1, 30, &err), 0);
+            herd_flow_end(r, true, NULL);
+            herd_runner_free(r);
+        }
+        if (!strstr(err.msg, why[k])) fail_msg("expected \"%s\" in: %s", why[k], err.msg);
+        aws_client *c = checker();
+        json_t *cl = ecs(c, "ListClusters", json_object());
+        assert_int_equal(json_array_size(json_object_get(cl, "clusterArns")), 0);    /* nothing was created */
+        json_decref(cl);
+        aws_client_free(c);
+    }
+    tu_log log;
+    tu_log_init(&log);
+    herd_err err = { 0 };
+    herd_runner *r = aws_flow_cl("aws.FargateCluster", "{image: img, n_workers: 1, worker_cpu: 256, worker_mem: 512, "
+                                 "fargate_scheduler: true, poll_interval: 0.1}", NULL, "{dashboard_address: \":8787\"}",
+                                 &log, &err);
+    if (!r) fail_msg("%s", err.msg);
+    if (herd_wait_for_workers(r, 1, 60, &err)) fail_msg("herd_wait_for_workers: %s", err.msg);
+    aws_client *c = checker();
+    char rules[512];
+    sg_rules(c, rules, sizeof rules);
+    assert_string_equal(rules, "-1:-:group tcp:8786-8786:0.0.0.0/0 tcp:8787-8787:0.0.0.0/0");
+    aws_client_free(c);
+    char want[128];
+    const char *addr = herd_runner_address(r);            /* tcp://PUBLIC:8786 */
+    assert_non_null(addr);
+    snprintf(want, sizeof want, "the dashboard is available at http://%.*s:8787", (int)(strrchr(addr, ':') - addr - 6),
+             addr + 6);
+    assert_true(tu_log_has_line(&log, want, NULL));
+    tu_flow_end(r);
+    tu_log_free(&log);
+
     assert_nothing_left();
 }
 
@@ -1077,6 +1315,9 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup(test_tls_temporary, each),
         cmocka_unit_test_setup(test_fargate_scheduler_runs_a_flow, each),
         cmocka_unit_test_setup(test_fargate_scheduler_failures, each),
+        cmocka_unit_test_setup(test_fargate_scheduler_tls, each),
+        cmocka_unit_test_setup(test_fargate_scheduler_private_ip, each),
+        cmocka_unit_test_setup(test_fargate_scheduler_dashboard, each),
         cmocka_unit_test_setup(test_example_profiles, each),
         cmocka_unit_test_setup(test_sigterm_tears_down, each),
         cmocka_unit_test_setup(test_killed_run_swept, each),

@@ -29,7 +29,13 @@ command holds --herd-scheduler) runs inside a network namespace the agent
 makes for it, holding the private IPv4 address moto gave the task (a /32
 routed from this namespace over a veth pair), so clients and workers here
 dial the address the provider read from DescribeTasks; the namespace goes
-when the task ends.
+when the task ends. When that task's RunTask asked for a public IP
+(assignPublicIp ENABLED), the agent gives its network interface one, as AWS
+would: an Elastic IP (AllocateAddress, in 100.64.0.0/10, routed only to the
+namespace) associated with the interface, so DescribeNetworkInterfaces shows
+it as Association.PublicIp; the namespace holds it too, and the address is
+released when the task ends. A task whose environment override sets
+MOTO_ECS_NO_PUBLIC_IP gets none (a subnet that gives no public IP).
 """
 import http.server
 import json
@@ -45,6 +51,7 @@ import time
 
 import boto3
 import moto.iam.models
+from moto.ec2.models import ec2_backends
 from moto.ecs.models import ecs_backends, EC2ContainerServiceBackend
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
@@ -63,6 +70,8 @@ server.start()
 
 procs = {}      # task arn -> (cluster arn, Popen)
 netns = {}      # task arn -> network namespace of a scheduler task
+eips = {}       # task arn -> the Elastic IP (public IP) of a scheduler task
+released = set()  # task arns whose Elastic IP is released (the route goes with the namespace)
 made = [0]      # namespaces made, for unique names
 late = {}       # task arn -> when to drop the namespace of a scheduler task that never ran
 meta = {}       # task id -> {TaskARN, Cluster, ...}: the metadata endpoints
@@ -153,8 +162,8 @@ def task_ip(t):
     return None
 
 
-def scheduler_netns(arn, ip):
-    """A namespace holding ip/32, routed from here; its name."""
+def scheduler_netns(arn, ip, pub=None):
+    """A namespace holding ip/32 (and pub/32), routed from here; its name."""
     made[0] += 1
     k = made[0]
     ns, vh, vn = "ms%d-%d" % (os.getpid(), k), "msh%d-%d" % (os.getpid() % 100000, k), "msn%d-%d" % (os.getpid() % 100000, k)
@@ -165,13 +174,44 @@ def scheduler_netns(arn, ip):
        "ip -n %s link set %s up && ip -n %s link set lo up && ip -n %s route add default dev %s && "
        "ip route add %s/32 dev %s src %s" % (ns, vh, vn, vn, ns, src, vh, vh, ns, ip, vn, ns, vn, ns, ns, vn,
                                              ip, vh, src))
+    if pub:
+        sh("ip -n %s addr add %s/32 dev %s && ip route add %s/32 dev %s src %s" % (ns, pub, vn, pub, vh, src))
     return ns
+
+
+def public_ip(t):
+    """An Elastic IP associated with the network interface of task t (moto's
+    model), as AWS gives one with assignPublicIp ENABLED; its address."""
+    made[0] += 1
+    pub = "100.%d.%d.%d" % (64 + os.getpid() % 64, (os.getpid() // 64) % 256, made[0] % 250 + 1)
+    eni_id = next(d["value"] for a in t.attachments for d in a["details"] if d["name"] == "networkInterfaceId")
+    ec2 = ec2_backends[ACCOUNT][REGION]
+    ec2.allocate_address(domain="vpc", address=pub)
+    ec2.associate_address(eni=ec2.get_network_interface(eni_id), address=pub)
+    eips[t.task_arn] = pub
+    return pub
+
+
+def release_eip(arn):
+    """The task's Elastic IP back (as its network interface goes when it stops)."""
+    pub = eips.get(arn)
+    if pub and arn not in released:
+        released.add(arn)
+        try:
+            ec2_backends[ACCOUNT][REGION].release_address(address=pub)
+        except Exception:       # gone with a reset
+            pass
 
 
 def drop_netns(arn):
     ns = netns.pop(arn, None)
     if ns:
         subprocess.run(["ip", "netns", "del", ns])
+    release_eip(arn)
+    pub = eips.pop(arn, None)
+    released.discard(arn)
+    if pub:
+        subprocess.run(["ip", "route", "del", pub + "/32"], stderr=subprocess.DEVNULL)
 
 
 moto_run_task = EC2ContainerServiceBackend.run_task
@@ -184,14 +224,28 @@ def run_task(self, *a, **kw):
     for t in tasks:
         ov = (t.overrides or {}).get("containerOverrides") or [{}]
         if "--herd-scheduler" in (ov[0].get("command") or []):
+            net = (getattr(t, "network_configuration", None) or {}).get("awsvpcConfiguration") or {}
+            quiet = any(e.get("name") == "MOTO_ECS_NO_PUBLIC_IP" for e in ov[0].get("environment") or [])
             try:
-                scheduler_netns(t.task_arn, task_ip({"attachments": t.attachments}))
-            except (subprocess.CalledProcessError, TypeError) as e:
+                pub = public_ip(t) if net.get("assignPublicIp") == "ENABLED" and not quiet else None
+                scheduler_netns(t.task_arn, task_ip({"attachments": t.attachments}), pub)
+            except (subprocess.CalledProcessError, TypeError, StopIteration) as e:
                 print("moto_ecs agent: network of %s: %s" % (t.task_arn, e), file=sys.stderr)
     return tasks
 
 
 EC2ContainerServiceBackend.run_task = run_task
+moto_stop_task = EC2ContainerServiceBackend.stop_task
+
+
+def stop_task(self, *a, **kw):
+    """moto's StopTask, the task's Elastic IP released before it answers."""
+    t = moto_stop_task(self, *a, **kw)
+    release_eip(t.task_arn)
+    return t
+
+
+EC2ContainerServiceBackend.stop_task = stop_task
 
 
 def start(cluster, t):
@@ -216,6 +270,9 @@ def start(cluster, t):
         if arn not in netns:
             stop(cluster, arn, "CannotStartContainerError: no network for %s" % task_ip(t), "TaskFailedToStart", None)
             return
+        # its loopback up again as the command starts: once (run under load
+        # beside another agent) a scheduler found 127.0.0.1 unassignable there
+        subprocess.run(["ip", "-n", netns[arn], "link", "set", "lo", "up"])
         cmd = ["ip", "netns", "exec", netns[arn]] + cmd
     where = awslogs_of(cdef)
     out = None

@@ -229,6 +229,12 @@ static void test_provider(void **state)
     assert_int_equal(herd_scheduler_envp(NULL, names, &envp, &err), -HERD_EARG);
     assert_int_equal(herd_scheduler_envp(&env, names, &envp, &err), -HERD_EARG);
     herd_envp_free(NULL);
+    assert_int_equal(herd_scheduler_server_name(NULL, "herd-scheduler", &err), -HERD_EARG);
+    assert_int_equal(herd_scheduler_server_name(&env, "herd-scheduler", &err), -HERD_EARG);   /* no core */
+    int dport = 7;
+    assert_int_equal(herd_scheduler_dashboard_port(NULL, &dport, &err), -HERD_EARG);
+    assert_int_equal(dport, -1);
+    assert_int_equal(herd_scheduler_dashboard_port(&env, NULL, &err), -HERD_EARG);
     herd_worker_thread *w = (herd_worker_thread *)1;
     assert_int_equal(herd_worker_thread_start(NULL, &spec, &w, &err), -HERD_EARG);
     assert_null(w);

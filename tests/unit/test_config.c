@@ -629,7 +629,7 @@ static void test_check_bad(void **state)
              "%s:10:45: adapt_kwargs.intervl: unknown key; did you mean \"interval\"? known keys: minimum, maximum, "
              "interval, wait_count, target_duration\n"
              "%s:11:21: client_kwargs.tokn: unknown key; did you mean \"token\"? known keys: connect_timeout, "
-             "provision_timeout, heartbeat_interval, heartbeat_timeout, allowed_failures, listen, token, security, tls_ca_file, tls_cert, tls_key, no_workers_timeout, start, dashboard_address, performance_report_path, data_transfer, progress, log_level\n"
+             "provision_timeout, heartbeat_interval, heartbeat_timeout, allowed_failures, listen, token, security, tls_ca_file, tls_cert, tls_key, tls_server_name, no_workers_timeout, start, dashboard_address, performance_report_path, data_transfer, progress, log_level\n"
              "%s:11:47: client_kwargs.connect_timeout: expected duration (seconds, or a string like \"500ms\", "
              "\"2s\", \"5m\", \"1h\"), got str \"soon\"\n",
              f, f, f, f, f, f, f, f, f, f, f);
@@ -789,7 +789,7 @@ static void test_show(void **state)
              "cluster_class: good_custom.GoodCluster\n"
              "cluster_kwargs: {n_workers: 2, token: <secret>, zone: eu, label: null}\n"
              "client_kwargs: {connect_timeout: 60.0, provision_timeout: 60.0, heartbeat_interval: 1.0, "
-             "heartbeat_timeout: 30.0, allowed_failures: 3, listen: null, token: <secret>, security: null, tls_ca_file: null, tls_cert: null, tls_key: null, no_workers_timeout: 60.0, start: lazy, dashboard_address: null, performance_report_path: null, data_transfer: auto, progress: false, log_level: null}\n", path);
+             "heartbeat_timeout: 30.0, allowed_failures: 3, listen: null, token: <secret>, security: null, tls_ca_file: null, tls_cert: null, tls_key: null, tls_server_name: null, no_workers_timeout: 60.0, start: lazy, dashboard_address: null, performance_report_path: null, data_transfer: auto, progress: false, log_level: null}\n", path);
     assert_string_equal(out, want);
     assert_not_contains(out, "s3cret");
     assert_not_contains(out, "hunter2");
@@ -812,7 +812,7 @@ static void test_show(void **state)
                         "memory_limit: 1073741824, env: {}, name: local, local_directory: null, lifetime: null, lifetime_stagger: null}\n"
                         "adapt_kwargs: {minimum: 0, maximum: 4, interval: 0.5, wait_count: 3, target_duration: 5.0}\n"
                         "client_kwargs: {connect_timeout: 30.0, provision_timeout: 60.0, heartbeat_interval: 1.0, "
-                        "heartbeat_timeout: 30.0, allowed_failures: 3, listen: null, token: null, security: null, tls_ca_file: null, tls_cert: null, tls_key: null, no_workers_timeout: 60.0, start: lazy, dashboard_address: null, performance_report_path: null, data_transfer: auto, progress: false, log_level: null}\n");
+                        "heartbeat_timeout: 30.0, allowed_failures: 3, listen: null, token: null, security: null, tls_ca_file: null, tls_cert: null, tls_key: null, tls_server_name: null, no_workers_timeout: 60.0, start: lazy, dashboard_address: null, performance_report_path: null, data_transfer: auto, progress: false, log_level: null}\n");
     free(out);
     assert_int_equal(herd("config show custom dflt", &out), HERD_CLI_EXIT_USAGE);
     free(out);

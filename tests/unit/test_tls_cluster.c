@@ -5,7 +5,10 @@
  * refused and logged; connections that never finish their handshake are
  * closed after the hello timeout (descriptors back); a tcp:// client of the
  * TLS scheduler is told to use tls://, and a client refusing the scheduler's
- * certificate says this side refused it; and a capture on the loopback interface (AF_PACKET)
+ * certificate says this side refused it; tls_server_name (client_kwargs
+ * and `herd worker --tls-server-name`) reaches a scheduler whose
+ * certificate names only a DNS name at its IP, and without it or with
+ * another name the handshake is refused; and a capture on the loopback interface (AF_PACKET)
  * shows a known task argument crossing the wire in clear without TLS and
  * never with `security: temporary`. */
 #include <stdarg.h>
@@ -152,6 +155,10 @@ static int setup(void **state)
     s_other.issuer_cert = ca2;
     s_other.issuer_key = ca2key;
     issue("stranger", &s_other, &c, &k); free(c); herd_tls_pem_free(k);
+    const char *dns_only[] = { "sched.herd.test", NULL };
+    herd_tls_spec s_named = s_sched;
+    s_named.names = dns_only;
+    issue("named", &s_named, &c, &k); free(c); herd_tls_pem_free(k);
     free(ca); herd_tls_pem_free(cakey); free(ca2); herd_tls_pem_free(ca2key);
 
     herd_scheduler_opts o = { .listen = "tls://127.0.0.1:0", .token = "tok", .allowed_failures = -1,
@@ -167,7 +174,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     herd_scheduler_stop(sched);
-    const char *files[] = { "ca", "sched", "worker", "expired", "ca2", "stranger" };
+    const char *files[] = { "ca", "sched", "worker", "expired", "ca2", "stranger", "named" };
     for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
         char f[64];
         snprintf(f, sizeof f, "%s.pem", files[i]); unlink(P(f));
@@ -393,6 +400,76 @@ static void test_connect_messages(void **state)
     expect_connect_error(addr, ck, "this side refused the scheduler's certificate: certificate verify failed");
 }
 
+/* ---- tls_server_name: a certificate naming only sched.herd.test, dialled at 127.0.0.1 ---- */
+static pid_t start_named_worker(const char *address, const char *server_name)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        int null = open("/dev/null", O_WRONLY);
+        if (!getenv("HERD_TEST_VERBOSE")) dup2(null, 2);
+        if (server_name)
+            execl(herd_bin, herd_bin, "worker", address, "--name", "named", "--token", "tok", "--plugin", "hash",
+                  "--tls-ca-file", P("ca.pem"), "--tls-cert", P("worker.pem"), "--tls-key", P("worker.key"),
+                  "--tls-server-name", server_name, "--no-reconnect", "--connect-timeout", "5", (char *)NULL);
+        else
+            execl(herd_bin, herd_bin, "worker", address, "--name", "named", "--token", "tok", "--plugin", "hash",
+                  "--tls-ca-file", P("ca.pem"), "--tls-cert", P("worker.pem"), "--tls-key", P("worker.key"),
+                  "--no-reconnect", "--connect-timeout", "5", (char *)NULL);
+        _exit(127);
+    }
+    assert_true(pid > 0);
+    return pid;
+}
+
+static void test_server_name(void **state)
+{
+    herd_scheduler *ns = NULL;
+    herd_scheduler_opts so = { .listen = "tls://127.0.0.1:0", .token = "tok", .allowed_failures = -1,
+                               .log = log_sink, .tls_ca_file = P("ca.pem"), .tls_cert = P("named.pem"),
+                               .tls_key = P("named.key") };
+    herd_err err = { 0 };
+    if (herd_scheduler_start(&ns, &so, &err)) fail_msg("scheduler: %s", err.msg);
+    char naddr[256];
+    snprintf(naddr, sizeof naddr, "%s", herd_scheduler_address(ns));
+    /* a worker without the name refuses the scheduler (its IP is not in the certificate) and exits */
+    pid_t bad = start_named_worker(naddr, NULL);
+    assert_int_not_equal(wait_exit(bad), 0);
+    pid_t w = start_named_worker(naddr, "sched.herd.test");
+    char base[1024], ck[1200];
+    snprintf(base, sizeof base, "token: tok, connect_timeout: 10, tls_ca_file: '%s', tls_cert: '%s', tls_key: '%s'",
+             P("ca.pem"), P("worker.pem"), P("worker.key"));
+    snprintf(ck, sizeof ck, "{%s, tls_server_name: sched.herd.test}", base);
+    herd_runner_opts o = { .address = naddr, .client_kwargs = ck };
+    herd_runner *r;
+    if (herd_runner_new(&r, &o, &err) || herd_flow_begin(r, "named", &err)) fail_msg("%s", err.msg);
+    if (herd_wait_for_workers(r, 1, 10, &err)) fail_msg("%s", err.msg);     /* the worker checked the name too */
+    herd_future *f;
+    const herd_value *v;
+    assert_int_equal(herd_submit(r, "hash.sha256", herd_tuple("s", "abc"), &f, &err), 0);
+    if (herd_future_result(f, 10, &v, &err)) fail_msg("%s", err.msg);
+    assert_string_equal(herd_as_str(v), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    herd_flow_end(r, false, &err);
+    herd_runner_free(r);
+    kill(w, SIGTERM);
+    wait_exit(w);
+    /* without it, with another name, with a name that is none */
+    snprintf(ck, sizeof ck, "{%s}", base);
+    expect_connect_error(naddr, ck, "IP address mismatch (server certificate \"test-scheduler\" is not valid for "
+                                    "\"127.0.0.1\": wrong host; it names DNS:sched.herd.test)");
+    snprintf(ck, sizeof ck, "{%s, tls_server_name: other.herd.test}", base);
+    expect_connect_error(naddr, ck, "is not valid for \"other.herd.test\" (tls_server_name; dialled 127.0.0.1)");
+    snprintf(ck, sizeof ck, "{%s, tls_server_name: 'sched herd!'}", base);
+    herd_runner_opts bo = { .address = naddr, .client_kwargs = ck };
+    r = NULL;
+    assert_int_not_equal(herd_runner_new(&r, &bo, &err), 0);
+    assert_non_null(strstr(err.msg, "client_kwargs.tls_server_name: expected a DNS name"));
+    assert_non_null(strstr(err.msg, "got \"sched herd!\""));
+    herd_runner_opts no = { .address = naddr, .client_kwargs = "{token: tok, tls_server_name: sched.herd.test}" };
+    assert_int_not_equal(herd_runner_new(&r, &no, &err), 0);
+    assert_non_null(strstr(err.msg, "client_kwargs.tls_server_name \"sched.herd.test\": no TLS to check it with"));
+    herd_scheduler_stop(ns);
+}
+
 /* ---- a capture on lo ---- */
 typedef struct capture {
     int fd;
@@ -500,6 +577,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_status_over_https),
         cmocka_unit_test(test_no_certificate_refused),
         cmocka_unit_test(test_idle_tls_connects_closed),
+        cmocka_unit_test(test_server_name),
         cmocka_unit_test(test_connect_messages),
         cmocka_unit_test(test_loopback_capture),
     };

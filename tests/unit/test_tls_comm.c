@@ -6,7 +6,11 @@
  * refusals — no client certificate, a certificate from another CA, an expired
  * client certificate, a server certificate for the wrong host, a peer that
  * does not speak TLS — each fail the handshake with a clear reason from
- * herd_tls_error on the side that refused. And peers that do not read: one
+ * herd_tls_error on the side that refused. tls_server_name: a scheduler
+ * whose certificate names only herd-scheduler is reached at its IP when the
+ * client checks that name (set directly, or through HERD_TLS_SERVER_NAME as
+ * a worker gets it), refused without it or with another name, and a worker's
+ * certificate (clientAuth) never passes as the scheduler's. And peers that do not read: one
  * whose queued output passes the cap is dropped, saying why, and a close
  * that flushes first closes the socket anyway after HERD_WRITE_STALL_S.
  * One event_base, one thread. */
@@ -547,6 +551,99 @@ static void test_refused_wrong_host(void **state)
     herd_tls_free(k);
 }
 
+/* tls_server_name: the certificate is checked against that name, not the
+   host dialled; the chain and the purpose are checked as ever. */
+static void test_server_name(void **state)
+{
+    static const char *const only[] = { "herd-scheduler", NULL };
+    herd_tls *s, *k;
+    herd_err err;
+    pki(only, -60, DAY, &s, &k);
+    refusal r;
+    /* without it: the IP dialled is not in the certificate */
+    refuse(s, k, NULL, 0, "127.0.0.1", &r);
+    contains(r.cli_why, "certificate verify failed: IP address mismatch (server certificate \"test-scheduler\" is "
+                        "not valid for \"127.0.0.1\": wrong host; it names DNS:herd-scheduler)");
+    /* another name */
+    assert_int_equal(herd_tls_set_server_name(k, "client_kwargs.tls_server_name", "other-scheduler", &err), 0);
+    refuse(s, k, NULL, 0, "127.0.0.1", &r);
+    contains(r.cli_why, "hostname mismatch (server certificate \"test-scheduler\" is not valid for \"other-scheduler\" "
+                        "(tls_server_name; dialled 127.0.0.1): wrong host; it names DNS:herd-scheduler)");
+    /* the right one: the exchange goes through, dialling 127.0.0.1 */
+    assert_int_equal(herd_tls_set_server_name(k, "client_kwargs.tls_server_name", "herd-scheduler", &err), 0);
+    assert_string_equal(herd_tls_server_name(k), "herd-scheduler");
+    struct event_base *base = event_base_new();
+    srv sv;
+    cli cl;
+    exchange(s, k, SECRET, 0, NULL, &sv, &cl, base);
+    assert_string_equal(cl.peer_cn, "test-scheduler");
+    cli_stop(&cl);
+    srv_stop(&sv);
+    /* not a DNS name: refused, naming the field and the value */
+    assert_int_equal(herd_tls_set_server_name(k, "client_kwargs.tls_server_name", "herd scheduler!", &err), -HERD_ECONFIG);
+    contains(err.msg, "client_kwargs.tls_server_name: expected a DNS name");
+    contains(err.msg, "got \"herd scheduler!\"");
+    assert_string_equal(herd_tls_server_name(k), "herd-scheduler");     /* unchanged */
+    for (const char *const *bad = (const char *const[]){ "", "-a", "a-", "a..b", "a_b", ".a", NULL }; *bad; bad++)
+        assert_int_equal(herd_tls_server_name_check("f", *bad, &err), -HERD_ECONFIG);
+    assert_int_equal(herd_tls_server_name_check("f", "sched-1.example.com", &err), 0);
+    assert_int_equal(herd_tls_server_name_check("f", "10.0.0.5", &err), 0);
+
+    /* a certificate of the same CA, for clientAuth only, naming herd-scheduler:
+       it never passes as the scheduler's */
+    char *ca, *cak, *wc, *wk, **senv;
+    herd_tls_spec cas = { .cn = "test CA", .is_ca = 1, .not_before = -3600, .not_after = DAY };
+    if (herd_tls_issue(&cas, &ca, &cak, &err)) fail_msg("%s", err.msg);
+    herd_tls_spec ws = { .cn = "a-worker", .client = 1, .names = only, .not_before = -60, .not_after = DAY,
+                         .issuer_cert = ca, .issuer_key = cak };
+    if (herd_tls_issue(&ws, &wc, &wk, &err)) fail_msg("%s", err.msg);
+    herd_tls *posing = NULL, *kk = NULL;
+    must(herd_tls_from_pem(ca, wc, wk, &posing, &err), &posing, &err);
+    must(herd_tls_from_pem(ca, wc, wk, &kk, &err), &kk, &err);
+    assert_int_equal(herd_tls_set_server_name(kk, NULL, "herd-scheduler", &err), 0);
+    refuse(posing, kk, NULL, 0, "127.0.0.1", &r);
+    contains(r.cli_why, "certificate verify failed: unsuitable certificate purpose (certificate \"a-worker\" is not "
+                        "for a TLS server");
+    herd_tls_free(posing);
+    herd_tls_free(kk);
+    free(ca); free(wc);
+    herd_tls_pem_free(cak); herd_tls_pem_free(wk);
+
+    /* security: temporary with a remote scheduler: its certificate names
+       herd-scheduler; a worker gets the name in its environment */
+    herd_tls *client = NULL, *sched = NULL, *worker = NULL, *wsrv = NULL;
+    herd_tls_ca *tca = NULL;
+    assert_int_equal(herd_tls_temporary_remote("sn", &client, &tca, &err), 0);
+    assert_int_equal(herd_tls_ca_server_env(tca, only, &senv, &err), 0);
+    must(herd_tls_from_envp((const char *const *)senv, &sched, &err), &sched, &err);
+    herd_tls_envp_free(senv);
+    herd_tls_ca_free(tca);
+    assert_int_equal(herd_tls_set_server_name(client, NULL, "herd-scheduler", &err), 0);
+    char **wenv = NULL;
+    assert_int_equal(herd_tls_export_env(client, &wenv, &err), 0);
+    assert_non_null(wenv[3]);
+    assert_string_equal(wenv[3], "HERD_TLS_SERVER_NAME=herd-scheduler");
+    assert_null(wenv[4]);
+    must(herd_tls_from_envp((const char *const *)wenv, &worker, &err), &worker, &err);
+    assert_string_equal(herd_tls_server_name(worker), "herd-scheduler");
+    exchange(sched, worker, SECRET, 0, NULL, &sv, &cl, base);
+    assert_string_equal(sv.peer_cn, "herd-worker");
+    cli_stop(&cl);
+    srv_stop(&sv);
+    /* the worker's own identity posing as the scheduler: refused */
+    must(herd_tls_from_pem(wenv[0] + 12, wenv[1] + 14, wenv[2] + 13, &wsrv, &err), &wsrv, &err);
+    refuse(wsrv, worker, NULL, 0, "127.0.0.1", &r);
+    contains(r.cli_why, "this side refused the scheduler's certificate: certificate verify failed");
+    herd_tls_envp_free(wenv);
+    herd_tls_free(wsrv);
+    herd_tls_free(worker);
+    herd_tls_free(sched);
+    herd_tls_free(client);
+    event_base_free(base);
+    herd_tls_free(s);
+    herd_tls_free(k);
+}
+
 static void test_refused_plain_peer(void **state)
 {
     creds c;
@@ -660,6 +757,7 @@ int main(void)
         cmocka_unit_test(test_refused_other_ca),
         cmocka_unit_test(test_refused_expired),
         cmocka_unit_test(test_refused_wrong_host),
+        cmocka_unit_test(test_server_name),
         cmocka_unit_test(test_refused_plain_peer),
         cmocka_unit_test(test_slow_reader_dropped),
         cmocka_unit_test(test_close_after_flush_bounded),
