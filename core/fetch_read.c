@@ -151,13 +151,6 @@ static char *sk_room(rd *r, size_t n)
     return r->sk + r->sklen;
 }
 
-static uint64_t be_get(const unsigned char *p, int n)
-{
-    uint64_t x = 0;
-    for (int i = 0; i < n; i++) x = x << 8 | p[i];
-    return x;
-}
-
 /* A bytes payload of n bytes (>= HERD_SHM_MIN) read into a buffer of its
  * own; the skeleton gets a descriptor reference past the real ones. */
 static int big_bytes(rd *r, size_t n)
@@ -203,41 +196,16 @@ static int read_value(rd *r)
         stack[sp]--;
         if ((rc = need(r, 1))) return rc;
         unsigned b = (unsigned char)r->buf[r->pos];
-        int lenbytes = 0, ext = 0;
-        uint64_t skip = 0, count = 0, per = 0;
-        if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) {
-        } else if (b <= 0x8f) { count = b & 0x0f; per = 2; }
-        else if (b <= 0x9f) { count = b & 0x0f; per = 1; }
-        else if (b <= 0xbf) { skip = b & 0x1f; }
-        else switch (b) {
-            case 0xc4: case 0xd9: lenbytes = 1; break;
-            case 0xc5: case 0xda: lenbytes = 2; break;
-            case 0xc6: case 0xdb: lenbytes = 4; break;
-            case 0xc7: lenbytes = 1; ext = 1; break;
-            case 0xc8: lenbytes = 2; ext = 1; break;
-            case 0xc9: lenbytes = 4; ext = 1; break;
-            case 0xca: skip = 4; break;
-            case 0xcb: skip = 8; break;
-            case 0xcc: case 0xd0: skip = 1; break;
-            case 0xcd: case 0xd1: skip = 2; break;
-            case 0xce: case 0xd2: skip = 4; break;
-            case 0xcf: case 0xd3: skip = 8; break;
-            case 0xd4: skip = 1; ext = 1; break;        /* fixext: the type byte is in the header */
-            case 0xd5: skip = 2; ext = 1; break;
-            case 0xd6: skip = 4; ext = 1; break;
-            case 0xd7: skip = 8; ext = 1; break;
-            case 0xd8: skip = 16; ext = 1; break;
-            case 0xdc: lenbytes = 2; per = 1; break;
-            case 0xdd: lenbytes = 4; per = 1; break;
-            case 0xde: lenbytes = 2; per = 2; break;
-            case 0xdf: lenbytes = 4; per = 2; break;
-            default: return herd_err_set(r->err, -HERD_EPROTO, "the value is malformed: invalid msgpack byte 0x%02x", b);
-            }
+        herd_msgpack_head hd;
+        if (herd_msgpack_head_of(b, &hd))
+            return herd_err_set(r->err, -HERD_EPROTO, "the value is malformed: invalid msgpack byte 0x%02x", b);
+        int lenbytes = hd.lenbytes, ext = hd.ext;
+        uint64_t skip = hd.skip, count = hd.count, per = hd.per;
         size_t hl = 1 + (size_t)lenbytes + (size_t)ext;
         if ((rc = need(r, hl))) return rc;
         const unsigned char *h = (const unsigned char *)r->buf + r->pos;
         if (lenbytes) {
-            uint64_t n = be_get(h + 1, lenbytes);
+            uint64_t n = herd_msgpack_be(h + 1, lenbytes);
             if (per) count = n;
             else skip = n;
         }
@@ -258,7 +226,7 @@ static int read_value(rd *r)
         r->pos += hl;
         if ((rc = take(r, d + hl, (size_t)skip))) return rc;
         if (ext && (signed char)h[hl - 1] == 2) {
-            uint32_t idx = (uint32_t)be_get((const unsigned char *)d + hl, 4);
+            uint32_t idx = (uint32_t)herd_msgpack_be((const unsigned char *)d + hl, 4);
             if (idx >= (uint32_t)r->rf->n)
                 return herd_err_set(r->err, -HERD_EPROTO, "payload refers to descriptor %u, %d came", idx, r->rf->n);
         }

@@ -57,6 +57,8 @@ const char *herd_level_name(int level);
 /* Format a line and hand it to fn (the default sink when fn is NULL). */
 void herd_vlogf(void (*fn)(void *ud, int level, const char *line), void *ud, int level,
                 const char *fmt, va_list ap);
+void herd_logf(void (*fn)(void *ud, int level, const char *line), void *ud, int level,
+               const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /* What herd_cluster_env.core points at. */
 typedef struct herd_env_core {
     void (*log)(void *ud, int level, const char *line);

@@ -73,6 +73,14 @@ void herd_vlogf(void (*fn)(void *ud, int level, const char *line), void *ud, int
     else herd_log_default(NULL, level, line);
 }
 
+void herd_logf(void (*fn)(void *ud, int level, const char *line), void *ud, int level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    herd_vlogf(fn, ud, level, fmt, ap);
+    va_end(ap);
+}
+
 void herd_log(const herd_cluster_env *env, int level, const char *fmt, ...)
 {
     const herd_env_core *c = env ? env->core : NULL;

@@ -3,7 +3,9 @@
  * log lines to it, follows the cluster's size, and makes control calls
  * (OP_CONTROL), which give herd_remote_ops, adaptive scaling's view of that
  * scheduler. The connection's event loop runs on a thread of its own; other
- * threads send through an outbox. (A worker's connection is worker.c's.) */
+ * threads send through an outbox. (A worker's connection is worker.c's;
+ * its sub-task client takes LOG, RESULT and HELD through
+ * herd_remote_client_msg, here.) */
 #include "remote.h"
 #include "comm.h"
 #include "metrics.h"
@@ -73,13 +75,47 @@ static void on_reply(herd_remote *r, herd_msg_reply *m)
     herd_sched_load_free(&m->load);      /* an answer nobody waits for */
 }
 
+int herd_remote_client_msg(herd_client *cl, int op, const msgpack_object *m, herd_err *e)
+{
+    switch (op) {
+    case OP_LOG: {
+        herd_msg_log lm;
+        if (herd_proto_unpack_log(m, &lm, e)) return -1;
+        if (cl) herd_client_logf(cl, lm.level, "%.*s", (int)lm.text.len, lm.text.ptr);
+        return 1;
+    }
+    case OP_RESULT: {
+        herd_msg_result rm;
+        if (herd_proto_unpack_result(m, &rm, e)) return -1;
+        char *error = herd_pstr_dup(rm.error);
+        if (cl) herd_client_deliver_key(cl, rm.key, rm.state, rm.value, error);
+        else herd_value_free(rm.value);
+        free(error);
+        return 1;
+    }
+    case OP_HELD: {        /* a result stays on a worker: fetched from there on demand */
+        herd_msg_held hm;
+        if (herd_proto_unpack_held(m, &hm, e)) return -1;
+        char *peer = herd_pstr_dup(hm.peer), *error = herd_pstr_dup(hm.error);
+        if (cl) herd_client_deliver_held_key(cl, hm.key, peer, error ? error : "the value was lost");
+        free(peer);
+        free(error);
+        return 1;
+    }
+    default:
+        return 0;
+    }
+}
+
 static void on_msg(herd_conn *c, const msgpack_object *m, void *ud)
 {
     herd_remote *r = ud;
     herd_err e;                           /* set by a failing unpack (not zeroed: 1 KiB) */
     e.msg[0] = '\0';
     int op = herd_proto_op(m, NULL);      /* comm.c checked it */
-    switch (op) {
+    int taken = herd_remote_client_msg(r->cl, op, m, &e);   /* LOG, RESULT, HELD */
+    if (taken > 0) return;
+    if (taken == 0) switch (op) {
     case OP_WELCOME: {
         herd_msg_welcome wm;
         if (herd_proto_unpack_welcome(m, &wm, &e)) break;
@@ -105,29 +141,6 @@ static void on_msg(herd_conn *c, const msgpack_object *m, void *ud)
         r->nthreads = wm.nthreads;
         pthread_cond_broadcast(&r->cv);
         pthread_mutex_unlock(&r->mu);
-        return;
-    }
-    case OP_LOG: {
-        herd_msg_log lm;
-        if (herd_proto_unpack_log(m, &lm, &e)) break;
-        herd_client_logf(r->cl, lm.level, "%.*s", (int)lm.text.len, lm.text.ptr);
-        return;
-    }
-    case OP_RESULT: {
-        herd_msg_result rm;
-        if (herd_proto_unpack_result(m, &rm, &e)) break;
-        char *error = herd_pstr_dup(rm.error);
-        herd_client_deliver_key(r->cl, rm.key, rm.state, rm.value, error);
-        free(error);
-        return;
-    }
-    case OP_HELD: {        /* a result stays on a worker: fetched from there on demand */
-        herd_msg_held hm;
-        if (herd_proto_unpack_held(m, &hm, &e)) break;
-        char *peer = herd_pstr_dup(hm.peer), *error = herd_pstr_dup(hm.error);
-        herd_client_deliver_held_key(r->cl, hm.key, peer, error ? error : "the value was lost");
-        free(peer);
-        free(error);
         return;
     }
     case OP_VALUE: {       /* a value the scheduler relays begins, or is not coming */

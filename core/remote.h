@@ -6,6 +6,7 @@
 #include "client.h"
 #include "scheduler.h"
 #include "security.h"
+#include <msgpack.h>
 
 typedef struct herd_remote herd_remote;
 /* Dial address, say hello as a client, wait for the welcome (or refusal)
@@ -22,6 +23,12 @@ int  herd_remote_workers(herd_remote *r, int *nthreads);
  * its client may drain and close workers. */
 int  herd_remote_owned(herd_remote *r);
 int  herd_remote_wait_workers(herd_remote *r, int n, double timeout_s, herd_err *err);
+/* The scheduler's messages to a client about its tasks (LOG, RESULT, HELD),
+ * delivered to cl: a flow's remote connection and a worker's sub-task client
+ * both take them here. cl NULL (a worker whose sub-task client is not set
+ * up): read and dropped. 1 when op is one of them (handled), 0 when it is
+ * another message, -1 when it does not unpack (e says why). */
+int  herd_remote_client_msg(herd_client *cl, int op, const msgpack_object *m, herd_err *e);
 extern const herd_transport herd_remote_tp;
 /* A control call (OP_CONTROL): "load" (*load, may be NULL: the scheduler's
  * load, free with herd_sched_load_free), "dashboard" (*text: its HTTP

@@ -3,11 +3,12 @@
  * scheduler file calls in another (prefix sch_). Every one of them runs on
  * the scheduler's thread. The files, each calling only those listed above it:
  *   sched_state.c    task states: ready queue, dependencies, completion, failure, retries
+ *   sched_count.c    the connected counts waiters and remote clients see
  *   sched_retire.c   a worker retiring: its needed values moved to others (ACQUIRE), then CLOSE
  *   sched_place.c    placement: priority, resources, locality, `workers` restrictions, dispatch
  *   sched_held.c     held values: lineage recompute when a holder leaves, MISSING, pulls at close
  *   sched_relay.c    the relay: values streamed from their holder to readers that cannot reach it
- *   sched_workers.c  worker membership: HELLO, counts, a worker lost, heartbeats, no workers
+ *   sched_workers.c  worker membership: HELLO, a worker lost, heartbeats, no workers
  *   sched_control.c  load snapshot, drain, close every worker (OP_CONTROL and in-process)
  *   sched_msg.c      connections: accept, the HELLO timeout, each message a connection sends
  *   scheduler.c      the public face (scheduler.h): start, stop, inbox, synchronous calls */
@@ -218,6 +219,11 @@ void sch_add_task(herd_sched *s, herd_submit_spec *sp, sworker *owner);
 void sch_on_release(herd_sched *s, uint64_t key, uint32_t owner_id);
 void sch_on_cancel(herd_sched *s, uint64_t key, uint32_t owner_id);
 
+/* ---- the connected counts (sched_count.c) ---- */
+/* Recount the connected workers and threads; wake the waiters and tell the
+ * remote clients when they changed. */
+void sch_worker_counts(herd_sched *s);
+
 /* ---- retiring (sched_retire.c): a closing worker's needed values moved first ---- */
 /* Is t's value still read by someone (a future not released, a dependent)? */
 static inline int sch_needed(const stask *t)
@@ -264,7 +270,6 @@ void sch_relays_gone(herd_sched *s, sworker *w);
 void sch_relays_free(herd_sched *s);
 
 /* ---- worker membership (sched_workers.c): join, leave, death, no workers ---- */
-void sch_worker_counts(herd_sched *s);
 void sch_unlink_peer(const herd_sched *s, const sworker *w);
 void sch_worker_free(sworker *w);
 void sch_worker_lost(herd_sched *s, sworker *w, const char *why);

@@ -1,31 +1,11 @@
 /* core/sched_workers.c — worker membership: HELLO (token, names, resources),
- * the connected counts waiters and remote clients see, a worker (or client
- * connection) lost and what it ran rescheduled or ended, heartbeats, and
- * Dask's no-workers-timeout. */
+ * a worker (or client connection) lost and what it ran rescheduled or ended,
+ * heartbeats, and Dask's no-workers-timeout. The connected counts are
+ * sched_count.c's. */
 #include "sched_int.h"
 
 #include <openssl/crypto.h>
 #include <unistd.h>
-
-void sch_worker_counts(herd_sched *s)
-{
-    int n = 0, th = 0;
-    for (sworker *w = s->workers; w; w = w->next)
-        if (w->hello && w->role == ROLE_WORKER && !w->closing) { n++; th += w->nthreads; }
-    pthread_mutex_lock(&s->w_mu);
-    int changed = s->nworkers != n || s->nthreads != th;
-    s->nworkers = n;
-    s->nthreads = th;
-    pthread_cond_broadcast(&s->w_cv);
-    pthread_mutex_unlock(&s->w_mu);
-    if (!changed) return;
-    herd_msg_workers m = { n, th };
-    for (sworker *c = s->workers; c; c = c->next) {     /* tell remote clients */
-        if (!c->hello || c->role != ROLE_CLIENT || !c->conn) continue;
-        herd_proto_pack_workers(herd_conn_buf(c->conn), &m);
-        herd_conn_end(c->conn);
-    }
-}
 
 /* A worker's peer socket, when it is in this scheduler's own directory
  * under the name workers give it (peer-….sock): removed once the worker is

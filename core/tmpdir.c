@@ -8,22 +8,11 @@
 #include <dirent.h>
 #include <errno.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-static void tlog(void (*log)(void *, int, const char *), void *ud, int level, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static void tlog(void (*log)(void *, int, const char *), void *ud, int level, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    herd_vlogf(log, ud, level, fmt, ap);
-    va_end(ap);
-}
 
 /* The files of dir/name, a worker's spill directory (spill.c), and it. */
 static void remove_spill_dir(const char *dir, const char *name)
@@ -77,7 +66,7 @@ static void sweep(void (*log)(void *, int, const char *), void *ud)
         struct stat st;
         if (lstat(path, &st) || !S_ISDIR(st.st_mode) || st.st_uid != geteuid()) continue;
         if (herd_tmpdir_remove(path) == 0)
-            tlog(log, ud, HERD_LOG_DEBUG, "removed %s, left by flow process %ld, which is gone", path, pid);
+            herd_logf(log, ud, HERD_LOG_DEBUG, "removed %s, left by flow process %ld, which is gone", path, pid);
     }
     closedir(d);
 }

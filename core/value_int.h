@@ -51,6 +51,20 @@ int herd_value_from_msgpack(const msgpack_object *o, herd_value **out, herd_err 
  * declared size before reading it, so 5 hostile bytes could ask for 100 GB.
  * 0, or -HERD_EPROTO (truncated/malformed/too deep). */
 int herd_msgpack_check(const void *buf, size_t len, size_t *used, herd_err *err);
+/* What the first byte b of a msgpack item says of the bytes that follow it:
+ * a big-endian size of lenbytes bytes (0, 1, 2 or 4), then with ext an ext
+ * type byte, then the payload: skip bytes, or the size's worth for str, bin
+ * and ext; a container declares count items (or the size's worth) of per
+ * objects each (1 array, 2 map; 0 not a container). The one table of
+ * msgpack's formats: herd_msgpack_check and fetch_read.c walk with it.
+ * 0, or -1 for the byte msgpack never uses (0xc1). */
+typedef struct herd_msgpack_head {
+    int lenbytes, ext;
+    uint64_t skip, count, per;
+} herd_msgpack_head;
+int herd_msgpack_head_of(unsigned b, herd_msgpack_head *h);
+/* The n-byte big-endian number at p (n <= 8). */
+uint64_t herd_msgpack_be(const unsigned char *p, int n);
 /* "int", "str", "map", … for error messages. */
 const char *herd_msgpack_type_name(msgpack_object_type t);
 

@@ -259,11 +259,46 @@ int herd_value_from_msgpack(const msgpack_object *o, herd_value **out, herd_err 
 
 /* ---- structural check ---- */
 
-static uint64_t be(const unsigned char *p, int n)
+uint64_t herd_msgpack_be(const unsigned char *p, int n)
 {
     uint64_t x = 0;
     for (int i = 0; i < n; i++) x = (x << 8) | p[i];
     return x;
+}
+
+int herd_msgpack_head_of(unsigned b, herd_msgpack_head *h)
+{
+    *h = (herd_msgpack_head){ 0 };
+    if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) {
+        /* fixint, nil, bool */
+    } else if (b <= 0x8f) { h->count = b & 0x0f; h->per = 2; }
+    else if (b <= 0x9f) { h->count = b & 0x0f; h->per = 1; }
+    else if (b <= 0xbf) { h->skip = b & 0x1f; }
+    else switch (b) {
+        case 0xc4: case 0xd9: h->lenbytes = 1; break;            /* bin8 str8 */
+        case 0xc5: case 0xda: h->lenbytes = 2; break;
+        case 0xc6: case 0xdb: h->lenbytes = 4; break;
+        case 0xc7: h->lenbytes = 1; h->ext = 1; break;            /* ext8: size, type */
+        case 0xc8: h->lenbytes = 2; h->ext = 1; break;
+        case 0xc9: h->lenbytes = 4; h->ext = 1; break;
+        case 0xca: h->skip = 4; break;
+        case 0xcb: h->skip = 8; break;
+        case 0xcc: case 0xd0: h->skip = 1; break;
+        case 0xcd: case 0xd1: h->skip = 2; break;
+        case 0xce: case 0xd2: h->skip = 4; break;
+        case 0xcf: case 0xd3: h->skip = 8; break;
+        case 0xd4: h->skip = 1; h->ext = 1; break;                /* fixext: type, data */
+        case 0xd5: h->skip = 2; h->ext = 1; break;
+        case 0xd6: h->skip = 4; h->ext = 1; break;
+        case 0xd7: h->skip = 8; h->ext = 1; break;
+        case 0xd8: h->skip = 16; h->ext = 1; break;
+        case 0xdc: h->lenbytes = 2; h->per = 1; break;
+        case 0xdd: h->lenbytes = 4; h->per = 1; break;
+        case 0xde: h->lenbytes = 2; h->per = 2; break;
+        case 0xdf: h->lenbytes = 4; h->per = 2; break;
+        default: return -1;                                       /* 0xc1 */
+        }
+    return 0;
 }
 
 int herd_msgpack_check(const void *buf, size_t len, size_t *used, herd_err *err)
@@ -284,44 +319,16 @@ int herd_msgpack_check(const void *buf, size_t len, size_t *used, herd_err *err)
         if (off >= len)
             return herd_err_set(err, -HERD_EPROTO, "msgpack: truncated at byte %zu of %zu", off, len);
         unsigned b = p[off++];
-        int lenbytes = 0;        /* size field that follows, in bytes */
-        uint64_t skip = 0;       /* payload bytes after it */
-        uint64_t count = 0, per = 0;
-        if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) {
-            /* fixint, nil, bool */
-        } else if (b <= 0x8f) { count = b & 0x0f; per = 2; }
-        else if (b <= 0x9f) { count = b & 0x0f; per = 1; }
-        else if (b <= 0xbf) { skip = b & 0x1f; }
-        else switch (b) {
-            case 0xc4: case 0xd9: lenbytes = 1; break;            /* bin8 str8 */
-            case 0xc5: case 0xda: lenbytes = 2; break;
-            case 0xc6: case 0xdb: lenbytes = 4; break;
-            case 0xc7: lenbytes = 1; skip = 1; break;             /* ext8: + type */
-            case 0xc8: lenbytes = 2; skip = 1; break;
-            case 0xc9: lenbytes = 4; skip = 1; break;
-            case 0xca: skip = 4; break;
-            case 0xcb: skip = 8; break;
-            case 0xcc: case 0xd0: skip = 1; break;
-            case 0xcd: case 0xd1: skip = 2; break;
-            case 0xce: case 0xd2: skip = 4; break;
-            case 0xcf: case 0xd3: skip = 8; break;
-            case 0xd4: skip = 2; break;                            /* fixext: type + data */
-            case 0xd5: skip = 3; break;
-            case 0xd6: skip = 5; break;
-            case 0xd7: skip = 9; break;
-            case 0xd8: skip = 17; break;
-            case 0xdc: lenbytes = 2; per = 1; break;
-            case 0xdd: lenbytes = 4; per = 1; break;
-            case 0xde: lenbytes = 2; per = 2; break;
-            case 0xdf: lenbytes = 4; per = 2; break;
-            default:
-                return herd_err_set(err, -HERD_EPROTO, "msgpack: invalid byte 0x%02x at offset %zu",
-                                    b, off - 1);
-            }
+        herd_msgpack_head h;
+        if (herd_msgpack_head_of(b, &h))
+            return herd_err_set(err, -HERD_EPROTO, "msgpack: invalid byte 0x%02x at offset %zu", b, off - 1);
+        int lenbytes = h.lenbytes;       /* size field that follows, in bytes */
+        uint64_t skip = h.skip + (uint64_t)h.ext;   /* payload bytes after it (an ext's type byte too) */
+        uint64_t count = h.count, per = h.per;
         if (lenbytes) {
             if ((size_t)lenbytes > len - off)
                 return herd_err_set(err, -HERD_EPROTO, "msgpack: truncated at byte %zu of %zu", len, len);
-            uint64_t n = be(p + off, lenbytes);
+            uint64_t n = herd_msgpack_be(p + off, lenbytes);
             off += (size_t)lenbytes;
             if (per) count = n;
             else skip += n;

@@ -11,6 +11,7 @@
  * starts; PAUSE tells the scheduler) while its RSS is over 80%.
  * (A flow's own connection to a scheduler is remote.c's.) */
 #include "worker_int.h"
+#include "remote.h"
 #include "tmpdir.h"
 
 #include <errno.h>
@@ -336,7 +337,10 @@ static void on_msg(herd_conn *c, const msgpack_object *m, void *ud)
     herd_err e;                           /* set by a failing unpack (not zeroed: 1 KiB) */
     e.msg[0] = '\0';
     int op = herd_proto_op(m, NULL);      /* comm.c checked it */
-    switch (op) {
+    /* a sub-task's log line, state, or result kept on a worker */
+    int taken = herd_remote_client_msg(w->subcl_ready ? &w->subcl : NULL, op, m, &e);
+    if (taken > 0) return;
+    if (taken == 0) switch (op) {
     case OP_WELCOME: {
         herd_msg_welcome wm;
         if (herd_proto_unpack_welcome(m, &wm, &e)) break;
@@ -360,12 +364,6 @@ static void on_msg(herd_conn *c, const msgpack_object *m, void *ud)
         pthread_mutex_unlock(&w->mu);
         return;
     }
-    case OP_LOG: {         /* a sub-task's log line */
-        herd_msg_log lm;
-        if (herd_proto_unpack_log(m, &lm, &e)) break;
-        if (w->subcl_ready) herd_client_logf(&w->subcl, lm.level, "%.*s", (int)lm.text.len, lm.text.ptr);
-        return;
-    }
     case OP_REFUSE: {
         herd_msg_reason r;
         if (herd_proto_unpack_refuse(m, &r, &e)) break;
@@ -380,24 +378,6 @@ static void on_msg(herd_conn *c, const msgpack_object *m, void *ud)
         if (!on_run(w, &rm)) return;
         herd_err_set(&e, -ENOMEM, "RUN: out of memory");
         break;
-    }
-    case OP_RESULT: {      /* a sub-task's state */
-        herd_msg_result r;
-        if (herd_proto_unpack_result(m, &r, &e)) break;
-        char *error = herd_pstr_dup(r.error);
-        if (w->subcl_ready) herd_client_deliver_key(&w->subcl, r.key, r.state, r.value, error);
-        else herd_value_free(r.value);
-        free(error);
-        return;
-    }
-    case OP_HELD: {        /* a sub-task's result stays on a worker */
-        herd_msg_held hm;
-        if (herd_proto_unpack_held(m, &hm, &e)) break;
-        char *peer = herd_pstr_dup(hm.peer), *error = herd_pstr_dup(hm.error);
-        if (w->subcl_ready) herd_client_deliver_held_key(&w->subcl, hm.key, peer, error ? error : "the value was lost");
-        free(peer);
-        free(error);
-        return;
     }
     case OP_FETCH: {       /* relay one of this worker's values */
         herd_msg_fetch k;

@@ -208,36 +208,56 @@ static void test_subtask_result(void **state)
     tu_flow_end(r);
 }
 
-/* The holder is SIGKILLed before anyone read its value: the scheduler says
- * so and recomputes it; the client and a dependent read it right. */
-static void test_holder_killed_recomputed(void **state)
+/* A holder's death: a flow of two one-thread workers whose log is kept
+ * quiet (the warnings are expected) and a directory for the tasks' files. */
+typedef struct kflow { herd_runner *r; tu_log log; char dir[256]; } kflow;
+
+static void kflow_start(kflow *k)
 {
-    char dir[256];
-    tu_mkdtemp(dir, sizeof dir);
-    tu_log log;
-    tu_log_init(&log);
-    log.echo_level = HERD_LOG_ERROR + 1;
-    herd_runner *r = tu_flow("{n_workers: 2, threads_per_worker: 1}", NULL, 2, &log);
-    herd_future *p = tu_submit(r, "t_make", herd_tuple("Iis", (int64_t)(1 << 20), 7, dir), NULL);
-    wait_completed(p);
+    tu_mkdtemp(k->dir, sizeof k->dir);
+    tu_log_init(&k->log);
+    k->log.echo_level = HERD_LOG_ERROR + 1;
+    k->r = tu_flow("{n_workers: 2, threads_per_worker: 1}", NULL, 2, &k->log);
+}
+
+static void kflow_end(kflow *k)
+{
+    tu_flow_end(k->r);
+    tu_log_free(&k->log);
+    tu_rmtree(k->dir);
+}
+
+/* SIGKILL the worker whose pid a task wrote to DIR/NAME; its pid. */
+static pid_t kill_pid_in(const char *dir, const char *name)
+{
     char path[400];
-    snprintf(path, sizeof path, "%s/7.pid", dir);
+    snprintf(path, sizeof path, "%s/%s", dir, name);
     char *pid = tu_read_file(path);
     assert_non_null(pid);
     pid_t holder = (pid_t)atol(pid);
     free(pid);
     assert_int_equal(kill(holder, SIGKILL), 0);
-    assert_true(tu_log_wait_line(&log, "t_make", "which left; recomputing it", TU_WAIT_S));
+    return holder;
+}
+
+/* The holder is SIGKILLed before anyone read its value: the scheduler says
+ * so and recomputes it; the client and a dependent read it right. */
+static void test_holder_killed_recomputed(void **state)
+{
+    kflow k;
+    kflow_start(&k);
+    herd_future *p = tu_submit(k.r, "t_make", herd_tuple("Iis", (int64_t)(1 << 20), 7, k.dir), NULL);
+    wait_completed(p);
+    pid_t holder = kill_pid_in(k.dir, "7.pid");
+    assert_true(tu_log_wait_line(&k.log, "t_make", "which left; recomputing it", TU_WAIT_S));
     const herd_value *v = result_of(p);
     assert_true(blob_ok(v, 1 << 20, 7));
     assert_int_not_equal(herd_as_int(herd_map_get(v, "pid")), holder);
-    herd_future *c = tu_submit(r, "t_check", herd_tuple("vIinn", herd_future_arg(p), (int64_t)(1 << 20), 7), NULL);
+    herd_future *c = tu_submit(k.r, "t_check", herd_tuple("vIinn", herd_future_arg(p), (int64_t)(1 << 20), 7), NULL);
     assert_int_equal(herd_as_int(herd_at(result_of(c), 0)), 1);
     herd_future_release(c);
     herd_future_release(p);
-    tu_flow_end(r);
-    tu_log_free(&log);
-    tu_rmtree(dir);
+    kflow_end(&k);
 }
 
 /* The holder is SIGKILLed after handing a memfd-born value over and before
@@ -245,32 +265,23 @@ static void test_holder_killed_recomputed(void **state)
  * result is right), and the value is recomputed for the client. */
 static void test_holder_killed_after_handover(void **state)
 {
-    char dir[256];
-    tu_mkdtemp(dir, sizeof dir);
-    tu_log log;
-    tu_log_init(&log);
-    log.echo_level = HERD_LOG_ERROR + 1;
-    herd_runner *r = tu_flow("{n_workers: 2, threads_per_worker: 1}", NULL, 2, &log);
+    kflow k;
+    kflow_start(&k);
     size_t n = (size_t)16 << 20;
-    herd_future *p = tu_submit(r, "t_make", herd_tuple("Iiss", (int64_t)n, 9, dir, "shm"),
+    herd_future *p = tu_submit(k.r, "t_make", herd_tuple("Iiss", (int64_t)n, 9, k.dir, "shm"),
                                "{workers: [local-1], allow_other_workers: true}");
-    herd_future *c = tu_submit(r, "t_check", herd_tuple("vIiss", herd_future_arg(p), (int64_t)n, 9, dir, "c0"),
+    herd_future *c = tu_submit(k.r, "t_check", herd_tuple("vIiss", herd_future_arg(p), (int64_t)n, 9, k.dir, "c0"),
                                "{workers: [local-0]}");
     char path[400];
-    snprintf(path, sizeof path, "%s/c0", dir);
+    snprintf(path, sizeof path, "%s/c0", k.dir);
     double end = tu_now() + TU_WAIT_S;
     while (access(path, F_OK) != 0) {            /* the consumer has its input and waits */
         if (tu_now() > end) fail_msg("the consumer never started");
         tu_sleep_ms(2);
     }
-    snprintf(path, sizeof path, "%s/9.pid", dir);
-    char *pid = tu_read_file(path);
-    assert_non_null(pid);
-    pid_t holder = (pid_t)atol(pid);
-    free(pid);
-    assert_int_equal(kill(holder, SIGKILL), 0);
-    assert_true(tu_log_wait_line(&log, "t_make", "which left; recomputing it", TU_WAIT_S));
-    snprintf(path, sizeof path, "%s/c1", dir);
+    pid_t holder = kill_pid_in(k.dir, "9.pid");
+    assert_true(tu_log_wait_line(&k.log, "t_make", "which left; recomputing it", TU_WAIT_S));
+    snprintf(path, sizeof path, "%s/c1", k.dir);
     FILE *f = fopen(path, "w");                  /* let the consumer read */
     assert_non_null(f);
     fclose(f);
@@ -282,38 +293,25 @@ static void test_holder_killed_after_handover(void **state)
     assert_int_not_equal(herd_as_int(herd_map_get(v, "pid")), holder);
     herd_future_release(c);
     herd_future_release(p);
-    tu_flow_end(r);
-    tu_log_free(&log);
-    tu_rmtree(dir);
+    kflow_end(&k);
 }
 
 /* The holder dies and the recomputation fails: reading the future fails
  * with the reason instead of waiting for a copy that will never come. */
 static void test_lost_value_recompute_fails(void **state)
 {
-    char dir[256];
-    tu_mkdtemp(dir, sizeof dir);
-    tu_log log;
-    tu_log_init(&log);
-    log.echo_level = HERD_LOG_ERROR + 1;       /* the expected warnings stay quiet */
-    herd_runner *r = tu_flow("{n_workers: 2, threads_per_worker: 1}", NULL, 2, &log);
-    herd_future *p = tu_submit(r, "t_once", herd_tuple("s", dir), NULL);
+    kflow k;
+    kflow_start(&k);
+    herd_future *p = tu_submit(k.r, "t_once", herd_tuple("s", k.dir), NULL);
     wait_completed(p);
-    char path[400];
-    snprintf(path, sizeof path, "%s/once", dir);
-    char *pid = tu_read_file(path);
-    assert_non_null(pid);
-    assert_int_equal(kill((pid_t)atol(pid), SIGKILL), 0);
-    free(pid);
+    kill_pid_in(k.dir, "once");
     const herd_value *v = NULL;
     herd_err err = { 0 };
     assert_int_equal(herd_future_result(p, -1, &v, &err), -HERD_ECRASHED);
     assert_non_null(strstr(err.msg, "not again"));
-    assert_true(tu_log_has_line(&log, "t_once", "which left; recomputing it"));
+    assert_true(tu_log_has_line(&k.log, "t_once", "which left; recomputing it"));
     herd_future_release(p);
-    tu_flow_end(r);
-    tu_log_free(&log);
-    tu_rmtree(dir);
+    kflow_end(&k);
 }
 
 /* Released, the value leaves the worker; a peer without the token is

@@ -131,10 +131,23 @@ static pid_t pid_of(tu_log *log, const char *name)
  * the one idle worker, whose value is still needed (its future), so the
  * scheduler moves it to the other worker (V), whose thread is held by the
  * second waiting task: the move waits there. *v_name gets V's name. */
-typedef struct setup { herd_runner *r; herd_future *w1, *w2, *prod; char v[64], wname[64]; } setup;
+typedef struct setup {
+    herd_runner *r;
+    herd_future *w1, *w2, *prod;
+    char v[64], wname[64];
+    char d[64];          /* the tasks' files: go-1, go-2, runs-0 */
+    tu_log log;
+} setup;
 
-static void start(setup *st, tu_log *log, const char *d)
+/* echo_level: the log's (0: tu_log's own). */
+static void start(setup *st, int echo_level)
 {
+    memset(st, 0, sizeof *st);
+    tu_mkdtemp(st->d, sizeof st->d);
+    tu_log_init(&st->log);
+    if (echo_level) st->log.echo_level = echo_level;
+    tu_log *log = &st->log;
+    const char *d = st->d;
     herd_err err = { 0 };
     herd_runner_opts o = { .cluster_kwargs = "{n_workers: 0, threads_per_worker: 1}",
                            .adapt_kwargs = "{minimum: 1, maximum: 2, interval: 0.05, wait_count: 2, target_duration: 0.5}",
@@ -163,31 +176,32 @@ static void start(setup *st, tu_log *log, const char *d)
     if (!st->v[0] || !st->wname[0]) fail_msg("cannot read the move's workers from the log:\n%s", log->text);
 }
 
+/* What start made, released: the futures, the flow, the log, the files. */
+static void finish(setup *st)
+{
+    herd_future *fs[] = { st->w1, st->w2, st->prod };
+    for (size_t i = 0; i < sizeof fs / sizeof *fs; i++) herd_future_release(fs[i]);
+    tu_flow_end(st->r);
+    tu_log_free(&st->log);
+    tu_rmtree(st->d);
+}
+
 /* The value moves: the producer ran once, the future reads it from V. */
 static void test_adaptive_moves_value(void **state)
 {
-    char d[64];
-    tu_mkdtemp(d, sizeof d);
-    tu_log log;
-    tu_log_init(&log);
-    setup st = { 0 };
-    start(&st, &log, d);
-    touch(d, "go-2");                            /* V's thread is free: it fetches the value */
+    setup st;
+    start(&st, 0);
+    touch(st.d, "go-2");                         /* V's thread is free: it fetches the value */
     assert_int_equal(tu_int_result(st.w2), 1);
-    need_line(&log, "retiring: moved 1 value", st.wname);
-    need_line(&log, "adaptive: worker", "retired");
-    if (getenv("RETIRE_SHOW_LOG")) fprintf(stderr, "%s", log.text);
+    need_line(&st.log, "retiring: moved 1 value", st.wname);
+    need_line(&st.log, "adaptive: worker", "retired");
+    if (getenv("RETIRE_SHOW_LOG")) fprintf(stderr, "%s", st.log.text);
     check_value(st.prod, 0);
-    assert_int_equal(runs_of(d, 0), 1);
-    assert_int_equal(tu_log_count(&log, "recomputing", NULL), 0);
-    assert_int_equal(tu_log_count(&log, "could not move", NULL), 0);
+    assert_int_equal(runs_of(st.d, 0), 1);
+    assert_int_equal(tu_log_count(&st.log, "recomputing", NULL), 0);
+    assert_int_equal(tu_log_count(&st.log, "could not move", NULL), 0);
     /* a dependent submitted now reads it where it is */
-    herd_future_release(st.w1);
-    herd_future_release(st.w2);
-    herd_future_release(st.prod);
-    tu_flow_end(st.r);
-    tu_log_free(&log);
-    tu_rmtree(d);
+    finish(&st);
 }
 
 /* The recipient is SIGKILLed while the move waits on it: the move falls
@@ -195,27 +209,17 @@ static void test_adaptive_moves_value(void **state)
  * two runs). */
 static void test_recipient_killed(void **state)
 {
-    char d[64];
-    tu_mkdtemp(d, sizeof d);
-    tu_log log;
-    tu_log_init(&log);
-    log.echo_level = HERD_LOG_ERROR;             /* the death's warnings are expected */
-    setup st = { 0 };
-    start(&st, &log, d);
-    pid_t v = pid_of(&log, st.v);
+    setup st;
+    start(&st, HERD_LOG_ERROR);                  /* the death's warnings are expected */
+    pid_t v = pid_of(&st.log, st.v);
     assert_int_equal(kill(v, SIGKILL), 0);
-    need_line(&log, "could not move its value", st.v);
-    need_line(&log, "recomputing it", NULL);
-    touch(d, "go-2");                            /* the waiting task, rescheduled, may end */
+    need_line(&st.log, "could not move its value", st.v);
+    need_line(&st.log, "recomputing it", NULL);
+    touch(st.d, "go-2");                         /* the waiting task, rescheduled, may end */
     check_value(st.prod, 0);
-    assert_int_equal(runs_of(d, 0), 2);
+    assert_int_equal(runs_of(st.d, 0), 2);
     assert_int_equal(tu_int_result(st.w2), 1);
-    herd_future_release(st.w1);
-    herd_future_release(st.w2);
-    herd_future_release(st.prod);
-    tu_flow_end(st.r);
-    tu_log_free(&log);
-    tu_rmtree(d);
+    finish(&st);
 }
 
 /* Scaling to zero while a future holds a value only the last worker has:

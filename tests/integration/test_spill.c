@@ -204,17 +204,7 @@ static int64_t baseline_rss(int64_t *cost)
  * that the RSS stays under the 95% exit while the managed bytes (the values
  * held, which the thresholds count the same in every build) still cross
  * 60%: more values, the same rules. */
-#if defined(__SANITIZE_THREAD__)
-#define TSAN_BUILD 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define TSAN_BUILD 1
-#endif
-#endif
-#ifndef TSAN_BUILD
-#define TSAN_BUILD 0
-#endif
-#define SPILL_SCALE (TSAN_BUILD ? 4 : 1)
+#define SPILL_SCALE (TU_TSAN ? 4 : 1)
 
 /* A limit the values outgrow, where a producer waiting for the RSS to be
  * under 65% (t_make's below) never reaches 80% (paused) or 95% (exit). */
@@ -293,6 +283,23 @@ static void check_reported(tu_log *log, double spilled)
     tu_resp_free(&met);
 }
 
+/* n values of VALUE bytes (seeds 1..n) on the flow's worker, each made
+ * once its RSS is under 0.65 x limit; the array is malloc'd. */
+static herd_future **make_values(herd_runner *r, int n, int64_t limit)
+{
+    herd_future **f = calloc((size_t)n, sizeof *f);
+    assert_non_null(f);
+    for (int i = 0; i < n; i++)
+        f[i] = tu_submit(r, "t_make", herd_tuple("IiI", VALUE, i + 1, (int64_t)(0.65 * (double)limit)), NULL);
+    return f;
+}
+
+/* cluster_kwargs: one worker of one thread under memory_limit limit. */
+static void one_worker(char *ck, size_t cap, int64_t limit)
+{
+    snprintf(ck, cap, "{n_workers: 1, threads_per_worker: 1, memory_limit: %lld, " ENV "}", (long long)limit);
+}
+
 /* ---- tests ---- */
 /* A limit that the values outgrow: they spill (the oldest first), the files
  * are in local_directory, a dependent on the same worker and the client read
@@ -311,9 +318,7 @@ static void test_spill_and_read_back(void **state)
     tu_log_init(&log);
     /* with the dashboard: the worker's figures reach it through its heartbeats */
     herd_runner *r = tu_flow(ck, "{dashboard_address: '127.0.0.1:0'}", 1, &log);
-    herd_future **f = calloc((size_t)n, sizeof *f);
-    for (int i = 0; i < n; i++)
-        f[i] = tu_submit(r, "t_make", herd_tuple("IiI", VALUE, i + 1, (int64_t)(0.65 * (double)limit)), NULL);
+    herd_future **f = make_values(r, n, limit);
     herd_err err = { 0 };
     if (herd_wait(f, (size_t)n, 4 * TU_WAIT_S, &err)) fail_msg("herd_wait: %s", err.msg);
     for (int i = 0; i < n; i++)
@@ -367,13 +372,11 @@ static void test_default_local_directory(void **state)
     int64_t cost = 0, base = baseline_rss(&cost), limit = spill_limit(base, cost);
     int n = (int)(limit / VALUE) + 2;
     char ck[300];
-    snprintf(ck, sizeof ck, "{n_workers: 1, threads_per_worker: 1, memory_limit: %lld, " ENV "}", (long long)limit);
+    one_worker(ck, sizeof ck, limit);
     tu_log log;
     tu_log_init(&log);
     herd_runner *r = tu_flow(ck, NULL, 1, &log);
-    herd_future **f = calloc((size_t)n, sizeof *f);
-    for (int i = 0; i < n; i++)
-        f[i] = tu_submit(r, "t_make", herd_tuple("IiI", VALUE, i + 1, (int64_t)(0.65 * (double)limit)), NULL);
+    herd_future **f = make_values(r, n, limit);
     for (int i = 0; i < n; i++) assert_true(bytes_ok(result_of(f[i]), (size_t)VALUE, i + 1));
     assert_true(tu_log_has_line(&log, "spilled 16.0 MiB", "/herd-spill-local-0-"));
     char pat[300];
@@ -411,16 +414,14 @@ static void test_spill_over_tcp(void **state)
     int64_t cost = 0, base = baseline_rss(&cost), limit = spill_limit(base, cost);
     int n = (int)(limit / VALUE) + 2;
     char ck[300];
-    snprintf(ck, sizeof ck, "{n_workers: 1, threads_per_worker: 1, memory_limit: %lld, " ENV "}", (long long)limit);
+    one_worker(ck, sizeof ck, limit);
     tu_log log;
     tu_log_init(&log);
     herd_runner *r = tu_flow(ck, "{listen: 'tcp://127.0.0.1:0'}", 1, &log);
     herd_future *p = tu_submit(r, "t_rss", herd_tuple(""), NULL);
     long pid = (long)herd_as_int(herd_at(result_of(p), 1));
     herd_future_release(p);
-    herd_future **f = calloc((size_t)n, sizeof *f);
-    for (int i = 0; i < n; i++)
-        f[i] = tu_submit(r, "t_make", herd_tuple("IiI", VALUE, i + 1, (int64_t)(0.65 * (double)limit)), NULL);
+    herd_future **f = make_values(r, n, limit);
     herd_err err = { 0 };
     if (herd_wait(f, (size_t)n, 4 * TU_WAIT_S, &err)) fail_msg("herd_wait: %s", err.msg);
     char where[64], pat[300];
@@ -588,6 +589,12 @@ static void test_bad_local_directory(void **state)
  * value each (35% of it). */
 static void test_peer_maps_are_not_the_readers_memory(void **state)
 {
+    if (TU_TSAN) {   /* 3 x 0.35 of the limit read: some 4 x that in shadow, the reader's own */
+        fprintf(stderr, "\n*** SKIPPED under ThreadSanitizer: reading its peers' maps gives the reader TSan shadow "
+                        "memory of its own, about four times what it reads, so a reader over its limit through the "
+                        "maps alone cannot be made there ***\n\n");
+        skip();
+    }
     int64_t base = baseline_rss(NULL), limit = SPILL_SCALE * 8 * base;
     if (limit < SPILL_SCALE * 128 * MIB) limit = SPILL_SCALE * 128 * MIB;
     limit = (limit + MIB - 1) / MIB * MIB;

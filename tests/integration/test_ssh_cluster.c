@@ -167,6 +167,72 @@ static herd_runner *runner(const char *ck, const char *client, const char *adapt
     return r;
 }
 
+/* A case's flow: its runner, its log (kept for checks; errors only echoed)
+ * and the err its calls fill. */
+typedef struct tflow { herd_runner *r; tu_log log; herd_err err; bool begun; } tflow;
+
+/* "'a', 'b'": the hosts of the two sshds h[0], h[1] (good or nhost). */
+static const char *both(char *buf, size_t cap, const tsshd *h)
+{
+    snprintf(buf, cap, "'%s', '%s'", h[0].host, h[1].host);
+    return buf;
+}
+
+/* The runner of a flow on hosts with cluster_kwargs more (kw), client and
+ * adapt kwargs (NULL: none), logging into f->log. */
+static void flow_new(tflow *f, const char *hosts, const char *more, const char *client, const char *adapt)
+{
+    char ck[2048];
+    kw(ck, sizeof ck, hosts, more);
+    memset(f, 0, sizeof *f);
+    tu_log_init(&f->log);
+    f->log.echo_level = HERD_LOG_ERROR + 1;
+    f->r = runner(ck, client, adapt, &f->log, &f->err);
+}
+
+/* flow_new on both 127.0.0.1 sshds (good). */
+static void flow_new_good(tflow *f, const char *more, const char *client, const char *adapt)
+{
+    char hosts[256];
+    flow_new(f, both(hosts, sizeof hosts, good), more, client, adapt);
+}
+
+/* Begin f's flow (name), then wait for nworkers workers (0: do not wait). */
+static void flow_begin(tflow *f, const char *name, int nworkers)
+{
+    if (herd_flow_begin(f->r, name, &f->err)) fail_msg("%s: %s", name, f->err.msg);
+    f->begun = true;
+    if (nworkers && herd_wait_for_workers(f->r, nworkers, TU_WAIT_S, &f->err)) fail_msg("%s: %s", name, f->err.msg);
+}
+
+/* f's flow (name) must not begin, with an error holding each of the words
+ * (a NULL-terminated list). */
+static void flow_begin_fails(tflow *f, const char *name, ...)
+{
+    assert_int_not_equal(herd_flow_begin(f->r, name, &f->err), 0);
+    va_list ap;
+    va_start(ap, name);
+    for (const char *w; (w = va_arg(ap, const char *));)
+        if (!strstr(f->err.msg, w)) fail_msg("%s: unexpected error (no \"%s\"): %s", name, w, f->err.msg);
+    va_end(ap);
+}
+
+/* End the flow (when it began) and free its runner; the log stays for
+ * checks until flow_free. */
+static void flow_end(tflow *f)
+{
+    if (f->begun) herd_flow_end(f->r, false, &f->err);
+    herd_runner_free(f->r);
+    f->r = NULL;
+    f->begun = false;
+}
+
+static void flow_free(tflow *f)
+{
+    if (f->r) flow_end(f);
+    tu_log_free(&f->log);
+}
+
 typedef struct st { herd_worker_info w[64]; size_t n; } st;
 
 static void status(st *s)
@@ -327,15 +393,9 @@ static void cross_host_transfer(herd_runner *r)
 static void test_tasks_spread_over_hosts(void **state)
 {
     need_sshd();
-    char ck[2048], hosts[256];
-    snprintf(hosts, sizeof hosts, "'%s', '%s'", good[0].host, good[1].host);
-    kw(ck, sizeof ck, hosts, "n_workers: 4, name: spread");
-    herd_err err = { 0 };
-    tu_log log;
-    tu_log_init(&log);
-    herd_runner *r = runner(ck, NULL, NULL, &log, &err);
-    if (herd_flow_begin(r, "spread", &err)) fail_msg("%s", err.msg);
-    if (herd_wait_for_workers(r, 4, TU_WAIT_S, &err)) fail_msg("%s", err.msg);
+    tflow f;
+    flow_new_good(&f, "n_workers: 4, name: spread", NULL, NULL);
+    flow_begin(&f, "spread", 4);
     st s;
     status(&s);
     int per[2] = { 0, 0 };
@@ -347,7 +407,7 @@ static void test_tasks_spread_over_hosts(void **state)
     assert_int_equal(per[1], 2);
     assert_int_equal(ssh_sessions_named("spread"), 2);   /* one login per host, not per worker */
     char seen[8][64];
-    int ns = hosts_used(r, 40, 30, seen, 8);
+    int ns = hosts_used(f.r, 40, 30, seen, 8);
     assert_int_equal(ns, 2);
     for (int h = 0; h < 2; h++) {
         char want[64];
@@ -359,7 +419,7 @@ static void test_tasks_spread_over_hosts(void **state)
     for (size_t i = 1; i < s.n; i++)
         if (strcmp(s.w[i].host, s.w[0].host) == 0) mate = i;
     assert_true(mate < s.n);
-    if (cur_prov->retire(cur_cluster, s.w[0].name, &err)) fail_msg("%s", err.msg);
+    if (cur_prov->retire(cur_cluster, s.w[0].name, &f.err)) fail_msg("%s", f.err.msg);
     st s2;
     status(&s2);
     assert_int_equal(s2.w[0].state, HERD_WORKER_STOPPED);
@@ -368,33 +428,27 @@ static void test_tasks_spread_over_hosts(void **state)
     assert_int_equal(s2.w[mate].state, HERD_WORKER_RUNNING);
     assert_int_equal(kill((pid_t)s.w[mate].pid, 0), 0);
     assert_int_equal(ssh_sessions_named("spread"), 2);
-    assert_int_equal(hosts_used(r, 12, 20, seen, 8), 2);   /* 3 workers still take tasks */
+    assert_int_equal(hosts_used(f.r, 12, 20, seen, 8), 2);   /* 3 workers still take tasks */
     /* scale_up goes to the least loaded host, over a new session */
-    if (cur_prov->scale_up(cur_cluster, 1, &err)) fail_msg("%s", err.msg);
+    if (cur_prov->scale_up(cur_cluster, 1, &f.err)) fail_msg("%s", f.err.msg);
     status(&s);
     assert_string_equal(s.w[s.n - 1].host, s.w[0].host);
     assert_int_equal(s.w[s.n - 1].state, HERD_WORKER_RUNNING);
     assert_int_equal(ssh_sessions_named("spread"), 3);
-    herd_flow_end(r, false, &err);
-    herd_runner_free(r);
+    flow_end(&f);
     assert_true(wait_no_procs("spread", 5));
-    tu_log_free(&log);
+    flow_free(&f);
 }
 
 static void test_bad_hosts_reported_others_keep_going(void **state)
 {
     need_sshd();
-    char ck[2048], hosts[256];
+    char hosts[256];
     snprintf(hosts, sizeof hosts, "'%s', '%s', '127.0.0.1:%d'", good[0].host, refusing.host, down_port);
-    kw(ck, sizeof ck, hosts, "n_workers: 3, name: bad");
-    herd_err err = { 0 };
-    tu_log log;
-    tu_log_init(&log);
-    log.echo_level = HERD_LOG_ERROR + 1;
-    herd_runner *r = runner(ck, NULL, NULL, &log, &err);
-    if (herd_flow_begin(r, "bad-hosts", &err)) fail_msg("%s", err.msg);
+    tflow f;
+    flow_new(&f, hosts, "n_workers: 3, name: bad", NULL, NULL);
     /* the three workers all ended up on the host that works */
-    if (herd_wait_for_workers(r, 3, TU_WAIT_S, &err)) fail_msg("%s", err.msg);
+    flow_begin(&f, "bad-hosts", 3);
     st s;
     status(&s);
     int running = 0;
@@ -415,56 +469,35 @@ static void test_bad_hosts_reported_others_keep_going(void **state)
     assert_int_equal(running, 3);
     assert_true(saw_auth);
     assert_true(saw_down);
-    assert_true(tu_log_has_line(&log, refusing.host, "Permission denied"));
-    assert_true(tu_log_has_line(&log, "failed hosts", "Connection refused"));
+    assert_true(tu_log_has_line(&f.log, refusing.host, "Permission denied"));
+    assert_true(tu_log_has_line(&f.log, "failed hosts", "Connection refused"));
     char seen[4][64];
-    assert_int_equal(hosts_used(r, 6, 0, seen, 4), 1);
-    herd_flow_end(r, false, &err);
-    herd_runner_free(r);
-    tu_log_free(&log);
+    assert_int_equal(hosts_used(f.r, 6, 0, seen, 4), 1);
+    flow_free(&f);
 
     /* no host works: the flow cannot start, and says why for each */
     snprintf(hosts, sizeof hosts, "'%s', '127.0.0.1:%d'", refusing.host, down_port);
-    kw(ck, sizeof ck, hosts, "name: none");
-    tu_log_init(&log);
-    log.echo_level = HERD_LOG_ERROR + 1;
-    r = runner(ck, NULL, NULL, &log, &err);
-    assert_int_not_equal(herd_flow_begin(r, "no-hosts", &err), 0);
-    if (!strstr(err.msg, "no host could start a worker") || !strstr(err.msg, refusing.host) ||
-        !strstr(err.msg, "Permission denied") || !strstr(err.msg, "Connection refused"))
-        fail_msg("unexpected error: %s", err.msg);
-    herd_runner_free(r);
-    tu_log_free(&log);
+    flow_new(&f, hosts, "name: none", NULL, NULL);
+    flow_begin_fails(&f, "no-hosts", "no host could start a worker", refusing.host, "Permission denied",
+                     "Connection refused", (char *)NULL);
+    flow_free(&f);
 
     /* a program the hosts do not have */
     snprintf(hosts, sizeof hosts, "'%s'", good[1].host);
-    kw(ck, sizeof ck, hosts, "name: nobin, remote_command: /nonexistent/herd-prog");
-    tu_log_init(&log);
-    log.echo_level = HERD_LOG_ERROR + 1;
-    r = runner(ck, NULL, NULL, &log, &err);
-    assert_int_not_equal(herd_flow_begin(r, "no-binary", &err), 0);
-    if (!strstr(err.msg, "cannot run /nonexistent/herd-prog") || !strstr(err.msg, good[1].host))
-        fail_msg("unexpected error: %s", err.msg);
-    herd_runner_free(r);
-    tu_log_free(&log);
+    flow_new(&f, hosts, "name: nobin, remote_command: /nonexistent/herd-prog", NULL, NULL);
+    flow_begin_fails(&f, "no-binary", "cannot run /nonexistent/herd-prog", good[1].host, (char *)NULL);
+    flow_free(&f);
 }
 
 static void test_worker_killed_mid_task(void **state)
 {
     need_sshd();
-    char ck[2048], hosts[256];
-    snprintf(hosts, sizeof hosts, "'%s', '%s'", good[0].host, good[1].host);
-    kw(ck, sizeof ck, hosts, "workers_per_host: 2, name: kill");
-    herd_err err = { 0 };
-    tu_log log;
-    tu_log_init(&log);
-    log.echo_level = HERD_LOG_ERROR + 1;
-    herd_runner *r = runner(ck, NULL, NULL, &log, &err);
-    if (herd_flow_begin(r, "killed", &err)) fail_msg("%s", err.msg);
-    if (herd_wait_for_workers(r, 4, TU_WAIT_S, &err)) fail_msg("%s", err.msg);
+    tflow f;
+    flow_new_good(&f, "workers_per_host: 2, name: kill", NULL, NULL);
+    flow_begin(&f, "killed", 4);
     herd_future *fs[6];
     for (int i = 0; i < 6; i++)
-        if (herd_submit(r, "ssh_where", herd_tuple("i", 400), &fs[i], &err)) fail_msg("%s", err.msg);
+        if (herd_submit(f.r, "ssh_where", herd_tuple("i", 400), &fs[i], &f.err)) fail_msg("%s", f.err.msg);
     assert_int_equal(tu_wait_running(fs, 6, 4, TU_WAIT_S), 4);   /* every worker is inside a task */
     st s;
     status(&s);
@@ -476,7 +509,7 @@ static void test_worker_killed_mid_task(void **state)
     assert_int_equal(kill(victim, SIGKILL), 0);   /* the host is this machine */
     for (int i = 0; i < 6; i++) {
         const herd_value *v;
-        if (herd_future_result(fs[i], TU_WAIT_S, &v, &err)) fail_msg("task %d: %s", i, err.msg);
+        if (herd_future_result(fs[i], TU_WAIT_S, &v, &f.err)) fail_msg("task %d: %s", i, f.err.msg);
         herd_future_release(fs[i]);
     }
     double end = tu_now() + 10;
@@ -493,35 +526,27 @@ static void test_worker_killed_mid_task(void **state)
             mates++;
         }
     assert_int_equal(mates, 1);                    /* workers_per_host: 2 */
-    assert_true(tu_log_has_line(&log, "rescheduling", NULL) || tu_log_has_line(&log, "died", NULL));
-    herd_flow_end(r, false, &err);
-    herd_runner_free(r);
+    assert_true(tu_log_has_line(&f.log, "rescheduling", NULL) || tu_log_has_line(&f.log, "died", NULL));
+    flow_end(&f);
     assert_true(wait_no_procs("kill", 5));
-    tu_log_free(&log);
+    flow_free(&f);
 }
 
 static void test_close_leaves_nothing(void **state)
 {
     need_sshd();
-    char ck[2048], hosts[256];
-    snprintf(hosts, sizeof hosts, "'%s', '%s'", good[0].host, good[1].host);
-    kw(ck, sizeof ck, hosts, "workers_per_host: 2, name: gone");
-    herd_err err = { 0 };
-    tu_log log;
-    tu_log_init(&log);
-    log.echo_level = HERD_LOG_ERROR + 1;
-    herd_runner *r = runner(ck, NULL, NULL, &log, &err);
-    if (herd_flow_begin(r, "close", &err)) fail_msg("%s", err.msg);
-    if (herd_wait_for_workers(r, 4, TU_WAIT_S, &err)) fail_msg("%s", err.msg);
+    tflow f;
+    flow_new_good(&f, "workers_per_host: 2, name: gone", NULL, NULL);
+    flow_begin(&f, "close", 4);
     assert_true(procs_named("gone") >= 4);   /* workers (and their wrappers) exist */
     st s;
     status(&s);
-    herd_flow_end(r, false, &err);
+    herd_flow_end(f.r, false, &f.err);
+    f.begun = false;
     assert_int_equal(procs_named("gone"), 0);   /* right away: close waited for them */
     for (size_t i = 0; i < s.n; i++) assert_true(tu_pid_gone((pid_t)s.w[i].pid));
-    assert_false(tu_log_has_line(&log, "left: connection", NULL));   /* each was closed, none killed */
-    herd_runner_free(r);
-    tu_log_free(&log);
+    assert_false(tu_log_has_line(&f.log, "left: connection", NULL));   /* each was closed, none killed */
+    flow_free(&f);
 }
 
 /* The client is killed (SIGKILL: no close): ssh dies with it, the remote
@@ -532,10 +557,9 @@ static void test_client_killed_leaves_nothing(void **state)
     need_sshd();
     for (int remote = 0; remote < 2; remote++) {
         char ck[2048], hosts[256], more[256];
-        snprintf(hosts, sizeof hosts, "'%s', '%s'", good[0].host, good[1].host);
         snprintf(more, sizeof more, "n_workers: 2, name: orphan%s%s%s", remote ? ", scheduler_host: '" : "",
                  remote ? good[0].host : "", remote ? "'" : "");
-        kw(ck, sizeof ck, hosts, more);
+        kw(ck, sizeof ck, both(hosts, sizeof hosts, good), more);
         herd_runner_opts o = { .cluster_class = "ssh.SSHCluster", .cluster_kwargs = ck, .log = tu_quiet_sink };
         bool up;
         pid_t child = tu_flow_in_child(&o, "orphan", 2, &up);
@@ -552,52 +576,71 @@ static void test_client_killed_leaves_nothing(void **state)
     }
 }
 
+/* This program's path. */
+static void self_exe(char *buf, size_t cap)
+{
+    ssize_t n = readlink("/proc/self/exe", buf, cap - 1);
+    buf[n > 0 ? n : 0] = '\0';
+}
+
+/* The worker of f's flow runs the program at bin (an ssh_exe task says). */
+static void worker_runs(tflow *f, const char *bin)
+{
+    herd_future *fu;
+    const herd_value *v;
+    if (herd_submit(f->r, "ssh_exe", herd_tuple(""), &fu, &f->err) ||
+        herd_future_result(fu, TU_WAIT_S, &v, &f->err))
+        fail_msg("ssh_exe: %s", f->err.msg);
+    assert_string_equal(herd_as_str(v), bin);   /* the worker is the uploaded copy */
+    herd_future_release(fu);
+}
+
+/* exe: this program; bin: where an upload into DIR/up puts it. */
+static void upload_paths(const char *dir, char exe[PATH_MAX], char bin[PATH_MAX + 160])
+{
+    self_exe(exe, PATH_MAX);
+    snprintf(bin, PATH_MAX + 160, "%s/up/bin/%s", dir, strrchr(exe, '/') + 1);
+}
+
+/* One flow on good[0] (cluster name) with upload into DIR/up: its worker
+ * must be bin, the uploaded copy of this program. The flow has ended when
+ * this returns; its log stays in f for checks (flow_free). */
+static void upload_round(tflow *f, const char *dir, const char *name, const char *bin)
+{
+    char hosts[256], more[512];
+    snprintf(hosts, sizeof hosts, "'%s'", good[0].host);
+    snprintf(more, sizeof more, "name: %s, upload: true, upload_dir: '%s/up'", name, dir);
+    flow_new(f, hosts, more, NULL, NULL);
+    flow_begin(f, "upload", 0);
+    worker_runs(f, bin);
+    flow_end(f);
+}
+
 static void test_upload_skipped_when_hash_matches(void **state)
 {
     need_sshd();
     char dir[128];
     tu_mkdtemp(dir, sizeof dir);
-    char ck[2048], hosts[256], more[512];
-    snprintf(hosts, sizeof hosts, "'%s'", good[0].host);
-    snprintf(more, sizeof more, "name: up, upload: true, upload_dir: '%s/up'", dir);
-    kw(ck, sizeof ck, hosts, more);
-    herd_err err = { 0 };
     struct stat st1, st2;
-    char bin[PATH_MAX];
-    {
-        char exe[PATH_MAX];
-        ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-        exe[n > 0 ? n : 0] = '\0';
-        snprintf(bin, sizeof bin, "%s/up/bin/%s", dir, strrchr(exe, '/') + 1);
-    }
+    char exe[PATH_MAX], bin[PATH_MAX + 160];
+    upload_paths(dir, exe, bin);
     for (int round = 0; round < 2; round++) {
-        tu_log log;
-        tu_log_init(&log);
-        log.echo_level = HERD_LOG_ERROR + 1;
-        herd_runner *r = runner(ck, NULL, NULL, &log, &err);
-        if (herd_flow_begin(r, "upload", &err)) fail_msg("round %d: %s", round, err.msg);
-        herd_future *f;
-        if (herd_submit(r, "ssh_exe", herd_tuple(""), &f, &err)) fail_msg("%s", err.msg);
-        const herd_value *v;
-        if (herd_future_result(f, TU_WAIT_S, &v, &err)) fail_msg("%s", err.msg);
-        assert_string_equal(herd_as_str(v), bin);   /* the worker is the uploaded copy */
-        herd_future_release(f);
-        herd_flow_end(r, false, &err);
-        herd_runner_free(r);
+        tflow f;
+        upload_round(&f, dir, "up", bin);
         if (round == 0) {
-            assert_true(tu_log_has_line(&log, "copied", "/up/bin/"));
-            assert_true(tu_log_has_line(&log, "copied", "/up/lib/libherd.so"));
-            assert_false(tu_log_has_line(&log, "is up to date", NULL));
-            assert_true(tu_log_has_line(&log, "2 files copied, 0 up to date", NULL));
+            assert_true(tu_log_has_line(&f.log, "copied", "/up/bin/"));
+            assert_true(tu_log_has_line(&f.log, "copied", "/up/lib/libherd.so"));
+            assert_false(tu_log_has_line(&f.log, "is up to date", NULL));
+            assert_true(tu_log_has_line(&f.log, "2 files copied, 0 up to date", NULL));
             assert_int_equal(stat(bin, &st1), 0);
         } else {
-            assert_true(tu_log_has_line(&log, "not copied", "/up/bin/"));
-            assert_true(tu_log_has_line(&log, "0 files copied, 2 up to date", NULL));
+            assert_true(tu_log_has_line(&f.log, "not copied", "/up/bin/"));
+            assert_true(tu_log_has_line(&f.log, "0 files copied, 2 up to date", NULL));
             assert_int_equal(stat(bin, &st2), 0);
             assert_int_equal(st1.st_ino, st2.st_ino);   /* not replaced */
             assert_int_equal(st1.st_mtime, st2.st_mtime);
         }
-        tu_log_free(&log);
+        flow_free(&f);
     }
     tu_rmtree(dir);
 }
@@ -624,31 +667,13 @@ static void test_upload_replaces_changed_file(void **state)
     need_sshd();
     char dir[128];
     tu_mkdtemp(dir, sizeof dir);
-    char ck[2048], hosts[256], more[512];
-    snprintf(hosts, sizeof hosts, "'%s'", good[0].host);
-    snprintf(more, sizeof more, "name: up2, upload: true, upload_dir: '%s/up'", dir);
-    kw(ck, sizeof ck, hosts, more);
-    herd_err err = { 0 };
     char exe[PATH_MAX], bin[PATH_MAX + 160];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    exe[n > 0 ? n : 0] = '\0';
-    snprintf(bin, sizeof bin, "%s/up/bin/%s", dir, strrchr(exe, '/') + 1);
+    upload_paths(dir, exe, bin);
     for (int round = 0; round < 2; round++) {
-        tu_log log;
-        tu_log_init(&log);
-        log.echo_level = HERD_LOG_ERROR + 1;
-        herd_runner *r = runner(ck, NULL, NULL, &log, &err);
-        if (herd_flow_begin(r, "upload-changed", &err)) fail_msg("round %d: %s", round, err.msg);
-        herd_future *f;
-        if (herd_submit(r, "ssh_exe", herd_tuple(""), &f, &err)) fail_msg("%s", err.msg);
-        const herd_value *v;
-        if (herd_future_result(f, TU_WAIT_S, &v, &err)) fail_msg("round %d: %s", round, err.msg);
-        assert_string_equal(herd_as_str(v), bin);   /* the worker is the uploaded copy */
-        herd_future_release(f);
-        herd_flow_end(r, false, &err);
-        herd_runner_free(r);
+        tflow f;
+        upload_round(&f, dir, "up2", bin);
         if (round == 0) {
-            assert_true(tu_log_has_line(&log, "2 files copied, 0 up to date", NULL));
+            assert_true(tu_log_has_line(&f.log, "2 files copied, 0 up to date", NULL));
             /* the host's copy changes: same size and name, other bytes (a
              * program that would not start as a worker) */
             assert_true(same_file(bin, exe));
@@ -658,13 +683,13 @@ static void test_upload_replaces_changed_file(void **state)
             fclose(fp);
             assert_false(same_file(bin, exe));
         } else {
-            assert_true(tu_log_has_line(&log, "copied", "/up/bin/"));
-            assert_false(tu_log_has_line(&log, "not copied", "/up/bin/"));
-            assert_true(tu_log_has_line(&log, "not copied", "/up/lib/libherd.so"));
-            assert_true(tu_log_has_line(&log, "1 file copied, 1 up to date", NULL));
+            assert_true(tu_log_has_line(&f.log, "copied", "/up/bin/"));
+            assert_false(tu_log_has_line(&f.log, "not copied", "/up/bin/"));
+            assert_true(tu_log_has_line(&f.log, "not copied", "/up/lib/libherd.so"));
+            assert_true(tu_log_has_line(&f.log, "1 file copied, 1 up to date", NULL));
             assert_true(same_file(bin, exe));          /* this machine's program again */
         }
-        tu_log_free(&log);
+        flow_free(&f);
     }
     tu_rmtree(dir);
 }
@@ -672,19 +697,16 @@ static void test_upload_replaces_changed_file(void **state)
 static void test_tls_temporary(void **state)
 {
     need_sshd();
-    char ck[2048], hosts[256];
-    snprintf(hosts, sizeof hosts, "'%s', '%s'", good[0].host, good[1].host);
-    kw(ck, sizeof ck, hosts, "name: tls");
-    herd_err err = { 0 };
-    herd_runner *r = runner(ck, "{security: temporary}", NULL, NULL, &err);
-    if (herd_flow_begin(r, "tls", &err)) fail_msg("%s", err.msg);
-    assert_true(strncmp(herd_runner_address(r), "tls://", 6) == 0);
-    if (herd_wait_for_workers(r, 2, TU_WAIT_S, &err)) fail_msg("%s", err.msg);
+    tflow f;
+    flow_new_good(&f, "name: tls", "{security: temporary}", NULL);
+    flow_begin(&f, "tls", 0);
+    assert_true(strncmp(herd_runner_address(f.r), "tls://", 6) == 0);
+    if (herd_wait_for_workers(f.r, 2, TU_WAIT_S, &f.err)) fail_msg("%s", f.err.msg);
     char seen[4][64];
-    assert_int_equal(hosts_used(r, 20, 20, seen, 4), 2);
-    herd_flow_end(r, false, &err);
-    herd_runner_free(r);
+    assert_int_equal(hosts_used(f.r, 20, 20, seen, 4), 2);
+    flow_end(&f);
     assert_true(wait_no_procs("tls", 5));
+    flow_free(&f);
 }
 
 /* 40 tasks of 100 ms at once; the most workers seen while they ran. */
@@ -708,13 +730,11 @@ static int burst(herd_runner *r)
 static void test_adaptive(void **state)
 {
     need_sshd();
-    char ck[2048], hosts[256];
-    snprintf(hosts, sizeof hosts, "'%s', '%s'", good[0].host, good[1].host);
-    kw(ck, sizeof ck, hosts, "n_workers: 0, name: adapt");
-    herd_err err = { 0 };
-    herd_runner *r = runner(ck, NULL, "{minimum: 1, maximum: 4, interval: 0.1, target_duration: 0.2}", NULL, &err);
-    if (herd_flow_begin(r, "adaptive", &err)) fail_msg("%s", err.msg);
-    int most = burst(r);
+    tflow f;
+    flow_new_good(&f, "n_workers: 0, name: adapt", NULL,
+             "{minimum: 1, maximum: 4, interval: 0.1, target_duration: 0.2}");
+    flow_begin(&f, "adaptive", 0);
+    int most = burst(f.r);
     assert_true(most >= 2);   /* it scaled up over ssh */
     st s;
     status(&s);
@@ -724,9 +744,19 @@ static void test_adaptive(void **state)
         h1 |= strcmp(s.w[i].host, good[1].host) == 0;
     }
     assert_true(h0 && h1);    /* spread least loaded first */
-    herd_flow_end(r, false, &err);
-    herd_runner_free(r);
+    flow_end(&f);
     assert_true(wait_no_procs("adapt", 5));
+    flow_free(&f);
+}
+
+/* The scheduler of f's flow is at an address that starts with
+ * SCHEME://HOST: (as the flow's clients dial it). */
+static void sched_at(tflow *f, const char *scheme, const char *host)
+{
+    char want[96];
+    snprintf(want, sizeof want, "%s://%s:", scheme, host);
+    if (strncmp(herd_runner_address(f->r), want, strlen(want)) != 0)
+        fail_msg("scheduler at %s, expected %s…", herd_runner_address(f->r), want);
 }
 
 /* scheduler_host: the scheduler runs on one of the hosts, in an ssh session
@@ -736,32 +766,24 @@ static void test_adaptive(void **state)
 static void test_scheduler_host(void **state)
 {
     need_sshd();
-    char ck[2048], hosts[256], more[256];
-    snprintf(hosts, sizeof hosts, "'%s', '%s'", good[0].host, good[1].host);
+    char more[256];
     snprintf(more, sizeof more, "n_workers: 2, name: rsch, scheduler_host: '%s'", good[1].host);
-    kw(ck, sizeof ck, hosts, more);
     for (int tls = 0; tls < 2; tls++) {
-        herd_err err = { 0 };
-        tu_log log;
-        tu_log_init(&log);
-        log.echo_level = HERD_LOG_ERROR + 1;
-        herd_runner *r = runner(ck, tls ? "{security: temporary}" : NULL, NULL, &log, &err);
-        if (herd_flow_begin(r, "remote-scheduler", &err)) fail_msg("%s", err.msg);
-        char want[64];
-        snprintf(want, sizeof want, "%s://127.0.0.1:", tls ? "tls" : "tcp");
-        if (strncmp(herd_runner_address(r), want, strlen(want)) != 0)
-            fail_msg("scheduler at %s, expected %s…", herd_runner_address(r), want);
+        tflow f;
+        flow_new_good(&f, more, tls ? "{security: temporary}" : NULL, NULL);
+        flow_begin(&f, "remote-scheduler", 0);
+        sched_at(&f, tls ? "tls" : "tcp", "127.0.0.1");
         assert_int_equal(sched_procs(good[1].port), 1);   /* it came through that host's sshd */
-        assert_true(tu_log_has_line(&log, "scheduler running on", good[1].host));
-        if (herd_wait_for_workers(r, 2, TU_WAIT_S, &err)) fail_msg("%s", err.msg);
+        assert_true(tu_log_has_line(&f.log, "scheduler running on", good[1].host));
+        if (herd_wait_for_workers(f.r, 2, TU_WAIT_S, &f.err)) fail_msg("%s", f.err.msg);
         char seen[4][64];
-        assert_int_equal(hosts_used(r, 20, 20, seen, 4), 2);
-        herd_flow_end(r, false, &err);
+        assert_int_equal(hosts_used(f.r, 20, 20, seen, 4), 2);
+        herd_flow_end(f.r, false, &f.err);
+        f.begun = false;
         assert_int_equal(sched_procs(0), 0);               /* close waited for it */
         assert_int_equal(procs_named("rsch"), 0);
-        assert_false(tu_log_has_line(&log, "left: connection", NULL));   /* closed, not killed */
-        herd_runner_free(r);
-        tu_log_free(&log);
+        assert_false(tu_log_has_line(&f.log, "left: connection", NULL));   /* closed, not killed */
+        flow_free(&f);
     }
 
     assert_true(wait_no_sched(5));
@@ -773,32 +795,26 @@ static void test_scheduler_host(void **state)
 static void test_scheduler_host_adaptive(void **state)
 {
     need_sshd();
-    char ck[2048], hosts[256], more[256];
-    snprintf(hosts, sizeof hosts, "'%s', '%s'", good[0].host, good[1].host);
+    char more[256];
     snprintf(more, sizeof more, "n_workers: 0, name: radapt, scheduler_host: '%s'", good[0].host);
-    kw(ck, sizeof ck, hosts, more);
-    herd_err err = { 0 };
-    tu_log log;
-    tu_log_init(&log);
-    log.echo_level = HERD_LOG_ERROR + 1;
-    herd_runner *r = runner(ck, NULL, "{minimum: 1, maximum: 4, interval: 0.1, wait_count: 2, target_duration: 0.2}",
-                            &log, &err);
-    if (herd_flow_begin(r, "remote-adaptive", &err)) fail_msg("%s", err.msg);
-    int most = burst(r);
+    tflow f;
+    flow_new_good(&f, more, NULL,
+             "{minimum: 1, maximum: 4, interval: 0.1, wait_count: 2, target_duration: 0.2}");
+    flow_begin(&f, "remote-adaptive", 0);
+    int most = burst(f.r);
     assert_true(most >= 2);                              /* it scaled up */
-    assert_true(tu_log_has_line(&log, "adaptive: scaling up", NULL));
+    assert_true(tu_log_has_line(&f.log, "adaptive: scaling up", NULL));
     /* idle now: back to minimum, each worker drained by the remote scheduler */
     double end = tu_now() + 15;
-    while (herd_runner_workers(r, NULL) > 1 && tu_now() < end) tu_sleep_ms(50);
-    assert_int_equal(herd_runner_workers(r, NULL), 1);
-    assert_true(tu_log_wait_line(&log, "retired (drained and left", NULL, 10));
-    herd_flow_end(r, false, &err);
-    herd_runner_free(r);
+    while (herd_runner_workers(f.r, NULL) > 1 && tu_now() < end) tu_sleep_ms(50);
+    assert_int_equal(herd_runner_workers(f.r, NULL), 1);
+    assert_true(tu_log_wait_line(&f.log, "retired (drained and left", NULL, 10));
+    flow_end(&f);
     assert_true(wait_no_procs("radapt", 5));
     assert_true(wait_no_sched(5));
     /* the workers were closed by the scheduler, not killed: no warning */
-    assert_false(tu_log_has_line(&log, "left: connection", NULL));
-    tu_log_free(&log);
+    assert_false(tu_log_has_line(&f.log, "left: connection", NULL));
+    flow_free(&f);
 }
 
 /* A scheduler_host that is down or refuses us: the flow does not start, and
@@ -812,23 +828,15 @@ static void test_scheduler_host_fails(void **state)
     snprintf(host[2], sizeof host[2], "%s", good[0].host);
     const char *expect[3] = { "Connection refused", "Permission denied", "cannot run /nonexistent/herd-prog" };
     for (int i = 0; i < 3; i++) {
-        char ck[2048], hosts[160], more[600];
+        char hosts[160], more[600];
         snprintf(hosts, sizeof hosts, "'%s'", good[0].host);
         snprintf(more, sizeof more, "name: schf, scheduler_host: '%s'%s", host[i],
                  i == 2 ? ", remote_command: /nonexistent/herd-prog" : "");
-        kw(ck, sizeof ck, hosts, more);
-        herd_err err = { 0 };
-        tu_log log;
-        tu_log_init(&log);
-        log.echo_level = HERD_LOG_ERROR + 1;
-        herd_runner *r = runner(ck, NULL, NULL, &log, &err);
-        assert_int_not_equal(herd_flow_begin(r, "sched-fails", &err), 0);
-        if (!strstr(err.msg, "cannot start the scheduler on") || !strstr(err.msg, host[i]) ||
-            !strstr(err.msg, expect[i]))
-            fail_msg("case %d: unexpected error: %s", i, err.msg);
+        tflow f;
+        flow_new(&f, hosts, more, NULL, NULL);
+        flow_begin_fails(&f, "sched-fails", "cannot start the scheduler on", host[i], expect[i], (char *)NULL);
         assert_int_equal(procs_named("schf"), 0);
-        herd_runner_free(r);
-        tu_log_free(&log);
+        flow_free(&f);
     }
     /* a bad value is named with the key */
     char ck[2048];
@@ -862,34 +870,21 @@ static void test_version_checked_before_start(void **state)
     const char *prog[2] = { other, notherd };
     const char *want[2] = { "is herd 9.0.0, protocol 99: another version than this client (herd " HERD_VERSION_STRING,
                             "is not a herd program: --herd-version answered \"usage: not-herd FILE\"" };
+    char hosts[160], more[512];
+    snprintf(hosts, sizeof hosts, "'%s'", good[0].host);
     for (int i = 0; i < 2; i++) {
-        char ck[2048], hosts[160], more[512];
-        snprintf(hosts, sizeof hosts, "'%s'", good[0].host);
         snprintf(more, sizeof more, "name: vers, remote_command: '%s'", prog[i]);
-        kw(ck, sizeof ck, hosts, more);
-        herd_err err = { 0 };
-        tu_log log;
-        tu_log_init(&log);
-        log.echo_level = HERD_LOG_ERROR + 1;
-        herd_runner *r = runner(ck, NULL, NULL, &log, &err);
-        assert_int_not_equal(herd_flow_begin(r, "version", &err), 0);
-        if (!strstr(err.msg, "no host could start a worker") || !strstr(err.msg, good[0].host) ||
-            !strstr(err.msg, prog[i]) || !strstr(err.msg, want[i]))
-            fail_msg("case %d: unexpected error: %s", i, err.msg);
-        herd_runner_free(r);
-        tu_log_free(&log);
+        tflow f;
+        flow_new(&f, hosts, more, NULL, NULL);
+        flow_begin_fails(&f, "version", "no host could start a worker", good[0].host, prog[i], want[i], (char *)NULL);
+        flow_free(&f);
     }
     /* the scheduler host is checked the same way */
-    char ck[2048], hosts[160], more[512];
-    snprintf(hosts, sizeof hosts, "'%s'", good[0].host);
     snprintf(more, sizeof more, "name: vers, remote_command: '%s', scheduler_host: '%s'", other, good[1].host);
-    kw(ck, sizeof ck, hosts, more);
-    herd_err err = { 0 };
-    herd_runner *r = runner(ck, NULL, NULL, NULL, &err);
-    assert_int_not_equal(herd_flow_begin(r, "version-sched", &err), 0);
-    if (!strstr(err.msg, "cannot start the scheduler on") || !strstr(err.msg, want[0]))
-        fail_msg("unexpected error: %s", err.msg);
-    herd_runner_free(r);
+    tflow f;
+    flow_new(&f, hosts, more, NULL, NULL);
+    flow_begin_fails(&f, "version-sched", "cannot start the scheduler on", want[0], (char *)NULL);
+    flow_free(&f);
     tu_rmtree(dir);
 }
 
@@ -902,28 +897,20 @@ static void test_refused_worker_marks_host(void **state)
     need_sshd();
     char dir[128], script[256], self[PATH_MAX], text[PATH_MAX + 128];
     tu_mkdtemp(dir, sizeof dir);
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    self[n > 0 ? n : 0] = '\0';
+    self_exe(self, sizeof self);
     snprintf(script, sizeof script, "%s/stale-worker", dir);
     snprintf(text, sizeof text, "#!/bin/sh\nHERD_TOKEN=stale-token exec '%s' \"$@\"\n", self);
     assert_int_equal(tu_write_file(script, text), 0);
     assert_int_equal(chmod(script, 0755), 0);
-    char ck[2048], hosts[128], more[512];
+    char hosts[128], more[512];
     snprintf(hosts, sizeof hosts, "'%s'", good[0].host);
     snprintf(more, sizeof more, "name: stale, remote_command: '%s'", script);
-    kw(ck, sizeof ck, hosts, more);
-    herd_err err = { 0 };
-    tu_log log;
-    tu_log_init(&log);
-    log.echo_level = HERD_LOG_ERROR + 1;
-    herd_runner *r = runner(ck, "{provision_timeout: 3}", NULL, &log, &err);
-    assert_int_not_equal(herd_flow_begin(r, "stale", &err), 0);
-    if (!strstr(err.msg, "exited with status 3") || !strstr(err.msg, good[0].host))
-        fail_msg("unexpected error: %s", err.msg);
-    assert_true(tu_log_has_line(&log, "cannot run workers: the scheduler refused its worker", good[0].host));
-    assert_true(tu_log_has_line(&log, "refused its worker", "token"));
-    herd_runner_free(r);
-    tu_log_free(&log);
+    tflow f;
+    flow_new(&f, hosts, more, "{provision_timeout: 3}", NULL);
+    flow_begin_fails(&f, "stale", "exited with status 3", good[0].host, (char *)NULL);
+    assert_true(tu_log_has_line(&f.log, "cannot run workers: the scheduler refused its worker", good[0].host));
+    assert_true(tu_log_has_line(&f.log, "refused its worker", "token"));
+    flow_free(&f);
     tu_rmtree(dir);
 }
 
@@ -934,21 +921,17 @@ static void test_refused_worker_marks_host(void **state)
 static void test_netns_hosts(void **state)
 {
     need_net();
-    char ck[2048], hosts[256];
-    snprintf(hosts, sizeof hosts, "'%s', '%s'", nhost[0].host, nhost[1].host);
-    kw(ck, sizeof ck, hosts, "workers_per_host: 2, name: ns");
+    char hosts[256];
+    both(hosts, sizeof hosts, nhost);
     for (int tls = 0; tls < 2; tls++) {
-        herd_err err = { 0 };
-        herd_runner *r = runner(ck, tls ? "{security: temporary, data_transfer: direct}" : "{data_transfer: direct}",
-                                NULL, NULL, &err);
-        if (herd_flow_begin(r, "netns", &err)) fail_msg("%s", err.msg);
-        char want[96];
-        snprintf(want, sizeof want, "%s://%s:", tls ? "tls" : "tcp", net.gw);
-        if (strncmp(herd_runner_address(r), want, strlen(want)) != 0)
-            fail_msg("scheduler at %s, expected %s…", herd_runner_address(r), want);
-        if (herd_wait_for_workers(r, 4, TU_WAIT_S, &err)) fail_msg("%s", err.msg);
+        tflow f;
+        flow_new(&f, hosts, "workers_per_host: 2, name: ns",
+                 tls ? "{security: temporary, data_transfer: direct}" : "{data_transfer: direct}", NULL);
+        flow_begin(&f, "netns", 0);
+        sched_at(&f, tls ? "tls" : "tcp", net.gw);
+        if (herd_wait_for_workers(f.r, 4, TU_WAIT_S, &f.err)) fail_msg("%s", f.err.msg);
         char seen[4][64];
-        assert_int_equal(hosts_used(r, 40, 30, seen, 4), 2);
+        assert_int_equal(hosts_used(f.r, 40, 30, seen, 4), 2);
         for (int h = 0; h < 2; h++) {
             char w[64];
             snprintf(w, sizeof w, "%s 2222", net.addr[h]);
@@ -960,64 +943,56 @@ static void test_netns_hosts(void **state)
             for (int i = 0; i < 4; i++) {
                 char ann[128], w[64];
                 snprintf(ann, sizeof ann, "{workers: ['%s']}", net.addr[h]);
-                herd_future *f = NULL;
+                herd_future *fu = NULL;
                 const herd_value *v;
-                if (herd_submit_annotated(r, "ssh_where", herd_tuple("i", 0), ann, &f, &err) ||
-                    herd_future_result(f, TU_WAIT_S, &v, &err))
-                    fail_msg("%s: %s", ann, err.msg);
+                if (herd_submit_annotated(f.r, "ssh_where", herd_tuple("i", 0), ann, &fu, &f.err) ||
+                    herd_future_result(fu, TU_WAIT_S, &v, &f.err))
+                    fail_msg("%s: %s", ann, f.err.msg);
                 snprintf(w, sizeof w, "%s 2222", net.addr[h]);
                 assert_string_equal(herd_as_str(v), w);
-                herd_future_release(f);
+                herd_future_release(fu);
             }
-        cross_host_transfer(r);
-        herd_flow_end(r, false, &err);
-        herd_runner_free(r);
+        cross_host_transfer(f.r);
+        flow_end(&f);
         assert_true(wait_no_procs("ns", 5));
+        flow_free(&f);
     }
     /* listening on every interface, over TLS: each host dials its own route
      * back, and the throw-away certificate names those addresses */
-    char more[256];
-    snprintf(more, sizeof more, "workers_per_host: 1, name: nsany, listen_address: 'tcp://0.0.0.0:0'");
-    kw(ck, sizeof ck, hosts, more);
     {
-        herd_err err = { 0 };
-        herd_runner *r = runner(ck, "{security: temporary}", NULL, NULL, &err);
-        if (herd_flow_begin(r, "netns-any", &err)) fail_msg("%s", err.msg);
-        if (strncmp(herd_runner_address(r), "tls://", 6) != 0)   /* this process dials it on loopback */
-            fail_msg("scheduler at %s, expected tls://…", herd_runner_address(r));
-        if (herd_wait_for_workers(r, 2, TU_WAIT_S, &err)) fail_msg("%s", err.msg);
+        tflow f;
+        flow_new(&f, hosts, "workers_per_host: 1, name: nsany, listen_address: 'tcp://0.0.0.0:0'",
+                 "{security: temporary}", NULL);
+        flow_begin(&f, "netns-any", 0);
+        if (strncmp(herd_runner_address(f.r), "tls://", 6) != 0)   /* this process dials it on loopback */
+            fail_msg("scheduler at %s, expected tls://…", herd_runner_address(f.r));
+        if (herd_wait_for_workers(f.r, 2, TU_WAIT_S, &f.err)) fail_msg("%s", f.err.msg);
         char seen[4][64];
-        assert_int_equal(hosts_used(r, 20, 30, seen, 4), 2);
-        herd_flow_end(r, false, &err);
-        herd_runner_free(r);
+        assert_int_equal(hosts_used(f.r, 20, 30, seen, 4), 2);
+        flow_end(&f);
         assert_true(wait_no_procs("nsany", 5));
+        flow_free(&f);
     }
     /* the scheduler on the first namespace, over TLS: this client and the
      * other host's workers cross the bridge to reach it; its dashboard
      * (dashboard_address) on every interface of that host, over HTTPS, with
      * the token, at the link the flow log prints */
+    char more[256];
     snprintf(more, sizeof more, "workers_per_host: 1, name: nss, scheduler_host: '%s'", nhost[0].host);
-    kw(ck, sizeof ck, hosts, more);
-    herd_err err = { 0 };
-    tu_log log;
-    tu_log_init(&log);
-    log.echo_level = HERD_LOG_ERROR + 1;
     char rdir[64], cl[400], rpath[128];
     tu_mkdtemp(rdir, sizeof rdir);
     snprintf(rpath, sizeof rpath, "%s/report.html", rdir);
     snprintf(cl, sizeof cl, "{security: temporary, data_transfer: direct, dashboard_address: ':0', "
                             "token: ssh-dash-token, performance_report_path: '%s'}", rpath);
-    herd_runner *r = runner(ck, cl, NULL, &log, &err);
-    if (herd_flow_begin(r, "netns-sched", &err)) fail_msg("%s", err.msg);
-    char want[96];
-    snprintf(want, sizeof want, "tls://%s:", net.addr[0]);
-    if (strncmp(herd_runner_address(r), want, strlen(want)) != 0)
-        fail_msg("scheduler at %s, expected %s…", herd_runner_address(r), want);
+    tflow f;
+    flow_new(&f, hosts, more, cl, NULL);
+    flow_begin(&f, "netns-sched", 0);
+    sched_at(&f, "tls", net.addr[0]);
     char url[300], login[400], wurl[96];
-    tu_dashboard_links(&log, url, sizeof url, login, sizeof login);
+    tu_dashboard_links(&f.log, url, sizeof url, login, sizeof login);
     snprintf(wurl, sizeof wurl, "https://%s:", net.addr[0]);   /* that host's address, HTTPS */
     if (strncmp(url, wurl, strlen(wurl)) != 0) fail_msg("dashboard at %s, expected %s…", url, wurl);
-    if (herd_wait_for_workers(r, 2, TU_WAIT_S, &err)) fail_msg("%s", err.msg);
+    if (herd_wait_for_workers(f.r, 2, TU_WAIT_S, &f.err)) fail_msg("%s", f.err.msg);
     tu_check_token_rules(url, login, "ssh-dash-token");
     tu_resp rep = tu_get(url, "/api/v1/status", "Authorization: Bearer ssh-dash-token");
     assert_non_null(strstr(rep.body, "\"nss-"));       /* the workers it sees */
@@ -1031,19 +1006,18 @@ static void test_netns_hosts(void **state)
         if (seen) break;
     }
     char seen[4][64];
-    assert_int_equal(hosts_used(r, 20, 30, seen, 4), 2);
-    cross_host_transfer(r);                /* and this client reads held results across the bridge */
-    herd_flow_end(r, false, &err);
-    herd_runner_free(r);
+    assert_int_equal(hosts_used(f.r, 20, 30, seen, 4), 2);
+    cross_host_transfer(f.r);              /* and this client reads held results across the bridge */
+    flow_end(&f);
     /* the performance report, from that scheduler's own report */
-    assert_true(tu_log_has_line(&log, "performance report written to", rpath));
+    assert_true(tu_log_has_line(&f.log, "performance report written to", rpath));
     char *html = tu_read_file(rpath);
     assert_non_null(html);
     assert_non_null(strstr(html, "window.HERD_SNAPSHOT = {"));
     assert_non_null(strstr(html, "\"nss-"));
     free(html);
     tu_rmtree(rdir);
-    tu_log_free(&log);
+    flow_free(&f);
     assert_true(wait_no_procs("nss", 5));
     assert_true(wait_no_sched(5));
 }
@@ -1054,7 +1028,7 @@ static void test_netns_hosts(void **state)
 static void test_partitioned_worker_exits(void **state)
 {
     need_net();
-    char ck[2048], hosts[128];
+    char hosts[128];
     snprintf(hosts, sizeof hosts, "'%s'", nhost[1].host);
     /* a name of this process's own: other checkouts running this test at the
      * same time must not count as this run's leftovers */
@@ -1062,16 +1036,11 @@ static void test_partitioned_worker_exits(void **state)
     snprintf(name, sizeof name, "part%ld", (long)getpid());
     snprintf(w0, sizeof w0, "%s-0", name);
     snprintf(kwx, sizeof kwx, "n_workers: 1, name: %s", name);
-    kw(ck, sizeof ck, hosts, kwx);
-    herd_err err = { 0 };
-    tu_log log;
-    tu_log_init(&log);
-    log.echo_level = HERD_LOG_ERROR + 1;
-    herd_runner *r = runner(ck, "{heartbeat_timeout: 2}", NULL, &log, &err);
-    if (herd_flow_begin(r, "partition", &err)) fail_msg("%s", err.msg);
-    if (herd_wait_for_workers(r, 1, TU_WAIT_S, &err)) fail_msg("%s", err.msg);
+    tflow f;
+    flow_new(&f, hosts, kwx, "{heartbeat_timeout: 2}", NULL);
+    flow_begin(&f, "partition", 1);
     char seen[2][64];
-    assert_int_equal(hosts_used(r, 2, 0, seen, 2), 1);
+    assert_int_equal(hosts_used(f.r, 2, 0, seen, 2), 1);
     st s;
     status(&s);
     pid_t pid = (pid_t)s.w[0].pid;
@@ -1086,11 +1055,10 @@ static void test_partitioned_worker_exits(void **state)
     assert_int_equal(tssh_sh(why, sizeof why, "ip link set %s up", link), 0);
     if (!gone) fail_msg("the cut-off worker (pid %ld) still runs after %.0fs", (long)pid, took);
     fprintf(stderr, "    the cut-off worker exited after %.1fs\n", took);
-    assert_true(tu_log_has_line(&log, w0, "no heartbeat"));   /* the scheduler gave up on it too */
-    herd_flow_end(r, false, &err);
-    herd_runner_free(r);
+    assert_true(tu_log_has_line(&f.log, w0, "no heartbeat"));   /* the scheduler gave up on it too */
+    flow_end(&f);
     assert_true(wait_no_procs(name, 15));
-    tu_log_free(&log);
+    flow_free(&f);
 }
 
 /* Bytes sent out of interface dev so far (its statistics), or -1. */
@@ -1116,26 +1084,21 @@ static long long tx_bytes(const char *dev)
 static void test_holder_killed_mid_transfer(void **state)
 {
     need_net();
-    char ck[2048], hosts[256], name[32], more[96], link[32], why[256], dir[256];
-    snprintf(hosts, sizeof hosts, "'%s', '%s'", nhost[0].host, nhost[1].host);
+    char hosts[256], name[32], more[96], link[32], why[256], dir[256];
     snprintf(name, sizeof name, "mid%ld", (long)getpid());
     snprintf(more, sizeof more, "workers_per_host: 2, name: %s", name);
-    kw(ck, sizeof ck, hosts, more);
     snprintf(link, sizeof link, "hv%ld-1", atol(net.br + 2));   /* the second host's veth, bridge side */
     tu_mkdtemp(dir, sizeof dir);
-    herd_err err = { 0 };
-    tu_log log;
-    tu_log_init(&log);
-    log.echo_level = HERD_LOG_ERROR + 1;
-    herd_runner *r = runner(ck, "{data_transfer: direct}", NULL, &log, &err);
-    if (herd_flow_begin(r, "midkill", &err)) fail_msg("%s", err.msg);
-    if (herd_wait_for_workers(r, 4, TU_WAIT_S, &err)) fail_msg("%s", err.msg);
+    tflow f;
+    flow_new(&f, both(hosts, sizeof hosts, nhost), more, "{data_transfer: direct}", NULL);
+    flow_begin(&f, "midkill", 4);
+    herd_runner *r = f.r;
     char on[2][64];
     for (int h = 0; h < 2; h++) snprintf(on[h], sizeof on[h], "{workers: ['%s']}", net.addr[h]);
     const int64_t n = (int64_t)64 << 20, seed = 91;
     herd_future *p = tu_submit(r, "t_make", herd_tuple("IIs", n, seed, dir), on[0]);
-    if (herd_wait(&p, 1, TU_WAIT_S, &err) || herd_future_state(p) != HERD_COMPLETED)
-        fail_msg("producer: %s %s", err.msg, herd_future_error(p));
+    if (herd_wait(&p, 1, TU_WAIT_S, &f.err) || herd_future_state(p) != HERD_COMPLETED)
+        fail_msg("producer: %s %s", f.err.msg, herd_future_error(p));
     char pidf[300];
     snprintf(pidf, sizeof pidf, "%s/%lld.pid", dir, (long long)seed);
     char *t = tu_read_file(pidf);
@@ -1165,16 +1128,15 @@ static void test_holder_killed_mid_transfer(void **state)
     free(t);
     assert_true(again > 0 && again != holder);
     assert_int_equal(herd_future_state(p), HERD_COMPLETED);
-    assert_true(tu_log_has_line(&log, "t_check-0: cannot get input", "the transfer broke off"));
-    assert_true(tu_log_has_line(&log, "t_make", "recomputing it"));
-    if (tu_log_has_line(&log, "ends Failed", NULL) || tu_log_has_line(&log, "ends Crashed", NULL))
-        fail_msg("a task was counted failed:\n%s", log.text);
+    assert_true(tu_log_has_line(&f.log, "t_check-0: cannot get input", "the transfer broke off"));
+    assert_true(tu_log_has_line(&f.log, "t_make", "recomputing it"));
+    if (tu_log_has_line(&f.log, "ends Failed", NULL) || tu_log_has_line(&f.log, "ends Crashed", NULL))
+        fail_msg("a task was counted failed:\n%s", f.log.text);
     herd_future_release(c);
     herd_future_release(p);
-    herd_flow_end(r, false, &err);
-    herd_runner_free(r);
+    flow_end(&f);
     assert_true(wait_no_procs(name, 15));
-    tu_log_free(&log);
+    flow_free(&f);
     tu_rmtree(dir);
 }
 

@@ -32,6 +32,22 @@
  * everything here normally takes well under a second). */
 #define TU_WAIT_S 30.0
 
+/* 1 in a ThreadSanitizer build (detected at compile time). There a
+ * process's RSS runs far ahead of what it holds: TSan's shadow memory (about
+ * four times what the program touches, its own memory, not a map's) and
+ * what its allocator keeps. Tests that meet memory limits say what they do
+ * about it where they use this. */
+#if defined(__SANITIZE_THREAD__)
+#define TU_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define TU_TSAN 1
+#endif
+#endif
+#ifndef TU_TSAN
+#define TU_TSAN 0
+#endif
+
 static inline double tu_now(void)
 {
     struct timespec ts;

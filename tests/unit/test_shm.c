@@ -201,6 +201,20 @@ static void sock_path(char *path, size_t cap, const char *what)
     snprintf(path, cap, "/tmp/herd-shm-test-%ld-%s.sock", (long)getpid(), what);
 }
 
+/* A peer server for st's values on this test's socket for what, whose
+ * peers must present token (NULL: none). */
+static herd_peer_server *serve(herd_store *st, const char *what, const char *token)
+{
+    char path[108], listen_addr[140];
+    sock_path(path, sizeof path, what);
+    snprintf(listen_addr, sizeof listen_addr, "unix://%s", path);
+    herd_peer_server *ps = NULL;
+    herd_err err = { 0 };
+    if (herd_peer_server_start(&ps, listen_addr, token, NULL, st, "test", &err))
+        fail_msg("herd_peer_server_start %s: %s", listen_addr, err.msg);
+    return ps;
+}
+
 /* A real peer server: values of every size arrive right, big ones mapped. */
 static void test_fetch_from_server(void **state)
 {
@@ -222,16 +236,11 @@ static void test_fetch_from_server(void **state)
         assert_int_equal(herd_value_share(&arr), 0);
         assert_int_equal(herd_store_put_value(st, 100 + i, arr, herd_wire_size(arr)), 0);
     }
-    char path[108];
-    sock_path(path, sizeof path, "srv");
-    herd_peer_server *ps;
     herd_err err = { 0 };
     herd_fetch_budget budget;
     assert_int_equal(herd_fetch_budget_init(&budget, (size_t)64 << 20), 0);
     herd_peer_auth auth = { "tok", NULL, &budget };
-    char listen_addr[140];
-    snprintf(listen_addr, sizeof listen_addr, "unix://%s", path);
-    assert_int_equal(herd_peer_server_start(&ps, listen_addr, "tok", NULL, st, "test", &err), 0);
+    herd_peer_server *ps = serve(st, "srv", "tok");
     for (size_t i = 0; i < 4; i++) {
         herd_value *got = NULL;
         herd_peer_counts c0, c1;
@@ -302,12 +311,8 @@ static void test_stream_and_descriptor(void **state)
     assert_int_equal(herd_store_put_value(st, 1, herd_value_copy(plain), herd_wire_size(plain)), 0);
     assert_int_equal(herd_store_put_value(st, 2, herd_value_copy(shm), herd_wire_size(shm)), 0);
     assert_int_equal(herd_store_put_value(st, 3, m, herd_wire_size(m)), 0);
-    char path[108], listen_addr[140];
-    sock_path(path, sizeof path, "mix");
-    snprintf(listen_addr, sizeof listen_addr, "unix://%s", path);
-    herd_peer_server *ps;
+    herd_peer_server *ps = serve(st, "mix", "tok");
     herd_err err = { 0 };
-    assert_int_equal(herd_peer_server_start(&ps, listen_addr, "tok", NULL, st, "test", &err), 0);
     herd_peer_auth auth = { "tok", NULL, NULL };
     herd_peer_counts c0, c1;
     herd_value *got = NULL;
@@ -359,12 +364,8 @@ static void test_fetch_buffer_reuse(void **state)
     fill(p, n, 9);
     assert_int_equal(herd_value_share(&v), 0);
     assert_int_equal(herd_store_put_value(st, 1, v, herd_wire_size(v)), 0);
-    char path[108], listen_addr[140];
-    sock_path(path, sizeof path, "reuse");
-    snprintf(listen_addr, sizeof listen_addr, "unix://%s", path);
-    herd_peer_server *ps;
+    herd_peer_server *ps = serve(st, "reuse", NULL);
     herd_err err = { 0 };
-    assert_int_equal(herd_peer_server_start(&ps, listen_addr, NULL, NULL, st, "test", &err), 0);
     herd_fetch_budget budget;
     assert_int_equal(herd_fetch_budget_init(&budget, 64 * MIB), 0);          /* keeps up to 4 MiB */
     herd_peer_auth auth = { NULL, NULL, &budget };
