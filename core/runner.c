@@ -7,16 +7,7 @@
  * pending future is final and the signal goes to its previous disposition.
  * Signal dispositions are process-wide, so the list of active runners the
  * handler tears down is the one piece of process-wide state here. */
-#include "client.h"
-#include "progress.h"
-#include "config.h"
-#include "comm.h"
-#include "scheduler.h"
-#include "worker.h"
-#include "remote.h"
-#include "security.h"
-#include "adaptive.h"
-#include "options.h"
+#include "runner_int.h"
 #include "tmpdir.h"
 #include "value_int.h"
 
@@ -32,56 +23,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* The workers' environment, in order (a NULL entry ends it): the log level
- * they inherit, the token, the scheduler's address, TLS (up to 4: the
- * identity and HERD_TLS_SERVER_NAME). */
-enum { ENV_LEVEL, ENV_TOKEN, ENV_ADDR, ENV_TLS, ENV_N = ENV_TLS + 4 };
-
-typedef struct flow_runner {
-    struct herd_runner base;
-    herd_client client;
-    char *address;
-    const herd_provider *prov;
-    herd_cluster_factory factory;
-    char *class_name;
-    herd_value *cluster_kwargs;      /* as given (a factory gets these) */
-    herd_value *adapt_kwargs;
-    herd_run_opts opts;              /* validated: opts.client, opts.adapt, opts.cluster_ok */
-    /* every log line of the run goes through runner_sink (r), which drops
-     * lines below opts.client.log_level and hands the rest to the user's
-     * sink, else stderr */
-    void (*log)(void *ud, int level, const char *line);
-    void *log_ud;
-    void (*user_log)(void *ud, int level, const char *line);
-    void *user_log_ud;
-    /* flow run */
-    int active;
-    char *flow_name;
-    double t0;
-    herd_sched *sched;
-    herd_remote *remote;             /* address mode: the connection to the scheduler */
-    int remote_owned;                /* remote is a scheduler this run's provider started */
-    herd_cluster *cluster;
-    const herd_provider *cprov;      /* provider of the running cluster */
-    atomic_int cluster_closed;
-    herd_cluster_env env;
-    herd_env_core envcore;
-    char *wargv[3], *wenvp[ENV_N + 1];
-    herd_tls *tls;                   /* TLS of this flow run's cluster or connection, or NULL */
-    herd_tls_ca *tmp_ca;             /* security: temporary with a remote scheduler, during start_scheduler */
-    char token[160];                 /* the cluster's token during herd_flow_begin */
-    herd_adaptive *adaptive;
-    herd_flow_progress *progress;    /* client_kwargs.progress: the progress line's thread, or NULL */
-    /* start: lazy — the temporary cluster starts on the first submit (or
-     * whatever needs workers); start_mu serialises that start */
-    pthread_mutex_t start_mu;
-    atomic_int lazy;                 /* 1: begun, cluster not started yet */
-    atomic_int start_rc;             /* the lazy start's error, returned to every later submit */
-    herd_err start_err;
-    char addr[512];
-    char tmpdir[64];
-    struct flow_runner *next_active;
-} flow_runner;
 
 /* ---- process-wide: runners with a live temporary cluster, for signals ---- */
 static pthread_mutex_t active_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -91,8 +32,7 @@ static struct sigaction old_int, old_term;
 static int sig_installed;
 static pthread_t sig_thread;
 
-static void rlog(flow_runner *r, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void rlog(flow_runner *r, int level, const char *fmt, ...)
+void rn_log(flow_runner *r, int level, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -138,7 +78,7 @@ static void *sig_main(void *arg)
                  b == SIGINT ? "SIGINT" : b == SIGTERM ? "SIGTERM" : "?");
         pthread_mutex_lock(&active_mu);
         for (flow_runner *r = active_list; r; r = r->next_active) {
-            rlog(r, HERD_LOG_WARN, "flow run %s: signal %d, tearing down its cluster", r->flow_name, b);
+            rn_log(r, HERD_LOG_WARN, "flow run %s: signal %d, tearing down its cluster", r->flow_name, b);
             herd_adaptive_halt(r->adaptive);
             close_cluster(r);
             /* no future waits on a cluster that is gone */
@@ -155,7 +95,7 @@ static void *sig_main(void *arg)
     return NULL;
 }
 
-static void activate(flow_runner *r)
+void rn_activate(flow_runner *r)
 {
     pthread_mutex_lock(&active_mu);
     if (!sig_installed && pipe2(sig_pipe, O_CLOEXEC) == 0) {
@@ -320,7 +260,7 @@ static int random_token(char *out, size_t cap)
     return 0;
 }
 
-static void status_text(flow_runner *r, char *buf, size_t cap)
+void rn_status_text(flow_runner *r, char *buf, size_t cap)
 {
     herd_worker_info info[16];
     size_t n = 0, len = 0;
@@ -373,7 +313,7 @@ static void teardown(flow_runner *r)
  * with adapt_kwargs the load's target, else a nanny that holds the count of
  * workers start() brought up and replaces the ones that die. ops and s reach
  * the scheduler. */
-static int keep_size(flow_runner *r, const herd_sched_ops *ops, void *s, herd_err *err)
+int rn_keep_size(flow_runner *r, const herd_sched_ops *ops, void *s, herd_err *err)
 {
     int rc;
     if (r->opts.adaptive) {            /* the load decides the size from here on */
@@ -402,206 +342,6 @@ static int keep_size(flow_runner *r, const herd_sched_ops *ops, void *s, herd_er
     return herd_adaptive_start(&r->adaptive, &cfg, ops, s, r->cprov, r->cluster, &r->env, err);
 }
 
-/* address mode: connect to an existing scheduler as a client */
-/* TLS from client_kwargs' tls_* files (NULL when none is given). */
-static int tls_from_kwargs(flow_runner *r, herd_err *err)
-{
-    const herd_client_opts *c = &r->opts.client;   /* both files or none: checked with the options */
-    if (!c->tls_ca_file) return 0;
-    int rc = herd_tls_from_files(c->tls_ca_file, c->tls_cert, c->tls_key, &r->tls, err);
-    if (!rc && c->tls_server_name &&
-        (rc = herd_tls_set_server_name(r->tls, "client_kwargs.tls_server_name", c->tls_server_name, err))) {
-        herd_tls_free(r->tls);
-        r->tls = NULL;
-    }
-    return rc;
-}
-
-static int begin_remote(flow_runner *r, herd_err *err)
-{
-    const char *tok = r->opts.client.token;
-    if (!tok) tok = getenv("HERD_TOKEN");
-    char name[256];
-    snprintf(name, sizeof name, "%s-%ld", r->flow_name, (long)getpid());
-    double ct = r->opts.client.connect_timeout;
-    snprintf(r->addr, sizeof r->addr, "%s", r->address);
-    int rc = tls_from_kwargs(r, err);
-    r->client.transfer = r->opts.client.data_transfer;
-    if (!rc) rc = herd_remote_connect(r->address, tok, r->tls, name, ct, &r->client, &r->remote, err);
-    if (rc) {
-        herd_tls_free(r->tls);
-        r->tls = NULL;
-        return herd_err_prefix(err, "flow run %s", r->flow_name);
-    }
-    pthread_mutex_lock(&r->client.mu);
-    r->client.check_resources = 0;
-    r->client.tp = &herd_remote_tp;
-    r->client.tp_ud = r->remote;
-    r->client.closed = 0;
-    pthread_mutex_unlock(&r->client.mu);
-    r->active = 1;
-    int nt = 0, nw = herd_remote_workers(r->remote, &nt);
-    rlog(r, HERD_LOG_INFO, "flow run %s: connected to the scheduler at %s (%d workers, %d threads)",
-         r->flow_name, r->address, nw, nt);
-    return 0;
-}
-
-/* The workers' TLS entries (identity, server name) from r->tls, replacing
- * what they held. */
-static int export_worker_tls(flow_runner *r, herd_err *err)
-{
-    char **te = NULL;
-    int rc = herd_tls_export_env(r->tls, &te, err);
-    if (rc) return rc;
-    for (int i = ENV_TLS; i < ENV_N; i++) { herd_tls_pem_free(r->wenvp[i]); r->wenvp[i] = NULL; }
-    for (int i = 0; i < ENV_N - ENV_TLS && te[i]; i++) r->wenvp[ENV_TLS + i] = te[i];
-    free(te);
-    return 0;
-}
-
-/* envcore.sched_tls: the remote scheduler's certificate, from the
- * temporary CA (only while start_scheduler runs); it names what the
- * provider asks for and client_kwargs.tls_server_name. */
-static int issue_sched_tls(void *ud, const char *const *names, char ***envp_out, herd_err *err)
-{
-    flow_runner *r = ud;
-    if (!r->tmp_ca) {                /* the first call makes the CA and the workers' identity */
-        int rc = herd_tls_temporary_remote(r->flow_name, &r->tls, &r->tmp_ca, err);
-        if (!rc) rc = export_worker_tls(r, err);
-        if (rc) return rc;
-    }
-    const char *extra = r->opts.client.tls_server_name;
-    size_t n = 0;
-    while (names && names[n]) n++;
-    const char **all = calloc(n + 2, sizeof *all);
-    if (!all) return herd_err_set(err, -ENOMEM, "out of memory");
-    for (size_t i = 0; i < n; i++) all[i] = names[i];
-    if (extra) all[n] = extra;
-    int rc = herd_tls_ca_server_env(r->tmp_ca, all, envp_out, err);
-    free(all);
-    return rc;
-}
-
-/* The links of the HTTP endpoint of a scheduler the provider runs (asked
- * for with OP_CONTROL "dashboard"), logged as an in-process one's are: the
- * host this client dials it at in place of an every-interface address. */
-static void remote_dashboard_links(flow_runner *r)
-{
-    herd_err e = { 0 };
-    char *desc = NULL, url[400], login[500];
-    herd_addr a;
-    int lo = 0;
-    int rc = herd_remote_control(r->remote, "dashboard", NULL, 10, NULL, &desc, &e);
-    if (!rc && (rc = herd_addr_parse(r->addr, &a, &e)) == 0 &&
-        (rc = herd_sched_http_links(desc, a.host, url, sizeof url, login, sizeof login, &lo)))
-        herd_err_set(&e, rc, "cannot read its answer \"%.100s\"", desc);
-    free(desc);
-    if (rc) {
-        rlog(r, HERD_LOG_WARN, "flow run %s: no dashboard link: the scheduler %s started: %s", r->flow_name,
-             r->cprov->name, e.msg);
-        return;
-    }
-    if (lo)
-        rlog(r, HERD_LOG_INFO, "flow run %s: the dashboard listens on the loopback of the scheduler's host, at %s "
-             "there (dashboard_address :PORT serves it on every interface, with the token)", r->flow_name, url);
-    else rlog(r, HERD_LOG_INFO, "flow run %s: the dashboard is available at %s", r->flow_name, url);
-    if (login[0])
-        rlog(r, HERD_LOG_INFO, "flow run %s: the dashboard needs the token (Authorization: Bearer) or this one-time "
-             "login link: %s", r->flow_name, login);
-}
-
-/* A provider that may run the scheduler itself (start_scheduler): ask it;
- * when it does, connect to that scheduler as a client, then start the
- * workers. Returns 1 when the provider declined (an empty address: the
- * scheduler runs in this process as usual), 0 when the cluster is up, or an
- * error (the caller's teardown closes the cluster object). */
-static int begin_remote_scheduler(flow_runner *r, const char *tok, herd_err *err)
-{
-    const char *who = r->cprov->name;
-    /* the scheduler it starts must require the cluster's token */
-    herd_tls_pem_free(r->wenvp[ENV_TOKEN]);
-    if (asprintf(&r->wenvp[ENV_TOKEN], "HERD_TOKEN=%s", tok) < 0) r->wenvp[ENV_TOKEN] = NULL;
-    int temporary = r->opts.client.security != NULL;
-    int tls_files = !temporary && r->opts.client.tls_ca_file;
-    int rc;
-    if (temporary) {                 /* the CA once the provider asks for the scheduler's certificate */
-        r->envcore.sched_tls = issue_sched_tls;
-        r->envcore.sched_tls_ud = r;
-    }
-    char addr[512] = "";
-    r->envcore.sched_server_name[0] = '\0';
-    r->envcore.in_start_scheduler = 1;
-    rc = r->cprov->start_scheduler(r->cluster, addr, sizeof addr, err);
-    r->envcore.in_start_scheduler = 0;
-    r->envcore.sched_tls = NULL;
-    herd_tls_ca_free(r->tmp_ca);     /* no certificate is issued after this */
-    r->tmp_ca = NULL;
-    if (rc) return herd_err_prefix(err, "%s: start_scheduler", who);
-    if (!addr[0]) {                  /* declined: the scheduler runs here, TLS made as usual */
-        for (int i = ENV_TLS; i < ENV_N; i++) { herd_tls_pem_free(r->wenvp[i]); r->wenvp[i] = NULL; }
-        herd_tls_free(r->tls);
-        r->tls = NULL;
-        return 1;
-    }
-    if (tls_files)                   /* the teardown stops the scheduler it started */
-        return herd_err_set(err, HERD_EARG, "client_kwargs.tls_ca_file: %s runs the scheduler remotely here, "
-                            "which takes TLS from security: temporary only; to use your own certificates run "
-                            "`herd scheduler --tls-*` yourself and give its address", who);
-    if (temporary && !r->tls)        /* never a plain connection when TLS was asked for */
-        return herd_err_set(err, HERD_EPROVIDER, "client_kwargs.security: temporary, but %s started its scheduler "
-                            "at %s without a certificate (it must run what herd_scheduler_envp gives)", who, addr);
-    if ((rc = herd_tls_addr_check(r->tls, addr, err)))
-        return herd_err_prefix(err, "%s: start_scheduler gave %s", who, addr);
-    /* the name the client and the workers check its certificate against:
-     * the user's, else the provider's (herd_scheduler_server_name) */
-    const char *sn = r->opts.client.tls_server_name ? r->opts.client.tls_server_name
-                   : r->envcore.sched_server_name[0] ? r->envcore.sched_server_name : NULL;
-    if (r->tls && sn) {
-        if ((rc = herd_tls_set_server_name(r->tls, "tls_server_name", sn, err)) || (rc = export_worker_tls(r, err)))
-            return herd_err_prefix(err, "%s's scheduler", who);
-        rlog(r, HERD_LOG_DEBUG, "flow run %s: the scheduler's certificate is checked as \"%s\"", r->flow_name, sn);
-    }
-    snprintf(r->addr, sizeof r->addr, "%s", addr);
-    char name[256];
-    snprintf(name, sizeof name, "%s-%ld", r->flow_name, (long)getpid());
-    double ct = r->opts.client.connect_timeout;
-    r->client.transfer = r->opts.client.data_transfer;
-    if ((rc = herd_remote_connect(r->addr, tok, r->tls, name, ct, &r->client, &r->remote, err)))
-        return herd_err_prefix(err, "%s's scheduler", who);
-    r->remote_owned = 1;
-    if (r->opts.adaptive && !herd_remote_owned(r->remote))
-        return herd_err_set(err, HERD_EARG, "adapt_kwargs: the scheduler %s started at %s is a shared one (`herd "
-                            "scheduler`), which does not let a client drain its workers; adaptive scaling needs "
-                            "one started for this cluster (herd_scheduler_argv: --herd-scheduler)", who, r->addr);
-    r->env.scheduler_address = r->addr;
-    if (asprintf(&r->wenvp[ENV_ADDR], "HERD_SCHEDULER_ADDRESS=%s", r->addr) < 0) r->wenvp[ENV_ADDR] = NULL;
-    activate(r);
-    r->active = 1;
-    pthread_mutex_lock(&r->client.mu);
-    herd_value_free(r->client.cluster_resources);
-    const herd_value *(*res_hook)(herd_cluster *) = r->cprov->worker_resources;
-    const herd_value *res = res_hook ? res_hook(r->cluster) : NULL;
-    r->client.cluster_resources = res ? herd_value_copy(res) : herd_map();
-    r->client.check_resources = 1;
-    r->client.tp = &herd_remote_tp;
-    r->client.tp_ud = r->remote;
-    r->client.closed = 0;
-    pthread_mutex_unlock(&r->client.mu);
-    if ((rc = r->cprov->start(r->cluster, err))) return herd_err_prefix(err, "%s: starting workers", who);
-    if ((rc = keep_size(r, &herd_remote_ops, r->remote, err))) return rc;
-    double pt = r->opts.client.provision_timeout;
-    if (!r->opts.adaptive && (rc = herd_remote_wait_workers(r->remote, 1, pt, err))) {
-        char st[1024];
-        status_text(r, st, sizeof st);
-        return herd_err_set(err, HERD_ETIMEOUT, "flow run %s: no worker of %s connected within %.3gs "
-                            "(provision_timeout)%s%s", r->flow_name, who, pt, st[0] ? "; workers: " : "", st);
-    }
-    rlog(r, HERD_LOG_INFO, "flow run %s: %s cluster up, its scheduler at %s, in %.3fs", r->flow_name, who,
-         r->addr, herd_now() - r->t0);
-    if (r->opts.client.dashboard_address) remote_dashboard_links(r);
-    return 0;
-}
-
 int herd_flow_begin(herd_runner *base, const char *flow_name, herd_err *err)
 {
     flow_runner *r = (flow_runner *)base;
@@ -614,17 +354,17 @@ int herd_flow_begin(herd_runner *base, const char *flow_name, herd_err *err)
     atomic_store(&r->start_rc, 0);
     int rc = 0;
     if (r->address) {
-        rc = begin_remote(r, err);
+        rc = rn_begin_remote(r, err);
     } else if (r->opts.client.eager) {
         rc = start_cluster(r, err);
     } else {
         r->active = 1;               /* start: lazy — nothing runs until something needs workers */
         atomic_store(&r->lazy, 1);
-        rlog(r, HERD_LOG_DEBUG, "flow run %s: the cluster starts on the first submit (client_kwargs.start: lazy)",
+        rn_log(r, HERD_LOG_DEBUG, "flow run %s: the cluster starts on the first submit (client_kwargs.start: lazy)",
              r->flow_name);
     }
     if (!rc && r->active && r->opts.client.progress && herd_flow_progress_start(&r->client, stderr, &r->progress))
-        rlog(r, HERD_LOG_WARN, "flow run %s: no progress line (client_kwargs.progress): cannot start its thread",
+        rn_log(r, HERD_LOG_WARN, "flow run %s: no progress line (client_kwargs.progress): cannot start its thread",
              r->flow_name);
     return rc;
 }
@@ -637,7 +377,7 @@ static int ensure_started(herd_runner *base, herd_err *err)
     if (!atomic_load(&r->lazy) && !atomic_load(&r->start_rc)) return 0;
     pthread_mutex_lock(&r->start_mu);
     if (atomic_load(&r->lazy)) {
-        rlog(r, HERD_LOG_INFO, "flow run %s: starting the cluster on the first submit", r->flow_name);
+        rn_log(r, HERD_LOG_INFO, "flow run %s: starting the cluster on the first submit", r->flow_name);
         herd_err_clear(&r->start_err);
         int rc = start_cluster(r, &r->start_err);
         if (rc) r->active = 1;       /* the run stays open until herd_flow_end */
@@ -709,7 +449,7 @@ static int start_cluster(flow_runner *r, herd_err *err)
     }
     if (rc) { herd_err_prefix(err, "cluster_class %s", r->cprov ? r->cprov->name : "?"); r->cluster = NULL; goto fail; }
     if (r->cprov->start_scheduler) {
-        rc = begin_remote_scheduler(r, tok, err);
+        rc = rn_begin_remote_scheduler(r, tok, err);
         if (rc < 0) goto fail;
         if (rc == 0) return 0;
         rc = 0;                      /* declined: the scheduler runs here */
@@ -742,7 +482,7 @@ static int start_cluster(flow_runner *r, herd_err *err)
             herd_err_prefix(err, "flow run %s: security: temporary", r->flow_name);
             goto fail;
         }
-    } else if ((rc = tls_from_kwargs(r, err))) {
+    } else if ((rc = rn_tls_from_kwargs(r, err))) {
         herd_err_prefix(err, "flow run %s", r->flow_name);
         goto fail;
     }
@@ -778,9 +518,9 @@ static int start_cluster(flow_runner *r, herd_err *err)
     herd_tls_pem_free(r->wenvp[ENV_TOKEN]);
     if (asprintf(&r->wenvp[ENV_TOKEN], "HERD_TOKEN=%s", tok) < 0) r->wenvp[ENV_TOKEN] = NULL;
     if (r->tls) {                    /* the workers' certificate and key travel in their environment */
-        if ((rc = export_worker_tls(r, err))) { herd_err_prefix(err, "flow run %s", r->flow_name); goto fail; }
+        if ((rc = rn_export_worker_tls(r, err))) { herd_err_prefix(err, "flow run %s", r->flow_name); goto fail; }
     }
-    activate(r);
+    rn_activate(r);
     r->active = 1;
     const herd_value *(*res_hook)(herd_cluster *) = r->cprov->worker_resources;
     const herd_value *res = res_hook ? res_hook(r->cluster) : NULL;
@@ -793,22 +533,22 @@ static int start_cluster(flow_runner *r, herd_err *err)
     r->client.closed = 0;
     pthread_mutex_unlock(&r->client.mu);
     if ((rc = r->cprov->start(r->cluster, err))) { herd_err_prefix(err, "%s: starting workers", r->cprov->name); goto fail; }
-    if ((rc = keep_size(r, &herd_sched_ops_local, r->sched, err))) goto fail;
+    if ((rc = rn_keep_size(r, &herd_sched_ops_local, r->sched, err))) goto fail;
     double pt = r->opts.client.provision_timeout;
     /* an adaptive cluster may rightly have no worker until there is work */
     if (!r->opts.adaptive && (rc = herd_sched_wait_workers(r->sched, 1, pt, err))) {
         char st[1024];
-        status_text(r, st, sizeof st);
+        rn_status_text(r, st, sizeof st);
         rc = herd_err_set(err, HERD_ETIMEOUT, "flow run %s: no worker of %s connected within %.3gs (provision_timeout)%s%s",
                           r->flow_name, r->cprov->name, pt, st[0] ? "; workers: " : "", st);
         goto fail;
     }
-    rlog(r, HERD_LOG_INFO, "flow run %s: %s cluster up at %s in %.3fs", r->flow_name, r->cprov->name,
+    rn_log(r, HERD_LOG_INFO, "flow run %s: %s cluster up at %s in %.3fs", r->flow_name, r->cprov->name,
          r->addr, herd_now() - r->t0);
     if (herd_sched_http_url(r->sched))     /* as prefect-dask prints the dashboard link */
-        rlog(r, HERD_LOG_INFO, "flow run %s: the dashboard is available at %s", r->flow_name, herd_sched_http_url(r->sched));
+        rn_log(r, HERD_LOG_INFO, "flow run %s: the dashboard is available at %s", r->flow_name, herd_sched_http_url(r->sched));
     if (herd_sched_http_login(r->sched))
-        rlog(r, HERD_LOG_INFO, "flow run %s: the dashboard needs the token (Authorization: Bearer) or this one-time "
+        rn_log(r, HERD_LOG_INFO, "flow run %s: the dashboard needs the token (Authorization: Bearer) or this one-time "
              "login link: %s", r->flow_name, herd_sched_http_login(r->sched));
     return 0;
 fail:
@@ -831,15 +571,15 @@ int herd_flow_end(herd_runner *base, bool failed, herd_err *err)
     if (report && r->sched) {            /* before anything is cancelled or closed */
         herd_err e = { 0 };
         if (herd_sched_perf_report(r->sched, report, &e))
-            rlog(r, HERD_LOG_WARN, "flow run %s: %s", r->flow_name, e.msg);
-        else rlog(r, HERD_LOG_INFO, "flow run %s: performance report written to %s", r->flow_name, report);
+            rn_log(r, HERD_LOG_WARN, "flow run %s: %s", r->flow_name, e.msg);
+        else rn_log(r, HERD_LOG_INFO, "flow run %s: performance report written to %s", r->flow_name, report);
     } else if (report && r->remote) {   /* a scheduler the provider runs: its report over the connection */
         herd_err e = { 0 };
         char *json = NULL;
         if (herd_remote_control(r->remote, "report", NULL, 30, NULL, &json, &e) ||
             herd_perf_report_write(json, strlen(json), report, &e))
-            rlog(r, HERD_LOG_WARN, "flow run %s: no performance report: %s", r->flow_name, e.msg);
-        else rlog(r, HERD_LOG_INFO, "flow run %s: performance report written to %s", r->flow_name, report);
+            rn_log(r, HERD_LOG_WARN, "flow run %s: no performance report: %s", r->flow_name, e.msg);
+        else rn_log(r, HERD_LOG_INFO, "flow run %s: performance report written to %s", r->flow_name, report);
         free(json);
     }
     herd_client_pull_all(&r->client);       /* held results leave the workers before they do */
@@ -847,7 +587,7 @@ int herd_flow_end(herd_runner *base, bool failed, herd_err *err)
     herd_flow_progress_stop(r->progress);   /* its last lines: every task's final state */
     r->progress = NULL;
     teardown(r);
-    rlog(r, failed ? HERD_LOG_ERROR : HERD_LOG_INFO, "flow run %s %s in %.3fs", r->flow_name,
+    rn_log(r, failed ? HERD_LOG_ERROR : HERD_LOG_INFO, "flow run %s %s in %.3fs", r->flow_name,
          failed ? "failed" : "finished", herd_now() - r->t0);
     return 0;
 }
