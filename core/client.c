@@ -575,6 +575,7 @@ void herd_future_release(herd_future *f)
     if (f->user_released) { pthread_mutex_unlock(&cl->mu); return; }
     f->user_released = 1;
     int in_map = kmap_del(&cl->futs, f->key) != NULL;
+    kmap_compact(&cl->futs);               /* nobody iterates it outside cl->mu */
     int closed = cl->closed;
     pthread_mutex_unlock(&cl->mu);
     if (!closed) send_op(cl, OP_RELEASE, f->key);

@@ -29,10 +29,9 @@ void *kmap_get(const kmap *m, uint64_t key)
     return m->keys[i] == key ? m->vals[i] : NULL;
 }
 
-static int grow(kmap *m)
+/* The live entries into a table of ncap slots (a power of two above them). */
+static int rehash(kmap *m, size_t ncap)
 {
-    size_t ncap = m->cap ? m->cap * 2 : 64;
-    if (m->len * 2 < m->cap) ncap = m->cap;       /* mostly tombstones: rehash in place size */
     kmap n = { calloc(ncap, sizeof(uint64_t)), calloc(ncap, sizeof(void *)), ncap, 0, 0 };
     if (!n.keys || !n.vals) { free(n.keys); free(n.vals); return -ENOMEM; }
     for (size_t i = 0; i < m->cap; i++)
@@ -46,6 +45,21 @@ static int grow(kmap *m)
     free(m->keys); free(m->vals);
     *m = n;
     return 0;
+}
+
+static int grow(kmap *m)
+{
+    size_t ncap = m->cap ? m->cap * 2 : 64;
+    if (m->len * 2 < m->cap) ncap = m->cap;       /* mostly tombstones: rehash in place size */
+    return rehash(m, ncap);
+}
+
+int kmap_compact(kmap *m)
+{
+    if (m->cap <= 1024 || m->len * 8 >= m->cap) return 0;
+    size_t ncap = 64;
+    while (ncap < m->len * 4) ncap *= 2;
+    return rehash(m, ncap) == 0;
 }
 
 int kmap_put(kmap *m, uint64_t key, void *val)

@@ -191,6 +191,9 @@ static inline void count_end(stask *t)
 }
 
 /* Run a dispatch pass once the loop has handled this iteration's messages. */
+/* The task table shrinks and the heap is trimmed once many tasks are gone (scheduler.c). */
+void sch_compact(herd_sched *s);
+
 static inline void kick(herd_sched *s)
 {
     if (!s->dispatch_pending) {

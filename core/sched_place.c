@@ -173,6 +173,7 @@ void sch_dispatch_cb(evutil_socket_t fd, short what, void *arg)
 {
     herd_sched *s = arg;
     s->dispatch_pending = 0;
+    sch_compact(s);
     double now = herd_now();           /* once per pass, not per worker and task */
     for (sworker *w = s->workers, *next; w; w = next) {
         next = w->next;
