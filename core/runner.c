@@ -392,6 +392,39 @@ static int ensure_started(herd_runner *base, herd_err *err)
 
 /* Start the temporary cluster of the flow run begun: scheduler, provider,
  * workers. On failure everything started is torn down. */
+/* The run is live at r->addr, its client submitting through tp (checked
+ * against the resources the provider's workers offer): the provider starts
+ * its workers and the keeper keeps the cluster at its size (ops on s). */
+int rn_go_live(flow_runner *r, const herd_transport *tp, const herd_sched_ops *ops, void *s, herd_err *err)
+{
+    r->env.scheduler_address = r->addr;
+    herd_tls_pem_free(r->wenvp[ENV_ADDR]);
+    if (asprintf(&r->wenvp[ENV_ADDR], "HERD_SCHEDULER_ADDRESS=%s", r->addr) < 0) r->wenvp[ENV_ADDR] = NULL;
+    rn_activate(r);
+    r->active = 1;
+    const herd_value *(*res_hook)(herd_cluster *) = r->cprov->worker_resources;
+    const herd_value *res = res_hook ? res_hook(r->cluster) : NULL;
+    pthread_mutex_lock(&r->client.mu);
+    herd_value_free(r->client.cluster_resources);
+    r->client.cluster_resources = res ? herd_value_copy(res) : herd_map();
+    r->client.check_resources = 1;
+    r->client.tp = tp;
+    r->client.tp_ud = s;
+    r->client.closed = 0;
+    pthread_mutex_unlock(&r->client.mu);
+    int rc = r->cprov->start(r->cluster, err);
+    if (rc) return herd_err_prefix(err, "%s: starting workers", r->cprov->name);
+    return rn_keep_size(r, ops, s, err);
+}
+
+int rn_no_worker(flow_runner *r, herd_err *err)
+{
+    char st[1024];
+    rn_status_text(r, st, sizeof st);
+    return herd_err_set(err, HERD_ETIMEOUT, "flow run %s: no worker of %s connected within %.3gs (provision_timeout)%s%s",
+                        r->flow_name, r->cprov->name, r->opts.client.provision_timeout, st[0] ? "; workers: " : "", st);
+}
+
 static int start_cluster(flow_runner *r, herd_err *err)
 {
     char token[64];
@@ -513,34 +546,16 @@ static int start_cluster(flow_runner *r, herd_err *err)
         goto fail;
     }
     herd_sched_attach_local(r->sched, &r->client);
-    r->env.scheduler_address = r->addr;
-    if (asprintf(&r->wenvp[ENV_ADDR], "HERD_SCHEDULER_ADDRESS=%s", r->addr) < 0) r->wenvp[ENV_ADDR] = NULL;
     herd_tls_pem_free(r->wenvp[ENV_TOKEN]);
     if (asprintf(&r->wenvp[ENV_TOKEN], "HERD_TOKEN=%s", tok) < 0) r->wenvp[ENV_TOKEN] = NULL;
     if (r->tls) {                    /* the workers' certificate and key travel in their environment */
         if ((rc = rn_export_worker_tls(r, err))) { herd_err_prefix(err, "flow run %s", r->flow_name); goto fail; }
     }
-    rn_activate(r);
-    r->active = 1;
-    const herd_value *(*res_hook)(herd_cluster *) = r->cprov->worker_resources;
-    const herd_value *res = res_hook ? res_hook(r->cluster) : NULL;
-    pthread_mutex_lock(&r->client.mu);
-    herd_value_free(r->client.cluster_resources);
-    r->client.cluster_resources = res ? herd_value_copy(res) : herd_map();
-    r->client.check_resources = 1;
-    r->client.tp = &herd_sched_local_tp;
-    r->client.tp_ud = r->sched;
-    r->client.closed = 0;
-    pthread_mutex_unlock(&r->client.mu);
-    if ((rc = r->cprov->start(r->cluster, err))) { herd_err_prefix(err, "%s: starting workers", r->cprov->name); goto fail; }
-    if ((rc = rn_keep_size(r, &herd_sched_ops_local, r->sched, err))) goto fail;
+    if ((rc = rn_go_live(r, &herd_sched_local_tp, &herd_sched_ops_local, r->sched, err))) goto fail;
     double pt = r->opts.client.provision_timeout;
     /* an adaptive cluster may rightly have no worker until there is work */
-    if (!r->opts.adaptive && (rc = herd_sched_wait_workers(r->sched, 1, pt, err))) {
-        char st[1024];
-        rn_status_text(r, st, sizeof st);
-        rc = herd_err_set(err, HERD_ETIMEOUT, "flow run %s: no worker of %s connected within %.3gs (provision_timeout)%s%s",
-                          r->flow_name, r->cprov->name, pt, st[0] ? "; workers: " : "", st);
+    if (!r->opts.adaptive && herd_sched_wait_workers(r->sched, 1, pt, err)) {
+        rc = rn_no_worker(r, err);
         goto fail;
     }
     rn_log(r, HERD_LOG_INFO, "flow run %s: %s cluster up at %s in %.3fs", r->flow_name, r->cprov->name,

@@ -76,6 +76,11 @@ void rn_activate(flow_runner *r);
 void rn_status_text(flow_runner *r, char *buf, size_t cap);
 /* Start the cluster's workers and keep it at its size (adaptive.c). */
 int  rn_keep_size(flow_runner *r, const herd_sched_ops *ops, void *s, herd_err *err);
+/* The run goes live at r->addr through transport tp: workers start, the
+ * cluster is kept at its size (ops on s). */
+int  rn_go_live(flow_runner *r, const herd_transport *tp, const herd_sched_ops *ops, void *s, herd_err *err);
+/* "no worker connected within provision_timeout", with the provider's view. */
+int  rn_no_worker(flow_runner *r, herd_err *err);
 
 /* runner_remote.c */
 /* The workers' TLS entries (identity, server name) from r->tls, replacing what they held. */

@@ -182,29 +182,10 @@ int rn_begin_remote_scheduler(flow_runner *r, const char *tok, herd_err *err)
         return herd_err_set(err, HERD_EARG, "adapt_kwargs: the scheduler %s started at %s is a shared one (`herd "
                             "scheduler`), which does not let a client drain its workers; adaptive scaling needs "
                             "one started for this cluster (herd_scheduler_argv: --herd-scheduler)", who, r->addr);
-    r->env.scheduler_address = r->addr;
-    if (asprintf(&r->wenvp[ENV_ADDR], "HERD_SCHEDULER_ADDRESS=%s", r->addr) < 0) r->wenvp[ENV_ADDR] = NULL;
-    rn_activate(r);
-    r->active = 1;
-    pthread_mutex_lock(&r->client.mu);
-    herd_value_free(r->client.cluster_resources);
-    const herd_value *(*res_hook)(herd_cluster *) = r->cprov->worker_resources;
-    const herd_value *res = res_hook ? res_hook(r->cluster) : NULL;
-    r->client.cluster_resources = res ? herd_value_copy(res) : herd_map();
-    r->client.check_resources = 1;
-    r->client.tp = &herd_remote_tp;
-    r->client.tp_ud = r->remote;
-    r->client.closed = 0;
-    pthread_mutex_unlock(&r->client.mu);
-    if ((rc = r->cprov->start(r->cluster, err))) return herd_err_prefix(err, "%s: starting workers", who);
-    if ((rc = rn_keep_size(r, &herd_remote_ops, r->remote, err))) return rc;
-    double pt = r->opts.client.provision_timeout;
-    if (!r->opts.adaptive && (rc = herd_remote_wait_workers(r->remote, 1, pt, err))) {
-        char st[1024];
-        rn_status_text(r, st, sizeof st);
-        return herd_err_set(err, HERD_ETIMEOUT, "flow run %s: no worker of %s connected within %.3gs "
-                            "(provision_timeout)%s%s", r->flow_name, who, pt, st[0] ? "; workers: " : "", st);
-    }
+    if ((rc = rn_go_live(r, &herd_remote_tp, &herd_remote_ops, r->remote, err))) return rc;
+    /* an adaptive cluster may rightly have no worker until there is work */
+    if (!r->opts.adaptive && herd_remote_wait_workers(r->remote, 1, r->opts.client.provision_timeout, err))
+        return rn_no_worker(r, err);
     rn_log(r, HERD_LOG_INFO, "flow run %s: %s cluster up, its scheduler at %s, in %.3fs", r->flow_name, who,
          r->addr, herd_now() - r->t0);
     if (r->opts.client.dashboard_address) remote_dashboard_links(r);
