@@ -606,6 +606,22 @@ static void sg_rules(aws_client *c, char *out, size_t cap)
     assert_int_equal(groups, 1);
 }
 
+/* n workers join r's cluster; 10 t_square tasks come back right, each run
+   by one of the agent's Fargate workers. */
+static void squares_on_workers(herd_runner *r, int n)
+{
+    herd_err err = { 0 };
+    if (herd_wait_for_workers(r, n, 60, &err)) fail_msg("herd_wait_for_workers: %s", err.msg);
+    herd_future *fs[10];
+    for (int i = 0; i < 10; i++) fs[i] = tu_submit(r, "t_square", herd_tuple("i", (int64_t)i), NULL);
+    for (int i = 0; i < 10; i++) {
+        const herd_value *v = NULL;
+        if (herd_future_result(fs[i], 60, &v, &err)) fail_msg("%s", err.msg);
+        assert_int_equal(herd_as_int(herd_at(v, 0)), i * i);
+        assert_true(strncmp(herd_as_str(herd_at(v, 1)), "fargate-", 8) == 0);
+    }
+}
+
 /* fargate_scheduler: the scheduler is an ECS task too. The agent runs it in
    a network namespace holding the private IP moto gave the task and the
    public IP (an Elastic IP on its network interface) it asked for, so this
@@ -624,15 +640,7 @@ static void test_fargate_scheduler_runs_a_flow(void **state)
                               "fargate_scheduler: true, scheduler_cpu: 512, scheduler_mem: 1024, poll_interval: 0.1}",
                               NULL, &log, &err);
     if (!r) fail_msg("%s", err.msg);
-    if (herd_wait_for_workers(r, 2, 60, &err)) fail_msg("herd_wait_for_workers: %s", err.msg);
-    herd_future *fs[10];
-    for (int i = 0; i < 10; i++) fs[i] = tu_submit(r, "t_square", herd_tuple("i", (int64_t)i), NULL);
-    for (int i = 0; i < 10; i++) {
-        const herd_value *v = NULL;
-        if (herd_future_result(fs[i], 60, &v, &err)) fail_msg("%s", err.msg);
-        assert_int_equal(herd_as_int(herd_at(v, 0)), i * i);
-        assert_true(strncmp(herd_as_str(herd_at(v, 1)), "fargate-", 8) == 0);
-    }
+    squares_on_workers(r, 2);
     /* the scheduler task as moto recorded it, and its address as dialled */
     aws_client *c = checker();
     json_t *cl = ecs(c, "ListClusters", json_object());
@@ -733,14 +741,7 @@ static void test_fargate_scheduler_tls(void **state)
                                  "fargate_scheduler: true, poll_interval: 0.1}", NULL, "{security: temporary}", &log,
                                  &err);
     if (!r) fail_msg("%s", err.msg);
-    if (herd_wait_for_workers(r, 2, 60, &err)) fail_msg("herd_wait_for_workers: %s", err.msg);
-    herd_future *fs[10];
-    for (int i = 0; i < 10; i++) fs[i] = tu_submit(r, "t_square", herd_tuple("i", (int64_t)i), NULL);
-    for (int i = 0; i < 10; i++) {
-        const herd_value *v = NULL;
-        if (herd_future_result(fs[i], 60, &v, &err)) fail_msg("%s", err.msg);
-        assert_int_equal(herd_as_int(herd_at(v, 0)), i * i);
-    }
+    squares_on_workers(r, 2);
     assert_true(strncmp(herd_runner_address(r), "tls://", 6) == 0);
     aws_client *c = checker();
     json_t *cl = ecs(c, "ListClusters", json_object());

@@ -220,6 +220,23 @@ static int wait_exit(pid_t pid)
     return -1;
 }
 
+/* A flow on r: a worker joins, sha256("abc") comes back right; then the
+   flow ends and the worker w is stopped. */
+static void sha_round_then_stop(herd_runner *r, pid_t w)
+{
+    herd_err err;
+    if (herd_wait_for_workers(r, 1, 10, &err)) fail_msg("%s", err.msg);
+    herd_future *f;
+    const herd_value *v;
+    assert_int_equal(herd_submit(r, "hash.sha256", herd_tuple("s", "abc"), &f, &err), 0);
+    if (herd_future_result(f, 10, &v, &err)) fail_msg("%s", err.msg);
+    assert_string_equal(herd_as_str(v), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    herd_flow_end(r, false, &err);
+    herd_runner_free(r);
+    kill(w, SIGTERM);
+    wait_exit(w);
+}
+
 /* ---- a flow over TLS with certificates of its own ---- */
 static void test_flow_over_tls(void **state)
 {
@@ -231,16 +248,7 @@ static void test_flow_over_tls(void **state)
     herd_runner *r;
     herd_err err;
     if (herd_runner_new(&r, &o, &err) || herd_flow_begin(r, "tls", &err)) fail_msg("%s", err.msg);
-    if (herd_wait_for_workers(r, 1, 10, &err)) fail_msg("%s", err.msg);
-    herd_future *f;
-    const herd_value *v;
-    assert_int_equal(herd_submit(r, "hash.sha256", herd_tuple("s", "abc"), &f, &err), 0);
-    if (herd_future_result(f, 10, &v, &err)) fail_msg("%s", err.msg);
-    assert_string_equal(herd_as_str(v), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-    herd_flow_end(r, false, &err);
-    herd_runner_free(r);
-    kill(w, SIGTERM);
-    wait_exit(w);
+    sha_round_then_stop(r, w);
 }
 
 /* ---- TLS files with a provider that may run the scheduler itself ---- */
@@ -442,16 +450,7 @@ static void test_server_name(void **state)
     herd_runner_opts o = { .address = naddr, .client_kwargs = ck };
     herd_runner *r;
     if (herd_runner_new(&r, &o, &err) || herd_flow_begin(r, "named", &err)) fail_msg("%s", err.msg);
-    if (herd_wait_for_workers(r, 1, 10, &err)) fail_msg("%s", err.msg);     /* the worker checked the name too */
-    herd_future *f;
-    const herd_value *v;
-    assert_int_equal(herd_submit(r, "hash.sha256", herd_tuple("s", "abc"), &f, &err), 0);
-    if (herd_future_result(f, 10, &v, &err)) fail_msg("%s", err.msg);
-    assert_string_equal(herd_as_str(v), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-    herd_flow_end(r, false, &err);
-    herd_runner_free(r);
-    kill(w, SIGTERM);
-    wait_exit(w);
+    sha_round_then_stop(r, w);     /* the worker checks the name too */
     /* without it, with another name, with a name that is none */
     snprintf(ck, sizeof ck, "{%s}", base);
     expect_connect_error(naddr, ck, "IP address mismatch (server certificate \"test-scheduler\" is not valid for "
