@@ -1,7 +1,8 @@
 /* core/runner_int.h — the task runner's state (flow_runner) and what its
- * two files share: runner.c (options, the temporary cluster's life, signals)
- * and runner_remote.c (schedulers this process does not run: an address, or
- * one a provider starts). */
+ * files share: runner.c (the API, options, starting and ending a flow run's
+ * cluster), runner_remote.c (schedulers this process does not run: an
+ * address, or one a provider starts) and runner_live.c (a run while it is
+ * live: going live, keeping its size, signals). */
 #ifndef HERD_RUNNER_INT_H
 #define HERD_RUNNER_INT_H
 
@@ -69,9 +70,13 @@ typedef struct flow_runner {
     struct flow_runner *next_active;
 } flow_runner;
 
+/* runner_live.c */
 void rn_log(flow_runner *r, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-/* The run is live: signals tear it down (runner.c). */
+/* The run is live: signals tear it down; rn_deactivate: no more. */
 void rn_activate(flow_runner *r);
+void rn_deactivate(flow_runner *r);
+/* The provider's cluster closed, once. */
+void rn_close_cluster(flow_runner *r);
 /* "N workers: …" for error messages. */
 void rn_status_text(flow_runner *r, char *buf, size_t cap);
 /* Start the cluster's workers and keep it at its size (adaptive.c). */

@@ -20,6 +20,7 @@
 #include "value_int.h"
 #include "metrics.h"
 
+#include <malloc.h>
 #include <event2/buffer.h>
 
 #include <stdarg.h>
@@ -191,8 +192,14 @@ static inline void count_end(stask *t)
 }
 
 /* Run a dispatch pass once the loop has handled this iteration's messages. */
-/* The task table shrinks and the heap is trimmed once many tasks are gone (scheduler.c). */
-void sch_compact(herd_sched *s);
+/* After many tasks were forgotten (a big map released): the task table
+ * shrinks and the freed heap goes back to the system, so a long-lived
+ * process does not keep the peak of its largest map. Call between
+ * messages, never while the table is iterated. */
+static inline void sch_compact(herd_sched *s)
+{
+    if (kmap_compact(&s->tasks)) malloc_trim(0);
+}
 
 static inline void kick(herd_sched *s)
 {

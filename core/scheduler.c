@@ -22,21 +22,10 @@
  *    recomputed from its task when the holder dies while it is still needed. */
 #include "sched_int.h"
 
-#include <malloc.h>
-
 #include <errno.h>
 #include <math.h>
 #include <unistd.h>
 #include <event2/thread.h>
-
-/* After many tasks were forgotten (a big map released): the task table
- * shrinks and the freed heap goes back to the system, so a long-lived
- * process does not keep the peak of its largest map. Called between
- * messages, never while the table is iterated. */
-void sch_compact(herd_sched *s)
-{
-    if (kmap_compact(&s->tasks)) malloc_trim(0);
-}
 
 static void inbox_cb(evutil_socket_t fd, short what, void *arg)
 {
