@@ -606,6 +606,20 @@ static void sg_rules(aws_client *c, char *out, size_t cap)
     assert_int_equal(groups, 1);
 }
 
+/* DescribeTasks of every task ListTasks gives in the one ECS cluster moto
+   holds (the caller frees it); *listed (may be NULL): how many it listed. */
+static json_t *cluster_tasks(aws_client *c, size_t *listed)
+{
+    json_t *cl = ecs(c, "ListClusters", json_object());
+    json_t *arn = json_array_get(json_object_get(cl, "clusterArns"), 0);
+    json_t *lt = ecs(c, "ListTasks", json_pack("{s:O}", "cluster", arn));
+    if (listed) *listed = json_array_size(json_object_get(lt, "taskArns"));
+    json_t *dt = ecs(c, "DescribeTasks", json_pack("{s:O, s:O}", "cluster", arn, "tasks", json_object_get(lt, "taskArns")));
+    json_decref(lt);
+    json_decref(cl);
+    return dt;
+}
+
 /* n workers join r's cluster; 10 t_square tasks come back right, each run
    by one of the agent's Fargate workers. */
 static void squares_on_workers(herd_runner *r, int n)
@@ -643,11 +657,9 @@ static void test_fargate_scheduler_runs_a_flow(void **state)
     squares_on_workers(r, 2);
     /* the scheduler task as moto recorded it, and its address as dialled */
     aws_client *c = checker();
-    json_t *cl = ecs(c, "ListClusters", json_object());
-    json_t *arn = json_array_get(json_object_get(cl, "clusterArns"), 0);
-    json_t *lt = ecs(c, "ListTasks", json_pack("{s:O}", "cluster", arn));
-    assert_int_equal(json_array_size(json_object_get(lt, "taskArns")), 3);
-    json_t *dt = ecs(c, "DescribeTasks", json_pack("{s:O, s:O}", "cluster", arn, "tasks", json_object_get(lt, "taskArns")));
+    size_t ntasks = 0;
+    json_t *dt = cluster_tasks(c, &ntasks);
+    assert_int_equal(ntasks, 3);
     json_t *t;
     size_t i;
     int scheds = 0, nw = 0;
@@ -693,8 +705,6 @@ static void test_fargate_scheduler_runs_a_flow(void **state)
         if (!strstr(wenv[k], want)) fail_msg("expected %s in %s", want, wenv[k]);
     }
     json_decref(dt);
-    json_decref(lt);
-    json_decref(cl);
     aws_client_free(c);
     tu_flow_end(r);
     assert_true(tu_log_has_line(&log, "stopping the scheduler task", NULL));
@@ -744,10 +754,7 @@ static void test_fargate_scheduler_tls(void **state)
     squares_on_workers(r, 2);
     assert_true(strncmp(herd_runner_address(r), "tls://", 6) == 0);
     aws_client *c = checker();
-    json_t *cl = ecs(c, "ListClusters", json_object());
-    json_t *arn = json_array_get(json_object_get(cl, "clusterArns"), 0);
-    json_t *lt = ecs(c, "ListTasks", json_pack("{s:O}", "cluster", arn));
-    json_t *dt = ecs(c, "DescribeTasks", json_pack("{s:O, s:O}", "cluster", arn, "tasks", json_object_get(lt, "taskArns")));
+    json_t *dt = cluster_tasks(c, NULL);
     json_t *t;
     size_t i;
     int scheds = 0, workers = 0;
@@ -773,8 +780,6 @@ static void test_fargate_scheduler_tls(void **state)
     assert_int_equal(scheds, 1);
     assert_int_equal(workers, 2);
     json_decref(dt);
-    json_decref(lt);
-    json_decref(cl);
     aws_client_free(c);
     assert_true(tu_log_has_line(&log, "the scheduler task runs at tls://", NULL));
     tu_flow_end(r);
@@ -800,10 +805,7 @@ static void test_fargate_scheduler_private_ip(void **state)
     if (herd_future_result(f, 60, &v, &err)) fail_msg("%s", err.msg);
     assert_int_equal(herd_as_int(herd_at(v, 0)), 49);
     aws_client *c = checker();
-    json_t *cl = ecs(c, "ListClusters", json_object());
-    json_t *arn = json_array_get(json_object_get(cl, "clusterArns"), 0);
-    json_t *lt = ecs(c, "ListTasks", json_pack("{s:O}", "cluster", arn));
-    json_t *dt = ecs(c, "DescribeTasks", json_pack("{s:O, s:O}", "cluster", arn, "tasks", json_object_get(lt, "taskArns")));
+    json_t *dt = cluster_tasks(c, NULL);
     json_t *t;
     size_t i;
     int scheds = 0;
@@ -828,8 +830,6 @@ static void test_fargate_scheduler_private_ip(void **state)
     sg_rules(c, rules, sizeof rules);
     assert_string_equal(rules, "-1:-:group tcp:8786-8786:0.0.0.0/0");
     json_decref(dt);
-    json_decref(lt);
-    json_decref(cl);
     aws_client_free(c);
     tu_flow_end(r);
     assert_nothing_left();
